@@ -1,0 +1,16 @@
+//! The wire layer: BER and SNMP v1/v2c messages, sans-IO and zero-copy.
+//!
+//! `Message::parse(bytes, &arena)` decodes a UDP payload into a borrowed `Message`;
+//! `encode::encode` writes one. Nothing here knows about sockets, files or clocks.
+
+pub mod ber;
+pub mod encode;
+pub mod error;
+pub mod message;
+pub mod oid;
+pub mod value;
+
+pub use error::{Error, ErrorKind};
+pub use message::{Message, NotificationOidBuf, Pdu, PduType, RequestPdu, TrapV1, Version};
+pub use oid::{Oid, OidBuf};
+pub use value::{Value, VarBind};

@@ -1,0 +1,299 @@
+//! OBJECT IDENTIFIER values (X.690 §8.19), kept in their encoded form.
+//!
+//! An `Oid` borrows the content octets of an encoded OID after checking them once: no
+//! sub-identifier padded with 0x80, none cut off, none above 2^32 - 1, at most 128 arcs
+//! (RFC 2578 §3.5). Comparing and matching OIDs then works on the bytes, because the
+//! base-128 encoding of each arc is prefix-free: an encoded OID that starts with another
+//! encoded OID has it as a prefix arc by arc. Arcs are decoded only for display.
+
+use core::fmt;
+
+use super::error::{Error, ErrorKind, Result};
+
+/// The most sub-identifiers an SNMP OID may have (RFC 2578 §3.5).
+pub const MAX_ARCS: usize = 128;
+
+/// A validated, borrowed, encoded OBJECT IDENTIFIER.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Oid<'a>(&'a [u8]);
+
+impl<'a> Oid<'a> {
+    /// Checks the content octets of an OID; `offset` is where they start in the message.
+    pub fn parse(bytes: &'a [u8], offset: usize) -> Result<Oid<'a>> {
+        validate(bytes, offset)?;
+        Ok(Oid(bytes))
+    }
+
+    /// The encoded content octets.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.0
+    }
+
+    /// True if `prefix` is this OID or an ancestor of it.
+    pub fn starts_with(&self, prefix: Oid<'_>) -> bool {
+        self.0.starts_with(prefix.0)
+    }
+
+    /// The arcs, decoded.
+    pub fn arcs(&self) -> impl Iterator<Item = u32> + 'a {
+        arcs_of(self.0)
+    }
+
+    /// An owned copy.
+    pub fn to_buf(&self) -> OidBuf {
+        OidBuf(self.0.to_vec())
+    }
+}
+
+fn validate(bytes: &[u8], offset: usize) -> Result<()> {
+    if bytes.is_empty() {
+        return Err(Error::new(ErrorKind::OidEmpty, offset));
+    }
+    // The first sub-identifier carries two arcs.
+    let mut arcs = 1usize;
+    let mut value: u64 = 0;
+    let mut at_start = true;
+    for (i, &b) in bytes.iter().enumerate() {
+        if at_start && b == 0x80 {
+            return Err(Error::new(ErrorKind::OidPadding, offset + i));
+        }
+        value = (value << 7) | (b & 0x7f) as u64;
+        if value > u32::MAX as u64 {
+            return Err(Error::new(ErrorKind::OidArcTooLarge, offset + i));
+        }
+        at_start = b & 0x80 == 0;
+        if at_start {
+            arcs += 1;
+            value = 0;
+        }
+    }
+    if !at_start {
+        return Err(Error::new(ErrorKind::OidTruncated, offset + bytes.len() - 1));
+    }
+    if arcs > MAX_ARCS {
+        return Err(Error::new(ErrorKind::OidTooManyArcs, offset));
+    }
+    Ok(())
+}
+
+impl fmt::Display for Oid<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, arc) in arcs_of(self.0).enumerate() {
+            if i > 0 {
+                f.write_str(".")?;
+            }
+            write!(f, "{arc}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Oid<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Oid({self})")
+    }
+}
+
+/// Decodes the arcs of validated OID content octets.
+fn arcs_of(bytes: &[u8]) -> impl Iterator<Item = u32> + '_ {
+    let mut subs = bytes
+        .split_inclusive(|&b| b & 0x80 == 0)
+        .map(|s| s.iter().fold(0u32, |acc, &b| (acc << 7) | (b & 0x7f) as u32));
+    let first = subs.next();
+    let split = first.map(|v| match v {
+        0..=39 => [0, v],
+        40..=79 => [1, v - 40],
+        _ => [2, v - 80],
+    });
+    split.into_iter().flatten().chain(subs)
+}
+
+/// An owned encoded OID, for rule tables and the encoder.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OidBuf(Vec<u8>);
+
+impl OidBuf {
+    /// Encodes a list of arcs. At least two arcs; the first 0, 1 or 2; the second below
+    /// 40 unless the first is 2.
+    pub fn from_arcs(arcs: &[u32]) -> core::result::Result<OidBuf, OidSyntaxError> {
+        if arcs.len() < 2 {
+            return Err(OidSyntaxError("an OID needs at least two arcs"));
+        }
+        if arcs.len() > MAX_ARCS {
+            return Err(OidSyntaxError("an OID has at most 128 arcs"));
+        }
+        let first = match (arcs[0], arcs[1]) {
+            (0 | 1, y) if y < 40 => arcs[0] * 40 + y,
+            (2, y) if y <= u32::MAX - 80 => 80 + y,
+            (0 | 1, _) => return Err(OidSyntaxError("the second arc must be below 40")),
+            (2, _) => return Err(OidSyntaxError("the second arc is too large")),
+            _ => return Err(OidSyntaxError("the first arc must be 0, 1 or 2")),
+        };
+        let mut out = Vec::with_capacity(arcs.len() + 4);
+        push_arc(&mut out, first);
+        for &a in &arcs[2..] {
+            push_arc(&mut out, a);
+        }
+        Ok(OidBuf(out))
+    }
+
+    /// The borrowed, validated view.
+    pub fn as_oid(&self) -> Oid<'_> {
+        Oid(&self.0)
+    }
+
+    /// The encoded content octets.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// This OID with more arcs appended.
+    pub fn child(&self, arcs: &[u32]) -> OidBuf {
+        let mut out = self.0.clone();
+        for &a in arcs {
+            push_arc(&mut out, a);
+        }
+        OidBuf(out)
+    }
+}
+
+/// Appends one sub-identifier in base 128, most significant group first.
+pub fn push_arc(out: &mut Vec<u8>, arc: u32) {
+    let mut tmp = [0u8; 5];
+    let n = encode_arc(arc, &mut tmp);
+    out.extend_from_slice(&tmp[5 - n..]);
+}
+
+/// Writes `arc` in base 128 at the end of `buf`; returns how many octets it took.
+pub fn encode_arc(mut arc: u32, buf: &mut [u8; 5]) -> usize {
+    let mut i = 5;
+    let mut last = true;
+    loop {
+        i -= 1;
+        buf[i] = (arc & 0x7f) as u8 | if last { 0 } else { 0x80 };
+        last = false;
+        arc >>= 7;
+        if arc == 0 {
+            return 5 - i;
+        }
+    }
+}
+
+impl core::str::FromStr for OidBuf {
+    type Err = OidSyntaxError;
+
+    /// Parses dotted notation, with or without a leading dot ("1.3.6.1" or ".1.3.6.1").
+    fn from_str(s: &str) -> core::result::Result<OidBuf, OidSyntaxError> {
+        let s = s.strip_prefix('.').unwrap_or(s);
+        let mut arcs = Vec::new();
+        for part in s.split('.') {
+            let arc = part
+                .parse::<u32>()
+                .map_err(|_| OidSyntaxError("every arc must be a number from 0 to 4294967295"))?;
+            arcs.push(arc);
+        }
+        OidBuf::from_arcs(&arcs)
+    }
+}
+
+impl fmt::Display for OidBuf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.as_oid().fmt(f)
+    }
+}
+
+impl fmt::Debug for OidBuf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "OidBuf({self})")
+    }
+}
+
+/// Why a dotted OID could not be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OidSyntaxError(pub &'static str);
+
+impl fmt::Display for OidSyntaxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for OidSyntaxError {}
+
+/// Parses a dotted OID known to be valid (rule tables compiled into the program).
+pub fn oid(s: &str) -> OidBuf {
+    s.parse()
+        .unwrap_or_else(|e| panic!("built-in OID {s:?} is invalid: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_and_prints_arcs() {
+        let o = oid("1.3.6.1.4.1.318.2.3.3.0");
+        assert_eq!(
+            o.as_bytes(),
+            &[0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x3e, 0x02, 0x03, 0x03, 0x00]
+        );
+        assert_eq!(o.to_string(), "1.3.6.1.4.1.318.2.3.3.0");
+        assert_eq!(oid("2.999.3").to_string(), "2.999.3");
+        assert_eq!(oid("0.0").as_bytes(), &[0]);
+        assert_eq!(oid(".1.3.6.1.4.1.50001").to_string(), "1.3.6.1.4.1.50001");
+        assert_eq!(oid("1.3.4294967295").as_bytes(), &[0x2b, 0x8f, 0xff, 0xff, 0xff, 0x7f]);
+    }
+
+    #[test]
+    fn rejects_bad_dotted_forms() {
+        assert!("1".parse::<OidBuf>().is_err());
+        assert!("3.1".parse::<OidBuf>().is_err());
+        assert!("1.40".parse::<OidBuf>().is_err());
+        assert!("1.3.x".parse::<OidBuf>().is_err());
+        assert!("1.3.4294967296".parse::<OidBuf>().is_err());
+    }
+
+    #[test]
+    fn validates_encoded_form() {
+        let ok = [0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x3e];
+        assert_eq!(Oid::parse(&ok, 0).unwrap().to_string(), "1.3.6.1.4.1.318");
+        assert_eq!(Oid::parse(&[], 7).unwrap_err(), Error::new(ErrorKind::OidEmpty, 7));
+        // zeek's snmp-oid-subidentifier-too-long.pcap: 2b then ten 0x80 then 00.
+        let zeek = [0x2b, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00];
+        assert_eq!(
+            Oid::parse(&zeek, 10).unwrap_err(),
+            Error::new(ErrorKind::OidPadding, 11)
+        );
+        assert_eq!(
+            Oid::parse(&[0x2b, 0x06, 0x82], 0).unwrap_err(),
+            Error::new(ErrorKind::OidTruncated, 2)
+        );
+        assert_eq!(
+            Oid::parse(&[0x2b, 0x90, 0x80, 0x80, 0x80, 0x00], 0).unwrap_err(),
+            Error::new(ErrorKind::OidArcTooLarge, 5)
+        );
+        let long = [0x01u8; 128];
+        assert_eq!(
+            Oid::parse(&long, 0).unwrap_err().kind,
+            ErrorKind::OidTooManyArcs
+        );
+        assert!(Oid::parse(&long[..127], 0).is_ok(), "127 sub-ids = 128 arcs");
+    }
+
+    #[test]
+    fn prefix_on_bytes_respects_arc_boundaries() {
+        let apc = oid("1.3.6.1.4.1.318");
+        let trap = oid("1.3.6.1.4.1.318.0.7");
+        let other = oid("1.3.6.1.4.1.3180");
+        assert!(trap.as_oid().starts_with(apc.as_oid()));
+        assert!(!other.as_oid().starts_with(apc.as_oid()));
+        assert_eq!(apc.child(&[0, 7]), trap);
+    }
+
+    #[test]
+    fn arcs_iterator_matches_display() {
+        let o = oid("2.100.3.300000");
+        let arcs: Vec<u32> = o.as_oid().arcs().collect();
+        assert_eq!(arcs, vec![2, 100, 3, 300000]);
+    }
+}
