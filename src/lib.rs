@@ -10,4 +10,5 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod classify;
 pub mod wire;
