@@ -11,4 +11,8 @@
 #![forbid(unsafe_code)]
 
 pub mod classify;
+pub mod pipeline;
+pub mod report;
+pub mod source;
+pub mod time;
 pub mod wire;

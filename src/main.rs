@@ -1,1 +1,144 @@
-fn main() {}
+//! The `trapgate` command line: parse arguments, pick a source, run the pipeline.
+
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use trapgate::classify::Classifier;
+use trapgate::pipeline::{Outcome, Pipeline};
+use trapgate::report::{self, Seen};
+use trapgate::source::replay::{self, Replayed};
+
+/// An SNMP trap gateway for video-surveillance sites: UPS traps in, recorder shutdowns out.
+#[derive(Parser)]
+#[command(name = "trapgate", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print every SNMP message of a pcap/pcapng capture, like Wireshark's packet list.
+    Decode {
+        /// The capture file (pcap or pcapng).
+        file: PathBuf,
+        /// Print JSON lines instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Also take UDP on this port as SNMP (161 and 162 always are). Repeatable.
+        #[arg(long = "port", value_name = "PORT")]
+        ports: Vec<u16>,
+    },
+    /// Print the classified UPS events of a capture as JSON lines.
+    Events {
+        /// The capture file (pcap or pcapng).
+        file: PathBuf,
+        /// Also take UDP on this port as SNMP (161 and 162 always are). Repeatable.
+        #[arg(long = "port", value_name = "PORT")]
+        ports: Vec<u16>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let result = match cli.command {
+        Command::Decode { file, json, ports } => decode(&file, json, &ports, &mut out),
+        Command::Events { file, ports } => events(&file, &ports, &mut out),
+    };
+    let flushed = out.flush();
+    match result.and(flushed.map_err(|e| e.to_string())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.contains("Broken pipe") => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("trapgate: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn seen<'a>(r: &Replayed<'_>, d: &'a trapgate::source::frame::Datagram<'a>) -> Seen<'a> {
+    Seen {
+        frame: r.frame,
+        time: r.time,
+        origin: r.origin,
+        datagram: d,
+    }
+}
+
+fn decode(
+    file: &PathBuf,
+    json: bool,
+    ports: &[u16],
+    out: &mut impl Write,
+) -> Result<(), String> {
+    let mut pipeline = Pipeline::new(Classifier::builtin(), ports);
+    let mut write_err = None;
+    let end = replay::replay(file, &mut pipeline, |p, r| {
+        if write_err.is_some() {
+            return;
+        }
+        let line = match &r.outcome {
+            Outcome::Message(d, m, _) => {
+                let s = seen(r, d);
+                if json {
+                    report::message_json(p.classifier(), &s, m).to_string()
+                } else {
+                    report::message_line(p.classifier(), &s, m)
+                }
+            }
+            Outcome::Malformed(d, e) => {
+                let s = seen(r, d);
+                if json {
+                    report::malformed_json(&s, e).to_string()
+                } else {
+                    report::malformed_line(&s, e)
+                }
+            }
+            Outcome::NoDatagram(_) | Outcome::OtherPort(_) => return,
+        };
+        if let Err(e) = writeln!(out, "{line}") {
+            write_err = Some(e);
+        }
+    })
+    .map_err(|e| e.to_string())?;
+    if let Some(e) = write_err {
+        return Err(e.to_string());
+    }
+    let cut = end.cut_short.as_deref();
+    if json {
+        writeln!(out, "{}", report::summary_json(pipeline.counters(), cut))
+    } else {
+        write!(out, "{}", report::summary_text(pipeline.counters(), cut))
+    }
+    .map_err(|e| e.to_string())
+}
+
+fn events(file: &PathBuf, ports: &[u16], out: &mut impl Write) -> Result<(), String> {
+    let mut pipeline = Pipeline::new(Classifier::builtin(), ports);
+    let mut write_err = None;
+    let end = replay::replay(file, &mut pipeline, |p, r| {
+        if let Outcome::Message(d, m, Some(c)) = &r.outcome {
+            let line = report::event_json(p.classifier(), &seen(r, d), m, c);
+            if write_err.is_none()
+                && let Err(e) = writeln!(out, "{line}")
+            {
+                write_err = Some(e);
+            }
+        }
+    })
+    .map_err(|e| e.to_string())?;
+    if let Some(e) = write_err {
+        return Err(e.to_string());
+    }
+    writeln!(
+        out,
+        "{}",
+        report::summary_json(pipeline.counters(), end.cut_short.as_deref())
+    )
+    .map_err(|e| e.to_string())
+}

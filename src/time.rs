@@ -1,0 +1,73 @@
+//! Time as the pipeline sees it: nanoseconds since the Unix epoch, given by a source
+//! (the capture's timestamp in a replay). Nothing outside `source/` reads the OS clock.
+
+use core::fmt;
+
+/// A point in time, nanoseconds since 1970-01-01T00:00:00Z.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(pub u64);
+
+impl Timestamp {
+    /// Seconds (with fraction) since `origin`, as Wireshark's "seconds since beginning
+    /// of capture" column.
+    pub fn since(self, origin: Timestamp) -> f64 {
+        (self.0 as i128 - origin.0 as i128) as f64 / 1e9
+    }
+
+    /// The ISO 8601 UTC form, to the microsecond: `2019-03-07T08:20:33.504849Z`.
+    pub fn utc(self) -> Utc {
+        Utc(self)
+    }
+}
+
+/// Display adapter for `Timestamp::utc`.
+pub struct Utc(Timestamp);
+
+impl fmt::Display for Utc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ns = self.0.0;
+        let secs = ns / 1_000_000_000;
+        let micros = (ns % 1_000_000_000) / 1_000;
+        let days = (secs / 86_400) as i64;
+        let rem = secs % 86_400;
+        let (y, m, d) = civil_from_days(days);
+        write!(
+            f,
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        )
+    }
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formatting() {
+        assert_eq!(Timestamp(0).utc().to_string(), "1970-01-01T00:00:00.000000Z");
+        let t = Timestamp(1_551_946_833_504_849_000);
+        assert_eq!(t.utc().to_string(), "2019-03-07T08:20:33.504849Z");
+        assert_eq!(
+            Timestamp(951_782_400_000_000_000).utc().to_string(),
+            "2000-02-29T00:00:00.000000Z"
+        );
+        assert!((t.since(Timestamp(1_551_945_600_000_000_000)) - 1233.504849).abs() < 1e-9);
+    }
+}
