@@ -66,16 +66,12 @@ fn seen<'a>(r: &Replayed<'_>, d: &'a trapgate::source::frame::Datagram<'a>) -> S
         frame: r.frame,
         time: r.time,
         origin: r.origin,
+        len: r.len,
         datagram: d,
     }
 }
 
-fn decode(
-    file: &PathBuf,
-    json: bool,
-    ports: &[u16],
-    out: &mut impl Write,
-) -> Result<(), String> {
+fn decode(file: &PathBuf, json: bool, ports: &[u16], out: &mut impl Write) -> Result<(), String> {
     let mut pipeline = Pipeline::new(Classifier::builtin(), ports);
     let mut write_err = None;
     let end = replay::replay(file, &mut pipeline, |p, r| {

@@ -102,7 +102,12 @@ impl Pipeline {
 
     /// Runs one captured frame through the pipeline.
     #[inline]
-    pub fn process_frame<'a>(&mut self, link: LinkType, frame: &'a [u8], arena: &'a Bump) -> Outcome<'a> {
+    pub fn process_frame<'a>(
+        &mut self,
+        link: LinkType,
+        frame: &'a [u8],
+        arena: &'a Bump,
+    ) -> Outcome<'a> {
         self.counters.frames += 1;
         match udp_datagram(link, frame) {
             Ok(d) => self.process_datagram(d, arena),

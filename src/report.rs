@@ -22,6 +22,8 @@ pub struct Seen<'a> {
     pub time: Timestamp,
     /// Time of the capture's first frame (for the relative column).
     pub origin: Timestamp,
+    /// Length of the frame on the wire (Wireshark's Length column).
+    pub len: u32,
     /// The datagram.
     pub datagram: &'a Datagram<'a>,
 }
@@ -65,11 +67,12 @@ pub fn message_line(c: &Classifier, seen: &Seen<'_>, msg: &Message<'_>) -> Strin
     let mut s = String::with_capacity(160);
     let _ = write!(
         s,
-        "{:>5} {:>12.6} {} → {} {} {:?} {}",
+        "{:>5} {:>12.6} {} → {} {:>4} {} {:?} {}",
         seen.frame,
         seen.time.since(seen.origin),
         endpoint(seen.datagram, true),
         endpoint(seen.datagram, false),
+        seen.len,
         msg.version.name(),
         String::from_utf8_lossy(msg.community),
         msg.pdu_type()
@@ -125,11 +128,12 @@ pub fn malformed_line(seen: &Seen<'_>, err: &crate::wire::Error) -> String {
         format!("MALFORMED: {err}")
     };
     format!(
-        "{:>5} {:>12.6} {} → {} {what}",
+        "{:>5} {:>12.6} {} → {} {:>4} {what}",
         seen.frame,
         seen.time.since(seen.origin),
         endpoint(seen.datagram, true),
         endpoint(seen.datagram, false),
+        seen.len,
     )
 }
 
@@ -158,7 +162,12 @@ fn value_json(v: &Value<'_>) -> (&'static str, Json) {
         Value::EndOfMibView => ("endOfMibView", Json::Null),
         Value::Other(tag, s) => (
             "Other",
-            json!(format!("tag {:#04x}/{}: {}", tag.form, tag.number, Octets(s))),
+            json!(format!(
+                "tag {:#04x}/{}: {}",
+                tag.form,
+                tag.number,
+                Octets(s)
+            )),
         ),
     }
 }
@@ -190,6 +199,7 @@ fn common(seen: &Seen<'_>) -> Map<String, Json> {
     o.insert("rel".into(), json!(rel));
     o.insert("src".into(), json!(endpoint(seen.datagram, true)));
     o.insert("dst".into(), json!(endpoint(seen.datagram, false)));
+    o.insert("len".into(), json!(seen.len));
     o
 }
 
@@ -253,7 +263,13 @@ pub fn event_json(
     let mut o = Map::new();
     o.insert("time".into(), json!(seen.time.utc().to_string()));
     o.insert("frame".into(), json!(seen.frame));
-    o.insert("ups".into(), json!(seen.datagram.src.to_string()));
+    // The sender: a UPS, or for an acknowledgement the recorder.
+    let who = if class.event == Event::RecorderAck {
+        "recorder"
+    } else {
+        "ups"
+    };
+    o.insert(who.into(), json!(seen.datagram.src.to_string()));
     o.insert("event".into(), json!(class.event.name()));
     match class.rule.map(|i| c.rule(i)) {
         Some(r) => {

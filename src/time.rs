@@ -61,7 +61,10 @@ mod tests {
 
     #[test]
     fn utc_formatting() {
-        assert_eq!(Timestamp(0).utc().to_string(), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            Timestamp(0).utc().to_string(),
+            "1970-01-01T00:00:00.000000Z"
+        );
         let t = Timestamp(1_551_946_833_504_849_000);
         assert_eq!(t.utc().to_string(), "2019-03-07T08:20:33.504849Z");
         assert_eq!(

@@ -110,7 +110,11 @@ pub struct DuplicateRules(pub Vec<String>);
 
 impl fmt::Display for DuplicateRules {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "trap rules name the same OID twice: {}", self.0.join(", "))
+        write!(
+            f,
+            "trap rules name the same OID twice: {}",
+            self.0.join(", ")
+        )
     }
 }
 
@@ -338,17 +342,57 @@ mod tests {
         let cases = [
             ("1.3.6.1.4.1.318.0.5", Event::OnBattery, "upsOnBattery"),
             ("1.3.6.1.4.1.318.0.9", Event::PowerRestored, "powerRestored"),
-            ("1.3.6.1.4.1.318.0.39", Event::ShutdownPending, "gracefulShutdown"),
-            ("1.3.6.1.4.1.534.1.11.4.1.0.3", Event::OnBattery, "xupstdOnBattery"),
-            ("1.3.6.1.4.1.534.1.11.4.1.0.4", Event::LowBattery, "xupstdLowBattery"),
-            ("1.3.6.1.4.1.3808.0.29", Event::ShutdownPending, "upsSignalClientShutdown"),
-            ("1.3.6.1.4.1.3808.0.1", Event::CommunicationLost, "communicationLost"),
-            ("1.3.6.1.4.1.705.1.11.0.11", Event::OnBattery, "upsmgOnBattery"),
+            (
+                "1.3.6.1.4.1.318.0.39",
+                Event::ShutdownPending,
+                "gracefulShutdown",
+            ),
+            (
+                "1.3.6.1.4.1.534.1.11.4.1.0.3",
+                Event::OnBattery,
+                "xupstdOnBattery",
+            ),
+            (
+                "1.3.6.1.4.1.534.1.11.4.1.0.4",
+                Event::LowBattery,
+                "xupstdLowBattery",
+            ),
+            (
+                "1.3.6.1.4.1.3808.0.29",
+                Event::ShutdownPending,
+                "upsSignalClientShutdown",
+            ),
+            (
+                "1.3.6.1.4.1.3808.0.1",
+                Event::CommunicationLost,
+                "communicationLost",
+            ),
+            (
+                "1.3.6.1.4.1.705.1.11.0.11",
+                Event::OnBattery,
+                "upsmgOnBattery",
+            ),
             ("1.3.6.1.4.1.935.0.7", Event::LowBattery, "lowBattery"),
-            ("1.3.6.1.4.1.476.1.42.3.3.0.3", Event::LowBattery, "lgpEventLowBatteryWarning"),
-            ("1.3.6.1.4.1.4555.1.1.1.2.0.8", Event::LowBattery, "upsTrapBatteryLow"),
-            ("1.3.6.1.4.1.4555.1.1.7.2.0.23", Event::PowerRestored, "upsTrapPowerRestored"),
-            ("1.3.6.1.4.1.2254.2.4.20.0.3", Event::OnBattery, "dupsPowerFail"),
+            (
+                "1.3.6.1.4.1.476.1.42.3.3.0.3",
+                Event::LowBattery,
+                "lgpEventLowBatteryWarning",
+            ),
+            (
+                "1.3.6.1.4.1.4555.1.1.1.2.0.8",
+                Event::LowBattery,
+                "upsTrapBatteryLow",
+            ),
+            (
+                "1.3.6.1.4.1.4555.1.1.7.2.0.23",
+                Event::PowerRestored,
+                "upsTrapPowerRestored",
+            ),
+            (
+                "1.3.6.1.4.1.2254.2.4.20.0.3",
+                Event::OnBattery,
+                "dupsPowerFail",
+            ),
             ("1.3.6.1.6.3.1.1.5.1", Event::Informational, "coldStart"),
         ];
         for (trap, event, name) in cases {
@@ -359,13 +403,26 @@ mod tests {
     #[test]
     fn recorder_ack_matches_any_trap_under_its_enterprise() {
         let c = Classifier::builtin();
-        for t in ["1.3.6.1.4.1.50001.0.1", "1.3.6.1.4.1.50001.0.200", "1.3.6.1.4.1.50001"] {
-            assert_eq!(event_of(&c, t), (Event::RecorderAck, Some("recorderAck".into())));
+        for t in [
+            "1.3.6.1.4.1.50001.0.1",
+            "1.3.6.1.4.1.50001.0.200",
+            "1.3.6.1.4.1.50001",
+        ] {
+            assert_eq!(
+                event_of(&c, t),
+                (Event::RecorderAck, Some("recorderAck".into()))
+            );
         }
-        assert_eq!(event_of(&c, "1.3.6.1.4.1.500010.0.1"), (Event::Unknown, None));
+        assert_eq!(
+            event_of(&c, "1.3.6.1.4.1.500010.0.1"),
+            (Event::Unknown, None)
+        );
         // A prefix of a known trap is not that trap.
         assert_eq!(event_of(&c, "1.3.6.1.4.1.318.0"), (Event::Unknown, None));
-        assert_eq!(event_of(&c, "1.3.6.1.4.1.318.0.7.1"), (Event::Unknown, None));
+        assert_eq!(
+            event_of(&c, "1.3.6.1.4.1.318.0.7.1"),
+            (Event::Unknown, None)
+        );
     }
 
     #[test]
@@ -389,13 +446,22 @@ mod tests {
         assert_eq!(cls(&removed, &on_battery), Event::PowerRestored);
         // Eaton's xupstdAlarmEntryAdded may carry an RFC 1628 alarm.
         assert_eq!(
-            cls(&oid("1.3.6.1.4.1.534.1.11.4.1.0.21"), &oid("1.3.6.1.2.1.33.1.6.3.22")),
+            cls(
+                &oid("1.3.6.1.4.1.534.1.11.4.1.0.21"),
+                &oid("1.3.6.1.2.1.33.1.6.3.22")
+            ),
             Event::ShutdownPending
         );
         // Liebert condition added / removed.
         let lgp = oid("1.3.6.1.4.1.476.1.42.3.2.1.72");
-        assert_eq!(cls(&oid("1.3.6.1.4.1.476.1.42.3.3.0.1"), &lgp), Event::OnBattery);
-        assert_eq!(cls(&oid("1.3.6.1.4.1.476.1.42.3.3.0.2"), &lgp), Event::PowerRestored);
+        assert_eq!(
+            cls(&oid("1.3.6.1.4.1.476.1.42.3.3.0.1"), &lgp),
+            Event::OnBattery
+        );
+        assert_eq!(
+            cls(&oid("1.3.6.1.4.1.476.1.42.3.3.0.2"), &lgp),
+            Event::PowerRestored
+        );
         // No alarm varbind: nothing to act on.
         assert_eq!(c.classify(added.as_oid(), &[]).event, Event::Informational);
     }
@@ -407,11 +473,23 @@ mod tests {
             let o = oid(s);
             c.name(o.as_oid()).to_string()
         };
-        assert_eq!(show("1.3.6.1.4.1.318.2.3.3.0"), "PowerNet-MIB::mtrapargsString.0");
-        assert_eq!(show("1.3.6.1.4.1.318.2.3.3"), "PowerNet-MIB::mtrapargsString");
-        assert_eq!(show("1.3.6.1.2.1.33.1.2.4.0"), "UPS-MIB::upsEstimatedChargeRemaining.0");
+        assert_eq!(
+            show("1.3.6.1.4.1.318.2.3.3.0"),
+            "PowerNet-MIB::mtrapargsString.0"
+        );
+        assert_eq!(
+            show("1.3.6.1.4.1.318.2.3.3"),
+            "PowerNet-MIB::mtrapargsString"
+        );
+        assert_eq!(
+            show("1.3.6.1.2.1.33.1.2.4.0"),
+            "UPS-MIB::upsEstimatedChargeRemaining.0"
+        );
         assert_eq!(show("1.3.6.1.4.1.318.0.7"), "PowerNet-MIB::lowBattery");
-        assert_eq!(show("1.3.6.1.4.1.318.1.1.1.2.2.1.0"), "PowerNet-MIB::upsAdvBatteryCapacity.0");
+        assert_eq!(
+            show("1.3.6.1.4.1.318.1.1.1.2.2.1.0"),
+            "PowerNet-MIB::upsAdvBatteryCapacity.0"
+        );
         assert_eq!(show("1.3.6.1.4.1.318.9.1"), "PowerNet-MIB::apc.9.1");
         assert_eq!(show("1.3.6.1.4.1.9.9"), "1.3.6.1.4.1.9.9");
     }

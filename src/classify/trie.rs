@@ -230,7 +230,10 @@ mod tests {
             "1.3.6.1.4.1.50001",
             "1.3.6.1.2.1.33.2.1",
         ]);
-        let at = |s: &str| t.longest_prefix(oid(s).as_bytes()).map(|m| (*m.value, m.len));
+        let at = |s: &str| {
+            t.longest_prefix(oid(s).as_bytes())
+                .map(|m| (*m.value, m.len))
+        };
         assert_eq!(t.exact(oid("1.3.6.1.4.1.318.0.7").as_bytes()), Some(&0));
         assert_eq!(t.exact(oid("1.3.6.1.4.1.318.0.5").as_bytes()), Some(&1));
         assert_eq!(t.exact(oid("1.3.6.1.4.1.318.0.9").as_bytes()), None);
@@ -261,12 +264,13 @@ mod tests {
 
     fn arcs() -> impl Strategy<Value = Vec<u32>> {
         // Small arcs collide often, which is what exercises shared prefixes.
-        proptest::collection::vec(prop_oneof![0u32..4, 0u32..200, any::<u32>()], 0..6)
-            .prop_map(|mut tail| {
+        proptest::collection::vec(prop_oneof![0u32..4, 0u32..200, any::<u32>()], 0..6).prop_map(
+            |mut tail| {
                 let mut v = vec![1, 3];
                 v.append(&mut tail);
                 v
-            })
+            },
+        )
     }
 
     proptest! {

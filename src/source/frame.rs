@@ -212,8 +212,12 @@ fn ipv6(packet: &[u8]) -> Result<Datagram<'_>> {
     }
     let payload_len = u16::from_be_bytes([h[4], h[5]]) as usize;
     let mut next = h[6];
-    let src = IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(&h[8..24]).expect("16 bytes")));
-    let dst = IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(&h[24..40]).expect("16 bytes")));
+    let src = IpAddr::V6(Ipv6Addr::from(
+        <[u8; 16]>::try_from(&h[8..24]).expect("16 bytes"),
+    ));
+    let dst = IpAddr::V6(Ipv6Addr::from(
+        <[u8; 16]>::try_from(&h[24..40]).expect("16 bytes"),
+    ));
     let mut rest = get(packet, 40..40 + payload_len)?;
     // Walk the extension headers (RFC 8200 §4) to the upper layer.
     for _ in 0..16 {
@@ -276,8 +280,26 @@ mod tests {
     fn udp4(payload: &[u8]) -> Vec<u8> {
         let total = 20 + 8 + payload.len();
         let mut p = vec![
-            0x45, 0, (total >> 8) as u8, total as u8, 0, 1, 0, 0, 64, 17, 0, 0, 127, 0, 0, 1,
-            127, 0, 0, 2,
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            1,
+            0,
+            0,
+            64,
+            17,
+            0,
+            0,
+            127,
+            0,
+            0,
+            1,
+            127,
+            0,
+            0,
+            2,
         ];
         let ulen = 8 + payload.len();
         p.extend_from_slice(&[0x9c, 0x40, 0, 162, (ulen >> 8) as u8, ulen as u8, 0, 0]);
@@ -302,7 +324,10 @@ mod tests {
         // Ethernet pads short frames to 60 bytes: the IP total length trims it.
         let mut padded = f.clone();
         padded.extend_from_slice(&[0; 20]);
-        assert_eq!(udp_datagram(LinkType::ETHERNET, &padded).unwrap().payload, b"snmp");
+        assert_eq!(
+            udp_datagram(LinkType::ETHERNET, &padded).unwrap().payload,
+            b"snmp"
+        );
     }
 
     #[test]
@@ -327,7 +352,10 @@ mod tests {
         assert_eq!(udp_datagram(LinkType::RAW, &frag), Err(FrameDrop::Fragment));
         let mut later = udp4(b"abc");
         later[7] = 0x10; // offset 16
-        assert_eq!(udp_datagram(LinkType::RAW, &later), Err(FrameDrop::Fragment));
+        assert_eq!(
+            udp_datagram(LinkType::RAW, &later),
+            Err(FrameDrop::Fragment)
+        );
         let mut icmp = udp4(b"abc");
         icmp[9] = 1;
         assert_eq!(udp_datagram(LinkType::RAW, &icmp), Err(FrameDrop::NotUdp));
@@ -349,11 +377,17 @@ mod tests {
         }
         let mut bad_udp = udp4(b"abc");
         bad_udp[25] = 4; // UDP length 4 < 8
-        assert_eq!(udp_datagram(LinkType::RAW, &bad_udp), Err(FrameDrop::BadUdp));
+        assert_eq!(
+            udp_datagram(LinkType::RAW, &bad_udp),
+            Err(FrameDrop::BadUdp)
+        );
         let mut bad_ihl = udp4(b"abc");
         bad_ihl[0] = 0x44;
         assert_eq!(udp_datagram(LinkType::RAW, &bad_ihl), Err(FrameDrop::BadIp));
-        assert_eq!(udp_datagram(LinkType(147), &ip), Err(FrameDrop::UnsupportedLink));
+        assert_eq!(
+            udp_datagram(LinkType(147), &ip),
+            Err(FrameDrop::UnsupportedLink)
+        );
     }
 
     fn udp6(ext: &[u8], first_next: u8, payload: &[u8]) -> Vec<u8> {
@@ -387,7 +421,9 @@ mod tests {
         );
         let atomic = [17, 0, 0x00, 0x00, 0, 0, 0, 1];
         assert_eq!(
-            udp_datagram(LinkType::RAW, &udp6(&atomic, 44, b"v6")).unwrap().payload,
+            udp_datagram(LinkType::RAW, &udp6(&atomic, 44, b"v6"))
+                .unwrap()
+                .payload,
             b"v6"
         );
     }
@@ -398,17 +434,26 @@ mod tests {
         let mut sll = vec![0u8; 14];
         sll.extend_from_slice(&[0x08, 0x00]);
         sll.extend_from_slice(&ip);
-        assert_eq!(udp_datagram(LinkType::LINUX_SLL, &sll).unwrap().payload, b"s");
+        assert_eq!(
+            udp_datagram(LinkType::LINUX_SLL, &sll).unwrap().payload,
+            b"s"
+        );
         let mut sll2 = vec![0x08, 0x00];
         sll2.extend_from_slice(&[0u8; 18]);
         sll2.extend_from_slice(&ip);
-        assert_eq!(udp_datagram(LinkType::LINUX_SLL2, &sll2).unwrap().payload, b"s");
+        assert_eq!(
+            udp_datagram(LinkType::LINUX_SLL2, &sll2).unwrap().payload,
+            b"s"
+        );
         let mut null = vec![2, 0, 0, 0];
         null.extend_from_slice(&ip);
         assert_eq!(udp_datagram(LinkType::NULL, &null).unwrap().payload, b"s");
         let mut null_be = vec![0, 0, 0, 2];
         null_be.extend_from_slice(&ip);
-        assert_eq!(udp_datagram(LinkType::NULL, &null_be).unwrap().payload, b"s");
+        assert_eq!(
+            udp_datagram(LinkType::NULL, &null_be).unwrap().payload,
+            b"s"
+        );
         let mut lo6 = vec![0, 0, 0, 30];
         lo6.extend_from_slice(&udp6(&[], 17, b"m"));
         assert_eq!(udp_datagram(LinkType::LOOP, &lo6).unwrap().payload, b"m");

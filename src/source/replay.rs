@@ -76,7 +76,11 @@ impl core::fmt::Display for CaptureError {
                 p.display()
             ),
             CaptureError::BadHeader(p, e) => {
-                write!(f, "{}: the capture file header is invalid: {e}", p.display())
+                write!(
+                    f,
+                    "{}: the capture file header is invalid: {e}",
+                    p.display()
+                )
             }
         }
     }
@@ -85,10 +89,7 @@ impl core::fmt::Display for CaptureError {
 impl std::error::Error for CaptureError {}
 
 /// Reads every frame of the capture at `path`, in file order, calling `each` for each.
-pub fn read_capture(
-    path: &Path,
-    mut each: impl FnMut(Frame<'_>),
-) -> Result<ReadEnd, CaptureError> {
+pub fn read_capture(path: &Path, mut each: impl FnMut(Frame<'_>)) -> Result<ReadEnd, CaptureError> {
     let io = |e| CaptureError::Io(path.to_path_buf(), e);
     let mut file = BufReader::new(File::open(path).map_err(io)?);
     let mut magic = [0u8; 4];
@@ -265,6 +266,8 @@ pub struct Replayed<'a> {
     pub time: Timestamp,
     /// Capture time of the first frame.
     pub origin: Timestamp,
+    /// The frame's length on the wire.
+    pub len: u32,
     /// What the pipeline made of it.
     pub outcome: Outcome<'a>,
 }
@@ -287,6 +290,7 @@ pub fn replay(
             frame: frame.number,
             time,
             origin,
+            len: frame.orig_len,
             outcome,
         };
         each(pipeline, &r);

@@ -353,7 +353,10 @@ mod tests {
             Error::new(ErrorKind::Truncated, 1)
         );
         assert_eq!(one(&[0x30]).unwrap_err().kind, ErrorKind::Truncated);
-        assert_eq!(one(&[0x30, 0x82, 0x01]).unwrap_err().kind, ErrorKind::Truncated);
+        assert_eq!(
+            one(&[0x30, 0x82, 0x01]).unwrap_err().kind,
+            ErrorKind::Truncated
+        );
         // Four-octet lengths that claim gigabytes are a length error, not an allocation.
         assert_eq!(
             one(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]).unwrap_err().kind,
@@ -381,7 +384,9 @@ mod tests {
         let t = one(&[0xbf, 0x81, 0x80, 0x04, 0x00]).unwrap();
         assert_eq!(t.tag.number, (1 << 14) | 4);
         assert_eq!(
-            one(&[0xbf, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0]).unwrap_err().kind,
+            one(&[0xbf, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0])
+                .unwrap_err()
+                .kind,
             ErrorKind::TagTooLong
         );
     }
@@ -394,7 +399,10 @@ mod tests {
         assert_eq!(int(&[0x00, 0x80]), Ok(128));
         assert_eq!(int(&[0xff]), Ok(-1));
         assert_eq!(int(&[0x80]), Ok(-128));
-        assert_eq!(int(&[0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), Ok(i64::MAX));
+        assert_eq!(
+            int(&[0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+            Ok(i64::MAX)
+        );
         assert_eq!(int(&[0x80, 0, 0, 0, 0, 0, 0, 0]), Ok(i64::MIN));
         assert_eq!(int(&[0x00, 0x00, 0x01]), Ok(1), "non-minimal is read");
         assert_eq!(int(&[]).unwrap_err().kind, ErrorKind::IntegerEmpty);
@@ -402,7 +410,10 @@ mod tests {
             int(&[0x01, 0, 0, 0, 0, 0, 0, 0, 0]).unwrap_err().kind,
             ErrorKind::IntegerTooLarge
         );
-        assert_eq!(int(&[0x00, 0x7f, 0, 0, 0, 0, 0, 0, 1]), Ok(0x7f00_0000_0000_0001));
+        assert_eq!(
+            int(&[0x00, 0x7f, 0, 0, 0, 0, 0, 0, 1]),
+            Ok(0x7f00_0000_0000_0001)
+        );
     }
 
     #[test]
@@ -413,12 +424,19 @@ mod tests {
             one(&v).unwrap().unsigned32()
         };
         assert_eq!(u32_of(&[0x00, 0xff, 0xff, 0xff, 0xff]), Ok(u32::MAX));
-        assert_eq!(u32_of(&[0xff, 0xff, 0xff, 0xff]), Ok(u32::MAX), "net-snmp tolerance");
+        assert_eq!(
+            u32_of(&[0xff, 0xff, 0xff, 0xff]),
+            Ok(u32::MAX),
+            "net-snmp tolerance"
+        );
         assert_eq!(
             u32_of(&[0x01, 0, 0, 0, 0]).unwrap_err().kind,
             ErrorKind::IntegerTooLarge
         );
-        let c64 = one(&[0x46, 0x09, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).unwrap();
+        let c64 = one(&[
+            0x46, 0x09, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        ])
+        .unwrap();
         assert_eq!(c64.unsigned64(), Ok(u64::MAX));
     }
 

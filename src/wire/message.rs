@@ -408,7 +408,10 @@ mod tests {
         assert_eq!(r.varbinds[0].value, Value::TimeTicks(18542501));
         assert_eq!(r.varbinds[2].value, Value::OctetString(b"red laptop"));
         let mut buf = NotificationOidBuf::default();
-        assert_eq!(m.notification_oid(&mut buf).unwrap().to_string(), "1.3.6.1.2.1.1");
+        assert_eq!(
+            m.notification_oid(&mut buf).unwrap().to_string(),
+            "1.3.6.1.2.1.1"
+        );
         // The same bytes with the length cut short are a typed error, never a panic.
         for cut in 0..bytes.len() {
             assert!(Message::parse(&bytes[..cut], &arena).is_err());
@@ -484,8 +487,7 @@ mod tests {
         let mut ok = hex(COLDSTART);
         ok.push(0);
         assert_eq!(
-            Message::parse(Box::leak(ok.into_boxed_slice()), &arena)
-                .unwrap_err(),
+            Message::parse(Box::leak(ok.into_boxed_slice()), &arena).unwrap_err(),
             Error::new(ErrorKind::TrailingData, 58)
         );
     }

@@ -68,7 +68,10 @@ fn validate(bytes: &[u8], offset: usize) -> Result<()> {
         }
     }
     if !at_start {
-        return Err(Error::new(ErrorKind::OidTruncated, offset + bytes.len() - 1));
+        return Err(Error::new(
+            ErrorKind::OidTruncated,
+            offset + bytes.len() - 1,
+        ));
     }
     if arcs > MAX_ARCS {
         return Err(Error::new(ErrorKind::OidTooManyArcs, offset));
@@ -96,9 +99,10 @@ impl fmt::Debug for Oid<'_> {
 
 /// Decodes the arcs of validated OID content octets.
 fn arcs_of(bytes: &[u8]) -> impl Iterator<Item = u32> + '_ {
-    let mut subs = bytes
-        .split_inclusive(|&b| b & 0x80 == 0)
-        .map(|s| s.iter().fold(0u32, |acc, &b| (acc << 7) | (b & 0x7f) as u32));
+    let mut subs = bytes.split_inclusive(|&b| b & 0x80 == 0).map(|s| {
+        s.iter()
+            .fold(0u32, |acc, &b| (acc << 7) | (b & 0x7f) as u32)
+    });
     let first = subs.next();
     let split = first.map(|v| match v {
         0..=39 => [0, v],
@@ -235,13 +239,18 @@ mod tests {
         let o = oid("1.3.6.1.4.1.318.2.3.3.0");
         assert_eq!(
             o.as_bytes(),
-            &[0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x3e, 0x02, 0x03, 0x03, 0x00]
+            &[
+                0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x3e, 0x02, 0x03, 0x03, 0x00
+            ]
         );
         assert_eq!(o.to_string(), "1.3.6.1.4.1.318.2.3.3.0");
         assert_eq!(oid("2.999.3").to_string(), "2.999.3");
         assert_eq!(oid("0.0").as_bytes(), &[0]);
         assert_eq!(oid(".1.3.6.1.4.1.50001").to_string(), "1.3.6.1.4.1.50001");
-        assert_eq!(oid("1.3.4294967295").as_bytes(), &[0x2b, 0x8f, 0xff, 0xff, 0xff, 0x7f]);
+        assert_eq!(
+            oid("1.3.4294967295").as_bytes(),
+            &[0x2b, 0x8f, 0xff, 0xff, 0xff, 0x7f]
+        );
     }
 
     #[test]
@@ -257,9 +266,14 @@ mod tests {
     fn validates_encoded_form() {
         let ok = [0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x3e];
         assert_eq!(Oid::parse(&ok, 0).unwrap().to_string(), "1.3.6.1.4.1.318");
-        assert_eq!(Oid::parse(&[], 7).unwrap_err(), Error::new(ErrorKind::OidEmpty, 7));
+        assert_eq!(
+            Oid::parse(&[], 7).unwrap_err(),
+            Error::new(ErrorKind::OidEmpty, 7)
+        );
         // zeek's snmp-oid-subidentifier-too-long.pcap: 2b then ten 0x80 then 00.
-        let zeek = [0x2b, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00];
+        let zeek = [
+            0x2b, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00,
+        ];
         assert_eq!(
             Oid::parse(&zeek, 10).unwrap_err(),
             Error::new(ErrorKind::OidPadding, 11)
@@ -277,7 +291,10 @@ mod tests {
             Oid::parse(&long, 0).unwrap_err().kind,
             ErrorKind::OidTooManyArcs
         );
-        assert!(Oid::parse(&long[..127], 0).is_ok(), "127 sub-ids = 128 arcs");
+        assert!(
+            Oid::parse(&long[..127], 0).is_ok(),
+            "127 sub-ids = 128 arcs"
+        );
     }
 
     #[test]

@@ -122,7 +122,9 @@ impl Octets<'_> {
     /// True when the octets are text a person can read.
     pub fn is_text(&self) -> bool {
         match core::str::from_utf8(self.0) {
-            Ok(s) => s.chars().all(|c| !c.is_control() || c == '\n' || c == '\r' || c == '\t'),
+            Ok(s) => s
+                .chars()
+                .all(|c| !c.is_control() || c == '\n' || c == '\r' || c == '\t'),
             Err(_) => false,
         }
     }
@@ -153,7 +155,11 @@ impl fmt::Display for Value<'_> {
             Value::OctetString(s) => {
                 let o = Octets(s);
                 if o.is_text() {
-                    write!(f, "STRING: {:?}", core::str::from_utf8(s).unwrap_or_default())
+                    write!(
+                        f,
+                        "STRING: {:?}",
+                        core::str::from_utf8(s).unwrap_or_default()
+                    )
                 } else {
                     write!(f, "Hex-STRING: {o}")
                 }
@@ -166,13 +172,13 @@ impl fmt::Display for Value<'_> {
             Value::TimeTicks(v) => write!(f, "Timeticks: ({v}) {}", Ticks(*v)),
             Value::Opaque(s) => write!(f, "Opaque: {}", Octets(s)),
             Value::Counter64(v) => write!(f, "Counter64: {v}"),
-            Value::NoSuchObject => f.write_str("No Such Object available on this agent at this OID"),
-            Value::NoSuchInstance => {
-                f.write_str("No Such Instance currently exists at this OID")
+            Value::NoSuchObject => {
+                f.write_str("No Such Object available on this agent at this OID")
             }
-            Value::EndOfMibView => {
-                f.write_str("No more variables left in this MIB View (It is past the end of the MIB tree)")
-            }
+            Value::NoSuchInstance => f.write_str("No Such Instance currently exists at this OID"),
+            Value::EndOfMibView => f.write_str(
+                "No more variables left in this MIB View (It is past the end of the MIB tree)",
+            ),
             Value::Other(tag, s) => write!(
                 f,
                 "Other(tag {:#04x}/{}): {}",
@@ -232,7 +238,10 @@ mod tests {
     #[test]
     fn every_snmp_type() {
         assert_eq!(value(&[0x02, 0x01, 0x21]), Ok(Value::Integer(33)));
-        assert_eq!(value(&[0x04, 0x02, b'o', b'k']), Ok(Value::OctetString(b"ok")));
+        assert_eq!(
+            value(&[0x04, 0x02, b'o', b'k']),
+            Ok(Value::OctetString(b"ok"))
+        );
         assert_eq!(value(&[0x05, 0x00]), Ok(Value::Null));
         assert_eq!(
             value(&[0x40, 0x04, 127, 0, 0, 1]),
@@ -261,18 +270,30 @@ mod tests {
 
     #[test]
     fn malformed_values() {
-        assert_eq!(value(&[0x05, 0x01, 0x00]).unwrap_err().kind, ErrorKind::NullNotEmpty);
+        assert_eq!(
+            value(&[0x05, 0x01, 0x00]).unwrap_err().kind,
+            ErrorKind::NullNotEmpty
+        );
         assert_eq!(
             value(&[0x40, 0x03, 1, 2, 3]).unwrap_err().kind,
             ErrorKind::BadIpAddress
         );
-        assert_eq!(value(&[0x02, 0x00]).unwrap_err().kind, ErrorKind::IntegerEmpty);
-        assert_eq!(value(&[0x80, 0x01, 0x00]).unwrap_err().kind, ErrorKind::NullNotEmpty);
+        assert_eq!(
+            value(&[0x02, 0x00]).unwrap_err().kind,
+            ErrorKind::IntegerEmpty
+        );
+        assert_eq!(
+            value(&[0x80, 0x01, 0x00]).unwrap_err().kind,
+            ErrorKind::NullNotEmpty
+        );
     }
 
     #[test]
     fn net_snmp_style_display() {
-        assert_eq!(Value::TimeTicks(12345678).to_string(), "Timeticks: (12345678) 1:10:17:36.78");
+        assert_eq!(
+            Value::TimeTicks(12345678).to_string(),
+            "Timeticks: (12345678) 1:10:17:36.78"
+        );
         assert_eq!(Value::OctetString(b"UPS").to_string(), "STRING: \"UPS\"");
         assert_eq!(Value::OctetString(&[0, 1]).to_string(), "Hex-STRING: 00 01");
     }

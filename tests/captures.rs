@@ -1,0 +1,208 @@
+//! Every capture in `captures/` replays to exactly its golden event log
+//! (`NAME.events.jsonl`), through the `trapgate events` command a user runs.
+//!
+//! After an intended change, rewrite the logs with `TRAPGATE_BLESS=1 cargo test --test
+//! captures` and review the diff.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn captures() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("captures/ exists")
+        .map(|e| e.expect("readable entry").path())
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("pcap" | "pcapng")
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn golden_path(capture: &Path, kind: &str) -> PathBuf {
+    let stem = capture
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .expect("file name");
+    capture.with_file_name(format!("{stem}.{kind}.jsonl"))
+}
+
+fn run(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_trapgate"))
+        .args(args)
+        .output()
+        .expect("trapgate runs");
+    assert!(
+        out.status.success(),
+        "trapgate {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+/// A readable diff: the first differing lines, with line numbers.
+fn diff(expected: &str, got: &str) -> String {
+    let (e, g): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), got.lines().collect());
+    let mut out = String::new();
+    for i in 0..e.len().max(g.len()) {
+        let (a, b) = (e.get(i), g.get(i));
+        if a != b {
+            out.push_str(&format!(
+                "line {}:\n  expected: {}\n  got:      {}\n",
+                i + 1,
+                a.unwrap_or(&"<none>"),
+                b.unwrap_or(&"<none>")
+            ));
+            if out.len() > 4000 {
+                break;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_capture_matches_its_golden_event_log() {
+    let bless = std::env::var_os("TRAPGATE_BLESS").is_some();
+    let files = captures();
+    assert!(
+        files.len() >= 8,
+        "expected the built captures, found {files:?}"
+    );
+    let mut failures = Vec::new();
+    for capture in &files {
+        let got = run(&["events", capture.to_str().expect("UTF-8 path")]);
+        let golden = golden_path(capture, "events");
+        if bless {
+            std::fs::write(&golden, &got).expect("write golden");
+            continue;
+        }
+        let expected = std::fs::read_to_string(&golden).unwrap_or_else(|_| {
+            panic!(
+                "{} has no golden log {}",
+                capture.display(),
+                golden.display()
+            )
+        });
+        if expected != got {
+            failures.push(format!("{}:\n{}", capture.display(), diff(&expected, &got)));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn replay_is_deterministic() {
+    for capture in captures() {
+        let path = capture.to_str().expect("UTF-8 path");
+        assert_eq!(run(&["events", path]), run(&["events", path]));
+        assert_eq!(
+            run(&["decode", "--json", path]),
+            run(&["decode", "--json", path])
+        );
+    }
+}
+
+#[test]
+fn seed_trace_shows_its_ten_snmp_frames() {
+    let capture = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/seed-trace.pcap");
+    let text = run(&["decode", capture.to_str().expect("UTF-8 path")]);
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains(" → ")).collect();
+    assert_eq!(lines.len(), 10, "{text}");
+    // Times, sizes and PDU types as DESIGN.md's table gives them.
+    let expected = [
+        ("1233.504849", "143", "trap"),
+        ("1233.519644", "143", "trap"),
+        ("1278.475628", "85", "get-request"),
+        ("1278.509070", "86", "get-response"),
+        ("1279.203829", "85", "get-request"),
+        ("1279.214345", "86", "get-response"),
+        ("1282.318913", "88", "trap"),
+        ("1283.263812", "85", "get-request"),
+        ("1283.273752", "86", "get-response"),
+        ("1287.313588", "85", "get-request"),
+    ];
+    for (line, (time, len, pdu)) in lines.iter().zip(expected) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(words[1], time, "{line}");
+        assert_eq!(words[5], len, "{line}");
+        assert_eq!(words[8], pdu, "{line}");
+    }
+    assert!(
+        lines[0].contains("PowerNet-MIB::lowBattery"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[0].contains("PowerNet-MIB::mtrapargsString.0"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[2].contains("UPS-MIB::upsEstimatedChargeRemaining.0"),
+        "{}",
+        lines[2]
+    );
+    assert!(
+        lines[6].contains("enterprise=1.3.6.1.4.1.50001"),
+        "{}",
+        lines[6]
+    );
+    assert!(
+        text.contains("events: LowBattery 2, RecorderAck 1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_files_give_a_clear_error_not_a_panic() {
+    let dir = std::env::temp_dir().join(format!("trapgate-badfile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let not_capture = dir.join("notes.txt");
+    std::fs::write(&not_capture, "not a capture").expect("write");
+    let empty = dir.join("empty.pcap");
+    std::fs::write(&empty, "").expect("write");
+    let bad_header = dir.join("bad.pcap");
+    std::fs::write(&bad_header, [0xd4, 0xc3, 0xb2, 0xa1, 0, 0]).expect("write");
+    let missing = dir.join("missing.pcap");
+    for (file, message) in [
+        (&not_capture, "is not a pcap or pcapng capture file"),
+        (&empty, "is not a pcap or pcapng capture file"),
+        (&bad_header, "capture file header is invalid"),
+        (&missing, "cannot read"),
+    ] {
+        for cmd in ["decode", "events"] {
+            let out = Command::new(env!("CARGO_BIN_EXE_trapgate"))
+                .args([cmd, file.to_str().expect("UTF-8 path")])
+                .output()
+                .expect("trapgate runs");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{cmd} {}: {err}",
+                file.display()
+            );
+            assert!(err.contains(message), "{cmd} {}: {err}", file.display());
+            assert!(!err.contains("panicked"), "{err}");
+        }
+    }
+    // A capture cut in the middle of a packet: what was read is shown, with a warning.
+    let seed =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/seed-trace.pcap"))
+            .expect("seed capture");
+    let cut = dir.join("cut.pcap");
+    std::fs::write(&cut, &seed[..seed.len() - 20]).expect("write");
+    let text = run(&["decode", cut.to_str().expect("UTF-8 path")]);
+    assert!(text.contains("cut short"), "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.contains(" → ")).count(),
+        9,
+        "{text}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -1,0 +1,1095 @@
+//! Writes the captures in `captures/`: the seed's Wireshark trace, rebuilt frame for
+//! frame, and captures that cover every built-in vendor table, v2c traps and informs,
+//! pcapng, VLAN, SLL/SLL2, IPv6, loopback links, and a set of malformed packets.
+//!
+//! Run from the repository root: `cargo run -p trapgate-tools --bin build-captures`.
+//! The output is deterministic; `tests/captures.rs` replays each file against its
+//! golden event log. Addresses are the seed's (192.168.61.x) or documentation ranges;
+//! they live only inside these files.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::Path;
+use std::time::Duration;
+
+use pcap_file::DataLink;
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+use pcap_file::pcapng::PcapNgWriter;
+use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
+use pcap_file::pcapng::blocks::interface_description::{
+    InterfaceDescriptionBlock, InterfaceDescriptionOption,
+};
+use trapgate::wire::encode;
+use trapgate::wire::oid::oid;
+use trapgate::wire::{Message, OidBuf, Pdu, PduType, RequestPdu, TrapV1, Value, VarBind, Version};
+
+// ---------------------------------------------------------------------------------
+// SNMP messages
+
+/// An owned varbind value, turned into a borrowed `Value` at encoding time.
+#[derive(Clone)]
+enum V {
+    Int(i64),
+    Str(String),
+    Oid(&'static str),
+    Ticks(u32),
+    Gauge(u32),
+    Null,
+}
+
+fn s(text: &str) -> V {
+    V::Str(text.to_string())
+}
+
+enum P {
+    TrapV1 {
+        enterprise: &'static str,
+        agent: [u8; 4],
+        generic: i64,
+        specific: i64,
+        uptime: u32,
+    },
+    Req {
+        kind: PduType,
+        id: i32,
+    },
+}
+
+fn snmp(version: Version, community: &str, pdu: P, vbs: &[(&str, V)]) -> Vec<u8> {
+    let names: Vec<OidBuf> = vbs.iter().map(|(o, _)| oid(o)).collect();
+    let oid_values: Vec<Option<OidBuf>> = vbs
+        .iter()
+        .map(|(_, v)| match v {
+            V::Oid(o) => Some(oid(o)),
+            _ => None,
+        })
+        .collect();
+    let list: Vec<VarBind<'_>> = vbs
+        .iter()
+        .enumerate()
+        .map(|(i, (_, v))| VarBind {
+            name: names[i].as_oid(),
+            value: match v {
+                V::Int(n) => Value::Integer(*n),
+                V::Str(t) => Value::OctetString(t.as_bytes()),
+                V::Oid(_) => Value::ObjectId(oid_values[i].as_ref().expect("set above").as_oid()),
+                V::Ticks(t) => Value::TimeTicks(*t),
+                V::Gauge(g) => Value::Gauge32(*g),
+                V::Null => Value::Null,
+            },
+        })
+        .collect();
+    let ent;
+    let pdu = match pdu {
+        P::TrapV1 {
+            enterprise,
+            agent,
+            generic,
+            specific,
+            uptime,
+        } => {
+            ent = oid(enterprise);
+            Pdu::TrapV1(TrapV1 {
+                enterprise: ent.as_oid(),
+                agent_addr: agent,
+                generic_trap: generic,
+                specific_trap: specific,
+                time_stamp: uptime,
+                varbinds: &list,
+            })
+        }
+        P::Req { kind, id } => Pdu::Request(RequestPdu {
+            kind,
+            request_id: id,
+            error_status: 0,
+            error_index: 0,
+            varbinds: &list,
+        }),
+    };
+    encode::to_vec(&Message {
+        version,
+        community: community.as_bytes(),
+        pdu,
+    })
+}
+
+fn v1_trap(
+    community: &str,
+    enterprise: &'static str,
+    agent: [u8; 4],
+    specific: i64,
+    uptime: u32,
+    vbs: &[(&str, V)],
+) -> Vec<u8> {
+    snmp(
+        Version::V1,
+        community,
+        P::TrapV1 {
+            enterprise,
+            agent,
+            generic: 6,
+            specific,
+            uptime,
+        },
+        vbs,
+    )
+}
+
+/// A v2c notification: sysUpTime.0, snmpTrapOID.0, then `vbs`.
+fn v2_notification(
+    kind: PduType,
+    community: &str,
+    id: i32,
+    uptime: u32,
+    trap: &'static str,
+    vbs: &[(&str, V)],
+) -> Vec<u8> {
+    let mut all = vec![
+        ("1.3.6.1.2.1.1.3.0", V::Ticks(uptime)),
+        ("1.3.6.1.6.3.1.1.4.1.0", V::Oid(trap)),
+    ];
+    all.extend(vbs.iter().cloned());
+    snmp(Version::V2c, community, P::Req { kind, id }, &all)
+}
+
+fn v2_trap(
+    community: &str,
+    id: i32,
+    uptime: u32,
+    trap: &'static str,
+    vbs: &[(&str, V)],
+) -> Vec<u8> {
+    v2_notification(PduType::SNMPV2_TRAP, community, id, uptime, trap, vbs)
+}
+
+// ---------------------------------------------------------------------------------
+// Frames
+
+fn checksum(chunks: &[&[u8]]) -> u16 {
+    let mut sum: u32 = 0;
+    let mut odd: Option<u8> = None;
+    for chunk in chunks {
+        for &b in chunk.iter() {
+            match odd.take() {
+                None => odd = Some(b),
+                Some(hi) => sum += u16::from_be_bytes([hi, b]) as u32,
+            }
+        }
+    }
+    if let Some(hi) = odd {
+        sum += u16::from_be_bytes([hi, 0]) as u32;
+    }
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+fn udp_header(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let len = (8 + payload.len()) as u16;
+    let mut u = Vec::with_capacity(len as usize);
+    u.extend_from_slice(&sport.to_be_bytes());
+    u.extend_from_slice(&dport.to_be_bytes());
+    u.extend_from_slice(&len.to_be_bytes());
+    u.extend_from_slice(&[0, 0]);
+    u.extend_from_slice(payload);
+    u
+}
+
+struct Ip4 {
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    id: u16,
+    options: Vec<u8>,
+    flags_frag: u16,
+    protocol: u8,
+}
+
+fn ip4(src: &str, dst: &str, id: u16) -> Ip4 {
+    Ip4 {
+        src: src.parse().expect("address"),
+        dst: dst.parse().expect("address"),
+        id,
+        options: Vec::new(),
+        flags_frag: 0x4000, // don't fragment
+        protocol: 17,
+    }
+}
+
+impl Ip4 {
+    fn packet(&self, transport: &[u8]) -> Vec<u8> {
+        let ihl = 20 + self.options.len();
+        let total = (ihl + transport.len()) as u16;
+        let mut h = vec![(0x40 | (ihl / 4)) as u8, 0];
+        h.extend_from_slice(&total.to_be_bytes());
+        h.extend_from_slice(&self.id.to_be_bytes());
+        h.extend_from_slice(&self.flags_frag.to_be_bytes());
+        h.extend_from_slice(&[64, self.protocol, 0, 0]);
+        h.extend_from_slice(&self.src.octets());
+        h.extend_from_slice(&self.dst.octets());
+        h.extend_from_slice(&self.options);
+        let c = checksum(&[&h]);
+        h[10..12].copy_from_slice(&c.to_be_bytes());
+        h.extend_from_slice(transport);
+        h
+    }
+
+    fn udp(&self, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+        let mut u = udp_header(sport, dport, payload);
+        let len = (u.len() as u16).to_be_bytes();
+        let pseudo = [&self.src.octets()[..], &self.dst.octets(), &[0, 17], &len];
+        let c = checksum(&[pseudo[0], pseudo[1], pseudo[2], pseudo[3], &u]);
+        u[6..8].copy_from_slice(&if c == 0 { 0xffff } else { c }.to_be_bytes());
+        self.packet(&u)
+    }
+}
+
+/// IPv6 + optional hop-by-hop options header + UDP.
+fn ip6_udp(
+    src: &str,
+    dst: &str,
+    hop_by_hop: bool,
+    sport: u16,
+    dport: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    let src: Ipv6Addr = src.parse().expect("address");
+    let dst: Ipv6Addr = dst.parse().expect("address");
+    let mut u = udp_header(sport, dport, payload);
+    let ulen = (u.len() as u32).to_be_bytes();
+    let c = checksum(&[&src.octets(), &dst.octets(), &ulen, &[0, 0, 0, 17], &u]);
+    u[6..8].copy_from_slice(&if c == 0 { 0xffff } else { c }.to_be_bytes());
+    let ext: Vec<u8> = if hop_by_hop {
+        // Next header UDP, length 0 (8 octets): a PadN option filling the rest.
+        vec![17, 0, 1, 4, 0, 0, 0, 0]
+    } else {
+        Vec::new()
+    };
+    let plen = (ext.len() + u.len()) as u16;
+    let mut p = vec![0x60, 0, 0, 0];
+    p.extend_from_slice(&plen.to_be_bytes());
+    p.push(if hop_by_hop { 0 } else { 17 });
+    p.push(64);
+    p.extend_from_slice(&src.octets());
+    p.extend_from_slice(&dst.octets());
+    p.extend_from_slice(&ext);
+    p.extend_from_slice(&u);
+    p
+}
+
+const MAC_UPS: [u8; 6] = [0x00, 0xc0, 0xb7, 0x3d, 0x61, 0xfa]; // APC OUI
+const MAC_NVR_244: [u8; 6] = [0x44, 0x19, 0xb6, 0x3d, 0x61, 0xf4]; // Hikvision OUI
+const MAC_NVR_251: [u8; 6] = [0x44, 0x19, 0xb6, 0x3d, 0x61, 0xfb];
+const MAC_GW: [u8; 6] = [0x02, 0x00, 0x5e, 0x00, 0x00, 0x01];
+
+fn ethernet(dst: [u8; 6], src: [u8; 6], vlans: &[u16], ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(18 + payload.len());
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    for v in vlans {
+        f.extend_from_slice(&[0x81, 0x00]);
+        f.extend_from_slice(&v.to_be_bytes());
+    }
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+fn eth4(dst: [u8; 6], src: [u8; 6], ip: &[u8]) -> Vec<u8> {
+    ethernet(dst, src, &[], 0x0800, ip)
+}
+
+/// Linux cooked v1: packet type 0 (to us), ARPHRD_ETHER, the sender's MAC.
+fn sll(src: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0, 0, 0, 1, 0, 6];
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// Linux cooked v2.
+fn sll2(src: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0, 0, 0, 2, 0, 1, 0, 6]);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(payload);
+    f
+}
+
+// ---------------------------------------------------------------------------------
+// Files
+
+/// 2019-03-07T08:00:00Z, the day of the seed's NVR firmware (V4.1.70 190307).
+const T0: u64 = 1_551_945_600_000_000_000;
+
+fn at(secs: f64) -> u64 {
+    T0 + (secs * 1e6).round() as u64 * 1000
+}
+
+fn write_pcap(path: &Path, link: DataLink, nanos: bool, frames: &[(u64, Vec<u8>)]) {
+    let header = PcapHeader {
+        datalink: link,
+        ts_resolution: if nanos {
+            pcap_file::TsResolution::NanoSecond
+        } else {
+            pcap_file::TsResolution::MicroSecond
+        },
+        ..Default::default()
+    };
+    let file = BufWriter::new(File::create(path).expect("create capture"));
+    let mut w = PcapWriter::with_header(file, header).expect("pcap header");
+    for (ns, data) in frames {
+        w.write_packet(&PcapPacket::new(
+            Duration::from_nanos(*ns),
+            data.len() as u32,
+            data,
+        ))
+        .expect("write packet");
+    }
+}
+
+/// pcapng with one interface per link type; timestamps at nanosecond resolution.
+fn write_pcapng(path: &Path, links: &[DataLink], frames: &[(u32, u64, Vec<u8>)]) {
+    let file = BufWriter::new(File::create(path).expect("create capture"));
+    let mut w = PcapNgWriter::new(file).expect("pcapng header");
+    for &link in links {
+        w.write_pcapng_block(InterfaceDescriptionBlock {
+            linktype: link,
+            snaplen: 0xffff,
+            options: vec![InterfaceDescriptionOption::IfTsResol(9)],
+        })
+        .expect("interface");
+    }
+    for (interface, ns, data) in frames {
+        w.write_pcapng_block(EnhancedPacketBlock {
+            interface_id: *interface,
+            // pcap-file writes the duration's nanoseconds as the raw timestamp, which
+            // if_tsresol 9 declares to be nanoseconds.
+            timestamp: Duration::from_nanos(*ns),
+            original_len: data.len() as u32,
+            data: data.as_slice().into(),
+            options: vec![],
+        })
+        .expect("packet");
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The captures
+
+const APC: &str = "1.3.6.1.4.1.318";
+const MTRAPARGS_STRING_0: &str = "1.3.6.1.4.1.318.2.3.3.0";
+const UPS: &str = "192.168.61.250";
+
+/// The seed's Wireshark trace (DESIGN.md), frame for frame: addresses, times, sizes.
+fn seed_trace(dir: &Path) {
+    let ups = [192, 168, 61, 250];
+    let low_battery = v1_trap(
+        "public",
+        APC,
+        ups,
+        7,
+        8_000_000,
+        &[(
+            MTRAPARGS_STRING_0,
+            s("UPS: Low battery. A shutdown is imminent."),
+        )],
+    );
+    assert_eq!(
+        low_battery.len(),
+        101,
+        "the seed's trap message is 101 bytes"
+    );
+    let charge = "1.3.6.1.2.1.33.1.2.4.0";
+    let get = |id| {
+        snmp(
+            Version::V1,
+            "public",
+            P::Req {
+                kind: PduType::GET_REQUEST,
+                id,
+            },
+            &[(charge, V::Null)],
+        )
+    };
+    let response = |id, pct| {
+        snmp(
+            Version::V1,
+            "public",
+            P::Req {
+                kind: PduType::RESPONSE,
+                id,
+            },
+            &[(charge, V::Int(pct))],
+        )
+    };
+    let ack = snmp(
+        Version::V1,
+        "public",
+        P::TrapV1 {
+            enterprise: "1.3.6.1.4.1.50001",
+            agent: [192, 168, 61, 251],
+            generic: 6,
+            specific: 200,
+            uptime: 9_000_000,
+        },
+        &[],
+    );
+    assert_eq!(
+        (get(4660).len(), response(4660, 18).len(), ack.len()),
+        (43, 44, 46)
+    );
+    let ups_to = |dst: &str, id, msg: &[u8]| ip4(UPS, dst, id).udp(161, 162, msg);
+    let nvr = |id, dport, msg: &[u8]| ip4("192.168.61.251", UPS, id).udp(50123, dport, msg);
+    let nvr_ack = |id, msg: &[u8]| ip4("192.168.61.251", UPS, id).udp(50124, 162, msg);
+    let reply = |id, msg: &[u8]| ip4(UPS, "192.168.61.251", id).udp(161, 50123, msg);
+    // An ARP request opens the capture, as the seed's trace had frames before its SNMP.
+    let mut arp = vec![0, 1, 8, 0, 6, 4, 0, 1];
+    arp.extend_from_slice(&MAC_NVR_244);
+    arp.extend_from_slice(&[192, 168, 61, 244, 0, 0, 0, 0, 0, 0, 192, 168, 61, 250]);
+    let frames = vec![
+        (at(0.0), ethernet([0xff; 6], MAC_NVR_244, &[], 0x0806, &arp)),
+        (
+            at(1233.504849),
+            eth4(
+                MAC_NVR_244,
+                MAC_UPS,
+                &ups_to("192.168.61.244", 0x0101, &low_battery),
+            ),
+        ),
+        (
+            at(1233.519644),
+            eth4(
+                MAC_NVR_251,
+                MAC_UPS,
+                &ups_to("192.168.61.251", 0x0102, &low_battery),
+            ),
+        ),
+        (
+            at(1278.475628),
+            eth4(MAC_UPS, MAC_NVR_251, &nvr(0x2001, 161, &get(4660))),
+        ),
+        (
+            at(1278.509070),
+            eth4(MAC_NVR_251, MAC_UPS, &reply(0x0103, &response(4660, 18))),
+        ),
+        (
+            at(1279.203829),
+            eth4(MAC_UPS, MAC_NVR_251, &nvr(0x2002, 161, &get(4661))),
+        ),
+        (
+            at(1279.214345),
+            eth4(MAC_NVR_251, MAC_UPS, &reply(0x0104, &response(4661, 18))),
+        ),
+        (
+            at(1282.318913),
+            eth4(MAC_UPS, MAC_NVR_251, &nvr_ack(0x2003, &ack)),
+        ),
+        (
+            at(1283.263812),
+            eth4(MAC_UPS, MAC_NVR_251, &nvr(0x2004, 161, &get(4662))),
+        ),
+        (
+            at(1283.273752),
+            eth4(MAC_NVR_251, MAC_UPS, &reply(0x0105, &response(4662, 17))),
+        ),
+        (
+            at(1287.313588),
+            eth4(MAC_UPS, MAC_NVR_251, &nvr(0x2005, 161, &get(4663))),
+        ),
+    ];
+    let sizes: Vec<usize> = frames[1..].iter().map(|(_, f)| f.len()).collect();
+    assert_eq!(
+        sizes,
+        [143, 143, 85, 86, 85, 86, 88, 85, 86, 85],
+        "DESIGN.md frame sizes"
+    );
+    write_pcap(
+        &dir.join("seed-trace.pcap"),
+        DataLink::ETHERNET,
+        false,
+        &frames,
+    );
+}
+
+/// APC PowerNet-MIB v1 traps through a whole outage; mtrapargsString with and without `.0`.
+fn apc_outage(dir: &Path) {
+    let ups = [192, 168, 61, 250];
+    let text_0 = MTRAPARGS_STRING_0;
+    let text = "1.3.6.1.4.1.318.2.3.3";
+    let traps: [(f64, i64, &str, &str); 7] = [
+        (
+            10.0,
+            5,
+            text_0,
+            "UPS: On battery power in response to an input power problem.",
+        ),
+        (
+            70.0,
+            5,
+            text,
+            "UPS: On battery power in response to an input power problem.",
+        ),
+        (
+            300.0,
+            7,
+            text_0,
+            "UPS: The battery power is too low to continue to support the load.",
+        ),
+        (
+            305.0,
+            39,
+            text_0,
+            "UPS: A graceful shutdown has been initiated.",
+        ),
+        (900.0, 9, text_0, "UPS: Utility power has been restored."),
+        (
+            960.0,
+            11,
+            text,
+            "UPS: The UPS has returned from a low battery condition.",
+        ),
+        (
+            1000.0,
+            1,
+            text_0,
+            "UPS: Communication to the UPS has been lost.",
+        ),
+    ];
+    let frames: Vec<(u64, Vec<u8>)> = traps
+        .iter()
+        .enumerate()
+        .map(|(i, &(t, specific, varbind, msg))| {
+            let trap = v1_trap(
+                "public",
+                APC,
+                ups,
+                specific,
+                100_000 + (t * 100.0) as u32,
+                &[(varbind, s(msg))],
+            );
+            (
+                at(t),
+                eth4(
+                    MAC_GW,
+                    MAC_UPS,
+                    &ip4(UPS, "192.168.61.10", 0x300 + i as u16).udp(161, 162, &trap),
+                ),
+            )
+        })
+        .collect();
+    write_pcap(
+        &dir.join("apc-outage.pcap"),
+        DataLink::ETHERNET,
+        false,
+        &frames,
+    );
+}
+
+/// RFC 1628 UPS-MIB as v2c traps and an inform, in pcapng: native and proxied forms,
+/// and the alarm table (entry added / removed) carrying the event in upsAlarmDescr.
+fn ups_mib_v2c(dir: &Path) {
+    let src = "192.168.61.240";
+    let descr = |id: u32| -> String { format!("1.3.6.1.2.1.33.1.6.2.1.2.{id}") };
+    let d7 = descr(7);
+    let d8 = descr(8);
+    let alarm_id_7 = "1.3.6.1.2.1.33.1.6.2.1.1.7";
+    let on_battery = v2_trap(
+        "site-ups",
+        101,
+        5000,
+        "1.3.6.1.2.1.33.2.1",
+        &[
+            ("1.3.6.1.2.1.33.1.2.3.0", V::Int(42)),
+            ("1.3.6.1.2.1.33.1.2.2.0", V::Int(3)),
+            ("1.3.6.1.2.1.33.1.9.7.0", V::Int(2)),
+        ],
+    );
+    // The same notification a minute later, as RFC 1628 repeats it, via a v1->v2 proxy.
+    let on_battery_proxied = v2_trap(
+        "site-ups",
+        102,
+        11000,
+        "1.3.6.1.2.1.33.2.0.1",
+        &[
+            ("1.3.6.1.2.1.33.1.2.3.0", V::Int(41)),
+            ("1.3.6.1.2.1.33.1.2.2.0", V::Int(63)),
+            ("1.3.6.1.2.1.33.1.9.7.0", V::Int(2)),
+        ],
+    );
+    let low_added = v2_notification(
+        PduType::INFORM_REQUEST,
+        "site-ups",
+        103,
+        30000,
+        "1.3.6.1.2.1.33.2.3",
+        &[
+            (alarm_id_7, V::Int(7)),
+            (&d7, V::Oid("1.3.6.1.2.1.33.1.6.3.3")),
+        ],
+    );
+    let inform_ack = snmp(
+        Version::V2c,
+        "site-ups",
+        P::Req {
+            kind: PduType::RESPONSE,
+            id: 103,
+        },
+        &[
+            ("1.3.6.1.2.1.1.3.0", V::Ticks(30000)),
+            ("1.3.6.1.6.3.1.1.4.1.0", V::Oid("1.3.6.1.2.1.33.2.3")),
+            (alarm_id_7, V::Int(7)),
+            (&d7, V::Oid("1.3.6.1.2.1.33.1.6.3.3")),
+        ],
+    );
+    let shutdown = v2_trap(
+        "site-ups",
+        104,
+        31000,
+        "1.3.6.1.2.1.33.2.3",
+        &[
+            ("1.3.6.1.2.1.33.1.6.2.1.1.8", V::Int(8)),
+            (&d8, V::Oid("1.3.6.1.2.1.33.1.6.3.22")),
+        ],
+    );
+    let on_battery_removed = v2_trap(
+        "site-ups",
+        105,
+        60000,
+        "1.3.6.1.2.1.33.2.4",
+        &[
+            ("1.3.6.1.2.1.33.1.6.2.1.1.2", V::Int(2)),
+            (
+                "1.3.6.1.2.1.33.1.6.2.1.2.2",
+                V::Oid("1.3.6.1.2.1.33.1.6.3.2"),
+            ),
+        ],
+    );
+    let low_removed = v2_trap(
+        "site-ups",
+        106,
+        61000,
+        "1.3.6.1.2.1.33.2.4",
+        &[
+            (alarm_id_7, V::Int(7)),
+            (&d7, V::Oid("1.3.6.1.2.1.33.1.6.3.3")),
+        ],
+    );
+    let test_done = v2_trap(
+        "site-ups",
+        107,
+        70000,
+        "1.3.6.1.2.1.33.2.2",
+        &[("1.3.6.1.2.1.33.1.7.1.0", V::Oid("1.3.6.1.2.1.33.1.7.7.2"))],
+    );
+    let up = |id, m: &[u8]| {
+        eth4(
+            MAC_GW,
+            MAC_UPS,
+            &ip4(src, "192.168.61.10", id).udp(49152, 162, m),
+        )
+    };
+    let frames = vec![
+        (0, at(50.0), up(1, &on_battery)),
+        (0, at(110.0), up(2, &on_battery_proxied)),
+        (0, at(300.0), up(3, &low_added)),
+        (
+            0,
+            at(300.000412),
+            eth4(
+                MAC_UPS,
+                MAC_GW,
+                &ip4("192.168.61.10", src, 9).udp(162, 49152, &inform_ack),
+            ),
+        ),
+        (0, at(310.0), up(4, &shutdown)),
+        (0, at(600.0), up(5, &on_battery_removed)),
+        (0, at(610.0), up(6, &low_removed)),
+        (0, at(700.0), up(7, &test_done)),
+    ];
+    write_pcapng(
+        &dir.join("ups-mib-v2c.pcapng"),
+        &[DataLink::ETHERNET],
+        &frames,
+    );
+}
+
+/// Eaton XUPS-MIB and MGE v1 traps, on an 802.1Q VLAN (and one QinQ frame).
+fn eaton_vlan(dir: &Path) {
+    let xups = "1.3.6.1.4.1.534.1.11.4.1";
+    let mge = "1.3.6.1.4.1.705.1.11";
+    let ups = [192, 168, 61, 230];
+    let xmsg = "1.3.6.1.4.1.534.1.11.3.0";
+    let alarm = |n: u32, text: &str| -> Vec<(String, V)> {
+        vec![
+            (format!("1.3.6.1.4.1.534.1.7.2.1.1.{n}"), V::Int(n as i64)),
+            (
+                format!("1.3.6.1.4.1.534.1.7.2.1.2.{n}"),
+                V::Oid(match n {
+                    3 => "1.3.6.1.4.1.534.1.7.3",
+                    4 => "1.3.6.1.4.1.534.1.7.4",
+                    _ => "1.3.6.1.4.1.534.1.7.5",
+                }),
+            ),
+            (xmsg.to_string(), s(text)),
+        ]
+    };
+    let refs = |v: &[(String, V)]| -> Vec<(String, V)> { v.to_vec() };
+    let trap = |ent: &'static str, n: i64, vbs: Vec<(String, V)>| {
+        let borrowed: Vec<(&str, V)> = vbs.iter().map(|(o, v)| (o.as_str(), v.clone())).collect();
+        v1_trap("public", ent, ups, n, 4242 + n as u32, &borrowed)
+    };
+    let msgs = vec![
+        trap(xups, 3, refs(&alarm(3, "UPS on battery"))),
+        trap(xups, 4, refs(&alarm(4, "Battery low"))),
+        trap(xups, 27, vec![(xmsg.into(), s("Shutdown pending"))]),
+        trap(xups, 5, refs(&alarm(5, "Utility power restored"))),
+        trap(
+            mge,
+            11,
+            vec![
+                ("1.3.6.1.4.1.705.1.5.1.0".into(), V::Int(900)),
+                ("1.3.6.1.4.1.705.1.5.2.0".into(), V::Int(80)),
+            ],
+        ),
+        trap(
+            mge,
+            5,
+            vec![
+                ("1.3.6.1.4.1.705.1.5.1.0".into(), V::Int(120)),
+                ("1.3.6.1.4.1.705.1.5.2.0".into(), V::Int(12)),
+            ],
+        ),
+        trap(
+            mge,
+            12,
+            vec![
+                ("1.3.6.1.4.1.705.1.5.1.0".into(), V::Int(130)),
+                ("1.3.6.1.4.1.705.1.5.2.0".into(), V::Int(13)),
+            ],
+        ),
+    ];
+    let frames: Vec<(u64, Vec<u8>)> = msgs
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let ip = ip4("192.168.61.230", "192.168.61.10", 0x500 + i as u16).udp(161, 162, m);
+            let vlans: &[u16] = if i == 6 { &[100, 61] } else { &[61] };
+            (
+                at(20.0 + i as f64 * 30.0),
+                ethernet(MAC_GW, MAC_UPS, vlans, 0x0800, &ip),
+            )
+        })
+        .collect();
+    write_pcap(
+        &dir.join("eaton-mge-vlan.pcap"),
+        DataLink::ETHERNET,
+        false,
+        &frames,
+    );
+}
+
+/// CyberPower CPS-MIB traps (v1 and v2c, mtrapinfoString without `.0`) on Linux SLL.
+fn cyberpower_sll(dir: &Path) {
+    let cps = "1.3.6.1.4.1.3808";
+    let ups = [192, 168, 61, 220];
+    let info = "1.3.6.1.4.1.3808.2.2.3";
+    let frames: Vec<(u64, Vec<u8>)> = [
+        v1_trap(
+            "public",
+            cps,
+            ups,
+            5,
+            100,
+            &[(info, s("Utility power failed, transfer to backup mode."))],
+        ),
+        v2_trap(
+            "public",
+            7001,
+            200,
+            "1.3.6.1.4.1.3808.0.35",
+            &[(
+                info,
+                s("The UPS remaining runtime is lower than threshold."),
+            )],
+        ),
+        v1_trap(
+            "public",
+            cps,
+            ups,
+            29,
+            300,
+            &[(info, s("The UPS has signaled clients to shutdown."))],
+        ),
+        v2_trap(
+            "public",
+            7002,
+            400,
+            "1.3.6.1.4.1.3808.0.9",
+            &[(info, s("Utility power restored, return from backup mode."))],
+        ),
+        v1_trap(
+            "public",
+            cps,
+            ups,
+            26,
+            500,
+            &[(info, s("The UPS has been turned on."))],
+        ),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, m)| {
+        let ip = ip4("192.168.61.220", "192.168.61.10", 0x700 + i as u16).udp(161, 162, m);
+        (at(5.0 + i as f64 * 60.0), sll(MAC_UPS, 0x0800, &ip))
+    })
+    .collect();
+    write_pcap(
+        &dir.join("cyberpower-sll.pcap"),
+        DataLink::LINUX_SLL,
+        true,
+        &frames,
+    );
+}
+
+/// Liebert, Socomec, Megatec and Delta over IPv6 (with a hop-by-hop header), SLL2 link.
+fn others_ipv6(dir: &Path) {
+    let vertiv = "2001:db8:61::50";
+    let gw = "2001:db8:61::10";
+    let lgp_descr = "1.3.6.1.4.1.476.1.42.3.2.3.1.2.4";
+    let msgs = vec![
+        v2_trap(
+            "public",
+            1,
+            100,
+            "1.3.6.1.4.1.476.1.42.3.3.0.1",
+            &[
+                ("1.3.6.1.4.1.476.1.42.3.2.3.1.1.4", V::Gauge(4)),
+                (lgp_descr, V::Oid("1.3.6.1.4.1.476.1.42.3.2.7.1.4168")),
+            ],
+        ),
+        v2_trap("public", 2, 200, "1.3.6.1.4.1.476.1.42.3.3.0.3", &[]),
+        v2_trap(
+            "public",
+            3,
+            300,
+            "1.3.6.1.4.1.476.1.42.3.3.0.2",
+            &[
+                ("1.3.6.1.4.1.476.1.42.3.2.3.1.1.4", V::Gauge(4)),
+                (lgp_descr, V::Oid("1.3.6.1.4.1.476.1.42.3.2.7.1.4168")),
+            ],
+        ),
+        v1_trap(
+            "public",
+            "1.3.6.1.4.1.4555.1.1.1.2",
+            [192, 168, 61, 210],
+            7,
+            400,
+            &[("1.3.6.1.4.1.4555.1.1.1.1.10.50", s("On battery"))],
+        ),
+        v2_trap("public", 4, 500, "1.3.6.1.4.1.4555.1.1.7.2.0.10", &[]),
+        v1_trap(
+            "public",
+            "1.3.6.1.4.1.935",
+            [192, 168, 61, 211],
+            13,
+            600,
+            &[],
+        ),
+        v1_trap(
+            "public",
+            "1.3.6.1.4.1.2254.2.4.20",
+            [192, 168, 61, 212],
+            45,
+            700,
+            &[],
+        ),
+        v2_trap("public", 5, 800, "1.3.6.1.4.1.2254.2.4.20.0.4", &[]),
+    ];
+    let frames: Vec<(u32, u64, Vec<u8>)> = msgs
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let ip = ip6_udp(vertiv, gw, i % 2 == 0, 161, 162, m);
+            (0, at(1.0 + i as f64), sll2(MAC_UPS, 0x86dd, &ip))
+        })
+        .collect();
+    write_pcapng(
+        &dir.join("others-ipv6-sll2.pcapng"),
+        &[DataLink::LINUX_SLL2],
+        &frames,
+    );
+}
+
+/// Two interfaces in one pcapng: BSD loopback (NULL) and raw IP, as a gateway that
+/// captures its own loopback tests would see them.
+fn loopback_raw(dir: &Path) {
+    let trap = v1_trap(
+        "public",
+        APC,
+        [127, 0, 0, 1],
+        5,
+        1,
+        &[(
+            MTRAPARGS_STRING_0,
+            s("UPS: On battery power in response to an input power problem."),
+        )],
+    );
+    let ack = v1_trap("public", "1.3.6.1.4.1.50001", [127, 0, 0, 1], 1, 2, &[]);
+    let mut null = vec![2, 0, 0, 0];
+    null.extend_from_slice(&ip4("127.0.0.1", "127.0.0.1", 1).udp(40000, 162, &trap));
+    let raw4 = ip4("127.0.0.1", "127.0.0.1", 2).udp(40001, 162, &ack);
+    let raw6 = ip6_udp("::1", "::1", false, 40002, 162, &trap);
+    let frames = vec![(0, at(1.0), null), (1, at(2.0), raw4), (1, at(3.0), raw6)];
+    write_pcapng(
+        &dir.join("loopback-raw.pcapng"),
+        &[DataLink::NULL, DataLink::RAW],
+        &frames,
+    );
+}
+
+/// Packets that must be counted, never taken for traps.
+fn malformed(dir: &Path) {
+    let good = v1_trap(
+        "public",
+        APC,
+        [192, 168, 61, 250],
+        7,
+        1,
+        &[(MTRAPARGS_STRING_0, s("UPS: battery low"))],
+    );
+    let mut cases: Vec<Vec<u8>> = Vec::new();
+    // 1. Truncated: the last 10 bytes are missing.
+    cases.push(good[..good.len() - 10].to_vec());
+    // 2. Overlong: the outer length claims more than the datagram holds.
+    let mut overlong = good.clone();
+    overlong[1] = 0x7f;
+    cases.push(overlong);
+    // 3. A length field of five octets.
+    let mut long_len = vec![0x30, 0x85, 0, 0, 0, 0, good.len() as u8 - 2];
+    long_len.extend_from_slice(&good[2..]);
+    cases.push(long_len);
+    // 4. Indefinite length.
+    let mut indefinite = good.clone();
+    indefinite[1] = 0x80;
+    cases.push(indefinite);
+    // 5. Bad OID: the enterprise's last sub-identifier has its continuation bit set.
+    let mut bad_oid = good.clone();
+    let ent_at = 2 + 3 + 8 + 2 + 2; // 30 len, version, community, a4 len, 06 len
+    bad_oid[ent_at + 6] |= 0x80;
+    cases.push(bad_oid);
+    // 6. Bad OID: 0x80 padding in the varbind name (non-minimal sub-identifier).
+    let padded = {
+        let mut m = good.clone();
+        let pos = m
+            .windows(3)
+            .position(|w| w == [0x82, 0x3e, 0x02])
+            .map(|p| p + 2);
+        let pos = pos.expect("mtrapargs name");
+        m[pos] = 0x80; // 318.<0x80 0x03>: padding where 2 was
+        m
+    };
+    cases.push(padded);
+    // 7. Wrong tag: the community is an INTEGER.
+    let mut wrong = good.clone();
+    wrong[5] = 0x02;
+    cases.push(wrong);
+    // 8. Wrong tag: the PDU is a universal SEQUENCE.
+    let mut wrong_pdu = good.clone();
+    wrong_pdu[13] = 0x30;
+    cases.push(wrong_pdu);
+    // 9. Unknown PDU type [9].
+    let mut unknown = good.clone();
+    unknown[13] = 0xa9;
+    cases.push(unknown);
+    // 10. Version 2 (v2u/v2*, never deployed).
+    let mut v2u = good.clone();
+    v2u[4] = 2;
+    cases.push(v2u);
+    // 11. Trailing garbage after a whole message.
+    let mut trailing = good.clone();
+    trailing.extend_from_slice(b"\0\0garbage");
+    cases.push(trailing);
+    // 12. An SNMPv3 message header (counted as unsupported, never parsed as v1/v2c).
+    cases.push(vec![
+        0x30, 0x0e, 0x02, 0x01, 0x03, 0x30, 0x09, 0x02, 0x01, 0x01, 0x02, 0x02, 0x05, 0xdc, 0x04,
+        0x00,
+    ]);
+    // 13. Empty datagram.
+    cases.push(Vec::new());
+    // 14. An IpAddress of three octets in the agent-addr.
+    let mut short_ip = good.clone();
+    let ip_at = ent_at + 7 + 1; // after the 7-byte enterprise: 40 04
+    short_ip[ip_at] = 3;
+    cases.push(short_ip);
+    let mut frames: Vec<(u64, Vec<u8>)> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let ip = ip4(UPS, "192.168.61.10", 0x900 + i as u16).udp(161, 162, m);
+            (at(1.0 + i as f64), eth4(MAC_GW, MAC_UPS, &ip))
+        })
+        .collect();
+    let n = frames.len() as f64;
+    // 15. A whole, valid trap split into two IP fragments: counted, not reassembled.
+    let udp = udp_header(161, 162, &good);
+    let (first, second) = udp.split_at(48);
+    let mut f1 = ip4(UPS, "192.168.61.10", 0x999);
+    f1.flags_frag = 0x2000;
+    let mut f2 = ip4(UPS, "192.168.61.10", 0x999);
+    f2.flags_frag = 48 / 8;
+    frames.push((at(1.0 + n), eth4(MAC_GW, MAC_UPS, &f1.packet(first))));
+    frames.push((at(1.1 + n), eth4(MAC_GW, MAC_UPS, &f2.packet(second))));
+    // 16. An ICMP port-unreachable quoting a UDP/162 trap: ICMP, not a trap.
+    let quoted = ip4(UPS, "192.168.61.10", 0x998).udp(161, 162, &good);
+    let mut icmp = vec![3, 3, 0, 0, 0, 0, 0, 0];
+    icmp.extend_from_slice(&quoted);
+    let c = checksum(&[&icmp]);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let mut icmp_ip = ip4("192.168.61.10", UPS, 0x997);
+    icmp_ip.protocol = 1;
+    frames.push((at(2.0 + n), eth4(MAC_UPS, MAC_GW, &icmp_ip.packet(&icmp))));
+    // 17. The same trap bytes on a non-SNMP port (syslog): not SNMP.
+    frames.push((
+        at(3.0 + n),
+        eth4(
+            MAC_GW,
+            MAC_UPS,
+            &ip4(UPS, "192.168.61.10", 0x996).udp(5514, 514, &good),
+        ),
+    ));
+    // 18. A frame cut short by the capture's snap length.
+    let whole = eth4(
+        MAC_GW,
+        MAC_UPS,
+        &ip4(UPS, "192.168.61.10", 0x995).udp(161, 162, &good),
+    );
+    frames.push((at(4.0 + n), whole[..60].to_vec()));
+    // 19. And one valid trap at the end: the pipeline is not stalled by what came before.
+    frames.push((at(5.0 + n), whole));
+    write_pcap(
+        &dir.join("malformed.pcap"),
+        DataLink::ETHERNET,
+        false,
+        &frames,
+    );
+}
+
+fn main() {
+    let dir = Path::new("captures");
+    std::fs::create_dir_all(dir).expect("create captures/");
+    seed_trace(dir);
+    apc_outage(dir);
+    ups_mib_v2c(dir);
+    eaton_vlan(dir);
+    cyberpower_sll(dir);
+    others_ipv6(dir);
+    loopback_raw(dir);
+    malformed(dir);
+    println!("captures written to {}", dir.display());
+}
