@@ -1,1 +1,234 @@
-fn main() {}
+//! Decode + classify per packet on the capture corpus (v1 and v2c traps and informs),
+//! side by side in one run with the `snmp2` and `snmp-parser` crates decoding the same
+//! bytes, and a bare TLV walk over them (the floor: every header read, nothing built).
+//!
+//! Run: `cargo bench --bench decode`. Samples of each decoder are interleaved so that
+//! the noise of a shared machine falls on all of them alike; the median is reported.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::Instant;
+
+use bumpalo::Bump;
+use trapgate::classify::Classifier;
+use trapgate::source::frame::udp_datagram;
+use trapgate::source::replay::read_capture;
+use trapgate::wire::Message;
+
+/// Every notification payload in captures/, by version.
+fn corpus() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+    let arena = Bump::new();
+    let (mut v1, mut v2c) = (Vec::new(), Vec::new());
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("captures/")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    for path in files {
+        if !matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("pcap" | "pcapng")
+        ) {
+            continue;
+        }
+        read_capture(&path, |f| {
+            let Ok(d) = udp_datagram(f.link, f.data) else {
+                return;
+            };
+            let Ok(m) = Message::parse(d.payload, &arena) else {
+                return;
+            };
+            if m.pdu_type().is_notification() {
+                match m.version {
+                    trapgate::wire::Version::V1 => v1.push(d.payload.to_vec()),
+                    trapgate::wire::Version::V2c => v2c.push(d.payload.to_vec()),
+                }
+            }
+        })
+        .expect("capture");
+    }
+    (v1, v2c)
+}
+
+/// The floor: reads every tag and length, descending into constructed elements.
+fn tlv_walk(mut buf: &[u8]) -> usize {
+    let mut n = 0;
+    while buf.len() >= 2 {
+        let tag = buf[0];
+        let (len, hdr) = if buf[1] < 0x80 {
+            (buf[1] as usize, 2)
+        } else {
+            let k = (buf[1] & 0x7f) as usize;
+            if buf.len() < 2 + k || k > 4 {
+                return n;
+            }
+            (
+                buf[2..2 + k]
+                    .iter()
+                    .fold(0usize, |a, &b| (a << 8) | b as usize),
+                2 + k,
+            )
+        };
+        if buf.len() < hdr + len {
+            return n;
+        }
+        n += 1;
+        if tag & 0x20 != 0 {
+            n += tlv_walk(&buf[hdr..hdr + len]);
+        }
+        buf = &buf[hdr + len..];
+    }
+    n
+}
+
+fn snmp2_decode(p: &[u8]) -> usize {
+    match snmp2::Pdu::from_bytes(p) {
+        Ok(pdu) => {
+            let mut n = pdu.v1_trap_info.is_some() as usize;
+            for (name, value) in pdu.varbinds {
+                black_box((&name, &value));
+                n += 1;
+            }
+            n
+        }
+        Err(_) => 0,
+    }
+}
+
+fn snmp_parser_decode(p: &[u8]) -> usize {
+    let parsed = if p.get(4) == Some(&0) {
+        snmp_parser::parse_snmp_v1(p)
+    } else {
+        snmp_parser::parse_snmp_v2c(p)
+    };
+    match parsed {
+        Ok((_, m)) => {
+            let mut n = 0;
+            for v in m.vars_iter() {
+                black_box(v);
+                n += 1;
+            }
+            n
+        }
+        Err(_) => 0,
+    }
+}
+
+struct Bench<'a> {
+    name: &'static str,
+    run: Box<dyn FnMut(&[Vec<u8>]) -> usize + 'a>,
+    samples: Vec<f64>,
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    v[v.len() / 2]
+}
+
+fn measure(label: &str, packets: &[Vec<u8>], classifier: &Classifier) -> Vec<(&'static str, f64)> {
+    let mut arena = Bump::with_capacity(64 * 1024);
+    let mut scratch = trapgate::wire::NotificationOidBuf::default();
+    let mut benches: Vec<Bench<'_>> = vec![
+        Bench {
+            name: "trapgate decode+classify",
+            run: Box::new(move |ps: &[Vec<u8>]| {
+                arena.reset();
+                let mut n = 0;
+                for p in ps {
+                    if let Ok(m) = Message::parse(p, &arena) {
+                        n += classifier
+                            .classify_message(&m, &mut scratch)
+                            .map_or(0, |c| c.event as usize + 1);
+                    }
+                }
+                n
+            }),
+            samples: Vec::new(),
+        },
+        Bench {
+            name: "snmp2 decode",
+            run: Box::new(|ps: &[Vec<u8>]| ps.iter().map(|p| snmp2_decode(p)).sum()),
+            samples: Vec::new(),
+        },
+        Bench {
+            name: "snmp-parser decode",
+            run: Box::new(|ps: &[Vec<u8>]| ps.iter().map(|p| snmp_parser_decode(p)).sum()),
+            samples: Vec::new(),
+        },
+        Bench {
+            name: "bare TLV walk",
+            run: Box::new(|ps: &[Vec<u8>]| ps.iter().map(|p| tlv_walk(p)).sum()),
+            samples: Vec::new(),
+        },
+    ];
+    // Sanity: every decoder decodes every packet.
+    for b in &mut benches {
+        assert!((b.run)(packets) > 0, "{} decoded nothing", b.name);
+    }
+    let reps = (200_000 / packets.len()).max(1);
+    for _round in 0..41 {
+        for b in &mut benches {
+            let t = Instant::now();
+            for _ in 0..reps {
+                black_box((b.run)(black_box(packets)));
+            }
+            let ns = t.elapsed().as_nanos() as f64 / (reps * packets.len()) as f64;
+            b.samples.push(ns);
+        }
+    }
+    println!(
+        "\n{label}: {} packets, {} per sample, 41 interleaved samples",
+        packets.len(),
+        reps * packets.len()
+    );
+    let mut out = Vec::new();
+    for b in &mut benches {
+        let m = median(&mut b.samples);
+        let (lo, hi) = (
+            b.samples[b.samples.len() / 10],
+            b.samples[b.samples.len() * 9 / 10],
+        );
+        println!(
+            "  {:<26} {:>8.1} ns/packet   (p10 {:.1}, p90 {:.1})",
+            b.name, m, lo, hi
+        );
+        out.push((b.name, m));
+    }
+    let get = |n: &str| {
+        out.iter()
+            .find(|(k, _)| *k == n)
+            .map(|(_, v)| *v)
+            .expect("measured")
+    };
+    let ours = get("trapgate decode+classify");
+    println!(
+        "  ratios: snmp2 / trapgate = {:.2}x   snmp-parser / trapgate = {:.2}x   trapgate / bare walk = {:.2}x",
+        get("snmp2 decode") / ours,
+        get("snmp-parser decode") / ours,
+        ours / get("bare TLV walk")
+    );
+    out
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` runs this with no argument.
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let (v1, v2c) = corpus();
+    let all: Vec<Vec<u8>> = v1.iter().chain(&v2c).cloned().collect();
+    let classifier = Classifier::builtin();
+    if quick {
+        println!(
+            "decode bench: {} traps found; run `cargo bench --bench decode` to measure",
+            all.len()
+        );
+        return;
+    }
+    println!(
+        "machine: {} cores available",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    measure("v1 and v2c traps", &all, &classifier);
+    measure("v1 traps", &v1, &classifier);
+    measure("v2c traps and informs", &v2c, &classifier);
+}

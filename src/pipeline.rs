@@ -9,7 +9,7 @@ use bumpalo::Bump;
 
 use crate::classify::{Classification, Classifier, Event};
 use crate::source::frame::{Datagram, FrameDrop, LinkType, udp_datagram};
-use crate::wire::{self, ErrorKind, Message};
+use crate::wire::{self, ErrorKind, Message, NotificationOidBuf};
 
 /// The UDP ports that carry SNMP by default: agent (161) and trap (162).
 pub const SNMP_PORTS: [u16; 2] = [161, 162];
@@ -74,6 +74,7 @@ pub struct Pipeline {
     classifier: Classifier,
     ports: Vec<u16>,
     counters: Counters,
+    scratch: NotificationOidBuf,
 }
 
 impl Pipeline {
@@ -87,6 +88,7 @@ impl Pipeline {
             classifier,
             ports,
             counters: Counters::default(),
+            scratch: NotificationOidBuf::default(),
         }
     }
 
@@ -135,7 +137,7 @@ impl Pipeline {
                 if let Some(n) = self.counters.pdus.get_mut(kind) {
                     *n += 1;
                 }
-                let class = self.classifier.classify_message(&m);
+                let class = self.classifier.classify_message(&m, &mut self.scratch);
                 if let Some(c) = class {
                     self.counters.events[c.event as usize] += 1;
                 }

@@ -43,7 +43,10 @@ fn decode_and_classify_allocate_nothing_per_packet() {
     let mut frames = Vec::new();
     for entry in std::fs::read_dir(dir).expect("captures/") {
         let path = entry.expect("entry").path();
-        if matches!(path.extension().and_then(|e| e.to_str()), Some("pcap" | "pcapng")) {
+        if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("pcap" | "pcapng")
+        ) {
             read_capture(&path, |f| frames.push((f.link, f.data.to_vec()))).expect("capture");
         }
     }
@@ -69,5 +72,10 @@ fn decode_and_classify_allocate_nothing_per_packet() {
     }
     let after = ALLOCATIONS.load(Ordering::SeqCst);
     assert!(decoded > 100 * 40, "{decoded} notifications classified");
-    assert_eq!(after - before, 0, "allocations during {} packets", 100 * frames.len());
+    assert_eq!(
+        after - before,
+        0,
+        "allocations during {} packets",
+        100 * frames.len()
+    );
 }

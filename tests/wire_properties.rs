@@ -33,11 +33,16 @@ enum OwnedValue {
 }
 
 fn oid_strategy() -> impl Strategy<Value = OidBuf> {
-    (0u32..3, 0u32..40, proptest::collection::vec(any::<u32>(), 0..12)).prop_map(|(a, b, rest)| {
-        let mut arcs = vec![a, if a == 2 { b * 1000 } else { b }];
-        arcs.extend(rest);
-        OidBuf::from_arcs(&arcs).expect("valid arcs")
-    })
+    (
+        0u32..3,
+        0u32..40,
+        proptest::collection::vec(any::<u32>(), 0..12),
+    )
+        .prop_map(|(a, b, rest)| {
+            let mut arcs = vec![a, if a == 2 { b * 1000 } else { b }];
+            arcs.extend(rest);
+            OidBuf::from_arcs(&arcs).expect("valid arcs")
+        })
 }
 
 fn value_strategy() -> impl Strategy<Value = OwnedValue> {
@@ -95,27 +100,43 @@ fn message_strategy() -> impl Strategy<Value = OwnedMessage> {
     (
         any::<bool>(),
         proptest::collection::vec(any::<u8>(), 0..40),
-        prop_oneof![Just(None), (0u32..9).prop_filter("not trap", |k| *k != 4).prop_map(Some)],
+        prop_oneof![
+            Just(None),
+            (0u32..9)
+                .prop_filter("not trap", |k| *k != 4)
+                .prop_map(Some)
+        ],
         any::<(i32, i32, i32)>(),
         oid_strategy(),
         any::<[u8; 4]>(),
         (0i64..7, any::<i64>(), any::<u32>()),
         proptest::collection::vec((oid_strategy(), value_strategy()), 0..12),
     )
-        .prop_map(|(v2c, community, kind, ids, enterprise, agent, (generic, specific, uptime), varbinds)| {
-            OwnedMessage {
+        .prop_map(
+            |(
                 v2c,
                 community,
                 kind,
                 ids,
                 enterprise,
                 agent,
-                generic,
-                specific,
-                uptime,
+                (generic, specific, uptime),
                 varbinds,
-            }
-        })
+            )| {
+                OwnedMessage {
+                    v2c,
+                    community,
+                    kind,
+                    ids,
+                    enterprise,
+                    agent,
+                    generic,
+                    specific,
+                    uptime,
+                    varbinds,
+                }
+            },
+        )
 }
 
 fn encode_owned(m: &OwnedMessage) -> (Vec<u8>, String) {
@@ -170,7 +191,12 @@ fn check_counted(pipeline: &mut Pipeline, payload: &[u8]) -> Result<(), TestCase
     match pipeline.process_datagram(datagram(payload), &arena) {
         Outcome::Malformed(_, e) => {
             prop_assert!(ErrorKind::ALL.contains(&e.kind));
-            prop_assert!(e.offset <= payload.len(), "offset {} past {}", e.offset, payload.len());
+            prop_assert!(
+                e.offset <= payload.len(),
+                "offset {} past {}",
+                e.offset,
+                payload.len()
+            );
             let after: u64 = pipeline.counters().malformed.iter().sum();
             prop_assert_eq!(after, before + 1);
         }

@@ -120,10 +120,22 @@ impl fmt::Display for DuplicateRules {
 
 impl std::error::Error for DuplicateRules {}
 
+/// What the trap trie stores per key: everything a match needs, inline, so a lookup
+/// never touches the (large) rule records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RuleRef {
+    /// Index of the rule in `Classifier::rules`.
+    pub index: u32,
+    /// The rule's event.
+    pub event: Ev,
+    /// Whether the rule matches a whole subtree.
+    pub prefix: bool,
+}
+
 /// The compiled rule tables.
 #[derive(Clone, Debug)]
 pub struct Classifier {
-    traps: OidTrie<u32>,
+    traps: OidTrie<RuleRef>,
     rules: Vec<TrapRule>,
     alarms: OidTrie<u32>,
     alarm_rules: Vec<AlarmRule>,
@@ -155,7 +167,6 @@ impl Classifier {
                 .map(|(i, k)| (k.clone(), i as u32))
                 .collect()
         };
-        let trap_keys: Vec<Vec<u8>> = rules.iter().map(|r| r.oid.as_bytes().to_vec()).collect();
         let alarm_keys: Vec<Vec<u8>> = alarm_rules
             .iter()
             .map(|r| r.oid.as_bytes().to_vec())
@@ -164,7 +175,19 @@ impl Classifier {
             .iter()
             .map(|r| r.oid.as_bytes().to_vec())
             .collect();
-        let (traps, dup_traps) = OidTrie::build(index(&trap_keys));
+        let trap_entries = rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let rule = RuleRef {
+                    index: i as u32,
+                    event: r.event,
+                    prefix: r.prefix,
+                };
+                (r.oid.as_bytes().to_vec(), rule)
+            })
+            .collect();
+        let (traps, dup_traps) = OidTrie::build(trap_entries);
         let (alarms, dup_alarms) = OidTrie::build(index(&alarm_keys));
         let (names, _) = OidTrie::build(index(&name_keys));
         let dups: Vec<String> = dup_traps
@@ -188,12 +211,9 @@ impl Classifier {
     /// Classifies a notification by its notification OID and varbinds.
     #[inline]
     pub fn classify(&self, trap_oid: Oid<'_>, varbinds: &[VarBind<'_>]) -> Classification {
-        let rules = &self.rules;
         let hit = self
             .traps
-            .longest_prefix_by(trap_oid.as_bytes(), |&i, exact| {
-                exact || rules[i as usize].prefix
-            });
+            .longest_prefix_by(trap_oid.as_bytes(), |r, exact| exact || r.prefix);
         let Some(hit) = hit else {
             return Classification {
                 event: Event::Unknown,
@@ -201,8 +221,8 @@ impl Classifier {
                 alarm: None,
             };
         };
-        let rule = *hit.value;
-        let (event, alarm) = match rules[rule as usize].event {
+        let rule = hit.value.index;
+        let (event, alarm) = match hit.value.event {
             Ev::Is(e) => (e, None),
             Ev::AlarmAdded => self.alarm_in(varbinds, false),
             Ev::AlarmRemoved => self.alarm_in(varbinds, true),
@@ -215,12 +235,18 @@ impl Classifier {
     }
 
     /// Classifies a message; None unless it is a notification (trap or inform).
-    pub fn classify_message(&self, msg: &Message<'_>) -> Option<Classification> {
+    /// `scratch` holds a v1 trap's notification OID while it is matched; the caller
+    /// keeps one and reuses it, so nothing is initialised per packet.
+    #[inline]
+    pub fn classify_message(
+        &self,
+        msg: &Message<'_>,
+        scratch: &mut NotificationOidBuf,
+    ) -> Option<Classification> {
         if !msg.pdu_type().is_notification() {
             return None;
         }
-        let mut scratch = NotificationOidBuf::default();
-        Some(match msg.notification_oid(&mut scratch) {
+        Some(match msg.notification_oid(scratch) {
             Some(oid) => self.classify(oid, msg.varbinds()),
             None => Classification {
                 event: Event::Unknown,

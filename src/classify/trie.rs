@@ -8,29 +8,40 @@
 
 /// Value slot meaning "no key ends here".
 const NONE: u32 = u32::MAX;
+/// Label bytes a node holds inline; longer common prefixes become chains of nodes.
+const LABEL_MAX: usize = 8;
+/// Children a node finds by its inline edge bytes; more get a 256-entry table (an
+/// enterprise's trap numbers, `318.0.1` … `318.0.787`, hang off one node).
+const EDGES_MAX: usize = 8;
 
-#[derive(Clone, Copy, Debug)]
+const HIGH: u64 = 0x8080_8080_8080_8080;
+const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+
+/// One node: its label and its children's first bytes inline, so a step of a lookup
+/// is one node load, one compare and one byte search (SWAR), with no indirection.
+#[derive(Clone, Copy, Debug, Default)]
 struct Node {
-    /// Start of this node's label in `labels` (the bytes consumed on entering it).
-    label: u32,
-    label_len: u32,
-    /// Start of this node's children in `edges` / `targets`.
+    /// The bytes consumed on entering this node, little-endian, zero-padded.
+    label: u64,
+    /// The first label byte of each child (up to `EDGES_MAX`), little-endian.
+    edges: u64,
+    /// Children are `nodes[first_child .. first_child + child_count]`.
     first_child: u32,
-    child_count: u32,
     /// Index into `values`, or NONE.
     value: u32,
+    /// Index into `dense` when the node has more than `EDGES_MAX` children, or NONE.
+    dense: u32,
+    child_count: u16,
+    label_len: u8,
 }
 
 /// An immutable OID trie mapping encoded OIDs to values of type `T`.
 #[derive(Clone, Debug)]
 pub struct OidTrie<T> {
     nodes: Vec<Node>,
-    /// The first byte of each child's label, for choosing a child.
-    edges: Vec<u8>,
-    /// The node index of each child, parallel to `edges`.
-    targets: Vec<u32>,
-    labels: Vec<u8>,
     values: Vec<T>,
+    /// Child node by next byte (NONE for none), for nodes with many children.
+    dense: Vec<[u32; 256]>,
 }
 
 /// The result of a prefix match: the value and how many key bytes it covered.
@@ -40,6 +51,44 @@ pub struct Match<'t, T> {
     pub value: &'t T,
     /// Length in bytes of the matched key (a prefix of the looked-up OID).
     pub len: usize,
+}
+
+#[inline(always)]
+fn load8(b: &[u8]) -> u64 {
+    u64::from_le_bytes(b.try_into().expect("8 bytes"))
+}
+
+/// The bytes of `oid` from `pos` (at most eight), little-endian, zero-padded.
+#[inline(always)]
+fn window(oid: &[u8], pos: usize) -> u64 {
+    let len = oid.len();
+    if pos + 8 <= len {
+        load8(&oid[pos..pos + 8])
+    } else if len >= 8 {
+        // Load the final eight bytes and shift out those before `pos`: no short copy.
+        load8(&oid[len - 8..]) >> (8 * (8 - (len - pos)))
+    } else {
+        oid[pos..]
+            .iter()
+            .rev()
+            .fold(0u64, |acc, &b| (acc << 8) | b as u64)
+    }
+}
+
+#[inline(always)]
+fn mask(len: usize) -> u64 {
+    if len >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (8 * len)) - 1
+    }
+}
+
+fn pack(bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .rev()
+        .fold(0u64, |acc, &b| (acc << 8) | b as u64)
 }
 
 impl<T> OidTrie<T> {
@@ -58,19 +107,15 @@ impl<T> OidTrie<T> {
         }
         let mut trie = OidTrie {
             nodes: Vec::new(),
-            edges: Vec::new(),
-            targets: Vec::new(),
-            labels: Vec::new(),
             values: Vec::with_capacity(unique.len()),
+            dense: Vec::new(),
         };
         let keys: Vec<Vec<u8>> = unique.iter().map(|(k, _)| k.clone()).collect();
         let mut slots: Vec<Option<T>> = unique.into_iter().map(|(_, v)| Some(v)).collect();
         trie.nodes.push(Node {
-            label: 0,
-            label_len: 0,
-            first_child: 0,
-            child_count: 0,
             value: NONE,
+            dense: NONE,
+            ..Node::default()
         });
         if !keys.is_empty() {
             trie.fill(0, &keys, 0, keys.len(), 0, &mut slots);
@@ -107,32 +152,42 @@ impl<T> OidTrie<T> {
             groups.push((b, i, j));
             i = j;
         }
-        let first_child = self.edges.len();
-        self.nodes[at].first_child = first_child as u32;
-        self.nodes[at].child_count = groups.len() as u32;
-        for &(b, _, _) in &groups {
-            self.edges.push(b);
-            self.targets.push(0);
+        // Siblings are contiguous, so a child is found by its position.
+        let first = self.nodes.len();
+        self.nodes.resize(
+            first + groups.len(),
+            Node {
+                value: NONE,
+                dense: NONE,
+                ..Node::default()
+            },
+        );
+        let node = &mut self.nodes[at];
+        node.first_child = first as u32;
+        node.child_count = groups.len() as u16;
+        if groups.len() <= EDGES_MAX {
+            let edges: Vec<u8> = groups.iter().map(|g| g.0).collect();
+            node.edges = pack(&edges);
+        } else {
+            let mut table = [NONE; 256];
+            for (n, g) in groups.iter().enumerate() {
+                table[g.0 as usize] = (first + n) as u32;
+            }
+            node.dense = self.dense.len() as u32;
+            self.dense.push(table);
         }
-        for (n, (_, glo, ghi)) in groups.into_iter().enumerate() {
+        for (n, &(_, glo, ghi)) in groups.iter().enumerate() {
             // The child's label runs from `depth` to the longest common prefix of its
-            // group (first and last suffice: the keys are sorted).
+            // group (first and last suffice: the keys are sorted), at most LABEL_MAX.
             let (a, z) = (&keys[glo], &keys[ghi - 1]);
             let mut end = depth + 1;
-            while end < a.len() && end < z.len() && a[end] == z[end] {
+            while end < a.len() && end < z.len() && a[end] == z[end] && end - depth < LABEL_MAX {
                 end += 1;
             }
-            let child = self.nodes.len();
-            self.nodes.push(Node {
-                label: self.labels.len() as u32,
-                label_len: (end - depth) as u32,
-                first_child: 0,
-                child_count: 0,
-                value: NONE,
-            });
-            self.labels.extend_from_slice(&a[depth..end]);
-            self.targets[first_child + n] = child as u32;
-            self.fill(child, keys, glo, ghi, end, slots);
+            let child = &mut self.nodes[first + n];
+            child.label = pack(&a[depth..end]);
+            child.label_len = (end - depth) as u8;
+            self.fill(first + n, keys, glo, ghi, end, slots);
         }
     }
 
@@ -150,30 +205,41 @@ impl<T> OidTrie<T> {
         oid: &[u8],
         mut accept: impl FnMut(&T, bool) -> bool,
     ) -> Option<Match<'_, T>> {
+        let len = oid.len();
         let mut best = None;
         let mut node = &self.nodes[0];
         let mut pos = 0usize;
         loop {
             if node.value != NONE {
                 let value = &self.values[node.value as usize];
-                if accept(value, pos == oid.len()) {
+                if accept(value, pos == len) {
                     best = Some(Match { value, len: pos });
                 }
             }
             let Some(&next) = oid.get(pos) else {
                 return best;
             };
-            let first = node.first_child as usize;
-            let edges = &self.edges[first..first + node.child_count as usize];
-            let Some(i) = memchr::memchr(next, edges) else {
+            let child = if node.dense == NONE {
+                // Find `next` among the inline edge bytes: exact zero-byte test.
+                let x = node.edges ^ (next as u64 * 0x0101_0101_0101_0101);
+                let zero = !(((x & LOW7) + LOW7) | x) & HIGH;
+                let i = zero.trailing_zeros() / 8;
+                if zero == 0 || i >= node.child_count as u32 {
+                    return best;
+                }
+                node.first_child + i
+            } else {
+                self.dense[node.dense as usize][next as usize]
+            };
+            let Some(child) = self.nodes.get(child as usize) else {
                 return best;
             };
-            node = &self.nodes[self.targets[first + i] as usize];
-            let label = &self.labels[node.label as usize..(node.label + node.label_len) as usize];
-            if oid.len() - pos < label.len() || oid[pos..pos + label.len()] != *label {
+            node = child;
+            let l = node.label_len as usize;
+            if len - pos < l || window(oid, pos) & mask(l) != node.label {
                 return best;
             }
-            pos += label.len();
+            pos += l;
         }
     }
 
@@ -196,13 +262,11 @@ impl<T> OidTrie<T> {
         self.values.is_empty()
     }
 
-    /// Bytes of memory the compiled arrays take (for the record, and the benchmark).
+    /// Bytes of memory the compiled arrays take.
     pub fn heap_bytes(&self) -> usize {
         self.nodes.len() * core::mem::size_of::<Node>()
-            + self.edges.len()
-            + self.targets.len() * 4
-            + self.labels.len()
             + self.values.len() * core::mem::size_of::<T>()
+            + self.dense.len() * 256 * 4
     }
 }
 

@@ -89,6 +89,7 @@ pub struct Tlv<'a> {
 
 impl<'a> Tlv<'a> {
     /// A reader over this element's content (for constructed elements).
+    #[inline]
     pub fn reader(&self) -> Reader<'a> {
         Reader {
             buf: self.value,
@@ -98,6 +99,7 @@ impl<'a> Tlv<'a> {
     }
 
     /// Fails with `WrongTag` unless this element has tag `tag`.
+    #[inline(always)]
     pub fn expect(self, tag: Tag) -> Result<Tlv<'a>> {
         if self.tag == tag {
             Ok(self)
@@ -107,6 +109,7 @@ impl<'a> Tlv<'a> {
     }
 
     /// The content as a signed INTEGER of up to 64 bits.
+    #[inline]
     pub fn integer(&self) -> Result<i64> {
         decode_i64(self.value, self.offset)
     }
@@ -116,6 +119,7 @@ impl<'a> Tlv<'a> {
     /// A value with the top bit set must carry a leading zero octet (X.690); agents that
     /// omit it (encoding 4294967295 as `ff ff ff ff`, which reads as -1) are read as the
     /// 32-bit pattern they meant, as net-snmp does.
+    #[inline]
     pub fn unsigned32(&self) -> Result<u32> {
         let v = decode_i64(self.value, self.offset)?;
         if (0..=u32::MAX as i64).contains(&v) {
@@ -146,6 +150,7 @@ impl<'a> Tlv<'a> {
     }
 
     /// Fails unless the content is empty (NULL and the v2 exceptions).
+    #[inline]
     pub fn empty(&self) -> Result<()> {
         if self.value.is_empty() {
             Ok(())
@@ -163,6 +168,7 @@ fn be_u64(bytes: &[u8]) -> u64 {
 ///
 /// Non-minimal encodings (a leading `00` or `ff` octet that is not needed) are read, as
 /// net-snmp reads them; only what does not fit 64 bits is refused.
+#[inline]
 pub fn decode_i64(bytes: &[u8], offset: usize) -> Result<i64> {
     match bytes.len() {
         0 => Err(Error::new(ErrorKind::IntegerEmpty, offset)),
@@ -202,6 +208,7 @@ impl<'a> Reader<'a> {
     }
 
     /// True when every element has been read.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.pos >= self.buf.len()
     }
@@ -220,6 +227,7 @@ impl<'a> Reader<'a> {
         Error::new(kind, self.offset())
     }
 
+    #[inline(always)]
     fn byte(&mut self) -> Result<u8> {
         match self.buf.get(self.pos) {
             Some(&b) => {
@@ -231,7 +239,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads the next element, checking that its content fits in what is left.
-    #[inline]
+    #[inline(always)]
     pub fn read(&mut self) -> Result<Tlv<'a>> {
         let start = self.offset();
         let first = self.byte()?;
@@ -272,6 +280,7 @@ impl<'a> Reader<'a> {
         })
     }
 
+    #[cold]
     fn high_tag(&mut self, first: u8) -> Result<Tag> {
         let at = self.offset();
         let mut number: u32 = 0;
@@ -291,22 +300,25 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads the next element and checks its tag.
-    #[inline]
+    #[inline(always)]
     pub fn expect(&mut self, tag: Tag) -> Result<Tlv<'a>> {
         self.read()?.expect(tag)
     }
 
     /// Reads an INTEGER.
+    #[inline]
     pub fn integer(&mut self) -> Result<i64> {
         self.expect(INTEGER)?.integer()
     }
 
     /// Reads an OCTET STRING's content.
+    #[inline]
     pub fn octets(&mut self) -> Result<&'a [u8]> {
         Ok(self.expect(OCTET_STRING)?.value)
     }
 
     /// Fails with `TrailingData` unless every byte has been read.
+    #[inline]
     pub fn finish(&self) -> Result<()> {
         if self.is_empty() {
             Ok(())

@@ -177,6 +177,12 @@ pub struct NotificationOidBuf {
     len: usize,
 }
 
+impl fmt::Debug for NotificationOidBuf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NotificationOidBuf({:02x?})", &self.buf[..self.len])
+    }
+}
+
 impl Default for NotificationOidBuf {
     fn default() -> Self {
         NotificationOidBuf {
@@ -188,6 +194,7 @@ impl Default for NotificationOidBuf {
 
 impl<'a> Message<'a> {
     /// Decodes one message from a whole UDP payload; bytes after it are an error.
+    #[inline]
     pub fn parse(buf: &'a [u8], arena: &'a Bump) -> Result<Message<'a>> {
         let mut top = Reader::new(buf);
         let seq = top.expect(ber::SEQUENCE)?;
@@ -278,7 +285,7 @@ impl<'a> Message<'a> {
             Pdu::TrapV1(t) => t.notification_oid(scratch),
             Pdu::Request(r) if r.kind.is_notification() => {
                 r.varbinds.iter().find_map(|vb| match vb.value {
-                    super::value::Value::ObjectId(o) if vb.name.as_bytes() == SNMP_TRAP_OID_0 => {
+                    super::value::Value::ObjectId(o) if is_snmp_trap_oid_0(vb.name.as_bytes()) => {
                         Some(o)
                     }
                     _ => None,
@@ -316,11 +323,18 @@ impl TrapV1<'_> {
             _ => return None,
         };
         scratch.len = len;
-        // Built from a validated OID and whole arcs: always valid.
-        Oid::parse(&scratch.buf[..len], 0).ok()
+        // Built from a validated OID and whole arcs: valid by construction.
+        Some(Oid::trusted(&scratch.buf[..len]))
     }
 }
 
+#[inline]
+fn is_snmp_trap_oid_0(name: &[u8]) -> bool {
+    // A fixed-size compare, not a call into memcmp.
+    <&[u8; 10]>::try_from(name).is_ok_and(|n| n == SNMP_TRAP_OID_0)
+}
+
+#[inline]
 fn int32(r: &mut Reader<'_>) -> Result<i32> {
     let tlv = r.expect(ber::INTEGER)?;
     let v = tlv.integer()?;
@@ -334,16 +348,12 @@ fn int32(r: &mut Reader<'_>) -> Result<i32> {
     }
 }
 
+#[inline]
 fn varbind_list<'a>(r: &mut Reader<'a>, arena: &'a Bump) -> Result<&'a [VarBind<'a>]> {
     let list = r.expect(ber::SEQUENCE)?;
-    // Count first so the arena holds exactly one slice per message.
-    let mut count = 0usize;
-    let mut scan = list.reader();
-    while !scan.is_empty() {
-        scan.read()?;
-        count += 1;
-    }
-    let mut out = bumpalo::collections::Vec::with_capacity_in(count, arena);
+    // A varbind takes at least 7 bytes (30 05 06 01 xx 05 00): this capacity never
+    // grows, so the arena holds one slice per message and nothing is copied.
+    let mut out = bumpalo::collections::Vec::with_capacity_in(list.value.len() / 7, arena);
     let mut items = list.reader();
     while !items.is_empty() {
         out.push(VarBind::parse(items.read()?)?);

@@ -19,9 +19,17 @@ pub struct Oid<'a>(&'a [u8]);
 
 impl<'a> Oid<'a> {
     /// Checks the content octets of an OID; `offset` is where they start in the message.
+    #[inline]
     pub fn parse(bytes: &'a [u8], offset: usize) -> Result<Oid<'a>> {
         validate(bytes, offset)?;
         Ok(Oid(bytes))
+    }
+
+    /// Wraps bytes that are valid by construction (built from validated OIDs and
+    /// whole arcs); never call it on bytes from the network.
+    pub(crate) fn trusted(bytes: &'a [u8]) -> Oid<'a> {
+        debug_assert!(validate(bytes, 0).is_ok());
+        Oid(bytes)
     }
 
     /// The encoded content octets.
@@ -45,33 +53,98 @@ impl<'a> Oid<'a> {
     }
 }
 
+const HIGH: u64 = 0x8080_8080_8080_8080;
+const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+
+/// Checks encoded OID content: every sub-identifier minimal (no leading 0x80), none cut
+/// off, none above 2^32 - 1, at most 128 arcs.
+///
+/// Eight bytes at a time (SWAR): a 0x80 byte that starts a sub-identifier is padding;
+/// four continuation bytes in a row may mean an arc above 32 bits, and send the OID to
+/// the byte-by-byte check, which decides exactly. Typical OIDs never take that path.
+#[inline]
 fn validate(bytes: &[u8], offset: usize) -> Result<()> {
-    if bytes.is_empty() {
+    let n = bytes.len();
+    let Some(&last) = bytes.last() else {
         return Err(Error::new(ErrorKind::OidEmpty, offset));
+    };
+    if last & 0x80 != 0 {
+        return Err(Error::new(ErrorKind::OidTruncated, offset + n - 1));
     }
-    // The first sub-identifier carries two arcs.
-    let mut arcs = 1usize;
+    let mut prev = 0u64; // continuation bits of the previous chunk
+    let mut suspicious = 0u64;
+    let mut at = 0;
+    while at < n {
+        let x = if at + 8 <= n {
+            load8(&bytes[at..at + 8])
+        } else if n >= 8 {
+            // The last bytes: load the final eight and shift out those already seen,
+            // rather than copying a short tail (a memcpy call).
+            load8(&bytes[n - 8..]) >> (8 * (8 - (n - at)))
+        } else {
+            bytes
+                .iter()
+                .rev()
+                .fold(0u64, |acc, &b| (acc << 8) | b as u64)
+        };
+        let hi = x & HIGH;
+        // Continuation bit of the byte before each byte (carrying in the last chunk's).
+        let before1 = (hi << 8) | (prev >> 56);
+        // Exact zero-byte test of x ^ 0x80..: marks the bytes equal to 0x80.
+        let y = x ^ HIGH;
+        let is_80 = !(((y & LOW7) + LOW7) | y) & HIGH;
+        let before2 = (hi << 16) | (prev >> 48);
+        let before3 = (hi << 24) | (prev >> 40);
+        suspicious |= hi & before1 & before2 & before3;
+        let padding = is_80 & !before1;
+        if padding != 0 {
+            if suspicious != 0 {
+                // An over-long arc may come first: let the exact check order them.
+                return validate_bytewise(bytes, offset);
+            }
+            let i = at + (padding.trailing_zeros() / 8) as usize;
+            return Err(Error::new(ErrorKind::OidPadding, offset + i));
+        }
+        prev = hi;
+        at += 8;
+    }
+    if suspicious != 0 {
+        return validate_bytewise(bytes, offset);
+    }
+    // Arcs = sub-identifiers + 1 <= bytes + 1: only long OIDs need counting.
+    if n >= MAX_ARCS {
+        let subs = bytes.iter().filter(|&&b| b & 0x80 == 0).count();
+        if subs + 1 > MAX_ARCS {
+            return Err(Error::new(ErrorKind::OidTooManyArcs, offset));
+        }
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn load8(b: &[u8]) -> u64 {
+    u64::from_le_bytes(b.try_into().expect("8 bytes"))
+}
+
+/// The byte-by-byte check, for OIDs with a sub-identifier of five or more bytes.
+#[cold]
+fn validate_bytewise(bytes: &[u8], offset: usize) -> Result<()> {
     let mut value: u64 = 0;
-    let mut at_start = true;
+    let mut start = true;
+    let mut arcs = 1usize;
     for (i, &b) in bytes.iter().enumerate() {
-        if at_start && b == 0x80 {
+        if start && b == 0x80 {
             return Err(Error::new(ErrorKind::OidPadding, offset + i));
         }
         value = (value << 7) | (b & 0x7f) as u64;
         if value > u32::MAX as u64 {
             return Err(Error::new(ErrorKind::OidArcTooLarge, offset + i));
         }
-        at_start = b & 0x80 == 0;
-        if at_start {
+        start = b & 0x80 == 0;
+        if start {
             arcs += 1;
             value = 0;
         }
-    }
-    if !at_start {
-        return Err(Error::new(
-            ErrorKind::OidTruncated,
-            offset + bytes.len() - 1,
-        ));
     }
     if arcs > MAX_ARCS {
         return Err(Error::new(ErrorKind::OidTooManyArcs, offset));
@@ -305,6 +378,48 @@ mod tests {
         assert!(trap.as_oid().starts_with(apc.as_oid()));
         assert!(!other.as_oid().starts_with(apc.as_oid()));
         assert_eq!(apc.child(&[0, 7]), trap);
+    }
+
+    /// The straightforward check, arc by arc, that `validate` must agree with.
+    fn reference(bytes: &[u8]) -> Option<ErrorKind> {
+        if bytes.is_empty() {
+            return Some(ErrorKind::OidEmpty);
+        }
+        if bytes[bytes.len() - 1] & 0x80 != 0 {
+            return Some(ErrorKind::OidTruncated);
+        }
+        let mut value: u64 = 0;
+        let mut start = true;
+        let mut arcs = 1;
+        for &b in bytes {
+            if start && b == 0x80 {
+                return Some(ErrorKind::OidPadding);
+            }
+            value = (value << 7) | (b & 0x7f) as u64;
+            if value > u32::MAX as u64 {
+                return Some(ErrorKind::OidArcTooLarge);
+            }
+            start = b & 0x80 == 0;
+            if start {
+                arcs += 1;
+                value = 0;
+            }
+        }
+        (arcs > MAX_ARCS).then_some(ErrorKind::OidTooManyArcs)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4_000))]
+        #[test]
+        fn fast_validation_agrees_with_the_reference(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![0u8..0x80, 0x80u8..=0xff, proptest::strategy::Just(0x80u8), proptest::strategy::Just(0x8fu8)],
+                0..140,
+            )
+        ) {
+            let fast = Oid::parse(&bytes, 0).err().map(|e| e.kind);
+            proptest::prop_assert_eq!(fast, reference(&bytes));
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@
 use core::fmt;
 
 use super::ber::{self, Tag, Tlv};
+
 use super::error::{Error, ErrorKind, Result};
 use super::oid::Oid;
 
@@ -50,37 +51,42 @@ pub enum Value<'a> {
 
 impl<'a> Value<'a> {
     /// Decodes a value element.
+    #[inline]
     pub fn parse(tlv: Tlv<'a>) -> Result<Value<'a>> {
-        Ok(match tlv.tag {
-            ber::INTEGER => Value::Integer(tlv.integer()?),
-            ber::OCTET_STRING => Value::OctetString(tlv.value),
-            ber::NULL => {
+        // Every SNMP type has a one-octet tag: one jump on that octet.
+        let Some(byte) = tlv.tag.to_byte() else {
+            return Ok(Value::Other(tlv.tag, tlv.value));
+        };
+        Ok(match byte {
+            0x02 => Value::Integer(tlv.integer()?),
+            0x04 => Value::OctetString(tlv.value),
+            0x05 => {
                 tlv.empty()?;
                 Value::Null
             }
-            ber::OBJECT_IDENTIFIER => Value::ObjectId(Oid::parse(tlv.value, tlv.offset)?),
-            ber::IP_ADDRESS => match <[u8; 4]>::try_from(tlv.value) {
+            0x06 => Value::ObjectId(Oid::parse(tlv.value, tlv.offset)?),
+            0x40 => match <[u8; 4]>::try_from(tlv.value) {
                 Ok(a) => Value::IpAddress(a),
                 Err(_) => return Err(Error::new(ErrorKind::BadIpAddress, tlv.offset)),
             },
-            ber::COUNTER32 => Value::Counter32(tlv.unsigned32()?),
-            ber::GAUGE32 => Value::Gauge32(tlv.unsigned32()?),
-            ber::TIME_TICKS => Value::TimeTicks(tlv.unsigned32()?),
-            ber::OPAQUE => Value::Opaque(tlv.value),
-            ber::COUNTER64 => Value::Counter64(tlv.unsigned64()?),
-            ber::NO_SUCH_OBJECT => {
+            0x41 => Value::Counter32(tlv.unsigned32()?),
+            0x42 => Value::Gauge32(tlv.unsigned32()?),
+            0x43 => Value::TimeTicks(tlv.unsigned32()?),
+            0x44 => Value::Opaque(tlv.value),
+            0x46 => Value::Counter64(tlv.unsigned64()?),
+            0x80 => {
                 tlv.empty()?;
                 Value::NoSuchObject
             }
-            ber::NO_SUCH_INSTANCE => {
+            0x81 => {
                 tlv.empty()?;
                 Value::NoSuchInstance
             }
-            ber::END_OF_MIB_VIEW => {
+            0x82 => {
                 tlv.empty()?;
                 Value::EndOfMibView
             }
-            other => Value::Other(other, tlv.value),
+            _ => Value::Other(tlv.tag, tlv.value),
         })
     }
 
@@ -215,6 +221,7 @@ pub struct VarBind<'a> {
 
 impl<'a> VarBind<'a> {
     /// Decodes one `SEQUENCE { name, value }`.
+    #[inline]
     pub fn parse(tlv: Tlv<'a>) -> Result<VarBind<'a>> {
         let tlv = tlv.expect(ber::SEQUENCE)?;
         let mut r = tlv.reader();
