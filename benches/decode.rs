@@ -115,9 +115,12 @@ fn snmp_parser_decode(p: &[u8]) -> usize {
     }
 }
 
+/// A decoder under test: runs over the whole corpus, returns what it found.
+type Decoder<'a> = Box<dyn FnMut(&[Vec<u8>]) -> usize + 'a>;
+
 struct Bench<'a> {
     name: &'static str,
-    run: Box<dyn FnMut(&[Vec<u8>]) -> usize + 'a>,
+    run: Decoder<'a>,
     samples: Vec<f64>,
 }
 

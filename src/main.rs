@@ -1,7 +1,7 @@
 //! The `trapgate` command line: parse arguments, pick a source, run the pipeline.
 
 use std::io::{self, BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -71,7 +71,7 @@ fn seen<'a>(r: &Replayed<'_>, d: &'a trapgate::source::frame::Datagram<'a>) -> S
     }
 }
 
-fn decode(file: &PathBuf, json: bool, ports: &[u16], out: &mut impl Write) -> Result<(), String> {
+fn decode(file: &Path, json: bool, ports: &[u16], out: &mut impl Write) -> Result<(), String> {
     let mut pipeline = Pipeline::new(Classifier::builtin(), ports);
     let mut write_err = None;
     let end = replay::replay(file, &mut pipeline, |p, r| {
@@ -114,7 +114,7 @@ fn decode(file: &PathBuf, json: bool, ports: &[u16], out: &mut impl Write) -> Re
     .map_err(|e| e.to_string())
 }
 
-fn events(file: &PathBuf, ports: &[u16], out: &mut impl Write) -> Result<(), String> {
+fn events(file: &Path, ports: &[u16], out: &mut impl Write) -> Result<(), String> {
     let mut pipeline = Pipeline::new(Classifier::builtin(), ports);
     let mut write_err = None;
     let end = replay::replay(file, &mut pipeline, |p, r| {

@@ -58,10 +58,10 @@ fn decode_and_classify_allocate_nothing_per_packet() {
         // One batch = the whole corpus; the arena is reset between batches.
         arena.reset();
         for (link, data) in &frames {
-            if let Some(d) = udp_datagram(*link, data).ok() {
-                if let Outcome::Message(_, _, Some(_)) = pipeline.process_datagram(d, arena) {
-                    decoded += 1;
-                }
+            if let Ok(d) = udp_datagram(*link, data)
+                && let Outcome::Message(_, _, Some(_)) = pipeline.process_datagram(d, arena)
+            {
+                decoded += 1;
             }
         }
     };

@@ -739,16 +739,15 @@ fn eaton_vlan(dir: &Path) {
             (xmsg.to_string(), s(text)),
         ]
     };
-    let refs = |v: &[(String, V)]| -> Vec<(String, V)> { v.to_vec() };
     let trap = |ent: &'static str, n: i64, vbs: Vec<(String, V)>| {
         let borrowed: Vec<(&str, V)> = vbs.iter().map(|(o, v)| (o.as_str(), v.clone())).collect();
         v1_trap("public", ent, ups, n, 4242 + n as u32, &borrowed)
     };
-    let msgs = vec![
-        trap(xups, 3, refs(&alarm(3, "UPS on battery"))),
-        trap(xups, 4, refs(&alarm(4, "Battery low"))),
+    let msgs = [
+        trap(xups, 3, alarm(3, "UPS on battery")),
+        trap(xups, 4, alarm(4, "Battery low")),
         trap(xups, 27, vec![(xmsg.into(), s("Shutdown pending"))]),
-        trap(xups, 5, refs(&alarm(5, "Utility power restored"))),
+        trap(xups, 5, alarm(5, "Utility power restored")),
         trap(
             mge,
             11,
@@ -862,7 +861,7 @@ fn others_ipv6(dir: &Path) {
     let vertiv = "2001:db8:61::50";
     let gw = "2001:db8:61::10";
     let lgp_descr = "1.3.6.1.4.1.476.1.42.3.2.3.1.2.4";
-    let msgs = vec![
+    let msgs = [
         v2_trap(
             "public",
             1,

@@ -1,0 +1,18 @@
+//! Fuzzes the link / IP / UDP header parsing and the pipeline behind it, for every
+//! link type a capture can name: no input may panic.
+#![no_main]
+
+use bumpalo::Bump;
+use libfuzzer_sys::fuzz_target;
+use trapgate::classify::Classifier;
+use trapgate::pipeline::Pipeline;
+use trapgate::source::frame::LinkType;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, frame)) = data.split_first() else { return };
+    let link = [0u32, 1, 12, 101, 108, 113, 228, 229, 276][selector as usize % 9];
+    let arena = Bump::new();
+    let mut p = Pipeline::new(Classifier::builtin(), &[]);
+    let _ = p.process_frame(LinkType(link), frame, &arena);
+    assert_eq!(p.counters().frames, 1);
+});
