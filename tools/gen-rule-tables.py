@@ -3,7 +3,7 @@
 
 The trap names and numbers come from the MIB tables in oids.md; the normalized event of
 each trap is the judgement below (EVENTS), following oids.md section 5. Run from the
-repository root: python3 tools/gen-rule-tables.py > src/classify/tables.rs
+repository root: python3 tools/gen-rule-tables.py > src/classify/tables.rs && cargo fmt
 """
 import re, sys, pathlib
 
