@@ -132,6 +132,7 @@ fn median(v: &mut [f64]) -> f64 {
 fn measure(label: &str, packets: &[Vec<u8>], classifier: &Classifier) -> Vec<(&'static str, f64)> {
     let mut arena = Bump::with_capacity(64 * 1024);
     let mut scratch = trapgate::wire::NotificationOidBuf::default();
+    let mut decode_arena = Bump::with_capacity(64 * 1024);
     let mut benches: Vec<Bench<'_>> = vec![
         Bench {
             name: "trapgate decode+classify",
@@ -146,6 +147,16 @@ fn measure(label: &str, packets: &[Vec<u8>], classifier: &Classifier) -> Vec<(&'
                     }
                 }
                 n
+            }),
+            samples: Vec::new(),
+        },
+        Bench {
+            name: "trapgate decode only",
+            run: Box::new(move |ps: &[Vec<u8>]| {
+                decode_arena.reset();
+                ps.iter()
+                    .map(|p| Message::parse(p, &decode_arena).map_or(0, |m| m.varbinds().len()))
+                    .sum()
             }),
             samples: Vec::new(),
         },

@@ -42,6 +42,71 @@ pub struct OidTrie<T> {
     values: Vec<T>,
     /// Child node by next byte (NONE for none), for nodes with many children.
     dense: Vec<[u32; 256]>,
+    /// Every key, hashed: a whole-OID hit needs no walk (see `ExactIndex`).
+    index: ExactIndex,
+}
+
+/// An open-addressing hash of the whole keys, beside the trie. Most lookups are of a
+/// notification OID that is a key: one hash and one compare find it, where the walk
+/// takes a dependent load per branching byte. The walk remains for prefix matches.
+#[derive(Clone, Debug, Default)]
+struct ExactIndex {
+    /// (start in `keys`, key length, value index); length 0 marks an empty slot.
+    slots: Vec<(u32, u32, u32)>,
+    keys: Vec<u8>,
+    shift: u32,
+}
+
+/// FxHash-style mixing of a key's first and last eight bytes and its length.
+#[inline(always)]
+fn hash(oid: &[u8]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let len = oid.len();
+    let first = window(oid, 0);
+    let last = if len > 8 { window(oid, len - 8) } else { 0 };
+    ((first.wrapping_mul(K) ^ last).rotate_left(23) ^ len as u64).wrapping_mul(K)
+}
+
+impl ExactIndex {
+    fn build(keys: &[Vec<u8>]) -> ExactIndex {
+        let size = (keys.len() * 2).next_power_of_two().max(2);
+        let mut index = ExactIndex {
+            slots: vec![(0, 0, NONE); size],
+            keys: Vec::new(),
+            shift: 64 - size.trailing_zeros(),
+        };
+        for (value, key) in keys.iter().enumerate() {
+            let start = index.keys.len() as u32;
+            index.keys.extend_from_slice(key);
+            let mut at = (hash(key) >> index.shift) as usize;
+            while index.slots[at].1 != 0 {
+                at = (at + 1) & (size - 1);
+            }
+            index.slots[at] = (start, key.len() as u32, value as u32);
+        }
+        index
+    }
+
+    #[inline]
+    fn get(&self, oid: &[u8]) -> Option<u32> {
+        if self.slots.is_empty() || oid.is_empty() {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
+        let mut at = (hash(oid) >> self.shift) as usize;
+        loop {
+            let (start, len, value) = self.slots[at];
+            if len == 0 {
+                return None;
+            }
+            if len as usize == oid.len()
+                && self.keys[start as usize..(start + len) as usize] == *oid
+            {
+                return Some(value);
+            }
+            at = (at + 1) & mask;
+        }
+    }
 }
 
 /// The result of a prefix match: the value and how many key bytes it covered.
@@ -105,12 +170,15 @@ impl<T> OidTrie<T> {
                 unique.push((k, v));
             }
         }
+        let keys: Vec<Vec<u8>> = unique.iter().map(|(k, _)| k.clone()).collect();
         let mut trie = OidTrie {
             nodes: Vec::new(),
             values: Vec::with_capacity(unique.len()),
             dense: Vec::new(),
+            // Value indexes follow the sorted key order: the walk below pushes values
+            // in that order too (a pre-order walk of sorted keys).
+            index: ExactIndex::build(&keys),
         };
-        let keys: Vec<Vec<u8>> = unique.iter().map(|(k, _)| k.clone()).collect();
         let mut slots: Vec<Option<T>> = unique.into_iter().map(|(_, v)| Some(v)).collect();
         trie.nodes.push(Node {
             value: NONE,
@@ -206,6 +274,13 @@ impl<T> OidTrie<T> {
         mut accept: impl FnMut(&T, bool) -> bool,
     ) -> Option<Match<'_, T>> {
         let len = oid.len();
+        // The whole OID is a key: no longer prefix exists, so it is the answer if taken.
+        if let Some(v) = self.index.get(oid) {
+            let value = &self.values[v as usize];
+            if accept(value, true) {
+                return Some(Match { value, len });
+            }
+        }
         let mut best = None;
         let mut node = &self.nodes[0];
         let mut pos = 0usize;
@@ -267,6 +342,8 @@ impl<T> OidTrie<T> {
         self.nodes.len() * core::mem::size_of::<Node>()
             + self.values.len() * core::mem::size_of::<T>()
             + self.dense.len() * 256 * 4
+            + self.index.slots.len() * 12
+            + self.index.keys.len()
     }
 }
 
@@ -356,6 +433,15 @@ mod tests {
             prop_assert_eq!(got, expected);
             if let Some(m) = t.longest_prefix(p.as_bytes()) {
                 prop_assert!(p.as_oid().starts_with(bufs[*m.value].as_oid()));
+            }
+            // Every key finds its own value (the first, for a duplicate), by hash and by walk.
+            for (i, k) in bufs.iter().enumerate() {
+                let first = bufs.iter().position(|b| b == k).expect("present");
+                prop_assert_eq!(t.exact(k.as_bytes()), Some(&first), "key {}", i);
+                let walked = t.longest_prefix_by(k.as_bytes(), |_, exact| !exact);
+                if let Some(m) = walked {
+                    prop_assert!(m.len < k.as_bytes().len());
+                }
             }
         }
     }
