@@ -315,7 +315,7 @@ impl TrapV1<'_> {
                 if len > scratch.buf.len() {
                     return None;
                 }
-                scratch.buf[..ent.len()].copy_from_slice(ent);
+                copy_short(&mut scratch.buf[..ent.len()], ent);
                 scratch.buf[ent.len()] = 0;
                 scratch.buf[ent.len() + 1..len].copy_from_slice(&arc[5 - k..]);
                 len
@@ -325,6 +325,21 @@ impl TrapV1<'_> {
         scratch.len = len;
         // Built from a validated OID and whole arcs: valid by construction.
         Some(Oid::trusted(&scratch.buf[..len]))
+    }
+}
+
+/// Copies `src` (the same length as `dst`); an OID of 8 to 16 bytes in two word moves
+/// rather than a call into memcpy.
+#[inline(always)]
+fn copy_short(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    if (8..=16).contains(&n) {
+        let head: [u8; 8] = src[..8].try_into().expect("8 bytes");
+        let tail: [u8; 8] = src[n - 8..].try_into().expect("8 bytes");
+        dst[..8].copy_from_slice(&head);
+        dst[n - 8..].copy_from_slice(&tail);
+    } else {
+        dst.copy_from_slice(src);
     }
 }
 
