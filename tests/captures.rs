@@ -79,6 +79,11 @@ fn every_capture_matches_its_golden_event_log() {
         let golden = golden_path(capture, "events");
         if bless {
             std::fs::write(&golden, &got).expect("write golden");
+            let decode_golden = golden_path(capture, "decode");
+            if decode_golden.exists() {
+                let got = run(&["decode", "--json", capture.to_str().expect("UTF-8 path")]);
+                std::fs::write(&decode_golden, got).expect("write golden");
+            }
             continue;
         }
         let expected = std::fs::read_to_string(&golden).unwrap_or_else(|_| {
@@ -90,6 +95,17 @@ fn every_capture_matches_its_golden_event_log() {
         });
         if expected != got {
             failures.push(format!("{}:\n{}", capture.display(), diff(&expected, &got)));
+        }
+        // Where a decode log is kept too (malformed.pcap: the reason and byte offset of
+        // every refused packet), it must match as well.
+        let decode_golden = golden_path(capture, "decode");
+        if decode_golden.exists() {
+            let got = run(&["decode", "--json", capture.to_str().expect("UTF-8 path")]);
+            let expected = std::fs::read_to_string(&decode_golden).expect("readable golden");
+            if expected != got {
+                let d = diff(&expected, &got);
+                failures.push(format!("{} (decode):\n{d}", capture.display()));
+            }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
