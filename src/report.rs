@@ -62,17 +62,28 @@ fn varbind_text(c: &Classifier, vb: &VarBind<'_>, out: &mut String) {
     }
 }
 
-/// One line of the packet list for a decoded message.
-pub fn message_line(c: &Classifier, seen: &Seen<'_>, msg: &Message<'_>) -> String {
-    let mut s = String::with_capacity(160);
+/// The columns every line starts with, as Wireshark's packet list: number, time since
+/// the first frame, source, destination, length.
+fn columns(seen: &Seen<'_>) -> String {
+    let mut s = String::with_capacity(200);
     let _ = write!(
         s,
-        "{:>5} {:>12.6} {} → {} {:>4} {} {:?} {}",
+        "{:>5} {:>12.6} {} → {} {:>4}",
         seen.frame,
         seen.time.since(seen.origin),
         endpoint(seen.datagram, true),
         endpoint(seen.datagram, false),
-        seen.len,
+        seen.len
+    );
+    s
+}
+
+/// One line of the packet list for a decoded message.
+pub fn message_line(c: &Classifier, seen: &Seen<'_>, msg: &Message<'_>) -> String {
+    let mut s = columns(seen);
+    let _ = write!(
+        s,
+        " {} {:?} {}",
         msg.version.name(),
         String::from_utf8_lossy(msg.community),
         msg.pdu_type()
@@ -127,14 +138,10 @@ pub fn malformed_line(seen: &Seen<'_>, err: &crate::wire::Error) -> String {
     } else {
         format!("MALFORMED: {err}")
     };
-    format!(
-        "{:>5} {:>12.6} {} → {} {:>4} {what}",
-        seen.frame,
-        seen.time.since(seen.origin),
-        endpoint(seen.datagram, true),
-        endpoint(seen.datagram, false),
-        seen.len,
-    )
+    let mut s = columns(seen);
+    s.push(' ');
+    s.push_str(&what);
+    s
 }
 
 /// A varbind value as JSON: numbers as numbers, text as text, other octets as hex.

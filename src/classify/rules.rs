@@ -367,46 +367,41 @@ pub fn builtin_alarms() -> Vec<AlarmRule> {
 
 /// Every built-in object name: objects, trap names (their `E.0.N` form), alarms.
 pub fn builtin_object_names() -> Vec<ObjectName> {
+    let named = |oid: OidBuf, name: &str, mib: &str| ObjectName {
+        oid,
+        name: name.to_string(),
+        mib: mib.to_string(),
+    };
     let mut names: Vec<ObjectName> = OBJECTS
         .iter()
-        .map(|&(o, name, mib)| ObjectName {
-            oid: oid(o),
-            name: name.to_string(),
-            mib: mib.to_string(),
-        })
+        .map(|&(o, name, mib)| named(oid(o), name, mib))
         .collect();
+    // Trap names in their SMIv2 form only: `E.N` would name unrelated subtrees
+    // (APC's 318.1 is its products tree, not trap 1).
     for v in super::tables::VENDORS {
         let ent = oid(v.enterprise);
-        for &(n, name, _) in v.traps {
-            names.push(ObjectName {
-                oid: ent.child(&[0, n]),
-                name: name.to_string(),
-                mib: v.mib.to_string(),
-            });
-        }
+        names.extend(
+            v.traps
+                .iter()
+                .map(|&(n, name, _)| named(ent.child(&[0, n]), name, v.mib)),
+        );
     }
     let ups_traps = oid("1.3.6.1.2.1.33.2");
-    for &(n, name, _) in UPS_MIB_TRAPS {
-        names.push(ObjectName {
-            oid: ups_traps.child(&[n]),
-            name: name.to_string(),
-            mib: "UPS-MIB".to_string(),
-        });
-    }
+    names.extend(
+        UPS_MIB_TRAPS
+            .iter()
+            .map(|&(n, name, _)| named(ups_traps.child(&[n]), name, "UPS-MIB")),
+    );
     let snmp_traps = oid("1.3.6.1.6.3.1.1.5");
-    for &(n, name) in GENERIC_TRAPS {
-        names.push(ObjectName {
-            oid: snmp_traps.child(&[n]),
-            name: name.to_string(),
-            mib: "SNMPv2-MIB".to_string(),
-        });
-    }
-    for a in builtin_alarms() {
-        names.push(ObjectName {
-            oid: a.oid,
-            name: a.name,
-            mib: a.mib,
-        });
-    }
+    names.extend(
+        GENERIC_TRAPS
+            .iter()
+            .map(|&(n, name)| named(snmp_traps.child(&[n]), name, "SNMPv2-MIB")),
+    );
+    names.extend(builtin_alarms().into_iter().map(|a| ObjectName {
+        oid: a.oid,
+        name: a.name,
+        mib: a.mib,
+    }));
     names
 }
