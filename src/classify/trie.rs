@@ -3,8 +3,12 @@
 //! Keys are the BER content octets of OIDs. Because each arc's base-128 encoding is
 //! prefix-free, a key that is a byte prefix of an encoded OID is also an arc prefix of
 //! it, so matching walks the packet's bytes as they are, with no arc decoding. The trie
-//! is path-compressed and flattened into three arrays (nodes, edge bytes, label bytes)
-//! once at start-up; lookups allocate nothing and touch a handful of cache lines.
+//! is path-compressed and flattened once at start-up into an array of nodes that hold
+//! their label and their children's first bytes inline, plus 256-entry tables for wide
+//! nodes and a hash of the whole keys, which answers the common case (the OID is a key)
+//! without a walk. Lookups allocate nothing.
+
+use crate::wire::swar::{window, zero_bytes};
 
 /// Value slot meaning "no key ends here".
 const NONE: u32 = u32::MAX;
@@ -13,9 +17,6 @@ const LABEL_MAX: usize = 8;
 /// Children a node finds by its inline edge bytes; more get a 256-entry table (an
 /// enterprise's trap numbers, `318.0.1` … `318.0.787`, hang off one node).
 const EDGES_MAX: usize = 8;
-
-const HIGH: u64 = 0x8080_8080_8080_8080;
-const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
 
 /// One node: its label and its children's first bytes inline, so a step of a lookup
 /// is one node load, one compare and one byte search (SWAR), with no indirection.
@@ -129,28 +130,6 @@ pub struct Match<'t, T> {
     pub value: &'t T,
     /// Length in bytes of the matched key (a prefix of the looked-up OID).
     pub len: usize,
-}
-
-#[inline(always)]
-fn load8(b: &[u8]) -> u64 {
-    u64::from_le_bytes(b.try_into().expect("8 bytes"))
-}
-
-/// The bytes of `oid` from `pos` (at most eight), little-endian, zero-padded.
-#[inline(always)]
-fn window(oid: &[u8], pos: usize) -> u64 {
-    let len = oid.len();
-    if pos + 8 <= len {
-        load8(&oid[pos..pos + 8])
-    } else if len >= 8 {
-        // Load the final eight bytes and shift out those before `pos`: no short copy.
-        load8(&oid[len - 8..]) >> (8 * (8 - (len - pos)))
-    } else {
-        oid[pos..]
-            .iter()
-            .rev()
-            .fold(0u64, |acc, &b| (acc << 8) | b as u64)
-    }
 }
 
 #[inline(always)]
@@ -309,8 +288,7 @@ impl<T> OidTrie<T> {
             };
             let child = if node.dense == NONE {
                 // Find `next` among the inline edge bytes: exact zero-byte test.
-                let x = node.edges ^ (next as u64 * 0x0101_0101_0101_0101);
-                let zero = !(((x & LOW7) + LOW7) | x) & HIGH;
+                let zero = zero_bytes(node.edges ^ (next as u64 * 0x0101_0101_0101_0101));
                 let i = zero.trailing_zeros() / 8;
                 if zero == 0 || i >= node.child_count as u32 {
                     return best;

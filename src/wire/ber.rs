@@ -81,13 +81,19 @@ pub struct Tlv<'a> {
     pub tag: Tag,
     /// The content octets.
     pub value: &'a [u8],
-    /// Offset of the identifier octet from the start of the message.
-    pub start: usize,
     /// Offset of the first content octet from the start of the message.
     pub offset: usize,
+    /// Length of the identifier and length octets before the content.
+    pub header_len: u8,
 }
 
 impl<'a> Tlv<'a> {
+    /// Offset of the identifier octet from the start of the message.
+    #[inline]
+    pub fn start(&self) -> usize {
+        self.offset - self.header_len as usize
+    }
+
     /// A reader over this element's content (for constructed elements).
     #[inline]
     pub fn reader(&self) -> Reader<'a> {
@@ -104,7 +110,7 @@ impl<'a> Tlv<'a> {
         if self.tag == tag {
             Ok(self)
         } else {
-            Err(Error::new(ErrorKind::WrongTag, self.start))
+            Err(Error::new(ErrorKind::WrongTag, self.start()))
         }
     }
 
@@ -275,8 +281,8 @@ impl<'a> Reader<'a> {
         Ok(Tlv {
             tag,
             value,
-            start,
             offset,
+            header_len: (offset - start) as u8,
         })
     }
 

@@ -209,7 +209,7 @@ impl<'a> Message<'a> {
         let community = r.octets()?;
         let pdu_tlv = r.read()?;
         if !pdu_tlv.tag.is_context_constructed() {
-            return Err(Error::new(ErrorKind::WrongTag, pdu_tlv.start));
+            return Err(Error::new(ErrorKind::WrongTag, pdu_tlv.start()));
         }
         let kind = PduType(pdu_tlv.tag.number);
         let mut p = pdu_tlv.reader();
@@ -246,7 +246,7 @@ impl<'a> Message<'a> {
                     varbinds,
                 })
             }
-            _ => return Err(Error::new(ErrorKind::UnknownPdu, pdu_tlv.start)),
+            _ => return Err(Error::new(ErrorKind::UnknownPdu, pdu_tlv.start())),
         };
         p.finish()?;
         r.finish()?;

@@ -8,6 +8,7 @@ pub mod encode;
 pub mod error;
 pub mod message;
 pub mod oid;
+pub(crate) mod swar;
 pub mod value;
 
 pub use error::{Error, ErrorKind};

@@ -9,6 +9,7 @@
 use core::fmt;
 
 use super::error::{Error, ErrorKind, Result};
+use super::swar::{HIGH, LOW7, load8, window, zero_bytes};
 
 /// The most sub-identifiers an SNMP OID may have (RFC 2578 §3.5).
 pub const MAX_ARCS: usize = 128;
@@ -53,17 +54,51 @@ impl<'a> Oid<'a> {
     }
 }
 
-const HIGH: u64 = 0x8080_8080_8080_8080;
-const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-
 /// Checks encoded OID content: every sub-identifier minimal (no leading 0x80), none cut
 /// off, none above 2^32 - 1, at most 128 arcs.
 ///
-/// Eight bytes at a time (SWAR): a 0x80 byte that starts a sub-identifier is padding;
-/// four continuation bytes in a row may mean an arc above 32 bits, and send the OID to
-/// the byte-by-byte check, which decides exactly. Typical OIDs never take that path.
-#[inline]
+/// With word operations rather than a loop over bytes: a 0x80 byte that starts a
+/// sub-identifier is padding; four continuation bytes in a row may mean an arc above 32
+/// bits and send the OID to the byte-by-byte check, which decides exactly. An OID of up
+/// to 16 bytes (nearly all) is checked in one 128-bit word, inline.
+#[inline(always)]
 fn validate(bytes: &[u8], offset: usize) -> Result<()> {
+    let n = bytes.len();
+    if (1..=16).contains(&n) && bytes[n - 1] & 0x80 == 0 {
+        // Nearly every OID: all of it in one 128-bit word, no loop.
+        let lo = if n >= 8 {
+            load8(&bytes[..8])
+        } else {
+            bytes
+                .iter()
+                .rev()
+                .fold(0u64, |acc, &b| (acc << 8) | b as u64)
+        };
+        let hi = if n > 8 {
+            load8(&bytes[n - 8..]) >> (8 * (16 - n))
+        } else {
+            0
+        };
+        let x = lo as u128 | (hi as u128) << 64;
+        const HIGH2: u128 = (HIGH as u128) << 64 | HIGH as u128;
+        const LOW72: u128 = (LOW7 as u128) << 64 | LOW7 as u128;
+        let cont = x & HIGH2;
+        let before1 = cont << 8;
+        let y = x ^ HIGH2;
+        // Exact zero-byte test of x ^ 0x80..: marks the bytes equal to 0x80.
+        let is_80 = !(((y & LOW72) + LOW72) | y) & HIGH2;
+        let suspicious = cont & before1 & (cont << 16) & (cont << 24);
+        if is_80 & !before1 == 0 && suspicious == 0 {
+            return Ok(());
+        }
+    }
+    validate_long(bytes, offset)
+}
+
+/// Every other case: empty, cut off, longer than 16 bytes, or with a suspect
+/// sub-identifier; eight bytes at a time, exact errors from the byte-by-byte check.
+#[inline(never)]
+fn validate_long(bytes: &[u8], offset: usize) -> Result<()> {
     let n = bytes.len();
     let Some(&last) = bytes.last() else {
         return Err(Error::new(ErrorKind::OidEmpty, offset));
@@ -71,28 +106,18 @@ fn validate(bytes: &[u8], offset: usize) -> Result<()> {
     if last & 0x80 != 0 {
         return Err(Error::new(ErrorKind::OidTruncated, offset + n - 1));
     }
+    if n <= 16 {
+        return validate_bytewise(bytes, offset);
+    }
     let mut prev = 0u64; // continuation bits of the previous chunk
     let mut suspicious = 0u64;
     let mut at = 0;
     while at < n {
-        let x = if at + 8 <= n {
-            load8(&bytes[at..at + 8])
-        } else if n >= 8 {
-            // The last bytes: load the final eight and shift out those already seen,
-            // rather than copying a short tail (a memcpy call).
-            load8(&bytes[n - 8..]) >> (8 * (8 - (n - at)))
-        } else {
-            bytes
-                .iter()
-                .rev()
-                .fold(0u64, |acc, &b| (acc << 8) | b as u64)
-        };
+        let x = window(bytes, at);
         let hi = x & HIGH;
         // Continuation bit of the byte before each byte (carrying in the last chunk's).
         let before1 = (hi << 8) | (prev >> 56);
-        // Exact zero-byte test of x ^ 0x80..: marks the bytes equal to 0x80.
-        let y = x ^ HIGH;
-        let is_80 = !(((y & LOW7) + LOW7) | y) & HIGH;
+        let is_80 = zero_bytes(x ^ HIGH);
         let before2 = (hi << 16) | (prev >> 48);
         let before3 = (hi << 24) | (prev >> 40);
         suspicious |= hi & before1 & before2 & before3;
@@ -119,11 +144,6 @@ fn validate(bytes: &[u8], offset: usize) -> Result<()> {
         }
     }
     Ok(())
-}
-
-#[inline(always)]
-fn load8(b: &[u8]) -> u64 {
-    u64::from_le_bytes(b.try_into().expect("8 bytes"))
 }
 
 /// The byte-by-byte check, for OIDs with a sub-identifier of five or more bytes.
