@@ -309,13 +309,10 @@ impl<T> OidTrie<T> {
         }
     }
 
-    /// The value stored under exactly `oid`.
+    /// The value stored under exactly `oid`: one hash probe, no walk.
     #[inline]
     pub fn exact(&self, oid: &[u8]) -> Option<&T> {
-        match self.longest_prefix(oid) {
-            Some(m) if m.len == oid.len() => Some(m.value),
-            _ => None,
-        }
+        self.index.get(oid).map(|v| &self.values[v as usize])
     }
 
     /// How many keys the trie holds.
