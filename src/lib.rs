@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod classify;
+pub mod config;
 pub mod pipeline;
 pub mod report;
 pub mod source;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use trapgate::classify::Classifier;
+use trapgate::config::Site;
 use trapgate::pipeline::{Outcome, Pipeline};
 use trapgate::report::{self, Seen};
 use trapgate::source::replay::{self, Replayed};
@@ -32,6 +33,12 @@ enum Command {
         #[arg(long = "port", value_name = "PORT")]
         ports: Vec<u16>,
     },
+    /// Check a site file and print every mistake with its line and column (without a
+    /// file: the embedded default site, the seed's).
+    CheckConfig {
+        /// The site file (site.toml).
+        file: Option<PathBuf>,
+    },
     /// Print the classified UPS events of a capture as JSON lines.
     Events {
         /// The capture file (pcap or pcapng).
@@ -49,6 +56,14 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Decode { file, json, ports } => decode(&file, json, &ports, &mut out),
         Command::Events { file, ports } => events(&file, &ports, &mut out),
+        Command::CheckConfig { file } => match check_config(file.as_deref(), &mut out) {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                let _ = out.flush();
+                return ExitCode::from(1);
+            }
+            Err(e) => Err(e),
+        },
     };
     let flushed = out.flush();
     match result.and(flushed.map_err(|e| e.to_string())) {
@@ -137,4 +152,47 @@ fn events(file: &Path, ports: &[u16], out: &mut impl Write) -> Result<(), String
         report::summary_json(pipeline.counters(), end.cut_short.as_deref())
     )
     .map_err(|e| e.to_string())
+}
+
+/// Prints the verdict on a site file; Ok(false) when it has mistakes.
+fn check_config(file: Option<&Path>, out: &mut impl Write) -> Result<bool, String> {
+    let (name, text) = match file {
+        Some(f) => (
+            f.display().to_string(),
+            std::fs::read_to_string(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?,
+        ),
+        None => (
+            "(embedded default site)".to_string(),
+            trapgate::config::DEFAULT_SITE.to_string(),
+        ),
+    };
+    let w = |e: io::Error| e.to_string();
+    match Site::parse(&text) {
+        Ok(site) => {
+            let tiers: Vec<String> = site.policy.grace.keys().map(|t| t.to_string()).collect();
+            writeln!(
+                out,
+                "{name}: OK: {} UPS, {} recorders, tiers {}, {} extra trap rules",
+                site.upses.len(),
+                site.recorders.len(),
+                tiers.join(", "),
+                site.rules.len()
+            )
+            .map_err(w)?;
+            Ok(true)
+        }
+        Err(errors) => {
+            for e in &errors {
+                writeln!(out, "{name}:{e}").map_err(w)?;
+            }
+            writeln!(
+                out,
+                "{name}: {} mistake{}",
+                errors.len(),
+                if errors.len() == 1 { "" } else { "s" }
+            )
+            .map_err(w)?;
+            Ok(false)
+        }
+    }
 }

@@ -1,0 +1,857 @@
+//! The site: gateway, UPSes, recorders, shutdown policy and extra trap rules, read from
+//! `site.toml` and checked once into an immutable `Site`.
+//!
+//! Every mistake is reported, not only the first: unknown keys, wrong types, bad
+//! addresses, a recorder on an unknown UPS, duplicate names, thresholds out of range,
+//! each with its line and column (`toml-span` keeps the position of every item). The
+//! seed's site is embedded and used when no file is given.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+use toml_span::de_helpers::TableHelper;
+use toml_span::value::{Value, ValueInner};
+use toml_span::{DeserError, Deserialize, Span, Spanned};
+
+use crate::classify::rules::{Ev, TrapRule};
+use crate::classify::{Classifier, Event};
+use crate::wire::OidBuf;
+
+/// The embedded default site: the seed's APC UPS and its two NVRs.
+pub const DEFAULT_SITE: &str = include_str!("default-site.toml");
+
+/// A length of time, in whole seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Secs(pub u32);
+
+/// The gateway's own sockets and community.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gateway {
+    /// Where UPS traps (and recorder acknowledgements) arrive.
+    pub listen: Vec<SocketAddr>,
+    /// Where the virtual UPS agent answers recorders' get-requests.
+    pub agent: SocketAddr,
+    /// The community trapgate uses in what it sends to recorders.
+    pub community: String,
+}
+
+/// What to do with a shutdown trap the UPS does not confirm when polled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unconfirmed {
+    /// Trust the trap: shut down.
+    Shutdown,
+    /// Refuse to act on it (and say so).
+    Ignore,
+}
+
+/// The site's shutdown policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// Time on battery before each tier shuts down (tier 1 is the most critical).
+    pub grace: BTreeMap<u8, Secs>,
+    /// Shut everything down when the UPS's charge falls below this percentage.
+    pub shutdown_below_charge: u8,
+    /// Shut everything down when the UPS's runtime falls below this.
+    pub shutdown_below_runtime: Secs,
+    /// Poll the UPS to confirm a shutdown trap before acting on it.
+    pub confirm_by_poll: bool,
+    /// What a shutdown trap the UPS does not confirm leads to.
+    pub when_unconfirmed: Unconfirmed,
+    /// How long to wait for the confirming poll.
+    pub poll_timeout: Secs,
+}
+
+/// Which MIB a UPS card speaks (for polling and for its traps).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Vendor {
+    /// APC / Schneider PowerNet-MIB.
+    Apc,
+    /// RFC 1628 UPS-MIB.
+    UpsMib,
+    /// Eaton XUPS-MIB.
+    Eaton,
+    /// MGE / legacy Eaton MG-SNMP-UPS-MIB.
+    Mge,
+    /// CyberPower CPS-MIB.
+    CyberPower,
+    /// Megatec / PPC XPPC-MIB.
+    Megatec,
+    /// Liebert / Vertiv.
+    Liebert,
+    /// Socomec Net Vision.
+    Socomec,
+    /// Delta.
+    Delta,
+}
+
+impl Vendor {
+    const NAMES: [(&'static str, Vendor); 9] = [
+        ("apc", Vendor::Apc),
+        ("ups-mib", Vendor::UpsMib),
+        ("eaton", Vendor::Eaton),
+        ("mge", Vendor::Mge),
+        ("cyberpower", Vendor::CyberPower),
+        ("megatec", Vendor::Megatec),
+        ("liebert", Vendor::Liebert),
+        ("socomec", Vendor::Socomec),
+        ("delta", Vendor::Delta),
+    ];
+}
+
+/// Whether the UPS switches its outlets on again by itself when mains power returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Restart {
+    /// Outlets on again when power returns (the seed's setup).
+    Auto,
+    /// Outlets stay off until someone switches them on.
+    Manual,
+}
+
+/// One UPS, as configured on its card.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ups {
+    /// Its name in the site.
+    pub name: String,
+    /// The address its traps come from.
+    pub address: IpAddr,
+    /// The community its traps carry (and polls use).
+    pub community: String,
+    /// Its MIB.
+    pub vendor: Vendor,
+    /// How often trapgate polls it.
+    pub poll_interval: Secs,
+    /// How long after it starts shutting down it cuts its outlets.
+    pub outlet_off_delay: Secs,
+    /// Outlet behaviour when mains power returns.
+    pub restart: Restart,
+    /// Battery runtime at the site's load, if known.
+    pub runtime: Option<Secs>,
+}
+
+/// How a recorder is told to shut down.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RecorderKind {
+    /// An NVR that acts on UPS traps: trapgate relays the trap it expects.
+    TrapRelay,
+    /// Any other device: trapgate runs this command.
+    Exec(String),
+}
+
+/// One recorder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recorder {
+    /// Its name in the site.
+    pub name: String,
+    /// Its address.
+    pub address: IpAddr,
+    /// Its trap port.
+    pub port: u16,
+    /// Index of its UPS in `Site::upses`.
+    pub ups: usize,
+    /// Its priority tier: 1 is the most critical, shut down last.
+    pub tier: u8,
+    /// How long it needs to shut down cleanly.
+    pub shutdown_time: Secs,
+    /// How it is told.
+    pub kind: RecorderKind,
+}
+
+/// A checked site.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Site {
+    /// The gateway.
+    pub gateway: Gateway,
+    /// The policy.
+    pub policy: Policy,
+    /// The UPSes.
+    pub upses: Vec<Ups>,
+    /// The recorders.
+    pub recorders: Vec<Recorder>,
+    /// Extra trap rules, added to the built-in tables.
+    pub rules: Vec<TrapRule>,
+}
+
+/// One mistake in a site file, where it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong, as a sentence.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.line, self.column, self.message)
+    }
+}
+
+/// Line and column (1-based, in characters) of a byte offset.
+fn position(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// Collects mistakes with their spans while a site is read.
+struct Mistakes {
+    found: Vec<(Span, String)>,
+}
+
+impl Mistakes {
+    fn add(&mut self, span: Span, message: impl Into<String>) {
+        self.found.push((span, message.into()));
+    }
+
+    fn absorb(&mut self, e: DeserError) {
+        for err in e.errors {
+            if let toml_span::ErrorKind::UnexpectedKeys { keys, expected } = &err.kind {
+                // One mistake per unknown key, at the key.
+                for (key, span) in keys {
+                    self.add(
+                        *span,
+                        format!(
+                            "unknown key `{key}` (expected one of: {})",
+                            expected.join(", ")
+                        ),
+                    );
+                }
+            } else {
+                self.add(err.span, describe(&err));
+            }
+        }
+    }
+}
+
+fn describe(err: &toml_span::Error) -> String {
+    use toml_span::ErrorKind as K;
+    match &err.kind {
+        K::MissingField(name) => format!("missing key `{name}`"),
+        K::Wanted { expected, found } => format!("expected {expected}, found {found}"),
+        K::DuplicateKey { key, .. } => format!("duplicate key `{key}`"),
+        other => other.to_string(),
+    }
+}
+
+/// Reads a length of time: whole seconds, or a string like "90s", "5m", "1h".
+fn secs(v: &mut Value<'_>, m: &mut Mistakes) -> Option<Secs> {
+    let span = v.span;
+    match v.take() {
+        ValueInner::Integer(n) if (0..=u32::MAX as i64).contains(&n) => Some(Secs(n as u32)),
+        ValueInner::String(s) => {
+            let s = s.trim();
+            let (digits, unit) =
+                s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+            let scale = match unit.trim() {
+                "" | "s" => 1,
+                "m" => 60,
+                "h" => 3600,
+                _ => 0,
+            };
+            match digits
+                .parse::<u32>()
+                .ok()
+                .and_then(|n| n.checked_mul(scale))
+            {
+                Some(n) if scale > 0 => Some(Secs(n)),
+                _ => {
+                    m.add(
+                        span,
+                        format!(
+                            "`{s}` is not a duration (write seconds, or \"90s\", \"5m\", \"1h\")"
+                        ),
+                    );
+                    None
+                }
+            }
+        }
+        _ => {
+            m.add(
+                span,
+                "expected a duration (seconds, or a string like \"90s\", \"5m\", \"1h\")",
+            );
+            None
+        }
+    }
+}
+
+/// A table being read, and where it is (for "missing key" mistakes).
+struct Tbl<'de> {
+    h: TableHelper<'de>,
+    span: Span,
+}
+
+fn table<'de>(v: &mut Value<'de>, m: &mut Mistakes) -> Option<Tbl<'de>> {
+    let span = v.span;
+    match TableHelper::new(v) {
+        Ok(h) => Some(Tbl { h, span }),
+        Err(e) => {
+            m.absorb(e);
+            None
+        }
+    }
+}
+
+fn finish(t: Tbl<'_>, m: &mut Mistakes) {
+    if let Err(e) = t.h.finalize(None) {
+        m.absorb(e);
+    }
+}
+
+// Readers of one key. Each records its mistakes in `m`; a site with any mistake is
+// refused as a whole, so where a value is wrong a reader may return a stand-in.
+
+fn required<'de>(t: &mut Tbl<'de>, key: &'static str, m: &mut Mistakes) -> Option<Value<'de>> {
+    let v = t.h.take(key).map(|(_, v)| v);
+    if v.is_none() {
+        m.add(t.span, format!("missing key `{key}`"));
+    }
+    v
+}
+
+fn text(v: Option<Value<'_>>, m: &mut Mistakes) -> Option<Spanned<String>> {
+    let mut v = v?;
+    match Spanned::<String>::deserialize(&mut v) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            m.absorb(e);
+            None
+        }
+    }
+}
+
+fn parse_as<T: std::str::FromStr>(
+    v: Option<Spanned<String>>,
+    what: &str,
+    m: &mut Mistakes,
+) -> Option<T> {
+    let s = v?;
+    let parsed = s.value.parse().ok();
+    if parsed.is_none() {
+        m.add(s.span, format!("`{}` is not {what}", s.value));
+    }
+    parsed
+}
+
+fn one_of<T: Copy>(v: Option<Spanned<String>>, names: &[(&str, T)], m: &mut Mistakes) -> Option<T> {
+    let s = v?;
+    let found = names.iter().find(|(n, _)| *n == s.value).map(|(_, v)| *v);
+    if found.is_none() {
+        let all: Vec<&str> = names.iter().map(|(n, _)| *n).collect();
+        m.add(
+            s.span,
+            format!("`{}` is not one of: {}", s.value, all.join(", ")),
+        );
+    }
+    found
+}
+
+fn int_in<T: TryFrom<i64>>(
+    v: Option<Value<'_>>,
+    key: &str,
+    range: (i64, i64),
+    m: &mut Mistakes,
+) -> Option<T> {
+    let mut v = v?;
+    let span = v.span;
+    match v.take() {
+        ValueInner::Integer(n) if (range.0..=range.1).contains(&n) => T::try_from(n).ok(),
+        ValueInner::Integer(n) => {
+            m.add(
+                span,
+                format!("`{key}` = {n} is out of range ({} to {})", range.0, range.1),
+            );
+            None
+        }
+        other => {
+            m.add(
+                span,
+                format!("`{key}` must be an integer, found {}", other.type_str()),
+            );
+            None
+        }
+    }
+}
+
+fn duration(v: Option<Value<'_>>, m: &mut Mistakes) -> Option<Secs> {
+    secs(&mut v?, m)
+}
+
+fn flag(v: Option<Value<'_>>, m: &mut Mistakes) -> Option<bool> {
+    let mut v = v?;
+    match bool::deserialize(&mut v) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            m.absorb(e);
+            None
+        }
+    }
+}
+
+fn optional<'de>(t: &mut Tbl<'de>, key: &'static str) -> Option<Value<'de>> {
+    t.h.take(key).map(|(_, v)| v)
+}
+
+/// The items of an array of tables (`[[ups]]`).
+fn items<'de>(v: Option<Value<'de>>, m: &mut Mistakes) -> Vec<Value<'de>> {
+    let Some(mut v) = v else { return Vec::new() };
+    let span = v.span;
+    match v.take() {
+        ValueInner::Array(a) => a,
+        other => {
+            m.add(
+                span,
+                format!(
+                    "expected an array of tables ([[...]]), found {}",
+                    other.type_str()
+                ),
+            );
+            Vec::new()
+        }
+    }
+}
+
+/// What `[[ups]]` and `[[recorder]]` entries are known by, even when broken.
+struct Named<T> {
+    name: Option<Spanned<String>>,
+    at: Span,
+    item: Option<T>,
+}
+
+impl Site {
+    /// Reads and checks a site file. On failure, every mistake found, in file order.
+    pub fn parse(text: &str) -> Result<Site, Vec<ConfigError>> {
+        let mut m = Mistakes { found: Vec::new() };
+        let site = match toml_span::parse(text) {
+            Ok(mut root) => Self::read(&mut root, &mut m),
+            Err(e) => {
+                m.add(e.span, describe(&e));
+                None
+            }
+        };
+        match site {
+            Some(site) if m.found.is_empty() => Ok(site),
+            _ => {
+                let mut errors: Vec<(usize, ConfigError)> = m
+                    .found
+                    .into_iter()
+                    .map(|(span, message)| {
+                        let (line, column) = position(text, span.start);
+                        (
+                            span.start,
+                            ConfigError {
+                                line,
+                                column,
+                                message,
+                            },
+                        )
+                    })
+                    .collect();
+                errors.sort_by_key(|(at, _)| *at);
+                Err(errors.into_iter().map(|(_, e)| e).collect())
+            }
+        }
+    }
+
+    /// The embedded default site.
+    pub fn default_site() -> Site {
+        Site::parse(DEFAULT_SITE).expect("the embedded default site is valid (tested)")
+    }
+
+    fn read(root: &mut Value<'_>, m: &mut Mistakes) -> Option<Site> {
+        let mut top = table(root, m)?;
+        // An absent [gateway] takes the defaults.
+        let gateway = match optional(&mut top, "gateway") {
+            Some(mut v) => Self::gateway(&mut v, m),
+            None => Some(Gateway {
+                listen: vec![SocketAddr::from(([0, 0, 0, 0], 162))],
+                agent: SocketAddr::from(([0, 0, 0, 0], 161)),
+                community: "public".to_string(),
+            }),
+        };
+        let (policy, grace) = match required(&mut top, "policy", m) {
+            Some(mut v) => Self::policy(&mut v, m),
+            None => (None, BTreeMap::new()),
+        };
+        let ups_items = items(optional(&mut top, "ups"), m);
+        let recorder_items = items(optional(&mut top, "recorder"), m);
+        let rule_items = items(optional(&mut top, "rule"), m);
+        let top_span = top.span;
+        finish(top, m);
+
+        let upses: Vec<Named<Ups>> = ups_items
+            .into_iter()
+            .map(|mut v| Self::ups(&mut v, m))
+            .collect();
+        if upses.is_empty() {
+            m.add(
+                top_span,
+                "the site has no [[ups]]: trapgate would have nothing to hear",
+            );
+        }
+        for (i, u) in upses.iter().enumerate() {
+            let Some(name) = &u.name else { continue };
+            if upses[..i]
+                .iter()
+                .any(|o| o.name.as_ref().is_some_and(|n| n.value == name.value))
+            {
+                m.add(name.span, format!("duplicate UPS name `{}`", name.value));
+            }
+            let same = u.item.as_ref().and_then(|x| {
+                upses[..i]
+                    .iter()
+                    .find(|o| o.item.as_ref().is_some_and(|y| y.address == x.address))
+            });
+            if let Some(o) = same {
+                let other = o.name.as_ref().map_or("", |n| n.value.as_str());
+                m.add(u.at, format!("UPS `{}` has the same address as UPS `{other}`: their traps could not be told apart", name.value));
+            }
+        }
+        let ups_names: Vec<Option<&str>> = upses
+            .iter()
+            .map(|u| u.name.as_ref().map(|n| n.value.as_str()))
+            .collect();
+        let recorders: Vec<Named<Recorder>> = recorder_items
+            .into_iter()
+            .map(|mut v| Self::recorder(&mut v, &ups_names, &grace, m))
+            .collect();
+        for (i, r) in recorders.iter().enumerate() {
+            let Some(name) = &r.name else { continue };
+            if recorders[..i]
+                .iter()
+                .any(|o| o.name.as_ref().is_some_and(|n| n.value == name.value))
+            {
+                m.add(
+                    name.span,
+                    format!("duplicate recorder name `{}`", name.value),
+                );
+            }
+        }
+        let rules: Vec<Option<(Span, TrapRule)>> = rule_items
+            .into_iter()
+            .map(|mut v| Self::rule(&mut v, m))
+            .collect();
+        for (i, r) in rules.iter().enumerate() {
+            if let Some((span, rule)) = r
+                && rules[..i].iter().flatten().any(|(_, o)| o.oid == rule.oid)
+            {
+                m.add(
+                    *span,
+                    format!("another [[rule]] has the same oid {}", rule.oid),
+                );
+            }
+        }
+        Some(Site {
+            gateway: gateway?,
+            policy: policy?,
+            upses: upses.into_iter().map(|u| u.item).collect::<Option<_>>()?,
+            recorders: recorders
+                .into_iter()
+                .map(|r| r.item)
+                .collect::<Option<_>>()?,
+            rules: rules
+                .into_iter()
+                .map(|r| r.map(|(_, rule)| rule))
+                .collect::<Option<_>>()?,
+        })
+    }
+
+    fn gateway(v: &mut Value<'_>, m: &mut Mistakes) -> Option<Gateway> {
+        let mut t = table(v, m)?;
+        let listen = match optional(&mut t, "listen") {
+            None => Some(vec![SocketAddr::from(([0, 0, 0, 0], 162))]),
+            Some(mut v) => match Vec::<Spanned<String>>::deserialize(&mut v) {
+                Ok(list) => list
+                    .into_iter()
+                    .map(|s| {
+                        parse_as(
+                            Some(s),
+                            "an address:port (e.g. \"0.0.0.0:162\" or \"[::]:162\")",
+                            m,
+                        )
+                    })
+                    .collect(),
+                Err(e) => {
+                    m.absorb(e);
+                    None
+                }
+            },
+        };
+        let agent = match optional(&mut t, "agent") {
+            None => Some(SocketAddr::from(([0, 0, 0, 0], 161))),
+            v => parse_as(text(v, m), "an address:port (e.g. \"0.0.0.0:161\")", m),
+        };
+        let community = match optional(&mut t, "community") {
+            None => Some("public".to_string()),
+            v => text(v, m).map(|s| s.value),
+        };
+        finish(t, m);
+        Some(Gateway {
+            listen: listen?,
+            agent: agent?,
+            community: community?,
+        })
+    }
+
+    /// The policy, and the grace times that could be read even if the policy could not
+    /// (so that recorders' tiers are checked against them either way).
+    fn policy(v: &mut Value<'_>, m: &mut Mistakes) -> (Option<Policy>, BTreeMap<u8, Secs>) {
+        let Some(mut t) = table(v, m) else {
+            return (None, BTreeMap::new());
+        };
+        let mut grace = BTreeMap::new();
+        let mut grace_ok = true;
+        if let Some(mut g) = required(&mut t, "grace", m) {
+            if let Some(mut gt) = table(&mut g, m) {
+                let keys: Vec<(String, Span)> =
+                    gt.h.table
+                        .keys()
+                        .map(|k| (k.name.to_string(), k.span))
+                        .collect();
+                for (key, span) in keys {
+                    let value = gt.h.table.remove(key.as_str());
+                    match (key.parse::<u8>(), duration(value, m)) {
+                        (Ok(tier), Some(d)) if tier >= 1 => {
+                            grace.insert(tier, d);
+                        }
+                        (Ok(tier), _) if tier >= 1 => grace_ok = false,
+                        _ => {
+                            grace_ok = false;
+                            m.add(
+                                span,
+                                format!("grace tier `{key}` must be a number from 1 to 255"),
+                            );
+                        }
+                    }
+                }
+            } else {
+                grace_ok = false;
+            }
+        } else {
+            grace_ok = false;
+        }
+        let charge = int_in::<u8>(
+            required(&mut t, "shutdown_below_charge", m),
+            "shutdown_below_charge",
+            (0, 100),
+            m,
+        );
+        let runtime = duration(required(&mut t, "shutdown_below_runtime", m), m);
+        let confirm = match optional(&mut t, "confirm_by_poll") {
+            None => Some(true),
+            v => flag(v, m),
+        };
+        let unconfirmed = match optional(&mut t, "when_unconfirmed") {
+            None => Some(Unconfirmed::Shutdown),
+            v => one_of(
+                text(v, m),
+                &[
+                    ("shutdown", Unconfirmed::Shutdown),
+                    ("ignore", Unconfirmed::Ignore),
+                ],
+                m,
+            ),
+        };
+        let timeout = match optional(&mut t, "poll_timeout") {
+            None => Some(Secs(5)),
+            v => duration(v, m),
+        };
+        finish(t, m);
+        let policy = (|| {
+            Some(Policy {
+                grace: grace_ok.then(|| grace.clone())?,
+                shutdown_below_charge: charge?,
+                shutdown_below_runtime: runtime?,
+                confirm_by_poll: confirm?,
+                when_unconfirmed: unconfirmed?,
+                poll_timeout: timeout?,
+            })
+        })();
+        (policy, grace)
+    }
+
+    fn ups(v: &mut Value<'_>, m: &mut Mistakes) -> Named<Ups> {
+        let at = v.span;
+        let Some(mut t) = table(v, m) else {
+            return Named {
+                name: None,
+                at,
+                item: None,
+            };
+        };
+        let name = text(required(&mut t, "name", m), m);
+        let address_value = required(&mut t, "address", m);
+        let at = address_value.as_ref().map_or(at, |v| v.span);
+        let address = parse_as::<IpAddr>(text(address_value, m), "an IP address", m);
+        let community = match optional(&mut t, "community") {
+            None => Some("public".to_string()),
+            v => text(v, m).map(|s| s.value),
+        };
+        let vendor = one_of(text(required(&mut t, "vendor", m), m), &Vendor::NAMES, m);
+        let poll_interval = match optional(&mut t, "poll_interval") {
+            None => Some(Secs(10)),
+            v => duration(v, m),
+        };
+        let outlet_off_delay = duration(required(&mut t, "outlet_off_delay", m), m);
+        let restart = match optional(&mut t, "restart") {
+            None => Some(Restart::Auto),
+            v => one_of(
+                text(v, m),
+                &[("auto", Restart::Auto), ("manual", Restart::Manual)],
+                m,
+            ),
+        };
+        let runtime = match optional(&mut t, "runtime") {
+            None => Some(None),
+            v => duration(v, m).map(Some),
+        };
+        finish(t, m);
+        let item = (|| {
+            Some(Ups {
+                name: name.as_ref()?.value.clone(),
+                address: address?,
+                community: community?,
+                vendor: vendor?,
+                poll_interval: poll_interval?,
+                outlet_off_delay: outlet_off_delay?,
+                restart: restart?,
+                runtime: runtime?,
+            })
+        })();
+        Named { name, at, item }
+    }
+
+    fn recorder(
+        v: &mut Value<'_>,
+        upses: &[Option<&str>],
+        grace: &BTreeMap<u8, Secs>,
+        m: &mut Mistakes,
+    ) -> Named<Recorder> {
+        let at = v.span;
+        let Some(mut t) = table(v, m) else {
+            return Named {
+                name: None,
+                at,
+                item: None,
+            };
+        };
+        let name = text(required(&mut t, "name", m), m);
+        let address =
+            parse_as::<IpAddr>(text(required(&mut t, "address", m), m), "an IP address", m);
+        let port = match optional(&mut t, "port") {
+            None => Some(162),
+            v => int_in::<u16>(v, "port", (1, 65535), m),
+        };
+        let ups = text(required(&mut t, "ups", m), m).and_then(|u| {
+            let found = upses.iter().position(|n| *n == Some(u.value.as_str()));
+            if found.is_none() {
+                m.add(
+                    u.span,
+                    format!("UPS `{}` is not defined in any [[ups]]", u.value),
+                );
+            }
+            found
+        });
+        let tier_value = required(&mut t, "tier", m);
+        let tier_span = tier_value.as_ref().map_or(at, |v| v.span);
+        let tier = int_in::<u8>(tier_value, "tier", (1, 255), m);
+        if let Some(tier) = tier
+            && !grace.contains_key(&tier)
+        {
+            m.add(
+                tier_span,
+                format!("tier {tier} has no grace time in [policy] grace"),
+            );
+        }
+        let shutdown_time = duration(required(&mut t, "shutdown_time", m), m);
+        let exec = match optional(&mut t, "kind") {
+            None => Some(false),
+            v => one_of(text(v, m), &[("trap-relay", false), ("exec", true)], m),
+        };
+        let command = text(optional(&mut t, "command"), m);
+        let kind = match (exec, command) {
+            (Some(false), None) => Some(RecorderKind::TrapRelay),
+            (Some(false), Some(c)) => {
+                m.add(c.span, "`command` is only for recorders of kind \"exec\"");
+                None
+            }
+            (Some(true), Some(c)) if !c.value.trim().is_empty() => {
+                Some(RecorderKind::Exec(c.value))
+            }
+            (Some(true), _) => {
+                m.add(t.span, "a recorder of kind \"exec\" needs a `command`");
+                None
+            }
+            (None, _) => None,
+        };
+        finish(t, m);
+        let item = (|| {
+            Some(Recorder {
+                name: name.as_ref()?.value.clone(),
+                address: address?,
+                port: port?,
+                ups: ups?,
+                tier: tier?,
+                shutdown_time: shutdown_time?,
+                kind: kind?,
+            })
+        })();
+        Named { name, at, item }
+    }
+
+    fn rule(v: &mut Value<'_>, m: &mut Mistakes) -> Option<(Span, TrapRule)> {
+        let mut t = table(v, m)?;
+        let oid_text = text(required(&mut t, "oid", m), m);
+        let oid_span = oid_text.as_ref().map_or(t.span, |s| s.span);
+        let oid = oid_text.and_then(|s| match s.value.parse::<OidBuf>() {
+            Ok(o) => Some(o),
+            Err(e) => {
+                m.add(s.span, format!("`{}` is not an OID: {e}", s.value));
+                None
+            }
+        });
+        let names: Vec<(&str, Event)> = Event::ALL.iter().map(|e| (e.name(), *e)).collect();
+        let event = one_of(text(required(&mut t, "event", m), m), &names, m);
+        let name = text(required(&mut t, "name", m), m).map(|s| s.value);
+        let mib = match optional(&mut t, "mib") {
+            None => Some("site".to_string()),
+            v => text(v, m).map(|s| s.value),
+        };
+        let prefix = match optional(&mut t, "prefix") {
+            None => Some(false),
+            v => flag(v, m),
+        };
+        finish(t, m);
+        let rule = TrapRule {
+            oid: oid?,
+            name: name?,
+            mib: mib?,
+            event: Ev::Is(event?),
+            prefix: prefix?,
+        };
+        Some((oid_span, rule))
+    }
+
+    /// The classifier for this site: the built-in tables, where a site rule names the
+    /// same OID as a built-in one the site's rule wins.
+    pub fn classifier(&self) -> Classifier {
+        let mut rules: Vec<TrapRule> = crate::classify::rules::builtin_trap_rules()
+            .into_iter()
+            .filter(|b| !self.rules.iter().any(|r| r.oid == b.oid))
+            .collect();
+        rules.extend(self.rules.iter().cloned());
+        Classifier::new(
+            rules,
+            crate::classify::rules::builtin_alarms(),
+            crate::classify::rules::builtin_object_names(),
+        )
+        .expect("site rules are distinct (checked when read) and replace built-ins")
+    }
+}
+
+#[cfg(test)]
+mod tests;

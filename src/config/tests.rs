@@ -1,0 +1,174 @@
+use super::*;
+
+#[test]
+fn the_default_site_is_the_seeds() {
+    let site = Site::default_site();
+    assert_eq!(site.upses.len(), 1);
+    let ups = &site.upses[0];
+    assert_eq!(ups.address, "192.168.61.250".parse::<IpAddr>().unwrap());
+    assert_eq!(
+        (ups.vendor, ups.outlet_off_delay, ups.restart),
+        (Vendor::Apc, Secs(180), Restart::Auto)
+    );
+    let addrs: Vec<String> = site
+        .recorders
+        .iter()
+        .map(|r| r.address.to_string())
+        .collect();
+    assert_eq!(addrs, ["192.168.61.244", "192.168.61.251"]);
+    assert!(
+        site.recorders
+            .iter()
+            .all(|r| r.ups == 0 && r.port == 162 && r.kind == RecorderKind::TrapRelay)
+    );
+    assert_eq!(site.policy.grace.get(&1), Some(&Secs(600)));
+    assert_eq!(site.policy.shutdown_below_runtime, Secs(300));
+    assert_eq!(
+        site.gateway.listen,
+        vec!["0.0.0.0:162".parse::<SocketAddr>().unwrap()]
+    );
+}
+
+const BROKEN: &str = r#"[gateway]
+listen = ["0.0.0.0:162", "nowhere:162"]
+colour = "blue"
+
+[policy]
+grace = { 1 = "10m", zero = 5 }
+shutdown_below_charge = 130
+shutdown_below_runtime = "5 fortnights"
+
+[[ups]]
+name = "ups-a"
+address = "192.168.61.300"
+vendor = "apc"
+outlet_off_delay = "3m"
+
+[[ups]]
+name = "ups-a"
+address = "10.0.0.1"
+vendor = "acme"
+outlet_off_delay = 180
+
+[[recorder]]
+name = "nvr-1"
+address = "10.0.0.10"
+ups = "ups-z"
+tier = 1
+shutdown_time = "90s"
+
+[[recorder]]
+name = "nvr-1"
+address = "10.0.0.11"
+ups = "ups-a"
+tier = 3
+shutdown_time = "90s"
+kind = "exec"
+
+[[rule]]
+oid = "1.3.6.1.4.1.99999.0.x"
+event = "Meltdown"
+name = "bad"
+"#;
+
+#[test]
+fn every_mistake_is_reported_with_its_line_and_column() {
+    let errors = Site::parse(BROKEN).unwrap_err();
+    let shown: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    // Columns point at the value itself (inside its quotes) or at the key.
+    let expect = [
+        "2:27: `nowhere:162` is not an address:port",
+        "3:1: unknown key `colour` (expected one of: listen, agent, community)",
+        "6:22: grace tier `zero` must be a number from 1 to 255",
+        "7:25: `shutdown_below_charge` = 130 is out of range (0 to 100)",
+        "8:27: `5 fortnights` is not a duration",
+        "12:12: `192.168.61.300` is not an IP address",
+        "17:9: duplicate UPS name `ups-a`",
+        "19:11: `acme` is not one of: apc, ups-mib",
+        "25:8: UPS `ups-z` is not defined in any [[ups]]",
+        "29:1: a recorder of kind \"exec\" needs a `command`",
+        "30:9: duplicate recorder name `nvr-1`",
+        "33:8: tier 3 has no grace time in [policy] grace",
+        "38:8: `1.3.6.1.4.1.99999.0.x` is not an OID",
+        "39:10: `Meltdown` is not one of: OnBattery",
+    ];
+    for want in expect {
+        assert!(
+            shown.iter().any(|s| s.starts_with(want)),
+            "missing {want:?} in:\n{}",
+            shown.join("\n")
+        );
+    }
+    assert_eq!(shown.len(), expect.len(), "{}", shown.join("\n"));
+}
+
+#[test]
+fn syntax_errors_have_a_position_too() {
+    // The inline table is never closed: the parser finds out at the end of the file.
+    let errors = Site::parse("[policy]\ngrace = { 1 = 5 \n").unwrap_err();
+    assert_eq!(errors.len(), 1);
+    assert_eq!((errors[0].line, errors[0].column), (3, 1), "{}", errors[0]);
+    let errors = Site::parse("[policy\n").unwrap_err();
+    assert_eq!(errors[0].line, 1, "{}", errors[0]);
+}
+
+#[test]
+fn durations() {
+    let mut m = Mistakes { found: Vec::new() };
+    for (text, want) in [
+        ("90", Some(90)),
+        ("\"90s\"", Some(90)),
+        ("\"5m\"", Some(300)),
+        ("\"1h\"", Some(3600)),
+        ("\"-3s\"", None),
+        ("\"3 days\"", None),
+        ("-1", None),
+    ] {
+        let doc = format!("d = {text}");
+        let mut v = toml_span::parse(&doc).unwrap();
+        let mut t = table(&mut v, &mut m).unwrap();
+        assert_eq!(
+            duration(optional(&mut t, "d"), &mut m).map(|s| s.0),
+            want,
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn extra_rules_and_exec_recorders() {
+    let text = format!(
+        "{DEFAULT_SITE}\n[[recorder]]\nname = \"vms\"\naddress = \"::1\"\nups = \"ups-main\"\ntier = 1\nshutdown_time = 120\nkind = \"exec\"\ncommand = \"ssh vms poweroff\"\n\n[[rule]]\noid = \"1.3.6.1.4.1.99999\"\nevent = \"OnBattery\"\nname = \"siteOnBattery\"\nprefix = true\n"
+    );
+    let site = Site::parse(&text).unwrap();
+    assert_eq!(
+        site.recorders[2].kind,
+        RecorderKind::Exec("ssh vms poweroff".into())
+    );
+    assert_eq!(site.rules.len(), 1);
+    assert_eq!(site.rules[0].event, Ev::Is(Event::OnBattery));
+    assert!(site.rules[0].prefix);
+}
+
+#[test]
+fn site_rules_replace_builtins_and_must_be_distinct() {
+    let text = format!(
+        "{DEFAULT_SITE}\n[[rule]]\noid = \"1.3.6.1.4.1.318.0.5\"\nevent = \"Informational\"\nname = \"siteIgnoresOnBattery\"\n"
+    );
+    let site = Site::parse(&text).unwrap();
+    let c = site.classifier();
+    let o = crate::wire::oid::oid("1.3.6.1.4.1.318.0.5");
+    let got = c.classify(o.as_oid(), &[]);
+    assert_eq!(got.event, Event::Informational);
+    assert_eq!(c.rule(got.rule.unwrap()).name, "siteIgnoresOnBattery");
+    let twice = format!(
+        "{text}\n[[rule]]\noid = \"1.3.6.1.4.1.318.0.5\"\nevent = \"OnBattery\"\nname = \"again\"\n"
+    );
+    let errors = Site::parse(&twice).unwrap_err();
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0].message.contains("same oid 1.3.6.1.4.1.318.0.5"),
+        "{}",
+        errors[0]
+    );
+}
