@@ -179,6 +179,9 @@ fn check_config(file: Option<&Path>, out: &mut impl Write) -> Result<bool, Strin
                 site.rules.len()
             )
             .map_err(w)?;
+            for warning in site.warnings() {
+                writeln!(out, "{name}: warning: {warning}").map_err(w)?;
+            }
             Ok(true)
         }
         Err(errors) => {

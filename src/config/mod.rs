@@ -415,6 +415,14 @@ fn items<'de>(v: Option<Value<'de>>, m: &mut Mistakes) -> Vec<Value<'de>> {
     }
 }
 
+/// The recorder that needs the longest to shut down (the first of them, on a tie).
+fn slowest<'a>(recorders: impl Iterator<Item = &'a Recorder>) -> Option<&'a Recorder> {
+    recorders.fold(None, |best: Option<&Recorder>, r| match best {
+        Some(b) if b.shutdown_time >= r.shutdown_time => Some(b),
+        _ => Some(r),
+    })
+}
+
 /// What `[[ups]]` and `[[recorder]]` entries are known by, even when broken.
 struct Named<T> {
     name: Option<Spanned<String>>,
@@ -834,6 +842,57 @@ impl Site {
             prefix: prefix?,
         };
         Some((oid_span, rule))
+    }
+
+    /// What a site engineer must know before the first outage, from the settings alone:
+    /// a UPS that cuts its outlets before its slowest recorder has finished shutting down
+    /// (the recorder would lose power mid-write), and a battery whose known runtime ends
+    /// before a tier's shutdown does.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        // Before it tells a recorder, trapgate may wait for the UPS to confirm by poll.
+        let confirm = if self.policy.confirm_by_poll {
+            self.policy.poll_timeout.0
+        } else {
+            0
+        };
+        for (i, ups) in self.upses.iter().enumerate() {
+            let on_it = || self.recorders.iter().filter(move |r| r.ups == i);
+            if let Some(slowest) = slowest(on_it()) {
+                let need = slowest.shutdown_time.0 + confirm;
+                if need > ups.outlet_off_delay.0 {
+                    out.push(format!(
+                        "UPS `{}` cuts its outlets {} s after its shutdown starts, but recorder `{}` needs {} s to shut down{}: it would lose power mid-write",
+                        ups.name,
+                        ups.outlet_off_delay.0,
+                        slowest.name,
+                        slowest.shutdown_time.0,
+                        if confirm > 0 {
+                            format!(" plus up to {confirm} s for trapgate to confirm by poll")
+                        } else {
+                            String::new()
+                        }
+                    ));
+                }
+            }
+            let Some(runtime) = ups.runtime else { continue };
+            for (tier, grace) in &self.policy.grace {
+                let Some(slowest) = on_it()
+                    .filter(|r| r.tier == *tier)
+                    .max_by_key(|r| r.shutdown_time)
+                else {
+                    continue;
+                };
+                let ends = grace.0 + slowest.shutdown_time.0;
+                if ends > runtime.0 {
+                    out.push(format!(
+                        "UPS `{}` lasts {} s on battery, but tier {tier} shuts down after {} s of grace and `{}` needs {} s more: the battery runs out first",
+                        ups.name, runtime.0, grace.0, slowest.name, slowest.shutdown_time.0
+                    ));
+                }
+            }
+        }
+        out
     }
 
     /// The classifier for this site: the built-in tables, where a site rule names the

@@ -172,3 +172,19 @@ fn site_rules_replace_builtins_and_must_be_distinct() {
         errors[0]
     );
 }
+
+#[test]
+fn warnings_for_outlet_delay_and_runtime() {
+    assert!(
+        Site::default_site().warnings().is_empty(),
+        "{:?}",
+        Site::default_site().warnings()
+    );
+    let tight = DEFAULT_SITE
+        .replace("outlet_off_delay = \"3m\"", "outlet_off_delay = \"60s\"")
+        .replace("runtime = \"20m\"", "runtime = \"11m\"");
+    let w = Site::parse(&tight).unwrap().warnings();
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert!(w[0].contains("cuts its outlets 60 s after its shutdown starts, but recorder `nvr-244` needs 90 s to shut down plus up to 5 s"), "{}", w[0]);
+    assert!(w[1].contains("lasts 660 s on battery, but tier 1 shuts down after 600 s of grace and `nvr-251` needs 90 s more"), "{}", w[1]);
+}
