@@ -13,6 +13,7 @@
 pub mod classify;
 pub mod config;
 pub mod pipeline;
+pub mod policy;
 pub mod report;
 pub mod source;
 pub mod time;

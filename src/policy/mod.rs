@@ -1,0 +1,613 @@
+//! The shutdown policy: a pure state machine per UPS, driven by classified events, poll
+//! answers and explicit time, that decides which recorder shuts down when, and why.
+//!
+//! It follows quinn-proto's contract: input goes in with the time as an argument
+//! (`handle_notification(now, …)`, `handle_poll(now, …)`, `handle_timeout(now)`), the
+//! next instant it needs to be woken at comes out of `poll_timeout()`, and decisions come
+//! out of `poll_decision()`. It reads no clock and touches no socket, so a capture
+//! replayed through it gives the same decisions every time.
+//!
+//! Per UPS: on mains → on battery (each tier's grace timer runs from the first
+//! OnBattery) → tiers shut down as their grace ends, lower tiers first → everything
+//! shuts down on LowBattery, ShutdownPending, UpsOff, or a polled charge or runtime
+//! under the site's threshold (confirmed by a poll first when the policy says so). Mains
+//! power must stay back for `SETTLE` before the outage ends and what has not been sent
+//! is cancelled: power that flaps resumes the same outage and sends nothing new. No
+//! recorder is told twice in one outage.
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+
+use crate::classify::Event;
+use crate::config::{Secs, Site, Unconfirmed};
+use crate::time::Timestamp;
+use crate::wire::{Value, VarBind};
+
+/// How long mains power must stay back before an outage counts as over.
+pub const SETTLE: Secs = Secs(60);
+
+const NS: u64 = 1_000_000_000;
+
+fn after(t: Timestamp, s: Secs) -> Timestamp {
+    Timestamp(t.0.saturating_add(s.0 as u64 * NS))
+}
+
+/// What a UPS said when polled (or was seen saying to a recorder that polled it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PollAnswer {
+    /// Running on battery (upsOutputSource = battery(5), upsBasicOutputStatus = onBattery(3)).
+    pub on_battery: Option<bool>,
+    /// Battery low or depleted (upsBatteryStatus 3/4, upsBasicBatteryStatus 3).
+    pub battery_low: Option<bool>,
+    /// Estimated charge, percent.
+    pub charge: Option<u8>,
+    /// Estimated runtime.
+    pub runtime: Option<Secs>,
+}
+
+impl PollAnswer {
+    /// Reads the UPS-MIB and PowerNet objects a poll asks for out of a response's varbinds.
+    pub fn from_varbinds(varbinds: &[VarBind<'_>]) -> PollAnswer {
+        let mut a = PollAnswer::default();
+        for vb in varbinds {
+            let n = match vb.value {
+                Value::Integer(i) if i >= 0 => i as u64,
+                v => match v.as_u64() {
+                    Some(n) => n,
+                    None => continue,
+                },
+            };
+            match vb.name.as_bytes() {
+                // UPS-MIB upsEstimatedChargeRemaining.0, upsEstimatedMinutesRemaining.0,
+                // upsOutputSource.0, upsBatteryStatus.0
+                [0x2b, 6, 1, 2, 1, 0x21, 1, 2, 4, 0] => a.charge = Some(n.min(100) as u8),
+                [0x2b, 6, 1, 2, 1, 0x21, 1, 2, 3, 0] => a.runtime = Some(Secs((n * 60) as u32)),
+                [0x2b, 6, 1, 2, 1, 0x21, 1, 4, 1, 0] => a.on_battery = Some(n == 5),
+                [0x2b, 6, 1, 2, 1, 0x21, 1, 2, 1, 0] => a.battery_low = Some(n == 3 || n == 4),
+                // PowerNet upsAdvBatteryCapacity.0, upsAdvBatteryRunTimeRemaining.0 (ticks),
+                // upsBasicOutputStatus.0, upsBasicBatteryStatus.0
+                [0x2b, 6, 1, 4, 1, 0x82, 0x3e, 1, 1, 1, 2, 2, 1, 0] => {
+                    a.charge = Some(n.min(100) as u8)
+                }
+                [0x2b, 6, 1, 4, 1, 0x82, 0x3e, 1, 1, 1, 2, 2, 3, 0] => {
+                    a.runtime = Some(Secs((n / 100) as u32))
+                }
+                [0x2b, 6, 1, 4, 1, 0x82, 0x3e, 1, 1, 1, 4, 1, 1, 0] => a.on_battery = Some(n == 3),
+                [0x2b, 6, 1, 4, 1, 0x82, 0x3e, 1, 1, 1, 2, 1, 1, 0] => a.battery_low = Some(n == 3),
+                _ => {}
+            }
+        }
+        a
+    }
+
+    /// True when the answer says nothing the policy reads.
+    pub fn is_empty(&self) -> bool {
+        *self == PollAnswer::default()
+    }
+}
+
+/// Why a notification was not acted on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// It did not come from a configured UPS address.
+    UnknownSource,
+    /// It came from a UPS address with another community than the UPS's.
+    WrongCommunity,
+}
+
+impl Refusal {
+    /// The reason as logged.
+    pub fn name(self) -> &'static str {
+        match self {
+            Refusal::UnknownSource => "unknown_source",
+            Refusal::WrongCommunity => "wrong_community",
+        }
+    }
+}
+
+/// What caused a decision: the event and the rule (trap name) that produced it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cause {
+    /// The event.
+    pub event: Option<Event>,
+    /// The trap rule, poll or timer behind it.
+    pub rule: String,
+}
+
+/// A decision, as data: what the drivers act on and the journal records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Tell a recorder to shut down (it must be down by `deadline`).
+    ShutdownRecorder {
+        /// The UPS (index in the site).
+        ups: usize,
+        /// The recorder (index in the site).
+        recorder: usize,
+        /// Its tier.
+        tier: u8,
+        /// When it must have finished shutting down.
+        deadline: Timestamp,
+        /// Why, in a sentence.
+        reason: String,
+        /// The event behind it.
+        cause: Cause,
+    },
+    /// The outage is over: the tiers whose grace had not ended are not shut down.
+    CancelShutdown {
+        /// The UPS.
+        ups: usize,
+        /// The tiers that were still counting down.
+        tiers: Vec<u8>,
+        /// Why.
+        reason: String,
+    },
+    /// What the virtual UPS tells a recorder its charge is (None: the real value).
+    PresentCharge {
+        /// The recorder.
+        recorder: usize,
+        /// The charge presented, or None for the UPS's own.
+        percent: Option<u8>,
+    },
+    /// Poll a UPS, to confirm a shutdown trap.
+    Poll {
+        /// The UPS.
+        ups: usize,
+        /// Why.
+        reason: String,
+        /// The event to confirm.
+        cause: Cause,
+    },
+    /// A recorder acknowledged its shutdown order.
+    Acknowledged {
+        /// The recorder.
+        recorder: usize,
+    },
+    /// A notification that would have moved a decision, refused.
+    Refused {
+        /// Its source.
+        source: IpAddr,
+        /// Why.
+        refusal: Refusal,
+        /// What it said.
+        cause: Cause,
+    },
+    /// Something a person must know.
+    Alert {
+        /// The UPS concerned, if one.
+        ups: Option<usize>,
+        /// Short kind: "on_battery", "not_confirmed", "communication_lost", "site", ...
+        kind: &'static str,
+        /// The sentence.
+        text: String,
+    },
+}
+
+#[derive(Clone, Debug, Default)]
+struct UpsState {
+    /// The running outage: when the UPS went on battery (None: on mains).
+    since: Option<Timestamp>,
+    /// Mains power came back at this time; the outage ends if it stays back.
+    settling: Option<Timestamp>,
+    /// Outages seen, the current one included.
+    outage: u32,
+    /// Tiers of this UPS's recorders whose grace has not ended in this outage.
+    tiers_due: Vec<(u8, Timestamp)>,
+    /// A shutdown trap waiting for the confirming poll, and until when.
+    confirming: Option<(Timestamp, Cause)>,
+    /// Everything on this UPS has been told to shut down in this outage.
+    all_down: bool,
+}
+
+/// The policy of a whole site.
+#[derive(Debug)]
+pub struct Decider {
+    site: Site,
+    ups: Vec<UpsState>,
+    /// The outage in which each recorder was told to shut down.
+    told: Vec<Option<(usize, u32)>>,
+    decisions: VecDeque<Decision>,
+    refused: u64,
+}
+
+impl Decider {
+    /// A decider for `site`; alerts about the site's own settings come out first.
+    pub fn new(site: Site) -> Decider {
+        let mut d = Decider {
+            ups: vec![UpsState::default(); site.upses.len()],
+            told: vec![None; site.recorders.len()],
+            decisions: VecDeque::new(),
+            refused: 0,
+            site,
+        };
+        for text in d.site.warnings() {
+            d.decisions.push_back(Decision::Alert {
+                ups: None,
+                kind: "site",
+                text,
+            });
+        }
+        d
+    }
+
+    /// The site it decides for.
+    pub fn site(&self) -> &Site {
+        &self.site
+    }
+
+    /// Notifications refused so far (unknown source or wrong community).
+    pub fn refused(&self) -> u64 {
+        self.refused
+    }
+
+    /// The next decision, if any.
+    pub fn poll_decision(&mut self) -> Option<Decision> {
+        self.decisions.pop_front()
+    }
+
+    /// The earliest time `handle_timeout` must be called at.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        self.ups
+            .iter()
+            .flat_map(|u| {
+                let confirm = u.confirming.as_ref().map(|(t, _)| *t);
+                let settle = u.settling.map(|t| after(t, SETTLE));
+                let tiers = u
+                    .tiers_due
+                    .iter()
+                    .map(|(_, t)| *t)
+                    .filter(|_| u.settling.is_none());
+                confirm.into_iter().chain(settle).chain(tiers)
+            })
+            .min()
+    }
+
+    fn ups_at(&self, source: IpAddr) -> Option<usize> {
+        self.site.upses.iter().position(|u| u.address == source)
+    }
+
+    /// A classified notification from `source`, received at `now`.
+    pub fn handle_notification(
+        &mut self,
+        now: Timestamp,
+        source: IpAddr,
+        community: &[u8],
+        event: Event,
+        rule: &str,
+    ) {
+        if event == Event::RecorderAck {
+            if let Some(r) = self.site.recorders.iter().position(|r| r.address == source)
+                && self.told[r].is_some()
+            {
+                self.decisions
+                    .push_back(Decision::Acknowledged { recorder: r });
+            }
+            return;
+        }
+        let moves = matches!(
+            event,
+            Event::OnBattery
+                | Event::LowBattery
+                | Event::ShutdownPending
+                | Event::UpsOff
+                | Event::PowerRestored
+                | Event::BatteryRestored
+        );
+        let refusal = match self.ups_at(source) {
+            None => Some(Refusal::UnknownSource),
+            Some(u) if self.site.upses[u].community.as_bytes() != community => {
+                Some(Refusal::WrongCommunity)
+            }
+            Some(_) => None,
+        };
+        if let Some(refusal) = refusal {
+            self.refused += 1;
+            if moves {
+                self.decisions.push_back(Decision::Refused {
+                    source,
+                    refusal,
+                    cause: Cause {
+                        event: Some(event),
+                        rule: rule.to_string(),
+                    },
+                });
+            }
+            return;
+        }
+        let u = self.ups_at(source).expect("checked just above");
+        let cause = || Cause {
+            event: Some(event),
+            rule: rule.to_string(),
+        };
+        match event {
+            Event::OnBattery => self.on_battery(now, u, cause()),
+            // Not an outage yet: only once confirmed (or trusted) does it start one.
+            Event::LowBattery | Event::ShutdownPending | Event::UpsOff => {
+                self.shutdown_trap(now, u, cause())
+            }
+            Event::PowerRestored => self.mains_back(now, u),
+            Event::BatteryRestored => {
+                if let Some((_, c)) = self.ups[u].confirming.take() {
+                    self.alert(
+                        Some(u),
+                        "not_confirmed",
+                        format!(
+                            "{} no longer needs confirming: the battery left its low condition",
+                            c.rule
+                        ),
+                    );
+                }
+            }
+            Event::CommunicationLost => self.alert(
+                Some(u),
+                "communication_lost",
+                format!(
+                    "UPS `{}`: its card lost contact with the UPS ({rule})",
+                    self.site.upses[u].name
+                ),
+            ),
+            Event::CommunicationRestored => self.alert(
+                Some(u),
+                "communication_restored",
+                format!(
+                    "UPS `{}`: its card talks to the UPS again ({rule})",
+                    self.site.upses[u].name
+                ),
+            ),
+            Event::Informational | Event::Unknown | Event::RecorderAck => {}
+        }
+    }
+
+    /// A poll answer from UPS `u` (to trapgate's own poll, or seen going to a recorder).
+    pub fn handle_poll(&mut self, now: Timestamp, u: usize, answer: PollAnswer) {
+        let (charge_min, runtime_min) = (
+            self.site.policy.shutdown_below_charge,
+            self.site.policy.shutdown_below_runtime,
+        );
+        let low_charge = answer.charge.filter(|c| *c < charge_min);
+        let low_runtime = answer.runtime.filter(|r| *r < runtime_min);
+        let cause = |rule: String| Cause { event: None, rule };
+        if answer.on_battery == Some(true) && self.ups[u].since.is_none() {
+            self.on_battery(now, u, cause("poll: upsOutputSource battery".into()));
+        }
+        if let Some(c) = low_charge {
+            let why = format!("poll: charge {c}% below {charge_min}%");
+            self.ups[u].confirming = None;
+            self.shutdown_all(now, u, &why, cause(why.clone()));
+            return;
+        }
+        if let Some(r) = low_runtime {
+            let why = format!("poll: runtime {} s below {} s", r.0, runtime_min.0);
+            self.ups[u].confirming = None;
+            self.shutdown_all(now, u, &why, cause(why.clone()));
+            return;
+        }
+        if let Some((deadline, c)) = self.ups[u].confirming.take() {
+            if answer.on_battery == Some(true) || answer.battery_low == Some(true) {
+                let why = format!("{} confirmed by poll", c.rule);
+                self.shutdown_all(now, u, &why, c);
+            } else if answer.is_empty() {
+                // Nothing the policy reads: keep waiting for a real answer.
+                self.ups[u].confirming = Some((deadline, c));
+            } else {
+                self.alert(
+                    Some(u),
+                    "not_confirmed",
+                    format!("{} not confirmed: the UPS reports mains power and a normal battery; nothing shut down", c.rule),
+                );
+            }
+        }
+    }
+
+    /// Fires every timer due at or before `now`.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        for u in 0..self.ups.len() {
+            if let Some((deadline, _)) = &self.ups[u].confirming
+                && *deadline <= now
+            {
+                let (_, c) = self.ups[u].confirming.take().expect("checked just above");
+                match self.site.policy.when_unconfirmed {
+                    Unconfirmed::Shutdown => {
+                        let why =
+                            format!("{}, not confirmed: the UPS did not answer the poll", c.rule);
+                        self.shutdown_all(now, u, &why, c);
+                    }
+                    Unconfirmed::Ignore => self.alert(
+                        Some(u),
+                        "not_confirmed",
+                        format!("{} ignored: the UPS did not answer the poll", c.rule),
+                    ),
+                }
+            }
+            if let Some(back) = self.ups[u].settling
+                && after(back, SETTLE) <= now
+            {
+                self.end_outage(u);
+            }
+            if self.ups[u].settling.is_none() {
+                let due: Vec<(u8, Timestamp)> = self.ups[u]
+                    .tiers_due
+                    .iter()
+                    .copied()
+                    .filter(|(_, t)| *t <= now)
+                    .collect();
+                self.ups[u].tiers_due.retain(|(_, t)| *t > now);
+                for (tier, _) in due {
+                    let grace = self.site.policy.grace[&tier];
+                    let why = format!(
+                        "on battery for {} s: tier {tier}'s grace time has ended",
+                        grace.0
+                    );
+                    let cause = Cause {
+                        event: Some(Event::OnBattery),
+                        rule: format!("grace tier {tier}"),
+                    };
+                    self.shutdown_tier(now, u, Some(tier), &why, &cause);
+                }
+            }
+        }
+    }
+
+    fn alert(&mut self, ups: Option<usize>, kind: &'static str, text: String) {
+        self.decisions
+            .push_back(Decision::Alert { ups, kind, text });
+    }
+
+    fn on_battery(&mut self, now: Timestamp, u: usize, cause: Cause) {
+        let state = &mut self.ups[u];
+        if state.settling.take().is_some() {
+            // Mains power came back and went again: the same outage goes on.
+            return;
+        }
+        if state.since.is_some() {
+            return;
+        }
+        state.since = Some(now);
+        state.outage += 1;
+        state.all_down = false;
+        let mut tiers: Vec<u8> = self
+            .site
+            .recorders
+            .iter()
+            .filter(|r| r.ups == u)
+            .map(|r| r.tier)
+            .collect();
+        tiers.sort_unstable();
+        tiers.dedup();
+        state.tiers_due = tiers
+            .iter()
+            .map(|t| (*t, after(now, self.site.policy.grace[t])))
+            .collect();
+        let plan: Vec<String> = tiers
+            .iter()
+            .rev()
+            .map(|t| format!("tier {t} in {} s", self.site.policy.grace[t].0))
+            .collect();
+        let name = &self.site.upses[u].name;
+        self.alert(
+            Some(u),
+            "on_battery",
+            format!(
+                "UPS `{name}` on battery ({}): {}",
+                cause.rule,
+                plan.join(", ")
+            ),
+        );
+    }
+
+    fn shutdown_trap(&mut self, now: Timestamp, u: usize, cause: Cause) {
+        if self.ups[u].all_down || self.ups[u].confirming.is_some() {
+            return;
+        }
+        if self.site.policy.confirm_by_poll {
+            let deadline = after(now, self.site.policy.poll_timeout);
+            let reason = format!("confirm {} before shutting down", cause.rule);
+            self.ups[u].confirming = Some((deadline, cause.clone()));
+            self.decisions.push_back(Decision::Poll {
+                ups: u,
+                reason,
+                cause,
+            });
+        } else {
+            let why = cause.rule.clone();
+            self.shutdown_all(now, u, &why, cause);
+        }
+    }
+
+    fn shutdown_all(&mut self, now: Timestamp, u: usize, why: &str, cause: Cause) {
+        if self.ups[u].all_down {
+            return;
+        }
+        if self.ups[u].since.is_none() {
+            // A low battery on mains power (a failed battery, a poll): an outage all the same.
+            self.ups[u].since = Some(now);
+            self.ups[u].outage += 1;
+            let name = &self.site.upses[u].name;
+            self.alert(
+                Some(u),
+                "outage",
+                format!("UPS `{name}`: {why}, with no OnBattery before it"),
+            );
+        }
+        self.ups[u].all_down = true;
+        self.ups[u].tiers_due.clear();
+        self.shutdown_tier(now, u, None, why, &cause);
+    }
+
+    /// Tells every recorder of UPS `u` (of `tier`, or all, highest tier first) that has
+    /// not been told in this outage.
+    fn shutdown_tier(
+        &mut self,
+        now: Timestamp,
+        u: usize,
+        tier: Option<u8>,
+        why: &str,
+        cause: &Cause,
+    ) {
+        let outage = self.ups[u].outage;
+        let mut chosen: Vec<usize> = (0..self.site.recorders.len())
+            .filter(|&r| {
+                let rec = &self.site.recorders[r];
+                rec.ups == u
+                    && tier.is_none_or(|t| rec.tier == t)
+                    && self.told[r] != Some((u, outage))
+            })
+            .collect();
+        // Lower priority (higher tier number) first.
+        chosen.sort_by_key(|&r| (core::cmp::Reverse(self.site.recorders[r].tier), r));
+        for r in chosen {
+            let rec = &self.site.recorders[r];
+            self.told[r] = Some((u, outage));
+            self.decisions.push_back(Decision::ShutdownRecorder {
+                ups: u,
+                recorder: r,
+                tier: rec.tier,
+                deadline: after(now, rec.shutdown_time),
+                reason: why.to_string(),
+                cause: cause.clone(),
+            });
+            self.decisions.push_back(Decision::PresentCharge {
+                recorder: r,
+                percent: Some(0),
+            });
+        }
+    }
+
+    fn mains_back(&mut self, now: Timestamp, u: usize) {
+        let state = &mut self.ups[u];
+        if state.since.is_some() && state.settling.is_none() {
+            state.settling = Some(now);
+        }
+        if let Some((_, c)) = state.confirming.take() {
+            self.alert(
+                Some(u),
+                "not_confirmed",
+                format!("{} dropped: mains power is back", c.rule),
+            );
+        }
+    }
+
+    fn end_outage(&mut self, u: usize) {
+        let state = &mut self.ups[u];
+        state.settling = None;
+        state.since = None;
+        let tiers: Vec<u8> = state.tiers_due.drain(..).map(|(t, _)| t).collect();
+        if !tiers.is_empty() {
+            self.decisions.push_back(Decision::CancelShutdown {
+                ups: u,
+                tiers,
+                reason: format!("mains power back for {} s", SETTLE.0),
+            });
+        }
+        for r in 0..self.site.recorders.len() {
+            if self.site.recorders[r].ups == u && self.told[r].is_some() {
+                self.decisions.push_back(Decision::PresentCharge {
+                    recorder: r,
+                    percent: None,
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,406 @@
+use super::*;
+use crate::config::DEFAULT_SITE;
+use proptest::prelude::*;
+
+const UPS: &str = "192.168.61.250";
+const S: u64 = NS;
+
+fn t(secs: u64) -> Timestamp {
+    Timestamp(1_000 * S + secs * S)
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("address")
+}
+
+fn decider() -> Decider {
+    let mut d = Decider::new(Site::default_site());
+    assert_eq!(d.poll_decision(), None, "the default site has no warnings");
+    d
+}
+
+/// Feeds `events` (seconds, event), firing every timer due before each, then up to `end`.
+fn run(d: &mut Decider, events: &[(u64, Event)], end: u64) -> Vec<(u64, Decision)> {
+    let mut out = Vec::new();
+    let drain = |d: &mut Decider, at: u64, out: &mut Vec<(u64, Decision)>| {
+        while let Some(x) = d.poll_decision() {
+            out.push((at, x));
+        }
+    };
+    drain(d, 0, &mut out);
+    let fire = |d: &mut Decider, until: u64, out: &mut Vec<(u64, Decision)>| {
+        while let Some(due) = d.poll_timeout().filter(|due| *due <= t(until)) {
+            d.handle_timeout(due);
+            drain(d, (due.0 - t(0).0) / S, out);
+        }
+    };
+    for &(at, event) in events {
+        fire(d, at, &mut out);
+        d.handle_notification(t(at), ip(UPS), b"public", event, event.name());
+        drain(d, at, &mut out);
+    }
+    fire(d, end, &mut out);
+    out
+}
+
+fn shutdowns(log: &[(u64, Decision)]) -> Vec<(u64, usize)> {
+    log.iter()
+        .filter_map(|(at, d)| match d {
+            Decision::ShutdownRecorder { recorder, .. } => Some((*at, *recorder)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_blip_shorter_than_the_grace_shuts_nothing_down() {
+    let mut d = decider();
+    let log = run(
+        &mut d,
+        &[(0, Event::OnBattery), (30, Event::PowerRestored)],
+        1000,
+    );
+    assert!(shutdowns(&log).is_empty(), "{log:?}");
+    // The cancel comes once mains power has stayed back for SETTLE.
+    assert!(
+        log.iter().any(|(at, x)| *at == 90
+            && matches!(x, Decision::CancelShutdown { tiers, .. } if *tiers == vec![1, 2])),
+        "{log:?}"
+    );
+}
+
+#[test]
+fn a_long_outage_sheds_tier_by_tier_then_low_battery_takes_the_rest() {
+    let mut d = decider();
+    // nvr-244 is tier 2 (grace 2 min), nvr-251 tier 1 (grace 10 min).
+    let log = run(
+        &mut d,
+        &[(0, Event::OnBattery), (300, Event::LowBattery)],
+        400,
+    );
+    assert_eq!(shutdowns(&log), vec![(120, 0), (305, 1)], "{log:?}");
+    let poll = log.iter().find(|(_, x)| matches!(x, Decision::Poll { .. }));
+    assert_eq!(poll.map(|(at, _)| *at), Some(300));
+}
+
+#[test]
+fn low_battery_confirmed_by_poll_shuts_everything_lower_tiers_first() {
+    let mut d = decider();
+    d.handle_notification(t(0), ip(UPS), b"public", Event::LowBattery, "lowBattery");
+    let answer = PollAnswer {
+        on_battery: Some(true),
+        ..PollAnswer::default()
+    };
+    d.handle_poll(t(1), 0, answer);
+    let log: Vec<Decision> = std::iter::from_fn(|| d.poll_decision()).collect();
+    let order: Vec<usize> = log
+        .iter()
+        .filter_map(|x| match x {
+            Decision::ShutdownRecorder {
+                recorder,
+                reason,
+                cause,
+                ..
+            } => {
+                assert_eq!(reason, "lowBattery confirmed by poll");
+                assert_eq!(cause.event, Some(Event::LowBattery));
+                Some(*recorder)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(order, vec![0, 1], "tier 2 (nvr-244) before tier 1: {log:?}");
+    assert!(log.contains(&Decision::PresentCharge {
+        recorder: 0,
+        percent: Some(0)
+    }));
+}
+
+#[test]
+fn an_unanswered_poll_follows_the_site_choice() {
+    let mut d = decider();
+    let log = run(&mut d, &[(0, Event::LowBattery)], 60);
+    assert_eq!(shutdowns(&log), vec![(5, 0), (5, 1)], "{log:?}");
+    let ignore = DEFAULT_SITE.replace(
+        "when_unconfirmed = \"shutdown\"",
+        "when_unconfirmed = \"ignore\"",
+    );
+    let mut d = Decider::new(Site::parse(&ignore).expect("valid"));
+    let log = run(&mut d, &[(0, Event::LowBattery)], 60);
+    assert!(shutdowns(&log).is_empty(), "{log:?}");
+    assert!(log.iter().any(|(_, x)| matches!(
+        x,
+        Decision::Alert {
+            kind: "not_confirmed",
+            ..
+        }
+    )));
+}
+
+#[test]
+fn a_poll_that_contradicts_the_trap_shuts_nothing() {
+    let mut d = decider();
+    d.handle_notification(
+        t(0),
+        ip(UPS),
+        b"public",
+        Event::ShutdownPending,
+        "gracefulShutdown",
+    );
+    let fine = PollAnswer {
+        on_battery: Some(false),
+        battery_low: Some(false),
+        charge: Some(100),
+        runtime: None,
+    };
+    d.handle_poll(t(1), 0, fine);
+    let log = run(&mut d, &[], 3600);
+    assert!(shutdowns(&log).is_empty(), "{log:?}");
+}
+
+#[test]
+fn spoofed_traps_move_nothing_and_are_counted() {
+    let mut d = decider();
+    d.handle_notification(
+        t(0),
+        ip("192.168.61.99"),
+        b"public",
+        Event::LowBattery,
+        "lowBattery",
+    );
+    d.handle_notification(t(0), ip(UPS), b"private", Event::LowBattery, "lowBattery");
+    d.handle_notification(
+        t(0),
+        ip("192.168.61.99"),
+        b"public",
+        Event::Informational,
+        "coldStart",
+    );
+    let log = run(&mut d, &[], 3600);
+    assert_eq!(d.refused(), 3);
+    let refusals: Vec<Refusal> = log
+        .iter()
+        .filter_map(|(_, x)| match x {
+            Decision::Refused { refusal, .. } => Some(*refusal),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        refusals,
+        vec![Refusal::UnknownSource, Refusal::WrongCommunity]
+    );
+    assert!(shutdowns(&log).is_empty());
+}
+
+#[test]
+fn repeated_on_battery_traps_restart_nothing() {
+    let mut d = decider();
+    // RFC 1628's upsTrapOnBattery repeats every minute.
+    let events: Vec<(u64, Event)> = (0..10).map(|m| (m * 60, Event::OnBattery)).collect();
+    let log = run(&mut d, &events, 700);
+    assert_eq!(shutdowns(&log), vec![(120, 0), (600, 1)]);
+    let alerts = log
+        .iter()
+        .filter(|(_, x)| {
+            matches!(
+                x,
+                Decision::Alert {
+                    kind: "on_battery",
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(alerts, 1);
+}
+
+#[test]
+fn flapping_power_sends_no_storm() {
+    let mut d = decider();
+    let mut events = Vec::new();
+    for i in 0..20 {
+        events.push((i * 10, Event::OnBattery));
+        events.push((i * 10 + 5, Event::PowerRestored));
+    }
+    let log = run(&mut d, &events, 400);
+    // One alert; the outage clock keeps running from the first OnBattery; one cancel at the end.
+    assert_eq!(
+        log.iter()
+            .filter(|(_, x)| matches!(x, Decision::Alert { .. }))
+            .count(),
+        1,
+        "{log:?}"
+    );
+    assert_eq!(shutdowns(&log), vec![(120, 0)], "{log:?}");
+    let cancels: Vec<u64> = log
+        .iter()
+        .filter(|(_, x)| matches!(x, Decision::CancelShutdown { .. }))
+        .map(|(at, _)| *at)
+        .collect();
+    assert_eq!(cancels, vec![255]);
+}
+
+#[test]
+fn charge_under_the_threshold_shuts_everything_down() {
+    let mut d = decider();
+    d.handle_notification(t(0), ip(UPS), b"public", Event::OnBattery, "upsOnBattery");
+    d.handle_poll(
+        t(10),
+        0,
+        PollAnswer {
+            charge: Some(18),
+            ..PollAnswer::default()
+        },
+    );
+    let log = run(&mut d, &[], 20);
+    // Decisions made before `run` are logged at 0.
+    assert_eq!(shutdowns(&log), vec![(0, 0), (0, 1)], "{log:?}");
+    let reason = log.iter().find_map(|(_, x)| match x {
+        Decision::ShutdownRecorder { reason, .. } => Some(reason.clone()),
+        _ => None,
+    });
+    assert_eq!(reason.as_deref(), Some("poll: charge 18% below 30%"));
+}
+
+#[test]
+fn acknowledgements_are_recorded_for_told_recorders_only() {
+    let mut d = decider();
+    d.handle_notification(
+        t(0),
+        ip("192.168.61.251"),
+        b"public",
+        Event::RecorderAck,
+        "recorderAck",
+    );
+    assert_eq!(d.poll_decision(), None);
+    let _ = run(&mut d, &[(0, Event::LowBattery)], 10);
+    d.handle_notification(
+        t(20),
+        ip("192.168.61.251"),
+        b"public",
+        Event::RecorderAck,
+        "recorderAck",
+    );
+    assert_eq!(
+        d.poll_decision(),
+        Some(Decision::Acknowledged { recorder: 1 })
+    );
+}
+
+#[test]
+fn poll_answers_are_read_from_ups_mib_and_powernet() {
+    use crate::wire::oid::oid;
+    let names = [
+        oid("1.3.6.1.2.1.33.1.2.4.0"),
+        oid("1.3.6.1.2.1.33.1.4.1.0"),
+        oid("1.3.6.1.4.1.318.1.1.1.2.2.3.0"),
+        oid("1.3.6.1.4.1.318.1.1.1.2.1.1.0"),
+    ];
+    let vbs = [
+        VarBind {
+            name: names[0].as_oid(),
+            value: Value::Integer(18),
+        },
+        VarBind {
+            name: names[1].as_oid(),
+            value: Value::Integer(5),
+        },
+        VarBind {
+            name: names[2].as_oid(),
+            value: Value::TimeTicks(30_000),
+        },
+        VarBind {
+            name: names[3].as_oid(),
+            value: Value::Integer(3),
+        },
+    ];
+    let a = PollAnswer::from_varbinds(&vbs);
+    assert_eq!(
+        a,
+        PollAnswer {
+            on_battery: Some(true),
+            battery_low: Some(true),
+            charge: Some(18),
+            runtime: Some(Secs(300))
+        }
+    );
+}
+
+fn calm_event() -> impl Strategy<Value = (u64, u8, bool)> {
+    // (seconds later, which event, spoofed?) with no shutdown-class event from the UPS.
+    (0u64..400, 0u8..8, any::<bool>())
+}
+
+proptest! {
+    /// A UPS that stays on mains, with no low-battery or shutdown-pending event, never
+    /// causes a shutdown, whatever else arrives (spoofed shutdown traps included).
+    #[test]
+    fn no_shutdown_while_the_ups_stays_on_mains(steps in proptest::collection::vec(calm_event(), 0..40)) {
+        let mut d = decider();
+        let mut now = 0;
+        for (gap, which, spoof) in steps {
+            now += gap;
+            d.handle_timeout(t(now));
+            let (event, source, community): (Event, &str, &[u8]) = match (which, spoof) {
+                (0, _) => (Event::PowerRestored, UPS, b"public"),
+                (1, _) => (Event::BatteryRestored, UPS, b"public"),
+                (2, _) => (Event::CommunicationLost, UPS, b"public"),
+                (3, _) => (Event::Informational, UPS, b"public"),
+                (4, _) => (Event::RecorderAck, "192.168.61.251", b"public"),
+                (5, true) => (Event::LowBattery, "10.9.9.9", b"public"),
+                (5, false) => (Event::ShutdownPending, UPS, b"wrong"),
+                (6, _) => {
+                    d.handle_poll(t(now), 0, PollAnswer { on_battery: Some(false), battery_low: Some(false), charge: Some(90), runtime: Some(Secs(3600)) });
+                    continue;
+                }
+                _ => (Event::Unknown, UPS, b"public"),
+            };
+            d.handle_notification(t(now), ip(source), community, event, event.name());
+        }
+        d.handle_timeout(t(now + 100_000));
+        while let Some(x) = d.poll_decision() {
+            prop_assert!(!matches!(x, Decision::ShutdownRecorder { .. }), "{:?}", x);
+        }
+    }
+
+    /// Whatever happens, a recorder is told at most once per outage, and every order
+    /// carries its reason and cause.
+    #[test]
+    fn one_order_per_recorder_per_outage(steps in proptest::collection::vec((0u64..300, 0u8..7), 0..60)) {
+        let mut d = decider();
+        let mut now = 0;
+        let mut told = [0u32; 2];
+        let mut outages = 0u32;
+        let check = |d: &mut Decider, told: &mut [u32; 2], outages: &mut u32| -> Result<(), TestCaseError> {
+            while let Some(x) = d.poll_decision() {
+                match x {
+                    Decision::Alert { kind: "on_battery" | "outage", .. } => *outages += 1,
+                    Decision::ShutdownRecorder { recorder, reason, cause, .. } => {
+                        told[recorder] += 1;
+                        prop_assert!(told[recorder] <= *outages, "recorder {} told {} times in {} outages", recorder, told[recorder], outages);
+                        prop_assert!(!reason.is_empty() && !cause.rule.is_empty());
+                    }
+                    _ => {}
+                }
+            }
+            Ok(())
+        };
+        for (gap, which) in steps {
+            now += gap;
+            while let Some(due) = d.poll_timeout().filter(|due| *due <= t(now)) {
+                d.handle_timeout(due);
+                check(&mut d, &mut told, &mut outages)?;
+            }
+            match which {
+                0 => d.handle_notification(t(now), ip(UPS), b"public", Event::OnBattery, "upsOnBattery"),
+                1 => d.handle_notification(t(now), ip(UPS), b"public", Event::LowBattery, "lowBattery"),
+                2 => d.handle_notification(t(now), ip(UPS), b"public", Event::PowerRestored, "powerRestored"),
+                3 => d.handle_notification(t(now), ip(UPS), b"public", Event::ShutdownPending, "gracefulShutdown"),
+                4 => d.handle_poll(t(now), 0, PollAnswer { on_battery: Some(true), charge: Some(10), ..PollAnswer::default() }),
+                5 => d.handle_poll(t(now), 0, PollAnswer { on_battery: Some(false), battery_low: Some(false), charge: Some(100), runtime: None }),
+                _ => d.handle_notification(t(now), ip(UPS), b"public", Event::BatteryRestored, "returnFromLowBattery"),
+            }
+            check(&mut d, &mut told, &mut outages)?;
+        }
+    }
+}
