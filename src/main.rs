@@ -39,6 +39,17 @@ enum Command {
         /// The site file (site.toml).
         file: Option<PathBuf>,
     },
+    /// Replay a capture through the shutdown policy and print its decisions as JSON lines.
+    Replay {
+        /// The capture file (pcap or pcapng).
+        file: PathBuf,
+        /// The site (default: the embedded seed site).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Compare with this golden decision log; print the differences and exit 1.
+        #[arg(long)]
+        expect: Option<PathBuf>,
+    },
     /// Print the classified UPS events of a capture as JSON lines.
     Events {
         /// The capture file (pcap or pcapng).
@@ -56,6 +67,18 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Decode { file, json, ports } => decode(&file, json, &ports, &mut out),
         Command::Events { file, ports } => events(&file, &ports, &mut out),
+        Command::Replay {
+            file,
+            config,
+            expect,
+        } => match replay_policy(&file, config.as_deref(), expect.as_deref(), &mut out) {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                let _ = out.flush();
+                return ExitCode::from(1);
+            }
+            Err(e) => Err(e),
+        },
         Command::CheckConfig { file } => match check_config(file.as_deref(), &mut out) {
             Ok(true) => Ok(()),
             Ok(false) => {
@@ -198,4 +221,77 @@ fn check_config(file: Option<&Path>, out: &mut impl Write) -> Result<bool, Strin
             Ok(false)
         }
     }
+}
+
+/// Loads a site file, or the embedded default site; a broken file is an error naming
+/// every mistake.
+fn load_site(config: Option<&Path>) -> Result<Site, String> {
+    let Some(path) = config else {
+        return Ok(Site::default_site());
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Site::parse(&text).map_err(|errors| {
+        let lines: Vec<String> = errors
+            .iter()
+            .map(|e| format!("{}:{e}", path.display()))
+            .collect();
+        format!("the site file has mistakes:\n{}", lines.join("\n"))
+    })
+}
+
+/// Prints the decision log of a capture; Ok(false) when it differs from `expect`.
+fn replay_policy(
+    file: &Path,
+    config: Option<&Path>,
+    expect: Option<&Path>,
+    out: &mut impl Write,
+) -> Result<bool, String> {
+    let site = load_site(config)?;
+    let (log, end, counters, refused) =
+        replay::replay_decisions(file, site.clone()).map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    for d in &log {
+        text.push_str(&report::decision_json(&site, d.time, &d.decision).to_string());
+        text.push('\n');
+    }
+    let mut summary = report::summary_json(&counters, end.cut_short.as_deref());
+    summary["summary"]["decisions"] = serde_json::json!(log.len());
+    summary["summary"]["refused"] = serde_json::json!(refused);
+    text.push_str(&summary.to_string());
+    text.push('\n');
+    let w = |e: io::Error| e.to_string();
+    let Some(expect) = expect else {
+        out.write_all(text.as_bytes()).map_err(w)?;
+        return Ok(true);
+    };
+    let golden = std::fs::read_to_string(expect)
+        .map_err(|e| format!("cannot read {}: {e}", expect.display()))?;
+    if golden == text {
+        writeln!(
+            out,
+            "{}: the decisions match {}",
+            file.display(),
+            expect.display()
+        )
+        .map_err(w)?;
+        return Ok(true);
+    }
+    let (want, got): (Vec<&str>, Vec<&str>) = (golden.lines().collect(), text.lines().collect());
+    for i in 0..want.len().max(got.len()) {
+        let (a, b) = (want.get(i), got.get(i));
+        if a != b {
+            writeln!(out, "line {}:", i + 1).map_err(w)?;
+            writeln!(out, "- {}", a.unwrap_or(&"(none)")).map_err(w)?;
+            writeln!(out, "+ {}", b.unwrap_or(&"(none)")).map_err(w)?;
+        }
+    }
+    writeln!(
+        out,
+        "{}: the decisions differ from {}",
+        file.display(),
+        expect.display()
+    )
+    .map_err(w)?;
+    Ok(false)
 }

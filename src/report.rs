@@ -384,3 +384,99 @@ pub fn summary_text(counters: &Counters, cut_short: Option<&str>) -> String {
     }
     s
 }
+
+/// The JSON line `trapgate replay` prints for a decision.
+pub fn decision_json(
+    site: &crate::config::Site,
+    time: Timestamp,
+    d: &crate::policy::Decision,
+) -> Json {
+    use crate::policy::Decision as D;
+    let mut o = Map::new();
+    o.insert("time".into(), json!(time.utc().to_string()));
+    let ups = |o: &mut Map<String, Json>, u: usize| {
+        o.insert("ups".into(), json!(site.upses[u].name));
+    };
+    let recorder = |o: &mut Map<String, Json>, r: usize| {
+        o.insert("recorder".into(), json!(site.recorders[r].name));
+    };
+    let cause = |o: &mut Map<String, Json>, c: &crate::policy::Cause| {
+        o.insert(
+            "event".into(),
+            c.event.map_or(Json::Null, |e| json!(e.name())),
+        );
+        o.insert("rule".into(), json!(c.rule));
+    };
+    match d {
+        D::ShutdownRecorder {
+            ups: u,
+            recorder: r,
+            tier,
+            deadline,
+            reason,
+            cause: c,
+        } => {
+            o.insert("decision".into(), json!("ShutdownRecorder"));
+            ups(&mut o, *u);
+            recorder(&mut o, *r);
+            o.insert("tier".into(), json!(tier));
+            o.insert("deadline".into(), json!(deadline.utc().to_string()));
+            o.insert("reason".into(), json!(reason));
+            cause(&mut o, c);
+        }
+        D::CancelShutdown {
+            ups: u,
+            tiers,
+            reason,
+        } => {
+            o.insert("decision".into(), json!("CancelShutdown"));
+            ups(&mut o, *u);
+            o.insert("tiers".into(), json!(tiers));
+            o.insert("reason".into(), json!(reason));
+        }
+        D::PresentCharge {
+            recorder: r,
+            percent,
+        } => {
+            o.insert("decision".into(), json!("PresentCharge"));
+            recorder(&mut o, *r);
+            o.insert(
+                "percent".into(),
+                percent.map_or(json!("real"), |p| json!(p)),
+            );
+        }
+        D::Poll {
+            ups: u,
+            reason,
+            cause: c,
+        } => {
+            o.insert("decision".into(), json!("Poll"));
+            ups(&mut o, *u);
+            o.insert("reason".into(), json!(reason));
+            cause(&mut o, c);
+        }
+        D::Acknowledged { recorder: r } => {
+            o.insert("decision".into(), json!("Acknowledged"));
+            recorder(&mut o, *r);
+        }
+        D::Refused {
+            source,
+            refusal,
+            cause: c,
+        } => {
+            o.insert("decision".into(), json!("Refused"));
+            o.insert("source".into(), json!(source.to_string()));
+            o.insert("reason".into(), json!(refusal.name()));
+            cause(&mut o, c);
+        }
+        D::Alert { ups: u, kind, text } => {
+            o.insert("decision".into(), json!("Alert"));
+            if let Some(u) = u {
+                ups(&mut o, *u);
+            }
+            o.insert("kind".into(), json!(kind));
+            o.insert("reason".into(), json!(text));
+        }
+    }
+    Json::Object(o)
+}

@@ -31,6 +31,23 @@ fn golden_path(capture: &Path, kind: &str) -> PathBuf {
     capture.with_file_name(format!("{stem}.{kind}.jsonl"))
 }
 
+/// `replay FILE [--config NAME.site.toml]`.
+fn replay_args(capture: &Path) -> Vec<&str> {
+    let path = capture.to_str().expect("UTF-8 path");
+    let site = capture.with_extension("site.toml");
+    let mut args = vec!["replay", path];
+    if site.exists() {
+        args.push("--config");
+        args.push(Box::leak(
+            site.to_str()
+                .expect("UTF-8 path")
+                .to_string()
+                .into_boxed_str(),
+        ));
+    }
+    args
+}
+
 fn run(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_trapgate"))
         .args(args)
@@ -79,6 +96,11 @@ fn every_capture_matches_its_golden_event_log() {
         let golden = golden_path(capture, "events");
         if bless {
             std::fs::write(&golden, &got).expect("write golden");
+            std::fs::write(
+                golden_path(capture, "decisions"),
+                run(&replay_args(capture)),
+            )
+            .expect("write golden");
             let decode_golden = golden_path(capture, "decode");
             if decode_golden.exists() {
                 let got = run(&["decode", "--json", capture.to_str().expect("UTF-8 path")]);
@@ -95,6 +117,19 @@ fn every_capture_matches_its_golden_event_log() {
         });
         if expected != got {
             failures.push(format!("{}:\n{}", capture.display(), diff(&expected, &got)));
+        }
+        // The decision log: the capture through the policy, with NAME.site.toml as the
+        // site where there is one, else the embedded default site.
+        let decisions = run(&replay_args(capture));
+        let decisions_golden = golden_path(capture, "decisions");
+        match std::fs::read_to_string(&decisions_golden) {
+            Ok(expected) if expected == decisions => {}
+            Ok(expected) => failures.push(format!(
+                "{} (decisions):\n{}",
+                capture.display(),
+                diff(&expected, &decisions)
+            )),
+            Err(_) => failures.push(format!("{} has no golden decision log", capture.display())),
         }
         // Where a decode log is kept too (malformed.pcap: the reason and byte offset of
         // every refused packet), it must match as well.

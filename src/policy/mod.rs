@@ -525,7 +525,9 @@ impl Decider {
             self.alert(
                 Some(u),
                 "outage",
-                format!("UPS `{name}`: {why}, with no OnBattery before it"),
+                format!(
+                    "UPS `{name}`: the outage starts here, with no OnBattery before it ({why})"
+                ),
             );
         }
         self.ups[u].all_down = true;
