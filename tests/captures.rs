@@ -257,3 +257,44 @@ fn bad_files_give_a_clear_error_not_a_panic() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn replay_expect_says_match_or_prints_the_difference() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+    let capture = dir.join("seed-trace.pcap");
+    let golden = dir.join("seed-trace.decisions.jsonl");
+    let out = Command::new(env!("CARGO_BIN_EXE_trapgate"))
+        .args([
+            "replay",
+            capture.to_str().expect("UTF-8"),
+            "--expect",
+            golden.to_str().expect("UTF-8"),
+        ])
+        .output()
+        .expect("trapgate runs");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("the decisions match"));
+    // A golden log where nvr-244 was never told: the difference is shown, exit 1.
+    let text = std::fs::read_to_string(&golden).expect("golden");
+    let edited: String = text
+        .lines()
+        .filter(|l| !(l.contains("ShutdownRecorder") && l.contains("nvr-244")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let tmp = std::env::temp_dir().join(format!("trapgate-expect-{}.jsonl", std::process::id()));
+    std::fs::write(&tmp, edited).expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_trapgate"))
+        .args([
+            "replay",
+            capture.to_str().expect("UTF-8"),
+            "--expect",
+            tmp.to_str().expect("UTF-8"),
+        ])
+        .output()
+        .expect("trapgate runs");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("+ {\"time\":\"2019-03-07T08:20:38.504849Z\",\"decision\":\"ShutdownRecorder\",\"ups\":\"ups-main\",\"recorder\":\"nvr-244\""), "{shown}");
+    assert!(shown.contains("the decisions differ"), "{shown}");
+    std::fs::remove_file(&tmp).ok();
+}

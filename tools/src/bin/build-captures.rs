@@ -1079,6 +1079,92 @@ fn malformed(dir: &Path) {
     );
 }
 
+/// One APC v1 trap from `ups` with `community`, as an Ethernet frame to the gateway.
+fn apc_frame(ups: &str, community: &str, specific: i64, text: &str, id: u16) -> Vec<u8> {
+    let agent: Ipv4Addr = ups.parse().expect("address");
+    let trap = v1_trap(
+        community,
+        APC,
+        agent.octets(),
+        specific,
+        id as u32 * 100,
+        &[(MTRAPARGS_STRING_0, s(text))],
+    );
+    eth4(
+        MAC_GW,
+        MAC_UPS,
+        &ip4(ups, "192.168.61.10", id).udp(161, 162, &trap),
+    )
+}
+
+const ON_BATTERY: &str = "UPS: On battery power in response to an input power problem.";
+const RESTORED: &str = "UPS: Utility power has been restored.";
+const LOW: &str = "UPS: The battery power is too low to continue to support the load.";
+const SELF_TEST: &str = "UPS: Passed a self-test.";
+
+/// The stories a site lives through, each replayed against its `NAME.site.toml` (or the
+/// embedded seed site) into a golden decision log.
+fn stories(dir: &Path) {
+    let write = |name: &str, frames: &[(f64, Vec<u8>)]| {
+        let frames: Vec<(u64, Vec<u8>)> = frames.iter().map(|(t, f)| (at(*t), f.clone())).collect();
+        write_pcap(&dir.join(name), DataLink::ETHERNET, false, &frames);
+    };
+    // A short blip: power back before the first grace ends; a self-test later closes the capture.
+    write(
+        "story-blip.pcap",
+        &[
+            (0.0, apc_frame(UPS, "public", 5, ON_BATTERY, 1)),
+            (40.0, apc_frame(UPS, "public", 9, RESTORED, 2)),
+            (400.0, apc_frame(UPS, "public", 10, SELF_TEST, 3)),
+        ],
+    );
+    // Power back in the middle of the shedding: tier 2 is down, tier 1 is spared.
+    write(
+        "story-power-back-mid-shedding.pcap",
+        &[
+            (0.0, apc_frame(UPS, "public", 5, ON_BATTERY, 1)),
+            (60.0, apc_frame(UPS, "public", 5, ON_BATTERY, 2)),
+            (300.0, apc_frame(UPS, "public", 9, RESTORED, 3)),
+            (700.0, apc_frame(UPS, "public", 10, SELF_TEST, 4)),
+        ],
+    );
+    // Two UPSes failing at different times (story-two-ups.site.toml).
+    write(
+        "story-two-ups.pcap",
+        &[
+            (0.0, apc_frame(UPS, "public", 5, ON_BATTERY, 1)),
+            (
+                200.0,
+                apc_frame("192.168.61.249", "public", 5, ON_BATTERY, 2),
+            ),
+            (400.0, apc_frame(UPS, "public", 7, LOW, 3)),
+            (500.0, apc_frame("192.168.61.249", "public", 9, RESTORED, 4)),
+            (
+                900.0,
+                apc_frame("192.168.61.249", "public", 10, SELF_TEST, 5),
+            ),
+        ],
+    );
+    // Spoofed low-battery traps: from an unknown address, and with the wrong community.
+    write(
+        "story-spoofed.pcap",
+        &[
+            (0.0, apc_frame("192.168.61.66", "public", 7, LOW, 1)),
+            (10.0, apc_frame(UPS, "private", 7, LOW, 2)),
+            (20.0, apc_frame(UPS, "public", 10, SELF_TEST, 3)),
+        ],
+    );
+    // A UPS that does not answer the confirming poll, at a site that then ignores the trap
+    // (story-unconfirmed-ignore.site.toml); the seed's trace shows the "shutdown" choice.
+    write(
+        "story-unconfirmed-ignore.pcap",
+        &[
+            (0.0, apc_frame(UPS, "public", 7, LOW, 1)),
+            (30.0, apc_frame(UPS, "public", 10, SELF_TEST, 2)),
+        ],
+    );
+}
+
 fn main() {
     let dir = Path::new("captures");
     std::fs::create_dir_all(dir).expect("create captures/");
@@ -1090,5 +1176,6 @@ fn main() {
     others_ipv6(dir);
     loopback_raw(dir);
     malformed(dir);
+    stories(dir);
     println!("captures written to {}", dir.display());
 }
