@@ -10,12 +10,12 @@
 //! Per UPS: on mains → on battery (each tier's grace timer runs from the first
 //! OnBattery) → tiers shut down as their grace ends, lower tiers first → everything
 //! shuts down on LowBattery, ShutdownPending, UpsOff, or a polled charge or runtime
-//! under the site's threshold (confirmed by a poll first when the policy says so). Mains
-//! power must stay back for `SETTLE` before the outage ends and what has not been sent
-//! is cancelled: power that flaps resumes the same outage and sends nothing new. No
-//! recorder is told twice in one outage.
+//! under the site's threshold (confirmed by a poll first when the policy says so). After
+//! PowerRestored (or BatteryRestored), mains power must stay back for `SETTLE` before the
+//! outage ends and what has not been sent is cancelled: power that flaps resumes the
+//! same outage and sends nothing new. No recorder is told twice in one outage.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
 use crate::classify::Event;
@@ -203,6 +203,10 @@ struct UpsState {
 pub struct Decider {
     site: Site,
     ups: Vec<UpsState>,
+    /// UPS index by the address its traps come from.
+    ups_by_address: HashMap<IpAddr, usize>,
+    /// Each UPS's recorders, highest tier number first (the order they are told in).
+    recorders_of: Vec<Vec<usize>>,
     /// The outage in which each recorder was told to shut down.
     told: Vec<Option<(usize, u32)>>,
     decisions: VecDeque<Decision>,
@@ -212,8 +216,22 @@ pub struct Decider {
 impl Decider {
     /// A decider for `site`; alerts about the site's own settings come out first.
     pub fn new(site: Site) -> Decider {
+        let mut recorders_of = vec![Vec::new(); site.upses.len()];
+        for (r, rec) in site.recorders.iter().enumerate() {
+            recorders_of[rec.ups].push(r);
+        }
+        for list in &mut recorders_of {
+            list.sort_by_key(|&r| (core::cmp::Reverse(site.recorders[r].tier), r));
+        }
         let mut d = Decider {
             ups: vec![UpsState::default(); site.upses.len()],
+            ups_by_address: site
+                .upses
+                .iter()
+                .enumerate()
+                .map(|(i, u)| (u.address, i))
+                .collect(),
+            recorders_of,
             told: vec![None; site.recorders.len()],
             decisions: VecDeque::new(),
             refused: 0,
@@ -262,7 +280,7 @@ impl Decider {
     }
 
     fn ups_at(&self, source: IpAddr) -> Option<usize> {
-        self.site.upses.iter().position(|u| u.address == source)
+        self.ups_by_address.get(&source).copied()
     }
 
     /// A classified notification from `source`, received at `now`.
@@ -324,19 +342,8 @@ impl Decider {
             Event::LowBattery | Event::ShutdownPending | Event::UpsOff => {
                 self.shutdown_trap(now, u, cause())
             }
-            Event::PowerRestored => self.mains_back(now, u),
-            Event::BatteryRestored => {
-                if let Some((_, c)) = self.ups[u].confirming.take() {
-                    self.alert(
-                        Some(u),
-                        "not_confirmed",
-                        format!(
-                            "{} no longer needs confirming: the battery left its low condition",
-                            c.rule
-                        ),
-                    );
-                }
-            }
+            // Out of low battery: the UPS is charging, mains power is back.
+            Event::PowerRestored | Event::BatteryRestored => self.mains_back(now, u),
             Event::CommunicationLost => self.alert(
                 Some(u),
                 "communication_lost",
@@ -464,12 +471,9 @@ impl Decider {
         state.since = Some(now);
         state.outage += 1;
         state.all_down = false;
-        let mut tiers: Vec<u8> = self
-            .site
-            .recorders
+        let mut tiers: Vec<u8> = self.recorders_of[u]
             .iter()
-            .filter(|r| r.ups == u)
-            .map(|r| r.tier)
+            .map(|&r| self.site.recorders[r].tier)
             .collect();
         tiers.sort_unstable();
         tiers.dedup();
@@ -546,17 +550,13 @@ impl Decider {
         cause: &Cause,
     ) {
         let outage = self.ups[u].outage;
-        let mut chosen: Vec<usize> = (0..self.site.recorders.len())
-            .filter(|&r| {
-                let rec = &self.site.recorders[r];
-                rec.ups == u
-                    && tier.is_none_or(|t| rec.tier == t)
-                    && self.told[r] != Some((u, outage))
-            })
-            .collect();
-        // Lower priority (higher tier number) first.
-        chosen.sort_by_key(|&r| (core::cmp::Reverse(self.site.recorders[r].tier), r));
-        for r in chosen {
+        // Already in order: lower priority (higher tier number) first.
+        for i in 0..self.recorders_of[u].len() {
+            let r = self.recorders_of[u][i];
+            let rec = &self.site.recorders[r];
+            if tier.is_some_and(|t| rec.tier != t) || self.told[r] == Some((u, outage)) {
+                continue;
+            }
             let rec = &self.site.recorders[r];
             self.told[r] = Some((u, outage));
             self.decisions.push_back(Decision::ShutdownRecorder {
@@ -600,8 +600,9 @@ impl Decider {
                 reason: format!("mains power back for {} s", SETTLE.0),
             });
         }
-        for r in 0..self.site.recorders.len() {
-            if self.site.recorders[r].ups == u && self.told[r].is_some() {
+        for i in 0..self.recorders_of[u].len() {
+            let r = self.recorders_of[u][i];
+            if self.told[r].is_some() {
                 self.decisions.push_back(Decision::PresentCharge {
                     recorder: r,
                     percent: None,

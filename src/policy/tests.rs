@@ -404,3 +404,19 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn battery_restored_ends_an_outage_like_power_restored() {
+    let mut d = decider();
+    let log = run(
+        &mut d,
+        &[(0, Event::OnBattery), (30, Event::BatteryRestored)],
+        1000,
+    );
+    assert!(shutdowns(&log).is_empty(), "{log:?}");
+    assert!(
+        log.iter()
+            .any(|(at, x)| *at == 90 && matches!(x, Decision::CancelShutdown { .. })),
+        "{log:?}"
+    );
+}

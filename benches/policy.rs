@@ -1,0 +1,156 @@
+//! The policy at scale: a site of 5,000 recorders on 200 UPSes through a full outage —
+//! every UPS on battery, each tier's grace ending, then every UPS low on battery — timed
+//! per event and per decision. Run: `cargo bench --bench policy`.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Instant;
+
+use trapgate::classify::Event;
+use trapgate::config::{
+    Gateway, Policy, Recorder, RecorderKind, Restart, Secs, Site, Unconfirmed, Ups, Vendor,
+};
+use trapgate::policy::Decider;
+use trapgate::time::Timestamp;
+
+const UPSES: usize = 200;
+const PER_UPS: usize = 25;
+
+fn site() -> Site {
+    let upses = (0..UPSES)
+        .map(|i| Ups {
+            name: format!("ups-{i}"),
+            address: IpAddr::V4(Ipv4Addr::new(10, 1, (i / 250) as u8, (i % 250) as u8 + 1)),
+            community: "public".into(),
+            vendor: Vendor::Apc,
+            poll_interval: Secs(10),
+            outlet_off_delay: Secs(300),
+            restart: Restart::Auto,
+            runtime: None,
+        })
+        .collect();
+    let recorders = (0..UPSES * PER_UPS)
+        .map(|r| Recorder {
+            name: format!("nvr-{r}"),
+            address: IpAddr::V4(Ipv4Addr::new(10, 2, (r / 250) as u8, (r % 250) as u8 + 1)),
+            port: 162,
+            ups: r / PER_UPS,
+            tier: (r % 3) as u8 + 1,
+            shutdown_time: Secs(90),
+            kind: RecorderKind::TrapRelay,
+        })
+        .collect();
+    Site {
+        gateway: Gateway {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 1162))],
+            agent: SocketAddr::from(([127, 0, 0, 1], 1161)),
+            community: "public".into(),
+        },
+        policy: Policy {
+            grace: BTreeMap::from([(1, Secs(600)), (2, Secs(300)), (3, Secs(120))]),
+            shutdown_below_charge: 30,
+            shutdown_below_runtime: Secs(300),
+            confirm_by_poll: false,
+            when_unconfirmed: Unconfirmed::Shutdown,
+            poll_timeout: Secs(5),
+        },
+        upses,
+        recorders,
+        rules: Vec::new(),
+    }
+}
+
+fn at(s: u64) -> Timestamp {
+    Timestamp(1_700_000_000_000_000_000 + s * 1_000_000_000)
+}
+
+/// One full outage; returns (events handled, decisions made).
+fn outage(d: &mut Decider, site: &Site) -> (usize, usize) {
+    let mut events = 0;
+    let mut decisions = 0;
+    let mut drain = |d: &mut Decider| {
+        while let Some(x) = d.poll_decision() {
+            black_box(&x);
+            decisions += 1;
+        }
+    };
+    for u in &site.upses {
+        d.handle_notification(
+            at(0),
+            u.address,
+            b"public",
+            Event::OnBattery,
+            "upsOnBattery",
+        );
+        events += 1;
+    }
+    drain(d);
+    // Tier 3's grace ends, then tier 2's: each timer is one event.
+    while let Some(due) = d.poll_timeout().filter(|t| *t <= at(400)) {
+        d.handle_timeout(due);
+        events += 1;
+        drain(d);
+    }
+    for u in &site.upses {
+        d.handle_notification(
+            at(450),
+            u.address,
+            b"public",
+            Event::LowBattery,
+            "lowBattery",
+        );
+        events += 1;
+    }
+    drain(d);
+    (events, decisions)
+}
+
+fn main() {
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let site = site();
+    let rounds = if quick { 1 } else { 21 };
+    let mut per_event = Vec::new();
+    let mut totals = Vec::new();
+    let mut counts = (0, 0);
+    for _ in 0..rounds {
+        let mut d = Decider::new(site.clone());
+        while d.poll_decision().is_some() {}
+        let t = Instant::now();
+        counts = outage(&mut d, &site);
+        let ns = t.elapsed().as_nanos() as f64;
+        totals.push(ns);
+        per_event.push(ns / counts.0 as f64);
+    }
+    assert!(
+        counts.1 >= UPSES * PER_UPS * 2,
+        "every recorder told and presented"
+    );
+    if quick {
+        println!(
+            "policy bench: {} events, {} decisions; run `cargo bench --bench policy` to measure",
+            counts.0, counts.1
+        );
+        return;
+    }
+    per_event.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    totals.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    let median = |v: &[f64]| v[v.len() / 2];
+    println!(
+        "site: {UPSES} UPSes, {} recorders, 3 tiers; a full outage = {} events, {} decisions",
+        UPSES * PER_UPS,
+        counts.0,
+        counts.1
+    );
+    println!(
+        "  whole outage: median {:.2} ms (min {:.2}, max {:.2}) over {rounds} runs",
+        median(&totals) / 1e6,
+        totals[0] / 1e6,
+        totals[totals.len() - 1] / 1e6
+    );
+    println!(
+        "  per event: median {:.1} µs; per decision: {:.2} µs",
+        median(&per_event) / 1e3,
+        median(&totals) / counts.1 as f64 / 1e3
+    );
+}
