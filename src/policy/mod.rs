@@ -373,8 +373,9 @@ impl Decider {
         let low_charge = answer.charge.filter(|c| *c < charge_min);
         let low_runtime = answer.runtime.filter(|r| *r < runtime_min);
         let cause = |rule: String| Cause { event: None, rule };
-        if answer.on_battery == Some(true) && self.ups[u].since.is_none() {
-            self.on_battery(now, u, cause("poll: upsOutputSource battery".into()));
+        if answer.on_battery == Some(true) {
+            // Starts the outage, or resumes it if mains power had seemed back.
+            self.on_battery(now, u, cause("poll: on battery".into()));
         }
         if let Some(c) = low_charge {
             let why = format!("poll: charge {c}% below {charge_min}%");
@@ -402,6 +403,10 @@ impl Decider {
                     format!("{} not confirmed: the UPS reports mains power and a normal battery; nothing shut down", c.rule),
                 );
             }
+        }
+        if answer.on_battery == Some(false) {
+            // The UPS says mains power is back, whatever traps were missed.
+            self.mains_back(now, u);
         }
     }
 
@@ -592,6 +597,7 @@ impl Decider {
         let state = &mut self.ups[u];
         state.settling = None;
         state.since = None;
+        state.all_down = false;
         let tiers: Vec<u8> = state.tiers_due.drain(..).map(|(t, _)| t).collect();
         if !tiers.is_empty() {
             self.decisions.push_back(Decision::CancelShutdown {

@@ -420,3 +420,62 @@ fn battery_restored_ends_an_outage_like_power_restored() {
         "{log:?}"
     );
 }
+
+#[test]
+fn a_second_outage_tells_the_recorders_again() {
+    let mut d = decider();
+    let log = run(
+        &mut d,
+        &[
+            (0, Event::LowBattery),
+            (100, Event::PowerRestored),
+            (1000, Event::LowBattery),
+        ],
+        2000,
+    );
+    // Each outage: the poll goes unanswered and both recorders are told, once.
+    assert_eq!(
+        shutdowns(&log),
+        vec![(5, 0), (5, 1), (1005, 0), (1005, 1)],
+        "{log:?}"
+    );
+}
+
+#[test]
+fn a_poll_saying_mains_is_back_ends_the_outage_and_one_saying_battery_resumes_it() {
+    let mut d = decider();
+    d.handle_notification(t(0), ip(UPS), b"public", Event::OnBattery, "upsOnBattery");
+    d.handle_poll(
+        t(30),
+        0,
+        PollAnswer {
+            on_battery: Some(false),
+            ..PollAnswer::default()
+        },
+    );
+    d.handle_poll(
+        t(50),
+        0,
+        PollAnswer {
+            on_battery: Some(true),
+            ..PollAnswer::default()
+        },
+    );
+    let log = run(&mut d, &[], 130);
+    // Still the same outage: tier 2's grace counts from 0.
+    assert_eq!(shutdowns(&log), vec![(120, 0)], "{log:?}");
+    d.handle_poll(
+        t(200),
+        0,
+        PollAnswer {
+            on_battery: Some(false),
+            ..PollAnswer::default()
+        },
+    );
+    let log = run(&mut d, &[], 300);
+    assert!(
+        log.iter()
+            .any(|(_, x)| matches!(x, Decision::CancelShutdown { tiers, .. } if *tiers == vec![1])),
+        "{log:?}"
+    );
+}
