@@ -8,7 +8,7 @@
 //! as a parameter, which is what makes a capture replay deterministic.
 
 #![warn(missing_docs)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod classify;
 pub mod config;

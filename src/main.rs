@@ -39,6 +39,16 @@ enum Command {
         /// The site file (site.toml).
         file: Option<PathBuf>,
     },
+    /// Run the gateway: hear UPS traps and decide, until SIGINT or SIGTERM. Decisions are
+    /// printed as JSON lines; a summary goes to stderr at the end.
+    Run {
+        /// The site (default: the embedded seed site).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Listen here instead of the site's [gateway] listen addresses. Repeatable.
+        #[arg(long = "listen", value_name = "ADDR:PORT")]
+        listen: Vec<std::net::SocketAddr>,
+    },
     /// Replay a capture through the shutdown policy and print its decisions as JSON lines.
     Replay {
         /// The capture file (pcap or pcapng).
@@ -67,6 +77,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Decode { file, json, ports } => decode(&file, json, &ports, &mut out),
         Command::Events { file, ports } => events(&file, &ports, &mut out),
+        Command::Run { config, listen } => run_gateway(config.as_deref(), &listen, &mut out),
         Command::Replay {
             file,
             config,
@@ -294,4 +305,51 @@ fn replay_policy(
     )
     .map_err(w)?;
     Ok(false)
+}
+
+/// Runs the live gateway until a signal stops it.
+fn run_gateway(
+    config: Option<&Path>,
+    listen: &[std::net::SocketAddr],
+    out: &mut impl Write,
+) -> Result<(), String> {
+    let site = load_site(config)?;
+    let listen = if listen.is_empty() {
+        site.gateway.listen.clone()
+    } else {
+        listen.to_vec()
+    };
+    let shown = site.clone();
+    let (upses, recorders) = (site.upses.len(), site.recorders.len());
+    let mut write_err = None;
+    let stopped = trapgate::source::udp::run(
+        site,
+        &listen,
+        |bound| {
+            let addrs: Vec<String> = bound.iter().map(|a| a.to_string()).collect();
+            eprintln!(
+                "trapgate: listening on {} ({upses} UPS, {recorders} recorders)",
+                addrs.join(", ")
+            );
+        },
+        |at, d| {
+            let line = report::decision_json(&shown, at, d);
+            if write_err.is_none() {
+                let written = writeln!(out, "{line}").and_then(|_| out.flush());
+                if let Err(e) = written {
+                    write_err = Some(e);
+                }
+            }
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    eprint!("{}", report::summary_text(&stopped.counters, None));
+    eprintln!(
+        "   decisions: {}, refused: {}, truncated datagrams: {}; stopped by signal {}",
+        stopped.decisions, stopped.refused, stopped.truncated, stopped.signal
+    );
+    match write_err {
+        Some(e) => Err(e.to_string()),
+        None => Ok(()),
+    }
 }

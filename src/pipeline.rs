@@ -30,8 +30,10 @@ pub enum Outcome<'a> {
 /// Counts of everything the pipeline saw, by kind and by drop reason.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
-    /// Frames offered.
+    /// Frames offered (captures).
     pub frames: u64,
+    /// UDP datagrams offered (found in frames, or received from a socket).
+    pub datagrams: u64,
     /// Frames without a UDP datagram, by reason (`FrameDrop::index`).
     pub no_datagram: [u64; FrameDrop::ALL.len()],
     /// UDP datagrams on other ports.
@@ -123,6 +125,7 @@ impl Pipeline {
     /// Runs one UDP datagram (from a socket, or found in a frame) through the pipeline.
     #[inline]
     pub fn process_datagram<'a>(&mut self, d: Datagram<'a>, arena: &'a Bump) -> Outcome<'a> {
+        self.counters.datagrams += 1;
         if !self.ports.contains(&d.dst_port) && !self.ports.contains(&d.src_port) {
             self.counters.other_port += 1;
             return Outcome::OtherPort(d);

@@ -346,10 +346,14 @@ pub fn summary_json(counters: &Counters, cut_short: Option<&str>) -> Json {
 /// The summary for people.
 pub fn summary_text(counters: &Counters, cut_short: Option<&str>) -> String {
     let mut s = String::new();
+    let (n, what) = if counters.frames > 0 {
+        (counters.frames, "frames")
+    } else {
+        (counters.datagrams, "datagrams")
+    };
     let _ = writeln!(
         s,
-        "-- {} frames, {} SNMP messages decoded",
-        counters.frames,
+        "-- {n} {what}, {} SNMP messages decoded",
         counters.messages()
     );
     let pdus: Vec<String> = counters

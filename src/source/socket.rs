@@ -1,0 +1,206 @@
+//! The platform details of the receive path, in one place: UDP sockets opened with
+//! socket2 (SO_REUSEADDR, SO_REUSEPORT, a large SO_RCVBUF, v6-only for IPv6), and batch
+//! receive with Linux `recvmmsg(2)`, which fills many datagrams per system call.
+//!
+//! This is the only module with `unsafe`: the `recvmmsg` call and the `sockaddr`
+//! conversions, each with its reason beside it.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::os::fd::RawFd;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// Datagrams received per `recvmmsg` call.
+pub const BATCH: usize = 64;
+/// The largest datagram kept whole; longer ones are counted as truncated.
+pub const MAX_DATAGRAM: usize = 16 * 1024;
+/// The receive buffer asked of the kernel (it may grant less: net.core.rmem_max).
+pub const RCVBUF: usize = 8 * 1024 * 1024;
+
+/// Opens a non-blocking UDP socket on `addr`, ready for a trap storm.
+pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    // A smaller buffer than asked is not an error: the kernel caps it.
+    let _ = socket.set_recv_buffer_size(RCVBUF);
+    socket.bind(&addr.into())?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+/// Buffers for one `recvmmsg` batch, allocated once and reused for every batch.
+pub struct RecvBatch {
+    bufs: Vec<u8>,
+    addrs: Vec<libc::sockaddr_storage>,
+    iovecs: Vec<libc::iovec>,
+    headers: Vec<libc::mmsghdr>,
+    received: usize,
+}
+
+impl Default for RecvBatch {
+    fn default() -> Self {
+        RecvBatch::new()
+    }
+}
+
+impl RecvBatch {
+    /// Buffers for `BATCH` datagrams of up to `MAX_DATAGRAM` bytes.
+    pub fn new() -> RecvBatch {
+        RecvBatch {
+            bufs: vec![0; BATCH * MAX_DATAGRAM],
+            // SAFETY: sockaddr_storage, iovec and mmsghdr are plain C structs for which
+            // all-zero bytes are a valid value.
+            addrs: vec![unsafe { zeroed() }; BATCH],
+            iovecs: vec![unsafe { zeroed() }; BATCH],
+            headers: vec![unsafe { zeroed() }; BATCH],
+            received: 0,
+        }
+    }
+
+    /// Receives up to `BATCH` datagrams from `fd` without blocking; `WouldBlock` when
+    /// none is waiting.
+    pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
+        self.received = 0;
+        // The pointers are set before every call: they point into this struct's heap
+        // buffers, which do not move, but setting them here keeps the call self-contained.
+        for i in 0..BATCH {
+            self.iovecs[i] = libc::iovec {
+                iov_base: self.bufs[i * MAX_DATAGRAM..].as_mut_ptr().cast(),
+                iov_len: MAX_DATAGRAM,
+            };
+            let header = &mut self.headers[i];
+            header.msg_len = 0;
+            header.msg_hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
+            header.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            header.msg_hdr.msg_iov = &mut self.iovecs[i];
+            header.msg_hdr.msg_iovlen = 1;
+            header.msg_hdr.msg_control = std::ptr::null_mut();
+            header.msg_hdr.msg_controllen = 0;
+            header.msg_hdr.msg_flags = 0;
+        }
+        // SAFETY: `headers` holds BATCH initialised mmsghdr, each naming one iovec of
+        // MAX_DATAGRAM writable bytes inside `bufs` and one sockaddr_storage in `addrs`;
+        // all stay alive and unaliased for the duration of the call.
+        let n = unsafe {
+            libc::recvmmsg(
+                fd,
+                self.headers.as_mut_ptr(),
+                BATCH as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        self.received = n as usize;
+        Ok(self.received)
+    }
+
+    /// Datagram `i` of the last batch: its source, its bytes, and whether the kernel cut
+    /// it to fit the buffer.
+    pub fn get(&self, i: usize) -> Option<(SocketAddr, &[u8], bool)> {
+        if i >= self.received {
+            return None;
+        }
+        let header = &self.headers[i];
+        let len = (header.msg_len as usize).min(MAX_DATAGRAM);
+        let truncated = header.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+        let source = to_socket_addr(&self.addrs[i])?;
+        Some((
+            source,
+            &self.bufs[i * MAX_DATAGRAM..i * MAX_DATAGRAM + len],
+            truncated,
+        ))
+    }
+}
+
+/// A kernel-filled `sockaddr_storage` as a `SocketAddr` (IPv4 or IPv6 only).
+fn to_socket_addr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match storage.ss_family as libc::c_int {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in, and
+            // sockaddr_storage is large and aligned enough for it.
+            let a =
+                unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            Some(SocketAddr::new(IpAddr::V4(ip), u16::from_be(a.sin_port)))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, for sockaddr_in6.
+            let a = unsafe {
+                &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
+            Some(SocketAddr::new(IpAddr::V6(ip), u16::from_be(a.sin6_port)))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn a_batch_receives_several_datagrams_with_their_sources() {
+        let rx = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+        let to = rx.local_addr().unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for i in 0..5u8 {
+            tx.send_to(&[i; 10], to).unwrap();
+        }
+        let mut batch = RecvBatch::new();
+        let mut got = Vec::new();
+        // Loopback delivery is immediate, but allow the scheduler a moment.
+        for _ in 0..100 {
+            match batch.recv(rx.as_raw_fd()) {
+                Ok(n) => {
+                    for i in 0..n {
+                        let (src, data, truncated) = batch.get(i).unwrap();
+                        assert_eq!(src, tx.local_addr().unwrap());
+                        assert!(!truncated);
+                        got.push(data.to_vec());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if got.len() == 5 {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(got, (0..5u8).map(|i| vec![i; 10]).collect::<Vec<_>>());
+        assert!(batch.get(got.len()).is_none() || batch.get(0).is_some());
+    }
+
+    #[test]
+    fn ipv6_loopback() {
+        let Ok(rx) = bind_udp("[::1]:0".parse().unwrap()) else {
+            eprintln!("SKIPPED: no IPv6 loopback here");
+            return;
+        };
+        let tx = UdpSocket::bind("[::1]:0").unwrap();
+        tx.send_to(b"v6", rx.local_addr().unwrap()).unwrap();
+        let mut batch = RecvBatch::new();
+        for _ in 0..100 {
+            if let Ok(1) = batch.recv(rx.as_raw_fd()) {
+                let (src, data, _) = batch.get(0).unwrap();
+                assert_eq!((src, data), (tx.local_addr().unwrap(), &b"v6"[..]));
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        panic!("nothing received on ::1");
+    }
+}

@@ -1,0 +1,228 @@
+//! The live source: a mio reactor over the gateway's UDP sockets, reading in batches
+//! with `recvmmsg` until each socket is empty, feeding the same pipeline and policy as a
+//! replay, with the OS clock as the time. SIGINT and SIGTERM stop it cleanly.
+//!
+//! This first receive path runs on one thread: decode, classify and decide inline, the
+//! arena reset per batch. Worker threads sharded by UPS, the metrics endpoint and
+//! config reload on SIGHUP come with the rest of the live gateway.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bumpalo::Bump;
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token};
+use signal_hook_mio::v1_0::Signals;
+
+use super::frame::Datagram;
+use super::socket::{RecvBatch, bind_udp};
+use crate::config::Site;
+use crate::pipeline::{Counters, Outcome, Pipeline};
+use crate::policy::{Decider, Decision, PollAnswer};
+use crate::time::Timestamp;
+use crate::wire::PduType;
+
+/// The time now, from the OS clock: only sources read it.
+pub fn now() -> Timestamp {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp(d.as_nanos() as u64)
+}
+
+/// Why the gateway could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// A listen address could not be bound.
+    Bind(SocketAddr, io::Error),
+    /// The reactor or the signal handlers could not be set up.
+    Setup(io::Error),
+}
+
+impl core::fmt::Display for StartError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            StartError::Bind(addr, e) => {
+                let hint = match e.kind() {
+                    io::ErrorKind::AddrInUse => {
+                        " (is another trap receiver, such as snmptrapd, listening there?)"
+                    }
+                    io::ErrorKind::PermissionDenied => {
+                        " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+                    }
+                    _ => "",
+                };
+                write!(f, "cannot listen on {addr}: {e}{hint}")
+            }
+            StartError::Setup(e) => write!(f, "cannot set up the event loop: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// What the gateway saw when it stopped.
+#[derive(Clone, Debug)]
+pub struct Stopped {
+    /// The pipeline's counters.
+    pub counters: Counters,
+    /// Datagrams longer than the receive buffer, dropped.
+    pub truncated: u64,
+    /// Decisions made.
+    pub decisions: u64,
+    /// Notifications refused by the policy.
+    pub refused: u64,
+    /// The signal that stopped it.
+    pub signal: i32,
+}
+
+const SIGNALS: Token = Token(usize::MAX);
+
+/// Runs the gateway for `site` on `listen` until SIGINT or SIGTERM. `ready` learns the
+/// bound addresses (port 0 resolved) once the sockets are open; `decided` gets every
+/// decision with its time.
+pub fn run(
+    site: Site,
+    listen: &[SocketAddr],
+    ready: impl FnOnce(&[SocketAddr]),
+    mut decided: impl FnMut(Timestamp, &Decision),
+) -> Result<Stopped, StartError> {
+    let mut sockets = Vec::with_capacity(listen.len());
+    for addr in listen {
+        let std_socket = bind_udp(*addr).map_err(|e| StartError::Bind(*addr, e))?;
+        sockets.push(UdpSocket::from_std(std_socket));
+    }
+    let bound: Vec<SocketAddr> = sockets
+        .iter()
+        .map(|s| s.local_addr())
+        .collect::<io::Result<_>>()
+        .map_err(StartError::Setup)?;
+    let mut poll = Poll::new().map_err(StartError::Setup)?;
+    for (i, s) in sockets.iter_mut().enumerate() {
+        poll.registry()
+            .register(s, Token(i), Interest::READABLE)
+            .map_err(StartError::Setup)?;
+    }
+    let mut signals =
+        Signals::new([libc::SIGINT, libc::SIGTERM, libc::SIGHUP]).map_err(StartError::Setup)?;
+    poll.registry()
+        .register(&mut signals, SIGNALS, Interest::READABLE)
+        .map_err(StartError::Setup)?;
+    ready(&bound);
+
+    let ports: Vec<u16> = bound.iter().map(|a| a.port()).collect();
+    let mut pipeline = Pipeline::new(site.classifier(), &ports);
+    let mut decider = Decider::new(site);
+    let mut events = Events::with_capacity(64);
+    let mut batch = RecvBatch::new();
+    let mut arena = Bump::with_capacity(256 * 1024);
+    let mut truncated = 0u64;
+    let mut decisions = 0u64;
+    let mut drain = |d: &mut Decider, at: Timestamp, decisions: &mut u64| {
+        while let Some(x) = d.poll_decision() {
+            *decisions += 1;
+            decided(at, &x);
+        }
+    };
+    drain(&mut decider, now(), &mut decisions);
+    loop {
+        let timeout = decider
+            .poll_timeout()
+            .map(|due| Duration::from_nanos(due.0.saturating_sub(now().0)));
+        if let Err(e) = poll.poll(&mut events, timeout)
+            && e.kind() != io::ErrorKind::Interrupted
+        {
+            return Err(StartError::Setup(e));
+        }
+        for event in events.iter() {
+            if event.token() == SIGNALS {
+                for signal in signals.pending() {
+                    if signal == libc::SIGHUP {
+                        eprintln!(
+                            "trapgate: SIGHUP: reloading the site is not supported yet; carrying on"
+                        );
+                        continue;
+                    }
+                    return Ok(Stopped {
+                        counters: pipeline.counters().clone(),
+                        truncated,
+                        decisions,
+                        refused: decider.refused(),
+                        signal,
+                    });
+                }
+                continue;
+            }
+            let i = event.token().0;
+            let local = bound[i];
+            // Readiness is edge-triggered: read until the socket is empty.
+            loop {
+                match batch.recv(sockets[i].as_raw_fd()) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        let at = now();
+                        arena.reset();
+                        for k in 0..n {
+                            let Some((src, payload, cut)) = batch.get(k) else {
+                                continue;
+                            };
+                            if cut {
+                                truncated += 1;
+                                continue;
+                            }
+                            let d = Datagram {
+                                src: src.ip(),
+                                dst: local.ip(),
+                                src_port: src.port(),
+                                dst_port: local.port(),
+                                payload,
+                            };
+                            if let Outcome::Message(d, m, class) =
+                                pipeline.process_datagram(d, &arena)
+                            {
+                                feed(&mut decider, pipeline.classifier(), at, &d, &m, class);
+                            }
+                        }
+                        drain(&mut decider, at, &mut decisions);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        eprintln!("trapgate: receive on {local}: {e}");
+                        break;
+                    }
+                }
+            }
+        }
+        let at = now();
+        while let Some(due) = decider.poll_timeout().filter(|due| *due <= at) {
+            decider.handle_timeout(due);
+            drain(&mut decider, due, &mut decisions);
+        }
+    }
+}
+
+/// Hands one decoded message to the policy: notifications as events, responses from a
+/// UPS as poll answers.
+fn feed(
+    decider: &mut Decider,
+    classifier: &crate::classify::Classifier,
+    at: Timestamp,
+    d: &Datagram<'_>,
+    m: &crate::wire::Message<'_>,
+    class: Option<crate::classify::Classification>,
+) {
+    if let Some(c) = class {
+        let rule = c.rule.map_or("", |i| classifier.rule(i).name.as_str());
+        decider.handle_notification(at, d.src, m.community, c.event, rule);
+    } else if m.pdu_type() == PduType::RESPONSE
+        && let Some(u) = decider.site().upses.iter().position(|u| u.address == d.src)
+    {
+        let answer = PollAnswer::from_varbinds(m.varbinds());
+        if !answer.is_empty() {
+            decider.handle_poll(at, u, answer);
+        }
+    }
+}

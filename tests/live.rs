@@ -1,0 +1,141 @@
+//! The live gateway as a site engineer runs it, on loopback: `trapgate run` hears a
+//! UPS's low-battery trap and decides; it stops cleanly on SIGTERM with a summary; a busy
+//! port and a broken site file are clear errors.
+
+use std::io::{BufRead, BufReader};
+use std::net::UdpSocket;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The seed's APC lowBattery trap, as in captures/seed-trace.pcap.
+const SEED_TRAP: &str = "306302010004067075626c6963a45606072b06010401823e4004c0a83dfa02010602010743037a1200303a3038060b2b06010401823e0203030004295550533a204c6f7720626174746572792e20412073687574646f776e20697320696d6d696e656e742e";
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect()
+}
+
+fn site_file(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("trapgate-live-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("site.toml");
+    std::fs::write(&file, text).expect("write site");
+    file
+}
+
+/// The seed's site with its UPS on loopback, acting on traps without a confirming poll.
+fn loopback_site() -> String {
+    trapgate::config::DEFAULT_SITE
+        .replace("192.168.61.250", "127.0.0.1")
+        .replace("confirm_by_poll = true", "confirm_by_poll = false")
+}
+
+/// Lines of a child's stream, delivered through a channel so reads can time out.
+fn lines(stream: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn start(args: &[&str]) -> (Child, mpsc::Receiver<String>, mpsc::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trapgate"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("trapgate starts");
+    let out = lines(child.stdout.take().expect("stdout"));
+    let err = lines(child.stderr.take().expect("stderr"));
+    (child, out, err)
+}
+
+fn terminate(child: &Child) {
+    // SAFETY: sending a signal to our own child process, whose pid we hold.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+}
+
+#[test]
+fn hears_a_low_battery_trap_decides_and_stops_cleanly() {
+    let site = site_file("hear", &loopback_site());
+    let (mut child, out, err) = start(&[
+        "run",
+        "--config",
+        site.to_str().expect("UTF-8"),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    let listening = err
+        .recv_timeout(Duration::from_secs(10))
+        .expect("trapgate says where it listens");
+    let port: u16 = listening
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split([' ', ',']).next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {listening:?}"));
+    let ups = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    ups.send_to(&hex(SEED_TRAP), ("127.0.0.1", port))
+        .expect("send");
+    let mut told = Vec::new();
+    while told.len() < 2 {
+        let line = out
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a decision within 10 s");
+        if line.contains("\"decision\":\"ShutdownRecorder\"") {
+            told.push(line);
+        }
+    }
+    assert!(
+        told[0].contains("\"recorder\":\"nvr-244\"") && told[0].contains("\"rule\":\"lowBattery\""),
+        "{told:?}"
+    );
+    assert!(told[1].contains("\"recorder\":\"nvr-251\""), "{told:?}");
+    terminate(&child);
+    let status = child.wait().expect("trapgate exits");
+    assert!(status.success(), "{status:?}");
+    let summary: Vec<String> = err.try_iter().collect();
+    let summary = summary.join("\n");
+    assert!(summary.contains("trap 1"), "{summary}");
+    assert!(summary.contains("stopped by signal 15"), "{summary}");
+}
+
+#[test]
+fn a_busy_port_and_a_broken_site_are_clear_errors() {
+    let taken = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_trapgate"))
+        .args(["run", "--listen", &addr])
+        .output()
+        .expect("trapgate runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
+    assert!(err.contains("Address already in use"), "{err}");
+
+    let broken = site_file("broken", "[policy]\ngrace = { 1 = \"1m\" }\n");
+    let out = Command::new(env!("CARGO_BIN_EXE_trapgate"))
+        .args([
+            "run",
+            "--config",
+            broken.to_str().expect("UTF-8"),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .expect("trapgate runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("missing key `shutdown_below_charge`"), "{err}");
+}
