@@ -344,9 +344,16 @@ fn run_gateway(
     )
     .map_err(|e| e.to_string())?;
     eprint!("{}", report::summary_text(&stopped.counters, None));
+    let kernel = stopped
+        .kernel_drops
+        .map_or("unknown".to_string(), |n| n.to_string());
     eprintln!(
-        "   decisions: {}, refused: {}, truncated datagrams: {}; stopped by signal {}",
-        stopped.decisions, stopped.refused, stopped.truncated, stopped.signal
+        "   not from the site's UPSes or recorders: {}, truncated: {}, dropped by the kernel: {kernel}",
+        stopped.foreign, stopped.truncated
+    );
+    eprintln!(
+        "   decisions: {}, refused: {}; stopped by signal {}",
+        stopped.decisions, stopped.refused, stopped.signal
     );
     match write_err {
         Some(e) => Err(e.to_string()),

@@ -122,6 +122,38 @@ impl RecvBatch {
     }
 }
 
+/// Datagrams the kernel dropped on the UDP socket bound to `local` because its receive
+/// buffer was full: the `drops` column of /proc/net/udp (or udp6). None where it cannot
+/// be read.
+pub fn kernel_drops(local: SocketAddr) -> Option<u64> {
+    let (table, want) = match local {
+        SocketAddr::V4(a) => (
+            "/proc/net/udp",
+            format!(
+                "{:08X}:{:04X}",
+                u32::from_ne_bytes(a.ip().octets()),
+                a.port()
+            ),
+        ),
+        SocketAddr::V6(a) => {
+            let words: String = a
+                .ip()
+                .octets()
+                .chunks(4)
+                .map(|w| format!("{:08X}", u32::from_ne_bytes([w[0], w[1], w[2], w[3]])))
+                .collect();
+            ("/proc/net/udp6", format!("{words}:{:04X}", a.port()))
+        }
+    };
+    let text = std::fs::read_to_string(table).ok()?;
+    text.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        (fields.get(1) == Some(&want.as_str()))
+            .then(|| fields.last()?.parse().ok())
+            .flatten()
+    })
+}
+
 /// A kernel-filled `sockaddr_storage` as a `SocketAddr` (IPv4 or IPv6 only).
 fn to_socket_addr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
     match storage.ss_family as libc::c_int {
@@ -182,6 +214,13 @@ mod tests {
         }
         assert_eq!(got, (0..5u8).map(|i| vec![i; 10]).collect::<Vec<_>>());
         assert!(batch.get(got.len()).is_none() || batch.get(0).is_some());
+    }
+
+    #[test]
+    fn kernel_drops_are_read_for_a_bound_socket() {
+        let rx = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+        assert_eq!(kernel_drops(rx.local_addr().unwrap()), Some(0));
+        assert_eq!(kernel_drops("127.0.0.1:1".parse().unwrap()), None);
     }
 
     #[test]

@@ -6,8 +6,9 @@
 //! arena reset per batch. Worker threads sharded by UPS, the metrics endpoint and
 //! config reload on SIGHUP come with the rest of the live gateway.
 
+use std::collections::HashSet;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -17,7 +18,7 @@ use mio::{Events, Interest, Poll, Token};
 use signal_hook_mio::v1_0::Signals;
 
 use super::frame::Datagram;
-use super::socket::{RecvBatch, bind_udp};
+use super::socket::{RecvBatch, bind_udp, kernel_drops};
 use crate::config::Site;
 use crate::pipeline::{Counters, Outcome, Pipeline};
 use crate::policy::{Decider, Decision, PollAnswer};
@@ -70,6 +71,11 @@ pub struct Stopped {
     pub counters: Counters,
     /// Datagrams longer than the receive buffer, dropped.
     pub truncated: u64,
+    /// Datagrams from addresses that are neither a UPS nor a recorder of the site,
+    /// dropped before decoding.
+    pub foreign: u64,
+    /// Datagrams the kernel dropped (receive buffer full), where it tells.
+    pub kernel_drops: Option<u64>,
     /// Decisions made.
     pub decisions: u64,
     /// Notifications refused by the policy.
@@ -113,6 +119,15 @@ pub fn run(
     ready(&bound);
 
     let ports: Vec<u16> = bound.iter().map(|a| a.port()).collect();
+    // The cheap check before decoding: only the site's UPSes and recorders are heard, so
+    // a flood from elsewhere cannot starve their traps.
+    let known: HashSet<IpAddr> = site
+        .upses
+        .iter()
+        .map(|u| u.address)
+        .chain(site.recorders.iter().map(|r| r.address))
+        .collect();
+    let mut foreign = 0u64;
     let mut pipeline = Pipeline::new(site.classifier(), &ports);
     let mut decider = Decider::new(site);
     let mut events = Events::with_capacity(64);
@@ -145,9 +160,12 @@ pub fn run(
                         );
                         continue;
                     }
+                    let drops: Vec<u64> = bound.iter().filter_map(|a| kernel_drops(*a)).collect();
                     return Ok(Stopped {
                         counters: pipeline.counters().clone(),
                         truncated,
+                        foreign,
+                        kernel_drops: (drops.len() == bound.len()).then(|| drops.iter().sum()),
                         decisions,
                         refused: decider.refused(),
                         signal,
@@ -170,6 +188,10 @@ pub fn run(
                             };
                             if cut {
                                 truncated += 1;
+                                continue;
+                            }
+                            if !known.contains(&src.ip()) {
+                                foreign += 1;
                                 continue;
                             }
                             let d = Datagram {

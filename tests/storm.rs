@@ -1,0 +1,179 @@
+//! A bounded trap storm on loopback: 1,000,000 traps from the site's UPS with real UPS
+//! events inside, sent at a fixed pace (about 100,000 a second, so the test is bounded in
+//! time too), into `trapgate run`. Every datagram is accounted for — received, or
+//! counted as dropped by the kernel — and the UPS events inside the storm are decided.
+
+use std::io::{BufRead, BufReader};
+use std::net::UdpSocket;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use trapgate::wire::encode;
+use trapgate::wire::oid::oid;
+use trapgate::wire::{Message, Pdu, PduType, RequestPdu, TrapV1, Value, VarBind, Version};
+
+const TOTAL: u64 = 1_000_000;
+const PER_SECOND: u64 = 100_000;
+
+fn v2_cold_start() -> Vec<u8> {
+    let (uptime, trap, cold) = (
+        oid("1.3.6.1.2.1.1.3.0"),
+        oid("1.3.6.1.6.3.1.1.4.1.0"),
+        oid("1.3.6.1.6.3.1.1.5.1"),
+    );
+    let vbs = [
+        VarBind {
+            name: uptime.as_oid(),
+            value: Value::TimeTicks(1),
+        },
+        VarBind {
+            name: trap.as_oid(),
+            value: Value::ObjectId(cold.as_oid()),
+        },
+    ];
+    encode::to_vec(&Message {
+        version: Version::V2c,
+        community: b"public",
+        pdu: Pdu::Request(RequestPdu {
+            kind: PduType::SNMPV2_TRAP,
+            request_id: 7,
+            error_status: 0,
+            error_index: 0,
+            varbinds: &vbs,
+        }),
+    })
+}
+
+fn apc(specific: i64) -> Vec<u8> {
+    let apc = oid("1.3.6.1.4.1.318");
+    encode::to_vec(&Message {
+        version: Version::V1,
+        community: b"public",
+        pdu: Pdu::TrapV1(TrapV1 {
+            enterprise: apc.as_oid(),
+            agent_addr: [127, 0, 0, 1],
+            generic_trap: 6,
+            specific_trap: specific,
+            time_stamp: 1,
+            varbinds: &[],
+        }),
+    })
+}
+
+#[test]
+fn a_million_trap_storm_is_accounted_for_and_its_ups_events_decided() {
+    let dir = std::env::temp_dir().join(format!("trapgate-storm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let site = dir.join("site.toml");
+    std::fs::write(
+        &site,
+        trapgate::config::DEFAULT_SITE
+            .replace("192.168.61.250", "127.0.0.1")
+            .replace("confirm_by_poll = true", "confirm_by_poll = false"),
+    )
+    .expect("write site");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trapgate"))
+        .args([
+            "run",
+            "--config",
+            site.to_str().expect("UTF-8"),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("trapgate starts");
+    let (err_tx, err_rx) = mpsc::channel();
+    let stderr = child.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = err_tx.send(line);
+        }
+    });
+    let stdout = child.stdout.take().expect("stdout");
+    let decisions = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<String>>()
+    });
+    let first = err_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("listening line");
+    let port: u16 = first
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+
+    let ups = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let noise = v2_cold_start();
+    let (on_battery, low_battery) = (apc(5), apc(7));
+    let start = Instant::now();
+    let mut sent = 0u64;
+    while sent < TOTAL && start.elapsed() < Duration::from_secs(120) {
+        let payload = match sent {
+            10 => &on_battery,
+            500_000 => &low_battery,
+            _ => &noise,
+        };
+        if ups.send_to(payload, ("127.0.0.1", port)).is_ok() {
+            sent += 1;
+        }
+        if sent.is_multiple_of(1000) {
+            let due = Duration::from_secs_f64(sent as f64 / PER_SECOND as f64);
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+    }
+    assert_eq!(sent, TOTAL, "the sender was too slow here");
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: signalling our own child process.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    assert!(child.wait().expect("exit").success());
+    let summary: Vec<String> = err_rx.try_iter().collect();
+    let summary = summary.join("\n");
+    let number_after = |text: &str, key: &str| -> u64 {
+        text.split(key)
+            .nth(1)
+            .and_then(|r| r.trim_start().split([' ', ',', '\n']).next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {key:?} in {summary}"))
+    };
+    let received = number_after(&summary, "-- ");
+    let kernel = number_after(&summary, "dropped by the kernel:");
+    let truncated = number_after(&summary, "truncated:");
+    let foreign = number_after(&summary, "recorders:");
+    assert_eq!(
+        received + kernel + truncated + foreign,
+        sent,
+        "every datagram accounted for:\n{summary}"
+    );
+    let decisions = decisions.join().expect("stdout reader");
+    assert!(
+        decisions
+            .iter()
+            .any(|d| d.contains("\"kind\":\"on_battery\"")),
+        "OnBattery inside the storm decided; {summary}"
+    );
+    let told = decisions
+        .iter()
+        .filter(|d| d.contains("\"decision\":\"ShutdownRecorder\""))
+        .count();
+    assert_eq!(
+        told, 2,
+        "LowBattery inside the storm shut both NVRs down; {summary}"
+    );
+    eprintln!(
+        "storm: sent {sent} in {:.1} s; {summary}",
+        start.elapsed().as_secs_f64()
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
