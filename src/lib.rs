@@ -12,6 +12,7 @@
 
 pub mod classify;
 pub mod config;
+pub mod metrics;
 pub mod pipeline;
 pub mod policy;
 pub mod report;

@@ -48,6 +48,9 @@ enum Command {
         /// Listen here instead of the site's [gateway] listen addresses. Repeatable.
         #[arg(long = "listen", value_name = "ADDR:PORT")]
         listen: Vec<std::net::SocketAddr>,
+        /// Serve metrics (Prometheus text format) at http://ADDR:PORT/metrics.
+        #[arg(long, value_name = "ADDR:PORT")]
+        metrics: Option<std::net::SocketAddr>,
     },
     /// Replay a capture through the shutdown policy and print its decisions as JSON lines.
     Replay {
@@ -77,7 +80,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Decode { file, json, ports } => decode(&file, json, &ports, &mut out),
         Command::Events { file, ports } => events(&file, &ports, &mut out),
-        Command::Run { config, listen } => run_gateway(config.as_deref(), &listen, &mut out),
+        Command::Run {
+            config,
+            listen,
+            metrics,
+        } => run_gateway(config.as_deref(), &listen, metrics, &mut out),
         Command::Replay {
             file,
             config,
@@ -311,6 +318,7 @@ fn replay_policy(
 fn run_gateway(
     config: Option<&Path>,
     listen: &[std::net::SocketAddr],
+    metrics: Option<std::net::SocketAddr>,
     out: &mut impl Write,
 ) -> Result<(), String> {
     let site = load_site(config)?;
@@ -325,12 +333,16 @@ fn run_gateway(
     let stopped = trapgate::source::udp::run(
         site,
         &listen,
-        |bound| {
+        metrics,
+        |bound, metrics_at| {
             let addrs: Vec<String> = bound.iter().map(|a| a.to_string()).collect();
             eprintln!(
                 "trapgate: listening on {} ({upses} UPS, {recorders} recorders)",
                 addrs.join(", ")
             );
+            if let Some(m) = metrics_at {
+                eprintln!("trapgate: metrics on http://{m}/metrics");
+            }
         },
         |at, d| {
             let line = report::decision_json(&shown, at, d);
@@ -355,6 +367,7 @@ fn run_gateway(
         "   decisions: {}, refused: {}; stopped by signal {}",
         stopped.decisions, stopped.refused, stopped.signal
     );
+    eprint!("{}", stopped.latency.summary_text());
     match write_err {
         Some(e) => Err(e.to_string()),
         None => Ok(()),

@@ -58,6 +58,19 @@ fn start(args: &[&str]) -> (Child, mpsc::Receiver<String>, mpsc::Receiver<String
     (child, out, err)
 }
 
+/// GET /metrics, as a scraper would.
+fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n");
+    let mut page = String::new();
+    let _ = s.read_to_string(&mut page);
+    page
+}
+
 fn terminate(child: &Child) {
     // SAFETY: sending a signal to our own child process, whose pid we hold.
     #[allow(unsafe_code)]
@@ -75,10 +88,21 @@ fn hears_a_low_battery_trap_decides_and_stops_cleanly() {
         site.to_str().expect("UTF-8"),
         "--listen",
         "127.0.0.1:0",
+        "--metrics",
+        "127.0.0.1:0",
     ]);
     let listening = err
         .recv_timeout(Duration::from_secs(10))
         .expect("trapgate says where it listens");
+    let metrics_line = err
+        .recv_timeout(Duration::from_secs(10))
+        .expect("and where its metrics are");
+    let metrics_addr = metrics_line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("no metrics address in {metrics_line:?}"))
+        .to_string();
     let port: u16 = listening
         .split("127.0.0.1:")
         .nth(1)
@@ -102,6 +126,24 @@ fn hears_a_low_battery_trap_decides_and_stops_cleanly() {
         "{told:?}"
     );
     assert!(told[1].contains("\"recorder\":\"nvr-251\""), "{told:?}");
+    // The metrics endpoint shows the trap and its latency within a couple of seconds.
+    let mut page = String::new();
+    for _ in 0..50 {
+        page = scrape(&metrics_addr);
+        if page.contains("trapgate_datagrams_total 1") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(page.contains("trapgate_datagrams_total 1"), "{page}");
+    assert!(
+        page.contains("trapgate_events_total{event=\"LowBattery\"} 1"),
+        "{page}"
+    );
+    assert!(
+        page.contains("trapgate_decision_latency_seconds_count{event=\"LowBattery\"} 1"),
+        "{page}"
+    );
     terminate(&child);
     let status = child.wait().expect("trapgate exits");
     assert!(status.success(), "{status:?}");
@@ -109,6 +151,7 @@ fn hears_a_low_battery_trap_decides_and_stops_cleanly() {
     let summary = summary.join("\n");
     assert!(summary.contains("trap 1"), "{summary}");
     assert!(summary.contains("stopped by signal 15"), "{summary}");
+    assert!(summary.contains("latency LowBattery"), "{summary}");
 }
 
 #[test]

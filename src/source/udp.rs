@@ -7,9 +7,10 @@
 //! config reload on SIGHUP come with the rest of the live gateway.
 
 use std::collections::HashSet;
-use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bumpalo::Bump;
@@ -20,6 +21,7 @@ use signal_hook_mio::v1_0::Signals;
 use super::frame::Datagram;
 use super::socket::{RecvBatch, bind_udp, kernel_drops};
 use crate::config::Site;
+use crate::metrics::{Latency, Live, prometheus};
 use crate::pipeline::{Counters, Outcome, Pipeline};
 use crate::policy::{Decider, Decision, PollAnswer};
 use crate::time::Timestamp;
@@ -82,9 +84,49 @@ pub struct Stopped {
     pub refused: u64,
     /// The signal that stopped it.
     pub signal: i32,
+    /// Arrival → decision-ready latency, per event kind.
+    pub latency: Latency,
+}
+
+/// Serves the latest metrics snapshot over HTTP (GET /metrics) on its own thread, so a
+/// slow scraper never holds up the reactor; the reactor only swaps the snapshot in.
+fn serve_metrics(listener: TcpListener, snapshot: Arc<Mutex<String>>) {
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
+            let mut request = [0u8; 2048];
+            let mut got = 0;
+            while got < request.len() {
+                match stream.read(&mut request[got..]) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        got += n;
+                        if request[..got].windows(4).any(|w| w == b"\r\n\r\n") {
+                            break;
+                        }
+                    }
+                }
+            }
+            let line = String::from_utf8_lossy(&request[..got]);
+            let response = if line.starts_with("GET /metrics") || line.starts_with("GET / ") {
+                let body = snapshot.lock().map(|s| s.clone()).unwrap_or_default();
+                format!(
+                    "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+            } else {
+                "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_string()
+            };
+            let _ = stream.write_all(response.as_bytes());
+        }
+    });
 }
 
 const SIGNALS: Token = Token(usize::MAX);
+/// How often the metrics snapshot is refreshed, at most.
+const PUBLISH: Duration = Duration::from_secs(1);
 
 /// Runs the gateway for `site` on `listen` until SIGINT or SIGTERM. `ready` learns the
 /// bound addresses (port 0 resolved) once the sockets are open; `decided` gets every
@@ -92,7 +134,8 @@ const SIGNALS: Token = Token(usize::MAX);
 pub fn run(
     site: Site,
     listen: &[SocketAddr],
-    ready: impl FnOnce(&[SocketAddr]),
+    metrics: Option<SocketAddr>,
+    ready: impl FnOnce(&[SocketAddr], Option<SocketAddr>),
     mut decided: impl FnMut(Timestamp, &Decision),
 ) -> Result<Stopped, StartError> {
     let mut sockets = Vec::with_capacity(listen.len());
@@ -116,7 +159,17 @@ pub fn run(
     poll.registry()
         .register(&mut signals, SIGNALS, Interest::READABLE)
         .map_err(StartError::Setup)?;
-    ready(&bound);
+    let snapshot = Arc::new(Mutex::new(String::new()));
+    let metrics_at = match metrics {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr).map_err(|e| StartError::Bind(addr, e))?;
+            let at = listener.local_addr().map_err(StartError::Setup)?;
+            serve_metrics(listener, Arc::clone(&snapshot));
+            Some(at)
+        }
+        None => None,
+    };
+    ready(&bound, metrics_at);
 
     let ports: Vec<u16> = bound.iter().map(|a| a.port()).collect();
     // The cheap check before decoding: only the site's UPSes and recorders are heard, so
@@ -135,6 +188,8 @@ pub fn run(
     let mut arena = Bump::with_capacity(256 * 1024);
     let mut truncated = 0u64;
     let mut decisions = 0u64;
+    let mut latency = Latency::new();
+    let mut published = Timestamp(0);
     let mut drain = |d: &mut Decider, at: Timestamp, decisions: &mut u64| {
         while let Some(x) = d.poll_decision() {
             *decisions += 1;
@@ -143,9 +198,13 @@ pub fn run(
     };
     drain(&mut decider, now(), &mut decisions);
     loop {
-        let timeout = decider
+        let mut timeout = decider
             .poll_timeout()
             .map(|due| Duration::from_nanos(due.0.saturating_sub(now().0)));
+        if metrics_at.is_some() {
+            // Wake at least every second to publish fresh metrics.
+            timeout = Some(timeout.map_or(PUBLISH, |t| t.min(PUBLISH)));
+        }
         if let Err(e) = poll.poll(&mut events, timeout)
             && e.kind() != io::ErrorKind::Interrupted
         {
@@ -169,6 +228,7 @@ pub fn run(
                         decisions,
                         refused: decider.refused(),
                         signal,
+                        latency,
                     });
                 }
                 continue;
@@ -205,6 +265,9 @@ pub fn run(
                                 pipeline.process_datagram(d, &arena)
                             {
                                 feed(&mut decider, pipeline.classifier(), at, &d, &m, class);
+                                if let Some(c) = class {
+                                    latency.record(c.event, now().0.saturating_sub(at.0));
+                                }
                             }
                         }
                         drain(&mut decider, at, &mut decisions);
@@ -222,6 +285,21 @@ pub fn run(
         while let Some(due) = decider.poll_timeout().filter(|due| *due <= at) {
             decider.handle_timeout(due);
             drain(&mut decider, due, &mut decisions);
+        }
+        if metrics_at.is_some() && at.0 >= published.0 + PUBLISH.as_nanos() as u64 / 2 {
+            published = at;
+            let drops: Vec<u64> = bound.iter().filter_map(|a| kernel_drops(*a)).collect();
+            let live = Live {
+                foreign,
+                truncated,
+                decisions,
+                refused: decider.refused(),
+                kernel_drops: (drops.len() == bound.len()).then(|| drops.iter().sum()),
+            };
+            let text = prometheus(pipeline.counters(), &live, &latency);
+            if let Ok(mut shared) = snapshot.lock() {
+                *shared = text;
+            }
         }
     }
 }

@@ -1,0 +1,227 @@
+//! What the gateway measures about itself: latency from a trap's arrival to its decision
+//! being ready, per event kind, in hdrhistograms; and every counter, in the Prometheus
+//! text exposition format (version 0.0.4) for a scraper, or as a summary for people.
+
+use core::fmt::Write as _;
+
+use hdrhistogram::Histogram;
+
+use crate::classify::Event;
+use crate::pipeline::Counters;
+use crate::source::frame::FrameDrop;
+use crate::wire::{ErrorKind, PduType};
+
+/// Arrival → decision-ready latency, nanoseconds, one histogram per event kind.
+#[derive(Clone, Debug)]
+pub struct Latency {
+    by_event: Vec<Histogram<u64>>,
+}
+
+impl Default for Latency {
+    fn default() -> Self {
+        Latency::new()
+    }
+}
+
+impl Latency {
+    /// Empty histograms: 1 ns to 60 s at 3 significant digits.
+    pub fn new() -> Latency {
+        let h = Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds");
+        Latency {
+            by_event: vec![h; Event::ALL.len()],
+        }
+    }
+
+    /// Records one notification's latency; no allocation.
+    #[inline]
+    pub fn record(&mut self, event: Event, nanos: u64) {
+        self.by_event[event as usize].saturating_record(nanos.max(1));
+    }
+
+    /// The histogram of one event kind.
+    pub fn of(&self, event: Event) -> &Histogram<u64> {
+        &self.by_event[event as usize]
+    }
+
+    /// One line per event kind seen: count, p50, p99, p99.9, max, in microseconds.
+    pub fn summary_text(&self) -> String {
+        let mut s = String::new();
+        for e in Event::ALL {
+            let h = self.of(e);
+            if h.is_empty() {
+                continue;
+            }
+            let us = |q: f64| h.value_at_quantile(q) as f64 / 1e3;
+            let _ = writeln!(
+                s,
+                "   latency {:<22} n={:<9} p50 {:>8.1} µs  p99 {:>8.1} µs  p99.9 {:>8.1} µs  max {:>8.1} µs",
+                e.name(),
+                h.len(),
+                us(0.5),
+                us(0.99),
+                us(0.999),
+                h.max() as f64 / 1e3
+            );
+        }
+        s
+    }
+}
+
+/// Counters of the live path that the pipeline does not keep.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Live {
+    /// Datagrams from addresses that are not the site's, dropped before decoding.
+    pub foreign: u64,
+    /// Datagrams cut by the receive buffer.
+    pub truncated: u64,
+    /// Decisions made.
+    pub decisions: u64,
+    /// Notifications the policy refused.
+    pub refused: u64,
+    /// What the kernel dropped, where it tells.
+    pub kernel_drops: Option<u64>,
+}
+
+/// Everything, in the Prometheus text format.
+pub fn prometheus(counters: &Counters, live: &Live, latency: &Latency) -> String {
+    let mut s = String::with_capacity(4096);
+    let counter = |s: &mut String, name: &str, help: &str, rows: &[(String, u64)]| {
+        let _ = writeln!(s, "# HELP trapgate_{name} {help}");
+        let _ = writeln!(s, "# TYPE trapgate_{name} counter");
+        for (labels, v) in rows {
+            let _ = writeln!(s, "trapgate_{name}{labels} {v}");
+        }
+    };
+    counter(
+        &mut s,
+        "datagrams_total",
+        "UDP datagrams received.",
+        &[(String::new(), counters.datagrams)],
+    );
+    let pdus: Vec<(String, u64)> = counters
+        .pdus
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (format!("{{pdu=\"{}\"}}", PduType(i as u32).name()), *n))
+        .collect();
+    counter(
+        &mut s,
+        "snmp_messages_total",
+        "SNMP messages decoded, by PDU type.",
+        &pdus,
+    );
+    let events: Vec<(String, u64)> = Event::ALL
+        .iter()
+        .map(|e| (format!("{{event=\"{}\"}}", e.name()), counters.event(*e)))
+        .collect();
+    counter(
+        &mut s,
+        "events_total",
+        "Notifications classified, by event.",
+        &events,
+    );
+    let mut drops: Vec<(String, u64)> = FrameDrop::ALL
+        .iter()
+        .map(|d| {
+            (
+                format!("{{reason=\"{}\"}}", d.reason()),
+                counters.no_datagram[d.index()],
+            )
+        })
+        .chain(ErrorKind::ALL.iter().map(|k| {
+            (
+                format!("{{reason=\"{}\"}}", k.reason()),
+                counters.malformed[k.index()],
+            )
+        }))
+        .collect();
+    drops.push(("{reason=\"udp_not_snmp_port\"}".into(), counters.other_port));
+    drops.push(("{reason=\"source_not_in_site\"}".into(), live.foreign));
+    drops.push(("{reason=\"datagram_truncated\"}".into(), live.truncated));
+    if let Some(k) = live.kernel_drops {
+        drops.push(("{reason=\"kernel_receive_buffer\"}".into(), k));
+    }
+    counter(
+        &mut s,
+        "dropped_total",
+        "Packets dropped, by reason.",
+        &drops,
+    );
+    counter(
+        &mut s,
+        "decisions_total",
+        "Decisions made by the policy.",
+        &[(String::new(), live.decisions)],
+    );
+    counter(
+        &mut s,
+        "refused_total",
+        "Notifications refused: unknown source or wrong community.",
+        &[(String::new(), live.refused)],
+    );
+    let _ = writeln!(
+        s,
+        "# HELP trapgate_decision_latency_seconds Arrival to decision ready, by event."
+    );
+    let _ = writeln!(s, "# TYPE trapgate_decision_latency_seconds summary");
+    for e in Event::ALL {
+        let h = latency.of(e);
+        for q in [0.5, 0.99, 0.999] {
+            let _ = writeln!(
+                s,
+                "trapgate_decision_latency_seconds{{event=\"{}\",quantile=\"{q}\"}} {:.9}",
+                e.name(),
+                h.value_at_quantile(q) as f64 / 1e9
+            );
+        }
+        let _ = writeln!(
+            s,
+            "trapgate_decision_latency_seconds_count{{event=\"{}\"}} {}",
+            e.name(),
+            h.len()
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_quantiles_and_prometheus_text() {
+        let mut l = Latency::new();
+        for us in 1..=1000u64 {
+            l.record(Event::LowBattery, us * 1000);
+        }
+        let h = l.of(Event::LowBattery);
+        assert_eq!(h.len(), 1000);
+        assert!((h.value_at_quantile(0.5) as f64 - 500_000.0).abs() < 1_000.0);
+        let text = l.summary_text();
+        assert!(
+            text.contains("LowBattery") && text.contains("n=1000"),
+            "{text}"
+        );
+        let mut c = Counters {
+            datagrams: 3,
+            ..Counters::default()
+        };
+        c.events[Event::LowBattery as usize] = 1;
+        let live = Live {
+            foreign: 2,
+            kernel_drops: Some(0),
+            ..Live::default()
+        };
+        let p = prometheus(&c, &live, &l);
+        for want in [
+            "trapgate_datagrams_total 3",
+            "trapgate_events_total{event=\"LowBattery\"} 1",
+            "trapgate_dropped_total{reason=\"source_not_in_site\"} 2",
+            "trapgate_dropped_total{reason=\"kernel_receive_buffer\"} 0",
+            "trapgate_decision_latency_seconds_count{event=\"LowBattery\"} 1000",
+            "# TYPE trapgate_decision_latency_seconds summary",
+        ] {
+            assert!(p.contains(want), "missing {want} in\n{p}");
+        }
+    }
+}
