@@ -62,6 +62,13 @@ enum Command {
         /// Compare with this golden decision log; print the differences and exit 1.
         #[arg(long)]
         expect: Option<PathBuf>,
+        /// Instead of deciding, send the capture's SNMP datagrams to this address
+        /// (loopback or a test namespace) at the capture's pace.
+        #[arg(long, value_name = "ADDR:PORT")]
+        send: Option<std::net::SocketAddr>,
+        /// With --send: pace multiplier (2 = twice as fast; 0 = as fast as possible).
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
     },
     /// Print the classified UPS events of a capture as JSON lines.
     Events {
@@ -87,8 +94,24 @@ fn main() -> ExitCode {
         } => run_gateway(config.as_deref(), &listen, metrics, &mut out),
         Command::Replay {
             file,
+            send: Some(to),
+            speed,
+            ..
+        } => replay::send_capture(&file, to, speed).and_then(|sent| {
+            writeln!(
+                out,
+                "sent {} SNMP datagrams from {} to {to} ({} other frames skipped)",
+                sent.datagrams,
+                file.display(),
+                sent.skipped
+            )
+            .map_err(|e| e.to_string())
+        }),
+        Command::Replay {
+            file,
             config,
             expect,
+            ..
         } => match replay_policy(&file, config.as_deref(), expect.as_deref(), &mut out) {
             Ok(true) => Ok(()),
             Ok(false) => {

@@ -147,7 +147,7 @@ fn hears_a_low_battery_trap_decides_and_stops_cleanly() {
     terminate(&child);
     let status = child.wait().expect("trapgate exits");
     assert!(status.success(), "{status:?}");
-    let summary: Vec<String> = err.try_iter().collect();
+    let summary: Vec<String> = err.iter().collect();
     let summary = summary.join("\n");
     assert!(summary.contains("trap 1"), "{summary}");
     assert!(summary.contains("stopped by signal 15"), "{summary}");
@@ -181,4 +181,47 @@ fn a_busy_port_and_a_broken_site_are_clear_errors() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("missing key `shutdown_below_charge`"), "{err}");
+}
+
+#[test]
+fn replay_send_plays_the_seed_trace_into_the_live_gateway() {
+    let site = site_file("send", &loopback_site());
+    let (mut child, out, err) = start(&[
+        "run",
+        "--config",
+        site.to_str().expect("UTF-8"),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    let listening = err
+        .recv_timeout(Duration::from_secs(10))
+        .expect("listening line");
+    let addr = listening
+        .split("listening on ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .unwrap_or_else(|| panic!("no address in {listening:?}"))
+        .to_string();
+    let capture = concat!(env!("CARGO_MANIFEST_DIR"), "/captures/seed-trace.pcap");
+    let sent = Command::new(env!("CARGO_BIN_EXE_trapgate"))
+        .args(["replay", capture, "--send", &addr, "--speed", "0"])
+        .output()
+        .expect("replay --send runs");
+    let said = String::from_utf8_lossy(&sent.stdout);
+    assert!(said.contains("sent 10 SNMP datagrams"), "{said}");
+    let mut told = 0;
+    while told < 2 {
+        let line = out
+            .recv_timeout(Duration::from_secs(10))
+            .expect("decisions");
+        told += line.contains("\"decision\":\"ShutdownRecorder\"") as usize;
+    }
+    terminate(&child);
+    assert!(child.wait().expect("exit").success());
+    let summary: String = err.iter().collect::<Vec<_>>().join("\n");
+    assert!(summary.contains("-- 10 datagrams"), "{summary}");
+    assert!(
+        summary.contains("events: LowBattery 2, RecorderAck 1"),
+        "{summary}"
+    );
 }

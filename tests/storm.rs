@@ -138,7 +138,7 @@ fn a_million_trap_storm_is_accounted_for_and_its_ups_events_decided() {
         libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
     }
     assert!(child.wait().expect("exit").success());
-    let summary: Vec<String> = err_rx.try_iter().collect();
+    let summary: Vec<String> = err_rx.iter().collect();
     let summary = summary.join("\n");
     let number_after = |text: &str, key: &str| -> u64 {
         text.split(key)
