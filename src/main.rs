@@ -350,7 +350,6 @@ fn run_gateway(
     } else {
         listen.to_vec()
     };
-    let shown = site.clone();
     let (upses, recorders) = (site.upses.len(), site.recorders.len());
     let mut write_err = None;
     let stopped = trapgate::source::udp::run(
@@ -367,14 +366,18 @@ fn run_gateway(
                 eprintln!("trapgate: metrics on http://{m}/metrics");
             }
         },
-        |at, d| {
-            let line = report::decision_json(&shown, at, d);
+        |at, d, site| {
+            let line = report::decision_json(site, at, d);
             if write_err.is_none() {
                 let written = writeln!(out, "{line}").and_then(|_| out.flush());
                 if let Err(e) = written {
                     write_err = Some(e);
                 }
             }
+        },
+        || match config {
+            Some(_) => load_site(config),
+            None => Err("no --config: the embedded site cannot change".to_string()),
         },
     )
     .map_err(|e| e.to_string())?;

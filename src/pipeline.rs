@@ -99,6 +99,11 @@ impl Pipeline {
         &self.classifier
     }
 
+    /// Replaces the classifier (a reloaded site's rules); the counters go on.
+    pub fn set_classifier(&mut self, classifier: Classifier) {
+        self.classifier = classifier;
+    }
+
     /// Everything counted so far.
     pub fn counters(&self) -> &Counters {
         &self.counters

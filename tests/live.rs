@@ -225,3 +225,76 @@ fn replay_send_plays_the_seed_trace_into_the_live_gateway() {
         "{summary}"
     );
 }
+
+fn signal(child: &Child, sig: libc::c_int) {
+    // SAFETY: signalling our own child process, whose pid we hold.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, sig);
+    }
+}
+
+#[test]
+fn sighup_reloads_the_site_and_a_broken_file_keeps_the_running_one() {
+    let site = site_file("hup", &loopback_site());
+    let (mut child, out, err) = start(&[
+        "run",
+        "--config",
+        site.to_str().expect("UTF-8"),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    let listening = err
+        .recv_timeout(Duration::from_secs(10))
+        .expect("listening line");
+    let port: u16 = listening
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    // A broken file first: refused, the running site stays.
+    std::fs::write(&site, "[policy]\n").expect("write");
+    signal(&child, libc::SIGHUP);
+    let said = err
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a word on the reload");
+    assert!(said.contains("keeping the running site"), "{said}");
+    // Then a good one with a third recorder.
+    let more = loopback_site()
+        + "\n[[recorder]]\nname = \"nvr-new\"\naddress = \"192.168.61.245\"\nups = \"ups-main\"\ntier = 1\nshutdown_time = \"60s\"\n";
+    std::fs::write(&site, more).expect("write");
+    signal(&child, libc::SIGHUP);
+    // The broken file's mistakes come first, one a line; then the reload.
+    let mut said = String::new();
+    for _ in 0..20 {
+        said = err
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a word on the reload");
+        if said.contains("site reloaded") {
+            break;
+        }
+    }
+    assert!(
+        said.contains("site reloaded (1 UPS, 3 recorders)"),
+        "{said}"
+    );
+    let ups = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    ups.send_to(&hex(SEED_TRAP), ("127.0.0.1", port))
+        .expect("send");
+    let mut told = Vec::new();
+    while told.len() < 3 {
+        let line = out
+            .recv_timeout(Duration::from_secs(10))
+            .expect("decisions");
+        if line.contains("\"decision\":\"ShutdownRecorder\"") {
+            told.push(line);
+        }
+    }
+    assert!(
+        told.iter().any(|l| l.contains("\"recorder\":\"nvr-new\"")),
+        "{told:?}"
+    );
+    terminate(&child);
+    assert!(child.wait().expect("exit").success());
+}

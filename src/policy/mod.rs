@@ -252,6 +252,48 @@ impl Decider {
         &self.site
     }
 
+    /// Takes a new site (a reloaded site file) without losing what is under way: a UPS
+    /// that stays (same name and address) keeps its outage, timers and pending confirm;
+    /// a recorder that stays (same name, on a UPS that stays) keeps having been told.
+    /// Alerts about the new site's own settings come out as at start.
+    pub fn reload(&mut self, site: Site) {
+        let mut next = Decider::new(site);
+        for (u, ups) in next.site.upses.iter().enumerate() {
+            if let Some(old) = self
+                .site
+                .upses
+                .iter()
+                .position(|o| o.name == ups.name && o.address == ups.address)
+            {
+                next.ups[u] = self.ups[old].clone();
+                // Tiers the new site does not have any more are not waited for.
+                let tiers: Vec<u8> = next.recorders_of[u]
+                    .iter()
+                    .map(|&r| next.site.recorders[r].tier)
+                    .collect();
+                next.ups[u]
+                    .tiers_due
+                    .retain(|(t, _)| tiers.contains(t) && next.site.policy.grace.contains_key(t));
+                for (r, rec) in next.site.recorders.iter().enumerate() {
+                    if rec.ups != u {
+                        continue;
+                    }
+                    let before = self.site.recorders.iter().position(|o| o.name == rec.name);
+                    if let Some((ou, outage)) = before.and_then(|o| self.told[o])
+                        && ou == old
+                    {
+                        next.told[r] = Some((u, outage));
+                    }
+                }
+            }
+        }
+        next.refused = self.refused;
+        let mut pending = std::mem::take(&mut self.decisions);
+        pending.append(&mut next.decisions);
+        next.decisions = pending;
+        *self = next;
+    }
+
     /// Notifications refused so far (unknown source or wrong community).
     pub fn refused(&self) -> u64 {
         self.refused

@@ -479,3 +479,32 @@ fn a_poll_saying_mains_is_back_ends_the_outage_and_one_saying_battery_resumes_it
         "{log:?}"
     );
 }
+
+#[test]
+fn a_reload_keeps_the_outage_of_a_ups_that_stays() {
+    let mut d = decider();
+    let log = run(&mut d, &[(0, Event::OnBattery)], 130);
+    assert_eq!(shutdowns(&log), vec![(120, 0)]);
+    // The site file changes: a third recorder on the same UPS, tier 2 grace now 3 min.
+    let text = DEFAULT_SITE.replace(
+        "grace = { 1 = \"10m\", 2 = \"2m\" }",
+        "grace = { 1 = \"10m\", 2 = \"3m\" }",
+    ) + "\n[[recorder]]\nname = \"nvr-new\"\naddress = \"192.168.61.245\"\nups = \"ups-main\"\ntier = 1\nshutdown_time = \"60s\"\n";
+    d.reload(Site::parse(&text).expect("valid"));
+    let log = run(&mut d, &[], 700);
+    // nvr-244 is not told again; tier 1 (nvr-251 and the new one) still at 600 s from the first OnBattery.
+    let told: Vec<(u64, String)> = log
+        .iter()
+        .filter_map(|(at, x)| match x {
+            Decision::ShutdownRecorder { recorder, .. } => {
+                Some((*at, d.site().recorders[*recorder].name.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        told,
+        vec![(600, "nvr-251".to_string()), (600, "nvr-new".to_string())],
+        "{log:?}"
+    );
+}

@@ -3,8 +3,8 @@
 //! replay, with the OS clock as the time. SIGINT and SIGTERM stop it cleanly.
 //!
 //! This first receive path runs on one thread: decode, classify and decide inline, the
-//! arena reset per batch. Worker threads sharded by UPS, the metrics endpoint and
-//! config reload on SIGHUP come with the rest of the live gateway.
+//! arena reset per batch. SIGHUP reloads the site file, keeping the outages under way.
+//! Worker threads sharded by UPS come with the rest of the live gateway.
 
 use std::collections::HashSet;
 use std::io::{self, Read, Write};
@@ -130,13 +130,15 @@ const PUBLISH: Duration = Duration::from_secs(1);
 
 /// Runs the gateway for `site` on `listen` until SIGINT or SIGTERM. `ready` learns the
 /// bound addresses (port 0 resolved) once the sockets are open; `decided` gets every
-/// decision with its time.
+/// decision with its time and the site it names; on SIGHUP `reload` gives the site to
+/// carry on with (a broken one is reported and the running site kept).
 pub fn run(
     site: Site,
     listen: &[SocketAddr],
     metrics: Option<SocketAddr>,
     ready: impl FnOnce(&[SocketAddr], Option<SocketAddr>),
-    mut decided: impl FnMut(Timestamp, &Decision),
+    mut decided: impl FnMut(Timestamp, &Decision, &Site),
+    mut reload: impl FnMut() -> Result<Site, String>,
 ) -> Result<Stopped, StartError> {
     let mut sockets = Vec::with_capacity(listen.len());
     for addr in listen {
@@ -174,12 +176,14 @@ pub fn run(
     let ports: Vec<u16> = bound.iter().map(|a| a.port()).collect();
     // The cheap check before decoding: only the site's UPSes and recorders are heard, so
     // a flood from elsewhere cannot starve their traps.
-    let known: HashSet<IpAddr> = site
-        .upses
-        .iter()
-        .map(|u| u.address)
-        .chain(site.recorders.iter().map(|r| r.address))
-        .collect();
+    let heard = |site: &Site| -> HashSet<IpAddr> {
+        site.upses
+            .iter()
+            .map(|u| u.address)
+            .chain(site.recorders.iter().map(|r| r.address))
+            .collect()
+    };
+    let mut known = heard(&site);
     let mut foreign = 0u64;
     let mut pipeline = Pipeline::new(site.classifier(), &ports);
     let mut decider = Decider::new(site);
@@ -193,7 +197,7 @@ pub fn run(
     let mut drain = |d: &mut Decider, at: Timestamp, decisions: &mut u64| {
         while let Some(x) = d.poll_decision() {
             *decisions += 1;
-            decided(at, &x);
+            decided(at, &x, d.site());
         }
     };
     drain(&mut decider, now(), &mut decisions);
@@ -214,9 +218,20 @@ pub fn run(
             if event.token() == SIGNALS {
                 for signal in signals.pending() {
                     if signal == libc::SIGHUP {
-                        eprintln!(
-                            "trapgate: SIGHUP: reloading the site is not supported yet; carrying on"
-                        );
+                        match reload() {
+                            Ok(site) => {
+                                eprintln!(
+                                    "trapgate: SIGHUP: site reloaded ({} UPS, {} recorders); outages under way go on",
+                                    site.upses.len(),
+                                    site.recorders.len()
+                                );
+                                known = heard(&site);
+                                pipeline.set_classifier(site.classifier());
+                                decider.reload(site);
+                                drain(&mut decider, now(), &mut decisions);
+                            }
+                            Err(e) => eprintln!("trapgate: SIGHUP: keeping the running site: {e}"),
+                        }
                         continue;
                     }
                     let drops: Vec<u64> = bound.iter().filter_map(|a| kernel_drops(*a)).collect();
