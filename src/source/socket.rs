@@ -1,15 +1,17 @@
 //! The platform details of the receive path, in one place: UDP sockets opened with
-//! socket2 (SO_REUSEADDR, SO_REUSEPORT, a large SO_RCVBUF, v6-only for IPv6), and batch
-//! receive with Linux `recvmmsg(2)`, which fills many datagrams per system call.
+//! socket2 (SO_REUSEADDR, SO_REUSEPORT, a large SO_RCVBUF, v6-only for IPv6) and
+//! SO_TIMESTAMPNS (the kernel's receive time of each datagram), and batch receive with
+//! Linux `recvmmsg(2)`, which fills many datagrams per system call.
 //!
-//! This is the only module with `unsafe`: the `recvmmsg` call and the `sockaddr`
+//! This is the only module with `unsafe`: the `recvmmsg` and `setsockopt` calls, the
+//! control-message walk for the kernel's receive timestamps, and the `sockaddr`
 //! conversions, each with its reason beside it.
 #![allow(unsafe_code)]
 
 use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -32,8 +34,27 @@ pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     let _ = socket.set_recv_buffer_size(RCVBUF);
     socket.bind(&addr.into())?;
     socket.set_nonblocking(true)?;
+    // The kernel's receive time of each datagram comes with it (SCM_TIMESTAMPNS).
+    let on: libc::c_int = 1;
+    // SAFETY: a valid socket, a valid option and a pointer to an int that outlives the call.
+    let set = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            (&on as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if set != 0 {
+        return Err(io::Error::last_os_error());
+    }
     Ok(socket.into())
 }
+
+/// Control-message room per datagram, in u64 words (aligned for cmsghdr): enough for
+/// one SCM_TIMESTAMPNS.
+const CONTROL_WORDS: usize = 8;
 
 /// Buffers for one `recvmmsg` batch, allocated once and reused for every batch.
 pub struct RecvBatch {
@@ -41,6 +62,7 @@ pub struct RecvBatch {
     addrs: Vec<libc::sockaddr_storage>,
     iovecs: Vec<libc::iovec>,
     headers: Vec<libc::mmsghdr>,
+    controls: Vec<u64>,
     received: usize,
 }
 
@@ -60,6 +82,7 @@ impl RecvBatch {
             addrs: vec![unsafe { zeroed() }; BATCH],
             iovecs: vec![unsafe { zeroed() }; BATCH],
             headers: vec![unsafe { zeroed() }; BATCH],
+            controls: vec![0; BATCH * CONTROL_WORDS],
             received: 0,
         }
     }
@@ -81,8 +104,8 @@ impl RecvBatch {
             header.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             header.msg_hdr.msg_iov = &mut self.iovecs[i];
             header.msg_hdr.msg_iovlen = 1;
-            header.msg_hdr.msg_control = std::ptr::null_mut();
-            header.msg_hdr.msg_controllen = 0;
+            header.msg_hdr.msg_control = self.controls[i * CONTROL_WORDS..].as_mut_ptr().cast();
+            header.msg_hdr.msg_controllen = CONTROL_WORDS * size_of::<u64>();
             header.msg_hdr.msg_flags = 0;
         }
         // SAFETY: `headers` holds BATCH initialised mmsghdr, each naming one iovec of
@@ -102,6 +125,31 @@ impl RecvBatch {
         }
         self.received = n as usize;
         Ok(self.received)
+    }
+
+    /// When the kernel received datagram `i` of the last batch, nanoseconds since the
+    /// Unix epoch (None if the kernel did not say).
+    pub fn arrival(&self, i: usize) -> Option<u64> {
+        if i >= self.received {
+            return None;
+        }
+        let header = &self.headers[i].msg_hdr;
+        // SAFETY: the kernel filled this header's control buffer (msg_controllen says how
+        // much); CMSG_FIRSTHDR/CMSG_NXTHDR only walk within it, and a SCM_TIMESTAMPNS
+        // message carries a timespec, read unaligned.
+        unsafe {
+            let mut cmsg = libc::CMSG_FIRSTHDR(header);
+            while !cmsg.is_null() {
+                if (*cmsg).cmsg_level == libc::SOL_SOCKET
+                    && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS
+                {
+                    let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
+                    return Some(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64);
+                }
+                cmsg = libc::CMSG_NXTHDR(header, cmsg);
+            }
+        }
+        None
     }
 
     /// Datagram `i` of the last batch: its source, its bytes, and whether the kernel cut
@@ -198,6 +246,15 @@ mod tests {
                 Ok(n) => {
                     for i in 0..n {
                         let (src, data, truncated) = batch.get(i).unwrap();
+                        let arrived = batch.arrival(i).expect("SO_TIMESTAMPNS is on");
+                        let now = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .unwrap()
+                            .as_nanos() as u64;
+                        assert!(
+                            arrived <= now && now - arrived < 5_000_000_000,
+                            "{arrived} vs {now}"
+                        );
                         assert_eq!(src, tx.local_addr().unwrap());
                         assert!(!truncated);
                         got.push(data.to_vec());

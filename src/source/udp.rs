@@ -261,6 +261,8 @@ pub fn run(
                             let Some((src, payload, cut)) = batch.get(k) else {
                                 continue;
                             };
+                            // The kernel's receive time is the datagram's arrival.
+                            let at = batch.arrival(k).map_or(at, Timestamp);
                             if cut {
                                 truncated += 1;
                                 continue;
