@@ -71,12 +71,28 @@ fn scrape(addr: &str) -> String {
     page
 }
 
-fn terminate(child: &Child) {
-    // SAFETY: sending a signal to our own child process, whose pid we hold.
+/// The address `trapgate run` says it listens on (its first line on stderr).
+fn listening_on(err: &mpsc::Receiver<String>) -> std::net::SocketAddr {
+    let line = err
+        .recv_timeout(Duration::from_secs(10))
+        .expect("trapgate says where it listens");
+    line.split("listening on ")
+        .nth(1)
+        .and_then(|r| r.split([' ', ',']).next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+}
+
+fn signal(child: &Child, sig: libc::c_int) {
+    // SAFETY: signalling our own child process, whose pid we hold.
     #[allow(unsafe_code)]
     unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        libc::kill(child.id() as libc::pid_t, sig);
     }
+}
+
+fn terminate(child: &Child) {
+    signal(child, libc::SIGTERM);
 }
 
 #[test]
@@ -91,9 +107,7 @@ fn hears_a_low_battery_trap_decides_and_stops_cleanly() {
         "--metrics",
         "127.0.0.1:0",
     ]);
-    let listening = err
-        .recv_timeout(Duration::from_secs(10))
-        .expect("trapgate says where it listens");
+    let port = listening_on(&err).port();
     let metrics_line = err
         .recv_timeout(Duration::from_secs(10))
         .expect("and where its metrics are");
@@ -103,12 +117,6 @@ fn hears_a_low_battery_trap_decides_and_stops_cleanly() {
         .and_then(|r| r.strip_suffix("/metrics"))
         .unwrap_or_else(|| panic!("no metrics address in {metrics_line:?}"))
         .to_string();
-    let port: u16 = listening
-        .split("127.0.0.1:")
-        .nth(1)
-        .and_then(|r| r.split([' ', ',']).next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {listening:?}"));
     let ups = UdpSocket::bind("127.0.0.1:0").expect("bind");
     ups.send_to(&hex(SEED_TRAP), ("127.0.0.1", port))
         .expect("send");
@@ -193,15 +201,7 @@ fn replay_send_plays_the_seed_trace_into_the_live_gateway() {
         "--listen",
         "127.0.0.1:0",
     ]);
-    let listening = err
-        .recv_timeout(Duration::from_secs(10))
-        .expect("listening line");
-    let addr = listening
-        .split("listening on ")
-        .nth(1)
-        .and_then(|r| r.split(' ').next())
-        .unwrap_or_else(|| panic!("no address in {listening:?}"))
-        .to_string();
+    let addr = listening_on(&err).to_string();
     let capture = concat!(env!("CARGO_MANIFEST_DIR"), "/captures/seed-trace.pcap");
     let sent = Command::new(env!("CARGO_BIN_EXE_trapgate"))
         .args(["replay", capture, "--send", &addr, "--speed", "0"])
@@ -226,14 +226,6 @@ fn replay_send_plays_the_seed_trace_into_the_live_gateway() {
     );
 }
 
-fn signal(child: &Child, sig: libc::c_int) {
-    // SAFETY: signalling our own child process, whose pid we hold.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, sig);
-    }
-}
-
 #[test]
 fn sighup_reloads_the_site_and_a_broken_file_keeps_the_running_one() {
     let site = site_file("hup", &loopback_site());
@@ -244,15 +236,7 @@ fn sighup_reloads_the_site_and_a_broken_file_keeps_the_running_one() {
         "--listen",
         "127.0.0.1:0",
     ]);
-    let listening = err
-        .recv_timeout(Duration::from_secs(10))
-        .expect("listening line");
-    let port: u16 = listening
-        .split("127.0.0.1:")
-        .nth(1)
-        .and_then(|r| r.split(' ').next())
-        .and_then(|p| p.parse().ok())
-        .expect("port");
+    let port = listening_on(&err).port();
     // A broken file first: refused, the running site stays.
     std::fs::write(&site, "[policy]\n").expect("write");
     signal(&child, libc::SIGHUP);
