@@ -383,15 +383,16 @@ fn run_gateway(
     .map_err(|e| e.to_string())?;
     eprint!("{}", report::summary_text(&stopped.counters, None));
     let kernel = stopped
+        .live
         .kernel_drops
         .map_or("unknown".to_string(), |n| n.to_string());
     eprintln!(
         "   not from the site's UPSes or recorders: {}, truncated: {}, dropped by the kernel: {kernel}",
-        stopped.foreign, stopped.truncated
+        stopped.live.foreign, stopped.live.truncated
     );
     eprintln!(
         "   decisions: {}, refused: {}; stopped by signal {}",
-        stopped.decisions, stopped.refused, stopped.signal
+        stopped.live.decisions, stopped.live.refused, stopped.signal
     );
     eprint!("{}", stopped.latency.summary_text());
     match write_err {

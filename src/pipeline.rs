@@ -1,5 +1,6 @@
 //! The per-packet pipeline every source feeds: frame → UDP datagram → SNMP message →
-//! classification, with every packet that stops on the way counted by reason.
+//! classification → policy (`decide`), with every packet that stops on the way counted
+//! by reason.
 //!
 //! A replay and the live receiver differ only in where frames and time come from; both
 //! call `Pipeline::process`. It borrows the packet, decodes into the caller's arena
@@ -8,8 +9,10 @@
 use bumpalo::Bump;
 
 use crate::classify::{Classification, Classifier, Event};
+use crate::policy::{Decider, PollAnswer};
 use crate::source::frame::{Datagram, FrameDrop, LinkType, udp_datagram};
-use crate::wire::{self, ErrorKind, Message, NotificationOidBuf};
+use crate::time::Timestamp;
+use crate::wire::{self, ErrorKind, Message, NotificationOidBuf, PduType};
 
 /// The UDP ports that carry SNMP by default: agent (161) and trap (162).
 pub const SNMP_PORTS: [u16; 2] = [161, 162];
@@ -151,6 +154,37 @@ impl Pipeline {
                 }
                 Outcome::Message(d, m, class)
             }
+        }
+    }
+}
+
+/// Hands one decoded message to the policy, the same way live and in a replay: a
+/// notification as its event (an alarm-table trap named with its alarm too), a response
+/// from a UPS as a poll answer (what the UPS told whoever polled it).
+pub fn decide(
+    decider: &mut Decider,
+    classifier: &Classifier,
+    at: Timestamp,
+    d: &Datagram<'_>,
+    m: &Message<'_>,
+    class: Option<Classification>,
+) {
+    if let Some(c) = class {
+        let rule = c.rule.map_or("", |i| classifier.rule(i).name.as_str());
+        match c.alarm {
+            // Alarm-table traps are few: naming them allocates, nothing else does.
+            Some(a) => {
+                let named = format!("{rule} {}", classifier.alarm(a).name);
+                decider.handle_notification(at, d.src, m.community, c.event, &named);
+            }
+            None => decider.handle_notification(at, d.src, m.community, c.event, rule),
+        }
+    } else if m.pdu_type() == PduType::RESPONSE
+        && let Some(u) = decider.ups_at(d.src)
+    {
+        let answer = PollAnswer::from_varbinds(m.varbinds());
+        if !answer.is_empty() {
+            decider.handle_poll(at, u, answer);
         }
     }
 }

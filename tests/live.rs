@@ -71,6 +71,20 @@ fn scrape(addr: &str) -> String {
     page
 }
 
+/// The next `n` ShutdownRecorder lines on the gateway's stdout (10 s for each at most).
+fn orders(out: &mpsc::Receiver<String>, n: usize) -> Vec<String> {
+    let mut told = Vec::new();
+    while told.len() < n {
+        let line = out
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a decision within 10 s");
+        if line.contains("\"decision\":\"ShutdownRecorder\"") {
+            told.push(line);
+        }
+    }
+    told
+}
+
 /// The address `trapgate run` says it listens on (its first line on stderr).
 fn listening_on(err: &mpsc::Receiver<String>) -> std::net::SocketAddr {
     let line = err
@@ -120,15 +134,7 @@ fn hears_a_low_battery_trap_decides_and_stops_cleanly() {
     let ups = UdpSocket::bind("127.0.0.1:0").expect("bind");
     ups.send_to(&hex(SEED_TRAP), ("127.0.0.1", port))
         .expect("send");
-    let mut told = Vec::new();
-    while told.len() < 2 {
-        let line = out
-            .recv_timeout(Duration::from_secs(10))
-            .expect("a decision within 10 s");
-        if line.contains("\"decision\":\"ShutdownRecorder\"") {
-            told.push(line);
-        }
-    }
+    let told = orders(&out, 2);
     assert!(
         told[0].contains("\"recorder\":\"nvr-244\"") && told[0].contains("\"rule\":\"lowBattery\""),
         "{told:?}"
@@ -209,13 +215,7 @@ fn replay_send_plays_the_seed_trace_into_the_live_gateway() {
         .expect("replay --send runs");
     let said = String::from_utf8_lossy(&sent.stdout);
     assert!(said.contains("sent 10 SNMP datagrams"), "{said}");
-    let mut told = 0;
-    while told < 2 {
-        let line = out
-            .recv_timeout(Duration::from_secs(10))
-            .expect("decisions");
-        told += line.contains("\"decision\":\"ShutdownRecorder\"") as usize;
-    }
+    orders(&out, 2);
     terminate(&child);
     assert!(child.wait().expect("exit").success());
     let summary: String = err.iter().collect::<Vec<_>>().join("\n");
@@ -266,15 +266,7 @@ fn sighup_reloads_the_site_and_a_broken_file_keeps_the_running_one() {
     let ups = UdpSocket::bind("127.0.0.1:0").expect("bind");
     ups.send_to(&hex(SEED_TRAP), ("127.0.0.1", port))
         .expect("send");
-    let mut told = Vec::new();
-    while told.len() < 3 {
-        let line = out
-            .recv_timeout(Duration::from_secs(10))
-            .expect("decisions");
-        if line.contains("\"decision\":\"ShutdownRecorder\"") {
-            told.push(line);
-        }
-    }
+    let told = orders(&out, 3);
     assert!(
         told.iter().any(|l| l.contains("\"recorder\":\"nvr-new\"")),
         "{told:?}"

@@ -321,7 +321,8 @@ impl Decider {
             .min()
     }
 
-    fn ups_at(&self, source: IpAddr) -> Option<usize> {
+    /// The UPS whose traps come from `source`, if one.
+    pub fn ups_at(&self, source: IpAddr) -> Option<usize> {
         self.ups_by_address.get(&source).copied()
     }
 

@@ -308,16 +308,14 @@ pub struct Decided {
 
 /// Replays a capture through decode → classify → policy, the capture's clock driving
 /// the policy: before each frame, every timer due at or before its time fires (at the
-/// timer's own time), then the frame goes in. A response from a UPS address is read as
-/// a poll answer (what the UPS told whoever polled it). Timers still pending after the
+/// timer's own time), then the frame goes in (`pipeline::decide`). Timers still pending after the
 /// last frame do not fire: the log ends where the capture ends.
 pub fn replay_decisions(
     path: &Path,
     site: crate::config::Site,
 ) -> Result<(Vec<Decided>, ReadEnd, crate::pipeline::Counters, u64), CaptureError> {
     use crate::pipeline::Outcome;
-    use crate::policy::{Decider, PollAnswer};
-    use crate::wire::PduType;
+    use crate::policy::Decider;
 
     let mut pipeline = Pipeline::new(site.classifier(), &[]);
     let mut decider = Decider::new(site);
@@ -335,23 +333,7 @@ pub fn replay_decisions(
         // The site's own alerts carry the capture's first time.
         drain(&mut decider, r.time, &mut log);
         if let Outcome::Message(d, m, class) = &r.outcome {
-            if let Some(c) = class {
-                let classifier = p.classifier();
-                let rule = c.rule.map_or("", |i| classifier.rule(i).name.as_str());
-                // An alarm-table trap is known by its alarm too.
-                let named = match c.alarm {
-                    Some(a) => format!("{rule} {}", classifier.alarm(a).name),
-                    None => rule.to_string(),
-                };
-                decider.handle_notification(r.time, d.src, m.community, c.event, &named);
-            } else if m.pdu_type() == PduType::RESPONSE
-                && let Some(u) = decider.site().upses.iter().position(|u| u.address == d.src)
-            {
-                let answer = PollAnswer::from_varbinds(m.varbinds());
-                if !answer.is_empty() {
-                    decider.handle_poll(r.time, u, answer);
-                }
-            }
+            crate::pipeline::decide(&mut decider, p.classifier(), r.time, d, m, *class);
             drain(&mut decider, r.time, &mut log);
         }
     })?;

@@ -22,10 +22,9 @@ use super::frame::Datagram;
 use super::socket::{RecvBatch, bind_udp, kernel_drops};
 use crate::config::Site;
 use crate::metrics::{Latency, Live, prometheus};
-use crate::pipeline::{Counters, Outcome, Pipeline};
-use crate::policy::{Decider, Decision, PollAnswer};
+use crate::pipeline::{Counters, Outcome, Pipeline, decide};
+use crate::policy::{Decider, Decision};
 use crate::time::Timestamp;
-use crate::wire::PduType;
 
 /// The time now, from the OS clock: only sources read it.
 pub fn now() -> Timestamp {
@@ -71,17 +70,9 @@ impl std::error::Error for StartError {}
 pub struct Stopped {
     /// The pipeline's counters.
     pub counters: Counters,
-    /// Datagrams longer than the receive buffer, dropped.
-    pub truncated: u64,
-    /// Datagrams from addresses that are neither a UPS nor a recorder of the site,
-    /// dropped before decoding.
-    pub foreign: u64,
-    /// Datagrams the kernel dropped (receive buffer full), where it tells.
-    pub kernel_drops: Option<u64>,
-    /// Decisions made.
-    pub decisions: u64,
-    /// Notifications refused by the policy.
-    pub refused: u64,
+    /// The live path's own counts: foreign sources, truncated, decisions, refused,
+    /// kernel drops.
+    pub live: Live,
     /// The signal that stopped it.
     pub signal: i32,
     /// Arrival → decision-ready latency, per event kind.
@@ -185,6 +176,16 @@ pub fn run(
     };
     let mut known = heard(&site);
     let mut foreign = 0u64;
+    let live_counts = |decider: &Decider, foreign, truncated, decisions| {
+        let drops: Vec<u64> = bound.iter().filter_map(|a| kernel_drops(*a)).collect();
+        Live {
+            foreign,
+            truncated,
+            decisions,
+            refused: decider.refused(),
+            kernel_drops: (drops.len() == bound.len()).then(|| drops.iter().sum()),
+        }
+    };
     let mut pipeline = Pipeline::new(site.classifier(), &ports);
     let mut decider = Decider::new(site);
     let mut events = Events::with_capacity(64);
@@ -234,14 +235,9 @@ pub fn run(
                         }
                         continue;
                     }
-                    let drops: Vec<u64> = bound.iter().filter_map(|a| kernel_drops(*a)).collect();
                     return Ok(Stopped {
                         counters: pipeline.counters().clone(),
-                        truncated,
-                        foreign,
-                        kernel_drops: (drops.len() == bound.len()).then(|| drops.iter().sum()),
-                        decisions,
-                        refused: decider.refused(),
+                        live: live_counts(&decider, foreign, truncated, decisions),
                         signal,
                         latency,
                     });
@@ -281,7 +277,7 @@ pub fn run(
                             if let Outcome::Message(d, m, class) =
                                 pipeline.process_datagram(d, &arena)
                             {
-                                feed(&mut decider, pipeline.classifier(), at, &d, &m, class);
+                                decide(&mut decider, pipeline.classifier(), at, &d, &m, class);
                                 if let Some(c) = class {
                                     latency.record(c.event, now().0.saturating_sub(at.0));
                                 }
@@ -305,41 +301,11 @@ pub fn run(
         }
         if metrics_at.is_some() && at.0 >= published.0 + PUBLISH.as_nanos() as u64 / 2 {
             published = at;
-            let drops: Vec<u64> = bound.iter().filter_map(|a| kernel_drops(*a)).collect();
-            let live = Live {
-                foreign,
-                truncated,
-                decisions,
-                refused: decider.refused(),
-                kernel_drops: (drops.len() == bound.len()).then(|| drops.iter().sum()),
-            };
+            let live = live_counts(&decider, foreign, truncated, decisions);
             let text = prometheus(pipeline.counters(), &live, &latency);
             if let Ok(mut shared) = snapshot.lock() {
                 *shared = text;
             }
-        }
-    }
-}
-
-/// Hands one decoded message to the policy: notifications as events, responses from a
-/// UPS as poll answers.
-fn feed(
-    decider: &mut Decider,
-    classifier: &crate::classify::Classifier,
-    at: Timestamp,
-    d: &Datagram<'_>,
-    m: &crate::wire::Message<'_>,
-    class: Option<crate::classify::Classification>,
-) {
-    if let Some(c) = class {
-        let rule = c.rule.map_or("", |i| classifier.rule(i).name.as_str());
-        decider.handle_notification(at, d.src, m.community, c.event, rule);
-    } else if m.pdu_type() == PduType::RESPONSE
-        && let Some(u) = decider.site().upses.iter().position(|u| u.address == d.src)
-    {
-        let answer = PollAnswer::from_varbinds(m.varbinds());
-        if !answer.is_empty() {
-            decider.handle_poll(at, u, answer);
         }
     }
 }
