@@ -23,6 +23,7 @@ fn site() -> Site {
             name: format!("ups-{i}"),
             address: IpAddr::V4(Ipv4Addr::new(10, 1, (i / 250) as u8, (i % 250) as u8 + 1)),
             community: "public".into(),
+            port: 161,
             vendor: Vendor::Apc,
             poll_interval: Secs(10),
             outlet_off_delay: Secs(300),
@@ -38,6 +39,7 @@ fn site() -> Site {
             ups: r / PER_UPS,
             tier: (r % 3) as u8 + 1,
             shutdown_time: Secs(90),
+            boot_time: Secs(300),
             kind: RecorderKind::TrapRelay,
         })
         .collect();
@@ -46,6 +48,7 @@ fn site() -> Site {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 1162))],
             agent: SocketAddr::from(([127, 0, 0, 1], 1161)),
             community: "public".into(),
+            exec_timeout: Secs(30),
         },
         policy: Policy {
             grace: BTreeMap::from([(1, Secs(600)), (2, Secs(300)), (3, Secs(120))]),
@@ -54,6 +57,7 @@ fn site() -> Site {
             confirm_by_poll: false,
             when_unconfirmed: Unconfirmed::Shutdown,
             poll_timeout: Secs(5),
+            ack_timeout: Secs(10),
         },
         upses,
         recorders,

@@ -10,11 +10,17 @@
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod agent;
 pub mod classify;
 pub mod config;
+pub mod demo;
+pub mod gateway;
+pub mod journal;
+pub mod ledger;
 pub mod metrics;
 pub mod pipeline;
 pub mod policy;
+pub mod poller;
 pub mod report;
 pub mod source;
 pub mod time;

@@ -51,6 +51,37 @@ enum Command {
         /// Serve metrics (Prometheus text format) at http://ADDR:PORT/metrics.
         #[arg(long, value_name = "ADDR:PORT")]
         metrics: Option<std::net::SocketAddr>,
+        /// Answer recorders' polls here instead of the site's [gateway] agent address.
+        #[arg(long, value_name = "ADDR:PORT")]
+        agent: Option<std::net::SocketAddr>,
+        /// Append every event, decision and action to this journal (fsync'd before a
+        /// decision is acted on), and resume the outage it holds at start.
+        #[arg(long, value_name = "FILE")]
+        journal: Option<PathBuf>,
+        /// Decide, journal and report everything, but send nothing to recorders.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print a journal readably, optionally only what concerns one UPS or recorder.
+    Journal {
+        /// The journal file (its rotated files FILE.1 … are read too).
+        file: PathBuf,
+        /// Only records about this UPS or recorder (by name). Repeatable.
+        #[arg(long = "only", value_name = "NAME")]
+        only: Vec<String>,
+        /// Print the records as JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Play the seed's story on loopback: a UPS, its recorders and the gateway, over
+    /// real sockets, told as it happens, with the latency at the end.
+    Demo {
+        /// How many recorders (the seed had 2).
+        #[arg(long, default_value_t = 2)]
+        recorders: usize,
+        /// How fast the site's clock runs (60: the seed's minutes pass in seconds).
+        #[arg(long, default_value_t = 60.0)]
+        speed: f64,
     },
     /// Replay a capture through the shutdown policy and print its decisions as JSON lines.
     Replay {
@@ -91,7 +122,22 @@ fn main() -> ExitCode {
             config,
             listen,
             metrics,
-        } => run_gateway(config.as_deref(), &listen, metrics, &mut out),
+            agent,
+            journal,
+            dry_run,
+        } => {
+            let opts = trapgate::gateway::Options {
+                listen,
+                agent,
+                metrics,
+                journal,
+                dry_run,
+                speed: 1.0,
+            };
+            run_gateway(config.as_deref(), opts, &mut out)
+        }
+        Command::Journal { file, only, json } => print_journal(&file, &only, json, &mut out),
+        Command::Demo { recorders, speed } => trapgate::demo::run(recorders, speed, &mut out),
         Command::Replay {
             file,
             send: Some(to),
@@ -337,37 +383,75 @@ fn replay_policy(
     Ok(false)
 }
 
+/// Prints a journal, all of it or what concerns the names in `only`.
+fn print_journal(
+    file: &Path,
+    only: &[String],
+    json: bool,
+    out: &mut impl Write,
+) -> Result<(), String> {
+    if !file.exists() {
+        return Err(format!("{}: no such journal", file.display()));
+    }
+    let found = trapgate::journal::read(file)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let w = |e: io::Error| e.to_string();
+    let mut shown = 0;
+    for (t, r) in &found.records {
+        if !only.is_empty() && !only.iter().any(|n| trapgate::journal::concerns(r, n)) {
+            continue;
+        }
+        shown += 1;
+        if json {
+            writeln!(out, "{r}").map_err(w)?;
+        } else {
+            writeln!(out, "{}", trapgate::journal::readable(*t, r)).map_err(w)?;
+        }
+    }
+    for (f, line, why) in &found.damaged {
+        eprintln!("trapgate: {}:{line}: skipped: {why}", f.display());
+    }
+    eprintln!(
+        "trapgate: {shown} of {} records shown, {} damaged lines skipped",
+        found.records.len(),
+        found.damaged.len()
+    );
+    Ok(())
+}
+
 /// Runs the live gateway until a signal stops it.
 fn run_gateway(
     config: Option<&Path>,
-    listen: &[std::net::SocketAddr],
-    metrics: Option<std::net::SocketAddr>,
+    opts: trapgate::gateway::Options,
     out: &mut impl Write,
 ) -> Result<(), String> {
     let site = load_site(config)?;
-    let listen = if listen.is_empty() {
-        site.gateway.listen.clone()
-    } else {
-        listen.to_vec()
-    };
     let (upses, recorders) = (site.upses.len(), site.recorders.len());
+    let dry_run = opts.dry_run;
     let mut write_err = None;
-    let stopped = trapgate::source::udp::run(
+    let stopped = trapgate::gateway::run(
         site,
-        &listen,
-        metrics,
-        |bound, metrics_at| {
-            let addrs: Vec<String> = bound.iter().map(|a| a.to_string()).collect();
+        opts,
+        |b| {
+            let addrs: Vec<String> = b.listen.iter().map(|a| a.to_string()).collect();
             eprintln!(
-                "trapgate: listening on {} ({upses} UPS, {recorders} recorders)",
-                addrs.join(", ")
+                "trapgate: listening on {} ({upses} UPS, {recorders} recorders), virtual UPS on {}{}",
+                addrs.join(", "),
+                b.agent,
+                if dry_run { "; dry run: nothing is sent to recorders" } else { "" }
             );
-            if let Some(m) = metrics_at {
+            if let Some(m) = b.metrics {
                 eprintln!("trapgate: metrics on http://{m}/metrics");
             }
+            if let Some(r) = &b.resumed {
+                eprintln!(
+                    "trapgate: journal: {} records read, {} damaged lines skipped; {} recorders waiting for an acknowledgement, {} acknowledged, {} orders never sent (sending now)",
+                    r.records, r.damaged, r.waiting, r.acknowledged, r.unsent
+                );
+            }
         },
-        |at, d, site| {
-            let line = report::decision_json(site, at, d);
+        |at, v| {
+            let line = report::with_time(at, v);
             if write_err.is_none() {
                 let written = writeln!(out, "{line}").and_then(|_| out.flush());
                 if let Err(e) = written {
@@ -391,8 +475,15 @@ fn run_gateway(
         stopped.live.foreign, stopped.live.truncated
     );
     eprintln!(
-        "   decisions: {}, refused: {}; stopped by signal {}",
-        stopped.live.decisions, stopped.live.refused, stopped.signal
+        "   decisions: {}, refused: {}; orders sent: {} ({} resent); polls sent: {}; virtual UPS answers: {} ({} wrong community); stopped by signal {}",
+        stopped.live.decisions,
+        stopped.live.refused,
+        stopped.live.orders_sent,
+        stopped.live.resends,
+        stopped.live.polls_sent,
+        stopped.live.agent_answers,
+        stopped.live.agent_wrong_community,
+        stopped.signal
     );
     eprint!("{}", stopped.latency.summary_text());
     match write_err {

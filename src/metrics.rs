@@ -15,6 +15,7 @@ use crate::wire::{ErrorKind, PduType};
 #[derive(Clone, Debug)]
 pub struct Latency {
     by_event: Vec<Histogram<u64>>,
+    fanout: Histogram<u64>,
 }
 
 impl Default for Latency {
@@ -28,8 +29,20 @@ impl Latency {
     pub fn new() -> Latency {
         let h = Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds");
         Latency {
-            by_event: vec![h; Event::ALL.len()],
+            by_event: vec![h.clone(); Event::ALL.len()],
+            fanout: h,
         }
+    }
+
+    /// Records the time from the arrival of what caused shutdown orders to the last of
+    /// them sent.
+    pub fn record_fanout(&mut self, nanos: u64) {
+        self.fanout.saturating_record(nanos.max(1));
+    }
+
+    /// Arrival → shutdown orders sent.
+    pub fn fanout(&self) -> &Histogram<u64> {
+        &self.fanout
     }
 
     /// Records one notification's latency; no allocation.
@@ -46,8 +59,11 @@ impl Latency {
     /// One line per event kind seen: count, p50, p99, p99.9, max, in microseconds.
     pub fn summary_text(&self) -> String {
         let mut s = String::new();
-        for e in Event::ALL {
-            let h = self.of(e);
+        let named = Event::ALL
+            .iter()
+            .map(|e| (e.name(), self.of(*e)))
+            .chain(core::iter::once(("shutdown orders sent", &self.fanout)));
+        for (name, h) in named {
             if h.is_empty() {
                 continue;
             }
@@ -55,7 +71,7 @@ impl Latency {
             let _ = writeln!(
                 s,
                 "   latency {:<22} n={:<9} p50 {:>8.1} µs  p99 {:>8.1} µs  p99.9 {:>8.1} µs  max {:>8.1} µs",
-                e.name(),
+                name,
                 h.len(),
                 us(0.5),
                 us(0.99),
@@ -80,6 +96,20 @@ pub struct Live {
     pub refused: u64,
     /// What the kernel dropped, where it tells.
     pub kernel_drops: Option<u64>,
+    /// Requests the virtual UPS answered.
+    pub agent_answers: u64,
+    /// Requests to the virtual UPS with the wrong community (not answered).
+    pub agent_wrong_community: u64,
+    /// Requests to the virtual UPS from a site address that is not a recorder (not answered).
+    pub agent_not_recorder: u64,
+    /// Shutdown orders sent to recorders (traps and commands), resends included.
+    pub orders_sent: u64,
+    /// Orders sent again to recorders that had not acknowledged.
+    pub resends: u64,
+    /// Polls sent to UPSes.
+    pub polls_sent: u64,
+    /// Datagrams that could not be sent, by the kernel's word.
+    pub send_errors: u64,
 }
 
 /// Everything, in the Prometheus text format.
@@ -159,6 +189,41 @@ pub fn prometheus(counters: &Counters, live: &Live, latency: &Latency) -> String
         "Notifications refused: unknown source or wrong community.",
         &[(String::new(), live.refused)],
     );
+    for (name, help, v) in [
+        (
+            "agent_answers_total",
+            "Requests the virtual UPS answered.",
+            live.agent_answers,
+        ),
+        (
+            "agent_wrong_community_total",
+            "Requests to the virtual UPS with the wrong community, not answered.",
+            live.agent_wrong_community,
+        ),
+        (
+            "agent_not_recorder_total",
+            "Requests to the virtual UPS from an address that is not a recorder, not answered.",
+            live.agent_not_recorder,
+        ),
+        (
+            "orders_sent_total",
+            "Shutdown orders sent to recorders.",
+            live.orders_sent,
+        ),
+        (
+            "resends_total",
+            "Orders sent again, unacknowledged.",
+            live.resends,
+        ),
+        ("polls_sent_total", "Polls sent to UPSes.", live.polls_sent),
+        (
+            "send_errors_total",
+            "Datagrams the kernel refused to send.",
+            live.send_errors,
+        ),
+    ] {
+        counter(&mut s, name, help, &[(String::new(), v)]);
+    }
     let _ = writeln!(
         s,
         "# HELP trapgate_decision_latency_seconds Arrival to decision ready, by event."

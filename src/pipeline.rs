@@ -6,6 +6,9 @@
 //! call `Pipeline::process`. It borrows the packet, decodes into the caller's arena
 //! (reset per batch), allocates nothing and takes no lock.
 
+use std::borrow::Cow;
+use std::net::IpAddr;
+
 use bumpalo::Bump;
 
 use crate::classify::{Classification, Classifier, Event};
@@ -158,9 +161,78 @@ impl Pipeline {
     }
 }
 
-/// Hands one decoded message to the policy, the same way live and in a replay: a
-/// notification as its event (an alarm-table trap named with its alarm too), a response
-/// from a UPS as a poll answer (what the UPS told whoever polled it).
+/// What a decoded message gives the policy: the input a journal records and a resumed
+/// gateway replays.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input<'a> {
+    /// A classified notification (an alarm-table trap is named with its alarm too).
+    Notification {
+        /// Its source address.
+        source: IpAddr,
+        /// Its community.
+        community: &'a [u8],
+        /// The event.
+        event: Event,
+        /// The rule (trap name) that classified it.
+        rule: Cow<'a, str>,
+    },
+    /// A response from a UPS: what it told whoever polled it.
+    Poll {
+        /// The UPS.
+        ups: usize,
+        /// What it said.
+        answer: PollAnswer,
+    },
+}
+
+impl Input<'_> {
+    /// Hands the input to the policy at `at`.
+    pub fn apply(&self, decider: &mut Decider, at: Timestamp) {
+        match self {
+            Input::Notification {
+                source,
+                community,
+                event,
+                rule,
+            } => decider.handle_notification(at, *source, community, *event, rule),
+            Input::Poll { ups, answer } => decider.handle_poll(at, *ups, *answer),
+        }
+    }
+}
+
+/// What one decoded message gives the policy, the same way live and in a replay: a
+/// notification as its event, a response from a UPS as a poll answer.
+pub fn input<'a>(
+    decider: &Decider,
+    classifier: &'a Classifier,
+    d: &Datagram<'a>,
+    m: &Message<'a>,
+    class: Option<Classification>,
+) -> Option<Input<'a>> {
+    if let Some(c) = class {
+        let rule = c.rule.map_or("", |i| classifier.rule(i).name.as_str());
+        let rule = match c.alarm {
+            // Alarm-table traps are few: naming them allocates, nothing else does.
+            Some(a) => Cow::Owned(format!("{rule} {}", classifier.alarm(a).name)),
+            None => Cow::Borrowed(rule),
+        };
+        Some(Input::Notification {
+            source: d.src,
+            community: m.community,
+            event: c.event,
+            rule,
+        })
+    } else if m.pdu_type() == PduType::RESPONSE
+        && let Some(u) = decider.ups_at(d.src)
+    {
+        let answer = PollAnswer::from_varbinds(m.varbinds());
+        (!answer.is_empty()).then_some(Input::Poll { ups: u, answer })
+    } else {
+        None
+    }
+}
+
+/// Hands one decoded message to the policy (`input`, then `Input::apply`).
 pub fn decide(
     decider: &mut Decider,
     classifier: &Classifier,
@@ -169,22 +241,7 @@ pub fn decide(
     m: &Message<'_>,
     class: Option<Classification>,
 ) {
-    if let Some(c) = class {
-        let rule = c.rule.map_or("", |i| classifier.rule(i).name.as_str());
-        match c.alarm {
-            // Alarm-table traps are few: naming them allocates, nothing else does.
-            Some(a) => {
-                let named = format!("{rule} {}", classifier.alarm(a).name);
-                decider.handle_notification(at, d.src, m.community, c.event, &named);
-            }
-            None => decider.handle_notification(at, d.src, m.community, c.event, rule),
-        }
-    } else if m.pdu_type() == PduType::RESPONSE
-        && let Some(u) = decider.ups_at(d.src)
-    {
-        let answer = PollAnswer::from_varbinds(m.varbinds());
-        if !answer.is_empty() {
-            decider.handle_poll(at, u, answer);
-        }
+    if let Some(i) = input(decider, classifier, d, m, class) {
+        i.apply(decider, at);
     }
 }

@@ -459,6 +459,10 @@ pub fn decision_json(
             o.insert("reason".into(), json!(reason));
             cause(&mut o, c);
         }
+        D::PowerBack { ups: u } => {
+            o.insert("decision".into(), json!("PowerBack"));
+            ups(&mut o, *u);
+        }
         D::Acknowledged { recorder: r } => {
             o.insert("decision".into(), json!("Acknowledged"));
             recorder(&mut o, *r);
@@ -480,6 +484,21 @@ pub fn decision_json(
             }
             o.insert("kind".into(), json!(kind));
             o.insert("reason".into(), json!(text));
+        }
+    }
+    Json::Object(o)
+}
+
+/// A record with its time first, as `run` prints it: decisions carry their time already.
+pub fn with_time(time: Timestamp, v: &Json) -> Json {
+    if v.get("time").is_some() {
+        return v.clone();
+    }
+    let mut o = Map::new();
+    o.insert("time".into(), json!(time.utc().to_string()));
+    if let Some(m) = v.as_object() {
+        for (k, x) in m {
+            o.insert(k.clone(), x.clone());
         }
     }
     Json::Object(o)

@@ -2,112 +2,12 @@
 //! UPS's low-battery trap and decides; it stops cleanly on SIGTERM with a summary; a busy
 //! port and a broken site file are clear errors.
 
-use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
-/// The seed's APC lowBattery trap, as in captures/seed-trace.pcap.
-const SEED_TRAP: &str = "306302010004067075626c6963a45606072b06010401823e4004c0a83dfa02010602010743037a1200303a3038060b2b06010401823e0203030004295550533a204c6f7720626174746572792e20412073687574646f776e20697320696d6d696e656e742e";
-
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len() / 2)
-        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex"))
-        .collect()
-}
-
-fn site_file(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("trapgate-live-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let file = dir.join("site.toml");
-    std::fs::write(&file, text).expect("write site");
-    file
-}
-
-/// The seed's site with its UPS on loopback, acting on traps without a confirming poll.
-fn loopback_site() -> String {
-    trapgate::config::DEFAULT_SITE
-        .replace("192.168.61.250", "127.0.0.1")
-        .replace("confirm_by_poll = true", "confirm_by_poll = false")
-}
-
-/// Lines of a child's stream, delivered through a channel so reads can time out.
-fn lines(stream: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-fn start(args: &[&str]) -> (Child, mpsc::Receiver<String>, mpsc::Receiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trapgate"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("trapgate starts");
-    let out = lines(child.stdout.take().expect("stdout"));
-    let err = lines(child.stderr.take().expect("stderr"));
-    (child, out, err)
-}
-
-/// GET /metrics, as a scraper would.
-fn scrape(addr: &str) -> String {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
-        return String::new();
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n");
-    let mut page = String::new();
-    let _ = s.read_to_string(&mut page);
-    page
-}
-
-/// The next `n` ShutdownRecorder lines on the gateway's stdout (10 s for each at most).
-fn orders(out: &mpsc::Receiver<String>, n: usize) -> Vec<String> {
-    let mut told = Vec::new();
-    while told.len() < n {
-        let line = out
-            .recv_timeout(Duration::from_secs(10))
-            .expect("a decision within 10 s");
-        if line.contains("\"decision\":\"ShutdownRecorder\"") {
-            told.push(line);
-        }
-    }
-    told
-}
-
-/// The address `trapgate run` says it listens on (its first line on stderr).
-fn listening_on(err: &mpsc::Receiver<String>) -> std::net::SocketAddr {
-    let line = err
-        .recv_timeout(Duration::from_secs(10))
-        .expect("trapgate says where it listens");
-    line.split("listening on ")
-        .nth(1)
-        .and_then(|r| r.split([' ', ',']).next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-}
-
-fn signal(child: &Child, sig: libc::c_int) {
-    // SAFETY: signalling our own child process, whose pid we hold.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, sig);
-    }
-}
-
-fn terminate(child: &Child) {
-    signal(child, libc::SIGTERM);
-}
+mod common;
+use common::*;
 
 #[test]
 fn hears_a_low_battery_trap_decides_and_stops_cleanly() {

@@ -70,7 +70,9 @@ fn a_million_trap_storm_is_accounted_for_and_its_ups_events_decided() {
         &site,
         trapgate::config::DEFAULT_SITE
             .replace("192.168.61.250", "127.0.0.1")
-            .replace("confirm_by_poll = true", "confirm_by_poll = false"),
+            .replace("confirm_by_poll = true", "confirm_by_poll = false")
+            // The virtual UPS on loopback too, on a free port.
+            .replace("agent = \"0.0.0.0:161\"", "agent = \"127.0.0.1:0\""),
     )
     .expect("write site");
     let mut child = Command::new(env!("CARGO_BIN_EXE_trapgate"))

@@ -50,7 +50,7 @@ measure() {
 echo "machine: $(nproc) cores; $COUNT traps per run"
 for rate in "${RATES[@]}"; do
   measure recvloop 14162 "$rate" "$BIN/recvloop" 127.0.0.1:14162
-  measure trapgate 14163 "$rate" "$BIN/trapgate" run --config "$WORK/site.toml" --listen 127.0.0.1:14163
+  measure trapgate 14163 "$rate" "$BIN/trapgate" run --config "$WORK/site.toml" --listen 127.0.0.1:14163 --agent 127.0.0.1:0
   if command -v snmptrapd > /dev/null; then
     measure snmptrapd 14164 "$rate" snmptrapd -f -C -c "$WORK/snmptrapd.conf" -Lf "$WORK/snmptrapd.log" -F 'TRAP\n' udp:127.0.0.1:14164
   fi

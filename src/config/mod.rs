@@ -34,6 +34,8 @@ pub struct Gateway {
     pub agent: SocketAddr,
     /// The community trapgate uses in what it sends to recorders.
     pub community: String,
+    /// How long an `exec` recorder's command may run before it is killed.
+    pub exec_timeout: Secs,
 }
 
 /// What to do with a shutdown trap the UPS does not confirm when polled.
@@ -60,6 +62,8 @@ pub struct Policy {
     pub when_unconfirmed: Unconfirmed,
     /// How long to wait for the confirming poll.
     pub poll_timeout: Secs,
+    /// How long a recorder has to acknowledge a shutdown order before it is told again.
+    pub ack_timeout: Secs,
 }
 
 /// Which MIB a UPS card speaks (for polling and for its traps).
@@ -117,6 +121,8 @@ pub struct Ups {
     pub address: IpAddr,
     /// The community its traps carry (and polls use).
     pub community: String,
+    /// The UDP port its SNMP agent answers polls on.
+    pub port: u16,
     /// Its MIB.
     pub vendor: Vendor,
     /// How often trapgate polls it.
@@ -153,6 +159,8 @@ pub struct Recorder {
     pub tier: u8,
     /// How long it needs to shut down cleanly.
     pub shutdown_time: Secs,
+    /// How long it takes to be back (polling the gateway) once power returns.
+    pub boot_time: Secs,
     /// How it is told.
     pub kind: RecorderKind,
 }
@@ -479,6 +487,7 @@ impl Site {
                 listen: vec![SocketAddr::from(([0, 0, 0, 0], 162))],
                 agent: SocketAddr::from(([0, 0, 0, 0], 161)),
                 community: "public".to_string(),
+                exec_timeout: Secs(30),
             }),
         };
         let (policy, grace) = match required(&mut top, "policy", m) {
@@ -597,11 +606,16 @@ impl Site {
             None => Some("public".to_string()),
             v => text(v, m).map(|s| s.value),
         };
+        let exec_timeout = match optional(&mut t, "exec_timeout") {
+            None => Some(Secs(30)),
+            v => duration(v, m),
+        };
         finish(t, m);
         Some(Gateway {
             listen: listen?,
             agent: agent?,
             community: community?,
+            exec_timeout: exec_timeout?,
         })
     }
 
@@ -668,6 +682,10 @@ impl Site {
             None => Some(Secs(5)),
             v => duration(v, m),
         };
+        let ack_timeout = match optional(&mut t, "ack_timeout") {
+            None => Some(Secs(10)),
+            v => duration(v, m),
+        };
         finish(t, m);
         let policy = (|| {
             Some(Policy {
@@ -677,6 +695,7 @@ impl Site {
                 confirm_by_poll: confirm?,
                 when_unconfirmed: unconfirmed?,
                 poll_timeout: timeout?,
+                ack_timeout: ack_timeout?,
             })
         })();
         (policy, grace)
@@ -698,6 +717,10 @@ impl Site {
         let community = match optional(&mut t, "community") {
             None => Some("public".to_string()),
             v => text(v, m).map(|s| s.value),
+        };
+        let port = match optional(&mut t, "port") {
+            None => Some(161),
+            v => int_in::<u16>(v, "port", (1, 65535), m),
         };
         let vendor = one_of(text(required(&mut t, "vendor", m), m), &Vendor::NAMES, m);
         let poll_interval = match optional(&mut t, "poll_interval") {
@@ -723,6 +746,7 @@ impl Site {
                 name: name.as_ref()?.value.clone(),
                 address: address?,
                 community: community?,
+                port: port?,
                 vendor: vendor?,
                 poll_interval: poll_interval?,
                 outlet_off_delay: outlet_off_delay?,
@@ -776,6 +800,10 @@ impl Site {
             );
         }
         let shutdown_time = duration(required(&mut t, "shutdown_time", m), m);
+        let boot_time = match optional(&mut t, "boot_time") {
+            None => Some(Secs(300)),
+            v => duration(v, m),
+        };
         let exec = match optional(&mut t, "kind") {
             None => Some(false),
             v => one_of(text(v, m), &[("trap-relay", false), ("exec", true)], m),
@@ -805,6 +833,7 @@ impl Site {
                 ups: ups?,
                 tier: tier?,
                 shutdown_time: shutdown_time?,
+                boot_time: boot_time?,
                 kind: kind?,
             })
         })();

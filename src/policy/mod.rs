@@ -157,6 +157,11 @@ pub enum Decision {
         /// The event to confirm.
         cause: Cause,
     },
+    /// Mains power is back on a UPS in an outage (the outage ends if it stays back).
+    PowerBack {
+        /// The UPS.
+        ups: usize,
+    },
     /// A recorder acknowledged its shutdown order.
     Acknowledged {
         /// The recorder.
@@ -413,8 +418,14 @@ impl Decider {
             self.site.policy.shutdown_below_charge,
             self.site.policy.shutdown_below_runtime,
         );
-        let low_charge = answer.charge.filter(|c| *c < charge_min);
-        let low_runtime = answer.runtime.filter(|r| *r < runtime_min);
+        // Thresholds count only on battery: after mains power returns the battery is low
+        // while it recharges, and that shuts nothing down.
+        let on_battery = match answer.on_battery {
+            Some(b) => b,
+            None => self.ups[u].since.is_some() && self.ups[u].settling.is_none(),
+        };
+        let low_charge = answer.charge.filter(|c| on_battery && *c < charge_min);
+        let low_runtime = answer.runtime.filter(|r| on_battery && *r < runtime_min);
         let cause = |rule: String| Cause { event: None, rule };
         if answer.on_battery == Some(true) {
             // Starts the outage, or resumes it if mains power had seemed back.
@@ -451,6 +462,21 @@ impl Decider {
             // The UPS says mains power is back, whatever traps were missed.
             self.mains_back(now, u);
         }
+    }
+
+    /// The poller's word on UPS `u`: it left a whole poll unanswered (`silent`), or
+    /// answers again. Said once each way; a person must know, nothing shuts down for it.
+    pub fn handle_ups_silent(&mut self, u: usize, silent: bool) {
+        let name = &self.site.upses[u].name;
+        let (kind, text) = if silent {
+            (
+                "ups_not_answering",
+                format!("UPS `{name}` does not answer polls: its values are not fresh"),
+            )
+        } else {
+            ("ups_answering", format!("UPS `{name}` answers polls again"))
+        };
+        self.alert(Some(u), kind, text);
     }
 
     /// Fires every timer due at or before `now`.
@@ -626,7 +652,9 @@ impl Decider {
         let state = &mut self.ups[u];
         if state.since.is_some() && state.settling.is_none() {
             state.settling = Some(now);
+            self.decisions.push_back(Decision::PowerBack { ups: u });
         }
+        let state = &mut self.ups[u];
         if let Some((_, c)) = state.confirming.take() {
             self.alert(
                 Some(u),

@@ -263,6 +263,35 @@ fn charge_under_the_threshold_shuts_everything_down() {
 }
 
 #[test]
+fn a_low_charge_while_recharging_on_mains_shuts_nothing_down() {
+    let mut d = decider();
+    d.handle_notification(t(0), ip(UPS), b"public", Event::OnBattery, "upsOnBattery");
+    d.handle_notification(
+        t(30),
+        ip(UPS),
+        b"public",
+        Event::PowerRestored,
+        "powerRestored",
+    );
+    // Mains power is back and the battery recharges from 20 %: said with or without the
+    // output source, a low charge is not a reason to shut down any more.
+    let recharging = |on_battery| PollAnswer {
+        on_battery,
+        charge: Some(20),
+        ..PollAnswer::default()
+    };
+    d.handle_poll(t(40), 0, recharging(None));
+    d.handle_poll(t(50), 0, recharging(Some(false)));
+    d.handle_poll(t(200), 0, recharging(None));
+    let log = run(&mut d, &[], 300);
+    assert_eq!(shutdowns(&log), vec![], "{log:?}");
+    // On battery again, the same charge does shut down.
+    d.handle_poll(t(400), 0, recharging(Some(true)));
+    let log = run(&mut d, &[], 410);
+    assert_eq!(shutdowns(&log).len(), 2, "{log:?}");
+}
+
+#[test]
 fn acknowledgements_are_recorded_for_told_recorders_only() {
     let mut d = decider();
     d.handle_notification(

@@ -202,6 +202,127 @@ pub fn kernel_drops(local: SocketAddr) -> Option<u64> {
     })
 }
 
+/// Datagrams to send with Linux `sendmmsg(2)`, many per system call: the fan-out of a
+/// shutdown to thousands of recorders, the virtual UPS's answers. The buffers are kept
+/// and reused between flushes.
+#[derive(Default)]
+pub struct SendBatch {
+    data: Vec<u8>,
+    items: Vec<(socket2::SockAddr, usize, usize)>,
+    iovecs: Vec<libc::iovec>,
+    headers: Vec<libc::mmsghdr>,
+}
+
+/// Datagrams per `sendmmsg` call (the kernel's UIO_MAXIOV).
+const SEND_CHUNK: usize = 1024;
+
+impl SendBatch {
+    /// An empty batch.
+    pub fn new() -> SendBatch {
+        SendBatch::default()
+    }
+
+    /// Datagrams waiting.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Queues `payload` for `to`.
+    pub fn push(&mut self, to: SocketAddr, payload: &[u8]) {
+        let start = self.data.len();
+        self.data.extend_from_slice(payload);
+        self.items.push((to.into(), start, payload.len()));
+    }
+
+    /// Sends everything queued on `fd` (blocking the caller no longer than the kernel
+    /// takes to copy), then empties the batch. Returns the datagrams sent and the
+    /// destinations that failed, with their errors.
+    pub fn flush(&mut self, fd: RawFd) -> (usize, Vec<(SocketAddr, io::Error)>) {
+        let mut sent = 0;
+        let mut failed = Vec::new();
+        let mut next = 0;
+        while next < self.items.len() {
+            let chunk = &self.items[next..(next + SEND_CHUNK).min(self.items.len())];
+            self.iovecs.clear();
+            self.headers.clear();
+            for (_, start, len) in chunk {
+                self.iovecs.push(libc::iovec {
+                    iov_base: self.data[*start..].as_ptr() as *mut libc::c_void,
+                    iov_len: *len,
+                });
+            }
+            for (i, (addr, _, _)) in chunk.iter().enumerate() {
+                // SAFETY: an all-zero mmsghdr is a valid value; the fields that matter are set below.
+                let mut h: libc::mmsghdr = unsafe { zeroed() };
+                h.msg_hdr.msg_name = addr.as_ptr() as *mut libc::c_void;
+                h.msg_hdr.msg_namelen = addr.len();
+                h.msg_hdr.msg_iov = &mut self.iovecs[i];
+                h.msg_hdr.msg_iovlen = 1;
+                self.headers.push(h);
+            }
+            // SAFETY: `headers` holds chunk.len() initialised mmsghdr, each naming one
+            // iovec over `data` and one socket address in `items`; none of them is
+            // touched until the call returns. The kernel only reads them.
+            let n = unsafe {
+                libc::sendmmsg(
+                    fd,
+                    self.headers.as_mut_ptr(),
+                    self.headers.len() as libc::c_uint,
+                    0,
+                )
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                // The first datagram of the chunk failed: note it and go on after it.
+                if let Some(to) = chunk[0].0.as_socket() {
+                    failed.push((to, e));
+                }
+                next += 1;
+                continue;
+            }
+            if n == 0 {
+                next += 1;
+                continue;
+            }
+            sent += n as usize;
+            next += n as usize;
+        }
+        self.items.clear();
+        self.data.clear();
+        (sent, failed)
+    }
+}
+
+/// Raises this process's open-file limit to its hard limit (a demo site of thousands of
+/// recorders opens a socket each); returns the limit now in force.
+pub fn raise_fd_limit() -> u64 {
+    // SAFETY: getrlimit/setrlimit with a valid resource and a pointer to a local struct.
+    unsafe {
+        let mut lim: libc::rlimit = zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 0;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let want = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                return want.rlim_cur as u64;
+            }
+        }
+        lim.rlim_cur as u64
+    }
+}
+
 /// A kernel-filled `sockaddr_storage` as a `SocketAddr` (IPv4 or IPv6 only).
 fn to_socket_addr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
     match storage.ss_family as libc::c_int {
@@ -229,6 +350,28 @@ fn to_socket_addr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
 mod tests {
     use super::*;
     use std::os::fd::AsRawFd;
+
+    #[test]
+    fn a_send_batch_delivers_every_datagram_in_order() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let to = rx.local_addr().unwrap();
+        let tx = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+        let mut batch = SendBatch::new();
+        for i in 0..250u16 {
+            batch.push(to, &i.to_be_bytes());
+        }
+        let (sent, failed) = batch.flush(tx.as_raw_fd());
+        assert_eq!((sent, failed.len()), (250, 0));
+        assert!(batch.is_empty());
+        let mut buf = [0u8; 8];
+        for i in 0..250u16 {
+            let (n, from) = rx.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], &i.to_be_bytes());
+            assert_eq!(from, tx.local_addr().unwrap());
+        }
+    }
 
     #[test]
     fn a_batch_receives_several_datagrams_with_their_sources() {

@@ -1,0 +1,382 @@
+//! The virtual UPS: what the gateway answers a recorder that polls it, as if it were
+//! the recorder's UPS.
+//!
+//! Each recorder is configured with the gateway as its UPS, so it asks the gateway for
+//! `upsEstimatedChargeRemaining` and friends. The answer comes from the state the policy
+//! presents to *that* recorder (a charge of 0 % once it has been told to shut down),
+//! else from the real UPS's values, polled and cached by the gateway: hundreds of
+//! recorders never reach the UPS's card. Sans-IO: a request and the time go in, the
+//! encoded response comes out.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use crate::config::Site;
+use crate::policy::PollAnswer;
+use crate::time::Timestamp;
+use crate::wire::oid::{OidBuf, oid};
+use crate::wire::{Message, Oid, Pdu, PduType, RequestPdu, Value, VarBind, Version, encode};
+
+/// The objects the virtual UPS serves, in OID order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Object {
+    SysDescr,
+    SysObjectId,
+    SysUpTime,
+    SysName,
+    IdentManufacturer,
+    IdentModel,
+    BatteryStatus,
+    SecondsOnBattery,
+    MinutesRemaining,
+    ChargeRemaining,
+    OutputSource,
+    BasicBatteryStatus,
+    AdvBatteryCapacity,
+    AdvRunTimeRemaining,
+    BasicOutputStatus,
+}
+
+const OBJECTS: [(&str, Object); 15] = [
+    ("1.3.6.1.2.1.1.1.0", Object::SysDescr),
+    ("1.3.6.1.2.1.1.2.0", Object::SysObjectId),
+    ("1.3.6.1.2.1.1.3.0", Object::SysUpTime),
+    ("1.3.6.1.2.1.1.5.0", Object::SysName),
+    ("1.3.6.1.2.1.33.1.1.1.0", Object::IdentManufacturer),
+    ("1.3.6.1.2.1.33.1.1.2.0", Object::IdentModel),
+    ("1.3.6.1.2.1.33.1.2.1.0", Object::BatteryStatus),
+    ("1.3.6.1.2.1.33.1.2.2.0", Object::SecondsOnBattery),
+    ("1.3.6.1.2.1.33.1.2.3.0", Object::MinutesRemaining),
+    ("1.3.6.1.2.1.33.1.2.4.0", Object::ChargeRemaining),
+    ("1.3.6.1.2.1.33.1.4.1.0", Object::OutputSource),
+    ("1.3.6.1.4.1.318.1.1.1.2.1.1.0", Object::BasicBatteryStatus),
+    ("1.3.6.1.4.1.318.1.1.1.2.2.1.0", Object::AdvBatteryCapacity),
+    ("1.3.6.1.4.1.318.1.1.1.2.2.3.0", Object::AdvRunTimeRemaining),
+    ("1.3.6.1.4.1.318.1.1.1.4.1.1.0", Object::BasicOutputStatus),
+];
+
+/// The APC enterprise: the virtual UPS's sysObjectID, as recorders expect an APC card.
+const APC_ENTERPRISE: &str = "1.3.6.1.4.1.318";
+
+/// What the gateway knows of one real UPS, from its polls.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UpsView {
+    /// The latest values the UPS gave (each kept until it gives a new one).
+    pub values: PollAnswer,
+    /// When it last answered.
+    pub polled_at: Option<Timestamp>,
+    /// Since when it has been on battery, as polled.
+    pub on_battery_since: Option<Timestamp>,
+}
+
+impl UpsView {
+    /// Merges a poll answer in.
+    pub fn update(&mut self, now: Timestamp, a: PollAnswer) {
+        let v = &mut self.values;
+        v.on_battery = a.on_battery.or(v.on_battery);
+        v.battery_low = a.battery_low.or(v.battery_low);
+        v.charge = a.charge.or(v.charge);
+        v.runtime = a.runtime.or(v.runtime);
+        match a.on_battery {
+            Some(true) if self.on_battery_since.is_none() => self.on_battery_since = Some(now),
+            Some(false) => self.on_battery_since = None,
+            _ => {}
+        }
+        self.polled_at = Some(now);
+    }
+}
+
+/// What a recorder is shown: the values of one answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Presented {
+    /// The charge, percent (None: not known yet).
+    pub charge: Option<u8>,
+    /// The runtime, seconds.
+    pub runtime: Option<u32>,
+    /// On battery.
+    pub on_battery: Option<bool>,
+    /// Battery low.
+    pub battery_low: Option<bool>,
+    /// Seconds on battery.
+    pub seconds_on_battery: Option<u32>,
+}
+
+/// Why a request got no answer, or who got one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answered {
+    /// Answered recorder `r`; the response is in the output buffer.
+    Recorder(usize),
+    /// The source is not a recorder of the site (not answered).
+    NotRecorder,
+    /// A recorder with the wrong community (not answered, as an agent does).
+    WrongCommunity(usize),
+    /// Not a Get, GetNext or GetBulk request (not answered).
+    NotRequest,
+}
+
+/// The virtual UPS agent of a whole site.
+#[derive(Debug)]
+pub struct Agent {
+    community: Vec<u8>,
+    started: Timestamp,
+    objects: Vec<(OidBuf, Object)>,
+    apc: OidBuf,
+    recorders: HashMap<IpAddr, usize>,
+    /// Each recorder's UPS and name.
+    recorder_ups: Vec<usize>,
+    recorder_names: Vec<String>,
+    ups_names: Vec<String>,
+    /// Per UPS: what its polls said.
+    pub ups: Vec<UpsView>,
+    /// Per recorder: the charge the policy presents (None: the UPS's own).
+    pub presented: Vec<Option<u8>>,
+}
+
+impl Agent {
+    /// The agent for `site`, started at `now` (its sysUpTime counts from there).
+    pub fn new(site: &Site, now: Timestamp) -> Agent {
+        Agent {
+            community: site.gateway.community.as_bytes().to_vec(),
+            started: now,
+            objects: OBJECTS.iter().map(|(o, k)| (oid(o), *k)).collect(),
+            apc: oid(APC_ENTERPRISE),
+            recorders: site
+                .recorders
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.address, i))
+                .collect(),
+            recorder_ups: site.recorders.iter().map(|r| r.ups).collect(),
+            recorder_names: site.recorders.iter().map(|r| r.name.clone()).collect(),
+            ups_names: site.upses.iter().map(|u| u.name.clone()).collect(),
+            ups: vec![UpsView::default(); site.upses.len()],
+            presented: vec![None; site.recorders.len()],
+        }
+    }
+
+    /// Takes a reloaded site: UPS views and presented charges follow names that stay.
+    pub fn reload(&mut self, site: &Site) {
+        let mut next = Agent::new(site, self.started);
+        for (u, name) in next.ups_names.iter().enumerate() {
+            if let Some(o) = self.ups_names.iter().position(|n| n == name) {
+                next.ups[u] = self.ups[o];
+            }
+        }
+        for (r, name) in next.recorder_names.iter().enumerate() {
+            if let Some(o) = self.recorder_names.iter().position(|n| n == name) {
+                next.presented[r] = self.presented[o];
+            }
+        }
+        *self = next;
+    }
+
+    /// The recorder at `source`, if one.
+    pub fn recorder_at(&self, source: IpAddr) -> Option<usize> {
+        self.recorders.get(&source).copied()
+    }
+
+    /// What recorder `r` is shown now.
+    pub fn presented_to(&self, now: Timestamp, r: usize) -> Presented {
+        let view = &self.ups[self.recorder_ups[r]];
+        match self.presented[r] {
+            Some(p) => Presented {
+                charge: Some(p),
+                runtime: Some(0),
+                on_battery: Some(true),
+                battery_low: Some(true),
+                seconds_on_battery: Some(
+                    view.on_battery_since
+                        .map_or(0, |s| (now.0.saturating_sub(s.0) / 1_000_000_000) as u32),
+                ),
+            },
+            None => Presented {
+                charge: view.values.charge,
+                runtime: view.values.runtime.map(|s| s.0),
+                on_battery: view.values.on_battery,
+                battery_low: view.values.battery_low,
+                seconds_on_battery: view.values.on_battery.map(|on| {
+                    match (on, view.on_battery_since) {
+                        (true, Some(s)) => (now.0.saturating_sub(s.0) / 1_000_000_000) as u32,
+                        _ => 0,
+                    }
+                }),
+            },
+        }
+    }
+
+    /// Answers `request` from `source` at `now` into `out` (cleared first).
+    pub fn answer(
+        &self,
+        now: Timestamp,
+        source: IpAddr,
+        request: &Message<'_>,
+        out: &mut Vec<u8>,
+    ) -> Answered {
+        out.clear();
+        let Pdu::Request(req) = &request.pdu else {
+            return Answered::NotRequest;
+        };
+        if !matches!(
+            req.kind,
+            PduType::GET_REQUEST | PduType::GET_NEXT_REQUEST | PduType::GET_BULK_REQUEST
+        ) {
+            return Answered::NotRequest;
+        }
+        let Some(r) = self.recorder_at(source) else {
+            return Answered::NotRecorder;
+        };
+        if request.community != self.community.as_slice() {
+            return Answered::WrongCommunity(r);
+        }
+        let shown = self.presented_to(now, r);
+        let texts = [
+            format!(
+                "trapgate virtual UPS for {} (UPS {})",
+                self.recorder_names[r], self.ups_names[self.recorder_ups[r]]
+            ),
+            self.ups_names[self.recorder_ups[r]].clone(),
+        ];
+        let value = |k: Object| -> Option<Value<'_>> {
+            let flag = |b: Option<bool>, yes: i64, no: i64| b.map(|b| if b { yes } else { no });
+            let int = |v: Option<i64>| v.map(Value::Integer);
+            match k {
+                Object::SysDescr => Some(Value::OctetString(texts[0].as_bytes())),
+                Object::SysObjectId => Some(Value::ObjectId(self.apc.as_oid())),
+                Object::SysUpTime => Some(Value::TimeTicks(
+                    (now.0.saturating_sub(self.started.0) / 10_000_000) as u32,
+                )),
+                Object::SysName => Some(Value::OctetString(texts[1].as_bytes())),
+                Object::IdentManufacturer => Some(Value::OctetString(b"trapgate")),
+                Object::IdentModel => Some(Value::OctetString(b"virtual UPS")),
+                Object::BatteryStatus => int(flag(shown.battery_low, 3, 2)),
+                Object::SecondsOnBattery => int(shown.seconds_on_battery.map(i64::from)),
+                Object::MinutesRemaining => int(shown.runtime.map(|s| i64::from(s / 60))),
+                Object::ChargeRemaining => int(shown.charge.map(i64::from)),
+                Object::OutputSource => int(flag(shown.on_battery, 5, 3)),
+                Object::BasicBatteryStatus => int(flag(shown.battery_low, 3, 2)),
+                Object::AdvBatteryCapacity => shown.charge.map(|c| Value::Gauge32(c.into())),
+                Object::AdvRunTimeRemaining => shown
+                    .runtime
+                    .map(|s| Value::TimeTicks(s.saturating_mul(100))),
+                Object::BasicOutputStatus => int(flag(shown.on_battery, 3, 2)),
+            }
+        };
+        // The objects with a value now, in OID order: GetNext skips the unknown ones.
+        let known: Vec<(Oid<'_>, Value<'_>)> = self
+            .objects
+            .iter()
+            .filter_map(|(o, k)| value(*k).map(|v| (o.as_oid(), v)))
+            .collect();
+        let exact = |name: Oid<'_>| -> Value<'_> {
+            match self
+                .objects
+                .iter()
+                .position(|(o, _)| o.as_bytes() == name.as_bytes())
+            {
+                Some(i) => value(self.objects[i].1).unwrap_or(Value::NoSuchInstance),
+                None => Value::NoSuchObject,
+            }
+        };
+        let next = |name: Oid<'_>| -> Option<(Oid<'_>, Value<'_>)> {
+            known
+                .iter()
+                .find(|(o, _)| o.arcs().cmp(name.arcs()).is_gt())
+                .copied()
+        };
+        let mut varbinds: Vec<VarBind<'_>> = Vec::with_capacity(req.varbinds.len());
+        match req.kind {
+            PduType::GET_REQUEST => {
+                for vb in req.varbinds {
+                    let answer = VarBind {
+                        name: vb.name,
+                        value: exact(vb.name),
+                    };
+                    varbinds.push(answer);
+                }
+            }
+            PduType::GET_NEXT_REQUEST => {
+                for vb in req.varbinds {
+                    let answer = match next(vb.name) {
+                        Some((name, value)) => VarBind { name, value },
+                        None => VarBind {
+                            name: vb.name,
+                            value: Value::EndOfMibView,
+                        },
+                    };
+                    varbinds.push(answer);
+                }
+            }
+            _ => {
+                // GetBulk: error-status is non-repeaters, error-index max-repetitions.
+                let non_repeaters = (req.error_status.max(0) as usize).min(req.varbinds.len());
+                let repetitions = req.error_index.clamp(0, 64) as usize;
+                for vb in &req.varbinds[..non_repeaters] {
+                    varbinds.push(match next(vb.name) {
+                        Some((name, value)) => VarBind { name, value },
+                        None => VarBind {
+                            name: vb.name,
+                            value: Value::EndOfMibView,
+                        },
+                    });
+                }
+                let mut cursors: Vec<Oid<'_>> = req.varbinds[non_repeaters..]
+                    .iter()
+                    .map(|v| v.name)
+                    .collect();
+                for _ in 0..repetitions {
+                    if cursors.is_empty() {
+                        break;
+                    }
+                    let mut all_done = true;
+                    for c in cursors.iter_mut() {
+                        match next(*c) {
+                            Some((name, value)) => {
+                                varbinds.push(VarBind { name, value });
+                                *c = name;
+                                all_done = false;
+                            }
+                            None => varbinds.push(VarBind {
+                                name: *c,
+                                value: Value::EndOfMibView,
+                            }),
+                        }
+                    }
+                    if all_done {
+                        break;
+                    }
+                }
+            }
+        }
+        // v1 has no exceptions: the first missing object is the error (noSuchName, 2).
+        let v1_error = varbinds
+            .iter()
+            .position(|vb| {
+                matches!(
+                    vb.value,
+                    Value::NoSuchObject | Value::NoSuchInstance | Value::EndOfMibView
+                )
+            })
+            .filter(|_| request.version == Version::V1);
+        let (status, index, varbinds) = match v1_error {
+            // noSuchName, with the request's own bindings, as RFC 1157 says.
+            Some(i) => (2, i as i32 + 1, req.varbinds.to_vec()),
+            None => (0, 0, varbinds),
+        };
+        let response = Message {
+            version: request.version,
+            community: &self.community,
+            pdu: Pdu::Request(RequestPdu {
+                kind: PduType::RESPONSE,
+                request_id: req.request_id,
+                error_status: status,
+                error_index: index,
+                varbinds: &varbinds,
+            }),
+        };
+        encode::encode(&response, out);
+        Answered::Recorder(r)
+    }
+}
+
+#[cfg(test)]
+mod tests;

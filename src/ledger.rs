@@ -1,0 +1,350 @@
+//! The acknowledgement ledger: who was told to shut down, who acknowledged, who is told
+//! again, and who came back after power returned. Sans-IO, like the policy: orders,
+//! acknowledgements and sightings go in with their time; resends and reports come out.
+//!
+//! A recorder told to shut down has `ack_timeout` to acknowledge (its ack trap,
+//! enterprise 1.3.6.1.4.1.50001). If it does not, it is told again, the wait doubling
+//! each time, until its UPS cuts its outlets (the order's time plus the UPS's
+//! `outlet_off_delay`); then it is reported not acknowledged. When mains power returns
+//! to its UPS, the ledger follows it back: it is back when it is heard from again (a
+//! poll of the virtual UPS, a trap) after it has had time to shut down, and reported not
+//! back if that has not happened within its `boot_time`.
+
+use std::collections::VecDeque;
+
+use crate::config::{Secs, Site};
+use crate::time::Timestamp;
+
+const NS: u64 = 1_000_000_000;
+
+fn after(t: Timestamp, s: Secs) -> Timestamp {
+    Timestamp(t.0.saturating_add(s.0 as u64 * NS))
+}
+
+/// Where one recorder stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Standing {
+    /// Nothing under way.
+    Idle,
+    /// Told (or about to be); waiting for its acknowledgement.
+    Ordered {
+        /// When it was ordered.
+        at: Timestamp,
+        /// Times the order went out.
+        sent: u32,
+        /// When it is told again.
+        retry_at: Timestamp,
+        /// When its UPS cuts the outlets: no more tries after this.
+        until: Timestamp,
+    },
+    /// It acknowledged.
+    Acknowledged {
+        /// When it was ordered.
+        ordered: Timestamp,
+        /// When it acknowledged.
+        at: Timestamp,
+    },
+    /// It never acknowledged before its UPS cut the outlets.
+    NotAcknowledged {
+        /// When it was ordered.
+        ordered: Timestamp,
+    },
+    /// Power is back: waiting to hear from it.
+    Returning {
+        /// Heard after this counts as back (it had time to shut down by then).
+        from: Timestamp,
+        /// Reported not back after this.
+        deadline: Timestamp,
+    },
+    /// Back after the outage.
+    Back {
+        /// When it was heard from.
+        at: Timestamp,
+    },
+    /// Not back within its boot time.
+    NotBack,
+}
+
+/// What the ledger has for the driver.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LedgerOutput {
+    /// Tell this recorder again (it has not acknowledged); `attempt` counts from 2.
+    Resend {
+        /// The recorder.
+        recorder: usize,
+        /// Which sending this is.
+        attempt: u32,
+    },
+    /// The recorder never acknowledged before its UPS cut the outlets.
+    NotAcknowledged {
+        /// The recorder.
+        recorder: usize,
+        /// Times it was told.
+        sent: u32,
+    },
+    /// The recorder is back after the outage.
+    Back {
+        /// The recorder.
+        recorder: usize,
+        /// Seconds from power back to hearing from it.
+        after_s: f64,
+    },
+    /// The recorder was not heard from within its boot time after power returned.
+    NotBack {
+        /// The recorder.
+        recorder: usize,
+    },
+}
+
+/// The ledger of a whole site.
+#[derive(Debug)]
+pub struct Ledger {
+    standing: Vec<Standing>,
+    /// When power came back for each recorder's UPS (for `Back`'s delay).
+    power_back: Vec<Option<Timestamp>>,
+    ack_timeout: Secs,
+    outlet_off: Vec<Secs>,
+    shutdown_time: Vec<Secs>,
+    boot_time: Vec<Secs>,
+    ups_of: Vec<usize>,
+    out: VecDeque<LedgerOutput>,
+}
+
+impl Ledger {
+    /// An empty ledger for `site`.
+    pub fn new(site: &Site) -> Ledger {
+        let n = site.recorders.len();
+        Ledger {
+            standing: vec![Standing::Idle; n],
+            power_back: vec![None; n],
+            ack_timeout: site.policy.ack_timeout,
+            outlet_off: site
+                .recorders
+                .iter()
+                .map(|r| site.upses[r.ups].outlet_off_delay)
+                .collect(),
+            shutdown_time: site.recorders.iter().map(|r| r.shutdown_time).collect(),
+            boot_time: site.recorders.iter().map(|r| r.boot_time).collect(),
+            ups_of: site.recorders.iter().map(|r| r.ups).collect(),
+            out: VecDeque::new(),
+        }
+    }
+
+    /// Where recorder `r` stands.
+    pub fn standing(&self, r: usize) -> Standing {
+        self.standing[r]
+    }
+
+    /// Every recorder's standing.
+    pub fn all(&self) -> &[Standing] {
+        &self.standing
+    }
+
+    /// Recorder `r` was told to shut down at `now` (the first sending).
+    pub fn ordered(&mut self, now: Timestamp, r: usize) {
+        self.standing[r] = Standing::Ordered {
+            at: now,
+            sent: 1,
+            retry_at: after(now, self.ack_timeout),
+            until: after(now, self.outlet_off[r]),
+        };
+    }
+
+    /// Recorder `r` acknowledged at `now`.
+    pub fn acknowledged(&mut self, now: Timestamp, r: usize) {
+        let ordered = match self.standing[r] {
+            Standing::Ordered { at, .. } | Standing::NotAcknowledged { ordered: at } => at,
+            _ => now,
+        };
+        self.standing[r] = Standing::Acknowledged { ordered, at: now };
+    }
+
+    /// Whether recorder `r` has acknowledged its order (and must not be told again).
+    pub fn has_acknowledged(&self, r: usize) -> bool {
+        matches!(self.standing[r], Standing::Acknowledged { .. })
+    }
+
+    /// Mains power is back at `now` for UPS `u`: follow its recorders back.
+    pub fn power_back(&mut self, now: Timestamp, u: usize) {
+        for r in 0..self.standing.len() {
+            if self.ups_of[r] != u {
+                continue;
+            }
+            let down_by = match self.standing[r] {
+                Standing::Acknowledged { at, .. } => after(at, self.shutdown_time[r]),
+                Standing::Ordered { at, .. } | Standing::NotAcknowledged { ordered: at } => {
+                    after(at, self.shutdown_time[r])
+                }
+                _ => continue,
+            };
+            self.power_back[r] = Some(now);
+            self.standing[r] = Standing::Returning {
+                from: down_by.max(now),
+                deadline: after(down_by.max(now), self.boot_time[r]),
+            };
+        }
+    }
+
+    /// Recorder `r` was heard from at `now` (a poll of the virtual UPS, a trap).
+    pub fn seen(&mut self, now: Timestamp, r: usize) {
+        if let Standing::Returning { from, .. } = self.standing[r]
+            && now >= from
+        {
+            self.standing[r] = Standing::Back { at: now };
+            let since = self.power_back[r].unwrap_or(now);
+            self.out.push_back(LedgerOutput::Back {
+                recorder: r,
+                after_s: now.since(since),
+            });
+        }
+    }
+
+    /// The earliest time `handle_timeout` must be called at.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        self.standing
+            .iter()
+            .filter_map(|s| match *s {
+                Standing::Ordered {
+                    retry_at, until, ..
+                } => Some(retry_at.min(until)),
+                Standing::Returning { deadline, .. } => Some(deadline),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Fires what is due at `now`: resends, and the reports of who never acknowledged
+    /// or never came back.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        for r in 0..self.standing.len() {
+            match self.standing[r] {
+                Standing::Ordered {
+                    at,
+                    sent,
+                    retry_at,
+                    until,
+                } if retry_at <= now || until <= now => {
+                    if until <= now {
+                        self.standing[r] = Standing::NotAcknowledged { ordered: at };
+                        self.out
+                            .push_back(LedgerOutput::NotAcknowledged { recorder: r, sent });
+                        continue;
+                    }
+                    // The wait doubles: ack_timeout, 2×, 4×, … until the outlets go off.
+                    let wait = self.ack_timeout.0.saturating_mul(1 << sent.min(16));
+                    self.standing[r] = Standing::Ordered {
+                        at,
+                        sent: sent + 1,
+                        retry_at: after(now, Secs(wait)).min(until),
+                        until,
+                    };
+                    self.out.push_back(LedgerOutput::Resend {
+                        recorder: r,
+                        attempt: sent + 1,
+                    });
+                }
+                Standing::Returning { deadline, .. } if deadline <= now => {
+                    self.standing[r] = Standing::NotBack;
+                    self.out.push_back(LedgerOutput::NotBack { recorder: r });
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The next output, if any.
+    pub fn poll_output(&mut self) -> Option<LedgerOutput> {
+        self.out.pop_front()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Site;
+
+    fn t(s: u64) -> Timestamp {
+        Timestamp((1_000 + s) * NS)
+    }
+
+    fn drain(l: &mut Ledger) -> Vec<LedgerOutput> {
+        core::iter::from_fn(|| l.poll_output()).collect()
+    }
+
+    /// Runs the ledger's timers second by second up to `to`.
+    fn run(l: &mut Ledger, from: u64, to: u64) -> Vec<(u64, LedgerOutput)> {
+        let mut got = Vec::new();
+        for s in from..=to {
+            if l.poll_timeout().is_some_and(|d| d <= t(s)) {
+                l.handle_timeout(t(s));
+            }
+            got.extend(drain(l).into_iter().map(|o| (s, o)));
+        }
+        got
+    }
+
+    #[test]
+    fn unacknowledged_recorders_are_told_again_with_backoff_until_the_outlets_go_off() {
+        // The seed site: ack_timeout 10 s, outlets off 3 min after the order.
+        let site = Site::default_site();
+        let mut l = Ledger::new(&site);
+        l.ordered(t(0), 0);
+        l.ordered(t(0), 1);
+        l.acknowledged(t(4), 1);
+        let got = run(&mut l, 0, 200);
+        let resends: Vec<(u64, u32)> = got
+            .iter()
+            .filter_map(|(s, o)| match o {
+                LedgerOutput::Resend {
+                    recorder: 0,
+                    attempt,
+                } => Some((*s, *attempt)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(resends, vec![(10, 2), (30, 3), (70, 4), (150, 5)]);
+        assert!(
+            got.iter()
+                .all(|(_, o)| !matches!(o, LedgerOutput::Resend { recorder: 1, .. })),
+            "an acknowledged recorder is never told again"
+        );
+        assert_eq!(
+            got.last(),
+            Some(&(
+                180,
+                LedgerOutput::NotAcknowledged {
+                    recorder: 0,
+                    sent: 5
+                }
+            ))
+        );
+    }
+
+    #[test]
+    fn recorders_are_followed_back_after_power_returns() {
+        let site = Site::default_site();
+        let mut l = Ledger::new(&site);
+        l.ordered(t(0), 0);
+        l.ordered(t(0), 1);
+        l.acknowledged(t(1), 0);
+        l.acknowledged(t(1), 1);
+        // Power back at 30 s: the recorders (90 s to shut down) count as back when heard
+        // from after 91 s, and are late after 91 s + 5 min of boot time.
+        l.power_back(t(30), 0);
+        l.seen(t(40), 0);
+        assert!(
+            drain(&mut l).is_empty(),
+            "a poll before it shut down is not 'back'"
+        );
+        l.seen(t(150), 0);
+        assert_eq!(
+            drain(&mut l),
+            vec![LedgerOutput::Back {
+                recorder: 0,
+                after_s: 120.0
+            }]
+        );
+        let got = run(&mut l, 150, 400);
+        assert_eq!(got, vec![(391, LedgerOutput::NotBack { recorder: 1 })]);
+    }
+}

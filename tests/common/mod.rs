@@ -1,0 +1,111 @@
+//! What the integration tests share: starting `trapgate`, reading its streams with
+//! timeouts, site files in a temp directory, the seed's trap.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The seed's APC lowBattery trap, as in captures/seed-trace.pcap.
+pub const SEED_TRAP: &str = "306302010004067075626c6963a45606072b06010401823e4004c0a83dfa02010602010743037a1200303a3038060b2b06010401823e0203030004295550533a204c6f7720626174746572792e20412073687574646f776e20697320696d6d696e656e742e";
+
+pub fn hex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect()
+}
+
+pub fn site_file(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("trapgate-live-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("site.toml");
+    std::fs::write(&file, text).expect("write site");
+    file
+}
+
+/// The seed's site with its UPS on loopback, acting on traps without a confirming poll.
+pub fn loopback_site() -> String {
+    trapgate::config::DEFAULT_SITE
+        .replace("192.168.61.250", "127.0.0.1")
+        .replace("confirm_by_poll = true", "confirm_by_poll = false")
+        // The virtual UPS on loopback too, on a free port.
+        .replace("agent = \"0.0.0.0:161\"", "agent = \"127.0.0.1:0\"")
+}
+
+/// Lines of a child's stream, delivered through a channel so reads can time out.
+pub fn lines(stream: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+pub fn start(args: &[&str]) -> (Child, mpsc::Receiver<String>, mpsc::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trapgate"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("trapgate starts");
+    let out = lines(child.stdout.take().expect("stdout"));
+    let err = lines(child.stderr.take().expect("stderr"));
+    (child, out, err)
+}
+
+/// GET /metrics, as a scraper would.
+pub fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n");
+    let mut page = String::new();
+    let _ = s.read_to_string(&mut page);
+    page
+}
+
+/// The next `n` ShutdownRecorder lines on the gateway's stdout (10 s for each at most).
+pub fn orders(out: &mpsc::Receiver<String>, n: usize) -> Vec<String> {
+    let mut told = Vec::new();
+    while told.len() < n {
+        let line = out
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a decision within 10 s");
+        if line.contains("\"decision\":\"ShutdownRecorder\"") {
+            told.push(line);
+        }
+    }
+    told
+}
+
+/// The address `trapgate run` says it listens on (its first line on stderr).
+pub fn listening_on(err: &mpsc::Receiver<String>) -> std::net::SocketAddr {
+    let line = err
+        .recv_timeout(Duration::from_secs(10))
+        .expect("trapgate says where it listens");
+    line.split("listening on ")
+        .nth(1)
+        .and_then(|r| r.split([' ', ',']).next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+}
+
+pub fn signal(child: &Child, sig: libc::c_int) {
+    // SAFETY: signalling our own child process, whose pid we hold.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, sig);
+    }
+}
+
+pub fn terminate(child: &Child) {
+    signal(child, libc::SIGTERM);
+}

@@ -1,0 +1,530 @@
+//! The recorder side, on loopback: net-snmp's own tools play the UPS (snmptrap v1, v2c,
+//! snmpinform), a recorder (snmptrapd receives the relayed trap) and an NVR polling its
+//! UPS (snmpget, snmpwalk against the virtual UPS); the journal survives kill -9; the
+//! demo tells the seed's story. The net-snmp tests skip, saying so, when the tools are
+//! missing (`bash .ci/run` installs them).
+
+mod common;
+
+use std::net::UdpSocket;
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use bumpalo::Bump;
+use common::*;
+use trapgate::wire::oid::oid;
+use trapgate::wire::{Message, Pdu, PduType, RequestPdu, TrapV1, Value, VarBind, Version, encode};
+
+fn have(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// net-snmp's tools, quiet: no MIB files loaded, numeric OIDs.
+fn net_snmp(tool: &str, args: &[&str]) -> Output {
+    Command::new(tool)
+        .args(["-M", "/dev/null", "-On"])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{tool} runs: {e}"))
+}
+
+/// The virtual UPS's address, from the listening line.
+fn agent_of(line: &str) -> String {
+    line.split("virtual UPS on ")
+        .nth(1)
+        .and_then(|r| r.split([' ', ';']).next())
+        .unwrap_or_else(|| panic!("no agent address in {line:?}"))
+        .to_string()
+}
+
+/// Waits for a stdout line containing every one of `want`.
+fn expect_line(out: &mpsc::Receiver<String>, want: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        if let Ok(line) = out.recv_timeout(Duration::from_millis(200)) {
+            if want.iter().all(|w| line.contains(w)) {
+                return line;
+            }
+            seen.push(line);
+        }
+    }
+    panic!("no line with {want:?} in:\n{}", seen.join("\n"))
+}
+
+/// A fake UPS agent answering every get with a charge of 87 %, on mains power or on
+/// battery.
+fn fake_ups(on_battery: bool) -> (u16, std::thread::JoinHandle<()>) {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind the UPS");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    let port = socket.local_addr().expect("addr").port();
+    let handle = std::thread::spawn(move || {
+        let started = Instant::now();
+        let mut buf = [0u8; 2048];
+        while started.elapsed() < Duration::from_secs(60) {
+            let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                continue;
+            };
+            let arena = Bump::new();
+            let Ok(m) = Message::parse(&buf[..n], &arena) else {
+                continue;
+            };
+            let Pdu::Request(r) = m.pdu else { continue };
+            let answer: Vec<VarBind<'_>> = r
+                .varbinds
+                .iter()
+                .map(|vb| VarBind {
+                    name: vb.name,
+                    value: match vb.name.to_buf().to_string().as_str() {
+                        "1.3.6.1.2.1.33.1.4.1.0" => Value::Integer(if on_battery { 5 } else { 3 }),
+                        "1.3.6.1.2.1.33.1.2.1.0" => Value::Integer(2),
+                        "1.3.6.1.2.1.33.1.2.4.0" => Value::Integer(87),
+                        "1.3.6.1.2.1.33.1.2.3.0" => Value::Integer(42),
+                        _ => Value::NoSuchObject,
+                    },
+                })
+                .collect();
+            let bytes = encode::to_vec(&Message {
+                version: m.version,
+                community: m.community,
+                pdu: Pdu::Request(RequestPdu {
+                    kind: PduType::RESPONSE,
+                    request_id: r.request_id,
+                    error_status: 0,
+                    error_index: 0,
+                    varbinds: &answer,
+                }),
+            });
+            let _ = socket.send_to(&bytes, from);
+        }
+    });
+    (port, handle)
+}
+
+/// A site with its UPS on 127.0.0.1 (RFC 1628 UPS-MIB, polled at `ups_port`) and
+/// the given recorders.
+fn site(ups_port: u16, recorders: &str, extra_policy: &str) -> String {
+    format!(
+        r#"[gateway]
+listen = ["127.0.0.1:0"]
+agent = "127.0.0.1:0"
+community = "public"
+
+[policy]
+grace = {{ 1 = "10m", 2 = "2m" }}
+shutdown_below_charge = 30
+shutdown_below_runtime = "5m"
+confirm_by_poll = false
+{extra_policy}
+
+[[ups]]
+name = "ups-main"
+address = "127.0.0.1"
+port = {ups_port}
+vendor = "ups-mib"
+poll_interval = "2s"
+outlet_off_delay = "3m"
+
+{recorders}"#
+    )
+}
+
+fn recorder(name: &str, address: &str, port: u16, tier: u8) -> String {
+    format!(
+        "[[recorder]]\nname = \"{name}\"\naddress = \"{address}\"\nport = {port}\nups = \"ups-main\"\ntier = {tier}\nshutdown_time = \"90s\"\n\n"
+    )
+}
+
+#[test]
+fn net_snmp_plays_the_ups_a_recorder_and_a_polling_nvr() {
+    let tools = ["snmptrap", "snmpinform", "snmptrapd", "snmpget", "snmpwalk"];
+    if let Some(missing) = tools.iter().find(|t| !have(t)) {
+        eprintln!(
+            "skipped: {missing} is not installed (apt-get install snmp snmptrapd, or bash .ci/run)"
+        );
+        return;
+    }
+    let (ups_port, _ups) = fake_ups(false);
+    // snmptrapd plays nvr-1 on 127.0.0.2; nvr-2 on 127.0.0.3 polls with snmpget.
+    let trapd_port = UdpSocket::bind("127.0.0.2:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free port")
+        .port();
+    let recorders =
+        recorder("nvr-1", "127.0.0.2", trapd_port, 2) + &recorder("nvr-2", "127.0.0.3", 162, 1);
+    let file = site_file("netsnmp", &site(ups_port, &recorders, ""));
+    let conf = file.with_file_name("snmptrapd.conf");
+    std::fs::write(&conf, "disableAuthorization yes\n").expect("conf");
+    let mut trapd = Command::new("snmptrapd")
+        .args(["-f", "-Lo", "-n", "-On", "-M", "/dev/null", "-C", "-c"])
+        .arg(&conf)
+        .arg(format!("udp:127.0.0.2:{trapd_port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("snmptrapd starts");
+    let trapd_out = lines(trapd.stdout.take().expect("stdout"));
+    let (mut child, out, err) = start(&["run", "--config", file.to_str().expect("UTF-8")]);
+    let first = err
+        .recv_timeout(Duration::from_secs(10))
+        .expect("listening line");
+    let traps = first
+        .split("listening on ")
+        .nth(1)
+        .and_then(|r| r.split([' ', ',']).next())
+        .expect("trap address")
+        .to_string();
+    let agent = agent_of(&first);
+
+    // An NVR polls its "UPS": the real UPS's charge, from the gateway's cache.
+    let get = |community: &str, oid: &str| {
+        net_snmp(
+            "snmpget",
+            &[
+                "-v2c",
+                "-c",
+                community,
+                "-t",
+                "1",
+                "-r",
+                "0",
+                "--clientaddr=127.0.0.3",
+                &agent,
+                oid,
+            ],
+        )
+    };
+    let mut polled = String::new();
+    for _ in 0..50 {
+        polled =
+            String::from_utf8_lossy(&get("public", "1.3.6.1.2.1.33.1.2.4.0").stdout).to_string();
+        if polled.contains("INTEGER: 87") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        polled.contains(".1.3.6.1.2.1.33.1.2.4.0 = INTEGER: 87"),
+        "{polled}"
+    );
+    // An object the virtual UPS does not have, in v2c and in v1.
+    let unknown =
+        String::from_utf8_lossy(&get("public", "1.3.6.1.2.1.33.1.9.9.0").stdout).to_string();
+    assert!(unknown.contains("No Such Object"), "{unknown}");
+    let v1 = net_snmp(
+        "snmpget",
+        &[
+            "-v1",
+            "-c",
+            "public",
+            "-t",
+            "1",
+            "-r",
+            "0",
+            "--clientaddr=127.0.0.3",
+            &agent,
+            "1.3.6.1.2.1.33.1.9.9.0",
+        ],
+    );
+    let v1_text =
+        String::from_utf8_lossy(&v1.stderr).to_string() + &String::from_utf8_lossy(&v1.stdout);
+    assert!(
+        v1_text.contains("noSuchName") || v1_text.contains("no such variable"),
+        "{v1_text}"
+    );
+    // A wrong community gets no answer at all.
+    let wrong = get("private", "1.3.6.1.2.1.33.1.2.4.0");
+    assert!(!wrong.status.success(), "a wrong community is not answered");
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("Timeout"));
+    // snmpwalk walks the UPS-MIB objects in order.
+    let walk = net_snmp(
+        "snmpwalk",
+        &[
+            "-v2c",
+            "-c",
+            "public",
+            "-t",
+            "1",
+            "-r",
+            "0",
+            "--clientaddr=127.0.0.3",
+            &agent,
+            "1.3.6.1.2.1.33",
+        ],
+    );
+    let walked = String::from_utf8_lossy(&walk.stdout).to_string();
+    let names: Vec<&str> = walked
+        .lines()
+        .filter_map(|l| l.split(" = ").next())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ".1.3.6.1.2.1.33.1.1.1.0",
+            ".1.3.6.1.2.1.33.1.1.2.0",
+            ".1.3.6.1.2.1.33.1.2.1.0",
+            ".1.3.6.1.2.1.33.1.2.2.0",
+            ".1.3.6.1.2.1.33.1.2.3.0",
+            ".1.3.6.1.2.1.33.1.2.4.0",
+            ".1.3.6.1.2.1.33.1.4.1.0"
+        ],
+        "{walked}"
+    );
+
+    // snmptrap plays the UPS: v2c upsTrapOnBattery starts the outage...
+    let sent = net_snmp(
+        "snmptrap",
+        &[
+            "-v2c",
+            "-c",
+            "public",
+            &traps,
+            "",
+            "1.3.6.1.2.1.33.2.1",
+            "1.3.6.1.2.1.33.1.2.3.0",
+            "i",
+            "40",
+        ],
+    );
+    assert!(sent.status.success(), "{sent:?}");
+    expect_line(&out, &["\"kind\":\"on_battery\""]);
+    // ... a v1 APC lowBattery (the seed's trap) shuts both recorders down ...
+    let sent = net_snmp(
+        "snmptrap",
+        &[
+            "-v1",
+            "-c",
+            "public",
+            &traps,
+            "1.3.6.1.4.1.318",
+            "127.0.0.1",
+            "6",
+            "7",
+            "0",
+            "1.3.6.1.4.1.318.2.3.3.0",
+            "s",
+            "UPS: Low battery.",
+        ],
+    );
+    assert!(sent.status.success(), "{sent:?}");
+    expect_line(&out, &["ShutdownRecorder", "nvr-1", "lowBattery"]);
+    // ... and snmptrapd, playing nvr-1, decodes the relayed trap as an APC lowBattery.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut relayed = Vec::new();
+    while Instant::now() < deadline
+        && !relayed
+            .iter()
+            .any(|l: &String| l.contains(".1.3.6.1.4.1.318.2.3.3.0"))
+    {
+        if let Ok(l) = trapd_out.recv_timeout(Duration::from_millis(200)) {
+            relayed.push(l);
+        }
+    }
+    let relayed = relayed.join("\n");
+    assert!(
+        relayed.contains("TRAP, SNMP v1, community public"),
+        "{relayed}"
+    );
+    assert!(
+        relayed.contains(".1.3.6.1.4.1.318 Enterprise Specific Trap (7)"),
+        "{relayed}"
+    );
+    assert!(
+        relayed.contains(
+            ".1.3.6.1.4.1.318.2.3.3.0 = STRING: \"UPS: Low battery. A shutdown is imminent.\""
+        ),
+        "{relayed}"
+    );
+    // The NVR told to shut down now reads a charge of 0 from its virtual UPS.
+    let zero = String::from_utf8_lossy(&get("public", "1.3.6.1.2.1.33.1.2.4.0").stdout).to_string();
+    assert!(zero.contains("INTEGER: 0"), "{zero}");
+    // snmpinform plays the UPS telling power is back: the gateway answers the inform.
+    let inform = net_snmp(
+        "snmpinform",
+        &[
+            "-v2c",
+            "-c",
+            "public",
+            "-t",
+            "2",
+            "-r",
+            "1",
+            &traps,
+            "",
+            "1.3.6.1.2.1.33.2.2",
+        ],
+    );
+    assert!(
+        inform.status.success(),
+        "the inform was answered: {inform:?}"
+    );
+    expect_line(&out, &["\"decision\":\"PowerBack\""]);
+
+    signal(&child, libc::SIGTERM);
+    assert!(child.wait().expect("exit").success());
+    let _ = trapd.kill();
+    let _ = trapd.wait();
+    let summary: String = err.iter().collect::<Vec<_>>().join("\n");
+    assert!(summary.contains("1 wrong community"), "{summary}");
+}
+
+/// The APC lowBattery and the recorder's acknowledgement, as bytes.
+fn v1_trap(enterprise: &str, specific: i64, agent: [u8; 4]) -> Vec<u8> {
+    let e = oid(enterprise);
+    encode::to_vec(&Message {
+        version: Version::V1,
+        community: b"public",
+        pdu: Pdu::TrapV1(TrapV1 {
+            enterprise: e.as_oid(),
+            agent_addr: agent,
+            generic_trap: 6,
+            specific_trap: specific,
+            time_stamp: 1,
+            varbinds: &[],
+        }),
+    })
+}
+
+/// Traps a recorder socket receives within `wait`.
+fn received(socket: &UdpSocket, wait: Duration) -> usize {
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    let deadline = Instant::now() + wait;
+    let mut buf = [0u8; 2048];
+    let mut n = 0;
+    while Instant::now() < deadline {
+        if socket.recv_from(&mut buf).is_ok() {
+            n += 1;
+        }
+    }
+    n
+}
+
+#[test]
+fn kill_9_loses_no_decision_and_retells_no_recorder_that_acknowledged() {
+    // On battery, so that nothing but the trap moves the outage.
+    let (ups_port, _ups) = fake_ups(true);
+    let a = UdpSocket::bind("127.0.0.4:0").expect("recorder a");
+    let b = UdpSocket::bind("127.0.0.5:0").expect("recorder b");
+    let recorders = recorder("nvr-a", "127.0.0.4", a.local_addr().unwrap().port(), 1)
+        + &recorder("nvr-b", "127.0.0.5", b.local_addr().unwrap().port(), 1);
+    let file = site_file("kill9", &site(ups_port, &recorders, "ack_timeout = \"2s\""));
+    let journal = file.with_file_name("journal");
+    let _ = std::fs::remove_file(&journal);
+    let args = [
+        "run",
+        "--config",
+        file.to_str().expect("UTF-8"),
+        "--journal",
+        journal.to_str().expect("UTF-8"),
+    ];
+    let (mut child, out, err) = start(&args);
+    let traps = listening_on(&err);
+    let ups = UdpSocket::bind("127.0.0.1:0").expect("the UPS's trap socket");
+    ups.send_to(&v1_trap("1.3.6.1.4.1.318", 7, [127, 0, 0, 1]), traps)
+        .expect("send");
+    expect_line(&out, &["\"action\":\"Sent\"", "nvr-b"]);
+    assert!(
+        received(&a, Duration::from_millis(300)) >= 1,
+        "nvr-a was told"
+    );
+    // nvr-a acknowledges; nvr-b stays silent.
+    a.send_to(&v1_trap("1.3.6.1.4.1.50001", 200, [127, 0, 0, 4]), traps)
+        .expect("ack");
+    expect_line(&out, &["\"decision\":\"Acknowledged\"", "nvr-a"]);
+    // The crash.
+    signal(&child, libc::SIGKILL);
+    let _ = child.wait();
+
+    // Nothing decided was lost: the journal tells it all.
+    let printed = Command::new(env!("CARGO_BIN_EXE_trapgate"))
+        .args([
+            "journal",
+            journal.to_str().expect("UTF-8"),
+            "--only",
+            "nvr-a",
+        ])
+        .output()
+        .expect("trapgate journal runs");
+    let text = String::from_utf8_lossy(&printed.stdout);
+    assert!(
+        text.contains("decided ShutdownRecorder") && text.contains("recorder=nvr-a"),
+        "{text}"
+    );
+    assert!(
+        text.contains("decided Acknowledged recorder=nvr-a"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("nvr-b"),
+        "--only nvr-a shows nvr-a alone:\n{text}"
+    );
+
+    // The restart resumes the outage: nvr-b is told again, nvr-a never.
+    let (mut child, out, err) = start(&args);
+    let traps = listening_on(&err);
+    let resumed = err
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the journal line");
+    assert!(
+        resumed.contains("1 recorders waiting for an acknowledgement, 1 acknowledged"),
+        "{resumed}"
+    );
+    let _ = traps;
+    expect_line(&out, &["\"action\":\"Sent\"", "nvr-b"]);
+    assert!(
+        received(&b, Duration::from_secs(3)) >= 2,
+        "nvr-b told before and after the crash"
+    );
+    assert_eq!(
+        received(&a, Duration::from_millis(100)),
+        0,
+        "nvr-a acknowledged: never told again"
+    );
+    signal(&child, libc::SIGTERM);
+    assert!(child.wait().expect("exit").success());
+    let decided: Vec<String> = out.try_iter().collect();
+    assert!(
+        !decided
+            .iter()
+            .any(|l| l.contains("\"decision\":\"ShutdownRecorder\"")),
+        "the restart decided nothing twice: {decided:?}"
+    );
+}
+
+#[test]
+fn the_demo_tells_the_seed_story_end_to_end() {
+    let out = Command::new(env!("CARGO_BIN_EXE_trapgate"))
+        .args(["demo", "--speed", "120"])
+        .output()
+        .expect("the demo runs");
+    let story = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{story}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "UPS: mains power fails; sends upsOnBattery",
+        "gateway decides: nvr-244 shuts down now (on battery for 120 s: tier 2's grace time has ended",
+        "gateway polls ups-main to confirm: confirm lowBattery",
+        "gateway decides: nvr-251 shuts down now (lowBattery confirmed by poll",
+        "gateway: nvr-251 acknowledged",
+        "gateway: nvr-244 is back",
+        "gateway: nvr-251 is back",
+        "recorders: 2; told: 2; acknowledged: 2; resent: 0; never acknowledged: 0; back after power returned: 2; not back: 0",
+        "by the gateway alone",
+        "latency LowBattery",
+    ] {
+        assert!(story.contains(want), "missing {want:?} in:\n{story}");
+    }
+}
