@@ -528,3 +528,61 @@ fn the_demo_tells_the_seed_story_end_to_end() {
         assert!(story.contains(want), "missing {want:?} in:\n{story}");
     }
 }
+
+#[test]
+fn exec_recorders_run_their_command_and_a_dry_run_sends_nothing() {
+    let (ups_port, _ups) = fake_ups(true);
+    let nvr = UdpSocket::bind("127.0.0.6:0").expect("a trap-relay recorder");
+    let dir = site_file("exec", "").with_file_name("");
+    let done = dir.join("told.txt");
+    let _ = std::fs::remove_file(&done);
+    let recorders = recorder("nvr-t", "127.0.0.6", nvr.local_addr().unwrap().port(), 1)
+        + &format!(
+            "[[recorder]]\nname = \"vms-1\"\naddress = \"127.0.0.7\"\nups = \"ups-main\"\ntier = 1\nshutdown_time = \"60s\"\nkind = \"exec\"\ncommand = \"echo \\\"$TRAPGATE_RECORDER $UPSNAME $NOTIFYTYPE $TRAPGATE_ATTEMPT\\\" > {}\"\n",
+            done.display()
+        );
+    let file = site_file("exec", &site(ups_port, &recorders, ""));
+    let ups = UdpSocket::bind("127.0.0.1:0").expect("the UPS's trap socket");
+    let low = v1_trap("1.3.6.1.4.1.318", 7, [127, 0, 0, 1]);
+
+    // A dry run decides and reports, and tells no one.
+    let (mut child, out, err) = start(&["run", "--config", file.to_str().unwrap(), "--dry-run"]);
+    let first = err
+        .recv_timeout(Duration::from_secs(10))
+        .expect("listening line");
+    assert!(
+        first.contains("dry run: nothing is sent to recorders"),
+        "{first}"
+    );
+    let traps: std::net::SocketAddr = first
+        .split("listening on ")
+        .nth(1)
+        .and_then(|r| r.split([' ', ',']).next())
+        .and_then(|a| a.parse().ok())
+        .expect("trap address");
+    ups.send_to(&low, traps).expect("send");
+    expect_line(&out, &["\"action\":\"WouldSend\"", "vms-1"]);
+    assert_eq!(
+        received(&nvr, Duration::from_millis(500)),
+        0,
+        "a dry run sends no trap"
+    );
+    assert!(!done.exists(), "a dry run runs no command");
+    signal(&child, libc::SIGTERM);
+    assert!(child.wait().expect("exit").success());
+
+    // For real: the trap goes out and the command runs with its environment.
+    let (mut child, out, err) = start(&["run", "--config", file.to_str().unwrap()]);
+    let traps = listening_on(&err);
+    ups.send_to(&low, traps).expect("send");
+    let finished = expect_line(&out, &["\"action\":\"CommandDone\"", "vms-1"]);
+    assert!(finished.contains("\"status\":\"exit 0\""), "{finished}");
+    let said = std::fs::read_to_string(&done).expect("the command ran");
+    assert_eq!(said.trim(), "vms-1 ups-main SHUTDOWN 1");
+    assert!(
+        received(&nvr, Duration::from_millis(500)) >= 1,
+        "the trap-relay recorder was told"
+    );
+    signal(&child, libc::SIGTERM);
+    assert!(child.wait().expect("exit").success());
+}
