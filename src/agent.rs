@@ -15,7 +15,7 @@ use crate::config::Site;
 use crate::policy::PollAnswer;
 use crate::time::Timestamp;
 use crate::wire::oid::{OidBuf, oid};
-use crate::wire::{Message, Oid, Pdu, PduType, RequestPdu, Value, VarBind, Version, encode};
+use crate::wire::{Message, Oid, Pdu, PduType, Value, VarBind, Version, encode};
 
 /// The objects the virtual UPS serves, in OID order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,13 +157,21 @@ impl Agent {
     /// Takes a reloaded site: UPS views and presented charges follow names that stay.
     pub fn reload(&mut self, site: &Site) {
         let mut next = Agent::new(site, self.started);
+        let index = |names: &[String]| -> HashMap<String, usize> {
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.clone(), i))
+                .collect()
+        };
+        let (upses, recorders) = (index(&self.ups_names), index(&self.recorder_names));
         for (u, name) in next.ups_names.iter().enumerate() {
-            if let Some(o) = self.ups_names.iter().position(|n| n == name) {
+            if let Some(&o) = upses.get(name) {
                 next.ups[u] = self.ups[o];
             }
         }
         for (r, name) in next.recorder_names.iter().enumerate() {
-            if let Some(o) = self.recorder_names.iter().position(|n| n == name) {
+            if let Some(&o) = recorders.get(name) {
                 next.presented[r] = self.presented[o];
             }
         }
@@ -362,17 +370,14 @@ impl Agent {
             Some(i) => (2, i as i32 + 1, req.varbinds.to_vec()),
             None => (0, 0, varbinds),
         };
-        let response = Message {
-            version: request.version,
-            community: &self.community,
-            pdu: Pdu::Request(RequestPdu {
-                kind: PduType::RESPONSE,
-                request_id: req.request_id,
-                error_status: status,
-                error_index: index,
-                varbinds: &varbinds,
-            }),
-        };
+        let response = Message::pdu(
+            request.version,
+            &self.community,
+            PduType::RESPONSE,
+            req.request_id,
+            &varbinds,
+        )
+        .with_error(status, index);
         encode::encode(&response, out);
         Answered::Recorder(r)
     }

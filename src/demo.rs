@@ -26,7 +26,7 @@ use crate::gateway::{self, Options};
 use crate::source::socket::raise_fd_limit;
 use crate::source::udp::now;
 use crate::wire::oid::oid;
-use crate::wire::{Message, Pdu, PduType, RequestPdu, TrapV1, Value, VarBind, Version, encode};
+use crate::wire::{Message, Pdu, PduType, Value, VarBind, Version, encode};
 
 /// The story, in site seconds from the start.
 const MAINS_FAIL: f64 = 5.0;
@@ -57,32 +57,12 @@ fn v1_trap(
         })
         .into_iter()
         .collect();
-    encode::to_vec(&Message {
-        version: Version::V1,
-        community: b"public",
-        pdu: Pdu::TrapV1(TrapV1 {
-            enterprise: e.as_oid(),
-            agent_addr: agent,
-            generic_trap: 6,
-            specific_trap: specific,
-            time_stamp: ticks,
-            varbinds: &vb,
-        }),
-    })
+    let trap = Message::trap_v1(b"public", e.as_oid(), agent, specific, ticks, &vb);
+    encode::to_vec(&trap)
 }
 
 fn request(kind: PduType, id: i32, varbinds: &[VarBind<'_>]) -> Vec<u8> {
-    encode::to_vec(&Message {
-        version: Version::V1,
-        community: b"public",
-        pdu: Pdu::Request(RequestPdu {
-            kind,
-            request_id: id,
-            error_status: 0,
-            error_index: 0,
-            varbinds,
-        }),
-    })
+    encode::to_vec(&Message::pdu(Version::V1, b"public", kind, id, varbinds))
 }
 
 /// The demo site: the seed's, on loopback, with `n` recorders.
@@ -125,7 +105,8 @@ fn demo_site(n: usize, ups_port: u16, recorder_ports: &[u16]) -> Site {
 /// What the simulated UPS does and has seen.
 struct UpsSim {
     socket: std::net::UdpSocket,
-    outlets_on: Arc<AtomicBool>,
+    /// How many times the outlets came back on after being cut.
+    outlets_restored: Arc<AtomicU64>,
     /// Real ns at which the lowBattery trap left.
     low_battery_sent: Arc<AtomicU64>,
     polls: Arc<AtomicU64>,
@@ -194,7 +175,6 @@ fn run_ups(
         }
         if step == 2 && outlets_off_at.is_some_and(|o| t >= o) {
             step = 3;
-            sim.outlets_on.store(false, Ordering::Relaxed);
             say.lock().unwrap().push(format!(
                 "{t:7.1} s  UPS: outlets off (outlet_off_delay 3 min)"
             ));
@@ -211,7 +191,7 @@ fn run_ups(
                 Some("UPS: Utility power has been restored."),
             );
             let _ = sim.socket.send_to(&trap, gateway);
-            sim.outlets_on.store(true, Ordering::Relaxed);
+            sim.outlets_restored.fetch_add(1, Ordering::Relaxed);
             say.lock().unwrap().push(format!("{t:7.1} s  UPS: mains power is back; sends powerRestored; outlets on by themselves (restart = auto)"));
         }
         let Ok((n, from)) = sim.socket.recv_from(&mut buf) else {
@@ -235,7 +215,8 @@ fn run_ups(
                     }
                     "1.3.6.1.4.1.318.1.1.1.2.1.1.0" => Value::Integer(if low { 3 } else { 2 }),
                     "1.3.6.1.4.1.318.1.1.1.2.2.1.0" => Value::Gauge32(charge),
-                    "1.3.6.1.4.1.318.1.1.1.2.2.3.0" => Value::TimeTicks(charge * 1200 * 100 / 100),
+                    // 20 min of runtime at 100 %, in 1/100 s.
+                    "1.3.6.1.4.1.318.1.1.1.2.2.3.0" => Value::TimeTicks(charge * 1200),
                     CHARGE => Value::Integer(charge as i64),
                     _ => Value::NoSuchObject,
                 };
@@ -250,14 +231,14 @@ fn run_ups(
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Rec {
-    /// Up; `polled` once it has polled its UPS at start.
+    /// Up.
     Up,
     /// Told to shut down: polled the gateway, waiting for the answer.
     Told,
     /// Shutting down until then (real Instant).
     ShuttingDown(Instant),
-    /// Off (shut down, powered or not).
-    Off,
+    /// Off (shut down, powered or not), since the outlets had come back on this many times.
+    Off(u64),
     /// Booting until then.
     Booting(Instant),
 }
@@ -269,7 +250,7 @@ fn run_recorders(
     gateway_traps: SocketAddr,
     gateway_agent: SocketAddr,
     speed: f64,
-    outlets_on: Arc<AtomicBool>,
+    outlets_restored: Arc<AtomicU64>,
     done: Arc<AtomicBool>,
 ) -> Vec<Option<u64>> {
     let n = sockets.len();
@@ -337,15 +318,14 @@ fn run_recorders(
                 }
             }
         }
-        let powered = outlets_on.load(Ordering::Relaxed);
+        let restored = outlets_restored.load(Ordering::Relaxed);
         let now_i = Instant::now();
         for i in 0..n {
             state[i] = match state[i] {
-                Rec::ShuttingDown(until) if now_i >= until => Rec::Off,
-                Rec::Off if !powered => Rec::Off,
-                // Power comes back to a recorder only when the UPS switches its outlets
-                // on again: until the outlets went off, it stays off by itself.
-                Rec::Off if powered && told_at[i].is_some() && booted_power_cycle(&outlets_on) => {
+                Rec::ShuttingDown(until) if now_i >= until => Rec::Off(restored),
+                // A recorder that shut down boots only when the UPS switches its outlets
+                // on again after cutting them: until then it stays off.
+                Rec::Off(at) if restored > at => {
                     let spread = BOOT.0 + (BOOT.1 - BOOT.0) * (i as f64 / n.max(1) as f64);
                     Rec::Booting(now_i + real(spread))
                 }
@@ -359,14 +339,6 @@ fn run_recorders(
     }
     told_at
 }
-
-/// Whether the outlets went off at least once (set by the first off): a recorder that
-/// shut down boots only if its power was cut and restored.
-fn booted_power_cycle(outlets_on: &AtomicBool) -> bool {
-    CYCLED.load(Ordering::Relaxed) && outlets_on.load(Ordering::Relaxed)
-}
-
-static CYCLED: AtomicBool = AtomicBool::new(false);
 
 /// One record of the gateway as a line of the story, or None to leave it out.
 fn story_line(t: f64, r: &Json, many: bool) -> Option<String> {
@@ -515,13 +487,13 @@ pub fn run(n: usize, speed: f64, out: &mut impl Write) -> Result<(), String> {
         .recv_timeout(Duration::from_secs(10))
         .map_err(|_| "the gateway did not start".to_string())?;
     let done = Arc::new(AtomicBool::new(false));
-    let outlets_on = Arc::new(AtomicBool::new(true));
+    let outlets_restored = Arc::new(AtomicU64::new(0));
     let low_battery_sent = Arc::new(AtomicU64::new(0));
     let ups_polls = Arc::new(AtomicU64::new(0));
     let ups_thread = {
         let sim = UpsSim {
             socket: ups,
-            outlets_on: Arc::clone(&outlets_on),
+            outlets_restored: Arc::clone(&outlets_restored),
             low_battery_sent: Arc::clone(&low_battery_sent),
             polls: Arc::clone(&ups_polls),
         };
@@ -529,7 +501,7 @@ pub fn run(n: usize, speed: f64, out: &mut impl Write) -> Result<(), String> {
         std::thread::spawn(move || run_ups(sim, traps_at, speed, t0, done, say))
     };
     let rec_thread = {
-        let (done, on) = (Arc::clone(&done), Arc::clone(&outlets_on));
+        let (done, on) = (Arc::clone(&done), Arc::clone(&outlets_restored));
         std::thread::spawn(move || {
             run_recorders(recorder_sockets, traps_at, agent_at, speed, on, done)
         })
@@ -538,9 +510,6 @@ pub fn run(n: usize, speed: f64, out: &mut impl Write) -> Result<(), String> {
     let mut printed = 0;
     let finished = loop {
         std::thread::sleep(Duration::from_millis(20));
-        if !outlets_on.load(Ordering::Relaxed) {
-            CYCLED.store(true, Ordering::Relaxed);
-        }
         let lines: Vec<String> = say.lock().unwrap()[printed..].to_vec();
         printed += lines.len();
         for l in lines {

@@ -41,7 +41,7 @@ use crate::source::socket::{RecvBatch, SendBatch, bind_udp, kernel_drops};
 use crate::source::udp::{StartError, Stopped, now, serve_metrics};
 use crate::time::Timestamp;
 use crate::wire::oid::oid;
-use crate::wire::{Message, Pdu, PduType, RequestPdu, TrapV1, Value, VarBind, Version, encode};
+use crate::wire::{Message, OidBuf, Pdu, PduType, Value, VarBind, encode};
 
 /// How the gateway runs, beyond its site.
 #[derive(Clone, Debug)]
@@ -166,28 +166,31 @@ fn agent_addr_toward(agent: SocketAddr, to: SocketAddr) -> [u8; 4] {
     }
 }
 
-/// The APC lowBattery v1 trap a trap-relay recorder acts on, from the gateway.
-fn relay_trap(community: &[u8], agent_addr: [u8; 4], uptime_ticks: u32, out: &mut Vec<u8>) {
-    let enterprise = oid(APC);
-    let text = oid(MTRAPARGS_STRING_0);
-    let vb = [VarBind {
-        name: text.as_oid(),
-        value: Value::OctetString(LOW_BATTERY_TEXT),
-    }];
-    let msg = Message {
-        version: Version::V1,
-        community,
-        pdu: Pdu::TrapV1(TrapV1 {
-            enterprise: enterprise.as_oid(),
-            agent_addr,
-            generic_trap: 6,
-            specific_trap: 7,
-            time_stamp: uptime_ticks,
-            varbinds: &vb,
-        }),
-    };
-    out.clear();
-    encode::encode(&msg, out);
+/// The OIDs of the APC lowBattery trap a trap-relay recorder acts on, parsed once.
+struct RelayOids {
+    enterprise: OidBuf,
+    text: OidBuf,
+}
+
+impl RelayOids {
+    fn new() -> RelayOids {
+        RelayOids {
+            enterprise: oid(APC),
+            text: oid(MTRAPARGS_STRING_0),
+        }
+    }
+
+    /// The trap, from the gateway (`agent_addr`, `community`), into `out`.
+    fn encode(&self, community: &[u8], agent_addr: [u8; 4], uptime_ticks: u32, out: &mut Vec<u8>) {
+        let vb = [VarBind {
+            name: self.text.as_oid(),
+            value: Value::OctetString(LOW_BATTERY_TEXT),
+        }];
+        let enterprise = self.enterprise.as_oid();
+        let msg = Message::trap_v1(community, enterprise, agent_addr, 7, uptime_ticks, &vb);
+        out.clear();
+        encode::encode(&msg, out);
+    }
 }
 
 /// The response to an inform: the same request id and bindings.
@@ -195,17 +198,13 @@ fn inform_response(m: &Message<'_>, out: &mut Vec<u8>) -> bool {
     let Pdu::Request(r) = &m.pdu else {
         return false;
     };
-    let response = Message {
-        version: m.version,
-        community: m.community,
-        pdu: Pdu::Request(RequestPdu {
-            kind: PduType::RESPONSE,
-            request_id: r.request_id,
-            error_status: 0,
-            error_index: 0,
-            varbinds: r.varbinds,
-        }),
-    };
+    let response = Message::pdu(
+        m.version,
+        m.community,
+        PduType::RESPONSE,
+        r.request_id,
+        r.varbinds,
+    );
     out.clear();
     encode::encode(&response, out);
     true
@@ -246,6 +245,7 @@ struct State<R: FnMut(Timestamp, &Json)> {
     agent_bound: SocketAddr,
     /// Per recorder: where its trap goes and the agent-addr it carries.
     relay_to: Vec<(SocketAddr, [u8; 4])>,
+    relay: RelayOids,
     /// The charge last shown to each recorder (journaled when it changes).
     last_shown: Vec<Option<Option<u8>>>,
     sends: SendBatch,
@@ -258,8 +258,9 @@ struct State<R: FnMut(Timestamp, &Json)> {
     latency: Latency,
     /// Real arrival of the earliest datagram heard this iteration.
     first_arrival: Option<u64>,
-    /// Orders put in this iteration's batch.
-    orders_this_round: usize,
+    /// Trap orders (recorder, attempt) in this iteration's batch, journaled as `Sent`
+    /// once the batch has gone out.
+    orders: Vec<(usize, u32)>,
     report: R,
 }
 
@@ -315,8 +316,8 @@ impl<R: FnMut(Timestamp, &Json)> State<R> {
     /// Queues recorder `r`'s order (its trap, or its command after the fsync).
     fn order(&mut self, t: Timestamp, r: usize, attempt: u32) {
         let rec = &self.site().recorders[r];
-        let name = rec.name.clone();
         if self.opts.dry_run {
+            let name = rec.name.clone();
             self.record(
                 t,
                 json!({"action": "WouldSend", "recorder": name, "attempt": attempt, "detail": "dry run: nothing sent"}),
@@ -327,27 +328,51 @@ impl<R: FnMut(Timestamp, &Json)> State<R> {
             RecorderKind::TrapRelay => {
                 let (to, agent_addr) = self.relay_to[r];
                 let ticks = (t.0.saturating_sub(self.started.0) / 10_000_000) as u32;
-                let community = self.site().gateway.community.clone();
-                relay_trap(community.as_bytes(), agent_addr, ticks, &mut self.buf);
+                let community = self.decider.site().gateway.community.as_bytes();
+                self.relay
+                    .encode(community, agent_addr, ticks, &mut self.buf);
                 self.sends.push(to, &self.buf);
-                self.orders_this_round += 1;
-                self.record(
-                    t,
-                    json!({"action": "Sent", "recorder": name, "attempt": attempt, "to": to.to_string(), "detail": "APC lowBattery v1 trap"}),
-                );
+                self.orders.push((r, attempt));
             }
-            RecorderKind::Exec(_) => {
-                self.execs.push((r, attempt));
-                self.record(
-                    t,
-                    json!({"action": "Sent", "recorder": name, "attempt": attempt, "detail": "command started"}),
-                );
-            }
+            RecorderKind::Exec(_) => self.execs.push((r, attempt)),
         }
         self.live.orders_sent += 1;
     }
 
-    fn spawn_execs(&mut self) {
+    /// Sends this iteration's orders and answers (after the journal's fsync), journals
+    /// each order sent, and starts the commands.
+    fn act(&mut self, fd: std::os::fd::RawFd) {
+        self.sync();
+        let t = self.clock.now();
+        if !self.sends.is_empty() {
+            let (_, failed) = self.sends.flush(fd);
+            if !self.orders.is_empty()
+                && let Some(first) = self.first_arrival
+            {
+                self.latency.record_fanout(now().0.saturating_sub(first));
+            }
+            for (to, e) in &failed {
+                self.live.send_errors += 1;
+                eprintln!("trapgate: cannot send to {to}: {e}");
+            }
+            for (r, attempt) in std::mem::take(&mut self.orders) {
+                let to = self.relay_to[r].0;
+                let name = self.site().recorders[r].name.clone();
+                let v = match failed.iter().find(|(a, _)| *a == to) {
+                    None => {
+                        json!({"action": "Sent", "recorder": name, "attempt": attempt, "to": to.to_string(), "detail": "APC lowBattery v1 trap"})
+                    }
+                    Some((_, e)) => {
+                        json!({"action": "SendFailed", "recorder": name, "attempt": attempt, "to": to.to_string(), "detail": e.to_string()})
+                    }
+                };
+                self.record(t, v);
+            }
+        }
+        self.spawn_execs(t);
+    }
+
+    fn spawn_execs(&mut self, t: Timestamp) {
         for (r, attempt) in std::mem::take(&mut self.execs) {
             let site = self.decider.site();
             let rec = &site.recorders[r];
@@ -412,6 +437,11 @@ impl<R: FnMut(Timestamp, &Json)> State<R> {
                 let _ = tx.send(done);
                 let _ = waker.wake();
             });
+            let name = self.site().recorders[r].name.clone();
+            self.record(
+                t,
+                json!({"action": "Sent", "recorder": name, "attempt": attempt, "detail": "command started"}),
+            );
         }
     }
 
@@ -440,23 +470,27 @@ impl<R: FnMut(Timestamp, &Json)> State<R> {
             self.live.decisions += 1;
             let v = report::decision_json(self.decider.site(), t, &d);
             self.record(t, v);
-            match d {
-                Decision::ShutdownRecorder { recorder, .. } => {
-                    if !self.opts.dry_run {
-                        self.ledger.ordered(t, recorder);
-                    }
-                    self.order(t, recorder, 1);
-                }
-                Decision::PresentCharge { recorder, percent } => {
-                    self.agent.presented[recorder] = percent;
-                }
-                Decision::Poll { ups, .. } => self.poller.poll_now(t, ups),
-                Decision::Acknowledged { recorder } => self.ledger.acknowledged(t, recorder),
-                Decision::PowerBack { ups } => self.ledger.power_back(t, ups),
-                Decision::CancelShutdown { .. }
-                | Decision::Refused { .. }
-                | Decision::Alert { .. } => {}
+            self.follow(t, &d);
+            if let Decision::ShutdownRecorder { recorder, .. } = d {
+                self.order(t, recorder, 1);
             }
+        }
+    }
+
+    /// What a decision changes in the gateway's own state (virtual UPS, ledger, poller),
+    /// the same live and when a journal is replayed at start.
+    fn follow(&mut self, t: Timestamp, d: &Decision) {
+        match *d {
+            Decision::ShutdownRecorder { recorder, .. } if !self.opts.dry_run => {
+                self.ledger.ordered(t, recorder)
+            }
+            Decision::PresentCharge { recorder, percent } => {
+                self.agent.presented[recorder] = percent;
+            }
+            Decision::Poll { ups, .. } => self.poller.poll_now(t, ups),
+            Decision::Acknowledged { recorder } => self.ledger.acknowledged(t, recorder),
+            Decision::PowerBack { ups } => self.ledger.power_back(t, ups),
+            _ => {}
         }
     }
 
@@ -467,24 +501,31 @@ impl<R: FnMut(Timestamp, &Json)> State<R> {
                     self.sends.push(to, &bytes);
                     self.live.polls_sent += 1;
                 }
-                PollOutput::Answer { ups, answer } => {
-                    let name = self.site().upses[ups].name.clone();
-                    self.record_input(
-                        t,
-                        json!({"input": "poll", "ups": name, "answer": answer_json(&answer)}),
-                    );
-                    self.agent.ups[ups].update(t, answer);
-                    self.decider.handle_poll(t, ups, answer);
-                }
-                PollOutput::Silent { ups } | PollOutput::Answering { ups } => {
-                    let silent = matches!(o, PollOutput::Silent { .. });
-                    let name = self.site().upses[ups].name.clone();
-                    self.record_input(t, json!({"input": "silent", "ups": name, "silent": silent}));
-                    self.decider.handle_ups_silent(ups, silent);
-                }
+                PollOutput::Answer { ups, answer } => self.poll_answer(t, ups, answer),
+                PollOutput::Silent { ups } => self.ups_silent(t, ups, true),
+                PollOutput::Answering { ups } => self.ups_silent(t, ups, false),
             }
         }
         self.decisions(t);
+    }
+
+    /// What a UPS said (to our poll, or seen going to a recorder): journaled, cached for
+    /// the virtual UPS, handed to the policy.
+    fn poll_answer(&mut self, t: Timestamp, ups: usize, answer: PollAnswer) {
+        let name = self.site().upses[ups].name.clone();
+        self.record_input(
+            t,
+            json!({"input": "poll", "ups": name, "answer": answer_json(&answer)}),
+        );
+        self.agent.ups[ups].update(t, answer);
+        self.decider.handle_poll(t, ups, answer);
+    }
+
+    /// The poller's word that a UPS stopped (or started again) answering.
+    fn ups_silent(&mut self, t: Timestamp, ups: usize, silent: bool) {
+        let name = self.site().upses[ups].name.clone();
+        self.record_input(t, json!({"input": "silent", "ups": name, "silent": silent}));
+        self.decider.handle_ups_silent(ups, silent);
     }
 
     fn ledger_outputs(&mut self, t: Timestamp) {
@@ -553,30 +594,28 @@ impl<R: FnMut(Timestamp, &Json)> State<R> {
         let Some(i) = input(&self.decider, self.pipeline.classifier(), &d, &m, class) else {
             return;
         };
-        if let Some(j) = &mut self.journal {
-            let written = match &i {
-                Input::Notification {
-                    source,
-                    community,
-                    event,
-                    rule,
-                } => {
-                    let ups = self.decider.ups_at(*source).map(|u| self.decider.site().upses[u].name.as_str());
-                    j.event(at, *source, ups, community, *event, rule)
+        match i {
+            Input::Notification {
+                source,
+                community,
+                event,
+                rule,
+            } => {
+                if let Some(j) = &mut self.journal {
+                    let site = self.decider.site();
+                    let ups = self
+                        .decider
+                        .ups_at(source)
+                        .map(|u| site.upses[u].name.as_str());
+                    if let Err(e) = j.event(at, source, ups, community, event, &rule) {
+                        eprintln!("trapgate: journal: {e}");
+                    }
                 }
-                Input::Poll { ups, answer } => j.append(
-                    at,
-                    &json!({"input": "poll", "ups": self.decider.site().upses[*ups].name, "answer": answer_json(answer)}),
-                ),
-            };
-            if let Err(e) = written {
-                eprintln!("trapgate: journal: {e}");
+                self.decider
+                    .handle_notification(at, source, community, event, &rule);
             }
+            Input::Poll { ups, answer } => self.poll_answer(at, ups, answer),
         }
-        if let Input::Poll { ups, answer } = &i {
-            self.agent.ups[*ups].update(at, *answer);
-        }
-        i.apply(&mut self.decider, at);
         if let Some(c) = class {
             self.latency
                 .record(c.event, now().0.saturating_sub(arrival));
@@ -626,12 +665,11 @@ impl<R: FnMut(Timestamp, &Json)> State<R> {
 fn resume<R: FnMut(Timestamp, &Json)>(
     s: &mut State<R>,
     records: &[(Timestamp, Json)],
-) -> (BTreeSet<usize>, usize) {
+) -> BTreeSet<usize> {
     let site = s.decider.site().clone();
     let recorder = |name: &str| site.recorders.iter().position(|r| r.name == name);
     let ups = |name: &str| site.upses.iter().position(|u| u.name == name);
     let mut unsent = BTreeSet::new();
-    let mut inputs = 0;
     for (t, r) in records {
         let t = *t;
         if s.ledger.poll_timeout().is_some_and(|d| d <= t) {
@@ -652,37 +690,24 @@ fn resume<R: FnMut(Timestamp, &Json)>(
                 let rule = r["rule"].as_str().unwrap_or("");
                 s.decider
                     .handle_notification(t, src, community.as_bytes(), *ev, rule);
-                inputs += 1;
             }
             Some("poll") => {
                 if let Some(u) = r["ups"].as_str().and_then(ups) {
-                    let a = answer_from_json(&r["answer"]);
-                    s.agent.ups[u].update(t, a);
-                    s.decider.handle_poll(t, u, a);
-                    inputs += 1;
+                    s.poll_answer(t, u, answer_from_json(&r["answer"]));
                 }
             }
             Some("silent") => {
                 if let Some(u) = r["ups"].as_str().and_then(ups) {
-                    s.decider
-                        .handle_ups_silent(u, r["silent"].as_bool() == Some(true));
+                    s.ups_silent(t, u, r["silent"].as_bool() == Some(true));
                 }
             }
             Some("timeout") => s.decider.handle_timeout(t),
             _ => {}
         }
         while let Some(d) = s.decider.poll_decision() {
-            match d {
-                Decision::ShutdownRecorder { recorder, .. } => {
-                    s.ledger.ordered(t, recorder);
-                    unsent.insert(recorder);
-                }
-                Decision::PresentCharge { recorder, percent } => {
-                    s.agent.presented[recorder] = percent
-                }
-                Decision::Acknowledged { recorder } => s.ledger.acknowledged(t, recorder),
-                Decision::PowerBack { ups } => s.ledger.power_back(t, ups),
-                _ => {}
+            s.follow(t, &d);
+            if let Decision::ShutdownRecorder { recorder, .. } = d {
+                unsent.insert(recorder);
             }
         }
         match (
@@ -702,7 +727,7 @@ fn resume<R: FnMut(Timestamp, &Json)>(
     while s.ledger.poll_output().is_some() {}
     // Only orders still waiting for their acknowledgement are sent again.
     unsent.retain(|r| matches!(s.ledger.standing(*r), Standing::Ordered { .. }));
-    (unsent, inputs)
+    unsent
 }
 
 /// Runs the gateway for `site` until SIGINT or SIGTERM. `ready` learns where it
@@ -774,7 +799,7 @@ pub fn run(
         clock,
         pipeline: Pipeline::new(site.classifier(), &ports),
         agent: Agent::new(&site, start),
-        poller: Poller::new(&site, start, (start.0 % 1_000_000) as i32 + 1),
+        poller: Poller::new(&site, start),
         ledger: Ledger::new(&site),
         decider: Decider::new(site),
         opts,
@@ -782,6 +807,7 @@ pub fn run(
         unsynced: false,
         agent_bound,
         relay_to: Vec::new(),
+        relay: RelayOids::new(),
         last_shown: Vec::new(),
         sends: SendBatch::new(),
         execs: Vec::new(),
@@ -792,7 +818,7 @@ pub fn run(
         live: Live::default(),
         latency: Latency::new(),
         first_arrival: None,
-        orders_this_round: 0,
+        orders: Vec::new(),
         report,
     };
     s.rebuild_relays();
@@ -802,7 +828,9 @@ pub fn run(
     let mut unsent = BTreeSet::new();
     if let Some(path) = &journal_path {
         let found = journal::read(path).map_err(|e| StartError::Journal(path.clone(), e))?;
-        let (waiting, _) = resume(&mut s, &found.records);
+        let waiting = resume(&mut s, &found.records);
+        // The replay's polls are history: the poller starts afresh (every UPS now).
+        s.poller = Poller::new(s.decider.site(), start);
         let standing = s.ledger.all();
         resumed = Some(Resumed {
             records: found.records.len(),
@@ -851,25 +879,7 @@ pub fn run(
     let mut published = Timestamp(0);
     loop {
         // Act on what the last iteration decided: fsync the journal, then send.
-        s.sync();
-        s.spawn_execs();
-        if !s.sends.is_empty() {
-            let (_, failed) = s.sends.flush(agent_socket.as_raw_fd());
-            for (to, e) in failed {
-                s.live.send_errors += 1;
-                eprintln!("trapgate: cannot send to {to}: {e}");
-            }
-            if s.orders_this_round > 0
-                && let Some(first) = s.first_arrival
-            {
-                s.latency.record_fanout(now().0.saturating_sub(first));
-            }
-        }
-        if !replies.is_empty() && !bound.is_empty() {
-            let (_, failed) = replies.flush(sockets[0].as_raw_fd());
-            s.live.send_errors += failed.len() as u64;
-        }
-        s.orders_this_round = 0;
+        s.act(agent_socket.as_raw_fd());
         s.first_arrival = None;
 
         let due = [
@@ -906,8 +916,8 @@ pub fn run(
                                     known = heard(&site);
                                     s.pipeline.set_classifier(site.classifier());
                                     s.agent.reload(&site);
-                                    s.poller = Poller::new(&site, t, (t.0 % 1_000_000) as i32 + 1);
-                                    s.ledger = Ledger::new(&site);
+                                    s.poller = Poller::new(&site, t);
+                                    s.ledger.reload(&site);
                                     s.decider.reload(site);
                                     s.rebuild_relays();
                                     s.decisions(t);
@@ -1007,6 +1017,11 @@ pub fn run(
                                 break;
                             }
                         }
+                    }
+                    // Answers to informs leave from the socket they came to.
+                    if !replies.is_empty() {
+                        let (_, failed) = replies.flush(sockets[i].as_raw_fd());
+                        s.live.send_errors += failed.len() as u64;
                     }
                 }
             }

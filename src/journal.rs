@@ -136,13 +136,13 @@ impl Journal {
         self.rotate_at = bytes;
     }
 
-    fn finish_line(&mut self, json_start: usize) -> io::Result<()> {
-        let sum = crc32fast::hash(&self.line[json_start..]);
-        let head = format!("{sum:08x} ");
+    fn finish_line(&mut self) -> io::Result<()> {
+        let sum = crc32fast::hash(&self.line);
         self.line.push(b'\n');
-        self.file.write_all(head.as_bytes())?;
-        self.file.write_all(&self.line[json_start..])?;
-        self.size += (head.len() + self.line.len() - json_start) as u64;
+        // `crc32hex ` then the line: written straight into the buffered file.
+        write!(self.file, "{sum:08x} ")?;
+        self.file.write_all(&self.line)?;
+        self.size += (9 + self.line.len()) as u64;
         self.written += 1;
         Ok(())
     }
@@ -160,7 +160,7 @@ impl Journal {
             }
         }
         self.line.push(b'}');
-        self.finish_line(0)
+        self.finish_line()
     }
 
     /// Appends a notification as the policy received it (the hot path: no JSON tree,
@@ -191,7 +191,7 @@ impl Journal {
         let _ = write!(self.line, ",\"event\":\"{}\",\"rule\":", event.name());
         serde_json::to_writer(&mut self.line, rule).map_err(io::Error::other)?;
         self.line.push(b'}');
-        self.finish_line(0)
+        self.finish_line()
     }
 
     /// Writes what is buffered and fsyncs it; rotates if the file has grown past its size.

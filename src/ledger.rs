@@ -10,7 +10,7 @@
 //! poll of the virtual UPS, a trap) after it has had time to shut down, and reported not
 //! back if that has not happened within its `boot_time`.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use crate::config::{Secs, Site};
 use crate::time::Timestamp;
@@ -100,6 +100,11 @@ pub enum LedgerOutput {
 #[derive(Debug)]
 pub struct Ledger {
     standing: Vec<Standing>,
+    names: Vec<String>,
+    /// The earliest deadline, recomputed only after a standing changed (the event loop
+    /// asks at every wake-up; a site has thousands of recorders).
+    due: Option<Timestamp>,
+    dirty: bool,
     /// When power came back for each recorder's UPS (for `Back`'s delay).
     power_back: Vec<Option<Timestamp>>,
     ack_timeout: Secs,
@@ -116,6 +121,9 @@ impl Ledger {
         let n = site.recorders.len();
         Ledger {
             standing: vec![Standing::Idle; n],
+            names: site.recorders.iter().map(|r| r.name.clone()).collect(),
+            due: None,
+            dirty: false,
             power_back: vec![None; n],
             ack_timeout: site.policy.ack_timeout,
             outlet_off: site
@@ -130,6 +138,30 @@ impl Ledger {
         }
     }
 
+    /// Takes a reloaded site: a recorder that stays (same name) keeps where it stands.
+    pub fn reload(&mut self, site: &Site) {
+        let mut next = Ledger::new(site);
+        let before: HashMap<&str, usize> = self
+            .names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
+        for (r, name) in next.names.iter().enumerate() {
+            if let Some(&o) = before.get(name.as_str()) {
+                next.standing[r] = self.standing[o];
+                next.power_back[r] = self.power_back[o];
+            }
+        }
+        next.dirty = true;
+        *self = next;
+    }
+
+    fn set(&mut self, r: usize, s: Standing) {
+        self.standing[r] = s;
+        self.dirty = true;
+    }
+
     /// Where recorder `r` stands.
     pub fn standing(&self, r: usize) -> Standing {
         self.standing[r]
@@ -142,12 +174,13 @@ impl Ledger {
 
     /// Recorder `r` was told to shut down at `now` (the first sending).
     pub fn ordered(&mut self, now: Timestamp, r: usize) {
-        self.standing[r] = Standing::Ordered {
+        let ordered = Standing::Ordered {
             at: now,
             sent: 1,
             retry_at: after(now, self.ack_timeout),
             until: after(now, self.outlet_off[r]),
         };
+        self.set(r, ordered);
     }
 
     /// Recorder `r` acknowledged at `now`.
@@ -156,7 +189,7 @@ impl Ledger {
             Standing::Ordered { at, .. } | Standing::NotAcknowledged { ordered: at } => at,
             _ => now,
         };
-        self.standing[r] = Standing::Acknowledged { ordered, at: now };
+        self.set(r, Standing::Acknowledged { ordered, at: now });
     }
 
     /// Whether recorder `r` has acknowledged its order (and must not be told again).
@@ -178,10 +211,11 @@ impl Ledger {
                 _ => continue,
             };
             self.power_back[r] = Some(now);
-            self.standing[r] = Standing::Returning {
+            let returning = Standing::Returning {
                 from: down_by.max(now),
                 deadline: after(down_by.max(now), self.boot_time[r]),
             };
+            self.set(r, returning);
         }
     }
 
@@ -190,7 +224,7 @@ impl Ledger {
         if let Standing::Returning { from, .. } = self.standing[r]
             && now >= from
         {
-            self.standing[r] = Standing::Back { at: now };
+            self.set(r, Standing::Back { at: now });
             let since = self.power_back[r].unwrap_or(now);
             self.out.push_back(LedgerOutput::Back {
                 recorder: r,
@@ -200,7 +234,15 @@ impl Ledger {
     }
 
     /// The earliest time `handle_timeout` must be called at.
-    pub fn poll_timeout(&self) -> Option<Timestamp> {
+    pub fn poll_timeout(&mut self) -> Option<Timestamp> {
+        if self.dirty {
+            self.dirty = false;
+            self.due = self.earliest();
+        }
+        self.due
+    }
+
+    fn earliest(&self) -> Option<Timestamp> {
         self.standing
             .iter()
             .filter_map(|s| match *s {
@@ -225,26 +267,27 @@ impl Ledger {
                     until,
                 } if retry_at <= now || until <= now => {
                     if until <= now {
-                        self.standing[r] = Standing::NotAcknowledged { ordered: at };
+                        self.set(r, Standing::NotAcknowledged { ordered: at });
                         self.out
                             .push_back(LedgerOutput::NotAcknowledged { recorder: r, sent });
                         continue;
                     }
                     // The wait doubles: ack_timeout, 2×, 4×, … until the outlets go off.
                     let wait = self.ack_timeout.0.saturating_mul(1 << sent.min(16));
-                    self.standing[r] = Standing::Ordered {
+                    let again = Standing::Ordered {
                         at,
                         sent: sent + 1,
                         retry_at: after(now, Secs(wait)).min(until),
                         until,
                     };
+                    self.set(r, again);
                     self.out.push_back(LedgerOutput::Resend {
                         recorder: r,
                         attempt: sent + 1,
                     });
                 }
                 Standing::Returning { deadline, .. } if deadline <= now => {
-                    self.standing[r] = Standing::NotBack;
+                    self.set(r, Standing::NotBack);
                     self.out.push_back(LedgerOutput::NotBack { recorder: r });
                 }
                 _ => {}
@@ -318,6 +361,23 @@ mod tests {
                 }
             ))
         );
+    }
+
+    #[test]
+    fn a_reload_keeps_where_each_recorder_that_stays_stands() {
+        let site = Site::default_site();
+        let mut l = Ledger::new(&site);
+        l.ordered(t(0), 0);
+        l.ordered(t(0), 1);
+        l.acknowledged(t(2), 1);
+        // The reloaded site lists nvr-251 first and has lost nvr-244.
+        let mut next = site.clone();
+        next.recorders.swap(0, 1);
+        next.recorders.pop();
+        l.reload(&next);
+        assert!(l.has_acknowledged(0), "nvr-251 stays acknowledged");
+        assert_eq!(l.all().len(), 1);
+        assert_eq!(run(&mut l, 0, 200), vec![], "no resend to anyone");
     }
 
     #[test]

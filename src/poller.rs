@@ -14,7 +14,7 @@ use crate::config::{Site, Vendor};
 use crate::policy::PollAnswer;
 use crate::time::Timestamp;
 use crate::wire::oid::{OidBuf, oid};
-use crate::wire::{Message, Pdu, PduType, RequestPdu, Value, VarBind, Version, encode};
+use crate::wire::{Message, Pdu, PduType, Value, VarBind, Version, encode};
 
 const NS: u64 = 1_000_000_000;
 /// Tries per poll (the first and two retries), as net-snmp's default of retries.
@@ -103,9 +103,9 @@ pub struct Poller {
 }
 
 impl Poller {
-    /// A poller for `site`; every UPS is polled first at `now`. Request ids start at
-    /// `first_id` (vary it between runs, as agents dislike reused ids).
-    pub fn new(site: &Site, now: Timestamp, first_id: i32) -> Poller {
+    /// A poller for `site`; every UPS is polled first at `now`. Request ids start from
+    /// the time, so that they differ between runs (agents dislike reused ids).
+    pub fn new(site: &Site, now: Timestamp) -> Poller {
         // A poll, every try included, fits in the policy's poll timeout.
         let try_timeout = (site.policy.poll_timeout.0 as u64 * NS / TRIES as u64).max(NS / 2);
         Poller {
@@ -123,7 +123,7 @@ impl Poller {
                 })
                 .collect(),
             try_timeout,
-            next_id: first_id.max(1),
+            next_id: (now.0 % 1_000_000) as i32 + 1,
             out: VecDeque::new(),
             sent: 0,
             answered: 0,
@@ -154,7 +154,7 @@ impl Poller {
             .min()
     }
 
-    fn send(&mut self, u: usize, now: Timestamp, id: i32) {
+    fn send(&mut self, u: usize, id: i32) {
         let p = &self.ups[u];
         let varbinds: Vec<VarBind<'_>> = p
             .oids
@@ -164,20 +164,15 @@ impl Poller {
                 value: Value::Null,
             })
             .collect();
-        let msg = Message {
-            version: Version::V1,
-            community: &p.community,
-            pdu: Pdu::Request(RequestPdu {
-                kind: PduType::GET_REQUEST,
-                request_id: id,
-                error_status: 0,
-                error_index: 0,
-                varbinds: &varbinds,
-            }),
-        };
+        let msg = Message::pdu(
+            Version::V1,
+            &p.community,
+            PduType::GET_REQUEST,
+            id,
+            &varbinds,
+        );
         let bytes = encode::to_vec(&msg);
         let to = p.to;
-        let _ = now;
         self.sent += 1;
         self.out.push_back(PollOutput::Send { ups: u, to, bytes });
     }
@@ -192,7 +187,7 @@ impl Poller {
                         o.tries += 1;
                         o.retry_at = Timestamp(now.0 + self.try_timeout);
                         let id = o.id;
-                        self.send(u, now, id);
+                        self.send(u, id);
                     } else {
                         p.outstanding = None;
                         p.next_due = Timestamp(now.0 + p.interval);
@@ -211,7 +206,7 @@ impl Poller {
                         tries: 1,
                         retry_at: Timestamp(now.0 + self.try_timeout),
                     });
-                    self.send(u, now, id);
+                    self.send(u, id);
                 }
                 None => {}
             }
@@ -281,24 +276,20 @@ mod tests {
             name: name.as_oid(),
             value: Value::Gauge32(charge as u32),
         }];
-        encode::to_vec(&Message {
-            version: Version::V1,
-            community: b"public",
-            pdu: Pdu::Request(RequestPdu {
-                kind: PduType::RESPONSE,
-                request_id: id,
-                error_status: 0,
-                error_index: 0,
-                varbinds: &vb,
-            }),
-        })
+        encode::to_vec(&Message::pdu(
+            Version::V1,
+            b"public",
+            PduType::RESPONSE,
+            id,
+            &vb,
+        ))
     }
 
     #[test]
     fn polls_each_interval_retries_and_matches_ids() {
         let site = Site::default_site();
         let ups: SocketAddr = "192.168.61.250:161".parse().unwrap();
-        let mut p = Poller::new(&site, t(0.0), 100);
+        let mut p = Poller::new(&site, t(0.0));
         p.handle_timeout(t(0.0));
         let out = drain(&mut p);
         assert_eq!(out.len(), 1, "one poll at start: {out:?}");
@@ -340,7 +331,7 @@ mod tests {
     fn a_ups_that_stops_answering_is_reported_once_then_again_when_back() {
         let site = Site::default_site();
         let ups: SocketAddr = "192.168.61.250:161".parse().unwrap();
-        let mut p = Poller::new(&site, t(0.0), 1);
+        let mut p = Poller::new(&site, t(0.0));
         let mut silent = 0;
         let mut sends = 0;
         let mut now = 0.0;

@@ -11,16 +11,7 @@ use common::*;
 
 #[test]
 fn hears_a_low_battery_trap_decides_and_stops_cleanly() {
-    let site = site_file("hear", &loopback_site());
-    let (mut child, out, err) = start(&[
-        "run",
-        "--config",
-        site.to_str().expect("UTF-8"),
-        "--listen",
-        "127.0.0.1:0",
-        "--metrics",
-        "127.0.0.1:0",
-    ]);
+    let (_, mut child, out, err) = run_loopback("hear", &["--metrics", "127.0.0.1:0"]);
     let port = listening_on(&err).port();
     let metrics_line = err
         .recv_timeout(Duration::from_secs(10))
@@ -99,14 +90,7 @@ fn a_busy_port_and_a_broken_site_are_clear_errors() {
 
 #[test]
 fn replay_send_plays_the_seed_trace_into_the_live_gateway() {
-    let site = site_file("send", &loopback_site());
-    let (mut child, out, err) = start(&[
-        "run",
-        "--config",
-        site.to_str().expect("UTF-8"),
-        "--listen",
-        "127.0.0.1:0",
-    ]);
+    let (_, mut child, out, err) = run_loopback("send", &[]);
     let addr = listening_on(&err).to_string();
     let capture = concat!(env!("CARGO_MANIFEST_DIR"), "/captures/seed-trace.pcap");
     let sent = Command::new(env!("CARGO_BIN_EXE_trapgate"))
@@ -128,14 +112,7 @@ fn replay_send_plays_the_seed_trace_into_the_live_gateway() {
 
 #[test]
 fn sighup_reloads_the_site_and_a_broken_file_keeps_the_running_one() {
-    let site = site_file("hup", &loopback_site());
-    let (mut child, out, err) = start(&[
-        "run",
-        "--config",
-        site.to_str().expect("UTF-8"),
-        "--listen",
-        "127.0.0.1:0",
-    ]);
+    let (site, mut child, out, err) = run_loopback("hup", &[]);
     let port = listening_on(&err).port();
     // A broken file first: refused, the running site stays.
     std::fs::write(&site, "[policy]\n").expect("write");

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use bumpalo::Bump;
 use common::*;
 use trapgate::wire::oid::oid;
-use trapgate::wire::{Message, Pdu, PduType, RequestPdu, TrapV1, Value, VarBind, Version, encode};
+use trapgate::wire::{Message, Pdu, PduType, Value, VarBind, encode};
 
 fn have(tool: &str) -> bool {
     Command::new(tool)
@@ -92,17 +92,14 @@ fn fake_ups(on_battery: bool) -> (u16, std::thread::JoinHandle<()>) {
                     },
                 })
                 .collect();
-            let bytes = encode::to_vec(&Message {
-                version: m.version,
-                community: m.community,
-                pdu: Pdu::Request(RequestPdu {
-                    kind: PduType::RESPONSE,
-                    request_id: r.request_id,
-                    error_status: 0,
-                    error_index: 0,
-                    varbinds: &answer,
-                }),
-            });
+            let response = Message::pdu(
+                m.version,
+                m.community,
+                PduType::RESPONSE,
+                r.request_id,
+                &answer,
+            );
+            let bytes = encode::to_vec(&response);
             let _ = socket.send_to(&bytes, from);
         }
     });
@@ -185,23 +182,15 @@ fn net_snmp_plays_the_ups_a_recorder_and_a_polling_nvr() {
     let agent = agent_of(&first);
 
     // An NVR polls its "UPS": the real UPS's charge, from the gateway's cache.
-    let get = |community: &str, oid: &str| {
-        net_snmp(
-            "snmpget",
-            &[
-                "-v2c",
-                "-c",
-                community,
-                "-t",
-                "1",
-                "-r",
-                "0",
-                "--clientaddr=127.0.0.3",
-                &agent,
-                oid,
-            ],
-        )
+    // nvr-2's queries: from its address, one try of one second.
+    let ask = |tool: &str, version: &str, community: &str, oid: &str| {
+        let from = "--clientaddr=127.0.0.3";
+        let args = [
+            version, "-c", community, "-t", "1", "-r", "0", from, &agent, oid,
+        ];
+        net_snmp(tool, &args)
     };
+    let get = |community: &str, oid: &str| ask("snmpget", "-v2c", community, oid);
     let mut polled = String::new();
     for _ in 0..50 {
         polled =
@@ -219,21 +208,7 @@ fn net_snmp_plays_the_ups_a_recorder_and_a_polling_nvr() {
     let unknown =
         String::from_utf8_lossy(&get("public", "1.3.6.1.2.1.33.1.9.9.0").stdout).to_string();
     assert!(unknown.contains("No Such Object"), "{unknown}");
-    let v1 = net_snmp(
-        "snmpget",
-        &[
-            "-v1",
-            "-c",
-            "public",
-            "-t",
-            "1",
-            "-r",
-            "0",
-            "--clientaddr=127.0.0.3",
-            &agent,
-            "1.3.6.1.2.1.33.1.9.9.0",
-        ],
-    );
+    let v1 = ask("snmpget", "-v1", "public", "1.3.6.1.2.1.33.1.9.9.0");
     let v1_text =
         String::from_utf8_lossy(&v1.stderr).to_string() + &String::from_utf8_lossy(&v1.stdout);
     assert!(
@@ -245,21 +220,7 @@ fn net_snmp_plays_the_ups_a_recorder_and_a_polling_nvr() {
     assert!(!wrong.status.success(), "a wrong community is not answered");
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("Timeout"));
     // snmpwalk walks the UPS-MIB objects in order.
-    let walk = net_snmp(
-        "snmpwalk",
-        &[
-            "-v2c",
-            "-c",
-            "public",
-            "-t",
-            "1",
-            "-r",
-            "0",
-            "--clientaddr=127.0.0.3",
-            &agent,
-            "1.3.6.1.2.1.33",
-        ],
-    );
+    let walk = ask("snmpwalk", "-v2c", "public", "1.3.6.1.2.1.33");
     let walked = String::from_utf8_lossy(&walk.stdout).to_string();
     let names: Vec<&str> = walked
         .lines()
@@ -379,18 +340,14 @@ fn net_snmp_plays_the_ups_a_recorder_and_a_polling_nvr() {
 /// The APC lowBattery and the recorder's acknowledgement, as bytes.
 fn v1_trap(enterprise: &str, specific: i64, agent: [u8; 4]) -> Vec<u8> {
     let e = oid(enterprise);
-    encode::to_vec(&Message {
-        version: Version::V1,
-        community: b"public",
-        pdu: Pdu::TrapV1(TrapV1 {
-            enterprise: e.as_oid(),
-            agent_addr: agent,
-            generic_trap: 6,
-            specific_trap: specific,
-            time_stamp: 1,
-            varbinds: &[],
-        }),
-    })
+    encode::to_vec(&Message::trap_v1(
+        b"public",
+        e.as_oid(),
+        agent,
+        specific,
+        1,
+        &[],
+    ))
 }
 
 /// Traps a recorder socket receives within `wait`.
@@ -437,6 +394,10 @@ fn kill_9_loses_no_decision_and_retells_no_recorder_that_acknowledged() {
         received(&a, Duration::from_millis(300)) >= 1,
         "nvr-a was told"
     );
+    assert!(
+        received(&b, Duration::from_millis(300)) >= 1,
+        "nvr-b was told"
+    );
     // nvr-a acknowledges; nvr-b stays silent.
     a.send_to(&v1_trap("1.3.6.1.4.1.50001", 200, [127, 0, 0, 4]), traps)
         .expect("ack");
@@ -471,7 +432,7 @@ fn kill_9_loses_no_decision_and_retells_no_recorder_that_acknowledged() {
 
     // The restart resumes the outage: nvr-b is told again, nvr-a never.
     let (mut child, out, err) = start(&args);
-    let traps = listening_on(&err);
+    listening_on(&err);
     let resumed = err
         .recv_timeout(Duration::from_secs(10))
         .expect("the journal line");
@@ -479,11 +440,10 @@ fn kill_9_loses_no_decision_and_retells_no_recorder_that_acknowledged() {
         resumed.contains("1 recorders waiting for an acknowledgement, 1 acknowledged"),
         "{resumed}"
     );
-    let _ = traps;
     expect_line(&out, &["\"action\":\"Sent\"", "nvr-b"]);
     assert!(
-        received(&b, Duration::from_secs(3)) >= 2,
-        "nvr-b told before and after the crash"
+        received(&b, Duration::from_secs(3)) >= 1,
+        "nvr-b told again after the restart"
     );
     assert_eq!(
         received(&a, Duration::from_millis(100)),
@@ -492,7 +452,7 @@ fn kill_9_loses_no_decision_and_retells_no_recorder_that_acknowledged() {
     );
     signal(&child, libc::SIGTERM);
     assert!(child.wait().expect("exit").success());
-    let decided: Vec<String> = out.try_iter().collect();
+    let decided: Vec<String> = out.iter().collect();
     assert!(
         !decided
             .iter()

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use trapgate::wire::encode;
 use trapgate::wire::oid::oid;
-use trapgate::wire::{Message, Pdu, PduType, RequestPdu, TrapV1, Value, VarBind, Version};
+use trapgate::wire::{Message, PduType, Value, VarBind, Version};
 
 const TOTAL: u64 = 1_000_000;
 const PER_SECOND: u64 = 100_000;
@@ -32,33 +32,19 @@ fn v2_cold_start() -> Vec<u8> {
             value: Value::ObjectId(cold.as_oid()),
         },
     ];
-    encode::to_vec(&Message {
-        version: Version::V2c,
-        community: b"public",
-        pdu: Pdu::Request(RequestPdu {
-            kind: PduType::SNMPV2_TRAP,
-            request_id: 7,
-            error_status: 0,
-            error_index: 0,
-            varbinds: &vbs,
-        }),
-    })
+    encode::to_vec(&Message::pdu(
+        Version::V2c,
+        b"public",
+        PduType::SNMPV2_TRAP,
+        7,
+        &vbs,
+    ))
 }
 
 fn apc(specific: i64) -> Vec<u8> {
     let apc = oid("1.3.6.1.4.1.318");
-    encode::to_vec(&Message {
-        version: Version::V1,
-        community: b"public",
-        pdu: Pdu::TrapV1(TrapV1 {
-            enterprise: apc.as_oid(),
-            agent_addr: [127, 0, 0, 1],
-            generic_trap: 6,
-            specific_trap: specific,
-            time_stamp: 1,
-            varbinds: &[],
-        }),
-    })
+    let trap = Message::trap_v1(b"public", apc.as_oid(), [127, 0, 0, 1], specific, 1, &[]);
+    encode::to_vec(&trap)
 }
 
 #[test]

@@ -17,17 +17,7 @@ fn ask(version: Version, kind: PduType, community: &[u8], oids: &[&str]) -> Vec<
             value: Value::Null,
         })
         .collect();
-    encode::to_vec(&Message {
-        version,
-        community,
-        pdu: Pdu::Request(RequestPdu {
-            kind,
-            request_id: 77,
-            error_status: 0,
-            error_index: 0,
-            varbinds: &vbs,
-        }),
-    })
+    encode::to_vec(&Message::pdu(version, community, kind, 77, &vbs))
 }
 
 /// A response as (error-status, error-index, [(oid, value)]).
@@ -176,17 +166,9 @@ fn get_next_and_get_bulk_walk_in_oid_order_to_the_end_of_the_mib_view() {
         name: names[0].as_oid(),
         value: Value::Null,
     }];
-    let q = encode::to_vec(&Message {
-        version: Version::V2c,
-        community: b"public",
-        pdu: Pdu::Request(RequestPdu {
-            kind: PduType::GET_BULK_REQUEST,
-            request_id: 77,
-            error_status: 0,
-            error_index: 3,
-            varbinds: &vbs,
-        }),
-    });
+    // GetBulk's error fields are non-repeaters (0) and max-repetitions (3).
+    let bulk = Message::pdu(Version::V2c, b"public", PduType::GET_BULK_REQUEST, 77, &vbs);
+    let q = encode::to_vec(&bulk.with_error(0, 3));
     let (_, _, got) = answer(&a, NVR, &q).unwrap();
     let oids: Vec<&str> = got.iter().map(|(o, _)| o.as_str()).collect();
     assert_eq!(

@@ -274,6 +274,60 @@ impl<'a> Message<'a> {
         }
     }
 
+    /// A v1 enterprise-specific trap (generic-trap 6), as an agent sends it.
+    pub fn trap_v1(
+        community: &'a [u8],
+        enterprise: Oid<'a>,
+        agent_addr: [u8; 4],
+        specific_trap: i64,
+        time_stamp: u32,
+        varbinds: &'a [VarBind<'a>],
+    ) -> Message<'a> {
+        Message {
+            version: Version::V1,
+            community,
+            pdu: Pdu::TrapV1(TrapV1 {
+                enterprise,
+                agent_addr,
+                generic_trap: 6,
+                specific_trap,
+                time_stamp,
+                varbinds,
+            }),
+        }
+    }
+
+    /// A message of any other PDU (request, response, v2 trap, inform), with
+    /// error-status and error-index zero.
+    pub fn pdu(
+        version: Version,
+        community: &'a [u8],
+        kind: PduType,
+        request_id: i32,
+        varbinds: &'a [VarBind<'a>],
+    ) -> Message<'a> {
+        Message {
+            version,
+            community,
+            pdu: Pdu::Request(RequestPdu {
+                kind,
+                request_id,
+                error_status: 0,
+                error_index: 0,
+                varbinds,
+            }),
+        }
+    }
+
+    /// The same message with error-status and error-index set (a v1 trap is unchanged).
+    pub fn with_error(mut self, status: i32, index: i32) -> Message<'a> {
+        if let Pdu::Request(r) = &mut self.pdu {
+            r.error_status = status;
+            r.error_index = index;
+        }
+        self
+    }
+
     /// The SNMPv2 notification OID of a trap or inform (RFC 3584 §3.1 for v1 traps):
     /// snmpTrapOID.0's value in a v2 notification; for a v1 trap, snmpTraps.(generic+1)
     /// or enterprise.0.specific. None for other PDUs and for notifications without one.

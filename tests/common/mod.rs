@@ -109,3 +109,27 @@ pub fn signal(child: &Child, sig: libc::c_int) {
 pub fn terminate(child: &Child) {
     signal(child, libc::SIGTERM);
 }
+
+/// `trapgate run` on the loopback site (written as `name`), on a free port, with `extra`
+/// arguments; the site file is returned for tests that rewrite it.
+pub fn run_loopback(
+    name: &str,
+    extra: &[&str],
+) -> (
+    PathBuf,
+    Child,
+    mpsc::Receiver<String>,
+    mpsc::Receiver<String>,
+) {
+    let site = site_file(name, &loopback_site());
+    let mut args = vec![
+        "run",
+        "--config",
+        site.to_str().expect("UTF-8"),
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(extra);
+    let (child, out, err) = start(&args);
+    (site, child, out, err)
+}

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use trapgate::wire::encode;
 use trapgate::wire::oid::oid;
-use trapgate::wire::{Message, Pdu, PduType, RequestPdu, Value, VarBind, Version};
+use trapgate::wire::{Message, PduType, Value, VarBind, Version};
 
 #[derive(Parser)]
 #[command(about = "A bounded SNMP trap storm, for loopback load tests")]
@@ -57,17 +57,13 @@ fn noise() -> Vec<u8> {
             value: Value::ObjectId(cold.as_oid()),
         },
     ];
-    encode::to_vec(&Message {
-        version: Version::V2c,
-        community: b"public",
-        pdu: Pdu::Request(RequestPdu {
-            kind: PduType::SNMPV2_TRAP,
-            request_id: 1,
-            error_status: 0,
-            error_index: 0,
-            varbinds: &vbs,
-        }),
-    })
+    encode::to_vec(&Message::pdu(
+        Version::V2c,
+        b"public",
+        PduType::SNMPV2_TRAP,
+        1,
+        &vbs,
+    ))
 }
 
 fn hex(s: &str) -> Result<Vec<u8>, String> {
