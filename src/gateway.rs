@@ -242,6 +242,9 @@ struct State<R: FnMut(Timestamp, &Json)> {
     journal: Option<Journal>,
     /// A decision or action was journaled and not yet fsync'd.
     unsynced: bool,
+    /// Records journaled and not yet shown to the caller: what is shown is always in
+    /// the journal already, so a kill -9 never loses what an operator saw.
+    unshown: Vec<(Timestamp, Json)>,
     agent_bound: SocketAddr,
     /// Per recorder: where its trap goes and the agent-addr it carries.
     relay_to: Vec<(SocketAddr, [u8; 4])>,
@@ -269,15 +272,25 @@ impl<R: FnMut(Timestamp, &Json)> State<R> {
         self.decider.site()
     }
 
-    /// Journals a decision or action and tells the caller.
+    /// Journals a decision or action; the caller is told once it is in the journal.
     fn record(&mut self, t: Timestamp, v: Json) {
-        if let Some(j) = &mut self.journal {
-            if let Err(e) = j.append(t, &v) {
-                eprintln!("trapgate: journal: {e}");
+        match &mut self.journal {
+            Some(j) => {
+                if let Err(e) = j.append(t, &v) {
+                    eprintln!("trapgate: journal: {e}");
+                }
+                self.unsynced = true;
+                self.unshown.push((t, v));
             }
-            self.unsynced = true;
+            None => (self.report)(t, &v),
         }
-        (self.report)(t, &v);
+    }
+
+    /// Tells the caller what has been journaled since the last time.
+    fn show(&mut self) {
+        for (t, v) in self.unshown.drain(..) {
+            (self.report)(t, &v);
+        }
     }
 
     /// Journals an input (not shown to the caller).
@@ -289,6 +302,7 @@ impl<R: FnMut(Timestamp, &Json)> State<R> {
         }
     }
 
+    /// Fsyncs the journal, then shows what it holds.
     fn sync(&mut self) {
         if self.unsynced {
             if let Some(j) = &mut self.journal
@@ -298,6 +312,7 @@ impl<R: FnMut(Timestamp, &Json)> State<R> {
             }
             self.unsynced = false;
         }
+        self.show();
     }
 
     fn rebuild_relays(&mut self) {
@@ -370,6 +385,16 @@ impl<R: FnMut(Timestamp, &Json)> State<R> {
             }
         }
         self.spawn_execs(t);
+        // What was sent is journaled after the fact: handed to the kernel before it is
+        // shown (it survives a kill -9), fsync'd with the next iteration's decisions.
+        if !self.unshown.is_empty() {
+            if let Some(j) = &mut self.journal
+                && let Err(e) = j.flush()
+            {
+                eprintln!("trapgate: journal: {e}");
+            }
+            self.show();
+        }
     }
 
     fn spawn_execs(&mut self, t: Timestamp) {
@@ -805,6 +830,7 @@ pub fn run(
         opts,
         journal: None,
         unsynced: false,
+        unshown: Vec::new(),
         agent_bound,
         relay_to: Vec::new(),
         relay: RelayOids::new(),

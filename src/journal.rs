@@ -194,6 +194,12 @@ impl Journal {
         self.finish_line()
     }
 
+    /// Hands what is buffered to the kernel (it then outlives a kill -9 of the
+    /// process, not a power cut: that is what [`Journal::sync`] is for).
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+
     /// Writes what is buffered and fsyncs it; rotates if the file has grown past its size.
     pub fn sync(&mut self) -> io::Result<()> {
         self.file.flush()?;
