@@ -49,6 +49,7 @@ fn site() -> Site {
             agent: SocketAddr::from(([127, 0, 0, 1], 1161)),
             community: "public".into(),
             exec_timeout: Secs(30),
+            workers: 0,
         },
         policy: Policy {
             grace: BTreeMap::from([(1, Secs(600)), (2, Secs(300)), (3, Secs(120))]),

@@ -27,21 +27,21 @@ use serde_json::{Value as Json, json};
 use signal_hook_mio::v1_0::Signals;
 
 use crate::agent::{Agent, Answered};
+use crate::classify::Classifier;
 use crate::classify::Event;
 use crate::config::{RecorderKind, Site};
 use crate::journal::{self, Journal};
 use crate::ledger::{Ledger, LedgerOutput, Standing};
 use crate::metrics::{Latency, Live, prometheus};
-use crate::pipeline::{Input, Outcome, Pipeline, input};
 use crate::policy::{Decider, Decision, PollAnswer};
 use crate::poller::{PollOutput, Poller};
+use crate::receive::{self, Heard, Tally, View};
 use crate::report;
-use crate::source::frame::Datagram;
-use crate::source::socket::{RecvBatch, SendBatch, bind_udp, kernel_drops};
+use crate::source::socket::{SendBatch, bind_udp};
 use crate::source::udp::{StartError, Stopped, now, serve_metrics};
 use crate::time::Timestamp;
 use crate::wire::oid::oid;
-use crate::wire::{Message, OidBuf, Pdu, PduType, Value, VarBind, encode};
+use crate::wire::{Message, OidBuf, PduType, Value, VarBind, encode};
 
 /// How the gateway runs, beyond its site.
 #[derive(Clone, Debug)]
@@ -59,6 +59,8 @@ pub struct Options {
     /// How fast the policy's clock runs against the real one (1: real time; the demo
     /// runs the seed's minutes in seconds).
     pub speed: f64,
+    /// Receive workers (None: the site's `[gateway] workers`; 0: one per core).
+    pub workers: Option<usize>,
 }
 
 impl Default for Options {
@@ -70,6 +72,7 @@ impl Default for Options {
             journal: None,
             dry_run: false,
             speed: 1.0,
+            workers: None,
         }
     }
 }
@@ -83,6 +86,10 @@ pub struct Bound {
     pub agent: SocketAddr,
     /// The metrics endpoint.
     pub metrics: Option<SocketAddr>,
+    /// Receive workers, each with its own socket on every listen address.
+    pub workers: usize,
+    /// Whether the kernel steers each source to one worker (more than one worker).
+    pub steered: bool,
     /// What a journal gave back at start.
     pub resumed: Option<Resumed>,
 }
@@ -193,23 +200,6 @@ impl RelayOids {
     }
 }
 
-/// The response to an inform: the same request id and bindings.
-fn inform_response(m: &Message<'_>, out: &mut Vec<u8>) -> bool {
-    let Pdu::Request(r) = &m.pdu else {
-        return false;
-    };
-    let response = Message::pdu(
-        m.version,
-        m.community,
-        PduType::RESPONSE,
-        r.request_id,
-        r.varbinds,
-    );
-    out.clear();
-    encode::encode(&response, out);
-    true
-}
-
 fn answer_json(a: &PollAnswer) -> Json {
     json!({
         "on_battery": a.on_battery,
@@ -234,7 +224,11 @@ fn answer_from_json(v: &Json) -> PollAnswer {
 struct State<R: FnMut(Timestamp, &Json)> {
     clock: Clock,
     opts: Options,
-    pipeline: Pipeline,
+    /// The rules of the site's current view (the workers' generation `generation`), and
+    /// of the one before it, to name what was classified just before a reload.
+    classifier: Classifier,
+    generation: u32,
+    previous: Option<(u32, Classifier)>,
     decider: Decider,
     agent: Agent,
     poller: Poller,
@@ -598,53 +592,81 @@ impl<R: FnMut(Timestamp, &Json)> State<R> {
         self.ledger_outputs(t);
     }
 
-    /// One datagram from a trap socket.
-    fn trap_datagram(
-        &mut self,
-        at: Timestamp,
-        arrival: u64,
-        d: Datagram<'_>,
-        arena: &Bump,
-        replies: &mut SendBatch,
-    ) {
-        if let Some(r) = self.agent.recorder_at(d.src) {
-            self.ledger.seen(at, r);
-        }
-        let Outcome::Message(d, m, class) = self.pipeline.process_datagram(d, arena) else {
-            return;
-        };
-        if m.pdu_type() == PduType::INFORM_REQUEST && inform_response(&m, &mut self.buf) {
-            replies.push(SocketAddr::new(d.src, d.src_port), &self.buf);
-        }
-        let Some(i) = input(&self.decider, self.pipeline.classifier(), &d, &m, class) else {
-            return;
-        };
-        match i {
-            Input::Notification {
+    /// The gateway's counts and latencies with the workers' `tally` added.
+    fn totals(&self, tally: &Tally) -> (crate::pipeline::Counters, Live, Latency) {
+        let mut live = self.live;
+        live.foreign += tally.foreign;
+        live.truncated += tally.truncated;
+        live.send_errors += tally.send_errors;
+        live.refused = self.decider.refused() + tally.refused;
+        live.kernel_drops = tally.kernel_drops;
+        let mut latency = self.latency.clone();
+        latency.add(&tally.latency);
+        (tally.counters.clone(), live, latency)
+    }
+
+    /// What a worker heard that the policy acts on.
+    fn heard(&mut self, generation: u32, h: &Heard) {
+        match h {
+            Heard::Event {
+                arrival,
                 source,
                 community,
-                event,
-                rule,
+                class,
             } => {
+                let (arrival, source, event) = (*arrival, *source, class.event);
+                self.first_arrival.get_or_insert(arrival);
+                let at = self.clock.at(arrival);
+                if let Some(r) = self.agent.recorder_at(source) {
+                    self.ledger.seen(at, r);
+                }
+                let classifier = match &self.previous {
+                    Some((g, c)) if *g == generation => c,
+                    _ => &self.classifier,
+                };
+                let rule = receive::rule_name(classifier, *class);
                 if let Some(j) = &mut self.journal {
                     let site = self.decider.site();
                     let ups = self
                         .decider
                         .ups_at(source)
                         .map(|u| site.upses[u].name.as_str());
-                    if let Err(e) = j.event(at, source, ups, community, event, &rule) {
+                    if let Err(e) = j.event(at, source, ups, community.as_bytes(), event, &rule) {
                         eprintln!("trapgate: journal: {e}");
                     }
                 }
                 self.decider
-                    .handle_notification(at, source, community, event, &rule);
+                    .handle_notification(at, source, community.as_bytes(), event, &rule);
+                self.latency.record(event, now().0.saturating_sub(arrival));
             }
-            Input::Poll { ups, answer } => self.poll_answer(at, ups, answer),
+            // Indices from a view older than the site's: not this site's any more.
+            Heard::Poll { .. } | Heard::Seen { .. } if generation != self.generation => {}
+            Heard::Poll {
+                arrival,
+                ups,
+                answer,
+            } => {
+                self.first_arrival.get_or_insert(*arrival);
+                let at = self.clock.at(*arrival);
+                self.poll_answer(at, *ups, *answer);
+            }
+            Heard::Seen { arrival, recorder } => {
+                let at = self.clock.at(*arrival);
+                self.ledger.seen(at, *recorder);
+            }
         }
-        if let Some(c) = class {
-            self.latency
-                .record(c.event, now().0.saturating_sub(arrival));
+    }
+
+    /// A worker's batch, then what the policy decided on it.
+    fn heard_batch(&mut self, generation: u32, items: &[Heard]) {
+        for h in items {
+            self.heard(generation, h);
         }
+        let at = self.clock.now();
+        self.decisions(at);
+        // A confirming poll goes out in this iteration.
+        self.poll_outputs(at);
+        self.ledger_outputs(at);
     }
 
     /// One datagram on the agent socket: a recorder's poll, or a UPS's answer to ours.
@@ -772,29 +794,18 @@ pub fn run(
         opts.listen.clone()
     };
     let agent_at = opts.agent.unwrap_or(site.gateway.agent);
-    let mut sockets = Vec::with_capacity(listen.len());
-    for addr in &listen {
-        let std_socket = bind_udp(*addr).map_err(|e| StartError::Bind(*addr, e))?;
-        sockets.push(UdpSocket::from_std(std_socket));
-    }
+    let mut poll = Poll::new().map_err(StartError::Setup)?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKE).map_err(StartError::Setup)?);
+    let workers = receive::worker_count(opts.workers.unwrap_or(site.gateway.workers));
+    let view = View::new(&site, 0);
+    let mut receivers = receive::start(&listen, workers, Arc::new(view), Arc::clone(&waker))?;
+    let bound = receivers.bound.clone();
     let mut agent_socket =
         UdpSocket::from_std(bind_udp(agent_at).map_err(|e| StartError::Bind(agent_at, e))?);
-    let bound: Vec<SocketAddr> = sockets
-        .iter()
-        .map(|s| s.local_addr())
-        .collect::<io::Result<_>>()
-        .map_err(StartError::Setup)?;
     let agent_bound = agent_socket.local_addr().map_err(StartError::Setup)?;
-    let mut poll = Poll::new().map_err(StartError::Setup)?;
-    for (i, s) in sockets.iter_mut().enumerate() {
-        poll.registry()
-            .register(s, Token(i), Interest::READABLE)
-            .map_err(StartError::Setup)?;
-    }
     poll.registry()
         .register(&mut agent_socket, AGENT, Interest::READABLE)
         .map_err(StartError::Setup)?;
-    let waker = Arc::new(Waker::new(poll.registry(), WAKE).map_err(StartError::Setup)?);
     let mut signals =
         Signals::new([libc::SIGINT, libc::SIGTERM, libc::SIGHUP]).map_err(StartError::Setup)?;
     poll.registry()
@@ -817,12 +828,13 @@ pub fn run(
         speed: if opts.speed > 0.0 { opts.speed } else { 1.0 },
     };
     let start = clock.now();
-    let ports: Vec<u16> = bound.iter().map(|a| a.port()).collect();
     let (exec_tx, exec_rx): (Sender<ExecDone>, Receiver<ExecDone>) = crossbeam_channel::unbounded();
     let journal_path = opts.journal.clone();
     let mut s = State {
         clock,
-        pipeline: Pipeline::new(site.classifier(), &ports),
+        classifier: site.classifier(),
+        generation: 0,
+        previous: None,
         agent: Agent::new(&site, start),
         poller: Poller::new(&site, start),
         ledger: Ledger::new(&site),
@@ -883,6 +895,8 @@ pub fn run(
         listen: bound.clone(),
         agent: agent_bound,
         metrics: metrics_at,
+        workers: receivers.len(),
+        steered: receivers.steered,
         resumed,
     });
     for r in unsent {
@@ -898,8 +912,6 @@ pub fn run(
     };
     let mut known = heard(s.site());
     let mut events = Events::with_capacity(64);
-    let mut batch = RecvBatch::new();
-    let mut replies = SendBatch::new();
     let mut arena = Bump::with_capacity(256 * 1024);
     let mut agent_buf = vec![0u8; 64 * 1024];
     let mut published = Timestamp(0);
@@ -940,7 +952,15 @@ pub fn run(
                                         site.recorders.len()
                                     );
                                     known = heard(&site);
-                                    s.pipeline.set_classifier(site.classifier());
+                                    let generation = s.generation + 1;
+                                    let view = View::new(&site, generation);
+                                    let old = std::mem::replace(
+                                        &mut s.classifier,
+                                        view.classifier().clone(),
+                                    );
+                                    s.previous = Some((s.generation, old));
+                                    s.generation = generation;
+                                    receivers.reload(Arc::new(view));
                                     s.agent.reload(&site);
                                     s.poller = Poller::new(&site, t);
                                     s.ledger.reload(&site);
@@ -954,17 +974,16 @@ pub fn run(
                             }
                             continue;
                         }
+                        // What the workers still hold is decided before the gateway goes.
+                        let tally = receivers.stop(|g, items| s.heard_batch(g, items));
+                        s.act(agent_socket.as_raw_fd());
                         s.sync();
-                        let drops: Vec<u64> =
-                            bound.iter().filter_map(|a| kernel_drops(*a)).collect();
-                        s.live.kernel_drops =
-                            (drops.len() == bound.len()).then(|| drops.iter().sum());
-                        s.live.refused = s.decider.refused();
+                        let (counters, live, latency) = s.totals(&tally);
                         return Ok(Stopped {
-                            counters: s.pipeline.counters().clone(),
-                            live: s.live,
+                            counters,
+                            live,
                             signal,
-                            latency: s.latency,
+                            latency,
                         });
                     }
                 }
@@ -973,6 +992,7 @@ pub fn run(
                         let t = s.clock.now();
                         s.exec_done(t, done);
                     }
+                    receivers.drain(|g, items| s.heard_batch(g, items));
                 }
                 AGENT => loop {
                     match agent_socket.recv_from(&mut agent_buf) {
@@ -996,69 +1016,14 @@ pub fn run(
                         }
                     }
                 },
-                Token(i) => {
-                    let local = bound[i];
-                    // Readiness is edge-triggered: read until the socket is empty.
-                    loop {
-                        match batch.recv(sockets[i].as_raw_fd()) {
-                            Ok(0) => break,
-                            Ok(n) => {
-                                let real = now().0;
-                                arena.reset();
-                                for k in 0..n {
-                                    let Some((src, payload, cut)) = batch.get(k) else {
-                                        continue;
-                                    };
-                                    // The kernel's receive time is the datagram's arrival.
-                                    let arrival = batch.arrival(k).unwrap_or(real);
-                                    s.first_arrival.get_or_insert(arrival);
-                                    let at = s.clock.at(arrival);
-                                    if cut {
-                                        s.live.truncated += 1;
-                                        continue;
-                                    }
-                                    if !known.contains(&src.ip()) {
-                                        s.live.foreign += 1;
-                                        continue;
-                                    }
-                                    let d = Datagram {
-                                        src: src.ip(),
-                                        dst: local.ip(),
-                                        src_port: src.port(),
-                                        dst_port: local.port(),
-                                        payload,
-                                    };
-                                    s.trap_datagram(at, arrival, d, &arena, &mut replies);
-                                }
-                                let at = s.clock.at(real);
-                                s.decisions(at);
-                                // A confirming poll goes out in this iteration.
-                                s.poll_outputs(at);
-                                s.ledger_outputs(at);
-                            }
-                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                            Err(e) => {
-                                eprintln!("trapgate: receive on {local}: {e}");
-                                break;
-                            }
-                        }
-                    }
-                    // Answers to informs leave from the socket they came to.
-                    if !replies.is_empty() {
-                        let (_, failed) = replies.flush(sockets[i].as_raw_fd());
-                        s.live.send_errors += failed.len() as u64;
-                    }
-                }
+                _ => {}
             }
         }
         s.ledger_outputs(t);
         if metrics_at.is_some() && t.0 >= published.0 + PUBLISH.as_nanos() as u64 / 2 {
             published = t;
-            let drops: Vec<u64> = bound.iter().filter_map(|a| kernel_drops(*a)).collect();
-            s.live.kernel_drops = (drops.len() == bound.len()).then(|| drops.iter().sum());
-            s.live.refused = s.decider.refused();
-            let text = prometheus(s.pipeline.counters(), &s.live, &s.latency);
+            let (counters, live, latency) = s.totals(&receivers.tally());
+            let text = prometheus(&counters, &live, &latency);
             if let Ok(mut shared) = snapshot.lock() {
                 *shared = text;
             }

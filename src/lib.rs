@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod policy;
 pub mod poller;
+pub mod receive;
 pub mod report;
 pub mod source;
 pub mod time;

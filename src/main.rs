@@ -61,6 +61,10 @@ enum Command {
         /// Decide, journal and report everything, but send nothing to recorders.
         #[arg(long)]
         dry_run: bool,
+        /// Receive workers, each with its own socket on every listen address (default:
+        /// the site's [gateway] workers; 0 there means one per core).
+        #[arg(long, value_name = "N")]
+        workers: Option<usize>,
     },
     /// Print a journal readably, optionally only what concerns one UPS or recorder.
     Journal {
@@ -125,6 +129,7 @@ fn main() -> ExitCode {
             agent,
             journal,
             dry_run,
+            workers,
         } => {
             let opts = trapgate::gateway::Options {
                 listen,
@@ -133,6 +138,7 @@ fn main() -> ExitCode {
                 journal,
                 dry_run,
                 speed: 1.0,
+                workers,
             };
             run_gateway(config.as_deref(), opts, &mut out)
         }
@@ -435,8 +441,15 @@ fn run_gateway(
         |b| {
             let addrs: Vec<String> = b.listen.iter().map(|a| a.to_string()).collect();
             eprintln!(
-                "trapgate: listening on {} ({upses} UPS, {recorders} recorders), virtual UPS on {}{}",
+                "trapgate: listening on {} ({upses} UPS, {recorders} recorders; {} receive worker{}{}), virtual UPS on {}{}",
                 addrs.join(", "),
+                b.workers,
+                if b.workers == 1 { "" } else { "s" },
+                match (b.workers, b.steered) {
+                    (1, _) => "",
+                    (_, true) => ", each source steered to one",
+                    (_, false) => ", spread by the kernel's hash: no source steering on this kernel",
+                },
                 b.agent,
                 if dry_run { "; dry run: nothing is sent to recorders" } else { "" }
             );

@@ -45,6 +45,30 @@ impl Latency {
         &self.fanout
     }
 
+    /// Adds what `other` recorded (a worker's share) to this one.
+    pub fn add(&mut self, other: &Latency) {
+        for (mine, theirs) in self.by_event.iter_mut().zip(&other.by_event) {
+            if !theirs.is_empty() {
+                // Same bounds on both sides: adding cannot fail.
+                let _ = mine.add(theirs);
+            }
+        }
+        if !other.fanout.is_empty() {
+            let _ = self.fanout.add(&other.fanout);
+        }
+    }
+
+    /// Forgets everything recorded (the histograms keep their memory).
+    pub fn reset(&mut self) {
+        self.by_event.iter_mut().for_each(Histogram::reset);
+        self.fanout.reset();
+    }
+
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.fanout.is_empty() && self.by_event.iter().all(Histogram::is_empty)
+    }
+
     /// Records one notification's latency; no allocation.
     #[inline]
     pub fn record(&mut self, event: Event, nanos: u64) {

@@ -74,6 +74,20 @@ impl Counters {
     pub fn event(&self, event: Event) -> u64 {
         self.events[event as usize]
     }
+
+    /// Adds `other`'s counts (another worker's) to these.
+    pub fn add(&mut self, other: &Counters) {
+        fn sum<const N: usize>(a: &mut [u64; N], b: &[u64; N]) {
+            a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+        }
+        self.frames += other.frames;
+        self.datagrams += other.datagrams;
+        sum(&mut self.no_datagram, &other.no_datagram);
+        self.other_port += other.other_port;
+        sum(&mut self.malformed, &other.malformed);
+        sum(&mut self.pdus, &other.pdus);
+        sum(&mut self.events, &other.events);
+    }
 }
 
 /// The decode → classify pipeline with its counters.

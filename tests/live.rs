@@ -123,7 +123,7 @@ fn sighup_reloads_the_site_and_a_broken_file_keeps_the_running_one() {
     assert!(said.contains("keeping the running site"), "{said}");
     // Then a good one with a third recorder.
     let more = loopback_site()
-        + "\n[[recorder]]\nname = \"nvr-new\"\naddress = \"192.168.61.245\"\nups = \"ups-main\"\ntier = 1\nshutdown_time = \"60s\"\n";
+        + "\n[[recorder]]\nname = \"nvr-new\"\naddress = \"127.0.0.245\"\nups = \"ups-main\"\ntier = 1\nshutdown_time = \"60s\"\n";
     std::fs::write(&site, more).expect("write");
     signal(&child, libc::SIGHUP);
     // The broken file's mistakes come first, one a line; then the reload.

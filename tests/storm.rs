@@ -3,6 +3,8 @@
 //! time too), into `trapgate run`. Every datagram is accounted for — received, or
 //! counted as dropped by the kernel — and the UPS events inside the storm are decided.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
 use std::process::{Command, Stdio};
@@ -56,6 +58,7 @@ fn a_million_trap_storm_is_accounted_for_and_its_ups_events_decided() {
         &site,
         trapgate::config::DEFAULT_SITE
             .replace("192.168.61.250", "127.0.0.1")
+            .replace("192.168.61.", "127.0.0.")
             .replace("confirm_by_poll = true", "confirm_by_poll = false")
             // The virtual UPS on loopback too, on a free port.
             .replace("agent = \"0.0.0.0:161\"", "agent = \"127.0.0.1:0\""),
@@ -164,4 +167,68 @@ fn a_million_trap_storm_is_accounted_for_and_its_ups_events_decided() {
         start.elapsed().as_secs_f64()
     );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A site of `n` UPSes at 127.0.2.1… (one recorder each at 127.0.3.1…), acting on traps
+/// without a confirming poll.
+fn many_ups_site(n: u8) -> String {
+    let mut site = String::from(
+        "[gateway]\nlisten = [\"127.0.0.1:0\"]\nagent = \"127.0.0.1:0\"\n\n\
+         [policy]\ngrace = { 1 = \"10m\" }\nshutdown_below_charge = 30\n\
+         shutdown_below_runtime = \"5m\"\nconfirm_by_poll = false\n",
+    );
+    for i in 1..=n {
+        site += &format!(
+            "\n[[ups]]\nname = \"ups-{i}\"\naddress = \"127.0.2.{i}\"\ncommunity = \"public\"\n\
+             vendor = \"apc\"\noutlet_off_delay = \"3m\"\n\
+             \n[[recorder]]\nname = \"nvr-{i}\"\naddress = \"127.0.3.{i}\"\nups = \"ups-{i}\"\n\
+             tier = 1\nshutdown_time = \"90s\"\n"
+        );
+    }
+    site
+}
+
+#[test]
+fn with_two_workers_each_ups_is_decided_in_the_order_it_spoke() {
+    const UPSES: u8 = 24;
+    let file = common::site_file("order", &many_ups_site(UPSES));
+    let (mut child, out, err) = common::start(&[
+        "run",
+        "--config",
+        file.to_str().expect("UTF-8"),
+        "--workers",
+        "2",
+        "--dry-run",
+    ]);
+    let to = common::listening_on(&err);
+    // Each UPS: on battery, then mains back at once, each trap from a fresh source port,
+    // so that only steering by address keeps the two on one worker, in order. Read the
+    // other way round, the UPS would stay on battery.
+    let (on_battery, restored) = (apc(5), apc(9));
+    for i in 1..=UPSES {
+        for trap in [&on_battery, &restored] {
+            let ups =
+                UdpSocket::bind((format!("127.0.2.{i}").as_str(), 0)).expect("a UPS's socket");
+            ups.send_to(trap, to).expect("send");
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    common::terminate(&child);
+    assert!(child.wait().expect("exit").success());
+    let decided: Vec<String> = out.iter().collect();
+    let summary: Vec<String> = err.iter().collect();
+    for i in 1..=UPSES {
+        let name = format!("\"ups\":\"ups-{i}\"");
+        let mine: Vec<&String> = decided.iter().filter(|d| d.contains(&name)).collect();
+        let first_on_battery = mine
+            .iter()
+            .position(|d| d.contains("\"kind\":\"on_battery\""));
+        let power_back = mine
+            .iter()
+            .position(|d| d.contains("\"decision\":\"PowerBack\""));
+        assert!(
+            matches!((first_on_battery, power_back), (Some(a), Some(b)) if a < b),
+            "ups-{i}: on battery, then power back, in that order: {mine:#?}\n{summary:#?}"
+        );
+    }
 }

@@ -1,36 +1,55 @@
 #!/usr/bin/env bash
-# The receive-path benchmark, side by side in one run, on loopback only: the same trap
-# stream (trapblast, a v2c coldStart from 127.0.0.1) offered at a fixed rate to
+# The receive-path benchmark, side by side in one run, on loopback only. The same trap
+# stream (trapblast: v2c coldStart traps, Informational) is offered to
 #   - recvloop: the bare mio + recvmmsg loop (the floor),
-#   - trapgate run (decode, classify, policy, latency histograms),
+#   - trapgate run (receive workers, decode, classify, policy, latency histograms),
 #   - net-snmp's snmptrapd with doNotRetainNotificationLogs (the tuned config),
-# each measured for CPU per trap (user + sys from /proc/PID/stat) and loss.
-# Usage: tools/bench-receive.sh [count] [rate...]   (defaults: 500000 traps at 50000/s)
+# each measured for CPU per trap (user + sys from /proc/PID/stat) and loss. Three parts:
+#   1. CPU per trap at a fixed rate (RATE), with the ratios;
+#   2. the lossless ceiling: COUNT traps offered at each rate of LADDER (0: flat out),
+#      trapgate and snmptrapd, zero loss or not;
+#   3. trapgate's arrival → decision latency at 10 %, 50 % and 90 % of its ceiling.
+# Environment: COUNT (500000), RATE (50000), LADDER ("50000 100000 200000 400000 0"),
+# ADDRESSES (1: every trap from 127.0.0.1; N: from 127.0.1.1 … N consecutive
+# addresses, each a UPS of the site), WORKERS (trapgate's --workers; default per core).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-COUNT=${1:-500000}
-shift || true
-RATES=("${@:-50000}")
+COUNT=${COUNT:-500000}
+RATE=${RATE:-50000}
+LADDER=${LADDER:-"50000 100000 200000 400000 0"}
+ADDRESSES=${ADDRESSES:-1}
+WORKERS=${WORKERS:-0}
 cargo build --release -q -p trapgate-tools --bin trapblast --bin recvloop
 cargo build --release -q --bin trapgate
 BIN=target/release
 TCK=$(getconf CLK_TCK)
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"; pkill -P $$ 2>/dev/null || true' EXIT
-sed 's/192.168.61.250/127.0.0.1/' src/config/default-site.toml > "$WORK/site.toml"
+sed -e 's/192.168.61.250/127.0.0.1/' -e 's/192.168.61\./127.0.0./' src/config/default-site.toml > "$WORK/site.toml"
+FROM=(--sources 4)
+if [ "$ADDRESSES" -gt 1 ]; then
+  FROM=(--from 127.0.1.1 --addresses "$ADDRESSES" --sources 1)
+  for i in $(seq 1 "$ADDRESSES"); do
+    printf '\n[[ups]]\nname = "ups-%d"\naddress = "127.0.%d.%d"\ncommunity = "public"\nvendor = "apc"\noutlet_off_delay = "3m"\n' \
+      "$i" $((1 + (i - 1) / 254)) $((1 + (i - 1) % 254)) >> "$WORK/site.toml"
+  done
+fi
 printf 'disableAuthorization yes\ndoNotRetainNotificationLogs yes\n' > "$WORK/snmptrapd.conf"
 
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-# measure NAME PORT RATE COMMAND...: prints "NAME rate sent received cpu_us_per_trap"
+# measure NAME PORT RATE COMMAND...: runs COMMAND, offers COUNT traps at RATE, prints
+# one line and sets SENT, LOST, OFFERED (the rate trapblast reached) and US (CPU per trap).
 measure() {
   local name=$1 port=$2 rate=$3; shift 3
   "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" &
   local pid=$!
   sleep 1
   local c0; c0=$(cpu "$pid")
-  local sent
-  sent=$("$BIN/trapblast" --to "127.0.0.1:$port" --count "$COUNT" --rate "$rate" --sources 4 | awk '{print $2}')
+  local said
+  said=$("$BIN/trapblast" --to "127.0.0.1:$port" --count "$COUNT" --rate "$rate" "${FROM[@]}")
+  SENT=$(awk '{print $2}' <<< "$said")
+  OFFERED=$(sed -E 's/.*: ([0-9]+)\/s.*/\1/' <<< "$said")
   sleep 1
   local c1; c1=$(cpu "$pid")
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
@@ -40,18 +59,52 @@ measure() {
     trapgate) received=$(awk '/^-- / {print $2}' "$WORK/$name.err") ;;
     snmptrapd) received=$(grep -c '^TRAP$' "$WORK/snmptrapd.log" || true); rm -f "$WORK/snmptrapd.log" ;;
   esac
-  local us
-  us=$(awk -v t="$((c1 - c0))" -v hz="$TCK" -v n="${received:-0}" 'BEGIN { if (n > 0) printf "%.2f", t / hz * 1e6 / n; else print "n/a" }')
-  printf '%-10s %8s/s  sent %8s  received %8s  lost %7s  CPU %6s us/trap\n' \
-    "$name" "$rate" "$sent" "$received" "$((sent - received))" "$us"
-  if [ "$name" = trapgate ]; then grep -E 'latency Informational' "$WORK/$name.err" || true; fi
+  LOST=$((SENT - ${received:-0}))
+  US=$(awk -v t="$((c1 - c0))" -v hz="$TCK" -v n="${received:-0}" 'BEGIN { if (n > 0) printf "%.2f", t / hz * 1e6 / n; else print "n/a" }')
+  printf '%-10s offered %7s/s (asked %7s)  sent %8s  lost %7s  CPU %6s us/trap\n' \
+    "$name" "$OFFERED" "$rate" "$SENT" "$LOST" "$US"
 }
 
-echo "machine: $(nproc) cores; $COUNT traps per run"
-for rate in "${RATES[@]}"; do
-  measure recvloop 14162 "$rate" "$BIN/recvloop" 127.0.0.1:14162
-  measure trapgate 14163 "$rate" "$BIN/trapgate" run --config "$WORK/site.toml" --listen 127.0.0.1:14163 --agent 127.0.0.1:0
-  if command -v snmptrapd > /dev/null; then
-    measure snmptrapd 14164 "$rate" snmptrapd -f -C -c "$WORK/snmptrapd.conf" -Lf "$WORK/snmptrapd.log" -F 'TRAP\n' udp:127.0.0.1:14164
+run_recvloop() { measure recvloop 14162 "$1" "$BIN/recvloop" 127.0.0.1:14162; }
+run_trapgate() {
+  measure trapgate 14163 "$1" "$BIN/trapgate" run --config "$WORK/site.toml" \
+    --listen 127.0.0.1:14163 --agent 127.0.0.1:0 --workers "$WORKERS"
+  grep -E 'listening|latency Informational' "$WORK/trapgate.err" | sed 's/^/   /' || true
+}
+run_snmptrapd() {
+  measure snmptrapd 14164 "$1" snmptrapd -f -C -c "$WORK/snmptrapd.conf" -Lf "$WORK/snmptrapd.log" -F 'TRAP\n' udp:127.0.0.1:14164
+}
+have_snmptrapd() { command -v snmptrapd > /dev/null; }
+
+echo "machine: $(nproc) cores; $COUNT traps per run from $ADDRESSES source address(es)"
+echo
+echo "== 1. CPU per trap at $RATE/s"
+run_recvloop "$RATE"; bare=$US
+run_trapgate "$RATE"; gate=$US
+if have_snmptrapd; then run_snmptrapd "$RATE"; tuned=$US; else tuned=n/a; fi
+awk -v b="$bare" -v g="$gate" -v s="$tuned" 'BEGIN {
+  printf "trapgate / bare loop: %.2fx", g / b
+  if (s != "n/a") printf "; snmptrapd (tuned) / trapgate: %.1fx", s / g
+  print "" }'
+
+echo
+echo "== 2. Lossless ceiling ($COUNT traps per rate; 0 = flat out)"
+ceiling=0; snmp_ceiling=0; snmp_done=$(have_snmptrapd && echo no || echo yes)
+for rate in $LADDER; do
+  run_trapgate "$rate"
+  if [ "$LOST" -eq 0 ] && [ "$OFFERED" -gt "$ceiling" ]; then ceiling=$OFFERED; fi
+  if [ "$snmp_done" = no ]; then
+    run_snmptrapd "$rate"
+    if [ "$LOST" -eq 0 ]; then snmp_ceiling=$OFFERED; else snmp_done=yes; fi
   fi
+done
+echo "lossless up to: trapgate ${ceiling}/s; snmptrapd (tuned) ${snmp_ceiling}/s (highest rate offered with zero loss)"
+
+echo
+echo "== 3. trapgate's latency at 10 %, 50 %, 90 % of ${ceiling}/s"
+for pct in 10 50 90; do
+  rate=$((ceiling * pct / 100))
+  [ "$rate" -gt 0 ] || continue
+  echo "-- $pct %"
+  run_trapgate "$rate"
 done

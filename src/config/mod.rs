@@ -36,6 +36,8 @@ pub struct Gateway {
     pub community: String,
     /// How long an `exec` recorder's command may run before it is killed.
     pub exec_timeout: Secs,
+    /// Receive workers (each with its own socket on every listen address); 0: one per core.
+    pub workers: usize,
 }
 
 /// What to do with a shutdown trap the UPS does not confirm when polled.
@@ -488,6 +490,7 @@ impl Site {
                 agent: SocketAddr::from(([0, 0, 0, 0], 161)),
                 community: "public".to_string(),
                 exec_timeout: Secs(30),
+                workers: 0,
             }),
         };
         let (policy, grace) = match required(&mut top, "policy", m) {
@@ -610,12 +613,17 @@ impl Site {
             None => Some(Secs(30)),
             v => duration(v, m),
         };
+        let workers = match optional(&mut t, "workers") {
+            None => Some(0),
+            v => int_in(v, "workers", (0, 256), m),
+        };
         finish(t, m);
         Some(Gateway {
             listen: listen?,
             agent: agent?,
             community: community?,
             exec_timeout: exec_timeout?,
+            workers: workers?,
         })
     }
 

@@ -52,6 +52,73 @@ pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     Ok(socket.into())
 }
 
+/// `SO_ATTACH_REUSEPORT_CBPF` (asm-generic/socket.h; not in every libc target).
+const SO_ATTACH_REUSEPORT_CBPF: libc::c_int = 51;
+
+/// Opens `n` sockets on `addr` in one SO_REUSEPORT group (port 0: the port the first
+/// one gets) and, for more than one, steers each datagram to socket
+/// `source address mod n` with a classic BPF program run by the kernel: every datagram
+/// of one source (a UPS) reaches the same socket, so one worker, in order. Returns the
+/// sockets, and whether the steering is in place (an old kernel without it leaves the
+/// kernel's own 4-tuple hash).
+pub fn bind_group(addr: SocketAddr, n: usize) -> io::Result<(Vec<UdpSocket>, bool)> {
+    let first = bind_udp(addr)?;
+    let at = first.local_addr()?;
+    let mut group = vec![first];
+    for _ in 1..n {
+        group.push(bind_udp(at)?);
+    }
+    let steered = n > 1 && steer_by_source(&group[0], at.is_ipv6(), n as u32).is_ok();
+    Ok((group, steered))
+}
+
+/// Attaches the steering program to a reuseport group: load the last 32 bits of the
+/// IP source address (SKF_NET_OFF: relative to the network header, whatever the
+/// program's own start), return it modulo `n`, the index of the socket in the group.
+fn steer_by_source(socket: &UdpSocket, ipv6: bool, n: u32) -> io::Result<()> {
+    // IPv4 source: bytes 12..16 of the header; IPv6: 8..24, its last word at 20.
+    let offset = libc::SKF_NET_OFF + if ipv6 { 20 } else { 12 };
+    let code = [
+        libc::sock_filter {
+            code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+            jt: 0,
+            jf: 0,
+            k: offset as u32,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_ALU | libc::BPF_MOD | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: n,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_A) as u16,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
+    ];
+    let program = libc::sock_fprog {
+        len: code.len() as u16,
+        filter: code.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: a valid socket and a sock_fprog pointing at `code`, both alive for the
+    // call; the kernel copies the program.
+    let set = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_ATTACH_REUSEPORT_CBPF,
+            (&program as *const libc::sock_fprog).cast(),
+            size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if set != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Control-message room per datagram, in u64 words (aligned for cmsghdr): enough for
 /// one SCM_TIMESTAMPNS.
 const CONTROL_WORDS: usize = 8;
@@ -170,36 +237,29 @@ impl RecvBatch {
     }
 }
 
-/// Datagrams the kernel dropped on the UDP socket bound to `local` because its receive
-/// buffer was full: the `drops` column of /proc/net/udp (or udp6). None where it cannot
-/// be read.
-pub fn kernel_drops(local: SocketAddr) -> Option<u64> {
-    let (table, want) = match local {
-        SocketAddr::V4(a) => (
-            "/proc/net/udp",
-            format!(
-                "{:08X}:{:04X}",
-                u32::from_ne_bytes(a.ip().octets()),
-                a.port()
-            ),
-        ),
-        SocketAddr::V6(a) => {
-            let words: String = a
-                .ip()
-                .octets()
-                .chunks(4)
-                .map(|w| format!("{:08X}", u32::from_ne_bytes([w[0], w[1], w[2], w[3]])))
-                .collect();
-            ("/proc/net/udp6", format!("{words}:{:04X}", a.port()))
-        }
+/// `SO_MEMINFO` (asm-generic/socket.h; not in every libc target).
+const SO_MEMINFO: libc::c_int = 55;
+
+/// Datagrams the kernel dropped on socket `fd` because its receive buffer was full
+/// (`SK_MEMINFO_DROPS` of `SO_MEMINFO`, the socket's own counter, which /proc/net/udp
+/// shows as `drops`). None where the kernel does not say.
+pub fn socket_drops(fd: RawFd) -> Option<u64> {
+    let mut info = [0u32; libc::SK_MEMINFO_DROPS as usize + 1];
+    let mut len = size_of_val(&info) as libc::socklen_t;
+    // SAFETY: a valid socket and a buffer of `len` writable bytes; the kernel writes at
+    // most `len` bytes and says how many.
+    let got = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            SO_MEMINFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
     };
-    let text = std::fs::read_to_string(table).ok()?;
-    text.lines().skip(1).find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        (fields.get(1) == Some(&want.as_str()))
-            .then(|| fields.last()?.parse().ok())
-            .flatten()
-    })
+    let filled = len as usize / size_of::<u32>();
+    (got == 0 && filled > libc::SK_MEMINFO_DROPS as usize)
+        .then(|| u64::from(info[libc::SK_MEMINFO_DROPS as usize]))
 }
 
 /// Datagrams to send with Linux `sendmmsg(2)`, many per system call: the fan-out of a
@@ -212,6 +272,12 @@ pub struct SendBatch {
     iovecs: Vec<libc::iovec>,
     headers: Vec<libc::mmsghdr>,
 }
+
+// SAFETY: the raw pointers in `iovecs` and `headers` point into this batch's own
+// `data` and `items`; they are written at the start of every `flush` chunk, read only by
+// the `sendmmsg` call that follows, and emptied when the flush ends. Nothing is shared:
+// moving the batch to another thread (a receive worker's) moves everything they name.
+unsafe impl Send for SendBatch {}
 
 /// Datagrams per `sendmmsg` call (the kernel's UIO_MAXIOV).
 const SEND_CHUNK: usize = 1024;
@@ -297,6 +363,8 @@ impl SendBatch {
         }
         self.items.clear();
         self.data.clear();
+        self.iovecs.clear();
+        self.headers.clear();
         (sent, failed)
     }
 }
@@ -418,10 +486,63 @@ mod tests {
     }
 
     #[test]
-    fn kernel_drops_are_read_for_a_bound_socket() {
+    fn what_the_kernel_drops_is_counted() {
         let rx = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
-        assert_eq!(kernel_drops(rx.local_addr().unwrap()), Some(0));
-        assert_eq!(kernel_drops("127.0.0.1:1".parse().unwrap()), None);
+        assert_eq!(socket_drops(rx.as_raw_fd()), Some(0));
+        // A receive buffer too small for the burst: the kernel drops the rest.
+        socket2::SockRef::from(&rx)
+            .set_recv_buffer_size(4096)
+            .unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sent = 500;
+        for _ in 0..sent {
+            tx.send_to(&[7u8; 200], rx.local_addr().unwrap()).unwrap();
+        }
+        let mut batch = RecvBatch::new();
+        let mut received = 0;
+        while let Ok(n) = batch.recv(rx.as_raw_fd()) {
+            if n == 0 {
+                break;
+            }
+            received += n as u64;
+        }
+        let dropped = socket_drops(rx.as_raw_fd()).unwrap();
+        assert!(dropped > 0, "a 4 KiB buffer held all {sent}");
+        assert_eq!(
+            received + dropped,
+            sent,
+            "received {received}, dropped {dropped}"
+        );
+    }
+
+    #[test]
+    fn a_group_steers_each_source_address_to_one_socket() {
+        let (group, steered) = bind_group("127.0.0.1:0".parse().unwrap(), 2).unwrap();
+        let to = group[0].local_addr().unwrap();
+        assert_eq!(group[1].local_addr().unwrap(), to, "one port for the group");
+        if !steered {
+            eprintln!("SKIPPED: this kernel takes no reuseport steering program");
+            return;
+        }
+        // Three source ports from each of two addresses: 127.0.0.2 is even (socket 0),
+        // 127.0.0.3 odd (socket 1), whatever the port.
+        for from in ["127.0.0.2", "127.0.0.3"] {
+            for _ in 0..3 {
+                let tx = UdpSocket::bind((from, 0)).unwrap();
+                tx.send_to(from.as_bytes(), to).unwrap();
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let mut batch = RecvBatch::new();
+        for (i, want) in ["127.0.0.2", "127.0.0.3"].iter().enumerate() {
+            let n = batch.recv(group[i].as_raw_fd()).unwrap();
+            assert_eq!(n, 3, "socket {i} got {n} datagrams");
+            for k in 0..n {
+                let (src, payload, _) = batch.get(k).unwrap();
+                assert_eq!(src.ip().to_string(), *want);
+                assert_eq!(payload, want.as_bytes());
+            }
+        }
     }
 
     #[test]

@@ -25,10 +25,13 @@ pub fn site_file(name: &str, text: &str) -> PathBuf {
     file
 }
 
-/// The seed's site with its UPS on loopback, acting on traps without a confirming poll.
+/// The seed's site on loopback (its UPS at 127.0.0.1, its recorders at 127.0.0.244
+/// and 127.0.0.251: nothing leaves the machine), acting on traps without a confirming
+/// poll.
 pub fn loopback_site() -> String {
     trapgate::config::DEFAULT_SITE
         .replace("192.168.61.250", "127.0.0.1")
+        .replace("192.168.61.", "127.0.0.")
         .replace("confirm_by_poll = true", "confirm_by_poll = false")
         // The virtual UPS on loopback too, on a free port.
         .replace("agent = \"0.0.0.0:161\"", "agent = \"127.0.0.1:0\"")

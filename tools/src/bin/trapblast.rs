@@ -3,11 +3,15 @@
 //! batches, flat out or at a fixed rate, for a fixed count and never longer than a time
 //! limit, then prints how many it sent.
 //!
+//! `--from ADDR --addresses N` sends from N consecutive source addresses (the 127/8
+//! loopback block holds 16 million of them on Linux, or a test namespace's own), each
+//! with `--sources` ports: a site of many UPSes.
+//!
 //! `--every N --event HEX` puts a real UPS trap (its payload in hex) after every N noise
 //! traps, so a storm carries the events the gateway must still decide.
 #![allow(unsafe_code)]
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
@@ -31,9 +35,15 @@ struct Args {
     /// Stop after this many seconds even if `count` is not reached.
     #[arg(long, default_value_t = 60)]
     max_seconds: u64,
-    /// Send from this many sockets (source ports), in turn.
+    /// Send from this many sockets (source ports) per source address, in turn.
     #[arg(long, default_value_t = 4)]
     sources: usize,
+    /// The first source address (default: 127.0.0.1, or ::1 toward IPv6).
+    #[arg(long)]
+    from: Option<IpAddr>,
+    /// Send from this many consecutive IPv4 source addresses, starting at `--from`.
+    #[arg(long, default_value_t = 1)]
+    addresses: u32,
     /// After every N noise traps, send the `--event` trap.
     #[arg(long, default_value_t = 0)]
     every: u64,
@@ -128,21 +138,33 @@ fn main() -> std::process::ExitCode {
         }
     };
     let noise = noise();
-    let bind: SocketAddr = if args.to.is_ipv6() {
-        "[::1]:0".parse().expect("addr")
+    let first = args.from.unwrap_or(if args.to.is_ipv6() {
+        "::1".parse().expect("addr")
     } else {
-        "127.0.0.1:0".parse().expect("addr")
-    };
-    let sockets: Vec<UdpSocket> = match (0..args.sources.max(1))
-        .map(|_| UdpSocket::bind(bind))
-        .collect()
-    {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("trapblast: cannot open a socket: {e}");
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    });
+    let addresses: Vec<IpAddr> = match (first, args.addresses.max(1)) {
+        (a, 1) => vec![a],
+        (IpAddr::V4(a), n) => (0..n)
+            .map(|i| IpAddr::V4(Ipv4Addr::from(u32::from(a).wrapping_add(i))))
+            .collect(),
+        (IpAddr::V6(_), _) => {
+            eprintln!("trapblast: --addresses counts IPv4 addresses only");
             return std::process::ExitCode::from(2);
         }
     };
+    let mut sockets = Vec::with_capacity(addresses.len() * args.sources.max(1));
+    for _ in 0..args.sources.max(1) {
+        for a in &addresses {
+            match UdpSocket::bind((*a, 0)) {
+                Ok(s) => sockets.push(s),
+                Err(e) => {
+                    eprintln!("trapblast: cannot send from {a}: {e}");
+                    return std::process::ExitCode::from(2);
+                }
+            }
+        }
+    }
     let to = socket2::SockAddr::from(args.to);
     let start = Instant::now();
     let limit = Duration::from_secs(args.max_seconds);

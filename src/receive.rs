@@ -1,0 +1,639 @@
+//! The receive workers: the hot path of the live gateway, receive → decode → classify,
+//! on as many threads as there are cores.
+//!
+//! Each worker owns one socket on every listen address (the sockets of one address form
+//! a SO_REUSEPORT group) and its own mio reactor. The kernel steers every datagram to
+//! a socket by its source address (a classic BPF program, `bind_group`), so all the
+//! traps of one UPS reach one worker, in the order they came: no datagram is copied or
+//! handed between threads to shard them. A worker reads each socket with `recvmmsg`
+//! until it is empty, drops datagrams from addresses that are not the site's before
+//! decoding them, decodes into its `bumpalo` arena (reset per batch), classifies, and
+//! answers informs from the socket they came to. What the policy acts on (UPS events,
+//! recorder acknowledgements, a UPS's answers, a recorder heard from) goes to the
+//! decision thread in batches over a bounded crossbeam channel, in buffers that come
+//! back through a return channel; the rest (informational traps) is counted and timed
+//! on the worker. A worker takes no lock per packet: its counts and latencies are
+//! published to the decision thread twice a second.
+//!
+//! Back-pressure: a worker with no free buffer waits for one, and stops reading while
+//! it waits; its socket's receive buffer fills and the kernel drops what does not fit,
+//! which is counted (`socket_drops`). Nothing is shed inside trapgate.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bumpalo::Bump;
+use crossbeam_channel::{Receiver, Sender};
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::classify::{Classification, Classifier, Event};
+use crate::config::Site;
+use crate::metrics::Latency;
+use crate::pipeline::{Counters, Outcome, Pipeline};
+use crate::policy::PollAnswer;
+use crate::source::frame::Datagram;
+use crate::source::socket::{BATCH, RecvBatch, SendBatch, bind_group, socket_drops};
+use crate::source::udp::{StartError, now};
+use crate::wire::{Message, Pdu, PduType, encode};
+
+/// Buffers of heard items in circulation between the workers and the decision thread.
+const POOL: usize = 256;
+/// How often a worker publishes its counts and latencies.
+const PUBLISH: Duration = Duration::from_millis(500);
+const WAKE: Token = Token(usize::MAX);
+
+/// What a worker knows of the site: who is who, and the rules. A new one comes at
+/// each reload.
+pub struct View {
+    /// Bumped at each reload; a batch says which view classified it.
+    pub generation: u32,
+    classifier: Classifier,
+    /// Looked up for every datagram: a fast hash (the keys are the site's own).
+    sources: HashMap<IpAddr, Source, foldhash::fast::RandomState>,
+    communities: Vec<Box<[u8]>>,
+}
+
+/// Who an address of the site is.
+#[derive(Clone, Copy, Debug, Default)]
+struct Source {
+    ups: Option<usize>,
+    recorder: Option<usize>,
+}
+
+impl View {
+    /// The view of `site`.
+    pub fn new(site: &Site, generation: u32) -> View {
+        let mut sources: HashMap<IpAddr, Source, _> = HashMap::default();
+        for (i, u) in site.upses.iter().enumerate() {
+            sources.entry(u.address).or_default().ups = Some(i);
+        }
+        for (i, r) in site.recorders.iter().enumerate() {
+            sources.entry(r.address).or_default().recorder = Some(i);
+        }
+        View {
+            generation,
+            classifier: site.classifier(),
+            sources,
+            communities: site
+                .upses
+                .iter()
+                .map(|u| u.community.as_bytes().into())
+                .collect(),
+        }
+    }
+
+    /// The rules this view classifies with.
+    pub fn classifier(&self) -> &Classifier {
+        &self.classifier
+    }
+}
+
+/// A community string carried to the decision thread: inline when short (always, in
+/// practice), so that a heard event allocates nothing.
+#[derive(Clone, Debug)]
+pub struct Community {
+    len: u8,
+    inline: [u8; 32],
+    long: Option<Box<[u8]>>,
+}
+
+impl Community {
+    fn new(bytes: &[u8]) -> Community {
+        let mut c = Community {
+            len: 0,
+            inline: [0; 32],
+            long: None,
+        };
+        match c.inline.get_mut(..bytes.len()) {
+            Some(room) => {
+                room.copy_from_slice(bytes);
+                c.len = bytes.len() as u8;
+            }
+            None => c.long = Some(bytes.into()),
+        }
+        c
+    }
+
+    /// The bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.long {
+            Some(b) => b,
+            None => &self.inline[..self.len as usize],
+        }
+    }
+}
+
+/// What a worker hands the decision thread.
+#[derive(Clone, Debug)]
+pub enum Heard {
+    /// A notification the policy acts on.
+    Event {
+        /// The kernel's receive time, ns since the epoch.
+        arrival: u64,
+        /// Its source.
+        source: IpAddr,
+        /// Its community.
+        community: Community,
+        /// What it was classified as (rule indices into the batch's view).
+        class: Classification,
+    },
+    /// A UPS's response (to whoever polled it) with something the policy reads.
+    Poll {
+        /// The kernel's receive time.
+        arrival: u64,
+        /// The UPS (index into the batch's view of the site).
+        ups: usize,
+        /// What it said.
+        answer: PollAnswer,
+    },
+    /// A recorder heard from (anything but an acknowledgement, which is an event).
+    Seen {
+        /// The kernel's receive time.
+        arrival: u64,
+        /// The recorder.
+        recorder: usize,
+    },
+}
+
+/// A worker's batch: the items, and the generation of the view that made them.
+pub struct Batch {
+    /// The view's generation.
+    pub generation: u32,
+    /// What was heard, in arrival order.
+    pub items: Vec<Heard>,
+}
+
+/// The name of the rule (and alarm) that classified a notification.
+pub fn rule_name(classifier: &Classifier, c: Classification) -> Cow<'_, str> {
+    let rule = c.rule.map_or("", |i| classifier.rule(i).name.as_str());
+    match c.alarm {
+        // Alarm-table traps are few: naming them allocates, nothing else does.
+        Some(a) => Cow::Owned(format!("{rule} {}", classifier.alarm(a).name)),
+        None => Cow::Borrowed(rule),
+    }
+}
+
+/// The events the policy acts on; the others (informational, unknown) are counted and
+/// timed on the worker.
+fn acted_on(e: Event) -> bool {
+    !matches!(e, Event::Informational | Event::Unknown)
+}
+
+/// What the workers counted.
+#[derive(Clone, Debug, Default)]
+pub struct Tally {
+    /// The decode → classify counters.
+    pub counters: Counters,
+    /// Datagrams from addresses that are not the site's.
+    pub foreign: u64,
+    /// Datagrams cut by the receive buffer.
+    pub truncated: u64,
+    /// Informational notifications refused (wrong community, or not from a UPS).
+    pub refused: u64,
+    /// Datagrams the kernel refused to send (answers to informs).
+    pub send_errors: u64,
+    /// What the kernel dropped on the workers' sockets (None: it does not say).
+    pub kernel_drops: Option<u64>,
+    /// Arrival → classified, for the notifications decided on the worker.
+    pub latency: Latency,
+}
+
+impl Tally {
+    fn add(&mut self, o: &Tally) {
+        self.counters.add(&o.counters);
+        self.foreign += o.foreign;
+        self.truncated += o.truncated;
+        self.refused += o.refused;
+        self.send_errors += o.send_errors;
+        self.kernel_drops = match (self.kernel_drops, o.kernel_drops) {
+            (Some(a), Some(b)) => Some(a + b),
+            _ => None,
+        };
+        self.latency.add(&o.latency);
+    }
+}
+
+struct Handle {
+    thread: Option<JoinHandle<()>>,
+    waker: Arc<Waker>,
+    views: Sender<Arc<View>>,
+    tally: Arc<Mutex<Tally>>,
+}
+
+/// The running workers, from the decision thread's side.
+pub struct Receivers {
+    /// Where they listen (port 0 resolved).
+    pub bound: Vec<SocketAddr>,
+    /// Whether the kernel steers by source address (more than one worker).
+    pub steered: bool,
+    workers: Vec<Handle>,
+    stop: Arc<AtomicBool>,
+    heard: Receiver<Batch>,
+    free: Sender<Vec<Heard>>,
+}
+
+/// The number of workers for a setting of 0 (one per core) or more.
+pub fn worker_count(setting: usize) -> usize {
+    match setting {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
+
+/// Opens `workers` sockets on each of `listen` and starts a worker on each set; `wake`
+/// is woken whenever a batch is waiting.
+pub fn start(
+    listen: &[SocketAddr],
+    workers: usize,
+    view: Arc<View>,
+    wake: Arc<Waker>,
+) -> Result<Receivers, StartError> {
+    let n = workers.max(1);
+    let mut sockets: Vec<Vec<(SocketAddr, UdpSocket)>> = (0..n).map(|_| Vec::new()).collect();
+    let mut bound = Vec::with_capacity(listen.len());
+    let mut steered = n > 1;
+    for addr in listen {
+        let (group, s) = bind_group(*addr, n).map_err(|e| StartError::Bind(*addr, e))?;
+        let at = group[0].local_addr().map_err(StartError::Setup)?;
+        bound.push(at);
+        steered &= s;
+        for (k, socket) in group.into_iter().enumerate() {
+            sockets[k].push((at, UdpSocket::from_std(socket)));
+        }
+    }
+    let ports: Vec<u16> = bound.iter().map(|a| a.port()).collect();
+    let (free_tx, free_rx) = crossbeam_channel::bounded(POOL);
+    for _ in 0..POOL {
+        let _ = free_tx.send(Vec::with_capacity(BATCH));
+    }
+    let (heard_tx, heard_rx) = crossbeam_channel::bounded(POOL);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut handles = Vec::with_capacity(n);
+    for (k, mut mine) in sockets.into_iter().enumerate() {
+        let poll = Poll::new().map_err(StartError::Setup)?;
+        for (i, (_, s)) in mine.iter_mut().enumerate() {
+            poll.registry()
+                .register(s, Token(i), Interest::READABLE)
+                .map_err(StartError::Setup)?;
+        }
+        let waker = Arc::new(Waker::new(poll.registry(), WAKE).map_err(StartError::Setup)?);
+        let (views_tx, views_rx) = crossbeam_channel::unbounded();
+        let tally = Arc::new(Mutex::new(Tally::default()));
+        let worker = Worker {
+            pipeline: Pipeline::new(view.classifier.clone(), &ports),
+            view: Arc::clone(&view),
+            sockets: mine,
+            views: views_rx,
+            stop: Arc::clone(&stop),
+            heard: heard_tx.clone(),
+            free: free_rx.clone(),
+            wake: Arc::clone(&wake),
+            tally: Arc::clone(&tally),
+            out: Vec::with_capacity(BATCH),
+            decided: [(Event::Unknown, 0); BATCH],
+            n_decided: 0,
+            replies: SendBatch::new(),
+            buf: Vec::with_capacity(512),
+            own: Tally::default(),
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("trapgate-rx{k}"))
+            .spawn(move || worker.run(poll))
+            .map_err(StartError::Setup)?;
+        handles.push(Handle {
+            thread: Some(thread),
+            waker,
+            views: views_tx,
+            tally,
+        });
+    }
+    Ok(Receivers {
+        bound,
+        steered,
+        workers: handles,
+        stop,
+        heard: heard_rx,
+        free: free_tx,
+    })
+}
+
+impl Receivers {
+    /// The workers.
+    pub fn len(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Whether there are none (never, once started).
+    pub fn is_empty(&self) -> bool {
+        self.workers.is_empty()
+    }
+
+    /// Hands every waiting batch to `f`, and its buffer back to the workers.
+    pub fn drain(&self, mut f: impl FnMut(u32, &[Heard])) {
+        while let Ok(mut b) = self.heard.try_recv() {
+            f(b.generation, &b.items);
+            b.items.clear();
+            let _ = self.free.send(b.items);
+        }
+    }
+
+    /// Gives every worker the reloaded site.
+    pub fn reload(&self, view: Arc<View>) {
+        for w in &self.workers {
+            let _ = w.views.send(Arc::clone(&view));
+            let _ = w.waker.wake();
+        }
+    }
+
+    /// What the workers have published so far, summed.
+    pub fn tally(&self) -> Tally {
+        let mut sum = Tally {
+            kernel_drops: Some(0),
+            ..Tally::default()
+        };
+        for w in &self.workers {
+            if let Ok(t) = w.tally.lock() {
+                sum.add(&t);
+            }
+        }
+        sum
+    }
+
+    /// Stops the workers once they have read what their sockets hold, handing `f` every
+    /// batch until the last one; returns their final tally.
+    pub fn stop(&mut self, mut f: impl FnMut(u32, &[Heard])) -> Tally {
+        self.stop.store(true, Ordering::Release);
+        for w in &self.workers {
+            let _ = w.waker.wake();
+        }
+        while self
+            .workers
+            .iter()
+            .any(|w| w.thread.as_ref().is_some_and(|t| !t.is_finished()))
+        {
+            if let Ok(mut b) = self.heard.recv_timeout(Duration::from_millis(5)) {
+                f(b.generation, &b.items);
+                b.items.clear();
+                let _ = self.free.send(b.items);
+            }
+        }
+        for w in &mut self.workers {
+            if let Some(t) = w.thread.take() {
+                let _ = t.join();
+            }
+        }
+        self.drain(&mut f);
+        self.tally()
+    }
+}
+
+impl Drop for Receivers {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        for w in &self.workers {
+            let _ = w.waker.wake();
+        }
+        // A worker waiting for a buffer learns of the stop when the channels close.
+    }
+}
+
+struct Worker {
+    view: Arc<View>,
+    pipeline: Pipeline,
+    sockets: Vec<(SocketAddr, UdpSocket)>,
+    views: Receiver<Arc<View>>,
+    stop: Arc<AtomicBool>,
+    heard: Sender<Batch>,
+    free: Receiver<Vec<Heard>>,
+    wake: Arc<Waker>,
+    tally: Arc<Mutex<Tally>>,
+    out: Vec<Heard>,
+    /// The batch's notifications decided on the worker, timed when the batch is done
+    /// (one clock read a batch).
+    decided: [(Event, u64); BATCH],
+    n_decided: usize,
+    replies: SendBatch,
+    buf: Vec<u8>,
+    /// Counts and latencies since the last publication.
+    own: Tally,
+}
+
+impl Worker {
+    fn run(mut self, mut poll: Poll) {
+        let mut events = Events::with_capacity(16);
+        let mut batch = RecvBatch::new();
+        let mut arena = Bump::with_capacity(256 * 1024);
+        let mut published = Instant::now();
+        loop {
+            if let Err(e) = poll.poll(&mut events, Some(PUBLISH))
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                eprintln!("trapgate: receive worker: {e}");
+                break;
+            }
+            while let Ok(view) = self.views.try_recv() {
+                self.pipeline.set_classifier(view.classifier.clone());
+                self.view = view;
+            }
+            if self.stop.load(Ordering::Acquire) {
+                // What the sockets hold is read before the worker goes.
+                for i in 0..self.sockets.len() {
+                    self.drain(i, &mut batch, &mut arena);
+                }
+                break;
+            }
+            for event in events.iter() {
+                if let Token(i) = event.token()
+                    && i < self.sockets.len()
+                {
+                    self.drain(i, &mut batch, &mut arena);
+                }
+            }
+            if published.elapsed() >= PUBLISH {
+                published = Instant::now();
+                self.publish();
+            }
+        }
+        self.publish();
+    }
+
+    /// Reads socket `i` until it is empty (readiness is edge-triggered).
+    fn drain(&mut self, i: usize, batch: &mut RecvBatch, arena: &mut Bump) {
+        let (local, fd) = (self.sockets[i].0, self.sockets[i].1.as_raw_fd());
+        loop {
+            match batch.recv(fd) {
+                Ok(0) => break,
+                Ok(n) => {
+                    arena.reset();
+                    let real = now().0;
+                    for k in 0..n {
+                        let Some((src, payload, cut)) = batch.get(k) else {
+                            continue;
+                        };
+                        let arrival = batch.arrival(k).unwrap_or(real);
+                        self.datagram(local, src, payload, cut, arrival, arena);
+                    }
+                    let done = now().0;
+                    for &(event, arrival) in &self.decided[..self.n_decided] {
+                        self.own.latency.record(event, done.saturating_sub(arrival));
+                    }
+                    self.n_decided = 0;
+                    if !self.replies.is_empty() {
+                        let (_, failed) = self.replies.flush(fd);
+                        self.own.send_errors += failed.len() as u64;
+                    }
+                    self.forward();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    eprintln!("trapgate: receive on {local}: {e}");
+                    break;
+                }
+            }
+        }
+    }
+
+    /// One datagram: dropped if foreign, else decoded, classified, and kept for the
+    /// decision thread if the policy acts on it.
+    fn datagram(
+        &mut self,
+        local: SocketAddr,
+        src: SocketAddr,
+        payload: &[u8],
+        cut: bool,
+        arrival: u64,
+        arena: &Bump,
+    ) {
+        if cut {
+            self.own.truncated += 1;
+            return;
+        }
+        let Some(&who) = self.view.sources.get(&src.ip()) else {
+            self.own.foreign += 1;
+            return;
+        };
+        let d = Datagram {
+            src: src.ip(),
+            dst: local.ip(),
+            src_port: src.port(),
+            dst_port: local.port(),
+            payload,
+        };
+        let mut forwarded = false;
+        if let Outcome::Message(_, m, class) = self.pipeline.process_datagram(d, arena) {
+            if m.pdu_type() == PduType::INFORM_REQUEST && inform_response(&m, &mut self.buf) {
+                self.replies.push(src, &self.buf);
+            }
+            match class {
+                Some(c) if acted_on(c.event) => {
+                    self.out.push(Heard::Event {
+                        arrival,
+                        source: src.ip(),
+                        community: Community::new(m.community),
+                        class: c,
+                    });
+                    forwarded = true;
+                }
+                Some(c) => {
+                    // As the policy would: counted as refused when not from a UPS of
+                    // the site with its community, else nothing to decide.
+                    let ok = who
+                        .ups
+                        .is_some_and(|u| *self.view.communities[u] == *m.community);
+                    if !ok {
+                        self.own.refused += 1;
+                    }
+                    if let Some(slot) = self.decided.get_mut(self.n_decided) {
+                        *slot = (c.event, arrival);
+                        self.n_decided += 1;
+                    }
+                }
+                None if m.pdu_type() == PduType::RESPONSE => {
+                    if let Some(ups) = who.ups {
+                        let answer = PollAnswer::from_varbinds(m.varbinds());
+                        if !answer.is_empty() {
+                            self.out.push(Heard::Poll {
+                                arrival,
+                                ups,
+                                answer,
+                            });
+                            forwarded = true;
+                        }
+                    }
+                }
+                None => {}
+            }
+        }
+        if !forwarded && let Some(recorder) = who.recorder {
+            self.out.push(Heard::Seen { arrival, recorder });
+        }
+    }
+
+    /// Sends what this batch gave the policy to the decision thread, and wakes it.
+    fn forward(&mut self) {
+        if self.out.is_empty() {
+            return;
+        }
+        // No free buffer: the decision thread is behind; wait (the socket's buffer
+        // holds what comes meanwhile). Closed channels: the gateway is going.
+        let Ok(next) = self.free.recv() else {
+            self.out.clear();
+            return;
+        };
+        let items = std::mem::replace(&mut self.out, next);
+        let batch = Batch {
+            generation: self.view.generation,
+            items,
+        };
+        if self.heard.send(batch).is_ok() {
+            let _ = self.wake.wake();
+        }
+    }
+
+    /// Publishes the counts and latencies to the decision thread (a lock twice a
+    /// second, never per packet).
+    fn publish(&mut self) {
+        if let Ok(mut t) = self.tally.lock() {
+            t.counters = self.pipeline.counters().clone();
+            t.foreign = self.own.foreign;
+            t.truncated = self.own.truncated;
+            t.refused = self.own.refused;
+            t.send_errors = self.own.send_errors;
+            t.kernel_drops = self
+                .sockets
+                .iter()
+                .map(|(_, s)| socket_drops(s.as_raw_fd()))
+                .sum();
+            if !self.own.latency.is_empty() {
+                t.latency.add(&self.own.latency);
+                self.own.latency.reset();
+            }
+        }
+    }
+}
+
+/// The response to an inform: the same request id and bindings.
+fn inform_response(m: &Message<'_>, out: &mut Vec<u8>) -> bool {
+    let Pdu::Request(r) = &m.pdu else {
+        return false;
+    };
+    let response = Message::pdu(
+        m.version,
+        m.community,
+        PduType::RESPONSE,
+        r.request_id,
+        r.varbinds,
+    );
+    out.clear();
+    encode::encode(&response, out);
+    true
+}
