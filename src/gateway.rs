@@ -1,14 +1,16 @@
-//! The live gateway: one mio reactor over the trap sockets (UPS traps, recorder
-//! acknowledgements) and the agent socket (recorders' polls of the virtual UPS, the
-//! UPSes' answers to trapgate's own polls), driving the sans-IO parts: the pipeline and
-//! the policy (`Decider`), the virtual UPS (`Agent`), the poller and the ack ledger.
+//! The live gateway's decision thread. The receive workers (`crate::receive`) read the
+//! trap sockets, decode and classify, and hand it what the policy acts on; this thread
+//! owns everything with state: the policy (`Decider`) of every UPS, the virtual UPS
+//! (`Agent`) on the agent socket (recorders' polls, the UPSes' answers to trapgate's
+//! own polls), the poller, the ack ledger and the journal.
 //!
-//! Every iteration: fire the timers that are due, read every socket until it is empty
-//! (`recvmmsg` batches, the kernel's receive time as arrival), hand what was heard to
-//! the policy, journal its decisions and fsync them, and only then act: shutdown traps
-//! go out in `sendmmsg` batches from the agent socket (the recorder's "UPS"), commands
-//! run on their own threads, polls and answers go out. SIGINT/SIGTERM stop it cleanly,
-//! SIGHUP reloads the site. With a journal, a restart resumes the outage in progress.
+//! Every iteration: fire the timers that are due, take the workers' batches (the
+//! kernel's receive time as arrival) and what the agent socket holds, hand them to the
+//! policy, journal its decisions and fsync them, and only then act: shutdown traps go
+//! out in `sendmmsg` batches from the agent socket (the recorder's "UPS"), commands run
+//! on their own threads, polls and answers go out. SIGINT/SIGTERM stop it cleanly (the
+//! workers' last batches decided first), SIGHUP reloads the site. With a journal, a
+//! restart resumes the outage in progress.
 
 use std::collections::{BTreeSet, HashSet};
 use std::io;

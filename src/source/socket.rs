@@ -546,6 +546,28 @@ mod tests {
     }
 
     #[test]
+    fn an_ipv6_group_is_steered_too() {
+        let Ok((group, steered)) = bind_group("[::1]:0".parse().unwrap(), 2) else {
+            eprintln!("SKIPPED: no IPv6 loopback here");
+            return;
+        };
+        assert!(steered, "the IPv6 program loads");
+        let to = group[0].local_addr().unwrap();
+        // ::1 ends in 1: socket 1, from every port.
+        for _ in 0..3 {
+            let tx = UdpSocket::bind("[::1]:0").unwrap();
+            tx.send_to(b"six", to).unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let mut batch = RecvBatch::new();
+        assert_eq!(batch.recv(group[1].as_raw_fd()).unwrap(), 3);
+        assert!(
+            batch.recv(group[0].as_raw_fd()).is_err(),
+            "socket 0 got nothing"
+        );
+    }
+
+    #[test]
     fn ipv6_loopback() {
         let Ok(rx) = bind_udp("[::1]:0".parse().unwrap()) else {
             eprintln!("SKIPPED: no IPv6 loopback here");
