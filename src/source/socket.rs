@@ -61,6 +61,10 @@ const SO_ATTACH_REUSEPORT_CBPF: libc::c_int = 51;
 /// of one source (a UPS) reaches the same socket, so one worker, in order. Returns the
 /// sockets, and whether the steering is in place (an old kernel without it leaves the
 /// kernel's own 4-tuple hash).
+///
+/// SO_REUSEPORT would also let another process of the same user (a second trapgate)
+/// join the group and silently take a share of the traps: a group that holds more
+/// sockets than these `n` is refused with `AddrInUse`.
 pub fn bind_group(addr: SocketAddr, n: usize) -> io::Result<(Vec<UdpSocket>, bool)> {
     let first = bind_udp(addr)?;
     let at = first.local_addr()?;
@@ -68,8 +72,45 @@ pub fn bind_group(addr: SocketAddr, n: usize) -> io::Result<(Vec<UdpSocket>, boo
     for _ in 1..n {
         group.push(bind_udp(at)?);
     }
+    if sockets_on(at).is_some_and(|found| found > n) {
+        return Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            "another process shares this port with SO_REUSEPORT (another trapgate?)",
+        ));
+    }
     let steered = n > 1 && steer_by_source(&group[0], at.is_ipv6(), n as u32).is_ok();
     Ok((group, steered))
+}
+
+/// How many UDP sockets of this network namespace are bound to `local` (from
+/// /proc/net/udp or udp6); None where it cannot be read.
+fn sockets_on(local: SocketAddr) -> Option<usize> {
+    let (table, want) = match local {
+        SocketAddr::V4(a) => (
+            "/proc/net/udp",
+            format!(
+                "{:08X}:{:04X}",
+                u32::from_ne_bytes(a.ip().octets()),
+                a.port()
+            ),
+        ),
+        SocketAddr::V6(a) => {
+            let words: String = a
+                .ip()
+                .octets()
+                .chunks(4)
+                .map(|w| format!("{:08X}", u32::from_ne_bytes([w[0], w[1], w[2], w[3]])))
+                .collect();
+            ("/proc/net/udp6", format!("{words}:{:04X}", a.port()))
+        }
+    };
+    let text = std::fs::read_to_string(table).ok()?;
+    Some(
+        text.lines()
+            .skip(1)
+            .filter(|line| line.split_whitespace().nth(1) == Some(want.as_str()))
+            .count(),
+    )
 }
 
 /// Attaches the steering program to a reuseport group: load the last 32 bits of the
@@ -543,6 +584,17 @@ mod tests {
                 assert_eq!(payload, want.as_bytes());
             }
         }
+    }
+
+    #[test]
+    fn a_second_gateway_on_the_same_port_is_refused() {
+        let (group, _) = bind_group("127.0.0.1:0".parse().unwrap(), 2).unwrap();
+        let at = group[0].local_addr().unwrap();
+        let e = bind_group(at, 2).expect_err("a second group on the port");
+        assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
+        assert!(e.to_string().contains("another trapgate?"), "{e}");
+        // Its sockets were closed: the first group alone holds the port again.
+        assert_eq!(sockets_on(at), Some(2));
     }
 
     #[test]
