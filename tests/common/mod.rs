@@ -91,9 +91,17 @@ pub fn orders(out: &mpsc::Receiver<String>, n: usize) -> Vec<String> {
 
 /// The address `trapgate run` says it listens on (its first line on stderr).
 pub fn listening_on(err: &mpsc::Receiver<String>) -> std::net::SocketAddr {
-    let line = err
-        .recv_timeout(Duration::from_secs(10))
-        .expect("trapgate says where it listens");
+    address_in(&listening_line(err))
+}
+
+/// The first line `trapgate run` writes on stderr: where it listens, and how.
+pub fn listening_line(err: &mpsc::Receiver<String>) -> String {
+    err.recv_timeout(Duration::from_secs(10))
+        .expect("trapgate says where it listens")
+}
+
+/// The first address in a `listening on …` line.
+pub fn address_in(line: &str) -> std::net::SocketAddr {
     line.split("listening on ")
         .nth(1)
         .and_then(|r| r.split([' ', ',']).next())
