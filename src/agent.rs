@@ -186,28 +186,26 @@ impl Agent {
     /// What recorder `r` is shown now.
     pub fn presented_to(&self, now: Timestamp, r: usize) -> Presented {
         let view = &self.ups[self.recorder_ups[r]];
+        let on_battery_s = view
+            .on_battery_since
+            .map_or(0, |s| (now.0.saturating_sub(s.0) / 1_000_000_000) as u32);
         match self.presented[r] {
             Some(p) => Presented {
                 charge: Some(p),
                 runtime: Some(0),
                 on_battery: Some(true),
                 battery_low: Some(true),
-                seconds_on_battery: Some(
-                    view.on_battery_since
-                        .map_or(0, |s| (now.0.saturating_sub(s.0) / 1_000_000_000) as u32),
-                ),
+                seconds_on_battery: Some(on_battery_s),
             },
             None => Presented {
                 charge: view.values.charge,
                 runtime: view.values.runtime.map(|s| s.0),
                 on_battery: view.values.on_battery,
                 battery_low: view.values.battery_low,
-                seconds_on_battery: view.values.on_battery.map(|on| {
-                    match (on, view.on_battery_since) {
-                        (true, Some(s)) => (now.0.saturating_sub(s.0) / 1_000_000_000) as u32,
-                        _ => 0,
-                    }
-                }),
+                seconds_on_battery: view
+                    .values
+                    .on_battery
+                    .map(|on| if on { on_battery_s } else { 0 }),
             },
         }
     }

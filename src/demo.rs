@@ -132,17 +132,18 @@ fn run_ups(
     while !done.load(Ordering::Relaxed) {
         let t = site_s(t0);
         let ticks = (t * 100.0) as u32;
+        // The UPS's APC trap `specific`, with its text, to the gateway.
+        let apc = |specific: i64, text: &str| {
+            let trap = v1_trap("1.3.6.1.4.1.318", agent, specific, ticks, Some(text));
+            let _ = sim.socket.send_to(&trap, gateway);
+        };
         if step == 0 && t >= MAINS_FAIL {
             step = 1;
             on_battery = true;
-            let trap = v1_trap(
-                "1.3.6.1.4.1.318",
-                agent,
+            apc(
                 5,
-                ticks,
-                Some("UPS: On battery power in response to an input power problem."),
+                "UPS: On battery power in response to an input power problem.",
             );
-            let _ = sim.socket.send_to(&trap, gateway);
             say.lock().unwrap().push(format!(
                 "{t:7.1} s  UPS: mains power fails; sends upsOnBattery to the gateway"
             ));
@@ -161,15 +162,8 @@ fn run_ups(
         if step == 1 && t >= LOW_BATTERY {
             step = 2;
             low = true;
-            let trap = v1_trap(
-                "1.3.6.1.4.1.318",
-                agent,
-                7,
-                ticks,
-                Some("UPS: Low battery. A shutdown is imminent."),
-            );
             sim.low_battery_sent.store(now().0, Ordering::Relaxed);
-            let _ = sim.socket.send_to(&trap, gateway);
+            apc(7, "UPS: Low battery. A shutdown is imminent.");
             outlets_off_at = Some(t + 180.0);
             say.lock().unwrap().push(format!("{t:7.1} s  UPS: battery low ({charge} %); sends the seed's lowBattery trap; its outlets go off in 180 s"));
         }
@@ -183,14 +177,7 @@ fn run_ups(
             step = 4;
             on_battery = false;
             low = false;
-            let trap = v1_trap(
-                "1.3.6.1.4.1.318",
-                agent,
-                9,
-                ticks,
-                Some("UPS: Utility power has been restored."),
-            );
-            let _ = sim.socket.send_to(&trap, gateway);
+            apc(9, "UPS: Utility power has been restored.");
             sim.outlets_restored.fetch_add(1, Ordering::Relaxed);
             say.lock().unwrap().push(format!("{t:7.1} s  UPS: mains power is back; sends powerRestored; outlets on by themselves (restart = auto)"));
         }

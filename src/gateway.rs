@@ -29,7 +29,6 @@ use serde_json::{Value as Json, json};
 use signal_hook_mio::v1_0::Signals;
 
 use crate::agent::{Agent, Answered};
-use crate::classify::Classifier;
 use crate::classify::Event;
 use crate::config::{RecorderKind, Site};
 use crate::journal::{self, Journal};
@@ -226,11 +225,10 @@ fn answer_from_json(v: &Json) -> PollAnswer {
 struct State<R: FnMut(Timestamp, &Json)> {
     clock: Clock,
     opts: Options,
-    /// The rules of the site's current view (the workers' generation `generation`), and
-    /// of the one before it, to name what was classified just before a reload.
-    classifier: Classifier,
-    generation: u32,
-    previous: Option<(u32, Classifier)>,
+    /// The site as the workers see it now, and the view before the last reload (to
+    /// name what was classified just before it).
+    view: Arc<View>,
+    previous: Option<Arc<View>>,
     decider: Decider,
     agent: Agent,
     poller: Poller,
@@ -622,11 +620,11 @@ impl<R: FnMut(Timestamp, &Json)> State<R> {
                 if let Some(r) = self.agent.recorder_at(source) {
                     self.ledger.seen(at, r);
                 }
-                let classifier = match &self.previous {
-                    Some((g, c)) if *g == generation => c,
-                    _ => &self.classifier,
+                let view = match &self.previous {
+                    Some(v) if v.generation == generation => v,
+                    _ => &self.view,
                 };
-                let rule = receive::rule_name(classifier, *class);
+                let rule = view.classifier().rule_name(*class);
                 if let Some(j) = &mut self.journal {
                     let site = self.decider.site();
                     let ups = self
@@ -642,7 +640,7 @@ impl<R: FnMut(Timestamp, &Json)> State<R> {
                 self.latency.record(event, now().0.saturating_sub(arrival));
             }
             // Indices from a view older than the site's: not this site's any more.
-            Heard::Poll { .. } | Heard::Seen { .. } if generation != self.generation => {}
+            Heard::Poll { .. } | Heard::Seen { .. } if generation != self.view.generation => {}
             Heard::Poll {
                 arrival,
                 ups,
@@ -799,8 +797,8 @@ pub fn run(
     let mut poll = Poll::new().map_err(StartError::Setup)?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKE).map_err(StartError::Setup)?);
     let workers = receive::worker_count(opts.workers.unwrap_or(site.gateway.workers));
-    let view = View::new(&site, 0);
-    let mut receivers = receive::start(&listen, workers, Arc::new(view), Arc::clone(&waker))?;
+    let view = Arc::new(View::new(&site, 0));
+    let mut receivers = receive::start(&listen, workers, Arc::clone(&view), Arc::clone(&waker))?;
     let bound = receivers.bound.clone();
     let mut agent_socket =
         UdpSocket::from_std(bind_udp(agent_at).map_err(|e| StartError::Bind(agent_at, e))?);
@@ -834,8 +832,7 @@ pub fn run(
     let journal_path = opts.journal.clone();
     let mut s = State {
         clock,
-        classifier: site.classifier(),
-        generation: 0,
+        view,
         previous: None,
         agent: Agent::new(&site, start),
         poller: Poller::new(&site, start),
@@ -897,7 +894,7 @@ pub fn run(
         listen: bound.clone(),
         agent: agent_bound,
         metrics: metrics_at,
-        workers: receivers.len(),
+        workers: receivers.workers(),
         steered: receivers.steered,
         resumed,
     });
@@ -954,15 +951,10 @@ pub fn run(
                                         site.recorders.len()
                                     );
                                     known = heard(&site);
-                                    let generation = s.generation + 1;
-                                    let view = View::new(&site, generation);
-                                    let old = std::mem::replace(
-                                        &mut s.classifier,
-                                        view.classifier().clone(),
-                                    );
-                                    s.previous = Some((s.generation, old));
-                                    s.generation = generation;
-                                    receivers.reload(Arc::new(view));
+                                    let view = Arc::new(View::new(&site, s.view.generation + 1));
+                                    s.previous =
+                                        Some(std::mem::replace(&mut s.view, Arc::clone(&view)));
+                                    receivers.reload(view);
                                     s.agent.reload(&site);
                                     s.poller = Poller::new(&site, t);
                                     s.ledger.reload(&site);

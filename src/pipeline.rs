@@ -224,17 +224,11 @@ pub fn input<'a>(
     class: Option<Classification>,
 ) -> Option<Input<'a>> {
     if let Some(c) = class {
-        let rule = c.rule.map_or("", |i| classifier.rule(i).name.as_str());
-        let rule = match c.alarm {
-            // Alarm-table traps are few: naming them allocates, nothing else does.
-            Some(a) => Cow::Owned(format!("{rule} {}", classifier.alarm(a).name)),
-            None => Cow::Borrowed(rule),
-        };
         Some(Input::Notification {
             source: d.src,
             community: m.community,
             event: c.event,
-            rule,
+            rule: classifier.rule_name(c),
         })
     } else if m.pdu_type() == PduType::RESPONSE
         && let Some(u) = decider.ups_at(d.src)

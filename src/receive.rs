@@ -19,7 +19,6 @@
 //! it waits; its socket's receive buffer fills and the kernel drops what does not fit,
 //! which is counted (`socket_drops`). Nothing is shed inside trapgate.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -171,16 +170,6 @@ pub struct Batch {
     pub items: Vec<Heard>,
 }
 
-/// The name of the rule (and alarm) that classified a notification.
-pub fn rule_name(classifier: &Classifier, c: Classification) -> Cow<'_, str> {
-    let rule = c.rule.map_or("", |i| classifier.rule(i).name.as_str());
-    match c.alarm {
-        // Alarm-table traps are few: naming them allocates, nothing else does.
-        Some(a) => Cow::Owned(format!("{rule} {}", classifier.alarm(a).name)),
-        None => Cow::Borrowed(rule),
-    }
-}
-
 /// The events the policy acts on; the others (informational, unknown) are counted and
 /// timed on the worker.
 fn acted_on(e: Event) -> bool {
@@ -326,14 +315,9 @@ pub fn start(
 }
 
 impl Receivers {
-    /// The workers.
-    pub fn len(&self) -> usize {
+    /// How many workers run.
+    pub fn workers(&self) -> usize {
         self.workers.len()
-    }
-
-    /// Whether there are none (never, once started).
-    pub fn is_empty(&self) -> bool {
-        self.workers.is_empty()
     }
 
     /// Hands every waiting batch to `f`, and its buffer back to the workers.

@@ -5,10 +5,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use trapgate::wire::encode;
@@ -51,54 +48,15 @@ fn apc(specific: i64) -> Vec<u8> {
 
 #[test]
 fn a_million_trap_storm_is_accounted_for_and_its_ups_events_decided() {
-    let dir = std::env::temp_dir().join(format!("trapgate-storm-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let site = dir.join("site.toml");
-    std::fs::write(
-        &site,
-        trapgate::config::DEFAULT_SITE
-            .replace("192.168.61.250", "127.0.0.1")
-            .replace("192.168.61.", "127.0.0.")
-            .replace("confirm_by_poll = true", "confirm_by_poll = false")
-            // The virtual UPS on loopback too, on a free port.
-            .replace("agent = \"0.0.0.0:161\"", "agent = \"127.0.0.1:0\""),
-    )
-    .expect("write site");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trapgate"))
-        .args([
-            "run",
-            "--config",
-            site.to_str().expect("UTF-8"),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("trapgate starts");
-    let (err_tx, err_rx) = mpsc::channel();
-    let stderr = child.stderr.take().expect("stderr");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = err_tx.send(line);
-        }
-    });
-    let stdout = child.stdout.take().expect("stdout");
-    let decisions = std::thread::spawn(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .collect::<Vec<String>>()
-    });
-    let first = err_rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("listening line");
-    let port: u16 = first
-        .split("127.0.0.1:")
-        .nth(1)
-        .and_then(|r| r.split(' ').next())
-        .and_then(|p| p.parse().ok())
-        .expect("port");
+    let site = common::site_file("storm", &common::loopback_site());
+    let (mut child, out, err) = common::start(&[
+        "run",
+        "--config",
+        site.to_str().expect("UTF-8"),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    let to = common::listening_on(&err);
 
     let ups = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let noise = v2_cold_start();
@@ -111,7 +69,7 @@ fn a_million_trap_storm_is_accounted_for_and_its_ups_events_decided() {
             500_000 => &low_battery,
             _ => &noise,
         };
-        if ups.send_to(payload, ("127.0.0.1", port)).is_ok() {
+        if ups.send_to(payload, to).is_ok() {
             sent += 1;
         }
         if sent.is_multiple_of(1000) {
@@ -123,13 +81,9 @@ fn a_million_trap_storm_is_accounted_for_and_its_ups_events_decided() {
     }
     assert_eq!(sent, TOTAL, "the sender was too slow here");
     std::thread::sleep(Duration::from_millis(500));
-    // SAFETY: signalling our own child process.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-    }
+    common::terminate(&child);
     assert!(child.wait().expect("exit").success());
-    let summary: Vec<String> = err_rx.iter().collect();
+    let summary: Vec<String> = err.iter().collect();
     let summary = summary.join("\n");
     let number_after = |text: &str, key: &str| -> u64 {
         text.split(key)
@@ -147,7 +101,7 @@ fn a_million_trap_storm_is_accounted_for_and_its_ups_events_decided() {
         sent,
         "every datagram accounted for:\n{summary}"
     );
-    let decisions = decisions.join().expect("stdout reader");
+    let decisions: Vec<String> = out.iter().collect();
     assert!(
         decisions
             .iter()
@@ -166,7 +120,9 @@ fn a_million_trap_storm_is_accounted_for_and_its_ups_events_decided() {
         "storm: sent {sent} in {:.1} s; {summary}",
         start.elapsed().as_secs_f64()
     );
-    std::fs::remove_dir_all(&dir).ok();
+    if let Some(dir) = site.parent() {
+        std::fs::remove_dir_all(dir).ok();
+    }
 }
 
 /// A site of `n` UPSes at 127.0.2.1… (one recorder each at 127.0.3.1…), acting on traps

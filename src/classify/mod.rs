@@ -11,6 +11,7 @@ mod tables;
 pub mod trie;
 
 use core::fmt;
+use std::borrow::Cow;
 
 use crate::wire::{Message, NotificationOidBuf, Oid, Value, VarBind};
 use rules::{AlarmRule, Ev, ObjectName, TrapRule};
@@ -267,6 +268,17 @@ impl Classifier {
             }
         }
         (Event::Informational, None)
+    }
+
+    /// The name of the rule (and alarm) behind `c`, as the policy and the journal
+    /// carry it: `upsTrapAlarmEntryAdded upsAlarmOnBattery` for an alarm-table trap.
+    pub fn rule_name(&self, c: Classification) -> Cow<'_, str> {
+        let rule = c.rule.map_or("", |i| self.rules[i as usize].name.as_str());
+        match c.alarm {
+            // Alarm-table traps are few: naming them allocates, nothing else does.
+            Some(a) => Cow::Owned(format!("{rule} {}", self.alarm_rules[a as usize].name)),
+            None => Cow::Borrowed(rule),
+        }
     }
 
     /// The trap rule at `index`.

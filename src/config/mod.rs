@@ -40,6 +40,19 @@ pub struct Gateway {
     pub workers: usize,
 }
 
+impl Default for Gateway {
+    /// What a site file that leaves a key (or all of `[gateway]`) out gets.
+    fn default() -> Self {
+        Gateway {
+            listen: vec![SocketAddr::from(([0, 0, 0, 0], 162))],
+            agent: SocketAddr::from(([0, 0, 0, 0], 161)),
+            community: "public".to_string(),
+            exec_timeout: Secs(30),
+            workers: 0,
+        }
+    }
+}
+
 /// What to do with a shutdown trap the UPS does not confirm when polled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Unconfirmed {
@@ -402,6 +415,19 @@ fn flag(v: Option<Value<'_>>, m: &mut Mistakes) -> Option<bool> {
     }
 }
 
+/// An optional key's value: `default` where the key is absent, else what `read` makes of
+/// it (None, with the mistake noted, if it is wrong).
+fn or_default<'de, T>(
+    v: Option<Value<'de>>,
+    default: T,
+    read: impl FnOnce(Option<Value<'de>>) -> Option<T>,
+) -> Option<T> {
+    match v {
+        None => Some(default),
+        v => read(v),
+    }
+}
+
 fn optional<'de>(t: &mut Tbl<'de>, key: &'static str) -> Option<Value<'de>> {
     t.h.take(key).map(|(_, v)| v)
 }
@@ -485,13 +511,7 @@ impl Site {
         // An absent [gateway] takes the defaults.
         let gateway = match optional(&mut top, "gateway") {
             Some(mut v) => Self::gateway(&mut v, m),
-            None => Some(Gateway {
-                listen: vec![SocketAddr::from(([0, 0, 0, 0], 162))],
-                agent: SocketAddr::from(([0, 0, 0, 0], 161)),
-                community: "public".to_string(),
-                exec_timeout: Secs(30),
-                workers: 0,
-            }),
+            None => Some(Gateway::default()),
         };
         let (policy, grace) = match required(&mut top, "policy", m) {
             Some(mut v) => Self::policy(&mut v, m),
@@ -582,8 +602,9 @@ impl Site {
 
     fn gateway(v: &mut Value<'_>, m: &mut Mistakes) -> Option<Gateway> {
         let mut t = table(v, m)?;
+        let d = Gateway::default();
         let listen = match optional(&mut t, "listen") {
-            None => Some(vec![SocketAddr::from(([0, 0, 0, 0], 162))]),
+            None => Some(d.listen),
             Some(mut v) => match Vec::<Spanned<String>>::deserialize(&mut v) {
                 Ok(list) => list
                     .into_iter()
@@ -601,22 +622,18 @@ impl Site {
                 }
             },
         };
-        let agent = match optional(&mut t, "agent") {
-            None => Some(SocketAddr::from(([0, 0, 0, 0], 161))),
-            v => parse_as(text(v, m), "an address:port (e.g. \"0.0.0.0:161\")", m),
-        };
-        let community = match optional(&mut t, "community") {
-            None => Some("public".to_string()),
-            v => text(v, m).map(|s| s.value),
-        };
-        let exec_timeout = match optional(&mut t, "exec_timeout") {
-            None => Some(Secs(30)),
-            v => duration(v, m),
-        };
-        let workers = match optional(&mut t, "workers") {
-            None => Some(0),
-            v => int_in(v, "workers", (0, 256), m),
-        };
+        let agent = or_default(optional(&mut t, "agent"), d.agent, |v| {
+            parse_as(text(v, m), "an address:port (e.g. \"0.0.0.0:161\")", m)
+        });
+        let community = or_default(optional(&mut t, "community"), d.community, |v| {
+            text(v, m).map(|s| s.value)
+        });
+        let exec_timeout = or_default(optional(&mut t, "exec_timeout"), d.exec_timeout, |v| {
+            duration(v, m)
+        });
+        let workers = or_default(optional(&mut t, "workers"), d.workers, |v| {
+            int_in(v, "workers", (0, 256), m)
+        });
         finish(t, m);
         Some(Gateway {
             listen: listen?,
@@ -671,29 +688,27 @@ impl Site {
             m,
         );
         let runtime = duration(required(&mut t, "shutdown_below_runtime", m), m);
-        let confirm = match optional(&mut t, "confirm_by_poll") {
-            None => Some(true),
-            v => flag(v, m),
-        };
-        let unconfirmed = match optional(&mut t, "when_unconfirmed") {
-            None => Some(Unconfirmed::Shutdown),
-            v => one_of(
-                text(v, m),
-                &[
-                    ("shutdown", Unconfirmed::Shutdown),
-                    ("ignore", Unconfirmed::Ignore),
-                ],
-                m,
-            ),
-        };
-        let timeout = match optional(&mut t, "poll_timeout") {
-            None => Some(Secs(5)),
-            v => duration(v, m),
-        };
-        let ack_timeout = match optional(&mut t, "ack_timeout") {
-            None => Some(Secs(10)),
-            v => duration(v, m),
-        };
+        let confirm = or_default(optional(&mut t, "confirm_by_poll"), true, |v| flag(v, m));
+        let unconfirmed = or_default(
+            optional(&mut t, "when_unconfirmed"),
+            Unconfirmed::Shutdown,
+            |v| {
+                one_of(
+                    text(v, m),
+                    &[
+                        ("shutdown", Unconfirmed::Shutdown),
+                        ("ignore", Unconfirmed::Ignore),
+                    ],
+                    m,
+                )
+            },
+        );
+        let timeout = or_default(optional(&mut t, "poll_timeout"), Secs(5), |v| {
+            duration(v, m)
+        });
+        let ack_timeout = or_default(optional(&mut t, "ack_timeout"), Secs(10), |v| {
+            duration(v, m)
+        });
         finish(t, m);
         let policy = (|| {
             Some(Policy {
@@ -722,32 +737,27 @@ impl Site {
         let address_value = required(&mut t, "address", m);
         let at = address_value.as_ref().map_or(at, |v| v.span);
         let address = parse_as::<IpAddr>(text(address_value, m), "an IP address", m);
-        let community = match optional(&mut t, "community") {
-            None => Some("public".to_string()),
-            v => text(v, m).map(|s| s.value),
-        };
-        let port = match optional(&mut t, "port") {
-            None => Some(161),
-            v => int_in::<u16>(v, "port", (1, 65535), m),
-        };
+        let community = or_default(optional(&mut t, "community"), "public".to_string(), |v| {
+            text(v, m).map(|s| s.value)
+        });
+        let port = or_default(optional(&mut t, "port"), 161, |v| {
+            int_in::<u16>(v, "port", (1, 65535), m)
+        });
         let vendor = one_of(text(required(&mut t, "vendor", m), m), &Vendor::NAMES, m);
-        let poll_interval = match optional(&mut t, "poll_interval") {
-            None => Some(Secs(10)),
-            v => duration(v, m),
-        };
+        let poll_interval = or_default(optional(&mut t, "poll_interval"), Secs(10), |v| {
+            duration(v, m)
+        });
         let outlet_off_delay = duration(required(&mut t, "outlet_off_delay", m), m);
-        let restart = match optional(&mut t, "restart") {
-            None => Some(Restart::Auto),
-            v => one_of(
+        let restart = or_default(optional(&mut t, "restart"), Restart::Auto, |v| {
+            one_of(
                 text(v, m),
                 &[("auto", Restart::Auto), ("manual", Restart::Manual)],
                 m,
-            ),
-        };
-        let runtime = match optional(&mut t, "runtime") {
-            None => Some(None),
-            v => duration(v, m).map(Some),
-        };
+            )
+        });
+        let runtime = or_default(optional(&mut t, "runtime"), None, |v| {
+            duration(v, m).map(Some)
+        });
         finish(t, m);
         let item = (|| {
             Some(Ups {
@@ -782,10 +792,9 @@ impl Site {
         let name = text(required(&mut t, "name", m), m);
         let address =
             parse_as::<IpAddr>(text(required(&mut t, "address", m), m), "an IP address", m);
-        let port = match optional(&mut t, "port") {
-            None => Some(162),
-            v => int_in::<u16>(v, "port", (1, 65535), m),
-        };
+        let port = or_default(optional(&mut t, "port"), 162, |v| {
+            int_in::<u16>(v, "port", (1, 65535), m)
+        });
         let ups = text(required(&mut t, "ups", m), m).and_then(|u| {
             let found = upses.iter().position(|n| *n == Some(u.value.as_str()));
             if found.is_none() {
@@ -808,14 +817,10 @@ impl Site {
             );
         }
         let shutdown_time = duration(required(&mut t, "shutdown_time", m), m);
-        let boot_time = match optional(&mut t, "boot_time") {
-            None => Some(Secs(300)),
-            v => duration(v, m),
-        };
-        let exec = match optional(&mut t, "kind") {
-            None => Some(false),
-            v => one_of(text(v, m), &[("trap-relay", false), ("exec", true)], m),
-        };
+        let boot_time = or_default(optional(&mut t, "boot_time"), Secs(300), |v| duration(v, m));
+        let exec = or_default(optional(&mut t, "kind"), false, |v| {
+            one_of(text(v, m), &[("trap-relay", false), ("exec", true)], m)
+        });
         let command = text(optional(&mut t, "command"), m);
         let kind = match (exec, command) {
             (Some(false), None) => Some(RecorderKind::TrapRelay),
@@ -862,14 +867,10 @@ impl Site {
         let names: Vec<(&str, Event)> = Event::ALL.iter().map(|e| (e.name(), *e)).collect();
         let event = one_of(text(required(&mut t, "event", m), m), &names, m);
         let name = text(required(&mut t, "name", m), m).map(|s| s.value);
-        let mib = match optional(&mut t, "mib") {
-            None => Some("site".to_string()),
-            v => text(v, m).map(|s| s.value),
-        };
-        let prefix = match optional(&mut t, "prefix") {
-            None => Some(false),
-            v => flag(v, m),
-        };
+        let mib = or_default(optional(&mut t, "mib"), "site".to_string(), |v| {
+            text(v, m).map(|s| s.value)
+        });
+        let prefix = or_default(optional(&mut t, "prefix"), false, |v| flag(v, m));
         finish(t, m);
         let rule = TrapRule {
             oid: oid?,
