@@ -466,6 +466,17 @@ struct Named<T> {
     item: Option<T>,
 }
 
+impl<T> Named<T> {
+    /// An entry that is not a table: nothing read from it.
+    fn unread(at: Span) -> Named<T> {
+        Named {
+            name: None,
+            at,
+            item: None,
+        }
+    }
+}
+
 impl Site {
     /// Reads and checks a site file. On failure, every mistake found, in file order.
     pub fn parse(text: &str) -> Result<Site, Vec<ConfigError>> {
@@ -727,11 +738,7 @@ impl Site {
     fn ups(v: &mut Value<'_>, m: &mut Mistakes) -> Named<Ups> {
         let at = v.span;
         let Some(mut t) = table(v, m) else {
-            return Named {
-                name: None,
-                at,
-                item: None,
-            };
+            return Named::unread(at);
         };
         let name = text(required(&mut t, "name", m), m);
         let address_value = required(&mut t, "address", m);
@@ -783,11 +790,7 @@ impl Site {
     ) -> Named<Recorder> {
         let at = v.span;
         let Some(mut t) = table(v, m) else {
-            return Named {
-                name: None,
-                at,
-                item: None,
-            };
+            return Named::unread(at);
         };
         let name = text(required(&mut t, "name", m), m);
         let address =
