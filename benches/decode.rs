@@ -140,9 +140,12 @@ fn measure(label: &str, packets: &[Vec<u8>], classifier: &Classifier) -> Vec<(&'
                 arena.reset();
                 let mut n = 0;
                 for p in ps {
-                    if let Ok(m) = Message::parse(p, &arena) {
+                    // By reference, as the pipeline matches it: moving the message out
+                    // of the Result just after it was written would read it back across
+                    // the stores that wrote it (a store-forwarding stall).
+                    if let Ok(m) = &Message::parse(p, &arena) {
                         n += classifier
-                            .classify_message(&m, &mut scratch)
+                            .classify_message(m, &mut scratch)
                             .map_or(0, |c| c.event as usize + 1);
                     }
                 }

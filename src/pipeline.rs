@@ -155,21 +155,23 @@ impl Pipeline {
             self.counters.other_port += 1;
             return Outcome::OtherPort(d);
         }
-        match Message::parse(d.payload, arena) {
+        // Matched by reference: moving the message out of the Result just after it was
+        // written would read it back across the stores that wrote it, and wait for them.
+        match &Message::parse(d.payload, arena) {
             Err(e) => {
                 self.counters.malformed[e.kind.index()] += 1;
-                Outcome::Malformed(d, e)
+                Outcome::Malformed(d, *e)
             }
             Ok(m) => {
                 let kind = m.pdu_type().0 as usize;
                 if let Some(n) = self.counters.pdus.get_mut(kind) {
                     *n += 1;
                 }
-                let class = self.classifier.classify_message(&m, &mut self.scratch);
+                let class = self.classifier.classify_message(m, &mut self.scratch);
                 if let Some(c) = class {
                     self.counters.events[c.event as usize] += 1;
                 }
-                Outcome::Message(d, m, class)
+                Outcome::Message(d, *m, class)
             }
         }
     }

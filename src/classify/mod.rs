@@ -13,9 +13,9 @@ pub mod trie;
 use core::fmt;
 use std::borrow::Cow;
 
-use crate::wire::{Message, NotificationOidBuf, Oid, Value, VarBind};
+use crate::wire::{Message, NotificationOidBuf, Oid, Pdu, Value, VarBind};
 use rules::{AlarmRule, Ev, ObjectName, TrapRule};
-use trie::OidTrie;
+use trie::{Key, OidTrie};
 
 /// A normalized UPS event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -212,9 +212,14 @@ impl Classifier {
     /// Classifies a notification by its notification OID and varbinds.
     #[inline]
     pub fn classify(&self, trap_oid: Oid<'_>, varbinds: &[VarBind<'_>]) -> Classification {
+        self.classify_key(Key::new(trap_oid.as_bytes()), varbinds)
+    }
+
+    #[inline(always)]
+    fn classify_key(&self, key: Key<'_>, varbinds: &[VarBind<'_>]) -> Classification {
         let hit = self
             .traps
-            .longest_prefix_by(trap_oid.as_bytes(), |r, exact| exact || r.prefix);
+            .longest_prefix_by_key(key, |r, exact| exact || r.prefix);
         let Some(hit) = hit else {
             return Classification {
                 event: Event::Unknown,
@@ -247,8 +252,17 @@ impl Classifier {
         if !msg.pdu_type().is_notification() {
             return None;
         }
-        Some(match msg.notification_oid(scratch) {
-            Some(oid) => self.classify(oid, msg.varbinds()),
+        let key = match &msg.pdu {
+            // Built in `scratch`, its words computed as it is built.
+            Pdu::TrapV1(t) => t
+                .notification_words(scratch)
+                .map(|words| Key::with_words(scratch.oid().as_bytes(), words)),
+            Pdu::Request(_) => msg
+                .notification_oid(scratch)
+                .map(|o| Key::new(o.as_bytes())),
+        };
+        Some(match key {
+            Some(key) => self.classify_key(key, msg.varbinds()),
             None => Classification {
                 event: Event::Unknown,
                 rule: None,

@@ -58,28 +58,55 @@ struct ExactIndex {
     shift: u32,
 }
 
-/// FxHash-style mixing of a key's first and last eight bytes and its length.
-#[inline(always)]
-fn hash(oid: &[u8]) -> u64 {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-    let len = oid.len();
-    let first = window(oid, 0);
-    let last = if len > 8 { window(oid, len - 8) } else { 0 };
-    ((first.wrapping_mul(K) ^ last).rotate_left(23) ^ len as u64).wrapping_mul(K)
+/// An encoded OID to look up, with the two words that its hash and an exact compare
+/// read (its first and its last eight bytes), loaded once.
+#[derive(Clone, Copy, Debug)]
+pub struct Key<'k> {
+    bytes: &'k [u8],
+    first: u64,
+    last: u64,
 }
 
-/// Equality of two slices of the same length; up to 16 bytes in two word compares
+impl<'k> Key<'k> {
+    /// The key of an encoded OID.
+    #[inline(always)]
+    pub fn new(bytes: &'k [u8]) -> Key<'k> {
+        let len = bytes.len();
+        Key {
+            bytes,
+            first: if len > 0 { window(bytes, 0) } else { 0 },
+            last: if len > 8 { window(bytes, len - 8) } else { 0 },
+        }
+    }
+
+    /// The key of `bytes` whose words are already known (`swar::joined_words`).
+    #[inline(always)]
+    pub(crate) fn with_words(bytes: &'k [u8], (first, last): (u64, u64)) -> Key<'k> {
+        debug_assert_eq!((first, last), {
+            let k = Key::new(bytes);
+            (k.first, k.last)
+        });
+        Key { bytes, first, last }
+    }
+}
+
+/// True if `stored` (of the same length) is `key`; up to 16 bytes in two word compares
 /// (no call into memcmp), as nearly every OID is.
 #[inline(always)]
-fn same(a: &[u8], b: &[u8]) -> bool {
-    let n = a.len();
-    if n > 16 || n != b.len() {
-        return a == b;
+fn same(stored: &[u8], key: &Key<'_>) -> bool {
+    let n = key.bytes.len();
+    if n > 16 {
+        return stored == key.bytes;
     }
-    if n <= 8 {
-        return window(a, 0) == window(b, 0);
-    }
-    window(a, 0) == window(b, 0) && window(a, n - 8) == window(b, n - 8)
+    window(stored, 0) == key.first && (n <= 8 || window(stored, n - 8) == key.last)
+}
+
+/// FxHash-style mixing of a key's first and last eight bytes and its length.
+#[inline(always)]
+fn hash(key: &Key<'_>) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    ((key.first.wrapping_mul(K) ^ key.last).rotate_left(23) ^ key.bytes.len() as u64)
+        .wrapping_mul(K)
 }
 
 impl ExactIndex {
@@ -93,7 +120,7 @@ impl ExactIndex {
         for (value, key) in keys.iter().enumerate() {
             let start = index.keys.len() as u32;
             index.keys.extend_from_slice(key);
-            let mut at = (hash(key) >> index.shift) as usize;
+            let mut at = (hash(&Key::new(key)) >> index.shift) as usize;
             while index.slots[at].1 != 0 {
                 at = (at + 1) & (size - 1);
             }
@@ -103,18 +130,19 @@ impl ExactIndex {
     }
 
     #[inline]
-    fn get(&self, oid: &[u8]) -> Option<u32> {
-        if self.slots.is_empty() || oid.is_empty() {
+    fn get(&self, key: &Key<'_>) -> Option<u32> {
+        if self.slots.is_empty() || key.bytes.is_empty() {
             return None;
         }
         let mask = self.slots.len() - 1;
-        let mut at = (hash(oid) >> self.shift) as usize;
+        let mut at = (hash(key) >> self.shift) as usize;
         loop {
             let (start, len, value) = self.slots[at];
             if len == 0 {
                 return None;
             }
-            if len as usize == oid.len() && same(&self.keys[start as usize..][..len as usize], oid)
+            if len as usize == key.bytes.len()
+                && same(&self.keys[start as usize..][..len as usize], key)
             {
                 return Some(value);
             }
@@ -263,16 +291,35 @@ impl<T> OidTrie<T> {
     pub fn longest_prefix_by(
         &self,
         oid: &[u8],
+        accept: impl FnMut(&T, bool) -> bool,
+    ) -> Option<Match<'_, T>> {
+        self.longest_prefix_by_key(Key::new(oid), accept)
+    }
+
+    /// `longest_prefix_by` for a key whose words are loaded already.
+    #[inline(always)]
+    pub fn longest_prefix_by_key(
+        &self,
+        key: Key<'_>,
         mut accept: impl FnMut(&T, bool) -> bool,
     ) -> Option<Match<'_, T>> {
-        let len = oid.len();
         // The whole OID is a key: no longer prefix exists, so it is the answer if taken.
-        if let Some(v) = self.index.get(oid) {
+        if let Some(v) = self.index.get(&key) {
             let value = &self.values[v as usize];
             if accept(value, true) {
-                return Some(Match { value, len });
+                return Some(Match {
+                    value,
+                    len: key.bytes.len(),
+                });
             }
         }
+        self.walk(key.bytes, accept)
+    }
+
+    /// The longest prefix, found by walking the trie from its root.
+    #[inline(never)]
+    fn walk(&self, oid: &[u8], mut accept: impl FnMut(&T, bool) -> bool) -> Option<Match<'_, T>> {
+        let len = oid.len();
         let mut best = None;
         let mut node = &self.nodes[0];
         let mut pos = 0usize;
@@ -312,7 +359,9 @@ impl<T> OidTrie<T> {
     /// The value stored under exactly `oid`: one hash probe, no walk.
     #[inline]
     pub fn exact(&self, oid: &[u8]) -> Option<&T> {
-        self.index.get(oid).map(|v| &self.values[v as usize])
+        self.index
+            .get(&Key::new(oid))
+            .map(|v| &self.values[v as usize])
     }
 
     /// How many keys the trie holds.

@@ -22,7 +22,9 @@ use bumpalo::Bump;
 
 use super::ber::{self, Reader, Tag};
 use super::error::{Error, ErrorKind, Result};
-use super::oid::{Oid, encode_arc};
+use super::oid::{Oid, arc_word};
+use super::shape;
+use super::swar::{joined_words, window};
 use super::value::VarBind;
 
 /// SNMP version of a message.
@@ -171,10 +173,22 @@ pub const SNMP_TRAP_OID_0: &[u8] = &[0x2b, 6, 1, 6, 3, 1, 1, 4, 1, 0];
 /// snmpTraps (1.3.6.1.6.3.1.1.5): the generic v1 traps become snmpTraps.(generic+1).
 pub const SNMP_TRAPS: &[u8] = &[0x2b, 6, 1, 6, 3, 1, 1, 5];
 
-/// Room for a notification OID built from a v1 trap: enterprise, 0, specific-trap.
+/// The longest notification OID built from a v1 trap, in bytes.
+const NOTIFICATION_OID_MAX: usize = 160;
+
+/// Room for a notification OID built from a v1 trap: enterprise, 0, specific-trap (and
+/// a word past the longest, which the building writes whole).
 pub struct NotificationOidBuf {
-    buf: [u8; 160],
+    buf: [u8; NOTIFICATION_OID_MAX + 8],
     len: usize,
+}
+
+impl NotificationOidBuf {
+    /// The OID built last.
+    pub(crate) fn oid(&self) -> Oid<'_> {
+        // Built from a validated OID and whole arcs: valid by construction.
+        Oid::trusted(&self.buf[..self.len])
+    }
 }
 
 impl fmt::Debug for NotificationOidBuf {
@@ -186,7 +200,7 @@ impl fmt::Debug for NotificationOidBuf {
 impl Default for NotificationOidBuf {
     fn default() -> Self {
         NotificationOidBuf {
-            buf: [0; 160],
+            buf: [0; NOTIFICATION_OID_MAX + 8],
             len: 0,
         }
     }
@@ -196,6 +210,15 @@ impl<'a> Message<'a> {
     /// Decodes one message from a whole UDP payload; bytes after it are an error.
     #[inline]
     pub fn parse(buf: &'a [u8], arena: &'a Bump) -> Result<Message<'a>> {
+        match shape::parse(buf, arena) {
+            Some(m) => Ok(m),
+            None => Message::parse_general(buf, arena),
+        }
+    }
+
+    /// The general reader: every encoding BER allows here, and the exact error.
+    #[inline(never)]
+    pub(crate) fn parse_general(buf: &'a [u8], arena: &'a Bump) -> Result<Message<'a>> {
         let mut top = Reader::new(buf);
         let seq = top.expect(ber::SEQUENCE)?;
         let mut r = seq.reader();
@@ -353,47 +376,49 @@ impl<'a> Message<'a> {
 impl TrapV1<'_> {
     /// The SNMPv2 notification OID of this trap (RFC 3584 §3.1), built in `scratch`.
     pub fn notification_oid<'b>(&self, scratch: &'b mut NotificationOidBuf) -> Option<Oid<'b>> {
-        let len = match self.generic_trap {
-            0..=5 => {
-                let n = SNMP_TRAPS.len();
-                scratch.buf[..n].copy_from_slice(SNMP_TRAPS);
-                scratch.buf[n] = self.generic_trap as u8 + 1;
-                n + 1
-            }
+        self.notification_words(scratch)?;
+        Some(scratch.oid())
+    }
+
+    /// Builds the notification OID in `scratch` and returns its first and last eight
+    /// bytes as `swar::joined_words` gives them, for a lookup that would otherwise read
+    /// them back from bytes just written in pieces.
+    #[inline]
+    pub(crate) fn notification_words(
+        &self,
+        scratch: &mut NotificationOidBuf,
+    ) -> Option<(u64, u64)> {
+        let (head, tail, tail_len) = match self.generic_trap {
+            // snmpTraps.(generic-trap + 1)
+            0..=5 => (SNMP_TRAPS, self.generic_trap as u64 + 1, 1),
+            // enterprise.0.specific-trap
             6 => {
-                let specific = u32::try_from(self.specific_trap).ok()?;
-                let ent = self.enterprise.as_bytes();
-                let mut arc = [0u8; 5];
-                let k = encode_arc(specific, &mut arc);
-                let len = ent.len() + 1 + k;
-                if len > scratch.buf.len() {
-                    return None;
-                }
-                copy_short(&mut scratch.buf[..ent.len()], ent);
-                scratch.buf[ent.len()] = 0;
-                scratch.buf[ent.len() + 1..len].copy_from_slice(&arc[5 - k..]);
-                len
+                let (arc, k) = arc_word(u32::try_from(self.specific_trap).ok()?);
+                (self.enterprise.as_bytes(), arc << 8, 1 + k)
             }
             _ => return None,
         };
+        let len = head.len() + tail_len;
+        if len > NOTIFICATION_OID_MAX {
+            return None;
+        }
+        copy_words(&mut scratch.buf, head);
+        scratch.buf[head.len()..head.len() + 8].copy_from_slice(&tail.to_le_bytes());
         scratch.len = len;
-        // Built from a validated OID and whole arcs: valid by construction.
-        Some(Oid::trusted(&scratch.buf[..len]))
+        Some(joined_words(head, tail, tail_len))
     }
 }
 
-/// Copies `src` (the same length as `dst`); an OID of 8 to 16 bytes in two word moves
-/// rather than a call into memcpy.
+/// Copies `src` to the start of `dst` in whole eight-byte words rather than a call into
+/// memcpy (an enterprise OID is 7 to 16 bytes); `dst` must have room for the last word
+/// in full, and the bytes past `src.len()` it writes are for the caller to overwrite.
 #[inline(always)]
-fn copy_short(dst: &mut [u8], src: &[u8]) {
+fn copy_words(dst: &mut [u8], src: &[u8]) {
     let n = src.len();
-    if (8..=16).contains(&n) {
-        let head: [u8; 8] = src[..8].try_into().expect("8 bytes");
-        let tail: [u8; 8] = src[n - 8..].try_into().expect("8 bytes");
-        dst[..8].copy_from_slice(&head);
-        dst[n - 8..].copy_from_slice(&tail);
-    } else {
-        dst.copy_from_slice(src);
+    let mut at = 0;
+    while at < n {
+        dst[at..at + 8].copy_from_slice(&window(src, at).to_le_bytes());
+        at += 8;
     }
 }
 

@@ -1,13 +1,16 @@
 //! The wire layer: BER and SNMP v1/v2c messages, sans-IO and zero-copy.
 //!
-//! `Message::parse(bytes, &arena)` decodes a UDP payload into a borrowed `Message`;
-//! `encode::encode` writes one. Nothing here knows about sockets, files or clocks.
+//! `Message::parse(bytes, &arena)` decodes a UDP payload into a borrowed `Message`: the
+//! usual encoding in one pass over the packet (`shape`), anything else and every error
+//! through the general BER reader (`ber`, `message`). `encode::encode` writes one.
+//! Nothing here knows about sockets, files or clocks.
 
 pub mod ber;
 pub mod encode;
 pub mod error;
 pub mod message;
 pub mod oid;
+mod shape;
 pub(crate) mod swar;
 pub mod value;
 

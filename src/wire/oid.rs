@@ -9,7 +9,7 @@
 use core::fmt;
 
 use super::error::{Error, ErrorKind, Result};
-use super::swar::{HIGH, LOW7, load8, window, zero_bytes};
+use super::swar::{HIGH, load8, window, zero_bytes};
 
 /// The most sub-identifiers an SNMP OID may have (RFC 2578 §3.5).
 pub const MAX_ARCS: usize = 128;
@@ -19,11 +19,22 @@ pub const MAX_ARCS: usize = 128;
 pub struct Oid<'a>(&'a [u8]);
 
 impl<'a> Oid<'a> {
+    /// No bytes: not a valid OID, a placeholder until one is decoded.
+    pub(crate) const EMPTY: Oid<'static> = Oid(&[]);
+
     /// Checks the content octets of an OID; `offset` is where they start in the message.
     #[inline]
     pub fn parse(bytes: &'a [u8], offset: usize) -> Result<Oid<'a>> {
         validate(bytes, offset)?;
         Ok(Oid(bytes))
+    }
+
+    /// The OID `buf[start..stop]`, or None when it is not valid (the error is for
+    /// `parse` to name). Reads words across `buf`, which may go on past the OID.
+    #[inline(always)]
+    pub(crate) fn within(buf: &'a [u8], start: usize, stop: usize) -> Option<Oid<'a>> {
+        let bytes = &buf[start..stop];
+        (usual(buf, start, stop) || validate_long(bytes, start).is_ok()).then_some(Oid(bytes))
     }
 
     /// Wraps bytes that are valid by construction (built from validated OIDs and
@@ -56,43 +67,49 @@ impl<'a> Oid<'a> {
 
 /// Checks encoded OID content: every sub-identifier minimal (no leading 0x80), none cut
 /// off, none above 2^32 - 1, at most 128 arcs.
-///
-/// With word operations rather than a loop over bytes: a 0x80 byte that starts a
-/// sub-identifier is padding; four continuation bytes in a row may mean an arc above 32
-/// bits and send the OID to the byte-by-byte check, which decides exactly. An OID of up
-/// to 16 bytes (nearly all) is checked in one 128-bit word, inline.
 #[inline(always)]
 fn validate(bytes: &[u8], offset: usize) -> Result<()> {
-    let n = bytes.len();
-    if (1..=16).contains(&n) && bytes[n - 1] & 0x80 == 0 {
-        // Nearly every OID: all of it in one 128-bit word, no loop.
-        let lo = if n >= 8 {
-            load8(&bytes[..8])
-        } else {
-            bytes
-                .iter()
-                .rev()
-                .fold(0u64, |acc, &b| (acc << 8) | b as u64)
-        };
-        let hi = if n > 8 {
-            load8(&bytes[n - 8..]) >> (8 * (16 - n))
-        } else {
-            0
-        };
-        let x = lo as u128 | (hi as u128) << 64;
-        const HIGH2: u128 = (HIGH as u128) << 64 | HIGH as u128;
-        const LOW72: u128 = (LOW7 as u128) << 64 | LOW7 as u128;
-        let cont = x & HIGH2;
-        let before1 = cont << 8;
-        let y = x ^ HIGH2;
-        // Exact zero-byte test of x ^ 0x80..: marks the bytes equal to 0x80.
-        let is_80 = !(((y & LOW72) + LOW72) | y) & HIGH2;
-        let suspicious = cont & before1 & (cont << 16) & (cont << 24);
-        if is_80 & !before1 == 0 && suspicious == 0 {
-            return Ok(());
-        }
+    if usual(bytes, 0, bytes.len()) {
+        return Ok(());
     }
     validate_long(bytes, offset)
+}
+
+/// The usual OID, `buf[start..stop]`, decided in a few word operations: 1 to 16 bytes,
+/// the last one ending a sub-identifier, no byte 0x80 anywhere (so none pads a
+/// sub-identifier), and at most three continuation bytes in all (so no sub-identifier
+/// is long enough to pass 2^32). False sends the OID to the exact check, which also
+/// takes what this refuses but is valid (an arc of 128, 16384, or above 2^21).
+/// The words are loaded from `buf`, which may go on past the OID (a packet), so that
+/// most loads are one instruction.
+#[inline(always)]
+pub(crate) fn usual(buf: &[u8], start: usize, stop: usize) -> bool {
+    let n = stop - start;
+    if !(1..=16).contains(&n) || buf[stop - 1] & 0x80 != 0 {
+        return false;
+    }
+    let (lo, hi) = match buf.get(start..start + 16) {
+        // Inside a packet: sixteen bytes in two loads, those past the OID masked off.
+        Some(w) if n > 8 => (load8(&w[..8]), load8(&w[8..]) & bytes_mask(n - 8)),
+        Some(w) => (load8(&w[..8]) & bytes_mask(n), 0),
+        None if n > 8 => (
+            window(buf, start),
+            window(buf, start + 8) & bytes_mask(n - 8),
+        ),
+        None => (window(buf, start) & bytes_mask(n), 0),
+    };
+    // One bit per continuation byte, summed into the top byte by a multiplication (no
+    // popcount in the baseline x86-64 instruction set).
+    let marks = ((lo & HIGH) >> 7) + ((hi & HIGH) >> 7);
+    let continuation = marks.wrapping_mul(0x0101_0101_0101_0101) >> 56;
+    // Bytes equal to 0x80 become zero under `^ HIGH`; the zero fill beyond `n` does not.
+    continuation <= 3 && zero_bytes(lo ^ HIGH) | zero_bytes(hi ^ HIGH) == 0
+}
+
+/// The low `len` bytes of a word (1 to 8).
+#[inline(always)]
+fn bytes_mask(len: usize) -> u64 {
+    u64::MAX >> (64 - 8 * len)
 }
 
 /// Every other case: empty, cut off, longer than 16 bytes, or with a suspect
@@ -259,6 +276,21 @@ pub fn push_arc(out: &mut Vec<u8>, arc: u32) {
     let mut tmp = [0u8; 5];
     let n = encode_arc(arc, &mut tmp);
     out.extend_from_slice(&tmp[5 - n..]);
+}
+
+/// `arc` in base 128 as the low bytes of a word, first octet lowest (the order it has in
+/// memory); returns the word and how many octets it took (1 to 5).
+#[inline(always)]
+pub(crate) fn arc_word(arc: u32) -> (u64, usize) {
+    let bits = 32 - arc.leading_zeros() as usize;
+    let k = bits.div_ceil(7).max(1);
+    let mut word = 0u64;
+    for i in 0..k {
+        let group = (arc >> (7 * (k - 1 - i))) as u64 & 0x7f;
+        let more = if i + 1 < k { 0x80 } else { 0 };
+        word |= (group | more) << (8 * i);
+    }
+    (word, k)
 }
 
 /// Writes `arc` in base 128 at the end of `buf`; returns how many octets it took.
@@ -439,6 +471,33 @@ mod tests {
         ) {
             let fast = Oid::parse(&bytes, 0).err().map(|e| e.kind);
             proptest::prop_assert_eq!(fast, reference(&bytes));
+        }
+
+        /// Read in place inside a packet (words loaded across its neighbours), an OID is
+        /// valid exactly when it is valid alone.
+        #[test]
+        fn in_place_agrees_with_alone(
+            before in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..10),
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![0u8..0x80, 0x80u8..=0xff, proptest::strategy::Just(0x80u8)],
+                0..24,
+            ),
+            after in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..10),
+        ) {
+            let packet = [&before[..], &bytes, &after].concat();
+            let (start, stop) = (before.len(), before.len() + bytes.len());
+            let within = Oid::within(&packet, start, stop).map(|o| o.as_bytes());
+            proptest::prop_assert_eq!(within, Oid::parse(&bytes, 0).ok().map(|o| o.as_bytes()));
+        }
+
+        #[test]
+        fn arc_word_is_the_encoded_arc(arc in proptest::prelude::any::<u32>()) {
+            let mut buf = [0u8; 5];
+            let k = encode_arc(arc, &mut buf);
+            let (word, n) = arc_word(arc);
+            proptest::prop_assert_eq!(n, k);
+            proptest::prop_assert_eq!(&word.to_le_bytes()[..k], &buf[5 - k..]);
+            proptest::prop_assert_eq!(word >> (8 * k), 0);
         }
     }
 

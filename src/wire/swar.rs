@@ -24,12 +24,42 @@ pub(crate) fn window(s: &[u8], pos: usize) -> u64 {
         load8(&s[pos..pos + 8])
     } else if len >= 8 {
         load8(&s[len - 8..]) >> (8 * (8 - (len - pos)))
+    } else if len >= 4 {
+        // Two four-byte loads that overlap in the middle: the whole slice, then shifted.
+        let head = u32::from_le_bytes(s[..4].try_into().expect("4 bytes")) as u64;
+        let tail = u32::from_le_bytes(s[len - 4..].try_into().expect("4 bytes")) as u64;
+        (head | tail << (8 * (len - 4))) >> (8 * pos)
     } else {
         s[pos..]
             .iter()
             .rev()
             .fold(0u64, |acc, &b| (acc << 8) | b as u64)
     }
+}
+
+/// The first and the last eight bytes (zero when the whole is eight or fewer) of
+/// `head` followed by the low `tail_len` bytes of `tail` (1 to 7), as `window` would read
+/// them from the joined bytes, but computed in registers: reading back bytes just
+/// written in pieces would wait for the stores (a store-forwarding stall).
+#[inline(always)]
+pub(crate) fn joined_words(head: &[u8], tail: u64, tail_len: usize) -> (u64, u64) {
+    let n = head.len();
+    debug_assert!((1..8).contains(&tail_len));
+    let first = if n >= 8 {
+        window(head, 0)
+    } else if n > 0 {
+        window(head, 0) | tail << (8 * n)
+    } else {
+        tail
+    };
+    let last = if n + tail_len <= 8 {
+        0
+    } else {
+        // The last word holds the final `8 - tail_len` bytes of `head`, then the tail.
+        let from_head = 8 - tail_len;
+        window(head, n - from_head) | tail << (8 * from_head)
+    };
+    (first, last)
 }
 
 /// The top bit set in each byte of `x` that is zero, and only there (exact: no false
@@ -51,5 +81,26 @@ mod tests {
         assert_eq!(window(&s[..3], 1), 0x0302);
         assert_eq!(window(&s, 9), 0x0a);
         assert_eq!(zero_bytes(0x00ff_0100_8000_0001), 0x8000_0080_0080_8000);
+        assert_eq!(window(&s[..5], 0), 0x05_0403_0201);
+        assert_eq!(window(&s[..7], 2), 0x07_0605_0403);
+    }
+
+    #[test]
+    fn joined_words_read_as_the_joined_bytes() {
+        let bytes: Vec<u8> = (1..=24).collect();
+        for n in 0..=16 {
+            for tail_len in 1..8 {
+                let joined = &bytes[..n + tail_len];
+                let tail = window(&joined[n..], 0);
+                let first = window(joined, 0);
+                let len = joined.len();
+                let last = if len > 8 { window(joined, len - 8) } else { 0 };
+                assert_eq!(
+                    joined_words(&joined[..n], tail, tail_len),
+                    (first, last),
+                    "{n} + {tail_len} bytes"
+                );
+            }
+        }
     }
 }
