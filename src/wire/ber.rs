@@ -120,21 +120,13 @@ impl<'a> Tlv<'a> {
         decode_i64(self.value, self.offset)
     }
 
-    /// The content as an unsigned 32-bit value (Counter32, Gauge32, TimeTicks).
-    ///
-    /// A value with the top bit set must carry a leading zero octet (X.690); agents that
-    /// omit it (encoding 4294967295 as `ff ff ff ff`, which reads as -1) are read as the
-    /// 32-bit pattern they meant, as net-snmp does.
+    /// The content as an unsigned 32-bit value (Counter32, Gauge32, TimeTicks), as
+    /// `unsigned32` reads it.
     #[inline]
     pub fn unsigned32(&self) -> Result<u32> {
         let v = decode_i64(self.value, self.offset)?;
-        if (0..=u32::MAX as i64).contains(&v) {
-            Ok(v as u32)
-        } else if self.value.len() <= 4 {
-            Ok(v as i32 as u32)
-        } else {
-            Err(Error::new(ErrorKind::IntegerTooLarge, self.offset))
-        }
+        unsigned32(v, self.value.len())
+            .ok_or_else(|| Error::new(ErrorKind::IntegerTooLarge, self.offset))
     }
 
     /// The content as an unsigned 64-bit value (Counter64).
@@ -168,6 +160,30 @@ impl<'a> Tlv<'a> {
 
 fn be_u64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0u64, |acc, &b| (acc << 8) | b as u64)
+}
+
+/// An integer of `len` content octets as an unsigned 32-bit value (Counter32, Gauge32,
+/// TimeTicks). A value with the top bit set must carry a leading zero octet (X.690);
+/// agents that omit it (encoding 4294967295 as `ff ff ff ff`, which reads as -1) are read
+/// as the 32-bit pattern they meant, as net-snmp does.
+#[inline(always)]
+pub(crate) fn unsigned32(v: i64, len: usize) -> Option<u32> {
+    if (0..=u32::MAX as i64).contains(&v) {
+        Some(v as u32)
+    } else if len <= 4 {
+        Some(v as i32 as u32)
+    } else {
+        None
+    }
+}
+
+/// An integer as request-id, error-status or error-index: 32 bits, or the unsigned
+/// 32-bit pattern of agents that count request-ids as unsigned (kept, as net-snmp does).
+#[inline(always)]
+pub(crate) fn int32(v: i64) -> Option<i32> {
+    i32::try_from(v)
+        .ok()
+        .or_else(|| u32::try_from(v).ok().map(|u| u as i32))
 }
 
 /// Decodes a two's-complement INTEGER of 1 to 8 octets.

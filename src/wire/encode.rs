@@ -55,9 +55,8 @@ impl Writer<'_> {
             Some(b) => self.out.push(b),
             None => {
                 self.out.push(tag.form | 0x1f);
-                let mut groups = [0u8; 5];
-                let n = super::oid::encode_arc(tag.number, &mut groups);
-                self.out.extend_from_slice(&groups[5 - n..]);
+                // A high tag number is base 128, as an OID arc is.
+                super::oid::push_arc(self.out, tag.number);
             }
         }
     }

@@ -431,15 +431,7 @@ fn is_snmp_trap_oid_0(name: &[u8]) -> bool {
 #[inline]
 fn int32(r: &mut Reader<'_>) -> Result<i32> {
     let tlv = r.expect(ber::INTEGER)?;
-    let v = tlv.integer()?;
-    if let Ok(v) = i32::try_from(v) {
-        Ok(v)
-    } else if let Ok(v) = u32::try_from(v) {
-        // Agents that count request-ids as unsigned: keep the bits, as net-snmp does.
-        Ok(v as i32)
-    } else {
-        Err(Error::new(ErrorKind::IntegerTooLarge, tlv.offset))
-    }
+    ber::int32(tlv.integer()?).ok_or_else(|| Error::new(ErrorKind::IntegerTooLarge, tlv.offset))
 }
 
 #[inline]

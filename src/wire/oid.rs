@@ -88,15 +88,18 @@ pub(crate) fn usual(buf: &[u8], start: usize, stop: usize) -> bool {
     if !(1..=16).contains(&n) || buf[stop - 1] & 0x80 != 0 {
         return false;
     }
+    // Inside a packet: sixteen bytes in two loads behind one bounds check (measured
+    // about 1 ns a packet faster than two `window`s); near the end, `window`.
     let (lo, hi) = match buf.get(start..start + 16) {
-        // Inside a packet: sixteen bytes in two loads, those past the OID masked off.
-        Some(w) if n > 8 => (load8(&w[..8]), load8(&w[8..]) & bytes_mask(n - 8)),
-        Some(w) => (load8(&w[..8]) & bytes_mask(n), 0),
-        None if n > 8 => (
-            window(buf, start),
-            window(buf, start + 8) & bytes_mask(n - 8),
-        ),
-        None => (window(buf, start) & bytes_mask(n), 0),
+        Some(w) => (load8(&w[..8]), load8(&w[8..])),
+        None if n > 8 => (window(buf, start), window(buf, start + 8)),
+        None => (window(buf, start), 0),
+    };
+    // Only the OID's own bytes.
+    let (lo, hi) = if n > 8 {
+        (lo, hi & bytes_mask(n - 8))
+    } else {
+        (lo & bytes_mask(n), 0)
     };
     // One bit per continuation byte, summed into the top byte by a multiplication (no
     // popcount in the baseline x86-64 instruction set).
@@ -273,9 +276,8 @@ impl OidBuf {
 
 /// Appends one sub-identifier in base 128, most significant group first.
 pub fn push_arc(out: &mut Vec<u8>, arc: u32) {
-    let mut tmp = [0u8; 5];
-    let n = encode_arc(arc, &mut tmp);
-    out.extend_from_slice(&tmp[5 - n..]);
+    let (word, n) = arc_word(arc);
+    out.extend_from_slice(&word.to_le_bytes()[..n]);
 }
 
 /// `arc` in base 128 as the low bytes of a word, first octet lowest (the order it has in
@@ -291,21 +293,6 @@ pub(crate) fn arc_word(arc: u32) -> (u64, usize) {
         word |= (group | more) << (8 * i);
     }
     (word, k)
-}
-
-/// Writes `arc` in base 128 at the end of `buf`; returns how many octets it took.
-pub fn encode_arc(mut arc: u32, buf: &mut [u8; 5]) -> usize {
-    let mut i = 5;
-    let mut last = true;
-    loop {
-        i -= 1;
-        buf[i] = (arc & 0x7f) as u8 | if last { 0 } else { 0x80 };
-        last = false;
-        arc >>= 7;
-        if arc == 0 {
-            return 5 - i;
-        }
-    }
 }
 
 impl core::str::FromStr for OidBuf {
@@ -490,14 +477,15 @@ mod tests {
             proptest::prop_assert_eq!(within, Oid::parse(&bytes, 0).ok().map(|o| o.as_bytes()));
         }
 
+        /// Every arc is written in as few octets as it needs and reads back the same.
         #[test]
-        fn arc_word_is_the_encoded_arc(arc in proptest::prelude::any::<u32>()) {
-            let mut buf = [0u8; 5];
-            let k = encode_arc(arc, &mut buf);
+        fn arcs_encode_minimally_and_read_back(arc in proptest::prelude::any::<u32>()) {
             let (word, n) = arc_word(arc);
-            proptest::prop_assert_eq!(n, k);
-            proptest::prop_assert_eq!(&word.to_le_bytes()[..k], &buf[5 - k..]);
-            proptest::prop_assert_eq!(word >> (8 * k), 0);
+            proptest::prop_assert_eq!(word >> (8 * n), 0, "nothing past the octets");
+            let o = OidBuf::from_arcs(&[1, 3, arc]).expect("valid arcs");
+            proptest::prop_assert_eq!(o.as_bytes().len(), 1 + n);
+            proptest::prop_assert!(Oid::parse(o.as_bytes(), 0).is_ok(), "minimal and whole");
+            proptest::prop_assert_eq!(o.as_oid().arcs().collect::<Vec<_>>(), vec![1, 3, arc]);
         }
     }
 

@@ -11,6 +11,7 @@
 
 use bumpalo::Bump;
 
+use super::ber;
 use super::message::{Message, Pdu, PduType, RequestPdu, TrapV1, Version};
 use super::oid::Oid;
 use super::value::{Value, VarBind};
@@ -65,27 +66,17 @@ fn integer_element(b: &[u8], pos: usize, end: usize) -> Option<(i64, usize)> {
     Some((integer(b, start, stop)?, stop))
 }
 
-/// request-id, error-status, error-index: 32 bits, or the unsigned 32-bit pattern.
+/// request-id, error-status, error-index (`ber::int32`).
 #[inline(always)]
 fn int32_element(b: &[u8], pos: usize, end: usize) -> Option<(i32, usize)> {
     let (v, next) = integer_element(b, pos, end)?;
-    let v = i32::try_from(v)
-        .ok()
-        .or_else(|| u32::try_from(v).ok().map(|u| u as i32))?;
-    Some((v, next))
+    Some((ber::int32(v)?, next))
 }
 
-/// Counter32, Gauge32, TimeTicks: as `Tlv::unsigned32` reads them.
+/// Counter32, Gauge32, TimeTicks (`ber::unsigned32`).
 #[inline(always)]
 fn unsigned32(b: &[u8], start: usize, stop: usize) -> Option<u32> {
-    let v = integer(b, start, stop)?;
-    if (0..=u32::MAX as i64).contains(&v) {
-        Some(v as u32)
-    } else if stop - start <= 4 {
-        Some(v as i32 as u32)
-    } else {
-        None
-    }
+    ber::unsigned32(integer(b, start, stop)?, stop - start)
 }
 
 /// Decodes `buf` if it has the usual shape; None sends it to the general reader.
