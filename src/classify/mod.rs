@@ -15,7 +15,7 @@ use std::borrow::Cow;
 
 use crate::wire::{Message, NotificationOidBuf, Oid, Pdu, Value, VarBind};
 use rules::{AlarmRule, Ev, ObjectName, TrapRule};
-use trie::{Key, OidTrie};
+use trie::{Key, Match, OidTrie, Words};
 
 /// A normalized UPS event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -133,6 +133,19 @@ pub struct RuleRef {
     pub prefix: bool,
 }
 
+/// A notification that no rule knows.
+const UNKNOWN: Classification = Classification {
+    event: Event::Unknown,
+    rule: None,
+    alarm: None,
+};
+
+/// Which trap keys match a notification OID: the OID itself, or a rule's whole subtree.
+#[inline(always)]
+fn accept(rule: &RuleRef, exact: bool) -> bool {
+    exact || rule.prefix
+}
+
 /// The compiled rule tables.
 #[derive(Clone, Debug)]
 pub struct Classifier {
@@ -212,20 +225,21 @@ impl Classifier {
     /// Classifies a notification by its notification OID and varbinds.
     #[inline]
     pub fn classify(&self, trap_oid: Oid<'_>, varbinds: &[VarBind<'_>]) -> Classification {
-        self.classify_key(Key::new(trap_oid.as_bytes()), varbinds)
-    }
-
-    #[inline(always)]
-    fn classify_key(&self, key: Key<'_>, varbinds: &[VarBind<'_>]) -> Classification {
         let hit = self
             .traps
-            .longest_prefix_by_key(key, |r, exact| exact || r.prefix);
+            .longest_prefix_by_key(Key::new(trap_oid.as_bytes()), accept);
+        self.classify_hit(hit, varbinds)
+    }
+
+    /// What the trap rule that matched (if one did) and the varbinds make of it.
+    #[inline(always)]
+    fn classify_hit(
+        &self,
+        hit: Option<Match<'_, RuleRef>>,
+        varbinds: &[VarBind<'_>],
+    ) -> Classification {
         let Some(hit) = hit else {
-            return Classification {
-                event: Event::Unknown,
-                rule: None,
-                alarm: None,
-            };
+            return UNKNOWN;
         };
         let rule = hit.value.index;
         let (event, alarm) = match hit.value.event {
@@ -241,8 +255,8 @@ impl Classifier {
     }
 
     /// Classifies a message; None unless it is a notification (trap or inform).
-    /// `scratch` holds a v1 trap's notification OID while it is matched; the caller
-    /// keeps one and reuses it, so nothing is initialised per packet.
+    /// `scratch` holds a v1 trap's notification OID when its bytes are needed; the
+    /// caller keeps one and reuses it, so nothing is initialised per packet.
     #[inline]
     pub fn classify_message(
         &self,
@@ -252,23 +266,24 @@ impl Classifier {
         if !msg.pdu_type().is_notification() {
             return None;
         }
-        let key = match &msg.pdu {
-            // Built in `scratch`, its words computed as it is built.
-            Pdu::TrapV1(t) => t
-                .notification_words(scratch)
-                .map(|words| Key::with_words(scratch.oid().as_bytes(), words)),
-            Pdu::Request(_) => msg
-                .notification_oid(scratch)
-                .map(|o| Key::new(o.as_bytes())),
-        };
-        Some(match key {
-            Some(key) => self.classify_key(key, msg.varbinds()),
-            None => Classification {
-                event: Event::Unknown,
-                rule: None,
-                alarm: None,
+        let hit = match &msg.pdu {
+            // Found by its words; written out only for a walk or a long OID.
+            Pdu::TrapV1(t) => match t.notification_parts() {
+                Some(parts) => self.traps.longest_prefix_by_words(
+                    Words::new(parts.words(), parts.len()),
+                    || parts.write(scratch).as_bytes(),
+                    accept,
+                ),
+                None => return Some(UNKNOWN),
             },
-        })
+            Pdu::Request(r) => match r.notification_oid() {
+                Some(o) => self
+                    .traps
+                    .longest_prefix_by_key(Key::new(o.as_bytes()), accept),
+                None => return Some(UNKNOWN),
+            },
+        };
+        Some(self.classify_hit(hit, msg.varbinds()))
     }
 
     /// The first varbind whose value is a known alarm OID decides the event.
@@ -516,6 +531,77 @@ mod tests {
         );
         // No alarm varbind: nothing to act on.
         assert_eq!(c.classify(added.as_oid(), &[]).event, Event::Informational);
+    }
+
+    /// A v1 trap is found by the words of its notification OID, built only when a walk
+    /// or a long key needs its bytes; that must decide as the OID itself does.
+    #[test]
+    fn v1_traps_by_words_as_by_their_oid() {
+        use crate::wire::{Pdu, TrapV1, Version};
+        let check =
+            |c: &Classifier, enterprise: &crate::wire::OidBuf, generic: i64, specific: i64| {
+                let trap = TrapV1 {
+                    enterprise: enterprise.as_oid(),
+                    agent_addr: [127, 0, 0, 1],
+                    generic_trap: generic,
+                    specific_trap: specific,
+                    time_stamp: 0,
+                    varbinds: &[],
+                };
+                let msg = Message {
+                    version: Version::V1,
+                    community: b"public",
+                    pdu: Pdu::TrapV1(trap),
+                };
+                let mut scratch = NotificationOidBuf::default();
+                let by_words = c
+                    .classify_message(&msg, &mut scratch)
+                    .expect("a notification");
+                let mut reference = NotificationOidBuf::default();
+                let by_oid = match trap.notification_oid(&mut reference) {
+                    Some(o) => c.classify(o, &[]),
+                    None => UNKNOWN,
+                };
+                assert_eq!(by_words, by_oid, "{enterprise} {generic} {specific}");
+                by_words
+            };
+        let c = Classifier::builtin();
+        // Every enterprise of the tables, with the trap numbers they define and others.
+        let mut enterprises: Vec<crate::wire::OidBuf> = c
+            .rules()
+            .iter()
+            .filter_map(|r| {
+                let arcs: Vec<u32> = r.oid.as_oid().arcs().collect();
+                (arcs.len() > 2 && arcs[arcs.len() - 2] == 0)
+                    .then(|| crate::wire::OidBuf::from_arcs(&arcs[..arcs.len() - 2]).expect("arcs"))
+            })
+            .collect();
+        enterprises.dedup();
+        for e in &enterprises {
+            for specific in [0, 1, 5, 7, 39, 127, 128, 787, 16384, 300_000, -1] {
+                check(&c, e, 6, specific);
+            }
+        }
+        let apc = oid("1.3.6.1.4.1.318");
+        assert_eq!(check(&c, &apc, 6, 7).event, Event::LowBattery);
+        for generic in -1..=7 {
+            check(&c, &apc, generic, 0);
+        }
+        // A prefix rule: found by the walk, over the OID written out.
+        let ack = oid("1.3.6.1.4.1.50001");
+        assert_eq!(check(&c, &ack, 6, 1).event, Event::RecorderAck);
+        // Keys past 16 bytes, which their words alone cannot confirm.
+        let long = oid("1.3.6.1.4.1.99999.1.2.3.4.5.6.7.8.9");
+        let rules = vec![TrapRule {
+            oid: oid("1.3.6.1.4.1.99999.1.2.3.4.5.6.7.8.9.0.1"),
+            name: "longTrap".into(),
+            mib: "TEST-MIB".into(),
+            event: Ev::Is(Event::OnBattery),
+            prefix: false,
+        }];
+        let c = Classifier::new(rules, Vec::new(), Vec::new()).expect("no duplicates");
+        assert_eq!(check(&c, &long, 6, 1).event, Event::OnBattery);
+        assert_eq!(check(&c, &long, 6, 2).event, Event::Unknown);
     }
 
     #[test]

@@ -48,106 +48,151 @@ pub struct OidTrie<T> {
 }
 
 /// An open-addressing hash of the whole keys, beside the trie. Most lookups are of a
-/// notification OID that is a key: one hash and one compare find it, where the walk
-/// takes a dependent load per branching byte. The walk remains for prefix matches.
-#[derive(Clone, Debug, Default)]
+/// notification OID that is a key: one hash and one slot find it, where the walk takes a
+/// dependent load per branching byte. The walk remains for prefix matches.
+#[derive(Clone, Debug)]
 struct ExactIndex {
-    /// (start in `keys`, key length, value index); length 0 marks an empty slot.
-    slots: Vec<(u32, u32, u32)>,
+    slots: Vec<Slot>,
+    /// Where each slot's key starts in `keys`: read only for keys over 16 bytes, whose
+    /// words do not hold all of them.
+    starts: Vec<u32>,
     keys: Vec<u8>,
     shift: u32,
 }
 
-/// An encoded OID to look up, with the two words that its hash and an exact compare
-/// read (its first and its last eight bytes), loaded once.
+/// One slot of the index: a key's words inline, so that a key of up to 16 bytes (nearly
+/// every OID) is found and confirmed by one slot load, with no second load of its bytes.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    first: u64,
+    last: u64,
+    /// The key's length, or `EMPTY`.
+    len: u32,
+    value: u32,
+}
+
+/// `Slot::len` of a slot that holds no key (no key is that long).
+const EMPTY: u32 = u32::MAX;
+
+/// An encoded OID as two words: its first eight bytes and its last eight (zero when it
+/// is eight bytes or fewer), little-endian, zero-padded (`swar::window`), and its length.
+/// Up to 16 bytes they are the whole OID.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Words {
+    first: u64,
+    last: u64,
+    len: usize,
+}
+
+impl Words {
+    /// The words of an encoded OID.
+    #[inline(always)]
+    pub fn of(bytes: &[u8]) -> Words {
+        let len = bytes.len();
+        Words {
+            first: if len > 0 { window(bytes, 0) } else { 0 },
+            last: if len > 8 { window(bytes, len - 8) } else { 0 },
+            len,
+        }
+    }
+
+    /// Words computed elsewhere (`swar::joined_words`) for an OID of `len` bytes.
+    #[inline(always)]
+    pub(crate) fn new((first, last): (u64, u64), len: usize) -> Words {
+        Words { first, last, len }
+    }
+
+    /// True when the words hold the whole OID.
+    #[inline(always)]
+    pub fn whole(&self) -> bool {
+        self.len <= 16
+    }
+}
+
+/// An encoded OID to look up, with its words loaded once.
 #[derive(Clone, Copy, Debug)]
 pub struct Key<'k> {
     bytes: &'k [u8],
-    first: u64,
-    last: u64,
+    words: Words,
 }
 
 impl<'k> Key<'k> {
     /// The key of an encoded OID.
     #[inline(always)]
     pub fn new(bytes: &'k [u8]) -> Key<'k> {
-        let len = bytes.len();
         Key {
             bytes,
-            first: if len > 0 { window(bytes, 0) } else { 0 },
-            last: if len > 8 { window(bytes, len - 8) } else { 0 },
+            words: Words::of(bytes),
         }
     }
-
-    /// The key of `bytes` whose words are already known (`swar::joined_words`).
-    #[inline(always)]
-    pub(crate) fn with_words(bytes: &'k [u8], (first, last): (u64, u64)) -> Key<'k> {
-        debug_assert_eq!((first, last), {
-            let k = Key::new(bytes);
-            (k.first, k.last)
-        });
-        Key { bytes, first, last }
-    }
-}
-
-/// True if `stored` (of the same length) is `key`; up to 16 bytes in two word compares
-/// (no call into memcmp), as nearly every OID is.
-#[inline(always)]
-fn same(stored: &[u8], key: &Key<'_>) -> bool {
-    let n = key.bytes.len();
-    if n > 16 {
-        return stored == key.bytes;
-    }
-    window(stored, 0) == key.first && (n <= 8 || window(stored, n - 8) == key.last)
 }
 
 /// FxHash-style mixing of a key's first and last eight bytes and its length.
 #[inline(always)]
-fn hash(key: &Key<'_>) -> u64 {
+fn hash(w: &Words) -> u64 {
     const K: u64 = 0x517c_c1b7_2722_0a95;
-    ((key.first.wrapping_mul(K) ^ key.last).rotate_left(23) ^ key.bytes.len() as u64)
-        .wrapping_mul(K)
+    ((w.first.wrapping_mul(K) ^ w.last).rotate_left(23) ^ w.len as u64).wrapping_mul(K)
 }
 
 impl ExactIndex {
     fn build(keys: &[Vec<u8>]) -> ExactIndex {
         let size = (keys.len() * 2).next_power_of_two().max(2);
+        let empty = Slot {
+            first: 0,
+            last: 0,
+            len: EMPTY,
+            value: NONE,
+        };
         let mut index = ExactIndex {
-            slots: vec![(0, 0, NONE); size],
+            slots: vec![empty; size],
+            starts: vec![0; size],
             keys: Vec::new(),
             shift: 64 - size.trailing_zeros(),
         };
         for (value, key) in keys.iter().enumerate() {
-            let start = index.keys.len() as u32;
-            index.keys.extend_from_slice(key);
-            let mut at = (hash(&Key::new(key)) >> index.shift) as usize;
-            while index.slots[at].1 != 0 {
+            let w = Words::of(key);
+            let mut at = (hash(&w) >> index.shift) as usize;
+            while index.slots[at].len != EMPTY {
                 at = (at + 1) & (size - 1);
             }
-            index.slots[at] = (start, key.len() as u32, value as u32);
+            index.slots[at] = Slot {
+                first: w.first,
+                last: w.last,
+                len: key.len() as u32,
+                value: value as u32,
+            };
+            index.starts[at] = index.keys.len() as u32;
+            index.keys.extend_from_slice(key);
         }
         index
     }
 
-    #[inline]
-    fn get(&self, key: &Key<'_>) -> Option<u32> {
-        if self.slots.is_empty() || key.bytes.is_empty() {
-            return None;
-        }
+    /// The value of the key whose words are `w`; for a key over 16 bytes, `rest` is
+    /// given each candidate's stored bytes and confirms the one that is the key.
+    #[inline(always)]
+    fn find(&self, w: &Words, mut rest: impl FnMut(&[u8]) -> bool) -> Option<u32> {
         let mask = self.slots.len() - 1;
-        let mut at = (hash(key) >> self.shift) as usize;
+        let mut at = (hash(w) >> self.shift) as usize;
         loop {
-            let (start, len, value) = self.slots[at];
-            if len == 0 {
-                return None;
-            }
-            if len as usize == key.bytes.len()
-                && same(&self.keys[start as usize..][..len as usize], key)
+            let slot = self.slots.get(at)?;
+            if slot.len as usize == w.len
+                && slot.first == w.first
+                && slot.last == w.last
+                && (w.whole() || rest(&self.keys[self.starts[at] as usize..][..w.len]))
             {
-                return Some(value);
+                return Some(slot.value);
+            }
+            if slot.len == EMPTY {
+                return None;
             }
             at = (at + 1) & mask;
         }
+    }
+
+    /// The value of `key`.
+    #[inline(always)]
+    fn get(&self, key: &Key<'_>) -> Option<u32> {
+        self.find(&key.words, |stored| stored == key.bytes)
     }
 }
 
@@ -309,11 +354,38 @@ impl<T> OidTrie<T> {
             if accept(value, true) {
                 return Some(Match {
                     value,
-                    len: key.bytes.len(),
+                    len: key.words.len,
                 });
             }
         }
         self.walk(key.bytes, accept)
+    }
+
+    /// `longest_prefix_by` for an OID known by its words, whose bytes `bytes` writes
+    /// only if they are needed: for a walk, or to confirm a key over 16 bytes. A v1
+    /// trap's notification OID is found so without being built.
+    #[inline(always)]
+    pub fn longest_prefix_by_words<'o>(
+        &self,
+        words: Words,
+        bytes: impl FnOnce() -> &'o [u8],
+        mut accept: impl FnMut(&T, bool) -> bool,
+    ) -> Option<Match<'_, T>> {
+        if !words.whole() {
+            return self.longest_prefix_by_key(Key::new(bytes()), accept);
+        }
+        if let Some(v) = self.index.find(&words, |_| true) {
+            let value = &self.values[v as usize];
+            if accept(value, true) {
+                return Some(Match {
+                    value,
+                    len: words.len,
+                });
+            }
+        }
+        let bytes = bytes();
+        debug_assert_eq!(Words::of(bytes), words);
+        self.walk(bytes, accept)
     }
 
     /// The longest prefix, found by walking the trie from its root.
@@ -379,7 +451,7 @@ impl<T> OidTrie<T> {
         self.nodes.len() * core::mem::size_of::<Node>()
             + self.values.len() * core::mem::size_of::<T>()
             + self.dense.len() * 256 * 4
-            + self.index.slots.len() * 12
+            + self.index.slots.len() * (core::mem::size_of::<Slot>() + 4)
             + self.index.keys.len()
     }
 }
@@ -468,6 +540,11 @@ mod tests {
                 .map(|(_, k)| k.as_bytes().len());
             let got = t.longest_prefix(p.as_bytes()).map(|m| m.len);
             prop_assert_eq!(got, expected);
+            // Found by its words, the bytes asked for only when needed: the same answer.
+            let by_words = t
+                .longest_prefix_by_words(Words::of(p.as_bytes()), || p.as_bytes(), |_, _| true)
+                .map(|m| m.len);
+            prop_assert_eq!(by_words, expected);
             if let Some(m) = t.longest_prefix(p.as_bytes()) {
                 prop_assert!(p.as_oid().starts_with(bufs[*m.value].as_oid()));
             }
@@ -475,6 +552,15 @@ mod tests {
             for (i, k) in bufs.iter().enumerate() {
                 let first = bufs.iter().position(|b| b == k).expect("present");
                 prop_assert_eq!(t.exact(k.as_bytes()), Some(&first), "key {}", i);
+                if Words::of(k.as_bytes()).whole() {
+                    // A key of up to 16 bytes is found by its words alone.
+                    let hit = t.longest_prefix_by_words(
+                        Words::of(k.as_bytes()),
+                        || panic!("the words hold the whole key"),
+                        |_, exact| exact,
+                    );
+                    prop_assert_eq!(hit.map(|m| *m.value), Some(first));
+                }
                 let walked = t.longest_prefix_by(k.as_bytes(), |_, exact| !exact);
                 if let Some(m) = walked {
                     prop_assert!(m.len < k.as_bytes().len());

@@ -25,7 +25,7 @@ use super::error::{Error, ErrorKind, Result};
 use super::oid::{Oid, arc_word};
 use super::shape;
 use super::swar::{joined_words, window};
-use super::value::VarBind;
+use super::value::{Value, VarBind};
 
 /// SNMP version of a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -360,34 +360,41 @@ impl<'a> Message<'a> {
     {
         match &self.pdu {
             Pdu::TrapV1(t) => t.notification_oid(scratch),
-            Pdu::Request(r) if r.kind.is_notification() => {
-                r.varbinds.iter().find_map(|vb| match vb.value {
-                    super::value::Value::ObjectId(o) if is_snmp_trap_oid_0(vb.name.as_bytes()) => {
-                        Some(o)
-                    }
-                    _ => None,
-                })
-            }
-            Pdu::Request(_) => None,
+            Pdu::Request(r) => r.notification_oid(),
         }
     }
 }
 
-impl TrapV1<'_> {
+impl<'a> RequestPdu<'a> {
+    /// The value of snmpTrapOID.0 in a trap or inform; None for other PDUs.
+    #[inline]
+    pub fn notification_oid(&self) -> Option<Oid<'a>> {
+        if !self.kind.is_notification() {
+            return None;
+        }
+        let trap_oid = |vb: &VarBind<'a>| match vb.value {
+            Value::ObjectId(o) if is_snmp_trap_oid_0(vb.name.as_bytes()) => Some(o),
+            _ => None,
+        };
+        // RFC 3416 puts it second, after sysUpTime.0: look there first.
+        match self.varbinds.get(1).and_then(trap_oid) {
+            Some(o) => Some(o),
+            None => self.varbinds.iter().find_map(trap_oid),
+        }
+    }
+}
+
+impl<'a> TrapV1<'a> {
     /// The SNMPv2 notification OID of this trap (RFC 3584 §3.1), built in `scratch`.
     pub fn notification_oid<'b>(&self, scratch: &'b mut NotificationOidBuf) -> Option<Oid<'b>> {
-        self.notification_words(scratch)?;
-        Some(scratch.oid())
+        Some(self.notification_parts()?.write(scratch))
     }
 
-    /// Builds the notification OID in `scratch` and returns its first and last eight
-    /// bytes as `swar::joined_words` gives them, for a lookup that would otherwise read
-    /// them back from bytes just written in pieces.
+    /// The notification OID of this trap in its two pieces, not yet joined; None when
+    /// the trap has none (a generic-trap outside 0 to 6, a negative specific-trap) or it would
+    /// be longer than `NOTIFICATION_OID_MAX`.
     #[inline]
-    pub(crate) fn notification_words(
-        &self,
-        scratch: &mut NotificationOidBuf,
-    ) -> Option<(u64, u64)> {
+    pub(crate) fn notification_parts(&self) -> Option<NotificationParts<'a>> {
         let (head, tail, tail_len) = match self.generic_trap {
             // snmpTraps.(generic-trap + 1)
             0..=5 => (SNMP_TRAPS, self.generic_trap as u64 + 1, 1),
@@ -398,14 +405,47 @@ impl TrapV1<'_> {
             }
             _ => return None,
         };
-        let len = head.len() + tail_len;
-        if len > NOTIFICATION_OID_MAX {
-            return None;
-        }
-        copy_words(&mut scratch.buf, head);
-        scratch.buf[head.len()..head.len() + 8].copy_from_slice(&tail.to_le_bytes());
-        scratch.len = len;
-        Some(joined_words(head, tail, tail_len))
+        (head.len() + tail_len <= NOTIFICATION_OID_MAX).then_some(NotificationParts {
+            head,
+            tail,
+            tail_len,
+        })
+    }
+}
+
+/// A v1 trap's notification OID as the OID it extends (snmpTraps or the enterprise) and
+/// the encoded arcs it adds, the low `tail_len` bytes of `tail`. A lookup reads its
+/// words without joining the bytes (`swar::joined_words`); it is written out only when
+/// its bytes are needed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct NotificationParts<'a> {
+    head: &'a [u8],
+    tail: u64,
+    tail_len: usize,
+}
+
+impl NotificationParts<'_> {
+    /// Its length in bytes.
+    #[inline(always)]
+    pub(crate) fn len(&self) -> usize {
+        self.head.len() + self.tail_len
+    }
+
+    /// Its first and last eight bytes, as `swar::window` reads them from the joined
+    /// OID, computed in registers.
+    #[inline(always)]
+    pub(crate) fn words(&self) -> (u64, u64) {
+        joined_words(self.head, self.tail, self.tail_len)
+    }
+
+    /// Writes it in `scratch`.
+    #[inline]
+    pub(crate) fn write<'b>(&self, scratch: &'b mut NotificationOidBuf) -> Oid<'b> {
+        let n = self.head.len();
+        copy_words(&mut scratch.buf, self.head);
+        scratch.buf[n..n + 8].copy_from_slice(&self.tail.to_le_bytes());
+        scratch.len = self.len();
+        scratch.oid()
     }
 }
 
@@ -508,6 +548,22 @@ mod tests {
             m.notification_oid(&mut buf).unwrap().to_string(),
             "1.3.6.1.2.1.1"
         );
+        // snmpTrapOID.0 is looked for second, where RFC 3416 puts it, then anywhere.
+        let mut moved = r.varbinds.to_vec();
+        moved.swap(1, 4);
+        let moved = RequestPdu {
+            varbinds: &moved,
+            ..r
+        };
+        assert_eq!(
+            moved.notification_oid().map(|o| o.to_string()).as_deref(),
+            Some("1.3.6.1.2.1.1")
+        );
+        let none = RequestPdu {
+            varbinds: &r.varbinds[2..],
+            ..r
+        };
+        assert_eq!(none.notification_oid(), None);
         // The same bytes with the length cut short are a typed error, never a panic.
         for cut in 0..bytes.len() {
             assert!(Message::parse(&bytes[..cut], &arena).is_err());

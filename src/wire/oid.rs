@@ -19,9 +19,6 @@ pub const MAX_ARCS: usize = 128;
 pub struct Oid<'a>(&'a [u8]);
 
 impl<'a> Oid<'a> {
-    /// No bytes: not a valid OID, a placeholder until one is decoded.
-    pub(crate) const EMPTY: Oid<'static> = Oid(&[]);
-
     /// Checks the content octets of an OID; `offset` is where they start in the message.
     #[inline]
     pub fn parse(bytes: &'a [u8], offset: usize) -> Result<Oid<'a>> {
@@ -284,6 +281,13 @@ pub fn push_arc(out: &mut Vec<u8>, arc: u32) {
 /// memory); returns the word and how many octets it took (1 to 5).
 #[inline(always)]
 pub(crate) fn arc_word(arc: u32) -> (u64, usize) {
+    // One or two octets (every specific-trap number of the tables): no loop.
+    if arc < 0x80 {
+        return (arc as u64, 1);
+    }
+    if arc < 0x4000 {
+        return ((0x80 | (arc >> 7) | (arc & 0x7f) << 8) as u64, 2);
+    }
     let bits = 32 - arc.leading_zeros() as usize;
     let k = bits.div_ceil(7).max(1);
     let mut word = 0u64;
@@ -479,13 +483,35 @@ mod tests {
 
         /// Every arc is written in as few octets as it needs and reads back the same.
         #[test]
-        fn arcs_encode_minimally_and_read_back(arc in proptest::prelude::any::<u32>()) {
+        fn arcs_encode_minimally_and_read_back(arc in proptest::prop_oneof![
+            // One and two octets (taken without the loop), then any width.
+            0u32..0x80,
+            0x80u32..0x4000,
+            proptest::prelude::any::<u32>(),
+        ]) {
             let (word, n) = arc_word(arc);
             proptest::prop_assert_eq!(word >> (8 * n), 0, "nothing past the octets");
             let o = OidBuf::from_arcs(&[1, 3, arc]).expect("valid arcs");
             proptest::prop_assert_eq!(o.as_bytes().len(), 1 + n);
             proptest::prop_assert!(Oid::parse(o.as_bytes(), 0).is_ok(), "minimal and whole");
             proptest::prop_assert_eq!(o.as_oid().arcs().collect::<Vec<_>>(), vec![1, 3, arc]);
+        }
+    }
+
+    #[test]
+    fn arc_words_at_the_octet_boundaries() {
+        let cases: [(u32, &[u8]); 7] = [
+            (0, &[0x00]),
+            (127, &[0x7f]),
+            (128, &[0x81, 0x00]),
+            (787, &[0x86, 0x13]),
+            (16383, &[0xff, 0x7f]),
+            (16384, &[0x81, 0x80, 0x00]),
+            (u32::MAX, &[0x8f, 0xff, 0xff, 0xff, 0x7f]),
+        ];
+        for (arc, octets) in cases {
+            let (word, n) = arc_word(arc);
+            assert_eq!(&word.to_le_bytes()[..n], octets, "arc {arc}");
         }
     }
 
