@@ -283,69 +283,33 @@ impl Agent {
                 None => Value::NoSuchObject,
             }
         };
-        let next = |name: Oid<'_>| -> Option<(Oid<'_>, Value<'_>)> {
-            known
-                .iter()
-                .find(|(o, _)| o.arcs().cmp(name.arcs()).is_gt())
-                .copied()
-        };
+        let next = |name| next_after(&known, name);
         let mut varbinds: Vec<VarBind<'_>> = Vec::with_capacity(req.varbinds.len());
         match req.kind {
-            PduType::GET_REQUEST => {
-                for vb in req.varbinds {
-                    let answer = VarBind {
-                        name: vb.name,
-                        value: exact(vb.name),
-                    };
-                    varbinds.push(answer);
-                }
-            }
+            PduType::GET_REQUEST => varbinds.extend(req.varbinds.iter().map(|vb| VarBind {
+                name: vb.name,
+                value: exact(vb.name),
+            })),
             PduType::GET_NEXT_REQUEST => {
-                for vb in req.varbinds {
-                    let answer = match next(vb.name) {
-                        Some((name, value)) => VarBind { name, value },
-                        None => VarBind {
-                            name: vb.name,
-                            value: Value::EndOfMibView,
-                        },
-                    };
-                    varbinds.push(answer);
-                }
+                varbinds.extend(req.varbinds.iter().map(|vb| next(vb.name)));
             }
             _ => {
                 // GetBulk: error-status is non-repeaters, error-index max-repetitions.
                 let non_repeaters = (req.error_status.max(0) as usize).min(req.varbinds.len());
                 let repetitions = req.error_index.clamp(0, 64) as usize;
-                for vb in &req.varbinds[..non_repeaters] {
-                    varbinds.push(match next(vb.name) {
-                        Some((name, value)) => VarBind { name, value },
-                        None => VarBind {
-                            name: vb.name,
-                            value: Value::EndOfMibView,
-                        },
-                    });
-                }
-                let mut cursors: Vec<Oid<'_>> = req.varbinds[non_repeaters..]
-                    .iter()
-                    .map(|v| v.name)
-                    .collect();
+                let (once, repeated) = req.varbinds.split_at(non_repeaters);
+                varbinds.extend(once.iter().map(|vb| next(vb.name)));
+                let mut cursors: Vec<Oid<'_>> = repeated.iter().map(|v| v.name).collect();
                 for _ in 0..repetitions {
                     if cursors.is_empty() {
                         break;
                     }
                     let mut all_done = true;
                     for c in cursors.iter_mut() {
-                        match next(*c) {
-                            Some((name, value)) => {
-                                varbinds.push(VarBind { name, value });
-                                *c = name;
-                                all_done = false;
-                            }
-                            None => varbinds.push(VarBind {
-                                name: *c,
-                                value: Value::EndOfMibView,
-                            }),
-                        }
+                        let vb = next(*c);
+                        all_done &= vb.value == Value::EndOfMibView;
+                        *c = vb.name;
+                        varbinds.push(vb);
                     }
                     if all_done {
                         break;
@@ -378,6 +342,20 @@ impl Agent {
         .with_error(status, index);
         encode::encode(&response, out);
         Answered::Recorder(r)
+    }
+}
+
+/// The first of `known` (in OID order) after `name`, or endOfMibView at `name`.
+fn next_after<'a>(known: &[(Oid<'a>, Value<'a>)], name: Oid<'a>) -> VarBind<'a> {
+    match known
+        .iter()
+        .find(|(o, _)| o.arcs().cmp(name.arcs()).is_gt())
+    {
+        Some(&(name, value)) => VarBind { name, value },
+        None => VarBind {
+            name,
+            value: Value::EndOfMibView,
+        },
     }
 }
 

@@ -620,11 +620,14 @@ impl<R: FnMut(Timestamp, &Json)> State<R> {
                 if let Some(r) = self.agent.recorder_at(source) {
                     self.ledger.seen(at, r);
                 }
-                let view = match &self.previous {
-                    Some(v) if v.generation == generation => v,
-                    _ => &self.view,
-                };
-                let rule = view.classifier().rule_name(*class);
+                // Named by the view that classified it (this site's, or the one before
+                // the last reload); one older still, after two quick reloads, leaves it
+                // unnamed rather than named by another site's rule indices.
+                let rule = self
+                    .view
+                    .rule_name(generation, *class)
+                    .or_else(|| self.previous.as_ref()?.rule_name(generation, *class))
+                    .unwrap_or_default();
                 if let Some(j) = &mut self.journal {
                     let site = self.decider.site();
                     let ups = self

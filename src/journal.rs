@@ -11,6 +11,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Seek, Write};
 use std::net::IpAddr;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value as Json;
@@ -110,8 +111,13 @@ impl Journal {
             .append(true)
             .open(path)?;
         let mut size = file.metadata()?.len();
+        // A torn last line (no newline at the end): cut back to the last whole line, or
+        // a new record would glue onto it. Only then is the whole file read.
+        let mut last = [b'\n'];
         if size > 0 {
-            // Cut back to the last whole line, or a new record would glue onto the torn one.
+            file.read_exact_at(&mut last, size - 1)?;
+        }
+        if last[0] != b'\n' {
             let mut bytes = Vec::new();
             io::Read::read_to_end(&mut file, &mut bytes)?;
             let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) as u64;
@@ -226,6 +232,15 @@ impl Journal {
 /// One record as a person reads it: the time, then what happened.
 pub fn readable(t: Timestamp, r: &Json) -> String {
     let s = |k: &str| r[k].as_str().unwrap_or("");
+    // ` key=value` for each of `keys` the record has (strings unquoted).
+    let fields = |w: &mut String, keys: &[&str]| {
+        for k in keys {
+            if !r[k].is_null() {
+                let v = r[k].as_str().map_or(r[k].to_string(), str::to_string);
+                w.push_str(&format!(" {k}={v}"));
+            }
+        }
+    };
     let mut line = format!("{}  ", t.utc());
     let what = if let Some(input) = r["input"].as_str() {
         match input {
@@ -258,12 +273,10 @@ pub fn readable(t: Timestamp, r: &Json) -> String {
         }
     } else if let Some(d) = r["decision"].as_str() {
         let mut w = format!("decided {d}");
-        for k in ["ups", "recorder", "tier", "percent", "kind", "source"] {
-            if !r[k].is_null() {
-                let v = r[k].as_str().map_or(r[k].to_string(), str::to_string);
-                w.push_str(&format!(" {k}={v}"));
-            }
-        }
+        fields(
+            &mut w,
+            &["ups", "recorder", "tier", "percent", "kind", "source"],
+        );
         if let Some(reason) = r["reason"].as_str() {
             w.push_str(&format!(": {reason}"));
         }
@@ -273,14 +286,12 @@ pub fn readable(t: Timestamp, r: &Json) -> String {
         w
     } else if let Some(a) = r["action"].as_str() {
         let mut w = a.to_string();
-        for k in [
-            "recorder", "ups", "attempt", "to", "after_s", "status", "detail",
-        ] {
-            if !r[k].is_null() {
-                let v = r[k].as_str().map_or(r[k].to_string(), str::to_string);
-                w.push_str(&format!(" {k}={v}"));
-            }
-        }
+        fields(
+            &mut w,
+            &[
+                "recorder", "ups", "attempt", "to", "after_s", "status", "detail",
+            ],
+        );
         w
     } else {
         r.to_string()

@@ -203,11 +203,11 @@ impl Ledger {
             if self.ups_of[r] != u {
                 continue;
             }
+            // Down by its shutdown time after it acknowledged, or after it was ordered.
             let down_by = match self.standing[r] {
-                Standing::Acknowledged { at, .. } => after(at, self.shutdown_time[r]),
-                Standing::Ordered { at, .. } | Standing::NotAcknowledged { ordered: at } => {
-                    after(at, self.shutdown_time[r])
-                }
+                Standing::Acknowledged { at, .. }
+                | Standing::Ordered { at, .. }
+                | Standing::NotAcknowledged { ordered: at } => after(at, self.shutdown_time[r]),
                 _ => continue,
             };
             self.power_back[r] = Some(now);

@@ -10,33 +10,14 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
-use crate::config::{Site, Vendor};
-use crate::policy::PollAnswer;
+use crate::config::Site;
+use crate::policy::{PollAnswer, Reading};
 use crate::time::Timestamp;
-use crate::wire::oid::{OidBuf, oid};
-use crate::wire::{Message, Pdu, PduType, Value, VarBind, Version, encode};
+use crate::wire::{Message, Oid, Pdu, PduType, Value, VarBind, Version, encode};
 
 const NS: u64 = 1_000_000_000;
 /// Tries per poll (the first and two retries), as net-snmp's default of retries.
 pub const TRIES: u8 = 3;
-
-/// What a UPS is asked, by MIB: PowerNet for APC cards, RFC 1628 UPS-MIB for the others.
-fn poll_oids(vendor: Vendor) -> &'static [&'static str] {
-    match vendor {
-        Vendor::Apc => &[
-            "1.3.6.1.4.1.318.1.1.1.4.1.1.0", // upsBasicOutputStatus
-            "1.3.6.1.4.1.318.1.1.1.2.1.1.0", // upsBasicBatteryStatus
-            "1.3.6.1.4.1.318.1.1.1.2.2.1.0", // upsAdvBatteryCapacity
-            "1.3.6.1.4.1.318.1.1.1.2.2.3.0", // upsAdvBatteryRunTimeRemaining
-        ],
-        _ => &[
-            "1.3.6.1.2.1.33.1.4.1.0", // upsOutputSource
-            "1.3.6.1.2.1.33.1.2.1.0", // upsBatteryStatus
-            "1.3.6.1.2.1.33.1.2.4.0", // upsEstimatedChargeRemaining
-            "1.3.6.1.2.1.33.1.2.3.0", // upsEstimatedMinutesRemaining
-        ],
-    }
-}
 
 /// What the poller has for the driver.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,7 +61,8 @@ struct Outstanding {
 struct UpsPoll {
     to: SocketAddr,
     community: Vec<u8>,
-    oids: Vec<OidBuf>,
+    /// What it is asked (`PollAnswer::polled`).
+    objects: &'static [(&'static [u8], Reading)],
     interval: u64,
     next_due: Timestamp,
     outstanding: Option<Outstanding>,
@@ -94,7 +76,7 @@ pub struct Poller {
     try_timeout: u64,
     next_id: i32,
     out: VecDeque<PollOutput>,
-    /// Requests sent, answers matched, answers that matched nothing.
+    /// Requests sent, every try counted.
     pub sent: u64,
     /// Answers matched to a request.
     pub answered: u64,
@@ -115,7 +97,7 @@ impl Poller {
                 .map(|u| UpsPoll {
                     to: SocketAddr::new(u.address, u.port),
                     community: u.community.as_bytes().to_vec(),
-                    oids: poll_oids(u.vendor).iter().map(|o| oid(o)).collect(),
+                    objects: PollAnswer::polled(u.vendor),
                     interval: u.poll_interval.0.max(1) as u64 * NS,
                     next_due: now,
                     outstanding: None,
@@ -157,10 +139,11 @@ impl Poller {
     fn send(&mut self, u: usize, id: i32) {
         let p = &self.ups[u];
         let varbinds: Vec<VarBind<'_>> = p
-            .oids
+            .objects
             .iter()
-            .map(|o| VarBind {
-                name: o.as_oid(),
+            .map(|(o, _)| VarBind {
+                // The table's own constants: valid OIDs (a test decodes each).
+                name: Oid::trusted(o),
                 value: Value::Null,
             })
             .collect();
@@ -248,6 +231,8 @@ impl Poller {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Vendor;
+    use crate::wire::oid::oid;
     use bumpalo::Bump;
 
     fn t(s: f64) -> Timestamp {
@@ -325,6 +310,40 @@ mod tests {
         let next = drain(&mut p);
         assert_eq!(next.len(), 1);
         assert_ne!(sent_id(&next[0]), id, "a new poll has a new request id");
+    }
+
+    /// Every object a poll asks for, answered, fills the whole answer: the poller and
+    /// the policy read one table.
+    #[test]
+    fn what_a_poll_asks_for_is_what_the_policy_reads() {
+        for vendor in [Vendor::Apc, Vendor::UpsMib, Vendor::Eaton] {
+            let mut site = Site::default_site();
+            site.upses[0].vendor = vendor;
+            let mut p = Poller::new(&site, t(0.0));
+            p.handle_timeout(t(0.0));
+            let PollOutput::Send { bytes, .. } = &drain(&mut p)[0] else {
+                panic!("a poll first")
+            };
+            let arena = Bump::new();
+            // Decoding checks every OID the table gave the request.
+            let m = Message::parse(bytes, &arena).expect("our own request decodes");
+            let answered: Vec<VarBind<'_>> = m
+                .varbinds()
+                .iter()
+                .map(|vb| VarBind {
+                    name: vb.name,
+                    value: Value::Integer(3),
+                })
+                .collect();
+            let a = PollAnswer::from_varbinds(&answered);
+            assert!(
+                a.on_battery.is_some()
+                    && a.battery_low.is_some()
+                    && a.charge.is_some()
+                    && a.runtime.is_some(),
+                "{vendor:?}: {a:?}"
+            );
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@
 //! it waits; its socket's receive buffer fills and the kernel drops what does not fit,
 //! which is counted (`socket_drops`). Nothing is shed inside trapgate.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -92,6 +93,13 @@ impl View {
     /// The rules this view classifies with.
     pub fn classifier(&self) -> &Classifier {
         &self.classifier
+    }
+
+    /// The name of the rule behind `class` if this view made it (a batch carries the
+    /// generation of the view that classified it): rule indices mean nothing in another
+    /// view's tables, whose site may list other rules.
+    pub fn rule_name(&self, generation: u32, class: Classification) -> Option<Cow<'_, str>> {
+        (generation == self.generation).then(|| self.classifier.rule_name(class))
     }
 }
 
@@ -322,11 +330,16 @@ impl Receivers {
 
     /// Hands every waiting batch to `f`, and its buffer back to the workers.
     pub fn drain(&self, mut f: impl FnMut(u32, &[Heard])) {
-        while let Ok(mut b) = self.heard.try_recv() {
-            f(b.generation, &b.items);
-            b.items.clear();
-            let _ = self.free.send(b.items);
+        while let Ok(b) = self.heard.try_recv() {
+            self.hand(b, &mut f);
         }
+    }
+
+    /// Hands batch `b` to `f`, then its buffer back to the workers.
+    fn hand(&self, mut b: Batch, f: &mut impl FnMut(u32, &[Heard])) {
+        f(b.generation, &b.items);
+        b.items.clear();
+        let _ = self.free.send(b.items);
     }
 
     /// Gives every worker the reloaded site.
@@ -363,10 +376,8 @@ impl Receivers {
             .iter()
             .any(|w| w.thread.as_ref().is_some_and(|t| !t.is_finished()))
         {
-            if let Ok(mut b) = self.heard.recv_timeout(Duration::from_millis(5)) {
-                f(b.generation, &b.items);
-                b.items.clear();
-                let _ = self.free.send(b.items);
+            if let Ok(b) = self.heard.recv_timeout(Duration::from_millis(5)) {
+                self.hand(b, &mut f);
             }
         }
         for w in &mut self.workers {
@@ -620,4 +631,37 @@ fn inform_response(m: &Message<'_>, out: &mut Vec<u8>) -> bool {
     out.clear();
     encode::encode(&response, out);
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::rules::{Ev, TrapRule};
+    use crate::wire::oid::oid;
+
+    #[test]
+    fn a_view_names_only_what_it_classified() {
+        let before = Site::default_site();
+        let mut after = before.clone();
+        after.rules.push(TrapRule {
+            oid: oid("1.3.6.1.4.1.99999.0.1"),
+            name: "siteLowBattery".into(),
+            mib: "SITE-MIB".into(),
+            event: Ev::Is(Event::LowBattery),
+            prefix: false,
+        });
+        let (old, new) = (View::new(&before, 0), View::new(&after, 1));
+        let trap = oid("1.3.6.1.4.1.99999.0.1");
+        let class = new.classifier().classify(trap.as_oid(), &[]);
+        assert_eq!(class.event, Event::LowBattery);
+        assert_eq!(new.rule_name(1, class).as_deref(), Some("siteLowBattery"));
+        // The site's own rule is past the end of the older view's tables.
+        assert!(
+            class
+                .rule
+                .is_some_and(|r| r as usize >= old.classifier().rules().len())
+        );
+        assert_eq!(old.rule_name(1, class), None);
+        assert_eq!(new.rule_name(0, class), None);
+    }
 }

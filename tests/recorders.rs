@@ -170,15 +170,8 @@ fn net_snmp_plays_the_ups_a_recorder_and_a_polling_nvr() {
         .expect("snmptrapd starts");
     let trapd_out = lines(trapd.stdout.take().expect("stdout"));
     let (mut child, out, err) = start(&["run", "--config", file.to_str().expect("UTF-8")]);
-    let first = err
-        .recv_timeout(Duration::from_secs(10))
-        .expect("listening line");
-    let traps = first
-        .split("listening on ")
-        .nth(1)
-        .and_then(|r| r.split([' ', ',']).next())
-        .expect("trap address")
-        .to_string();
+    let first = listening_line(&err);
+    let traps = address_in(&first).to_string();
     let agent = agent_of(&first);
 
     // An NVR polls its "UPS": the real UPS's charge, from the gateway's cache.
@@ -507,19 +500,12 @@ fn exec_recorders_run_their_command_and_a_dry_run_sends_nothing() {
 
     // A dry run decides and reports, and tells no one.
     let (mut child, out, err) = start(&["run", "--config", file.to_str().unwrap(), "--dry-run"]);
-    let first = err
-        .recv_timeout(Duration::from_secs(10))
-        .expect("listening line");
+    let first = listening_line(&err);
     assert!(
         first.contains("dry run: nothing is sent to recorders"),
         "{first}"
     );
-    let traps: std::net::SocketAddr = first
-        .split("listening on ")
-        .nth(1)
-        .and_then(|r| r.split([' ', ',']).next())
-        .and_then(|a| a.parse().ok())
-        .expect("trap address");
+    let traps = address_in(&first);
     ups.send_to(&low, traps).expect("send");
     expect_line(&out, &["\"action\":\"WouldSend\"", "vms-1"]);
     assert_eq!(

@@ -48,14 +48,7 @@ fn apc(specific: i64) -> Vec<u8> {
 
 #[test]
 fn a_million_trap_storm_is_accounted_for_and_its_ups_events_decided() {
-    let site = common::site_file("storm", &common::loopback_site());
-    let (mut child, out, err) = common::start(&[
-        "run",
-        "--config",
-        site.to_str().expect("UTF-8"),
-        "--listen",
-        "127.0.0.1:0",
-    ]);
+    let (site, mut child, out, err) = common::run_loopback("storm", &[]);
     let to = common::listening_on(&err);
 
     let ups = UdpSocket::bind("127.0.0.1:0").expect("bind");

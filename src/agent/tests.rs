@@ -9,6 +9,29 @@ fn t(s: u64) -> Timestamp {
 }
 
 fn ask(version: Version, kind: PduType, community: &[u8], oids: &[&str]) -> Vec<u8> {
+    request(version, kind, community, oids, (0, 0))
+}
+
+/// A GetBulk for `oids`: `non_repeaters`, then `max_repetitions`.
+fn bulk(non_repeaters: i32, max_repetitions: i32, oids: &[&str]) -> Vec<u8> {
+    let kind = PduType::GET_BULK_REQUEST;
+    request(
+        Version::V2c,
+        kind,
+        b"public",
+        oids,
+        (non_repeaters, max_repetitions),
+    )
+}
+
+/// A request for `oids`, with its error fields (GetBulk's two counts) set.
+fn request(
+    version: Version,
+    kind: PduType,
+    community: &[u8],
+    oids: &[&str],
+    (status, index): (i32, i32),
+) -> Vec<u8> {
     let names: Vec<_> = oids.iter().map(|o| oid(o)).collect();
     let vbs: Vec<VarBind<'_>> = names
         .iter()
@@ -17,7 +40,8 @@ fn ask(version: Version, kind: PduType, community: &[u8], oids: &[&str]) -> Vec<
             value: Value::Null,
         })
         .collect();
-    encode::to_vec(&Message::pdu(version, community, kind, 77, &vbs))
+    let m = Message::pdu(version, community, kind, 77, &vbs).with_error(status, index);
+    encode::to_vec(&m)
 }
 
 /// A response as (error-status, error-index, [(oid, value)]).
@@ -161,14 +185,7 @@ fn get_next_and_get_bulk_walk_in_oid_order_to_the_end_of_the_mib_view() {
     );
     assert_eq!(got[2].0, "1.3.6.1.2.1.1.1.0", "the walk starts at sysDescr");
     // GetBulk: no non-repeaters, 3 repetitions from the UPS-MIB battery group.
-    let names = [oid("1.3.6.1.2.1.33.1.2")];
-    let vbs = [VarBind {
-        name: names[0].as_oid(),
-        value: Value::Null,
-    }];
-    // GetBulk's error fields are non-repeaters (0) and max-repetitions (3).
-    let bulk = Message::pdu(Version::V2c, b"public", PduType::GET_BULK_REQUEST, 77, &vbs);
-    let q = encode::to_vec(&bulk.with_error(0, 3));
+    let q = bulk(0, 3, &["1.3.6.1.2.1.33.1.2"]);
     let (_, _, got) = answer(&a, NVR, &q).unwrap();
     let oids: Vec<&str> = got.iter().map(|(o, _)| o.as_str()).collect();
     assert_eq!(
@@ -177,6 +194,27 @@ fn get_next_and_get_bulk_walk_in_oid_order_to_the_end_of_the_mib_view() {
             "1.3.6.1.2.1.33.1.2.1.0",
             "1.3.6.1.2.1.33.1.2.2.0",
             "1.3.6.1.2.1.33.1.2.3.0"
+        ]
+    );
+    // One non-repeater, then a repeater already at the last object: the end of the MIB
+    // view once, and no more repetitions.
+    let q = bulk(
+        1,
+        5,
+        &["1.3.6.1.2.1.33.1.2.4.0", "1.3.6.1.4.1.318.1.1.1.4.1.1.0"],
+    );
+    let (_, _, got) = answer(&a, NVR, &q).unwrap();
+    assert_eq!(
+        got,
+        [
+            (
+                "1.3.6.1.2.1.33.1.4.1.0".to_string(),
+                "Integer(3)".to_string()
+            ),
+            (
+                "1.3.6.1.4.1.318.1.1.1.4.1.1.0".to_string(),
+                "EndOfMibView".to_string()
+            )
         ]
     );
 }

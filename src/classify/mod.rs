@@ -537,7 +537,7 @@ mod tests {
     /// or a long key needs its bytes; that must decide as the OID itself does.
     #[test]
     fn v1_traps_by_words_as_by_their_oid() {
-        use crate::wire::{Pdu, TrapV1, Version};
+        use crate::wire::{TrapV1, Version};
         let check =
             |c: &Classifier, enterprise: &crate::wire::OidBuf, generic: i64, specific: i64| {
                 let trap = TrapV1 {

@@ -346,19 +346,10 @@ impl<T> OidTrie<T> {
     pub fn longest_prefix_by_key(
         &self,
         key: Key<'_>,
-        mut accept: impl FnMut(&T, bool) -> bool,
+        accept: impl FnMut(&T, bool) -> bool,
     ) -> Option<Match<'_, T>> {
-        // The whole OID is a key: no longer prefix exists, so it is the answer if taken.
-        if let Some(v) = self.index.get(&key) {
-            let value = &self.values[v as usize];
-            if accept(value, true) {
-                return Some(Match {
-                    value,
-                    len: key.words.len,
-                });
-            }
-        }
-        self.walk(key.bytes, accept)
+        let found = self.index.get(&key);
+        self.found_or_walk(found, key.words.len, || key.bytes, accept)
     }
 
     /// `longest_prefix_by` for an OID known by its words, whose bytes `bytes` writes
@@ -369,23 +360,37 @@ impl<T> OidTrie<T> {
         &self,
         words: Words,
         bytes: impl FnOnce() -> &'o [u8],
-        mut accept: impl FnMut(&T, bool) -> bool,
+        accept: impl FnMut(&T, bool) -> bool,
     ) -> Option<Match<'_, T>> {
         if !words.whole() {
             return self.longest_prefix_by_key(Key::new(bytes()), accept);
         }
-        if let Some(v) = self.index.find(&words, |_| true) {
+        let found = self.index.find(&words, |_| true);
+        let bytes = || {
+            let b = bytes();
+            debug_assert_eq!(Words::of(b), words);
+            b
+        };
+        self.found_or_walk(found, words.len, bytes, accept)
+    }
+
+    /// The key the index `found` (the whole OID, `len` bytes) if `accept` takes it: no
+    /// longer prefix exists. Else the walk, over the OID's `bytes`.
+    #[inline(always)]
+    fn found_or_walk<'o>(
+        &self,
+        found: Option<u32>,
+        len: usize,
+        bytes: impl FnOnce() -> &'o [u8],
+        mut accept: impl FnMut(&T, bool) -> bool,
+    ) -> Option<Match<'_, T>> {
+        if let Some(v) = found {
             let value = &self.values[v as usize];
             if accept(value, true) {
-                return Some(Match {
-                    value,
-                    len: words.len,
-                });
+                return Some(Match { value, len });
             }
         }
-        let bytes = bytes();
-        debug_assert_eq!(Words::of(bytes), words);
-        self.walk(bytes, accept)
+        self.walk(bytes(), accept)
     }
 
     /// The longest prefix, found by walking the trie from its root.

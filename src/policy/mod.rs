@@ -19,7 +19,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
 use crate::classify::Event;
-use crate::config::{Secs, Site, Unconfirmed};
+use crate::config::{Secs, Site, Unconfirmed, Vendor};
 use crate::time::Timestamp;
 use crate::wire::{Value, VarBind};
 
@@ -45,7 +45,58 @@ pub struct PollAnswer {
     pub runtime: Option<Secs>,
 }
 
+/// How a polled object's value sets a field of a `PollAnswer`.
+pub type Reading = fn(&mut PollAnswer, u64);
+
+/// What a poll asks a UPS-MIB (RFC 1628) card for, encoded, and how each answer reads:
+/// upsOutputSource.0, upsBatteryStatus.0, upsEstimatedChargeRemaining.0,
+/// upsEstimatedMinutesRemaining.0.
+const UPS_MIB_POLL: [(&[u8], Reading); 4] = [
+    (&[0x2b, 6, 1, 2, 1, 0x21, 1, 4, 1, 0], |a, n| {
+        a.on_battery = Some(n == 5)
+    }),
+    (&[0x2b, 6, 1, 2, 1, 0x21, 1, 2, 1, 0], |a, n| {
+        a.battery_low = Some(n == 3 || n == 4)
+    }),
+    (&[0x2b, 6, 1, 2, 1, 0x21, 1, 2, 4, 0], |a, n| {
+        a.charge = Some(n.min(100) as u8)
+    }),
+    (&[0x2b, 6, 1, 2, 1, 0x21, 1, 2, 3, 0], |a, n| {
+        a.runtime = Some(Secs((n * 60) as u32))
+    }),
+];
+
+/// The same for an APC PowerNet card: upsBasicOutputStatus.0, upsBasicBatteryStatus.0,
+/// upsAdvBatteryCapacity.0, upsAdvBatteryRunTimeRemaining.0 (in ticks).
+const POWERNET_POLL: [(&[u8], Reading); 4] = [
+    (
+        &[0x2b, 6, 1, 4, 1, 0x82, 0x3e, 1, 1, 1, 4, 1, 1, 0],
+        |a, n| a.on_battery = Some(n == 3),
+    ),
+    (
+        &[0x2b, 6, 1, 4, 1, 0x82, 0x3e, 1, 1, 1, 2, 1, 1, 0],
+        |a, n| a.battery_low = Some(n == 3),
+    ),
+    (
+        &[0x2b, 6, 1, 4, 1, 0x82, 0x3e, 1, 1, 1, 2, 2, 1, 0],
+        |a, n| a.charge = Some(n.min(100) as u8),
+    ),
+    (
+        &[0x2b, 6, 1, 4, 1, 0x82, 0x3e, 1, 1, 1, 2, 2, 3, 0],
+        |a, n| a.runtime = Some(Secs((n / 100) as u32)),
+    ),
+];
+
 impl PollAnswer {
+    /// The objects a poll of a UPS of `vendor` asks for (encoded OIDs): PowerNet for
+    /// APC cards, RFC 1628 UPS-MIB for the others.
+    pub fn polled(vendor: Vendor) -> &'static [(&'static [u8], Reading)] {
+        match vendor {
+            Vendor::Apc => &POWERNET_POLL,
+            _ => &UPS_MIB_POLL,
+        }
+    }
+
     /// Reads the UPS-MIB and PowerNet objects a poll asks for out of a response's varbinds.
     pub fn from_varbinds(varbinds: &[VarBind<'_>]) -> PollAnswer {
         let mut a = PollAnswer::default();
@@ -57,24 +108,13 @@ impl PollAnswer {
                     None => continue,
                 },
             };
-            match vb.name.as_bytes() {
-                // UPS-MIB upsEstimatedChargeRemaining.0, upsEstimatedMinutesRemaining.0,
-                // upsOutputSource.0, upsBatteryStatus.0
-                [0x2b, 6, 1, 2, 1, 0x21, 1, 2, 4, 0] => a.charge = Some(n.min(100) as u8),
-                [0x2b, 6, 1, 2, 1, 0x21, 1, 2, 3, 0] => a.runtime = Some(Secs((n * 60) as u32)),
-                [0x2b, 6, 1, 2, 1, 0x21, 1, 4, 1, 0] => a.on_battery = Some(n == 5),
-                [0x2b, 6, 1, 2, 1, 0x21, 1, 2, 1, 0] => a.battery_low = Some(n == 3 || n == 4),
-                // PowerNet upsAdvBatteryCapacity.0, upsAdvBatteryRunTimeRemaining.0 (ticks),
-                // upsBasicOutputStatus.0, upsBasicBatteryStatus.0
-                [0x2b, 6, 1, 4, 1, 0x82, 0x3e, 1, 1, 1, 2, 2, 1, 0] => {
-                    a.charge = Some(n.min(100) as u8)
-                }
-                [0x2b, 6, 1, 4, 1, 0x82, 0x3e, 1, 1, 1, 2, 2, 3, 0] => {
-                    a.runtime = Some(Secs((n / 100) as u32))
-                }
-                [0x2b, 6, 1, 4, 1, 0x82, 0x3e, 1, 1, 1, 4, 1, 1, 0] => a.on_battery = Some(n == 3),
-                [0x2b, 6, 1, 4, 1, 0x82, 0x3e, 1, 1, 1, 2, 1, 1, 0] => a.battery_low = Some(n == 3),
-                _ => {}
+            let name = vb.name.as_bytes();
+            if let Some((_, read)) = UPS_MIB_POLL
+                .iter()
+                .chain(&POWERNET_POLL)
+                .find(|(o, _)| *o == name)
+            {
+                read(&mut a, n);
             }
         }
         a
