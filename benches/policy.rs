@@ -13,6 +13,7 @@ use trapgate::config::{
 };
 use trapgate::policy::Decider;
 use trapgate::time::Timestamp;
+use trapgate::trust::Trust;
 
 const UPSES: usize = 200;
 const PER_UPS: usize = 25;
@@ -41,6 +42,7 @@ fn site() -> Site {
             shutdown_time: Secs(90),
             boot_time: Secs(300),
             kind: RecorderKind::TrapRelay,
+            community: "public".into(),
         })
         .collect();
     Site {
@@ -50,6 +52,7 @@ fn site() -> Site {
             community: "public".into(),
             exec_timeout: Secs(30),
             workers: 0,
+            max_message_size: 1472,
         },
         policy: Policy {
             grace: BTreeMap::from([(1, Secs(600)), (2, Secs(300)), (3, Secs(120))]),
@@ -70,8 +73,17 @@ fn at(s: u64) -> Timestamp {
     Timestamp(1_700_000_000_000_000_000 + s * 1_000_000_000)
 }
 
+/// A UPS's trap, checked as the receive workers check it, then decided.
+fn trap(d: &mut Decider, trust: &Trust, now: Timestamp, from: IpAddr, event: Event, rule: &str) {
+    let who = trust.who(from).expect("a UPS of the site");
+    let who = trust
+        .notification(who, b"public", event)
+        .expect("its community");
+    d.handle_notification(now, who, event, rule);
+}
+
 /// One full outage; returns (events handled, decisions made).
-fn outage(d: &mut Decider, site: &Site) -> (usize, usize) {
+fn outage(d: &mut Decider, trust: &Trust, site: &Site) -> (usize, usize) {
     let mut events = 0;
     let mut decisions = 0;
     let mut drain = |d: &mut Decider| {
@@ -81,13 +93,7 @@ fn outage(d: &mut Decider, site: &Site) -> (usize, usize) {
         }
     };
     for u in &site.upses {
-        d.handle_notification(
-            at(0),
-            u.address,
-            b"public",
-            Event::OnBattery,
-            "upsOnBattery",
-        );
+        trap(d, trust, at(0), u.address, Event::OnBattery, "upsOnBattery");
         events += 1;
     }
     drain(d);
@@ -98,10 +104,11 @@ fn outage(d: &mut Decider, site: &Site) -> (usize, usize) {
         drain(d);
     }
     for u in &site.upses {
-        d.handle_notification(
+        trap(
+            d,
+            trust,
             at(450),
             u.address,
-            b"public",
             Event::LowBattery,
             "lowBattery",
         );
@@ -114,6 +121,7 @@ fn outage(d: &mut Decider, site: &Site) -> (usize, usize) {
 fn main() {
     let quick = !std::env::args().any(|a| a == "--bench");
     let site = site();
+    let trust = Trust::new(&site);
     let rounds = if quick { 1 } else { 21 };
     let mut per_event = Vec::new();
     let mut totals = Vec::new();
@@ -122,7 +130,7 @@ fn main() {
         let mut d = Decider::new(site.clone());
         while d.poll_decision().is_some() {}
         let t = Instant::now();
-        counts = outage(&mut d, &site);
+        counts = outage(&mut d, &trust, &site);
         let ns = t.elapsed().as_nanos() as f64;
         totals.push(ns);
         per_event.push(ns / counts.0 as f64);

@@ -7,11 +7,21 @@
 //! else from the real UPS's values, polled and cached by the gateway: hundreds of
 //! recorders never reach the UPS's card. Sans-IO: a request and the time go in, the
 //! encoded response comes out.
+//!
+//! A recorder is answered only from its address with its community. An answer is never
+//! larger than the site's `max_message_size` (net-snmp's 1472 by default) nor, above one
+//! such datagram, three times the request: a GetBulk gets fewer repetitions, a Get or
+//! GetNext that cannot fit gets `tooBig` (RFC 3416 §4.2), so nothing sent to the agent
+//! is reflected much larger at a recorder's address. Each recorder has a share of
+//! answers (`RATE` a second, in bursts of `BURST`: an NVR polls its UPS every few
+//! seconds, a walk of the whole virtual UPS takes 16 requests); what it asks beyond is
+//! not answered, so a recorder gone mad costs the gateway a lookup per request, not an
+//! answer, and takes nothing from the others.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use crate::config::Site;
+use crate::config::{Remap, Site};
 use crate::policy::PollAnswer;
 use crate::time::Timestamp;
 use crate::wire::oid::{OidBuf, oid};
@@ -112,20 +122,82 @@ pub enum Answered {
     WrongCommunity(usize),
     /// Not a Get, GetNext or GetBulk request (not answered).
     NotRequest,
+    /// Recorder `r` asked for more than fits even as a `tooBig` answer (not answered,
+    /// as RFC 3416 says).
+    Discarded(usize),
+    /// Recorder `r` asked beyond its share (not answered).
+    OverRate(usize),
+}
+
+/// Answers a recorder gets a second, sustained.
+pub const RATE: u32 = 20;
+/// Answers a recorder may get at once.
+pub const BURST: u32 = 40;
+
+/// A recorder's share of answers: a token bucket, refilled with the time given.
+#[derive(Clone, Copy, Debug, Default)]
+struct Share {
+    /// Answers it may still get, in thousandths.
+    milli: u64,
+    /// When it was last refilled.
+    at: Timestamp,
+}
+
+impl Share {
+    fn take(&mut self, now: Timestamp) -> bool {
+        let full = BURST as u64 * 1000;
+        if self.at == Timestamp(0) {
+            self.milli = full;
+            self.at = now;
+        } else {
+            // RATE answers a second: RATE thousandths a millisecond.
+            let earned = now.ns_since(self.at) / crate::time::ns::MILLI * RATE as u64;
+            if earned > 0 {
+                self.milli = self.milli.saturating_add(earned).min(full);
+                // The time accounted for, not the part of a millisecond still to come.
+                self.at = self
+                    .at
+                    .plus_ns(earned / RATE as u64 * crate::time::ns::MILLI);
+            }
+        }
+        if self.milli >= 1000 {
+            self.milli -= 1000;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The largest answer to a request of `request_len` bytes: the site's maximum message
+/// size, and no more than three times the request once above one 1,472-byte datagram.
+pub fn answer_limit(max_message_size: usize, request_len: usize) -> usize {
+    max_message_size.min(
+        request_len
+            .saturating_mul(3)
+            .max(crate::config::DEFAULT_MESSAGE_SIZE),
+    )
 }
 
 /// The virtual UPS agent of a whole site.
 #[derive(Debug)]
 pub struct Agent {
-    community: Vec<u8>,
     started: Timestamp,
     objects: Vec<(OidBuf, Object)>,
     apc: OidBuf,
     recorders: HashMap<IpAddr, usize>,
-    /// Each recorder's UPS and name.
+    max_message_size: usize,
+    /// Each recorder's UPS, community and sysDescr.
     recorder_ups: Vec<usize>,
-    recorder_names: Vec<String>,
+    recorder_communities: Vec<Box<[u8]>>,
+    descriptions: Vec<String>,
     ups_names: Vec<String>,
+    /// Answers with fewer GetBulk repetitions than asked, to fit.
+    pub trimmed: u64,
+    /// Requests answered `tooBig`, or not at all because not even that fits.
+    pub too_big: u64,
+    /// Each recorder's share of answers.
+    shares: Vec<Share>,
     /// Per UPS: what its polls said.
     pub ups: Vec<UpsView>,
     /// Per recorder: the charge the policy presents (None: the UPS's own).
@@ -136,7 +208,6 @@ impl Agent {
     /// The agent for `site`, started at `now` (its sysUpTime counts from there).
     pub fn new(site: &Site, now: Timestamp) -> Agent {
         Agent {
-            community: site.gateway.community.as_bytes().to_vec(),
             started: now,
             objects: OBJECTS.iter().map(|(o, k)| (oid(o), *k)).collect(),
             apc: oid(APC_ENTERPRISE),
@@ -146,36 +217,55 @@ impl Agent {
                 .enumerate()
                 .map(|(i, r)| (r.address, i))
                 .collect(),
+            max_message_size: site.gateway.max_message_size,
             recorder_ups: site.recorders.iter().map(|r| r.ups).collect(),
-            recorder_names: site.recorders.iter().map(|r| r.name.clone()).collect(),
+            recorder_communities: site
+                .recorders
+                .iter()
+                .map(|r| r.community.as_bytes().into())
+                .collect(),
+            descriptions: site
+                .recorders
+                .iter()
+                .map(|r| {
+                    format!(
+                        "trapgate virtual UPS for {} (UPS {})",
+                        r.name, site.upses[r.ups].name
+                    )
+                })
+                .collect(),
             ups_names: site.upses.iter().map(|u| u.name.clone()).collect(),
+            trimmed: 0,
+            too_big: 0,
+            shares: vec![Share::default(); site.recorders.len()],
             ups: vec![UpsView::default(); site.upses.len()],
             presented: vec![None; site.recorders.len()],
         }
     }
 
     /// Takes a reloaded site: UPS views and presented charges follow names that stay.
-    pub fn reload(&mut self, site: &Site) {
-        let mut next = Agent::new(site, self.started);
-        let index = |names: &[String]| -> HashMap<String, usize> {
-            names
-                .iter()
-                .enumerate()
-                .map(|(i, n)| (n.clone(), i))
-                .collect()
-        };
-        let (upses, recorders) = (index(&self.ups_names), index(&self.recorder_names));
-        for (u, name) in next.ups_names.iter().enumerate() {
-            if let Some(&o) = upses.get(name) {
+    pub fn reload(&mut self, site: &Site, remap: &Remap) {
+        let _ = self.take_over(Agent::new(site, self.started), remap);
+    }
+
+    /// Becomes `next` (made for the new site, off the decision thread) and returns what it was, for the caller to drop where it costs nothing, carrying over
+    /// the UPSes' values and what each recorder that stays is shown; its uptime goes on.
+    pub fn take_over(&mut self, mut next: Agent, remap: &Remap) -> Agent {
+        for (u, old) in remap.ups.iter().enumerate() {
+            if let Some(o) = *old {
                 next.ups[u] = self.ups[o];
             }
         }
-        for (r, name) in next.recorder_names.iter().enumerate() {
-            if let Some(&o) = recorders.get(name) {
+        for (r, old) in remap.recorders.iter().enumerate() {
+            if let Some(o) = *old {
                 next.presented[r] = self.presented[o];
+                next.shares[r] = self.shares[o];
             }
         }
-        *self = next;
+        next.started = self.started;
+        next.trimmed = self.trimmed;
+        next.too_big = self.too_big;
+        std::mem::replace(self, next)
     }
 
     /// The recorder at `source`, if one.
@@ -210,12 +300,14 @@ impl Agent {
         }
     }
 
-    /// Answers `request` from `source` at `now` into `out` (cleared first).
+    /// Answers `request` (`request_len` bytes on the wire) from `source` at `now` into
+    /// `out` (cleared first).
     pub fn answer(
-        &self,
+        &mut self,
         now: Timestamp,
         source: IpAddr,
         request: &Message<'_>,
+        request_len: usize,
         out: &mut Vec<u8>,
     ) -> Answered {
         out.clear();
@@ -231,27 +323,28 @@ impl Agent {
         let Some(r) = self.recorder_at(source) else {
             return Answered::NotRecorder;
         };
-        if request.community != self.community.as_slice() {
+        if *request.community != *self.recorder_communities[r] {
             return Answered::WrongCommunity(r);
         }
+        if !self.shares[r].take(now) {
+            return Answered::OverRate(r);
+        }
+        let limit = answer_limit(self.max_message_size, request_len);
         let shown = self.presented_to(now, r);
-        let texts = [
-            format!(
-                "trapgate virtual UPS for {} (UPS {})",
-                self.recorder_names[r], self.ups_names[self.recorder_ups[r]]
-            ),
-            self.ups_names[self.recorder_ups[r]].clone(),
-        ];
+        let ups_name = self.ups_names[self.recorder_ups[r]].as_bytes();
+        let description = self.descriptions[r].as_bytes();
+        let apc = self.apc.as_oid();
+        let started = self.started;
         let value = |k: Object| -> Option<Value<'_>> {
             let flag = |b: Option<bool>, yes: i64, no: i64| b.map(|b| if b { yes } else { no });
             let int = |v: Option<i64>| v.map(Value::Integer);
             match k {
-                Object::SysDescr => Some(Value::OctetString(texts[0].as_bytes())),
-                Object::SysObjectId => Some(Value::ObjectId(self.apc.as_oid())),
+                Object::SysDescr => Some(Value::OctetString(description)),
+                Object::SysObjectId => Some(Value::ObjectId(apc)),
                 Object::SysUpTime => Some(Value::TimeTicks(
-                    (now.0.saturating_sub(self.started.0) / 10_000_000) as u32,
+                    (now.ns_since(started) / crate::time::ns::TICK) as u32,
                 )),
-                Object::SysName => Some(Value::OctetString(texts[1].as_bytes())),
+                Object::SysName => Some(Value::OctetString(ups_name)),
                 Object::IdentManufacturer => Some(Value::OctetString(b"trapgate")),
                 Object::IdentModel => Some(Value::OctetString(b"virtual UPS")),
                 Object::BatteryStatus => int(flag(shown.battery_low, 3, 2)),
@@ -284,29 +377,69 @@ impl Agent {
             }
         };
         let next = |name| next_after(&known, name);
-        let mut varbinds: Vec<VarBind<'_>> = Vec::with_capacity(req.varbinds.len());
+        // What the answer would be without bindings, to size it binding by binding.
+        let empty = Message::pdu(
+            request.version,
+            request.community,
+            PduType::RESPONSE,
+            req.request_id,
+            &[],
+        );
+        let mut varbinds: Vec<VarBind<'_>> = Vec::with_capacity(req.varbinds.len().min(64));
+        let mut size = 0usize;
+        let mut fits = |vb: &VarBind<'_>| {
+            let grown = size + encode::varbind_len(vb);
+            let ok = encode::message_len(&empty, grown) <= limit;
+            if ok {
+                size = grown;
+            }
+            ok
+        };
+        let mut too_big = false;
         match req.kind {
-            PduType::GET_REQUEST => varbinds.extend(req.varbinds.iter().map(|vb| VarBind {
-                name: vb.name,
-                value: exact(vb.name),
-            })),
-            PduType::GET_NEXT_REQUEST => {
-                varbinds.extend(req.varbinds.iter().map(|vb| next(vb.name)));
+            PduType::GET_REQUEST | PduType::GET_NEXT_REQUEST => {
+                for vb in req.varbinds {
+                    let answer = if req.kind == PduType::GET_REQUEST {
+                        VarBind {
+                            name: vb.name,
+                            value: exact(vb.name),
+                        }
+                    } else {
+                        next(vb.name)
+                    };
+                    if !fits(&answer) {
+                        too_big = true;
+                        break;
+                    }
+                    varbinds.push(answer);
+                }
             }
             _ => {
                 // GetBulk: error-status is non-repeaters, error-index max-repetitions.
                 let non_repeaters = (req.error_status.max(0) as usize).min(req.varbinds.len());
                 let repetitions = req.error_index.clamp(0, 64) as usize;
                 let (once, repeated) = req.varbinds.split_at(non_repeaters);
-                varbinds.extend(once.iter().map(|vb| next(vb.name)));
+                for vb in once {
+                    let answer = next(vb.name);
+                    if !fits(&answer) {
+                        too_big = true;
+                        break;
+                    }
+                    varbinds.push(answer);
+                }
                 let mut cursors: Vec<Oid<'_>> = repeated.iter().map(|v| v.name).collect();
-                for _ in 0..repetitions {
-                    if cursors.is_empty() {
+                'rows: for _ in 0..repetitions {
+                    if too_big || cursors.is_empty() {
                         break;
                     }
                     let mut all_done = true;
                     for c in cursors.iter_mut() {
                         let vb = next(*c);
+                        if !fits(&vb) {
+                            // Fewer repetitions: what fits, in order (RFC 3416 §4.2.3).
+                            self.trimmed += 1;
+                            break 'rows;
+                        }
                         all_done &= vb.value == Value::EndOfMibView;
                         *c = vb.name;
                         varbinds.push(vb);
@@ -316,6 +449,31 @@ impl Agent {
                     }
                 }
             }
+        }
+        if too_big {
+            self.too_big += 1;
+            // v2c: tooBig with no bindings; v1 (RFC 1157 §4.1.2): the request's own.
+            let bindings: &[VarBind<'_>] = if request.version == Version::V1 {
+                req.varbinds
+            } else {
+                &[]
+            };
+            let response = empty.with_error(1, 0);
+            let response = Message {
+                pdu: match response.pdu {
+                    Pdu::Request(mut p) => {
+                        p.varbinds = bindings;
+                        Pdu::Request(p)
+                    }
+                    other => other,
+                },
+                ..response
+            };
+            if encode::encoded_len(&response) > limit {
+                return Answered::Discarded(r);
+            }
+            encode::encode(&response, out);
+            return Answered::Recorder(r);
         }
         // v1 has no exceptions: the first missing object is the error (noSuchName, 2).
         let v1_error = varbinds
@@ -334,12 +492,16 @@ impl Agent {
         };
         let response = Message::pdu(
             request.version,
-            &self.community,
+            request.community,
             PduType::RESPONSE,
             req.request_id,
             &varbinds,
         )
         .with_error(status, index);
+        if encode::encoded_len(&response) > limit {
+            self.too_big += 1;
+            return Answered::Discarded(r);
+        }
         encode::encode(&response, out);
         Answered::Recorder(r)
     }

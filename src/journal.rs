@@ -7,6 +7,11 @@
 //! progress comes back exactly, timers and all, and the ledger learns again who was
 //! told and who acknowledged. A line cut short by a crash (kill -9 mid-write) fails its
 //! checksum and is dropped, and the file is cut back to its last whole line.
+//!
+//! Rotation keeps `KEEP` older files, and every older one still needed: a file whose
+//! records reach past the start of an outage under way (`keep_since`) is kept until the
+//! outage is over, so no burst of records can push the outage's start out of reach of a
+//! restart.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Seek, Write};
@@ -21,7 +26,8 @@ use crate::time::Timestamp;
 
 /// Rotate when the journal grows past this (bytes).
 pub const ROTATE_AT: u64 = 64 * 1024 * 1024;
-/// Rotated files kept beside the journal (`FILE.1` is the newest).
+/// Rotated files kept beside the journal (`FILE.1` is the newest), beyond those an
+/// outage under way still needs.
 pub const KEEP: usize = 4;
 
 /// An open journal, appending.
@@ -31,6 +37,12 @@ pub struct Journal {
     size: u64,
     rotate_at: u64,
     line: Vec<u8>,
+    /// The time of the last record appended.
+    last: Timestamp,
+    /// The last record's time in each rotated file: `FILE.1` first.
+    rotated_last: Vec<Option<Timestamp>>,
+    /// Records from this time on are needed by a restart (an outage under way).
+    keep_since: Option<Timestamp>,
     /// Records written since the journal was opened.
     pub written: u64,
 }
@@ -59,13 +71,33 @@ fn rotated(path: &Path, n: usize) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// The rotated files of the journal at `path` that exist, `FILE.1` first.
+fn rotated_files(path: &Path) -> Vec<PathBuf> {
+    (1..)
+        .map(|n| rotated(path, n))
+        .take_while(|p| p.exists())
+        .collect()
+}
+
+/// A journal is a regular file (or none yet): a device or a directory is a mistake.
+fn check_regular(path: &Path) -> io::Result<()> {
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Reads every record of the journal at `path` and its rotated files, oldest first. A
 /// journal that does not exist reads as empty.
 pub fn read(path: &Path) -> io::Result<Recovered> {
+    check_regular(path)?;
     let mut out = Recovered::default();
-    let files: Vec<PathBuf> = (1..=KEEP)
+    let files: Vec<PathBuf> = rotated_files(path)
+        .into_iter()
         .rev()
-        .map(|n| rotated(path, n))
         .chain(core::iter::once(path.to_path_buf()))
         .collect();
     for file in files {
@@ -101,10 +133,25 @@ fn parse_line(line: &[u8]) -> Result<(Timestamp, Json), String> {
     Ok((Timestamp(t), v))
 }
 
+/// The time of the last whole record of a journal file (None: none can be read).
+fn last_time(path: &Path) -> Option<Timestamp> {
+    let mut f = File::open(path).ok()?;
+    let size = f.metadata().ok()?.len();
+    let from = size.saturating_sub(64 * 1024);
+    f.seek(io::SeekFrom::Start(from)).ok()?;
+    let mut tail = Vec::new();
+    io::Read::read_to_end(&mut f, &mut tail).ok()?;
+    tail.split(|&b| b == b'\n')
+        .rev()
+        .find_map(|line| parse_line(line).ok())
+        .map(|(t, _)| t)
+}
+
 impl Journal {
     /// Opens the journal at `path` for appending (creating it), after cutting a torn
     /// last line off. Read it with `read` first to resume.
     pub fn open(path: &Path) -> io::Result<Journal> {
+        check_regular(path)?;
         let mut file = OpenOptions::new()
             .create(true)
             .read(true)
@@ -133,8 +180,22 @@ impl Journal {
             size,
             rotate_at: ROTATE_AT,
             line: Vec::with_capacity(512),
+            last: last_time(path).unwrap_or_default(),
+            rotated_last: rotated_files(path).iter().map(|p| last_time(p)).collect(),
+            keep_since: None,
             written: 0,
         })
+    }
+
+    /// From `since` on, records are needed by a restart (the start of the oldest outage
+    /// under way; None: none is): rotation keeps every file that holds them.
+    pub fn keep_since(&mut self, since: Option<Timestamp>) {
+        self.keep_since = since;
+    }
+
+    /// The files rotation has kept beside the journal.
+    pub fn rotated(&self) -> usize {
+        self.rotated_last.len()
     }
 
     /// Rotates at `bytes` instead of `ROTATE_AT` (tests).
@@ -153,8 +214,13 @@ impl Journal {
         Ok(())
     }
 
+    fn started(&mut self, t: Timestamp) {
+        self.last = self.last.max(t);
+    }
+
     /// Appends a record: `fields` (a JSON object) with the time `t` added first.
     pub fn append(&mut self, t: Timestamp, fields: &Json) -> io::Result<()> {
+        self.started(t);
         self.line.clear();
         let _ = write!(self.line, "{{\"t\":{}", t.0);
         if let Some(map) = fields.as_object() {
@@ -180,6 +246,7 @@ impl Journal {
         event: Event,
         rule: &str,
     ) -> io::Result<()> {
+        self.started(t);
         self.line.clear();
         let _ = write!(
             self.line,
@@ -211,19 +278,37 @@ impl Journal {
         self.file.flush()?;
         self.file.get_ref().sync_data()?;
         if self.size >= self.rotate_at {
-            for n in (1..KEEP).rev() {
-                let from = rotated(&self.path, n);
-                if from.exists() {
-                    std::fs::rename(&from, rotated(&self.path, n + 1))?;
-                }
+            self.rotate()?;
+        }
+        Ok(())
+    }
+
+    /// FILE → FILE.1 → FILE.2 …; then the oldest files beyond `KEEP` go, unless their
+    /// records reach past `keep_since`.
+    fn rotate(&mut self) -> io::Result<()> {
+        for n in (1..=self.rotated_last.len()).rev() {
+            std::fs::rename(rotated(&self.path, n), rotated(&self.path, n + 1))?;
+        }
+        std::fs::rename(&self.path, rotated(&self.path, 1))?;
+        self.rotated_last.insert(0, Some(self.last));
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        self.file = BufWriter::with_capacity(256 * 1024, file);
+        self.size = 0;
+        // Files are in time order: once one is needed, every newer one is too.
+        while self.rotated_last.len() > KEEP {
+            let oldest = self.rotated_last.len();
+            let needed = match (self.rotated_last[oldest - 1], self.keep_since) {
+                (Some(last), Some(since)) => last >= since,
+                _ => false,
+            };
+            if needed {
+                break;
             }
-            std::fs::rename(&self.path, rotated(&self.path, 1))?;
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path)?;
-            self.file = BufWriter::with_capacity(256 * 1024, file);
-            self.size = 0;
+            std::fs::remove_file(rotated(&self.path, oldest))?;
+            self.rotated_last.pop();
         }
         Ok(())
     }
@@ -380,6 +465,46 @@ mod tests {
         let r = read(&path).unwrap();
         assert_eq!(r.records.len(), 2);
         assert_eq!(r.damaged[0].1, 2);
+    }
+
+    #[test]
+    fn rotation_keeps_every_file_an_outage_under_way_needs() {
+        let d = dir("keep");
+        let path = d.join("journal");
+        let mut j = Journal::open(&path).unwrap();
+        j.rotate_at(300);
+        // The outage starts at t = 5 (its OnBattery), then a burst of records.
+        j.keep_since(Some(Timestamp(5)));
+        for t in 0..60 {
+            let what = if t == 5 { "OnBattery" } else { "noise" };
+            j.append(Timestamp(t), &json!({"input": "event", "event": what}))
+                .unwrap();
+            j.sync().unwrap();
+        }
+        assert!(j.rotated() > KEEP, "{} files kept", j.rotated());
+        let r = read(&path).unwrap();
+        assert!(
+            r.records
+                .iter()
+                .any(|(t, v)| t.0 == 5 && v["event"] == "OnBattery"),
+            "the outage's start survives the burst"
+        );
+        // The outage is over: the next rotation lets the old files go.
+        j.keep_since(None);
+        for t in 60..70 {
+            j.append(Timestamp(t), &json!({"input": "event", "event": "noise"}))
+                .unwrap();
+            j.sync().unwrap();
+        }
+        assert_eq!(j.rotated(), KEEP);
+        assert_eq!(rotated_files(&path).len(), KEEP);
+        // A reopened journal knows its rotated files and their times.
+        drop(j);
+        let j = Journal::open(&path).unwrap();
+        assert_eq!(j.rotated(), KEEP);
+        // A journal must be a regular file.
+        assert!(Journal::open(Path::new("/dev/null")).is_err());
+        assert!(read(Path::new("/dev/full")).is_err());
     }
 
     #[test]

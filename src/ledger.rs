@@ -9,16 +9,17 @@
 //! to its UPS, the ledger follows it back: it is back when it is heard from again (a
 //! poll of the virtual UPS, a trap) after it has had time to shut down, and reported not
 //! back if that has not happened within its `boot_time`.
+//!
+//! The wait for an acknowledgement counts from when the order actually left (`sent`),
+//! not from when it was decided: a late send is not answered by an immediate re-send.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
-use crate::config::{Secs, Site};
+use crate::config::{Remap, Secs, Site};
 use crate::time::Timestamp;
 
-const NS: u64 = 1_000_000_000;
-
 fn after(t: Timestamp, s: Secs) -> Timestamp {
-    Timestamp(t.0.saturating_add(s.0 as u64 * NS))
+    t.plus_secs(s.0)
 }
 
 /// Where one recorder stands.
@@ -51,6 +52,8 @@ pub enum Standing {
     },
     /// Power is back: waiting to hear from it.
     Returning {
+        /// When it was ordered.
+        ordered: Timestamp,
         /// Heard after this counts as back (it had time to shut down by then).
         from: Timestamp,
         /// Reported not back after this.
@@ -100,7 +103,6 @@ pub enum LedgerOutput {
 #[derive(Debug)]
 pub struct Ledger {
     standing: Vec<Standing>,
-    names: Vec<String>,
     /// The earliest deadline, recomputed only after a standing changed (the event loop
     /// asks at every wake-up; a site has thousands of recorders).
     due: Option<Timestamp>,
@@ -121,7 +123,6 @@ impl Ledger {
         let n = site.recorders.len();
         Ledger {
             standing: vec![Standing::Idle; n],
-            names: site.recorders.iter().map(|r| r.name.clone()).collect(),
             due: None,
             dirty: false,
             power_back: vec![None; n],
@@ -139,22 +140,21 @@ impl Ledger {
     }
 
     /// Takes a reloaded site: a recorder that stays (same name) keeps where it stands.
-    pub fn reload(&mut self, site: &Site) {
-        let mut next = Ledger::new(site);
-        let before: HashMap<&str, usize> = self
-            .names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.as_str(), i))
-            .collect();
-        for (r, name) in next.names.iter().enumerate() {
-            if let Some(&o) = before.get(name.as_str()) {
+    pub fn reload(&mut self, site: &Site, remap: &Remap) {
+        let _ = self.take_over(Ledger::new(site), remap);
+    }
+
+    /// Becomes `next` (made for the new site, off the decision thread) and returns what it was, for the caller to drop where it costs nothing, carrying over
+    /// where each recorder that stays stands.
+    pub fn take_over(&mut self, mut next: Ledger, remap: &Remap) -> Ledger {
+        for (r, old) in remap.recorders.iter().enumerate() {
+            if let Some(o) = *old {
                 next.standing[r] = self.standing[o];
                 next.power_back[r] = self.power_back[o];
             }
         }
         next.dirty = true;
-        *self = next;
+        std::mem::replace(self, next)
     }
 
     fn set(&mut self, r: usize, s: Standing) {
@@ -183,6 +183,39 @@ impl Ledger {
         self.set(r, ordered);
     }
 
+    /// Order number `attempt` to recorder `r` left at `now`: it has its wait for an
+    /// acknowledgement (ack_timeout, doubling with each attempt) from now.
+    pub fn sent(&mut self, now: Timestamp, r: usize, attempt: u32) {
+        if let Standing::Ordered {
+            at, until, sent, ..
+        } = self.standing[r]
+        {
+            let wait = self
+                .ack_timeout
+                .0
+                .saturating_mul(1 << attempt.saturating_sub(1).min(16));
+            let again = Standing::Ordered {
+                at,
+                sent: sent.max(attempt),
+                retry_at: after(now, Secs(wait)).min(until),
+                until,
+            };
+            self.set(r, again);
+        }
+    }
+
+    /// The earliest order still followed (waiting for its acknowledgement, or for the
+    /// recorder to come back): a journal keeps every record since.
+    pub fn oldest_followed(&self) -> Option<Timestamp> {
+        self.standing
+            .iter()
+            .filter_map(|s| match *s {
+                Standing::Ordered { at, .. } | Standing::Returning { ordered: at, .. } => Some(at),
+                _ => None,
+            })
+            .min()
+    }
+
     /// Recorder `r` acknowledged at `now`.
     pub fn acknowledged(&mut self, now: Timestamp, r: usize) {
         let ordered = match self.standing[r] {
@@ -204,14 +237,18 @@ impl Ledger {
                 continue;
             }
             // Down by its shutdown time after it acknowledged, or after it was ordered.
-            let down_by = match self.standing[r] {
-                Standing::Acknowledged { at, .. }
-                | Standing::Ordered { at, .. }
-                | Standing::NotAcknowledged { ordered: at } => after(at, self.shutdown_time[r]),
+            let (ordered, down_by) = match self.standing[r] {
+                Standing::Acknowledged { ordered, at } => {
+                    (ordered, after(at, self.shutdown_time[r]))
+                }
+                Standing::Ordered { at, .. } | Standing::NotAcknowledged { ordered: at } => {
+                    (at, after(at, self.shutdown_time[r]))
+                }
                 _ => continue,
             };
             self.power_back[r] = Some(now);
             let returning = Standing::Returning {
+                ordered,
                 from: down_by.max(now),
                 deadline: after(down_by.max(now), self.boot_time[r]),
             };
@@ -307,7 +344,7 @@ mod tests {
     use crate::config::Site;
 
     fn t(s: u64) -> Timestamp {
-        Timestamp((1_000 + s) * NS)
+        Timestamp(crate::time::ns::secs(1_000 + s as u32))
     }
 
     fn drain(l: &mut Ledger) -> Vec<LedgerOutput> {
@@ -364,6 +401,30 @@ mod tests {
     }
 
     #[test]
+    fn the_wait_for_an_acknowledgement_counts_from_when_the_order_left() {
+        let site = Site::default_site();
+        let mut l = Ledger::new(&site);
+        // Decided at 0, sent only at 12 s (the decision thread was held up).
+        l.ordered(t(0), 0);
+        l.sent(t(12), 0, 1);
+        let got = run(&mut l, 0, 40);
+        let resends: Vec<u64> = got
+            .iter()
+            .filter_map(|(s, o)| matches!(o, LedgerOutput::Resend { .. }).then_some(*s))
+            .collect();
+        assert_eq!(resends, vec![22], "not at once: ack_timeout after it left");
+        // The re-send itself went out late too (at 25 s): the next waits 20 s from then.
+        l.sent(t(25), 0, 2);
+        let got = run(&mut l, 23, 80);
+        let resends: Vec<u64> = got
+            .iter()
+            .filter_map(|(s, o)| matches!(o, LedgerOutput::Resend { .. }).then_some(*s))
+            .collect();
+        assert_eq!(resends, vec![45]);
+        assert_eq!(l.oldest_followed(), Some(t(0)));
+    }
+
+    #[test]
     fn a_reload_keeps_where_each_recorder_that_stays_stands() {
         let site = Site::default_site();
         let mut l = Ledger::new(&site);
@@ -374,7 +435,7 @@ mod tests {
         let mut next = site.clone();
         next.recorders.swap(0, 1);
         next.recorders.pop();
-        l.reload(&next);
+        l.reload(&next, &Remap::between(&site, &next));
         assert!(l.has_acknowledged(0), "nvr-251 stays acknowledged");
         assert_eq!(l.all().len(), 1);
         assert_eq!(run(&mut l, 0, 200), vec![], "no resend to anyone");

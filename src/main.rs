@@ -3,6 +3,7 @@
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -117,8 +118,14 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // `run` writes stdout from the console's own thread: it must not be locked here.
+    let locked = !matches!(cli.command, Command::Run { .. });
     let stdout = io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
+    let mut out: Box<dyn Write> = if locked {
+        Box::new(BufWriter::new(stdout.lock()))
+    } else {
+        Box::new(io::sink())
+    };
     let result = match cli.command {
         Command::Decode { file, json, ports } => decode(&file, json, &ports, &mut out),
         Command::Events { file, ports } => events(&file, &ports, &mut out),
@@ -139,8 +146,9 @@ fn main() -> ExitCode {
                 dry_run,
                 speed: 1.0,
                 workers,
+                time: None,
             };
-            run_gateway(config.as_deref(), opts, &mut out)
+            run_gateway(config.as_deref(), opts)
         }
         Command::Journal { file, only, json } => print_journal(&file, &only, json, &mut out),
         Command::Demo { recorders, speed } => trapgate::demo::run(recorders, speed, &mut out),
@@ -341,16 +349,34 @@ fn replay_policy(
     out: &mut impl Write,
 ) -> Result<bool, String> {
     let site = load_site(config)?;
-    let (log, end, counters, refused) =
-        replay::replay_decisions(file, site.clone()).map_err(|e| e.to_string())?;
+    let (log, end) = replay::replay_decisions(file, site.clone()).map_err(|e| e.to_string())?;
     let mut text = String::new();
+    let mut decisions = 0;
     for d in &log {
-        text.push_str(&report::decision_json(&site, d.time, &d.decision).to_string());
+        let line = match &d.told {
+            replay::Told::Decision(x) => {
+                decisions += 1;
+                report::decision_json(&site, d.time, x, 0)
+            }
+            replay::Told::Refused(r) => report::with_time(d.time, &report::refused_json(r)),
+        };
+        text.push_str(&line.to_string());
         text.push('\n');
     }
-    let mut summary = report::summary_json(&counters, end.cut_short.as_deref());
-    summary["summary"]["decisions"] = serde_json::json!(log.len());
-    summary["summary"]["refused"] = serde_json::json!(refused);
+    let mut summary = report::summary_json(&end.counters, end.read.cut_short.as_deref());
+    if end.foreign > 0 {
+        summary["summary"]["dropped"]["source_not_in_site"] = serde_json::json!(end.foreign);
+    }
+    summary["summary"]["decisions"] = serde_json::json!(decisions);
+    summary["summary"]["refused"] = serde_json::json!(end.refused.total());
+    let by_reason: serde_json::Map<String, serde_json::Value> = end
+        .refused
+        .nonzero()
+        .map(|(r, n)| (r.name().to_string(), serde_json::json!(n)))
+        .collect();
+    if !by_reason.is_empty() {
+        summary["summary"]["refused_by_reason"] = serde_json::Value::Object(by_reason);
+    }
     text.push_str(&summary.to_string());
     text.push('\n');
     let w = |e: io::Error| e.to_string();
@@ -425,23 +451,21 @@ fn print_journal(
     Ok(())
 }
 
-/// Runs the live gateway until a signal stops it.
-fn run_gateway(
-    config: Option<&Path>,
-    opts: trapgate::gateway::Options,
-    out: &mut impl Write,
-) -> Result<(), String> {
+/// Runs the live gateway until a signal stops it. Its records go to stdout through the
+/// console's queue (a stdout nobody reads never holds up an order).
+fn run_gateway(config: Option<&Path>, opts: trapgate::gateway::Options) -> Result<(), String> {
+    use trapgate::source::console;
     let site = load_site(config)?;
     let (upses, recorders) = (site.upses.len(), site.recorders.len());
     let dry_run = opts.dry_run;
-    let mut write_err = None;
+    let config: Option<PathBuf> = config.map(Path::to_path_buf);
     let stopped = trapgate::gateway::run(
         site,
         opts,
         |b| {
             let addrs: Vec<String> = b.listen.iter().map(|a| a.to_string()).collect();
             eprintln!(
-                "trapgate: listening on {} ({upses} UPS, {recorders} recorders; {} receive worker{}{}), virtual UPS on {}{}",
+                "trapgate: listening on {} ({upses} UPS, {recorders} recorders; {} receive worker{}{}), virtual UPS on {}, polls from {}{}",
                 addrs.join(", "),
                 b.workers,
                 if b.workers == 1 { "" } else { "s" },
@@ -451,6 +475,7 @@ fn run_gateway(
                     (_, false) => ", spread by the kernel's hash: no source steering on this kernel",
                 },
                 b.agent,
+                b.polls,
                 if dry_run { "; dry run: nothing is sent to recorders" } else { "" }
             );
             if let Some(m) = b.metrics {
@@ -464,43 +489,53 @@ fn run_gateway(
             }
         },
         |at, v| {
-            let line = report::with_time(at, v);
-            if write_err.is_none() {
-                let written = writeln!(out, "{line}").and_then(|_| out.flush());
-                if let Err(e) = written {
-                    write_err = Some(e);
-                }
-            }
+            console::out(report::with_time(at, v).to_string());
         },
-        || match config {
-            Some(_) => load_site(config),
+        move || match &config {
+            Some(path) => load_site(Some(path)),
             None => Err("no --config: the embedded site cannot change".to_string()),
         },
     )
     .map_err(|e| e.to_string())?;
+    // What is queued goes out first (a stdout nobody reads holds the summary 2 s at most).
+    console::flush(Duration::from_secs(2));
     eprint!("{}", report::summary_text(&stopped.counters, None));
-    let kernel = stopped
-        .live
+    let live = &stopped.live;
+    let kernel = live
         .kernel_drops
         .map_or("unknown".to_string(), |n| n.to_string());
     eprintln!(
         "   not from the site's UPSes or recorders: {}, truncated: {}, dropped by the kernel: {kernel}",
-        stopped.live.foreign, stopped.live.truncated
+        live.foreign, live.truncated
+    );
+    let refused: Vec<String> = live
+        .refused
+        .nonzero()
+        .map(|(r, n)| format!("{} {n}", r.name()))
+        .collect();
+    eprintln!(
+        "   refused: {}{}",
+        live.refused.total(),
+        if refused.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", refused.join(", "))
+        }
     );
     eprintln!(
-        "   decisions: {}, refused: {}; orders sent: {} ({} resent); polls sent: {}; virtual UPS answers: {} ({} wrong community); stopped by signal {}",
-        stopped.live.decisions,
-        stopped.live.refused,
-        stopped.live.orders_sent,
-        stopped.live.resends,
-        stopped.live.polls_sent,
-        stopped.live.agent_answers,
-        stopped.live.agent_wrong_community,
+        "   decisions: {}; orders sent: {} ({} resent); polls sent: {}; virtual UPS answers: {} ({} trimmed, {} too big); journal errors: {}; not shown: {} stdout, {} stderr; stopped by signal {}",
+        live.decisions,
+        live.orders_sent,
+        live.resends,
+        live.polls_sent,
+        live.agent_answers,
+        live.agent_trimmed,
+        live.agent_too_big,
+        live.journal_errors,
+        live.console_dropped.0,
+        live.console_dropped.1,
         stopped.signal
     );
     eprint!("{}", stopped.latency.summary_text());
-    match write_err {
-        Some(e) => Err(e.to_string()),
-        None => Ok(()),
-    }
+    Ok(())
 }

@@ -9,6 +9,7 @@ use hdrhistogram::Histogram;
 use crate::classify::Event;
 use crate::pipeline::Counters;
 use crate::source::frame::FrameDrop;
+use crate::trust::{Refusal, Refusals};
 use crate::wire::{ErrorKind, PduType};
 
 /// Arrival → decision-ready latency, nanoseconds, one histogram per event kind.
@@ -116,24 +117,32 @@ pub struct Live {
     pub truncated: u64,
     /// Decisions made.
     pub decisions: u64,
-    /// Notifications the policy refused.
-    pub refused: u64,
+    /// Datagrams not believed, by reason (`crate::trust`).
+    pub refused: Refusals,
     /// What the kernel dropped, where it tells.
     pub kernel_drops: Option<u64>,
     /// Requests the virtual UPS answered.
     pub agent_answers: u64,
-    /// Requests to the virtual UPS with the wrong community (not answered).
-    pub agent_wrong_community: u64,
-    /// Requests to the virtual UPS from a site address that is not a recorder (not answered).
-    pub agent_not_recorder: u64,
+    /// Answers with fewer GetBulk repetitions than asked, to stay within the bound.
+    pub agent_trimmed: u64,
+    /// Requests answered tooBig, or not at all because not even that fits.
+    pub agent_too_big: u64,
+    /// Datagrams on the agent or poll socket that did not decode.
+    pub malformed_elsewhere: u64,
     /// Shutdown orders sent to recorders (traps and commands), resends included.
     pub orders_sent: u64,
     /// Orders sent again to recorders that had not acknowledged.
     pub resends: u64,
     /// Polls sent to UPSes.
     pub polls_sent: u64,
+    /// Answers that answered a poll (address, port, request id, community, objects).
+    pub poll_answers: u64,
     /// Datagrams that could not be sent, by the kernel's word.
     pub send_errors: u64,
+    /// Journal appends and fsyncs that failed.
+    pub journal_errors: u64,
+    /// Lines not shown on stdout and on stderr (nobody read them fast enough).
+    pub console_dropped: (u64, u64),
 }
 
 /// Everything, in the Prometheus text format.
@@ -207,11 +216,15 @@ pub fn prometheus(counters: &Counters, live: &Live, latency: &Latency) -> String
         "Decisions made by the policy.",
         &[(String::new(), live.decisions)],
     );
+    let refused: Vec<(String, u64)> = Refusal::ALL
+        .iter()
+        .map(|r| (format!("{{reason=\"{}\"}}", r.name()), live.refused.get(*r)))
+        .collect();
     counter(
         &mut s,
         "refused_total",
-        "Notifications refused: unknown source or wrong community.",
-        &[(String::new(), live.refused)],
+        "Datagrams not believed, by reason: they move no decision.",
+        &refused,
     );
     for (name, help, v) in [
         (
@@ -220,14 +233,34 @@ pub fn prometheus(counters: &Counters, live: &Live, latency: &Latency) -> String
             live.agent_answers,
         ),
         (
-            "agent_wrong_community_total",
-            "Requests to the virtual UPS with the wrong community, not answered.",
-            live.agent_wrong_community,
+            "agent_trimmed_total",
+            "GetBulk answers cut to fewer repetitions to stay within the maximum message size.",
+            live.agent_trimmed,
         ),
         (
-            "agent_not_recorder_total",
-            "Requests to the virtual UPS from an address that is not a recorder, not answered.",
-            live.agent_not_recorder,
+            "agent_too_big_total",
+            "Requests answered tooBig, or dropped because not even that fits.",
+            live.agent_too_big,
+        ),
+        (
+            "malformed_elsewhere_total",
+            "Datagrams on the agent or poll socket that did not decode.",
+            live.malformed_elsewhere,
+        ),
+        (
+            "journal_errors_total",
+            "Journal appends and fsyncs that failed (orders still go out).",
+            live.journal_errors,
+        ),
+        (
+            "stdout_dropped_total",
+            "Records not shown on stdout because it was not read fast enough.",
+            live.console_dropped.0,
+        ),
+        (
+            "stderr_dropped_total",
+            "Lines not shown on stderr because it was not read fast enough.",
+            live.console_dropped.1,
         ),
         (
             "orders_sent_total",
@@ -240,6 +273,11 @@ pub fn prometheus(counters: &Counters, live: &Live, latency: &Latency) -> String
             live.resends,
         ),
         ("polls_sent_total", "Polls sent to UPSes.", live.polls_sent),
+        (
+            "poll_answers_total",
+            "Answers believed: from the UPS's address and port, to an outstanding request id, with its community and the objects asked.",
+            live.poll_answers,
+        ),
         (
             "send_errors_total",
             "Datagrams the kernel refused to send.",

@@ -1,21 +1,16 @@
 //! The per-packet pipeline every source feeds: frame → UDP datagram → SNMP message →
-//! classification → policy (`decide`), with every packet that stops on the way counted
-//! by reason.
+//! classification, with every packet that stops on the way counted by reason. What a
+//! classified message may then do is the trust layer's to say (`crate::trust`).
 //!
 //! A replay and the live receiver differ only in where frames and time come from; both
 //! call `Pipeline::process`. It borrows the packet, decodes into the caller's arena
 //! (reset per batch), allocates nothing and takes no lock.
 
-use std::borrow::Cow;
-use std::net::IpAddr;
-
 use bumpalo::Bump;
 
 use crate::classify::{Classification, Classifier, Event};
-use crate::policy::{Decider, PollAnswer};
 use crate::source::frame::{Datagram, FrameDrop, LinkType, udp_datagram};
-use crate::time::Timestamp;
-use crate::wire::{self, ErrorKind, Message, NotificationOidBuf, PduType};
+use crate::wire::{self, ErrorKind, Message, NotificationOidBuf};
 
 /// The UDP ports that carry SNMP by default: agent (161) and trap (162).
 pub const SNMP_PORTS: [u16; 2] = [161, 162];
@@ -174,84 +169,5 @@ impl Pipeline {
                 Outcome::Message(d, *m, class)
             }
         }
-    }
-}
-
-/// What a decoded message gives the policy: the input a journal records and a resumed
-/// gateway replays.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Input<'a> {
-    /// A classified notification (an alarm-table trap is named with its alarm too).
-    Notification {
-        /// Its source address.
-        source: IpAddr,
-        /// Its community.
-        community: &'a [u8],
-        /// The event.
-        event: Event,
-        /// The rule (trap name) that classified it.
-        rule: Cow<'a, str>,
-    },
-    /// A response from a UPS: what it told whoever polled it.
-    Poll {
-        /// The UPS.
-        ups: usize,
-        /// What it said.
-        answer: PollAnswer,
-    },
-}
-
-impl Input<'_> {
-    /// Hands the input to the policy at `at`.
-    pub fn apply(&self, decider: &mut Decider, at: Timestamp) {
-        match self {
-            Input::Notification {
-                source,
-                community,
-                event,
-                rule,
-            } => decider.handle_notification(at, *source, community, *event, rule),
-            Input::Poll { ups, answer } => decider.handle_poll(at, *ups, *answer),
-        }
-    }
-}
-
-/// What one decoded message gives the policy, the same way live and in a replay: a
-/// notification as its event, a response from a UPS as a poll answer.
-pub fn input<'a>(
-    decider: &Decider,
-    classifier: &'a Classifier,
-    d: &Datagram<'a>,
-    m: &Message<'a>,
-    class: Option<Classification>,
-) -> Option<Input<'a>> {
-    if let Some(c) = class {
-        Some(Input::Notification {
-            source: d.src,
-            community: m.community,
-            event: c.event,
-            rule: classifier.rule_name(c),
-        })
-    } else if m.pdu_type() == PduType::RESPONSE
-        && let Some(u) = decider.ups_at(d.src)
-    {
-        let answer = PollAnswer::from_varbinds(m.varbinds());
-        (!answer.is_empty()).then_some(Input::Poll { ups: u, answer })
-    } else {
-        None
-    }
-}
-
-/// Hands one decoded message to the policy (`input`, then `Input::apply`).
-pub fn decide(
-    decider: &mut Decider,
-    classifier: &Classifier,
-    at: Timestamp,
-    d: &Datagram<'_>,
-    m: &Message<'_>,
-    class: Option<Classification>,
-) {
-    if let Some(i) = input(decider, classifier, d, m, class) {
-        i.apply(decider, at);
     }
 }

@@ -1,28 +1,74 @@
 //! The UPS poller: asks each UPS for its output source, battery status, charge and
-//! runtime at its `poll_interval`, with retries and timeouts, and matches the answers by
-//! request id. Sans-IO: time goes in, requests to send and what the UPSes said come out.
+//! runtime at its `poll_interval`, with retries and timeouts, and believes an answer only
+//! when it is one. Sans-IO: time goes in, requests to send and what the UPSes said come
+//! out; the driver says when each request actually left (`handle_sent`), so that retries
+//! and the policy's confirm-by-poll wait count from then, not from when it was decided.
+//!
+//! An answer counts only from the address and port polled, with the request id of the
+//! UPS's outstanding request, the UPS's community, and exactly the objects asked for, in
+//! order (RFC 3416 §4.2.1: a response lists the request's names). Request ids are drawn
+//! at random for every poll (`RequestIds`, a CSPRNG in the daemon), never sequential, so
+//! an answer cannot be forged without seeing the request. Everything else is refused,
+//! counted by reason (`crate::trust::Refusal`), and changes nothing.
 //!
 //! One poll per interval per UPS, whatever the number of recorders (they are answered
-//! from the cache by the virtual UPS), plus an immediate poll when the policy wants a
+//! from the cache by the virtual UPS), plus an immediate try when the policy wants a
 //! shutdown trap confirmed. A UPS that lets a whole poll (every try) go unanswered is
 //! reported silent once, and answering again once it does.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
-use crate::config::Site;
+use crate::config::{Remap, Site};
 use crate::policy::{PollAnswer, Reading};
-use crate::time::Timestamp;
+use crate::time::{Timestamp, ns};
+use crate::trust::Refusal;
 use crate::wire::{Message, Oid, Pdu, PduType, Value, VarBind, Version, encode};
 
-const NS: u64 = 1_000_000_000;
 /// Tries per poll (the first and two retries), as net-snmp's default of retries.
 pub const TRIES: u8 = 3;
+
+/// Where request ids come from.
+pub trait RequestIds: Send {
+    /// A fresh request id, 1 to 2^31 − 1.
+    fn next_id(&mut self) -> i32;
+}
+
+/// Request ids from the OS's CSPRNG (`getrandom`), one draw per request.
+#[derive(Debug, Default)]
+pub struct OsRandom;
+
+impl RequestIds for OsRandom {
+    fn next_id(&mut self) -> i32 {
+        let mut b = [0u8; 4];
+        // getrandom fails only where the OS has no random source at all; a poll id that
+        // is then the time's low bits is still better than no poll.
+        if getrandom::fill(&mut b).is_err() {
+            b = (std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.subsec_nanos()))
+            .to_le_bytes();
+        }
+        (u32::from_le_bytes(b) & 0x7fff_ffff).max(1) as i32
+    }
+}
+
+/// Request ids counting up from a seed: for tests and replays, which must repeat.
+#[derive(Debug)]
+pub struct Sequence(pub i32);
+
+impl RequestIds for Sequence {
+    fn next_id(&mut self) -> i32 {
+        self.0 = self.0.checked_add(1).unwrap_or(1).max(1);
+        self.0
+    }
+}
 
 /// What the poller has for the driver.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PollOutput {
-    /// Send this get-request to the UPS.
+    /// Send this get-request to the UPS, then say whether it left (`handle_sent`,
+    /// `handle_send_failed`).
     Send {
         /// The UPS.
         ups: usize,
@@ -37,6 +83,13 @@ pub enum PollOutput {
         ups: usize,
         /// What it said.
         answer: PollAnswer,
+    },
+    /// A whole poll went by without an answer.
+    Unanswered {
+        /// The UPS.
+        ups: usize,
+        /// Whether any try of it left (a poll that could not be sent is no silence).
+        sent: bool,
     },
     /// The UPS left a whole poll unanswered (first time since it last answered).
     Silent {
@@ -55,6 +108,8 @@ struct Outstanding {
     id: i32,
     tries: u8,
     retry_at: Timestamp,
+    /// When a try of this request first left (None: none has yet).
+    first_sent: Option<Timestamp>,
 }
 
 #[derive(Clone, Debug)]
@@ -70,55 +125,102 @@ struct UpsPoll {
 }
 
 /// The poller of a whole site.
-#[derive(Debug)]
 pub struct Poller {
     ups: Vec<UpsPoll>,
+    /// UPS by the address and port it is polled at.
+    by_agent: HashMap<SocketAddr, usize>,
     try_timeout: u64,
-    next_id: i32,
+    ids: Box<dyn RequestIds>,
     out: VecDeque<PollOutput>,
     /// Requests sent, every try counted.
     pub sent: u64,
+    /// Requests the kernel refused to send.
+    pub send_failed: u64,
     /// Answers matched to a request.
     pub answered: u64,
-    /// Responses from a UPS that matched no outstanding request (late or stray).
-    pub unmatched: u64,
+}
+
+impl core::fmt::Debug for Poller {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Poller")
+            .field("ups", &self.ups.len())
+            .field("sent", &self.sent)
+            .field("answered", &self.answered)
+            .finish()
+    }
 }
 
 impl Poller {
-    /// A poller for `site`; every UPS is polled first at `now`. Request ids start from
-    /// the time, so that they differ between runs (agents dislike reused ids).
-    pub fn new(site: &Site, now: Timestamp) -> Poller {
+    /// A poller for `site` drawing its request ids from `ids`; every UPS is polled first
+    /// at `now`.
+    pub fn new(site: &Site, now: Timestamp, ids: Box<dyn RequestIds>) -> Poller {
         // A poll, every try included, fits in the policy's poll timeout.
-        let try_timeout = (site.policy.poll_timeout.0 as u64 * NS / TRIES as u64).max(NS / 2);
+        let try_timeout = (ns::secs(site.policy.poll_timeout.0) / TRIES as u64).max(ns::SECOND / 2);
+        let ups: Vec<UpsPoll> = site
+            .upses
+            .iter()
+            .map(|u| UpsPoll {
+                to: SocketAddr::new(u.address, u.port),
+                community: u.community.as_bytes().to_vec(),
+                objects: PollAnswer::polled(u.vendor),
+                interval: ns::secs(u.poll_interval.0.max(1)),
+                next_due: now,
+                outstanding: None,
+                silent: false,
+            })
+            .collect();
         Poller {
-            ups: site
-                .upses
-                .iter()
-                .map(|u| UpsPoll {
-                    to: SocketAddr::new(u.address, u.port),
-                    community: u.community.as_bytes().to_vec(),
-                    objects: PollAnswer::polled(u.vendor),
-                    interval: u.poll_interval.0.max(1) as u64 * NS,
-                    next_due: now,
-                    outstanding: None,
-                    silent: false,
-                })
-                .collect(),
+            by_agent: ups.iter().enumerate().map(|(i, p)| (p.to, i)).collect(),
+            ups,
             try_timeout,
-            next_id: (now.0 % 1_000_000) as i32 + 1,
+            ids,
             out: VecDeque::new(),
             sent: 0,
+            send_failed: 0,
             answered: 0,
-            unmatched: 0,
         }
     }
 
-    /// Polls UPS `u` now (to confirm a shutdown trap), unless a poll is already out.
+    /// Takes a reloaded site: a UPS that stays (same address and port) keeps its
+    /// outstanding request, schedule and silence; a new one is polled at `now`.
+    pub fn reload(&mut self, site: &Site, now: Timestamp, remap: &Remap) {
+        let next = Poller::new(site, now, Box::new(Sequence(0)));
+        let _ = self.take_over(next, remap);
+    }
+
+    /// Becomes `next` (made for the new site, off the decision thread; its request ids
+    /// are this one's), carrying over the schedule, silence and outstanding request of
+    /// each UPS that stays and is polled the same way.
+    pub fn take_over(&mut self, mut next: Poller, remap: &Remap) -> Poller {
+        for (u, old) in remap.ups.iter().enumerate() {
+            let Some(o) = *old else { continue };
+            let (old, p) = (&self.ups[o], &mut next.ups[u]);
+            if old.to != p.to {
+                continue;
+            }
+            p.next_due = old.next_due;
+            p.silent = old.silent;
+            if old.community == p.community && old.objects.len() == p.objects.len() {
+                p.outstanding = old.outstanding.clone();
+            }
+        }
+        next.ids = std::mem::replace(&mut self.ids, Box::new(Sequence(0)));
+        next.sent = self.sent;
+        next.send_failed = self.send_failed;
+        next.answered = self.answered;
+        std::mem::replace(self, next)
+    }
+
+    /// Polls UPS `u` now, to confirm a shutdown trap: a new poll, or, when one is out, a
+    /// try of it now with every try still to come.
     pub fn poll_now(&mut self, now: Timestamp, u: usize) {
-        if let Some(p) = self.ups.get_mut(u)
-            && p.outstanding.is_none()
-        {
-            p.next_due = now;
+        let Some(p) = self.ups.get_mut(u) else { return };
+        match &mut p.outstanding {
+            Some(o) => {
+                o.tries = 0;
+                o.retry_at = now;
+            }
+            None => p.next_due = now,
         }
         self.handle_timeout(now);
     }
@@ -156,11 +258,24 @@ impl Poller {
         );
         let bytes = encode::to_vec(&msg);
         let to = p.to;
-        self.sent += 1;
         self.out.push_back(PollOutput::Send { ups: u, to, bytes });
     }
 
-    /// Sends what is due at `now`: new polls, retries; gives up on polls out of tries.
+    /// A try of UPS `u`'s request left at `now`: its retry counts from now.
+    pub fn handle_sent(&mut self, now: Timestamp, u: usize) {
+        self.sent += 1;
+        if let Some(o) = self.ups.get_mut(u).and_then(|p| p.outstanding.as_mut()) {
+            o.retry_at = now.plus_ns(self.try_timeout);
+            o.first_sent.get_or_insert(now);
+        }
+    }
+
+    /// A try of UPS `u`'s request could not be sent; the next try is due as planned.
+    pub fn handle_send_failed(&mut self, _now: Timestamp, _u: usize) {
+        self.send_failed += 1;
+    }
+
+    /// Queues what is due at `now`: new polls, retries; gives up on polls out of tries.
     pub fn handle_timeout(&mut self, now: Timestamp) {
         for u in 0..self.ups.len() {
             let p = &mut self.ups[u];
@@ -168,13 +283,15 @@ impl Poller {
                 Some(o) if o.retry_at <= now => {
                     if o.tries < TRIES {
                         o.tries += 1;
-                        o.retry_at = Timestamp(now.0 + self.try_timeout);
+                        o.retry_at = now.plus_ns(self.try_timeout);
                         let id = o.id;
                         self.send(u, id);
                     } else {
+                        let sent = o.first_sent.is_some();
                         p.outstanding = None;
-                        p.next_due = Timestamp(now.0 + p.interval);
-                        if !p.silent {
+                        p.next_due = now.plus_ns(p.interval);
+                        self.out.push_back(PollOutput::Unanswered { ups: u, sent });
+                        if !p.silent && sent {
                             p.silent = true;
                             self.out.push_back(PollOutput::Silent { ups: u });
                         }
@@ -182,12 +299,13 @@ impl Poller {
                 }
                 Some(_) => {}
                 None if p.next_due <= now => {
-                    let id = self.next_id;
-                    self.next_id = self.next_id.checked_add(1).unwrap_or(1);
+                    let id = self.ids.next_id();
+                    let p = &mut self.ups[u];
                     p.outstanding = Some(Outstanding {
                         id,
                         tries: 1,
-                        retry_at: Timestamp(now.0 + self.try_timeout),
+                        retry_at: now.plus_ns(self.try_timeout),
+                        first_sent: None,
                     });
                     self.send(u, id);
                 }
@@ -196,23 +314,36 @@ impl Poller {
         }
     }
 
-    /// A response from `from`; true when it answered one of our polls.
-    pub fn handle_response(&mut self, now: Timestamp, from: SocketAddr, m: &Message<'_>) -> bool {
+    /// A datagram from `from` on the poll socket: the UPS it answers, or why it is not
+    /// believed.
+    pub fn handle_response(
+        &mut self,
+        now: Timestamp,
+        from: SocketAddr,
+        m: &Message<'_>,
+    ) -> Result<usize, Refusal> {
         let Pdu::Request(r) = &m.pdu else {
-            return false;
+            return Err(Refusal::AnswerNotResponse);
         };
         if r.kind != PduType::RESPONSE {
-            return false;
+            return Err(Refusal::AnswerNotResponse);
         }
-        let Some(u) = self.ups.iter().position(|p| {
-            p.to.ip() == from.ip() && p.outstanding.as_ref().is_some_and(|o| o.id == r.request_id)
-        }) else {
-            self.unmatched += 1;
-            return false;
-        };
+        let u = *self.by_agent.get(&from).ok_or(Refusal::AnswerWrongSource)?;
         let p = &mut self.ups[u];
+        if p.outstanding.as_ref().is_none_or(|o| o.id != r.request_id) {
+            return Err(Refusal::AnswerUnknownRequest);
+        }
+        if m.community != p.community.as_slice() {
+            return Err(Refusal::AnswerWrongCommunity);
+        }
+        let asked = p.objects.iter().map(|(o, _)| *o);
+        if r.varbinds.len() != p.objects.len()
+            || !r.varbinds.iter().map(|vb| vb.name.as_bytes()).eq(asked)
+        {
+            return Err(Refusal::AnswerWrongObjects);
+        }
         p.outstanding = None;
-        p.next_due = Timestamp(now.0 + p.interval);
+        p.next_due = now.plus_ns(p.interval);
         self.answered += 1;
         if p.silent {
             p.silent = false;
@@ -224,7 +355,7 @@ impl Poller {
             PollAnswer::default()
         };
         self.out.push_back(PollOutput::Answer { ups: u, answer });
-        true
+        Ok(u)
     }
 }
 
@@ -236,11 +367,26 @@ mod tests {
     use bumpalo::Bump;
 
     fn t(s: f64) -> Timestamp {
-        Timestamp((1_000.0 * NS as f64 + s * NS as f64) as u64)
+        Timestamp((1_000.0 * 1e9 + s * 1e9) as u64)
+    }
+
+    fn poller(site: &Site) -> Poller {
+        Poller::new(site, t(0.0), Box::new(Sequence(41)))
     }
 
     fn drain(p: &mut Poller) -> Vec<PollOutput> {
         core::iter::from_fn(|| p.poll_output()).collect()
+    }
+
+    /// The outputs, each request marked as sent at `now`.
+    fn sent_at(p: &mut Poller, now: Timestamp) -> Vec<PollOutput> {
+        let out = drain(p);
+        for o in &out {
+            if let PollOutput::Send { ups, .. } = o {
+                p.handle_sent(now, *ups);
+            }
+        }
+        out
     }
 
     fn sent_id(o: &PollOutput) -> i32 {
@@ -255,61 +401,197 @@ mod tests {
         }
     }
 
-    fn response(id: i32, charge: i64) -> Vec<u8> {
-        let name = oid("1.3.6.1.4.1.318.1.1.1.2.2.1.0");
-        let vb = [VarBind {
-            name: name.as_oid(),
-            value: Value::Gauge32(charge as u32),
-        }];
+    /// A PowerNet card's answer to the seed site's poll: on line, `charge` percent.
+    fn answer(community: &[u8], id: i32, charge: u32) -> Vec<u8> {
+        let names = [
+            oid("1.3.6.1.4.1.318.1.1.1.4.1.1.0"),
+            oid("1.3.6.1.4.1.318.1.1.1.2.1.1.0"),
+            oid("1.3.6.1.4.1.318.1.1.1.2.2.1.0"),
+            oid("1.3.6.1.4.1.318.1.1.1.2.2.3.0"),
+        ];
+        let values = [
+            Value::Integer(2),
+            Value::Integer(2),
+            Value::Gauge32(charge),
+            Value::TimeTicks(charge * 1200),
+        ];
+        let vb: Vec<VarBind<'_>> = names
+            .iter()
+            .zip(values)
+            .map(|(n, value)| VarBind {
+                name: n.as_oid(),
+                value,
+            })
+            .collect();
         encode::to_vec(&Message::pdu(
             Version::V1,
-            b"public",
+            community,
             PduType::RESPONSE,
             id,
             &vb,
         ))
     }
 
+    fn respond(p: &mut Poller, now: Timestamp, from: &str, bytes: &[u8]) -> Result<usize, Refusal> {
+        let arena = Bump::new();
+        let m = Message::parse(bytes, &arena).expect("a response");
+        p.handle_response(now, from.parse().unwrap(), &m)
+    }
+
+    const CARD: &str = "192.168.61.250:161";
+
     #[test]
-    fn polls_each_interval_retries_and_matches_ids() {
+    fn an_answer_counts_only_from_the_port_polled_with_the_id_community_and_objects() {
         let site = Site::default_site();
-        let ups: SocketAddr = "192.168.61.250:161".parse().unwrap();
-        let mut p = Poller::new(&site, t(0.0));
+        let mut p = poller(&site);
         p.handle_timeout(t(0.0));
-        let out = drain(&mut p);
+        let out = sent_at(&mut p, t(0.0));
         assert_eq!(out.len(), 1, "one poll at start: {out:?}");
         let id = sent_id(&out[0]);
-        // Nothing more until the try times out (5 s / 3 tries).
-        p.handle_timeout(t(1.0));
-        assert!(drain(&mut p).is_empty());
-        p.handle_timeout(t(1.7));
-        let retry = drain(&mut p);
-        assert_eq!(retry.len(), 1);
-        assert_eq!(sent_id(&retry[0]), id, "a retry keeps the request id");
-        // A response with another id is not ours; the right one is.
-        let arena = Bump::new();
-        let wrong = response(id + 7, 90);
-        let m = Message::parse(&wrong, &arena).unwrap();
-        assert!(!p.handle_response(t(1.8), ups, &m));
-        let right = response(id, 90);
-        let m = Message::parse(&right, &arena).unwrap();
-        let other: SocketAddr = "192.168.61.251:161".parse().unwrap();
-        assert!(
-            !p.handle_response(t(1.8), other, &m),
-            "right id, wrong host"
+        let good = answer(b"public", id, 90);
+        assert_eq!(
+            respond(&mut p, t(0.1), "192.168.61.250:1161", &good),
+            Err(Refusal::AnswerWrongSource)
         );
-        assert!(p.handle_response(t(1.8), ups, &m));
+        assert_eq!(
+            respond(&mut p, t(0.1), "192.168.61.251:161", &good),
+            Err(Refusal::AnswerWrongSource)
+        );
+        assert_eq!(
+            respond(&mut p, t(0.1), CARD, &answer(b"private", id, 0)),
+            Err(Refusal::AnswerWrongCommunity)
+        );
+        assert_eq!(
+            respond(&mut p, t(0.1), CARD, &answer(b"public", id ^ 1, 0)),
+            Err(Refusal::AnswerUnknownRequest)
+        );
+        // The right id, but not the objects asked for (UPS-MIB's, and only two).
+        let charge = oid("1.3.6.1.2.1.33.1.2.4.0");
+        let source = oid("1.3.6.1.2.1.33.1.4.1.0");
+        let other = [
+            VarBind {
+                name: source.as_oid(),
+                value: Value::Integer(5),
+            },
+            VarBind {
+                name: charge.as_oid(),
+                value: Value::Integer(0),
+            },
+        ];
+        let other = encode::to_vec(&Message::pdu(
+            Version::V1,
+            b"public",
+            PduType::RESPONSE,
+            id,
+            &other,
+        ));
+        assert_eq!(
+            respond(&mut p, t(0.1), CARD, &other),
+            Err(Refusal::AnswerWrongObjects)
+        );
+        assert!(drain(&mut p).is_empty(), "nothing refused gave an answer");
+        assert_eq!(respond(&mut p, t(0.2), CARD, &good), Ok(0));
         let got = drain(&mut p);
         assert!(
             matches!(&got[..], [PollOutput::Answer { ups: 0, answer }] if answer.charge == Some(90)),
             "{got:?}"
         );
-        // The next poll is due one interval (10 s) after the answer.
-        assert_eq!(p.poll_timeout(), Some(t(11.8)));
-        p.handle_timeout(t(11.8));
+        // The same datagram again: the request is answered already.
+        assert_eq!(
+            respond(&mut p, t(0.3), CARD, &good),
+            Err(Refusal::AnswerUnknownRequest)
+        );
+        // The next poll is due one interval (10 s) after the answer, with a new id.
+        assert_eq!(p.poll_timeout(), Some(t(10.2)));
+        p.handle_timeout(t(10.2));
         let next = drain(&mut p);
-        assert_eq!(next.len(), 1);
-        assert_ne!(sent_id(&next[0]), id, "a new poll has a new request id");
+        assert_ne!(sent_id(&next[0]), id);
+    }
+
+    #[test]
+    fn request_ids_are_drawn_at_random() {
+        let mut ids = OsRandom;
+        let drawn: Vec<i32> = (0..1000).map(|_| ids.next_id()).collect();
+        assert!(drawn.iter().all(|&i| i > 0));
+        let distinct: std::collections::HashSet<i32> = drawn.iter().copied().collect();
+        assert!(distinct.len() > 990, "{} distinct of 1000", distinct.len());
+        let steps = drawn
+            .windows(2)
+            .filter(|w| w[1].wrapping_sub(w[0]) == 1)
+            .count();
+        assert!(steps < 3, "{steps} ids follow their predecessor");
+    }
+
+    #[test]
+    fn retries_count_from_when_a_request_left() {
+        let site = Site::default_site();
+        let mut p = poller(&site);
+        p.handle_timeout(t(0.0));
+        // Decided at 0, but the driver could send it only at 3 s.
+        let first = sent_at(&mut p, t(3.0));
+        let id = sent_id(&first[0]);
+        // 5 s / 3 tries: the retry is due 1.67 s after it left, not after it was decided.
+        p.handle_timeout(t(4.0));
+        assert!(
+            drain(&mut p).is_empty(),
+            "no retry before it could be answered"
+        );
+        assert_eq!(p.poll_timeout(), Some(t(3.0).plus_ns(ns::secs(5) / 3)));
+        p.handle_timeout(t(4.7));
+        let retry = sent_at(&mut p, t(4.7));
+        assert_eq!(sent_id(&retry[0]), id, "a retry keeps the request id");
+        // A confirming poll now: a try at once, same id, with every try still to come.
+        p.poll_now(t(5.0), 0);
+        let now = sent_at(&mut p, t(5.0));
+        assert_eq!(now.len(), 1);
+        assert_eq!(sent_id(&now[0]), id);
+        let mut tries = 0;
+        let mut s = 5.0;
+        while s < 12.0 {
+            p.handle_timeout(t(s));
+            for o in sent_at(&mut p, t(s)) {
+                match o {
+                    PollOutput::Send { .. } => tries += 1,
+                    PollOutput::Unanswered { sent, .. } => assert!(sent),
+                    PollOutput::Silent { .. } => {}
+                    o => panic!("{o:?}"),
+                }
+            }
+            if p.ups[0].outstanding.is_none() {
+                break;
+            }
+            s += 0.1;
+        }
+        assert_eq!(tries, 2, "two more tries after the immediate one");
+        assert!((9.9..10.2).contains(&s), "given up at {s}");
+    }
+
+    #[test]
+    fn a_poll_that_never_left_is_no_silence() {
+        let site = Site::default_site();
+        let mut p = poller(&site);
+        let mut s = 0.0;
+        let mut outputs = Vec::new();
+        while s < 6.0 {
+            p.handle_timeout(t(s));
+            for o in drain(&mut p) {
+                if let PollOutput::Send { ups, .. } = o {
+                    p.handle_send_failed(t(s), ups);
+                } else {
+                    outputs.push(o);
+                }
+            }
+            s += 0.1;
+        }
+        assert_eq!(
+            outputs,
+            [PollOutput::Unanswered {
+                ups: 0,
+                sent: false
+            }],
+            "unanswered, not silent"
+        );
+        assert_eq!(p.send_failed, 3);
     }
 
     /// Every object a poll asks for, answered, fills the whole answer: the poller and
@@ -319,7 +601,7 @@ mod tests {
         for vendor in [Vendor::Apc, Vendor::UpsMib, Vendor::Eaton] {
             let mut site = Site::default_site();
             site.upses[0].vendor = vendor;
-            let mut p = Poller::new(&site, t(0.0));
+            let mut p = poller(&site);
             p.handle_timeout(t(0.0));
             let PollOutput::Send { bytes, .. } = &drain(&mut p)[0] else {
                 panic!("a poll first")
@@ -349,17 +631,17 @@ mod tests {
     #[test]
     fn a_ups_that_stops_answering_is_reported_once_then_again_when_back() {
         let site = Site::default_site();
-        let ups: SocketAddr = "192.168.61.250:161".parse().unwrap();
-        let mut p = Poller::new(&site, t(0.0));
+        let mut p = poller(&site);
         let mut silent = 0;
         let mut sends = 0;
         let mut now = 0.0;
         while now < 60.0 {
             p.handle_timeout(t(now));
-            for o in drain(&mut p) {
+            for o in sent_at(&mut p, t(now)) {
                 match o {
                     PollOutput::Send { .. } => sends += 1,
                     PollOutput::Silent { .. } => silent += 1,
+                    PollOutput::Unanswered { .. } => {}
                     o => panic!("unexpected {o:?}"),
                 }
             }
@@ -369,19 +651,40 @@ mod tests {
         // 3 tries every ~15 s (5 s of tries + 10 s interval) in 60 s.
         assert!((9..=15).contains(&sends), "{sends} requests in 60 s");
         p.poll_now(t(60.0), 0);
-        let id = drain(&mut p)
+        let id = sent_at(&mut p, t(60.0))
             .iter()
+            .filter(|o| matches!(o, PollOutput::Send { .. }))
             .map(sent_id)
             .next_back()
             .expect("a poll");
-        let arena = Bump::new();
-        let bytes = response(id, 80);
-        let m = Message::parse(&bytes, &arena).unwrap();
-        assert!(p.handle_response(t(60.1), ups, &m));
+        assert_eq!(
+            respond(&mut p, t(60.1), CARD, &answer(b"public", id, 80)),
+            Ok(0)
+        );
         let got = drain(&mut p);
         assert!(
             matches!(got[0], PollOutput::Answering { ups: 0 }),
             "{got:?}"
+        );
+    }
+
+    #[test]
+    fn a_reload_keeps_the_outstanding_request_of_a_ups_that_stays() {
+        let site = Site::default_site();
+        let mut p = poller(&site);
+        p.handle_timeout(t(0.0));
+        let id = sent_id(&sent_at(&mut p, t(0.0))[0]);
+        let mut next = site.clone();
+        next.recorders.pop();
+        p.reload(&next, t(1.0), &Remap::between(&site, &next));
+        p.handle_timeout(t(1.0));
+        assert!(
+            drain(&mut p).is_empty(),
+            "no new poll of every UPS at a reload"
+        );
+        assert_eq!(
+            respond(&mut p, t(1.1), CARD, &answer(b"public", id, 70)),
+            Ok(0)
         );
     }
 }

@@ -7,12 +7,16 @@
 //! traps of one UPS reach one worker, in the order they came: no datagram is copied or
 //! handed between threads to shard them. A worker reads each socket with `recvmmsg`
 //! until it is empty, drops datagrams from addresses that are not the site's before
-//! decoding them, decodes into its `bumpalo` arena (reset per batch), classifies, and
-//! answers informs from the socket they came to. What the policy acts on (UPS events,
-//! recorder acknowledgements, a UPS's answers, a recorder heard from) goes to the
-//! decision thread in batches over a bounded crossbeam channel, in buffers that come
-//! back through a return channel; the rest (informational traps) is counted and timed
-//! on the worker. A worker takes no lock per packet: its counts and latencies are
+//! decoding them, decodes into its `bumpalo` arena (reset per batch), classifies, checks
+//! what it may believe (`crate::trust`: a UPS event from the UPS's address with its
+//! community, an acknowledgement from the recorder's with its), and answers informs
+//! with the right community from the socket they came to. Only what the policy acts on
+//! and believes (UPS events, recorder acknowledgements, a recorder heard from, at most
+//! once a second each) goes to the decision thread, in batches over a bounded crossbeam
+//! channel, in buffers that come back through a return channel; everything refused is
+//! counted by reason here, so a flood of forgeries never reaches the decision thread
+//! (get-responses on the trap port among them: trapgate's polls are answered on their
+//! own socket). A worker takes no lock per packet: its counts and latencies are
 //! published to the decision thread twice a second.
 //!
 //! Back-pressure: a worker with no free buffer waits for one, and stops reading while
@@ -20,7 +24,6 @@
 //! which is counted (`socket_drops`). Nothing is shed inside trapgate.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
@@ -38,10 +41,11 @@ use crate::classify::{Classification, Classifier, Event};
 use crate::config::Site;
 use crate::metrics::Latency;
 use crate::pipeline::{Counters, Outcome, Pipeline};
-use crate::policy::PollAnswer;
 use crate::source::frame::Datagram;
 use crate::source::socket::{BATCH, RecvBatch, SendBatch, bind_group, socket_drops};
 use crate::source::udp::{StartError, now};
+use crate::time::ns;
+use crate::trust::{Refusal, Refusals, Trust, Who};
 use crate::wire::{Message, Pdu, PduType, encode};
 
 /// Buffers of heard items in circulation between the workers and the decision thread.
@@ -56,38 +60,25 @@ pub struct View {
     /// Bumped at each reload; a batch says which view classified it.
     pub generation: u32,
     classifier: Classifier,
-    /// Looked up for every datagram: a fast hash (the keys are the site's own).
-    sources: HashMap<IpAddr, Source, foldhash::fast::RandomState>,
-    communities: Vec<Box<[u8]>>,
-}
-
-/// Who an address of the site is.
-#[derive(Clone, Copy, Debug, Default)]
-struct Source {
-    ups: Option<usize>,
-    recorder: Option<usize>,
+    /// Who each address is, and what to believe from it.
+    trust: Trust,
+    recorders: usize,
 }
 
 impl View {
     /// The view of `site`.
     pub fn new(site: &Site, generation: u32) -> View {
-        let mut sources: HashMap<IpAddr, Source, _> = HashMap::default();
-        for (i, u) in site.upses.iter().enumerate() {
-            sources.entry(u.address).or_default().ups = Some(i);
-        }
-        for (i, r) in site.recorders.iter().enumerate() {
-            sources.entry(r.address).or_default().recorder = Some(i);
-        }
         View {
             generation,
             classifier: site.classifier(),
-            sources,
-            communities: site
-                .upses
-                .iter()
-                .map(|u| u.community.as_bytes().into())
-                .collect(),
+            trust: Trust::new(site),
+            recorders: site.recorders.len(),
         }
+    }
+
+    /// What this view believes.
+    pub fn trust(&self) -> &Trust {
+        &self.trust
     }
 
     /// The rules this view classifies with.
@@ -138,30 +129,25 @@ impl Community {
     }
 }
 
-/// What a worker hands the decision thread.
+/// What a worker hands the decision thread: only what the trust layer admitted.
 #[derive(Clone, Debug)]
 pub enum Heard {
-    /// A notification the policy acts on.
+    /// A notification the policy acts on, from a UPS or recorder of the site with its
+    /// community.
     Event {
         /// The kernel's receive time, ns since the epoch.
         arrival: u64,
         /// Its source.
         source: IpAddr,
-        /// Its community.
+        /// Who that is (indices into the batch's view of the site).
+        who: Who,
+        /// Its community (journaled).
         community: Community,
         /// What it was classified as (rule indices into the batch's view).
         class: Classification,
     },
-    /// A UPS's response (to whoever polled it) with something the policy reads.
-    Poll {
-        /// The kernel's receive time.
-        arrival: u64,
-        /// The UPS (index into the batch's view of the site).
-        ups: usize,
-        /// What it said.
-        answer: PollAnswer,
-    },
-    /// A recorder heard from (anything but an acknowledgement, which is an event).
+    /// A recorder heard from: a well-formed message with its community (at most once a
+    /// second per worker; an acknowledgement is an event).
     Seen {
         /// The kernel's receive time.
         arrival: u64,
@@ -184,6 +170,9 @@ fn acted_on(e: Event) -> bool {
     !matches!(e, Event::Informational | Event::Unknown)
 }
 
+/// The last refused source of each reason, and its event if a notification.
+pub type LastRefused = [(Option<IpAddr>, Option<Event>); Refusal::ALL.len()];
+
 /// What the workers counted.
 #[derive(Clone, Debug, Default)]
 pub struct Tally {
@@ -193,8 +182,10 @@ pub struct Tally {
     pub foreign: u64,
     /// Datagrams cut by the receive buffer.
     pub truncated: u64,
-    /// Informational notifications refused (wrong community, or not from a UPS).
-    pub refused: u64,
+    /// Datagrams not believed, by reason.
+    pub refusals: Refusals,
+    /// The last refused of each reason.
+    pub last_refused: LastRefused,
     /// Datagrams the kernel refused to send (answers to informs).
     pub send_errors: u64,
     /// What the kernel dropped on the workers' sockets (None: it does not say).
@@ -208,7 +199,12 @@ impl Tally {
         self.counters.add(&o.counters);
         self.foreign += o.foreign;
         self.truncated += o.truncated;
-        self.refused += o.refused;
+        self.refusals.sum(&o.refusals);
+        for (mine, theirs) in self.last_refused.iter_mut().zip(&o.last_refused) {
+            if theirs.0.is_some() {
+                *mine = *theirs;
+            }
+        }
         self.send_errors += o.send_errors;
         self.kernel_drops = match (self.kernel_drops, o.kernel_drops) {
             (Some(a), Some(b)) => Some(a + b),
@@ -297,6 +293,7 @@ pub fn start(
             out: Vec::with_capacity(BATCH),
             decided: [(Event::Unknown, 0); BATCH],
             n_decided: 0,
+            seen_at: vec![0; view.recorders],
             replies: SendBatch::new(),
             buf: Vec::with_capacity(512),
             own: Tally::default(),
@@ -333,6 +330,17 @@ impl Receivers {
         while let Ok(b) = self.heard.try_recv() {
             self.hand(b, &mut f);
         }
+    }
+
+    /// Hands at most `budget` waiting batches to `f`; true if more are waiting.
+    pub fn drain_some(&self, budget: usize, mut f: impl FnMut(u32, &[Heard])) -> bool {
+        for _ in 0..budget {
+            match self.heard.try_recv() {
+                Ok(b) => self.hand(b, &mut f),
+                Err(_) => return false,
+            }
+        }
+        !self.heard.is_empty()
     }
 
     /// Hands batch `b` to `f`, then its buffer back to the workers.
@@ -415,6 +423,8 @@ struct Worker {
     /// (one clock read a batch).
     decided: [(Event, u64); BATCH],
     n_decided: usize,
+    /// When each recorder was last handed over as heard from (kernel time).
+    seen_at: Vec<u64>,
     replies: SendBatch,
     buf: Vec<u8>,
     /// Counts and latencies since the last publication.
@@ -436,6 +446,7 @@ impl Worker {
             }
             while let Ok(view) = self.views.try_recv() {
                 self.pipeline.set_classifier(view.classifier.clone());
+                self.seen_at = vec![0; view.recorders];
                 self.view = view;
             }
             if self.stop.load(Ordering::Acquire) {
@@ -497,8 +508,13 @@ impl Worker {
         }
     }
 
-    /// One datagram: dropped if foreign, else decoded, classified, and kept for the
-    /// decision thread if the policy acts on it.
+    fn refuse(&mut self, why: Refusal, source: IpAddr, event: Option<Event>) {
+        self.own.refusals.add(why);
+        self.own.last_refused[why.index()] = (Some(source), event);
+    }
+
+    /// One datagram: dropped if foreign, else decoded, classified, checked, and kept for
+    /// the decision thread if the policy acts on it and believes it.
     fn datagram(
         &mut self,
         local: SocketAddr,
@@ -512,7 +528,7 @@ impl Worker {
             self.own.truncated += 1;
             return;
         }
-        let Some(&who) = self.view.sources.get(&src.ip()) else {
+        let Some(who) = self.view.trust.who(src.ip()) else {
             self.own.foreign += 1;
             return;
         };
@@ -523,53 +539,61 @@ impl Worker {
             dst_port: local.port(),
             payload,
         };
-        let mut forwarded = false;
-        if let Outcome::Message(_, m, class) = self.pipeline.process_datagram(d, arena) {
-            if m.pdu_type() == PduType::INFORM_REQUEST && inform_response(&m, &mut self.buf) {
+        let Outcome::Message(_, m, class) = self.pipeline.process_datagram(d, arena) else {
+            return;
+        };
+        let own_community = *m.community == *self.view.trust.community(who);
+        let kind = m.pdu_type();
+        if kind == PduType::INFORM_REQUEST {
+            // Answered only with the community of its source, as snmptrapd does.
+            if !own_community {
+                self.refuse(
+                    Refusal::InformWrongCommunity,
+                    src.ip(),
+                    class.map(|c| c.event),
+                );
+                return;
+            }
+            if inform_response(&m, &mut self.buf) {
                 self.replies.push(src, &self.buf);
             }
-            match class {
-                Some(c) if acted_on(c.event) => {
+        }
+        if kind == PduType::RESPONSE {
+            self.refuse(Refusal::ResponseOnTrapPort, src.ip(), None);
+            return;
+        }
+        if let Some(c) = class {
+            match self.view.trust.notification(who, m.community, c.event) {
+                Ok(who) if acted_on(c.event) => {
                     self.out.push(Heard::Event {
                         arrival,
                         source: src.ip(),
+                        who,
                         community: Community::new(m.community),
                         class: c,
                     });
-                    forwarded = true;
+                    return;
                 }
-                Some(c) => {
-                    // As the policy would: counted as refused when not from a UPS of
-                    // the site with its community, else nothing to decide.
-                    let ok = who
-                        .ups
-                        .is_some_and(|u| *self.view.communities[u] == *m.community);
-                    if !ok {
-                        self.own.refused += 1;
-                    }
+                Ok(_) => {
                     if let Some(slot) = self.decided.get_mut(self.n_decided) {
                         *slot = (c.event, arrival);
                         self.n_decided += 1;
                     }
                 }
-                None if m.pdu_type() == PduType::RESPONSE => {
-                    if let Some(ups) = who.ups {
-                        let answer = PollAnswer::from_varbinds(m.varbinds());
-                        if !answer.is_empty() {
-                            self.out.push(Heard::Poll {
-                                arrival,
-                                ups,
-                                answer,
-                            });
-                            forwarded = true;
-                        }
-                    }
-                }
-                None => {}
+                Err(why) => self.refuse(why, src.ip(), Some(c.event)),
             }
         }
-        if !forwarded && let Some(recorder) = who.recorder {
-            self.out.push(Heard::Seen { arrival, recorder });
+        // Alive: a well-formed message with its community (a recorder's reboot trap,
+        // say), handed over at most once a second.
+        if let Some(r) = self.view.trust.heard_from(who, m.community)
+            && let Some(last) = self.seen_at.get_mut(r)
+            && arrival.saturating_sub(*last) >= ns::SECOND
+        {
+            *last = arrival;
+            self.out.push(Heard::Seen {
+                arrival,
+                recorder: r,
+            });
         }
     }
 
@@ -601,7 +625,8 @@ impl Worker {
             t.counters = self.pipeline.counters().clone();
             t.foreign = self.own.foreign;
             t.truncated = self.own.truncated;
-            t.refused = self.own.refused;
+            t.refusals = self.own.refusals;
+            t.last_refused = self.own.last_refused;
             t.send_errors = self.own.send_errors;
             t.kernel_drops = self
                 .sockets

@@ -389,11 +389,14 @@ pub fn summary_text(counters: &Counters, cut_short: Option<&str>) -> String {
     s
 }
 
-/// The JSON line `trapgate replay` prints for a decision.
+/// The JSON line `trapgate replay` (and `run`) prints for a decision made at `time`;
+/// the times in it are shifted by `offset` ns (the live gateway's wall-clock label; 0 in
+/// a replay), `time` already is.
 pub fn decision_json(
     site: &crate::config::Site,
     time: Timestamp,
     d: &crate::policy::Decision,
+    offset: i64,
 ) -> Json {
     use crate::policy::Decision as D;
     let mut o = Map::new();
@@ -424,7 +427,10 @@ pub fn decision_json(
             ups(&mut o, *u);
             recorder(&mut o, *r);
             o.insert("tier".into(), json!(tier));
-            o.insert("deadline".into(), json!(deadline.utc().to_string()));
+            o.insert(
+                "deadline".into(),
+                json!(deadline.shifted(offset).utc().to_string()),
+            );
             o.insert("reason".into(), json!(reason));
             cause(&mut o, c);
         }
@@ -467,16 +473,6 @@ pub fn decision_json(
             o.insert("decision".into(), json!("Acknowledged"));
             recorder(&mut o, *r);
         }
-        D::Refused {
-            source,
-            refusal,
-            cause: c,
-        } => {
-            o.insert("decision".into(), json!("Refused"));
-            o.insert("source".into(), json!(source.to_string()));
-            o.insert("reason".into(), json!(refusal.name()));
-            cause(&mut o, c);
-        }
         D::Alert { ups: u, kind, text } => {
             o.insert("decision".into(), json!("Alert"));
             if let Some(u) = u {
@@ -487,6 +483,20 @@ pub fn decision_json(
         }
     }
     Json::Object(o)
+}
+
+/// The record of a summary of refusals (`crate::trust::RefusalLog`), as `run` journals
+/// and prints it and `replay` prints it.
+pub fn refused_json(summary: &crate::trust::RefusalSummary) -> Json {
+    let mut v = json!({"action": "Refused", "reason": summary.reason.name(), "count": summary.count,
+        "detail": summary.reason.sentence()});
+    if let Some(a) = summary.source {
+        v["source"] = json!(a.to_string());
+    }
+    if let Some(e) = summary.event {
+        v["event"] = json!(e.name());
+    }
+    v
 }
 
 /// A record with its time first, as `run` prints it: decisions carry their time already.

@@ -1,13 +1,52 @@
-//! Time as the pipeline sees it: nanoseconds since the Unix epoch, given by a source
-//! (the capture's timestamp in a replay). Nothing outside `source/` reads the OS clock.
+//! Time as the pipeline sees it: nanoseconds on a timeline that reads like the Unix
+//! epoch, given by a source (the capture's timestamps in a replay; in the live gateway a
+//! monotonic clock anchored at the wall clock's time at start, `source::clock`, so that
+//! no step of the wall clock moves a timer). Nothing outside `source/` reads an OS clock.
 
 use core::fmt;
 
-/// A point in time, nanoseconds since 1970-01-01T00:00:00Z.
+/// Nanosecond arithmetic, in one place.
+pub mod ns {
+    /// A second.
+    pub const SECOND: u64 = 1_000_000_000;
+    /// A millisecond.
+    pub const MILLI: u64 = 1_000_000;
+    /// A microsecond.
+    pub const MICRO: u64 = 1_000;
+    /// A tick of SNMP's TimeTicks (a hundredth of a second).
+    pub const TICK: u64 = 10_000_000;
+
+    /// `s` whole seconds.
+    pub const fn secs(s: u32) -> u64 {
+        s as u64 * SECOND
+    }
+}
+
+/// A point in time, nanoseconds since 1970-01-01T00:00:00Z (on the source's timeline).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Timestamp(pub u64);
 
 impl Timestamp {
+    /// `s` whole seconds later (saturating).
+    pub const fn plus_secs(self, s: u32) -> Timestamp {
+        Timestamp(self.0.saturating_add(ns::secs(s)))
+    }
+
+    /// `n` nanoseconds later (saturating).
+    pub const fn plus_ns(self, n: u64) -> Timestamp {
+        Timestamp(self.0.saturating_add(n))
+    }
+
+    /// Nanoseconds from `earlier` to this one (0 if `earlier` is later).
+    pub const fn ns_since(self, earlier: Timestamp) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+
+    /// Moved by `offset` nanoseconds (a label's correction; saturating at both ends).
+    pub const fn shifted(self, offset: i64) -> Timestamp {
+        Timestamp(self.0.saturating_add_signed(offset))
+    }
+
     /// Seconds (with fraction) since `origin`, as Wireshark's "seconds since beginning
     /// of capture" column.
     pub fn since(self, origin: Timestamp) -> f64 {

@@ -9,6 +9,22 @@ use std::time::Duration;
 mod common;
 use common::*;
 
+/// The seed's trap with the community "public" changed to "publiC" (same length).
+trait OtherCommunity {
+    fn replace_community(self) -> Vec<u8>;
+}
+
+impl OtherCommunity for Vec<u8> {
+    fn replace_community(mut self) -> Vec<u8> {
+        let at = self
+            .windows(6)
+            .position(|w| w == b"public")
+            .expect("the community");
+        self[at + 5] = b'C';
+        self
+    }
+}
+
 #[test]
 fn hears_a_low_battery_trap_decides_and_stops_cleanly() {
     let (_, mut child, out, err) = run_loopback("hear", &["--metrics", "127.0.0.1:0"]);
@@ -23,6 +39,9 @@ fn hears_a_low_battery_trap_decides_and_stops_cleanly() {
         .unwrap_or_else(|| panic!("no metrics address in {metrics_line:?}"))
         .to_string();
     let ups = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    // The seed's trap with another community first: refused, counted by reason.
+    let wrong = hex(SEED_TRAP).replace_community();
+    ups.send_to(&wrong, ("127.0.0.1", port)).expect("send");
     ups.send_to(&hex(SEED_TRAP), ("127.0.0.1", port))
         .expect("send");
     let told = orders(&out, 2);
@@ -35,18 +54,29 @@ fn hears_a_low_battery_trap_decides_and_stops_cleanly() {
     let mut page = String::new();
     for _ in 0..50 {
         page = scrape(&metrics_addr);
-        if page.contains("trapgate_datagrams_total 1") {
+        if page.contains("trapgate_datagrams_total 2") {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(page.contains("trapgate_datagrams_total 1"), "{page}");
+    assert!(page.contains("trapgate_datagrams_total 2"), "{page}");
     assert!(
-        page.contains("trapgate_events_total{event=\"LowBattery\"} 1"),
+        page.contains("trapgate_events_total{event=\"LowBattery\"} 2"),
         "{page}"
     );
     assert!(
         page.contains("trapgate_decision_latency_seconds_count{event=\"LowBattery\"} 1"),
+        "{page}"
+    );
+    for _ in 0..50 {
+        if page.contains("trapgate_refused_total{reason=\"wrong_community\"} 1") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        page = scrape(&metrics_addr);
+    }
+    assert!(
+        page.contains("trapgate_refused_total{reason=\"wrong_community\"} 1"),
         "{page}"
     );
     terminate(&child);
@@ -54,7 +84,11 @@ fn hears_a_low_battery_trap_decides_and_stops_cleanly() {
     assert!(status.success(), "{status:?}");
     let summary: Vec<String> = err.iter().collect();
     let summary = summary.join("\n");
-    assert!(summary.contains("trap 1"), "{summary}");
+    assert!(summary.contains("trap 2"), "{summary}");
+    assert!(
+        summary.contains("refused: 1 (wrong_community 1)"),
+        "{summary}"
+    );
     assert!(summary.contains("stopped by signal 15"), "{summary}");
     assert!(summary.contains("latency LowBattery"), "{summary}");
 }

@@ -1,4 +1,5 @@
-//! The hot path allocates nothing per packet: after a warm-up, decoding, classifying and
+//! The hot path allocates nothing per packet: after a warm-up, decoding, classifying,
+//! checking (the trust layer: who the source is, its community; refusals counted) and
 //! deciding on a corpus of v1 and v2c traps (and malformed packets) with the arena reset
 //! per batch makes no call to the global allocator. A counting allocator proves it.
 
@@ -9,10 +10,11 @@ use bumpalo::Bump;
 use trapgate::classify::{Classifier, Event};
 use trapgate::config::Site;
 use trapgate::pipeline::{Outcome, Pipeline};
-use trapgate::policy::Decider;
+use trapgate::policy::{Decider, Decision};
 use trapgate::source::frame::udp_datagram;
 use trapgate::source::replay::read_capture;
 use trapgate::time::Timestamp;
+use trapgate::trust::{Refusals, Trust};
 
 struct Counting;
 
@@ -58,7 +60,8 @@ fn decode_classify_and_decide_allocate_nothing_per_packet() {
     let mut arena = Bump::with_capacity(64 * 1024);
     // The policy too: the seed's site; the traps of its UPS (192.168.61.250) go in.
     let mut decider = Decider::new(Site::default_site());
-    let ups = decider.site().upses[0].address;
+    let trust = Trust::new(decider.site());
+    let mut refused = Refusals::default();
     let mut decoded = 0u64;
     let mut decided = 0u64;
     let mut now = 0u64;
@@ -81,28 +84,45 @@ fn decode_classify_and_decide_allocate_nothing_per_packet() {
                         | Event::PowerRestored
                         | Event::BatteryRestored
                 );
-                if d.src == ups && m.community == b"public" && repeat {
-                    now += 1_000_000_000;
-                    while let Some(due) = decider.poll_timeout().filter(|t| t.0 <= now) {
-                        decider.handle_timeout(due);
+                let Some(who) = trust.who(d.src) else {
+                    continue;
+                };
+                match trust.admit(who, &m, c.event) {
+                    Ok(who) if repeat => {
+                        now += 1_000_000_000;
+                        while let Some(due) = decider.poll_timeout().filter(|t| t.0 <= now) {
+                            decider.handle_timeout(due);
+                        }
+                        decider.handle_notification(Timestamp(now), who, c.event, "");
+                        decided += 1;
                     }
-                    decider.handle_notification(Timestamp(now), d.src, m.community, c.event, "");
-                    decided += 1;
+                    Ok(_) => {}
+                    Err(why) => refused.add(why),
                 }
             }
         }
-        while decider.poll_decision().is_some() {}
+        // As the gateway does: a confirming poll goes out when decided.
+        while let Some(d) = decider.poll_decision() {
+            if let Decision::Poll { ups, .. } = d {
+                decider.handle_poll_sent(Timestamp(now), ups);
+            }
+        }
     };
     // Warm-up: the arena reaches its working size, and the UPS's outage is under way
     // (its first decisions, with their sentences, are made once, not per packet).
-    run(&mut arena, &mut pipeline, &mut decider);
+    // Three passes: the low-battery trap's confirming poll goes out at the end of the
+    // first, and its deadline shuts everything down in the second.
+    for _ in 0..3 {
+        run(&mut arena, &mut pipeline, &mut decider);
+    }
     let before = ALLOCATIONS.load(Ordering::SeqCst);
     for _ in 0..100 {
         run(&mut arena, &mut pipeline, &mut decider);
     }
     let after = ALLOCATIONS.load(Ordering::SeqCst);
-    assert!(decoded > 100 * 40, "{decoded} notifications classified");
-    assert!(decided > 100 * 15, "{decided} notifications decided on");
+    assert!(decoded > 103 * 40, "{decoded} notifications classified");
+    assert!(decided > 103 * 15, "{decided} notifications decided on");
+    assert!(refused.total() > 100, "{} refused", refused.total());
     assert_eq!(
         after - before,
         0,

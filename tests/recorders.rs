@@ -8,7 +8,6 @@ mod common;
 
 use std::net::UdpSocket;
 use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use bumpalo::Bump;
@@ -32,30 +31,6 @@ fn net_snmp(tool: &str, args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("{tool} runs: {e}"))
-}
-
-/// The virtual UPS's address, from the listening line.
-fn agent_of(line: &str) -> String {
-    line.split("virtual UPS on ")
-        .nth(1)
-        .and_then(|r| r.split([' ', ';']).next())
-        .unwrap_or_else(|| panic!("no agent address in {line:?}"))
-        .to_string()
-}
-
-/// Waits for a stdout line containing every one of `want`.
-fn expect_line(out: &mpsc::Receiver<String>, want: &[&str]) -> String {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut seen = Vec::new();
-    while Instant::now() < deadline {
-        if let Ok(line) = out.recv_timeout(Duration::from_millis(200)) {
-            if want.iter().all(|w| line.contains(w)) {
-                return line;
-            }
-            seen.push(line);
-        }
-    }
-    panic!("no line with {want:?} in:\n{}", seen.join("\n"))
 }
 
 /// A fake UPS agent answering every get with a charge of 87 %, on mains power or on
@@ -172,7 +147,7 @@ fn net_snmp_plays_the_ups_a_recorder_and_a_polling_nvr() {
     let (mut child, out, err) = start(&["run", "--config", file.to_str().expect("UTF-8")]);
     let first = listening_line(&err);
     let traps = address_in(&first).to_string();
-    let agent = agent_of(&first);
+    let agent = agent_of(&first).to_string();
 
     // An NVR polls its "UPS": the real UPS's charge, from the gateway's cache.
     // nvr-2's queries: from its address, one try of one second.
@@ -327,7 +302,10 @@ fn net_snmp_plays_the_ups_a_recorder_and_a_polling_nvr() {
     let _ = trapd.kill();
     let _ = trapd.wait();
     let summary: String = err.iter().collect::<Vec<_>>().join("\n");
-    assert!(summary.contains("1 wrong community"), "{summary}");
+    assert!(
+        summary.contains("refused: 1 (agent_wrong_community 1)"),
+        "{summary}"
+    );
 }
 
 /// The APC lowBattery and the recorder's acknowledgement, as bytes.
@@ -491,7 +469,7 @@ fn exec_recorders_run_their_command_and_a_dry_run_sends_nothing() {
     let _ = std::fs::remove_file(&done);
     let recorders = recorder("nvr-t", "127.0.0.6", nvr.local_addr().unwrap().port(), 1)
         + &format!(
-            "[[recorder]]\nname = \"vms-1\"\naddress = \"127.0.0.7\"\nups = \"ups-main\"\ntier = 1\nshutdown_time = \"60s\"\nkind = \"exec\"\ncommand = \"echo \\\"$TRAPGATE_RECORDER $UPSNAME $NOTIFYTYPE $TRAPGATE_ATTEMPT\\\" > {}\"\n",
+            "[[recorder]]\nname = \"vms-1\"\naddress = \"127.0.0.7\"\nups = \"ups-main\"\ntier = 1\nshutdown_time = \"60s\"\nkind = \"exec\"\ncommand = \"echo \\\"$TRAPGATE_RECORDER $UPSNAME $NOTIFYTYPE $TRAPGATE_ATTEMPT\\\" > {}; echo shutting down; head -c 5000000 /dev/zero | tr '\\\\0' x >&2\"\n",
             done.display()
         );
     let file = site_file("exec", &site(ups_port, &recorders, ""));
@@ -523,6 +501,13 @@ fn exec_recorders_run_their_command_and_a_dry_run_sends_nothing() {
     ups.send_to(&low, traps).expect("send");
     let finished = expect_line(&out, &["\"action\":\"CommandDone\"", "vms-1"]);
     assert!(finished.contains("\"status\":\"exit 0\""), "{finished}");
+    // What it wrote is journaled, up to a bound: 5 MB of stderr is not trapgate's.
+    assert!(
+        finished.contains("\"stdout\":\"shutting down\\n\""),
+        "{finished}"
+    );
+    assert!(finished.contains("(4997952 more bytes)"), "{finished}");
+    assert!(finished.len() < 10_000, "{} bytes", finished.len());
     let said = std::fs::read_to_string(&done).expect("the command ran");
     assert_eq!(said.trim(), "vms-1 ups-main SHUTDOWN 1");
     assert!(
@@ -531,4 +516,6 @@ fn exec_recorders_run_their_command_and_a_dry_run_sends_nothing() {
     );
     signal(&child, libc::SIGTERM);
     assert!(child.wait().expect("exit").success());
+    let said: usize = err.iter().map(|l| l.len() + 1).sum();
+    assert!(said < 20_000, "trapgate's stderr grew by {said} bytes");
 }

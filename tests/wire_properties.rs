@@ -227,7 +227,9 @@ proptest! {
         let decoded = Message::parse(&bytes, &arena).expect("own encoding decodes");
         prop_assert_eq!(format!("{decoded:?}"), original);
         // And encoding what was decoded gives the same bytes back.
-        prop_assert_eq!(encode::to_vec(&decoded), bytes);
+        prop_assert_eq!(&encode::to_vec(&decoded), &bytes);
+        // The length an agent computes before answering is the length it writes.
+        prop_assert_eq!(encode::encoded_len(&decoded), bytes.len());
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! each with its line and column (`toml-span` keeps the position of every item). The
 //! seed's site is embedded and used when no file is given.
 
-use std::collections::BTreeMap;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
@@ -38,7 +39,15 @@ pub struct Gateway {
     pub exec_timeout: Secs,
     /// Receive workers (each with its own socket on every listen address); 0: one per core.
     pub workers: usize,
+    /// The largest SNMP message the virtual UPS answers with (RFC 3416's maximum message
+    /// size; net-snmp's default is 1472, one Ethernet datagram).
+    pub max_message_size: usize,
 }
+
+/// The smallest maximum message size SNMP allows (RFC 3417 §3.2: 484 octets).
+pub const MIN_MESSAGE_SIZE: usize = 484;
+/// The default maximum message size: net-snmp's, one Ethernet datagram (1500 − 28).
+pub const DEFAULT_MESSAGE_SIZE: usize = 1472;
 
 impl Default for Gateway {
     /// What a site file that leaves a key (or all of `[gateway]`) out gets.
@@ -49,6 +58,7 @@ impl Default for Gateway {
             community: "public".to_string(),
             exec_timeout: Secs(30),
             workers: 0,
+            max_message_size: DEFAULT_MESSAGE_SIZE,
         }
     }
 }
@@ -178,6 +188,9 @@ pub struct Recorder {
     pub boot_time: Secs,
     /// How it is told.
     pub kind: RecorderKind,
+    /// The community it uses towards its "UPS" (the gateway): in its acknowledgements and
+    /// polls, and in the traps trapgate sends it. Default: `[gateway] community`.
+    pub community: String,
 }
 
 /// A checked site.
@@ -193,6 +206,50 @@ pub struct Site {
     pub recorders: Vec<Recorder>,
     /// Extra trap rules, added to the built-in tables.
     pub rules: Vec<TrapRule>,
+}
+
+/// Which UPS and recorder of an old site each one of a new site is, so that a reload
+/// carries each machine's state over (outages, orders, acknowledgements, presented
+/// values, outstanding polls). A UPS is the same if it keeps its name and address; a
+/// recorder if it keeps its name and stays on the same UPS. Everything else is new.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Remap {
+    /// For each UPS of the new site, its index in the old one.
+    pub ups: Vec<Option<usize>>,
+    /// For each recorder of the new site, its index in the old one.
+    pub recorders: Vec<Option<usize>>,
+}
+
+impl Remap {
+    /// The remap from `old` to `new` (linear: hash maps of the old site's names).
+    pub fn between(old: &Site, new: &Site) -> Remap {
+        let old_ups: HashMap<(&str, IpAddr), usize> = old
+            .upses
+            .iter()
+            .enumerate()
+            .map(|(i, u)| ((u.name.as_str(), u.address), i))
+            .collect();
+        let old_recorders: HashMap<&str, usize> = old
+            .recorders
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.name.as_str(), i))
+            .collect();
+        let ups: Vec<Option<usize>> = new
+            .upses
+            .iter()
+            .map(|u| old_ups.get(&(u.name.as_str(), u.address)).copied())
+            .collect();
+        let recorders = new
+            .recorders
+            .iter()
+            .map(|r| {
+                let o = *old_recorders.get(r.name.as_str())?;
+                (ups[r.ups] == Some(old.recorders[o].ups)).then_some(o)
+            })
+            .collect();
+        Remap { ups, recorders }
+    }
 }
 
 /// One mistake in a site file, where it is.
@@ -212,12 +269,32 @@ impl fmt::Display for ConfigError {
     }
 }
 
-/// Line and column (1-based, in characters) of a byte offset.
-fn position(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
+/// Where each line of a text starts, to turn byte offsets into line and column without
+/// rescanning the text for every mistake (a file may have 100,000 of them).
+struct Lines<'t> {
+    text: &'t str,
+    starts: Vec<usize>,
+}
+
+impl<'t> Lines<'t> {
+    fn new(text: &'t str) -> Lines<'t> {
+        let starts = core::iter::once(0)
+            .chain(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1))
+            .collect();
+        Lines { text, starts }
+    }
+
+    /// Line and column (1-based, the column in characters) of a byte offset.
+    fn position(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let line = self.starts.partition_point(|&s| s <= offset);
+        let start = self.starts[line - 1];
+        let column = self
+            .text
+            .get(start..offset)
+            .map_or(offset - start, |l| l.chars().count());
+        (line, column + 1)
+    }
 }
 
 /// Collects mistakes with their spans while a site is read.
@@ -451,14 +528,6 @@ fn items<'de>(v: Option<Value<'de>>, m: &mut Mistakes) -> Vec<Value<'de>> {
     }
 }
 
-/// The recorder that needs the longest to shut down (the first of them, on a tie).
-fn slowest<'a>(recorders: impl Iterator<Item = &'a Recorder>) -> Option<&'a Recorder> {
-    recorders.fold(None, |best: Option<&Recorder>, r| match best {
-        Some(b) if b.shutdown_time >= r.shutdown_time => Some(b),
-        _ => Some(r),
-    })
-}
-
 /// What `[[ups]]` and `[[recorder]]` entries are known by, even when broken.
 struct Named<T> {
     name: Option<Spanned<String>>,
@@ -491,11 +560,12 @@ impl Site {
         match site {
             Some(site) if m.found.is_empty() => Ok(site),
             _ => {
+                let lines = Lines::new(text);
                 let mut errors: Vec<(usize, ConfigError)> = m
                     .found
                     .into_iter()
                     .map(|(span, message)| {
-                        let (line, column) = position(text, span.start);
+                        let (line, column) = lines.position(span.start);
                         (
                             span.start,
                             ConfigError {
@@ -544,52 +614,68 @@ impl Site {
                 "the site has no [[ups]]: trapgate would have nothing to hear",
             );
         }
+        // Names and addresses are checked through maps: a site may list 100,000 entries.
+        let mut ups_index: HashMap<&str, usize> = HashMap::with_capacity(upses.len());
+        let mut ups_at: HashMap<IpAddr, &str> = HashMap::with_capacity(upses.len());
         for (i, u) in upses.iter().enumerate() {
             let Some(name) = &u.name else { continue };
-            if upses[..i]
-                .iter()
-                .any(|o| o.name.as_ref().is_some_and(|n| n.value == name.value))
-            {
-                m.add(name.span, format!("duplicate UPS name `{}`", name.value));
+            // The first of a name is the one recorders refer to.
+            match ups_index.entry(name.value.as_str()) {
+                Entry::Occupied(_) => {
+                    m.add(name.span, format!("duplicate UPS name `{}`", name.value))
+                }
+                Entry::Vacant(v) => {
+                    v.insert(i);
+                }
             }
-            let same = u.item.as_ref().and_then(|x| {
-                upses[..i]
-                    .iter()
-                    .find(|o| o.item.as_ref().is_some_and(|y| y.address == x.address))
-            });
-            if let Some(o) = same {
-                let other = o.name.as_ref().map_or("", |n| n.value.as_str());
-                m.add(u.at, format!("UPS `{}` has the same address as UPS `{other}`: their traps could not be told apart", name.value));
+            let Some(x) = &u.item else { continue };
+            match ups_at.entry(x.address) {
+                Entry::Occupied(other) => m.add(
+                    u.at,
+                    format!(
+                        "UPS `{}` has the same address as UPS `{}`: their traps could not be told apart",
+                        name.value,
+                        other.get()
+                    ),
+                ),
+                Entry::Vacant(v) => {
+                    v.insert(name.value.as_str());
+                }
             }
         }
-        let ups_names: Vec<Option<&str>> = upses
-            .iter()
-            .map(|u| u.name.as_ref().map(|n| n.value.as_str()))
-            .collect();
+        let community = gateway
+            .as_ref()
+            .map_or_else(|| Gateway::default().community, |g| g.community.clone());
         let recorders: Vec<Named<Recorder>> = recorder_items
             .into_iter()
-            .map(|mut v| Self::recorder(&mut v, &ups_names, &grace, m))
+            .map(|mut v| Self::recorder(&mut v, &ups_index, &grace, &community, m))
             .collect();
-        for (i, r) in recorders.iter().enumerate() {
+        let mut recorder_names: HashSet<&str> = HashSet::with_capacity(recorders.len());
+        let mut recorder_at: HashMap<IpAddr, &str> = HashMap::with_capacity(recorders.len());
+        for r in &recorders {
             let Some(name) = &r.name else { continue };
-            if recorders[..i]
-                .iter()
-                .any(|o| o.name.as_ref().is_some_and(|n| n.value == name.value))
-            {
+            if !recorder_names.insert(name.value.as_str()) {
                 m.add(
                     name.span,
                     format!("duplicate recorder name `{}`", name.value),
                 );
+            }
+            let Some(x) = &r.item else { continue };
+            if let Some(ups) = ups_at.get(&x.address) {
+                m.add(r.at, format!("recorder `{}` has the address of UPS `{ups}`: trapgate could not tell its acknowledgements from the UPS's traps", name.value));
+            } else if let Some(other) = recorder_at.get(&x.address) {
+                m.add(r.at, format!("recorder `{}` has the same address as recorder `{other}`: their acknowledgements and polls could not be told apart", name.value));
+            } else {
+                recorder_at.insert(x.address, name.value.as_str());
             }
         }
         let rules: Vec<Option<(Span, TrapRule)>> = rule_items
             .into_iter()
             .map(|mut v| Self::rule(&mut v, m))
             .collect();
-        for (i, r) in rules.iter().enumerate() {
-            if let Some((span, rule)) = r
-                && rules[..i].iter().flatten().any(|(_, o)| o.oid == rule.oid)
-            {
+        let mut rule_oids: HashSet<&[u8]> = HashSet::with_capacity(rules.len());
+        for (span, rule) in rules.iter().flatten() {
+            if !rule_oids.insert(rule.oid.as_bytes()) {
                 m.add(
                     *span,
                     format!("another [[rule]] has the same oid {}", rule.oid),
@@ -645,6 +731,11 @@ impl Site {
         let workers = or_default(optional(&mut t, "workers"), d.workers, |v| {
             int_in(v, "workers", (0, 256), m)
         });
+        let max_message_size = or_default(
+            optional(&mut t, "max_message_size"),
+            d.max_message_size,
+            |v| int_in(v, "max_message_size", (MIN_MESSAGE_SIZE as i64, 65_507), m),
+        );
         finish(t, m);
         Some(Gateway {
             listen: listen?,
@@ -652,6 +743,7 @@ impl Site {
             community: community?,
             exec_timeout: exec_timeout?,
             workers: workers?,
+            max_message_size: max_message_size?,
         })
     }
 
@@ -784,8 +876,9 @@ impl Site {
 
     fn recorder(
         v: &mut Value<'_>,
-        upses: &[Option<&str>],
+        upses: &HashMap<&str, usize>,
         grace: &BTreeMap<u8, Secs>,
+        community: &str,
         m: &mut Mistakes,
     ) -> Named<Recorder> {
         let at = v.span;
@@ -793,13 +886,17 @@ impl Site {
             return Named::unread(at);
         };
         let name = text(required(&mut t, "name", m), m);
-        let address =
-            parse_as::<IpAddr>(text(required(&mut t, "address", m), m), "an IP address", m);
+        let address_value = required(&mut t, "address", m);
+        let at = address_value.as_ref().map_or(at, |v| v.span);
+        let address = parse_as::<IpAddr>(text(address_value, m), "an IP address", m);
         let port = or_default(optional(&mut t, "port"), 162, |v| {
             int_in::<u16>(v, "port", (1, 65535), m)
         });
+        let community = or_default(optional(&mut t, "community"), community.to_string(), |v| {
+            text(v, m).map(|s| s.value)
+        });
         let ups = text(required(&mut t, "ups", m), m).and_then(|u| {
-            let found = upses.iter().position(|n| *n == Some(u.value.as_str()));
+            let found = upses.get(u.value.as_str()).copied();
             if found.is_none() {
                 m.add(
                     u.span,
@@ -851,6 +948,7 @@ impl Site {
                 shutdown_time: shutdown_time?,
                 boot_time: boot_time?,
                 kind: kind?,
+                community: community?,
             })
         })();
         Named { name, at, item }
@@ -897,9 +995,26 @@ impl Site {
         } else {
             0
         };
+        // Each UPS's slowest recorder, and its slowest per tier, in one pass.
+        let mut slowest: Vec<Option<&Recorder>> = vec![None; self.upses.len()];
+        let mut slowest_in_tier: HashMap<(usize, u8), &Recorder> = HashMap::new();
+        for r in &self.recorders {
+            // The first of the slowest on a UPS; the last of the slowest in a tier.
+            slowest[r.ups] = match slowest[r.ups] {
+                Some(b) if b.shutdown_time >= r.shutdown_time => Some(b),
+                _ => Some(r),
+            };
+            slowest_in_tier
+                .entry((r.ups, r.tier))
+                .and_modify(|b| {
+                    if r.shutdown_time >= b.shutdown_time {
+                        *b = r;
+                    }
+                })
+                .or_insert(r);
+        }
         for (i, ups) in self.upses.iter().enumerate() {
-            let on_it = || self.recorders.iter().filter(move |r| r.ups == i);
-            if let Some(slowest) = slowest(on_it()) {
+            if let Some(slowest) = slowest[i] {
                 let need = slowest.shutdown_time.0 + confirm;
                 if need > ups.outlet_off_delay.0 {
                     out.push(format!(
@@ -918,10 +1033,7 @@ impl Site {
             }
             let Some(runtime) = ups.runtime else { continue };
             for (tier, grace) in &self.policy.grace {
-                let Some(slowest) = on_it()
-                    .filter(|r| r.tier == *tier)
-                    .max_by_key(|r| r.shutdown_time)
-                else {
+                let Some(slowest) = slowest_in_tier.get(&(i, *tier)) else {
                     continue;
                 };
                 let ends = grace.0 + slowest.shutdown_time.0;
@@ -939,9 +1051,10 @@ impl Site {
     /// The classifier for this site: the built-in tables, where a site rule names the
     /// same OID as a built-in one the site's rule wins.
     pub fn classifier(&self) -> Classifier {
+        let own: HashSet<&[u8]> = self.rules.iter().map(|r| r.oid.as_bytes()).collect();
         let mut rules: Vec<TrapRule> = crate::classify::rules::builtin_trap_rules()
             .into_iter()
-            .filter(|b| !self.rules.iter().any(|r| r.oid == b.oid))
+            .filter(|b| !own.contains(b.oid.as_bytes()))
             .collect();
         rules.extend(self.rules.iter().cloned());
         Classifier::new(

@@ -78,7 +78,7 @@ fn every_mistake_is_reported_with_its_line_and_column() {
     // Columns point at the value itself (inside its quotes) or at the key.
     let expect = [
         "2:27: `nowhere:162` is not an address:port",
-        "3:1: unknown key `colour` (expected one of: listen, agent, community, exec_timeout, workers)",
+        "3:1: unknown key `colour` (expected one of: listen, agent, community, exec_timeout, workers, max_message_size)",
         "6:22: grace tier `zero` must be a number from 1 to 255",
         "7:25: `shutdown_below_charge` = 130 is out of range (0 to 100)",
         "8:27: `5 fortnights` is not a duration",
@@ -100,6 +100,67 @@ fn every_mistake_is_reported_with_its_line_and_column() {
         );
     }
     assert_eq!(shown.len(), expect.len(), "{}", shown.join("\n"));
+}
+
+#[test]
+fn addresses_that_cannot_be_told_apart_are_mistakes() {
+    let text = DEFAULT_SITE.to_string()
+        + r#"
+[[recorder]]
+name = "nvr-on-the-ups"
+address = "192.168.61.250"
+ups = "ups-main"
+tier = 1
+shutdown_time = "90s"
+
+[[recorder]]
+name = "nvr-twin"
+address = "192.168.61.251"
+ups = "ups-main"
+tier = 1
+shutdown_time = "90s"
+"#;
+    let errors = Site::parse(&text).unwrap_err();
+    let shown: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(shown.len(), 2, "{shown:#?}");
+    assert!(
+        shown[0].starts_with("53:12: recorder `nvr-on-the-ups` has the address of UPS `ups-main`"),
+        "{shown:#?}"
+    );
+    assert!(
+        shown[1]
+            .starts_with("60:12: recorder `nvr-twin` has the same address as recorder `nvr-251`"),
+        "{shown:#?}"
+    );
+}
+
+#[test]
+fn a_recorder_has_the_gateways_community_unless_it_says_its_own() {
+    let text = DEFAULT_SITE
+        .replace(
+            "community = \"public\"\n\n[policy]",
+            "community = \"site-secret\"\n\n[policy]",
+        )
+        .replace(
+            "name = \"nvr-251\"",
+            "name = \"nvr-251\"\ncommunity = \"nvr-251-own\"",
+        );
+    let site = Site::parse(&text).expect("valid");
+    assert_eq!(site.gateway.community, "site-secret");
+    assert_eq!(site.recorders[0].community, "site-secret");
+    assert_eq!(site.recorders[1].community, "nvr-251-own");
+    assert_eq!(site.gateway.max_message_size, 1472);
+    let small = DEFAULT_SITE.replace(
+        "community = \"public\"\n\n[policy]",
+        "community = \"public\"\nmax_message_size = 100\n\n[policy]",
+    );
+    let errors = Site::parse(&small).unwrap_err();
+    assert!(
+        errors[0]
+            .message
+            .contains("`max_message_size` = 100 is out of range (484 to 65507)"),
+        "{errors:?}"
+    );
 }
 
 #[test]

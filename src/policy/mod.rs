@@ -14,22 +14,24 @@
 //! PowerRestored (or BatteryRestored), mains power must stay back for `SETTLE` before the
 //! outage ends and what has not been sent is cancelled: power that flaps resumes the
 //! same outage and sends nothing new. No recorder is told twice in one outage.
+//!
+//! It trusts its input: what reaches it was admitted by `crate::trust` (the source and
+//! community of a notification, the request a poll answer answers).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
 use crate::classify::Event;
-use crate::config::{Secs, Site, Unconfirmed, Vendor};
+use crate::config::{Remap, Secs, Site, Unconfirmed, Vendor};
 use crate::time::Timestamp;
+use crate::trust::Who;
 use crate::wire::{Value, VarBind};
 
 /// How long mains power must stay back before an outage counts as over.
 pub const SETTLE: Secs = Secs(60);
 
-const NS: u64 = 1_000_000_000;
-
 fn after(t: Timestamp, s: Secs) -> Timestamp {
-    Timestamp(t.0.saturating_add(s.0 as u64 * NS))
+    t.plus_secs(s.0)
 }
 
 /// What a UPS said when polled (or was seen saying to a recorder that polled it).
@@ -126,25 +128,6 @@ impl PollAnswer {
     }
 }
 
-/// Why a notification was not acted on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Refusal {
-    /// It did not come from a configured UPS address.
-    UnknownSource,
-    /// It came from a UPS address with another community than the UPS's.
-    WrongCommunity,
-}
-
-impl Refusal {
-    /// The reason as logged.
-    pub fn name(self) -> &'static str {
-        match self {
-            Refusal::UnknownSource => "unknown_source",
-            Refusal::WrongCommunity => "wrong_community",
-        }
-    }
-}
-
 /// What caused a decision: the event and the rule (trap name) that produced it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cause {
@@ -207,15 +190,6 @@ pub enum Decision {
         /// The recorder.
         recorder: usize,
     },
-    /// A notification that would have moved a decision, refused.
-    Refused {
-        /// Its source.
-        source: IpAddr,
-        /// Why.
-        refusal: Refusal,
-        /// What it said.
-        cause: Cause,
-    },
     /// Something a person must know.
     Alert {
         /// The UPS concerned, if one.
@@ -225,6 +199,17 @@ pub enum Decision {
         /// The sentence.
         text: String,
     },
+}
+
+/// A shutdown trap waiting for its confirming poll.
+#[derive(Clone, Debug)]
+struct Confirming {
+    /// When the trap came.
+    at: Timestamp,
+    /// Until when the UPS may answer: `poll_timeout` after the poll left (None: it has
+    /// not left yet, and no answer could have come).
+    deadline: Option<Timestamp>,
+    cause: Cause,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -237,8 +222,8 @@ struct UpsState {
     outage: u32,
     /// Tiers of this UPS's recorders whose grace has not ended in this outage.
     tiers_due: Vec<(u8, Timestamp)>,
-    /// A shutdown trap waiting for the confirming poll, and until when.
-    confirming: Option<(Timestamp, Cause)>,
+    /// A shutdown trap waiting for the confirming poll.
+    confirming: Option<Confirming>,
     /// Everything on this UPS has been told to shut down in this outage.
     all_down: bool,
 }
@@ -254,8 +239,12 @@ pub struct Decider {
     recorders_of: Vec<Vec<usize>>,
     /// The outage in which each recorder was told to shut down.
     told: Vec<Option<(usize, u32)>>,
+    /// Whether each recorder acknowledged the order of the outage it was told in.
+    acknowledged: Vec<bool>,
     decisions: VecDeque<Decision>,
-    refused: u64,
+    /// Bumped by every change of state: a driver journals an input only if it moved
+    /// something, so repeats and floods of admitted traffic do not grow the journal.
+    revision: u64,
 }
 
 impl Decider {
@@ -278,12 +267,13 @@ impl Decider {
                 .collect(),
             recorders_of,
             told: vec![None; site.recorders.len()],
+            acknowledged: vec![false; site.recorders.len()],
             decisions: VecDeque::new(),
-            refused: 0,
+            revision: 0,
             site,
         };
         for text in d.site.warnings() {
-            d.decisions.push_back(Decision::Alert {
+            d.push(Decision::Alert {
                 ups: None,
                 kind: "site",
                 text,
@@ -292,56 +282,105 @@ impl Decider {
         d
     }
 
+    fn push(&mut self, d: Decision) {
+        self.revision += 1;
+        self.decisions.push_back(d);
+    }
+
+    /// A number that changes whenever the policy's state does.
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
     /// The site it decides for.
     pub fn site(&self) -> &Site {
         &self.site
     }
 
+    /// Why `site` cannot replace the running one without dropping an outage: a UPS in an
+    /// outage (on battery, settling, or confirming a shutdown trap) that the new site
+    /// removes, renames or moves to another address. None: it can.
+    pub fn reload_refusal(&self, site: &Site) -> Option<String> {
+        let next: HashMap<&str, IpAddr> = site
+            .upses
+            .iter()
+            .map(|u| (u.name.as_str(), u.address))
+            .collect();
+        let busy: Vec<String> = self
+            .site
+            .upses
+            .iter()
+            .zip(&self.ups)
+            .filter(|(_, s)| s.since.is_some() || s.confirming.is_some())
+            .filter_map(|(u, _)| match next.get(u.name.as_str()) {
+                Some(a) if *a == u.address => None,
+                Some(a) => Some(format!(
+                    "UPS `{}` is in an outage and the new file moves it from {} to {a}",
+                    u.name, u.address
+                )),
+                None => Some(format!(
+                    "UPS `{}` is in an outage and the new file removes or renames it",
+                    u.name
+                )),
+            })
+            .collect();
+        (!busy.is_empty()).then(|| {
+            format!(
+                "{}: its outage would be dropped; reload once it is over",
+                busy.join("; ")
+            )
+        })
+    }
+
     /// Takes a new site (a reloaded site file) without losing what is under way: a UPS
     /// that stays (same name and address) keeps its outage, timers and pending confirm;
     /// a recorder that stays (same name, on a UPS that stays) keeps having been told.
-    /// Alerts about the new site's own settings come out as at start.
+    /// Alerts about the new site's own settings come out as at start. (A site that would
+    /// drop an outage is refused first: `reload_refusal`.)
     pub fn reload(&mut self, site: Site) {
-        let mut next = Decider::new(site);
-        for (u, ups) in next.site.upses.iter().enumerate() {
-            if let Some(old) = self
-                .site
-                .upses
+        let remap = Remap::between(&self.site, &site);
+        let _ = self.take_over(Decider::new(site), &remap);
+    }
+
+    /// Becomes `next` (a decider made for the new site, off the decision thread),
+    /// carrying over what `remap` says stays: index copies, nothing rebuilt.
+    pub fn take_over(&mut self, mut next: Decider, remap: &Remap) -> Decider {
+        for (u, old) in remap.ups.iter().enumerate() {
+            let Some(old) = *old else { continue };
+            next.ups[u] = self.ups[old].clone();
+            // Tiers the new site does not have any more are not waited for.
+            let tiers: Vec<u8> = next.recorders_of[u]
                 .iter()
-                .position(|o| o.name == ups.name && o.address == ups.address)
-            {
-                next.ups[u] = self.ups[old].clone();
-                // Tiers the new site does not have any more are not waited for.
-                let tiers: Vec<u8> = next.recorders_of[u]
-                    .iter()
-                    .map(|&r| next.site.recorders[r].tier)
-                    .collect();
-                next.ups[u]
-                    .tiers_due
-                    .retain(|(t, _)| tiers.contains(t) && next.site.policy.grace.contains_key(t));
-                for (r, rec) in next.site.recorders.iter().enumerate() {
-                    if rec.ups != u {
-                        continue;
-                    }
-                    let before = self.site.recorders.iter().position(|o| o.name == rec.name);
-                    if let Some((ou, outage)) = before.and_then(|o| self.told[o])
-                        && ou == old
-                    {
-                        next.told[r] = Some((u, outage));
-                    }
-                }
+                .map(|&r| next.site.recorders[r].tier)
+                .collect();
+            next.ups[u]
+                .tiers_due
+                .retain(|(t, _)| tiers.contains(t) && next.site.policy.grace.contains_key(t));
+        }
+        for (r, old) in remap.recorders.iter().enumerate() {
+            let Some(o) = *old else { continue };
+            if let Some((_, outage)) = self.told[o] {
+                next.told[r] = Some((next.site.recorders[r].ups, outage));
+                next.acknowledged[r] = self.acknowledged[o];
             }
         }
-        next.refused = self.refused;
+        next.revision = self.revision + 1;
         let mut pending = std::mem::take(&mut self.decisions);
         pending.append(&mut next.decisions);
         next.decisions = pending;
-        *self = next;
+        std::mem::replace(self, next)
     }
 
-    /// Notifications refused so far (unknown source or wrong community).
-    pub fn refused(&self) -> u64 {
-        self.refused
+    /// The start of the oldest outage under way (a journal keeps every record since).
+    pub fn oldest_outage(&self) -> Option<Timestamp> {
+        self.ups
+            .iter()
+            .flat_map(|u| {
+                u.since
+                    .into_iter()
+                    .chain(u.confirming.as_ref().map(|c| c.at))
+            })
+            .min()
     }
 
     /// The next decision, if any.
@@ -354,7 +393,7 @@ impl Decider {
         self.ups
             .iter()
             .flat_map(|u| {
-                let confirm = u.confirming.as_ref().map(|(t, _)| *t);
+                let confirm = u.confirming.as_ref().and_then(|c| c.deadline);
                 let settle = u.settling.map(|t| after(t, SETTLE));
                 let tiers = u
                     .tiers_due
@@ -371,55 +410,26 @@ impl Decider {
         self.ups_by_address.get(&source).copied()
     }
 
-    /// A classified notification from `source`, received at `now`.
-    pub fn handle_notification(
-        &mut self,
-        now: Timestamp,
-        source: IpAddr,
-        community: &[u8],
-        event: Event,
-        rule: &str,
-    ) {
-        if event == Event::RecorderAck {
-            if let Some(r) = self.site.recorders.iter().position(|r| r.address == source)
-                && self.told[r].is_some()
-            {
-                self.decisions
-                    .push_back(Decision::Acknowledged { recorder: r });
-            }
-            return;
+    /// An admitted notification from `who` (see `crate::trust`), received at `now`.
+    pub fn handle_notification(&mut self, now: Timestamp, who: Who, event: Event, rule: &str) {
+        match who {
+            Who::Recorder(r) if event == Event::RecorderAck => self.handle_ack(now, r),
+            Who::Ups(u) => self.handle_ups_event(now, u, event, rule),
+            Who::Recorder(_) => {}
         }
-        let moves = matches!(
-            event,
-            Event::OnBattery
-                | Event::LowBattery
-                | Event::ShutdownPending
-                | Event::UpsOff
-                | Event::PowerRestored
-                | Event::BatteryRestored
-        );
-        let refusal = match self.ups_at(source) {
-            None => Some(Refusal::UnknownSource),
-            Some(u) if self.site.upses[u].community.as_bytes() != community => {
-                Some(Refusal::WrongCommunity)
-            }
-            Some(_) => None,
-        };
-        if let Some(refusal) = refusal {
-            self.refused += 1;
-            if moves {
-                self.decisions.push_back(Decision::Refused {
-                    source,
-                    refusal,
-                    cause: Cause {
-                        event: Some(event),
-                        rule: rule.to_string(),
-                    },
-                });
-            }
-            return;
+    }
+
+    /// Recorder `r` acknowledged (its ack trap, or its command's success): said once an
+    /// outage, and only if it was told.
+    pub fn handle_ack(&mut self, _now: Timestamp, r: usize) {
+        if self.told.get(r).is_some_and(Option::is_some) && !self.acknowledged[r] {
+            self.acknowledged[r] = true;
+            self.push(Decision::Acknowledged { recorder: r });
         }
-        let u = self.ups_at(source).expect("checked just above");
+    }
+
+    /// An event of UPS `u` (its trap, from its address with its community).
+    pub fn handle_ups_event(&mut self, now: Timestamp, u: usize, event: Event, rule: &str) {
         let cause = || Cause {
             event: Some(event),
             rule: rule.to_string(),
@@ -452,6 +462,48 @@ impl Decider {
         }
     }
 
+    /// The poll of UPS `u` left at `now`: a shutdown trap waiting for it has
+    /// `poll_timeout` from now for the UPS to answer.
+    pub fn handle_poll_sent(&mut self, now: Timestamp, u: usize) {
+        let timeout = self.site.policy.poll_timeout;
+        if let Some(c) = self.ups.get_mut(u).and_then(|s| s.confirming.as_mut())
+            && c.deadline.is_none()
+        {
+            c.deadline = Some(after(now, timeout));
+            self.revision += 1;
+        }
+    }
+
+    /// A whole poll of UPS `u` went unanswered; `sent`: whether it ever left. A
+    /// confirmation waiting for a poll that could not be sent ends here (the deadline
+    /// ends one that left).
+    pub fn handle_poll_unanswered(&mut self, now: Timestamp, u: usize, sent: bool) {
+        if sent
+            || self.ups[u]
+                .confirming
+                .as_ref()
+                .is_none_or(|c| c.deadline.is_some())
+        {
+            return;
+        }
+        let c = self.ups[u].confirming.take().expect("checked just above");
+        self.unconfirmed(now, u, c.cause, "the poll could not be sent");
+    }
+
+    fn unconfirmed(&mut self, now: Timestamp, u: usize, c: Cause, why: &str) {
+        match self.site.policy.when_unconfirmed {
+            Unconfirmed::Shutdown => {
+                let why = format!("{}, not confirmed: {why}", c.rule);
+                self.shutdown_all(now, u, &why, c);
+            }
+            Unconfirmed::Ignore => self.alert(
+                Some(u),
+                "not_confirmed",
+                format!("{} ignored: {why}", c.rule),
+            ),
+        }
+    }
+
     /// A poll answer from UPS `u` (to trapgate's own poll, or seen going to a recorder).
     pub fn handle_poll(&mut self, now: Timestamp, u: usize, answer: PollAnswer) {
         let (charge_min, runtime_min) = (
@@ -473,23 +525,28 @@ impl Decider {
         }
         if let Some(c) = low_charge {
             let why = format!("poll: charge {c}% below {charge_min}%");
-            self.ups[u].confirming = None;
+            if self.ups[u].confirming.take().is_some() {
+                self.revision += 1;
+            }
             self.shutdown_all(now, u, &why, cause(why.clone()));
             return;
         }
         if let Some(r) = low_runtime {
             let why = format!("poll: runtime {} s below {} s", r.0, runtime_min.0);
-            self.ups[u].confirming = None;
+            if self.ups[u].confirming.take().is_some() {
+                self.revision += 1;
+            }
             self.shutdown_all(now, u, &why, cause(why.clone()));
             return;
         }
-        if let Some((deadline, c)) = self.ups[u].confirming.take() {
+        if let Some(confirming) = self.ups[u].confirming.take() {
+            let c = confirming.cause.clone();
             if answer.on_battery == Some(true) || answer.battery_low == Some(true) {
                 let why = format!("{} confirmed by poll", c.rule);
                 self.shutdown_all(now, u, &why, c);
             } else if answer.is_empty() {
                 // Nothing the policy reads: keep waiting for a real answer.
-                self.ups[u].confirming = Some((deadline, c));
+                self.ups[u].confirming = Some(confirming);
             } else {
                 self.alert(
                     Some(u),
@@ -522,22 +579,11 @@ impl Decider {
     /// Fires every timer due at or before `now`.
     pub fn handle_timeout(&mut self, now: Timestamp) {
         for u in 0..self.ups.len() {
-            if let Some((deadline, _)) = &self.ups[u].confirming
-                && *deadline <= now
+            if let Some(c) = &self.ups[u].confirming
+                && c.deadline.is_some_and(|d| d <= now)
             {
-                let (_, c) = self.ups[u].confirming.take().expect("checked just above");
-                match self.site.policy.when_unconfirmed {
-                    Unconfirmed::Shutdown => {
-                        let why =
-                            format!("{}, not confirmed: the UPS did not answer the poll", c.rule);
-                        self.shutdown_all(now, u, &why, c);
-                    }
-                    Unconfirmed::Ignore => self.alert(
-                        Some(u),
-                        "not_confirmed",
-                        format!("{} ignored: the UPS did not answer the poll", c.rule),
-                    ),
-                }
+                let c = self.ups[u].confirming.take().expect("checked just above");
+                self.unconfirmed(now, u, c.cause, "the UPS did not answer the poll");
             }
             if let Some(back) = self.ups[u].settling
                 && after(back, SETTLE) <= now
@@ -569,14 +615,14 @@ impl Decider {
     }
 
     fn alert(&mut self, ups: Option<usize>, kind: &'static str, text: String) {
-        self.decisions
-            .push_back(Decision::Alert { ups, kind, text });
+        self.push(Decision::Alert { ups, kind, text });
     }
 
     fn on_battery(&mut self, now: Timestamp, u: usize, cause: Cause) {
         let state = &mut self.ups[u];
         if state.settling.take().is_some() {
             // Mains power came back and went again: the same outage goes on.
+            self.revision += 1;
             return;
         }
         if state.since.is_some() {
@@ -617,10 +663,13 @@ impl Decider {
             return;
         }
         if self.site.policy.confirm_by_poll {
-            let deadline = after(now, self.site.policy.poll_timeout);
             let reason = format!("confirm {} before shutting down", cause.rule);
-            self.ups[u].confirming = Some((deadline, cause.clone()));
-            self.decisions.push_back(Decision::Poll {
+            self.ups[u].confirming = Some(Confirming {
+                at: now,
+                deadline: None,
+                cause: cause.clone(),
+            });
+            self.push(Decision::Poll {
                 ups: u,
                 reason,
                 cause,
@@ -672,16 +721,18 @@ impl Decider {
                 continue;
             }
             let rec = &self.site.recorders[r];
+            let (tier, deadline) = (rec.tier, after(now, rec.shutdown_time));
             self.told[r] = Some((u, outage));
-            self.decisions.push_back(Decision::ShutdownRecorder {
+            self.acknowledged[r] = false;
+            self.push(Decision::ShutdownRecorder {
                 ups: u,
                 recorder: r,
-                tier: rec.tier,
-                deadline: after(now, rec.shutdown_time),
+                tier,
+                deadline,
                 reason: why.to_string(),
                 cause: cause.clone(),
             });
-            self.decisions.push_back(Decision::PresentCharge {
+            self.push(Decision::PresentCharge {
                 recorder: r,
                 percent: Some(0),
             });
@@ -692,14 +743,14 @@ impl Decider {
         let state = &mut self.ups[u];
         if state.since.is_some() && state.settling.is_none() {
             state.settling = Some(now);
-            self.decisions.push_back(Decision::PowerBack { ups: u });
+            self.push(Decision::PowerBack { ups: u });
         }
         let state = &mut self.ups[u];
-        if let Some((_, c)) = state.confirming.take() {
+        if let Some(c) = state.confirming.take() {
             self.alert(
                 Some(u),
                 "not_confirmed",
-                format!("{} dropped: mains power is back", c.rule),
+                format!("{} dropped: mains power is back", c.cause.rule),
             );
         }
     }
@@ -710,8 +761,9 @@ impl Decider {
         state.since = None;
         state.all_down = false;
         let tiers: Vec<u8> = state.tiers_due.drain(..).map(|(t, _)| t).collect();
+        self.revision += 1;
         if !tiers.is_empty() {
-            self.decisions.push_back(Decision::CancelShutdown {
+            self.push(Decision::CancelShutdown {
                 ups: u,
                 tiers,
                 reason: format!("mains power back for {} s", SETTLE.0),
@@ -720,7 +772,7 @@ impl Decider {
         for i in 0..self.recorders_of[u].len() {
             let r = self.recorders_of[u][i];
             if self.told[r].is_some() {
-                self.decisions.push_back(Decision::PresentCharge {
+                self.push(Decision::PresentCharge {
                     recorder: r,
                     percent: None,
                 });

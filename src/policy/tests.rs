@@ -1,9 +1,13 @@
 use super::*;
 use crate::config::DEFAULT_SITE;
+use crate::time::ns;
+use crate::trust::Trust;
 use proptest::prelude::*;
 
 const UPS: &str = "192.168.61.250";
-const S: u64 = NS;
+const S: u64 = ns::SECOND;
+/// The seed site's UPS, as the trust layer names it.
+const MAIN: Who = Who::Ups(0);
 
 fn t(secs: u64) -> Timestamp {
     Timestamp(1_000 * S + secs * S)
@@ -22,8 +26,12 @@ fn decider() -> Decider {
 /// Feeds `events` (seconds, event), firing every timer due before each, then up to `end`.
 fn run(d: &mut Decider, events: &[(u64, Event)], end: u64) -> Vec<(u64, Decision)> {
     let mut out = Vec::new();
+    // As a driver does: a poll decided goes out at once.
     let drain = |d: &mut Decider, at: u64, out: &mut Vec<(u64, Decision)>| {
         while let Some(x) = d.poll_decision() {
+            if let Decision::Poll { ups, .. } = x {
+                d.handle_poll_sent(t(at), ups);
+            }
             out.push((at, x));
         }
     };
@@ -36,7 +44,7 @@ fn run(d: &mut Decider, events: &[(u64, Event)], end: u64) -> Vec<(u64, Decision
     };
     for &(at, event) in events {
         fire(d, at, &mut out);
-        d.handle_notification(t(at), ip(UPS), b"public", event, event.name());
+        d.handle_notification(t(at), MAIN, event, event.name());
         drain(d, at, &mut out);
     }
     fire(d, end, &mut out);
@@ -86,7 +94,7 @@ fn a_long_outage_sheds_tier_by_tier_then_low_battery_takes_the_rest() {
 #[test]
 fn low_battery_confirmed_by_poll_shuts_everything_lower_tiers_first() {
     let mut d = decider();
-    d.handle_notification(t(0), ip(UPS), b"public", Event::LowBattery, "lowBattery");
+    d.handle_notification(t(0), MAIN, Event::LowBattery, "lowBattery");
     let answer = PollAnswer {
         on_battery: Some(true),
         ..PollAnswer::default()
@@ -140,13 +148,7 @@ fn an_unanswered_poll_follows_the_site_choice() {
 #[test]
 fn a_poll_that_contradicts_the_trap_shuts_nothing() {
     let mut d = decider();
-    d.handle_notification(
-        t(0),
-        ip(UPS),
-        b"public",
-        Event::ShutdownPending,
-        "gracefulShutdown",
-    );
+    d.handle_notification(t(0), MAIN, Event::ShutdownPending, "gracefulShutdown");
     let fine = PollAnswer {
         on_battery: Some(false),
         battery_low: Some(false),
@@ -156,40 +158,6 @@ fn a_poll_that_contradicts_the_trap_shuts_nothing() {
     d.handle_poll(t(1), 0, fine);
     let log = run(&mut d, &[], 3600);
     assert!(shutdowns(&log).is_empty(), "{log:?}");
-}
-
-#[test]
-fn spoofed_traps_move_nothing_and_are_counted() {
-    let mut d = decider();
-    d.handle_notification(
-        t(0),
-        ip("192.168.61.99"),
-        b"public",
-        Event::LowBattery,
-        "lowBattery",
-    );
-    d.handle_notification(t(0), ip(UPS), b"private", Event::LowBattery, "lowBattery");
-    d.handle_notification(
-        t(0),
-        ip("192.168.61.99"),
-        b"public",
-        Event::Informational,
-        "coldStart",
-    );
-    let log = run(&mut d, &[], 3600);
-    assert_eq!(d.refused(), 3);
-    let refusals: Vec<Refusal> = log
-        .iter()
-        .filter_map(|(_, x)| match x {
-            Decision::Refused { refusal, .. } => Some(*refusal),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(
-        refusals,
-        vec![Refusal::UnknownSource, Refusal::WrongCommunity]
-    );
-    assert!(shutdowns(&log).is_empty());
 }
 
 #[test]
@@ -243,7 +211,7 @@ fn flapping_power_sends_no_storm() {
 #[test]
 fn charge_under_the_threshold_shuts_everything_down() {
     let mut d = decider();
-    d.handle_notification(t(0), ip(UPS), b"public", Event::OnBattery, "upsOnBattery");
+    d.handle_notification(t(0), MAIN, Event::OnBattery, "upsOnBattery");
     d.handle_poll(
         t(10),
         0,
@@ -265,14 +233,8 @@ fn charge_under_the_threshold_shuts_everything_down() {
 #[test]
 fn a_low_charge_while_recharging_on_mains_shuts_nothing_down() {
     let mut d = decider();
-    d.handle_notification(t(0), ip(UPS), b"public", Event::OnBattery, "upsOnBattery");
-    d.handle_notification(
-        t(30),
-        ip(UPS),
-        b"public",
-        Event::PowerRestored,
-        "powerRestored",
-    );
+    d.handle_notification(t(0), MAIN, Event::OnBattery, "upsOnBattery");
+    d.handle_notification(t(30), MAIN, Event::PowerRestored, "powerRestored");
     // Mains power is back and the battery recharges from 20 %: said with or without the
     // output source, a low charge is not a reason to shut down any more.
     let recharging = |on_battery| PollAnswer {
@@ -294,26 +256,22 @@ fn a_low_charge_while_recharging_on_mains_shuts_nothing_down() {
 #[test]
 fn acknowledgements_are_recorded_for_told_recorders_only() {
     let mut d = decider();
-    d.handle_notification(
-        t(0),
-        ip("192.168.61.251"),
-        b"public",
-        Event::RecorderAck,
-        "recorderAck",
-    );
+    let nvr = Who::Recorder(1);
+    d.handle_notification(t(0), nvr, Event::RecorderAck, "recorderAck");
     assert_eq!(d.poll_decision(), None);
     let _ = run(&mut d, &[(0, Event::LowBattery)], 10);
-    d.handle_notification(
-        t(20),
-        ip("192.168.61.251"),
-        b"public",
-        Event::RecorderAck,
-        "recorderAck",
-    );
+    d.handle_notification(t(20), nvr, Event::RecorderAck, "recorderAck");
     assert_eq!(
         d.poll_decision(),
         Some(Decision::Acknowledged { recorder: 1 })
     );
+    // Said once an outage: its repeats (a flood of them) change nothing.
+    let before = d.revision();
+    for i in 0..1000 {
+        d.handle_notification(t(21 + i), nvr, Event::RecorderAck, "recorderAck");
+    }
+    assert_eq!(d.poll_decision(), None);
+    assert_eq!(d.revision(), before, "repeats leave the state as it was");
 }
 
 #[test]
@@ -366,6 +324,7 @@ proptest! {
     #[test]
     fn no_shutdown_while_the_ups_stays_on_mains(steps in proptest::collection::vec(calm_event(), 0..40)) {
         let mut d = decider();
+        let trust = Trust::new(d.site());
         let mut now = 0;
         for (gap, which, spoof) in steps {
             now += gap;
@@ -384,7 +343,12 @@ proptest! {
                 }
                 _ => (Event::Unknown, UPS, b"public"),
             };
-            d.handle_notification(t(now), ip(source), community, event, event.name());
+            // What the trust layer admits reaches the policy; the rest is refused.
+            if let Some(who) = trust.who(ip(source))
+                && let Ok(who) = trust.notification(who, community, event)
+            {
+                d.handle_notification(t(now), who, event, event.name());
+            }
         }
         d.handle_timeout(t(now + 100_000));
         while let Some(x) = d.poll_decision() {
@@ -421,13 +385,13 @@ proptest! {
                 check(&mut d, &mut told, &mut outages)?;
             }
             match which {
-                0 => d.handle_notification(t(now), ip(UPS), b"public", Event::OnBattery, "upsOnBattery"),
-                1 => d.handle_notification(t(now), ip(UPS), b"public", Event::LowBattery, "lowBattery"),
-                2 => d.handle_notification(t(now), ip(UPS), b"public", Event::PowerRestored, "powerRestored"),
-                3 => d.handle_notification(t(now), ip(UPS), b"public", Event::ShutdownPending, "gracefulShutdown"),
+                0 => d.handle_notification(t(now), MAIN, Event::OnBattery, "upsOnBattery"),
+                1 => d.handle_notification(t(now), MAIN, Event::LowBattery, "lowBattery"),
+                2 => d.handle_notification(t(now), MAIN, Event::PowerRestored, "powerRestored"),
+                3 => d.handle_notification(t(now), MAIN, Event::ShutdownPending, "gracefulShutdown"),
                 4 => d.handle_poll(t(now), 0, PollAnswer { on_battery: Some(true), charge: Some(10), ..PollAnswer::default() }),
                 5 => d.handle_poll(t(now), 0, PollAnswer { on_battery: Some(false), battery_low: Some(false), charge: Some(100), runtime: None }),
-                _ => d.handle_notification(t(now), ip(UPS), b"public", Event::BatteryRestored, "returnFromLowBattery"),
+                _ => d.handle_notification(t(now), MAIN, Event::BatteryRestored, "returnFromLowBattery"),
             }
             check(&mut d, &mut told, &mut outages)?;
         }
@@ -473,7 +437,7 @@ fn a_second_outage_tells_the_recorders_again() {
 #[test]
 fn a_poll_saying_mains_is_back_ends_the_outage_and_one_saying_battery_resumes_it() {
     let mut d = decider();
-    d.handle_notification(t(0), ip(UPS), b"public", Event::OnBattery, "upsOnBattery");
+    d.handle_notification(t(0), MAIN, Event::OnBattery, "upsOnBattery");
     d.handle_poll(
         t(30),
         0,
@@ -536,4 +500,85 @@ fn a_reload_keeps_the_outage_of_a_ups_that_stays() {
         vec![(600, "nvr-251".to_string()), (600, "nvr-new".to_string())],
         "{log:?}"
     );
+}
+
+#[test]
+fn the_confirm_window_runs_from_when_the_poll_left() {
+    let mut d = decider();
+    d.handle_notification(t(0), MAIN, Event::LowBattery, "lowBattery");
+    assert!(matches!(d.poll_decision(), Some(Decision::Poll { .. })));
+    // The decision thread was late: the poll left only at 3 s. Nothing times out before
+    // it has left, and the UPS has the whole poll_timeout (5 s) from then.
+    assert_eq!(d.poll_timeout(), None);
+    d.handle_timeout(t(60));
+    assert_eq!(
+        d.poll_decision(),
+        None,
+        "no 'did not answer' before the poll left"
+    );
+    let mut d = decider();
+    d.handle_notification(t(0), MAIN, Event::LowBattery, "lowBattery");
+    let _ = d.poll_decision();
+    d.handle_poll_sent(t(3), 0);
+    d.handle_poll_sent(t(4), 0);
+    assert_eq!(d.poll_timeout(), Some(t(8)), "from the first try that left");
+    d.handle_timeout(t(7));
+    assert_eq!(d.poll_decision(), None);
+    // The card says all is well at 7 s: not confirmed, nothing shut down.
+    d.handle_poll(
+        t(7),
+        0,
+        PollAnswer {
+            on_battery: Some(false),
+            battery_low: Some(false),
+            charge: Some(100),
+            runtime: None,
+        },
+    );
+    let log = run(&mut d, &[], 100);
+    assert!(shutdowns(&log).is_empty(), "{log:?}");
+}
+
+#[test]
+fn a_confirming_poll_that_could_not_be_sent_follows_the_site_choice() {
+    let mut d = decider();
+    d.handle_notification(t(0), MAIN, Event::LowBattery, "lowBattery");
+    let _ = d.poll_decision();
+    d.handle_poll_unanswered(t(6), 0, false);
+    let log = run(&mut d, &[], 7);
+    assert_eq!(shutdowns(&log).len(), 2, "{log:?}");
+    assert!(log.iter().any(|(_, x)| matches!(x,
+        Decision::ShutdownRecorder { reason, .. } if reason == "lowBattery, not confirmed: the poll could not be sent")));
+}
+
+#[test]
+fn a_reload_that_would_drop_an_outage_is_refused() {
+    let mut d = decider();
+    let calm = DEFAULT_SITE.replace("name = \"ups-main\"", "name = \"ups-renamed\"");
+    let calm =
+        Site::parse(&calm.replace("ups = \"ups-main\"", "ups = \"ups-renamed\"")).expect("valid");
+    assert_eq!(
+        d.reload_refusal(&calm),
+        None,
+        "no outage: any change is fine"
+    );
+    d.handle_notification(t(0), MAIN, Event::OnBattery, "upsOnBattery");
+    let why = d.reload_refusal(&calm).expect("refused");
+    assert!(
+        why.contains("UPS `ups-main` is in an outage and the new file removes or renames it"),
+        "{why}"
+    );
+    let moved = Site::parse(&DEFAULT_SITE.replace(
+        "address = \"192.168.61.250\"",
+        "address = \"192.168.61.249\"",
+    ))
+    .expect("valid");
+    let why = d.reload_refusal(&moved).expect("refused");
+    assert!(
+        why.contains("moves it from 192.168.61.250 to 192.168.61.249"),
+        "{why}"
+    );
+    let same = Site::default_site();
+    assert_eq!(d.reload_refusal(&same), None);
+    assert_eq!(d.oldest_outage(), Some(t(0)));
 }

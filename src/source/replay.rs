@@ -297,48 +297,158 @@ pub fn replay(
     })
 }
 
-/// A decision made during a replay, with the capture time it was made at.
+/// What a replay tells, at a capture time.
+#[derive(Clone, Debug)]
+pub enum Told {
+    /// A decision of the policy.
+    Decision(crate::policy::Decision),
+    /// A summary of what was not believed (at most one a reason a second).
+    Refused(crate::trust::RefusalSummary),
+}
+
+/// Something told during a replay, with the capture time it was told at.
 #[derive(Clone, Debug)]
 pub struct Decided {
     /// When (the frame's time, or the timer's).
     pub time: Timestamp,
     /// What.
-    pub decision: crate::policy::Decision,
+    pub told: Told,
 }
 
-/// Replays a capture through decode → classify → policy, the capture's clock driving
-/// the policy: before each frame, every timer due at or before its time fires (at the
-/// timer's own time), then the frame goes in (`pipeline::decide`). Timers still pending after the
-/// last frame do not fire: the log ends where the capture ends.
+/// How a replay ended, beyond its decisions.
+#[derive(Clone, Debug)]
+pub struct ReplayEnd {
+    /// How reading the capture ended.
+    pub read: ReadEnd,
+    /// The decode → classify counters.
+    pub counters: crate::pipeline::Counters,
+    /// Datagrams not believed, by reason.
+    pub refused: crate::trust::Refusals,
+    /// Datagrams from addresses that are not the site's (dropped before decoding, as
+    /// the live gateway does).
+    pub foreign: u64,
+}
+
+/// Replays a capture through decode → classify → trust → policy, the capture's clock
+/// driving the policy: before each frame, every timer due at or before its time fires
+/// (at the timer's own time), then the frame goes in. What it may do is checked as the
+/// live gateway checks it (`crate::trust`): a notification from its source's address
+/// with its community; a UPS's answer only as the answer to a request seen on the wire.
+/// A poll the policy asks for counts as sent when it is decided (nothing is sent).
+/// Timers still pending after the last frame do not fire: the log ends where the
+/// capture ends.
 pub fn replay_decisions(
     path: &Path,
     site: crate::config::Site,
-) -> Result<(Vec<Decided>, ReadEnd, crate::pipeline::Counters, u64), CaptureError> {
-    use crate::pipeline::Outcome;
-    use crate::policy::Decider;
+) -> Result<(Vec<Decided>, ReplayEnd), CaptureError> {
+    use crate::policy::{Decider, Decision, PollAnswer};
+    use crate::trust::{Refusal, RefusalLog, Refusals, Trust, Who, WireWatch};
+    use crate::wire::{Pdu, PduType};
 
+    let trust = Trust::new(&site);
     let mut pipeline = Pipeline::new(site.classifier(), &[]);
     let mut decider = Decider::new(site);
     let mut log: Vec<Decided> = Vec::new();
-    let drain = |d: &mut Decider, time: Timestamp, log: &mut Vec<Decided>| {
+    let mut refusals = Refusals::default();
+    let mut summaries = RefusalLog::new();
+    let mut wire = WireWatch::default();
+    let mut foreign = 0u64;
+    let tell = |d: &mut Decider, s: &mut RefusalLog, time: Timestamp, log: &mut Vec<Decided>| {
         while let Some(decision) = d.poll_decision() {
-            log.push(Decided { time, decision });
+            if let Decision::Poll { ups, .. } = decision {
+                d.handle_poll_sent(time, ups);
+            }
+            log.push(Decided {
+                time,
+                told: Told::Decision(decision),
+            });
+        }
+        while let Some(r) = s.poll_summary() {
+            log.push(Decided {
+                time,
+                told: Told::Refused(r),
+            });
         }
     };
+    let mut last = Timestamp(0);
     let end = replay(path, &mut pipeline, |p, r| {
-        while let Some(due) = decider.poll_timeout().filter(|due| *due <= r.time) {
-            decider.handle_timeout(due);
-            drain(&mut decider, due, &mut log);
+        loop {
+            let due = [decider.poll_timeout(), summaries.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min()
+                .filter(|due| *due <= r.time);
+            let Some(due) = due else { break };
+            if decider.poll_timeout().is_some_and(|d| d <= due) {
+                decider.handle_timeout(due);
+            }
+            if summaries.poll_timeout().is_some_and(|d| d <= due) {
+                summaries.handle_timeout(due);
+            }
+            tell(&mut decider, &mut summaries, due, &mut log);
         }
         // The site's own alerts carry the capture's first time.
-        drain(&mut decider, r.time, &mut log);
-        if let Outcome::Message(d, m, class) = &r.outcome {
-            crate::pipeline::decide(&mut decider, p.classifier(), r.time, d, m, *class);
-            drain(&mut decider, r.time, &mut log);
+        tell(&mut decider, &mut summaries, r.time, &mut log);
+        last = r.time;
+        let Outcome::Message(d, m, class) = &r.outcome else {
+            return;
+        };
+        let Some(who) = trust.who(d.src) else {
+            foreign += 1;
+            return;
+        };
+        let mut refuse = |why: Refusal, event| {
+            refusals.add(why);
+            summaries.note(r.time, why, 1, Some(d.src), event);
+        };
+        let (from, to) = (
+            std::net::SocketAddr::new(d.src, d.src_port),
+            std::net::SocketAddr::new(d.dst, d.dst_port),
+        );
+        match (&m.pdu, class) {
+            (_, Some(c)) => match trust.admit(who, m, c.event) {
+                Ok(who) => {
+                    let rule = p.classifier().rule_name(*c);
+                    decider.handle_notification(r.time, who, c.event, &rule);
+                }
+                Err(why) => refuse(why, Some(c.event)),
+            },
+            (Pdu::Request(q), None)
+                if matches!(
+                    q.kind,
+                    PduType::GET_REQUEST | PduType::GET_NEXT_REQUEST | PduType::GET_BULK_REQUEST
+                ) =>
+            {
+                wire.request(r.time, from, to, q.request_id, m.community);
+            }
+            (Pdu::Request(q), None) if q.kind == PduType::RESPONSE => {
+                let Who::Ups(u) = who else { return };
+                if *m.community != *trust.community(who) {
+                    refuse(Refusal::AnswerWrongCommunity, None);
+                } else if !wire.response(r.time, from, to, q.request_id, m.community) {
+                    refuse(Refusal::AnswerUnknownRequest, None);
+                } else if q.error_status == 0 {
+                    let answer = PollAnswer::from_varbinds(q.varbinds);
+                    if !answer.is_empty() {
+                        decider.handle_poll(r.time, u, answer);
+                    }
+                }
+            }
+            _ => {}
         }
+        tell(&mut decider, &mut summaries, r.time, &mut log);
     })?;
-    let refused = decider.refused();
-    Ok((log, end, pipeline.counters().clone(), refused))
+    summaries.flush(last);
+    tell(&mut decider, &mut summaries, last, &mut log);
+    Ok((
+        log,
+        ReplayEnd {
+            read: end,
+            counters: pipeline.counters().clone(),
+            refused: refusals,
+            foreign,
+        },
+    ))
 }
 
 /// What `send_capture` did.

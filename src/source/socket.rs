@@ -1,11 +1,12 @@
-//! The platform details of the receive path, in one place: UDP sockets opened with
-//! socket2 (SO_REUSEADDR, SO_REUSEPORT, a large SO_RCVBUF, v6-only for IPv6) and
-//! SO_TIMESTAMPNS (the kernel's receive time of each datagram), and batch receive with
-//! Linux `recvmmsg(2)`, which fills many datagrams per system call.
+//! The platform details of the live gateway, in one place: UDP sockets opened with
+//! socket2 (SO_REUSEPORT for the trap port's group only, a large SO_RCVBUF, v6-only for
+//! IPv6) and SO_TIMESTAMPNS (the kernel's receive time of each datagram), batch receive
+//! and send with Linux `recvmmsg(2)` / `sendmmsg(2)`, and the kill of a command's whole
+//! process group.
 //!
-//! This is the only module with `unsafe`: the `recvmmsg` and `setsockopt` calls, the
-//! control-message walk for the kernel's receive timestamps, and the `sockaddr`
-//! conversions, each with its reason beside it.
+//! This is the only module with `unsafe`: the `recvmmsg`, `sendmmsg`, `setsockopt` and
+//! `kill` calls, the control-message walk for the kernel's receive timestamps, and the
+//! `sockaddr` conversions, each with its reason beside it.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -22,11 +23,25 @@ pub const MAX_DATAGRAM: usize = 16 * 1024;
 /// The receive buffer asked of the kernel (it may grant less: net.core.rmem_max).
 pub const RCVBUF: usize = 8 * 1024 * 1024;
 
-/// Opens a non-blocking UDP socket on `addr`, ready for a trap storm.
+/// Opens a non-blocking UDP socket on `addr` that no other socket can share: the
+/// virtual UPS's and the poller's. Without SO_REUSEADDR and SO_REUSEPORT, a later process
+/// (of any user) that binds the same address and port is refused, so it cannot take a
+/// share of the recorders' polls or of the UPSes' answers.
 pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    open_udp(addr, false)
+}
+
+/// Opens a non-blocking UDP socket on `addr` in a SO_REUSEPORT group (the trap port's
+/// workers), ready for a trap storm.
+fn bind_shared(addr: SocketAddr) -> io::Result<UdpSocket> {
+    open_udp(addr, true)
+}
+
+fn open_udp(addr: SocketAddr, shared: bool) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
+    if shared {
+        socket.set_reuse_port(true)?;
+    }
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }
@@ -66,11 +81,11 @@ const SO_ATTACH_REUSEPORT_CBPF: libc::c_int = 51;
 /// join the group and silently take a share of the traps: a group that holds more
 /// sockets than these `n` is refused with `AddrInUse`.
 pub fn bind_group(addr: SocketAddr, n: usize) -> io::Result<(Vec<UdpSocket>, bool)> {
-    let first = bind_udp(addr)?;
+    let first = bind_shared(addr)?;
     let at = first.local_addr()?;
     let mut group = vec![first];
     for _ in 1..n {
-        group.push(bind_udp(at)?);
+        group.push(bind_shared(at)?);
     }
     if sockets_on(at).is_some_and(|found| found > n) {
         return Err(io::Error::new(
@@ -410,6 +425,21 @@ impl SendBatch {
     }
 }
 
+/// Kills every process of process group `pgid` with SIGKILL: a command started in a
+/// group of its own (its group id is its pid), and whatever it started.
+pub fn kill_group(pgid: u32) -> io::Result<()> {
+    let pgid = libc::pid_t::try_from(pgid)
+        .ok()
+        .filter(|p| *p > 1)
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: kill(2) takes plain integers; a negative pid names the process group, and
+    // the check above keeps it from ever being -1 (every process) or 0 (our own group).
+    if unsafe { libc::kill(-pgid, libc::SIGKILL) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Raises this process's open-file limit to its hard limit (a demo site of thousands of
 /// recorders opens a socket each); returns the limit now in force.
 pub fn raise_fd_limit() -> u64 {
@@ -620,6 +650,24 @@ mod tests {
             batch.recv(group[0].as_raw_fd()).is_err(),
             "socket 0 got nothing"
         );
+    }
+
+    #[test]
+    fn a_single_socket_shares_its_port_with_no_one() {
+        let agent = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+        let at = agent.local_addr().unwrap();
+        // Another process of the same user, with every reuse option it can ask for.
+        let rival = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+        rival.set_reuse_address(true).unwrap();
+        rival.set_reuse_port(true).unwrap();
+        let e = rival.bind(&at.into()).expect_err("the port is taken");
+        assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
+        // And a trap group's port takes no late member with SO_REUSEADDR alone.
+        let (group, _) = bind_group("127.0.0.1:0".parse().unwrap(), 1).unwrap();
+        let at = group[0].local_addr().unwrap();
+        let late = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+        late.set_reuse_address(true).unwrap();
+        assert!(late.bind(&at.into()).is_err());
     }
 
     #[test]

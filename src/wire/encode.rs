@@ -38,6 +38,100 @@ pub fn encode(msg: &Message<'_>, out: &mut Vec<u8>) {
     w.end(top);
 }
 
+/// The length of `msg` encoded, without encoding it (`encode` writes exactly this many
+/// bytes; a property test holds the two together).
+pub fn encoded_len(msg: &Message<'_>) -> usize {
+    let varbinds = msg.varbinds().iter().map(varbind_len).sum();
+    message_len(msg, varbinds)
+}
+
+/// The length of `msg` encoded with a variable-binding list whose content (the bindings'
+/// encodings, as `varbind_len` counts them) is `varbinds` bytes, whatever `msg`'s own
+/// bindings are: what an agent checks before it adds one more binding to an answer.
+pub fn message_len(msg: &Message<'_>, varbinds: usize) -> usize {
+    let list = tlv_len(1, varbinds);
+    let (tag, content) = match &msg.pdu {
+        Pdu::TrapV1(t) => (
+            super::message::PduType::TRAP_V1.tag(),
+            tlv_len(1, t.enterprise.as_bytes().len())
+                + tlv_len(1, 4)
+                + tlv_len(1, integer_len(t.generic_trap))
+                + tlv_len(1, integer_len(t.specific_trap))
+                + tlv_len(1, unsigned_len(t.time_stamp as u64))
+                + list,
+        ),
+        Pdu::Request(r) => (
+            r.kind.tag(),
+            tlv_len(1, integer_len(r.request_id as i64))
+                + tlv_len(1, integer_len(r.error_status as i64))
+                + tlv_len(1, integer_len(r.error_index as i64))
+                + list,
+        ),
+    };
+    let pdu = tlv_len(tag_len(tag), content);
+    let top = tlv_len(1, integer_len(msg.version.number())) + tlv_len(1, msg.community.len()) + pdu;
+    tlv_len(1, top)
+}
+
+/// The length of one variable binding encoded (its SEQUENCE included).
+pub fn varbind_len(vb: &VarBind<'_>) -> usize {
+    tlv_len(
+        1,
+        tlv_len(1, vb.name.as_bytes().len()) + value_len(&vb.value),
+    )
+}
+
+fn value_len(v: &Value<'_>) -> usize {
+    match *v {
+        Value::Integer(i) => tlv_len(1, integer_len(i)),
+        Value::OctetString(s) | Value::Opaque(s) => tlv_len(1, s.len()),
+        Value::Null | Value::NoSuchObject | Value::NoSuchInstance | Value::EndOfMibView => {
+            tlv_len(1, 0)
+        }
+        Value::ObjectId(o) => tlv_len(1, o.as_bytes().len()),
+        Value::IpAddress(_) => tlv_len(1, 4),
+        Value::Counter32(c) | Value::Gauge32(c) | Value::TimeTicks(c) => {
+            tlv_len(1, unsigned_len(c as u64))
+        }
+        Value::Counter64(c) => tlv_len(1, unsigned_len(c)),
+        Value::Other(tag, s) => tlv_len(tag_len(tag), s.len()),
+    }
+}
+
+/// An element's length: its tag, its length octets, its content.
+fn tlv_len(tag: usize, content: usize) -> usize {
+    let length = match content {
+        0..0x80 => 1,
+        0x80..0x100 => 2,
+        0x100..0x1_0000 => 3,
+        0x1_0000..0x100_0000 => 4,
+        _ => 5,
+    };
+    tag + length + content
+}
+
+fn tag_len(tag: Tag) -> usize {
+    match tag.to_byte() {
+        Some(_) => 1,
+        None => 1 + super::oid::arc_word(tag.number).1,
+    }
+}
+
+/// Octets of a minimal two's-complement integer (as `Writer::integer` writes it).
+fn integer_len(v: i64) -> usize {
+    let significant = if v < 0 {
+        64 - (!v).leading_zeros()
+    } else {
+        64 - v.leading_zeros()
+    };
+    (significant as usize + 1).div_ceil(8).max(1)
+}
+
+/// Octets of an unsigned integer with a leading zero where its top bit is set.
+fn unsigned_len(v: u64) -> usize {
+    (64 - v.leading_zeros() as usize + 1).div_ceil(8).max(1)
+}
+
 /// Encodes `msg` into a new buffer.
 pub fn to_vec(msg: &Message<'_>) -> Vec<u8> {
     let mut out = Vec::with_capacity(128);
@@ -157,5 +251,49 @@ impl Writer<'_> {
             self.end(item);
         }
         self.end(seq);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::Version;
+    use crate::wire::ber::Tag;
+    use crate::wire::message::PduType;
+    use crate::wire::oid::oid;
+
+    #[test]
+    fn the_length_computed_is_the_length_written_at_every_length_form() {
+        let name = oid("1.3.6.1.4.1.318.1.1.1.2.2.1.0");
+        let other = Tag {
+            form: 0x40,
+            number: 200,
+        };
+        for text_len in [0, 1, 100, 127, 128, 255, 256, 1000, 70_000] {
+            let text = vec![b'x'; text_len];
+            let values = [
+                Value::OctetString(&text),
+                Value::Integer(i64::MIN),
+                Value::Integer(-129),
+                Value::Integer(128),
+                Value::Counter64(u64::MAX),
+                Value::Gauge32(0x80),
+                Value::Other(other, &text[..text_len.min(10)]),
+                Value::EndOfMibView,
+            ];
+            let vbs: Vec<VarBind<'_>> = values
+                .iter()
+                .map(|v| VarBind {
+                    name: name.as_oid(),
+                    value: *v,
+                })
+                .collect();
+            for msg in [
+                Message::pdu(Version::V2c, &text, PduType::RESPONSE, -5, &vbs).with_error(1, 300),
+                Message::trap_v1(b"public", name.as_oid(), [10, 0, 0, 1], 7, u32::MAX, &vbs),
+            ] {
+                assert_eq!(encoded_len(&msg), to_vec(&msg).len(), "text of {text_len}");
+            }
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The seed's APC lowBattery trap, as in captures/seed-trace.pcap.
 pub const SEED_TRAP: &str = "306302010004067075626c6963a45606072b06010401823e4004c0a83dfa02010602010743037a1200303a3038060b2b06010401823e0203030004295550533a204c6f7720626174746572792e20412073687574646f776e20697320696d6d696e656e742e";
@@ -143,4 +143,28 @@ pub fn run_loopback(
     args.extend_from_slice(extra);
     let (child, out, err) = start(&args);
     (site, child, out, err)
+}
+
+/// Waits (15 s at most) for a line of `out` containing every one of `want`.
+pub fn expect_line(out: &mpsc::Receiver<String>, want: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        if let Ok(line) = out.recv_timeout(Duration::from_millis(100)) {
+            if want.iter().all(|w| line.contains(w)) {
+                return line;
+            }
+            seen.push(line);
+        }
+    }
+    panic!("no line with {want:?} in:\n{}", seen.join("\n"))
+}
+
+/// The virtual UPS's address, from the listening line.
+pub fn agent_of(line: &str) -> std::net::SocketAddr {
+    line.split("virtual UPS on ")
+        .nth(1)
+        .and_then(|r| r.split([' ', ';', ',']).next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no agent address in {line:?}"))
 }
