@@ -97,8 +97,9 @@ pub struct Bound {
     pub listen: Vec<SocketAddr>,
     /// The agent socket.
     pub agent: SocketAddr,
-    /// The socket the UPSes are polled from (their answers count only there).
-    pub polls: SocketAddr,
+    /// The sockets the UPSes are polled from, IPv4 then IPv6 where there is one (their
+    /// answers count only there).
+    pub polls: Vec<SocketAddr>,
     /// The metrics endpoint.
     pub metrics: Option<SocketAddr>,
     /// Receive workers, each with its own socket on every listen address.
@@ -131,7 +132,8 @@ const TALLY: u64 = ns::SECOND / 2;
 const SIGNALS: Token = Token(usize::MAX);
 const WAKE: Token = Token(usize::MAX - 1);
 const AGENT: Token = Token(usize::MAX - 2);
-const POLLS: Token = Token(usize::MAX - 3);
+/// The poll sockets, IPv4 and IPv6.
+const POLLS: [Token; 2] = [Token(usize::MAX - 3), Token(usize::MAX - 4)];
 
 /// What each input may take in one turn of the loop, so that none starves the others
 /// or the timers (quinn's work limiter): batches from the workers (up to 64 items
@@ -550,12 +552,19 @@ impl<R: FnMut(Timestamp, &Json)> State<R> {
 
     /// Sends this turn's polls, orders and answers (after the journal's fsync), journals
     /// each order sent, and starts the commands.
-    fn act(&mut self, agent: &UdpSocket, polls: &UdpSocket) {
+    fn act(&mut self, agent: &UdpSocket, polls: &PollSockets) {
         self.sync();
         let t = self.clock.now();
         // Polls first: a confirmation waits for its poll, and counts from when it left.
         for (u, to, bytes) in std::mem::take(&mut self.polls) {
-            match polls.send_to(&bytes, to) {
+            let sent = match polls.toward(to) {
+                Some(socket) => socket.send_to(&bytes, to),
+                None => Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "no socket of that address family here",
+                )),
+            };
+            match sent {
                 Ok(_) => {
                     self.live.polls_sent += 1;
                     self.poller.handle_sent(t, u);
@@ -1151,8 +1160,50 @@ fn resume<R: FnMut(Timestamp, &Json)>(
 }
 
 /// What the kernel dropped on the agent and poll sockets (their receive buffers full).
-fn own_drops(agent: &UdpSocket, polls: &UdpSocket) -> Option<u64> {
-    Some(socket_drops(agent.as_raw_fd())? + socket_drops(polls.as_raw_fd())?)
+fn own_drops(agent: &UdpSocket, polls: &PollSockets) -> Option<u64> {
+    let mut sum = socket_drops(agent.as_raw_fd())?;
+    for s in polls.0.iter().flatten() {
+        sum += socket_drops(s.as_raw_fd())?;
+    }
+    Some(sum)
+}
+
+/// The sockets polls leave from, and their answers come back to: one IPv4, one IPv6,
+/// each on the agent's address where it is of that family (else the family's any
+/// address), on a port the kernel picks. One that cannot be opened (no IPv6 here) is
+/// left out, unless it is the agent's own family.
+struct PollSockets([Option<UdpSocket>; 2]);
+
+impl PollSockets {
+    fn bind(agent: IpAddr) -> Result<PollSockets, StartError> {
+        let mut sockets = [None, None];
+        let families = [
+            (IpAddr::V4(Ipv4Addr::UNSPECIFIED), agent.is_ipv4()),
+            (IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), agent.is_ipv6()),
+        ];
+        for (slot, (any, own)) in sockets.iter_mut().zip(families) {
+            let at = SocketAddr::new(if own { agent } else { any }, 0);
+            match bind_udp(at) {
+                Ok(s) => *slot = Some(UdpSocket::from_std(s)),
+                Err(e) if own => return Err(StartError::Bind(at, e)),
+                Err(_) => {}
+            }
+        }
+        Ok(PollSockets(sockets))
+    }
+
+    /// The socket toward `to`'s family.
+    fn toward(&self, to: SocketAddr) -> Option<&UdpSocket> {
+        self.0[usize::from(to.is_ipv6())].as_ref()
+    }
+
+    fn bound(&self) -> Vec<SocketAddr> {
+        self.0
+            .iter()
+            .flatten()
+            .filter_map(|s| s.local_addr().ok())
+            .collect()
+    }
 }
 
 /// Reads datagrams from `socket` until it is empty or `budget` are taken; true if it
@@ -1214,15 +1265,18 @@ pub fn run(
     let agent_bound = agent_socket.local_addr().map_err(StartError::Setup)?;
     // The poll socket: the agent's address, a port of the kernel's choosing (unknown to
     // anyone who did not see a poll leave).
-    let polls_at = SocketAddr::new(agent_bound.ip(), 0);
-    let mut poll_socket =
-        UdpSocket::from_std(bind_udp(polls_at).map_err(|e| StartError::Bind(polls_at, e))?);
-    let polls_bound = poll_socket.local_addr().map_err(StartError::Setup)?;
-    for (socket, token) in [(&mut agent_socket, AGENT), (&mut poll_socket, POLLS)] {
-        poll.registry()
-            .register(socket, token, Interest::READABLE)
-            .map_err(StartError::Setup)?;
+    let mut poll_sockets = PollSockets::bind(agent_bound.ip())?;
+    poll.registry()
+        .register(&mut agent_socket, AGENT, Interest::READABLE)
+        .map_err(StartError::Setup)?;
+    for (socket, token) in poll_sockets.0.iter_mut().zip(POLLS) {
+        if let Some(socket) = socket {
+            poll.registry()
+                .register(socket, token, Interest::READABLE)
+                .map_err(StartError::Setup)?;
+        }
     }
+    let polls_bound = poll_sockets.bound();
     let mut signals =
         Signals::new([libc::SIGINT, libc::SIGTERM, libc::SIGHUP]).map_err(StartError::Setup)?;
     poll.registry()
@@ -1342,13 +1396,13 @@ pub fn run(
     let mut published = Instant::now() - PUBLISH;
     let mut tallied = start;
     // Inputs that ran out of budget last turn: read again without waiting.
-    let (mut more_batches, mut more_answers, mut more_requests) = (false, false, false);
+    let (mut more_batches, mut more_answers, mut more_requests) = (false, [false; 2], false);
     loop {
         // Act on what the last turn decided: fsync the journal, then send.
-        s.act(&agent_socket, &poll_socket);
+        s.act(&agent_socket, &poll_sockets);
         s.first_arrival = None;
 
-        let timeout = if more_batches || more_answers || more_requests {
+        let timeout = if more_batches || more_answers.contains(&true) || more_requests {
             Some(Duration::ZERO)
         } else {
             let due = [
@@ -1379,7 +1433,8 @@ pub fn run(
                 SIGNALS => signalled = true,
                 WAKE => woken = true,
                 AGENT => more_requests = true,
-                POLLS => more_answers = true,
+                t if t == POLLS[0] => more_answers[0] = true,
+                t if t == POLLS[1] => more_answers[1] = true,
                 _ => {}
             }
         }
@@ -1396,9 +1451,9 @@ pub fn run(
                 s.note_refusals(t, &tally);
                 s.refusal_log.flush(t);
                 s.refusal_summaries(t);
-                s.act(&agent_socket, &poll_socket);
+                s.act(&agent_socket, &poll_sockets);
                 s.sync();
-                let own = own_drops(&agent_socket, &poll_socket);
+                let own = own_drops(&agent_socket, &poll_sockets);
                 let (counters, live, latency) = s.totals(&tally, own);
                 return Ok(Stopped {
                     counters,
@@ -1430,14 +1485,16 @@ pub fn run(
             more_batches =
                 receivers.drain_some(BATCHES_PER_TURN, |g, items| s.heard_batch(g, items));
         }
-        if more_answers {
-            more_answers = s.take(
-                &poll_socket,
-                &mut poll_batch,
-                ANSWERS_PER_TURN,
-                &mut arena,
-                State::poll_datagram,
-            );
+        for (more, socket) in more_answers.iter_mut().zip(&poll_sockets.0) {
+            if let (true, Some(socket)) = (*more, socket) {
+                *more = s.take(
+                    socket,
+                    &mut poll_batch,
+                    ANSWERS_PER_TURN,
+                    &mut arena,
+                    State::poll_datagram,
+                );
+            }
         }
         if more_requests {
             more_requests = s.take(
@@ -1457,7 +1514,7 @@ pub fn run(
         }
         if metrics_at.is_some() && published.elapsed() >= PUBLISH / 2 {
             published = Instant::now();
-            let own = own_drops(&agent_socket, &poll_socket);
+            let own = own_drops(&agent_socket, &poll_sockets);
             let (counters, live, latency) = s.totals(&receivers.tally(), own);
             let text = prometheus(&counters, &live, &latency);
             if let Ok(mut shared) = snapshot.lock() {

@@ -190,6 +190,8 @@ fn main() -> ExitCode {
         },
     };
     let flushed = out.flush();
+    // What the gateway said on stderr (the demo runs one) before the process goes.
+    trapgate::source::console::flush(Duration::from_secs(1));
     match result.and(flushed.map_err(|e| e.to_string())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.contains("Broken pipe") => ExitCode::SUCCESS,
@@ -475,7 +477,11 @@ fn run_gateway(config: Option<&Path>, opts: trapgate::gateway::Options) -> Resul
                     (_, false) => ", spread by the kernel's hash: no source steering on this kernel",
                 },
                 b.agent,
-                b.polls,
+                b.polls
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" and "),
                 if dry_run { "; dry run: nothing is sent to recorders" } else { "" }
             );
             if let Some(m) = b.metrics {

@@ -584,10 +584,11 @@ impl Worker {
             }
         }
         // Alive: a well-formed message with its community (a recorder's reboot trap,
-        // say), handed over at most once a second.
+        // say), handed over at most once a second (by the kernel's wall-clock stamps: one
+        // earlier than the last, after the wall clock stepped back, is handed over too).
         if let Some(r) = self.view.trust.heard_from(who, m.community)
             && let Some(last) = self.seen_at.get_mut(r)
-            && arrival.saturating_sub(*last) >= ns::SECOND
+            && (arrival < *last || arrival - *last >= ns::SECOND)
         {
             *last = arrival;
             self.out.push(Heard::Seen {

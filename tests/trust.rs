@@ -738,3 +738,51 @@ fn a_journal_that_cannot_be_written_is_loud_and_orders_still_go_out() {
     assert!(summary.contains("journal errors: "), "{summary}");
     assert!(!summary.contains("journal errors: 0"), "{summary}");
 }
+
+#[test]
+fn a_ups_of_the_other_address_family_is_polled_and_believed() {
+    // The agent on 127.0.0.1; the UPS's card on ::1.
+    let Ok(card) = UdpSocket::bind("[::1]:0") else {
+        eprintln!("SKIPPED: no IPv6 loopback here");
+        return;
+    };
+    card.set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    let nvr = bind(NVR);
+    let text = site(
+        card.local_addr().unwrap().port(),
+        "confirm_by_poll = true",
+        &recorder("nvr-1", NVR, nvr.local_addr().unwrap().port(), ""),
+    )
+    .replace(&format!("address = \"{UPS}\""), "address = \"::1\"");
+    let gw = Gateway::start("ipv6-card", &text, &[]);
+    let poll = next_poll(&card);
+    assert!(poll.from.is_ipv6(), "polled from {}", poll.from);
+    card.send_to(
+        &response(&poll.community, poll.id, &powernet_answer(false, 55)),
+        poll.from,
+    )
+    .expect("send");
+    let mut charge = String::new();
+    for i in 0..50 {
+        nvr.send_to(&get_charge(b"public", 700 + i), gw.agent)
+            .expect("send");
+        let mut buf = [0u8; 2048];
+        if let Ok((n, _)) = nvr.recv_from(&mut buf) {
+            let arena = Bump::new();
+            if let Ok(m) = Message::parse(&buf[..n], &arena)
+                && let Some(vb) = m.varbinds().first()
+            {
+                charge = vb.value.to_string();
+                if charge.contains("55") {
+                    break;
+                }
+            }
+        }
+    }
+    assert!(
+        charge.contains("55"),
+        "the IPv6 card's answer was taken: {charge}"
+    );
+    gw.stop();
+}
