@@ -10,10 +10,10 @@ use std::path::Path;
 use std::time::Instant;
 
 use bumpalo::Bump;
+use trapgate::capture::read_capture;
 use trapgate::classify::Classifier;
-use trapgate::source::frame::udp_datagram;
-use trapgate::source::replay::read_capture;
 use trapgate::wire::Message;
+use trapgate::wire::frame::udp_datagram;
 
 /// Every notification payload in captures/, by version.
 fn corpus() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {

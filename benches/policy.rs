@@ -8,12 +8,12 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
 use trapgate::classify::Event;
-use trapgate::config::{
+use trapgate::engine::config::{
     Gateway, Policy, Recorder, RecorderKind, Restart, Secs, Site, Unconfirmed, Ups, Vendor,
 };
-use trapgate::policy::Decider;
+use trapgate::engine::policy::Decider;
+use trapgate::engine::trust::Trust;
 use trapgate::time::Timestamp;
-use trapgate::trust::Trust;
 
 const UPSES: usize = 200;
 const PER_UPS: usize = 25;

@@ -6,11 +6,11 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use trapgate::agent::Agent;
-use trapgate::config::{Remap, Site};
-use trapgate::ledger::Ledger;
-use trapgate::policy::Decider;
-use trapgate::poller::{Poller, Sequence};
+use trapgate::engine::agent::Agent;
+use trapgate::engine::config::{Remap, Site};
+use trapgate::engine::ledger::Ledger;
+use trapgate::engine::policy::Decider;
+use trapgate::engine::poller::{Poller, Sequence};
 use trapgate::time::Timestamp;
 
 /// Recorder `r`'s address: 10.2.0.1 onwards, 250 to a /24.

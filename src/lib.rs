@@ -1,30 +1,27 @@
 //! trapgate: an SNMP trap gateway that keeps a video-surveillance site safe through a
 //! power failure.
 //!
-//! Bytes come in from a socket or a capture (`source`), are decoded without copying into
-//! borrowed SNMP messages (`wire`), classified by a compiled OID trie into normalized UPS
-//! events (`classify`), and counted by reason when they are dropped (`pipeline`). The
-//! wire layer and the classifier know nothing of sockets, files or clocks: time enters
-//! as a parameter, which is what makes a capture replay deterministic.
+//! The layers, each importing only those before it:
+//!
+//! - `wire`: the zero-copy SNMP v1/v2c decoder and encoder, and the link / IP / UDP
+//!   headers around it (sans-IO);
+//! - `classify`: the compiled OID trie that turns a trap into a UPS event;
+//! - `engine`: everything that decides, sans-IO: the site, what to trust, the shutdown
+//!   policy, the poller, the acknowledgement ledger, the virtual UPS, and the counters
+//!   they keep; time enters as a parameter, which is what makes a replay deterministic;
+//! - `capture`: pcap and pcapng files as a source, with their own timestamps as the
+//!   clock;
+//! - `daemon`: the only part that touches the OS for the live gateway: sockets, threads,
+//!   clocks, the journal's files, commands, the console;
+//! - `cli`: the `trapgate` subcommands' printing, and the demo.
 
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
-pub mod agent;
+pub mod capture;
 pub mod classify;
-pub mod config;
-pub mod demo;
-pub mod exec;
-pub mod gateway;
-pub mod journal;
-pub mod ledger;
-pub mod metrics;
-pub mod pipeline;
-pub mod policy;
-pub mod poller;
-pub mod receive;
-pub mod report;
-pub mod source;
+pub mod cli;
+pub mod daemon;
+pub mod engine;
 pub mod time;
-pub mod trust;
 pub mod wire;

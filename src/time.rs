@@ -1,7 +1,7 @@
 //! Time as the pipeline sees it: nanoseconds on a timeline that reads like the Unix
 //! epoch, given by a source (the capture's timestamps in a replay; in the live gateway a
-//! monotonic clock anchored at the wall clock's time at start, `source::clock`, so that
-//! no step of the wall clock moves a timer). Nothing outside `source/` reads an OS clock.
+//! monotonic clock anchored at the wall clock's time at start, `daemon::clock`, so that
+//! no step of the wall clock moves a timer). Nothing outside `daemon/` reads an OS clock.
 
 use core::fmt;
 

@@ -81,7 +81,7 @@ fn the_readme_example_site_is_valid() {
     let section = &readme[readme.find("## The site file").expect("site section")..];
     let start = section.find("```toml\n").expect("toml block") + "```toml\n".len();
     let block = &section[start..start + section[start..].find("```").expect("block end")];
-    let site = trapgate::config::Site::parse(block).unwrap_or_else(|e| {
+    let site = trapgate::engine::config::Site::parse(block).unwrap_or_else(|e| {
         panic!(
             "{}",
             e.iter()

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bumpalo::Bump;
 use serde_json::Value as Json;
-use trapgate::config::Site;
-use trapgate::gateway::{self, Options};
-use trapgate::source::clock::TimeSource;
+use trapgate::daemon::clock::TimeSource;
+use trapgate::daemon::{self, Options};
+use trapgate::engine::config::Site;
 use trapgate::wire::{Message, PduType};
 
 /// The real clocks, with a step the test adds to the wall clock.
@@ -86,14 +86,14 @@ shutdown_time = "90s"
     let (bound_tx, bound_rx) = crossbeam_channel::bounded(1);
     let (record_tx, records) = crossbeam_channel::unbounded::<Json>();
     let gateway = std::thread::spawn(move || {
-        gateway::run(
+        daemon::run(
             site,
             opts,
             |b| {
                 let _ = bound_tx.send(b.listen[0]);
             },
             move |at, v| {
-                let _ = record_tx.send(trapgate::report::with_time(at, v));
+                let _ = record_tx.send(trapgate::cli::report::with_time(at, v));
             },
             || Err("no reload here".into()),
         )

@@ -7,14 +7,14 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bumpalo::Bump;
+use trapgate::capture::read_capture;
 use trapgate::classify::{Classifier, Event};
-use trapgate::config::Site;
-use trapgate::pipeline::{Outcome, Pipeline};
-use trapgate::policy::{Decider, Decision};
-use trapgate::source::frame::udp_datagram;
-use trapgate::source::replay::read_capture;
+use trapgate::engine::config::Site;
+use trapgate::engine::pipeline::{Outcome, Pipeline};
+use trapgate::engine::policy::{Decider, Decision};
+use trapgate::engine::trust::{Refusals, Trust};
 use trapgate::time::Timestamp;
-use trapgate::trust::{Refusals, Trust};
+use trapgate::wire::frame::udp_datagram;
 
 struct Counting;
 

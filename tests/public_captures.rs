@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use bumpalo::Bump;
+use trapgate::capture as replay;
 use trapgate::classify::Classifier;
-use trapgate::pipeline::{Outcome, Pipeline};
-use trapgate::source::replay;
+use trapgate::engine::pipeline::{Outcome, Pipeline};
 use trapgate::wire::{ErrorKind, Message, PduType, Version};
 
 fn shared() -> Option<PathBuf> {
@@ -44,7 +44,7 @@ enum Seen {
     NotSnmp,
 }
 
-fn addrs(d: &trapgate::source::frame::Datagram<'_>) -> String {
+fn addrs(d: &trapgate::wire::frame::Datagram<'_>) -> String {
     format!("{} {} {} {}", d.src, d.src_port, d.dst, d.dst_port)
 }
 

@@ -457,6 +457,14 @@ fn a_getbulk_answer_is_bounded() {
     gw.stop();
 }
 
+/// Held by a test while it floods: two floods at once on a 2-core machine starve
+/// everything else, other tests' gateways included.
+static FLOODING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_flood_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    FLOODING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Floods `to` from `from` with `payload` for `for_` (bounded in count too).
 fn flood(
     from: &str,
@@ -481,6 +489,7 @@ fn flood(
 
 #[test]
 fn a_getbulk_flood_from_a_recorder_does_not_hold_a_real_decision() {
+    let _flooding = one_flood_at_a_time();
     let (card, _nvr, text) = setup("confirm_by_poll = false");
     let gw = Gateway::start("bulk-flood", &text, &[]);
     let flooding = flood(NVR, gw.agent, get_bulk(50), Duration::from_secs(4));
@@ -500,6 +509,7 @@ fn a_getbulk_flood_from_a_recorder_does_not_hold_a_real_decision() {
 
 #[test]
 fn a_flood_of_refused_traps_neither_holds_an_order_nor_fills_the_journal() {
+    let _flooding = one_flood_at_a_time();
     let (card, _nvr, text) = setup("confirm_by_poll = false");
     let journal = site_file("refused-flood", "").with_file_name("journal");
     let _ = std::fs::remove_file(&journal);

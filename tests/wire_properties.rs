@@ -7,9 +7,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use bumpalo::Bump;
 use proptest::prelude::*;
 use trapgate::classify::Classifier;
-use trapgate::pipeline::{Outcome, Pipeline};
-use trapgate::source::frame::Datagram;
+use trapgate::engine::pipeline::{Outcome, Pipeline};
 use trapgate::wire::encode;
+use trapgate::wire::frame::Datagram;
 use trapgate::wire::{
     ErrorKind, Message, OidBuf, Pdu, PduType, RequestPdu, TrapV1, Value, VarBind, Version,
 };

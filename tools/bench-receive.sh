@@ -25,7 +25,7 @@ BIN=target/release
 TCK=$(getconf CLK_TCK)
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"; pkill -P $$ 2>/dev/null || true' EXIT
-sed -e 's/192.168.61.250/127.0.0.1/' -e 's/192.168.61\./127.0.0./' src/config/default-site.toml > "$WORK/site.toml"
+sed -e 's/192.168.61.250/127.0.0.1/' -e 's/192.168.61\./127.0.0./' src/engine/config/default-site.toml > "$WORK/site.toml"
 FROM=(--sources 4)
 if [ "$ADDRESSES" -gt 1 ]; then
   FROM=(--from 127.0.1.1 --addresses "$ADDRESSES" --sources 1)

@@ -1,4 +1,5 @@
-//! The wire layer: BER and SNMP v1/v2c messages, sans-IO and zero-copy.
+//! The wire layer: BER and SNMP v1/v2c messages, sans-IO and zero-copy, and the
+//! link / IP / UDP headers around them in a capture (`frame`).
 //!
 //! `Message::parse(bytes, &arena)` decodes a UDP payload into a borrowed `Message`: the
 //! usual encoding in one pass over the packet (`shape`), anything else and every error
@@ -8,6 +9,7 @@
 pub mod ber;
 pub mod encode;
 pub mod error;
+pub mod frame;
 pub mod message;
 pub mod oid;
 mod shape;

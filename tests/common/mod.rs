@@ -29,7 +29,7 @@ pub fn site_file(name: &str, text: &str) -> PathBuf {
 /// and 127.0.0.251: nothing leaves the machine), acting on traps without a confirming
 /// poll.
 pub fn loopback_site() -> String {
-    trapgate::config::DEFAULT_SITE
+    trapgate::engine::config::DEFAULT_SITE
         .replace("192.168.61.250", "127.0.0.1")
         .replace("192.168.61.", "127.0.0.")
         .replace("confirm_by_poll = true", "confirm_by_poll = false")
@@ -96,7 +96,7 @@ pub fn listening_on(err: &mpsc::Receiver<String>) -> std::net::SocketAddr {
 
 /// The first line `trapgate run` writes on stderr: where it listens, and how.
 pub fn listening_line(err: &mpsc::Receiver<String>) -> String {
-    err.recv_timeout(Duration::from_secs(10))
+    err.recv_timeout(Duration::from_secs(30))
         .expect("trapgate says where it listens")
 }
 

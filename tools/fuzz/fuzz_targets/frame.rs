@@ -7,8 +7,8 @@ use std::cell::RefCell;
 use bumpalo::Bump;
 use libfuzzer_sys::fuzz_target;
 use trapgate::classify::Classifier;
-use trapgate::pipeline::Pipeline;
-use trapgate::source::frame::LinkType;
+use trapgate::engine::pipeline::Pipeline;
+use trapgate::wire::frame::LinkType;
 
 thread_local! {
     // Built once: compiling the rule tables per input would be most of the run time.

@@ -8,7 +8,7 @@ use std::os::fd::AsRawFd;
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 use signal_hook_mio::v1_0::Signals;
-use trapgate::source::socket::{RecvBatch, bind_udp};
+use trapgate::daemon::socket::{RecvBatch, bind_udp};
 
 fn main() -> std::process::ExitCode {
     let Some(listen) = std::env::args()

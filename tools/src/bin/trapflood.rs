@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use hdrhistogram::Histogram;
-use trapgate::source::socket::SendBatch;
+use trapgate::daemon::socket::SendBatch;
 use trapgate::wire::encode;
 use trapgate::wire::oid::oid;
 use trapgate::wire::{Message, PduType, Value, VarBind, Version};

@@ -1,4 +1,4 @@
-//! The live source's parts that are not the event loop (`crate::gateway`): the OS
+//! The live source's parts that are not the event loop (`crate::daemon`): the OS
 //! clock, start errors, what the gateway reports when it stops, and the metrics server.
 
 use std::io::{self, Read, Write};
@@ -6,8 +6,8 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::metrics::{Latency, Live};
-use crate::pipeline::Counters;
+use crate::engine::metrics::{Latency, Live};
+use crate::engine::pipeline::Counters;
 use crate::time::Timestamp;
 
 /// The time now, from the OS clock: only sources read it.

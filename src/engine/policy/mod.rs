@@ -15,16 +15,16 @@
 //! outage ends and what has not been sent is cancelled: power that flaps resumes the
 //! same outage and sends nothing new. No recorder is told twice in one outage.
 //!
-//! It trusts its input: what reaches it was admitted by `crate::trust` (the source and
+//! It trusts its input: what reaches it was admitted by `crate::engine::trust` (the source and
 //! community of a notification, the request a poll answer answers).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
 use crate::classify::Event;
-use crate::config::{Remap, Secs, Site, Unconfirmed, Vendor};
+use crate::engine::config::{Remap, Secs, Site, Unconfirmed, Vendor};
+use crate::engine::trust::Who;
 use crate::time::Timestamp;
-use crate::trust::Who;
 use crate::wire::{Value, VarBind};
 
 /// How long mains power must stay back before an outage counts as over.
@@ -410,7 +410,7 @@ impl Decider {
         self.ups_by_address.get(&source).copied()
     }
 
-    /// An admitted notification from `who` (see `crate::trust`), received at `now`.
+    /// An admitted notification from `who` (see `crate::engine::trust`), received at `now`.
     pub fn handle_notification(&mut self, now: Timestamp, who: Who, event: Event, rule: &str) {
         match who {
             Who::Recorder(r) if event == Event::RecorderAck => self.handle_ack(now, r),

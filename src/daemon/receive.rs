@@ -8,7 +8,7 @@
 //! handed between threads to shard them. A worker reads each socket with `recvmmsg`
 //! until it is empty, drops datagrams from addresses that are not the site's before
 //! decoding them, decodes into its `bumpalo` arena (reset per batch), classifies, checks
-//! what it may believe (`crate::trust`: a UPS event from the UPS's address with its
+//! what it may believe (`crate::engine::trust`: a UPS event from the UPS's address with its
 //! community, an acknowledgement from the recorder's with its), and answers informs
 //! with the right community from the socket they came to. Only what the policy acts on
 //! and believes (UPS events, recorder acknowledgements, a recorder heard from, at most
@@ -38,14 +38,14 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::classify::{Classification, Classifier, Event};
-use crate::config::Site;
-use crate::metrics::Latency;
-use crate::pipeline::{Counters, Outcome, Pipeline};
-use crate::source::frame::Datagram;
-use crate::source::socket::{BATCH, RecvBatch, SendBatch, bind_group, socket_drops};
-use crate::source::udp::{StartError, now};
+use crate::daemon::server::{StartError, now};
+use crate::daemon::socket::{BATCH, RecvBatch, SendBatch, bind_group, socket_drops};
+use crate::engine::config::Site;
+use crate::engine::metrics::Latency;
+use crate::engine::pipeline::{Counters, Outcome, Pipeline};
+use crate::engine::trust::{Refusal, Refusals, Trust, Who};
 use crate::time::ns;
-use crate::trust::{Refusal, Refusals, Trust, Who};
+use crate::wire::frame::Datagram;
 use crate::wire::{Message, Pdu, PduType, encode};
 
 /// Buffers of heard items in circulation between the workers and the decision thread.

@@ -1,6 +1,6 @@
 //! The per-packet pipeline every source feeds: frame → UDP datagram → SNMP message →
 //! classification, with every packet that stops on the way counted by reason. What a
-//! classified message may then do is the trust layer's to say (`crate::trust`).
+//! classified message may then do is the trust layer's to say (`crate::engine::trust`).
 //!
 //! A replay and the live receiver differ only in where frames and time come from; both
 //! call `Pipeline::process`. It borrows the packet, decodes into the caller's arena
@@ -9,7 +9,7 @@
 use bumpalo::Bump;
 
 use crate::classify::{Classification, Classifier, Event};
-use crate::source::frame::{Datagram, FrameDrop, LinkType, udp_datagram};
+use crate::wire::frame::{Datagram, FrameDrop, LinkType, udp_datagram};
 use crate::wire::{self, ErrorKind, Message, NotificationOidBuf};
 
 /// The UDP ports that carry SNMP by default: agent (161) and trap (162).

@@ -9,7 +9,7 @@
 //! order (RFC 3416 §4.2.1: a response lists the request's names). Request ids are drawn
 //! at random for every poll (`RequestIds`, a CSPRNG in the daemon), never sequential, so
 //! an answer cannot be forged without seeing the request. Everything else is refused,
-//! counted by reason (`crate::trust::Refusal`), and changes nothing.
+//! counted by reason (`crate::engine::trust::Refusal`), and changes nothing.
 //!
 //! One poll per interval per UPS, whatever the number of recorders (they are answered
 //! from the cache by the virtual UPS), plus an immediate try when the policy wants a
@@ -19,10 +19,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
-use crate::config::{Remap, Site};
-use crate::policy::{PollAnswer, Reading};
+use crate::engine::config::{Remap, Site};
+use crate::engine::policy::{PollAnswer, Reading};
+use crate::engine::trust::Refusal;
 use crate::time::{Timestamp, ns};
-use crate::trust::Refusal;
 use crate::wire::{Message, Oid, Pdu, PduType, Value, VarBind, Version, encode};
 
 /// Tries per poll (the first and two retries), as net-snmp's default of retries.
@@ -362,7 +362,7 @@ impl Poller {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Vendor;
+    use crate::engine::config::Vendor;
     use crate::wire::oid::oid;
     use bumpalo::Bump;
 

@@ -161,7 +161,7 @@ pub fn run(cmd: &Command) -> Finished {
             }
             Ok(None) if start.elapsed() >= cmd.timeout => {
                 // The shell and everything it started; then reap the shell.
-                let _ = crate::source::socket::kill_group(child.id());
+                let _ = crate::daemon::socket::kill_group(child.id());
                 let _ = child.kill();
                 let _ = child.wait();
                 done.timed_out = true;
@@ -189,7 +189,7 @@ pub fn spawn(cmd: Command, finished: impl FnOnce(Finished) + Send + 'static) {
         .name(name)
         .spawn(move || finished(run(&cmd)));
     if let Err(e) = started {
-        crate::source::console::warn(format!("trapgate: cannot start a command thread: {e}"));
+        crate::daemon::console::warn(format!("trapgate: cannot start a command thread: {e}"));
     }
 }
 

@@ -1,4 +1,5 @@
-//! Capture files as a packet source: pcap and pcapng, read with `pcap-file`.
+//! Capture files as a source: pcap and pcapng, read with `pcap-file`, and replayed
+//! through the engine with their own timestamps as the clock.
 //!
 //! Frames come out in file order with the capture's own timestamp, which is the clock
 //! of a replay. pcapng interfaces may differ in link type and timestamp resolution
@@ -14,9 +15,9 @@ use pcap_file::pcap::PcapReader;
 use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
 use pcap_file::pcapng::{Block, PcapNgReader};
 
-use super::frame::LinkType;
-use crate::pipeline::{Outcome, Pipeline};
+use crate::engine::pipeline::{Outcome, Pipeline};
 use crate::time::Timestamp;
+use crate::wire::frame::LinkType;
 
 /// One captured frame.
 #[derive(Clone, Copy, Debug)]
@@ -301,9 +302,9 @@ pub fn replay(
 #[derive(Clone, Debug)]
 pub enum Told {
     /// A decision of the policy.
-    Decision(crate::policy::Decision),
+    Decision(crate::engine::policy::Decision),
     /// A summary of what was not believed (at most one a reason a second).
-    Refused(crate::trust::RefusalSummary),
+    Refused(crate::engine::trust::RefusalSummary),
 }
 
 /// Something told during a replay, with the capture time it was told at.
@@ -321,9 +322,9 @@ pub struct ReplayEnd {
     /// How reading the capture ended.
     pub read: ReadEnd,
     /// The decode → classify counters.
-    pub counters: crate::pipeline::Counters,
+    pub counters: crate::engine::pipeline::Counters,
     /// Datagrams not believed, by reason.
-    pub refused: crate::trust::Refusals,
+    pub refused: crate::engine::trust::Refusals,
     /// Datagrams from addresses that are not the site's (dropped before decoding, as
     /// the live gateway does).
     pub foreign: u64,
@@ -332,17 +333,17 @@ pub struct ReplayEnd {
 /// Replays a capture through decode → classify → trust → policy, the capture's clock
 /// driving the policy: before each frame, every timer due at or before its time fires
 /// (at the timer's own time), then the frame goes in. What it may do is checked as the
-/// live gateway checks it (`crate::trust`): a notification from its source's address
+/// live gateway checks it (`crate::engine::trust`): a notification from its source's address
 /// with its community; a UPS's answer only as the answer to a request seen on the wire.
 /// A poll the policy asks for counts as sent when it is decided (nothing is sent).
 /// Timers still pending after the last frame do not fire: the log ends where the
 /// capture ends.
 pub fn replay_decisions(
     path: &Path,
-    site: crate::config::Site,
+    site: crate::engine::config::Site,
 ) -> Result<(Vec<Decided>, ReplayEnd), CaptureError> {
-    use crate::policy::{Decider, Decision, PollAnswer};
-    use crate::trust::{Refusal, RefusalLog, Refusals, Trust, Who, WireWatch};
+    use crate::engine::policy::{Decider, Decision, PollAnswer};
+    use crate::engine::trust::{Refusal, RefusalLog, Refusals, Trust, Who, WireWatch};
     use crate::wire::{Pdu, PduType};
 
     let trust = Trust::new(&site);
@@ -449,54 +450,4 @@ pub fn replay_decisions(
             foreign,
         },
     ))
-}
-
-/// What `send_capture` did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Sent {
-    /// SNMP datagrams sent.
-    pub datagrams: u64,
-    /// Frames skipped (not UDP on an SNMP port).
-    pub skipped: u64,
-}
-
-/// Replays the SNMP datagrams of a capture onto the network, to `to`, at the capture's
-/// pace times `speed` (2.0: twice as fast; 0: as fast as possible). The payloads are
-/// sent as captured, from one local socket. Meant for loopback and test namespaces.
-pub fn send_capture(path: &Path, to: std::net::SocketAddr, speed: f64) -> Result<Sent, String> {
-    use crate::pipeline::SNMP_PORTS;
-    use crate::source::frame::udp_datagram;
-
-    let mut datagrams: Vec<(u64, Vec<u8>)> = Vec::new();
-    let mut skipped = 0u64;
-    read_capture(path, |f| match udp_datagram(f.link, f.data) {
-        Ok(d) if SNMP_PORTS.contains(&d.dst_port) || SNMP_PORTS.contains(&d.src_port) => {
-            datagrams.push((f.time_ns, d.payload.to_vec()))
-        }
-        _ => skipped += 1,
-    })
-    .map_err(|e| e.to_string())?;
-    let bind = if to.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" };
-    let socket =
-        std::net::UdpSocket::bind(bind).map_err(|e| format!("cannot open a socket: {e}"))?;
-    let start = std::time::Instant::now();
-    let first = datagrams.first().map_or(0, |(t, _)| *t);
-    let mut sent = 0u64;
-    for (t, payload) in &datagrams {
-        if speed > 0.0 {
-            let due =
-                std::time::Duration::from_secs_f64(t.saturating_sub(first) as f64 / 1e9 / speed);
-            if let Some(wait) = due.checked_sub(start.elapsed()) {
-                std::thread::sleep(wait);
-            }
-        }
-        socket
-            .send_to(payload, to)
-            .map_err(|e| format!("send to {to}: {e}"))?;
-        sent += 1;
-    }
-    Ok(Sent {
-        datagrams: sent,
-        skipped,
-    })
 }

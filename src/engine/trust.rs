@@ -7,7 +7,7 @@
 //! - a recorder is "heard from" only by a well-formed SNMP message with its community;
 //! - a UPS's answer counts only as the answer to a request: in the live gateway the
 //!   poller checks the address and port it asked, the request id it drew at random, the
-//!   community and the objects (`crate::poller`); in a replay, an answer seen on the wire
+//!   community and the objects (`crate::engine::poller`); in a replay, an answer seen on the wire
 //!   counts only when it matches a request seen on the wire (`WireWatch`).
 //!
 //! Everything refused is counted by reason (`Refusal`) and summarised (`RefusalLog`): at
@@ -18,7 +18,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 
 use crate::classify::Event;
-use crate::config::Site;
+use crate::engine::config::Site;
 use crate::time::{Timestamp, ns};
 use crate::wire::{Message, PduType};
 

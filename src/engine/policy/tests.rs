@@ -1,7 +1,7 @@
 use super::*;
-use crate::config::DEFAULT_SITE;
+use crate::engine::config::DEFAULT_SITE;
+use crate::engine::trust::Trust;
 use crate::time::ns;
-use crate::trust::Trust;
 use proptest::prelude::*;
 
 const UPS: &str = "192.168.61.250";

@@ -1,4 +1,4 @@
-//! The live gateway's decision thread. The receive workers (`crate::receive`) read the
+//! The live gateway's decision thread. The receive workers (`crate::daemon::receive`) read the
 //! trap sockets, decode, classify and check what they may believe, and hand it what the
 //! policy acts on; this thread owns everything with state: the policy (`Decider`) of
 //! every UPS, the virtual UPS (`Agent`) on the agent socket, the poller on a socket of
@@ -12,7 +12,7 @@
 //! batches from the agent socket (the recorder's "UPS"), commands run on their own
 //! threads. No input can starve the others, nor the timers: a flood of GetBulk
 //! requests or forged answers costs at most its budget a turn. Time is the monotonic
-//! clock (`source::clock`); the wall clock only labels what is printed. Output goes
+//! clock (`daemon::clock`); the wall clock only labels what is printed. Output goes
 //! through the console's queues, so a stdout nobody reads never holds up an order.
 //! SIGINT/SIGTERM stop it cleanly (the workers' last batches decided first); SIGHUP
 //! reloads the site, read and checked on a thread of its own. With a journal, a
@@ -34,23 +34,23 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use serde_json::{Value as Json, json};
 use signal_hook_mio::v1_0::Signals;
 
-use crate::agent::{Agent, Answered};
 use crate::classify::Event;
-use crate::config::{RecorderKind, Remap, Site};
-use crate::exec::{self, Finished};
-use crate::journal::{self, Journal};
-use crate::ledger::{Ledger, LedgerOutput, Standing};
-use crate::metrics::{Latency, Live, prometheus};
-use crate::policy::{Decider, Decision, PollAnswer};
-use crate::poller::{OsRandom, PollOutput, Poller};
-use crate::receive::{self, Heard, LastRefused, Tally, View};
-use crate::report;
-use crate::source::clock::{Clock, OsTime, TimeSource};
-use crate::source::console;
-use crate::source::socket::{RecvBatch, SendBatch, bind_udp, socket_drops};
-use crate::source::udp::{StartError, Stopped, now, serve_metrics};
+use crate::cli::report;
+use crate::daemon::clock::{Clock, OsTime, TimeSource};
+use crate::daemon::console;
+use crate::daemon::exec::{self, Finished};
+use crate::daemon::journal::{self, Journal};
+use crate::daemon::receive::{self, Heard, LastRefused, Tally, View};
+use crate::daemon::server::{StartError, Stopped, now, serve_metrics};
+use crate::daemon::socket::{RecvBatch, SendBatch, bind_udp, socket_drops};
+use crate::engine::agent::{Agent, Answered};
+use crate::engine::config::{RecorderKind, Remap, Site};
+use crate::engine::ledger::{Ledger, LedgerOutput, Standing};
+use crate::engine::metrics::{Latency, Live, prometheus};
+use crate::engine::policy::{Decider, Decision, PollAnswer};
+use crate::engine::poller::{OsRandom, PollOutput, Poller};
+use crate::engine::trust::{Refusal, RefusalLog, Refusals, Who};
 use crate::time::{Timestamp, ns};
-use crate::trust::{Refusal, RefusalLog, Refusals, Who};
 use crate::wire::oid::oid;
 use crate::wire::{Message, OidBuf, Value, VarBind, encode};
 
@@ -210,7 +210,7 @@ fn answer_from_json(v: &Json) -> PollAnswer {
         charge: v["charge"].as_u64().map(|c| c.min(100) as u8),
         runtime: v["runtime_s"]
             .as_u64()
-            .map(|s| crate::config::Secs(s as u32)),
+            .map(|s| crate::engine::config::Secs(s as u32)),
     }
 }
 
@@ -880,7 +880,7 @@ impl<R: FnMut(Timestamp, &Json)> State<R> {
         &self,
         tally: &Tally,
         own_drops: Option<u64>,
-    ) -> (crate::pipeline::Counters, Live, Latency) {
+    ) -> (crate::engine::pipeline::Counters, Live, Latency) {
         let mut live = self.live;
         live.foreign += tally.foreign;
         live.truncated += tally.truncated;

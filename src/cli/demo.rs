@@ -21,10 +21,10 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 use serde_json::Value as Json;
 
-use crate::config::{RecorderKind, Secs, Site};
-use crate::gateway::{self, Options};
-use crate::source::socket::raise_fd_limit;
-use crate::source::udp::now;
+use crate::daemon::server::now;
+use crate::daemon::socket::raise_fd_limit;
+use crate::daemon::{self, Options};
+use crate::engine::config::{RecorderKind, Secs, Site};
 use crate::wire::oid::oid;
 use crate::wire::{Message, Pdu, PduType, Value, VarBind, Version, encode};
 
@@ -449,7 +449,7 @@ pub fn run(n: usize, speed: f64, out: &mut impl Write) -> Result<(), String> {
     let counts = Arc::new(Mutex::new(HashMap::<String, usize>::new()));
     let gw_counts = Arc::clone(&counts);
     let gateway = std::thread::spawn(move || {
-        gateway::run(
+        daemon::run(
             site,
             opts,
             |b| {

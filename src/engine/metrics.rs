@@ -7,9 +7,9 @@ use core::fmt::Write as _;
 use hdrhistogram::Histogram;
 
 use crate::classify::Event;
-use crate::pipeline::Counters;
-use crate::source::frame::FrameDrop;
-use crate::trust::{Refusal, Refusals};
+use crate::engine::pipeline::Counters;
+use crate::engine::trust::{Refusal, Refusals};
+use crate::wire::frame::FrameDrop;
 use crate::wire::{ErrorKind, PduType};
 
 /// Arrival → decision-ready latency, nanoseconds, one histogram per event kind.
@@ -117,7 +117,7 @@ pub struct Live {
     pub truncated: u64,
     /// Decisions made.
     pub decisions: u64,
-    /// Datagrams not believed, by reason (`crate::trust`).
+    /// Datagrams not believed, by reason (`crate::engine::trust`).
     pub refused: Refusals,
     /// What the kernel dropped, where it tells.
     pub kernel_drops: Option<u64>,

@@ -15,7 +15,7 @@
 
 use std::collections::VecDeque;
 
-use crate::config::{Remap, Secs, Site};
+use crate::engine::config::{Remap, Secs, Site};
 use crate::time::Timestamp;
 
 fn after(t: Timestamp, s: Secs) -> Timestamp {
@@ -341,7 +341,7 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Site;
+    use crate::engine::config::Site;
 
     fn t(s: u64) -> Timestamp {
         Timestamp(crate::time::ns::secs(1_000 + s as u32))

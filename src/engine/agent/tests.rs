@@ -78,7 +78,7 @@ fn agent() -> Agent {
             on_battery: Some(false),
             battery_low: Some(false),
             charge: Some(87),
-            runtime: Some(crate::config::Secs(1500)),
+            runtime: Some(crate::engine::config::Secs(1500)),
         },
     );
     a

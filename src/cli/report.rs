@@ -7,9 +7,9 @@ use core::fmt::Write as _;
 use serde_json::{Map, Value as Json, json};
 
 use crate::classify::{Classification, Classifier, Event};
-use crate::pipeline::Counters;
-use crate::source::frame::Datagram;
+use crate::engine::pipeline::Counters;
 use crate::time::Timestamp;
+use crate::wire::frame::Datagram;
 use crate::wire::value::Octets;
 use crate::wire::{ErrorKind, Message, NotificationOidBuf, Pdu, PduType, Value, VarBind};
 
@@ -393,12 +393,12 @@ pub fn summary_text(counters: &Counters, cut_short: Option<&str>) -> String {
 /// the times in it are shifted by `offset` ns (the live gateway's wall-clock label; 0 in
 /// a replay), `time` already is.
 pub fn decision_json(
-    site: &crate::config::Site,
+    site: &crate::engine::config::Site,
     time: Timestamp,
-    d: &crate::policy::Decision,
+    d: &crate::engine::policy::Decision,
     offset: i64,
 ) -> Json {
-    use crate::policy::Decision as D;
+    use crate::engine::policy::Decision as D;
     let mut o = Map::new();
     o.insert("time".into(), json!(time.utc().to_string()));
     let ups = |o: &mut Map<String, Json>, u: usize| {
@@ -407,7 +407,7 @@ pub fn decision_json(
     let recorder = |o: &mut Map<String, Json>, r: usize| {
         o.insert("recorder".into(), json!(site.recorders[r].name));
     };
-    let cause = |o: &mut Map<String, Json>, c: &crate::policy::Cause| {
+    let cause = |o: &mut Map<String, Json>, c: &crate::engine::policy::Cause| {
         o.insert(
             "event".into(),
             c.event.map_or(Json::Null, |e| json!(e.name())),
@@ -485,9 +485,9 @@ pub fn decision_json(
     Json::Object(o)
 }
 
-/// The record of a summary of refusals (`crate::trust::RefusalLog`), as `run` journals
+/// The record of a summary of refusals (`crate::engine::trust::RefusalLog`), as `run` journals
 /// and prints it and `replay` prints it.
-pub fn refused_json(summary: &crate::trust::RefusalSummary) -> Json {
+pub fn refused_json(summary: &crate::engine::trust::RefusalSummary) -> Json {
     let mut v = json!({"action": "Refused", "reason": summary.reason.name(), "count": summary.count,
         "detail": summary.reason.sentence()});
     if let Some(a) = summary.source {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-use crate::source::clock::{OsTime, TimeSource};
+use crate::daemon::clock::{OsTime, TimeSource};
 use crate::time::Timestamp;
 
 /// Lines each queue holds before it drops.

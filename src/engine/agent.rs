@@ -21,8 +21,8 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use crate::config::{Remap, Site};
-use crate::policy::PollAnswer;
+use crate::engine::config::{Remap, Site};
+use crate::engine::policy::PollAnswer;
 use crate::time::Timestamp;
 use crate::wire::oid::{OidBuf, oid};
 use crate::wire::{Message, Oid, Pdu, PduType, Value, VarBind, Version, encode};
@@ -175,7 +175,7 @@ pub fn answer_limit(max_message_size: usize, request_len: usize) -> usize {
     max_message_size.min(
         request_len
             .saturating_mul(3)
-            .max(crate::config::DEFAULT_MESSAGE_SIZE),
+            .max(crate::engine::config::DEFAULT_MESSAGE_SIZE),
     )
 }
 

@@ -1,0 +1,18 @@
+//! The live gateway: everything that touches the OS. The receive workers
+//! (`receive`) and the decision thread (`gateway`), the sockets and batch calls
+//! (`socket`, the only unsafe code), the monotonic clock (`clock`), stdout and stderr
+//! through bounded queues (`console`), exec recorders' commands (`exec`), the journal's
+//! files (`journal`), the metrics server and the stop summary (`server`), and playing a
+//! capture onto the network (`send`).
+
+pub mod clock;
+pub mod console;
+pub mod exec;
+pub mod gateway;
+pub mod journal;
+pub mod receive;
+pub mod send;
+pub mod server;
+pub mod socket;
+
+pub use gateway::{Bound, Options, Resumed, run};
