@@ -92,8 +92,8 @@ shutdown_time = "90s"
             |b| {
                 let _ = bound_tx.send(b.listen[0]);
             },
-            move |at, v| {
-                let _ = record_tx.send(trapgate::cli::report::with_time(at, v));
+            move |_, v| {
+                let _ = record_tx.send(v.clone());
             },
             || Err("no reload here".into()),
         )

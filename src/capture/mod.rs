@@ -298,25 +298,7 @@ pub fn replay(
     })
 }
 
-/// What a replay tells, at a capture time.
-#[derive(Clone, Debug)]
-pub enum Told {
-    /// A decision of the policy.
-    Decision(crate::engine::policy::Decision),
-    /// A summary of what was not believed (at most one a reason a second).
-    Refused(crate::engine::trust::RefusalSummary),
-}
-
-/// Something told during a replay, with the capture time it was told at.
-#[derive(Clone, Debug)]
-pub struct Decided {
-    /// When (the frame's time, or the timer's).
-    pub time: Timestamp,
-    /// What.
-    pub told: Told,
-}
-
-/// How a replay ended, beyond its decisions.
+/// How a replay ended, beyond its story.
 #[derive(Clone, Debug)]
 pub struct ReplayEnd {
     /// How reading the capture ended.
@@ -328,68 +310,97 @@ pub struct ReplayEnd {
     /// Datagrams from addresses that are not the site's (dropped before decoding, as
     /// the live gateway does).
     pub foreign: u64,
+    /// What the station counted.
+    pub counts: crate::engine::station::Counts,
 }
 
-/// Replays a capture through decode → classify → trust → policy, the capture's clock
-/// driving the policy: before each frame, every timer due at or before its time fires
-/// (at the timer's own time), then the frame goes in. What it may do is checked as the
-/// live gateway checks it (`crate::engine::trust`): a notification from its source's address
-/// with its community; a UPS's answer only as the answer to a request seen on the wire.
-/// A poll the policy asks for counts as sent when it is decided (nothing is sent).
-/// Timers still pending after the last frame do not fire: the log ends where the
-/// capture ends.
-pub fn replay_decisions(
+/// Where the gateway's traps to each recorder go in a replay, and the agent-addr they
+/// carry (the site's agent address when it names one).
+fn replay_relays(site: &crate::engine::config::Site) -> crate::engine::station::Relays {
+    let agent = match site.gateway.agent.ip() {
+        std::net::IpAddr::V4(a) => a.octets(),
+        std::net::IpAddr::V6(_) => [0; 4],
+    };
+    site.recorders
+        .iter()
+        .map(|r| (std::net::SocketAddr::new(r.address, r.port), agent))
+        .collect()
+}
+
+/// Replays a capture through decode → classify → trust → the station, the capture's
+/// clock driving it: before each frame, every timer due at or before its time fires (at
+/// the timer's own time), then the frame goes in. What a frame may do is checked as
+/// the live gateway checks it (`crate::engine::trust`): a notification from its
+/// source's address with its community; a request to the virtual UPS from a recorder
+/// with its; a UPS's answer only as the answer to a request seen on the wire. What the
+/// station sends goes nowhere, but it is decided, encoded and recorded as if sent (the
+/// capture holds no answer to the station's own polls). Returns every record, in
+/// order, with its capture time. Timers still pending after the last frame do not fire:
+/// the story ends where the capture ends.
+pub fn replay_story(
     path: &Path,
     site: crate::engine::config::Site,
-) -> Result<(Vec<Decided>, ReplayEnd), CaptureError> {
-    use crate::engine::policy::{Decider, Decision, PollAnswer};
-    use crate::engine::trust::{Refusal, RefusalLog, Refusals, Trust, Who, WireWatch};
+) -> Result<(Vec<(Timestamp, crate::engine::record::Record)>, ReplayEnd), CaptureError> {
+    use crate::engine::policy::PollAnswer;
+    use crate::engine::poller::Sequence;
+    use crate::engine::record::Record;
+    use crate::engine::station::{Notification, Options, Purpose, Station};
+    use crate::engine::trust::{Refusal, Refusals, Trust, Who, WireWatch};
     use crate::wire::{Pdu, PduType};
 
     let trust = Trust::new(&site);
+    let relays = replay_relays(&site);
     let mut pipeline = Pipeline::new(site.classifier(), &[]);
-    let mut decider = Decider::new(site);
-    let mut log: Vec<Decided> = Vec::new();
+    let mut site = Some(site);
+    let mut station: Option<Station> = None;
+    let mut log: Vec<(Timestamp, Record)> = Vec::new();
     let mut refusals = Refusals::default();
-    let mut summaries = RefusalLog::new();
     let mut wire = WireWatch::default();
     let mut foreign = 0u64;
-    let tell = |d: &mut Decider, s: &mut RefusalLog, time: Timestamp, log: &mut Vec<Decided>| {
-        while let Some(decision) = d.poll_decision() {
-            if let Decision::Poll { ups, .. } = decision {
-                d.handle_poll_sent(time, ups);
-            }
-            log.push(Decided {
-                time,
-                told: Told::Decision(decision),
-            });
+    // Everything the station has: its records, and what it sends, as sent.
+    let tell = |s: &mut Station, log: &mut Vec<(Timestamp, Record)>| loop {
+        while let Some(r) = s.poll_record() {
+            log.push(r);
         }
-        while let Some(r) = s.poll_summary() {
-            log.push(Decided {
-                time,
-                told: Told::Refused(r),
-            });
+        let now = s.now();
+        let mut sent: Vec<(Purpose, Option<std::net::SocketAddr>)> = Vec::new();
+        s.drain_transmits(|tx, _| sent.push((tx.purpose, Some(tx.to))));
+        while let Some(c) = s.poll_command() {
+            sent.push((
+                Purpose::Order {
+                    recorder: c.recorder,
+                    attempt: c.attempt,
+                },
+                None,
+            ));
+        }
+        if sent.is_empty() && !s.has_records() {
+            break;
+        }
+        for (purpose, to) in sent {
+            s.handle_sent(now, purpose, Ok(to));
         }
     };
     let mut last = Timestamp(0);
     let end = replay(path, &mut pipeline, |p, r| {
-        loop {
-            let due = [decider.poll_timeout(), summaries.poll_timeout()]
-                .into_iter()
-                .flatten()
-                .min()
-                .filter(|due| *due <= r.time);
-            let Some(due) = due else { break };
-            if decider.poll_timeout().is_some_and(|d| d <= due) {
-                decider.handle_timeout(due);
-            }
-            if summaries.poll_timeout().is_some_and(|d| d <= due) {
-                summaries.handle_timeout(due);
-            }
-            tell(&mut decider, &mut summaries, due, &mut log);
+        let s = station.get_or_insert_with(|| {
+            let site = site.take().expect("made once");
+            Station::new(
+                site,
+                Options::default(),
+                relays.clone(),
+                Box::new(Sequence(0)),
+                r.time,
+            )
+        });
+        // Every timer due before the frame fires first, at its own time, and what it
+        // decided is acted on then.
+        while let Some(due) = s.poll_timeout().filter(|due| *due <= r.time) {
+            s.handle_timeout(due);
+            tell(s, &mut log);
         }
-        // The site's own alerts carry the capture's first time.
-        tell(&mut decider, &mut summaries, r.time, &mut log);
+        s.handle_timeout(r.time);
+        tell(s, &mut log);
         last = r.time;
         let Outcome::Message(d, m, class) = &r.outcome else {
             return;
@@ -398,21 +409,29 @@ pub fn replay_decisions(
             foreign += 1;
             return;
         };
-        let mut refuse = |why: Refusal, event| {
+        let mut refuse = |s: &mut Station, why: Refusal, event| {
             refusals.add(why);
-            summaries.note(r.time, why, 1, Some(d.src), event);
+            s.handle_refused(r.time, why, 1, Some(d.src), event);
         };
         let (from, to) = (
             std::net::SocketAddr::new(d.src, d.src_port),
             std::net::SocketAddr::new(d.dst, d.dst_port),
         );
+        let to_a_ups = matches!(trust.who(d.dst), Some(Who::Ups(_)));
         match (&m.pdu, class) {
             (_, Some(c)) => match trust.admit(who, m, c.event) {
                 Ok(who) => {
                     let rule = p.classifier().rule_name(*c);
-                    decider.handle_notification(r.time, who, c.event, &rule);
+                    let n = Notification {
+                        who,
+                        source: d.src,
+                        community: m.community,
+                        event: c.event,
+                        rule: &rule,
+                    };
+                    s.handle_notification(r.time, &n);
                 }
-                Err(why) => refuse(why, Some(c.event)),
+                Err(why) => refuse(s, why, Some(c.event)),
             },
             (Pdu::Request(q), None)
                 if matches!(
@@ -420,27 +439,46 @@ pub fn replay_decisions(
                     PduType::GET_REQUEST | PduType::GET_NEXT_REQUEST | PduType::GET_BULK_REQUEST
                 ) =>
             {
-                wire.request(r.time, from, to, q.request_id, m.community);
+                if to_a_ups {
+                    // A recorder (or anyone) polling a UPS itself: its answer may count.
+                    wire.request(r.time, from, to, q.request_id, m.community);
+                    if let Some(rec) = trust.heard_from(who, m.community) {
+                        s.handle_seen(r.time, rec);
+                    }
+                } else {
+                    // A recorder polling its virtual UPS.
+                    s.handle_request(r.time, from, m, d.payload.len());
+                }
             }
             (Pdu::Request(q), None) if q.kind == PduType::RESPONSE => {
                 let Who::Ups(u) = who else { return };
                 if *m.community != *trust.community(who) {
-                    refuse(Refusal::AnswerWrongCommunity, None);
+                    refuse(s, Refusal::AnswerWrongCommunity, None);
                 } else if !wire.response(r.time, from, to, q.request_id, m.community) {
-                    refuse(Refusal::AnswerUnknownRequest, None);
+                    refuse(s, Refusal::AnswerUnknownRequest, None);
                 } else if q.error_status == 0 {
                     let answer = PollAnswer::from_varbinds(q.varbinds);
                     if !answer.is_empty() {
-                        decider.handle_poll(r.time, u, answer);
+                        s.handle_wire_answer(r.time, u, answer);
                     }
                 }
             }
-            _ => {}
+            _ => {
+                if let Some(rec) = trust.heard_from(who, m.community) {
+                    s.handle_seen(r.time, rec);
+                }
+            }
         }
-        tell(&mut decider, &mut summaries, r.time, &mut log);
+        tell(s, &mut log);
     })?;
-    summaries.flush(last);
-    tell(&mut decider, &mut summaries, last, &mut log);
+    let counts = match station.as_mut() {
+        Some(s) => {
+            s.flush_refusals(last);
+            tell(s, &mut log);
+            s.counts()
+        }
+        None => Default::default(),
+    };
     Ok((
         log,
         ReplayEnd {
@@ -448,6 +486,7 @@ pub fn replay_decisions(
             counters: pipeline.counters().clone(),
             refused: refusals,
             foreign,
+            counts,
         },
     ))
 }

@@ -17,8 +17,10 @@ use crate::wire::{Message, NotificationOidBuf, Oid, Pdu, Value, VarBind};
 use rules::{AlarmRule, Ev, ObjectName, TrapRule};
 use trie::{Key, Match, OidTrie, Words};
 
-/// A normalized UPS event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A normalized UPS event (journaled by its name).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Event {
     /// Mains power failed; the UPS runs on its battery.
     OnBattery,

@@ -162,18 +162,12 @@ pub fn replay_policy(
     out: &mut impl Write,
 ) -> Result<bool, String> {
     let site = load_site(config)?;
-    let (log, end) = replay::replay_decisions(file, site.clone()).map_err(|e| e.to_string())?;
+    let (log, end) = replay::replay_story(file, site).map_err(|e| e.to_string())?;
     let mut text = String::new();
     let mut decisions = 0;
-    for d in &log {
-        let line = match &d.told {
-            replay::Told::Decision(x) => {
-                decisions += 1;
-                report::decision_json(&site, d.time, x, 0)
-            }
-            replay::Told::Refused(r) => report::with_time(d.time, &report::refused_json(r)),
-        };
-        text.push_str(&line.to_string());
+    for (t, r) in log.iter().filter(|(_, r)| r.shown()) {
+        decisions += usize::from(matches!(r, crate::engine::record::Record::Decision(_)));
+        text.push_str(&r.printed(*t, 0).to_string());
         text.push('\n');
     }
     let mut summary = report::summary_json(&end.counters, end.read.cut_short.as_deref());
@@ -238,27 +232,32 @@ pub fn print_journal(
     if !file.exists() {
         return Err(format!("{}: no such journal", file.display()));
     }
-    let found = crate::daemon::journal::read(file)
-        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     let w = |e: io::Error| e.to_string();
-    let mut shown = 0;
-    for (t, r) in &found.records {
-        if !only.is_empty() && !only.iter().any(|n| crate::daemon::journal::concerns(r, n)) {
-            continue;
+    let (mut shown, mut failed) = (0, None);
+    let found = crate::daemon::journal::read(file, |t, r| {
+        if failed.is_some() || (!only.is_empty() && !only.iter().any(|n| r.concerns(n))) {
+            return;
         }
         shown += 1;
-        if json {
-            writeln!(out, "{r}").map_err(w)?;
+        let line = if json {
+            r.printed(t, 0).to_string()
         } else {
-            writeln!(out, "{}", crate::daemon::journal::readable(*t, r)).map_err(w)?;
+            r.readable(t)
+        };
+        if let Err(e) = writeln!(out, "{line}") {
+            failed = Some(e);
         }
+    })
+    .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    if let Some(e) = failed {
+        return Err(w(e));
     }
     for (f, line, why) in &found.damaged {
         eprintln!("trapgate: {}:{line}: skipped: {why}", f.display());
     }
     eprintln!(
         "trapgate: {shown} of {} records shown, {} damaged lines skipped",
-        found.records.len(),
+        found.records,
         found.damaged.len()
     );
     Ok(())
@@ -305,8 +304,8 @@ pub fn run_gateway(config: Option<&Path>, opts: crate::daemon::Options) -> Resul
                 );
             }
         },
-        |at, v| {
-            console::out(report::with_time(at, v).to_string());
+        |_, v| {
+            console::out(v.to_string());
         },
         move || match &config {
             Some(path) => load_site(Some(path)),

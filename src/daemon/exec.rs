@@ -15,25 +15,13 @@ use std::time::{Duration, Instant};
 
 use mio::unix::pipe::Receiver;
 
+pub use crate::engine::station::Command;
+use crate::engine::station::CommandEnd;
+
 /// Bytes of stdout and of stderr kept per command.
 pub const CAPTURE: usize = 2048;
 /// How often a running command is looked at.
 const TICK: Duration = Duration::from_millis(10);
-
-/// A command to run for a recorder.
-#[derive(Clone, Debug)]
-pub struct Command {
-    /// The recorder (index in the site).
-    pub recorder: usize,
-    /// Which order this is.
-    pub attempt: u32,
-    /// The shell command.
-    pub command: String,
-    /// Its environment (added to trapgate's).
-    pub env: Vec<(&'static str, String)>,
-    /// It is killed after this.
-    pub timeout: Duration,
-}
 
 /// The first bytes of a stream, and how many it wrote in all.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -105,6 +93,20 @@ impl Finished {
     /// Whether it did its job (exit 0): the recorder's acknowledgement.
     pub fn succeeded(&self) -> bool {
         self.status == Some(0) && !self.timed_out
+    }
+
+    /// As the station takes it.
+    pub fn end(&self) -> CommandEnd {
+        let kept = |c: &Captured| (c.total > 0).then(|| c.text());
+        CommandEnd {
+            recorder: self.recorder,
+            attempt: self.attempt,
+            succeeded: self.succeeded(),
+            status: self.status_text(),
+            took: format!("{:.1} s", self.took.as_secs_f64()),
+            stdout: kept(&self.stdout),
+            stderr: kept(&self.stderr),
+        }
     }
 
     /// The outcome in a few words: "exit 0", "killed: timed out", ….

@@ -1,12 +1,15 @@
-//! The journal: every event, decision, presented value, sent trap and acknowledgement,
-//! appended one record a line, each line checksummed (`CRC32 JSON`), written and
-//! fsync'd before a decision is acted on, rotated by size.
+//! The journal: every input that moved the policy, every decision, presented value,
+//! sent order and acknowledgement, appended one typed record a line
+//! (`crate::engine::record`: `crc32hex {"v":1,"t":…}`), written and fsync'd before a
+//! decision is acted on, rotated by size.
 //!
-//! A restarted gateway reads it back (`read`) and replays its inputs through a fresh
-//! policy (see `gateway::resume`): the policy is deterministic, so the outage in
-//! progress comes back exactly, timers and all, and the ledger learns again who was
-//! told and who acknowledged. A line cut short by a crash (kill -9 mid-write) fails its
-//! checksum and is dropped, and the file is cut back to its last whole line.
+//! A restarted gateway reads it back (`resume`), a line at a time, and feeds each record
+//! to a fresh station (`Station::restore`): inputs go through the machines again, and
+//! what the journal says was decided and done is made to hold even where the input
+//! behind it was lost (a damaged line loses only its own fact). A line cut short by a
+//! crash (kill -9 mid-write) fails its checksum and is skipped, and the file is cut back
+//! to its last whole line. A journal written in another format is refused with a
+//! sentence saying so, never misread.
 //!
 //! Rotation keeps `KEEP` older files, and every older one still needed: a file whose
 //! records reach past the start of an outage under way (`keep_since`) is kept until the
@@ -15,13 +18,13 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Seek, Write};
-use std::net::IpAddr;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use serde_json::Value as Json;
-
-use crate::classify::Event;
+use crate::engine::config::Site;
+use crate::engine::poller::OsRandom;
+use crate::engine::record::{self, Action, LineError, Record};
+use crate::engine::station::{self, Relays, Station};
 use crate::time::Timestamp;
 
 /// Rotate when the journal grows past this (bytes).
@@ -36,7 +39,6 @@ pub struct Journal {
     file: BufWriter<File>,
     size: u64,
     rotate_at: u64,
-    line: Vec<u8>,
     /// The time of the last record appended.
     last: Timestamp,
     /// The last record's time in each rotated file: `FILE.1` first.
@@ -56,11 +58,11 @@ impl core::fmt::Debug for Journal {
     }
 }
 
-/// What was read back from a journal.
+/// What reading a journal found besides its records.
 #[derive(Debug, Default)]
-pub struct Recovered {
-    /// The records, oldest first, with their time.
-    pub records: Vec<(Timestamp, Json)>,
+pub struct Read {
+    /// Records read.
+    pub records: usize,
     /// Lines whose checksum or JSON was wrong: (file, line number, why).
     pub damaged: Vec<(PathBuf, usize, String)>,
 }
@@ -90,11 +92,12 @@ fn check_regular(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Reads every record of the journal at `path` and its rotated files, oldest first. A
-/// journal that does not exist reads as empty.
-pub fn read(path: &Path) -> io::Result<Recovered> {
+/// Reads every record of the journal at `path` and its rotated files, oldest first, a
+/// line at a time, handing each to `each`. A journal that does not exist reads as
+/// empty; one written in another format is an error that says so.
+pub fn read(path: &Path, mut each: impl FnMut(Timestamp, Record)) -> io::Result<Read> {
     check_regular(path)?;
-    let mut out = Recovered::default();
+    let mut out = Read::default();
     let files: Vec<PathBuf> = rotated_files(path)
         .into_iter()
         .rev()
@@ -106,31 +109,37 @@ pub fn read(path: &Path) -> io::Result<Recovered> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         };
-        for (i, line) in BufReader::new(f).split(b'\n').enumerate() {
-            let line = line?;
-            match parse_line(&line) {
-                Ok(r) => out.records.push(r),
-                Err(why) => out.damaged.push((file.clone(), i + 1, why)),
+        let mut reader = BufReader::with_capacity(1 << 20, f);
+        let mut line = Vec::with_capacity(512);
+        let mut n = 0;
+        loop {
+            line.clear();
+            if reader.read_until(b'\n', &mut line)? == 0 {
+                break;
+            }
+            n += 1;
+            if line.last() == Some(&b'\n') {
+                line.pop();
+            }
+            match record::read_line(&line) {
+                Ok((t, r)) => {
+                    out.records += 1;
+                    each(t, r);
+                }
+                Err(e @ LineError::Version(_)) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "{}:{n}: {e}: move it aside (or read it with the trapgate that wrote it)",
+                            file.display()
+                        ),
+                    ));
+                }
+                Err(LineError::Damaged(why)) => out.damaged.push((file.clone(), n, why)),
             }
         }
     }
     Ok(out)
-}
-
-fn parse_line(line: &[u8]) -> Result<(Timestamp, Json), String> {
-    let text = core::str::from_utf8(line).map_err(|_| "not UTF-8".to_string())?;
-    let (sum, json) = text
-        .split_once(' ')
-        .ok_or_else(|| "no checksum".to_string())?;
-    let sum = u32::from_str_radix(sum, 16).map_err(|_| format!("bad checksum field {sum:?}"))?;
-    if crc32fast::hash(json.as_bytes()) != sum {
-        return Err("checksum mismatch (a line cut short by a crash?)".into());
-    }
-    let v: Json = serde_json::from_str(json).map_err(|e| format!("bad JSON: {e}"))?;
-    let t = v["t"]
-        .as_u64()
-        .ok_or_else(|| "no time field `t`".to_string())?;
-    Ok((Timestamp(t), v))
 }
 
 /// The time of the last whole record of a journal file (None: none can be read).
@@ -143,7 +152,7 @@ fn last_time(path: &Path) -> Option<Timestamp> {
     io::Read::read_to_end(&mut f, &mut tail).ok()?;
     tail.split(|&b| b == b'\n')
         .rev()
-        .find_map(|line| parse_line(line).ok())
+        .find_map(|line| record::read_line(line).ok())
         .map(|(t, _)| t)
 }
 
@@ -179,7 +188,6 @@ impl Journal {
             file: BufWriter::with_capacity(256 * 1024, file),
             size,
             rotate_at: ROTATE_AT,
-            line: Vec::with_capacity(512),
             last: last_time(path).unwrap_or_default(),
             rotated_last: rotated_files(path).iter().map(|p| last_time(p)).collect(),
             keep_since: None,
@@ -203,68 +211,14 @@ impl Journal {
         self.rotate_at = bytes;
     }
 
-    fn finish_line(&mut self) -> io::Result<()> {
-        let sum = crc32fast::hash(&self.line);
-        self.line.push(b'\n');
-        // `crc32hex ` then the line: written straight into the buffered file.
-        write!(self.file, "{sum:08x} ")?;
-        self.file.write_all(&self.line)?;
-        self.size += (9 + self.line.len()) as u64;
+    /// Appends `record` at `t` (`line`: the caller's buffer, reused).
+    pub fn append(&mut self, t: Timestamp, r: &Record, line: &mut Vec<u8>) -> io::Result<()> {
+        record::write_line(t, r, line);
+        self.file.write_all(line)?;
+        self.last = self.last.max(t);
+        self.size += line.len() as u64;
         self.written += 1;
         Ok(())
-    }
-
-    fn started(&mut self, t: Timestamp) {
-        self.last = self.last.max(t);
-    }
-
-    /// Appends a record: `fields` (a JSON object) with the time `t` added first.
-    pub fn append(&mut self, t: Timestamp, fields: &Json) -> io::Result<()> {
-        self.started(t);
-        self.line.clear();
-        let _ = write!(self.line, "{{\"t\":{}", t.0);
-        if let Some(map) = fields.as_object() {
-            for (k, v) in map {
-                self.line.push(b',');
-                serde_json::to_writer(&mut self.line, k).map_err(io::Error::other)?;
-                self.line.push(b':');
-                serde_json::to_writer(&mut self.line, v).map_err(io::Error::other)?;
-            }
-        }
-        self.line.push(b'}');
-        self.finish_line()
-    }
-
-    /// Appends a notification as the policy received it (the hot path: no JSON tree,
-    /// only the line buffer, which is reused).
-    pub fn event(
-        &mut self,
-        t: Timestamp,
-        source: IpAddr,
-        ups: Option<&str>,
-        community: &[u8],
-        event: Event,
-        rule: &str,
-    ) -> io::Result<()> {
-        self.started(t);
-        self.line.clear();
-        let _ = write!(
-            self.line,
-            "{{\"t\":{},\"input\":\"event\",\"source\":\"{source}\",",
-            t.0
-        );
-        if let Some(u) = ups {
-            self.line.extend_from_slice(b"\"ups\":");
-            serde_json::to_writer(&mut self.line, u).map_err(io::Error::other)?;
-            self.line.push(b',');
-        }
-        self.line.extend_from_slice(b"\"community\":");
-        serde_json::to_writer(&mut self.line, &String::from_utf8_lossy(community))
-            .map_err(io::Error::other)?;
-        let _ = write!(self.line, ",\"event\":\"{}\",\"rule\":", event.name());
-        serde_json::to_writer(&mut self.line, rule).map_err(io::Error::other)?;
-        self.line.push(b'}');
-        self.finish_line()
     }
 
     /// Hands what is buffered to the kernel (it then outlives a kill -9 of the
@@ -314,86 +268,79 @@ impl Journal {
     }
 }
 
-/// One record as a person reads it: the time, then what happened.
-pub fn readable(t: Timestamp, r: &Json) -> String {
-    let s = |k: &str| r[k].as_str().unwrap_or("");
-    // ` key=value` for each of `keys` the record has (strings unquoted).
-    let fields = |w: &mut String, keys: &[&str]| {
-        for k in keys {
-            if !r[k].is_null() {
-                let v = r[k].as_str().map_or(r[k].to_string(), str::to_string);
-                w.push_str(&format!(" {k}={v}"));
-            }
-        }
-    };
-    let mut line = format!("{}  ", t.utc());
-    let what = if let Some(input) = r["input"].as_str() {
-        match input {
-            "event" => format!(
-                "heard {} from {}{} ({}, community {:?})",
-                s("event"),
-                s("source"),
-                r["ups"]
-                    .as_str()
-                    .map_or(String::new(), |u| format!(" (UPS {u})")),
-                s("rule"),
-                s("community")
-            ),
-            "poll" => format!(
-                "UPS {} polled: {}",
-                s("ups"),
-                serde_json::to_string(&r["answer"]).unwrap_or_default()
-            ),
-            "silent" => format!(
-                "UPS {} {}",
-                s("ups"),
-                if r["silent"].as_bool() == Some(true) {
-                    "stopped answering polls"
-                } else {
-                    "answers polls again"
-                }
-            ),
-            "timeout" => "timers due".to_string(),
-            other => format!("input {other}"),
-        }
-    } else if let Some(d) = r["decision"].as_str() {
-        let mut w = format!("decided {d}");
-        fields(
-            &mut w,
-            &["ups", "recorder", "tier", "percent", "kind", "source"],
-        );
-        if let Some(reason) = r["reason"].as_str() {
-            w.push_str(&format!(": {reason}"));
-        }
-        if let Some(rule) = r["rule"].as_str() {
-            w.push_str(&format!(" [{rule}]"));
-        }
-        w
-    } else if let Some(a) = r["action"].as_str() {
-        let mut w = a.to_string();
-        fields(
-            &mut w,
-            &[
-                "recorder", "ups", "attempt", "to", "after_s", "status", "detail",
-            ],
-        );
-        w
-    } else {
-        r.to_string()
-    };
-    line.push_str(&what);
-    line
+/// What `resume` gives back: the station with the journal's outage in it, the journal
+/// open for appending, and what reading it found.
+pub struct Resume {
+    /// The station.
+    pub station: Station,
+    /// The journal.
+    pub journal: Journal,
+    /// Records read.
+    pub records: usize,
+    /// Damaged lines skipped.
+    pub damaged: usize,
+    /// What the station resumed.
+    pub resumed: station::Resumed,
 }
 
-/// Whether record `r` concerns the UPS or recorder named `name`.
-pub fn concerns(r: &Json, name: &str) -> bool {
-    r["ups"].as_str() == Some(name) || r["recorder"].as_str() == Some(name)
+/// Opens the journal at `path` and feeds its records to a station for `site` (orders to
+/// `relays`): the outage in progress comes back, the orders decided and never sent go
+/// out, once, and nothing else the journal holds is done again. Its first record is the
+/// `Started` the caller journals next.
+pub fn resume(
+    path: &Path,
+    site: Site,
+    options: station::Options,
+    relays: Relays,
+    now: Timestamp,
+) -> io::Result<Resume> {
+    let mut station: Option<Station> = None;
+    let mut site = Some(site);
+    let mut relays = Some(relays);
+    let mut make = |t: Timestamp| {
+        Station::new(
+            site.take().expect("made once"),
+            options,
+            relays.take().expect("made once"),
+            Box::new(OsRandom),
+            t,
+        )
+    };
+    let read = read(path, |t, r| {
+        let s = station.get_or_insert_with(|| make(t));
+        s.restore(t, &r);
+    })?;
+    let mut station = station.unwrap_or_else(|| make(now));
+    let resumed = station.resumed(now);
+    for (file, line, why) in &read.damaged {
+        crate::daemon::console::warn(format!(
+            "trapgate: journal {}:{line}: skipped: {why}",
+            file.display()
+        ));
+    }
+    let journal = Journal::open(path)?;
+    let r = Resume {
+        station,
+        journal,
+        records: read.records,
+        damaged: read.damaged.len(),
+        resumed,
+    };
+    let detail = format!(
+        "journal: {} records read ({} damaged lines skipped), {} recorders waiting for their acknowledgement, {} acknowledged, {} orders never sent",
+        r.records, r.damaged, resumed.waiting, resumed.acknowledged, resumed.unsent
+    );
+    let mut r = r;
+    r.station
+        .note(now, Record::Action(Action::Started { detail }));
+    Ok(r)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::classify::Event;
+    use crate::engine::record::{Decided, Input};
 
     fn dir(name: &str) -> PathBuf {
         let d =
@@ -403,96 +350,129 @@ mod tests {
         d
     }
 
+    fn alert(reason: &str) -> Record {
+        Record::Decision(Decided::Alert {
+            ups: None,
+            kind: "site".into(),
+            reason: reason.into(),
+        })
+    }
+
+    fn event(event: Event) -> Record {
+        Record::Input(Input::Event {
+            source: "127.0.0.1".parse().unwrap(),
+            ups: Some("ups-main".into()),
+            recorder: None,
+            community: "public".into(),
+            event,
+            rule: "lowBattery".into(),
+        })
+    }
+
+    fn sent(recorder: &str) -> Record {
+        Record::Action(Action::Sent {
+            recorder: recorder.into(),
+            attempt: 1,
+            to: None,
+            detail: "command started".into(),
+        })
+    }
+
+    fn all(path: &Path) -> (Vec<(Timestamp, Record)>, Read) {
+        let mut records = Vec::new();
+        let r = read(path, |t, x| records.push((t, x))).unwrap();
+        (records, r)
+    }
+
     #[test]
     fn records_come_back_in_order_and_a_torn_last_line_is_dropped_and_cut() {
         let d = dir("torn");
         let path = d.join("journal");
+        let mut line = Vec::new();
         let mut j = Journal::open(&path).unwrap();
-        j.append(
-            Timestamp(1),
-            &json!({"decision": "Alert", "reason": "a \"quoted\" reason"}),
-        )
-        .unwrap();
-        j.event(
-            Timestamp(2),
-            "127.0.0.1".parse().unwrap(),
-            Some("ups-main"),
-            b"public",
-            Event::LowBattery,
-            "lowBattery",
-        )
-        .unwrap();
+        j.append(Timestamp(1), &alert("a \"quoted\" reason"), &mut line)
+            .unwrap();
+        j.append(Timestamp(2), &event(Event::LowBattery), &mut line)
+            .unwrap();
         j.sync().unwrap();
         drop(j);
         // A crash in the middle of the third line.
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(b"1234abcd {\"t\":3,\"decis").unwrap();
+        f.write_all(b"1234abcd {\"v\":1,\"t\":3,\"decis").unwrap();
         drop(f);
-        let r = read(&path).unwrap();
-        assert_eq!(r.records.len(), 2);
-        assert_eq!(r.records[0].1["reason"], "a \"quoted\" reason");
-        assert_eq!(r.records[1].1["event"], "LowBattery");
-        assert_eq!(r.records[1].1["ups"], "ups-main");
+        let (records, r) = all(&path);
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].1, alert("a \"quoted\" reason"));
+        assert_eq!(records[1], (Timestamp(2), event(Event::LowBattery)));
         assert_eq!(r.damaged.len(), 1, "{:?}", r.damaged);
         // Reopening cuts the torn line, and new records read back whole.
         let mut j = Journal::open(&path).unwrap();
-        j.append(
-            Timestamp(4),
-            &json!({"action": "Sent", "recorder": "nvr-1"}),
-        )
-        .unwrap();
+        j.append(Timestamp(4), &sent("nvr-1"), &mut line).unwrap();
         j.sync().unwrap();
-        let r = read(&path).unwrap();
-        assert_eq!(r.records.len(), 3);
+        let (records, r) = all(&path);
+        assert_eq!(records.len(), 3);
         assert!(r.damaged.is_empty(), "{:?}", r.damaged);
-        assert_eq!(r.records[2].0, Timestamp(4));
+        assert_eq!(records[2].0, Timestamp(4));
     }
 
     #[test]
-    fn a_flipped_byte_fails_the_checksum() {
+    fn a_flipped_byte_fails_the_checksum_and_another_format_is_refused() {
         let d = dir("flip");
         let path = d.join("journal");
+        let mut line = Vec::new();
         let mut j = Journal::open(&path).unwrap();
         for t in 0..3 {
-            j.append(Timestamp(t), &json!({"decision": "Alert", "reason": "x"}))
-                .unwrap();
+            j.append(Timestamp(t), &alert("x"), &mut line).unwrap();
         }
         j.sync().unwrap();
         let mut bytes = std::fs::read(&path).unwrap();
         let second = bytes.iter().position(|&b| b == b'\n').unwrap() + 20;
         bytes[second] ^= 0x01;
-        std::fs::write(&path, bytes).unwrap();
-        let r = read(&path).unwrap();
-        assert_eq!(r.records.len(), 2);
+        std::fs::write(&path, &bytes).unwrap();
+        let (records, r) = all(&path);
+        assert_eq!(records.len(), 2);
         assert_eq!(r.damaged[0].1, 2);
+        // A line of the journal format before this one: refused, with a sentence.
+        let old = "{\"t\":7,\"decision\":\"Acknowledged\",\"recorder\":\"nvr-1\"}";
+        let old = format!("{:08x} {old}\n", crc32fast::hash(old.as_bytes()));
+        std::fs::write(&path, old).unwrap();
+        let e = read(&path, |_, _| {}).unwrap_err();
+        assert!(
+            e.to_string().contains("written without a format version"),
+            "{e}"
+        );
     }
 
     #[test]
     fn rotation_keeps_every_file_an_outage_under_way_needs() {
         let d = dir("keep");
         let path = d.join("journal");
+        let mut line = Vec::new();
         let mut j = Journal::open(&path).unwrap();
         j.rotate_at(300);
         // The outage starts at t = 5 (its OnBattery), then a burst of records.
         j.keep_since(Some(Timestamp(5)));
         for t in 0..60 {
-            let what = if t == 5 { "OnBattery" } else { "noise" };
-            j.append(Timestamp(t), &json!({"input": "event", "event": what}))
-                .unwrap();
+            let what = if t == 5 {
+                event(Event::OnBattery)
+            } else {
+                event(Event::Informational)
+            };
+            j.append(Timestamp(t), &what, &mut line).unwrap();
             j.sync().unwrap();
         }
         assert!(j.rotated() > KEEP, "{} files kept", j.rotated());
-        let r = read(&path).unwrap();
+        let (records, _) = all(&path);
         assert!(
-            r.records
+            records
                 .iter()
-                .any(|(t, v)| t.0 == 5 && v["event"] == "OnBattery"),
+                .any(|(t, r)| t.0 == 5 && *r == event(Event::OnBattery)),
             "the outage's start survives the burst"
         );
         // The outage is over: the next rotation lets the old files go.
         j.keep_since(None);
         for t in 60..70 {
-            j.append(Timestamp(t), &json!({"input": "event", "event": "noise"}))
+            j.append(Timestamp(t), &event(Event::Informational), &mut line)
                 .unwrap();
             j.sync().unwrap();
         }
@@ -504,26 +484,24 @@ mod tests {
         assert_eq!(j.rotated(), KEEP);
         // A journal must be a regular file.
         assert!(Journal::open(Path::new("/dev/null")).is_err());
-        assert!(read(Path::new("/dev/full")).is_err());
+        assert!(read(Path::new("/dev/full"), |_, _| {}).is_err());
     }
 
     #[test]
     fn rotation_keeps_every_record_readable() {
         let d = dir("rotate");
         let path = d.join("journal");
+        let mut line = Vec::new();
         let mut j = Journal::open(&path).unwrap();
         j.rotate_at(400);
         for t in 0..20 {
-            j.append(
-                Timestamp(t),
-                &json!({"action": "Sent", "recorder": format!("nvr-{t}")}),
-            )
-            .unwrap();
+            j.append(Timestamp(t), &sent(&format!("nvr-{t}")), &mut line)
+                .unwrap();
             j.sync().unwrap();
         }
         assert!(rotated(&path, 1).exists() && rotated(&path, 2).exists());
-        let r = read(&path).unwrap();
-        let times: Vec<u64> = r.records.iter().map(|(t, _)| t.0).collect();
+        let (records, _) = all(&path);
+        let times: Vec<u64> = records.iter().map(|(t, _)| t.0).collect();
         // The oldest files beyond KEEP are gone; what is kept is in order.
         assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
         assert_eq!(times.last(), Some(&19));

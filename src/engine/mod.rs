@@ -2,7 +2,7 @@
 //! what may move a decision (`trust`), the per-packet decode → classify path with its
 //! counters (`pipeline`), the shutdown policy (`policy`), the UPS poller (`poller`),
 //! the acknowledgement ledger (`ledger`), the virtual UPS (`agent`), and the latency
-//! histograms and Prometheus text (`metrics`). Bytes, events and time go in; decisions,
+//! histograms and Prometheus text (`metrics`), and every record they write (`record`). Bytes, events and time go in; decisions,
 //! datagrams to send and counts come out. Nothing here reads a clock or touches a
 //! socket, a file or a thread.
 
@@ -13,4 +13,6 @@ pub mod metrics;
 pub mod pipeline;
 pub mod policy;
 pub mod poller;
+pub mod record;
+pub mod station;
 pub mod trust;

@@ -155,7 +155,9 @@ impl Poller {
     /// at `now`.
     pub fn new(site: &Site, now: Timestamp, ids: Box<dyn RequestIds>) -> Poller {
         // A poll, every try included, fits in the policy's poll timeout.
-        let try_timeout = (ns::secs(site.policy.poll_timeout.0) / TRIES as u64).max(ns::SECOND / 2);
+        let try_timeout = ns::secs(site.policy.poll_timeout.0)
+            .div_ceil(TRIES as u64)
+            .max(ns::SECOND / 2);
         let ups: Vec<UpsPoll> = site
             .upses
             .iter()
@@ -209,6 +211,17 @@ impl Poller {
         next.send_failed = self.send_failed;
         next.answered = self.answered;
         std::mem::replace(self, next)
+    }
+
+    /// Starts afresh at `now` (a restart: the requests of before are history): every UPS
+    /// is polled now, silences forgotten.
+    pub fn restart(&mut self, now: Timestamp) {
+        for p in &mut self.ups {
+            p.outstanding = None;
+            p.next_due = now;
+            p.silent = false;
+        }
+        self.out.clear();
     }
 
     /// Polls UPS `u` now, to confirm a shutdown trap: a new poll, or, when one is out, a
@@ -536,7 +549,10 @@ mod tests {
             drain(&mut p).is_empty(),
             "no retry before it could be answered"
         );
-        assert_eq!(p.poll_timeout(), Some(t(3.0).plus_ns(ns::secs(5) / 3)));
+        assert_eq!(
+            p.poll_timeout(),
+            Some(t(3.0).plus_ns(ns::secs(5).div_ceil(3)))
+        );
         p.handle_timeout(t(4.7));
         let retry = sent_at(&mut p, t(4.7));
         assert_eq!(sent_id(&retry[0]), id, "a retry keeps the request id");

@@ -23,7 +23,10 @@ use crate::wire::OidBuf;
 pub const DEFAULT_SITE: &str = include_str!("default-site.toml");
 
 /// A length of time, in whole seconds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct Secs(pub u32);
 
 /// The gateway's own sockets and community.

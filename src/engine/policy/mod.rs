@@ -35,7 +35,7 @@ fn after(t: Timestamp, s: Secs) -> Timestamp {
 }
 
 /// What a UPS said when polled (or was seen saying to a recorder that polled it).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PollAnswer {
     /// Running on battery (upsOutputSource = battery(5), upsBasicOutputStatus = onBattery(3)).
     pub on_battery: Option<bool>,
@@ -44,6 +44,7 @@ pub struct PollAnswer {
     /// Estimated charge, percent.
     pub charge: Option<u8>,
     /// Estimated runtime.
+    #[serde(rename = "runtime_s")]
     pub runtime: Option<Secs>,
 }
 
@@ -369,6 +370,32 @@ impl Decider {
         pending.append(&mut next.decisions);
         next.decisions = pending;
         std::mem::replace(self, next)
+    }
+
+    /// Makes "recorder `r` was told in the outage under way" hold (a journal says so,
+    /// whatever its inputs still show): its UPS is in an outage from `now` if it was not.
+    /// True if it was not told before.
+    pub fn mark_told(&mut self, now: Timestamp, r: usize) -> bool {
+        let Some(u) = self.site.recorders.get(r).map(|rec| rec.ups) else {
+            return false;
+        };
+        let state = &mut self.ups[u];
+        if state.since.is_none() {
+            state.since = Some(now);
+            state.outage += 1;
+        }
+        let outage = state.outage;
+        let before = self.told[r];
+        self.told[r] = Some((u, outage));
+        self.revision += 1;
+        before != Some((u, outage))
+    }
+
+    /// Makes "recorder `r` acknowledged" hold (a journal says so).
+    pub fn mark_acknowledged(&mut self, r: usize) {
+        if let Some(a) = self.acknowledged.get_mut(r) {
+            *a = true;
+        }
     }
 
     /// The start of the oldest outage under way (a journal keeps every record since).

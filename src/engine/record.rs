@@ -1,0 +1,698 @@
+//! Every record trapgate writes, typed: the inputs that moved the policy, the policy's
+//! decisions, and what the gateway did about them. One enum, written and read in this
+//! module only (serde derive), so that renaming a record fails to compile rather than
+//! silently changing what a restart does. The journal, `trapgate run`'s stdout,
+//! `trapgate replay`, `trapgate journal` and the demo all use it.
+//!
+//! A journal line is `crc32hex {"v":1,"t":NS,…record…}`: the format version, the time
+//! on the gateway's timeline in nanoseconds, the record. A line of another version is
+//! refused with a sentence, never misread. What `run` and `replay` print is the same
+//! record with its times as UTC (`printed`): `{"time":"2019-03-07T08:20:33.504849Z",…}`.
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as Json};
+
+use crate::classify::Event;
+use crate::engine::policy::PollAnswer;
+use crate::time::Timestamp;
+
+/// The journal's format version, in every line.
+pub const FORMAT: u32 = 1;
+
+/// One record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Record {
+    /// Something that moved the policy (a restart feeds it back).
+    Input(Input),
+    /// A decision of the policy (or an alert of the gateway's own).
+    Decision(Decided),
+    /// What the gateway did.
+    Action(Action),
+}
+
+/// An input that moved the policy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "input", rename_all = "snake_case")]
+pub enum Input {
+    /// A notification, believed (from its source's address, with its community).
+    Event {
+        /// Its source address.
+        source: IpAddr,
+        /// The UPS it came from, if a UPS's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ups: Option<String>,
+        /// The recorder it came from, if a recorder's (an acknowledgement).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recorder: Option<String>,
+        /// Its community.
+        community: String,
+        /// What it was classified as.
+        event: Event,
+        /// The rule (trap name) that classified it.
+        rule: String,
+    },
+    /// A UPS's answer to a poll.
+    Poll {
+        /// The UPS.
+        ups: String,
+        /// What it said.
+        answer: PollAnswer,
+    },
+    /// A whole poll went unanswered while a shutdown trap waited for it.
+    PollUnanswered {
+        /// The UPS.
+        ups: String,
+        /// Whether any try of it left.
+        sent: bool,
+    },
+    /// A UPS stopped (or started again) answering polls.
+    Silent {
+        /// The UPS.
+        ups: String,
+        /// Stopped (true) or answers again (false).
+        silent: bool,
+    },
+    /// Timers were due.
+    Timeout,
+}
+
+/// What the virtual UPS presents a recorder as its charge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Percent {
+    /// The real UPS's own values.
+    Real,
+    /// This charge (0: shut down now).
+    Value(u8),
+}
+
+impl Serialize for Percent {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Percent::Real => s.serialize_str("real"),
+            Percent::Value(p) => s.serialize_u8(*p),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Percent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Json::deserialize(d)? {
+            Json::String(s) if s == "real" => Ok(Percent::Real),
+            Json::Number(n) => n
+                .as_u64()
+                .filter(|p| *p <= 100)
+                .map(|p| Percent::Value(p as u8))
+                .ok_or_else(|| serde::de::Error::custom("a charge from 0 to 100")),
+            other => Err(serde::de::Error::custom(format!(
+                "\"real\" or a charge, not {other}"
+            ))),
+        }
+    }
+}
+
+impl From<Option<u8>> for Percent {
+    fn from(p: Option<u8>) -> Percent {
+        p.map_or(Percent::Real, Percent::Value)
+    }
+}
+
+impl From<Percent> for Option<u8> {
+    fn from(p: Percent) -> Option<u8> {
+        match p {
+            Percent::Real => None,
+            Percent::Value(v) => Some(v),
+        }
+    }
+}
+
+/// A decision, as journaled: the policy's (`crate::engine::policy::Decision`, with
+/// names for indices), or an alert of the gateway's own (a journal that cannot be
+/// written, a reload refused).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "decision")]
+pub enum Decided {
+    /// Tell a recorder to shut down.
+    ShutdownRecorder {
+        /// Its UPS.
+        ups: String,
+        /// The recorder.
+        recorder: String,
+        /// Its tier.
+        tier: u8,
+        /// When it must be down.
+        deadline: Timestamp,
+        /// Why, in a sentence.
+        reason: String,
+        /// What caused it: an event's name, or "poll" for a UPS's answer.
+        event: String,
+        /// The trap rule, poll or timer behind it.
+        rule: String,
+    },
+    /// The outage is over: the tiers still counting down are not shut down.
+    CancelShutdown {
+        /// The UPS.
+        ups: String,
+        /// The tiers.
+        tiers: Vec<u8>,
+        /// Why.
+        reason: String,
+    },
+    /// What the virtual UPS presents a recorder.
+    PresentCharge {
+        /// The recorder.
+        recorder: String,
+        /// The charge, or the real values.
+        percent: Percent,
+    },
+    /// Poll a UPS to confirm a shutdown trap.
+    Poll {
+        /// The UPS.
+        ups: String,
+        /// Why.
+        reason: String,
+        /// The event to confirm.
+        event: String,
+        /// Its rule.
+        rule: String,
+    },
+    /// Mains power is back on a UPS in an outage.
+    PowerBack {
+        /// The UPS.
+        ups: String,
+    },
+    /// A recorder acknowledged its order.
+    Acknowledged {
+        /// The recorder.
+        recorder: String,
+    },
+    /// Something a person must know.
+    Alert {
+        /// The UPS concerned, if one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ups: Option<String>,
+        /// Short kind: "on_battery", "not_confirmed", "journal_failed", …
+        kind: String,
+        /// The sentence.
+        reason: String,
+    },
+}
+
+/// What the gateway did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action")]
+pub enum Action {
+    /// An order left (a trap handed to the kernel, or a command started).
+    Sent {
+        /// The recorder.
+        recorder: String,
+        /// Which sending.
+        attempt: u32,
+        /// Where the trap went (none for a command).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<SocketAddr>,
+        /// What was sent.
+        detail: String,
+    },
+    /// An order could not be sent.
+    SendFailed {
+        /// The recorder.
+        recorder: String,
+        /// Which sending.
+        attempt: u32,
+        /// Where.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<SocketAddr>,
+        /// The error.
+        detail: String,
+    },
+    /// A dry run's order, not sent.
+    WouldSend {
+        /// The recorder.
+        recorder: String,
+        /// Which sending.
+        attempt: u32,
+        /// Why not.
+        detail: String,
+    },
+    /// A confirming poll left (its answer is waited for from now).
+    Polled {
+        /// The UPS.
+        ups: String,
+        /// Where.
+        to: SocketAddr,
+    },
+    /// What a recorder was shown when it polled its virtual UPS (when it changed).
+    Presented {
+        /// The recorder.
+        recorder: String,
+        /// The charge shown.
+        charge: Option<u8>,
+        /// On battery, as shown.
+        on_battery: Option<bool>,
+        /// The real UPS's values beside it.
+        real: PollAnswer,
+        /// Whose values.
+        detail: String,
+    },
+    /// A recorder never acknowledged before its UPS cut the outlets.
+    NotAcknowledged {
+        /// The recorder.
+        recorder: String,
+        /// Times it was told.
+        attempt: u32,
+        /// Why it matters.
+        detail: String,
+    },
+    /// A recorder is back after the outage.
+    Back {
+        /// The recorder.
+        recorder: String,
+        /// Seconds from power back to hearing from it.
+        after_s: f64,
+    },
+    /// A recorder was not back within its boot time.
+    NotBack {
+        /// The recorder.
+        recorder: String,
+        /// What to do.
+        detail: String,
+    },
+    /// An exec recorder's command ended.
+    CommandDone {
+        /// The recorder.
+        recorder: String,
+        /// Which sending it was.
+        attempt: u32,
+        /// "exit 0", "killed: timed out", …
+        status: String,
+        /// How long it ran.
+        detail: String,
+        /// What it wrote on stdout, up to a bound.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stdout: Option<String>,
+        /// What it wrote on stderr, up to a bound.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stderr: Option<String>,
+    },
+    /// The gateway started (after its journal was read).
+    Started {
+        /// What the journal gave back.
+        detail: String,
+    },
+    /// The site file was reloaded.
+    Reloaded {
+        /// What changed.
+        detail: String,
+    },
+    /// A summary of what was not believed.
+    Refused {
+        /// Why.
+        reason: String,
+        /// How many since the last summary of this reason.
+        count: u64,
+        /// What it means.
+        detail: String,
+        /// The last refused source.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<IpAddr>,
+        /// The last refused notification's event.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        event: Option<Event>,
+    },
+}
+
+impl Record {
+    /// Whether a person is shown it (inputs are only journaled).
+    pub fn shown(&self) -> bool {
+        !matches!(self, Record::Input(_))
+    }
+
+    /// Whether it must be fsync'd before anything is acted on (a decision).
+    pub fn needs_sync(&self) -> bool {
+        matches!(self, Record::Decision(_))
+    }
+
+    /// The UPS and the recorder it names.
+    pub fn names(&self) -> (Option<&str>, Option<&str>) {
+        use Action as A;
+        use Decided as D;
+        use Input as I;
+        match self {
+            Record::Input(I::Event { ups, recorder, .. }) => (ups.as_deref(), recorder.as_deref()),
+            Record::Input(
+                I::Poll { ups, .. } | I::PollUnanswered { ups, .. } | I::Silent { ups, .. },
+            ) => (Some(ups), None),
+            Record::Input(I::Timeout) => (None, None),
+            Record::Decision(D::ShutdownRecorder { ups, recorder, .. }) => {
+                (Some(ups), Some(recorder))
+            }
+            Record::Decision(
+                D::CancelShutdown { ups, .. } | D::Poll { ups, .. } | D::PowerBack { ups },
+            ) => (Some(ups), None),
+            Record::Decision(D::PresentCharge { recorder, .. } | D::Acknowledged { recorder }) => {
+                (None, Some(recorder))
+            }
+            Record::Decision(D::Alert { ups, .. }) => (ups.as_deref(), None),
+            Record::Action(
+                A::Sent { recorder, .. }
+                | A::SendFailed { recorder, .. }
+                | A::WouldSend { recorder, .. }
+                | A::Presented { recorder, .. }
+                | A::NotAcknowledged { recorder, .. }
+                | A::Back { recorder, .. }
+                | A::NotBack { recorder, .. }
+                | A::CommandDone { recorder, .. },
+            ) => (None, Some(recorder)),
+            Record::Action(A::Polled { ups, .. }) => (Some(ups), None),
+            Record::Action(A::Started { .. } | A::Reloaded { .. } | A::Refused { .. }) => {
+                (None, None)
+            }
+        }
+    }
+
+    /// Whether it concerns the UPS or recorder named `name`.
+    pub fn concerns(&self, name: &str) -> bool {
+        let (u, r) = self.names();
+        u == Some(name) || r == Some(name)
+    }
+
+    /// As `run` and `replay` print it: the time first (`at`, already labelled), then the
+    /// record, its other times as UTC too, shifted by `offset` ns.
+    pub fn printed(&self, at: Timestamp, offset: i64) -> Json {
+        let mut o = Map::new();
+        o.insert("time".into(), Json::String(at.utc().to_string()));
+        if let Ok(Json::Object(fields)) = serde_json::to_value(self) {
+            for (k, v) in fields {
+                let v = match (k.as_str(), &v) {
+                    ("deadline", Json::Number(n)) => n.as_u64().map_or(v.clone(), |ns| {
+                        Json::String(Timestamp(ns).shifted(offset).utc().to_string())
+                    }),
+                    _ => v,
+                };
+                o.insert(k, v);
+            }
+        }
+        Json::Object(o)
+    }
+
+    /// As `trapgate journal` shows it to a person: the time, then what happened.
+    pub fn readable(&self, t: Timestamp) -> String {
+        let mut w = format!("{}  ", t.utc());
+        match self {
+            Record::Input(i) => match i {
+                Input::Event {
+                    source,
+                    ups,
+                    recorder,
+                    community,
+                    event,
+                    rule,
+                } => {
+                    let _ = write!(w, "heard {} from {source}", event.name());
+                    if let Some(u) = ups {
+                        let _ = write!(w, " (UPS {u})");
+                    }
+                    if let Some(r) = recorder {
+                        let _ = write!(w, " (recorder {r})");
+                    }
+                    let _ = write!(w, " ({rule}, community {community:?})");
+                }
+                Input::Poll { ups, answer } => {
+                    let _ = write!(
+                        w,
+                        "UPS {ups} polled: {}",
+                        serde_json::to_string(answer).unwrap_or_default()
+                    );
+                }
+                Input::PollUnanswered { ups, sent } => {
+                    let _ = write!(
+                        w,
+                        "poll of UPS {ups} {}",
+                        if *sent {
+                            "unanswered"
+                        } else {
+                            "could not be sent"
+                        }
+                    );
+                }
+                Input::Silent { ups, silent } => {
+                    let _ = write!(
+                        w,
+                        "UPS {ups} {}",
+                        if *silent {
+                            "stopped answering polls"
+                        } else {
+                            "answers polls again"
+                        }
+                    );
+                }
+                Input::Timeout => w.push_str("timers due"),
+            },
+            Record::Decision(_) | Record::Action(_) => {
+                let v = self.printed(t, 0);
+                let (kind, name) = match (v.get("decision"), v.get("action")) {
+                    (Some(d), _) => ("decided ", d.as_str().unwrap_or("")),
+                    (_, Some(a)) => ("", a.as_str().unwrap_or("")),
+                    _ => ("", ""),
+                };
+                let _ = write!(w, "{kind}{name}");
+                let text = |k: &str| -> Option<String> {
+                    let x = v.get(k)?;
+                    (!x.is_null()).then(|| x.as_str().map_or(x.to_string(), str::to_string))
+                };
+                let keys: &[&str] = if kind.is_empty() {
+                    &[
+                        "recorder", "ups", "attempt", "to", "after_s", "status", "count", "detail",
+                    ]
+                } else {
+                    &["ups", "recorder", "tier", "percent", "kind"]
+                };
+                for k in keys {
+                    if let Some(x) = text(k) {
+                        let _ = write!(w, " {k}={x}");
+                    }
+                }
+                if !kind.is_empty() {
+                    if let Some(reason) = text("reason") {
+                        let _ = write!(w, ": {reason}");
+                    }
+                    if let Some(rule) = text("rule") {
+                        let _ = write!(w, " [{rule}]");
+                    }
+                }
+            }
+        }
+        w
+    }
+}
+
+/// Why a journal line was not read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LineError {
+    /// Damaged: torn by a crash, a flipped byte, not JSON.
+    Damaged(String),
+    /// Written by a trapgate of another format version.
+    Version(Option<u64>),
+}
+
+impl core::fmt::Display for LineError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            LineError::Damaged(why) => f.write_str(why),
+            LineError::Version(Some(v)) => write!(
+                f,
+                "written in journal format {v}; this trapgate reads format {FORMAT}"
+            ),
+            LineError::Version(None) => write!(
+                f,
+                "written without a format version (a trapgate from before format {FORMAT}); this trapgate reads format {FORMAT}"
+            ),
+        }
+    }
+}
+
+/// Writes `record` at `t` as one journal line into `out` (cleared first): the checksum,
+/// a space, the JSON, a newline.
+pub fn write_line(t: Timestamp, record: &Record, out: &mut Vec<u8>) {
+    out.clear();
+    // Room for the checksum, filled in once the JSON is written.
+    out.extend_from_slice(b"00000000 ");
+    let _ = write!(Sink(out), "{{\"v\":{FORMAT},\"t\":{}", t.0);
+    let body = out.len();
+    // A record always serializes as an object with its tag: its '{' is replaced by ','.
+    if serde_json::to_writer(&mut *out, record).is_ok() && out.get(body) == Some(&b'{') {
+        out[body] = b',';
+    } else {
+        out.truncate(body);
+        out.push(b'}');
+    }
+    let sum = crc32fast::hash(&out[9..]);
+    out[..8].copy_from_slice(format!("{sum:08x}").as_bytes());
+    out.push(b'\n');
+}
+
+/// `write!` into a byte buffer.
+struct Sink<'a>(&'a mut Vec<u8>);
+
+impl core::fmt::Write for Sink<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// The envelope of a line: its version and time, and the record.
+#[derive(Deserialize)]
+struct Envelope {
+    v: Option<u64>,
+    t: u64,
+    #[serde(flatten)]
+    record: Record,
+}
+
+/// Reads one journal line (without its newline): its time and record.
+pub fn read_line(line: &[u8]) -> Result<(Timestamp, Record), LineError> {
+    let damaged = |why: &str| LineError::Damaged(why.to_string());
+    let text = core::str::from_utf8(line).map_err(|_| damaged("not UTF-8"))?;
+    let (sum, json) = text.split_once(' ').ok_or_else(|| damaged("no checksum"))?;
+    let sum = u32::from_str_radix(sum, 16)
+        .map_err(|_| LineError::Damaged(format!("bad checksum field {sum:?}")))?;
+    if crc32fast::hash(json.as_bytes()) != sum {
+        return Err(damaged("checksum mismatch (a line cut short by a crash?)"));
+    }
+    // The version first, so that another format is named as such, not as damage.
+    #[derive(Deserialize)]
+    struct Version {
+        v: Option<u64>,
+    }
+    let version: Version =
+        serde_json::from_str(json).map_err(|e| LineError::Damaged(format!("bad JSON: {e}")))?;
+    if version.v != Some(u64::from(FORMAT)) {
+        return Err(LineError::Version(version.v));
+    }
+    let e: Envelope = serde_json::from_str(json)
+        .map_err(|e| LineError::Damaged(format!("not a record of format {FORMAT}: {e}")))?;
+    debug_assert_eq!(e.v, Some(u64::from(FORMAT)));
+    Ok((Timestamp(e.t), e.record))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples() -> Vec<Record> {
+        vec![
+            Record::Input(Input::Event {
+                source: "192.168.61.250".parse().unwrap(),
+                ups: Some("ups-main".into()),
+                recorder: None,
+                community: "public".into(),
+                event: Event::LowBattery,
+                rule: "lowBattery".into(),
+            }),
+            Record::Input(Input::Timeout),
+            Record::Input(Input::Poll {
+                ups: "ups-main".into(),
+                answer: PollAnswer {
+                    on_battery: Some(true),
+                    battery_low: None,
+                    charge: Some(18),
+                    runtime: None,
+                },
+            }),
+            Record::Decision(Decided::ShutdownRecorder {
+                ups: "ups-main".into(),
+                recorder: "nvr-244".into(),
+                tier: 2,
+                deadline: Timestamp(1_551_946_928_504_849_000),
+                reason: "lowBattery confirmed by poll".into(),
+                event: "LowBattery".into(),
+                rule: "lowBattery".into(),
+            }),
+            Record::Decision(Decided::PresentCharge {
+                recorder: "nvr-244".into(),
+                percent: Percent::Real,
+            }),
+            Record::Decision(Decided::Alert {
+                ups: None,
+                kind: "site".into(),
+                reason: "a \"quoted\" reason".into(),
+            }),
+            Record::Action(Action::Sent {
+                recorder: "nvr-244".into(),
+                attempt: 2,
+                to: Some("192.168.61.244:162".parse().unwrap()),
+                detail: "APC lowBattery v1 trap".into(),
+            }),
+            Record::Action(Action::Refused {
+                reason: "wrong_community".into(),
+                count: 12_345,
+                detail: "UPS traps with another community than the UPS's".into(),
+                source: Some("192.168.61.250".parse().unwrap()),
+                event: Some(Event::LowBattery),
+            }),
+        ]
+    }
+
+    #[test]
+    fn every_record_reads_back_as_written() {
+        let mut line = Vec::new();
+        for (i, r) in samples().into_iter().enumerate() {
+            write_line(Timestamp(i as u64), &r, &mut line);
+            assert_eq!(line.last(), Some(&b'\n'));
+            let (t, back) = read_line(&line[..line.len() - 1]).expect("reads");
+            assert_eq!((t, &back), (Timestamp(i as u64), &r));
+        }
+    }
+
+    #[test]
+    fn a_damaged_line_or_another_version_is_named_not_misread() {
+        let mut line = Vec::new();
+        write_line(Timestamp(7), &samples()[3], &mut line);
+        let mut flipped = line.clone();
+        flipped[30] ^= 1;
+        assert!(matches!(
+            read_line(&flipped[..flipped.len() - 1]),
+            Err(LineError::Damaged(_))
+        ));
+        let other = "{\"v\":2,\"t\":7,\"decision\":\"Acknowledged\",\"recorder\":\"nvr-1\"}";
+        let line = format!("{:08x} {other}", crc32fast::hash(other.as_bytes()));
+        let e = read_line(line.as_bytes()).unwrap_err();
+        assert_eq!(e, LineError::Version(Some(2)));
+        assert!(e.to_string().contains("journal format 2"), "{e}");
+        let old = "{\"t\":7,\"decision\":\"Acknowledged\",\"recorder\":\"nvr-1\"}";
+        let line = format!("{:08x} {old}", crc32fast::hash(old.as_bytes()));
+        assert_eq!(
+            read_line(line.as_bytes()).unwrap_err(),
+            LineError::Version(None)
+        );
+        // A record renamed (or an unknown one) is damage, not something else.
+        let unknown = "{\"v\":1,\"t\":7,\"action\":\"Sentt\",\"recorder\":\"nvr-1\"}";
+        let line = format!("{:08x} {unknown}", crc32fast::hash(unknown.as_bytes()));
+        assert!(matches!(
+            read_line(line.as_bytes()),
+            Err(LineError::Damaged(_))
+        ));
+    }
+
+    #[test]
+    fn printed_records_carry_their_times_as_utc() {
+        let printed = samples()[3].printed(Timestamp(1_551_946_833_504_849_000), 0);
+        assert_eq!(
+            printed.to_string(),
+            "{\"time\":\"2019-03-07T08:20:33.504849Z\",\"decision\":\"ShutdownRecorder\",\"ups\":\"ups-main\",\"recorder\":\"nvr-244\",\"tier\":2,\"deadline\":\"2019-03-07T08:22:08.504849Z\",\"reason\":\"lowBattery confirmed by poll\",\"event\":\"LowBattery\",\"rule\":\"lowBattery\"}"
+        );
+        let real = samples()[4].printed(Timestamp(0), 0);
+        assert_eq!(real["percent"], "real");
+        let text = samples()[6].readable(Timestamp(0));
+        assert!(
+            text.ends_with("Sent recorder=nvr-244 attempt=2 to=192.168.61.244:162 detail=APC lowBattery v1 trap"),
+            "{text}"
+        );
+        assert!(samples()[6].concerns("nvr-244") && !samples()[6].concerns("ups-main"));
+    }
+}

@@ -1,0 +1,1205 @@
+//! The station: the one composition of the machines that decide and act — the policy
+//! (`Decider`), the poller, the acknowledgement ledger, the virtual UPS (`Agent`) and
+//! the order encoders — behind the live daemon, the replay and the resume alike.
+//!
+//! It follows quinn-proto's contract: it reads no clock and touches no socket, file or
+//! thread. Input goes in with the time: notifications already believed (`crate::engine::
+//! trust`), a recorder heard from, requests to the virtual UPS, answers on the poll
+//! socket, what was sent, a command that ended, a reload, refusals counted elsewhere,
+//! timeouts. Output comes out as values to poll: records to journal and show
+//! (`poll_record`), datagrams to send (`drain_transmits`: orders, polls, the virtual
+//! UPS's answers), commands to run (`poll_command`), and when to be woken
+//! (`poll_timeout`).
+//!
+//! One timer rule for every driver: each input first fires every timer due before it,
+//! at its own time, and the station's time never goes back. A driver journals the
+//! records before it sends what they decided (`Record::needs_sync`), then tells the
+//! station what left (`handle_sent`): waits for acknowledgements and confirmations count
+//! from then.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use crate::classify::Event;
+use crate::engine::agent::{Agent, Answered};
+use crate::engine::config::{RecorderKind, Remap, Site};
+use crate::engine::ledger::{Ledger, LedgerOutput, Standing};
+use crate::engine::policy::{Cause, Decider, Decision, PollAnswer};
+use crate::engine::poller::{PollOutput, Poller, RequestIds};
+use crate::engine::record::{Action, Decided, Input, Percent, Record};
+use crate::engine::trust::{Refusal, RefusalLog, Refusals, Trust, Who};
+use crate::time::{Timestamp, ns};
+use crate::wire::oid::oid;
+use crate::wire::{Message, OidBuf, Value, VarBind, encode};
+
+/// PowerNet `mtrapargsString.0`, the text varbind of APC traps.
+const MTRAPARGS_STRING_0: &str = "1.3.6.1.4.1.318.2.3.3.0";
+/// The APC enterprise, whose lowBattery trap (specific 7) recorders act on.
+const APC: &str = "1.3.6.1.4.1.318";
+const LOW_BATTERY_TEXT: &[u8] = b"UPS: Low battery. A shutdown is imminent.";
+
+/// Where each recorder's trap goes, and the v1 agent-addr it carries (the gateway's own
+/// address toward it: finding it is the driver's, a route lookup).
+pub type Relays = Vec<(SocketAddr, [u8; 4])>;
+
+/// How the station acts.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Decide, journal and report, but send nothing to recorders and run no command.
+    pub dry_run: bool,
+}
+
+/// Which socket a datagram leaves from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// The virtual UPS's: orders (the recorder's "UPS" tells it) and answers.
+    Agent,
+    /// The poller's.
+    Poll,
+}
+
+/// What a datagram is, for `handle_sent`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// Order `attempt` to a recorder.
+    Order {
+        /// The recorder.
+        recorder: usize,
+        /// Which sending.
+        attempt: u32,
+    },
+    /// A poll of a UPS.
+    Poll {
+        /// The UPS.
+        ups: usize,
+    },
+    /// The virtual UPS's answer to a recorder.
+    Answer,
+}
+
+/// A datagram to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where to.
+    pub to: SocketAddr,
+    /// From which socket.
+    pub via: Via,
+    /// What it is.
+    pub purpose: Purpose,
+}
+
+/// A command to run for an `exec` recorder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Command {
+    /// The recorder.
+    pub recorder: usize,
+    /// Which sending.
+    pub attempt: u32,
+    /// The shell command.
+    pub command: String,
+    /// Its environment (added to the gateway's).
+    pub env: Vec<(&'static str, String)>,
+    /// It is killed after this.
+    pub timeout: std::time::Duration,
+}
+
+/// How a command ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandEnd {
+    /// The recorder.
+    pub recorder: usize,
+    /// Which sending it was.
+    pub attempt: u32,
+    /// Whether it did its job (exit 0).
+    pub succeeded: bool,
+    /// "exit 0", "killed: timed out", …
+    pub status: String,
+    /// How long it ran, in words.
+    pub took: String,
+    /// What it wrote (bounded), if anything.
+    pub stdout: Option<String>,
+    /// What it wrote on stderr (bounded), if anything.
+    pub stderr: Option<String>,
+}
+
+/// A notification the trust layer admitted.
+#[derive(Clone, Copy, Debug)]
+pub struct Notification<'a> {
+    /// Who it is from.
+    pub who: Who,
+    /// Its source address.
+    pub source: IpAddr,
+    /// Its community (journaled).
+    pub community: &'a [u8],
+    /// What it was classified as.
+    pub event: Event,
+    /// The rule that classified it.
+    pub rule: &'a str,
+}
+
+/// What the station counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Decisions made.
+    pub decisions: u64,
+    /// Orders sent (traps and commands), re-sends included.
+    pub orders_sent: u64,
+    /// Orders sent again to recorders that had not acknowledged.
+    pub resends: u64,
+    /// Polls sent.
+    pub polls_sent: u64,
+    /// Answers that answered a poll.
+    pub poll_answers: u64,
+    /// Requests the virtual UPS answered.
+    pub agent_answers: u64,
+    /// GetBulk answers cut to fewer repetitions.
+    pub agent_trimmed: u64,
+    /// Requests answered tooBig, or not at all.
+    pub agent_too_big: u64,
+    /// Datagrams the station refused itself (the agent and poll sockets').
+    pub refused: Refusals,
+}
+
+/// A reload made off the decision thread: the new machines and the remap from the site
+/// running when it was asked for.
+pub struct Prepared {
+    /// The new site.
+    pub site: Arc<Site>,
+    /// The running site the remap is from.
+    pub base: Arc<Site>,
+    /// The remap.
+    pub remap: Remap,
+    decider: Decider,
+    agent: Agent,
+    ledger: Ledger,
+    poller: Poller,
+    relays: Relays,
+}
+
+impl Prepared {
+    /// Everything `site` needs, made from `base` (the running site), with `relays` for
+    /// its recorders and `ids` for its poller's requests.
+    pub fn new(site: Site, base: Arc<Site>, relays: Relays, ids: Box<dyn RequestIds>) -> Prepared {
+        let now = Timestamp(0);
+        Prepared {
+            remap: Remap::between(&base, &site),
+            agent: Agent::new(&site, now),
+            ledger: Ledger::new(&site),
+            poller: Poller::new(&site, now, ids),
+            relays,
+            decider: Decider::new(site.clone()),
+            site: Arc::new(site),
+            base,
+        }
+    }
+}
+
+/// What a reload replaced: to be dropped where it costs nothing (100,000 recorders'
+/// strings).
+pub type Replaced = Box<dyn Send>;
+
+/// What a resume found (`Station::resumed`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Resumed {
+    /// Recorders that had been ordered and not acknowledged.
+    pub waiting: usize,
+    /// Recorders that had acknowledged.
+    pub acknowledged: usize,
+    /// Orders decided but never sent: sent now, once.
+    pub unsent: usize,
+}
+
+/// The oids of the APC lowBattery trap a trap-relay recorder acts on, parsed once.
+#[derive(Debug)]
+struct RelayOids {
+    enterprise: OidBuf,
+    text: OidBuf,
+}
+
+impl RelayOids {
+    fn new() -> RelayOids {
+        RelayOids {
+            enterprise: oid(APC),
+            text: oid(MTRAPARGS_STRING_0),
+        }
+    }
+
+    /// The trap, from the gateway (`agent_addr`, `community`), into `out`.
+    fn encode(&self, community: &[u8], agent_addr: [u8; 4], uptime_ticks: u32, out: &mut Vec<u8>) {
+        let vb = [VarBind {
+            name: self.text.as_oid(),
+            value: Value::OctetString(LOW_BATTERY_TEXT),
+        }];
+        let enterprise = self.enterprise.as_oid();
+        let msg = Message::trap_v1(community, enterprise, agent_addr, 7, uptime_ticks, &vb);
+        encode::encode(&msg, out);
+    }
+}
+
+/// A datagram waiting: what it is, and where its bytes are (an order is encoded when
+/// it is drained).
+#[derive(Clone, Copy, Debug)]
+struct Queued {
+    transmit: Transmit,
+    /// Bytes in `Station::bytes` (answers and polls), or none (orders).
+    bytes: Option<(usize, usize)>,
+}
+
+/// The station of a whole site.
+pub struct Station {
+    site: Arc<Site>,
+    trust: Trust,
+    options: Options,
+    decider: Decider,
+    agent: Agent,
+    poller: Poller,
+    ledger: Ledger,
+    relays: Relays,
+    relay: RelayOids,
+    /// Started here: the traps' uptime counts from it.
+    started: Timestamp,
+    /// The station's time: every timer up to here has fired, and no input is earlier.
+    floor: Timestamp,
+    /// The charge last shown to each recorder (journaled when it changes).
+    last_shown: Vec<Option<Option<u8>>>,
+    /// The answer last journaled for each UPS (only changes are journaled).
+    last_answer: Vec<Option<PollAnswer>>,
+    refusal_log: RefusalLog,
+    records: VecDeque<(Timestamp, Record)>,
+    queued: VecDeque<Queued>,
+    bytes: Vec<u8>,
+    commands: VecDeque<Command>,
+    /// A journal is being fed back in (`restore`): nothing decided goes out.
+    restoring: bool,
+    /// Orders decided in a restore and not sent yet.
+    unsent: BTreeSet<usize>,
+    counts: Counts,
+    scratch: Vec<u8>,
+}
+
+impl core::fmt::Debug for Station {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Station")
+            .field("upses", &self.site.upses.len())
+            .field("recorders", &self.site.recorders.len())
+            .field("floor", &self.floor)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Station {
+    /// A station for `site` at `now`, its orders to `relays`, its polls' request ids from
+    /// `ids`. The site's own warnings are its first records.
+    pub fn new(
+        site: Site,
+        options: Options,
+        relays: Relays,
+        ids: Box<dyn RequestIds>,
+        now: Timestamp,
+    ) -> Station {
+        let mut s = Station {
+            trust: Trust::new(&site),
+            agent: Agent::new(&site, now),
+            poller: Poller::new(&site, now, ids),
+            ledger: Ledger::new(&site),
+            last_shown: vec![None; site.recorders.len()],
+            last_answer: vec![None; site.upses.len()],
+            decider: Decider::new(site.clone()),
+            site: Arc::new(site),
+            options,
+            relays,
+            relay: RelayOids::new(),
+            started: now,
+            floor: now,
+            refusal_log: RefusalLog::new(),
+            records: VecDeque::new(),
+            queued: VecDeque::new(),
+            bytes: Vec::new(),
+            commands: VecDeque::new(),
+            restoring: false,
+            unsent: BTreeSet::new(),
+            counts: Counts::default(),
+            scratch: Vec::with_capacity(1500),
+        };
+        s.decisions(now);
+        s
+    }
+
+    /// The site it runs.
+    pub fn site(&self) -> &Arc<Site> {
+        &self.site
+    }
+
+    /// What it believes.
+    pub fn trust(&self) -> &Trust {
+        &self.trust
+    }
+
+    /// What it counted.
+    pub fn counts(&self) -> Counts {
+        let mut c = self.counts;
+        c.poll_answers = self.poller.answered;
+        c.agent_trimmed = self.agent.trimmed;
+        c.agent_too_big = self.agent.too_big;
+        c
+    }
+
+    /// The station's time: every timer due by then has fired.
+    pub fn now(&self) -> Timestamp {
+        self.floor
+    }
+
+    /// From when records are needed by a restart (the oldest outage under way, or order
+    /// still followed): a journal keeps every file since.
+    pub fn keep_since(&self) -> Option<Timestamp> {
+        [self.decider.oldest_outage(), self.ledger.oldest_followed()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    // --- Outputs --------------------------------------------------------------------
+
+    /// The next record to journal (and show, `Record::shown`), with its time.
+    pub fn poll_record(&mut self) -> Option<(Timestamp, Record)> {
+        self.records.pop_front()
+    }
+
+    /// Whether a record waits.
+    pub fn has_records(&self) -> bool {
+        !self.records.is_empty()
+    }
+
+    /// Hands every datagram waiting to `send`, with its bytes (orders are encoded now).
+    pub fn drain_transmits(&mut self, mut send: impl FnMut(&Transmit, &[u8])) {
+        while let Some(q) = self.queued.pop_front() {
+            match (q.bytes, q.transmit.purpose) {
+                (Some((start, len)), _) => send(&q.transmit, &self.bytes[start..start + len]),
+                (None, Purpose::Order { recorder, .. }) => {
+                    let rec = &self.site.recorders[recorder];
+                    let agent_addr = self.relays[recorder].1;
+                    let ticks = (self.floor.ns_since(self.started) / ns::TICK) as u32;
+                    self.scratch.clear();
+                    self.relay.encode(
+                        rec.community.as_bytes(),
+                        agent_addr,
+                        ticks,
+                        &mut self.scratch,
+                    );
+                    send(&q.transmit, &self.scratch);
+                }
+                (None, _) => {}
+            }
+        }
+        self.bytes.clear();
+    }
+
+    /// The next command to run.
+    pub fn poll_command(&mut self) -> Option<Command> {
+        self.commands.pop_front()
+    }
+
+    /// When `handle_timeout` must be called next.
+    pub fn poll_timeout(&mut self) -> Option<Timestamp> {
+        [
+            self.decider.poll_timeout(),
+            self.poller.poll_timeout(),
+            self.ledger.poll_timeout(),
+            self.refusal_log.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    // --- Inputs ---------------------------------------------------------------------
+
+    /// Fires every timer due at or before `now`, each at its own time.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        self.advance(now);
+    }
+
+    /// An input at `now`: the timers due before it fire first; its time is the
+    /// station's, which never goes back.
+    fn at(&mut self, now: Timestamp) -> Timestamp {
+        let at = now.max(self.floor);
+        self.advance(at);
+        at
+    }
+
+    fn advance(&mut self, to: Timestamp) {
+        while let Some(due) = self.poll_timeout().filter(|d| *d <= to) {
+            let due = due.max(self.floor);
+            self.floor = due;
+            if self.decider.poll_timeout().is_some_and(|d| d <= due) {
+                self.input(due, Input::Timeout);
+                self.decider.handle_timeout(due);
+                self.decisions(due);
+            }
+            if self.poller.poll_timeout().is_some_and(|d| d <= due) {
+                self.poller.handle_timeout(due);
+                self.decisions(due);
+            }
+            if self.ledger.poll_timeout().is_some_and(|d| d <= due) {
+                self.ledger.handle_timeout(due);
+                self.ledger_outputs(due);
+            }
+            if self.refusal_log.poll_timeout().is_some_and(|d| d <= due) {
+                self.refusal_log.handle_timeout(due);
+                self.refusal_summaries(due);
+            }
+        }
+        self.floor = self.floor.max(to);
+    }
+
+    /// A notification the trust layer admitted, received at `now`.
+    pub fn handle_notification(&mut self, now: Timestamp, n: &Notification<'_>) {
+        let at = self.at(now);
+        if let Who::Recorder(r) = n.who {
+            self.ledger.seen(at, r);
+        }
+        let before = self.decider.revision();
+        self.decider.handle_notification(at, n.who, n.event, n.rule);
+        // Journaled only if it moved something: repeats do not grow the journal.
+        if self.decider.revision() != before {
+            let (ups, recorder) = match n.who {
+                Who::Ups(u) => (Some(self.site.upses[u].name.clone()), None),
+                Who::Recorder(r) => (None, Some(self.site.recorders[r].name.clone())),
+            };
+            self.input(
+                at,
+                Input::Event {
+                    source: n.source,
+                    ups,
+                    recorder,
+                    community: String::from_utf8_lossy(n.community).into_owned(),
+                    event: n.event,
+                    rule: n.rule.to_string(),
+                },
+            );
+        }
+        self.decisions(at);
+        self.ledger_outputs(at);
+    }
+
+    /// Recorder `r` was heard from at `now` (a well-formed message with its community).
+    pub fn handle_seen(&mut self, now: Timestamp, r: usize) {
+        let at = self.at(now);
+        self.ledger.seen(at, r);
+        self.ledger_outputs(at);
+    }
+
+    /// A request to the virtual UPS from `from` (`len` bytes on the wire) at `now`: its
+    /// answer is queued, or why it has none is counted.
+    pub fn handle_request(
+        &mut self,
+        now: Timestamp,
+        from: SocketAddr,
+        m: &Message<'_>,
+        len: usize,
+    ) {
+        let at = self.at(now);
+        self.scratch.clear();
+        match self.agent.answer(at, from.ip(), m, len, &mut self.scratch) {
+            Answered::Recorder(r) => {
+                self.counts.agent_answers += 1;
+                self.ledger.seen(at, r);
+                let start = self.bytes.len();
+                self.bytes.extend_from_slice(&self.scratch);
+                self.queued.push_back(Queued {
+                    transmit: Transmit {
+                        to: from,
+                        via: Via::Agent,
+                        purpose: Purpose::Answer,
+                    },
+                    bytes: Some((start, self.scratch.len())),
+                });
+                self.presented(at, r);
+            }
+            // Its own address and community, asking more than fits or too fast: alive.
+            Answered::Discarded(r) => self.ledger.seen(at, r),
+            Answered::OverRate(r) => {
+                self.ledger.seen(at, r);
+                self.refuse(at, Refusal::AgentOverRate, from.ip());
+            }
+            Answered::WrongCommunity(_) => self.refuse(at, Refusal::AgentWrongCommunity, from.ip()),
+            Answered::NotRecorder => self.refuse(at, Refusal::AgentNotRecorder, from.ip()),
+            Answered::NotRequest => {
+                if let Some(who) = self.trust.who(from.ip())
+                    && let Some(r) = self.trust.heard_from(who, m.community)
+                {
+                    self.ledger.seen(at, r);
+                }
+            }
+        }
+        self.ledger_outputs(at);
+    }
+
+    /// What recorder `r` is shown, journaled when it changed.
+    fn presented(&mut self, at: Timestamp, r: usize) {
+        let shown = self.agent.presented[r];
+        if self.last_shown[r] == Some(shown) {
+            return;
+        }
+        self.last_shown[r] = Some(shown);
+        let p = self.agent.presented_to(at, r);
+        let real = self.agent.ups[self.site.recorders[r].ups].values;
+        let record = Action::Presented {
+            recorder: self.site.recorders[r].name.clone(),
+            charge: p.charge,
+            on_battery: p.on_battery,
+            real,
+            detail: if shown.is_some() {
+                "the policy's value"
+            } else {
+                "the UPS's own values"
+            }
+            .into(),
+        };
+        self.record(at, Record::Action(record));
+    }
+
+    /// A datagram on the poll socket from `from` at `now`: believed only as the answer
+    /// to one of the poller's requests.
+    pub fn handle_answer(
+        &mut self,
+        now: Timestamp,
+        from: SocketAddr,
+        m: &Message<'_>,
+    ) -> Result<usize, Refusal> {
+        let at = self.at(now);
+        match self.poller.handle_response(at, from, m) {
+            Ok(u) => {
+                self.decisions(at);
+                Ok(u)
+            }
+            Err(why) => {
+                self.refuse(at, why, from.ip());
+                Err(why)
+            }
+        }
+    }
+
+    /// A UPS's answer seen on the wire, answering a request seen there (a replay).
+    pub fn handle_wire_answer(&mut self, now: Timestamp, ups: usize, answer: PollAnswer) {
+        let at = self.at(now);
+        self.poll_answer(at, ups, answer);
+        self.decisions(at);
+    }
+
+    /// `count` datagrams refused elsewhere (the receive workers, a replay) for `why`,
+    /// the last from `source`: summarised, at most one record a reason a second.
+    pub fn handle_refused(
+        &mut self,
+        now: Timestamp,
+        why: Refusal,
+        count: u64,
+        source: Option<IpAddr>,
+        event: Option<Event>,
+    ) {
+        let at = self.at(now);
+        self.refusal_log.note(at, why, count, source, event);
+        self.refusal_summaries(at);
+    }
+
+    /// A datagram the station refused itself: counted, and summarised with the others.
+    fn refuse(&mut self, at: Timestamp, why: Refusal, source: IpAddr) {
+        self.counts.refused.add(why);
+        self.refusal_log.note(at, why, 1, Some(source), None);
+        self.refusal_summaries(at);
+    }
+
+    /// What `transmit` became: sent at `now` (`Ok`), or not (`Err`, the kernel's word).
+    pub fn handle_sent(
+        &mut self,
+        now: Timestamp,
+        purpose: Purpose,
+        sent: Result<Option<SocketAddr>, String>,
+    ) {
+        let at = self.at(now);
+        match (purpose, sent) {
+            (Purpose::Order { recorder, attempt }, Ok(to)) => {
+                self.ledger.sent(at, recorder, attempt);
+                self.unsent.remove(&recorder);
+                let detail = match to {
+                    Some(_) => "APC lowBattery v1 trap",
+                    None => "command started",
+                };
+                let name = self.site.recorders[recorder].name.clone();
+                self.record(
+                    at,
+                    Record::Action(Action::Sent {
+                        recorder: name,
+                        attempt,
+                        to,
+                        detail: detail.into(),
+                    }),
+                );
+            }
+            (Purpose::Order { recorder, attempt }, Err(e)) => {
+                let name = self.site.recorders[recorder].name.clone();
+                let to = Some(self.relays[recorder].0);
+                self.record(
+                    at,
+                    Record::Action(Action::SendFailed {
+                        recorder: name,
+                        attempt,
+                        to,
+                        detail: e,
+                    }),
+                );
+            }
+            (Purpose::Poll { ups }, Ok(_)) => {
+                self.counts.polls_sent += 1;
+                self.poller.handle_sent(at, ups);
+                let before = self.decider.revision();
+                self.decider.handle_poll_sent(at, ups);
+                if self.decider.revision() != before {
+                    let u = &self.site.upses[ups];
+                    let to = SocketAddr::new(u.address, u.port);
+                    let name = u.name.clone();
+                    self.record(at, Record::Action(Action::Polled { ups: name, to }));
+                }
+            }
+            (Purpose::Poll { ups }, Err(_)) => self.poller.handle_send_failed(at, ups),
+            (Purpose::Answer, _) => {}
+        }
+        self.ledger_outputs(at);
+    }
+
+    /// A command ended at `now`; exit 0 is its recorder's acknowledgement.
+    pub fn handle_command_done(&mut self, now: Timestamp, end: CommandEnd) {
+        let at = self.at(now);
+        let Some(rec) = self.site.recorders.get(end.recorder) else {
+            return;
+        };
+        let record = Action::CommandDone {
+            recorder: rec.name.clone(),
+            attempt: end.attempt,
+            status: end.status,
+            detail: end.took,
+            stdout: end.stdout,
+            stderr: end.stderr,
+        };
+        self.record(at, Record::Action(record));
+        if end.succeeded {
+            self.decider.handle_ack(at, end.recorder);
+            self.decisions(at);
+        }
+    }
+
+    /// Why the prepared site cannot replace the running one (it would drop an outage).
+    pub fn reload_refusal(&self, p: &Prepared) -> Option<String> {
+        self.decider.reload_refusal(&p.site)
+    }
+
+    /// Takes a reloaded site at `now`: each machine carries over what stays, by index.
+    /// Returns what it replaced, to be dropped elsewhere; a site that would drop an
+    /// outage must be refused first (`reload_refusal`).
+    pub fn handle_reload(&mut self, now: Timestamp, mut p: Prepared) -> Replaced {
+        let at = self.at(now);
+        // Made from the site running when it was asked for; another reload came between
+        // only if two were asked for in a row.
+        if !Arc::ptr_eq(&p.base, &self.site) {
+            p.remap = Remap::between(&self.site, &p.site);
+        }
+        let old = (
+            self.agent.take_over(p.agent, &p.remap),
+            self.poller.take_over(p.poller, &p.remap),
+            self.ledger.take_over(p.ledger, &p.remap),
+            self.decider.take_over(p.decider, &p.remap),
+            std::mem::replace(&mut self.site, p.site),
+            std::mem::replace(&mut self.relays, p.relays),
+            p.remap,
+        );
+        self.trust = Trust::new(&self.site);
+        self.last_shown = vec![None; self.site.recorders.len()];
+        self.last_answer = vec![None; self.site.upses.len()];
+        let detail = format!(
+            "{} UPS, {} recorders; outages under way go on",
+            self.site.upses.len(),
+            self.site.recorders.len()
+        );
+        self.record(at, Record::Action(Action::Reloaded { detail }));
+        self.decisions(at);
+        Box::new(old)
+    }
+
+    /// A record of the driver's own (an alert of the gateway's, its start), journaled
+    /// and shown with the station's.
+    pub fn note(&mut self, t: Timestamp, r: Record) {
+        self.records.push_back((t, r));
+    }
+
+    // --- What the machines decided --------------------------------------------------
+
+    fn record(&mut self, t: Timestamp, r: Record) {
+        if !self.restoring {
+            self.records.push_back((t, r));
+        }
+    }
+
+    fn input(&mut self, t: Timestamp, i: Input) {
+        self.record(t, Record::Input(i));
+    }
+
+    /// Acts on every decision the policy has, and on what the poller has for it, until
+    /// neither has anything more.
+    fn decisions(&mut self, t: Timestamp) {
+        loop {
+            while let Some(d) = self.decider.poll_decision() {
+                self.counts.decisions += 1;
+                let r = self.decided(t, &d);
+                self.record(t, Record::Decision(r));
+                self.follow(t, &d);
+                if let Decision::ShutdownRecorder { recorder, .. } = d {
+                    self.order(t, recorder, 1);
+                }
+            }
+            if !self.poll_outputs(t) {
+                break;
+            }
+        }
+    }
+
+    /// A decision as journaled: names for indices.
+    fn decided(&self, t: Timestamp, d: &Decision) -> Decided {
+        let ups = |u: usize| self.site.upses[u].name.clone();
+        let recorder = |r: usize| self.site.recorders[r].name.clone();
+        let cause = |c: &Cause| c.event.map_or("poll".to_string(), |e| e.name().to_string());
+        let _ = t;
+        match d {
+            Decision::ShutdownRecorder {
+                ups: u,
+                recorder: r,
+                tier,
+                deadline,
+                reason,
+                cause: c,
+            } => Decided::ShutdownRecorder {
+                ups: ups(*u),
+                recorder: recorder(*r),
+                tier: *tier,
+                deadline: *deadline,
+                reason: reason.clone(),
+                event: cause(c),
+                rule: c.rule.clone(),
+            },
+            Decision::CancelShutdown {
+                ups: u,
+                tiers,
+                reason,
+            } => Decided::CancelShutdown {
+                ups: ups(*u),
+                tiers: tiers.clone(),
+                reason: reason.clone(),
+            },
+            Decision::PresentCharge {
+                recorder: r,
+                percent,
+            } => Decided::PresentCharge {
+                recorder: recorder(*r),
+                percent: Percent::from(*percent),
+            },
+            Decision::Poll {
+                ups: u,
+                reason,
+                cause: c,
+            } => Decided::Poll {
+                ups: ups(*u),
+                reason: reason.clone(),
+                event: cause(c),
+                rule: c.rule.clone(),
+            },
+            Decision::PowerBack { ups: u } => Decided::PowerBack { ups: ups(*u) },
+            Decision::Acknowledged { recorder: r } => Decided::Acknowledged {
+                recorder: recorder(*r),
+            },
+            Decision::Alert { ups: u, kind, text } => Decided::Alert {
+                ups: u.map(ups),
+                kind: kind.to_string(),
+                reason: text.clone(),
+            },
+        }
+    }
+
+    /// What a decision changes in the other machines.
+    fn follow(&mut self, t: Timestamp, d: &Decision) {
+        match *d {
+            Decision::ShutdownRecorder { recorder, .. } if !self.options.dry_run => {
+                self.ledger.ordered(t, recorder)
+            }
+            Decision::PresentCharge { recorder, percent } => {
+                self.agent.presented[recorder] = percent;
+            }
+            Decision::Poll { ups, .. } => self.poller.poll_now(t, ups),
+            Decision::Acknowledged { recorder } => self.ledger.acknowledged(t, recorder),
+            Decision::PowerBack { ups } => self.ledger.power_back(t, ups),
+            _ => {}
+        }
+    }
+
+    /// Queues recorder `r`'s order: its trap, or its command.
+    fn order(&mut self, t: Timestamp, r: usize, attempt: u32) {
+        if self.restoring {
+            self.unsent.insert(r);
+            return;
+        }
+        let rec = &self.site.recorders[r];
+        if self.options.dry_run {
+            let name = rec.name.clone();
+            self.record(
+                t,
+                Record::Action(Action::WouldSend {
+                    recorder: name,
+                    attempt,
+                    detail: "dry run: nothing sent".into(),
+                }),
+            );
+            return;
+        }
+        self.counts.orders_sent += 1;
+        match &rec.kind {
+            RecorderKind::TrapRelay => self.queued.push_back(Queued {
+                transmit: Transmit {
+                    to: self.relays[r].0,
+                    via: Via::Agent,
+                    purpose: Purpose::Order {
+                        recorder: r,
+                        attempt,
+                    },
+                },
+                bytes: None,
+            }),
+            RecorderKind::Exec(command) => {
+                let ups = &self.site.upses[rec.ups];
+                self.commands.push_back(Command {
+                    recorder: r,
+                    attempt,
+                    command: command.clone(),
+                    env: vec![
+                        ("TRAPGATE_RECORDER", rec.name.clone()),
+                        ("TRAPGATE_RECORDER_ADDRESS", rec.address.to_string()),
+                        ("TRAPGATE_UPS", ups.name.clone()),
+                        ("TRAPGATE_REASON", "shutdown".to_string()),
+                        ("TRAPGATE_ATTEMPT", attempt.to_string()),
+                        ("TRAPGATE_SHUTDOWN_TIME", rec.shutdown_time.0.to_string()),
+                        // Network UPS Tools' NOTIFYCMD names, for scripts written for upsmon.
+                        ("UPSNAME", ups.name.clone()),
+                        ("NOTIFYTYPE", "SHUTDOWN".to_string()),
+                    ],
+                    timeout: std::time::Duration::from_secs(u64::from(
+                        self.site.gateway.exec_timeout.0,
+                    )),
+                });
+            }
+        }
+    }
+
+    /// Takes what the poller has: polls to send, answers, silences. True if any of it
+    /// went to the policy (which may have decided on it).
+    fn poll_outputs(&mut self, t: Timestamp) -> bool {
+        let mut told = false;
+        while let Some(o) = self.poller.poll_output() {
+            told |= !matches!(o, PollOutput::Send { .. });
+            match o {
+                PollOutput::Send { ups, to, bytes } => {
+                    if self.restoring {
+                        continue;
+                    }
+                    let start = self.bytes.len();
+                    self.bytes.extend_from_slice(&bytes);
+                    self.queued.push_back(Queued {
+                        transmit: Transmit {
+                            to,
+                            via: Via::Poll,
+                            purpose: Purpose::Poll { ups },
+                        },
+                        bytes: Some((start, bytes.len())),
+                    });
+                }
+                PollOutput::Answer { ups, answer } => self.poll_answer(t, ups, answer),
+                PollOutput::Silent { ups } => self.ups_silent(t, ups, true),
+                PollOutput::Answering { ups } => self.ups_silent(t, ups, false),
+                PollOutput::Unanswered { ups, sent } => {
+                    let before = self.decider.revision();
+                    self.decider.handle_poll_unanswered(t, ups, sent);
+                    if self.decider.revision() != before {
+                        let name = self.site.upses[ups].name.clone();
+                        self.input(t, Input::PollUnanswered { ups: name, sent });
+                    }
+                }
+            }
+        }
+        told
+    }
+
+    /// What a UPS said: cached for the virtual UPS, handed to the policy, journaled when
+    /// it says something new or moved the policy.
+    fn poll_answer(&mut self, t: Timestamp, ups: usize, answer: PollAnswer) {
+        self.agent.ups[ups].update(t, answer);
+        let before = self.decider.revision();
+        self.decider.handle_poll(t, ups, answer);
+        if self.decider.revision() != before || self.last_answer[ups] != Some(answer) {
+            self.last_answer[ups] = Some(answer);
+            let name = self.site.upses[ups].name.clone();
+            self.input(t, Input::Poll { ups: name, answer });
+        }
+    }
+
+    fn ups_silent(&mut self, t: Timestamp, ups: usize, silent: bool) {
+        let name = self.site.upses[ups].name.clone();
+        self.input(t, Input::Silent { ups: name, silent });
+        self.decider.handle_ups_silent(ups, silent);
+    }
+
+    fn ledger_outputs(&mut self, t: Timestamp) {
+        while let Some(o) = self.ledger.poll_output() {
+            let rec = |r: usize| self.site.recorders[r].name.clone();
+            let record = match o {
+                LedgerOutput::Resend { recorder, attempt } => {
+                    self.counts.resends += 1;
+                    self.order(t, recorder, attempt);
+                    continue;
+                }
+                LedgerOutput::NotAcknowledged { recorder, sent } => Action::NotAcknowledged {
+                    recorder: rec(recorder),
+                    attempt: sent,
+                    detail: "no acknowledgement before the UPS cuts its outlets".into(),
+                },
+                LedgerOutput::Back { recorder, after_s } => Action::Back {
+                    recorder: rec(recorder),
+                    after_s: (after_s * 10.0).round() / 10.0,
+                },
+                LedgerOutput::NotBack { recorder } => Action::NotBack {
+                    recorder: rec(recorder),
+                    detail: format!(
+                        "not heard from within its boot time ({} s) after power returned: switch it on by hand?",
+                        self.site.recorders[recorder].boot_time.0
+                    ),
+                },
+            };
+            self.record(t, Record::Action(record));
+        }
+    }
+
+    fn refusal_summaries(&mut self, t: Timestamp) {
+        while let Some(s) = self.refusal_log.poll_summary() {
+            let record = Action::Refused {
+                reason: s.reason.name().into(),
+                count: s.count,
+                detail: s.reason.sentence().into(),
+                source: s.source,
+                event: s.event,
+            };
+            self.record(t, Record::Action(record));
+        }
+    }
+
+    /// Says every refusal still pending (at a stop, at the end of a replay).
+    pub fn flush_refusals(&mut self, now: Timestamp) {
+        let at = self.at(now);
+        self.refusal_log.flush(at);
+        self.refusal_summaries(at);
+    }
+
+    // --- A journal fed back in ------------------------------------------------------
+
+    /// One record of a journal, at its time `t`, fed back: inputs go through the
+    /// machines again (nothing they decide goes out), and what the journal says was
+    /// decided and done is made to hold even where its input was lost (a damaged line
+    /// loses only its own fact).
+    pub fn restore(&mut self, t: Timestamp, record: &Record) {
+        self.restoring = true;
+        let ups = |s: &Station, name: &str| s.site.upses.iter().position(|u| u.name == name);
+        let recorder =
+            |s: &Station, name: &str| s.site.recorders.iter().position(|r| r.name == name);
+        match record {
+            Record::Input(i) => match i {
+                Input::Event {
+                    source,
+                    community,
+                    event,
+                    rule,
+                    ..
+                } => {
+                    if let Some(who) = self.trust.who(*source)
+                        && let Ok(who) = self.trust.notification(who, community.as_bytes(), *event)
+                    {
+                        let n = Notification {
+                            who,
+                            source: *source,
+                            community: community.as_bytes(),
+                            event: *event,
+                            rule,
+                        };
+                        self.handle_notification(t, &n);
+                    }
+                }
+                Input::Poll { ups: name, answer } => {
+                    if let Some(u) = ups(self, name) {
+                        let at = self.at(t);
+                        self.poll_answer(at, u, *answer);
+                        self.decisions(at);
+                    }
+                }
+                Input::PollUnanswered { ups: name, sent } => {
+                    if let Some(u) = ups(self, name) {
+                        let at = self.at(t);
+                        self.decider.handle_poll_unanswered(at, u, *sent);
+                        self.decisions(at);
+                    }
+                }
+                Input::Silent { ups: name, silent } => {
+                    if let Some(u) = ups(self, name) {
+                        let at = self.at(t);
+                        self.decider.handle_ups_silent(u, *silent);
+                        self.decisions(at);
+                    }
+                }
+                Input::Timeout => self.advance(t),
+            },
+            Record::Decision(d) => {
+                self.advance(t);
+                // What a decision says of its UPS's state, in case the input behind it
+                // was lost: an outage began (on battery), a shutdown trap waits for its
+                // poll, mains power is back. Fed again, an event the policy had changes
+                // nothing.
+                let implied = match d {
+                    Decided::Alert {
+                        ups: Some(u), kind, ..
+                    } if kind == "on_battery" => Some((u, Event::OnBattery, "journal")),
+                    Decided::Poll {
+                        ups: u,
+                        event,
+                        rule,
+                        ..
+                    } => Event::ALL
+                        .iter()
+                        .find(|e| e.name() == event)
+                        .map(|e| (u, *e, rule.as_str())),
+                    Decided::PowerBack { ups: u } => Some((u, Event::PowerRestored, "journal")),
+                    _ => None,
+                };
+                if let Some((name, event, rule)) = implied
+                    && let Some(u) = ups(self, name)
+                {
+                    self.decider.handle_ups_event(t, u, event, rule);
+                }
+                match d {
+                    Decided::ShutdownRecorder { recorder: name, .. } => {
+                        if let Some(r) = recorder(self, name) {
+                            if self.decider.mark_told(t, r) {
+                                self.unsent.insert(r);
+                            }
+                            if matches!(self.ledger.standing(r), Standing::Idle)
+                                && !self.options.dry_run
+                            {
+                                self.ledger.ordered(t, r);
+                            }
+                        }
+                    }
+                    Decided::Acknowledged { recorder: name } => {
+                        if let Some(r) = recorder(self, name) {
+                            self.decider.mark_acknowledged(r);
+                            if !self.ledger.has_acknowledged(r) {
+                                self.ledger.acknowledged(t, r);
+                            }
+                        }
+                    }
+                    Decided::PresentCharge {
+                        recorder: name,
+                        percent,
+                    } => {
+                        if let Some(r) = recorder(self, name) {
+                            self.agent.presented[r] = (*percent).into();
+                        }
+                    }
+                    Decided::PowerBack { ups: name } => {
+                        if let Some(u) = ups(self, name) {
+                            self.ledger.power_back(t, u);
+                        }
+                    }
+                    _ => {}
+                }
+                self.decisions(t);
+            }
+            Record::Action(a) => {
+                self.advance(t);
+                match a {
+                    Action::Sent {
+                        recorder: name,
+                        attempt,
+                        ..
+                    } => {
+                        if let Some(r) = recorder(self, name) {
+                            self.unsent.remove(&r);
+                            self.ledger.sent(t, r, *attempt);
+                        }
+                    }
+                    Action::Polled { ups: name, .. } => {
+                        if let Some(u) = ups(self, name) {
+                            self.decider.handle_poll_sent(t, u);
+                        }
+                    }
+                    Action::CommandDone {
+                        recorder: name,
+                        status,
+                        ..
+                    } if status == "exit 0" => {
+                        if let Some(r) = recorder(self, name) {
+                            self.decider.handle_ack(t, r);
+                            self.decisions(t);
+                        }
+                    }
+                    Action::Back { recorder: name, .. } => {
+                        if let Some(r) = recorder(self, name) {
+                            self.ledger.seen(t, r);
+                        }
+                    }
+                    _ => {}
+                }
+                self.ledger_outputs(t);
+            }
+        }
+        // History: nothing it decided goes out.
+        self.records.clear();
+        self.queued.clear();
+        self.bytes.clear();
+        self.commands.clear();
+        while self.ledger.poll_output().is_some() {}
+        self.restoring = false;
+    }
+
+    /// The journal is read: the orders decided and never sent go out now, once; the
+    /// polls start afresh.
+    pub fn resumed(&mut self, now: Timestamp) -> Resumed {
+        // Timers that fell due while the gateway was down fire now, not back-dated to
+        // when they were due: nothing is journaled at a time the gateway did not live.
+        self.floor = self.floor.max(now);
+        let at = self.at(now);
+        self.poller.restart(at);
+        let unsent: Vec<usize> = std::mem::take(&mut self.unsent)
+            .into_iter()
+            .filter(|r| matches!(self.ledger.standing(*r), Standing::Ordered { .. }))
+            .collect();
+        let standing = self.ledger.all();
+        let r = Resumed {
+            waiting: standing
+                .iter()
+                .filter(|x| matches!(x, Standing::Ordered { .. }))
+                .count(),
+            acknowledged: standing
+                .iter()
+                .filter(|x| matches!(x, Standing::Acknowledged { .. }))
+                .count(),
+            unsent: unsent.len(),
+        };
+        for rec in unsent {
+            self.order(at, rec, 1);
+        }
+        self.decisions(at);
+        r
+    }
+}
