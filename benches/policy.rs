@@ -46,6 +46,7 @@ fn site() -> Site {
         })
         .collect();
     Site {
+        text: "".into(),
         gateway: Gateway {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 1162))],
             agent: SocketAddr::from(([127, 0, 0, 1], 1161)),

@@ -421,7 +421,14 @@ impl<R: FnMut(Timestamp, &serde_json::Value)> Driver<R> {
         let written = match &mut self.journal {
             Some(j) if fsync => {
                 j.keep_since(keep);
-                j.sync()
+                match j.sync() {
+                    // A new file begins with a checkpoint: a restart reads from there.
+                    Ok(true) => j
+                        .append(self.station.now(), &self.station.snapshot(), &mut self.line)
+                        .and_then(|()| j.sync().map(|_| ())),
+                    Ok(false) => Ok(()),
+                    Err(e) => Err(e),
+                }
             }
             Some(j) => j.flush(),
             None => Ok(()),
@@ -782,15 +789,18 @@ pub fn run(
     let options = station::Options {
         dry_run: opts.dry_run,
     };
-    let relay_to = relays(&site, agent_bound);
     let mut resumed = None;
     let (station, journal) = match &opts.journal {
-        None => (
-            Station::new(site, options, relay_to, Box::new(OsRandom), start),
-            None,
-        ),
+        None => {
+            let relay_to = relays(&site, agent_bound);
+            (
+                Station::new(site, options, relay_to, Box::new(OsRandom), start),
+                None,
+            )
+        }
         Some(path) => {
-            let r = journal::resume(path, site, options, relay_to, start)
+            let toward = |s: &Site| relays(s, agent_bound);
+            let r = journal::resume(path, site, options, &toward, start)
                 .map_err(|e| StartError::Journal(path.clone(), e))?;
             resumed = Some(Resumed {
                 records: r.records,

@@ -227,14 +227,17 @@ impl Journal {
         self.file.flush()
     }
 
-    /// Writes what is buffered and fsyncs it; rotates if the file has grown past its size.
-    pub fn sync(&mut self) -> io::Result<()> {
+    /// Writes what is buffered and fsyncs it; rotates if the file has grown past its
+    /// size. True if it rotated: the new file's first record must be a checkpoint
+    /// (`Station::snapshot`), so that a restart reads from there.
+    pub fn sync(&mut self) -> io::Result<bool> {
         self.file.flush()?;
         self.file.get_ref().sync_data()?;
         if self.size >= self.rotate_at {
             self.rotate()?;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
     /// FILE → FILE.1 → FILE.2 …; then the oldest files beyond `KEEP` go, unless their
@@ -283,57 +286,195 @@ pub struct Resume {
     pub resumed: station::Resumed,
 }
 
-/// Opens the journal at `path` and feeds its records to a station for `site` (orders to
-/// `relays`): the outage in progress comes back, the orders decided and never sent go
-/// out, once, and nothing else the journal holds is done again. Its first record is the
-/// `Started` the caller journals next.
+/// The first record of a journal file, if it can be read.
+fn first_record(file: &Path) -> Option<Record> {
+    let mut line = Vec::new();
+    BufReader::new(File::open(file).ok()?)
+        .read_until(b'\n', &mut line)
+        .ok()?;
+    if line.last() == Some(&b'\n') {
+        line.pop();
+    }
+    record::read_line(&line).ok().map(|(_, r)| r)
+}
+
+/// The files of the journal at `path` a restart reads, oldest first: from the newest
+/// one that begins with a checkpoint (every one since a rotation does), or all of them.
+fn files_from_checkpoint(path: &Path) -> Vec<PathBuf> {
+    let newest_first: Vec<PathBuf> = core::iter::once(path.to_path_buf())
+        .chain(rotated_files(path))
+        .collect();
+    let start = newest_first
+        .iter()
+        .position(|f| matches!(first_record(f), Some(Record::Snapshot(_))))
+        .unwrap_or(newest_first.len().saturating_sub(1));
+    newest_first[..=start.min(newest_first.len() - 1)]
+        .iter()
+        .rev()
+        .cloned()
+        .collect()
+}
+
+/// Opens the journal at `path` and feeds its records, from its newest checkpoint on, to
+/// a station: the outage in progress comes back, the orders decided and never sent go
+/// out, once, and nothing else the journal holds is done again.
+///
+/// The station decides with the site the journal's records were made with (its text is
+/// in every checkpoint, start and reload): a journaled decision is never re-derived
+/// from a changed site file. The `site` given, the file as it is now, is then taken as a
+/// reload, by SIGHUP's rules: refused, and the journal's site kept with an alert, if it
+/// would drop an outage under way. `relays` gives any site's recorders their relays.
+/// The `Started` record the caller journals first says what was read.
 pub fn resume(
     path: &Path,
     site: Site,
     options: station::Options,
-    relays: Relays,
+    relays: &dyn Fn(&Site) -> Relays,
     now: Timestamp,
 ) -> io::Result<Resume> {
+    check_regular(path)?;
+    let files = files_from_checkpoint(path);
     let mut station: Option<Station> = None;
-    let mut site = Some(site);
-    let mut relays = Some(relays);
-    let mut make = |t: Timestamp| {
-        Station::new(
-            site.take().expect("made once"),
-            options,
-            relays.take().expect("made once"),
-            Box::new(OsRandom),
-            t,
-        )
+    let mut out = Read::default();
+    let make = |site: Site, t: Timestamp| -> Station {
+        let r = relays(&site);
+        Station::new(site, options, r, Box::new(OsRandom), t)
     };
-    let read = read(path, |t, r| {
-        let s = station.get_or_insert_with(|| make(t));
-        s.restore(t, &r);
-    })?;
-    let mut station = station.unwrap_or_else(|| make(now));
+    let parse = |text: &str| Site::parse(text).ok();
+    for file in &files {
+        let f = match File::open(file) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let mut reader = BufReader::with_capacity(1 << 20, f);
+        let mut line = Vec::with_capacity(512);
+        let mut n = 0;
+        loop {
+            line.clear();
+            if reader.read_until(b'\n', &mut line)? == 0 {
+                break;
+            }
+            n += 1;
+            if line.last() == Some(&b'\n') {
+                line.pop();
+            }
+            let (t, r) = match record::read_line(&line) {
+                Ok(x) => x,
+                Err(e @ LineError::Version(_)) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "{}:{n}: {e}: move it aside (or read it with the trapgate that wrote it)",
+                            file.display()
+                        ),
+                    ));
+                }
+                Err(LineError::Damaged(why)) => {
+                    out.damaged.push((file.clone(), n, why));
+                    continue;
+                }
+            };
+            out.records += 1;
+            // The site of the records that follow: a checkpoint's, a start's, a reload's.
+            let (site_text, snapshot) = match &r {
+                Record::Snapshot(record::Snapshot::Station { site, state }) => {
+                    (Some(site.as_str()), Some(state))
+                }
+                Record::Action(Action::Started { site, .. } | Action::Reloaded { site, .. }) => {
+                    (site.as_deref(), None)
+                }
+                _ => (None, None),
+            };
+            let changed =
+                site_text.filter(|text| station.as_ref().is_none_or(|s| *s.site().text != **text));
+            match (changed.and_then(parse), station.as_mut(), snapshot) {
+                (Some(new), None, _) => station = Some(make(new, t)),
+                (Some(new), Some(s), _) => {
+                    let p = station::Prepared::new(
+                        new.clone(),
+                        std::sync::Arc::clone(s.site()),
+                        relays(&new),
+                        Box::new(OsRandom),
+                    );
+                    drop(s.restore_reload(t, p));
+                }
+                (None, None, _) => {}
+                (None, Some(_), _) => {}
+            }
+            if station.is_none() {
+                // Records older than any site the journal names: the site of now.
+                station = Some(make(site.clone(), t));
+            }
+            let s = station.as_mut().expect("made just above");
+            match snapshot {
+                Some(state) => s.restore_snapshot(state),
+                None => s.restore(t, &r),
+            }
+        }
+    }
+    let mut station = station.unwrap_or_else(|| make(site.clone(), now));
+    // The timers that fell due while the gateway was down fire now; the orders never
+    // sent go out, once, under the site that decided them.
+    station.handle_timeout(now);
     let resumed = station.resumed(now);
-    for (file, line, why) in &read.damaged {
+    for (file, line, why) in &out.damaged {
         crate::daemon::console::warn(format!(
             "trapgate: journal {}:{line}: skipped: {why}",
             file.display()
         ));
     }
     let journal = Journal::open(path)?;
-    let r = Resume {
-        station,
-        journal,
-        records: read.records,
-        damaged: read.damaged.len(),
-        resumed,
-    };
     let detail = format!(
         "journal: {} records read ({} damaged lines skipped), {} recorders waiting for their acknowledgement, {} acknowledged, {} orders never sent",
-        r.records, r.damaged, resumed.waiting, resumed.acknowledged, resumed.unsent
+        out.records,
+        out.damaged.len(),
+        resumed.waiting,
+        resumed.acknowledged,
+        resumed.unsent
     );
-    let mut r = r;
-    r.station
-        .note(now, Record::Action(Action::Started { detail }));
-    Ok(r)
+    let text = station.site().text.to_string();
+    station.note(
+        now,
+        Record::Action(Action::Started {
+            detail,
+            site: (!text.is_empty()).then_some(text),
+        }),
+    );
+    // The site file as it is now: a reload right after the start, by SIGHUP's rules.
+    if *station.site().text != *site.text && !site.text.is_empty() {
+        let p = station::Prepared::new(
+            site.clone(),
+            std::sync::Arc::clone(station.site()),
+            relays(&site),
+            Box::new(OsRandom),
+        );
+        match station.reload_refusal(&p) {
+            Some(why) => {
+                crate::daemon::console::warn(format!(
+                    "trapgate: the site file changed since the journal was written, and {why}: running the journal's site"
+                ));
+                station.note(
+                    now,
+                    Record::Decision(record::Decided::Alert {
+                        ups: None,
+                        kind: "reload_refused".into(),
+                        reason: format!(
+                            "the site file changed since the journal was written and was not taken: {why}; the journal's site runs"
+                        ),
+                    }),
+                );
+            }
+            None => drop(station.handle_reload(now, p)),
+        }
+    }
+    Ok(Resume {
+        station,
+        journal,
+        records: out.records,
+        damaged: out.damaged.len(),
+        resumed,
+    })
 }
 
 #[cfg(test)]
@@ -505,5 +646,176 @@ mod tests {
         // The oldest files beyond KEEP are gone; what is kept is in order.
         assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
         assert_eq!(times.last(), Some(&19));
+    }
+}
+
+#[cfg(test)]
+mod restart {
+    use super::*;
+    use crate::classify::Event;
+    use crate::engine::config::DEFAULT_SITE;
+    use crate::engine::record::Decided;
+    use crate::engine::station::{Notification, Purpose};
+    use crate::engine::trust::Who;
+    use std::net::SocketAddr;
+
+    fn t(s: u64) -> Timestamp {
+        Timestamp(crate::time::ns::secs(1_000 + s as u32))
+    }
+
+    fn site(grace2: &str) -> Site {
+        let text = DEFAULT_SITE
+            .replace("confirm_by_poll = true", "confirm_by_poll = false")
+            .replace("2 = \"2m\"", &format!("2 = \"{grace2}\""));
+        Site::parse(&text).unwrap()
+    }
+
+    fn relays(site: &Site) -> Relays {
+        site.recorders
+            .iter()
+            .map(|r| (SocketAddr::new(r.address, r.port), [10, 0, 0, 1]))
+            .collect()
+    }
+
+    /// Drives `s` to `to` as the daemon would, journaling into `j`: the orders it sends.
+    fn drive(s: &mut Station, j: &mut Journal, to: Timestamp) -> Vec<(Timestamp, String, u32)> {
+        let mut line = Vec::new();
+        let mut orders = Vec::new();
+        let mut act = |s: &mut Station, j: &mut Journal, orders: &mut Vec<_>| loop {
+            while let Some((at, r)) = s.poll_record() {
+                j.append(at, &r, &mut line).unwrap();
+            }
+            j.sync().unwrap();
+            let now = s.now();
+            let mut sent = Vec::new();
+            s.drain_transmits(|tx, _| sent.push((tx.purpose, tx.to)));
+            if sent.is_empty() && !s.has_records() {
+                break;
+            }
+            for (p, to) in sent {
+                if let Purpose::Order { recorder, attempt } = p {
+                    orders.push((now, s.site().recorders[recorder].name.clone(), attempt));
+                }
+                s.handle_sent(now, p, Ok(Some(to)));
+            }
+        };
+        act(s, j, &mut orders);
+        while let Some(due) = s.poll_timeout().filter(|d| *d <= to) {
+            s.handle_timeout(due);
+            act(s, j, &mut orders);
+        }
+        s.handle_timeout(to);
+        act(s, j, &mut orders);
+        orders
+    }
+
+    fn on_battery(s: &mut Station, at: Timestamp) {
+        let n = Notification {
+            who: Who::Ups(0),
+            source: "192.168.61.250".parse().unwrap(),
+            community: b"public",
+            event: Event::OnBattery,
+            rule: "upsOnBattery",
+        };
+        s.handle_notification(at, &n);
+    }
+
+    #[test]
+    fn a_site_changed_between_runs_is_a_reload_and_backdates_nothing() {
+        let d = std::env::temp_dir().join(format!("trapgate-restart-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let path = d.join("journal");
+        // The live run: tier 2's grace 2 min; on battery at 10 s; it dies at 40 s.
+        let before = site("2m");
+        let r = resume(&path, before.clone(), Default::default(), &relays, t(0)).unwrap();
+        let (mut s, mut j) = (r.station, r.journal);
+        drive(&mut s, &mut j, t(10));
+        on_battery(&mut s, t(10));
+        assert!(drive(&mut s, &mut j, t(40)).is_empty());
+        drop((s, j));
+        // Restarted at 60 s with tier 2's grace edited to 30 s.
+        let after = site("30s");
+        let r = resume(&path, after, Default::default(), &relays, t(60)).unwrap();
+        let (mut s, mut j) = (r.station, r.journal);
+        let orders = drive(&mut s, &mut j, t(400));
+        // The outage keeps the times it was decided with: tier 2 at 130 s (10 s + 2 min),
+        // once; not at 40 s (10 s + 30 s, back-dated), nor twice at the restart.
+        let nvr_244: Vec<(u64, u32)> = orders
+            .iter()
+            .filter(|(_, r, _)| r == "nvr-244")
+            .map(|(at, _, a)| (at.ns_since(t(0)) / 1_000_000_000, *a))
+            .collect();
+        assert_eq!(nvr_244[0], (130, 1), "{orders:?}");
+        assert_eq!(nvr_244.iter().filter(|(_, a)| *a == 1).count(), 1);
+        let mut times: Vec<u64> = nvr_244.iter().map(|(s, _)| *s).collect();
+        times.dedup();
+        assert_eq!(
+            times.len(),
+            nvr_244.len(),
+            "two orders at one instant: {nvr_244:?}"
+        );
+        // The reload is journaled, with the new site's text.
+        let mut reloads = 0;
+        read(&path, |_, r| {
+            if let Record::Action(Action::Reloaded {
+                site: Some(text), ..
+            }) = r
+            {
+                assert!(text.contains("2 = \"30s\""));
+                reloads += 1;
+            }
+        })
+        .unwrap();
+        assert_eq!(reloads, 1);
+    }
+
+    #[test]
+    fn a_restart_reads_from_the_newest_checkpoint() {
+        let d = std::env::temp_dir().join(format!("trapgate-checkpoint-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let path = d.join("journal");
+        let r = resume(&path, site("2m"), Default::default(), &relays, t(0)).unwrap();
+        let (mut s, mut j) = (r.station, r.journal);
+        on_battery(&mut s, t(10));
+        let told = drive(&mut s, &mut j, t(200));
+        assert_eq!(
+            told.iter()
+                .filter(|(_, r, a)| r == "nvr-244" && *a == 1)
+                .count(),
+            1
+        );
+        // Rotation: the new file begins with the station's checkpoint, and the older
+        // file goes away (lost, say): the outage is not lost with it.
+        let mut line = Vec::new();
+        j.rotate().unwrap();
+        j.append(s.now(), &s.snapshot(), &mut line).unwrap();
+        j.sync().unwrap();
+        drop((s, j));
+        std::fs::remove_file(rotated(&path, 1)).unwrap();
+        let r = resume(&path, site("2m"), Default::default(), &relays, t(210)).unwrap();
+        assert_eq!(r.records, 1, "only the checkpoint is read");
+        let (mut s, mut j) = (r.station, r.journal);
+        let after = drive(&mut s, &mut j, t(2000));
+        // nvr-244 was told at 130 s: not again; nvr-251 at its tier's 10 min.
+        assert!(
+            after.iter().all(|(_, r, a)| r != "nvr-244" || *a > 1),
+            "{after:?}"
+        );
+        assert!(
+            after.iter().any(|(at, r, a)| r == "nvr-251"
+                && *a == 1
+                && at.ns_since(t(0)) / 1_000_000_000 == 610),
+            "{after:?}"
+        );
+        let mut decided = Vec::new();
+        read(&path, |_, r| {
+            if let Record::Decision(Decided::ShutdownRecorder { recorder, .. }) = r {
+                decided.push(recorder);
+            }
+        })
+        .unwrap();
+        assert_eq!(decided, ["nvr-251"], "decided once, after the restart");
     }
 }

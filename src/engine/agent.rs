@@ -69,7 +69,7 @@ const OBJECTS: [(&str, Object); 15] = [
 const APC_ENTERPRISE: &str = "1.3.6.1.4.1.318";
 
 /// What the gateway knows of one real UPS, from its polls.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UpsView {
     /// The latest values the UPS gave (each kept until it gives a new one).
     pub values: PollAnswer,
@@ -179,6 +179,14 @@ pub fn answer_limit(max_message_size: usize, request_len: usize) -> usize {
     )
 }
 
+/// What a checkpoint keeps of the virtual UPS.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AgentState {
+    ups: Vec<UpsView>,
+    presented: Vec<Option<u8>>,
+    started: Timestamp,
+}
+
 /// The virtual UPS agent of a whole site.
 #[derive(Debug)]
 pub struct Agent {
@@ -266,6 +274,25 @@ impl Agent {
         next.trimmed = self.trimmed;
         next.too_big = self.too_big;
         std::mem::replace(self, next)
+    }
+
+    /// What a checkpoint keeps: the UPSes' values, what each recorder is shown, the
+    /// uptime's start.
+    pub fn state(&self) -> AgentState {
+        AgentState {
+            ups: self.ups.clone(),
+            presented: self.presented.clone(),
+            started: self.started,
+        }
+    }
+
+    /// Takes a checkpoint's state back (for the same site: same lengths, or nothing).
+    pub fn set_state(&mut self, s: AgentState) {
+        if s.ups.len() == self.ups.len() && s.presented.len() == self.presented.len() {
+            self.ups = s.ups;
+            self.presented = s.presented;
+            self.started = s.started;
+        }
     }
 
     /// The recorder at `source`, if one.

@@ -23,7 +23,7 @@ fn after(t: Timestamp, s: Secs) -> Timestamp {
 }
 
 /// Where one recorder stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Standing {
     /// Nothing under way.
     Idle,
@@ -99,6 +99,13 @@ pub enum LedgerOutput {
     },
 }
 
+/// What a checkpoint keeps of the ledger.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LedgerState {
+    standing: Vec<Standing>,
+    power_back: Vec<Option<Timestamp>>,
+}
+
 /// The ledger of a whole site.
 #[derive(Debug)]
 pub struct Ledger {
@@ -162,6 +169,23 @@ impl Ledger {
         self.dirty = true;
     }
 
+    /// What a checkpoint keeps: where each recorder stands, when power came back.
+    pub fn state(&self) -> LedgerState {
+        LedgerState {
+            standing: self.standing.clone(),
+            power_back: self.power_back.clone(),
+        }
+    }
+
+    /// Takes a checkpoint's state back (for the same site: same length, or nothing).
+    pub fn set_state(&mut self, s: LedgerState) {
+        if s.standing.len() == self.standing.len() && s.power_back.len() == self.power_back.len() {
+            self.standing = s.standing;
+            self.power_back = s.power_back;
+            self.dirty = true;
+        }
+    }
+
     /// Where recorder `r` stands.
     pub fn standing(&self, r: usize) -> Standing {
         self.standing[r]
@@ -173,12 +197,15 @@ impl Ledger {
     }
 
     /// Recorder `r` was told to shut down at `now` (the first sending).
+    /// Until it has left (`sent`), an order's wait for an acknowledgement does not run:
+    /// only its UPS's outlet deadline does.
     pub fn ordered(&mut self, now: Timestamp, r: usize) {
+        let until = after(now, self.outlet_off[r]);
         let ordered = Standing::Ordered {
             at: now,
-            sent: 1,
-            retry_at: after(now, self.ack_timeout),
-            until: after(now, self.outlet_off[r]),
+            sent: 0,
+            retry_at: until,
+            until,
         };
         self.set(r, ordered);
     }
@@ -197,6 +224,27 @@ impl Ledger {
             let again = Standing::Ordered {
                 at,
                 sent: sent.max(attempt),
+                retry_at: after(now, Secs(wait)).min(until),
+                until,
+            };
+            self.set(r, again);
+        }
+    }
+
+    /// Order number `attempt` to recorder `r` could not be sent at `now`: it is tried
+    /// again after the wait it would have had.
+    pub fn send_failed(&mut self, now: Timestamp, r: usize, attempt: u32) {
+        if let Standing::Ordered {
+            at, until, sent, ..
+        } = self.standing[r]
+        {
+            let wait = self
+                .ack_timeout
+                .0
+                .saturating_mul(1 << attempt.saturating_sub(1).min(16));
+            let again = Standing::Ordered {
+                at,
+                sent,
                 retry_at: after(now, Secs(wait)).min(until),
                 until,
             };
@@ -309,12 +357,12 @@ impl Ledger {
                             .push_back(LedgerOutput::NotAcknowledged { recorder: r, sent });
                         continue;
                     }
-                    // The wait doubles: ack_timeout, 2×, 4×, … until the outlets go off.
-                    let wait = self.ack_timeout.0.saturating_mul(1 << sent.min(16));
+                    // Told again; its wait (ack_timeout, 2×, 4×, … until the outlets go
+                    // off) starts when this sending leaves (`sent`).
                     let again = Standing::Ordered {
                         at,
-                        sent: sent + 1,
-                        retry_at: after(now, Secs(wait)).min(until),
+                        sent,
+                        retry_at: until,
                         until,
                     };
                     self.set(r, again);
@@ -351,16 +399,28 @@ mod tests {
         core::iter::from_fn(|| l.poll_output()).collect()
     }
 
-    /// Runs the ledger's timers second by second up to `to`.
+    /// Runs the ledger's timers second by second up to `to`; every re-send leaves at
+    /// once, as a driver sends it.
     fn run(l: &mut Ledger, from: u64, to: u64) -> Vec<(u64, LedgerOutput)> {
         let mut got = Vec::new();
         for s in from..=to {
             if l.poll_timeout().is_some_and(|d| d <= t(s)) {
                 l.handle_timeout(t(s));
             }
-            got.extend(drain(l).into_iter().map(|o| (s, o)));
+            for o in drain(l) {
+                if let LedgerOutput::Resend { recorder, attempt } = o {
+                    l.sent(t(s), recorder, attempt);
+                }
+                got.push((s, o));
+            }
         }
         got
+    }
+
+    /// Recorder `r` ordered at `s`, the order leaving at once.
+    fn order(l: &mut Ledger, s: u64, r: usize) {
+        l.ordered(t(s), r);
+        l.sent(t(s), r, 1);
     }
 
     #[test]
@@ -368,8 +428,8 @@ mod tests {
         // The seed site: ack_timeout 10 s, outlets off 3 min after the order.
         let site = Site::default_site();
         let mut l = Ledger::new(&site);
-        l.ordered(t(0), 0);
-        l.ordered(t(0), 1);
+        order(&mut l, 0, 0);
+        order(&mut l, 0, 1);
         l.acknowledged(t(4), 1);
         let got = run(&mut l, 0, 200);
         let resends: Vec<(u64, u32)> = got
@@ -404,10 +464,12 @@ mod tests {
     fn the_wait_for_an_acknowledgement_counts_from_when_the_order_left() {
         let site = Site::default_site();
         let mut l = Ledger::new(&site);
-        // Decided at 0, sent only at 12 s (the decision thread was held up).
+        // Decided at 0, sent only at 12 s (the decision thread was held up): nothing is
+        // re-sent while it waits to leave.
         l.ordered(t(0), 0);
+        assert!(run(&mut l, 0, 11).is_empty());
         l.sent(t(12), 0, 1);
-        let got = run(&mut l, 0, 40);
+        let got = run(&mut l, 12, 40);
         let resends: Vec<u64> = got
             .iter()
             .filter_map(|(s, o)| matches!(o, LedgerOutput::Resend { .. }).then_some(*s))
@@ -415,7 +477,7 @@ mod tests {
         assert_eq!(resends, vec![22], "not at once: ack_timeout after it left");
         // The re-send itself went out late too (at 25 s): the next waits 20 s from then.
         l.sent(t(25), 0, 2);
-        let got = run(&mut l, 23, 80);
+        let got = run(&mut l, 25, 80);
         let resends: Vec<u64> = got
             .iter()
             .filter_map(|(s, o)| matches!(o, LedgerOutput::Resend { .. }).then_some(*s))

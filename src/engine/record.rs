@@ -32,6 +32,22 @@ pub enum Record {
     Decision(Decided),
     /// What the gateway did.
     Action(Action),
+    /// The whole station's state: the first record of each journal file, so that a
+    /// restart reads the journal from the newest one only.
+    Snapshot(Snapshot),
+}
+
+/// A checkpoint of the station.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "snapshot")]
+pub enum Snapshot {
+    /// The station: the site it ran (its text) and its machines' state.
+    Station {
+        /// The site file's text.
+        site: String,
+        /// The state.
+        state: Box<crate::engine::station::StationState>,
+    },
 }
 
 /// An input that moved the policy.
@@ -302,11 +318,17 @@ pub enum Action {
     Started {
         /// What the journal gave back.
         detail: String,
+        /// The site it runs (the file's text): a restart decides with it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        site: Option<String>,
     },
     /// The site file was reloaded.
     Reloaded {
         /// What changed.
         detail: String,
+        /// The site it runs now (the file's text).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        site: Option<String>,
     },
     /// A summary of what was not believed.
     Refused {
@@ -326,9 +348,9 @@ pub enum Action {
 }
 
 impl Record {
-    /// Whether a person is shown it (inputs are only journaled).
+    /// Whether a person is shown it (inputs and checkpoints are only journaled).
     pub fn shown(&self) -> bool {
-        !matches!(self, Record::Input(_))
+        !matches!(self, Record::Input(_) | Record::Snapshot(_))
     }
 
     /// Whether it must be fsync'd before anything is acted on (a decision).
@@ -368,9 +390,8 @@ impl Record {
                 | A::CommandDone { recorder, .. },
             ) => (None, Some(recorder)),
             Record::Action(A::Polled { ups, .. }) => (Some(ups), None),
-            Record::Action(A::Started { .. } | A::Reloaded { .. } | A::Refused { .. }) => {
-                (None, None)
-            }
+            Record::Action(A::Started { .. } | A::Reloaded { .. } | A::Refused { .. })
+            | Record::Snapshot(_) => (None, None),
         }
     }
 
@@ -386,7 +407,8 @@ impl Record {
         let mut o = Map::new();
         o.insert("time".into(), Json::String(at.utc().to_string()));
         if let Ok(Json::Object(fields)) = serde_json::to_value(self) {
-            for (k, v) in fields {
+            // The site's text is for the journal, not for the screen.
+            for (k, v) in fields.into_iter().filter(|(k, _)| k != "site") {
                 let v = match (k.as_str(), &v) {
                     ("deadline", Json::Number(n)) => n.as_u64().map_or(v.clone(), |ns| {
                         Json::String(Timestamp(ns).shifted(offset).utc().to_string())
@@ -452,6 +474,7 @@ impl Record {
                 }
                 Input::Timeout => w.push_str("timers due"),
             },
+            Record::Snapshot(_) => w.push_str("checkpoint of the station"),
             Record::Decision(_) | Record::Action(_) => {
                 let v = self.printed(t, 0);
                 let (kind, name) = match (v.get("decision"), v.get("action")) {

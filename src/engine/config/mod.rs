@@ -209,6 +209,9 @@ pub struct Site {
     pub recorders: Vec<Recorder>,
     /// Extra trap rules, added to the built-in tables.
     pub rules: Vec<TrapRule>,
+    /// The text it was read from (journaled, so that a restart decides with the site the
+    /// journal's decisions were made with); empty for a site built in code.
+    pub text: std::sync::Arc<str>,
 }
 
 /// Which UPS and recorder of an old site each one of a new site is, so that a reload
@@ -561,7 +564,10 @@ impl Site {
             }
         };
         match site {
-            Some(site) if m.found.is_empty() => Ok(site),
+            Some(mut site) if m.found.is_empty() => {
+                site.text = text.into();
+                Ok(site)
+            }
             _ => {
                 let lines = Lines::new(text);
                 let mut errors: Vec<(usize, ConfigError)> = m
@@ -686,6 +692,7 @@ impl Site {
             }
         }
         Some(Site {
+            text: "".into(),
             gateway: gateway?,
             policy: policy?,
             upses: upses.into_iter().map(|u| u.item).collect::<Option<_>>()?,

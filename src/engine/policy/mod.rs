@@ -130,7 +130,7 @@ impl PollAnswer {
 }
 
 /// What caused a decision: the event and the rule (trap name) that produced it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Cause {
     /// The event.
     pub event: Option<Event>,
@@ -203,7 +203,7 @@ pub enum Decision {
 }
 
 /// A shutdown trap waiting for its confirming poll.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Confirming {
     /// When the trap came.
     at: Timestamp,
@@ -213,7 +213,7 @@ struct Confirming {
     cause: Cause,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 struct UpsState {
     /// The running outage: when the UPS went on battery (None: on mains).
     since: Option<Timestamp>,
@@ -227,6 +227,15 @@ struct UpsState {
     confirming: Option<Confirming>,
     /// Everything on this UPS has been told to shut down in this outage.
     all_down: bool,
+}
+
+/// What a checkpoint keeps of the policy: each UPS's outage, and who was told and who
+/// acknowledged in which outage.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DeciderState {
+    ups: Vec<UpsState>,
+    told: Vec<Option<(usize, u32)>>,
+    acknowledged: Vec<bool>,
 }
 
 /// The policy of a whole site.
@@ -430,6 +439,28 @@ impl Decider {
                 confirm.into_iter().chain(settle).chain(tiers)
             })
             .min()
+    }
+
+    /// What a checkpoint keeps of the policy.
+    pub fn state(&self) -> DeciderState {
+        DeciderState {
+            ups: self.ups.clone(),
+            told: self.told.clone(),
+            acknowledged: self.acknowledged.clone(),
+        }
+    }
+
+    /// Takes a checkpoint's state back (for the same site: same lengths, or nothing).
+    pub fn set_state(&mut self, s: DeciderState) {
+        if s.ups.len() == self.ups.len()
+            && s.told.len() == self.told.len()
+            && s.acknowledged.len() == self.acknowledged.len()
+        {
+            self.ups = s.ups;
+            self.told = s.told;
+            self.acknowledged = s.acknowledged;
+            self.revision += 1;
+        }
     }
 
     /// The UPS whose traps come from `source`, if one.

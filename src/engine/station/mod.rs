@@ -210,6 +210,18 @@ pub struct Resumed {
     pub unsent: usize,
 }
 
+/// What a checkpoint keeps of the station: every machine's state that a restart needs
+/// (the poller starts afresh).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StationState {
+    started: Timestamp,
+    floor: Timestamp,
+    decider: crate::engine::policy::DeciderState,
+    ledger: crate::engine::ledger::LedgerState,
+    agent: crate::engine::agent::AgentState,
+    unsent: Vec<usize>,
+}
+
 /// The oids of the APC lowBattery trap a trap-relay recorder acts on, parsed once.
 #[derive(Debug)]
 struct RelayOids {
@@ -638,6 +650,7 @@ impl Station {
                 );
             }
             (Purpose::Order { recorder, attempt }, Err(e)) => {
+                self.ledger.send_failed(at, recorder, attempt);
                 let name = self.site.recorders[recorder].name.clone();
                 let to = Some(self.relays[recorder].0);
                 self.record(
@@ -721,9 +734,50 @@ impl Station {
             self.site.upses.len(),
             self.site.recorders.len()
         );
-        self.record(at, Record::Action(Action::Reloaded { detail }));
+        let site = Some(self.site.text.to_string());
+        self.record(at, Record::Action(Action::Reloaded { detail, site }));
         self.decisions(at);
         Box::new(old)
+    }
+
+    /// A checkpoint of the station now (the first record of a new journal file).
+    pub fn snapshot(&self) -> Record {
+        Record::Snapshot(crate::engine::record::Snapshot::Station {
+            site: self.site.text.to_string(),
+            state: Box::new(StationState {
+                started: self.started,
+                floor: self.floor,
+                decider: self.decider.state(),
+                ledger: self.ledger.state(),
+                agent: self.agent.state(),
+                unsent: self.unsent.iter().copied().collect(),
+            }),
+        })
+    }
+
+    /// Takes a checkpoint's state back (made for this station's site).
+    pub fn restore_snapshot(&mut self, state: &StationState) {
+        let s = state.clone();
+        self.started = s.started;
+        self.floor = self.floor.max(s.floor);
+        self.decider.set_state(s.decider);
+        self.ledger.set_state(s.ledger);
+        self.agent.set_state(s.agent);
+        self.unsent = s.unsent.into_iter().collect();
+        self.records.clear();
+    }
+
+    /// A reload found in a journal being fed back (`restore`): taken as it was then,
+    /// nothing it decides goes out.
+    pub fn restore_reload(&mut self, t: Timestamp, p: Prepared) -> Replaced {
+        self.restoring = true;
+        let old = self.handle_reload(t, p);
+        self.records.clear();
+        self.queued.clear();
+        self.bytes.clear();
+        self.commands.clear();
+        self.restoring = false;
+        old
     }
 
     /// A record of the driver's own (an alert of the gateway's, its start), journaled
@@ -1125,6 +1179,7 @@ impl Station {
                 }
                 self.decisions(t);
             }
+            Record::Snapshot(_) => {}
             Record::Action(a) => {
                 self.advance(t);
                 match a {
@@ -1203,3 +1258,6 @@ impl Station {
         r
     }
 }
+
+#[cfg(test)]
+mod tests;
