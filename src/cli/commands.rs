@@ -299,7 +299,7 @@ pub fn run_gateway(config: Option<&Path>, opts: crate::daemon::Options) -> Resul
             }
             if let Some(r) = &b.resumed {
                 eprintln!(
-                    "trapgate: journal: {} records read, {} damaged lines skipped; {} recorders waiting for an acknowledgement, {} acknowledged, {} orders never sent (sending now)",
+                    "trapgate: journal: {} records read, {} damaged lines skipped; {} recorders waiting for an acknowledgement, {} acknowledged, {} orders not journaled as sent (sent once, an acknowledgement wait after they were decided)",
                     r.records, r.damaged, r.waiting, r.acknowledged, r.unsent
                 );
             }

@@ -115,7 +115,8 @@ pub struct Resumed {
     pub waiting: usize,
     /// Recorders that had acknowledged.
     pub acknowledged: usize,
-    /// Orders decided but never sent (the crash came between): sent now.
+    /// Orders decided and not journaled as sent (the crash came between, or just after
+    /// the send): sent once, an acknowledgement wait after they were decided.
     pub unsent: usize,
 }
 

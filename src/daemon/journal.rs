@@ -316,7 +316,7 @@ fn files_from_checkpoint(path: &Path) -> Vec<PathBuf> {
 }
 
 /// Opens the journal at `path` and feeds its records, from its newest checkpoint on, to
-/// a station: the outage in progress comes back, the orders decided and never sent go
+/// a station: the outage in progress comes back, the orders decided and not journaled as sent go
 /// out, once, and nothing else the journal holds is done again.
 ///
 /// The station decides with the site the journal's records were made with (its text is
@@ -426,7 +426,7 @@ pub fn resume(
     }
     let journal = Journal::open(path)?;
     let detail = format!(
-        "journal: {} records read ({} damaged lines skipped), {} recorders waiting for their acknowledgement, {} acknowledged, {} orders never sent",
+        "journal: {} records read ({} damaged lines skipped), {} recorders waiting for their acknowledgement, {} acknowledged, {} orders not journaled as sent",
         out.records,
         out.damaged.len(),
         resumed.waiting,

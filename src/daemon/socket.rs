@@ -81,20 +81,30 @@ const SO_ATTACH_REUSEPORT_CBPF: libc::c_int = 51;
 /// join the group and silently take a share of the traps: a group that holds more
 /// sockets than these `n` is refused with `AddrInUse`.
 pub fn bind_group(addr: SocketAddr, n: usize) -> io::Result<(Vec<UdpSocket>, bool)> {
-    let first = bind_shared(addr)?;
-    let at = first.local_addr()?;
-    let mut group = vec![first];
-    for _ in 1..n {
-        group.push(bind_shared(at)?);
+    // Port 0 with SO_REUSEPORT may be given a port another group of this user already
+    // holds (the kernel does not count that a conflict): the group is then refused and
+    // bound again, on another free port.
+    let mut tries = if addr.port() == 0 { 8 } else { 1 };
+    loop {
+        tries -= 1;
+        let first = bind_shared(addr)?;
+        let at = first.local_addr()?;
+        let mut group = vec![first];
+        for _ in 1..n {
+            group.push(bind_shared(at)?);
+        }
+        if sockets_on(at).is_some_and(|found| found > n) {
+            if tries > 0 {
+                continue;
+            }
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                "another process shares this port with SO_REUSEPORT (another trapgate?)",
+            ));
+        }
+        let steered = n > 1 && steer_by_source(&group[0], at.is_ipv6(), n as u32).is_ok();
+        return Ok((group, steered));
     }
-    if sockets_on(at).is_some_and(|found| found > n) {
-        return Err(io::Error::new(
-            io::ErrorKind::AddrInUse,
-            "another process shares this port with SO_REUSEPORT (another trapgate?)",
-        ));
-    }
-    let steered = n > 1 && steer_by_source(&group[0], at.is_ipv6(), n as u32).is_ok();
-    Ok((group, steered))
 }
 
 /// How many UDP sockets of this network namespace are bound to `local` (from
@@ -625,6 +635,25 @@ mod tests {
         assert!(e.to_string().contains("another trapgate?"), "{e}");
         // Its sockets were closed: the first group alone holds the port again.
         assert_eq!(sockets_on(at), Some(2));
+    }
+
+    #[test]
+    fn gateways_on_port_zero_each_get_a_port_of_their_own() {
+        // The kernel may give a reuseport socket bound to port 0 a port that another
+        // group of this user holds: hundreds of groups make that all but certain.
+        let mut groups = Vec::new();
+        let mut ports = std::collections::BTreeSet::new();
+        for i in 0..800 {
+            let (group, _) = bind_group("127.0.0.1:0".parse().unwrap(), 1)
+                .unwrap_or_else(|e| panic!("group {i} on port 0: {e}"));
+            let at = group[0].local_addr().unwrap();
+            assert!(
+                ports.insert(at.port()),
+                "group {i} joined port {}",
+                at.port()
+            );
+            groups.push(group);
+        }
     }
 
     #[test]

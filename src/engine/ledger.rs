@@ -217,18 +217,42 @@ impl Ledger {
             at, until, sent, ..
         } = self.standing[r]
         {
-            let wait = self
-                .ack_timeout
-                .0
-                .saturating_mul(1 << attempt.saturating_sub(1).min(16));
             let again = Standing::Ordered {
                 at,
                 sent: sent.max(attempt),
-                retry_at: after(now, Secs(wait)).min(until),
+                retry_at: after(now, self.wait(attempt)).min(until),
                 until,
             };
             self.set(r, again);
         }
+    }
+
+    /// Recorder `r`'s next order was decided at `decided` and may have left then (a
+    /// journal without its `Sent`, the crash between the two): it goes out when its wait
+    /// for an acknowledgement would end, had it left (the outlet deadline allowing).
+    pub fn may_have_left(&mut self, r: usize, decided: Timestamp) {
+        if let Standing::Ordered {
+            at, until, sent, ..
+        } = self.standing[r]
+        {
+            let again = Standing::Ordered {
+                at,
+                sent,
+                retry_at: after(decided, self.wait(sent + 1)).min(until),
+                until,
+            };
+            self.set(r, again);
+        }
+    }
+
+    /// The wait for an acknowledgement of sending number `attempt`: ack_timeout,
+    /// doubling with each.
+    fn wait(&self, attempt: u32) -> Secs {
+        Secs(
+            self.ack_timeout
+                .0
+                .saturating_mul(1 << attempt.saturating_sub(1).min(16)),
+        )
     }
 
     /// Order number `attempt` to recorder `r` could not be sent at `now`: it is tried
@@ -238,14 +262,10 @@ impl Ledger {
             at, until, sent, ..
         } = self.standing[r]
         {
-            let wait = self
-                .ack_timeout
-                .0
-                .saturating_mul(1 << attempt.saturating_sub(1).min(16));
             let again = Standing::Ordered {
                 at,
                 sent,
-                retry_at: after(now, Secs(wait)).min(until),
+                retry_at: after(now, self.wait(attempt)).min(until),
                 until,
             };
             self.set(r, again);

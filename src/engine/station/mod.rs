@@ -17,7 +17,7 @@
 //! station what left (`handle_sent`): waits for acknowledgements and confirmations count
 //! from then.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -206,7 +206,8 @@ pub struct Resumed {
     pub waiting: usize,
     /// Recorders that had acknowledged.
     pub acknowledged: usize,
-    /// Orders decided but never sent: sent now, once.
+    /// Orders decided and not journaled as sent (they may have left just before the
+    /// crash): sent once, one acknowledgement wait after they were decided.
     pub unsent: usize,
 }
 
@@ -219,7 +220,7 @@ pub struct StationState {
     decider: crate::engine::policy::DeciderState,
     ledger: crate::engine::ledger::LedgerState,
     agent: crate::engine::agent::AgentState,
-    unsent: Vec<usize>,
+    unsent: Vec<(usize, Timestamp)>,
 }
 
 /// The oids of the APC lowBattery trap a trap-relay recorder acts on, parsed once.
@@ -284,8 +285,8 @@ pub struct Station {
     commands: VecDeque<Command>,
     /// A journal is being fed back in (`restore`): nothing decided goes out.
     restoring: bool,
-    /// Orders decided in a restore and not sent yet.
-    unsent: BTreeSet<usize>,
+    /// Orders decided in a restore and not journaled as sent: when each was decided.
+    unsent: BTreeMap<usize, Timestamp>,
     counts: Counts,
     scratch: Vec<u8>,
 }
@@ -330,7 +331,7 @@ impl Station {
             bytes: Vec::new(),
             commands: VecDeque::new(),
             restoring: false,
-            unsent: BTreeSet::new(),
+            unsent: BTreeMap::new(),
             counts: Counts::default(),
             scratch: Vec::with_capacity(1500),
         };
@@ -750,7 +751,7 @@ impl Station {
                 decider: self.decider.state(),
                 ledger: self.ledger.state(),
                 agent: self.agent.state(),
-                unsent: self.unsent.iter().copied().collect(),
+                unsent: self.unsent.iter().map(|(r, t)| (*r, *t)).collect(),
             }),
         })
     }
@@ -897,7 +898,7 @@ impl Station {
     /// Queues recorder `r`'s order: its trap, or its command.
     fn order(&mut self, t: Timestamp, r: usize, attempt: u32) {
         if self.restoring {
-            self.unsent.insert(r);
+            self.unsent.insert(r, t);
             return;
         }
         let rec = &self.site.recorders[r];
@@ -1145,7 +1146,7 @@ impl Station {
                     Decided::ShutdownRecorder { recorder: name, .. } => {
                         if let Some(r) = recorder(self, name) {
                             if self.decider.mark_told(t, r) {
-                                self.unsent.insert(r);
+                                self.unsent.insert(r, t);
                             }
                             if matches!(self.ledger.standing(r), Standing::Idle)
                                 && !self.options.dry_run
@@ -1227,18 +1228,23 @@ impl Station {
         self.restoring = false;
     }
 
-    /// The journal is read: the orders decided and never sent go out now, once; the
-    /// polls start afresh.
+    /// The journal is read: the orders decided and not journaled as sent go out once,
+    /// one acknowledgement wait after they were decided (the crash may have come just
+    /// after one left, and a recorder is never told twice at one instant); the polls
+    /// start afresh.
     pub fn resumed(&mut self, now: Timestamp) -> Resumed {
         // Timers that fell due while the gateway was down fire now, not back-dated to
         // when they were due: nothing is journaled at a time the gateway did not live.
         self.floor = self.floor.max(now);
         let at = self.at(now);
         self.poller.restart(at);
-        let unsent: Vec<usize> = std::mem::take(&mut self.unsent)
-            .into_iter()
-            .filter(|r| matches!(self.ledger.standing(*r), Standing::Ordered { .. }))
-            .collect();
+        let mut unsent = 0;
+        for (r, decided) in std::mem::take(&mut self.unsent) {
+            if matches!(self.ledger.standing(r), Standing::Ordered { .. }) {
+                self.ledger.may_have_left(r, decided);
+                unsent += 1;
+            }
+        }
         let standing = self.ledger.all();
         let r = Resumed {
             waiting: standing
@@ -1249,11 +1255,8 @@ impl Station {
                 .iter()
                 .filter(|x| matches!(x, Standing::Acknowledged { .. }))
                 .count(),
-            unsent: unsent.len(),
+            unsent,
         };
-        for rec in unsent {
-            self.order(at, rec, 1);
-        }
         self.decisions(at);
         r
     }
