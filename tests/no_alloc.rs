@@ -1,7 +1,9 @@
 //! The hot path allocates nothing per packet: after a warm-up, decoding, classifying,
 //! checking (the trust layer: who the source is, its community; refusals counted) and
-//! deciding on a corpus of v1 and v2c traps (and malformed packets) with the arena reset
-//! per batch makes no call to the global allocator. A counting allocator proves it.
+//! deciding in the station (the policy, the ledger, the virtual UPS, the order encoder,
+//! settled as a driver that sends at once would) on a corpus of v1 and v2c traps (and
+//! malformed packets) with the arena reset per batch makes no call to the global
+//! allocator. A counting allocator proves it.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,8 +13,9 @@ use trapgate::capture::read_capture;
 use trapgate::classify::{Classifier, Event};
 use trapgate::engine::config::Site;
 use trapgate::engine::pipeline::{Outcome, Pipeline};
-use trapgate::engine::policy::{Decider, Decision};
-use trapgate::engine::trust::{Refusals, Trust};
+use trapgate::engine::poller::Sequence;
+use trapgate::engine::station::{Happened, Notification, Options, Relays, Station};
+use trapgate::engine::trust::{Refusals, Says, Trust};
 use trapgate::time::Timestamp;
 use trapgate::wire::frame::udp_datagram;
 
@@ -41,7 +44,7 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 #[test]
-fn decode_classify_and_decide_allocate_nothing_per_packet() {
+fn decode_classify_check_and_decide_in_the_station_allocate_nothing_per_packet() {
     // The corpus: every frame of every capture in captures/ (v1 traps, v2c traps and
     // informs, requests, malformed packets), copied out of the files first.
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
@@ -58,14 +61,30 @@ fn decode_classify_and_decide_allocate_nothing_per_packet() {
     assert!(frames.len() > 60);
     let mut pipeline = Pipeline::new(Classifier::builtin(), &[]);
     let mut arena = Bump::with_capacity(64 * 1024);
-    // The policy too: the seed's site; the traps of its UPS (192.168.61.250) go in.
-    let mut decider = Decider::new(Site::default_site());
-    let trust = Trust::new(decider.site());
+    // The station of the seed's site; the traps of its UPS (192.168.61.250) go in.
+    let site = Site::default_site();
+    let trust = Trust::new(&site);
+    let relays: Relays = site
+        .recorders
+        .iter()
+        .map(|r| ((r.address, r.port).into(), [192, 168, 61, 1]))
+        .collect();
+    let mut station = Station::new(
+        site,
+        Options::default(),
+        relays,
+        Box::new(Sequence(1)),
+        Timestamp(0),
+    );
     let mut refused = Refusals::default();
-    let mut decoded = 0u64;
-    let mut decided = 0u64;
+    let (mut decoded, mut decided) = (0u64, 0u64);
+    let (records, sent) = (std::cell::Cell::new(0u64), std::cell::Cell::new(0u64));
     let mut now = 0u64;
-    let mut run = |arena: &mut Bump, pipeline: &mut Pipeline, decider: &mut Decider| {
+    let mut settled = |h: Happened<'_>| match h {
+        Happened::Record(..) => records.set(records.get() + 1),
+        Happened::Sent { .. } | Happened::Command { .. } => sent.set(sent.get() + 1),
+    };
+    let mut run = |arena: &mut Bump, pipeline: &mut Pipeline, station: &mut Station| {
         // One batch = the whole corpus; the arena is reset between batches.
         arena.reset();
         for (link, data) in &frames {
@@ -74,9 +93,9 @@ fn decode_classify_and_decide_allocate_nothing_per_packet() {
             {
                 decoded += 1;
                 // The UPS's own traps during an outage, a second apart, timers firing: after
-                // the first pass everything is decided and the repeats move nothing. (A
-                // decision — an order, an alert, a refusal — allocates its sentence: a few
-                // per outage, not per packet. Power coming back starts a new story.)
+                // the first passes everything is decided and the repeats move nothing. (A
+                // decision — an order, an alert, a refusal summary — allocates its record:
+                // a few per outage, not per packet. Power coming back starts a new story.)
                 let repeat = !matches!(
                     c.event,
                     Event::CommunicationLost
@@ -87,46 +106,53 @@ fn decode_classify_and_decide_allocate_nothing_per_packet() {
                 let Some(who) = trust.who(d.src) else {
                     continue;
                 };
-                match trust.admit(who, &m, c.event) {
-                    Ok(who) if repeat => {
+                match trust.at_trap_port(who, &m, Some(c.event)).says {
+                    Says::Event(who, event) if repeat => {
                         now += 1_000_000_000;
-                        while let Some(due) = decider.poll_timeout().filter(|t| t.0 <= now) {
-                            decider.handle_timeout(due);
-                        }
-                        decider.handle_notification(Timestamp(now), who, c.event, "");
+                        station.run_to(Timestamp(now), &mut settled);
+                        let rule = pipeline.classifier().rule_name(c);
+                        let n = Notification {
+                            who,
+                            source: d.src,
+                            community: m.community,
+                            event,
+                            rule: &rule,
+                        };
+                        station.handle_notification(Timestamp(now), &n);
+                        station.settle(&mut settled);
                         decided += 1;
                     }
-                    Ok(_) => {}
-                    Err(why) => refused.add(why),
+                    Says::Refused(why, _) => refused.add(why),
+                    _ => {}
                 }
             }
         }
-        // As the gateway does: a confirming poll goes out when decided.
-        while let Some(d) = decider.poll_decision() {
-            if let Decision::Poll { ups, .. } = d {
-                decider.handle_poll_sent(Timestamp(now), ups);
-            }
-        }
     };
-    // Warm-up: the arena reaches its working size, and the UPS's outage is under way
-    // (its first decisions, with their sentences, are made once, not per packet).
-    // Three passes: the low-battery trap's confirming poll goes out at the end of the
-    // first, and its deadline shuts everything down in the second.
-    for _ in 0..3 {
-        run(&mut arena, &mut pipeline, &mut decider);
+    // Warm-up: the arena reaches its working size, and the UPS's outage has played out
+    // (its decisions, orders, re-sends until the outlets go off 3 min later, and their
+    // records, are made once each, not per packet); the polls go on meanwhile.
+    for _ in 0..20 {
+        run(&mut arena, &mut pipeline, &mut station);
     }
+    let warm = (records.get(), sent.get());
     let before = ALLOCATIONS.load(Ordering::SeqCst);
     for _ in 0..100 {
-        run(&mut arena, &mut pipeline, &mut decider);
+        run(&mut arena, &mut pipeline, &mut station);
     }
     let after = ALLOCATIONS.load(Ordering::SeqCst);
-    assert!(decoded > 103 * 40, "{decoded} notifications classified");
-    assert!(decided > 103 * 15, "{decided} notifications decided on");
+    assert!(decoded > 120 * 40, "{decoded} notifications classified");
+    assert!(decided > 120 * 13, "{decided} notifications decided on");
     assert!(refused.total() > 100, "{} refused", refused.total());
+    assert!(
+        warm.0 > 5 && warm.1 > 0,
+        "the outage was decided and told: {warm:?}"
+    );
     assert_eq!(
         after - before,
         0,
-        "allocations during {} packets",
-        100 * frames.len()
+        "allocations during {} packets ({} records, {} sent after the warm-up)",
+        100 * frames.len(),
+        records.get() - warm.0,
+        sent.get() - warm.1
     );
 }

@@ -341,11 +341,10 @@ pub fn replay_story(
     path: &Path,
     site: crate::engine::config::Site,
 ) -> Result<(Vec<(Timestamp, crate::engine::record::Record)>, ReplayEnd), CaptureError> {
-    use crate::engine::policy::PollAnswer;
     use crate::engine::poller::Sequence;
     use crate::engine::record::Record;
-    use crate::engine::station::{Notification, Options, Purpose, Station};
-    use crate::engine::trust::{Refusal, Refusals, Trust, Who, WireWatch};
+    use crate::engine::station::{Happened, Notification, Options, Station};
+    use crate::engine::trust::{Refusal, Refusals, Says, Trust, Who, WireWatch};
     use crate::wire::{Pdu, PduType};
 
     let trust = Trust::new(&site);
@@ -358,27 +357,9 @@ pub fn replay_story(
     let mut wire = WireWatch::default();
     let mut foreign = 0u64;
     // Everything the station has: its records, and what it sends, as sent.
-    let tell = |s: &mut Station, log: &mut Vec<(Timestamp, Record)>| loop {
-        while let Some(r) = s.poll_record() {
-            log.push(r);
-        }
-        let now = s.now();
-        let mut sent: Vec<(Purpose, Option<std::net::SocketAddr>)> = Vec::new();
-        s.drain_transmits(|tx, _| sent.push((tx.purpose, Some(tx.to))));
-        while let Some(c) = s.poll_command() {
-            sent.push((
-                Purpose::Order {
-                    recorder: c.recorder,
-                    attempt: c.attempt,
-                },
-                None,
-            ));
-        }
-        if sent.is_empty() && !s.has_records() {
-            break;
-        }
-        for (purpose, to) in sent {
-            s.handle_sent(now, purpose, Ok(to));
+    let mut keep = |h: Happened<'_>| {
+        if let Happened::Record(at, r) = h {
+            log.push((at, r));
         }
     };
     let mut last = Timestamp(0);
@@ -395,12 +376,7 @@ pub fn replay_story(
         });
         // Every timer due before the frame fires first, at its own time, and what it
         // decided is acted on then.
-        while let Some(due) = s.poll_timeout().filter(|due| *due <= r.time) {
-            s.handle_timeout(due);
-            tell(s, &mut log);
-        }
-        s.handle_timeout(r.time);
-        tell(s, &mut log);
+        s.run_to(r.time, &mut keep);
         last = r.time;
         let Outcome::Message(d, m, class) = &r.outcome else {
             return;
@@ -419,20 +395,27 @@ pub fn replay_story(
         );
         let to_a_ups = matches!(trust.who(d.dst), Some(Who::Ups(_)));
         match (&m.pdu, class) {
-            (_, Some(c)) => match trust.admit(who, m, c.event) {
-                Ok(who) => {
-                    let rule = p.classifier().rule_name(*c);
-                    let n = Notification {
-                        who,
-                        source: d.src,
-                        community: m.community,
-                        event: c.event,
-                        rule: &rule,
-                    };
-                    s.handle_notification(r.time, &n);
+            (_, Some(c)) => {
+                let v = trust.at_trap_port(who, m, Some(c.event));
+                match v.says {
+                    Says::Event(who, event) => {
+                        let rule = p.classifier().rule_name(*c);
+                        let n = Notification {
+                            who,
+                            source: d.src,
+                            community: m.community,
+                            event,
+                            rule: &rule,
+                        };
+                        s.handle_notification(r.time, &n);
+                    }
+                    Says::Refused(why, event) => refuse(s, why, event),
+                    Says::Believed(_) | Says::Nothing => {}
                 }
-                Err(why) => refuse(s, why, Some(c.event)),
-            },
+                if let Some(rec) = v.alive {
+                    s.handle_seen(r.time, rec);
+                }
+            }
             (Pdu::Request(q), None)
                 if matches!(
                     q.kind,
@@ -456,11 +439,8 @@ pub fn replay_story(
                     refuse(s, Refusal::AnswerWrongCommunity, None);
                 } else if !wire.response(r.time, from, to, q.request_id, m.community) {
                     refuse(s, Refusal::AnswerUnknownRequest, None);
-                } else if q.error_status == 0 {
-                    let answer = PollAnswer::from_varbinds(q.varbinds);
-                    if !answer.is_empty() {
-                        s.handle_wire_answer(r.time, u, answer);
-                    }
+                } else {
+                    s.handle_wire_answer(r.time, u, q);
                 }
             }
             _ => {
@@ -469,12 +449,12 @@ pub fn replay_story(
                 }
             }
         }
-        tell(s, &mut log);
+        s.settle(&mut keep);
     })?;
     let counts = match station.as_mut() {
         Some(s) => {
             s.flush_refusals(last);
-            tell(s, &mut log);
+            s.settle(&mut keep);
             s.counts()
         }
         None => Default::default(),

@@ -62,6 +62,12 @@ impl Event {
         Event::Unknown,
     ];
 
+    /// Whether the policy acts on it (the others, informational and unknown, are only
+    /// counted and timed).
+    pub fn acted_on(self) -> bool {
+        !matches!(self, Event::Informational | Event::Unknown)
+    }
+
     /// The event's name, as printed and journaled.
     pub fn name(self) -> &'static str {
         match self {

@@ -43,7 +43,7 @@ use crate::daemon::socket::{BATCH, RecvBatch, SendBatch, bind_group, socket_drop
 use crate::engine::config::Site;
 use crate::engine::metrics::Latency;
 use crate::engine::pipeline::{Counters, Outcome, Pipeline};
-use crate::engine::trust::{Refusal, Refusals, Trust, Who};
+use crate::engine::trust::{Refusal, Refusals, Says, Trust, Who};
 use crate::time::ns;
 use crate::wire::frame::Datagram;
 use crate::wire::{Message, Pdu, PduType, encode};
@@ -162,12 +162,6 @@ pub struct Batch {
     pub generation: u32,
     /// What was heard, in arrival order.
     pub items: Vec<Heard>,
-}
-
-/// The events the policy acts on; the others (informational, unknown) are counted and
-/// timed on the worker.
-fn acted_on(e: Event) -> bool {
-    !matches!(e, Event::Informational | Event::Unknown)
 }
 
 /// The last refused source of each reason, and its event if a notification.
@@ -542,51 +536,37 @@ impl Worker {
         let Outcome::Message(_, m, class) = self.pipeline.process_datagram(d, arena) else {
             return;
         };
-        let own_community = *m.community == *self.view.trust.community(who);
-        let kind = m.pdu_type();
-        if kind == PduType::INFORM_REQUEST {
-            // Answered only with the community of its source, as snmptrapd does.
-            if !own_community {
-                self.refuse(
-                    Refusal::InformWrongCommunity,
-                    src.ip(),
-                    class.map(|c| c.event),
-                );
+        let verdict = self
+            .view
+            .trust
+            .at_trap_port(who, &m, class.map(|c| c.event));
+        if verdict.answer && inform_response(&m, &mut self.buf) {
+            self.replies.push(src, &self.buf);
+        }
+        match (verdict.says, class) {
+            (Says::Event(who, _), Some(c)) => {
+                self.out.push(Heard::Event {
+                    arrival,
+                    source: src.ip(),
+                    who,
+                    community: Community::new(m.community),
+                    class: c,
+                });
                 return;
             }
-            if inform_response(&m, &mut self.buf) {
-                self.replies.push(src, &self.buf);
-            }
-        }
-        if kind == PduType::RESPONSE {
-            self.refuse(Refusal::ResponseOnTrapPort, src.ip(), None);
-            return;
-        }
-        if let Some(c) = class {
-            match self.view.trust.notification(who, m.community, c.event) {
-                Ok(who) if acted_on(c.event) => {
-                    self.out.push(Heard::Event {
-                        arrival,
-                        source: src.ip(),
-                        who,
-                        community: Community::new(m.community),
-                        class: c,
-                    });
-                    return;
+            (Says::Believed(event), _) => {
+                if let Some(slot) = self.decided.get_mut(self.n_decided) {
+                    *slot = (event, arrival);
+                    self.n_decided += 1;
                 }
-                Ok(_) => {
-                    if let Some(slot) = self.decided.get_mut(self.n_decided) {
-                        *slot = (c.event, arrival);
-                        self.n_decided += 1;
-                    }
-                }
-                Err(why) => self.refuse(why, src.ip(), Some(c.event)),
             }
+            (Says::Refused(why, event), _) => self.refuse(why, src.ip(), event),
+            _ => {}
         }
         // Alive: a well-formed message with its community (a recorder's reboot trap,
         // say), handed over at most once a second (by the kernel's wall-clock stamps: one
         // earlier than the last, after the wall clock stepped back, is handed over too).
-        if let Some(r) = self.view.trust.heard_from(who, m.community)
+        if let Some(r) = verdict.alive
             && let Some(last) = self.seen_at.get_mut(r)
             && (arrival < *last || arrival - *last >= ns::SECOND)
         {

@@ -15,18 +15,27 @@
 //! from the cache by the virtual UPS), plus an immediate try when the policy wants a
 //! shutdown trap confirmed. A UPS that lets a whole poll (every try) go unanswered is
 //! reported silent once, and answering again once it does.
+//!
+//! An answer with an error status is an answer: the UPS is alive. A v1 `noSuchName`
+//! names the object the card lacks (its error-index): it is reported once, and the
+//! UPS is asked again at once without it, as net-snmp's tools do, and from then on; the
+//! values it has count. Any other error is reported, and its answer holds no values.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::ops::Range;
 
 use crate::engine::config::{Remap, Site};
-use crate::engine::policy::{PollAnswer, Reading};
+use crate::engine::policy::{PollAnswer, PolledObject};
 use crate::engine::trust::Refusal;
 use crate::time::{Timestamp, ns};
 use crate::wire::{Message, Oid, Pdu, PduType, Value, VarBind, Version, encode};
 
 /// Tries per poll (the first and two retries), as net-snmp's default of retries.
 pub const TRIES: u8 = 3;
+
+/// SNMPv1's error-status for a name the agent does not have (RFC 1157).
+pub const NO_SUCH_NAME: i32 = 2;
 
 /// Where request ids come from.
 pub trait RequestIds: Send {
@@ -74,8 +83,8 @@ pub enum PollOutput {
         ups: usize,
         /// Where.
         to: SocketAddr,
-        /// The encoded request.
-        bytes: Vec<u8>,
+        /// The encoded request, in `Poller::wire` (until the outputs are drained).
+        bytes: Range<usize>,
     },
     /// The UPS answered.
     Answer {
@@ -83,6 +92,20 @@ pub enum PollOutput {
         ups: usize,
         /// What it said.
         answer: PollAnswer,
+    },
+    /// The UPS has no such object (v1 `noSuchName`): it is asked without it from now on.
+    Missing {
+        /// The UPS.
+        ups: usize,
+        /// The object's name in its MIB.
+        name: &'static str,
+    },
+    /// The UPS answered with another error status: alive, its values unknown.
+    Error {
+        /// The UPS.
+        ups: usize,
+        /// The error-status (RFC 3416's numbers: 1 tooBig, 5 genErr, …).
+        status: i32,
     },
     /// A whole poll went by without an answer.
     Unanswered {
@@ -116,8 +139,10 @@ struct Outstanding {
 struct UpsPoll {
     to: SocketAddr,
     community: Vec<u8>,
-    /// What it is asked (`PollAnswer::polled`).
-    objects: &'static [(&'static [u8], Reading)],
+    /// What it may be asked (`PollAnswer::polled`).
+    objects: &'static [PolledObject],
+    /// The objects it lacks (bit i: `objects[i]`), not asked any more.
+    missing: u32,
     interval: u64,
     next_due: Timestamp,
     outstanding: Option<Outstanding>,
@@ -132,6 +157,10 @@ pub struct Poller {
     try_timeout: u64,
     ids: Box<dyn RequestIds>,
     out: VecDeque<PollOutput>,
+    /// The requests of the outputs not drained yet, encoded (reused: no allocation).
+    wire: Vec<u8>,
+    /// A request's names, made afresh for each (reused).
+    names: Vec<VarBind<'static>>,
     /// Requests sent, every try counted.
     pub sent: u64,
     /// Requests the kernel refused to send.
@@ -165,6 +194,7 @@ impl Poller {
                 to: SocketAddr::new(u.address, u.port),
                 community: u.community.as_bytes().to_vec(),
                 objects: PollAnswer::polled(u.vendor),
+                missing: 0,
                 interval: ns::secs(u.poll_interval.0.max(1)),
                 next_due: now,
                 outstanding: None,
@@ -177,6 +207,8 @@ impl Poller {
             try_timeout,
             ids,
             out: VecDeque::new(),
+            wire: Vec::new(),
+            names: Vec::new(),
             sent: 0,
             send_failed: 0,
             answered: 0,
@@ -202,8 +234,11 @@ impl Poller {
             }
             p.next_due = old.next_due;
             p.silent = old.silent;
-            if old.community == p.community && old.objects.len() == p.objects.len() {
-                p.outstanding = old.outstanding.clone();
+            if std::ptr::eq(old.objects, p.objects) {
+                p.missing = old.missing;
+                if old.community == p.community {
+                    p.outstanding = old.outstanding.clone();
+                }
             }
         }
         next.ids = std::mem::replace(&mut self.ids, Box::new(Sequence(0)));
@@ -251,27 +286,57 @@ impl Poller {
             .min()
     }
 
-    fn send(&mut self, u: usize, id: i32) {
-        let p = &self.ups[u];
-        let varbinds: Vec<VarBind<'_>> = p
-            .objects
+    /// The bytes of a `PollOutput::Send`.
+    pub fn wire(&self, bytes: Range<usize>) -> &[u8] {
+        &self.wire[bytes]
+    }
+
+    /// The objects UPS `u` is asked for, in order (those it has not said it lacks).
+    fn asked(p: &UpsPoll) -> impl Iterator<Item = (usize, &'static PolledObject)> + '_ {
+        p.objects
             .iter()
-            .map(|(o, _)| VarBind {
-                // The table's own constants: valid OIDs (a test decodes each).
-                name: Oid::trusted(o),
-                value: Value::Null,
-            })
-            .collect();
+            .enumerate()
+            .filter(|(i, _)| p.missing & (1 << i) == 0)
+    }
+
+    fn send(&mut self, u: usize, id: i32) {
+        if self.out.is_empty() {
+            self.wire.clear();
+        }
+        let p = &self.ups[u];
+        self.names.clear();
+        self.names.extend(Self::asked(p).map(|(_, o)| VarBind {
+            // The table's own constants: valid OIDs (a test decodes each).
+            name: Oid::trusted(o.oid),
+            value: Value::Null,
+        }));
         let msg = Message::pdu(
             Version::V1,
             &p.community,
             PduType::GET_REQUEST,
             id,
-            &varbinds,
+            &self.names,
         );
-        let bytes = encode::to_vec(&msg);
+        let start = self.wire.len();
+        encode::encode(&msg, &mut self.wire);
         let to = p.to;
-        self.out.push_back(PollOutput::Send { ups: u, to, bytes });
+        self.out.push_back(PollOutput::Send {
+            ups: u,
+            to,
+            bytes: start..self.wire.len(),
+        });
+    }
+
+    /// A new poll of UPS `u`, its first try due now.
+    fn ask(&mut self, now: Timestamp, u: usize) {
+        let id = self.ids.next_id();
+        self.ups[u].outstanding = Some(Outstanding {
+            id,
+            tries: 1,
+            retry_at: now.plus_ns(self.try_timeout),
+            first_sent: None,
+        });
+        self.send(u, id);
     }
 
     /// A try of UPS `u`'s request left at `now`: its retry counts from now.
@@ -311,17 +376,7 @@ impl Poller {
                     }
                 }
                 Some(_) => {}
-                None if p.next_due <= now => {
-                    let id = self.ids.next_id();
-                    let p = &mut self.ups[u];
-                    p.outstanding = Some(Outstanding {
-                        id,
-                        tries: 1,
-                        retry_at: now.plus_ns(self.try_timeout),
-                        first_sent: None,
-                    });
-                    self.send(u, id);
-                }
+                None if p.next_due <= now => self.ask(now, u),
                 None => {}
             }
         }
@@ -349,10 +404,8 @@ impl Poller {
         if m.community != p.community.as_slice() {
             return Err(Refusal::AnswerWrongCommunity);
         }
-        let asked = p.objects.iter().map(|(o, _)| *o);
-        if r.varbinds.len() != p.objects.len()
-            || !r.varbinds.iter().map(|vb| vb.name.as_bytes()).eq(asked)
-        {
+        let asked = Self::asked(p).map(|(_, o)| o.oid);
+        if !r.varbinds.iter().map(|vb| vb.name.as_bytes()).eq(asked) {
             return Err(Refusal::AnswerWrongObjects);
         }
         p.outstanding = None;
@@ -362,11 +415,35 @@ impl Poller {
             p.silent = false;
             self.out.push_back(PollOutput::Answering { ups: u });
         }
-        let answer = if r.error_status == 0 {
-            PollAnswer::from_varbinds(r.varbinds)
-        } else {
-            PollAnswer::default()
-        };
+        if r.error_status == 0 {
+            let answer = PollAnswer::from_varbinds(r.varbinds);
+            self.out.push_back(PollOutput::Answer { ups: u, answer });
+            return Ok(u);
+        }
+        // An error names the object it is about (error-index, from 1).
+        let lacked = usize::try_from(r.error_index)
+            .ok()
+            .and_then(|k| k.checked_sub(1))
+            .and_then(|k| Self::asked(p).nth(k));
+        match lacked {
+            Some((i, o)) if r.error_status == NO_SUCH_NAME => {
+                p.missing |= 1 << i;
+                self.out.push_back(PollOutput::Missing {
+                    ups: u,
+                    name: o.name,
+                });
+                if Self::asked(&self.ups[u]).next().is_some() {
+                    // The same poll, asked again at once without it: no try is spent.
+                    self.ask(now, u);
+                    return Ok(u);
+                }
+            }
+            _ => self.out.push_back(PollOutput::Error {
+                ups: u,
+                status: r.error_status,
+            }),
+        }
+        let answer = PollAnswer::default();
         self.out.push_back(PollOutput::Answer { ups: u, answer });
         Ok(u)
     }
@@ -402,12 +479,13 @@ mod tests {
         out
     }
 
-    fn sent_id(o: &PollOutput) -> i32 {
+    /// The request id of a send the poller has just output.
+    fn sent_id(p: &Poller, o: &PollOutput) -> i32 {
         let PollOutput::Send { bytes, .. } = o else {
             panic!("not a send: {o:?}")
         };
         let arena = Bump::new();
-        let m = Message::parse(bytes, &arena).expect("our own request decodes");
+        let m = Message::parse(p.wire(bytes.clone()), &arena).expect("our own request decodes");
         match m.pdu {
             Pdu::Request(r) => r.request_id,
             _ => panic!("not a request"),
@@ -445,6 +523,157 @@ mod tests {
         ))
     }
 
+    /// A v1 card's answer with an error: the request's names back, with nulls, as RFC
+    /// 1157 has it.
+    fn error_answer(p: &Poller, asked: &PollOutput, status: i32, index: i32) -> Vec<u8> {
+        let PollOutput::Send { bytes, .. } = asked else {
+            panic!("not a send: {asked:?}")
+        };
+        let arena = Bump::new();
+        let m = Message::parse(p.wire(bytes.clone()), &arena).expect("our request");
+        let mut r = Message::pdu(
+            Version::V1,
+            b"public",
+            PduType::RESPONSE,
+            sent_id(p, asked),
+            m.varbinds(),
+        );
+        if let Pdu::Request(q) = &mut r.pdu {
+            q.error_status = status;
+            q.error_index = index;
+        }
+        encode::to_vec(&r)
+    }
+
+    fn asked_names(p: &Poller, o: &PollOutput) -> Vec<String> {
+        let PollOutput::Send { bytes, .. } = o else {
+            panic!("not a send: {o:?}")
+        };
+        let arena = Bump::new();
+        let m = Message::parse(p.wire(bytes.clone()), &arena).expect("our request");
+        m.varbinds()
+            .iter()
+            .map(|vb| vb.name.to_buf().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_card_without_one_object_is_asked_again_without_it_and_its_values_count() {
+        let site = Site::default_site();
+        let mut p = poller(&site);
+        p.handle_timeout(t(0.0));
+        let first = sent_at(&mut p, t(0.0));
+        assert_eq!(asked_names(&p, &first[0]).len(), 4);
+        // The card has no runtime (the 4th object): noSuchName, error-index 4.
+        let lacks = error_answer(&p, &first[0], NO_SUCH_NAME, 4);
+        assert_eq!(respond(&mut p, t(0.1), CARD, &lacks), Ok(0));
+        let out = sent_at(&mut p, t(0.1));
+        assert_eq!(
+            out[0],
+            PollOutput::Missing {
+                ups: 0,
+                name: "upsAdvBatteryRunTimeRemaining.0"
+            },
+            "{out:?}"
+        );
+        // Asked again at once, without it, with a new id.
+        let again = &out[1];
+        assert_eq!(
+            asked_names(&p, again),
+            [
+                "1.3.6.1.4.1.318.1.1.1.4.1.1.0",
+                "1.3.6.1.4.1.318.1.1.1.2.1.1.0",
+                "1.3.6.1.4.1.318.1.1.1.2.2.1.0"
+            ]
+        );
+        let id = sent_id(&p, again);
+        assert_ne!(id, sent_id(&p, &first[0]));
+        assert_eq!(out.len(), 2, "no answer yet: {out:?}");
+        // Its three values count.
+        let three = {
+            let names = [
+                oid("1.3.6.1.4.1.318.1.1.1.4.1.1.0"),
+                oid("1.3.6.1.4.1.318.1.1.1.2.1.1.0"),
+                oid("1.3.6.1.4.1.318.1.1.1.2.2.1.0"),
+            ];
+            let values = [Value::Integer(3), Value::Integer(2), Value::Gauge32(64)];
+            let vb: Vec<VarBind<'_>> = names
+                .iter()
+                .zip(values)
+                .map(|(n, value)| VarBind {
+                    name: n.as_oid(),
+                    value,
+                })
+                .collect();
+            encode::to_vec(&Message::pdu(
+                Version::V1,
+                b"public",
+                PduType::RESPONSE,
+                id,
+                &vb,
+            ))
+        };
+        // The full four-object answer no longer matches what was asked.
+        assert_eq!(
+            respond(&mut p, t(0.2), CARD, &answer(b"public", id, 64)),
+            Err(Refusal::AnswerWrongObjects)
+        );
+        assert_eq!(respond(&mut p, t(0.2), CARD, &three), Ok(0));
+        let got = drain(&mut p);
+        let want = PollAnswer {
+            on_battery: Some(true),
+            battery_low: Some(false),
+            charge: Some(64),
+            runtime: None,
+        };
+        assert_eq!(
+            got,
+            [PollOutput::Answer {
+                ups: 0,
+                answer: want
+            }]
+        );
+        // The next poll asks the three, and the object is not reported again.
+        p.handle_timeout(t(11.0));
+        let next = sent_at(&mut p, t(11.0));
+        assert_eq!(next.len(), 1, "{next:?}");
+        assert_eq!(asked_names(&p, &next[0]).len(), 3);
+    }
+
+    #[test]
+    fn an_answer_with_another_error_is_an_answer_without_values() {
+        let site = Site::default_site();
+        let mut p = poller(&site);
+        p.handle_timeout(t(0.0));
+        let first = sent_at(&mut p, t(0.0));
+        let failed = error_answer(&p, &first[0], 5, 0);
+        assert_eq!(respond(&mut p, t(0.1), CARD, &failed), Ok(0));
+        assert_eq!(
+            drain(&mut p),
+            [
+                PollOutput::Error { ups: 0, status: 5 },
+                PollOutput::Answer {
+                    ups: 0,
+                    answer: PollAnswer::default()
+                }
+            ]
+        );
+        // Answered: no retry is due, the UPS is not silent; the next poll is at its time.
+        assert_eq!(p.poll_timeout(), Some(t(10.1)));
+        // A noSuchName whose index names nothing asked is an error like the others.
+        p.handle_timeout(t(10.1));
+        let next = sent_at(&mut p, t(10.1));
+        let bad = error_answer(&p, &next[0], NO_SUCH_NAME, 9);
+        assert_eq!(respond(&mut p, t(10.2), CARD, &bad), Ok(0));
+        assert!(matches!(
+            drain(&mut p)[0],
+            PollOutput::Error {
+                ups: 0,
+                status: NO_SUCH_NAME
+            }
+        ));
+    }
+
     fn respond(p: &mut Poller, now: Timestamp, from: &str, bytes: &[u8]) -> Result<usize, Refusal> {
         let arena = Bump::new();
         let m = Message::parse(bytes, &arena).expect("a response");
@@ -460,7 +689,7 @@ mod tests {
         p.handle_timeout(t(0.0));
         let out = sent_at(&mut p, t(0.0));
         assert_eq!(out.len(), 1, "one poll at start: {out:?}");
-        let id = sent_id(&out[0]);
+        let id = sent_id(&p, &out[0]);
         let good = answer(b"public", id, 90);
         assert_eq!(
             respond(&mut p, t(0.1), "192.168.61.250:1161", &good),
@@ -518,7 +747,7 @@ mod tests {
         assert_eq!(p.poll_timeout(), Some(t(10.2)));
         p.handle_timeout(t(10.2));
         let next = drain(&mut p);
-        assert_ne!(sent_id(&next[0]), id);
+        assert_ne!(sent_id(&p, &next[0]), id);
     }
 
     #[test]
@@ -542,7 +771,7 @@ mod tests {
         p.handle_timeout(t(0.0));
         // Decided at 0, but the driver could send it only at 3 s.
         let first = sent_at(&mut p, t(3.0));
-        let id = sent_id(&first[0]);
+        let id = sent_id(&p, &first[0]);
         // 5 s / 3 tries: the retry is due 1.67 s after it left, not after it was decided.
         p.handle_timeout(t(4.0));
         assert!(
@@ -555,12 +784,12 @@ mod tests {
         );
         p.handle_timeout(t(4.7));
         let retry = sent_at(&mut p, t(4.7));
-        assert_eq!(sent_id(&retry[0]), id, "a retry keeps the request id");
+        assert_eq!(sent_id(&p, &retry[0]), id, "a retry keeps the request id");
         // A confirming poll now: a try at once, same id, with every try still to come.
         p.poll_now(t(5.0), 0);
         let now = sent_at(&mut p, t(5.0));
         assert_eq!(now.len(), 1);
-        assert_eq!(sent_id(&now[0]), id);
+        assert_eq!(sent_id(&p, &now[0]), id);
         let mut tries = 0;
         let mut s = 5.0;
         while s < 12.0 {
@@ -619,12 +848,12 @@ mod tests {
             site.upses[0].vendor = vendor;
             let mut p = poller(&site);
             p.handle_timeout(t(0.0));
-            let PollOutput::Send { bytes, .. } = &drain(&mut p)[0] else {
+            let PollOutput::Send { bytes, .. } = drain(&mut p).remove(0) else {
                 panic!("a poll first")
             };
             let arena = Bump::new();
             // Decoding checks every OID the table gave the request.
-            let m = Message::parse(bytes, &arena).expect("our own request decodes");
+            let m = Message::parse(p.wire(bytes), &arena).expect("our own request decodes");
             let answered: Vec<VarBind<'_>> = m
                 .varbinds()
                 .iter()
@@ -667,10 +896,11 @@ mod tests {
         // 3 tries every ~15 s (5 s of tries + 10 s interval) in 60 s.
         assert!((9..=15).contains(&sends), "{sends} requests in 60 s");
         p.poll_now(t(60.0), 0);
-        let id = sent_at(&mut p, t(60.0))
+        let out = sent_at(&mut p, t(60.0));
+        let id = out
             .iter()
             .filter(|o| matches!(o, PollOutput::Send { .. }))
-            .map(sent_id)
+            .map(|o| sent_id(&p, o))
             .next_back()
             .expect("a poll");
         assert_eq!(
@@ -689,7 +919,8 @@ mod tests {
         let site = Site::default_site();
         let mut p = poller(&site);
         p.handle_timeout(t(0.0));
-        let id = sent_id(&sent_at(&mut p, t(0.0))[0]);
+        let first = sent_at(&mut p, t(0.0));
+        let id = sent_id(&p, &first[0]);
         let mut next = site.clone();
         next.recorders.pop();
         p.reload(&next, t(1.0), &Remap::between(&site, &next));

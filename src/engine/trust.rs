@@ -247,13 +247,41 @@ impl Trust {
         }
     }
 
-    /// Whether a decoded notification (trap or inform) of `event` from `who` may move a
-    /// decision: an inform must carry its source's community even to be answered.
-    pub fn admit(&self, who: Who, m: &Message<'_>, event: Event) -> Result<Who, Refusal> {
-        if m.pdu_type() == PduType::INFORM_REQUEST && *m.community != *self.community(who) {
-            return Err(Refusal::InformWrongCommunity);
+    /// What a decoded message from `who` to the trap port tells the policy, for the
+    /// receive workers and replay alike (`event`: its classification's, if it is a
+    /// notification). An inform is answered only with its source's community, as
+    /// snmptrapd does; a get-response there is refused (answers come to the poll socket).
+    pub fn at_trap_port(&self, who: Who, m: &Message<'_>, event: Option<Event>) -> Verdict {
+        let kind = m.pdu_type();
+        let refused = |why| Verdict {
+            answer: false,
+            says: Says::Refused(why, event),
+            alive: None,
+        };
+        if kind == PduType::INFORM_REQUEST && *m.community != *self.community(who) {
+            return refused(Refusal::InformWrongCommunity);
         }
-        self.notification(who, m.community, event)
+        if kind == PduType::RESPONSE {
+            return refused(Refusal::ResponseOnTrapPort);
+        }
+        let answer = kind == PduType::INFORM_REQUEST;
+        let says = match event.map(|e| (e, self.notification(who, m.community, e))) {
+            Some((e, Ok(who))) if e.acted_on() => {
+                return Verdict {
+                    answer,
+                    says: Says::Event(who, e),
+                    alive: None,
+                };
+            }
+            Some((e, Ok(_))) => Says::Believed(e),
+            Some((e, Err(why))) => Says::Refused(why, Some(e)),
+            None => Says::Nothing,
+        };
+        Verdict {
+            answer,
+            says,
+            alive: self.heard_from(who, m.community),
+        }
     }
 
     /// The recorder a well-formed message from `who` with `community` shows alive.
@@ -264,6 +292,31 @@ impl Trust {
             _ => None,
         }
     }
+}
+
+/// What a message to the trap port tells the policy (`Trust::at_trap_port`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// Answer it (an inform, from its source with its community).
+    pub answer: bool,
+    /// What it says.
+    pub says: Says,
+    /// The recorder it shows alive (a well-formed message with its community), unless
+    /// it is an event the policy acts on.
+    pub alive: Option<usize>,
+}
+
+/// What a notification says to the policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Says {
+    /// An event the policy acts on, from `who`, believed.
+    Event(Who, Event),
+    /// A notification believed and not acted on (informational, unknown): counted.
+    Believed(Event),
+    /// Refused, and why (with the event it claimed, if a notification).
+    Refused(Refusal, Option<Event>),
+    /// Not a notification.
+    Nothing,
 }
 
 /// One summary of refusals: `count` datagrams refused for `reason` since the last one.

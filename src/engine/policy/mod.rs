@@ -51,53 +51,86 @@ pub struct PollAnswer {
 /// How a polled object's value sets a field of a `PollAnswer`.
 pub type Reading = fn(&mut PollAnswer, u64);
 
-/// What a poll asks a UPS-MIB (RFC 1628) card for, encoded, and how each answer reads:
-/// upsOutputSource.0, upsBatteryStatus.0, upsEstimatedChargeRemaining.0,
-/// upsEstimatedMinutesRemaining.0.
-const UPS_MIB_POLL: [(&[u8], Reading); 4] = [
-    (&[0x2b, 6, 1, 2, 1, 0x21, 1, 4, 1, 0], |a, n| {
-        a.on_battery = Some(n == 5)
-    }),
-    (&[0x2b, 6, 1, 2, 1, 0x21, 1, 2, 1, 0], |a, n| {
-        a.battery_low = Some(n == 3 || n == 4)
-    }),
-    (&[0x2b, 6, 1, 2, 1, 0x21, 1, 2, 4, 0], |a, n| {
-        a.charge = Some(n.min(100) as u8)
-    }),
-    (&[0x2b, 6, 1, 2, 1, 0x21, 1, 2, 3, 0], |a, n| {
-        a.runtime = Some(Secs((n * 60) as u32))
-    }),
-];
+/// One object a poll asks for: its encoded OID, its name in its MIB, and how its value
+/// reads.
+#[derive(Clone, Copy, Debug)]
+pub struct PolledObject {
+    /// The encoded OID (the table's own constant: valid, a test decodes each).
+    pub oid: &'static [u8],
+    /// Its name, as the MIB has it.
+    pub name: &'static str,
+    /// How its value reads.
+    pub read: Reading,
+}
 
-/// The same for an APC PowerNet card: upsBasicOutputStatus.0, upsBasicBatteryStatus.0,
-/// upsAdvBatteryCapacity.0, upsAdvBatteryRunTimeRemaining.0 (in ticks).
-const POWERNET_POLL: [(&[u8], Reading); 4] = [
-    (
-        &[0x2b, 6, 1, 4, 1, 0x82, 0x3e, 1, 1, 1, 4, 1, 1, 0],
-        |a, n| a.on_battery = Some(n == 3),
+const fn object(oid: &'static [u8], name: &'static str, read: Reading) -> PolledObject {
+    PolledObject { oid, name, read }
+}
+
+/// What a poll asks a UPS-MIB (RFC 1628) card for, and how each answer reads.
+const UPS_MIB_POLL: [PolledObject; 4] = [
+    object(
+        &[0x2b, 6, 1, 2, 1, 0x21, 1, 4, 1, 0],
+        "upsOutputSource.0",
+        |a, n| a.on_battery = Some(n == 5),
     ),
-    (
-        &[0x2b, 6, 1, 4, 1, 0x82, 0x3e, 1, 1, 1, 2, 1, 1, 0],
-        |a, n| a.battery_low = Some(n == 3),
+    object(
+        &[0x2b, 6, 1, 2, 1, 0x21, 1, 2, 1, 0],
+        "upsBatteryStatus.0",
+        |a, n| a.battery_low = Some(n == 3 || n == 4),
     ),
-    (
-        &[0x2b, 6, 1, 4, 1, 0x82, 0x3e, 1, 1, 1, 2, 2, 1, 0],
+    object(
+        &[0x2b, 6, 1, 2, 1, 0x21, 1, 2, 4, 0],
+        "upsEstimatedChargeRemaining.0",
         |a, n| a.charge = Some(n.min(100) as u8),
     ),
-    (
+    object(
+        &[0x2b, 6, 1, 2, 1, 0x21, 1, 2, 3, 0],
+        "upsEstimatedMinutesRemaining.0",
+        |a, n| a.runtime = Some(Secs((n * 60) as u32)),
+    ),
+];
+
+/// The same for an APC PowerNet card (the runtime in ticks).
+const POWERNET_POLL: [PolledObject; 4] = [
+    object(
+        &[0x2b, 6, 1, 4, 1, 0x82, 0x3e, 1, 1, 1, 4, 1, 1, 0],
+        "upsBasicOutputStatus.0",
+        |a, n| a.on_battery = Some(n == 3),
+    ),
+    object(
+        &[0x2b, 6, 1, 4, 1, 0x82, 0x3e, 1, 1, 1, 2, 1, 1, 0],
+        "upsBasicBatteryStatus.0",
+        |a, n| a.battery_low = Some(n == 3),
+    ),
+    object(
+        &[0x2b, 6, 1, 4, 1, 0x82, 0x3e, 1, 1, 1, 2, 2, 1, 0],
+        "upsAdvBatteryCapacity.0",
+        |a, n| a.charge = Some(n.min(100) as u8),
+    ),
+    object(
         &[0x2b, 6, 1, 4, 1, 0x82, 0x3e, 1, 1, 1, 2, 2, 3, 0],
+        "upsAdvBatteryRunTimeRemaining.0",
         |a, n| a.runtime = Some(Secs((n / 100) as u32)),
     ),
 ];
 
 impl PollAnswer {
-    /// The objects a poll of a UPS of `vendor` asks for (encoded OIDs): PowerNet for
-    /// APC cards, RFC 1628 UPS-MIB for the others.
-    pub fn polled(vendor: Vendor) -> &'static [(&'static [u8], Reading)] {
+    /// The objects a poll of a UPS of `vendor` asks for: PowerNet for APC cards, RFC
+    /// 1628 UPS-MIB for the others.
+    pub fn polled(vendor: Vendor) -> &'static [PolledObject] {
         match vendor {
             Vendor::Apc => &POWERNET_POLL,
             _ => &UPS_MIB_POLL,
         }
+    }
+
+    /// The polled object (UPS-MIB's or PowerNet's) of an encoded OID.
+    pub fn object(oid: &[u8]) -> Option<&'static PolledObject> {
+        UPS_MIB_POLL
+            .iter()
+            .chain(&POWERNET_POLL)
+            .find(|o| o.oid == oid)
     }
 
     /// Reads the UPS-MIB and PowerNet objects a poll asks for out of a response's varbinds.
@@ -112,12 +145,8 @@ impl PollAnswer {
                 },
             };
             let name = vb.name.as_bytes();
-            if let Some((_, read)) = UPS_MIB_POLL
-                .iter()
-                .chain(&POWERNET_POLL)
-                .find(|(o, _)| *o == name)
-            {
-                read(&mut a, n);
+            if let Some(o) = PollAnswer::object(name) {
+                (o.read)(&mut a, n);
             }
         }
         a
@@ -211,6 +240,9 @@ struct Confirming {
     /// not left yet, and no answer could have come).
     deadline: Option<Timestamp>,
     cause: Cause,
+    /// The UPS answered, but with none of the values that confirm or deny (an error).
+    #[serde(default)]
+    answered_empty: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -488,15 +520,16 @@ impl Decider {
 
     /// An event of UPS `u` (its trap, from its address with its community).
     pub fn handle_ups_event(&mut self, now: Timestamp, u: usize, event: Event, rule: &str) {
+        // Made only when kept: a repeated trap allocates nothing.
         let cause = || Cause {
             event: Some(event),
             rule: rule.to_string(),
         };
         match event {
-            Event::OnBattery => self.on_battery(now, u, cause()),
+            Event::OnBattery => self.on_battery(now, u, rule),
             // Not an outage yet: only once confirmed (or trusted) does it start one.
             Event::LowBattery | Event::ShutdownPending | Event::UpsOff => {
-                self.shutdown_trap(now, u, cause())
+                self.shutdown_trap(now, u, cause)
             }
             // Out of low battery: the UPS is charging, mains power is back.
             Event::PowerRestored | Event::BatteryRestored => self.mains_back(now, u),
@@ -579,7 +612,7 @@ impl Decider {
         let cause = |rule: String| Cause { event: None, rule };
         if answer.on_battery == Some(true) {
             // Starts the outage, or resumes it if mains power had seemed back.
-            self.on_battery(now, u, cause("poll: on battery".into()));
+            self.on_battery(now, u, "poll: on battery");
         }
         if let Some(c) = low_charge {
             let why = format!("poll: charge {c}% below {charge_min}%");
@@ -603,8 +636,11 @@ impl Decider {
                 let why = format!("{} confirmed by poll", c.rule);
                 self.shutdown_all(now, u, &why, c);
             } else if answer.is_empty() {
-                // Nothing the policy reads: keep waiting for a real answer.
-                self.ups[u].confirming = Some(confirming);
+                // Nothing the policy reads (an error): keep waiting for a real answer.
+                self.ups[u].confirming = Some(Confirming {
+                    answered_empty: true,
+                    ..confirming
+                });
             } else {
                 self.alert(
                     Some(u),
@@ -641,7 +677,12 @@ impl Decider {
                 && c.deadline.is_some_and(|d| d <= now)
             {
                 let c = self.ups[u].confirming.take().expect("checked just above");
-                self.unconfirmed(now, u, c.cause, "the UPS did not answer the poll");
+                let why = if c.answered_empty {
+                    "the UPS answered the poll with an error, without the values that confirm it"
+                } else {
+                    "the UPS did not answer the poll"
+                };
+                self.unconfirmed(now, u, c.cause, why);
             }
             if let Some(back) = self.ups[u].settling
                 && after(back, SETTLE) <= now
@@ -676,7 +717,7 @@ impl Decider {
         self.push(Decision::Alert { ups, kind, text });
     }
 
-    fn on_battery(&mut self, now: Timestamp, u: usize, cause: Cause) {
+    fn on_battery(&mut self, now: Timestamp, u: usize, rule: &str) {
         let state = &mut self.ups[u];
         if state.settling.take().is_some() {
             // Mains power came back and went again: the same outage goes on.
@@ -708,23 +749,21 @@ impl Decider {
         self.alert(
             Some(u),
             "on_battery",
-            format!(
-                "UPS `{name}` on battery ({}): {}",
-                cause.rule,
-                plan.join(", ")
-            ),
+            format!("UPS `{name}` on battery ({rule}): {}", plan.join(", ")),
         );
     }
 
-    fn shutdown_trap(&mut self, now: Timestamp, u: usize, cause: Cause) {
+    fn shutdown_trap(&mut self, now: Timestamp, u: usize, cause: impl FnOnce() -> Cause) {
         if self.ups[u].all_down || self.ups[u].confirming.is_some() {
             return;
         }
+        let cause = cause();
         if self.site.policy.confirm_by_poll {
             let reason = format!("confirm {} before shutting down", cause.rule);
             self.ups[u].confirming = Some(Confirming {
                 at: now,
                 deadline: None,
+                answered_empty: false,
                 cause: cause.clone(),
             });
             self.push(Decision::Poll {

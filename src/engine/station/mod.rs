@@ -26,12 +26,12 @@ use crate::engine::agent::{Agent, Answered};
 use crate::engine::config::{RecorderKind, Remap, Site};
 use crate::engine::ledger::{Ledger, LedgerOutput, Standing};
 use crate::engine::policy::{Cause, Decider, Decision, PollAnswer};
-use crate::engine::poller::{PollOutput, Poller, RequestIds};
+use crate::engine::poller::{NO_SUCH_NAME, PollOutput, Poller, RequestIds};
 use crate::engine::record::{Action, Decided, Input, Percent, Record};
 use crate::engine::trust::{Refusal, RefusalLog, Refusals, Trust, Who};
 use crate::time::{Timestamp, ns};
 use crate::wire::oid::oid;
-use crate::wire::{Message, OidBuf, Value, VarBind, encode};
+use crate::wire::{Message, OidBuf, RequestPdu, Value, VarBind, encode};
 
 /// PowerNet `mtrapargsString.0`, the text varbind of APC traps.
 const MTRAPARGS_STRING_0: &str = "1.3.6.1.4.1.318.2.3.3.0";
@@ -136,6 +136,59 @@ pub struct Notification<'a> {
     pub event: Event,
     /// The rule that classified it.
     pub rule: &'a str,
+}
+
+/// RFC 3416's name of an error-status, as net-snmp prints it.
+pub fn error_status_name(status: i32) -> &'static str {
+    const NAMES: [&str; 19] = [
+        "noError",
+        "tooBig",
+        "noSuchName",
+        "badValue",
+        "readOnly",
+        "genErr",
+        "noAccess",
+        "wrongType",
+        "wrongLength",
+        "wrongEncoding",
+        "wrongValue",
+        "noCreation",
+        "inconsistentValue",
+        "resourceUnavailable",
+        "commitFailed",
+        "undoFailed",
+        "authorizationError",
+        "notWritable",
+        "inconsistentName",
+    ];
+    usize::try_from(status)
+        .ok()
+        .and_then(|i| NAMES.get(i))
+        .copied()
+        .unwrap_or("unknown")
+}
+
+/// What a driver without I/O sees of the station (`Station::settle`).
+#[derive(Debug)]
+pub enum Happened<'a> {
+    /// A record, to journal or show.
+    Record(Timestamp, Record),
+    /// A datagram, taken as sent at `at`.
+    Sent {
+        /// When.
+        at: Timestamp,
+        /// Where and why.
+        transmit: &'a Transmit,
+        /// Its bytes.
+        bytes: &'a [u8],
+    },
+    /// A command, taken as started at `at`.
+    Command {
+        /// When.
+        at: Timestamp,
+        /// The command.
+        command: Command,
+    },
 }
 
 /// What the station counted.
@@ -278,6 +331,10 @@ pub struct Station {
     last_shown: Vec<Option<Option<u8>>>,
     /// The answer last journaled for each UPS (only changes are journaled).
     last_answer: Vec<Option<PollAnswer>>,
+    /// The error-status each UPS last answered with, reported (None: a clean answer).
+    poll_error: Vec<Option<i32>>,
+    /// The objects each UPS was reported lacking.
+    missing_said: Vec<Vec<&'static str>>,
     refusal_log: RefusalLog,
     records: VecDeque<(Timestamp, Record)>,
     queued: VecDeque<Queued>,
@@ -289,6 +346,8 @@ pub struct Station {
     unsent: BTreeMap<usize, Timestamp>,
     counts: Counts,
     scratch: Vec<u8>,
+    /// `settle`'s list of what it takes as sent.
+    settling: Vec<(Purpose, Option<SocketAddr>)>,
 }
 
 impl core::fmt::Debug for Station {
@@ -318,6 +377,8 @@ impl Station {
             ledger: Ledger::new(&site),
             last_shown: vec![None; site.recorders.len()],
             last_answer: vec![None; site.upses.len()],
+            poll_error: vec![None; site.upses.len()],
+            missing_said: vec![Vec::new(); site.upses.len()],
             decider: Decider::new(site.clone()),
             site: Arc::new(site),
             options,
@@ -334,6 +395,7 @@ impl Station {
             unsent: BTreeMap::new(),
             counts: Counts::default(),
             scratch: Vec::with_capacity(1500),
+            settling: Vec::new(),
         };
         s.decisions(now);
         s
@@ -424,6 +486,60 @@ impl Station {
         .into_iter()
         .flatten()
         .min()
+    }
+
+    // --- Driving it without I/O ------------------------------------------------------
+
+    /// Acts on all the station has now as a driver that sends at once would (replay,
+    /// the benchmarks, the tests): each record, then each datagram and command, taken as
+    /// sent at the station's time, goes to `each`; until nothing is left.
+    pub fn settle(&mut self, each: &mut impl FnMut(Happened<'_>)) {
+        // Kept between calls: settling allocates nothing once warm.
+        let mut sent = std::mem::take(&mut self.settling);
+        loop {
+            while let Some((at, r)) = self.poll_record() {
+                each(Happened::Record(at, r));
+            }
+            let now = self.now();
+            self.drain_transmits(|tx, bytes| {
+                sent.push((tx.purpose, Some(tx.to)));
+                each(Happened::Sent {
+                    at: now,
+                    transmit: tx,
+                    bytes,
+                });
+            });
+            while let Some(c) = self.poll_command() {
+                let purpose = Purpose::Order {
+                    recorder: c.recorder,
+                    attempt: c.attempt,
+                };
+                sent.push((purpose, None));
+                each(Happened::Command {
+                    at: now,
+                    command: c,
+                });
+            }
+            if sent.is_empty() && !self.has_records() {
+                self.settling = sent;
+                return;
+            }
+            for (purpose, to) in sent.drain(..) {
+                self.handle_sent(now, purpose, Ok(to));
+            }
+        }
+    }
+
+    /// Moves the station's time to `to`: every timer due by then fires at its own
+    /// time, and what it decided is settled then (one timer rule for every driver).
+    pub fn run_to(&mut self, to: Timestamp, each: &mut impl FnMut(Happened<'_>)) {
+        self.settle(each);
+        while let Some(due) = self.poll_timeout().filter(|due| *due <= to) {
+            self.handle_timeout(due);
+            self.settle(each);
+        }
+        self.handle_timeout(to);
+        self.settle(each);
     }
 
     // --- Inputs ---------------------------------------------------------------------
@@ -594,10 +710,29 @@ impl Station {
         }
     }
 
-    /// A UPS's answer seen on the wire, answering a request seen there (a replay).
-    pub fn handle_wire_answer(&mut self, now: Timestamp, ups: usize, answer: PollAnswer) {
+    /// A UPS's answer seen on the wire, answering a request seen there (a replay). An
+    /// answer with an error is an answer: the object it names missing (v1 noSuchName)
+    /// or its error-status is reported once, and the values it has count.
+    pub fn handle_wire_answer(&mut self, now: Timestamp, ups: usize, r: &RequestPdu<'_>) {
         let at = self.at(now);
-        self.poll_answer(at, ups, answer);
+        if r.error_status != 0 {
+            let lacked = usize::try_from(r.error_index)
+                .ok()
+                .and_then(|k| k.checked_sub(1))
+                .and_then(|k| r.varbinds.get(k))
+                .and_then(|vb| PollAnswer::object(vb.name.as_bytes()));
+            match lacked {
+                Some(o) if r.error_status == NO_SUCH_NAME => {
+                    self.poll_trouble(at, ups, Err(o.name))
+                }
+                _ => self.poll_trouble(at, ups, Ok(r.error_status)),
+            }
+        }
+        // An answer to another's request may ask nothing the policy reads.
+        let answer = PollAnswer::from_varbinds(r.varbinds);
+        if !answer.is_empty() {
+            self.poll_answer(at, ups, answer);
+        }
         self.decisions(at);
     }
 
@@ -730,6 +865,8 @@ impl Station {
         self.trust = Trust::new(&self.site);
         self.last_shown = vec![None; self.site.recorders.len()];
         self.last_answer = vec![None; self.site.upses.len()];
+        self.poll_error = vec![None; self.site.upses.len()];
+        self.missing_said = vec![Vec::new(); self.site.upses.len()];
         let detail = format!(
             "{} UPS, {} recorders; outages under way go on",
             self.site.upses.len(),
@@ -964,16 +1101,18 @@ impl Station {
                         continue;
                     }
                     let start = self.bytes.len();
-                    self.bytes.extend_from_slice(&bytes);
+                    self.bytes.extend_from_slice(self.poller.wire(bytes));
                     self.queued.push_back(Queued {
                         transmit: Transmit {
                             to,
                             via: Via::Poll,
                             purpose: Purpose::Poll { ups },
                         },
-                        bytes: Some((start, bytes.len())),
+                        bytes: Some((start, self.bytes.len() - start)),
                     });
                 }
+                PollOutput::Missing { ups, name } => self.poll_trouble(t, ups, Err(name)),
+                PollOutput::Error { ups, status } => self.poll_trouble(t, ups, Ok(status)),
                 PollOutput::Answer { ups, answer } => self.poll_answer(t, ups, answer),
                 PollOutput::Silent { ups } => self.ups_silent(t, ups, true),
                 PollOutput::Answering { ups } => self.ups_silent(t, ups, false),
@@ -990,9 +1129,51 @@ impl Station {
         told
     }
 
+    /// A UPS's answer with an error: an object it lacks (`Err`: its name, reported once;
+    /// it is asked without it from now on) or another error status (`Ok`: reported once
+    /// until it answers cleanly again).
+    fn poll_trouble(&mut self, t: Timestamp, ups: usize, what: Result<i32, &'static str>) {
+        let name = &self.site.upses[ups].name;
+        let (kind, reason) = match what {
+            Err(object) if self.missing_said[ups].contains(&object) => return,
+            Err(object) => {
+                self.missing_said[ups].push(object);
+                (
+                    "poll_object_missing",
+                    format!(
+                        "UPS `{name}` has no {object} (noSuchName): it is polled without it from now on; its other values count, and recorders asking for it get noSuchInstance"
+                    ),
+                )
+            }
+            Ok(status) => {
+                if self.poll_error[ups] == Some(status) {
+                    return;
+                }
+                self.poll_error[ups] = Some(status);
+                (
+                    "poll_error",
+                    format!(
+                        "UPS `{name}` answers its poll with error-status {} ({status}): it is alive, its values unknown",
+                        error_status_name(status)
+                    ),
+                )
+            }
+        };
+        let ups = Some(name.clone());
+        let alert = Decided::Alert {
+            ups,
+            kind: kind.into(),
+            reason,
+        };
+        self.record(t, Record::Decision(alert));
+    }
+
     /// What a UPS said: cached for the virtual UPS, handed to the policy, journaled when
     /// it says something new or moved the policy.
     fn poll_answer(&mut self, t: Timestamp, ups: usize, answer: PollAnswer) {
+        if !answer.is_empty() {
+            self.poll_error[ups] = None;
+        }
         self.agent.ups[ups].update(t, answer);
         let before = self.decider.revision();
         self.decider.handle_poll(t, ups, answer);

@@ -5,6 +5,7 @@
 use super::*;
 use crate::engine::config::DEFAULT_SITE;
 use crate::engine::poller::Sequence;
+use crate::wire::Pdu;
 
 const UPS: &str = "192.168.61.250";
 const NVR_244: usize = 0;
@@ -30,14 +31,47 @@ fn relays(site: &Site) -> Relays {
         .collect()
 }
 
-/// The station, its journal, and what it sent.
+/// The station, and what it journaled and sent.
 struct World {
     station: Station,
+    seen: Seen,
+}
+
+/// What a station journaled and sent, on the world's clock.
+#[derive(Default)]
+struct Seen {
     journal: Vec<(Timestamp, Record)>,
     /// Orders that left: (time, recorder, attempt).
     orders: Vec<(Timestamp, usize, u32)>,
     /// Polls that left: (time, UPS).
     polls: Vec<(Timestamp, usize)>,
+    /// The last poll's bytes.
+    last_poll: Vec<u8>,
+    /// The virtual UPS's last answer's bytes.
+    last_answer: Vec<u8>,
+}
+
+impl Seen {
+    fn keep(&mut self) -> impl FnMut(Happened<'_>) + '_ {
+        |h| match h {
+            Happened::Record(at, r) => self.journal.push((at, r)),
+            Happened::Sent {
+                at,
+                transmit,
+                bytes,
+            } => match transmit.purpose {
+                Purpose::Order { recorder, attempt } => self.orders.push((at, recorder, attempt)),
+                Purpose::Poll { ups } => {
+                    self.polls.push((at, ups));
+                    self.last_poll = bytes.to_vec();
+                }
+                Purpose::Answer => self.last_answer = bytes.to_vec(),
+            },
+            Happened::Command { at, command } => {
+                self.orders.push((at, command.recorder, command.attempt))
+            }
+        }
+    }
 }
 
 impl World {
@@ -52,9 +86,7 @@ impl World {
         );
         let mut w = World {
             station,
-            journal: Vec::new(),
-            orders: Vec::new(),
-            polls: Vec::new(),
+            seen: Seen::default(),
         };
         w.act();
         w
@@ -62,38 +94,12 @@ impl World {
 
     /// What the station has: journaled, sent, told back.
     fn act(&mut self) {
-        loop {
-            while let Some(r) = self.station.poll_record() {
-                self.journal.push(r);
-            }
-            let now = self.station.now();
-            let mut sent = Vec::new();
-            self.station
-                .drain_transmits(|tx, _| sent.push((tx.purpose, tx.to)));
-            if sent.is_empty() && !self.station.has_records() {
-                break;
-            }
-            for (purpose, to) in sent {
-                match purpose {
-                    Purpose::Order { recorder, attempt } => {
-                        self.orders.push((now, recorder, attempt))
-                    }
-                    Purpose::Poll { ups } => self.polls.push((now, ups)),
-                    Purpose::Answer => {}
-                }
-                self.station.handle_sent(now, purpose, Ok(Some(to)));
-            }
-        }
+        self.station.settle(&mut self.seen.keep());
     }
 
     /// Time moves to `s`: every timer due fires at its own time, acted on then.
     fn to(&mut self, s: f64) {
-        while let Some(due) = self.station.poll_timeout().filter(|d| *d <= t(s)) {
-            self.station.handle_timeout(due);
-            self.act();
-        }
-        self.station.handle_timeout(t(s));
-        self.act();
+        self.station.run_to(t(s), &mut self.seen.keep());
     }
 
     fn trap(&mut self, s: f64, event: Event, rule: &str) {
@@ -123,7 +129,8 @@ impl World {
     }
 
     fn shown(&self) -> Vec<String> {
-        self.journal
+        self.seen
+            .journal
             .iter()
             .filter(|(_, r)| r.shown())
             .map(|(at, r)| format!("{:.0} {}", at.since(t(0.0)), r.printed(*at, 0)))
@@ -136,13 +143,19 @@ fn an_outage_goes_out_acknowledged_or_re_sent_until_the_outlets_go_off() {
     let mut w = World::new(site(false));
     w.trap(5.0, Event::LowBattery, "lowBattery");
     // Both told at once, highest tier first, each once.
-    let first: Vec<_> = w.orders.iter().map(|(at, r, a)| (*at, *r, *a)).collect();
+    let first: Vec<_> = w
+        .seen
+        .orders
+        .iter()
+        .map(|(at, r, a)| (*at, *r, *a))
+        .collect();
     assert_eq!(first, [(t(5.0), NVR_244, 1), (t(5.0), NVR_251, 1)]);
     w.ack(7.0, NVR_251);
     w.to(400.0);
     // nvr-244 never acknowledges: told again at +10, +30, +70, +150 s, then reported
     // when its UPS cuts the outlets (3 min after the order).
     let again: Vec<(f64, u32)> = w
+        .seen
         .orders
         .iter()
         .filter(|(_, r, a)| *r == NVR_244 && *a > 1)
@@ -150,7 +163,10 @@ fn an_outage_goes_out_acknowledged_or_re_sent_until_the_outlets_go_off() {
         .collect();
     assert_eq!(again, [(15.0, 2), (35.0, 3), (75.0, 4), (155.0, 5)]);
     assert!(
-        w.orders.iter().all(|(_, r, a)| *r != NVR_251 || *a == 1),
+        w.seen
+            .orders
+            .iter()
+            .all(|(_, r, a)| *r != NVR_251 || *a == 1),
         "an acknowledged recorder is never told again"
     );
     let shown = w.shown();
@@ -181,7 +197,7 @@ fn a_late_send_waits_its_whole_acknowledgement_time_from_when_it_left() {
     w.station.handle_notification(t(5.0), &n);
     // The driver is held up for 12 s before it can send (a journal on a slow disk).
     while let Some(r) = w.station.poll_record() {
-        w.journal.push(r);
+        w.seen.journal.push(r);
     }
     let mut late = Vec::new();
     w.station.drain_transmits(|tx, _| late.push(tx.purpose));
@@ -190,13 +206,18 @@ fn a_late_send_waits_its_whole_acknowledgement_time_from_when_it_left() {
     }
     w.to(26.9);
     assert!(
-        w.orders.is_empty(),
+        w.seen.orders.is_empty(),
         "no re-send before ack_timeout after it left: {:?}",
-        w.orders
+        w.seen.orders
     );
     w.to(27.1);
-    assert_eq!(w.orders.len(), 2, "{:?}", w.orders);
-    assert!(w.orders.iter().all(|(at, _, a)| *at == t(27.0) && *a == 2));
+    assert_eq!(w.seen.orders.len(), 2, "{:?}", w.seen.orders);
+    assert!(
+        w.seen
+            .orders
+            .iter()
+            .all(|(at, _, a)| *at == t(27.0) && *a == 2)
+    );
 }
 
 /// Runs the seed's outage through a fresh station and returns its journal.
@@ -209,7 +230,7 @@ fn outage_journal() -> Vec<(Timestamp, Record)> {
     w.to(206.0);
     w.ack(207.0, NVR_251);
     w.to(215.0);
-    w.journal
+    w.seen.journal
 }
 
 /// Feeds `journal` to a fresh station, resumes at `now`, and runs it `then` seconds
@@ -227,9 +248,7 @@ fn restart(journal: &[(Timestamp, Record)], now: f64, then: f64) -> World {
     );
     let mut w = World {
         station,
-        journal: Vec::new(),
-        orders: Vec::new(),
-        polls: Vec::new(),
+        seen: Seen::default(),
     };
     for (at, r) in journal {
         w.station.restore(*at, r);
@@ -245,9 +264,9 @@ fn a_restart_tells_no_acknowledged_recorder_again_and_decides_nothing_twice() {
     let journal = outage_journal();
     let w = restart(&journal, 216.0, 300.0);
     assert!(
-        w.orders.is_empty(),
+        w.seen.orders.is_empty(),
         "both acknowledged: nobody told again: {:?}",
-        w.orders
+        w.seen.orders
     );
     let decided: Vec<String> = w
         .shown()
@@ -276,7 +295,7 @@ fn a_restart_sends_an_order_decided_and_not_journaled_as_sent_once_one_wait_late
     // Restarted at once: the order may have left, so it goes out when its wait for an
     // acknowledgement (10 s) would end, not at the restart beside the one that left.
     let w = restart(&journal, 206.0, 30.0);
-    let sent: Vec<(Timestamp, usize, u32)> = w.orders.clone();
+    let sent: Vec<(Timestamp, usize, u32)> = w.seen.orders.clone();
     assert_eq!(
         sent.iter()
             .filter(|(_, r, a)| *r == NVR_251 && *a == 1)
@@ -291,8 +310,8 @@ fn a_restart_sends_an_order_decided_and_not_journaled_as_sent_once_one_wait_late
     );
     // Restarted after that wait: it goes out at once.
     let w = restart(&journal, 230.0, 1.0);
-    let first: Vec<(Timestamp, usize, u32)> = w.orders.iter().copied().take(1).collect();
-    assert_eq!(first, [(t(230.0), NVR_251, 1)], "{:?}", w.orders);
+    let first: Vec<(Timestamp, usize, u32)> = w.seen.orders.iter().copied().take(1).collect();
+    assert_eq!(first, [(t(230.0), NVR_251, 1)], "{:?}", w.seen.orders);
 }
 
 #[test]
@@ -305,10 +324,10 @@ fn a_damaged_line_loses_only_its_own_fact() {
         // No acknowledged recorder is told again, whatever line was lost: both
         // acknowledgements are in two records each (the input and the decision).
         assert!(
-            w.orders.is_empty(),
+            w.seen.orders.is_empty(),
             "line {lost} lost ({}): told again {:?}",
             gone.printed(Timestamp(0), 0),
-            w.orders
+            w.seen.orders
         );
         // And nothing is decided that the live station did not decide.
         let live: Vec<String> = journal
@@ -318,7 +337,7 @@ fn a_damaged_line_loses_only_its_own_fact() {
                 _ => None,
             })
             .collect();
-        for (_, r) in &w.journal {
+        for (_, r) in &w.seen.journal {
             if let Record::Decision(d @ Decided::ShutdownRecorder { recorder, .. }) = r {
                 assert!(
                     live.iter().any(|l| l.contains(recorder.as_str())),
@@ -327,4 +346,189 @@ fn a_damaged_line_loses_only_its_own_fact() {
             }
         }
     }
+}
+
+/// The card's answer to the last poll: `values` for the names asked (none: the names
+/// back, with an error).
+fn card_answer(w: &World, values: &[Value<'static>], error: (i32, i32)) -> Vec<u8> {
+    let arena = bumpalo::Bump::new();
+    let asked = Message::parse(&w.seen.last_poll, &arena).expect("our poll");
+    let Pdu::Request(q) = asked.pdu else {
+        panic!("a get")
+    };
+    let vb: Vec<VarBind<'_>> = q
+        .varbinds
+        .iter()
+        .enumerate()
+        .map(|(i, vb)| VarBind {
+            name: vb.name,
+            value: values.get(i).copied().unwrap_or(Value::Null),
+        })
+        .collect();
+    let mut m = Message::pdu(
+        crate::wire::Version::V1,
+        b"public",
+        crate::wire::PduType::RESPONSE,
+        q.request_id,
+        &vb,
+    );
+    if let Pdu::Request(r) = &mut m.pdu {
+        (r.error_status, r.error_index) = error;
+    }
+    encode::to_vec(&m)
+}
+
+impl World {
+    fn card_says(&mut self, s: f64, bytes: &[u8]) {
+        self.to(s);
+        let arena = bumpalo::Bump::new();
+        let m = Message::parse(bytes, &arena).expect("the card's answer");
+        let from = SocketAddr::new(UPS.parse().unwrap(), 161);
+        self.station
+            .handle_answer(t(s), from, &m)
+            .expect("believed");
+        self.act();
+    }
+
+    /// What the virtual UPS answers nvr-244 asking for `object`.
+    fn recorder_asks(&mut self, s: f64, object: &str) -> String {
+        self.to(s);
+        let name = crate::wire::oid::oid(object);
+        let vb = [VarBind {
+            name: name.as_oid(),
+            value: Value::Null,
+        }];
+        let bytes = encode::to_vec(&Message::pdu(
+            crate::wire::Version::V2c,
+            b"public",
+            crate::wire::PduType::GET_REQUEST,
+            77,
+            &vb,
+        ));
+        let arena = bumpalo::Bump::new();
+        let m = Message::parse(&bytes, &arena).expect("a get");
+        let from = SocketAddr::new("192.168.61.244".parse().unwrap(), 40000);
+        self.station.handle_request(t(s), from, &m, bytes.len());
+        self.act();
+        let answer = Message::parse(&self.seen.last_answer, &arena).expect("an answer");
+        format!("{:?}", answer.varbinds()[0].value)
+    }
+}
+
+#[test]
+fn a_card_without_one_polled_object_is_alive_and_its_other_values_count() {
+    let mut w = World::new(site(true));
+    w.to(0.0);
+    // The card has no runtime (PowerNet's 4th object): v1 noSuchName, error-index 4.
+    let lacks = card_answer(&w, &[], (2, 4));
+    w.card_says(0.1, &lacks);
+    // Reported once, and asked again at once without it: on mains, 87 %.
+    let ok = card_answer(
+        &w,
+        &[Value::Integer(2), Value::Integer(2), Value::Gauge32(87)],
+        (0, 0),
+    );
+    assert_eq!(
+        w.seen.polls.len(),
+        2,
+        "asked again at once: {:?}",
+        w.seen.polls
+    );
+    w.card_says(0.2, &ok);
+    // A recorder sees the real charge, and no runtime (the card has none).
+    assert_eq!(
+        w.recorder_asks(1.0, "1.3.6.1.2.1.33.1.2.4.0"),
+        "Integer(87)"
+    );
+    assert_eq!(
+        w.recorder_asks(1.0, "1.3.6.1.2.1.33.1.2.3.0"),
+        "NoSuchInstance"
+    );
+    // The low-battery trap is confirmed by the next answer: on battery, battery low.
+    w.trap(5.0, Event::LowBattery, "lowBattery");
+    let on_battery = card_answer(
+        &w,
+        &[Value::Integer(3), Value::Integer(3), Value::Gauge32(50)],
+        (0, 0),
+    );
+    w.card_says(5.1, &on_battery);
+    w.to(9.0);
+    let shown = w.shown();
+    let missing: Vec<&String> = shown
+        .iter()
+        .filter(|l| l.contains("poll_object_missing"))
+        .collect();
+    assert_eq!(missing.len(), 1, "{shown:#?}");
+    assert!(
+        missing[0].contains("upsAdvBatteryRunTimeRemaining.0"),
+        "{}",
+        missing[0]
+    );
+    assert!(
+        shown
+            .iter()
+            .any(|l| l.contains("ShutdownRecorder") && l.contains("confirmed by poll")),
+        "{shown:#?}"
+    );
+    assert!(
+        !shown
+            .iter()
+            .any(|l| l.contains("did not answer") || l.contains("ups_not_answering")),
+        "{shown:#?}"
+    );
+    assert_eq!(w.seen.orders.len(), 2, "{:?}", w.seen.orders);
+}
+
+#[test]
+fn a_confirming_poll_answered_with_an_error_says_so() {
+    let mut w = World::new(site(true));
+    w.to(0.0);
+    let ok = card_answer(
+        &w,
+        &[
+            Value::Integer(2),
+            Value::Integer(2),
+            Value::Gauge32(87),
+            Value::TimeTicks(120_000),
+        ],
+        (0, 0),
+    );
+    w.card_says(0.1, &ok);
+    w.to(10.15);
+    let ok = card_answer(
+        &w,
+        &[
+            Value::Integer(2),
+            Value::Integer(2),
+            Value::Gauge32(87),
+            Value::TimeTicks(120_000),
+        ],
+        (0, 0),
+    );
+    w.card_says(10.2, &ok);
+    w.trap(20.0, Event::LowBattery, "lowBattery");
+    // genErr: the confirmation times out saying the UPS answered; the next poll's
+    // genErr is not reported again.
+    let failed = card_answer(&w, &[], (5, 0));
+    w.card_says(20.1, &failed);
+    w.to(30.15);
+    let failed = card_answer(&w, &[], (5, 0));
+    w.card_says(30.2, &failed);
+    w.to(40.0);
+    let shown = w.shown();
+    let errors = shown
+        .iter()
+        .filter(|l| l.contains("\"poll_error\""))
+        .count();
+    assert_eq!(errors, 1, "{shown:#?}");
+    assert!(
+        shown.iter().any(
+            |l| l.contains("ShutdownRecorder") && l.contains("answered the poll with an error")
+        ),
+        "{shown:#?}"
+    );
+    assert!(
+        !shown.iter().any(|l| l.contains("ups_not_answering")),
+        "{shown:#?}"
+    );
 }
