@@ -40,10 +40,13 @@ enum Command {
     },
     /// Run the gateway: hear UPS traps and decide, until SIGINT or SIGTERM. Decisions are
     /// printed as JSON lines; a summary goes to stderr at the end.
+    #[command(
+        after_help = "A site file is required: the gateway polls its UPSes and tells its recorders at once. Start from the embedded seed site (src/engine/config/default-site.toml, or the README's example) and check it with `trapgate check-config FILE`."
+    )]
     Run {
-        /// The site (default: the embedded seed site).
-        #[arg(long)]
-        config: Option<PathBuf>,
+        /// The site file (required; `trapgate check-config FILE` checks it).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
         /// Listen here instead of the site's [gateway] listen addresses. Repeatable.
         #[arg(long = "listen", value_name = "ADDR:PORT")]
         listen: Vec<std::net::SocketAddr>,
@@ -103,6 +106,17 @@ enum Command {
         /// With --send: pace multiplier (2 = twice as fast; 0 = as fast as possible).
         #[arg(long, default_value_t = 1.0)]
         speed: f64,
+        /// With --send: send what came from CAPTURED from LOCAL, an address of this
+        /// machine (e.g. 192.168.61.250=127.0.0.250: a gateway believes a UPS's trap only
+        /// from its address). Repeatable.
+        #[arg(long = "source", value_name = "CAPTURED=LOCAL", value_parser = trapgate::daemon::send::parse_source)]
+        sources: Vec<(std::net::IpAddr, std::net::IpAddr)>,
+        /// With --send: send what no --source maps from this local address.
+        #[arg(long, value_name = "IP")]
+        from: Option<std::net::IpAddr>,
+        /// Also take UDP on this port as SNMP (161 and 162 always are). Repeatable.
+        #[arg(long = "port", value_name = "PORT")]
+        ports: Vec<u16>,
     },
     /// Print the classified UPS events of a capture as JSON lines.
     Events {
@@ -146,7 +160,7 @@ fn main() -> ExitCode {
                 workers,
                 time: None,
             };
-            run_gateway(config.as_deref(), opts)
+            run_gateway(&config, opts)
         }
         Command::Journal { file, only, json } => print_journal(&file, &only, json, &mut out),
         Command::Demo { recorders, speed } => trapgate::cli::demo::run(recorders, speed, &mut out),
@@ -154,23 +168,35 @@ fn main() -> ExitCode {
             file,
             send: Some(to),
             speed,
+            sources,
+            from,
+            ports,
             ..
-        } => trapgate::daemon::send::send_capture(&file, to, speed).and_then(|sent| {
-            writeln!(
-                out,
-                "sent {} SNMP datagrams from {} to {to} ({} other frames skipped)",
-                sent.datagrams,
-                file.display(),
-                sent.skipped
-            )
-            .map_err(|e| e.to_string())
-        }),
+        } => {
+            let opts = trapgate::daemon::send::SendOptions {
+                speed,
+                ports,
+                sources,
+                from,
+            };
+            trapgate::daemon::send::send_capture(&file, to, &opts).and_then(|sent| {
+                writeln!(
+                    out,
+                    "sent {} SNMP notifications from {} to {to} ({} other frames skipped)",
+                    sent.datagrams,
+                    file.display(),
+                    sent.skipped
+                )
+                .map_err(|e| e.to_string())
+            })
+        }
         Command::Replay {
             file,
             config,
             expect,
+            ports,
             ..
-        } => match replay_policy(&file, config.as_deref(), expect.as_deref(), &mut out) {
+        } => match replay_policy(&file, config.as_deref(), expect.as_deref(), &ports, &mut out) {
             Ok(true) => Ok(()),
             Ok(false) => {
                 let _ = out.flush();

@@ -298,3 +298,42 @@ fn replay_expect_says_match_or_prints_the_difference() {
     assert!(shown.contains("the decisions differ"), "{shown}");
     std::fs::remove_file(&tmp).ok();
 }
+
+#[test]
+fn replay_takes_snmp_on_other_ports_with_port_as_decode_does() {
+    use pcap_file::pcap::{PcapReader, PcapWriter};
+    // The seed's trace moved to ports 10161 and 10162 (the UDP checksum cleared, as
+    // IPv4 allows).
+    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/seed-trace.pcap");
+    let dir = std::env::temp_dir().join(format!("trapgate-ports-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let moved = dir.join("seed-moved.pcap");
+    let mut reader = PcapReader::new(std::fs::File::open(&seed).expect("seed")).expect("pcap");
+    let header = reader.header();
+    let mut writer =
+        PcapWriter::with_header(std::fs::File::create(&moved).expect("create"), header)
+            .expect("header");
+    while let Some(p) = reader.next_packet() {
+        let mut p = p.expect("packet").into_owned();
+        let data = p.data.to_mut();
+        if data.len() > 34 && data[12..14] == [0x08, 0x00] && data[23] == 17 {
+            let udp = 14 + usize::from(data[14] & 0x0f) * 4;
+            for at in [udp, udp + 2] {
+                let port = u16::from_be_bytes([data[at], data[at + 1]]);
+                if port == 161 || port == 162 {
+                    data[at..at + 2].copy_from_slice(&(port + 10_000).to_be_bytes());
+                }
+            }
+            data[udp + 6..udp + 8].copy_from_slice(&[0, 0]);
+        }
+        writer.write_packet(&p).expect("write");
+    }
+    drop(writer);
+    let path = moved.to_str().expect("UTF-8");
+    let plain = run(&["replay", path]);
+    assert!(plain.contains("\"snmp_messages\":0"), "{plain}");
+    let ported = run(&["replay", path, "--port", "10161", "--port", "10162"]);
+    let original = run(&["replay", seed.to_str().expect("UTF-8")]);
+    assert_eq!(ported, original, "{}", diff(&original, &ported));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -94,11 +94,28 @@ fn hears_a_low_battery_trap_decides_and_stops_cleanly() {
 }
 
 #[test]
-fn a_busy_port_and_a_broken_site_are_clear_errors() {
+fn a_busy_port_a_broken_site_and_no_site_are_clear_errors() {
+    // No site file: `run` does not run the embedded seed site (it would poll the seed's
+    // UPS address at once); it says what it needs.
+    let out = Command::new(env!("CARGO_BIN_EXE_trapgate"))
+        .args(["run", "--listen", "127.0.0.1:0"])
+        .output()
+        .expect("trapgate runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--config <FILE>"), "{err}");
+    let help = Command::new(env!("CARGO_BIN_EXE_trapgate"))
+        .args(["run", "--help"])
+        .output()
+        .expect("trapgate runs");
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("A site file is required"), "{help}");
+
     let taken = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let addr = taken.local_addr().expect("addr").to_string();
+    let site = site_file("busy", &loopback_site());
     let out = Command::new(env!("CARGO_BIN_EXE_trapgate"))
-        .args(["run", "--listen", &addr])
+        .args(["run", "--config", site.to_str().expect("UTF-8"), "--listen", &addr])
         .output()
         .expect("trapgate runs");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -123,25 +140,51 @@ fn a_busy_port_and_a_broken_site_are_clear_errors() {
 }
 
 #[test]
-fn replay_send_plays_the_seed_trace_into_the_live_gateway() {
+fn replay_send_plays_the_seed_trace_into_the_live_gateway_from_the_sources_it_maps() {
     let (_, mut child, out, err) = run_loopback("send", &[]);
     let addr = listening_on(&err).to_string();
     let capture = concat!(env!("CARGO_MANIFEST_DIR"), "/captures/seed-trace.pcap");
+    // The loopback site's UPS is 127.0.0.1 and nvr-251 127.0.0.251: the capture's
+    // traps are sent from there, and nvr-251's acknowledgement is believed.
     let sent = Command::new(env!("CARGO_BIN_EXE_trapgate"))
-        .args(["replay", capture, "--send", &addr, "--speed", "0"])
+        .args([
+            "replay",
+            capture,
+            "--send",
+            &addr,
+            "--speed",
+            "0",
+            "--source",
+            "192.168.61.250=127.0.0.1",
+            "--source",
+            "192.168.61.251=127.0.0.251",
+        ])
         .output()
         .expect("replay --send runs");
     let said = String::from_utf8_lossy(&sent.stdout);
-    assert!(said.contains("sent 10 SNMP datagrams"), "{said}");
+    assert!(said.contains("sent 3 SNMP notifications"), "{said}");
     orders(&out, 2);
+    expect_line(&out, &["\"decision\":\"Acknowledged\"", "nvr-251"]);
     terminate(&child);
     assert!(child.wait().expect("exit").success());
     let summary: String = err.iter().collect::<Vec<_>>().join("\n");
-    assert!(summary.contains("-- 10 datagrams"), "{summary}");
+    assert!(summary.contains("-- 3 datagrams"), "{summary}");
     assert!(
         summary.contains("events: LowBattery 2, RecorderAck 1"),
         "{summary}"
     );
+    assert!(summary.contains("refused: 0"), "{summary}");
+
+    // A source that is no address of this machine is named before anything is sent.
+    let bad = Command::new(env!("CARGO_BIN_EXE_trapgate"))
+        .args([
+            "replay", capture, "--send", &addr, "--from", "192.0.2.1",
+        ])
+        .output()
+        .expect("replay --send runs");
+    let e = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "{e}");
+    assert!(e.contains("cannot send from 192.0.2.1"), "{e}");
 }
 
 #[test]

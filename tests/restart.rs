@@ -17,7 +17,7 @@ use common::*;
 use trapgate::daemon::journal;
 use trapgate::engine::config::Site;
 use trapgate::engine::record::{Action, Decided, Record};
-use trapgate::engine::station::{Purpose, Station};
+use trapgate::engine::station::{Happened, Purpose, Station};
 use trapgate::time::Timestamp;
 use trapgate::wire::Message;
 use trapgate::wire::encode;
@@ -375,30 +375,24 @@ fn kill_9_at_each_step_of_an_outage_tells_no_recorder_twice() {
 
 // --- A flipped byte in each line ------------------------------------------------------
 
-/// The station's orders from `now` on, driven on a virtual clock to `to`.
-fn drive(s: &mut Station, to: Timestamp) -> Vec<(Timestamp, String, u32)> {
-    let mut orders = Vec::new();
-    let act = |s: &mut Station, orders: &mut Vec<_>| loop {
-        while s.poll_record().is_some() {}
-        let now = s.now();
-        let mut sent = Vec::new();
-        s.drain_transmits(|tx, _| sent.push((tx.purpose, tx.to)));
-        if sent.is_empty() && !s.has_records() {
-            break;
-        }
-        for (p, to) in sent {
-            if let Purpose::Order { recorder, attempt } = p {
-                orders.push((now, s.site().recorders[recorder].name.clone(), attempt));
+/// Orders that left: (when, recorder, attempt).
+type Orders = Vec<(Timestamp, String, u32)>;
+
+/// The station's orders from `now` on, driven on a virtual clock to `to`, and its
+/// records.
+fn drive(s: &mut Station, to: Timestamp) -> (Orders, Vec<(Timestamp, Record)>) {
+    let names: Vec<String> = s.site().recorders.iter().map(|r| r.name.clone()).collect();
+    let (mut orders, mut records) = (Vec::new(), Vec::new());
+    s.run_to(to, &mut |h| match h {
+        Happened::Record(at, r) => records.push((at, r)),
+        Happened::Sent { at, transmit, .. } => {
+            if let Purpose::Order { recorder, attempt } = transmit.purpose {
+                orders.push((at, names[recorder].clone(), attempt));
             }
-            s.handle_sent(now, p, Ok(Some(to)));
         }
-    };
-    act(s, &mut orders);
-    while let Some(due) = s.poll_timeout().filter(|d| *d <= to) {
-        s.handle_timeout(due);
-        act(s, &mut orders);
-    }
-    orders
+        Happened::Command { .. } => {}
+    });
+    (orders, records)
 }
 
 fn relays(site: &Site) -> trapgate::engine::station::Relays {
@@ -477,11 +471,7 @@ fn a_flipped_byte_in_any_line_of_a_journal_loses_only_that_line() {
             }
             let mut s = r.station;
             drop(r.journal);
-            let orders = drive(&mut s, now.plus_secs(30));
-            let mut journaled = Vec::new();
-            while let Some(x) = s.poll_record() {
-                journaled.push(x);
-            }
+            let (orders, journaled) = drive(&mut s, now.plus_secs(30));
             if let Some(o) = orders.iter().find(|(_, r, _)| r == "nvr-a") {
                 wrong.push(format!("nvr-a acknowledged, told again: {o:?}"));
             }

@@ -340,6 +340,7 @@ fn replay_relays(site: &crate::engine::config::Site) -> crate::engine::station::
 pub fn replay_story(
     path: &Path,
     site: crate::engine::config::Site,
+    ports: &[u16],
 ) -> Result<(Vec<(Timestamp, crate::engine::record::Record)>, ReplayEnd), CaptureError> {
     use crate::engine::poller::Sequence;
     use crate::engine::record::Record;
@@ -349,7 +350,7 @@ pub fn replay_story(
 
     let trust = Trust::new(&site);
     let relays = replay_relays(&site);
-    let mut pipeline = Pipeline::new(site.classifier(), &[]);
+    let mut pipeline = Pipeline::new(site.classifier(), ports);
     let mut site = Some(site);
     let mut station: Option<Station> = None;
     let mut log: Vec<(Timestamp, Record)> = Vec::new();

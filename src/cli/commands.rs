@@ -159,10 +159,11 @@ pub fn replay_policy(
     file: &Path,
     config: Option<&Path>,
     expect: Option<&Path>,
+    ports: &[u16],
     out: &mut impl Write,
 ) -> Result<bool, String> {
     let site = load_site(config)?;
-    let (log, end) = replay::replay_story(file, site).map_err(|e| e.to_string())?;
+    let (log, end) = replay::replay_story(file, site, ports).map_err(|e| e.to_string())?;
     let mut text = String::new();
     let mut decisions = 0;
     for (t, r) in log.iter().filter(|(_, r)| r.shown()) {
@@ -265,12 +266,12 @@ pub fn print_journal(
 
 /// Runs the live gateway until a signal stops it. Its records go to stdout through the
 /// console's queue (a stdout nobody reads never holds up an order).
-pub fn run_gateway(config: Option<&Path>, opts: crate::daemon::Options) -> Result<(), String> {
+pub fn run_gateway(config: &Path, opts: crate::daemon::Options) -> Result<(), String> {
     use crate::daemon::console;
-    let site = load_site(config)?;
+    let site = load_site(Some(config))?;
     let (upses, recorders) = (site.upses.len(), site.recorders.len());
     let dry_run = opts.dry_run;
-    let config: Option<PathBuf> = config.map(Path::to_path_buf);
+    let config: PathBuf = config.to_path_buf();
     let stopped = crate::daemon::run(
         site,
         opts,
@@ -307,10 +308,7 @@ pub fn run_gateway(config: Option<&Path>, opts: crate::daemon::Options) -> Resul
         |_, v| {
             console::out(v.to_string());
         },
-        move || match &config {
-            Some(path) => load_site(Some(path)),
-            None => Err("no --config: the embedded site cannot change".to_string()),
-        },
+        move || load_site(Some(&config)),
     )
     .map_err(|e| e.to_string())?;
     // What is queued goes out first (a stdout nobody reads holds the summary 2 s at most).

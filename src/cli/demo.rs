@@ -381,9 +381,10 @@ fn story_line(t: f64, r: &Json, many: bool) -> Option<String> {
                 s("detail")
             ),
             "Back" => format!(
-                "gateway: {} is back, {} s after power returned",
+                "gateway: {} is back, {} s after power returned{}",
                 s("recorder"),
-                r["after_s"]
+                r["after_s"],
+                if r["late"] == true { " (late: it had been reported not back)" } else { "" }
             ),
             "NotBack" => format!("gateway: {} NOT back: {}", s("recorder"), s("detail")),
             "NotAcknowledged" => format!(

@@ -655,7 +655,7 @@ mod restart {
     use crate::classify::Event;
     use crate::engine::config::DEFAULT_SITE;
     use crate::engine::record::Decided;
-    use crate::engine::station::{Notification, Purpose};
+    use crate::engine::station::{Happened, Notification, Purpose};
     use crate::engine::trust::Who;
     use std::net::SocketAddr;
 
@@ -681,31 +681,17 @@ mod restart {
     fn drive(s: &mut Station, j: &mut Journal, to: Timestamp) -> Vec<(Timestamp, String, u32)> {
         let mut line = Vec::new();
         let mut orders = Vec::new();
-        let mut act = |s: &mut Station, j: &mut Journal, orders: &mut Vec<_>| loop {
-            while let Some((at, r)) = s.poll_record() {
-                j.append(at, &r, &mut line).unwrap();
-            }
-            j.sync().unwrap();
-            let now = s.now();
-            let mut sent = Vec::new();
-            s.drain_transmits(|tx, _| sent.push((tx.purpose, tx.to)));
-            if sent.is_empty() && !s.has_records() {
-                break;
-            }
-            for (p, to) in sent {
-                if let Purpose::Order { recorder, attempt } = p {
-                    orders.push((now, s.site().recorders[recorder].name.clone(), attempt));
+        let names: Vec<String> = s.site().recorders.iter().map(|r| r.name.clone()).collect();
+        s.run_to(to, &mut |h| match h {
+            Happened::Record(at, r) => j.append(at, &r, &mut line).unwrap(),
+            Happened::Sent { at, transmit, .. } => {
+                if let Purpose::Order { recorder, attempt } = transmit.purpose {
+                    orders.push((at, names[recorder].clone(), attempt));
                 }
-                s.handle_sent(now, p, Ok(Some(to)));
             }
-        };
-        act(s, j, &mut orders);
-        while let Some(due) = s.poll_timeout().filter(|d| *d <= to) {
-            s.handle_timeout(due);
-            act(s, j, &mut orders);
-        }
-        s.handle_timeout(to);
-        act(s, j, &mut orders);
+            Happened::Command { .. } => {}
+        });
+        j.sync().unwrap();
         orders
     }
 

@@ -91,6 +91,8 @@ pub enum LedgerOutput {
         recorder: usize,
         /// Seconds from power back to hearing from it.
         after_s: f64,
+        /// It had been reported not back (heard from after its boot time).
+        late: bool,
     },
     /// The recorder was not heard from within its boot time after power returned.
     NotBack {
@@ -326,16 +328,19 @@ impl Ledger {
 
     /// Recorder `r` was heard from at `now` (a poll of the virtual UPS, a trap).
     pub fn seen(&mut self, now: Timestamp, r: usize) {
-        if let Standing::Returning { from, .. } = self.standing[r]
-            && now >= from
-        {
-            self.set(r, Standing::Back { at: now });
-            let since = self.power_back[r].unwrap_or(now);
-            self.out.push_back(LedgerOutput::Back {
-                recorder: r,
-                after_s: now.since(since),
-            });
-        }
+        let late = match self.standing[r] {
+            Standing::Returning { from, .. } if now >= from => false,
+            // Reported not back, and heard from after all: back, late.
+            Standing::NotBack => true,
+            _ => return,
+        };
+        self.set(r, Standing::Back { at: now });
+        let since = self.power_back[r].unwrap_or(now);
+        self.out.push_back(LedgerOutput::Back {
+            recorder: r,
+            after_s: now.since(since),
+            late,
+        });
     }
 
     /// The earliest time `handle_timeout` must be called at.
@@ -544,10 +549,22 @@ mod tests {
             drain(&mut l),
             vec![LedgerOutput::Back {
                 recorder: 0,
-                after_s: 120.0
+                after_s: 120.0,
+                late: false
             }]
         );
         let got = run(&mut l, 150, 400);
         assert_eq!(got, vec![(391, LedgerOutput::NotBack { recorder: 1 })]);
+        // Reported not back, nvr-251 is heard from at 500 s: back, late; once.
+        l.seen(t(500), 1);
+        l.seen(t(501), 1);
+        assert_eq!(
+            drain(&mut l),
+            vec![LedgerOutput::Back {
+                recorder: 1,
+                after_s: 470.0,
+                late: true
+            }]
+        );
     }
 }

@@ -289,6 +289,9 @@ pub enum Action {
         recorder: String,
         /// Seconds from power back to hearing from it.
         after_s: f64,
+        /// It had been reported `NotBack`: heard from after its boot time.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        late: bool,
     },
     /// A recorder was not back within its boot time.
     NotBack {

@@ -720,8 +720,10 @@ impl Decider {
     fn on_battery(&mut self, now: Timestamp, u: usize, rule: &str) {
         let state = &mut self.ups[u];
         if state.settling.take().is_some() {
-            // Mains power came back and went again: the same outage goes on.
+            // Mains power came back and went again: the same outage goes on, and the
+            // recorders told in it see 0 % again.
             self.revision += 1;
+            self.present_to_told(u, Some(0));
             return;
         }
         if state.since.is_some() {
@@ -841,6 +843,9 @@ impl Decider {
         if state.since.is_some() && state.settling.is_none() {
             state.settling = Some(now);
             self.push(Decision::PowerBack { ups: u });
+            // On mains again: the recorders told in the outage see the UPS as it is now
+            // (a recorder that boots must not read "on battery, 0 %" and shut down again).
+            self.present_to_told(u, None);
         }
         let state = &mut self.ups[u];
         if let Some(c) = state.confirming.take() {
@@ -866,13 +871,15 @@ impl Decider {
                 reason: format!("mains power back for {} s", SETTLE.0),
             });
         }
+    }
+
+    /// Presents `percent` to every recorder of UPS `u` told in its running outage.
+    fn present_to_told(&mut self, u: usize, percent: Option<u8>) {
+        let outage = self.ups[u].outage;
         for i in 0..self.recorders_of[u].len() {
             let r = self.recorders_of[u][i];
-            if self.told[r].is_some() {
-                self.push(Decision::PresentCharge {
-                    recorder: r,
-                    percent: None,
-                });
+            if self.told[r] == Some((u, outage)) {
+                self.push(Decision::PresentCharge { recorder: r, percent });
             }
         }
     }

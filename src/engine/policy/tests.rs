@@ -582,3 +582,54 @@ fn a_reload_that_would_drop_an_outage_is_refused() {
     assert_eq!(d.reload_refusal(&same), None);
     assert_eq!(d.oldest_outage(), Some(t(0)));
 }
+
+#[test]
+fn recorders_see_the_real_values_as_soon_as_mains_power_is_back() {
+    let mut d = decider();
+    // Low battery (confirm by poll: the poll confirms), everything told at 10 s; mains
+    // back at 100 s; gone again at 120 s (within the settling minute); back at 130 s.
+    d.handle_notification(t(10), MAIN, Event::LowBattery, "lowBattery");
+    while let Some(x) = d.poll_decision() {
+        if let Decision::Poll { ups, .. } = x {
+            d.handle_poll_sent(t(10), ups);
+        }
+    }
+    let on_battery = PollAnswer {
+        on_battery: Some(true),
+        battery_low: Some(true),
+        ..PollAnswer::default()
+    };
+    d.handle_poll(t(10), 0, on_battery);
+    let told: Vec<Decision> = std::iter::from_fn(|| d.poll_decision()).collect();
+    assert_eq!(shutdowns(&told.iter().map(|x| (10, x.clone())).collect::<Vec<_>>()).len(), 2);
+    let log = run(
+        &mut d,
+        &[
+            (100, Event::PowerRestored),
+            (120, Event::OnBattery),
+            (130, Event::PowerRestored),
+        ],
+        400,
+    );
+    let presented: Vec<(u64, usize, Option<u8>)> = log
+        .iter()
+        .filter_map(|(at, x)| match x {
+            Decision::PresentCharge { recorder, percent } => Some((*at, *recorder, *percent)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        presented,
+        [
+            // At once with PowerBack, not a minute later.
+            (100, 0, None),
+            (100, 1, None),
+            // The same outage goes on: 0 % again.
+            (120, 0, Some(0)),
+            (120, 1, Some(0)),
+            (130, 0, None),
+            (130, 1, None),
+        ],
+        "{log:?}"
+    );
+}

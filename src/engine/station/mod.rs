@@ -1022,7 +1022,8 @@ impl Station {
             Decision::ShutdownRecorder { recorder, .. } if !self.options.dry_run => {
                 self.ledger.ordered(t, recorder)
             }
-            Decision::PresentCharge { recorder, percent } => {
+            // A dry run records what it would present, and presents the real values.
+            Decision::PresentCharge { recorder, percent } if !self.options.dry_run => {
                 self.agent.presented[recorder] = percent;
             }
             Decision::Poll { ups, .. } => self.poller.poll_now(t, ups),
@@ -1204,9 +1205,14 @@ impl Station {
                     attempt: sent,
                     detail: "no acknowledgement before the UPS cuts its outlets".into(),
                 },
-                LedgerOutput::Back { recorder, after_s } => Action::Back {
+                LedgerOutput::Back {
+                    recorder,
+                    after_s,
+                    late,
+                } => Action::Back {
                     recorder: rec(recorder),
                     after_s: (after_s * 10.0).round() / 10.0,
+                    late,
                 },
                 LedgerOutput::NotBack { recorder } => Action::NotBack {
                     recorder: rec(recorder),
@@ -1348,7 +1354,9 @@ impl Station {
                         recorder: name,
                         percent,
                     } => {
-                        if let Some(r) = recorder(self, name) {
+                        if let Some(r) = recorder(self, name)
+                            && !self.options.dry_run
+                        {
                             self.agent.presented[r] = (*percent).into();
                         }
                     }
