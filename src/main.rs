@@ -196,7 +196,13 @@ fn main() -> ExitCode {
             expect,
             ports,
             ..
-        } => match replay_policy(&file, config.as_deref(), expect.as_deref(), &ports, &mut out) {
+        } => match replay_policy(
+            &file,
+            config.as_deref(),
+            expect.as_deref(),
+            &ports,
+            &mut out,
+        ) {
             Ok(true) => Ok(()),
             Ok(false) => {
                 let _ = out.flush();

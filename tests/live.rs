@@ -115,7 +115,13 @@ fn a_busy_port_a_broken_site_and_no_site_are_clear_errors() {
     let addr = taken.local_addr().expect("addr").to_string();
     let site = site_file("busy", &loopback_site());
     let out = Command::new(env!("CARGO_BIN_EXE_trapgate"))
-        .args(["run", "--config", site.to_str().expect("UTF-8"), "--listen", &addr])
+        .args([
+            "run",
+            "--config",
+            site.to_str().expect("UTF-8"),
+            "--listen",
+            &addr,
+        ])
         .output()
         .expect("trapgate runs");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -177,9 +183,7 @@ fn replay_send_plays_the_seed_trace_into_the_live_gateway_from_the_sources_it_ma
 
     // A source that is no address of this machine is named before anything is sent.
     let bad = Command::new(env!("CARGO_BIN_EXE_trapgate"))
-        .args([
-            "replay", capture, "--send", &addr, "--from", "192.0.2.1",
-        ])
+        .args(["replay", capture, "--send", &addr, "--from", "192.0.2.1"])
         .output()
         .expect("replay --send runs");
     let e = String::from_utf8_lossy(&bad.stderr);

@@ -384,7 +384,11 @@ fn story_line(t: f64, r: &Json, many: bool) -> Option<String> {
                 "gateway: {} is back, {} s after power returned{}",
                 s("recorder"),
                 r["after_s"],
-                if r["late"] == true { " (late: it had been reported not back)" } else { "" }
+                if r["late"] == true {
+                    " (late: it had been reported not back)"
+                } else {
+                    ""
+                }
             ),
             "NotBack" => format!("gateway: {} NOT back: {}", s("recorder"), s("detail")),
             "NotAcknowledged" => format!(

@@ -35,9 +35,9 @@ pub struct SendOptions {
 
 /// Parses `CAPTURED=LOCAL` (`--source 192.168.61.250=127.0.0.250`).
 pub fn parse_source(s: &str) -> Result<(IpAddr, IpAddr), String> {
-    let (captured, local) = s
-        .split_once('=')
-        .ok_or_else(|| format!("`{s}`: expected CAPTURED=LOCAL, e.g. 192.168.61.250=127.0.0.250"))?;
+    let (captured, local) = s.split_once('=').ok_or_else(|| {
+        format!("`{s}`: expected CAPTURED=LOCAL, e.g. 192.168.61.250=127.0.0.250")
+    })?;
     let ip = |a: &str| {
         a.trim()
             .parse::<IpAddr>()

@@ -207,7 +207,7 @@ impl Poller {
             try_timeout,
             ids,
             out: VecDeque::new(),
-            wire: Vec::new(),
+            wire: Vec::with_capacity(128 * site.upses.len()),
             names: Vec::new(),
             sent: 0,
             send_failed: 0,

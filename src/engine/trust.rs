@@ -243,6 +243,11 @@ impl Trust {
             (Event::RecorderAck, Who::Ups(_)) => Err(Refusal::AckNotRecorder),
             (_, Who::Ups(u)) if *self.ups_community[u] == *community => Ok(who),
             (_, Who::Ups(_)) => Err(Refusal::WrongCommunity),
+            // A recorder's own notification (a coldStart after it boots) moves nothing:
+            // believed with its community, and only counted.
+            (e, Who::Recorder(r)) if !e.acted_on() && *self.recorder_community[r] == *community => {
+                Ok(who)
+            }
             (_, Who::Recorder(_)) => Err(Refusal::UnknownSource),
         }
     }

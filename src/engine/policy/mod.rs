@@ -879,7 +879,10 @@ impl Decider {
         for i in 0..self.recorders_of[u].len() {
             let r = self.recorders_of[u][i];
             if self.told[r] == Some((u, outage)) {
-                self.push(Decision::PresentCharge { recorder: r, percent });
+                self.push(Decision::PresentCharge {
+                    recorder: r,
+                    percent,
+                });
             }
         }
     }

@@ -601,7 +601,10 @@ fn recorders_see_the_real_values_as_soon_as_mains_power_is_back() {
     };
     d.handle_poll(t(10), 0, on_battery);
     let told: Vec<Decision> = std::iter::from_fn(|| d.poll_decision()).collect();
-    assert_eq!(shutdowns(&told.iter().map(|x| (10, x.clone())).collect::<Vec<_>>()).len(), 2);
+    assert_eq!(
+        shutdowns(&told.iter().map(|x| (10, x.clone())).collect::<Vec<_>>()).len(),
+        2
+    );
     let log = run(
         &mut d,
         &[

@@ -370,6 +370,7 @@ impl Station {
         ids: Box<dyn RequestIds>,
         now: Timestamp,
     ) -> Station {
+        let upses = site.upses.len();
         let mut s = Station {
             trust: Trust::new(&site),
             agent: Agent::new(&site, now),
@@ -389,7 +390,8 @@ impl Station {
             refusal_log: RefusalLog::new(),
             records: VecDeque::new(),
             queued: VecDeque::new(),
-            bytes: Vec::new(),
+            // Sized for a poll of every UPS and a burst of answers: it does not grow per packet.
+            bytes: Vec::with_capacity(16 * 1024 + 128 * upses),
             commands: VecDeque::new(),
             restoring: false,
             unsent: BTreeMap::new(),

@@ -81,13 +81,7 @@ impl World {
 
     fn with(site: Site, options: Options) -> World {
         let relays = relays(&site);
-        let station = Station::new(
-            site,
-            options,
-            relays,
-            Box::new(Sequence(0)),
-            t(0.0),
-        );
+        let station = Station::new(site, options, relays, Box::new(Sequence(0)), t(0.0));
         let mut w = World {
             station,
             seen: Seen::default(),
@@ -541,25 +535,54 @@ fn a_confirming_poll_answered_with_an_error_says_so() {
 fn a_dry_run_presents_the_real_values_and_records_what_it_would_have() {
     let mut w = World::with(site(false), Options { dry_run: true });
     w.to(0.0);
-    let ok = card_answer(&w, &[Value::Integer(3), Value::Integer(2), Value::Gauge32(64), Value::TimeTicks(120_000)], (0, 0));
+    let ok = card_answer(
+        &w,
+        &[
+            Value::Integer(3),
+            Value::Integer(2),
+            Value::Gauge32(64),
+            Value::TimeTicks(120_000),
+        ],
+        (0, 0),
+    );
     w.card_says(0.1, &ok);
     w.trap(5.0, Event::LowBattery, "lowBattery");
-    assert!(w.seen.orders.is_empty(), "a dry run sends nothing: {:?}", w.seen.orders);
+    assert!(
+        w.seen.orders.is_empty(),
+        "a dry run sends nothing: {:?}",
+        w.seen.orders
+    );
     // nvr-244 polls its virtual UPS: the real 64 %, not the 0 % a real run shows.
-    assert_eq!(w.recorder_asks(6.0, "1.3.6.1.2.1.33.1.2.4.0"), "Integer(64)");
+    assert_eq!(
+        w.recorder_asks(6.0, "1.3.6.1.2.1.33.1.2.4.0"),
+        "Integer(64)"
+    );
     let shown = w.shown();
     assert!(
-        shown.iter().any(|l| l.contains("PresentCharge") && l.contains("nvr-244") && l.contains("\"percent\":0")),
+        shown.iter().any(|l| l.contains("PresentCharge")
+            && l.contains("nvr-244")
+            && l.contains("\"percent\":0")),
         "what it would have presented is recorded: {shown:#?}"
     );
     assert!(
-        shown.iter().any(|l| l.contains("\"action\":\"Presented\"") && l.contains("\"charge\":64")),
+        shown
+            .iter()
+            .any(|l| l.contains("\"action\":\"Presented\"") && l.contains("\"charge\":64")),
         "{shown:#?}"
     );
     // A real run shows 0 %.
     let mut w = World::new(site(false));
     w.to(0.0);
-    let ok = card_answer(&w, &[Value::Integer(3), Value::Integer(2), Value::Gauge32(64), Value::TimeTicks(120_000)], (0, 0));
+    let ok = card_answer(
+        &w,
+        &[
+            Value::Integer(3),
+            Value::Integer(2),
+            Value::Gauge32(64),
+            Value::TimeTicks(120_000),
+        ],
+        (0, 0),
+    );
     w.card_says(0.1, &ok);
     w.trap(5.0, Event::LowBattery, "lowBattery");
     assert_eq!(w.recorder_asks(6.0, "1.3.6.1.2.1.33.1.2.4.0"), "Integer(0)");

@@ -54,6 +54,12 @@ enum P {
         kind: PduType,
         id: i32,
     },
+    /// A get-response with an error-status and -index.
+    Error {
+        id: i32,
+        status: i32,
+        index: i32,
+    },
 }
 
 fn snmp(version: Version, community: &str, pdu: P, vbs: &[(&str, V)]) -> Vec<u8> {
@@ -104,6 +110,13 @@ fn snmp(version: Version, community: &str, pdu: P, vbs: &[(&str, V)]) -> Vec<u8>
             request_id: id,
             error_status: 0,
             error_index: 0,
+            varbinds: &list,
+        }),
+        P::Error { id, status, index } => Pdu::Request(RequestPdu {
+            kind: PduType::RESPONSE,
+            request_id: id,
+            error_status: status,
+            error_index: index,
             varbinds: &list,
         }),
     };
@@ -1097,6 +1110,126 @@ fn apc_frame(ups: &str, community: &str, specific: i64, text: &str, id: u16) -> 
     )
 }
 
+const NVR_244: &str = "192.168.61.244";
+const NVR_251: &str = "192.168.61.251";
+
+fn nvr_mac(nvr: &str) -> [u8; 6] {
+    if nvr == NVR_244 {
+        MAC_NVR_244
+    } else {
+        MAC_NVR_251
+    }
+}
+
+/// A recorder's acknowledgement (enterprise 50001, specific 200) to the gateway.
+fn recorder_ack(nvr: &str, id: u16) -> Vec<u8> {
+    let agent: Ipv4Addr = nvr.parse().expect("address");
+    let ack = snmp(
+        Version::V1,
+        "public",
+        P::TrapV1 {
+            enterprise: "1.3.6.1.4.1.50001",
+            agent: agent.octets(),
+            generic: 6,
+            specific: 200,
+            uptime: 9_000_000,
+        },
+        &[],
+    );
+    eth4(
+        MAC_GW,
+        nvr_mac(nvr),
+        &ip4(nvr, "192.168.61.10", id).udp(50124, 162, &ack),
+    )
+}
+
+/// A recorder asking its virtual UPS (the gateway's agent) for the charge.
+fn recorder_polls_gateway(nvr: &str, id: u16) -> Vec<u8> {
+    let get = snmp(
+        Version::V1,
+        "public",
+        P::Req {
+            kind: PduType::GET_REQUEST,
+            id: 7001,
+        },
+        &[("1.3.6.1.2.1.33.1.2.4.0", V::Null)],
+    );
+    eth4(
+        MAC_GW,
+        nvr_mac(nvr),
+        &ip4(nvr, "192.168.61.10", id).udp(50123, 161, &get),
+    )
+}
+
+/// A recorder's v2c coldStart, to the gateway: it has booted.
+fn cold_start(nvr: &str, id: u16) -> Vec<u8> {
+    let trap = v2_trap("public", 7002, 1500, "1.3.6.1.6.3.1.1.5.1", &[]);
+    eth4(
+        MAC_GW,
+        nvr_mac(nvr),
+        &ip4(nvr, "192.168.61.10", id).udp(50125, 162, &trap),
+    )
+}
+
+/// nvr-251 polling the UPS's card for charge and runtime, and the card's answers: no
+/// runtime (noSuchName, error-index 2); then the charge alone, 20 %.
+fn polls_with_an_error() -> ([Vec<u8>; 2], [Vec<u8>; 2]) {
+    const CHARGE: &str = "1.3.6.1.2.1.33.1.2.4.0";
+    const RUNTIME: &str = "1.3.6.1.2.1.33.1.2.3.0";
+    let get = |id, names: &[&str]| {
+        let vbs: Vec<(&str, V)> = names.iter().map(|n| (*n, V::Null)).collect();
+        snmp(
+            Version::V1,
+            "public",
+            P::Req {
+                kind: PduType::GET_REQUEST,
+                id,
+            },
+            &vbs,
+        )
+    };
+    let lacks = snmp(
+        Version::V1,
+        "public",
+        P::Error {
+            id: 4700,
+            status: 2,
+            index: 2,
+        },
+        &[(CHARGE, V::Null), (RUNTIME, V::Null)],
+    );
+    let charge = snmp(
+        Version::V1,
+        "public",
+        P::Req {
+            kind: PduType::RESPONSE,
+            id: 4701,
+        },
+        &[(CHARGE, V::Int(20))],
+    );
+    let to_ups = |id, msg: &[u8]| {
+        eth4(
+            MAC_UPS,
+            MAC_NVR_251,
+            &ip4(NVR_251, UPS, id).udp(50126, 161, msg),
+        )
+    };
+    let from_ups = |id, msg: &[u8]| {
+        eth4(
+            MAC_NVR_251,
+            MAC_UPS,
+            &ip4(UPS, NVR_251, id).udp(161, 50126, msg),
+        )
+    };
+    (
+        [
+            to_ups(0x3001, &get(4700, &[CHARGE, RUNTIME])),
+            to_ups(0x3002, &get(4701, &[CHARGE])),
+        ],
+        [from_ups(0x0201, &lacks), from_ups(0x0202, &charge)],
+    )
+}
+
 const ON_BATTERY: &str = "UPS: On battery power in response to an input power problem.";
 const RESTORED: &str = "UPS: Utility power has been restored.";
 const LOW: &str = "UPS: The battery power is too low to continue to support the load.";
@@ -1152,6 +1285,50 @@ fn stories(dir: &Path) {
             (0.0, apc_frame("192.168.61.66", "public", 7, LOW, 1)),
             (10.0, apc_frame(UPS, "private", 7, LOW, 2)),
             (20.0, apc_frame(UPS, "public", 10, SELF_TEST, 3)),
+        ],
+    );
+    // A recorder that never acknowledges: told with the others once the confirming poll
+    // goes unanswered, then again with its back-off (10, 20, 40, 80 s) until its UPS
+    // cuts the outlets 3 min after the order, and reported NotAcknowledged; nvr-251
+    // acknowledges at once and is never told again.
+    write(
+        "story-never-acknowledged.pcap",
+        &[
+            (0.0, apc_frame(UPS, "public", 7, LOW, 1)),
+            (8.0, recorder_ack(NVR_251, 2)),
+            (300.0, apc_frame(UPS, "public", 10, SELF_TEST, 3)),
+        ],
+    );
+    // A recorder not back in its boot time that returns later: both acknowledge; power
+    // comes back at 60 s; nvr-251 polls its virtual UPS at 200 s (back); nvr-244 is
+    // silent past its 5 min of boot time (NotBack at 395 s), then its coldStart trap at
+    // 500 s: back, late.
+    write(
+        "story-late-back.pcap",
+        &[
+            (0.0, apc_frame(UPS, "public", 7, LOW, 1)),
+            (8.0, recorder_ack(NVR_251, 2)),
+            (9.0, recorder_ack(NVR_244, 3)),
+            (60.0, apc_frame(UPS, "public", 9, RESTORED, 4)),
+            (200.0, recorder_polls_gateway(NVR_251, 5)),
+            (500.0, cold_start(NVR_244, 6)),
+            (700.0, apc_frame(UPS, "public", 10, SELF_TEST, 7)),
+        ],
+    );
+    // A UPS that answers a poll with an error: nvr-251 polls the card itself for charge
+    // and runtime; the card has no runtime (v1 noSuchName, error-index 2); asked again for
+    // the charge alone, it answers 20 %. The answer is an answer: the missing object is
+    // reported once, and the charge, under the site's 30 %, shuts everything down.
+    let (ask, answer) = polls_with_an_error();
+    write(
+        "story-poll-error.pcap",
+        &[
+            (0.0, apc_frame(UPS, "public", 5, ON_BATTERY, 1)),
+            (30.0, ask[0].clone()),
+            (30.01, answer[0].clone()),
+            (30.02, ask[1].clone()),
+            (30.03, answer[1].clone()),
+            (200.0, apc_frame(UPS, "public", 10, SELF_TEST, 2)),
         ],
     );
     // A UPS that does not answer the confirming poll, at a site that then ignores the trap
