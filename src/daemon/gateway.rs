@@ -418,19 +418,9 @@ impl<R: FnMut(Timestamp, &serde_json::Value)> Driver<R> {
         if self.unshown.is_empty() {
             return;
         }
-        let keep = self.station.keep_since();
         let written = match &mut self.journal {
-            Some(j) if fsync => {
-                j.keep_since(keep);
-                match j.sync() {
-                    // A new file begins with a checkpoint: a restart reads from there.
-                    Ok(true) => j
-                        .append(self.station.now(), &self.station.snapshot(), &mut self.line)
-                        .and_then(|()| j.sync().map(|_| ())),
-                    Ok(false) => Ok(()),
-                    Err(e) => Err(e),
-                }
-            }
+            // A new file begins with a checkpoint: a restart reads from there.
+            Some(j) if fsync => j.commit(&self.station, &mut self.line),
             Some(j) => j.flush(),
             None => Ok(()),
         };

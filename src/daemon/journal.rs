@@ -240,6 +240,18 @@ impl Journal {
         Ok(false)
     }
 
+    /// Makes what was appended durable, as the gateway does before it acts: keeps every
+    /// file the station's outages still need, fsyncs, and, when that rotated the file,
+    /// begins the new one with the station's checkpoint (`line`: the caller's buffer).
+    pub fn commit(&mut self, station: &Station, line: &mut Vec<u8>) -> io::Result<()> {
+        self.keep_since(station.keep_since());
+        if self.sync()? {
+            self.append(station.now(), &station.snapshot(), line)?;
+            self.sync()?;
+        }
+        Ok(())
+    }
+
     /// FILE → FILE.1 → FILE.2 …; then the oldest files beyond `KEEP` go, unless their
     /// records reach past `keep_since`.
     fn rotate(&mut self) -> io::Result<()> {
@@ -414,9 +426,9 @@ pub fn resume(
         }
     }
     let mut station = station.unwrap_or_else(|| make(site.clone(), now));
-    // The timers that fell due while the gateway was down fire now; the orders never
-    // sent go out, once, under the site that decided them.
-    station.handle_timeout(now);
+    // From now on: the timers that fell due while the gateway was down fire now, not at
+    // times it did not live (the driver's first `handle_timeout`); the orders not
+    // journaled as sent go out once, under the site that decided them.
     let resumed = station.resumed(now);
     for (file, line, why) in &out.damaged {
         crate::daemon::console::warn(format!(
@@ -754,6 +766,57 @@ mod restart {
         })
         .unwrap();
         assert_eq!(reloads, 1);
+    }
+
+    #[test]
+    fn a_timer_due_while_the_gateway_was_down_fires_at_the_restart_not_back_dated() {
+        let d = std::env::temp_dir().join(format!("trapgate-down-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let path = d.join("journal");
+        let r = resume(&path, site("2m"), Default::default(), &relays, t(0)).unwrap();
+        let (mut s, mut j) = (r.station, r.journal);
+        on_battery(&mut s, t(10));
+        assert!(drive(&mut s, &mut j, t(40)).is_empty());
+        drop((s, j));
+        let mut live = 0;
+        read(&path, |_, _| live += 1).unwrap();
+        // Down from 40 s to 500 s: tier 2's grace ended at 130 s, while it was down.
+        let r = resume(&path, site("2m"), Default::default(), &relays, t(500)).unwrap();
+        let (mut s, mut j) = (r.station, r.journal);
+        let orders = drive(&mut s, &mut j, t(505));
+        assert_eq!(
+            orders
+                .iter()
+                .map(|(at, r, a)| (at.ns_since(t(0)) / 1_000_000_000, r.as_str(), *a))
+                .collect::<Vec<_>>(),
+            [(500, "nvr-244", 1)],
+            "told at the restart, once"
+        );
+        let mut all = Vec::new();
+        read(&path, |at, r| all.push((at, r))).unwrap();
+        let restarted = live;
+        for (at, r) in &all[restarted..] {
+            assert!(
+                *at >= t(500),
+                "journaled at {} s, while the gateway was down: {r:?}",
+                at.ns_since(t(0)) / 1_000_000_000
+            );
+        }
+        // The polls start afresh: one per UPS, not one for every interval it was down.
+        let polls = all[restarted..]
+            .iter()
+            .filter(|(_, r)| {
+                matches!(
+                    r,
+                    Record::Input(crate::engine::record::Input::PollUnanswered { .. })
+                )
+            })
+            .count();
+        assert!(
+            polls <= 1,
+            "{polls} unanswered polls journaled at the restart"
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //! The wait for an acknowledgement counts from when the order actually left (`sent`),
 //! not from when it was decided: a late send is not answered by an immediate re-send.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 
 use crate::engine::config::{Remap, Secs, Site};
 use crate::time::Timestamp;
@@ -112,10 +112,9 @@ pub struct LedgerState {
 #[derive(Debug)]
 pub struct Ledger {
     standing: Vec<Standing>,
-    /// The earliest deadline, recomputed only after a standing changed (the event loop
-    /// asks at every wake-up; a site has thousands of recorders).
-    due: Option<Timestamp>,
-    dirty: bool,
+    /// Every recorder's next deadline, earliest first (the event loop asks at every
+    /// wake-up, and a site has thousands of recorders: no scan of them all).
+    timers: BTreeSet<(Timestamp, usize)>,
     /// When power came back for each recorder's UPS (for `Back`'s delay).
     power_back: Vec<Option<Timestamp>>,
     ack_timeout: Secs,
@@ -132,8 +131,7 @@ impl Ledger {
         let n = site.recorders.len();
         Ledger {
             standing: vec![Standing::Idle; n],
-            due: None,
-            dirty: false,
+            timers: BTreeSet::new(),
             power_back: vec![None; n],
             ack_timeout: site.policy.ack_timeout,
             outlet_off: site
@@ -162,13 +160,35 @@ impl Ledger {
                 next.power_back[r] = self.power_back[o];
             }
         }
-        next.dirty = true;
+        next.rebuild_timers();
         std::mem::replace(self, next)
     }
 
+    /// When a standing is due (its resend or report).
+    fn due(s: &Standing) -> Option<Timestamp> {
+        match *s {
+            Standing::Ordered {
+                retry_at, until, ..
+            } => Some(retry_at.min(until)),
+            Standing::Returning { deadline, .. } => Some(deadline),
+            _ => None,
+        }
+    }
+
     fn set(&mut self, r: usize, s: Standing) {
+        if let Some(t) = Self::due(&self.standing[r]) {
+            self.timers.remove(&(t, r));
+        }
+        if let Some(t) = Self::due(&s) {
+            self.timers.insert((t, r));
+        }
         self.standing[r] = s;
-        self.dirty = true;
+    }
+
+    fn rebuild_timers(&mut self) {
+        self.timers = (0..self.standing.len())
+            .filter_map(|r| Self::due(&self.standing[r]).map(|t| (t, r)))
+            .collect();
     }
 
     /// What a checkpoint keeps: where each recorder stands, when power came back.
@@ -183,8 +203,8 @@ impl Ledger {
     pub fn set_state(&mut self, s: LedgerState) {
         if s.standing.len() == self.standing.len() && s.power_back.len() == self.power_back.len() {
             self.standing = s.standing;
+            self.rebuild_timers();
             self.power_back = s.power_back;
-            self.dirty = true;
         }
     }
 
@@ -345,37 +365,20 @@ impl Ledger {
 
     /// The earliest time `handle_timeout` must be called at.
     pub fn poll_timeout(&mut self) -> Option<Timestamp> {
-        if self.dirty {
-            self.dirty = false;
-            self.due = self.earliest();
-        }
-        self.due
+        self.timers.first().map(|(t, _)| *t)
     }
 
-    fn earliest(&self) -> Option<Timestamp> {
-        self.standing
-            .iter()
-            .filter_map(|s| match *s {
-                Standing::Ordered {
-                    retry_at, until, ..
-                } => Some(retry_at.min(until)),
-                Standing::Returning { deadline, .. } => Some(deadline),
-                _ => None,
-            })
-            .min()
-    }
-
-    /// Fires what is due at `now`: resends, and the reports of who never acknowledged
-    /// or never came back.
+    /// Fires what is due at `now`, earliest first: resends, and the reports of who never
+    /// acknowledged or never came back.
     pub fn handle_timeout(&mut self, now: Timestamp) {
-        for r in 0..self.standing.len() {
+        while let Some(&(due, r)) = self.timers.first() {
+            if due > now {
+                return;
+            }
             match self.standing[r] {
                 Standing::Ordered {
-                    at,
-                    sent,
-                    retry_at,
-                    until,
-                } if retry_at <= now || until <= now => {
+                    at, sent, until, ..
+                } => {
                     if until <= now {
                         self.set(r, Standing::NotAcknowledged { ordered: at });
                         self.out
@@ -396,11 +399,13 @@ impl Ledger {
                         attempt: sent + 1,
                     });
                 }
-                Standing::Returning { deadline, .. } if deadline <= now => {
+                Standing::Returning { .. } => {
                     self.set(r, Standing::NotBack);
                     self.out.push_back(LedgerOutput::NotBack { recorder: r });
                 }
-                _ => {}
+                _ => {
+                    self.timers.remove(&(due, r));
+                }
             }
         }
     }

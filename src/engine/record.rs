@@ -590,7 +590,36 @@ pub fn read_line(line: &[u8]) -> Result<(Timestamp, Record), LineError> {
     if crc32fast::hash(json.as_bytes()) != sum {
         return Err(damaged("checksum mismatch (a line cut short by a crash?)"));
     }
-    // The version first, so that another format is named as such, not as damage.
+    // The writer's own prefix, read by hand: `{"v":1,"t":<ns>,"<kind>":…`, the record
+    // then read as its kind alone (no buffering of the whole line to guess its kind).
+    if let Some((v, t, kind, rest)) = prefix(json)
+        && v == u64::from(FORMAT)
+    {
+        let record = SCRATCH.with_borrow_mut(|buf| {
+            buf.clear();
+            buf.push('{');
+            buf.push_str(rest);
+            let r = match kind {
+                "input" => serde_json::from_str(buf).map(Record::Input),
+                "decision" => serde_json::from_str(buf).map(Record::Decision),
+                "action" => serde_json::from_str(buf).map(Record::Action),
+                "snapshot" => serde_json::from_str(buf).map(Record::Snapshot),
+                _ => return None,
+            };
+            Some(r)
+        });
+        match record {
+            Some(Ok(r)) => return Ok((Timestamp(t), r)),
+            Some(Err(e)) => {
+                return Err(LineError::Damaged(format!(
+                    "not a record of format {FORMAT}: {e}"
+                )));
+            }
+            None => {}
+        }
+    }
+    // Any other shape: the version first, so that another format is named as such, not
+    // as damage.
     #[derive(Deserialize)]
     struct Version {
         v: Option<u64>,
@@ -604,6 +633,27 @@ pub fn read_line(line: &[u8]) -> Result<(Timestamp, Record), LineError> {
         .map_err(|e| LineError::Damaged(format!("not a record of format {FORMAT}: {e}")))?;
     debug_assert_eq!(e.v, Some(u64::from(FORMAT)));
     Ok((Timestamp(e.t), e.record))
+}
+
+thread_local! {
+    /// `read_line`'s buffer for a record's own JSON (reused: no allocation per line).
+    static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// `{"v":V,"t":T,"KIND":REST` as `write_line` writes it: V, T, KIND, and REST from
+/// KIND's key on (`"KIND":…}`).
+fn prefix(json: &str) -> Option<(u64, u64, &str, &str)> {
+    let number = |s: &str| -> Option<(u64, usize)> {
+        let n = s.bytes().take_while(u8::is_ascii_digit).count();
+        Some((s.get(..n)?.parse().ok()?, n))
+    };
+    let s = json.strip_prefix("{\"v\":")?;
+    let (v, n) = number(s)?;
+    let s = s[n..].strip_prefix(",\"t\":")?;
+    let (t, n) = number(s)?;
+    let rest = s[n..].strip_prefix(',')?;
+    let kind = rest.strip_prefix('"')?.split('"').next()?;
+    Some((v, t, kind, rest))
 }
 
 #[cfg(test)]

@@ -281,6 +281,9 @@ pub struct Decider {
     recorders_of: Vec<Vec<usize>>,
     /// The outage in which each recorder was told to shut down.
     told: Vec<Option<(usize, u32)>>,
+    /// `poll_timeout`'s answer, until an input changes it (a site has hundreds of
+    /// UPSes, and the event loop asks at every wake-up).
+    due: std::cell::Cell<Option<Option<Timestamp>>>,
     /// Whether each recorder acknowledged the order of the outage it was told in.
     acknowledged: Vec<bool>,
     decisions: VecDeque<Decision>,
@@ -309,6 +312,7 @@ impl Decider {
                 .collect(),
             recorders_of,
             told: vec![None; site.recorders.len()],
+            due: std::cell::Cell::new(None),
             acknowledged: vec![false; site.recorders.len()],
             decisions: VecDeque::new(),
             revision: 0,
@@ -387,6 +391,7 @@ impl Decider {
     /// Becomes `next` (a decider made for the new site, off the decision thread),
     /// carrying over what `remap` says stays: index copies, nothing rebuilt.
     pub fn take_over(&mut self, mut next: Decider, remap: &Remap) -> Decider {
+        self.due.set(None);
         for (u, old) in remap.ups.iter().enumerate() {
             let Some(old) = *old else { continue };
             next.ups[u] = self.ups[old].clone();
@@ -417,6 +422,7 @@ impl Decider {
     /// whatever its inputs still show): its UPS is in an outage from `now` if it was not.
     /// True if it was not told before.
     pub fn mark_told(&mut self, now: Timestamp, r: usize) -> bool {
+        self.due.set(None);
         let Some(u) = self.site.recorders.get(r).map(|rec| rec.ups) else {
             return false;
         };
@@ -434,6 +440,7 @@ impl Decider {
 
     /// Makes "recorder `r` acknowledged" hold (a journal says so).
     pub fn mark_acknowledged(&mut self, r: usize) {
+        self.due.set(None);
         if let Some(a) = self.acknowledged.get_mut(r) {
             *a = true;
         }
@@ -458,7 +465,11 @@ impl Decider {
 
     /// The earliest time `handle_timeout` must be called at.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        self.ups
+        if let Some(due) = self.due.get() {
+            return due;
+        }
+        let due = self
+            .ups
             .iter()
             .flat_map(|u| {
                 let confirm = u.confirming.as_ref().and_then(|c| c.deadline);
@@ -470,7 +481,9 @@ impl Decider {
                     .filter(|_| u.settling.is_none());
                 confirm.into_iter().chain(settle).chain(tiers)
             })
-            .min()
+            .min();
+        self.due.set(Some(due));
+        due
     }
 
     /// What a checkpoint keeps of the policy.
@@ -484,6 +497,7 @@ impl Decider {
 
     /// Takes a checkpoint's state back (for the same site: same lengths, or nothing).
     pub fn set_state(&mut self, s: DeciderState) {
+        self.due.set(None);
         if s.ups.len() == self.ups.len()
             && s.told.len() == self.told.len()
             && s.acknowledged.len() == self.acknowledged.len()
@@ -502,6 +516,7 @@ impl Decider {
 
     /// An admitted notification from `who` (see `crate::engine::trust`), received at `now`.
     pub fn handle_notification(&mut self, now: Timestamp, who: Who, event: Event, rule: &str) {
+        self.due.set(None);
         match who {
             Who::Recorder(r) if event == Event::RecorderAck => self.handle_ack(now, r),
             Who::Ups(u) => self.handle_ups_event(now, u, event, rule),
@@ -512,6 +527,7 @@ impl Decider {
     /// Recorder `r` acknowledged (its ack trap, or its command's success): said once an
     /// outage, and only if it was told.
     pub fn handle_ack(&mut self, _now: Timestamp, r: usize) {
+        self.due.set(None);
         if self.told.get(r).is_some_and(Option::is_some) && !self.acknowledged[r] {
             self.acknowledged[r] = true;
             self.push(Decision::Acknowledged { recorder: r });
@@ -520,6 +536,7 @@ impl Decider {
 
     /// An event of UPS `u` (its trap, from its address with its community).
     pub fn handle_ups_event(&mut self, now: Timestamp, u: usize, event: Event, rule: &str) {
+        self.due.set(None);
         // Made only when kept: a repeated trap allocates nothing.
         let cause = || Cause {
             event: Some(event),
@@ -556,6 +573,7 @@ impl Decider {
     /// The poll of UPS `u` left at `now`: a shutdown trap waiting for it has
     /// `poll_timeout` from now for the UPS to answer.
     pub fn handle_poll_sent(&mut self, now: Timestamp, u: usize) {
+        self.due.set(None);
         let timeout = self.site.policy.poll_timeout;
         if let Some(c) = self.ups.get_mut(u).and_then(|s| s.confirming.as_mut())
             && c.deadline.is_none()
@@ -569,6 +587,7 @@ impl Decider {
     /// confirmation waiting for a poll that could not be sent ends here (the deadline
     /// ends one that left).
     pub fn handle_poll_unanswered(&mut self, now: Timestamp, u: usize, sent: bool) {
+        self.due.set(None);
         if sent
             || self.ups[u]
                 .confirming
@@ -597,6 +616,7 @@ impl Decider {
 
     /// A poll answer from UPS `u` (to trapgate's own poll, or seen going to a recorder).
     pub fn handle_poll(&mut self, now: Timestamp, u: usize, answer: PollAnswer) {
+        self.due.set(None);
         let (charge_min, runtime_min) = (
             self.site.policy.shutdown_below_charge,
             self.site.policy.shutdown_below_runtime,
@@ -658,6 +678,7 @@ impl Decider {
     /// The poller's word on UPS `u`: it left a whole poll unanswered (`silent`), or
     /// answers again. Said once each way; a person must know, nothing shuts down for it.
     pub fn handle_ups_silent(&mut self, u: usize, silent: bool) {
+        self.due.set(None);
         let name = &self.site.upses[u].name;
         let (kind, text) = if silent {
             (
@@ -672,6 +693,7 @@ impl Decider {
 
     /// Fires every timer due at or before `now`.
     pub fn handle_timeout(&mut self, now: Timestamp) {
+        self.due.set(None);
         for u in 0..self.ups.len() {
             if let Some(c) = &self.ups[u].confirming
                 && c.deadline.is_some_and(|d| d <= now)

@@ -138,6 +138,21 @@ pub struct Notification<'a> {
     pub rule: &'a str,
 }
 
+/// The site's UPSes and recorders by name.
+fn names(site: &Site) -> std::collections::HashMap<Box<str>, Who> {
+    let upses = site
+        .upses
+        .iter()
+        .enumerate()
+        .map(|(u, x)| (x.name.as_str().into(), Who::Ups(u)));
+    let recorders = site
+        .recorders
+        .iter()
+        .enumerate()
+        .map(|(r, x)| (x.name.as_str().into(), Who::Recorder(r)));
+    upses.chain(recorders).collect()
+}
+
 /// RFC 3416's name of an error-status, as net-snmp prints it.
 pub fn error_status_name(status: i32) -> &'static str {
     const NAMES: [&str; 19] = [
@@ -342,6 +357,8 @@ pub struct Station {
     commands: VecDeque<Command>,
     /// A journal is being fed back in (`restore`): nothing decided goes out.
     restoring: bool,
+    /// Every UPS and recorder by name (a journal names them).
+    names: std::collections::HashMap<Box<str>, Who>,
     /// Orders decided in a restore and not journaled as sent: when each was decided.
     unsent: BTreeMap<usize, Timestamp>,
     counts: Counts,
@@ -372,6 +389,7 @@ impl Station {
     ) -> Station {
         let upses = site.upses.len();
         let mut s = Station {
+            names: names(&site),
             trust: Trust::new(&site),
             agent: Agent::new(&site, now),
             poller: Poller::new(&site, now, ids),
@@ -479,9 +497,16 @@ impl Station {
 
     /// When `handle_timeout` must be called next.
     pub fn poll_timeout(&mut self) -> Option<Timestamp> {
+        // A journal being fed back polls no one: its polls' outcomes are in it, and the
+        // polls start afresh when it is read (`resumed`).
+        let poller = if self.restoring {
+            None
+        } else {
+            self.poller.poll_timeout()
+        };
         [
             self.decider.poll_timeout(),
-            self.poller.poll_timeout(),
+            poller,
             self.ledger.poll_timeout(),
             self.refusal_log.poll_timeout(),
         ]
@@ -568,7 +593,7 @@ impl Station {
                 self.decider.handle_timeout(due);
                 self.decisions(due);
             }
-            if self.poller.poll_timeout().is_some_and(|d| d <= due) {
+            if !self.restoring && self.poller.poll_timeout().is_some_and(|d| d <= due) {
                 self.poller.handle_timeout(due);
                 self.decisions(due);
             }
@@ -865,6 +890,7 @@ impl Station {
             p.remap,
         );
         self.trust = Trust::new(&self.site);
+        self.names = names(&self.site);
         self.last_shown = vec![None; self.site.recorders.len()];
         self.last_answer = vec![None; self.site.upses.len()];
         self.poll_error = vec![None; self.site.upses.len()];
@@ -1256,9 +1282,14 @@ impl Station {
     /// loses only its own fact).
     pub fn restore(&mut self, t: Timestamp, record: &Record) {
         self.restoring = true;
-        let ups = |s: &Station, name: &str| s.site.upses.iter().position(|u| u.name == name);
-        let recorder =
-            |s: &Station, name: &str| s.site.recorders.iter().position(|r| r.name == name);
+        let ups = |s: &Station, name: &str| match s.names.get(name) {
+            Some(Who::Ups(u)) => Some(*u),
+            _ => None,
+        };
+        let recorder = |s: &Station, name: &str| match s.names.get(name) {
+            Some(Who::Recorder(r)) => Some(*r),
+            _ => None,
+        };
         match record {
             Record::Input(i) => match i {
                 Input::Event {
