@@ -313,43 +313,6 @@ pub fn run_gateway(config: &Path, opts: crate::daemon::Options) -> Result<(), St
     .map_err(|e| e.to_string())?;
     // What is queued goes out first (a stdout nobody reads holds the summary 2 s at most).
     console::flush(Duration::from_secs(2));
-    eprint!("{}", report::summary_text(&stopped.counters, None));
-    let live = &stopped.live;
-    let kernel = live
-        .kernel_drops
-        .map_or("unknown".to_string(), |n| n.to_string());
-    eprintln!(
-        "   not from the site's UPSes or recorders: {}, truncated: {}, dropped by the kernel: {kernel}",
-        live.foreign, live.truncated
-    );
-    let refused: Vec<String> = live
-        .refused
-        .nonzero()
-        .map(|(r, n)| format!("{} {n}", r.name()))
-        .collect();
-    eprintln!(
-        "   refused: {}{}",
-        live.refused.total(),
-        if refused.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", refused.join(", "))
-        }
-    );
-    eprintln!(
-        "   decisions: {}; orders sent: {} ({} resent); polls sent: {}; virtual UPS answers: {} ({} trimmed, {} too big); journal errors: {}; not shown: {} stdout, {} stderr; stopped by signal {}",
-        live.decisions,
-        live.orders_sent,
-        live.resends,
-        live.polls_sent,
-        live.agent_answers,
-        live.agent_trimmed,
-        live.agent_too_big,
-        live.journal_errors,
-        live.console_dropped.0,
-        live.console_dropped.1,
-        stopped.signal
-    );
-    eprint!("{}", stopped.latency.summary_text());
+    eprint!("{}", report::stop_summary(&stopped.stats, stopped.signal));
     Ok(())
 }

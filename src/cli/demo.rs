@@ -539,7 +539,7 @@ pub fn run(n: usize, speed: f64, out: &mut impl Write) -> Result<(), String> {
         "recorders: {n}; told: {}; acknowledged: {}; resent: {}; never acknowledged: {}; back after power returned: {}; not back: {}",
         told_at.iter().filter(|t| t.is_some()).count(),
         get("Acknowledged"),
-        stopped.live.resends,
+        stopped.stats.station.resends,
         get("NotAcknowledged"),
         get("Back"),
         get("NotBack")
@@ -549,7 +549,7 @@ pub fn run(n: usize, speed: f64, out: &mut impl Write) -> Result<(), String> {
         out,
         "the UPS was polled {} times, by the gateway alone; the virtual UPS answered the recorders {} times",
         ups_polls.load(Ordering::Relaxed),
-        stopped.live.agent_answers
+        stopped.stats.station.agent_answers
     )
     .map_err(w)?;
     let sent = low_battery_sent.load(Ordering::Relaxed);
@@ -574,7 +574,7 @@ pub fn run(n: usize, speed: f64, out: &mut impl Write) -> Result<(), String> {
         )
         .map_err(w)?;
     }
-    write!(out, "{}", stopped.latency.summary_text()).map_err(w)?;
+    write!(out, "{}", stopped.stats.latency.summary_text()).map_err(w)?;
     if !finished {
         return Err("the demo ran out of time before every recorder was accounted for".into());
     }

@@ -388,3 +388,49 @@ pub fn summary_text(counters: &Counters, cut_short: Option<&str>) -> String {
     }
     s
 }
+
+/// What `trapgate run` prints on stderr when it stops: everything in `stats`.
+pub fn stop_summary(stats: &crate::engine::metrics::Stats, signal: i32) -> String {
+    use core::fmt::Write as _;
+    let mut out = summary_text(&stats.counters, None);
+    let kernel = stats
+        .kernel_drops
+        .map_or("unknown".to_string(), |n| n.to_string());
+    let _ = writeln!(
+        out,
+        "   not from the site's UPSes or recorders: {}, truncated: {}, dropped by the kernel: {kernel}",
+        stats.foreign, stats.truncated
+    );
+    let refused: Vec<String> = stats
+        .refused
+        .nonzero()
+        .map(|(r, n)| format!("{} {n}", r.name()))
+        .collect();
+    let _ = writeln!(
+        out,
+        "   refused: {}{}",
+        stats.refused.total(),
+        if refused.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", refused.join(", "))
+        }
+    );
+    let c = &stats.station;
+    let _ = writeln!(
+        out,
+        "   decisions: {}; orders sent: {} ({} resent); polls sent: {}; virtual UPS answers: {} ({} trimmed, {} too big); journal errors: {}; not shown: {} stdout, {} stderr; stopped by signal {signal}",
+        c.decisions,
+        c.orders_sent,
+        c.resends,
+        c.polls_sent,
+        c.agent_answers,
+        c.agent_trimmed,
+        c.agent_too_big,
+        stats.journal_errors,
+        stats.console_dropped.0,
+        stats.console_dropped.1,
+    );
+    out.push_str(&stats.latency.summary_text());
+    out
+}

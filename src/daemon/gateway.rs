@@ -40,7 +40,7 @@ use crate::daemon::receive::{self, Heard, Tally, View};
 use crate::daemon::server::{StartError, Stopped, now, serve_metrics};
 use crate::daemon::socket::{RecvBatch, SendBatch, bind_udp, socket_drops};
 use crate::engine::config::Site;
-use crate::engine::metrics::{Latency, Live, prometheus};
+use crate::engine::metrics::Stats;
 use crate::engine::poller::OsRandom;
 use crate::engine::record::{Decided, Record};
 use crate::engine::station::{self, Notification, Prepared, Purpose, Relays, Station, Via};
@@ -320,8 +320,8 @@ struct Driver<R: FnMut(Timestamp, &serde_json::Value)> {
     sending: Vec<(Purpose, SocketAddr)>,
     exec_tx: Sender<Finished>,
     waker: Arc<Waker>,
-    live: Live,
-    latency: Latency,
+    /// The decision thread's own counts and latencies (`stats` adds the others').
+    own: Stats,
     /// Kernel arrival of the earliest datagram heard this turn.
     first_arrival: Option<u64>,
     /// The workers' refusals handed to the station so far.
@@ -371,7 +371,7 @@ impl<R: FnMut(Timestamp, &serde_json::Value)> Driver<R> {
     /// The journal could not be written: said once, shown as an alert (it cannot be
     /// journaled), counted. Orders still go out.
     fn journal_failed(&mut self, t: Timestamp, what: &str, e: &io::Error) {
-        self.live.journal_errors += 1;
+        self.own.journal_errors += 1;
         if self.journal_failing {
             return;
         }
@@ -471,7 +471,7 @@ impl<R: FnMut(Timestamp, &serde_json::Value)> Driver<R> {
             });
             for (purpose, sent) in polled {
                 if let (Purpose::Poll { ups }, Err(e)) = (purpose, &sent) {
-                    self.live.send_errors += 1;
+                    self.own.send_errors += 1;
                     let to = &self.station.site().upses[ups];
                     self.say("poll", format!("cannot poll {}: {e}", to.name));
                 }
@@ -484,10 +484,12 @@ impl<R: FnMut(Timestamp, &serde_json::Value)> Driver<R> {
             if !self.sends.is_empty() {
                 let (_, failed) = self.sends.flush(agent.as_raw_fd());
                 if orders && let Some(first) = self.first_arrival {
-                    self.latency.record_fanout(now().0.saturating_sub(first));
+                    self.own
+                        .latency
+                        .record_fanout(now().0.saturating_sub(first));
                 }
                 for (to, e) in &failed {
-                    self.live.send_errors += 1;
+                    self.own.send_errors += 1;
                     self.say("send", format!("cannot send to {to}: {e}"));
                 }
                 let t = self.clock.now();
@@ -542,33 +544,21 @@ impl<R: FnMut(Timestamp, &serde_json::Value)> Driver<R> {
         self.noted = tally.refusals;
     }
 
-    /// The gateway's counts and latencies with the workers' `tally` added, and what the
-    /// kernel dropped on this thread's own sockets (`own_drops`).
-    fn totals(
-        &self,
-        tally: &Tally,
-        own_drops: Option<u64>,
-    ) -> (crate::engine::pipeline::Counters, Live, Latency) {
-        let c = self.station.counts();
-        let mut live = self.live;
-        live.foreign += tally.foreign;
-        live.truncated += tally.truncated;
-        live.send_errors += tally.send_errors;
-        live.decisions = c.decisions;
-        live.orders_sent = c.orders_sent;
-        live.resends = c.resends;
-        live.polls_sent = c.polls_sent;
-        live.poll_answers = c.poll_answers;
-        live.agent_answers = c.agent_answers;
-        live.agent_trimmed = c.agent_trimmed;
-        live.agent_too_big = c.agent_too_big;
-        live.refused = tally.refusals;
-        live.refused.sum(&c.refused);
-        live.kernel_drops = tally.kernel_drops.zip(own_drops).map(|(a, b)| a + b);
-        live.console_dropped = console::dropped();
-        let mut latency = self.latency.clone();
-        latency.add(&tally.latency);
-        (tally.counters.clone(), live, latency)
+    /// Everything counted and timed: this thread's own, the station's, and the workers'
+    /// `tally`, with what the kernel dropped on this thread's sockets (`own_drops`).
+    fn stats(&self, tally: &Tally, own_drops: Option<u64>) -> Stats {
+        let mut stats = self.own.clone();
+        stats.counters = tally.counters.clone();
+        stats.station = self.station.counts();
+        stats.foreign += tally.foreign;
+        stats.truncated += tally.truncated;
+        stats.send_errors += tally.send_errors;
+        stats.refused = tally.refusals;
+        stats.refused.sum(&stats.station.refused);
+        stats.kernel_drops = tally.kernel_drops.zip(own_drops).map(|(a, b)| a + b);
+        stats.console_dropped = console::dropped();
+        stats.latency.add(&tally.latency);
+        stats
     }
 
     /// What a worker heard and believed.
@@ -621,7 +611,9 @@ impl<R: FnMut(Timestamp, &serde_json::Value)> Driver<R> {
                 };
                 self.station.handle_notification(at, &n);
                 // Arrival → decision ready (before it is journaled and acted on).
-                self.latency.record(event, now().0.saturating_sub(arrival));
+                self.own
+                    .latency
+                    .record(event, now().0.saturating_sub(arrival));
             }
             Heard::Seen { .. } if generation != self.view.generation => {}
             Heard::Seen { arrival, recorder } => {
@@ -666,7 +658,7 @@ impl<R: FnMut(Timestamp, &serde_json::Value)> Driver<R> {
     fn agent_datagram(&mut self, at: Timestamp, from: SocketAddr, payload: &[u8], arena: &Bump) {
         match Message::parse(payload, arena) {
             Ok(m) => self.station.handle_request(at, from, &m, payload.len()),
-            Err(_) => self.live.malformed_elsewhere += 1,
+            Err(_) => self.own.malformed_elsewhere += 1,
         }
     }
 
@@ -676,7 +668,7 @@ impl<R: FnMut(Timestamp, &serde_json::Value)> Driver<R> {
             Ok(m) => {
                 let _ = self.station.handle_answer(at, from, &m);
             }
-            Err(_) => self.live.malformed_elsewhere += 1,
+            Err(_) => self.own.malformed_elsewhere += 1,
         }
     }
 }
@@ -817,8 +809,7 @@ pub fn run(
         sending: Vec::new(),
         exec_tx,
         waker,
-        live: Live::default(),
-        latency: Latency::new(),
+        own: Stats::default(),
         first_arrival: None,
         noted: Refusals::default(),
         said: Vec::new(),
@@ -891,12 +882,9 @@ pub fn run(
                 d.station.flush_refusals(t);
                 d.act(&agent_socket, &poll_sockets);
                 let own = own_drops(&agent_socket, &poll_sockets);
-                let (counters, live, latency) = d.totals(&tally, own);
                 return Ok(Stopped {
-                    counters,
-                    live,
+                    stats: d.stats(&tally, own),
                     signal,
-                    latency,
                 });
             }
         }
@@ -950,8 +938,7 @@ pub fn run(
         if metrics_at.is_some() && published.elapsed() >= PUBLISH / 2 {
             published = Instant::now();
             let own = own_drops(&agent_socket, &poll_sockets);
-            let (counters, live, latency) = d.totals(&receivers.tally(), own);
-            let text = prometheus(&counters, &live, &latency);
+            let text = d.stats(&receivers.tally(), own).prometheus();
             if let Ok(mut shared) = snapshot.lock() {
                 *shared = text;
             }

@@ -6,8 +6,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::engine::metrics::{Latency, Live};
-use crate::engine::pipeline::Counters;
+use crate::engine::metrics::Stats;
 use crate::time::Timestamp;
 
 /// The time now, from the OS clock: only sources read it.
@@ -55,15 +54,10 @@ impl std::error::Error for StartError {}
 /// What the gateway saw when it stopped.
 #[derive(Clone, Debug)]
 pub struct Stopped {
-    /// The pipeline's counters.
-    pub counters: Counters,
-    /// The live path's own counts: foreign sources, truncated, decisions, refused,
-    /// kernel drops.
-    pub live: Live,
+    /// Everything it counted and timed.
+    pub stats: Stats,
     /// The signal that stopped it.
     pub signal: i32,
-    /// Arrival → decision-ready latency, per event kind.
-    pub latency: Latency,
 }
 
 /// Serves the latest metrics snapshot over HTTP (GET /metrics) on its own thread, so a

@@ -8,6 +8,7 @@ use hdrhistogram::Histogram;
 
 use crate::classify::Event;
 use crate::engine::pipeline::Counters;
+use crate::engine::station::Counts;
 use crate::engine::trust::{Refusal, Refusals};
 use crate::wire::frame::FrameDrop;
 use crate::wire::{ErrorKind, PduType};
@@ -108,45 +109,44 @@ impl Latency {
     }
 }
 
-/// Counters of the live path that the pipeline does not keep.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Live {
+/// Everything the gateway counts and times, in one struct: `/metrics` serves it
+/// (`Stats::prometheus`) and the stop summary prints it.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    /// The decode → classify counters (the receive workers').
+    pub counters: Counters,
+    /// What the station counted: decisions, orders, polls, the virtual UPS's answers.
+    pub station: Counts,
     /// Datagrams from addresses that are not the site's, dropped before decoding.
     pub foreign: u64,
     /// Datagrams cut by the receive buffer.
     pub truncated: u64,
-    /// Decisions made.
-    pub decisions: u64,
-    /// Datagrams not believed, by reason (`crate::engine::trust`).
+    /// Datagrams not believed, by reason (`crate::engine::trust`): the workers' and
+    /// the station's.
     pub refused: Refusals,
     /// What the kernel dropped, where it tells.
     pub kernel_drops: Option<u64>,
-    /// Requests the virtual UPS answered.
-    pub agent_answers: u64,
-    /// Answers with fewer GetBulk repetitions than asked, to stay within the bound.
-    pub agent_trimmed: u64,
-    /// Requests answered tooBig, or not at all because not even that fits.
-    pub agent_too_big: u64,
     /// Datagrams on the agent or poll socket that did not decode.
     pub malformed_elsewhere: u64,
-    /// Shutdown orders sent to recorders (traps and commands), resends included.
-    pub orders_sent: u64,
-    /// Orders sent again to recorders that had not acknowledged.
-    pub resends: u64,
-    /// Polls sent to UPSes.
-    pub polls_sent: u64,
-    /// Answers that answered a poll (address, port, request id, community, objects).
-    pub poll_answers: u64,
     /// Datagrams that could not be sent, by the kernel's word.
     pub send_errors: u64,
     /// Journal appends and fsyncs that failed.
     pub journal_errors: u64,
     /// Lines not shown on stdout and on stderr (nobody read them fast enough).
     pub console_dropped: (u64, u64),
+    /// Arrival → decision ready, per event kind; arrival → last order sent.
+    pub latency: Latency,
 }
 
-/// Everything, in the Prometheus text format.
-pub fn prometheus(counters: &Counters, live: &Live, latency: &Latency) -> String {
+impl Stats {
+    /// Everything, in the Prometheus text format.
+    pub fn prometheus(&self) -> String {
+        prometheus(self)
+    }
+}
+
+fn prometheus(stats: &Stats) -> String {
+    let (counters, live, latency) = (&stats.counters, stats, &stats.latency);
     let mut s = String::with_capacity(4096);
     let counter = |s: &mut String, name: &str, help: &str, rows: &[(String, u64)]| {
         let _ = writeln!(s, "# HELP trapgate_{name} {help}");
@@ -214,7 +214,7 @@ pub fn prometheus(counters: &Counters, live: &Live, latency: &Latency) -> String
         &mut s,
         "decisions_total",
         "Decisions made by the policy.",
-        &[(String::new(), live.decisions)],
+        &[(String::new(), live.station.decisions)],
     );
     let refused: Vec<(String, u64)> = Refusal::ALL
         .iter()
@@ -230,17 +230,17 @@ pub fn prometheus(counters: &Counters, live: &Live, latency: &Latency) -> String
         (
             "agent_answers_total",
             "Requests the virtual UPS answered.",
-            live.agent_answers,
+            live.station.agent_answers,
         ),
         (
             "agent_trimmed_total",
             "GetBulk answers cut to fewer repetitions to stay within the maximum message size.",
-            live.agent_trimmed,
+            live.station.agent_trimmed,
         ),
         (
             "agent_too_big_total",
             "Requests answered tooBig, or dropped because not even that fits.",
-            live.agent_too_big,
+            live.station.agent_too_big,
         ),
         (
             "malformed_elsewhere_total",
@@ -265,18 +265,22 @@ pub fn prometheus(counters: &Counters, live: &Live, latency: &Latency) -> String
         (
             "orders_sent_total",
             "Shutdown orders sent to recorders.",
-            live.orders_sent,
+            live.station.orders_sent,
         ),
         (
             "resends_total",
             "Orders sent again, unacknowledged.",
-            live.resends,
+            live.station.resends,
         ),
-        ("polls_sent_total", "Polls sent to UPSes.", live.polls_sent),
+        (
+            "polls_sent_total",
+            "Polls sent to UPSes.",
+            live.station.polls_sent,
+        ),
         (
             "poll_answers_total",
             "Answers believed: from the UPS's address and port, to an outstanding request id, with its community and the objects asked.",
-            live.poll_answers,
+            live.station.poll_answers,
         ),
         (
             "send_errors_total",
@@ -334,12 +338,14 @@ mod tests {
             ..Counters::default()
         };
         c.events[Event::LowBattery as usize] = 1;
-        let live = Live {
+        let stats = Stats {
+            counters: c,
             foreign: 2,
             kernel_drops: Some(0),
-            ..Live::default()
+            latency: l,
+            ..Stats::default()
         };
-        let p = prometheus(&c, &live, &l);
+        let p = stats.prometheus();
         for want in [
             "trapgate_datagrams_total 3",
             "trapgate_events_total{event=\"LowBattery\"} 1",

@@ -1,0 +1,323 @@
+//! fanout: how long a UPS's lowBattery trap takes to reach every recorder it shuts down.
+//!
+//! A site of one UPS with `--recorders` trap-relay recorders (127.14.x.y, one port),
+//! confirming by poll off. A sink in a separate process (this binary, `--sink`) plays
+//! every recorder at once: one socket on the recorders' port that only records the
+//! kernel's receive time (SO_TIMESTAMPNS) of each order. Per trial, `trapgate run` is
+//! started fresh, the trap leaves the UPS's address, and the time from its sending to
+//! the kernel's receipt of the last order is measured: with the journal on (every
+//! decision fsync'd before its orders leave) and off, beside the floor: a bare program
+//! that fsyncs once and `sendmmsg`s the same number of datagrams of the same size to
+//! the same sink. The modes take turns, trial by trial, so that a slow spell of this
+//! shared machine falls on all of them. Loopback only; each trial is bounded in time.
+//!
+//! Run: `cargo build --release && cargo run --release -p trapgate-tools --bin fanout`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use trapgate::daemon::socket::{RecvBatch, SendBatch, bind_udp};
+use trapgate::wire::encode;
+use trapgate::wire::oid::oid;
+use trapgate::wire::{Message, Value, VarBind};
+
+#[derive(Parser)]
+#[command(about = "Times a lowBattery trap's fan-out to every recorder, against the floor")]
+struct Args {
+    /// The trapgate binary.
+    #[arg(long, default_value = "target/release/trapgate")]
+    trapgate: PathBuf,
+    /// Recorders on the UPS.
+    #[arg(long, default_value_t = 5000)]
+    recorders: usize,
+    /// Trials of each mode.
+    #[arg(long, default_value_t = 9)]
+    trials: usize,
+    /// (internal) Be the sink: PORT COUNT.
+    #[arg(long, hide = true, num_args = 2, value_names = ["PORT", "COUNT"])]
+    sink: Option<Vec<u64>>,
+}
+
+const UPS: Ipv4Addr = Ipv4Addr::new(127, 13, 0, 1);
+
+fn recorder(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(127, 14, (i / 250) as u8, (i % 250) as u8 + 1)
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// The APC lowBattery v1 trap, as the UPS sends it and as trapgate relays it.
+fn low_battery(agent: [u8; 4]) -> Vec<u8> {
+    let enterprise = oid("1.3.6.1.4.1.318");
+    let text = oid("1.3.6.1.4.1.318.2.3.3.0");
+    let vb = [VarBind {
+        name: text.as_oid(),
+        value: Value::OctetString(b"UPS: Low battery. A shutdown is imminent."),
+    }];
+    encode::to_vec(&Message::trap_v1(
+        b"public",
+        enterprise.as_oid(),
+        agent,
+        7,
+        100,
+        &vb,
+    ))
+}
+
+/// The sink: receives `count` datagrams on `port` (any 127.x address), then prints how
+/// many came and the kernel's receive time of the last, ns since the epoch.
+fn sink(port: u16, count: u64) {
+    let socket = bind_udp(SocketAddr::from(([0, 0, 0, 0], port))).expect("the sink's port");
+    // Room for every order at once, whatever the default buffer (root may force it).
+    let want: libc::c_int = 64 * 1024 * 1024;
+    // SAFETY: a valid socket, option and pointer to an int that outlives the call.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&want as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+    println!("ready");
+    let _ = std::io::stdout().flush();
+    let mut batch = RecvBatch::new();
+    let (mut got, mut last) = (0u64, 0u64);
+    let started = Instant::now();
+    while got < count && started.elapsed() < Duration::from_secs(15) {
+        match batch.recv(socket.as_raw_fd()) {
+            Ok(0) => {}
+            Ok(n) => {
+                for i in 0..n {
+                    got += 1;
+                    last = last.max(batch.arrival(i).unwrap_or_else(now_ns));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_micros(50))
+            }
+            Err(e) => panic!("sink: {e}"),
+        }
+    }
+    println!("{got} {last}");
+}
+
+struct Sink {
+    child: Child,
+    out: BufReader<std::process::ChildStdout>,
+}
+
+impl Sink {
+    fn start(me: &Path, port: u16, count: usize) -> Sink {
+        let mut child = Command::new(me)
+            .args(["--sink", &port.to_string(), &count.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the sink starts");
+        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        out.read_line(&mut line).expect("the sink is ready");
+        assert_eq!(line.trim(), "ready");
+        Sink { child, out }
+    }
+
+    /// How many orders came, and when the last did.
+    fn result(mut self) -> (u64, u64) {
+        let mut line = String::new();
+        self.out.read_line(&mut line).expect("the sink's result");
+        let _ = self.child.wait();
+        let mut it = line
+            .split_whitespace()
+            .map(|w| w.parse::<u64>().unwrap_or(0));
+        (it.next().unwrap_or(0), it.next().unwrap_or(0))
+    }
+}
+
+fn site(listen: u16, card: u16, sink: u16, n: usize) -> String {
+    let mut t = format!(
+        "[gateway]\nlisten = [\"127.0.0.1:{listen}\"]\nagent = \"127.0.0.1:0\"\ncommunity = \"public\"\n\n\
+         [policy]\ngrace = {{ 1 = \"10m\" }}\nshutdown_below_charge = 30\nshutdown_below_runtime = \"5m\"\n\
+         confirm_by_poll = false\n\n\
+         [[ups]]\nname = \"ups-main\"\naddress = \"{UPS}\"\nport = {card}\nvendor = \"apc\"\npoll_interval = \"60s\"\noutlet_off_delay = \"5m\"\n\n"
+    );
+    for i in 0..n {
+        t.push_str(&format!(
+            "[[recorder]]\nname = \"nvr-{i}\"\naddress = \"{}\"\nport = {sink}\nups = \"ups-main\"\ntier = 1\nshutdown_time = \"90s\"\n\n",
+            recorder(i)
+        ));
+    }
+    t
+}
+
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// One trial of trapgate: from the trap's sending to the last order's receipt, ns.
+fn gateway_trial(
+    args: &Args,
+    me: &Path,
+    site: &Path,
+    journal: Option<&Path>,
+    listen: u16,
+    sink_port: u16,
+) -> Option<u64> {
+    let mut cmd = Command::new(&args.trapgate);
+    cmd.args(["run", "--config"]).arg(site);
+    if let Some(j) = journal {
+        let _ = std::fs::remove_file(j);
+        cmd.arg("--journal").arg(j);
+    }
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("trapgate starts");
+    let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    let _ = err.read_line(&mut line);
+    assert!(line.contains("listening on"), "trapgate: {line}");
+    std::thread::spawn(move || for _ in err.lines() {});
+    // Let it settle (its first poll, the journal's first records).
+    std::thread::sleep(Duration::from_millis(300));
+    let sink = Sink::start(me, sink_port, args.recorders);
+    let ups = UdpSocket::bind((UPS, 0)).expect("the UPS's socket");
+    let trap = low_battery(UPS.octets());
+    let sent = now_ns();
+    ups.send_to(&trap, ("127.0.0.1", listen))
+        .expect("send the trap");
+    let (got, last) = sink.result();
+    // SAFETY: signalling our own child.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let _ = child.wait();
+    (got == args.recorders as u64).then(|| last.saturating_sub(sent))
+}
+
+/// One trial of the floor: fsync once, then every order in `sendmmsg` batches.
+fn floor_trial(args: &Args, me: &Path, file: &Path, sink_port: u16) -> Option<u64> {
+    let sink = Sink::start(me, sink_port, args.recorders);
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("a socket");
+    let order = low_battery([127, 0, 0, 1]);
+    let mut batch = SendBatch::new();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .expect("the floor's file");
+    let started = now_ns();
+    f.write_all(&[b'x'; 300]).expect("write");
+    f.sync_data().expect("fsync");
+    for i in 0..args.recorders {
+        batch.push(SocketAddr::from((recorder(i), sink_port)), &order);
+    }
+    batch.flush(socket.as_raw_fd());
+    let (got, last) = sink.result();
+    (got == args.recorders as u64).then(|| last.saturating_sub(started))
+}
+
+fn median(v: &mut [u64]) -> f64 {
+    v.sort_unstable();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[v.len() / 2] as f64 / 1e6
+}
+
+fn main() {
+    let args = Args::parse();
+    if let Some(s) = &args.sink {
+        sink(s[0] as u16, s[1]);
+        return;
+    }
+    assert!(
+        args.trapgate.exists(),
+        "{} is missing: cargo build --release first",
+        args.trapgate.display()
+    );
+    let me = std::env::current_exe().expect("this binary");
+    let dir = std::env::temp_dir().join(format!("trapgate-fanout-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let card = UdpSocket::bind((UPS, 0)).expect("the UPS card's socket (never answers)");
+    let (listen, sink_port) = (free_port(), free_port());
+    let site_path = dir.join("site.toml");
+    let text = site(
+        listen,
+        card.local_addr().expect("addr").port(),
+        sink_port,
+        args.recorders,
+    );
+    std::fs::write(&site_path, text).expect("site");
+    let journal = dir.join("journal");
+    let (mut floor, mut on, mut off) = (Vec::new(), Vec::new(), Vec::new());
+    let mut lost = 0;
+    for trial in 0..args.trials {
+        for (mode, out) in [
+            ("floor", &mut floor),
+            ("journal on", &mut on),
+            ("journal off", &mut off),
+        ] {
+            let r = match mode {
+                "floor" => floor_trial(&args, &me, &dir.join("floor"), sink_port),
+                "journal on" => {
+                    gateway_trial(&args, &me, &site_path, Some(&journal), listen, sink_port)
+                }
+                _ => gateway_trial(&args, &me, &site_path, None, listen, sink_port),
+            };
+            match r {
+                Some(ns) => {
+                    println!(
+                        "trial {trial} {mode}: last of {} orders received after {:.2} ms",
+                        args.recorders,
+                        ns as f64 / 1e6
+                    );
+                    out.push(ns);
+                }
+                None => {
+                    println!("trial {trial} {mode}: not every order arrived (the sink's buffer?)");
+                    lost += 1;
+                }
+            }
+        }
+    }
+    let (f, n, o) = (median(&mut floor), median(&mut on), median(&mut off));
+    let range = |v: &[u64]| {
+        format!(
+            "{:.2}–{:.2}",
+            *v.first().unwrap_or(&0) as f64 / 1e6,
+            *v.last().unwrap_or(&0) as f64 / 1e6
+        )
+    };
+    println!(
+        "{} recorders, {} trials each (medians, ms; range): floor {f:.2} ({}); trapgate, journal on {n:.2} ({}), {:.2}× the floor; journal off {o:.2} ({}), {:.2}× the floor{}",
+        args.recorders,
+        args.trials,
+        range(&floor),
+        range(&on),
+        n / f,
+        range(&off),
+        o / f,
+        if lost > 0 {
+            format!("; {lost} trials lost orders")
+        } else {
+            String::new()
+        }
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
