@@ -89,7 +89,8 @@ enum Command {
         #[arg(long, default_value_t = 60.0)]
         speed: f64,
     },
-    /// Replay a capture through the shutdown policy and print its decisions as JSON lines.
+    /// Replay a capture through the whole gateway on its own clock and print what it
+    /// decides and does (the records `run` prints) as JSON lines; nothing is sent.
     Replay {
         /// The capture file (pcap or pcapng).
         file: PathBuf,
@@ -99,8 +100,8 @@ enum Command {
         /// Compare with this golden decision log; print the differences and exit 1.
         #[arg(long)]
         expect: Option<PathBuf>,
-        /// Instead of deciding, send the capture's SNMP datagrams to this address
-        /// (loopback or a test namespace) at the capture's pace.
+        /// Instead of deciding, send the capture's notifications (traps, informs) to this
+        /// address (loopback or a test namespace) at the capture's pace.
         #[arg(long, value_name = "ADDR:PORT")]
         send: Option<std::net::SocketAddr>,
         /// With --send: pace multiplier (2 = twice as fast; 0 = as fast as possible).

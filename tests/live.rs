@@ -232,3 +232,93 @@ fn sighup_reloads_the_site_and_a_broken_file_keeps_the_running_one() {
     terminate(&child);
     assert!(child.wait().expect("exit").success());
 }
+
+/// A site of one UPS at 127.13.0.1 with `n` recorders at 127.14.x.y, all on `port`.
+fn fan_out_site(n: usize, port: u16) -> String {
+    let mut t = String::from(
+        "[gateway]\nlisten = [\"127.0.0.1:0\"]\nagent = \"127.0.0.1:0\"\ncommunity = \"public\"\n\n\
+         [policy]\ngrace = { 1 = \"10m\" }\nshutdown_below_charge = 30\nshutdown_below_runtime = \"5m\"\n\
+         confirm_by_poll = false\n\n\
+         [[ups]]\nname = \"ups-main\"\naddress = \"127.13.0.1\"\nvendor = \"apc\"\npoll_interval = \"60s\"\noutlet_off_delay = \"5m\"\n\n",
+    );
+    for i in 0..n {
+        t.push_str(&format!(
+            "[[recorder]]\nname = \"nvr-{i}\"\naddress = \"127.14.{}.{}\"\nport = {port}\nups = \"ups-main\"\ntier = 1\nshutdown_time = \"90s\"\n\n",
+            i / 250,
+            i % 250 + 1
+        ));
+    }
+    t
+}
+
+#[test]
+fn a_low_battery_trap_tells_hundreds_of_recorders_once_each_after_journaling_every_decision() {
+    use trapgate::engine::record::{Action, Decided, Record};
+    const N: usize = 300;
+    // Every recorder's address is on loopback; one socket on their port hears them all.
+    let sink = UdpSocket::bind("0.0.0.0:0").expect("the recorders' socket");
+    let port = sink.local_addr().expect("addr").port();
+    let site = site_file("fan-out", &fan_out_site(N, port));
+    let journal = site.with_file_name("journal");
+    let _ = std::fs::remove_file(&journal);
+    let (child, _out, err) = start(&[
+        "run",
+        "--config",
+        site.to_str().expect("UTF-8"),
+        "--journal",
+        journal.to_str().expect("UTF-8"),
+    ]);
+    let listen = listening_on(&err);
+    let ups = UdpSocket::bind("127.13.0.1:0").expect("the UPS's address");
+    ups.send_to(&hex(SEED_TRAP), listen).expect("send");
+    sink.set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    let mut buf = [0u8; 1500];
+    let mut got = 0;
+    while got < N {
+        let (n, _) = sink.recv_from(&mut buf).expect("an order within 15 s");
+        assert!(n > 0 && buf[0] == 0x30, "an SNMP message");
+        got += 1;
+    }
+    // Nothing more: each recorder is told once (its re-send would be 10 s later).
+    sink.set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    assert!(sink.recv_from(&mut buf).is_err(), "an order too many");
+    terminate(&child);
+    let _ = err.iter().count();
+    let mut records = Vec::new();
+    trapgate::daemon::journal::read(&journal, |_, r| records.push(r)).expect("the journal");
+    let decided: Vec<usize> = (0..records.len())
+        .filter(|&i| {
+            matches!(
+                records[i],
+                Record::Decision(Decided::ShutdownRecorder { .. })
+            )
+        })
+        .collect();
+    let sent: Vec<(usize, String)> = records
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| match r {
+            Record::Action(Action::Sent {
+                recorder, attempt, ..
+            }) => {
+                assert_eq!(*attempt, 1);
+                Some((i, recorder.to_string()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(decided.len(), N, "every recorder decided once");
+    assert_eq!(sent.len(), N, "every recorder sent once");
+    let mut names: Vec<&str> = sent.iter().map(|(_, n)| n.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), N, "each recorder its own order");
+    // The decisions were journaled (and fsync'd) before any order left.
+    let last_decided = decided.last().copied().unwrap_or(0);
+    assert!(
+        sent.iter().all(|(i, _)| *i > last_decided),
+        "a Sent journaled before the last decision"
+    );
+}

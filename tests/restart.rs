@@ -154,20 +154,20 @@ fn records(path: &Path) -> Vec<(Timestamp, Record)> {
 
 fn decided(all: &[(Timestamp, Record)], recorder: &str) -> Vec<Timestamp> {
     all.iter()
-        .filter(|(_, r)| matches!(r, Record::Decision(Decided::ShutdownRecorder { recorder: x, .. }) if x == recorder))
+        .filter(|(_, r)| matches!(r, Record::Decision(Decided::ShutdownRecorder { recorder: x, .. }) if &**x == recorder))
         .map(|(t, _)| *t)
         .collect()
 }
 
 fn acknowledged(all: &[(Timestamp, Record)], recorder: &str) -> usize {
     all.iter()
-        .filter(|(_, r)| matches!(r, Record::Decision(Decided::Acknowledged { recorder: x }) if x == recorder))
+        .filter(|(_, r)| matches!(r, Record::Decision(Decided::Acknowledged { recorder: x }) if &**x == recorder))
         .count()
 }
 
 fn not_acknowledged(all: &[(Timestamp, Record)], recorder: &str) -> usize {
     all.iter()
-        .filter(|(_, r)| matches!(r, Record::Action(Action::NotAcknowledged { recorder: x, .. }) if x == recorder))
+        .filter(|(_, r)| matches!(r, Record::Action(Action::NotAcknowledged { recorder: x, .. }) if &**x == recorder))
         .count()
 }
 
@@ -488,7 +488,7 @@ fn a_flipped_byte_in_any_line_of_a_journal_loses_only_that_line() {
                 .filter_map(|(_, (_, r))| match r {
                     Record::Action(Action::Sent {
                         recorder, attempt, ..
-                    }) => Some((recorder.as_str(), *attempt)),
+                    }) => Some((&**recorder, *attempt)),
                     _ => None,
                 })
                 .collect();

@@ -259,6 +259,40 @@ impl Reloader {
 /// left out, unless it is the agent's own family.
 struct PollSockets([Option<UdpSocket>; 2]);
 
+/// From this many datagrams waiting on decisions, they are encoded while the journal's
+/// fsync runs on another thread (below it, a thread costs more than it saves).
+const OVERLAP_AT: usize = 64;
+
+/// The station's datagrams, encoded and waiting to leave: the virtual UPS's socket's
+/// batch (orders, answers) and each poll socket's (IPv4, IPv6), each with what every
+/// datagram is for; polls toward a family without a socket here.
+#[derive(Default)]
+struct Outbox {
+    agent: SendBatch,
+    agent_for: Vec<(Purpose, SocketAddr)>,
+    polls: [SendBatch; 2],
+    polls_for: [Vec<(Purpose, SocketAddr)>; 2],
+    unsendable: Vec<Purpose>,
+}
+
+impl Outbox {
+    /// Takes every datagram the station has (orders are encoded now).
+    fn take(&mut self, station: &mut Station, polls: &PollSockets) {
+        station.drain_transmits(|tx, bytes| match tx.via {
+            Via::Poll if polls.toward(tx.to).is_some() => {
+                let f = usize::from(tx.to.is_ipv6());
+                self.polls[f].push(tx.to, bytes);
+                self.polls_for[f].push((tx.purpose, tx.to));
+            }
+            Via::Poll => self.unsendable.push(tx.purpose),
+            Via::Agent => {
+                self.agent.push(tx.to, bytes);
+                self.agent_for.push((tx.purpose, tx.to));
+            }
+        });
+    }
+}
+
 impl PollSockets {
     fn bind(agent: IpAddr) -> Result<PollSockets, StartError> {
         let mut sockets = [None, None];
@@ -312,12 +346,17 @@ struct Driver<R: FnMut(Timestamp, &serde_json::Value)> {
     journal_path: Option<PathBuf>,
     /// The journal's last append or fsync failed (an alert was raised).
     journal_failing: bool,
-    /// Records journaled and not yet shown (shown once they are in the journal).
-    unshown: Vec<(Timestamp, Record)>,
+    /// Records not yet shown, each with whether it is in the journal: shown once the
+    /// journal holds them, and after the orders they decided have left (showing
+    /// thousands of records must not hold up one order). Those from `committed` on
+    /// wait for the journal's next write.
+    unshown: Vec<(Timestamp, Record, bool)>,
+    /// The wall clock's lead when each of `unshown` was taken (its label: a clock
+    /// stepped since does not relabel it).
+    labels: Vec<i64>,
+    committed: usize,
     line: Vec<u8>,
-    sends: SendBatch,
-    /// The orders in `sends`, for `handle_sent`.
-    sending: Vec<(Purpose, SocketAddr)>,
+    outbox: Outbox,
     exec_tx: Sender<Finished>,
     waker: Arc<Waker>,
     /// The decision thread's own counts and latencies (`stats` adds the others').
@@ -357,10 +396,16 @@ impl<R: FnMut(Timestamp, &serde_json::Value)> Driver<R> {
     /// Shows a record now, labelled with the wall clock's time (`journaled: false` when
     /// it could not be journaled).
     fn show_now(&mut self, t: Timestamp, r: &Record, journaled: bool) {
+        let offset = self.clock.label_offset();
+        self.show(t, r, journaled, offset);
+    }
+
+    /// Shows a record labelled with the wall clock's time as it was when the record was
+    /// made (`offset`: the wall clock's lead on the monotonic one then).
+    fn show(&mut self, t: Timestamp, r: &Record, journaled: bool, offset: i64) {
         if !r.shown() {
             return;
         }
-        let offset = self.clock.label_offset();
         let mut v = r.printed(t.shifted(offset), offset);
         if !journaled && let Some(o) = v.as_object_mut() {
             o.insert("journaled".into(), serde_json::Value::Bool(false));
@@ -392,55 +437,76 @@ impl<R: FnMut(Timestamp, &serde_json::Value)> Driver<R> {
         self.show_now(t, &alert, false);
     }
 
-    /// Journals what the station has; the caller is told once it is in the journal.
+    /// Takes the station's records, to journal (`commit`) and show (`show_pending`);
+    /// true if one of them is a decision, to fsync before acting.
     fn journal_records(&mut self) -> bool {
         let mut sync = false;
+        let offset = self.clock.label_offset();
         while let Some((t, r)) = self.station.poll_record() {
             sync |= r.needs_sync();
-            let Some(j) = &mut self.journal else {
-                self.show_now(t, &r, true);
-                continue;
-            };
-            match j.append(t, &r, &mut self.line) {
-                Ok(()) => self.unshown.push((t, r)),
-                Err(e) => {
-                    self.journal_failed(t, "append", &e);
-                    self.show_now(t, &r, false);
-                }
-            }
+            self.unshown.push((t, r, true));
+            self.labels.push(offset);
         }
         sync
     }
 
-    /// Fsyncs the journal (decisions) or hands it to the kernel (what was done), then
-    /// shows what it holds; what it failed to hold is shown as not journaled.
+    /// Journals the records taken since the last commit and fsyncs them (decisions) or
+    /// hands them to the kernel (what was done); what the journal failed to hold is
+    /// marked to be shown as not journaled.
     fn commit(&mut self, fsync: bool) {
-        if self.unshown.is_empty() {
+        if self.committed == self.unshown.len() {
             return;
         }
-        let written = match &mut self.journal {
-            // A new file begins with a checkpoint: a restart reads from there.
-            Some(j) if fsync => j.commit(&self.station, &mut self.line),
-            Some(j) => j.flush(),
-            None => Ok(()),
+        let Some(j) = &mut self.journal else {
+            self.committed = self.unshown.len();
+            return;
         };
+        let appended = j.append_all(&mut self.unshown[self.committed..], &mut self.line);
+        // A new file begins with a checkpoint: a restart reads from there.
+        let written = match fsync {
+            true => j.commit(&self.station, &mut self.line),
+            false => j.flush(),
+        };
+        self.committed_with(appended, written);
+    }
+
+    /// The records taken since the last commit were appended and written (or not).
+    fn committed_with(&mut self, appended: io::Result<()>, written: io::Result<()>) {
         let t = self.clock.now();
-        let journaled = match written {
-            Ok(()) => {
-                if self.journal_failing {
-                    self.journal_failing = false;
-                    self.say("journal", "journal: written again".into());
-                }
-                true
+        let ok = appended.is_ok() && written.is_ok();
+        if let Err(e) = appended {
+            self.journal_failed(t, "append", &e);
+        }
+        match written {
+            Ok(()) if ok && self.journal_failing => {
+                self.journal_failing = false;
+                self.say("journal", "journal: written again".into());
             }
+            Ok(()) => {}
             Err(e) => {
                 self.journal_failed(t, "write or fsync", &e);
-                false
+                for (_, _, journaled) in &mut self.unshown[self.committed..] {
+                    *journaled = false;
+                }
             }
-        };
-        for (t, r) in std::mem::take(&mut self.unshown) {
-            self.show_now(t, &r, journaled);
         }
+        self.committed = self.unshown.len();
+    }
+
+    /// Shows the records committed so far.
+    fn show_pending(&mut self) {
+        let (mut shown, mut labels) = (
+            std::mem::take(&mut self.unshown),
+            std::mem::take(&mut self.labels),
+        );
+        for ((t, r, journaled), offset) in shown
+            .drain(..self.committed)
+            .zip(labels.drain(..self.committed))
+        {
+            self.show(t, &r, journaled, offset);
+        }
+        self.committed = 0;
+        (self.unshown, self.labels) = (shown, labels);
     }
 
     /// Acts on what the station has: journal and fsync its decisions, then send what
@@ -448,58 +514,55 @@ impl<R: FnMut(Timestamp, &serde_json::Value)> Driver<R> {
     fn act(&mut self, agent: &UdpSocket, polls: &PollSockets) {
         loop {
             let sync = self.journal_records();
-            self.commit(sync);
+            match &mut self.journal {
+                // Many orders: encoded while the disk makes their decisions durable.
+                // Many orders: journaled and fsync'd on another thread while this one
+                // encodes them; none leaves before both are done.
+                Some(j) if sync && self.station.transmits_waiting() >= OVERLAP_AT => {
+                    let outbox = &mut self.outbox;
+                    let records = &mut self.unshown[self.committed..];
+                    let (appended, written, ()) =
+                        j.commit_while(records, &mut self.station, &mut self.line, |s| {
+                            outbox.take(s, polls)
+                        });
+                    self.committed_with(appended, written);
+                }
+                _ => {
+                    self.commit(sync);
+                    self.outbox.take(&mut self.station, polls);
+                }
+            }
             let t = self.clock.now();
             // Polls first: a confirmation waits for its poll, and counts from when it left.
-            let mut polled: Vec<(Purpose, Result<Option<SocketAddr>, String>)> = Vec::new();
-            let (sends, sending) = (&mut self.sends, &mut self.sending);
-            self.station.drain_transmits(|tx, bytes| match tx.via {
-                Via::Poll => {
-                    let sent = match polls.toward(tx.to) {
-                        Some(socket) => socket.send_to(bytes, tx.to).map(|_| Some(tx.to)),
-                        None => Err(io::Error::new(
-                            io::ErrorKind::Unsupported,
-                            "no socket of that address family here",
-                        )),
-                    };
-                    polled.push((tx.purpose, sent.map_err(|e| e.to_string())));
-                }
-                Via::Agent => {
-                    sends.push(tx.to, bytes);
-                    sending.push((tx.purpose, tx.to));
-                }
-            });
-            for (purpose, sent) in polled {
-                if let (Purpose::Poll { ups }, Err(e)) = (purpose, &sent) {
-                    self.own.send_errors += 1;
-                    let to = &self.station.site().upses[ups];
-                    self.say("poll", format!("cannot poll {}: {e}", to.name));
-                }
-                self.station.handle_sent(t, purpose, sent);
+            for purpose in std::mem::take(&mut self.outbox.unsendable) {
+                let e = "no socket of that address family here".to_string();
+                self.poll_failed(purpose, &e);
+                self.station.handle_sent(t, purpose, Err(e));
             }
-            let orders = self
-                .sending
-                .iter()
-                .any(|(p, _)| matches!(p, Purpose::Order { .. }));
-            if !self.sends.is_empty() {
-                let (_, failed) = self.sends.flush(agent.as_raw_fd());
+            for f in 0..2 {
+                if let Some(socket) = &polls.0[f]
+                    && !self.outbox.polls[f].is_empty()
+                {
+                    let (_, failed) = self.outbox.polls[f].flush(socket.as_raw_fd());
+                    let list = std::mem::take(&mut self.outbox.polls_for[f]);
+                    self.outbox.polls_for[f] = self.handle_sent(t, list, &failed);
+                }
+            }
+            if !self.outbox.agent.is_empty() {
+                let orders = self
+                    .outbox
+                    .agent_for
+                    .iter()
+                    .any(|(p, _)| matches!(p, Purpose::Order { .. }));
+                let (_, failed) = self.outbox.agent.flush(agent.as_raw_fd());
                 if orders && let Some(first) = self.first_arrival {
                     self.own
                         .latency
                         .record_fanout(now().0.saturating_sub(first));
                 }
-                for (to, e) in &failed {
-                    self.own.send_errors += 1;
-                    self.say("send", format!("cannot send to {to}: {e}"));
-                }
                 let t = self.clock.now();
-                for (purpose, to) in std::mem::take(&mut self.sending) {
-                    let sent = match failed.iter().find(|(a, _)| *a == to) {
-                        None => Ok(Some(to)),
-                        Some((_, e)) => Err(e.to_string()),
-                    };
-                    self.station.handle_sent(t, purpose, sent);
-                }
+                let list = std::mem::take(&mut self.outbox.agent_for);
+                self.outbox.agent_for = self.handle_sent(t, list, &failed);
             }
             while let Some(cmd) = self.station.poll_command() {
                 let purpose = Purpose::Order {
@@ -521,6 +584,44 @@ impl<R: FnMut(Timestamp, &serde_json::Value)> Driver<R> {
             if !self.station.has_records() {
                 break;
             }
+        }
+        self.show_pending();
+    }
+
+    /// Tells the station what left at `t` of `list` (the datagrams of one flush) and what
+    /// did not (`failed`, by address); gives the list back emptied, to be reused.
+    fn handle_sent(
+        &mut self,
+        t: Timestamp,
+        mut list: Vec<(Purpose, SocketAddr)>,
+        failed: &[(SocketAddr, io::Error)],
+    ) -> Vec<(Purpose, SocketAddr)> {
+        for (purpose, to) in list.drain(..) {
+            let sent = match failed.iter().find(|(a, _)| *a == to) {
+                None => Ok(Some(to)),
+                Some((_, e)) => {
+                    let e = e.to_string();
+                    match purpose {
+                        Purpose::Poll { .. } => self.poll_failed(purpose, &e),
+                        _ => {
+                            self.own.send_errors += 1;
+                            self.say("send", format!("cannot send to {to}: {e}"));
+                        }
+                    }
+                    Err(e)
+                }
+            };
+            self.station.handle_sent(t, purpose, sent);
+        }
+        list
+    }
+
+    /// A poll could not leave: counted and said.
+    fn poll_failed(&mut self, purpose: Purpose, e: &str) {
+        self.own.send_errors += 1;
+        if let Purpose::Poll { ups } = purpose {
+            let name = self.station.site().upses[ups].name.clone();
+            self.say("poll", format!("cannot poll {name}: {e}"));
         }
     }
 
@@ -804,9 +905,10 @@ pub fn run(
         journal_path: opts.journal.clone(),
         journal_failing: false,
         unshown: Vec::new(),
+        labels: Vec::new(),
+        committed: 0,
         line: Vec::with_capacity(512),
-        sends: SendBatch::new(),
-        sending: Vec::new(),
+        outbox: Outbox::default(),
         exec_tx,
         waker,
         own: Stats::default(),

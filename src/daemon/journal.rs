@@ -246,10 +246,78 @@ impl Journal {
     pub fn commit(&mut self, station: &Station, line: &mut Vec<u8>) -> io::Result<()> {
         self.keep_since(station.keep_since());
         if self.sync()? {
-            self.append(station.now(), &station.snapshot(), line)?;
-            self.sync()?;
+            self.checkpoint(station, line)?;
         }
         Ok(())
+    }
+
+    /// Begins the file just rotated with the station's checkpoint, made durable (never
+    /// rotated away however big: a file's first record is its checkpoint).
+    fn checkpoint(&mut self, station: &Station, line: &mut Vec<u8>) -> io::Result<()> {
+        self.append(station.now(), &station.snapshot(), line)?;
+        self.file.flush()?;
+        self.file.get_ref().sync_data()
+    }
+
+    /// Appends each of `records`; one whose append failed is marked not journaled (its
+    /// `bool`). The first error, if any.
+    pub fn append_all(
+        &mut self,
+        records: &mut [(Timestamp, Record, bool)],
+        line: &mut Vec<u8>,
+    ) -> io::Result<()> {
+        let mut first = Ok(());
+        for (t, r, journaled) in records {
+            if let Err(e) = self.append(*t, r, line) {
+                *journaled = false;
+                if first.is_ok() {
+                    first = Err(e);
+                }
+            }
+        }
+        first
+    }
+
+    /// `append_all` then `commit`, done on another thread while this one does `work`
+    /// (encoding the orders the records decided): both are over before this returns, so
+    /// nothing leaves before the decisions are durable, and a fan-out to thousands of
+    /// recorders does not wait for its journal lines, its fsync and then its encoding.
+    /// `work` runs whatever the journal's fate (orders go out even when it cannot be
+    /// written). Gives back the appends' result, the write's and fsync's, and `work`'s.
+    pub fn commit_while<T>(
+        &mut self,
+        records: &mut [(Timestamp, Record, bool)],
+        station: &mut Station,
+        line: &mut Vec<u8>,
+        work: impl FnOnce(&mut Station) -> T,
+    ) -> (io::Result<()>, io::Result<()>, T) {
+        self.keep_since(station.keep_since());
+        let (appended, synced, out) = std::thread::scope(|s| {
+            let (this, line) = (&mut *self, &mut *line);
+            let journal = s.spawn(move || {
+                let appended = this.append_all(records, line);
+                let synced = this
+                    .file
+                    .flush()
+                    .and_then(|()| this.file.get_ref().sync_data());
+                (appended, synced)
+            });
+            let out = work(station);
+            let (appended, synced) = journal.join().unwrap_or_else(|_| {
+                let e = || io::Error::other("the journal's thread panicked");
+                (Err(e()), Err(e()))
+            });
+            (appended, synced, out)
+        });
+        // A new file begins with a checkpoint, as in `commit`.
+        let synced = synced.and_then(|()| {
+            if self.size < self.rotate_at {
+                return Ok(());
+            }
+            self.rotate()?;
+            self.checkpoint(station, line)
+        });
+        (appended, synced, out)
     }
 
     /// FILE → FILE.1 → FILE.2 …; then the oldest files beyond `KEEP` go, unless their
@@ -861,10 +929,68 @@ mod restart {
         let mut decided = Vec::new();
         read(&path, |_, r| {
             if let Record::Decision(Decided::ShutdownRecorder { recorder, .. }) = r {
-                decided.push(recorder);
+                decided.push(recorder.to_string());
             }
         })
         .unwrap();
         assert_eq!(decided, ["nvr-251"], "decided once, after the restart");
+    }
+
+    #[test]
+    fn records_committed_while_orders_are_encoded_are_durable_and_a_new_file_starts_with_a_checkpoint()
+     {
+        let d = std::env::temp_dir().join(format!("trapgate-commit-while-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let path = d.join("journal");
+        let all = |p: &Path| {
+            let mut v = Vec::new();
+            read(p, |t, r| v.push((t, r))).unwrap();
+            v
+        };
+        let r = resume(&path, site("2m"), Default::default(), &relays, t(0)).unwrap();
+        let (mut s, mut j) = (r.station, r.journal);
+        // The next fsync rotates.
+        j.rotate_at(1);
+        on_battery(&mut s, t(10));
+        s.handle_timeout(t(200));
+        let mut records: Vec<(Timestamp, Record, bool)> = Vec::new();
+        while let Some((at, r)) = s.poll_record() {
+            records.push((at, r, true));
+        }
+        let decided = records
+            .iter()
+            .filter(|(_, r, _)| matches!(r, Record::Decision(Decided::ShutdownRecorder { .. })))
+            .count();
+        assert_eq!(decided, 1, "nvr-244 decided at the end of its tier's grace");
+        let mut line = Vec::new();
+        let (appended, written, encoded) = j.commit_while(&mut records, &mut s, &mut line, |s| {
+            let mut n = 0;
+            s.drain_transmits(|_, bytes| n += usize::from(!bytes.is_empty()));
+            n
+        });
+        appended.unwrap();
+        written.unwrap();
+        assert!(encoded >= 1, "the order was encoded meanwhile");
+        assert!(records.iter().all(|(_, _, journaled)| *journaled));
+        // The records are in the file that rotated; the new file holds the checkpoint
+        // alone (however small the rotation size).
+        assert!(!rotated(&path, 2).exists(), "rotated once");
+        let every = all(&path);
+        assert_eq!(every.len(), records.len() + 1, "{every:?}");
+        assert!(matches!(every.last(), Some((_, Record::Snapshot(_)))));
+        let newest = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(newest.lines().count(), 1, "{newest}");
+        drop((s, j));
+        // A restart reads the checkpoint only, and does not decide nvr-244 again.
+        let r = resume(&path, site("2m"), Default::default(), &relays, t(210)).unwrap();
+        assert_eq!(r.records, 1);
+        let (mut s, mut j) = (r.station, r.journal);
+        let after = drive(&mut s, &mut j, t(220));
+        assert!(
+            after.iter().all(|(_, r, a)| r != "nvr-244" || *a > 1),
+            "{after:?}"
+        );
+        let _ = std::fs::remove_dir_all(&d);
     }
 }

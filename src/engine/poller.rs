@@ -21,6 +21,7 @@
 //! UPS is asked again at once without it, as net-snmp's tools do, and from then on; the
 //! values it has count. Any other error is reported, and its answer holds no values.
 
+use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -167,6 +168,9 @@ pub struct Poller {
     pub send_failed: u64,
     /// Answers matched to a request.
     pub answered: u64,
+    /// `poll_timeout`'s answer while nothing changed (every `&mut` method clears it):
+    /// the station asks after each input.
+    due: Cell<Option<Option<Timestamp>>>,
 }
 
 impl core::fmt::Debug for Poller {
@@ -212,12 +216,14 @@ impl Poller {
             sent: 0,
             send_failed: 0,
             answered: 0,
+            due: Cell::new(None),
         }
     }
 
     /// Takes a reloaded site: a UPS that stays (same address and port) keeps its
     /// outstanding request, schedule and silence; a new one is polled at `now`.
     pub fn reload(&mut self, site: &Site, now: Timestamp, remap: &Remap) {
+        self.due.set(None);
         let next = Poller::new(site, now, Box::new(Sequence(0)));
         let _ = self.take_over(next, remap);
     }
@@ -226,6 +232,7 @@ impl Poller {
     /// are this one's), carrying over the schedule, silence and outstanding request of
     /// each UPS that stays and is polled the same way.
     pub fn take_over(&mut self, mut next: Poller, remap: &Remap) -> Poller {
+        self.due.set(None);
         for (u, old) in remap.ups.iter().enumerate() {
             let Some(o) = *old else { continue };
             let (old, p) = (&self.ups[o], &mut next.ups[u]);
@@ -245,12 +252,14 @@ impl Poller {
         next.sent = self.sent;
         next.send_failed = self.send_failed;
         next.answered = self.answered;
+        next.due.set(None);
         std::mem::replace(self, next)
     }
 
     /// Starts afresh at `now` (a restart: the requests of before are history): every UPS
     /// is polled now, silences forgotten.
     pub fn restart(&mut self, now: Timestamp) {
+        self.due.set(None);
         for p in &mut self.ups {
             p.outstanding = None;
             p.next_due = now;
@@ -262,6 +271,7 @@ impl Poller {
     /// Polls UPS `u` now, to confirm a shutdown trap: a new poll, or, when one is out, a
     /// try of it now with every try still to come.
     pub fn poll_now(&mut self, now: Timestamp, u: usize) {
+        self.due.set(None);
         let Some(p) = self.ups.get_mut(u) else { return };
         match &mut p.outstanding {
             Some(o) => {
@@ -280,10 +290,16 @@ impl Poller {
 
     /// When `handle_timeout` must be called next.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        self.ups
+        if let Some(due) = self.due.get() {
+            return due;
+        }
+        let due = self
+            .ups
             .iter()
             .map(|p| p.outstanding.as_ref().map_or(p.next_due, |o| o.retry_at))
-            .min()
+            .min();
+        self.due.set(Some(due));
+        due
     }
 
     /// The bytes of a `PollOutput::Send`.
@@ -341,6 +357,7 @@ impl Poller {
 
     /// A try of UPS `u`'s request left at `now`: its retry counts from now.
     pub fn handle_sent(&mut self, now: Timestamp, u: usize) {
+        self.due.set(None);
         self.sent += 1;
         if let Some(o) = self.ups.get_mut(u).and_then(|p| p.outstanding.as_mut()) {
             o.retry_at = now.plus_ns(self.try_timeout);
@@ -350,11 +367,13 @@ impl Poller {
 
     /// A try of UPS `u`'s request could not be sent; the next try is due as planned.
     pub fn handle_send_failed(&mut self, _now: Timestamp, _u: usize) {
+        self.due.set(None);
         self.send_failed += 1;
     }
 
     /// Queues what is due at `now`: new polls, retries; gives up on polls out of tries.
     pub fn handle_timeout(&mut self, now: Timestamp) {
+        self.due.set(None);
         for u in 0..self.ups.len() {
             let p = &mut self.ups[u];
             match &mut p.outstanding {
@@ -390,6 +409,7 @@ impl Poller {
         from: SocketAddr,
         m: &Message<'_>,
     ) -> Result<usize, Refusal> {
+        self.due.set(None);
         let Pdu::Request(r) = &m.pdu else {
             return Err(Refusal::AnswerNotResponse);
         };

@@ -11,6 +11,7 @@
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
@@ -18,6 +19,10 @@ use serde_json::{Map, Value as Json};
 use crate::classify::Event;
 use crate::engine::policy::PollAnswer;
 use crate::time::Timestamp;
+
+/// Text a record shares with the station (a name, a sentence said to every recorder
+/// of a tier): a reference count, not a copy per record.
+pub type Text = Arc<str>;
 
 /// The journal's format version, in every line.
 pub const FORMAT: u32 = 1;
@@ -60,10 +65,10 @@ pub enum Input {
         source: IpAddr,
         /// The UPS it came from, if a UPS's.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        ups: Option<String>,
+        ups: Option<Text>,
         /// The recorder it came from, if a recorder's (an acknowledgement).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        recorder: Option<String>,
+        recorder: Option<Text>,
         /// Its community.
         community: String,
         /// What it was classified as.
@@ -74,21 +79,21 @@ pub enum Input {
     /// A UPS's answer to a poll.
     Poll {
         /// The UPS.
-        ups: String,
+        ups: Text,
         /// What it said.
         answer: PollAnswer,
     },
     /// A whole poll went unanswered while a shutdown trap waited for it.
     PollUnanswered {
         /// The UPS.
-        ups: String,
+        ups: Text,
         /// Whether any try of it left.
         sent: bool,
     },
     /// A UPS stopped (or started again) answering polls.
     Silent {
         /// The UPS.
-        ups: String,
+        ups: Text,
         /// Stopped (true) or answers again (false).
         silent: bool,
     },
@@ -154,24 +159,24 @@ pub enum Decided {
     /// Tell a recorder to shut down.
     ShutdownRecorder {
         /// Its UPS.
-        ups: String,
+        ups: Text,
         /// The recorder.
-        recorder: String,
+        recorder: Text,
         /// Its tier.
         tier: u8,
         /// When it must be down.
         deadline: Timestamp,
         /// Why, in a sentence.
-        reason: String,
+        reason: Text,
         /// What caused it: an event's name, or "poll" for a UPS's answer.
-        event: String,
+        event: Text,
         /// The trap rule, poll or timer behind it.
-        rule: String,
+        rule: Text,
     },
     /// The outage is over: the tiers still counting down are not shut down.
     CancelShutdown {
         /// The UPS.
-        ups: String,
+        ups: Text,
         /// The tiers.
         tiers: Vec<u8>,
         /// Why.
@@ -180,36 +185,36 @@ pub enum Decided {
     /// What the virtual UPS presents a recorder.
     PresentCharge {
         /// The recorder.
-        recorder: String,
+        recorder: Text,
         /// The charge, or the real values.
         percent: Percent,
     },
     /// Poll a UPS to confirm a shutdown trap.
     Poll {
         /// The UPS.
-        ups: String,
+        ups: Text,
         /// Why.
         reason: String,
         /// The event to confirm.
-        event: String,
+        event: Text,
         /// Its rule.
-        rule: String,
+        rule: Text,
     },
     /// Mains power is back on a UPS in an outage.
     PowerBack {
         /// The UPS.
-        ups: String,
+        ups: Text,
     },
     /// A recorder acknowledged its order.
     Acknowledged {
         /// The recorder.
-        recorder: String,
+        recorder: Text,
     },
     /// Something a person must know.
     Alert {
         /// The UPS concerned, if one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        ups: Option<String>,
+        ups: Option<Text>,
         /// Short kind: "on_battery", "not_confirmed", "journal_failed", …
         kind: String,
         /// The sentence.
@@ -224,19 +229,19 @@ pub enum Action {
     /// An order left (a trap handed to the kernel, or a command started).
     Sent {
         /// The recorder.
-        recorder: String,
+        recorder: Text,
         /// Which sending.
         attempt: u32,
         /// Where the trap went (none for a command).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         to: Option<SocketAddr>,
         /// What was sent.
-        detail: String,
+        detail: Text,
     },
     /// An order could not be sent.
     SendFailed {
         /// The recorder.
-        recorder: String,
+        recorder: Text,
         /// Which sending.
         attempt: u32,
         /// Where.
@@ -248,7 +253,7 @@ pub enum Action {
     /// A dry run's order, not sent.
     WouldSend {
         /// The recorder.
-        recorder: String,
+        recorder: Text,
         /// Which sending.
         attempt: u32,
         /// Why not.
@@ -257,14 +262,14 @@ pub enum Action {
     /// A confirming poll left (its answer is waited for from now).
     Polled {
         /// The UPS.
-        ups: String,
+        ups: Text,
         /// Where.
         to: SocketAddr,
     },
     /// What a recorder was shown when it polled its virtual UPS (when it changed).
     Presented {
         /// The recorder.
-        recorder: String,
+        recorder: Text,
         /// The charge shown.
         charge: Option<u8>,
         /// On battery, as shown.
@@ -277,7 +282,7 @@ pub enum Action {
     /// A recorder never acknowledged before its UPS cut the outlets.
     NotAcknowledged {
         /// The recorder.
-        recorder: String,
+        recorder: Text,
         /// Times it was told.
         attempt: u32,
         /// Why it matters.
@@ -286,7 +291,7 @@ pub enum Action {
     /// A recorder is back after the outage.
     Back {
         /// The recorder.
-        recorder: String,
+        recorder: Text,
         /// Seconds from power back to hearing from it.
         after_s: f64,
         /// It had been reported `NotBack`: heard from after its boot time.
@@ -296,14 +301,14 @@ pub enum Action {
     /// A recorder was not back within its boot time.
     NotBack {
         /// The recorder.
-        recorder: String,
+        recorder: Text,
         /// What to do.
         detail: String,
     },
     /// An exec recorder's command ended.
     CommandDone {
         /// The recorder.
-        recorder: String,
+        recorder: Text,
         /// Which sending it was.
         attempt: u32,
         /// "exit 0", "killed: timed out", …

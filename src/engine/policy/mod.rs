@@ -20,6 +20,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::classify::Event;
 use crate::engine::config::{Remap, Secs, Site, Unconfirmed, Vendor};
@@ -164,7 +165,7 @@ pub struct Cause {
     /// The event.
     pub event: Option<Event>,
     /// The trap rule, poll or timer behind it.
-    pub rule: String,
+    pub rule: Arc<str>,
 }
 
 /// A decision, as data: what the drivers act on and the journal records.
@@ -181,7 +182,7 @@ pub enum Decision {
         /// When it must have finished shutting down.
         deadline: Timestamp,
         /// Why, in a sentence.
-        reason: String,
+        reason: Arc<str>,
         /// The event behind it.
         cause: Cause,
     },
@@ -412,6 +413,7 @@ impl Decider {
             }
         }
         next.revision = self.revision + 1;
+        next.due.set(None);
         let mut pending = std::mem::take(&mut self.decisions);
         pending.append(&mut next.decisions);
         next.decisions = pending;
@@ -468,20 +470,18 @@ impl Decider {
         if let Some(due) = self.due.get() {
             return due;
         }
-        let due = self
-            .ups
-            .iter()
-            .flat_map(|u| {
-                let confirm = u.confirming.as_ref().and_then(|c| c.deadline);
-                let settle = u.settling.map(|t| after(t, SETTLE));
-                let tiers = u
-                    .tiers_due
-                    .iter()
-                    .map(|(_, t)| *t)
-                    .filter(|_| u.settling.is_none());
-                confirm.into_iter().chain(settle).chain(tiers)
-            })
-            .min();
+        let mut due: Option<Timestamp> = None;
+        let mut consider = |t: Timestamp| due = Some(due.map_or(t, |d| d.min(t)));
+        for u in &self.ups {
+            if let Some(t) = u.confirming.as_ref().and_then(|c| c.deadline) {
+                consider(t);
+            }
+            match u.settling {
+                // Tiers wait while mains power settles.
+                Some(t) => consider(after(t, SETTLE)),
+                None => u.tiers_due.iter().for_each(|&(_, t)| consider(t)),
+            }
+        }
         self.due.set(Some(due));
         due
     }
@@ -540,7 +540,7 @@ impl Decider {
         // Made only when kept: a repeated trap allocates nothing.
         let cause = || Cause {
             event: Some(event),
-            rule: rule.to_string(),
+            rule: rule.into(),
         };
         match event {
             Event::OnBattery => self.on_battery(now, u, rule),
@@ -573,11 +573,12 @@ impl Decider {
     /// The poll of UPS `u` left at `now`: a shutdown trap waiting for it has
     /// `poll_timeout` from now for the UPS to answer.
     pub fn handle_poll_sent(&mut self, now: Timestamp, u: usize) {
-        self.due.set(None);
         let timeout = self.site.policy.poll_timeout;
         if let Some(c) = self.ups.get_mut(u).and_then(|s| s.confirming.as_mut())
             && c.deadline.is_none()
         {
+            // Only this moves a deadline (polls leave every few seconds: the cache stays).
+            self.due.set(None);
             c.deadline = Some(after(now, timeout));
             self.revision += 1;
         }
@@ -629,7 +630,10 @@ impl Decider {
         };
         let low_charge = answer.charge.filter(|c| on_battery && *c < charge_min);
         let low_runtime = answer.runtime.filter(|r| on_battery && *r < runtime_min);
-        let cause = |rule: String| Cause { event: None, rule };
+        let cause = |rule: String| Cause {
+            event: None,
+            rule: rule.into(),
+        };
         if answer.on_battery == Some(true) {
             // Starts the outage, or resumes it if mains power had seemed back.
             self.on_battery(now, u, "poll: on battery");
@@ -727,7 +731,7 @@ impl Decider {
                     );
                     let cause = Cause {
                         event: Some(Event::OnBattery),
-                        rule: format!("grace tier {tier}"),
+                        rule: format!("grace tier {tier}").into(),
                     };
                     self.shutdown_tier(now, u, Some(tier), &why, &cause);
                 }
@@ -834,6 +838,8 @@ impl Decider {
         cause: &Cause,
     ) {
         let outage = self.ups[u].outage;
+        // One sentence for the whole tier, shared by its recorders' decisions.
+        let why: Arc<str> = why.into();
         // Already in order: lower priority (higher tier number) first.
         for i in 0..self.recorders_of[u].len() {
             let r = self.recorders_of[u][i];
@@ -850,7 +856,7 @@ impl Decider {
                 recorder: r,
                 tier,
                 deadline,
-                reason: why.to_string(),
+                reason: Arc::clone(&why),
                 cause: cause.clone(),
             });
             self.push(Decision::PresentCharge {

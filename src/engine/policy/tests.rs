@@ -110,7 +110,7 @@ fn low_battery_confirmed_by_poll_shuts_everything_lower_tiers_first() {
                 cause,
                 ..
             } => {
-                assert_eq!(reason, "lowBattery confirmed by poll");
+                assert_eq!(&**reason, "lowBattery confirmed by poll");
                 assert_eq!(cause.event, Some(Event::LowBattery));
                 Some(*recorder)
             }
@@ -548,7 +548,7 @@ fn a_confirming_poll_that_could_not_be_sent_follows_the_site_choice() {
     let log = run(&mut d, &[], 7);
     assert_eq!(shutdowns(&log).len(), 2, "{log:?}");
     assert!(log.iter().any(|(_, x)| matches!(x,
-        Decision::ShutdownRecorder { reason, .. } if reason == "lowBattery, not confirmed: the poll could not be sent")));
+        Decision::ShutdownRecorder { reason, .. } if &**reason == "lowBattery, not confirmed: the poll could not be sent")));
 }
 
 #[test]

@@ -27,7 +27,7 @@ use crate::engine::config::{RecorderKind, Remap, Site};
 use crate::engine::ledger::{Ledger, LedgerOutput, Standing};
 use crate::engine::policy::{Cause, Decider, Decision, PollAnswer};
 use crate::engine::poller::{NO_SUCH_NAME, PollOutput, Poller, RequestIds};
-use crate::engine::record::{Action, Decided, Input, Percent, Record};
+use crate::engine::record::{Action, Decided, Input, Percent, Record, Text};
 use crate::engine::trust::{Refusal, RefusalLog, Refusals, Trust, Who};
 use crate::time::{Timestamp, ns};
 use crate::wire::oid::oid;
@@ -138,19 +138,73 @@ pub struct Notification<'a> {
     pub rule: &'a str,
 }
 
-/// The site's UPSes and recorders by name.
-fn names(site: &Site) -> std::collections::HashMap<Box<str>, Who> {
-    let upses = site
-        .upses
-        .iter()
-        .enumerate()
-        .map(|(u, x)| (x.name.as_str().into(), Who::Ups(u)));
-    let recorders = site
-        .recorders
-        .iter()
-        .enumerate()
-        .map(|(r, x)| (x.name.as_str().into(), Who::Recorder(r)));
-    upses.chain(recorders).collect()
+/// The site's names, shared by every record that names one (a reference count each,
+/// not a copy), and each UPS and recorder by its name.
+struct Names {
+    by_name: std::collections::HashMap<Text, Who>,
+    upses: Vec<Text>,
+    recorders: Vec<Text>,
+    /// Each event's name, in `Event::ALL` order, then "poll" (a UPS's answer).
+    events: Vec<Text>,
+    /// What a `Sent` says was sent.
+    trap_sent: Text,
+    command_started: Text,
+}
+
+impl Names {
+    fn new(site: &Site) -> Names {
+        let upses: Vec<Text> = site.upses.iter().map(|u| u.name.as_str().into()).collect();
+        let recorders: Vec<Text> = site
+            .recorders
+            .iter()
+            .map(|r| r.name.as_str().into())
+            .collect();
+        let by_name = upses
+            .iter()
+            .enumerate()
+            .map(|(u, n)| (Arc::clone(n), Who::Ups(u)))
+            .chain(
+                recorders
+                    .iter()
+                    .enumerate()
+                    .map(|(r, n)| (Arc::clone(n), Who::Recorder(r))),
+            )
+            .collect();
+        let events = Event::ALL
+            .iter()
+            .map(|e| e.name())
+            .chain(["poll"])
+            .map(Text::from)
+            .collect();
+        Names {
+            by_name,
+            upses,
+            recorders,
+            events,
+            trap_sent: "APC lowBattery v1 trap".into(),
+            command_started: "command started".into(),
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<&Who> {
+        self.by_name.get(name)
+    }
+
+    fn ups(&self, u: usize) -> Text {
+        Arc::clone(&self.upses[u])
+    }
+
+    fn recorder(&self, r: usize) -> Text {
+        Arc::clone(&self.recorders[r])
+    }
+
+    /// An event's name, or "poll" for none.
+    fn event(&self, e: Option<Event>) -> Text {
+        let i = e.map_or(Event::ALL.len(), |e| {
+            Event::ALL.iter().position(|x| *x == e).unwrap_or(0)
+        });
+        Arc::clone(&self.events[i])
+    }
 }
 
 /// RFC 3416's name of an error-status, as net-snmp prints it.
@@ -357,8 +411,9 @@ pub struct Station {
     commands: VecDeque<Command>,
     /// A journal is being fed back in (`restore`): nothing decided goes out.
     restoring: bool,
-    /// Every UPS and recorder by name (a journal names them).
-    names: std::collections::HashMap<Box<str>, Who>,
+    /// Every UPS and recorder by name (a journal names them), and the names records
+    /// share.
+    names: Names,
     /// Orders decided in a restore and not journaled as sent: when each was decided.
     unsent: BTreeMap<usize, Timestamp>,
     counts: Counts,
@@ -389,7 +444,7 @@ impl Station {
     ) -> Station {
         let upses = site.upses.len();
         let mut s = Station {
-            names: names(&site),
+            names: Names::new(&site),
             trust: Trust::new(&site),
             agent: Agent::new(&site, now),
             poller: Poller::new(&site, now, ids),
@@ -464,6 +519,11 @@ impl Station {
     /// Whether a record waits.
     pub fn has_records(&self) -> bool {
         !self.records.is_empty()
+    }
+
+    /// How many datagrams wait (`drain_transmits`).
+    pub fn transmits_waiting(&self) -> usize {
+        self.queued.len()
     }
 
     /// Hands every datagram waiting to `send`, with its bytes (orders are encoded now).
@@ -620,8 +680,8 @@ impl Station {
         // Journaled only if it moved something: repeats do not grow the journal.
         if self.decider.revision() != before {
             let (ups, recorder) = match n.who {
-                Who::Ups(u) => (Some(self.site.upses[u].name.clone()), None),
-                Who::Recorder(r) => (None, Some(self.site.recorders[r].name.clone())),
+                Who::Ups(u) => (Some(self.names.ups(u)), None),
+                Who::Recorder(r) => (None, Some(self.names.recorder(r))),
             };
             self.input(
                 at,
@@ -702,7 +762,7 @@ impl Station {
         let p = self.agent.presented_to(at, r);
         let real = self.agent.ups[self.site.recorders[r].ups].values;
         let record = Action::Presented {
-            recorder: self.site.recorders[r].name.clone(),
+            recorder: self.names.recorder(r),
             charge: p.charge,
             on_battery: p.on_battery,
             real,
@@ -798,23 +858,23 @@ impl Station {
                 self.ledger.sent(at, recorder, attempt);
                 self.unsent.remove(&recorder);
                 let detail = match to {
-                    Some(_) => "APC lowBattery v1 trap",
-                    None => "command started",
+                    Some(_) => Arc::clone(&self.names.trap_sent),
+                    None => Arc::clone(&self.names.command_started),
                 };
-                let name = self.site.recorders[recorder].name.clone();
+                let name = self.names.recorder(recorder);
                 self.record(
                     at,
                     Record::Action(Action::Sent {
                         recorder: name,
                         attempt,
                         to,
-                        detail: detail.into(),
+                        detail,
                     }),
                 );
             }
             (Purpose::Order { recorder, attempt }, Err(e)) => {
                 self.ledger.send_failed(at, recorder, attempt);
-                let name = self.site.recorders[recorder].name.clone();
+                let name = self.names.recorder(recorder);
                 let to = Some(self.relays[recorder].0);
                 self.record(
                     at,
@@ -834,7 +894,7 @@ impl Station {
                 if self.decider.revision() != before {
                     let u = &self.site.upses[ups];
                     let to = SocketAddr::new(u.address, u.port);
-                    let name = u.name.clone();
+                    let name = self.names.ups(ups);
                     self.record(at, Record::Action(Action::Polled { ups: name, to }));
                 }
             }
@@ -847,11 +907,11 @@ impl Station {
     /// A command ended at `now`; exit 0 is its recorder's acknowledgement.
     pub fn handle_command_done(&mut self, now: Timestamp, end: CommandEnd) {
         let at = self.at(now);
-        let Some(rec) = self.site.recorders.get(end.recorder) else {
+        let Some(_) = self.site.recorders.get(end.recorder) else {
             return;
         };
         let record = Action::CommandDone {
-            recorder: rec.name.clone(),
+            recorder: self.names.recorder(end.recorder),
             attempt: end.attempt,
             status: end.status,
             detail: end.took,
@@ -890,7 +950,7 @@ impl Station {
             p.remap,
         );
         self.trust = Trust::new(&self.site);
-        self.names = names(&self.site);
+        self.names = Names::new(&self.site);
         self.last_shown = vec![None; self.site.recorders.len()];
         self.last_answer = vec![None; self.site.upses.len()];
         self.poll_error = vec![None; self.site.upses.len()];
@@ -985,9 +1045,9 @@ impl Station {
 
     /// A decision as journaled: names for indices.
     fn decided(&self, t: Timestamp, d: &Decision) -> Decided {
-        let ups = |u: usize| self.site.upses[u].name.clone();
-        let recorder = |r: usize| self.site.recorders[r].name.clone();
-        let cause = |c: &Cause| c.event.map_or("poll".to_string(), |e| e.name().to_string());
+        let ups = |u: usize| self.names.ups(u);
+        let recorder = |r: usize| self.names.recorder(r);
+        let cause = |c: &Cause| self.names.event(c.event);
         let _ = t;
         match d {
             Decision::ShutdownRecorder {
@@ -1069,7 +1129,7 @@ impl Station {
         }
         let rec = &self.site.recorders[r];
         if self.options.dry_run {
-            let name = rec.name.clone();
+            let name = self.names.recorder(r);
             self.record(
                 t,
                 Record::Action(Action::WouldSend {
@@ -1149,7 +1209,7 @@ impl Station {
                     let before = self.decider.revision();
                     self.decider.handle_poll_unanswered(t, ups, sent);
                     if self.decider.revision() != before {
-                        let name = self.site.upses[ups].name.clone();
+                        let name = self.names.ups(ups);
                         self.input(t, Input::PollUnanswered { ups: name, sent });
                     }
                 }
@@ -1188,7 +1248,7 @@ impl Station {
                 )
             }
         };
-        let ups = Some(name.clone());
+        let ups = Some(self.names.ups(ups));
         let alert = Decided::Alert {
             ups,
             kind: kind.into(),
@@ -1208,20 +1268,20 @@ impl Station {
         self.decider.handle_poll(t, ups, answer);
         if self.decider.revision() != before || self.last_answer[ups] != Some(answer) {
             self.last_answer[ups] = Some(answer);
-            let name = self.site.upses[ups].name.clone();
+            let name = self.names.ups(ups);
             self.input(t, Input::Poll { ups: name, answer });
         }
     }
 
     fn ups_silent(&mut self, t: Timestamp, ups: usize, silent: bool) {
-        let name = self.site.upses[ups].name.clone();
+        let name = self.names.ups(ups);
         self.input(t, Input::Silent { ups: name, silent });
         self.decider.handle_ups_silent(ups, silent);
     }
 
     fn ledger_outputs(&mut self, t: Timestamp) {
         while let Some(o) = self.ledger.poll_output() {
-            let rec = |r: usize| self.site.recorders[r].name.clone();
+            let rec = |r: usize| self.names.recorder(r);
             let record = match o {
                 LedgerOutput::Resend { recorder, attempt } => {
                     self.counts.resends += 1;
@@ -1352,8 +1412,8 @@ impl Station {
                         ..
                     } => Event::ALL
                         .iter()
-                        .find(|e| e.name() == event)
-                        .map(|e| (u, *e, rule.as_str())),
+                        .find(|e| e.name() == &**event)
+                        .map(|e| (u, *e, &**rule)),
                     Decided::PowerBack { ups: u } => Some((u, Event::PowerRestored, "journal")),
                     _ => None,
                 };

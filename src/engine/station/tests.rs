@@ -285,7 +285,7 @@ fn a_restart_sends_an_order_decided_and_not_journaled_as_sent_once_one_wait_late
     let cut = journal
         .iter()
         .position(|(_, r)| {
-            matches!(r, Record::Decision(Decided::ShutdownRecorder { recorder, .. }) if recorder == "nvr-251")
+            matches!(r, Record::Decision(Decided::ShutdownRecorder { recorder, .. }) if &**recorder == "nvr-251")
         })
         .expect("nvr-251 was told");
     let decided = journal[cut].0;
@@ -338,7 +338,7 @@ fn a_damaged_line_loses_only_its_own_fact() {
         for (_, r) in &w.seen.journal {
             if let Record::Decision(d @ Decided::ShutdownRecorder { recorder, .. }) = r {
                 assert!(
-                    live.iter().any(|l| l.contains(recorder.as_str())),
+                    live.iter().any(|l| l.contains(&**recorder)),
                     "line {lost} lost: a decision the live station never made: {d:?}"
                 );
             }
