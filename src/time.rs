@@ -20,6 +20,23 @@ pub mod ns {
     pub const fn secs(s: u32) -> u64 {
         s as u64 * SECOND
     }
+
+    /// A `timespec`'s seconds and nanoseconds (a kernel's stamp), as nanoseconds.
+    pub const fn from_timespec(sec: u64, nsec: u64) -> u64 {
+        sec.saturating_mul(SECOND).saturating_add(nsec)
+    }
+
+    /// A count of `1 / units_per_sec` units (a capture's timestamp at its interface's
+    /// resolution), plus `offset_sec` whole seconds, as nanoseconds.
+    pub const fn from_units(raw: u128, units_per_sec: u128, offset_sec: u64) -> u128 {
+        let per = if units_per_sec == 0 { 1 } else { units_per_sec };
+        raw * SECOND as u128 / per + offset_sec as u128 * SECOND as u128
+    }
+
+    /// `n` nanoseconds as seconds with their fraction (Prometheus, pacing).
+    pub fn as_secs_f64(n: u64) -> f64 {
+        n as f64 / SECOND as f64
+    }
 }
 
 /// A point in time, nanoseconds since 1970-01-01T00:00:00Z (on the source's timeline).
@@ -58,6 +75,17 @@ impl Timestamp {
     /// Moved by `offset` nanoseconds (a label's correction; saturating at both ends).
     pub const fn shifted(self, offset: i64) -> Timestamp {
         Timestamp(self.0.saturating_add_signed(offset))
+    }
+
+    /// Whole seconds from `earlier` (0 if it is later), saturating at `u32::MAX`.
+    pub fn secs_since(self, earlier: Timestamp) -> u32 {
+        u32::try_from(self.ns_since(earlier) / ns::SECOND).unwrap_or(u32::MAX)
+    }
+
+    /// SNMP TimeTicks (hundredths of a second) from `earlier`, wrapping as sysUpTime
+    /// does after 497 days.
+    pub fn ticks_since(self, earlier: Timestamp) -> u32 {
+        (self.ns_since(earlier) / ns::TICK) as u32
     }
 
     /// Seconds (with fraction) since `origin`, as Wireshark's "seconds since beginning

@@ -209,8 +209,7 @@ fn read_pcapng(
                 };
                 // pcap-file stores the raw 64-bit timestamp as nanoseconds.
                 let raw = epb.timestamp.as_nanos();
-                let ns = raw * 1_000_000_000 / ifc.units_per_sec.max(1)
-                    + ifc.offset_sec as u128 * 1_000_000_000;
+                let ns = crate::time::ns::from_units(raw, ifc.units_per_sec, ifc.offset_sec);
                 end.frames += 1;
                 each(Frame {
                     number: end.frames,
@@ -242,7 +241,7 @@ fn read_pcapng(
                     ));
                     break;
                 };
-                let ns = pb.timestamp as u128 * 1_000_000_000 / ifc.units_per_sec.max(1);
+                let ns = crate::time::ns::from_units(pb.timestamp as u128, ifc.units_per_sec, 0);
                 end.frames += 1;
                 each(Frame {
                     number: end.frames,

@@ -117,7 +117,7 @@ pub fn send_capture(path: &Path, to: SocketAddr, opts: &SendOptions) -> Result<S
     for (t, i, payload) in &plan {
         if opts.speed > 0.0 {
             let due = std::time::Duration::from_secs_f64(
-                t.saturating_sub(first) as f64 / 1e9 / opts.speed,
+                crate::time::ns::as_secs_f64(t.saturating_sub(first)) / opts.speed,
             );
             if let Some(wait) = due.checked_sub(start.elapsed()) {
                 std::thread::sleep(wait);

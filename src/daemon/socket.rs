@@ -277,7 +277,10 @@ impl RecvBatch {
                     && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS
                 {
                     let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
-                    return Some(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64);
+                    return Some(crate::time::ns::from_timespec(
+                        ts.tv_sec as u64,
+                        ts.tv_nsec as u64,
+                    ));
                 }
                 cmsg = libc::CMSG_NXTHDR(header, cmsg);
             }

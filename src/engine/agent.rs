@@ -303,9 +303,7 @@ impl Agent {
     /// What recorder `r` is shown now.
     pub fn presented_to(&self, now: Timestamp, r: usize) -> Presented {
         let view = &self.ups[self.recorder_ups[r]];
-        let on_battery_s = view
-            .on_battery_since
-            .map_or(0, |s| (now.0.saturating_sub(s.0) / 1_000_000_000) as u32);
+        let on_battery_s = view.on_battery_since.map_or(0, |s| now.secs_since(s));
         match self.presented[r] {
             Some(p) => Presented {
                 charge: Some(p),
@@ -368,9 +366,7 @@ impl Agent {
             match k {
                 Object::SysDescr => Some(Value::OctetString(description)),
                 Object::SysObjectId => Some(Value::ObjectId(apc)),
-                Object::SysUpTime => Some(Value::TimeTicks(
-                    (now.ns_since(started) / crate::time::ns::TICK) as u32,
-                )),
+                Object::SysUpTime => Some(Value::TimeTicks(now.ticks_since(started))),
                 Object::SysName => Some(Value::OctetString(ups_name)),
                 Object::IdentManufacturer => Some(Value::OctetString(b"trapgate")),
                 Object::IdentModel => Some(Value::OctetString(b"virtual UPS")),

@@ -302,7 +302,7 @@ fn prometheus(stats: &Stats) -> String {
                 s,
                 "trapgate_decision_latency_seconds{{event=\"{}\",quantile=\"{q}\"}} {:.9}",
                 e.name(),
-                h.value_at_quantile(q) as f64 / 1e9
+                crate::time::ns::as_secs_f64(h.value_at_quantile(q))
             );
         }
         let _ = writeln!(

@@ -29,7 +29,7 @@ use crate::engine::policy::{Cause, Decider, Decision, PollAnswer};
 use crate::engine::poller::{NO_SUCH_NAME, PollOutput, Poller, RequestIds};
 use crate::engine::record::{Action, Decided, Input, Percent, Record, Text};
 use crate::engine::trust::{Refusal, RefusalLog, Refusals, Trust, Who};
-use crate::time::{Timestamp, ns};
+use crate::time::Timestamp;
 use crate::wire::oid::oid;
 use crate::wire::{Message, OidBuf, RequestPdu, Value, VarBind, encode};
 
@@ -534,7 +534,7 @@ impl Station {
                 (None, Purpose::Order { recorder, .. }) => {
                     let rec = &self.site.recorders[recorder];
                     let agent_addr = self.relays[recorder].1;
-                    let ticks = (self.floor.ns_since(self.started) / ns::TICK) as u32;
+                    let ticks = self.floor.ticks_since(self.started);
                     self.scratch.clear();
                     self.relay.encode(
                         rec.community.as_bytes(),
