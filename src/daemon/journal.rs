@@ -95,16 +95,23 @@ fn check_regular(path: &Path) -> io::Result<()> {
 /// Reads every record of the journal at `path` and its rotated files, oldest first, a
 /// line at a time, handing each to `each`. A journal that does not exist reads as
 /// empty; one written in another format is an error that says so.
-pub fn read(path: &Path, mut each: impl FnMut(Timestamp, Record)) -> io::Result<Read> {
+pub fn read(path: &Path, each: impl FnMut(Timestamp, Record)) -> io::Result<Read> {
     check_regular(path)?;
-    let mut out = Read::default();
     let files: Vec<PathBuf> = rotated_files(path)
         .into_iter()
         .rev()
         .chain(core::iter::once(path.to_path_buf()))
         .collect();
+    read_files(&files, each)
+}
+
+/// Reads `files` in turn, a line at a time, handing each record to `each`; a damaged
+/// line is counted and skipped, a line of another format ends the reading with an
+/// error that says so.
+fn read_files(files: &[PathBuf], mut each: impl FnMut(Timestamp, Record)) -> io::Result<Read> {
+    let mut out = Read::default();
     for file in files {
-        let f = match File::open(&file) {
+        let f = match File::open(file) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
@@ -245,15 +252,19 @@ impl Journal {
     /// begins the new one with the station's checkpoint (`line`: the caller's buffer).
     pub fn commit(&mut self, station: &Station, line: &mut Vec<u8>) -> io::Result<()> {
         self.keep_since(station.keep_since());
-        if self.sync()? {
-            self.checkpoint(station, line)?;
-        }
-        Ok(())
+        self.file.flush()?;
+        self.file.get_ref().sync_data()?;
+        self.roll(station, line)
     }
 
-    /// Begins the file just rotated with the station's checkpoint, made durable (never
-    /// rotated away however big: a file's first record is its checkpoint).
-    fn checkpoint(&mut self, station: &Station, line: &mut Vec<u8>) -> io::Result<()> {
+    /// Once what was appended is durable: a file grown past its size rotates, and the
+    /// new one begins with the station's checkpoint, made durable too (and never rotated
+    /// away however big: a file's first record is its checkpoint).
+    fn roll(&mut self, station: &Station, line: &mut Vec<u8>) -> io::Result<()> {
+        if self.size < self.rotate_at {
+            return Ok(());
+        }
+        self.rotate()?;
         self.append(station.now(), &station.snapshot(), line)?;
         self.file.flush()?;
         self.file.get_ref().sync_data()
@@ -309,14 +320,7 @@ impl Journal {
             });
             (appended, synced, out)
         });
-        // A new file begins with a checkpoint, as in `commit`.
-        let synced = synced.and_then(|()| {
-            if self.size < self.rotate_at {
-                return Ok(());
-            }
-            self.rotate()?;
-            self.checkpoint(station, line)
-        });
+        let synced = synced.and_then(|()| self.roll(station, line));
         (appended, synced, out)
     }
 
@@ -415,84 +419,44 @@ pub fn resume(
     check_regular(path)?;
     let files = files_from_checkpoint(path);
     let mut station: Option<Station> = None;
-    let mut out = Read::default();
     let make = |site: Site, t: Timestamp| -> Station {
         let r = relays(&site);
         Station::new(site, options, r, Box::new(OsRandom), t)
     };
     let parse = |text: &str| Site::parse(text).ok();
-    for file in &files {
-        let f = match File::open(file) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
+    let out = read_files(&files, |t, r| {
+        // The site of the records that follow: a checkpoint's, a start's, a reload's.
+        let (site_text, snapshot) = match &r {
+            Record::Snapshot(record::Snapshot::Station { site, state }) => {
+                (Some(site.as_str()), Some(state))
+            }
+            Record::Action(Action::Started { site, .. } | Action::Reloaded { site, .. }) => {
+                (site.as_deref(), None)
+            }
+            _ => (None, None),
         };
-        let mut reader = BufReader::with_capacity(1 << 20, f);
-        let mut line = Vec::with_capacity(512);
-        let mut n = 0;
-        loop {
-            line.clear();
-            if reader.read_until(b'\n', &mut line)? == 0 {
-                break;
+        let changed =
+            site_text.filter(|text| station.as_ref().is_none_or(|s| *s.site().text != **text));
+        match (changed.and_then(parse), station.as_mut()) {
+            (Some(new), None) => station = Some(make(new, t)),
+            (Some(new), Some(s)) => {
+                let p = station::Prepared::new(
+                    new.clone(),
+                    std::sync::Arc::clone(s.site()),
+                    relays(&new),
+                    Box::new(OsRandom),
+                );
+                drop(s.restore_reload(t, p));
             }
-            n += 1;
-            if line.last() == Some(&b'\n') {
-                line.pop();
-            }
-            let (t, r) = match record::read_line(&line) {
-                Ok(x) => x,
-                Err(e @ LineError::Version(_)) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!(
-                            "{}:{n}: {e}: move it aside (or read it with the trapgate that wrote it)",
-                            file.display()
-                        ),
-                    ));
-                }
-                Err(LineError::Damaged(why)) => {
-                    out.damaged.push((file.clone(), n, why));
-                    continue;
-                }
-            };
-            out.records += 1;
-            // The site of the records that follow: a checkpoint's, a start's, a reload's.
-            let (site_text, snapshot) = match &r {
-                Record::Snapshot(record::Snapshot::Station { site, state }) => {
-                    (Some(site.as_str()), Some(state))
-                }
-                Record::Action(Action::Started { site, .. } | Action::Reloaded { site, .. }) => {
-                    (site.as_deref(), None)
-                }
-                _ => (None, None),
-            };
-            let changed =
-                site_text.filter(|text| station.as_ref().is_none_or(|s| *s.site().text != **text));
-            match (changed.and_then(parse), station.as_mut(), snapshot) {
-                (Some(new), None, _) => station = Some(make(new, t)),
-                (Some(new), Some(s), _) => {
-                    let p = station::Prepared::new(
-                        new.clone(),
-                        std::sync::Arc::clone(s.site()),
-                        relays(&new),
-                        Box::new(OsRandom),
-                    );
-                    drop(s.restore_reload(t, p));
-                }
-                (None, None, _) => {}
-                (None, Some(_), _) => {}
-            }
-            if station.is_none() {
-                // Records older than any site the journal names: the site of now.
-                station = Some(make(site.clone(), t));
-            }
-            let s = station.as_mut().expect("made just above");
-            match snapshot {
-                Some(state) => s.restore_snapshot(state),
-                None => s.restore(t, &r),
-            }
+            (None, _) => {}
         }
-    }
+        // Records older than any site the journal names: the site of now.
+        let s = station.get_or_insert_with(|| make(site.clone(), t));
+        match snapshot {
+            Some(state) => s.restore_snapshot(state),
+            None => s.restore(t, &r),
+        }
+    })?;
     let mut station = station.unwrap_or_else(|| make(site.clone(), now));
     // From now on: the timers that fell due while the gateway was down fire now, not at
     // times it did not live (the driver's first `handle_timeout`); the orders not

@@ -514,24 +514,32 @@ mod tests {
 
     /// A PowerNet card's answer to the seed site's poll: on line, `charge` percent.
     fn answer(community: &[u8], id: i32, charge: u32) -> Vec<u8> {
-        let names = [
-            oid("1.3.6.1.4.1.318.1.1.1.4.1.1.0"),
-            oid("1.3.6.1.4.1.318.1.1.1.2.1.1.0"),
-            oid("1.3.6.1.4.1.318.1.1.1.2.2.1.0"),
-            oid("1.3.6.1.4.1.318.1.1.1.2.2.3.0"),
-        ];
         let values = [
             Value::Integer(2),
             Value::Integer(2),
             Value::Gauge32(charge),
             Value::TimeTicks(charge * 1200),
         ];
+        response(community, id, &POWERNET, &values)
+    }
+
+    /// The objects the seed site's UPS is polled for, in order.
+    const POWERNET: [&str; 4] = [
+        "1.3.6.1.4.1.318.1.1.1.4.1.1.0",
+        "1.3.6.1.4.1.318.1.1.1.2.1.1.0",
+        "1.3.6.1.4.1.318.1.1.1.2.2.1.0",
+        "1.3.6.1.4.1.318.1.1.1.2.2.3.0",
+    ];
+
+    /// A v1 get-response binding `names` to `values`.
+    fn response(community: &[u8], id: i32, names: &[&str], values: &[Value<'_>]) -> Vec<u8> {
+        let names: Vec<_> = names.iter().map(|n| oid(n)).collect();
         let vb: Vec<VarBind<'_>> = names
             .iter()
             .zip(values)
             .map(|(n, value)| VarBind {
                 name: n.as_oid(),
-                value,
+                value: *value,
             })
             .collect();
         encode::to_vec(&Message::pdu(
@@ -610,29 +618,12 @@ mod tests {
         assert_ne!(id, sent_id(&p, &first[0]));
         assert_eq!(out.len(), 2, "no answer yet: {out:?}");
         // Its three values count.
-        let three = {
-            let names = [
-                oid("1.3.6.1.4.1.318.1.1.1.4.1.1.0"),
-                oid("1.3.6.1.4.1.318.1.1.1.2.1.1.0"),
-                oid("1.3.6.1.4.1.318.1.1.1.2.2.1.0"),
-            ];
-            let values = [Value::Integer(3), Value::Integer(2), Value::Gauge32(64)];
-            let vb: Vec<VarBind<'_>> = names
-                .iter()
-                .zip(values)
-                .map(|(n, value)| VarBind {
-                    name: n.as_oid(),
-                    value,
-                })
-                .collect();
-            encode::to_vec(&Message::pdu(
-                Version::V1,
-                b"public",
-                PduType::RESPONSE,
-                id,
-                &vb,
-            ))
-        };
+        let three = response(
+            b"public",
+            id,
+            &POWERNET[..3],
+            &[Value::Integer(3), Value::Integer(2), Value::Gauge32(64)],
+        );
         // The full four-object answer no longer matches what was asked.
         assert_eq!(
             respond(&mut p, t(0.2), CARD, &answer(b"public", id, 64)),

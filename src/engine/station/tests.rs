@@ -348,6 +348,18 @@ fn a_damaged_line_loses_only_its_own_fact() {
 
 /// The card's answer to the last poll: `values` for the names asked (none: the names
 /// back, with an error).
+/// The card's clean answer to the last poll: output source `output` (2 on line, 3 on
+/// battery), battery normal, `charge` %, 20 min of runtime.
+fn clean_answer(w: &World, output: i64, charge: u32) -> Vec<u8> {
+    let values = [
+        Value::Integer(output),
+        Value::Integer(2),
+        Value::Gauge32(charge),
+        Value::TimeTicks(120_000),
+    ];
+    card_answer(w, &values, (0, 0))
+}
+
 fn card_answer(w: &World, values: &[Value<'static>], error: (i32, i32)) -> Vec<u8> {
     let arena = bumpalo::Bump::new();
     let asked = Message::parse(&w.seen.last_poll, &arena).expect("our poll");
@@ -481,28 +493,10 @@ fn a_card_without_one_polled_object_is_alive_and_its_other_values_count() {
 fn a_confirming_poll_answered_with_an_error_says_so() {
     let mut w = World::new(site(true));
     w.to(0.0);
-    let ok = card_answer(
-        &w,
-        &[
-            Value::Integer(2),
-            Value::Integer(2),
-            Value::Gauge32(87),
-            Value::TimeTicks(120_000),
-        ],
-        (0, 0),
-    );
+    let ok = clean_answer(&w, 2, 87);
     w.card_says(0.1, &ok);
     w.to(10.15);
-    let ok = card_answer(
-        &w,
-        &[
-            Value::Integer(2),
-            Value::Integer(2),
-            Value::Gauge32(87),
-            Value::TimeTicks(120_000),
-        ],
-        (0, 0),
-    );
+    let ok = clean_answer(&w, 2, 87);
     w.card_says(10.2, &ok);
     w.trap(20.0, Event::LowBattery, "lowBattery");
     // genErr: the confirmation times out saying the UPS answered; the next poll's
@@ -535,16 +529,7 @@ fn a_confirming_poll_answered_with_an_error_says_so() {
 fn a_dry_run_presents_the_real_values_and_records_what_it_would_have() {
     let mut w = World::with(site(false), Options { dry_run: true });
     w.to(0.0);
-    let ok = card_answer(
-        &w,
-        &[
-            Value::Integer(3),
-            Value::Integer(2),
-            Value::Gauge32(64),
-            Value::TimeTicks(120_000),
-        ],
-        (0, 0),
-    );
+    let ok = clean_answer(&w, 3, 64);
     w.card_says(0.1, &ok);
     w.trap(5.0, Event::LowBattery, "lowBattery");
     assert!(
@@ -573,16 +558,7 @@ fn a_dry_run_presents_the_real_values_and_records_what_it_would_have() {
     // A real run shows 0 %.
     let mut w = World::new(site(false));
     w.to(0.0);
-    let ok = card_answer(
-        &w,
-        &[
-            Value::Integer(3),
-            Value::Integer(2),
-            Value::Gauge32(64),
-            Value::TimeTicks(120_000),
-        ],
-        (0, 0),
-    );
+    let ok = clean_answer(&w, 3, 64);
     w.card_says(0.1, &ok);
     w.trap(5.0, Event::LowBattery, "lowBattery");
     assert_eq!(w.recorder_asks(6.0, "1.3.6.1.2.1.33.1.2.4.0"), "Integer(0)");
