@@ -11,6 +11,7 @@ use trapgate::classify::Event;
 use trapgate::engine::config::{
     Gateway, Policy, Recorder, RecorderKind, Restart, Secs, Site, Unconfirmed, Ups, Vendor,
 };
+use trapgate::engine::id::UpsId;
 use trapgate::engine::policy::Decider;
 use trapgate::engine::trust::Trust;
 use trapgate::time::Timestamp;
@@ -37,7 +38,7 @@ fn site() -> Site {
             name: format!("nvr-{r}"),
             address: IpAddr::V4(Ipv4Addr::new(10, 2, (r / 250) as u8, (r % 250) as u8 + 1)),
             port: 162,
-            ups: r / PER_UPS,
+            ups: UpsId::new(r / PER_UPS),
             tier: (r % 3) as u8 + 1,
             shutdown_time: Secs(90),
             boot_time: Secs(300),

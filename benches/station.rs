@@ -18,6 +18,7 @@ use std::time::Instant;
 
 use trapgate::classify::Event;
 use trapgate::engine::config::Site;
+use trapgate::engine::id::{RecorderId, UpsId};
 use trapgate::engine::poller::Sequence;
 use trapgate::engine::record::{self, Action, Decided, Record};
 use trapgate::engine::station::{Happened, Notification, Options, Purpose, Relays, Station};
@@ -77,7 +78,7 @@ struct Run {
     line: Vec<u8>,
     journal: bool,
     /// Recorders told since the last look (to acknowledge).
-    told: Vec<usize>,
+    told: Vec<RecorderId>,
     inputs: usize,
 }
 
@@ -152,7 +153,7 @@ impl Run {
     }
 
     fn each_ups(&mut self, s: u64, event: Event, rule: &str) {
-        for u in 0..self.station.site().upses.len() {
+        for u in UpsId::all(self.station.site().upses.len()) {
             let source = self.station.site().upses[u].address;
             self.notify(s, Who::Ups(u), source, event, rule);
         }
@@ -165,7 +166,7 @@ fn watch<'a>(
     tally: &'a mut Tally,
     line: &'a mut Vec<u8>,
     journal: bool,
-    told: &'a mut Vec<usize>,
+    told: &'a mut Vec<RecorderId>,
 ) -> impl FnMut(Happened<'_>) + 'a {
     move |h| match h {
         Happened::Record(t, r) => {
@@ -209,7 +210,7 @@ fn outage(site: &Site, journal: bool) -> (Tally, usize, f64) {
     run.each_ups(500, Event::PowerRestored, "upsOnline");
     // Every recorder heard from again once back up.
     run.to(570);
-    for r in 0..run.station.site().recorders.len() {
+    for r in RecorderId::all(run.station.site().recorders.len()) {
         run.station.handle_seen(at(600), r);
         run.inputs += 1;
         run.settle();
@@ -225,7 +226,7 @@ fn fan_out(site: &Site, journal: bool) -> (Tally, f64) {
     let mut run = Run::new(site, journal);
     run.notify(
         1,
-        Who::Ups(0),
+        Who::Ups(UpsId(0)),
         site.upses[0].address,
         Event::OnBattery,
         "upsOnBattery",
@@ -234,7 +235,7 @@ fn fan_out(site: &Site, journal: bool) -> (Tally, f64) {
     let started = Instant::now();
     run.notify(
         2,
-        Who::Ups(0),
+        Who::Ups(UpsId(0)),
         site.upses[0].address,
         Event::LowBattery,
         "lowBattery",

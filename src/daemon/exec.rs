@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use mio::unix::pipe::Receiver;
 
+use crate::engine::id::RecorderId;
 pub use crate::engine::station::Command;
 use crate::engine::station::CommandEnd;
 
@@ -72,7 +73,7 @@ impl Captured {
 #[derive(Clone, Debug)]
 pub struct Finished {
     /// The recorder.
-    pub recorder: usize,
+    pub recorder: RecorderId,
     /// Which order it was.
     pub attempt: u32,
     /// Its exit code (None: killed by a signal, or never started).
@@ -201,7 +202,7 @@ mod tests {
 
     fn command(text: &str, timeout_ms: u64) -> Command {
         Command {
-            recorder: 0,
+            recorder: RecorderId(0),
             attempt: 1,
             command: text.to_string(),
             env: vec![("TRAPGATE_RECORDER", "nvr-1".to_string())],

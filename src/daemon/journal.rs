@@ -698,6 +698,7 @@ mod restart {
     use super::*;
     use crate::classify::Event;
     use crate::engine::config::DEFAULT_SITE;
+    use crate::engine::id::UpsId;
     use crate::engine::record::Decided;
     use crate::engine::station::{Happened, Notification, Purpose};
     use crate::engine::trust::Who;
@@ -741,7 +742,7 @@ mod restart {
 
     fn on_battery(s: &mut Station, at: Timestamp) {
         let n = Notification {
-            who: Who::Ups(0),
+            who: Who::Ups(UpsId(0)),
             source: "192.168.61.250".parse().unwrap(),
             community: b"public",
             event: Event::OnBattery,

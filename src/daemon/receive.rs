@@ -41,6 +41,7 @@ use crate::classify::{Classification, Classifier, Event};
 use crate::daemon::server::{StartError, now};
 use crate::daemon::socket::{BATCH, RecvBatch, SendBatch, bind_group, socket_drops};
 use crate::engine::config::Site;
+use crate::engine::id::RecorderId;
 use crate::engine::metrics::Latency;
 use crate::engine::pipeline::{Counters, Outcome, Pipeline};
 use crate::engine::trust::{Refusal, Refusals, Says, Trust, Who};
@@ -152,7 +153,7 @@ pub enum Heard {
         /// The kernel's receive time.
         arrival: u64,
         /// The recorder.
-        recorder: usize,
+        recorder: RecorderId,
     },
 }
 
@@ -567,7 +568,7 @@ impl Worker {
         // say), handed over at most once a second (by the kernel's wall-clock stamps: one
         // earlier than the last, after the wall clock stepped back, is handed over too).
         if let Some(r) = verdict.alive
-            && let Some(last) = self.seen_at.get_mut(r)
+            && let Some(last) = self.seen_at.get_mut(r.index())
             && (arrival < *last || arrival - *last >= ns::SECOND)
         {
             *last = arrival;

@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::engine::config::{Remap, Site};
+use crate::engine::id::{RecorderId, UpsId};
 use crate::engine::policy::PollAnswer;
 use crate::time::Timestamp;
 use crate::wire::oid::{OidBuf, oid};
@@ -115,18 +116,18 @@ pub struct Presented {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Answered {
     /// Answered recorder `r`; the response is in the output buffer.
-    Recorder(usize),
+    Recorder(RecorderId),
     /// The source is not a recorder of the site (not answered).
     NotRecorder,
     /// A recorder with the wrong community (not answered, as an agent does).
-    WrongCommunity(usize),
+    WrongCommunity(RecorderId),
     /// Not a Get, GetNext or GetBulk request (not answered).
     NotRequest,
     /// Recorder `r` asked for more than fits even as a `tooBig` answer (not answered,
     /// as RFC 3416 says).
-    Discarded(usize),
+    Discarded(RecorderId),
     /// Recorder `r` asked beyond its share (not answered).
-    OverRate(usize),
+    OverRate(RecorderId),
 }
 
 /// Answers a recorder gets a second, sustained.
@@ -193,10 +194,10 @@ pub struct Agent {
     started: Timestamp,
     objects: Vec<(OidBuf, Object)>,
     apc: OidBuf,
-    recorders: HashMap<IpAddr, usize>,
+    recorders: HashMap<IpAddr, RecorderId>,
     max_message_size: usize,
     /// Each recorder's UPS, community and sysDescr.
-    recorder_ups: Vec<usize>,
+    recorder_ups: Vec<UpsId>,
     recorder_communities: Vec<Box<[u8]>>,
     descriptions: Vec<String>,
     ups_names: Vec<String>,
@@ -219,10 +220,7 @@ impl Agent {
             started: now,
             objects: OBJECTS.iter().map(|(o, k)| (oid(o), *k)).collect(),
             apc: oid(APC_ENTERPRISE),
-            recorders: site
-                .recorders
-                .iter()
-                .enumerate()
+            recorders: RecorderId::enumerate(&site.recorders)
                 .map(|(i, r)| (r.address, i))
                 .collect(),
             max_message_size: site.gateway.max_message_size,
@@ -259,16 +257,12 @@ impl Agent {
     /// Becomes `next` (made for the new site, off the decision thread) and returns what it was, for the caller to drop where it costs nothing, carrying over
     /// the UPSes' values and what each recorder that stays is shown; its uptime goes on.
     pub fn take_over(&mut self, mut next: Agent, remap: &Remap) -> Agent {
-        for (u, old) in remap.ups.iter().enumerate() {
-            if let Some(o) = *old {
-                next.ups[u] = self.ups[o];
-            }
+        for (u, o) in remap.kept_upses() {
+            next.ups[u] = self.ups[o];
         }
-        for (r, old) in remap.recorders.iter().enumerate() {
-            if let Some(o) = *old {
-                next.presented[r] = self.presented[o];
-                next.shares[r] = self.shares[o];
-            }
+        for (r, o) in remap.kept_recorders() {
+            next.presented[r] = self.presented[o];
+            next.shares[r] = self.shares[o];
         }
         next.started = self.started;
         next.trimmed = self.trimmed;
@@ -296,12 +290,12 @@ impl Agent {
     }
 
     /// The recorder at `source`, if one.
-    pub fn recorder_at(&self, source: IpAddr) -> Option<usize> {
+    pub fn recorder_at(&self, source: IpAddr) -> Option<RecorderId> {
         self.recorders.get(&source).copied()
     }
 
     /// What recorder `r` is shown now.
-    pub fn presented_to(&self, now: Timestamp, r: usize) -> Presented {
+    pub fn presented_to(&self, now: Timestamp, r: RecorderId) -> Presented {
         let view = &self.ups[self.recorder_ups[r]];
         let on_battery_s = view.on_battery_since.map_or(0, |s| now.secs_since(s));
         match self.presented[r] {

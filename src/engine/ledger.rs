@@ -16,6 +16,7 @@
 use std::collections::{BTreeSet, VecDeque};
 
 use crate::engine::config::{Remap, Secs, Site};
+use crate::engine::id::{RecorderId, UpsId};
 use crate::time::Timestamp;
 
 fn after(t: Timestamp, s: Secs) -> Timestamp {
@@ -74,21 +75,21 @@ pub enum LedgerOutput {
     /// Tell this recorder again (it has not acknowledged); `attempt` counts from 2.
     Resend {
         /// The recorder.
-        recorder: usize,
+        recorder: RecorderId,
         /// Which sending this is.
         attempt: u32,
     },
     /// The recorder never acknowledged before its UPS cut the outlets.
     NotAcknowledged {
         /// The recorder.
-        recorder: usize,
+        recorder: RecorderId,
         /// Times it was told.
         sent: u32,
     },
     /// The recorder is back after the outage.
     Back {
         /// The recorder.
-        recorder: usize,
+        recorder: RecorderId,
         /// Seconds from power back to hearing from it.
         after_s: f64,
         /// It had been reported not back (heard from after its boot time).
@@ -97,7 +98,7 @@ pub enum LedgerOutput {
     /// The recorder was not heard from within its boot time after power returned.
     NotBack {
         /// The recorder.
-        recorder: usize,
+        recorder: RecorderId,
     },
 }
 
@@ -114,14 +115,14 @@ pub struct Ledger {
     standing: Vec<Standing>,
     /// Every recorder's next deadline, earliest first (the event loop asks at every
     /// wake-up, and a site has thousands of recorders: no scan of them all).
-    timers: BTreeSet<(Timestamp, usize)>,
+    timers: BTreeSet<(Timestamp, RecorderId)>,
     /// When power came back for each recorder's UPS (for `Back`'s delay).
     power_back: Vec<Option<Timestamp>>,
     ack_timeout: Secs,
     outlet_off: Vec<Secs>,
     shutdown_time: Vec<Secs>,
     boot_time: Vec<Secs>,
-    ups_of: Vec<usize>,
+    ups_of: Vec<UpsId>,
     out: VecDeque<LedgerOutput>,
 }
 
@@ -154,11 +155,9 @@ impl Ledger {
     /// Becomes `next` (made for the new site, off the decision thread) and returns what it was, for the caller to drop where it costs nothing, carrying over
     /// where each recorder that stays stands.
     pub fn take_over(&mut self, mut next: Ledger, remap: &Remap) -> Ledger {
-        for (r, old) in remap.recorders.iter().enumerate() {
-            if let Some(o) = *old {
-                next.standing[r] = self.standing[o];
-                next.power_back[r] = self.power_back[o];
-            }
+        for (r, o) in remap.kept_recorders() {
+            next.standing[r] = self.standing[o];
+            next.power_back[r] = self.power_back[o];
         }
         next.rebuild_timers();
         std::mem::replace(self, next)
@@ -175,7 +174,7 @@ impl Ledger {
         }
     }
 
-    fn set(&mut self, r: usize, s: Standing) {
+    fn set(&mut self, r: RecorderId, s: Standing) {
         if let Some(t) = Self::due(&self.standing[r]) {
             self.timers.remove(&(t, r));
         }
@@ -186,8 +185,8 @@ impl Ledger {
     }
 
     fn rebuild_timers(&mut self) {
-        self.timers = (0..self.standing.len())
-            .filter_map(|r| Self::due(&self.standing[r]).map(|t| (t, r)))
+        self.timers = RecorderId::enumerate(&self.standing)
+            .filter_map(|(r, s)| Self::due(s).map(|t| (t, r)))
             .collect();
     }
 
@@ -209,7 +208,7 @@ impl Ledger {
     }
 
     /// Where recorder `r` stands.
-    pub fn standing(&self, r: usize) -> Standing {
+    pub fn standing(&self, r: RecorderId) -> Standing {
         self.standing[r]
     }
 
@@ -221,7 +220,7 @@ impl Ledger {
     /// Recorder `r` was told to shut down at `now` (the first sending).
     /// Until it has left (`sent`), an order's wait for an acknowledgement does not run:
     /// only its UPS's outlet deadline does.
-    pub fn ordered(&mut self, now: Timestamp, r: usize) {
+    pub fn ordered(&mut self, now: Timestamp, r: RecorderId) {
         let until = after(now, self.outlet_off[r]);
         let ordered = Standing::Ordered {
             at: now,
@@ -234,7 +233,7 @@ impl Ledger {
 
     /// Order number `attempt` to recorder `r` left at `now`: it has its wait for an
     /// acknowledgement (ack_timeout, doubling with each attempt) from now.
-    pub fn sent(&mut self, now: Timestamp, r: usize, attempt: u32) {
+    pub fn sent(&mut self, now: Timestamp, r: RecorderId, attempt: u32) {
         if let Standing::Ordered {
             at, until, sent, ..
         } = self.standing[r]
@@ -252,7 +251,7 @@ impl Ledger {
     /// Recorder `r`'s next order was decided at `decided` and may have left then (a
     /// journal without its `Sent`, the crash between the two): it goes out when its wait
     /// for an acknowledgement would end, had it left (the outlet deadline allowing).
-    pub fn may_have_left(&mut self, r: usize, decided: Timestamp) {
+    pub fn may_have_left(&mut self, r: RecorderId, decided: Timestamp) {
         if let Standing::Ordered {
             at, until, sent, ..
         } = self.standing[r]
@@ -279,7 +278,7 @@ impl Ledger {
 
     /// Order number `attempt` to recorder `r` could not be sent at `now`: it is tried
     /// again after the wait it would have had.
-    pub fn send_failed(&mut self, now: Timestamp, r: usize, attempt: u32) {
+    pub fn send_failed(&mut self, now: Timestamp, r: RecorderId, attempt: u32) {
         if let Standing::Ordered {
             at, until, sent, ..
         } = self.standing[r]
@@ -307,7 +306,7 @@ impl Ledger {
     }
 
     /// Recorder `r` acknowledged at `now`.
-    pub fn acknowledged(&mut self, now: Timestamp, r: usize) {
+    pub fn acknowledged(&mut self, now: Timestamp, r: RecorderId) {
         let ordered = match self.standing[r] {
             Standing::Ordered { at, .. } | Standing::NotAcknowledged { ordered: at } => at,
             _ => now,
@@ -316,13 +315,13 @@ impl Ledger {
     }
 
     /// Whether recorder `r` has acknowledged its order (and must not be told again).
-    pub fn has_acknowledged(&self, r: usize) -> bool {
+    pub fn has_acknowledged(&self, r: RecorderId) -> bool {
         matches!(self.standing[r], Standing::Acknowledged { .. })
     }
 
     /// Mains power is back at `now` for UPS `u`: follow its recorders back.
-    pub fn power_back(&mut self, now: Timestamp, u: usize) {
-        for r in 0..self.standing.len() {
+    pub fn power_back(&mut self, now: Timestamp, u: UpsId) {
+        for r in RecorderId::all(self.standing.len()) {
             if self.ups_of[r] != u {
                 continue;
             }
@@ -347,7 +346,7 @@ impl Ledger {
     }
 
     /// Recorder `r` was heard from at `now` (a poll of the virtual UPS, a trap).
-    pub fn seen(&mut self, now: Timestamp, r: usize) {
+    pub fn seen(&mut self, now: Timestamp, r: RecorderId) {
         let late = match self.standing[r] {
             Standing::Returning { from, .. } if now >= from => false,
             // Reported not back, and heard from after all: back, late.
@@ -448,7 +447,7 @@ mod tests {
     }
 
     /// Recorder `r` ordered at `s`, the order leaving at once.
-    fn order(l: &mut Ledger, s: u64, r: usize) {
+    fn order(l: &mut Ledger, s: u64, r: RecorderId) {
         l.ordered(t(s), r);
         l.sent(t(s), r, 1);
     }
@@ -458,15 +457,15 @@ mod tests {
         // The seed site: ack_timeout 10 s, outlets off 3 min after the order.
         let site = Site::default_site();
         let mut l = Ledger::new(&site);
-        order(&mut l, 0, 0);
-        order(&mut l, 0, 1);
-        l.acknowledged(t(4), 1);
+        order(&mut l, 0, RecorderId(0));
+        order(&mut l, 0, RecorderId(1));
+        l.acknowledged(t(4), RecorderId(1));
         let got = run(&mut l, 0, 200);
         let resends: Vec<(u64, u32)> = got
             .iter()
             .filter_map(|(s, o)| match o {
                 LedgerOutput::Resend {
-                    recorder: 0,
+                    recorder: RecorderId(0),
                     attempt,
                 } => Some((*s, *attempt)),
                 _ => None,
@@ -474,8 +473,13 @@ mod tests {
             .collect();
         assert_eq!(resends, vec![(10, 2), (30, 3), (70, 4), (150, 5)]);
         assert!(
-            got.iter()
-                .all(|(_, o)| !matches!(o, LedgerOutput::Resend { recorder: 1, .. })),
+            got.iter().all(|(_, o)| !matches!(
+                o,
+                LedgerOutput::Resend {
+                    recorder: RecorderId(1),
+                    ..
+                }
+            )),
             "an acknowledged recorder is never told again"
         );
         assert_eq!(
@@ -483,7 +487,7 @@ mod tests {
             Some(&(
                 180,
                 LedgerOutput::NotAcknowledged {
-                    recorder: 0,
+                    recorder: RecorderId(0),
                     sent: 5
                 }
             ))
@@ -496,9 +500,9 @@ mod tests {
         let mut l = Ledger::new(&site);
         // Decided at 0, sent only at 12 s (the decision thread was held up): nothing is
         // re-sent while it waits to leave.
-        l.ordered(t(0), 0);
+        l.ordered(t(0), RecorderId(0));
         assert!(run(&mut l, 0, 11).is_empty());
-        l.sent(t(12), 0, 1);
+        l.sent(t(12), RecorderId(0), 1);
         let got = run(&mut l, 12, 40);
         let resends: Vec<u64> = got
             .iter()
@@ -506,7 +510,7 @@ mod tests {
             .collect();
         assert_eq!(resends, vec![22], "not at once: ack_timeout after it left");
         // The re-send itself went out late too (at 25 s): the next waits 20 s from then.
-        l.sent(t(25), 0, 2);
+        l.sent(t(25), RecorderId(0), 2);
         let got = run(&mut l, 25, 80);
         let resends: Vec<u64> = got
             .iter()
@@ -520,15 +524,18 @@ mod tests {
     fn a_reload_keeps_where_each_recorder_that_stays_stands() {
         let site = Site::default_site();
         let mut l = Ledger::new(&site);
-        l.ordered(t(0), 0);
-        l.ordered(t(0), 1);
-        l.acknowledged(t(2), 1);
+        l.ordered(t(0), RecorderId(0));
+        l.ordered(t(0), RecorderId(1));
+        l.acknowledged(t(2), RecorderId(1));
         // The reloaded site lists nvr-251 first and has lost nvr-244.
         let mut next = site.clone();
         next.recorders.swap(0, 1);
         next.recorders.pop();
         l.reload(&next, &Remap::between(&site, &next));
-        assert!(l.has_acknowledged(0), "nvr-251 stays acknowledged");
+        assert!(
+            l.has_acknowledged(RecorderId(0)),
+            "nvr-251 stays acknowledged"
+        );
         assert_eq!(l.all().len(), 1);
         assert_eq!(run(&mut l, 0, 200), vec![], "no resend to anyone");
     }
@@ -537,36 +544,44 @@ mod tests {
     fn recorders_are_followed_back_after_power_returns() {
         let site = Site::default_site();
         let mut l = Ledger::new(&site);
-        l.ordered(t(0), 0);
-        l.ordered(t(0), 1);
-        l.acknowledged(t(1), 0);
-        l.acknowledged(t(1), 1);
+        l.ordered(t(0), RecorderId(0));
+        l.ordered(t(0), RecorderId(1));
+        l.acknowledged(t(1), RecorderId(0));
+        l.acknowledged(t(1), RecorderId(1));
         // Power back at 30 s: the recorders (90 s to shut down) count as back when heard
         // from after 91 s, and are late after 91 s + 5 min of boot time.
-        l.power_back(t(30), 0);
-        l.seen(t(40), 0);
+        l.power_back(t(30), UpsId(0));
+        l.seen(t(40), RecorderId(0));
         assert!(
             drain(&mut l).is_empty(),
             "a poll before it shut down is not 'back'"
         );
-        l.seen(t(150), 0);
+        l.seen(t(150), RecorderId(0));
         assert_eq!(
             drain(&mut l),
             vec![LedgerOutput::Back {
-                recorder: 0,
+                recorder: RecorderId(0),
                 after_s: 120.0,
                 late: false
             }]
         );
         let got = run(&mut l, 150, 400);
-        assert_eq!(got, vec![(391, LedgerOutput::NotBack { recorder: 1 })]);
+        assert_eq!(
+            got,
+            vec![(
+                391,
+                LedgerOutput::NotBack {
+                    recorder: RecorderId(1)
+                }
+            )]
+        );
         // Reported not back, nvr-251 is heard from at 500 s: back, late; once.
-        l.seen(t(500), 1);
-        l.seen(t(501), 1);
+        l.seen(t(500), RecorderId(1));
+        l.seen(t(501), RecorderId(1));
         assert_eq!(
             drain(&mut l),
             vec![LedgerOutput::Back {
-                recorder: 1,
+                recorder: RecorderId(1),
                 after_s: 470.0,
                 late: true
             }]

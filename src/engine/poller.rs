@@ -27,6 +27,7 @@ use std::net::SocketAddr;
 use std::ops::Range;
 
 use crate::engine::config::{Remap, Site};
+use crate::engine::id::UpsId;
 use crate::engine::policy::{PollAnswer, PolledObject};
 use crate::engine::trust::Refusal;
 use crate::time::{Timestamp, ns};
@@ -81,7 +82,7 @@ pub enum PollOutput {
     /// `handle_send_failed`).
     Send {
         /// The UPS.
-        ups: usize,
+        ups: UpsId,
         /// Where.
         to: SocketAddr,
         /// The encoded request, in `Poller::wire` (until the outputs are drained).
@@ -90,40 +91,40 @@ pub enum PollOutput {
     /// The UPS answered.
     Answer {
         /// The UPS.
-        ups: usize,
+        ups: UpsId,
         /// What it said.
         answer: PollAnswer,
     },
     /// The UPS has no such object (v1 `noSuchName`): it is asked without it from now on.
     Missing {
         /// The UPS.
-        ups: usize,
+        ups: UpsId,
         /// The object's name in its MIB.
         name: &'static str,
     },
     /// The UPS answered with another error status: alive, its values unknown.
     Error {
         /// The UPS.
-        ups: usize,
+        ups: UpsId,
         /// The error-status (RFC 3416's numbers: 1 tooBig, 5 genErr, …).
         status: i32,
     },
     /// A whole poll went by without an answer.
     Unanswered {
         /// The UPS.
-        ups: usize,
+        ups: UpsId,
         /// Whether any try of it left (a poll that could not be sent is no silence).
         sent: bool,
     },
     /// The UPS left a whole poll unanswered (first time since it last answered).
     Silent {
         /// The UPS.
-        ups: usize,
+        ups: UpsId,
     },
     /// The UPS answers again after being silent.
     Answering {
         /// The UPS.
-        ups: usize,
+        ups: UpsId,
     },
 }
 
@@ -154,7 +155,7 @@ struct UpsPoll {
 pub struct Poller {
     ups: Vec<UpsPoll>,
     /// UPS by the address and port it is polled at.
-    by_agent: HashMap<SocketAddr, usize>,
+    by_agent: HashMap<SocketAddr, UpsId>,
     try_timeout: u64,
     ids: Box<dyn RequestIds>,
     out: VecDeque<PollOutput>,
@@ -206,7 +207,7 @@ impl Poller {
             })
             .collect();
         Poller {
-            by_agent: ups.iter().enumerate().map(|(i, p)| (p.to, i)).collect(),
+            by_agent: UpsId::enumerate(&ups).map(|(i, p)| (p.to, i)).collect(),
             ups,
             try_timeout,
             ids,
@@ -233,8 +234,7 @@ impl Poller {
     /// each UPS that stays and is polled the same way.
     pub fn take_over(&mut self, mut next: Poller, remap: &Remap) -> Poller {
         self.due.set(None);
-        for (u, old) in remap.ups.iter().enumerate() {
-            let Some(o) = *old else { continue };
+        for (u, o) in remap.kept_upses() {
             let (old, p) = (&self.ups[o], &mut next.ups[u]);
             if old.to != p.to {
                 continue;
@@ -270,9 +270,11 @@ impl Poller {
 
     /// Polls UPS `u` now, to confirm a shutdown trap: a new poll, or, when one is out, a
     /// try of it now with every try still to come.
-    pub fn poll_now(&mut self, now: Timestamp, u: usize) {
+    pub fn poll_now(&mut self, now: Timestamp, u: UpsId) {
         self.due.set(None);
-        let Some(p) = self.ups.get_mut(u) else { return };
+        let Some(p) = self.ups.get_mut(u.index()) else {
+            return;
+        };
         match &mut p.outstanding {
             Some(o) => {
                 o.tries = 0;
@@ -315,7 +317,7 @@ impl Poller {
             .filter(|(i, _)| p.missing & (1 << i) == 0)
     }
 
-    fn send(&mut self, u: usize, id: i32) {
+    fn send(&mut self, u: UpsId, id: i32) {
         if self.out.is_empty() {
             self.wire.clear();
         }
@@ -344,7 +346,7 @@ impl Poller {
     }
 
     /// A new poll of UPS `u`, its first try due now.
-    fn ask(&mut self, now: Timestamp, u: usize) {
+    fn ask(&mut self, now: Timestamp, u: UpsId) {
         let id = self.ids.next_id();
         self.ups[u].outstanding = Some(Outstanding {
             id,
@@ -356,17 +358,21 @@ impl Poller {
     }
 
     /// A try of UPS `u`'s request left at `now`: its retry counts from now.
-    pub fn handle_sent(&mut self, now: Timestamp, u: usize) {
+    pub fn handle_sent(&mut self, now: Timestamp, u: UpsId) {
         self.due.set(None);
         self.sent += 1;
-        if let Some(o) = self.ups.get_mut(u).and_then(|p| p.outstanding.as_mut()) {
+        if let Some(o) = self
+            .ups
+            .get_mut(u.index())
+            .and_then(|p| p.outstanding.as_mut())
+        {
             o.retry_at = now.plus_ns(self.try_timeout);
             o.first_sent.get_or_insert(now);
         }
     }
 
     /// A try of UPS `u`'s request could not be sent; the next try is due as planned.
-    pub fn handle_send_failed(&mut self, _now: Timestamp, _u: usize) {
+    pub fn handle_send_failed(&mut self, _now: Timestamp, _u: UpsId) {
         self.due.set(None);
         self.send_failed += 1;
     }
@@ -374,7 +380,7 @@ impl Poller {
     /// Queues what is due at `now`: new polls, retries; gives up on polls out of tries.
     pub fn handle_timeout(&mut self, now: Timestamp) {
         self.due.set(None);
-        for u in 0..self.ups.len() {
+        for u in UpsId::all(self.ups.len()) {
             let p = &mut self.ups[u];
             match &mut p.outstanding {
                 Some(o) if o.retry_at <= now => {
@@ -408,7 +414,7 @@ impl Poller {
         now: Timestamp,
         from: SocketAddr,
         m: &Message<'_>,
-    ) -> Result<usize, Refusal> {
+    ) -> Result<UpsId, Refusal> {
         self.due.set(None);
         let Pdu::Request(r) = &m.pdu else {
             return Err(Refusal::AnswerNotResponse);
@@ -594,12 +600,12 @@ mod tests {
         assert_eq!(asked_names(&p, &first[0]).len(), 4);
         // The card has no runtime (the 4th object): noSuchName, error-index 4.
         let lacks = error_answer(&p, &first[0], NO_SUCH_NAME, 4);
-        assert_eq!(respond(&mut p, t(0.1), CARD, &lacks), Ok(0));
+        assert_eq!(respond(&mut p, t(0.1), CARD, &lacks), Ok(UpsId(0)));
         let out = sent_at(&mut p, t(0.1));
         assert_eq!(
             out[0],
             PollOutput::Missing {
-                ups: 0,
+                ups: UpsId(0),
                 name: "upsAdvBatteryRunTimeRemaining.0"
             },
             "{out:?}"
@@ -629,7 +635,7 @@ mod tests {
             respond(&mut p, t(0.2), CARD, &answer(b"public", id, 64)),
             Err(Refusal::AnswerWrongObjects)
         );
-        assert_eq!(respond(&mut p, t(0.2), CARD, &three), Ok(0));
+        assert_eq!(respond(&mut p, t(0.2), CARD, &three), Ok(UpsId(0)));
         let got = drain(&mut p);
         let want = PollAnswer {
             on_battery: Some(true),
@@ -640,7 +646,7 @@ mod tests {
         assert_eq!(
             got,
             [PollOutput::Answer {
-                ups: 0,
+                ups: UpsId(0),
                 answer: want
             }]
         );
@@ -658,13 +664,16 @@ mod tests {
         p.handle_timeout(t(0.0));
         let first = sent_at(&mut p, t(0.0));
         let failed = error_answer(&p, &first[0], 5, 0);
-        assert_eq!(respond(&mut p, t(0.1), CARD, &failed), Ok(0));
+        assert_eq!(respond(&mut p, t(0.1), CARD, &failed), Ok(UpsId(0)));
         assert_eq!(
             drain(&mut p),
             [
-                PollOutput::Error { ups: 0, status: 5 },
+                PollOutput::Error {
+                    ups: UpsId(0),
+                    status: 5
+                },
                 PollOutput::Answer {
-                    ups: 0,
+                    ups: UpsId(0),
                     answer: PollAnswer::default()
                 }
             ]
@@ -675,17 +684,17 @@ mod tests {
         p.handle_timeout(t(10.1));
         let next = sent_at(&mut p, t(10.1));
         let bad = error_answer(&p, &next[0], NO_SUCH_NAME, 9);
-        assert_eq!(respond(&mut p, t(10.2), CARD, &bad), Ok(0));
+        assert_eq!(respond(&mut p, t(10.2), CARD, &bad), Ok(UpsId(0)));
         assert!(matches!(
             drain(&mut p)[0],
             PollOutput::Error {
-                ups: 0,
+                ups: UpsId(0),
                 status: NO_SUCH_NAME
             }
         ));
     }
 
-    fn respond(p: &mut Poller, now: Timestamp, from: &str, bytes: &[u8]) -> Result<usize, Refusal> {
+    fn respond(p: &mut Poller, now: Timestamp, from: &str, bytes: &[u8]) -> Result<UpsId, Refusal> {
         let arena = Bump::new();
         let m = Message::parse(bytes, &arena).expect("a response");
         p.handle_response(now, from.parse().unwrap(), &m)
@@ -743,10 +752,10 @@ mod tests {
             Err(Refusal::AnswerWrongObjects)
         );
         assert!(drain(&mut p).is_empty(), "nothing refused gave an answer");
-        assert_eq!(respond(&mut p, t(0.2), CARD, &good), Ok(0));
+        assert_eq!(respond(&mut p, t(0.2), CARD, &good), Ok(UpsId(0)));
         let got = drain(&mut p);
         assert!(
-            matches!(&got[..], [PollOutput::Answer { ups: 0, answer }] if answer.charge == Some(90)),
+            matches!(&got[..], [PollOutput::Answer { ups: UpsId(0), answer }] if answer.charge == Some(90)),
             "{got:?}"
         );
         // The same datagram again: the request is answered already.
@@ -797,7 +806,7 @@ mod tests {
         let retry = sent_at(&mut p, t(4.7));
         assert_eq!(sent_id(&p, &retry[0]), id, "a retry keeps the request id");
         // A confirming poll now: a try at once, same id, with every try still to come.
-        p.poll_now(t(5.0), 0);
+        p.poll_now(t(5.0), UpsId(0));
         let now = sent_at(&mut p, t(5.0));
         assert_eq!(now.len(), 1);
         assert_eq!(sent_id(&p, &now[0]), id);
@@ -842,7 +851,7 @@ mod tests {
         assert_eq!(
             outputs,
             [PollOutput::Unanswered {
-                ups: 0,
+                ups: UpsId(0),
                 sent: false
             }],
             "unanswered, not silent"
@@ -906,7 +915,7 @@ mod tests {
         assert_eq!(silent, 1, "silent is said once");
         // 3 tries every ~15 s (5 s of tries + 10 s interval) in 60 s.
         assert!((9..=15).contains(&sends), "{sends} requests in 60 s");
-        p.poll_now(t(60.0), 0);
+        p.poll_now(t(60.0), UpsId(0));
         let out = sent_at(&mut p, t(60.0));
         let id = out
             .iter()
@@ -916,11 +925,11 @@ mod tests {
             .expect("a poll");
         assert_eq!(
             respond(&mut p, t(60.1), CARD, &answer(b"public", id, 80)),
-            Ok(0)
+            Ok(UpsId(0))
         );
         let got = drain(&mut p);
         assert!(
-            matches!(got[0], PollOutput::Answering { ups: 0 }),
+            matches!(got[0], PollOutput::Answering { ups: UpsId(0) }),
             "{got:?}"
         );
     }
@@ -942,7 +951,7 @@ mod tests {
         );
         assert_eq!(
             respond(&mut p, t(1.1), CARD, &answer(b"public", id, 70)),
-            Ok(0)
+            Ok(UpsId(0))
         );
     }
 }

@@ -19,6 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::classify::Event;
 use crate::engine::config::Site;
+use crate::engine::id::{RecorderId, UpsId};
 use crate::time::{Timestamp, ns};
 use crate::wire::{Message, PduType};
 
@@ -177,9 +178,9 @@ impl Refusals {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Who {
     /// UPS `n` of the site.
-    Ups(usize),
+    Ups(UpsId),
     /// Recorder `n` of the site.
-    Recorder(usize),
+    Recorder(RecorderId),
 }
 
 /// What the site says of its addresses and communities, looked up for every datagram.
@@ -196,10 +197,10 @@ impl Trust {
     pub fn new(site: &Site) -> Trust {
         let mut who: HashMap<IpAddr, Who, _> = HashMap::default();
         who.reserve(site.upses.len() + site.recorders.len());
-        for (i, r) in site.recorders.iter().enumerate() {
+        for (i, r) in RecorderId::enumerate(&site.recorders) {
             who.insert(r.address, Who::Recorder(i));
         }
-        for (i, u) in site.upses.iter().enumerate() {
+        for (i, u) in UpsId::enumerate(&site.upses) {
             who.insert(u.address, Who::Ups(i));
         }
         Trust {
@@ -291,7 +292,7 @@ impl Trust {
 
     /// The recorder a well-formed message from `who` with `community` shows alive.
     #[inline]
-    pub fn heard_from(&self, who: Who, community: &[u8]) -> Option<usize> {
+    pub fn heard_from(&self, who: Who, community: &[u8]) -> Option<RecorderId> {
         match who {
             Who::Recorder(r) if *self.recorder_community[r] == *community => Some(r),
             _ => None,
@@ -308,7 +309,7 @@ pub struct Verdict {
     pub says: Says,
     /// The recorder it shows alive (a well-formed message with its community), unless
     /// it is an event the policy acts on.
-    pub alive: Option<usize>,
+    pub alive: Option<RecorderId>,
 }
 
 /// What a notification says to the policy.
@@ -540,7 +541,10 @@ mod tests {
         let trust = Trust::new(&site);
         let ups = trust.who("192.168.61.250".parse().unwrap()).unwrap();
         let nvr = trust.who("192.168.61.251".parse().unwrap()).unwrap();
-        assert_eq!((ups, nvr), (Who::Ups(0), Who::Recorder(1)));
+        assert_eq!(
+            (ups, nvr),
+            (Who::Ups(UpsId(0)), Who::Recorder(RecorderId(1)))
+        );
         assert_eq!(trust.who("192.168.61.66".parse().unwrap()), None);
         use Event::*;
         assert_eq!(trust.notification(ups, b"public", LowBattery), Ok(ups));
@@ -562,7 +566,7 @@ mod tests {
             trust.notification(ups, b"public", RecorderAck),
             Err(Refusal::AckNotRecorder)
         );
-        assert_eq!(trust.heard_from(nvr, b"nvr-secret"), Some(1));
+        assert_eq!(trust.heard_from(nvr, b"nvr-secret"), Some(RecorderId(1)));
         assert_eq!(trust.heard_from(nvr, b"public"), None);
         assert_eq!(trust.heard_from(ups, b"public"), None);
     }

@@ -146,7 +146,7 @@ fn unknown_objects_follow_v1_and_v2c_rules_and_strangers_get_nothing() {
     let m = Message::parse(&wrong, &arena).unwrap();
     assert!(matches!(
         a.answer(t(5), NVR.parse().unwrap(), &m, wrong.len(), &mut Vec::new()),
-        Answered::WrongCommunity(1)
+        Answered::WrongCommunity(RecorderId(1))
     ));
     let q = ask(
         Version::V2c,
@@ -250,7 +250,7 @@ fn answers_are_bounded_fewer_repetitions_then_too_big() {
     let mut out = Vec::new();
     assert_eq!(
         a.answer(t(5), NVR.parse().unwrap(), &m, q.len(), &mut out),
-        Answered::Recorder(1)
+        Answered::Recorder(RecorderId(1))
     );
     assert!(
         out.len() <= 1472,
@@ -293,7 +293,7 @@ fn answers_are_bounded_fewer_repetitions_then_too_big() {
     let m = Message::parse(&q, &arena).unwrap();
     assert_eq!(
         a.answer(t(5), NVR.parse().unwrap(), &m, q.len(), &mut out),
-        Answered::Discarded(1)
+        Answered::Discarded(RecorderId(1))
     );
 }
 
@@ -327,11 +327,11 @@ fn a_recorder_that_asks_too_fast_gets_its_share_and_no_more() {
         "{answered} answered"
     );
     let now: Vec<Answered> = (0..2).map(|_| at(&mut a, 2.0, NVR)).collect();
-    assert_eq!(now[1], Answered::OverRate(1), "{now:?}");
+    assert_eq!(now[1], Answered::OverRate(RecorderId(1)), "{now:?}");
     // The other recorder has its own share, whole.
     assert!(matches!(
         at(&mut a, 2.0, "192.168.61.244"),
-        Answered::Recorder(0)
+        Answered::Recorder(RecorderId(0))
     ));
     // A second of quiet: 20 more.
     let later = (0..100)

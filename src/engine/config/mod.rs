@@ -17,6 +17,7 @@ use toml_span::{DeserError, Deserialize, Span, Spanned};
 
 use crate::classify::rules::{Ev, TrapRule};
 use crate::classify::{Classifier, Event};
+use crate::engine::id::{RecorderId, UpsId};
 use crate::wire::OidBuf;
 
 /// The embedded default site: the seed's APC UPS and its two NVRs.
@@ -181,8 +182,8 @@ pub struct Recorder {
     pub address: IpAddr,
     /// Its trap port.
     pub port: u16,
-    /// Index of its UPS in `Site::upses`.
-    pub ups: usize,
+    /// Its UPS.
+    pub ups: UpsId,
     /// Its priority tier: 1 is the most critical, shut down last.
     pub tier: u8,
     /// How long it needs to shut down cleanly.
@@ -220,28 +221,22 @@ pub struct Site {
 /// recorder if it keeps its name and stays on the same UPS. Everything else is new.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Remap {
-    /// For each UPS of the new site, its index in the old one.
-    pub ups: Vec<Option<usize>>,
-    /// For each recorder of the new site, its index in the old one.
-    pub recorders: Vec<Option<usize>>,
+    /// For each UPS of the new site (indexed by its id), its id in the old one.
+    pub ups: Vec<Option<UpsId>>,
+    /// For each recorder of the new site (indexed by its id), its id in the old one.
+    pub recorders: Vec<Option<RecorderId>>,
 }
 
 impl Remap {
     /// The remap from `old` to `new` (linear: hash maps of the old site's names).
     pub fn between(old: &Site, new: &Site) -> Remap {
-        let old_ups: HashMap<(&str, IpAddr), usize> = old
-            .upses
-            .iter()
-            .enumerate()
+        let old_ups: HashMap<(&str, IpAddr), UpsId> = UpsId::enumerate(&old.upses)
             .map(|(i, u)| ((u.name.as_str(), u.address), i))
             .collect();
-        let old_recorders: HashMap<&str, usize> = old
-            .recorders
-            .iter()
-            .enumerate()
+        let old_recorders: HashMap<&str, RecorderId> = RecorderId::enumerate(&old.recorders)
             .map(|(i, r)| (r.name.as_str(), i))
             .collect();
-        let ups: Vec<Option<usize>> = new
+        let ups: Vec<Option<UpsId>> = new
             .upses
             .iter()
             .map(|u| old_ups.get(&(u.name.as_str(), u.address)).copied())
@@ -255,6 +250,34 @@ impl Remap {
             })
             .collect();
         Remap { ups, recorders }
+    }
+
+    /// Each UPS the new site keeps: its id in the new site and in the old one.
+    pub fn kept_upses(&self) -> impl Iterator<Item = (UpsId, UpsId)> + '_ {
+        UpsId::enumerate(&self.ups).filter_map(|(new, old)| Some((new, (*old)?)))
+    }
+
+    /// Each recorder the new site keeps: its id in the new site and in the old one.
+    pub fn kept_recorders(&self) -> impl Iterator<Item = (RecorderId, RecorderId)> + '_ {
+        RecorderId::enumerate(&self.recorders).filter_map(|(new, old)| Some((new, (*old)?)))
+    }
+
+    /// Per-UPS values of the old site carried to the new one: a kept UPS's own value, a
+    /// new UPS's `fresh`.
+    pub fn carry_upses<T: Clone>(&self, old: &[T], fresh: T) -> Vec<T> {
+        self.ups
+            .iter()
+            .map(|o| o.map_or_else(|| fresh.clone(), |o| old[o].clone()))
+            .collect()
+    }
+
+    /// Per-recorder values of the old site carried to the new one: a kept recorder's own
+    /// value, a new recorder's `fresh`.
+    pub fn carry_recorders<T: Clone>(&self, old: &[T], fresh: T) -> Vec<T> {
+        self.recorders
+            .iter()
+            .map(|o| o.map_or_else(|| fresh.clone(), |o| old[o].clone()))
+            .collect()
     }
 }
 
@@ -609,6 +632,22 @@ impl Site {
         };
         let ups_items = items(optional(&mut top, "ups"), m);
         let recorder_items = items(optional(&mut top, "recorder"), m);
+        // Ids are 32-bit (`crate::engine::id`).
+        for (kind, n) in [
+            ("[[ups]]", ups_items.len()),
+            ("[[recorder]]", recorder_items.len()),
+        ] {
+            if u32::try_from(n).is_err() {
+                m.add(
+                    top.span,
+                    format!(
+                        "the site has {n} {kind}: trapgate takes at most {}",
+                        u32::MAX
+                    ),
+                );
+                return None;
+            }
+        }
         let rule_items = items(optional(&mut top, "rule"), m);
         let top_span = top.span;
         finish(top, m);
@@ -624,9 +663,9 @@ impl Site {
             );
         }
         // Names and addresses are checked through maps: a site may list 100,000 entries.
-        let mut ups_index: HashMap<&str, usize> = HashMap::with_capacity(upses.len());
+        let mut ups_index: HashMap<&str, UpsId> = HashMap::with_capacity(upses.len());
         let mut ups_at: HashMap<IpAddr, &str> = HashMap::with_capacity(upses.len());
-        for (i, u) in upses.iter().enumerate() {
+        for (i, u) in UpsId::enumerate(&upses) {
             let Some(name) = &u.name else { continue };
             // The first of a name is the one recorders refer to.
             match ups_index.entry(name.value.as_str()) {
@@ -886,7 +925,7 @@ impl Site {
 
     fn recorder(
         v: &mut Value<'_>,
-        upses: &HashMap<&str, usize>,
+        upses: &HashMap<&str, UpsId>,
         grace: &BTreeMap<u8, Secs>,
         community: &str,
         m: &mut Mistakes,
@@ -1007,7 +1046,7 @@ impl Site {
         };
         // Each UPS's slowest recorder, and its slowest per tier, in one pass.
         let mut slowest: Vec<Option<&Recorder>> = vec![None; self.upses.len()];
-        let mut slowest_in_tier: HashMap<(usize, u8), &Recorder> = HashMap::new();
+        let mut slowest_in_tier: HashMap<(UpsId, u8), &Recorder> = HashMap::new();
         for r in &self.recorders {
             // The first of the slowest on a UPS; the last of the slowest in a tier.
             slowest[r.ups] = match slowest[r.ups] {
@@ -1023,7 +1062,7 @@ impl Site {
                 })
                 .or_insert(r);
         }
-        for (i, ups) in self.upses.iter().enumerate() {
+        for (i, ups) in UpsId::enumerate(&self.upses) {
             if let Some(slowest) = slowest[i] {
                 let need = slowest.shutdown_time.0 + confirm;
                 if need > ups.outlet_off_delay.0 {

@@ -19,7 +19,7 @@ fn the_default_site_is_the_seeds() {
     assert!(
         site.recorders
             .iter()
-            .all(|r| r.ups == 0 && r.port == 162 && r.kind == RecorderKind::TrapRelay)
+            .all(|r| r.ups == UpsId(0) && r.port == 162 && r.kind == RecorderKind::TrapRelay)
     );
     assert_eq!(site.policy.grace.get(&1), Some(&Secs(600)));
     assert_eq!(site.policy.shutdown_below_runtime, Secs(300));

@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 use crate::classify::Event;
 use crate::engine::config::{Remap, Secs, Site, Unconfirmed, Vendor};
+use crate::engine::id::{RecorderId, UpsId};
 use crate::engine::trust::Who;
 use crate::time::Timestamp;
 use crate::wire::{Value, VarBind};
@@ -174,9 +175,9 @@ pub enum Decision {
     /// Tell a recorder to shut down (it must be down by `deadline`).
     ShutdownRecorder {
         /// The UPS (index in the site).
-        ups: usize,
+        ups: UpsId,
         /// The recorder (index in the site).
-        recorder: usize,
+        recorder: RecorderId,
         /// Its tier.
         tier: u8,
         /// When it must have finished shutting down.
@@ -189,7 +190,7 @@ pub enum Decision {
     /// The outage is over: the tiers whose grace had not ended are not shut down.
     CancelShutdown {
         /// The UPS.
-        ups: usize,
+        ups: UpsId,
         /// The tiers that were still counting down.
         tiers: Vec<u8>,
         /// Why.
@@ -198,14 +199,14 @@ pub enum Decision {
     /// What the virtual UPS tells a recorder its charge is (None: the real value).
     PresentCharge {
         /// The recorder.
-        recorder: usize,
+        recorder: RecorderId,
         /// The charge presented, or None for the UPS's own.
         percent: Option<u8>,
     },
     /// Poll a UPS, to confirm a shutdown trap.
     Poll {
         /// The UPS.
-        ups: usize,
+        ups: UpsId,
         /// Why.
         reason: String,
         /// The event to confirm.
@@ -214,17 +215,17 @@ pub enum Decision {
     /// Mains power is back on a UPS in an outage (the outage ends if it stays back).
     PowerBack {
         /// The UPS.
-        ups: usize,
+        ups: UpsId,
     },
     /// A recorder acknowledged its shutdown order.
     Acknowledged {
         /// The recorder.
-        recorder: usize,
+        recorder: RecorderId,
     },
     /// Something a person must know.
     Alert {
         /// The UPS concerned, if one.
-        ups: Option<usize>,
+        ups: Option<UpsId>,
         /// Short kind: "on_battery", "not_confirmed", "communication_lost", "site", ...
         kind: &'static str,
         /// The sentence.
@@ -267,7 +268,7 @@ struct UpsState {
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DeciderState {
     ups: Vec<UpsState>,
-    told: Vec<Option<(usize, u32)>>,
+    told: Vec<Option<(UpsId, u32)>>,
     acknowledged: Vec<bool>,
 }
 
@@ -277,11 +278,11 @@ pub struct Decider {
     site: Site,
     ups: Vec<UpsState>,
     /// UPS index by the address its traps come from.
-    ups_by_address: HashMap<IpAddr, usize>,
+    ups_by_address: HashMap<IpAddr, UpsId>,
     /// Each UPS's recorders, highest tier number first (the order they are told in).
-    recorders_of: Vec<Vec<usize>>,
+    recorders_of: Vec<Vec<RecorderId>>,
     /// The outage in which each recorder was told to shut down.
-    told: Vec<Option<(usize, u32)>>,
+    told: Vec<Option<(UpsId, u32)>>,
     /// `poll_timeout`'s answer, until an input changes it (a site has hundreds of
     /// UPSes, and the event loop asks at every wake-up).
     due: std::cell::Cell<Option<Option<Timestamp>>>,
@@ -297,7 +298,7 @@ impl Decider {
     /// A decider for `site`; alerts about the site's own settings come out first.
     pub fn new(site: Site) -> Decider {
         let mut recorders_of = vec![Vec::new(); site.upses.len()];
-        for (r, rec) in site.recorders.iter().enumerate() {
+        for (r, rec) in RecorderId::enumerate(&site.recorders) {
             recorders_of[rec.ups].push(r);
         }
         for list in &mut recorders_of {
@@ -305,10 +306,7 @@ impl Decider {
         }
         let mut d = Decider {
             ups: vec![UpsState::default(); site.upses.len()],
-            ups_by_address: site
-                .upses
-                .iter()
-                .enumerate()
+            ups_by_address: UpsId::enumerate(&site.upses)
                 .map(|(i, u)| (u.address, i))
                 .collect(),
             recorders_of,
@@ -393,8 +391,7 @@ impl Decider {
     /// carrying over what `remap` says stays: index copies, nothing rebuilt.
     pub fn take_over(&mut self, mut next: Decider, remap: &Remap) -> Decider {
         self.due.set(None);
-        for (u, old) in remap.ups.iter().enumerate() {
-            let Some(old) = *old else { continue };
+        for (u, old) in remap.kept_upses() {
             next.ups[u] = self.ups[old].clone();
             // Tiers the new site does not have any more are not waited for.
             let tiers: Vec<u8> = next.recorders_of[u]
@@ -405,8 +402,7 @@ impl Decider {
                 .tiers_due
                 .retain(|(t, _)| tiers.contains(t) && next.site.policy.grace.contains_key(t));
         }
-        for (r, old) in remap.recorders.iter().enumerate() {
-            let Some(o) = *old else { continue };
+        for (r, o) in remap.kept_recorders() {
             if let Some((_, outage)) = self.told[o] {
                 next.told[r] = Some((next.site.recorders[r].ups, outage));
                 next.acknowledged[r] = self.acknowledged[o];
@@ -423,9 +419,9 @@ impl Decider {
     /// Makes "recorder `r` was told in the outage under way" hold (a journal says so,
     /// whatever its inputs still show): its UPS is in an outage from `now` if it was not.
     /// True if it was not told before.
-    pub fn mark_told(&mut self, now: Timestamp, r: usize) -> bool {
+    pub fn mark_told(&mut self, now: Timestamp, r: RecorderId) -> bool {
         self.due.set(None);
-        let Some(u) = self.site.recorders.get(r).map(|rec| rec.ups) else {
+        let Some(u) = self.site.recorders.get(r.index()).map(|rec| rec.ups) else {
             return false;
         };
         let state = &mut self.ups[u];
@@ -441,9 +437,9 @@ impl Decider {
     }
 
     /// Makes "recorder `r` acknowledged" hold (a journal says so).
-    pub fn mark_acknowledged(&mut self, r: usize) {
+    pub fn mark_acknowledged(&mut self, r: RecorderId) {
         self.due.set(None);
-        if let Some(a) = self.acknowledged.get_mut(r) {
+        if let Some(a) = self.acknowledged.get_mut(r.index()) {
             *a = true;
         }
     }
@@ -510,7 +506,7 @@ impl Decider {
     }
 
     /// The UPS whose traps come from `source`, if one.
-    pub fn ups_at(&self, source: IpAddr) -> Option<usize> {
+    pub fn ups_at(&self, source: IpAddr) -> Option<UpsId> {
         self.ups_by_address.get(&source).copied()
     }
 
@@ -526,16 +522,16 @@ impl Decider {
 
     /// Recorder `r` acknowledged (its ack trap, or its command's success): said once an
     /// outage, and only if it was told.
-    pub fn handle_ack(&mut self, _now: Timestamp, r: usize) {
+    pub fn handle_ack(&mut self, _now: Timestamp, r: RecorderId) {
         self.due.set(None);
-        if self.told.get(r).is_some_and(Option::is_some) && !self.acknowledged[r] {
+        if self.told.get(r.index()).is_some_and(Option::is_some) && !self.acknowledged[r] {
             self.acknowledged[r] = true;
             self.push(Decision::Acknowledged { recorder: r });
         }
     }
 
     /// An event of UPS `u` (its trap, from its address with its community).
-    pub fn handle_ups_event(&mut self, now: Timestamp, u: usize, event: Event, rule: &str) {
+    pub fn handle_ups_event(&mut self, now: Timestamp, u: UpsId, event: Event, rule: &str) {
         self.due.set(None);
         // Made only when kept: a repeated trap allocates nothing.
         let cause = || Cause {
@@ -572,9 +568,12 @@ impl Decider {
 
     /// The poll of UPS `u` left at `now`: a shutdown trap waiting for it has
     /// `poll_timeout` from now for the UPS to answer.
-    pub fn handle_poll_sent(&mut self, now: Timestamp, u: usize) {
+    pub fn handle_poll_sent(&mut self, now: Timestamp, u: UpsId) {
         let timeout = self.site.policy.poll_timeout;
-        if let Some(c) = self.ups.get_mut(u).and_then(|s| s.confirming.as_mut())
+        if let Some(c) = self
+            .ups
+            .get_mut(u.index())
+            .and_then(|s| s.confirming.as_mut())
             && c.deadline.is_none()
         {
             // Only this moves a deadline (polls leave every few seconds: the cache stays).
@@ -587,7 +586,7 @@ impl Decider {
     /// A whole poll of UPS `u` went unanswered; `sent`: whether it ever left. A
     /// confirmation waiting for a poll that could not be sent ends here (the deadline
     /// ends one that left).
-    pub fn handle_poll_unanswered(&mut self, now: Timestamp, u: usize, sent: bool) {
+    pub fn handle_poll_unanswered(&mut self, now: Timestamp, u: UpsId, sent: bool) {
         self.due.set(None);
         if sent
             || self.ups[u]
@@ -601,7 +600,7 @@ impl Decider {
         self.unconfirmed(now, u, c.cause, "the poll could not be sent");
     }
 
-    fn unconfirmed(&mut self, now: Timestamp, u: usize, c: Cause, why: &str) {
+    fn unconfirmed(&mut self, now: Timestamp, u: UpsId, c: Cause, why: &str) {
         match self.site.policy.when_unconfirmed {
             Unconfirmed::Shutdown => {
                 let why = format!("{}, not confirmed: {why}", c.rule);
@@ -616,7 +615,7 @@ impl Decider {
     }
 
     /// A poll answer from UPS `u` (to trapgate's own poll, or seen going to a recorder).
-    pub fn handle_poll(&mut self, now: Timestamp, u: usize, answer: PollAnswer) {
+    pub fn handle_poll(&mut self, now: Timestamp, u: UpsId, answer: PollAnswer) {
         self.due.set(None);
         let (charge_min, runtime_min) = (
             self.site.policy.shutdown_below_charge,
@@ -681,7 +680,7 @@ impl Decider {
 
     /// The poller's word on UPS `u`: it left a whole poll unanswered (`silent`), or
     /// answers again. Said once each way; a person must know, nothing shuts down for it.
-    pub fn handle_ups_silent(&mut self, u: usize, silent: bool) {
+    pub fn handle_ups_silent(&mut self, u: UpsId, silent: bool) {
         self.due.set(None);
         let name = &self.site.upses[u].name;
         let (kind, text) = if silent {
@@ -698,7 +697,7 @@ impl Decider {
     /// Fires every timer due at or before `now`.
     pub fn handle_timeout(&mut self, now: Timestamp) {
         self.due.set(None);
-        for u in 0..self.ups.len() {
+        for u in UpsId::all(self.ups.len()) {
             if let Some(c) = &self.ups[u].confirming
                 && c.deadline.is_some_and(|d| d <= now)
             {
@@ -739,11 +738,11 @@ impl Decider {
         }
     }
 
-    fn alert(&mut self, ups: Option<usize>, kind: &'static str, text: String) {
+    fn alert(&mut self, ups: Option<UpsId>, kind: &'static str, text: String) {
         self.push(Decision::Alert { ups, kind, text });
     }
 
-    fn on_battery(&mut self, now: Timestamp, u: usize, rule: &str) {
+    fn on_battery(&mut self, now: Timestamp, u: UpsId, rule: &str) {
         let state = &mut self.ups[u];
         if state.settling.take().is_some() {
             // Mains power came back and went again: the same outage goes on, and the
@@ -781,7 +780,7 @@ impl Decider {
         );
     }
 
-    fn shutdown_trap(&mut self, now: Timestamp, u: usize, cause: impl FnOnce() -> Cause) {
+    fn shutdown_trap(&mut self, now: Timestamp, u: UpsId, cause: impl FnOnce() -> Cause) {
         if self.ups[u].all_down || self.ups[u].confirming.is_some() {
             return;
         }
@@ -805,7 +804,7 @@ impl Decider {
         }
     }
 
-    fn shutdown_all(&mut self, now: Timestamp, u: usize, why: &str, cause: Cause) {
+    fn shutdown_all(&mut self, now: Timestamp, u: UpsId, why: &str, cause: Cause) {
         if self.ups[u].all_down {
             return;
         }
@@ -832,7 +831,7 @@ impl Decider {
     fn shutdown_tier(
         &mut self,
         now: Timestamp,
-        u: usize,
+        u: UpsId,
         tier: Option<u8>,
         why: &str,
         cause: &Cause,
@@ -866,7 +865,7 @@ impl Decider {
         }
     }
 
-    fn mains_back(&mut self, now: Timestamp, u: usize) {
+    fn mains_back(&mut self, now: Timestamp, u: UpsId) {
         let state = &mut self.ups[u];
         if state.since.is_some() && state.settling.is_none() {
             state.settling = Some(now);
@@ -885,7 +884,7 @@ impl Decider {
         }
     }
 
-    fn end_outage(&mut self, u: usize) {
+    fn end_outage(&mut self, u: UpsId) {
         let state = &mut self.ups[u];
         state.settling = None;
         state.since = None;
@@ -902,7 +901,7 @@ impl Decider {
     }
 
     /// Presents `percent` to every recorder of UPS `u` told in its running outage.
-    fn present_to_told(&mut self, u: usize, percent: Option<u8>) {
+    fn present_to_told(&mut self, u: UpsId, percent: Option<u8>) {
         let outage = self.ups[u].outage;
         for i in 0..self.recorders_of[u].len() {
             let r = self.recorders_of[u][i];

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 const UPS: &str = "192.168.61.250";
 const S: u64 = ns::SECOND;
 /// The seed site's UPS, as the trust layer names it.
-const MAIN: Who = Who::Ups(0);
+const MAIN: Who = Who::Ups(UpsId(0));
 
 fn t(secs: u64) -> Timestamp {
     Timestamp(1_000 * S + secs * S)
@@ -54,7 +54,7 @@ fn run(d: &mut Decider, events: &[(u64, Event)], end: u64) -> Vec<(u64, Decision
 fn shutdowns(log: &[(u64, Decision)]) -> Vec<(u64, usize)> {
     log.iter()
         .filter_map(|(at, d)| match d {
-            Decision::ShutdownRecorder { recorder, .. } => Some((*at, *recorder)),
+            Decision::ShutdownRecorder { recorder, .. } => Some((*at, recorder.index())),
             _ => None,
         })
         .collect()
@@ -99,7 +99,7 @@ fn low_battery_confirmed_by_poll_shuts_everything_lower_tiers_first() {
         on_battery: Some(true),
         ..PollAnswer::default()
     };
-    d.handle_poll(t(1), 0, answer);
+    d.handle_poll(t(1), UpsId(0), answer);
     let log: Vec<Decision> = std::iter::from_fn(|| d.poll_decision()).collect();
     let order: Vec<usize> = log
         .iter()
@@ -112,14 +112,14 @@ fn low_battery_confirmed_by_poll_shuts_everything_lower_tiers_first() {
             } => {
                 assert_eq!(&**reason, "lowBattery confirmed by poll");
                 assert_eq!(cause.event, Some(Event::LowBattery));
-                Some(*recorder)
+                Some(recorder.index())
             }
             _ => None,
         })
         .collect();
     assert_eq!(order, vec![0, 1], "tier 2 (nvr-244) before tier 1: {log:?}");
     assert!(log.contains(&Decision::PresentCharge {
-        recorder: 0,
+        recorder: RecorderId(0),
         percent: Some(0)
     }));
 }
@@ -155,7 +155,7 @@ fn a_poll_that_contradicts_the_trap_shuts_nothing() {
         charge: Some(100),
         runtime: None,
     };
-    d.handle_poll(t(1), 0, fine);
+    d.handle_poll(t(1), UpsId(0), fine);
     let log = run(&mut d, &[], 3600);
     assert!(shutdowns(&log).is_empty(), "{log:?}");
 }
@@ -214,7 +214,7 @@ fn charge_under_the_threshold_shuts_everything_down() {
     d.handle_notification(t(0), MAIN, Event::OnBattery, "upsOnBattery");
     d.handle_poll(
         t(10),
-        0,
+        UpsId(0),
         PollAnswer {
             charge: Some(18),
             ..PollAnswer::default()
@@ -242,13 +242,13 @@ fn a_low_charge_while_recharging_on_mains_shuts_nothing_down() {
         charge: Some(20),
         ..PollAnswer::default()
     };
-    d.handle_poll(t(40), 0, recharging(None));
-    d.handle_poll(t(50), 0, recharging(Some(false)));
-    d.handle_poll(t(200), 0, recharging(None));
+    d.handle_poll(t(40), UpsId(0), recharging(None));
+    d.handle_poll(t(50), UpsId(0), recharging(Some(false)));
+    d.handle_poll(t(200), UpsId(0), recharging(None));
     let log = run(&mut d, &[], 300);
     assert_eq!(shutdowns(&log), vec![], "{log:?}");
     // On battery again, the same charge does shut down.
-    d.handle_poll(t(400), 0, recharging(Some(true)));
+    d.handle_poll(t(400), UpsId(0), recharging(Some(true)));
     let log = run(&mut d, &[], 410);
     assert_eq!(shutdowns(&log).len(), 2, "{log:?}");
 }
@@ -256,14 +256,16 @@ fn a_low_charge_while_recharging_on_mains_shuts_nothing_down() {
 #[test]
 fn acknowledgements_are_recorded_for_told_recorders_only() {
     let mut d = decider();
-    let nvr = Who::Recorder(1);
+    let nvr = Who::Recorder(RecorderId(1));
     d.handle_notification(t(0), nvr, Event::RecorderAck, "recorderAck");
     assert_eq!(d.poll_decision(), None);
     let _ = run(&mut d, &[(0, Event::LowBattery)], 10);
     d.handle_notification(t(20), nvr, Event::RecorderAck, "recorderAck");
     assert_eq!(
         d.poll_decision(),
-        Some(Decision::Acknowledged { recorder: 1 })
+        Some(Decision::Acknowledged {
+            recorder: RecorderId(1)
+        })
     );
     // Said once an outage: its repeats (a flood of them) change nothing.
     let before = d.revision();
@@ -338,7 +340,7 @@ proptest! {
                 (5, true) => (Event::LowBattery, "10.9.9.9", b"public"),
                 (5, false) => (Event::ShutdownPending, UPS, b"wrong"),
                 (6, _) => {
-                    d.handle_poll(t(now), 0, PollAnswer { on_battery: Some(false), battery_low: Some(false), charge: Some(90), runtime: Some(Secs(3600)) });
+                    d.handle_poll(t(now), UpsId(0), PollAnswer { on_battery: Some(false), battery_low: Some(false), charge: Some(90), runtime: Some(Secs(3600)) });
                     continue;
                 }
                 _ => (Event::Unknown, UPS, b"public"),
@@ -389,8 +391,8 @@ proptest! {
                 1 => d.handle_notification(t(now), MAIN, Event::LowBattery, "lowBattery"),
                 2 => d.handle_notification(t(now), MAIN, Event::PowerRestored, "powerRestored"),
                 3 => d.handle_notification(t(now), MAIN, Event::ShutdownPending, "gracefulShutdown"),
-                4 => d.handle_poll(t(now), 0, PollAnswer { on_battery: Some(true), charge: Some(10), ..PollAnswer::default() }),
-                5 => d.handle_poll(t(now), 0, PollAnswer { on_battery: Some(false), battery_low: Some(false), charge: Some(100), runtime: None }),
+                4 => d.handle_poll(t(now), UpsId(0), PollAnswer { on_battery: Some(true), charge: Some(10), ..PollAnswer::default() }),
+                5 => d.handle_poll(t(now), UpsId(0), PollAnswer { on_battery: Some(false), battery_low: Some(false), charge: Some(100), runtime: None }),
                 _ => d.handle_notification(t(now), MAIN, Event::BatteryRestored, "returnFromLowBattery"),
             }
             check(&mut d, &mut told, &mut outages)?;
@@ -440,7 +442,7 @@ fn a_poll_saying_mains_is_back_ends_the_outage_and_one_saying_battery_resumes_it
     d.handle_notification(t(0), MAIN, Event::OnBattery, "upsOnBattery");
     d.handle_poll(
         t(30),
-        0,
+        UpsId(0),
         PollAnswer {
             on_battery: Some(false),
             ..PollAnswer::default()
@@ -448,7 +450,7 @@ fn a_poll_saying_mains_is_back_ends_the_outage_and_one_saying_battery_resumes_it
     );
     d.handle_poll(
         t(50),
-        0,
+        UpsId(0),
         PollAnswer {
             on_battery: Some(true),
             ..PollAnswer::default()
@@ -459,7 +461,7 @@ fn a_poll_saying_mains_is_back_ends_the_outage_and_one_saying_battery_resumes_it
     assert_eq!(shutdowns(&log), vec![(120, 0)], "{log:?}");
     d.handle_poll(
         t(200),
-        0,
+        UpsId(0),
         PollAnswer {
             on_battery: Some(false),
             ..PollAnswer::default()
@@ -519,15 +521,15 @@ fn the_confirm_window_runs_from_when_the_poll_left() {
     let mut d = decider();
     d.handle_notification(t(0), MAIN, Event::LowBattery, "lowBattery");
     let _ = d.poll_decision();
-    d.handle_poll_sent(t(3), 0);
-    d.handle_poll_sent(t(4), 0);
+    d.handle_poll_sent(t(3), UpsId(0));
+    d.handle_poll_sent(t(4), UpsId(0));
     assert_eq!(d.poll_timeout(), Some(t(8)), "from the first try that left");
     d.handle_timeout(t(7));
     assert_eq!(d.poll_decision(), None);
     // The card says all is well at 7 s: not confirmed, nothing shut down.
     d.handle_poll(
         t(7),
-        0,
+        UpsId(0),
         PollAnswer {
             on_battery: Some(false),
             battery_low: Some(false),
@@ -544,7 +546,7 @@ fn a_confirming_poll_that_could_not_be_sent_follows_the_site_choice() {
     let mut d = decider();
     d.handle_notification(t(0), MAIN, Event::LowBattery, "lowBattery");
     let _ = d.poll_decision();
-    d.handle_poll_unanswered(t(6), 0, false);
+    d.handle_poll_unanswered(t(6), UpsId(0), false);
     let log = run(&mut d, &[], 7);
     assert_eq!(shutdowns(&log).len(), 2, "{log:?}");
     assert!(log.iter().any(|(_, x)| matches!(x,
@@ -599,7 +601,7 @@ fn recorders_see_the_real_values_as_soon_as_mains_power_is_back() {
         battery_low: Some(true),
         ..PollAnswer::default()
     };
-    d.handle_poll(t(10), 0, on_battery);
+    d.handle_poll(t(10), UpsId(0), on_battery);
     let told: Vec<Decision> = std::iter::from_fn(|| d.poll_decision()).collect();
     assert_eq!(
         shutdowns(&told.iter().map(|x| (10, x.clone())).collect::<Vec<_>>()).len(),
@@ -617,7 +619,9 @@ fn recorders_see_the_real_values_as_soon_as_mains_power_is_back() {
     let presented: Vec<(u64, usize, Option<u8>)> = log
         .iter()
         .filter_map(|(at, x)| match x {
-            Decision::PresentCharge { recorder, percent } => Some((*at, *recorder, *percent)),
+            Decision::PresentCharge { recorder, percent } => {
+                Some((*at, recorder.index(), *percent))
+            }
             _ => None,
         })
         .collect();

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use crate::classify::Event;
 use crate::engine::agent::{Agent, Answered};
 use crate::engine::config::{RecorderKind, Remap, Site};
+use crate::engine::id::{RecorderId, UpsId};
 use crate::engine::ledger::{Ledger, LedgerOutput, Standing};
 use crate::engine::policy::{Cause, Decider, Decision, PollAnswer};
 use crate::engine::poller::{NO_SUCH_NAME, PollOutput, Poller, RequestIds};
@@ -65,14 +66,14 @@ pub enum Purpose {
     /// Order `attempt` to a recorder.
     Order {
         /// The recorder.
-        recorder: usize,
+        recorder: RecorderId,
         /// Which sending.
         attempt: u32,
     },
     /// A poll of a UPS.
     Poll {
         /// The UPS.
-        ups: usize,
+        ups: UpsId,
     },
     /// The virtual UPS's answer to a recorder.
     Answer,
@@ -93,7 +94,7 @@ pub struct Transmit {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Command {
     /// The recorder.
-    pub recorder: usize,
+    pub recorder: RecorderId,
     /// Which sending.
     pub attempt: u32,
     /// The shell command.
@@ -108,7 +109,7 @@ pub struct Command {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommandEnd {
     /// The recorder.
-    pub recorder: usize,
+    pub recorder: RecorderId,
     /// Which sending it was.
     pub attempt: u32,
     /// Whether it did its job (exit 0).
@@ -159,15 +160,10 @@ impl Names {
             .iter()
             .map(|r| r.name.as_str().into())
             .collect();
-        let by_name = upses
-            .iter()
-            .enumerate()
+        let by_name = UpsId::enumerate(&upses)
             .map(|(u, n)| (Arc::clone(n), Who::Ups(u)))
             .chain(
-                recorders
-                    .iter()
-                    .enumerate()
-                    .map(|(r, n)| (Arc::clone(n), Who::Recorder(r))),
+                RecorderId::enumerate(&recorders).map(|(r, n)| (Arc::clone(n), Who::Recorder(r))),
             )
             .collect();
         let events = Event::ALL
@@ -190,11 +186,11 @@ impl Names {
         self.by_name.get(name)
     }
 
-    fn ups(&self, u: usize) -> Text {
+    fn ups(&self, u: UpsId) -> Text {
         Arc::clone(&self.upses[u])
     }
 
-    fn recorder(&self, r: usize) -> Text {
+    fn recorder(&self, r: RecorderId) -> Text {
         Arc::clone(&self.recorders[r])
     }
 
@@ -342,7 +338,7 @@ pub struct StationState {
     decider: crate::engine::policy::DeciderState,
     ledger: crate::engine::ledger::LedgerState,
     agent: crate::engine::agent::AgentState,
-    unsent: Vec<(usize, Timestamp)>,
+    unsent: Vec<(RecorderId, Timestamp)>,
 }
 
 /// The oids of the APC lowBattery trap a trap-relay recorder acts on, parsed once.
@@ -415,7 +411,7 @@ pub struct Station {
     /// share.
     names: Names,
     /// Orders decided in a restore and not journaled as sent: when each was decided.
-    unsent: BTreeMap<usize, Timestamp>,
+    unsent: BTreeMap<RecorderId, Timestamp>,
     counts: Counts,
     scratch: Vec<u8>,
     /// `settle`'s list of what it takes as sent.
@@ -700,7 +696,7 @@ impl Station {
     }
 
     /// Recorder `r` was heard from at `now` (a well-formed message with its community).
-    pub fn handle_seen(&mut self, now: Timestamp, r: usize) {
+    pub fn handle_seen(&mut self, now: Timestamp, r: RecorderId) {
         let at = self.at(now);
         self.ledger.seen(at, r);
         self.ledger_outputs(at);
@@ -753,7 +749,7 @@ impl Station {
     }
 
     /// What recorder `r` is shown, journaled when it changed.
-    fn presented(&mut self, at: Timestamp, r: usize) {
+    fn presented(&mut self, at: Timestamp, r: RecorderId) {
         let shown = self.agent.presented[r];
         if self.last_shown[r] == Some(shown) {
             return;
@@ -783,7 +779,7 @@ impl Station {
         now: Timestamp,
         from: SocketAddr,
         m: &Message<'_>,
-    ) -> Result<usize, Refusal> {
+    ) -> Result<UpsId, Refusal> {
         let at = self.at(now);
         match self.poller.handle_response(at, from, m) {
             Ok(u) => {
@@ -800,7 +796,7 @@ impl Station {
     /// A UPS's answer seen on the wire, answering a request seen there (a replay). An
     /// answer with an error is an answer: the object it names missing (v1 noSuchName)
     /// or its error-status is reported once, and the values it has count.
-    pub fn handle_wire_answer(&mut self, now: Timestamp, ups: usize, r: &RequestPdu<'_>) {
+    pub fn handle_wire_answer(&mut self, now: Timestamp, ups: UpsId, r: &RequestPdu<'_>) {
         let at = self.at(now);
         if r.error_status != 0 {
             let lacked = usize::try_from(r.error_index)
@@ -907,7 +903,7 @@ impl Station {
     /// A command ended at `now`; exit 0 is its recorder's acknowledgement.
     pub fn handle_command_done(&mut self, now: Timestamp, end: CommandEnd) {
         let at = self.at(now);
-        let Some(_) = self.site.recorders.get(end.recorder) else {
+        let Some(_) = self.site.recorders.get(end.recorder.index()) else {
             return;
         };
         let record = Action::CommandDone {
@@ -951,10 +947,20 @@ impl Station {
         );
         self.trust = Trust::new(&self.site);
         self.names = Names::new(&self.site);
-        self.last_shown = vec![None; self.site.recorders.len()];
-        self.last_answer = vec![None; self.site.upses.len()];
-        self.poll_error = vec![None; self.site.upses.len()];
-        self.missing_said = vec![Vec::new(); self.site.upses.len()];
+        let remap = &old.6;
+        self.last_shown = remap.carry_recorders(&self.last_shown, None);
+        self.last_answer = remap.carry_upses(&self.last_answer, None);
+        self.poll_error = remap.carry_upses(&self.poll_error, None);
+        self.missing_said = remap.carry_upses(&self.missing_said, Vec::new());
+        // Orders decided and not yet sent (a resume's) go to the same recorders.
+        let mut now_is = vec![None; old.4.recorders.len()];
+        for (new, o) in remap.kept_recorders() {
+            now_is[o] = Some(new);
+        }
+        self.unsent = std::mem::take(&mut self.unsent)
+            .into_iter()
+            .filter_map(|(r, at)| Some((now_is[r]?, at)))
+            .collect();
         let detail = format!(
             "{} UPS, {} recorders; outages under way go on",
             self.site.upses.len(),
@@ -1045,8 +1051,8 @@ impl Station {
 
     /// A decision as journaled: names for indices.
     fn decided(&self, t: Timestamp, d: &Decision) -> Decided {
-        let ups = |u: usize| self.names.ups(u);
-        let recorder = |r: usize| self.names.recorder(r);
+        let ups = |u: UpsId| self.names.ups(u);
+        let recorder = |r: RecorderId| self.names.recorder(r);
         let cause = |c: &Cause| self.names.event(c.event);
         let _ = t;
         match d {
@@ -1122,7 +1128,7 @@ impl Station {
     }
 
     /// Queues recorder `r`'s order: its trap, or its command.
-    fn order(&mut self, t: Timestamp, r: usize, attempt: u32) {
+    fn order(&mut self, t: Timestamp, r: RecorderId, attempt: u32) {
         if self.restoring {
             self.unsent.insert(r, t);
             return;
@@ -1221,7 +1227,7 @@ impl Station {
     /// A UPS's answer with an error: an object it lacks (`Err`: its name, reported once;
     /// it is asked without it from now on) or another error status (`Ok`: reported once
     /// until it answers cleanly again).
-    fn poll_trouble(&mut self, t: Timestamp, ups: usize, what: Result<i32, &'static str>) {
+    fn poll_trouble(&mut self, t: Timestamp, ups: UpsId, what: Result<i32, &'static str>) {
         let name = &self.site.upses[ups].name;
         let (kind, reason) = match what {
             Err(object) if self.missing_said[ups].contains(&object) => return,
@@ -1259,7 +1265,7 @@ impl Station {
 
     /// What a UPS said: cached for the virtual UPS, handed to the policy, journaled when
     /// it says something new or moved the policy.
-    fn poll_answer(&mut self, t: Timestamp, ups: usize, answer: PollAnswer) {
+    fn poll_answer(&mut self, t: Timestamp, ups: UpsId, answer: PollAnswer) {
         if !answer.is_empty() {
             self.poll_error[ups] = None;
         }
@@ -1273,7 +1279,7 @@ impl Station {
         }
     }
 
-    fn ups_silent(&mut self, t: Timestamp, ups: usize, silent: bool) {
+    fn ups_silent(&mut self, t: Timestamp, ups: UpsId, silent: bool) {
         let name = self.names.ups(ups);
         self.input(t, Input::Silent { ups: name, silent });
         self.decider.handle_ups_silent(ups, silent);
@@ -1281,7 +1287,7 @@ impl Station {
 
     fn ledger_outputs(&mut self, t: Timestamp) {
         while let Some(o) = self.ledger.poll_output() {
-            let rec = |r: usize| self.names.recorder(r);
+            let rec = |r: RecorderId| self.names.recorder(r);
             let record = match o {
                 LedgerOutput::Resend { recorder, attempt } => {
                     self.counts.resends += 1;

@@ -8,8 +8,8 @@ use crate::engine::poller::Sequence;
 use crate::wire::Pdu;
 
 const UPS: &str = "192.168.61.250";
-const NVR_244: usize = 0;
-const NVR_251: usize = 1;
+const NVR_244: RecorderId = RecorderId(0);
+const NVR_251: RecorderId = RecorderId(1);
 
 fn t(s: f64) -> Timestamp {
     Timestamp((1_000.0 * 1e9 + s * 1e9) as u64)
@@ -42,9 +42,9 @@ struct World {
 struct Seen {
     journal: Vec<(Timestamp, Record)>,
     /// Orders that left: (time, recorder, attempt).
-    orders: Vec<(Timestamp, usize, u32)>,
+    orders: Vec<(Timestamp, RecorderId, u32)>,
     /// Polls that left: (time, UPS).
-    polls: Vec<(Timestamp, usize)>,
+    polls: Vec<(Timestamp, UpsId)>,
     /// The last poll's bytes.
     last_poll: Vec<u8>,
     /// The virtual UPS's last answer's bytes.
@@ -103,7 +103,7 @@ impl World {
     fn trap(&mut self, s: f64, event: Event, rule: &str) {
         self.to(s);
         let n = Notification {
-            who: Who::Ups(0),
+            who: Who::Ups(UpsId(0)),
             source: UPS.parse().unwrap(),
             community: b"public",
             event,
@@ -113,7 +113,7 @@ impl World {
         self.act();
     }
 
-    fn ack(&mut self, s: f64, r: usize) {
+    fn ack(&mut self, s: f64, r: RecorderId) {
         self.to(s);
         let n = Notification {
             who: Who::Recorder(r),
@@ -186,7 +186,7 @@ fn a_late_send_waits_its_whole_acknowledgement_time_from_when_it_left() {
     let mut w = World::new(site(false));
     w.to(5.0);
     let n = Notification {
-        who: Who::Ups(0),
+        who: Who::Ups(UpsId(0)),
         source: UPS.parse().unwrap(),
         community: b"public",
         event: Event::LowBattery,
@@ -234,9 +234,18 @@ fn outage_journal() -> Vec<(Timestamp, Record)> {
 /// Feeds `journal` to a fresh station, resumes at `now`, and runs it `then` seconds
 /// more: what it sends and journals from the restart on.
 fn restart(journal: &[(Timestamp, Record)], now: f64, then: f64) -> World {
+    let mut w = restored(journal, t(now));
+    w.station.resumed(t(now));
+    w.act();
+    w.to(now + then);
+    w
+}
+
+/// A fresh station fed `journal` (`now` if it is empty), not yet resumed.
+fn restored(journal: &[(Timestamp, Record)], now: Timestamp) -> World {
     let site = site(true);
     let relays = relays(&site);
-    let first = journal.first().map_or(t(now), |(at, _)| *at);
+    let first = journal.first().map_or(now, |(at, _)| *at);
     let station = Station::new(
         site,
         Options::default(),
@@ -251,9 +260,6 @@ fn restart(journal: &[(Timestamp, Record)], now: f64, then: f64) -> World {
     for (at, r) in journal {
         w.station.restore(*at, r);
     }
-    w.station.resumed(t(now));
-    w.act();
-    w.to(now + then);
     w
 }
 
@@ -293,7 +299,7 @@ fn a_restart_sends_an_order_decided_and_not_journaled_as_sent_once_one_wait_late
     // Restarted at once: the order may have left, so it goes out when its wait for an
     // acknowledgement (10 s) would end, not at the restart beside the one that left.
     let w = restart(&journal, 206.0, 30.0);
-    let sent: Vec<(Timestamp, usize, u32)> = w.seen.orders.clone();
+    let sent: Vec<(Timestamp, RecorderId, u32)> = w.seen.orders.clone();
     assert_eq!(
         sent.iter()
             .filter(|(_, r, a)| *r == NVR_251 && *a == 1)
@@ -308,7 +314,7 @@ fn a_restart_sends_an_order_decided_and_not_journaled_as_sent_once_one_wait_late
     );
     // Restarted after that wait: it goes out at once.
     let w = restart(&journal, 230.0, 1.0);
-    let first: Vec<(Timestamp, usize, u32)> = w.seen.orders.iter().copied().take(1).collect();
+    let first: Vec<(Timestamp, RecorderId, u32)> = w.seen.orders.iter().copied().take(1).collect();
     assert_eq!(first, [(t(230.0), NVR_251, 1)], "{:?}", w.seen.orders);
 }
 
@@ -562,4 +568,150 @@ fn a_dry_run_presents_the_real_values_and_records_what_it_would_have() {
     w.card_says(0.1, &ok);
     w.trap(5.0, Event::LowBattery, "lowBattery");
     assert_eq!(w.recorder_asks(6.0, "1.3.6.1.2.1.33.1.2.4.0"), "Integer(0)");
+}
+
+/// The seed site reloaded with a new UPS listed first, the seed's recorders in the
+/// other order and a new one after them: every id of the running site means another
+/// entry.
+fn reshuffled(site: &Site) -> Site {
+    let mut next = site.clone();
+    let mut new_ups = next.upses[0].clone();
+    new_ups.name = "ups-annex".into();
+    new_ups.address = "192.168.61.249".parse().unwrap();
+    next.upses.insert(0, new_ups);
+    for r in &mut next.recorders {
+        r.ups = UpsId(r.ups.0 + 1);
+    }
+    next.recorders.reverse();
+    let mut annex = next.recorders[0].clone();
+    annex.name = "nvr-annex".into();
+    annex.address = "192.168.61.230".parse().unwrap();
+    annex.ups = UpsId(0);
+    next.recorders.push(annex);
+    next
+}
+
+fn reload(w: &mut World, s: f64, next: Site) {
+    w.to(s);
+    let relays = relays(&next);
+    let base = Arc::clone(w.station.site());
+    let p = Prepared::new(next, base, relays, Box::new(Sequence(500)));
+    assert_eq!(w.station.reload_refusal(&p), None);
+    drop(w.station.handle_reload(t(s), p));
+    w.act();
+}
+
+#[test]
+fn a_reload_that_renumbers_every_ups_and_recorder_changes_nothing_under_way() {
+    let mut w = World::new(site(false));
+    w.trap(5.0, Event::LowBattery, "lowBattery");
+    w.ack(7.0, NVR_251);
+    let (polls_before, orders_before) = (w.seen.polls.len(), w.seen.orders.len());
+    let old = Arc::clone(w.station.site());
+    let next = reshuffled(&old);
+    reload(&mut w, 12.0, next);
+    w.to(400.0);
+    // Each order named by the site it was sent under.
+    let told: Vec<(f64, String, u32)> = w
+        .seen
+        .orders
+        .iter()
+        .enumerate()
+        .map(|(i, (at, r, a))| {
+            let site = if i < orders_before {
+                &old
+            } else {
+                w.station.site()
+            };
+            (
+                at.since(t(0.0)).round(),
+                site.recorders[*r].name.clone(),
+                *a,
+            )
+        })
+        .collect();
+    // nvr-244 goes on being told on its own schedule; nvr-251 (acknowledged) and the
+    // annex's recorder (its UPS on mains) are not told.
+    let expected: Vec<(f64, String, u32)> = [
+        (5.0, 1),
+        (5.0, 1),
+        (15.0, 2),
+        (35.0, 3),
+        (75.0, 4),
+        (155.0, 5),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, (s, a))| {
+        (
+            *s,
+            if i == 1 { "nvr-251" } else { "nvr-244" }.to_string(),
+            *a,
+        )
+    })
+    .collect();
+    let mut sorted = told.clone();
+    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let mut want = expected;
+    want.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    assert_eq!(sorted, want, "{told:?}");
+    let shown = w.shown();
+    assert!(
+        shown.iter().any(|l| l.starts_with("185 ")
+            && l.contains("NotAcknowledged")
+            && l.contains("nvr-244")),
+        "{shown:#?}"
+    );
+    // The running UPS keeps its poll schedule: unanswered (no card in this world),
+    // three tries from 0 s, the next poll 10 s after the last try, at 15 s, not at the
+    // reload; only the new UPS is polled at once.
+    let first_after = |ups: &str| {
+        w.seen.polls[polls_before..]
+            .iter()
+            .find(|(_, u)| w.station.site().upses[*u].name == ups)
+            .map(|(at, _)| at.since(t(0.0)).round())
+    };
+    assert_eq!(first_after("ups-annex"), Some(12.0));
+    assert_eq!(first_after("ups-main"), Some(15.0));
+}
+
+#[test]
+fn an_order_a_restart_has_still_to_send_goes_to_its_own_recorder_after_a_reload() {
+    let mut journal = outage_journal();
+    let cut = journal
+        .iter()
+        .position(|(_, r)| {
+            matches!(r, Record::Decision(Decided::ShutdownRecorder { recorder, .. }) if &**recorder == "nvr-251")
+        })
+        .expect("nvr-251 was told");
+    let decided = journal[cut].0;
+    journal.truncate(cut + 2);
+    // The journal goes on with a reload that renumbers the site, before the crash;
+    // restarted at once, nvr-251's order is to go out one wait (10 s) after it was
+    // decided.
+    let mut w = restored(&journal, decided);
+    let next = reshuffled(w.station.site());
+    let base = Arc::clone(w.station.site());
+    let relays = relays(&next);
+    let p = Prepared::new(next, base, relays, Box::new(Sequence(500)));
+    drop(w.station.restore_reload(decided.plus_secs(1), p));
+    w.station.resumed(decided.plus_secs(2));
+    w.act();
+    w.to(230.0);
+    let name = |r: RecorderId| w.station.site().recorders[r].name.clone();
+    let sent: Vec<(Timestamp, String, u32)> = w
+        .seen
+        .orders
+        .iter()
+        .map(|(at, r, a)| (*at, name(*r), *a))
+        .collect();
+    assert_eq!(
+        sent.first(),
+        Some(&(decided.plus_secs(10), "nvr-251".to_string(), 1)),
+        "the unsent order goes to nvr-251, one wait after it was decided: {sent:?}"
+    );
+    assert!(
+        sent.iter().all(|(_, r, _)| r == "nvr-251"),
+        "nvr-244 acknowledged, the annex's UPS on mains: {sent:?}"
+    );
 }

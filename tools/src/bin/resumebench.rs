@@ -22,6 +22,7 @@ use clap::Parser;
 use trapgate::classify::Event;
 use trapgate::daemon::journal::{self, Journal};
 use trapgate::engine::config::Site;
+use trapgate::engine::id::{RecorderId, UpsId};
 use trapgate::engine::poller::Sequence;
 use trapgate::engine::station::{Happened, Notification, Options, Relays, Station};
 use trapgate::engine::trust::Who;
@@ -129,7 +130,7 @@ fn write_journal(site: &Site, path: &Path, bytes: u64, history_only: bool) -> (u
     event(
         &mut station,
         at,
-        Who::Ups(0),
+        Who::Ups(UpsId(0)),
         Event::OnBattery,
         "upsOnBattery",
     );
@@ -142,7 +143,7 @@ fn write_journal(site: &Site, path: &Path, bytes: u64, history_only: bool) -> (u
         event(
             &mut station,
             at,
-            Who::Ups(u),
+            Who::Ups(UpsId::new(u)),
             Event::LowBattery,
             "lowBattery",
         );
@@ -152,7 +153,7 @@ fn write_journal(site: &Site, path: &Path, bytes: u64, history_only: bool) -> (u
             event(
                 &mut station,
                 at,
-                Who::Recorder(r),
+                Who::Recorder(RecorderId::new(r)),
                 Event::RecorderAck,
                 "recorderAck",
             );
@@ -162,14 +163,14 @@ fn write_journal(site: &Site, path: &Path, bytes: u64, history_only: bool) -> (u
         event(
             &mut station,
             at,
-            Who::Ups(u),
+            Who::Ups(UpsId::new(u)),
             Event::PowerRestored,
             "upsPowerRestored",
         );
         w.step(&mut station, at);
         at = at.plus_secs(100);
         for r in u * per_ups..(u + 1) * per_ups {
-            station.handle_seen(at, r);
+            station.handle_seen(at, RecorderId::new(r));
         }
         w.step(&mut station, at);
     }
