@@ -560,6 +560,7 @@ mod tests {
                     version: Version::V1,
                     community: b"public",
                     pdu: Pdu::TrapV1(trap),
+                    v3: None,
                 };
                 let mut scratch = NotificationOidBuf::default();
                 let by_words = c

@@ -15,26 +15,7 @@ pub fn encode(msg: &Message<'_>, out: &mut Vec<u8>) {
     let top = w.begin(ber::SEQUENCE);
     w.integer(ber::INTEGER, msg.version.number());
     w.bytes(ber::OCTET_STRING, msg.community);
-    match &msg.pdu {
-        Pdu::TrapV1(t) => {
-            let pdu = w.begin(super::message::PduType::TRAP_V1.tag());
-            w.bytes(ber::OBJECT_IDENTIFIER, t.enterprise.as_bytes());
-            w.bytes(ber::IP_ADDRESS, &t.agent_addr);
-            w.integer(ber::INTEGER, t.generic_trap);
-            w.integer(ber::INTEGER, t.specific_trap);
-            w.unsigned(ber::TIME_TICKS, t.time_stamp as u64);
-            w.varbinds(t.varbinds);
-            w.end(pdu);
-        }
-        Pdu::Request(r) => {
-            let pdu = w.begin(r.kind.tag());
-            w.integer(ber::INTEGER, r.request_id as i64);
-            w.integer(ber::INTEGER, r.error_status as i64);
-            w.integer(ber::INTEGER, r.error_index as i64);
-            w.varbinds(r.varbinds);
-            w.end(pdu);
-        }
-    }
+    w.pdu(&msg.pdu);
     w.end(top);
 }
 
@@ -139,11 +120,46 @@ pub fn to_vec(msg: &Message<'_>) -> Vec<u8> {
     out
 }
 
-struct Writer<'o> {
+/// A BER writer appending to a buffer (the v3 layer writes its header with it).
+pub(crate) struct Writer<'o> {
     out: &'o mut Vec<u8>,
 }
 
-impl Writer<'_> {
+impl<'o> Writer<'o> {
+    /// A writer appending to `out`.
+    pub(crate) fn new(out: &'o mut Vec<u8>) -> Writer<'o> {
+        Writer { out }
+    }
+
+    /// Appends bytes already encoded.
+    pub(crate) fn raw(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
+
+    /// Appends a PDU.
+    pub(crate) fn pdu(&mut self, pdu: &Pdu<'_>) {
+        match pdu {
+            Pdu::TrapV1(t) => {
+                let p = self.begin(super::message::PduType::TRAP_V1.tag());
+                self.bytes(ber::OBJECT_IDENTIFIER, t.enterprise.as_bytes());
+                self.bytes(ber::IP_ADDRESS, &t.agent_addr);
+                self.integer(ber::INTEGER, t.generic_trap);
+                self.integer(ber::INTEGER, t.specific_trap);
+                self.unsigned(ber::TIME_TICKS, t.time_stamp as u64);
+                self.varbinds(t.varbinds);
+                self.end(p);
+            }
+            Pdu::Request(r) => {
+                let p = self.begin(r.kind.tag());
+                self.integer(ber::INTEGER, r.request_id as i64);
+                self.integer(ber::INTEGER, r.error_status as i64);
+                self.integer(ber::INTEGER, r.error_index as i64);
+                self.varbinds(r.varbinds);
+                self.end(p);
+            }
+        }
+    }
+
     fn tag(&mut self, tag: Tag) {
         match tag.to_byte() {
             Some(b) => self.out.push(b),
@@ -156,14 +172,14 @@ impl Writer<'_> {
     }
 
     /// Starts a constructed element; returns where its length goes.
-    fn begin(&mut self, tag: Tag) -> usize {
+    pub(crate) fn begin(&mut self, tag: Tag) -> usize {
         self.tag(tag);
         self.out.push(0);
         self.out.len() - 1
     }
 
     /// Ends the element started at `mark`, writing its length (long form when needed).
-    fn end(&mut self, mark: usize) {
+    pub(crate) fn end(&mut self, mark: usize) {
         let len = self.out.len() - mark - 1;
         if len < 0x80 {
             self.out[mark] = len as u8;
@@ -188,13 +204,13 @@ impl Writer<'_> {
         }
     }
 
-    fn bytes(&mut self, tag: Tag, content: &[u8]) {
+    pub(crate) fn bytes(&mut self, tag: Tag, content: &[u8]) {
         self.tag(tag);
         self.length(content.len());
         self.out.extend_from_slice(content);
     }
 
-    fn integer(&mut self, tag: Tag, v: i64) {
+    pub(crate) fn integer(&mut self, tag: Tag, v: i64) {
         let be = v.to_be_bytes();
         // Drop leading octets that only repeat the sign.
         let mut start = 0;

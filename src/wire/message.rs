@@ -34,6 +34,8 @@ pub enum Version {
     V1,
     /// SNMPv2c (version field 1).
     V2c,
+    /// SNMPv3 (version field 3), its USM header in `Message::v3`.
+    V3,
 }
 
 impl Version {
@@ -42,6 +44,7 @@ impl Version {
         match self {
             Version::V1 => 0,
             Version::V2c => 1,
+            Version::V3 => 3,
         }
     }
 
@@ -50,6 +53,7 @@ impl Version {
         match self {
             Version::V1 => "v1",
             Version::V2c => "v2c",
+            Version::V3 => "v3",
         }
     }
 }
@@ -155,15 +159,17 @@ pub enum Pdu<'a> {
     Request(RequestPdu<'a>),
 }
 
-/// A decoded SNMP v1 or v2c message, borrowing from the packet and the arena.
+/// A decoded SNMP message, borrowing from the packet and the arena.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Message<'a> {
-    /// v1 or v2c.
+    /// v1, v2c or v3.
     pub version: Version,
-    /// The community string, as sent.
+    /// The community string, as sent; for v3, the USM user name.
     pub community: &'a [u8],
-    /// The PDU.
+    /// The PDU (for v3, the scoped PDU's, decrypted).
     pub pdu: Pdu<'a>,
+    /// For v3, what its header and scoped PDU say (authenticated, if its level says so).
+    pub v3: Option<&'a super::v3::Scoped<'a>>,
 }
 
 /// sysUpTime.0 (RFC 3418), the first varbind of a v2 notification.
@@ -230,54 +236,14 @@ impl<'a> Message<'a> {
             _ => return Err(Error::new(ErrorKind::BadVersion, version_tlv.offset)),
         };
         let community = r.octets()?;
-        let pdu_tlv = r.read()?;
-        if !pdu_tlv.tag.is_context_constructed() {
-            return Err(Error::new(ErrorKind::WrongTag, pdu_tlv.start()));
-        }
-        let kind = PduType(pdu_tlv.tag.number);
-        let mut p = pdu_tlv.reader();
-        let pdu = match kind {
-            PduType::TRAP_V1 => {
-                let ent = p.expect(ber::OBJECT_IDENTIFIER)?;
-                let enterprise = Oid::parse(ent.value, ent.offset)?;
-                let addr = p.expect(ber::IP_ADDRESS)?;
-                let agent_addr = <[u8; 4]>::try_from(addr.value)
-                    .map_err(|_| Error::new(ErrorKind::BadIpAddress, addr.offset))?;
-                let generic_trap = p.integer()?;
-                let specific_trap = p.integer()?;
-                let time_stamp = p.expect(ber::TIME_TICKS)?.unsigned32()?;
-                let varbinds = varbind_list(&mut p, arena)?;
-                Pdu::TrapV1(TrapV1 {
-                    enterprise,
-                    agent_addr,
-                    generic_trap,
-                    specific_trap,
-                    time_stamp,
-                    varbinds,
-                })
-            }
-            PduType(0..=8) => {
-                let request_id = int32(&mut p)?;
-                let error_status = int32(&mut p)?;
-                let error_index = int32(&mut p)?;
-                let varbinds = varbind_list(&mut p, arena)?;
-                Pdu::Request(RequestPdu {
-                    kind,
-                    request_id,
-                    error_status,
-                    error_index,
-                    varbinds,
-                })
-            }
-            _ => return Err(Error::new(ErrorKind::UnknownPdu, pdu_tlv.start())),
-        };
-        p.finish()?;
+        let pdu = parse_pdu(r.read()?, arena)?;
         r.finish()?;
         top.finish()?;
         Ok(Message {
             version,
             community,
             pdu,
+            v3: None,
         })
     }
 
@@ -317,6 +283,7 @@ impl<'a> Message<'a> {
                 time_stamp,
                 varbinds,
             }),
+            v3: None,
         }
     }
 
@@ -339,6 +306,7 @@ impl<'a> Message<'a> {
                 error_index: 0,
                 varbinds,
             }),
+            v3: None,
         }
     }
 
@@ -466,6 +434,53 @@ fn copy_words(dst: &mut [u8], src: &[u8]) {
 fn is_snmp_trap_oid_0(name: &[u8]) -> bool {
     // A fixed-size compare, not a call into memcmp.
     <&[u8; 10]>::try_from(name).is_ok_and(|n| n == SNMP_TRAP_OID_0)
+}
+
+/// One PDU (its whole TLV): a v1 trap or any other, with its bindings in `arena`.
+#[inline]
+pub(crate) fn parse_pdu<'a>(pdu_tlv: ber::Tlv<'a>, arena: &'a Bump) -> Result<Pdu<'a>> {
+    if !pdu_tlv.tag.is_context_constructed() {
+        return Err(Error::new(ErrorKind::WrongTag, pdu_tlv.start()));
+    }
+    let kind = PduType(pdu_tlv.tag.number);
+    let mut p = pdu_tlv.reader();
+    let pdu = match kind {
+        PduType::TRAP_V1 => {
+            let ent = p.expect(ber::OBJECT_IDENTIFIER)?;
+            let enterprise = Oid::parse(ent.value, ent.offset)?;
+            let addr = p.expect(ber::IP_ADDRESS)?;
+            let agent_addr = <[u8; 4]>::try_from(addr.value)
+                .map_err(|_| Error::new(ErrorKind::BadIpAddress, addr.offset))?;
+            let generic_trap = p.integer()?;
+            let specific_trap = p.integer()?;
+            let time_stamp = p.expect(ber::TIME_TICKS)?.unsigned32()?;
+            let varbinds = varbind_list(&mut p, arena)?;
+            Pdu::TrapV1(TrapV1 {
+                enterprise,
+                agent_addr,
+                generic_trap,
+                specific_trap,
+                time_stamp,
+                varbinds,
+            })
+        }
+        PduType(0..=8) => {
+            let request_id = int32(&mut p)?;
+            let error_status = int32(&mut p)?;
+            let error_index = int32(&mut p)?;
+            let varbinds = varbind_list(&mut p, arena)?;
+            Pdu::Request(RequestPdu {
+                kind,
+                request_id,
+                error_status,
+                error_index,
+                varbinds,
+            })
+        }
+        _ => return Err(Error::new(ErrorKind::UnknownPdu, pdu_tlv.start())),
+    };
+    p.finish()?;
+    Ok(pdu)
 }
 
 #[inline]

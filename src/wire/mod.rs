@@ -14,6 +14,8 @@ pub mod message;
 pub mod oid;
 mod shape;
 pub(crate) mod swar;
+pub mod usm;
+pub mod v3;
 pub mod value;
 
 pub use error::{Error, ErrorKind};

@@ -134,6 +134,7 @@ pub(crate) fn parse<'a>(b: &'a [u8], arena: &'a Bump) -> Option<Message<'a>> {
         version,
         community,
         pdu,
+        v3: None,
     })
 }
 
