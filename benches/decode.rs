@@ -43,6 +43,8 @@ fn corpus() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
                 match m.version {
                     trapgate::wire::Version::V1 => v1.push(d.payload.to_vec()),
                     trapgate::wire::Version::V2c => v2c.push(d.payload.to_vec()),
+                    // Message::parse opens no v3 message.
+                    trapgate::wire::Version::V3 => {}
                 }
             }
         })

@@ -31,6 +31,7 @@ fn site() -> Site {
             outlet_off_delay: Secs(300),
             restart: Restart::Auto,
             runtime: None,
+            v3: None,
         })
         .collect();
     let recorders = (0..UPSES * PER_UPS)
@@ -48,6 +49,7 @@ fn site() -> Site {
         .collect();
     Site {
         text: "".into(),
+        usm_users: Vec::new(),
         gateway: Gateway {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 1162))],
             agent: SocketAddr::from(([127, 0, 0, 1], 1161)),

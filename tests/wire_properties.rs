@@ -169,6 +169,7 @@ fn encode_owned(m: &OwnedMessage) -> (Vec<u8>, String) {
         version: if m.v2c { Version::V2c } else { Version::V1 },
         community: &m.community,
         pdu,
+        v3: None,
     };
     (encode::to_vec(&msg), format!("{msg:?}"))
 }

@@ -17,3 +17,4 @@ pub mod poller;
 pub mod record;
 pub mod station;
 pub mod trust;
+pub mod usm;

@@ -204,15 +204,14 @@ pub fn password_to_key(p: AuthProtocol, passphrase: &[u8]) -> Key {
     fn run<D: Digest>(passphrase: &[u8]) -> Key {
         let mut d = D::new();
         if !passphrase.is_empty() {
-            // 64 bytes at a time, as the RFC's code does.
-            let mut block = [0u8; 64];
+            // The passphrase repeated past 64 bytes more than itself: each 64-byte block
+            // of the megabyte is a slice of it, starting where the last one ended.
+            let n = passphrase.len();
+            let repeated: Vec<u8> = passphrase.iter().copied().cycle().take(n + 64).collect();
             let mut at = 0;
             for _ in 0..MEGABYTE / 64 {
-                for b in &mut block {
-                    *b = passphrase[at];
-                    at = (at + 1) % passphrase.len();
-                }
-                d.update(block);
+                d.update(&repeated[at..at + 64]);
+                at = (at + 64) % n;
             }
         }
         Key::new(&d.finalize())
@@ -283,7 +282,9 @@ impl fmt::Debug for Keys {
             f,
             "Keys({}, {}, not shown)",
             self.auth.name(),
-            self.privacy.as_ref().map_or("no privacy", |(p, _)| p.name())
+            self.privacy
+                .as_ref()
+                .map_or("no privacy", |(p, _)| p.name())
         )
     }
 }
@@ -341,11 +342,7 @@ impl Keys {
             };
             (p, cipher)
         });
-        Keys {
-            auth,
-            mac,
-            privacy,
-        }
+        Keys { auth, mac, privacy }
     }
 
     /// The authentication protocol.
@@ -425,7 +422,7 @@ impl Keys {
         let salt: [u8; 8] = salt.try_into().map_err(|_| DecryptionError)?;
         match cipher {
             Cipher::Des { key, pre_iv } => {
-                if data.len() % 8 != 0 {
+                if !data.len().is_multiple_of(8) {
                     return Err(DecryptionError);
                 }
                 let iv: [u8; 8] = core::array::from_fn(|i| pre_iv[i] ^ salt[i]);
@@ -473,7 +470,10 @@ impl Keys {
 /// AES-CFB128 with the IV of RFC 3826 §3.1.2.1: boots, time (big-endian), salt.
 fn aes_cfb<C>(cipher: C, boots: u32, time: u32, salt: [u8; 8], data: &mut [u8], encrypt: bool)
 where
-    C: aes::cipher::BlockCipher + aes::cipher::BlockEncrypt + aes::cipher::BlockSizeUser<BlockSize = aes::cipher::consts::U16> + Clone,
+    C: aes::cipher::BlockCipher
+        + aes::cipher::BlockEncrypt
+        + aes::cipher::BlockSizeUser<BlockSize = aes::cipher::consts::U16>
+        + Clone,
 {
     let mut iv = [0u8; 16];
     iv[..4].copy_from_slice(&boots.to_be_bytes());
@@ -508,9 +508,15 @@ mod tests {
         let kul = localize(AuthProtocol::Md5, &ku, &hex(ENGINE));
         assert_eq!(kul.as_bytes(), hex("526f5eed9fcce26f8964c2930787d82b"));
         let ku = password_to_key(AuthProtocol::Sha1, b"maplesyrup");
-        assert_eq!(ku.as_bytes(), hex("9fb5cc0381497b3793528939ff788d5d79145211"));
+        assert_eq!(
+            ku.as_bytes(),
+            hex("9fb5cc0381497b3793528939ff788d5d79145211")
+        );
         let kul = localize(AuthProtocol::Sha1, &ku, &hex(ENGINE));
-        assert_eq!(kul.as_bytes(), hex("6695febc9288e36282235fc7151f128497b38f3f"));
+        assert_eq!(
+            kul.as_bytes(),
+            hex("6695febc9288e36282235fc7151f128497b38f3f")
+        );
     }
 
     #[test]
@@ -598,10 +604,19 @@ mod tests {
         let auth = AuthProtocol::Md5;
         let ku = password_to_key(auth, b"authpass123");
         let des = Keys::localized(auth, &ku, Some((PrivProtocol::Des, &ku)), b"e");
-        assert_eq!(des.decrypt(0, 0, &[0; 8], &mut [0; 12]), Err(DecryptionError));
-        assert_eq!(des.decrypt(0, 0, &[0; 7], &mut [0; 16]), Err(DecryptionError));
+        assert_eq!(
+            des.decrypt(0, 0, &[0; 8], &mut [0; 12]),
+            Err(DecryptionError)
+        );
+        assert_eq!(
+            des.decrypt(0, 0, &[0; 7], &mut [0; 16]),
+            Err(DecryptionError)
+        );
         let none = Keys::localized(auth, &ku, None, b"e");
-        assert_eq!(none.decrypt(0, 0, &[0; 8], &mut [0; 16]), Err(DecryptionError));
+        assert_eq!(
+            none.decrypt(0, 0, &[0; 8], &mut [0; 16]),
+            Err(DecryptionError)
+        );
     }
 
     #[test]
@@ -613,7 +628,13 @@ mod tests {
         assert_eq!(PrivProtocol::parse("AES-256"), Some(PrivProtocol::Aes256));
         assert_eq!(PrivProtocol::parse("3DES"), None);
         let ku = password_to_key(AuthProtocol::Sha1, b"authpass123");
-        let shown = format!("{ku:?} {:?}", Keys::localized(AuthProtocol::Sha1, &ku, None, b"e"));
-        assert_eq!(shown, "Key(20 bytes, not shown) Keys(SHA, no privacy, not shown)");
+        let shown = format!(
+            "{ku:?} {:?}",
+            Keys::localized(AuthProtocol::Sha1, &ku, None, b"e")
+        );
+        assert_eq!(
+            shown,
+            "Key(20 bytes, not shown) Keys(SHA, no privacy, not shown)"
+        );
     }
 }

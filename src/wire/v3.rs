@@ -190,7 +190,9 @@ impl<'a> Header<'a> {
         u.finish()?;
         let data_tlv = r.read()?;
         let data = match data_tlv.tag {
-            ber::SEQUENCE => Data::Plain(&buf[data_tlv.start()..data_tlv.offset + data_tlv.value.len()]),
+            ber::SEQUENCE => {
+                Data::Plain(&buf[data_tlv.start()..data_tlv.offset + data_tlv.value.len()])
+            }
             ber::OCTET_STRING => Data::Encrypted(data_tlv.value),
             _ => return Err(Error::new(ErrorKind::WrongTag, data_tlv.start())),
         };
@@ -272,7 +274,13 @@ pub struct Seal<'a> {
 /// Appends the v3 message of `pdu` with `seal`, authenticated and encrypted with `keys`
 /// as its level says (`keys` may be None at noAuthNoPriv). `scratch` holds the scoped
 /// PDU while it is encrypted.
-pub fn seal(pdu: &Pdu<'_>, seal: &Seal<'_>, keys: Option<&Keys>, scratch: &mut Vec<u8>, out: &mut Vec<u8>) {
+pub fn seal(
+    pdu: &Pdu<'_>,
+    seal: &Seal<'_>,
+    keys: Option<&Keys>,
+    scratch: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) {
     let start = out.len();
     scratch.clear();
     {
@@ -316,7 +324,10 @@ pub fn seal(pdu: &Pdu<'_>, seal: &Seal<'_>, keys: Option<&Keys>, scratch: &mut V
     w.integer(ber::INTEGER, seal.time as i64);
     w.bytes(ber::OCTET_STRING, seal.user);
     w.bytes(ber::OCTET_STRING, &[0u8; 48][..mac_len]);
-    w.bytes(ber::OCTET_STRING, if privacy { &seal.salt[..] } else { &[] });
+    w.bytes(
+        ber::OCTET_STRING,
+        if privacy { &seal.salt[..] } else { &[] },
+    );
     w.end(u);
     w.end(params);
     if privacy {
@@ -327,7 +338,9 @@ pub fn seal(pdu: &Pdu<'_>, seal: &Seal<'_>, keys: Option<&Keys>, scratch: &mut V
     w.end(top);
     if let Some(k) = auth {
         // Where the MAC goes, read back from what was written (lengths may have moved it).
-        let at = Header::parse(&out[start..]).map(|h| h.auth_at).expect("just written");
+        let at = Header::parse(&out[start..])
+            .map(|h| h.auth_at)
+            .expect("just written");
         let mac = k.mac(&out[start..], at);
         out[start + at..start + at + mac_len].copy_from_slice(&mac[..mac_len]);
     }
@@ -361,7 +374,10 @@ mod tests {
         assert_eq!(h.max_size, 65507);
         assert_eq!(h.flags, FLAG_REPORTABLE);
         assert_eq!(h.security_model, USM);
-        assert_eq!((h.engine_id, h.boots, h.time, h.user), (&[][..], 0, 0, &[][..]));
+        assert_eq!(
+            (h.engine_id, h.boots, h.time, h.user),
+            (&[][..], 0, 0, &[][..])
+        );
         assert_eq!(h.level(), Some(Level::NoAuthNoPriv));
         let Data::Plain(plain) = h.data else {
             panic!("in clear")
@@ -416,7 +432,10 @@ mod tests {
             assert_eq!((h.engine_id, h.boots, h.time), (&engine[..], 2, 300));
             assert_eq!(h.user, b"upsv3user");
             if level > Level::NoAuthNoPriv {
-                assert!(keys.verify(&out, h.auth_at, h.auth_params.len()), "{level:?}");
+                assert!(
+                    keys.verify(&out, h.auth_at, h.auth_params.len()),
+                    "{level:?}"
+                );
             }
             let arena = Bump::new();
             let plain: &[u8] = match h.data {

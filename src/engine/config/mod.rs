@@ -20,6 +20,9 @@ use crate::classify::{Classifier, Event};
 use crate::engine::id::{RecorderId, UpsId};
 use crate::wire::OidBuf;
 
+mod usm;
+pub use usm::{MIN_PASSPHRASE, REDACTED, SecretAt, Secrets, UsmUser, V3Access, no_secrets};
+
 /// The embedded default site: the seed's APC UPS and its two NVRs.
 pub const DEFAULT_SITE: &str = include_str!("default-site.toml");
 
@@ -162,6 +165,9 @@ pub struct Ups {
     pub restart: Restart,
     /// Battery runtime at the site's load, if known.
     pub runtime: Option<Secs>,
+    /// SNMPv3: the user and least level its traps must come with (None: a community
+    /// UPS, v1 or v2c).
+    pub v3: Option<V3Access>,
 }
 
 /// How a recorder is told to shut down.
@@ -208,10 +214,13 @@ pub struct Site {
     pub upses: Vec<Ups>,
     /// The recorders.
     pub recorders: Vec<Recorder>,
+    /// The SNMPv3 users.
+    pub usm_users: Vec<UsmUser>,
     /// Extra trap rules, added to the built-in tables.
     pub rules: Vec<TrapRule>,
-    /// The text it was read from (journaled, so that a restart decides with the site the
-    /// journal's decisions were made with); empty for a site built in code.
+    /// The text it was read from, every inline passphrase replaced by `REDACTED`
+    /// (journaled, so that a restart decides with the site the journal's decisions were
+    /// made with); empty for a site built in code.
     pub text: std::sync::Arc<str>,
 }
 
@@ -329,6 +338,8 @@ impl<'t> Lines<'t> {
 /// Collects mistakes with their spans while a site is read.
 struct Mistakes {
     found: Vec<(Span, String)>,
+    /// Inline passphrases, to be kept out of `Site::text`.
+    secret_spans: Vec<Span>,
 }
 
 impl Mistakes {
@@ -577,10 +588,19 @@ impl<T> Named<T> {
 
 impl Site {
     /// Reads and checks a site file. On failure, every mistake found, in file order.
+    /// Passphrases must be inline (`parse_with` reads files and the environment).
     pub fn parse(text: &str) -> Result<Site, Vec<ConfigError>> {
-        let mut m = Mistakes { found: Vec::new() };
+        Site::parse_with(text, &no_secrets)
+    }
+
+    /// Reads and checks a site file whose passphrases kept elsewhere `secrets` reads.
+    pub fn parse_with(text: &str, secrets: Secrets<'_>) -> Result<Site, Vec<ConfigError>> {
+        let mut m = Mistakes {
+            found: Vec::new(),
+            secret_spans: Vec::new(),
+        };
         let site = match toml_span::parse(text) {
-            Ok(mut root) => Self::read(&mut root, &mut m),
+            Ok(mut root) => Self::read(&mut root, secrets, &mut m),
             Err(e) => {
                 m.add(e.span, describe(&e));
                 None
@@ -588,7 +608,7 @@ impl Site {
         };
         match site {
             Some(mut site) if m.found.is_empty() => {
-                site.text = text.into();
+                site.text = usm::redact(text, &mut m.secret_spans).into();
                 Ok(site)
             }
             _ => {
@@ -619,7 +639,7 @@ impl Site {
         Site::parse(DEFAULT_SITE).expect("the embedded default site is valid (tested)")
     }
 
-    fn read(root: &mut Value<'_>, m: &mut Mistakes) -> Option<Site> {
+    fn read(root: &mut Value<'_>, secrets: Secrets<'_>, m: &mut Mistakes) -> Option<Site> {
         let mut top = table(root, m)?;
         // An absent [gateway] takes the defaults.
         let gateway = match optional(&mut top, "gateway") {
@@ -649,12 +669,35 @@ impl Site {
             }
         }
         let rule_items = items(optional(&mut top, "rule"), m);
+        let user_items = items(optional(&mut top, "usm_user"), m);
         let top_span = top.span;
         finish(top, m);
 
+        let users: Vec<Option<(Span, UsmUser)>> = user_items
+            .into_iter()
+            .map(|mut v| usm::user(&mut v, secrets, m))
+            .collect();
+        // One name, one user, unless each is for its own engine (createUser -e).
+        let mut user_names: HashMap<&str, Option<&[u8]>> = HashMap::new();
+        for (span, u) in users.iter().flatten() {
+            match user_names.entry(u.name.as_str()) {
+                Entry::Vacant(v) => {
+                    v.insert(u.engine_id.as_deref());
+                }
+                Entry::Occupied(o) => {
+                    if o.get().is_none()
+                        || u.engine_id.is_none()
+                        || *o.get() == u.engine_id.as_deref()
+                    {
+                        m.add(*span, format!("duplicate [[usm_user]] `{}` (two users of one name need each its own `engine_id`)", u.name));
+                    }
+                }
+            }
+        }
+        let users_read: Vec<(Span, UsmUser)> = users.iter().flatten().cloned().collect();
         let upses: Vec<Named<Ups>> = ups_items
             .into_iter()
-            .map(|mut v| Self::ups(&mut v, m))
+            .map(|mut v| Self::ups(&mut v, &users_read, m))
             .collect();
         if upses.is_empty() {
             m.add(
@@ -738,6 +781,10 @@ impl Site {
             recorders: recorders
                 .into_iter()
                 .map(|r| r.item)
+                .collect::<Option<_>>()?,
+            usm_users: users
+                .into_iter()
+                .map(|u| u.map(|(_, u)| u))
                 .collect::<Option<_>>()?,
             rules: rules
                 .into_iter()
@@ -876,7 +923,7 @@ impl Site {
         (policy, grace)
     }
 
-    fn ups(v: &mut Value<'_>, m: &mut Mistakes) -> Named<Ups> {
+    fn ups(v: &mut Value<'_>, users: &[(Span, UsmUser)], m: &mut Mistakes) -> Named<Ups> {
         let at = v.span;
         let Some(mut t) = table(v, m) else {
             return Named::unread(at);
@@ -906,6 +953,7 @@ impl Site {
         let runtime = or_default(optional(&mut t, "runtime"), None, |v| {
             duration(v, m).map(Some)
         });
+        let v3 = usm::ups_access(&mut t, at, users, m);
         finish(t, m);
         let item = (|| {
             Some(Ups {
@@ -918,6 +966,7 @@ impl Site {
                 outlet_off_delay: outlet_off_delay?,
                 restart: restart?,
                 runtime: runtime?,
+                v3: v3?,
             })
         })();
         Named { name, at, item }

@@ -1,4 +1,6 @@
 use super::*;
+use crate::wire::usm::AuthProtocol;
+use crate::wire::v3::Level;
 
 #[test]
 fn the_default_site_is_the_seeds() {
@@ -175,7 +177,10 @@ fn syntax_errors_have_a_position_too() {
 
 #[test]
 fn durations() {
-    let mut m = Mistakes { found: Vec::new() };
+    let mut m = Mistakes {
+        found: Vec::new(),
+        secret_spans: Vec::new(),
+    };
     for (text, want) in [
         ("90", Some(90)),
         ("\"90s\"", Some(90)),
@@ -248,4 +253,183 @@ fn warnings_for_outlet_delay_and_runtime() {
     assert_eq!(w.len(), 2, "{w:?}");
     assert!(w[0].contains("cuts its outlets 60 s after its shutdown starts, but recorder `nvr-244` needs 90 s to shut down plus up to 5 s"), "{}", w[0]);
     assert!(w[1].contains("lasts 660 s on battery, but tier 1 shuts down after 600 s of grace and `nvr-251` needs 90 s more"), "{}", w[1]);
+}
+
+/// The seed's site with its UPS on SNMPv3 (`ups`' extra lines) and `users` before it.
+fn v3_site(users: &str, ups: &str) -> String {
+    DEFAULT_SITE.replacen("[[ups]]\n", &format!("{users}\n[[ups]]\n{ups}\n"), 1)
+}
+
+const USER: &str = r#"[[usm_user]]
+name = "upsv3user"
+auth_protocol = "SHA"
+auth_passphrase = "authpass123"
+priv_protocol = "AES"
+priv_passphrase = "privpass123"
+"#;
+
+#[test]
+fn a_v3_ups_names_its_user_and_level_and_no_passphrase_stays_in_the_text() {
+    let text = v3_site(
+        USER,
+        "version = \"3\"\nuser = \"upsv3user\"\nsecurity_level = \"authNoPriv\"",
+    );
+    let site = Site::parse(&text).expect("valid");
+    let u = &site.usm_users[0];
+    assert_eq!(u.name, "upsv3user");
+    assert_eq!(u.level(), Level::AuthPriv);
+    assert_eq!(u.auth.as_ref().map(|(p, _)| *p), Some(AuthProtocol::Sha1));
+    assert_eq!(
+        u.auth.as_ref().map(|(_, k)| k.clone()),
+        Some(crate::wire::usm::password_to_key(
+            AuthProtocol::Sha1,
+            b"authpass123"
+        ))
+    );
+    assert_eq!(
+        site.upses[0].v3,
+        Some(V3Access {
+            user: "upsv3user".into(),
+            level: Level::AuthNoPriv
+        })
+    );
+    // What the journal keeps: no passphrase, and it still reads.
+    assert!(!site.text.contains("authpass123") && !site.text.contains("privpass123"));
+    assert!(site.text.contains(REDACTED));
+    let again = Site::parse(&site.text).expect("the journal's text reads");
+    assert_eq!(again.upses[0].v3, site.upses[0].v3);
+    assert_eq!(again.text, site.text);
+    // The default level is authPriv, and a community UPS has none.
+    let text = v3_site(USER, "version = \"3\"\nuser = \"upsv3user\"");
+    assert_eq!(
+        Site::parse(&text).unwrap().upses[0]
+            .v3
+            .as_ref()
+            .map(|a| a.level),
+        Some(Level::AuthPriv)
+    );
+    assert_eq!(Site::default_site().upses[0].v3, None);
+}
+
+fn mistakes(text: &str) -> Vec<String> {
+    match Site::parse(text) {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(errors) => errors.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+#[test]
+fn every_wrong_user_and_v3_ups_is_a_mistake_with_its_line_and_column() {
+    let users = r#"[[usm_user]]
+name = "bad-proto"
+auth_protocol = "SHA-3"
+auth_passphrase = "authpass123"
+
+[[usm_user]]
+name = "short"
+auth_protocol = "MD5"
+auth_passphrase = "tiny12"
+
+[[usm_user]]
+name = "priv-only"
+priv_protocol = "AES"
+priv_passphrase = "privpass123"
+
+[[usm_user]]
+name = "no-pass"
+auth_protocol = "SHA-256"
+
+[[usm_user]]
+name = "bad-engine"
+engine_id = "0x12"
+
+[[usm_user]]
+name = "auth-only"
+auth_protocol = "SHA-512"
+auth_passphrase = "authpass123"
+"#;
+    let text = v3_site(users, "version = \"3\"\nuser = \"auth-only\"");
+    let found = mistakes(&text);
+    let expect = [
+        "`SHA-3` is not an authentication protocol: MD5, SHA, SHA-224, SHA-256, SHA-384, SHA-512",
+        "user `short`'s authentication's passphrase is shorter than 8 characters",
+        "user `priv-only` has a privacy protocol but no `auth_protocol`",
+        "user `no-pass`'s authentication needs a passphrase",
+        "`0x12` is not an engine ID",
+        "user `auth-only` can meet only authNoPriv, but this UPS asks for authPriv",
+    ];
+    for e in expect {
+        assert!(
+            found.iter().any(|f| f.contains(e)),
+            "no `{e}` in {found:#?}"
+        );
+    }
+    assert!(
+        found.iter().all(|f| !f.contains("tiny12")),
+        "a passphrase is never in a message: {found:#?}"
+    );
+    // Each with its line: the short passphrase is on line 12 of the file.
+    let short = found.iter().find(|f| f.contains("`short`")).unwrap();
+    let line = text.lines().position(|l| l.contains("tiny12")).unwrap() + 1;
+    assert!(short.starts_with(&format!("{line}:")), "{short}");
+
+    let found = mistakes(&v3_site(USER, "version = \"3\"\nuser = \"nobody\""));
+    assert!(
+        found[0].contains("user `nobody` is not defined in any [[usm_user]]"),
+        "{found:?}"
+    );
+    let found = mistakes(&v3_site(USER, "user = \"upsv3user\""));
+    assert!(
+        found[0].contains("`user` is for a UPS of version \"3\""),
+        "{found:?}"
+    );
+    let found = mistakes(&v3_site(USER, "version = \"4\""));
+    assert!(found[0].contains("`4` is not an SNMP version"), "{found:?}");
+    let found = mistakes(&v3_site(
+        USER,
+        "version = \"3\"\nuser = \"upsv3user\"\nsecurity_level = \"authpriv-ish\"",
+    ));
+    assert!(found[0].contains("is not a security level"), "{found:?}");
+    let twice = format!("{USER}\n{USER}");
+    let found = mistakes(&v3_site(&twice, ""));
+    assert!(
+        found[0].contains("duplicate [[usm_user]] `upsv3user`"),
+        "{found:?}"
+    );
+    let both = USER.replace(
+        "auth_passphrase = \"authpass123\"",
+        "auth_passphrase = \"authpass123\"\nauth_passphrase_env = \"UPS_AUTH\"",
+    );
+    let found = mistakes(&v3_site(&both, ""));
+    assert!(found[0].contains("not several"), "{found:?}");
+}
+
+#[test]
+fn passphrases_come_from_a_file_or_the_environment_through_the_reader_given() {
+    let kept = USER
+        .replace(
+            "auth_passphrase = \"authpass123\"",
+            "auth_passphrase_file = \"/etc/trapgate/ups.auth\"",
+        )
+        .replace(
+            "priv_passphrase = \"privpass123\"",
+            "priv_passphrase_env = \"UPS_PRIV\"",
+        );
+    let text = v3_site(&kept, "version = \"3\"\nuser = \"upsv3user\"");
+    let found = mistakes(&text);
+    assert!(
+        found.iter().any(|f| f.contains(
+            "`auth_passphrase_file` = \"/etc/trapgate/ups.auth\": a passphrase file is read only by"
+        )),
+        "{found:#?}"
+    );
+    let secrets = |at: SecretAt<'_>| match at {
+        SecretAt::File("/etc/trapgate/ups.auth") => Ok("authpass123".to_string()),
+        SecretAt::Env("UPS_PRIV") => Ok("privpass123".to_string()),
+        other => Err(format!("no {other:?}")),
+    };
+    let site = Site::parse_with(&text, &secrets).expect("valid");
+    let inline = Site::parse(&v3_site(USER, "version = \"3\"\nuser = \"upsv3user\"")).unwrap();
+    assert_eq!(site.usm_users, inline.usm_users, "the same keys");
+    assert_eq!(*site.text, *text, "nothing inline to redact");
 }

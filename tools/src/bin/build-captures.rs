@@ -124,6 +124,7 @@ fn snmp(version: Version, community: &str, pdu: P, vbs: &[(&str, V)]) -> Vec<u8>
         version,
         community: community.as_bytes(),
         pdu,
+        v3: None,
     })
 }
 

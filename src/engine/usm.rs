@@ -1,0 +1,584 @@
+//! The User-based Security Model as a receiver of traps (RFC 3414 §3.2): which user a
+//! v3 message is from, whether its MAC is right, whether it is in its engine's time
+//! window, and its scoped PDU decrypted. Sans-IO: the caller gives the time.
+//!
+//! A trap's sender is its authoritative engine, and one user is shared by many cards,
+//! each with its own engine ID: the user's keys are localized for each engine ID a
+//! message carries, and kept per (user, engine ID) with that engine's boots and time.
+//! A localization happens only for a message the receiver got past its source filter
+//! (a UPS address of the site), at most `LOCALIZE_BURST` at once and
+//! `LOCALIZE_PER_SECOND` after, and an engine is kept only once a message from it was
+//! authentic: a flood of forged messages with random engine IDs costs one hash each up to
+//! that rate and is then refused unread (`usm_unknown_engine`), and never grows the
+//! table. Decryption goes into the caller's arena.
+
+use std::collections::HashMap;
+
+use bumpalo::Bump;
+
+use crate::engine::config::{Site, UsmUser};
+use crate::time::{Timestamp, ns};
+use crate::wire::usm::Keys;
+use crate::wire::v3::{Data, Header, Level, USM};
+use crate::wire::{self, Message};
+
+/// The time window of RFC 3414 §3.2 step 7: a message more than this older than its
+/// engine's time as last heard is refused.
+pub const TIME_WINDOW_S: u64 = 150;
+
+/// Localizations at once, for a burst of new engines (a site's cards all starting).
+pub const LOCALIZE_BURST: u32 = 256;
+
+/// Localizations a second after a burst.
+pub const LOCALIZE_PER_SECOND: u32 = 64;
+
+/// Why a v3 message was not believed (RFC 3414's usmStats names, and two of RFC 3412's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UsmRefusal {
+    /// No user of that name (usmStatsUnknownUserNames).
+    UnknownUser,
+    /// A level its user cannot meet (usmStatsUnsupportedSecLevels).
+    UnsupportedLevel,
+    /// A wrong MAC (usmStatsWrongDigests).
+    WrongDigest,
+    /// Older than its engine's time window (usmStatsNotInTimeWindows).
+    NotInTimeWindow,
+    /// Its scoped PDU does not decrypt (usmStatsDecryptionErrors).
+    DecryptionError,
+    /// An engine its user is not for, or a new engine beyond the localization rate
+    /// (usmStatsUnknownEngineIDs).
+    UnknownEngine,
+    /// Another security model than USM (snmpUnknownSecurityModels).
+    UnknownSecurityModel,
+    /// Privacy without authentication in its flags (snmpInvalidMsgs).
+    InvalidFlags,
+}
+
+impl UsmRefusal {
+    /// Every reason, in the order counters list them.
+    pub const ALL: [UsmRefusal; 8] = [
+        UsmRefusal::UnknownUser,
+        UsmRefusal::UnsupportedLevel,
+        UsmRefusal::WrongDigest,
+        UsmRefusal::NotInTimeWindow,
+        UsmRefusal::DecryptionError,
+        UsmRefusal::UnknownEngine,
+        UsmRefusal::UnknownSecurityModel,
+        UsmRefusal::InvalidFlags,
+    ];
+
+    /// The reason as counted.
+    pub fn name(self) -> &'static str {
+        match self {
+            UsmRefusal::UnknownUser => "usm_unknown_user",
+            UsmRefusal::UnsupportedLevel => "usm_unsupported_level",
+            UsmRefusal::WrongDigest => "usm_wrong_digest",
+            UsmRefusal::NotInTimeWindow => "usm_not_in_time_window",
+            UsmRefusal::DecryptionError => "usm_decryption_error",
+            UsmRefusal::UnknownEngine => "usm_unknown_engine",
+            UsmRefusal::UnknownSecurityModel => "snmp_unknown_security_model",
+            UsmRefusal::InvalidFlags => "snmp_invalid_msgs",
+        }
+    }
+
+    /// What it means.
+    pub fn sentence(self) -> &'static str {
+        match self {
+            UsmRefusal::UnknownUser => "SNMPv3 messages from a user the site does not have",
+            UsmRefusal::UnsupportedLevel => {
+                "SNMPv3 messages at a security level their user cannot meet, or below their UPS's"
+            }
+            UsmRefusal::WrongDigest => {
+                "SNMPv3 messages whose MAC is wrong (another passphrase, or forged)"
+            }
+            UsmRefusal::NotInTimeWindow => {
+                "SNMPv3 messages older than their engine's time window (replayed)"
+            }
+            UsmRefusal::DecryptionError => "SNMPv3 messages that do not decrypt",
+            UsmRefusal::UnknownEngine => {
+                "SNMPv3 messages from an engine their user is not for, or new engines beyond the rate of key localization"
+            }
+            UsmRefusal::UnknownSecurityModel => {
+                "SNMPv3 messages of another security model than USM"
+            }
+            UsmRefusal::InvalidFlags => "SNMPv3 messages flagged private but not authenticated",
+        }
+    }
+
+    /// Its place in `ALL`.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Why a v3 datagram was not opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotOpened {
+    /// Not a well-formed v3 message (or its decrypted scoped PDU is not one).
+    Malformed(wire::Error),
+    /// Refused by the security model.
+    Refused(UsmRefusal),
+}
+
+/// An engine heard from, with the user's keys for it and its clock as last heard.
+#[derive(Clone, Debug)]
+struct Engine {
+    keys: Keys,
+    boots: u32,
+    /// Its time as last heard (latestReceivedEngineTime), and our time then.
+    time: u32,
+    at: Timestamp,
+}
+
+/// The security model of a receiver: the site's users and the engines they were heard
+/// from.
+#[derive(Clone, Debug)]
+pub struct Usm {
+    users: Vec<UsmUser>,
+    /// Users by name (several for one name when each is for its own engine).
+    by_name: HashMap<Box<[u8]>, Vec<usize>>,
+    /// Per user, its engines by ID.
+    engines: Vec<HashMap<Box<[u8]>, Engine>>,
+    kept: usize,
+    capacity: usize,
+    /// Localizations left, refilled by the second.
+    tokens: u32,
+    refilled: Timestamp,
+}
+
+impl Usm {
+    /// The security model of `site`'s users.
+    pub fn new(site: &Site) -> Usm {
+        let mut by_name: HashMap<Box<[u8]>, Vec<usize>> = HashMap::new();
+        for (i, u) in site.usm_users.iter().enumerate() {
+            by_name.entry(u.name.as_bytes().into()).or_default().push(i);
+        }
+        let v3_upses = site.upses.iter().filter(|u| u.v3.is_some()).count();
+        Usm {
+            users: site.usm_users.clone(),
+            by_name,
+            engines: vec![HashMap::new(); site.usm_users.len()],
+            kept: 0,
+            capacity: 4 * v3_upses + 64,
+            tokens: LOCALIZE_BURST,
+            refilled: Timestamp(0),
+        }
+    }
+
+    /// How many (user, engine) pairs are kept.
+    pub fn engines_kept(&self) -> usize {
+        self.kept
+    }
+
+    /// Takes a reloaded site's users: engines heard from stay for users that keep their
+    /// name, protocols and keys.
+    pub fn reload(&mut self, site: &Site) {
+        let mut next = Usm::new(site);
+        for (i, u) in next.users.iter().enumerate() {
+            if let Some(o) = self.users.iter().position(|old| old == u) {
+                next.engines[i] = std::mem::take(&mut self.engines[o]);
+            }
+        }
+        next.kept = next.engines.iter().map(HashMap::len).sum();
+        next.tokens = self.tokens;
+        next.refilled = self.refilled;
+        *self = next;
+    }
+
+    fn user_for(&self, name: &[u8], engine_id: &[u8]) -> Result<usize, UsmRefusal> {
+        let candidates = self.by_name.get(name).ok_or(UsmRefusal::UnknownUser)?;
+        // A user for this very engine first, then one for any engine.
+        candidates
+            .iter()
+            .copied()
+            .find(|&i| self.users[i].engine_id.as_deref() == Some(engine_id))
+            .or_else(|| {
+                candidates
+                    .iter()
+                    .copied()
+                    .find(|&i| self.users[i].engine_id.is_none())
+            })
+            .ok_or(UsmRefusal::UnknownEngine)
+    }
+
+    fn take_token(&mut self, now: Timestamp) -> bool {
+        if now.0 >= self.refilled.0.saturating_add(ns::SECOND) || now < self.refilled {
+            let seconds = now.0.saturating_sub(self.refilled.0) / ns::SECOND;
+            let more =
+                (seconds.min(u64::from(LOCALIZE_BURST)) as u32).saturating_mul(LOCALIZE_PER_SECOND);
+            self.tokens = self.tokens.saturating_add(more).min(LOCALIZE_BURST);
+            self.refilled = now;
+        }
+        if self.tokens == 0 {
+            return false;
+        }
+        self.tokens -= 1;
+        true
+    }
+
+    /// Opens the v3 message in `buf`, received at `now`: its user, MAC and time window
+    /// checked, its scoped PDU decrypted into `arena`.
+    pub fn open<'a>(
+        &mut self,
+        buf: &'a [u8],
+        now: Timestamp,
+        arena: &'a Bump,
+    ) -> Result<Message<'a>, NotOpened> {
+        let h = Header::parse(buf).map_err(NotOpened::Malformed)?;
+        let refused = |r| Err(NotOpened::Refused(r));
+        if h.security_model != USM {
+            return refused(UsmRefusal::UnknownSecurityModel);
+        }
+        let Some(level) = h.level() else {
+            return refused(UsmRefusal::InvalidFlags);
+        };
+        let u = self
+            .user_for(h.user, h.engine_id)
+            .map_err(NotOpened::Refused)?;
+        let user = &self.users[u];
+        if user.level() < level {
+            return refused(UsmRefusal::UnsupportedLevel);
+        }
+        if level == Level::NoAuthNoPriv {
+            let Data::Plain(plain) = h.data else {
+                return refused(UsmRefusal::InvalidFlags);
+            };
+            return h.open(level, plain, arena).map_err(NotOpened::Malformed);
+        }
+        // Authentication (step 6), with the keys for this engine.
+        let known = self.engines[u].get(h.engine_id).map(|e| e.keys.clone());
+        let keys = match known {
+            Some(k) => k,
+            None => {
+                if !self.take_token(now) {
+                    return refused(UsmRefusal::UnknownEngine);
+                }
+                let user = &self.users[u];
+                let (auth, ku) = user.auth.as_ref().expect("a level above noAuth has auth");
+                let privacy = user.privacy.as_ref().map(|(p, k)| (*p, k));
+                Keys::localized(*auth, ku, privacy, h.engine_id)
+            }
+        };
+        if !keys.verify(buf, h.auth_at, h.auth_params.len()) {
+            return refused(UsmRefusal::WrongDigest);
+        }
+        // Timeliness (step 7b): the engine's clock as last heard moves on with ours.
+        match self.engines[u].get_mut(h.engine_id) {
+            Some(e) => {
+                let elapsed = now.0.saturating_sub(e.at.0) / ns::SECOND;
+                let local_time = u64::from(e.time) + elapsed;
+                if h.boots > e.boots || (h.boots == e.boots && u64::from(h.time) > local_time) {
+                    e.boots = h.boots;
+                    e.time = h.time;
+                    e.at = now;
+                } else if e.boots == i32::MAX as u32
+                    || h.boots < e.boots
+                    || u64::from(h.time) + TIME_WINDOW_S < local_time
+                {
+                    return refused(UsmRefusal::NotInTimeWindow);
+                }
+            }
+            None => {
+                if self.kept >= self.capacity {
+                    self.forget_oldest();
+                }
+                self.kept += 1;
+                self.engines[u].insert(
+                    h.engine_id.into(),
+                    Engine {
+                        keys: keys.clone(),
+                        boots: h.boots,
+                        time: h.time,
+                        at: now,
+                    },
+                );
+            }
+        }
+        // Decryption (step 8) into the arena.
+        let plain: &'a [u8] = match (level, h.data) {
+            (Level::AuthPriv, Data::Encrypted(e)) => {
+                let buf = arena.alloc_slice_copy(e);
+                if keys.decrypt(h.boots, h.time, h.priv_params, buf).is_err() {
+                    return refused(UsmRefusal::DecryptionError);
+                }
+                buf
+            }
+            (Level::AuthNoPriv, Data::Plain(p)) => p,
+            _ => return refused(UsmRefusal::InvalidFlags),
+        };
+        h.open(level, plain, arena).map_err(|e| match level {
+            // Garbage after decryption is the wrong key or a forged salt.
+            Level::AuthPriv => NotOpened::Refused(UsmRefusal::DecryptionError),
+            _ => NotOpened::Malformed(e),
+        })
+    }
+
+    fn forget_oldest(&mut self) {
+        let oldest = self
+            .engines
+            .iter()
+            .enumerate()
+            .flat_map(|(u, m)| m.iter().map(move |(id, e)| (e.at, u, id.clone())))
+            .min_by_key(|(at, _, _)| *at);
+        if let Some((_, u, id)) = oldest {
+            self.engines[u].remove(&id);
+            self.kept -= 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::config::DEFAULT_SITE;
+    use crate::wire::oid::oid;
+    use crate::wire::usm::{AuthProtocol, PrivProtocol, password_to_key};
+    use crate::wire::v3::{Seal, seal};
+    use crate::wire::{PduType, Value, VarBind, Version};
+
+    const USERS: &str = r#"[[usm_user]]
+name = "upsv3user"
+auth_protocol = "SHA"
+auth_passphrase = "authpass123"
+priv_protocol = "AES"
+priv_passphrase = "privpass123"
+
+[[usm_user]]
+name = "card-only"
+auth_protocol = "MD5"
+auth_passphrase = "authpass123"
+engine_id = "0x8000000001020304"
+"#;
+
+    fn site() -> Site {
+        let text = DEFAULT_SITE.replacen(
+            "[[ups]]\n",
+            &format!("{USERS}\n[[ups]]\nversion = \"3\"\nuser = \"upsv3user\"\n"),
+            1,
+        );
+        Site::parse(&text).expect("valid")
+    }
+
+    fn t(s: u64) -> Timestamp {
+        Timestamp(ns::secs(1_000) + s * ns::SECOND)
+    }
+
+    /// A lowBattery trap from `engine` at `boots` and `time`, sealed by `user` with the
+    /// passphrases given, at `level`.
+    #[allow(clippy::too_many_arguments)]
+    fn trap(
+        user: &[u8],
+        auth: AuthProtocol,
+        pass: &[u8],
+        privacy: Option<PrivProtocol>,
+        engine: &[u8],
+        boots: u32,
+        time: u32,
+        level: Level,
+    ) -> Vec<u8> {
+        let ku = password_to_key(auth, pass);
+        sealed(user, auth, &ku, privacy, engine, boots, time, level)
+    }
+
+    /// The same with the user's key `ku` already made (a passphrase is a megabyte of
+    /// hashing).
+    #[allow(clippy::too_many_arguments)]
+    fn sealed(
+        user: &[u8],
+        auth: AuthProtocol,
+        ku: &crate::wire::usm::Key,
+        privacy: Option<PrivProtocol>,
+        engine: &[u8],
+        boots: u32,
+        time: u32,
+        level: Level,
+    ) -> Vec<u8> {
+        let name = oid("1.3.6.1.6.3.1.1.4.1.0");
+        let lb = oid("1.3.6.1.4.1.318.0.7");
+        let vbs = [VarBind {
+            name: name.as_oid(),
+            value: Value::ObjectId(lb.as_oid()),
+        }];
+        let pku = privacy.map(|p| (p, password_to_key(auth, b"privpass123")));
+        let keys = Keys::localized(auth, ku, pku.as_ref().map(|(p, k)| (*p, k)), engine);
+        let pdu = Message::pdu(Version::V3, b"", PduType::SNMPV2_TRAP, 1, &vbs).pdu;
+        let s = Seal {
+            msg_id: 1,
+            max_size: 1472,
+            reportable: false,
+            engine_id: engine,
+            boots,
+            time,
+            user,
+            level,
+            context_engine_id: engine,
+            context_name: b"",
+            salt: [0, 0, 0, boots as u8, 0, 0, 0, time as u8],
+        };
+        let (mut scratch, mut out) = (Vec::new(), Vec::new());
+        seal(&pdu, &s, Some(&keys), &mut scratch, &mut out);
+        out
+    }
+
+    fn good(engine: &[u8], boots: u32, time: u32) -> Vec<u8> {
+        trap(
+            b"upsv3user",
+            AuthProtocol::Sha1,
+            b"authpass123",
+            Some(PrivProtocol::Aes128),
+            engine,
+            boots,
+            time,
+            Level::AuthPriv,
+        )
+    }
+
+    fn open(usm: &mut Usm, bytes: &[u8], at: Timestamp) -> Result<Level, NotOpened> {
+        let arena = Bump::new();
+        usm.open(bytes, at, &arena).map(|m| {
+            assert_eq!(m.community, b"upsv3user");
+            assert_eq!(m.pdu_type(), PduType::SNMPV2_TRAP);
+            m.v3.unwrap().level
+        })
+    }
+
+    #[test]
+    fn one_user_is_heard_from_many_engines_each_with_its_own_keys() {
+        let mut usm = Usm::new(&site());
+        for card in 0..5u8 {
+            let engine = [0x80, 0, 0x1f, 0x88, 4, b'u', b'p', b's', card];
+            assert_eq!(
+                open(&mut usm, &good(&engine, 1, 100), t(0)),
+                Ok(Level::AuthPriv)
+            );
+        }
+        assert_eq!(usm.engines_kept(), 5);
+    }
+
+    #[test]
+    fn a_wrong_passphrase_an_unknown_user_or_a_level_the_user_lacks_is_refused() {
+        let mut usm = Usm::new(&site());
+        let e = b"\x80\x00\x1f\x88\x04card1";
+        let wrong = trap(
+            b"upsv3user",
+            AuthProtocol::Sha1,
+            b"wrongpass1",
+            Some(PrivProtocol::Aes128),
+            e,
+            1,
+            1,
+            Level::AuthPriv,
+        );
+        assert_eq!(
+            open(&mut usm, &wrong, t(0)),
+            Err(NotOpened::Refused(UsmRefusal::WrongDigest))
+        );
+        assert_eq!(usm.engines_kept(), 0, "a forged message keeps no engine");
+        let nobody = trap(
+            b"nobody",
+            AuthProtocol::Sha1,
+            b"authpass123",
+            None,
+            e,
+            1,
+            1,
+            Level::AuthNoPriv,
+        );
+        assert_eq!(
+            open(&mut usm, &nobody, t(0)),
+            Err(NotOpened::Refused(UsmRefusal::UnknownUser))
+        );
+        let md5 = trap(
+            b"card-only",
+            AuthProtocol::Md5,
+            b"authpass123",
+            Some(PrivProtocol::Des),
+            b"\x80\x00\x00\x00\x01\x02\x03\x04",
+            1,
+            1,
+            Level::AuthPriv,
+        );
+        assert_eq!(
+            open(&mut usm, &md5, t(0)),
+            Err(NotOpened::Refused(UsmRefusal::UnsupportedLevel))
+        );
+        // card-only is for its engine only.
+        let elsewhere = trap(
+            b"card-only",
+            AuthProtocol::Md5,
+            b"authpass123",
+            None,
+            e,
+            1,
+            1,
+            Level::AuthNoPriv,
+        );
+        assert_eq!(
+            open(&mut usm, &elsewhere, t(0)),
+            Err(NotOpened::Refused(UsmRefusal::UnknownEngine))
+        );
+        // Tampered ciphertext after a right MAC cannot be: the MAC covers it.
+        let mut flipped = good(e, 1, 1);
+        let n = flipped.len();
+        flipped[n - 3] ^= 0x40;
+        assert_eq!(
+            open(&mut usm, &flipped, t(0)),
+            Err(NotOpened::Refused(UsmRefusal::WrongDigest))
+        );
+        for cut in 0..flipped.len() {
+            assert!(open(&mut usm, &good(e, 1, 1)[..cut], t(0)).is_err());
+        }
+    }
+
+    #[test]
+    fn an_old_trap_replayed_falls_outside_its_engines_time_window() {
+        let mut usm = Usm::new(&site());
+        let e = b"\x80\x00\x1f\x88\x04card1";
+        let old = good(e, 3, 1_000);
+        assert!(open(&mut usm, &old, t(0)).is_ok());
+        // The same trap again within 150 s is in the window (USM's own rule) ...
+        assert!(open(&mut usm, &old, t(100)).is_ok());
+        // ... and refused after: the engine's time has moved on by 151 s.
+        assert_eq!(
+            open(&mut usm, &old, t(151)),
+            Err(NotOpened::Refused(UsmRefusal::NotInTimeWindow))
+        );
+        // A newer trap moves the engine's clock; one from its last boot is refused at once.
+        assert!(open(&mut usm, &good(e, 4, 5), t(200)).is_ok());
+        assert_eq!(
+            open(&mut usm, &good(e, 3, 1_300), t(200)),
+            Err(NotOpened::Refused(UsmRefusal::NotInTimeWindow))
+        );
+        assert!(open(&mut usm, &good(e, 4, 6), t(201)).is_ok());
+    }
+
+    #[test]
+    fn a_flood_of_new_engines_is_refused_past_the_localization_rate_and_kept_nowhere() {
+        let mut usm = Usm::new(&site());
+        let mut refused = 0;
+        // Forged: random engines, a wrong passphrase (the attacker has none).
+        let guess = password_to_key(AuthProtocol::Sha1, b"guessing1");
+        for i in 0..2_000u32 {
+            let engine = [0x80, 0, 0, 9, (i >> 16) as u8, (i >> 8) as u8, i as u8];
+            let forged = sealed(
+                b"upsv3user",
+                AuthProtocol::Sha1,
+                &guess,
+                None,
+                &engine,
+                1,
+                1,
+                Level::AuthNoPriv,
+            );
+            match open(&mut usm, &forged, t(0)) {
+                Err(NotOpened::Refused(UsmRefusal::UnknownEngine)) => refused += 1,
+                Err(NotOpened::Refused(UsmRefusal::WrongDigest)) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(refused, 2_000 - LOCALIZE_BURST as usize);
+        assert_eq!(usm.engines_kept(), 0);
+        // A second later the real card's first trap is heard.
+        assert!(open(&mut usm, &good(b"\x80\x00\x1f\x88\x04real!", 1, 1), t(1)).is_ok());
+    }
+}
