@@ -13,7 +13,7 @@ use trapgate::engine::config::{
 };
 use trapgate::engine::id::UpsId;
 use trapgate::engine::policy::Decider;
-use trapgate::engine::trust::Trust;
+use trapgate::engine::trust::{Credential, Trust};
 use trapgate::time::Timestamp;
 
 const UPSES: usize = 200;
@@ -81,7 +81,7 @@ fn at(s: u64) -> Timestamp {
 fn trap(d: &mut Decider, trust: &Trust, now: Timestamp, from: IpAddr, event: Event, rule: &str) {
     let who = trust.who(from).expect("a UPS of the site");
     let who = trust
-        .notification(who, b"public", event)
+        .notification(who, Credential::community(b"public"), event)
         .expect("its community");
     d.handle_notification(now, who, event, rule);
 }

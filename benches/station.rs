@@ -129,6 +129,7 @@ impl Run {
             who,
             source,
             community: b"public",
+            v3: None,
             event,
             rule,
         };

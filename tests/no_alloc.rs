@@ -89,7 +89,8 @@ fn decode_classify_check_and_decide_in_the_station_allocate_nothing_per_packet()
         arena.reset();
         for (link, data) in &frames {
             if let Ok(d) = udp_datagram(*link, data)
-                && let Outcome::Message(d, m, Some(c)) = pipeline.process_datagram(d, arena)
+                && let Outcome::Message(d, m, Some(c)) =
+                    pipeline.process_datagram(d, arena, Timestamp(now))
             {
                 decoded += 1;
                 // The UPS's own traps during an outage, a second apart, timers firing: after
@@ -115,6 +116,7 @@ fn decode_classify_check_and_decide_in_the_station_allocate_nothing_per_packet()
                             who,
                             source: d.src,
                             community: m.community,
+                            v3: None,
                             event,
                             rule: &rule,
                         };

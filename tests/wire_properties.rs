@@ -8,6 +8,7 @@ use bumpalo::Bump;
 use proptest::prelude::*;
 use trapgate::classify::Classifier;
 use trapgate::engine::pipeline::{Outcome, Pipeline};
+use trapgate::time::Timestamp;
 use trapgate::wire::encode;
 use trapgate::wire::frame::Datagram;
 use trapgate::wire::{
@@ -189,7 +190,7 @@ fn check_counted(pipeline: &mut Pipeline, payload: &[u8]) -> Result<(), TestCase
     let arena = Bump::new();
     let before: u64 = pipeline.counters().malformed.iter().sum();
     let messages = pipeline.counters().messages();
-    match pipeline.process_datagram(datagram(payload), &arena) {
+    match pipeline.process_datagram(datagram(payload), &arena, Timestamp(0)) {
         Outcome::Malformed(_, e) => {
             prop_assert!(ErrorKind::ALL.contains(&e.kind));
             prop_assert!(
@@ -278,12 +279,12 @@ fn the_seed_trap_decodes_and_every_prefix_is_a_counted_error() {
     let mut p = Pipeline::new(Classifier::builtin(), &[]);
     let arena = Bump::new();
     assert!(matches!(
-        p.process_datagram(datagram(&trap), &arena),
+        p.process_datagram(datagram(&trap), &arena, Timestamp(0)),
         Outcome::Message(_, _, Some(c)) if c.event == trapgate::classify::Event::LowBattery
     ));
     for n in 0..trap.len() {
         assert!(matches!(
-            p.process_datagram(datagram(&trap[..n]), &arena),
+            p.process_datagram(datagram(&trap[..n]), &arena, Timestamp(0)),
             Outcome::Malformed(_, e) if e.kind == ErrorKind::Truncated
         ));
     }

@@ -285,7 +285,7 @@ pub fn replay(
         arena.reset();
         let time = Timestamp(frame.time_ns);
         let origin = *origin.get_or_insert(time);
-        let outcome = pipeline.process_frame(frame.link, frame.data, &arena);
+        let outcome = pipeline.process_frame(frame.link, frame.data, &arena, time);
         let r = Replayed {
             frame: frame.number,
             time,
@@ -344,12 +344,13 @@ pub fn replay_story(
     use crate::engine::poller::Sequence;
     use crate::engine::record::Record;
     use crate::engine::station::{Happened, Notification, Options, Station};
-    use crate::engine::trust::{Refusal, Refusals, Says, Trust, Who, WireWatch};
+    use crate::engine::trust::{Credential, Refusal, Refusals, Says, Trust, Who, WireWatch};
     use crate::wire::{Pdu, PduType};
 
     let trust = Trust::new(&site);
     let relays = replay_relays(&site);
     let mut pipeline = Pipeline::new(site.classifier(), ports);
+    pipeline.set_usm(crate::engine::usm::Usm::new(&site));
     let mut site = Some(site);
     let mut station: Option<Station> = None;
     let mut log: Vec<(Timestamp, Record)> = Vec::new();
@@ -378,8 +379,17 @@ pub fn replay_story(
         // decided is acted on then.
         s.run_to(r.time, &mut keep);
         last = r.time;
-        let Outcome::Message(d, m, class) = &r.outcome else {
-            return;
+        let (d, m, class) = match &r.outcome {
+            Outcome::Message(d, m, class) => (d, m, class),
+            // A v3 message of a site address the security model refused: counted and
+            // journaled as the live gateway does.
+            Outcome::Refused(d, why) if trust.who(d.src).is_some() => {
+                let why = Refusal::from(*why);
+                refusals.add(why);
+                s.handle_refused(r.time, why, 1, Some(d.src), None);
+                return;
+            }
+            _ => return,
         };
         let Some(who) = trust.who(d.src) else {
             foreign += 1;
@@ -404,6 +414,7 @@ pub fn replay_story(
                             who,
                             source: d.src,
                             community: m.community,
+                            v3: m.v3.map(|s| s.level),
                             event,
                             rule: &rule,
                         };
@@ -425,7 +436,7 @@ pub fn replay_story(
                 if to_a_ups {
                     // A recorder (or anyone) polling a UPS itself: its answer may count.
                     wire.request(r.time, from, to, q.request_id, m.community);
-                    if let Some(rec) = trust.heard_from(who, m.community) {
+                    if let Some(rec) = trust.heard_from(who, Credential::of(m)) {
                         s.handle_seen(r.time, rec);
                     }
                 } else {
@@ -444,7 +455,7 @@ pub fn replay_story(
                 }
             }
             _ => {
-                if let Some(rec) = trust.heard_from(who, m.community) {
+                if let Some(rec) = trust.heard_from(who, Credential::of(m)) {
                     s.handle_seen(r.time, rec);
                 }
             }

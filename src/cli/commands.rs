@@ -46,6 +46,14 @@ pub fn decode(file: &Path, json: bool, ports: &[u16], out: &mut impl Write) -> R
                     report::malformed_line(&s, e)
                 }
             }
+            Outcome::Refused(d, why) => {
+                let s = seen(r, d);
+                if json {
+                    report::refused_json(&s, *why).to_string()
+                } else {
+                    report::refused_line(&s, *why)
+                }
+            }
             Outcome::NoDatagram(_) | Outcome::OtherPort(_) => return,
         };
         if let Err(e) = writeln!(out, "{line}") {
@@ -104,7 +112,7 @@ pub fn check_config(file: Option<&Path>, out: &mut impl Write) -> Result<bool, S
         ),
     };
     let w = |e: io::Error| e.to_string();
-    match Site::parse(&text) {
+    match Site::parse_with(&text, &crate::daemon::secrets::read) {
         Ok(site) => {
             let tiers: Vec<String> = site.policy.grace.keys().map(|t| t.to_string()).collect();
             writeln!(
@@ -145,7 +153,7 @@ pub fn load_site(config: Option<&Path>) -> Result<Site, String> {
     };
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    Site::parse(&text).map_err(|errors| {
+    Site::parse_with(&text, &crate::daemon::secrets::read).map_err(|errors| {
         let lines: Vec<String> = errors
             .iter()
             .map(|e| format!("{}:{e}", path.display()))

@@ -8,6 +8,7 @@ use serde_json::{Map, Value as Json, json};
 
 use crate::classify::{Classification, Classifier, Event};
 use crate::engine::pipeline::Counters;
+use crate::engine::usm::UsmRefusal;
 use crate::time::Timestamp;
 use crate::wire::frame::Datagram;
 use crate::wire::value::Octets;
@@ -142,6 +143,54 @@ pub fn malformed_line(seen: &Seen<'_>, err: &crate::wire::Error) -> String {
     s.push(' ');
     s.push_str(&what);
     s
+}
+
+/// What a v3 message's header says, for one the security model did not open: its
+/// user, engine ID and level, as Wireshark shows them before decryption.
+fn v3_header(payload: &[u8]) -> String {
+    match crate::wire::v3::Header::parse(payload) {
+        Ok(h) => format!(
+            "SNMPv3 user {:?}, engine 0x{}, {}",
+            String::from_utf8_lossy(h.user),
+            h.engine_id
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>(),
+            h.level()
+                .map_or("privacy without authentication", |l| l.name())
+        ),
+        Err(_) => "SNMPv3".to_string(),
+    }
+}
+
+/// The line `trapgate decode` prints for a v3 message the security model refused.
+pub fn refused_line(seen: &Seen<'_>, why: UsmRefusal) -> String {
+    let mut s = columns(seen);
+    s.push(' ');
+    s.push_str(&v3_header(seen.datagram.payload));
+    s.push_str(&format!(
+        ": not opened ({}: {})",
+        why.name(),
+        why.sentence()
+    ));
+    s
+}
+
+/// The JSON line for a v3 message the security model refused.
+pub fn refused_json(seen: &Seen<'_>, why: UsmRefusal) -> Json {
+    let mut o = common(seen);
+    o.insert("version".into(), json!("v3"));
+    if let Ok(h) = crate::wire::v3::Header::parse(seen.datagram.payload) {
+        o.insert("user".into(), json!(String::from_utf8_lossy(h.user)));
+        let engine: String = h.engine_id.iter().map(|b| format!("{b:02x}")).collect();
+        o.insert("engine_id".into(), json!(format!("0x{engine}")));
+        if let Some(l) = h.level() {
+            o.insert("security_level".into(), json!(l.name()));
+        }
+    }
+    o.insert("error".into(), json!(why.name()));
+    o.insert("detail".into(), json!(why.sentence()));
+    Json::Object(o)
 }
 
 /// A varbind value as JSON: numbers as numbers, text as text, other octets as hex.

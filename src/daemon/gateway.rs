@@ -44,7 +44,7 @@ use crate::engine::metrics::Stats;
 use crate::engine::poller::OsRandom;
 use crate::engine::record::{Decided, Record};
 use crate::engine::station::{self, Notification, Prepared, Purpose, Relays, Station, Via};
-use crate::engine::trust::{Refusal, Refusals};
+use crate::engine::trust::{Credential, Refusal, Refusals};
 use crate::time::{Timestamp, ns};
 use crate::wire::Message;
 
@@ -670,9 +670,14 @@ impl<R: FnMut(Timestamp, &serde_json::Value)> Driver<R> {
                 source,
                 who,
                 community,
+                v3,
                 class,
             } => {
                 let (arrival, source, event) = (*arrival, *source, class.event);
+                let cred = Credential {
+                    name: community.as_bytes(),
+                    v3: *v3,
+                };
                 // Classified by a view older than the site's (a reload came between): its
                 // indices are not this site's; who it is, and whether to believe it, is
                 // asked again of the site now.
@@ -682,7 +687,7 @@ impl<R: FnMut(Timestamp, &serde_json::Value)> Driver<R> {
                     let trust = self.station.trust();
                     match trust
                         .who(source)
-                        .map(|w| trust.notification(w, community.as_bytes(), event))
+                        .map(|w| trust.notification(w, cred, event))
                     {
                         Some(Ok(w)) => w,
                         Some(Err(why)) => {
@@ -707,6 +712,7 @@ impl<R: FnMut(Timestamp, &serde_json::Value)> Driver<R> {
                     who,
                     source,
                     community: community.as_bytes(),
+                    v3: *v3,
                     event,
                     rule: &rule,
                 };

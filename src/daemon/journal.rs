@@ -423,7 +423,15 @@ pub fn resume(
         let r = relays(&site);
         Station::new(site, options, r, Box::new(OsRandom), t)
     };
-    let parse = |text: &str| Site::parse(text).ok();
+    // The site of now where the journal's is the same text (its passphrases, which the
+    // journal does not keep, are the file's); another one read as the journal has it.
+    let parse = |text: &str| {
+        if *text == *site.text {
+            Some(site.clone())
+        } else {
+            Site::parse_with(text, &crate::daemon::secrets::read).ok()
+        }
+    };
     let out = read_files(&files, |t, r| {
         // The site of the records that follow: a checkpoint's, a start's, a reload's.
         let (site_text, snapshot) = match &r {
@@ -549,6 +557,7 @@ mod tests {
             ups: Some("ups-main".into()),
             recorder: None,
             community: "public".into(),
+            security_level: None,
             event,
             rule: "lowBattery".into(),
         })
@@ -745,6 +754,7 @@ mod restart {
             who: Who::Ups(UpsId(0)),
             source: "192.168.61.250".parse().unwrap(),
             community: b"public",
+            v3: None,
             event: Event::OnBattery,
             rule: "upsOnBattery",
         };

@@ -11,6 +11,7 @@ pub mod exec;
 pub mod gateway;
 pub mod journal;
 pub mod receive;
+pub mod secrets;
 pub mod send;
 pub mod server;
 pub mod socket;

@@ -45,8 +45,10 @@ use crate::engine::id::RecorderId;
 use crate::engine::metrics::Latency;
 use crate::engine::pipeline::{Counters, Outcome, Pipeline};
 use crate::engine::trust::{Refusal, Refusals, Says, Trust, Who};
-use crate::time::ns;
+use crate::engine::usm::Usm;
+use crate::time::{Timestamp, ns};
 use crate::wire::frame::Datagram;
+use crate::wire::v3::Level;
 use crate::wire::{Message, Pdu, PduType, encode};
 
 /// Buffers of heard items in circulation between the workers and the decision thread.
@@ -64,6 +66,8 @@ pub struct View {
     /// Who each address is, and what to believe from it.
     trust: Trust,
     recorders: usize,
+    /// The site's SNMPv3 users, no engine heard yet (each worker keeps its own).
+    usm: Usm,
 }
 
 impl View {
@@ -74,6 +78,7 @@ impl View {
             classifier: site.classifier(),
             trust: Trust::new(site),
             recorders: site.recorders.len(),
+            usm: Usm::new(site),
         }
     }
 
@@ -142,8 +147,10 @@ pub enum Heard {
         source: IpAddr,
         /// Who that is (indices into the batch's view of the site).
         who: Who,
-        /// Its community (journaled).
+        /// Its community, or its SNMPv3 user (journaled).
         community: Community,
+        /// For SNMPv3, the level the security model checked.
+        v3: Option<Level>,
         /// What it was classified as (rule indices into the batch's view).
         class: Classification,
     },
@@ -275,8 +282,12 @@ pub fn start(
         let waker = Arc::new(Waker::new(poll.registry(), WAKE).map_err(StartError::Setup)?);
         let (views_tx, views_rx) = crossbeam_channel::unbounded();
         let tally = Arc::new(Mutex::new(Tally::default()));
+        let mut pipeline = Pipeline::new(view.classifier.clone(), &ports);
+        pipeline.set_usm(view.usm.clone());
         let worker = Worker {
-            pipeline: Pipeline::new(view.classifier.clone(), &ports),
+            started: Instant::now(),
+            mono: Timestamp(0),
+            pipeline,
             view: Arc::clone(&view),
             sockets: mine,
             views: views_rx,
@@ -404,6 +415,10 @@ impl Drop for Receivers {
 }
 
 struct Worker {
+    /// The origin of the security model's clock (monotonic: a wall-clock step must not
+    /// move an engine's time window), and that clock at the batch being read.
+    started: Instant,
+    mono: Timestamp,
     view: Arc<View>,
     pipeline: Pipeline,
     sockets: Vec<(SocketAddr, UdpSocket)>,
@@ -441,6 +456,7 @@ impl Worker {
             }
             while let Ok(view) = self.views.try_recv() {
                 self.pipeline.set_classifier(view.classifier.clone());
+                self.pipeline.usm_mut().reload(view.usm.clone());
                 self.seen_at = vec![0; view.recorders];
                 self.view = view;
             }
@@ -475,6 +491,7 @@ impl Worker {
                 Ok(n) => {
                     arena.reset();
                     let real = now().0;
+                    self.mono = Timestamp(self.started.elapsed().as_nanos() as u64);
                     for k in 0..n {
                         let Some((src, payload, cut)) = batch.get(k) else {
                             continue;
@@ -534,8 +551,10 @@ impl Worker {
             dst_port: local.port(),
             payload,
         };
-        let Outcome::Message(_, m, class) = self.pipeline.process_datagram(d, arena) else {
-            return;
+        let (m, class) = match self.pipeline.process_datagram(d, arena, self.mono) {
+            Outcome::Message(_, m, class) => (m, class),
+            Outcome::Refused(_, why) => return self.refuse(why.into(), src.ip(), None),
+            _ => return,
         };
         let verdict = self
             .view
@@ -551,6 +570,7 @@ impl Worker {
                     source: src.ip(),
                     who,
                     community: Community::new(m.community),
+                    v3: m.v3.map(|s| s.level),
                     class: c,
                 });
                 return;

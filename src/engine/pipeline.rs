@@ -9,6 +9,8 @@
 use bumpalo::Bump;
 
 use crate::classify::{Classification, Classifier, Event};
+use crate::engine::usm::{NotOpened, Usm, UsmRefusal};
+use crate::time::Timestamp;
 use crate::wire::frame::{Datagram, FrameDrop, LinkType, udp_datagram};
 use crate::wire::{self, ErrorKind, Message, NotificationOidBuf};
 
@@ -22,8 +24,10 @@ pub enum Outcome<'a> {
     NoDatagram(FrameDrop),
     /// UDP, but neither port is an SNMP port.
     OtherPort(Datagram<'a>),
-    /// SNMP that could not be decoded (v3 included).
+    /// SNMP that could not be decoded.
     Malformed(Datagram<'a>, wire::Error),
+    /// SNMPv3 the security model refused.
+    Refused(Datagram<'a>, UsmRefusal),
     /// A decoded message; notifications carry their classification.
     Message(Datagram<'a>, Message<'a>, Option<Classification>),
 }
@@ -41,6 +45,8 @@ pub struct Counters {
     pub other_port: u64,
     /// SNMP datagrams that did not decode, by reason (`ErrorKind::index`).
     pub malformed: [u64; ErrorKind::ALL.len()],
+    /// SNMPv3 datagrams the security model refused, by reason (`UsmRefusal::index`).
+    pub usm: [u64; UsmRefusal::ALL.len()],
     /// Decoded messages by PDU type (0–8).
     pub pdus: [u64; 9],
     /// Notifications by event (`Event::ALL` order).
@@ -62,7 +68,14 @@ impl Counters {
         let malformed = ErrorKind::ALL
             .iter()
             .map(|k| (k.reason(), self.malformed[k.index()]));
-        frames.chain(other).chain(malformed).filter(|&(_, n)| n > 0)
+        let usm = UsmRefusal::ALL
+            .iter()
+            .map(|r| (r.name(), self.usm[r.index()]));
+        frames
+            .chain(other)
+            .chain(malformed)
+            .chain(usm)
+            .filter(|&(_, n)| n > 0)
     }
 
     /// Notifications classified as `event`.
@@ -80,6 +93,7 @@ impl Counters {
         sum(&mut self.no_datagram, &other.no_datagram);
         self.other_port += other.other_port;
         sum(&mut self.malformed, &other.malformed);
+        sum(&mut self.usm, &other.usm);
         sum(&mut self.pdus, &other.pdus);
         sum(&mut self.events, &other.events);
     }
@@ -92,6 +106,7 @@ pub struct Pipeline {
     ports: Vec<u16>,
     counters: Counters,
     scratch: NotificationOidBuf,
+    usm: Usm,
 }
 
 impl Pipeline {
@@ -106,7 +121,18 @@ impl Pipeline {
             ports,
             counters: Counters::default(),
             scratch: NotificationOidBuf::default(),
+            usm: Usm::default(),
         }
+    }
+
+    /// The security model v3 messages are opened with (a site's users).
+    pub fn set_usm(&mut self, usm: Usm) {
+        self.usm = usm;
+    }
+
+    /// The security model (a reload keeps its engines through `Usm::reload`).
+    pub fn usm_mut(&mut self) -> &mut Usm {
+        &mut self.usm
     }
 
     /// The classifier (for names in reports).
@@ -124,17 +150,18 @@ impl Pipeline {
         &self.counters
     }
 
-    /// Runs one captured frame through the pipeline.
+    /// Runs one captured frame, taken at `now`, through the pipeline.
     #[inline]
     pub fn process_frame<'a>(
         &mut self,
         link: LinkType,
         frame: &'a [u8],
         arena: &'a Bump,
+        now: Timestamp,
     ) -> Outcome<'a> {
         self.counters.frames += 1;
         match udp_datagram(link, frame) {
-            Ok(d) => self.process_datagram(d, arena),
+            Ok(d) => self.process_datagram(d, arena, now),
             Err(drop) => {
                 self.counters.no_datagram[drop.index()] += 1;
                 Outcome::NoDatagram(drop)
@@ -142,9 +169,16 @@ impl Pipeline {
         }
     }
 
-    /// Runs one UDP datagram (from a socket, or found in a frame) through the pipeline.
+    /// Runs one UDP datagram (from a socket, or found in a frame), received at `now`,
+    /// through the pipeline: v1 and v2c decoded, v3 opened by the security model (its
+    /// time window runs on `now`).
     #[inline]
-    pub fn process_datagram<'a>(&mut self, d: Datagram<'a>, arena: &'a Bump) -> Outcome<'a> {
+    pub fn process_datagram<'a>(
+        &mut self,
+        d: Datagram<'a>,
+        arena: &'a Bump,
+        now: Timestamp,
+    ) -> Outcome<'a> {
         self.counters.datagrams += 1;
         if !self.ports.contains(&d.dst_port) && !self.ports.contains(&d.src_port) {
             self.counters.other_port += 1;
@@ -152,7 +186,23 @@ impl Pipeline {
         }
         // Matched by reference: moving the message out of the Result just after it was
         // written would read it back across the stores that wrote it, and wait for them.
-        match &Message::parse(d.payload, arena) {
+        let parsed = Message::parse(d.payload, arena);
+        let opened;
+        let parsed = match &parsed {
+            Err(e) if e.kind == ErrorKind::UnsupportedV3 => {
+                opened = match self.usm.open(d.payload, now, arena) {
+                    Ok(m) => Ok(m),
+                    Err(NotOpened::Malformed(e)) => Err(e),
+                    Err(NotOpened::Refused(r)) => {
+                        self.counters.usm[r.index()] += 1;
+                        return Outcome::Refused(d, r);
+                    }
+                };
+                &opened
+            }
+            other => other,
+        };
+        match parsed {
             Err(e) => {
                 self.counters.malformed[e.kind.index()] += 1;
                 Outcome::Malformed(d, *e)

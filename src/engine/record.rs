@@ -69,8 +69,11 @@ pub enum Input {
         /// The recorder it came from, if a recorder's (an acknowledgement).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         recorder: Option<Text>,
-        /// Its community.
+        /// Its community (v1, v2c), or its SNMPv3 user.
         community: String,
+        /// For SNMPv3, the level its user sent it at (checked by the security model).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        security_level: Option<crate::wire::v3::Level>,
         /// What it was classified as.
         event: Event,
         /// The rule (trap name) that classified it.
@@ -439,6 +442,7 @@ impl Record {
                     ups,
                     recorder,
                     community,
+                    security_level,
                     event,
                     rule,
                 } => {
@@ -449,7 +453,14 @@ impl Record {
                     if let Some(r) = recorder {
                         let _ = write!(w, " (recorder {r})");
                     }
-                    let _ = write!(w, " ({rule}, community {community:?})");
+                    match security_level {
+                        Some(l) => {
+                            let _ = write!(w, " ({rule}, SNMPv3 user {community:?}, {})", l.name());
+                        }
+                        None => {
+                            let _ = write!(w, " ({rule}, community {community:?})");
+                        }
+                    }
                 }
                 Input::Poll { ups, answer } => {
                     let _ = write!(
@@ -672,6 +683,7 @@ mod tests {
                 ups: Some("ups-main".into()),
                 recorder: None,
                 community: "public".into(),
+                security_level: None,
                 event: Event::LowBattery,
                 rule: "lowBattery".into(),
             }),
@@ -715,6 +727,15 @@ mod tests {
                 detail: "UPS traps with another community than the UPS's".into(),
                 source: Some("192.168.61.250".parse().unwrap()),
                 event: Some(Event::LowBattery),
+            }),
+            Record::Input(Input::Event {
+                source: "192.168.61.249".parse().unwrap(),
+                ups: Some("ups-annex".into()),
+                recorder: None,
+                community: "upsv3user".into(),
+                security_level: Some(crate::wire::v3::Level::AuthPriv),
+                event: Event::OnBattery,
+                rule: "upsOnBattery".into(),
             }),
         ]
     }

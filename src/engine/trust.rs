@@ -20,7 +20,9 @@ use std::net::{IpAddr, SocketAddr};
 use crate::classify::Event;
 use crate::engine::config::Site;
 use crate::engine::id::{RecorderId, UpsId};
+use crate::engine::usm::UsmRefusal;
 use crate::time::{Timestamp, ns};
+use crate::wire::v3::Level;
 use crate::wire::{Message, PduType};
 
 /// Why a datagram was not believed.
@@ -57,11 +59,47 @@ pub enum Refusal {
     /// A request to the virtual UPS beyond the recorder's share (it asks faster than any
     /// recorder polls its UPS): not answered.
     AgentOverRate,
+    /// A UPS event in another SNMP version than the UPS's (v1 or v2c from a v3 UPS, v3
+    /// from a community UPS).
+    WrongVersion,
+    /// A v3 UPS event from another user than the UPS's.
+    WrongUser,
+    /// A v3 message from a user the site does not have.
+    UsmUnknownUser,
+    /// A v3 message at a level its user cannot meet, or below its UPS's.
+    UsmUnsupportedLevel,
+    /// A v3 message with a wrong MAC.
+    UsmWrongDigest,
+    /// A v3 message outside its engine's time window.
+    UsmNotInTimeWindow,
+    /// A v3 message that does not decrypt.
+    UsmDecryptionError,
+    /// A v3 message from an engine its user is not for, or beyond the localization rate.
+    UsmUnknownEngine,
+    /// A v3 message of another security model.
+    UsmUnknownSecurityModel,
+    /// A v3 message flagged private and not authenticated.
+    UsmInvalidFlags,
+}
+
+impl From<UsmRefusal> for Refusal {
+    fn from(r: UsmRefusal) -> Refusal {
+        match r {
+            UsmRefusal::UnknownUser => Refusal::UsmUnknownUser,
+            UsmRefusal::UnsupportedLevel => Refusal::UsmUnsupportedLevel,
+            UsmRefusal::WrongDigest => Refusal::UsmWrongDigest,
+            UsmRefusal::NotInTimeWindow => Refusal::UsmNotInTimeWindow,
+            UsmRefusal::DecryptionError => Refusal::UsmDecryptionError,
+            UsmRefusal::UnknownEngine => Refusal::UsmUnknownEngine,
+            UsmRefusal::UnknownSecurityModel => Refusal::UsmUnknownSecurityModel,
+            UsmRefusal::InvalidFlags => Refusal::UsmInvalidFlags,
+        }
+    }
 }
 
 impl Refusal {
     /// Every reason, in the order counters and reports list them.
-    pub const ALL: [Refusal; 14] = [
+    pub const ALL: [Refusal; 24] = [
         Refusal::UnknownSource,
         Refusal::WrongCommunity,
         Refusal::AckNotRecorder,
@@ -76,6 +114,16 @@ impl Refusal {
         Refusal::AgentNotRecorder,
         Refusal::AgentWrongCommunity,
         Refusal::AgentOverRate,
+        Refusal::WrongVersion,
+        Refusal::WrongUser,
+        Refusal::UsmUnknownUser,
+        Refusal::UsmUnsupportedLevel,
+        Refusal::UsmWrongDigest,
+        Refusal::UsmNotInTimeWindow,
+        Refusal::UsmDecryptionError,
+        Refusal::UsmUnknownEngine,
+        Refusal::UsmUnknownSecurityModel,
+        Refusal::UsmInvalidFlags,
     ];
 
     /// The reason as counted and logged.
@@ -95,6 +143,9 @@ impl Refusal {
             Refusal::AgentNotRecorder => "agent_not_recorder",
             Refusal::AgentWrongCommunity => "agent_wrong_community",
             Refusal::AgentOverRate => "agent_over_rate",
+            Refusal::WrongVersion => "wrong_version",
+            Refusal::WrongUser => "wrong_user",
+            r => r.usm().map_or("", UsmRefusal::name),
         }
     }
 
@@ -129,7 +180,19 @@ impl Refusal {
             Refusal::AgentOverRate => {
                 "requests to the virtual UPS beyond the recorder's share (20 a second)"
             }
+            Refusal::WrongVersion => {
+                "UPS traps in another SNMP version than the UPS's (v1/v2c from a v3 UPS, or v3 from a community UPS)"
+            }
+            Refusal::WrongUser => "UPS traps from another SNMPv3 user than the UPS's",
+            r => r.usm().map_or("", UsmRefusal::sentence),
         }
+    }
+
+    /// The security model's reason it is, if one.
+    pub fn usm(self) -> Option<UsmRefusal> {
+        UsmRefusal::ALL
+            .into_iter()
+            .find(|u| Refusal::from(*u) == self)
     }
 
     /// Its place in `Refusals`.
@@ -183,12 +246,45 @@ pub enum Who {
     Recorder(RecorderId),
 }
 
+/// What a message came with: its community (v1, v2c), or its SNMPv3 user and the level
+/// the security model checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Credential<'a> {
+    /// The community, or the v3 user name.
+    pub name: &'a [u8],
+    /// For v3, its level.
+    pub v3: Option<Level>,
+}
+
+impl<'a> Credential<'a> {
+    /// A community's.
+    pub fn community(name: &'a [u8]) -> Credential<'a> {
+        Credential { name, v3: None }
+    }
+
+    /// A message's.
+    pub fn of(m: &Message<'a>) -> Credential<'a> {
+        Credential {
+            name: m.community,
+            v3: m.v3.map(|s| s.level),
+        }
+    }
+}
+
+/// What a UPS's traps must come with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum UpsSecurity {
+    Community(Box<[u8]>),
+    V3 { user: Box<[u8]>, level: Level },
+}
+
 /// What the site says of its addresses and communities, looked up for every datagram.
 #[derive(Clone, Debug)]
 pub struct Trust {
     /// A fast hash: the keys are the site's own, not chosen by the sender.
     who: HashMap<IpAddr, Who, foldhash::fast::RandomState>,
     ups_community: Vec<Box<[u8]>>,
+    ups_security: Vec<UpsSecurity>,
     recorder_community: Vec<Box<[u8]>>,
 }
 
@@ -209,6 +305,17 @@ impl Trust {
                 .upses
                 .iter()
                 .map(|u| u.community.as_bytes().into())
+                .collect(),
+            ups_security: site
+                .upses
+                .iter()
+                .map(|u| match &u.v3 {
+                    Some(a) => UpsSecurity::V3 {
+                        user: a.user.as_bytes().into(),
+                        level: a.level,
+                    },
+                    None => UpsSecurity::Community(u.community.as_bytes().into()),
+                })
                 .collect(),
             recorder_community: site
                 .recorders
@@ -233,22 +340,40 @@ impl Trust {
         }
     }
 
-    /// Whether a notification of `event` from `who` with `community` may move a decision.
+    /// Whether a notification of `event` from `who` with `cred` may move a decision. A
+    /// UPS's must come as the UPS is configured: with its community in v1 or v2c, or in
+    /// v3 from its user at its level or better (the security model has checked the MAC
+    /// and time); a recorder's with its community.
     #[inline]
-    pub fn notification(&self, who: Who, community: &[u8], event: Event) -> Result<Who, Refusal> {
+    pub fn notification(
+        &self,
+        who: Who,
+        cred: Credential<'_>,
+        event: Event,
+    ) -> Result<Who, Refusal> {
+        let recorder_ok =
+            |r: RecorderId| cred.v3.is_none() && *self.recorder_community[r] == *cred.name;
         match (event, who) {
-            (Event::RecorderAck, Who::Recorder(r)) if *self.recorder_community[r] == *community => {
-                Ok(who)
-            }
+            (Event::RecorderAck, Who::Recorder(r)) if recorder_ok(r) => Ok(who),
             (Event::RecorderAck, Who::Recorder(_)) => Err(Refusal::AckWrongCommunity),
             (Event::RecorderAck, Who::Ups(_)) => Err(Refusal::AckNotRecorder),
-            (_, Who::Ups(u)) if *self.ups_community[u] == *community => Ok(who),
-            (_, Who::Ups(_)) => Err(Refusal::WrongCommunity),
+            (_, Who::Ups(u)) => match (&self.ups_security[u], cred.v3) {
+                (UpsSecurity::Community(c), None) if **c == *cred.name => Ok(who),
+                (UpsSecurity::Community(_), None) => Err(Refusal::WrongCommunity),
+                (UpsSecurity::V3 { user, level }, Some(got)) => {
+                    if **user != *cred.name {
+                        Err(Refusal::WrongUser)
+                    } else if got < *level {
+                        Err(Refusal::UsmUnsupportedLevel)
+                    } else {
+                        Ok(who)
+                    }
+                }
+                _ => Err(Refusal::WrongVersion),
+            },
             // A recorder's own notification (a coldStart after it boots) moves nothing:
             // believed with its community, and only counted.
-            (e, Who::Recorder(r)) if !e.acted_on() && *self.recorder_community[r] == *community => {
-                Ok(who)
-            }
+            (e, Who::Recorder(r)) if !e.acted_on() && recorder_ok(r) => Ok(who),
             (_, Who::Recorder(_)) => Err(Refusal::UnknownSource),
         }
     }
@@ -264,14 +389,18 @@ impl Trust {
             says: Says::Refused(why, event),
             alive: None,
         };
-        if kind == PduType::INFORM_REQUEST && *m.community != *self.community(who) {
+        if kind == PduType::INFORM_REQUEST && m.v3.is_none() && *m.community != *self.community(who)
+        {
             return refused(Refusal::InformWrongCommunity);
         }
         if kind == PduType::RESPONSE {
             return refused(Refusal::ResponseOnTrapPort);
         }
-        let answer = kind == PduType::INFORM_REQUEST;
-        let says = match event.map(|e| (e, self.notification(who, m.community, e))) {
+        // A v3 inform's answer is sealed by trapgate as its authoritative engine, which
+        // it is not yet: the inform is believed and left to be sent again.
+        let answer = kind == PduType::INFORM_REQUEST && m.v3.is_none();
+        let cred = Credential::of(m);
+        let says = match event.map(|e| (e, self.notification(who, cred, e))) {
             Some((e, Ok(who))) if e.acted_on() => {
                 return Verdict {
                     answer,
@@ -286,15 +415,17 @@ impl Trust {
         Verdict {
             answer,
             says,
-            alive: self.heard_from(who, m.community),
+            alive: self.heard_from(who, cred),
         }
     }
 
-    /// The recorder a well-formed message from `who` with `community` shows alive.
+    /// The recorder a well-formed message from `who` with `cred` shows alive.
     #[inline]
-    pub fn heard_from(&self, who: Who, community: &[u8]) -> Option<RecorderId> {
+    pub fn heard_from(&self, who: Who, cred: Credential<'_>) -> Option<RecorderId> {
         match who {
-            Who::Recorder(r) if *self.recorder_community[r] == *community => Some(r),
+            Who::Recorder(r) if cred.v3.is_none() && *self.recorder_community[r] == *cred.name => {
+                Some(r)
+            }
             _ => None,
         }
     }
@@ -534,6 +665,10 @@ mod tests {
         Timestamp((1_000.0 * 1e9 + s * 1e9) as u64)
     }
 
+    fn c(community: &[u8]) -> Credential<'_> {
+        Credential::community(community)
+    }
+
     #[test]
     fn a_notification_moves_nothing_unless_its_source_and_community_are_the_sites() {
         let mut site = Site::default_site();
@@ -547,28 +682,31 @@ mod tests {
         );
         assert_eq!(trust.who("192.168.61.66".parse().unwrap()), None);
         use Event::*;
-        assert_eq!(trust.notification(ups, b"public", LowBattery), Ok(ups));
+        assert_eq!(trust.notification(ups, c(b"public"), LowBattery), Ok(ups));
         assert_eq!(
-            trust.notification(ups, b"private", LowBattery),
+            trust.notification(ups, c(b"private"), LowBattery),
             Err(Refusal::WrongCommunity)
         );
         assert_eq!(
-            trust.notification(nvr, b"nvr-secret", LowBattery),
+            trust.notification(nvr, c(b"nvr-secret"), LowBattery),
             Err(Refusal::UnknownSource),
             "a recorder cannot speak for the UPS"
         );
-        assert_eq!(trust.notification(nvr, b"nvr-secret", RecorderAck), Ok(nvr));
         assert_eq!(
-            trust.notification(nvr, b"public", RecorderAck),
+            trust.notification(nvr, c(b"nvr-secret"), RecorderAck),
+            Ok(nvr)
+        );
+        assert_eq!(
+            trust.notification(nvr, c(b"public"), RecorderAck),
             Err(Refusal::AckWrongCommunity)
         );
         assert_eq!(
-            trust.notification(ups, b"public", RecorderAck),
+            trust.notification(ups, c(b"public"), RecorderAck),
             Err(Refusal::AckNotRecorder)
         );
-        assert_eq!(trust.heard_from(nvr, b"nvr-secret"), Some(RecorderId(1)));
-        assert_eq!(trust.heard_from(nvr, b"public"), None);
-        assert_eq!(trust.heard_from(ups, b"public"), None);
+        assert_eq!(trust.heard_from(nvr, c(b"nvr-secret")), Some(RecorderId(1)));
+        assert_eq!(trust.heard_from(nvr, c(b"public")), None);
+        assert_eq!(trust.heard_from(ups, c(b"public")), None);
     }
 
     #[test]

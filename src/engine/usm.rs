@@ -146,6 +146,21 @@ pub struct Usm {
     refilled: Timestamp,
 }
 
+impl Default for Usm {
+    /// A security model without users: every v3 message is from an unknown user.
+    fn default() -> Usm {
+        Usm {
+            users: Vec::new(),
+            by_name: HashMap::new(),
+            engines: Vec::new(),
+            kept: 0,
+            capacity: 64,
+            tokens: LOCALIZE_BURST,
+            refilled: Timestamp(0),
+        }
+    }
+}
+
 impl Usm {
     /// The security model of `site`'s users.
     pub fn new(site: &Site) -> Usm {
@@ -170,10 +185,9 @@ impl Usm {
         self.kept
     }
 
-    /// Takes a reloaded site's users: engines heard from stay for users that keep their
-    /// name, protocols and keys.
-    pub fn reload(&mut self, site: &Site) {
-        let mut next = Usm::new(site);
+    /// Becomes `next` (a reloaded site's, `Usm::new`): engines heard from stay for the
+    /// users that keep their name, protocols, keys and engine.
+    pub fn reload(&mut self, mut next: Usm) {
         for (i, u) in next.users.iter().enumerate() {
             if let Some(o) = self.users.iter().position(|old| old == u) {
                 next.engines[i] = std::mem::take(&mut self.engines[o]);

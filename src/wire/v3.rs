@@ -37,14 +37,19 @@ pub const FLAG_PRIV: u8 = 0x02;
 /// msgFlags: a Report may be sent back.
 pub const FLAG_REPORTABLE: u8 = 0x04;
 
-/// A security level, least first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// A security level, least first (journaled by its net-snmp name).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Level {
     /// Neither authenticated nor encrypted.
+    #[serde(rename = "noAuthNoPriv")]
     NoAuthNoPriv,
     /// Authenticated.
+    #[serde(rename = "authNoPriv")]
     AuthNoPriv,
     /// Authenticated and encrypted.
+    #[serde(rename = "authPriv")]
     AuthPriv,
 }
 

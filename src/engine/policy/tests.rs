@@ -347,7 +347,8 @@ proptest! {
             };
             // What the trust layer admits reaches the policy; the rest is refused.
             if let Some(who) = trust.who(ip(source))
-                && let Ok(who) = trust.notification(who, community, event)
+                && let Ok(who) =
+                    trust.notification(who, crate::engine::trust::Credential::community(community), event)
             {
                 d.handle_notification(t(now), who, event, event.name());
             }

@@ -29,9 +29,10 @@ use crate::engine::ledger::{Ledger, LedgerOutput, Standing};
 use crate::engine::policy::{Cause, Decider, Decision, PollAnswer};
 use crate::engine::poller::{NO_SUCH_NAME, PollOutput, Poller, RequestIds};
 use crate::engine::record::{Action, Decided, Input, Percent, Record, Text};
-use crate::engine::trust::{Refusal, RefusalLog, Refusals, Trust, Who};
+use crate::engine::trust::{Credential, Refusal, RefusalLog, Refusals, Trust, Who};
 use crate::time::Timestamp;
 use crate::wire::oid::oid;
+use crate::wire::v3::Level;
 use crate::wire::{Message, OidBuf, RequestPdu, Value, VarBind, encode};
 
 /// PowerNet `mtrapargsString.0`, the text varbind of APC traps.
@@ -131,8 +132,10 @@ pub struct Notification<'a> {
     pub who: Who,
     /// Its source address.
     pub source: IpAddr,
-    /// Its community (journaled).
+    /// Its community, or its SNMPv3 user (journaled).
     pub community: &'a [u8],
+    /// For SNMPv3, the level it came at (journaled).
+    pub v3: Option<Level>,
     /// What it was classified as.
     pub event: Event,
     /// The rule that classified it.
@@ -686,6 +689,7 @@ impl Station {
                     ups,
                     recorder,
                     community: String::from_utf8_lossy(n.community).into_owned(),
+                    security_level: n.v3,
                     event: n.event,
                     rule: n.rule.to_string(),
                 },
@@ -739,7 +743,7 @@ impl Station {
             Answered::NotRecorder => self.refuse(at, Refusal::AgentNotRecorder, from.ip()),
             Answered::NotRequest => {
                 if let Some(who) = self.trust.who(from.ip())
-                    && let Some(r) = self.trust.heard_from(who, m.community)
+                    && let Some(r) = self.trust.heard_from(who, Credential::of(m))
                 {
                     self.ledger.seen(at, r);
                 }
@@ -1361,17 +1365,23 @@ impl Station {
                 Input::Event {
                     source,
                     community,
+                    security_level,
                     event,
                     rule,
                     ..
                 } => {
+                    let cred = Credential {
+                        name: community.as_bytes(),
+                        v3: *security_level,
+                    };
                     if let Some(who) = self.trust.who(*source)
-                        && let Ok(who) = self.trust.notification(who, community.as_bytes(), *event)
+                        && let Ok(who) = self.trust.notification(who, cred, *event)
                     {
                         let n = Notification {
                             who,
                             source: *source,
                             community: community.as_bytes(),
+                            v3: *security_level,
                             event: *event,
                             rule,
                         };

@@ -106,6 +106,7 @@ impl World {
             who: Who::Ups(UpsId(0)),
             source: UPS.parse().unwrap(),
             community: b"public",
+            v3: None,
             event,
             rule,
         };
@@ -119,6 +120,7 @@ impl World {
             who: Who::Recorder(r),
             source: self.station.site().recorders[r].address,
             community: b"public",
+            v3: None,
             event: Event::RecorderAck,
             rule: "recorderAck",
         };
@@ -189,6 +191,7 @@ fn a_late_send_waits_its_whole_acknowledgement_time_from_when_it_left() {
         who: Who::Ups(UpsId(0)),
         source: UPS.parse().unwrap(),
         community: b"public",
+        v3: None,
         event: Event::LowBattery,
         rule: "lowBattery",
     };

@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
     let arena = Bump::new();
     PIPELINE.with_borrow_mut(|p| {
         let before = p.counters().frames;
-        let _ = p.process_frame(LinkType(link), frame, &arena);
+        let _ = p.process_frame(LinkType(link), frame, &arena, Timestamp(0));
         assert_eq!(p.counters().frames, before + 1);
     });
 });

@@ -121,6 +121,7 @@ fn write_journal(site: &Site, path: &Path, bytes: u64, history_only: bool) -> (u
             who,
             source,
             community: b"public",
+            v3: None,
             event,
             rule,
         };

@@ -1,0 +1,313 @@
+//! SNMPv3 with net-snmp's own tools, on loopback: `snmptrap -v 3` at every level, with
+//! every authentication and privacy protocol, opened by trapgate's security model; then
+//! into `trapgate run`: one user shared by two engines, a wrong passphrase, an unknown
+//! user, a level below the UPS's, a community trap from a v3 UPS and an old trap
+//! replayed, each refused and counted; no passphrase in anything trapgate writes. Skips,
+//! saying so, when net-snmp is missing (`bash .ci/run` installs it).
+
+mod common;
+
+use std::net::UdpSocket;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use bumpalo::Bump;
+use common::*;
+use trapgate::engine::config::{DEFAULT_SITE, Site};
+use trapgate::engine::usm::{NotOpened, Usm, UsmRefusal};
+use trapgate::time::Timestamp;
+use trapgate::wire::PduType;
+use trapgate::wire::v3::Level;
+
+fn have_snmptrap() -> bool {
+    let ok = Command::new("snmptrap")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !ok {
+        eprintln!("skipped: snmptrap is not installed (apt-get install snmp, or bash .ci/run)");
+    }
+    ok
+}
+
+const AUTH: [&str; 6] = ["MD5", "SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512"];
+const PRIV: [&str; 4] = ["DES", "AES", "AES-192", "AES-256"];
+
+fn user_name(auth: &str, privacy: &str) -> String {
+    format!("u-{auth}-{privacy}").to_lowercase()
+}
+
+/// A `[[usm_user]]` for each pair of protocols, all with the same passphrases.
+fn users() -> String {
+    let mut s = String::new();
+    for a in AUTH {
+        for x in PRIV {
+            s += &format!(
+                "[[usm_user]]\nname = \"{}\"\nauth_protocol = \"{a}\"\nauth_passphrase = \"authpass123\"\npriv_protocol = \"{x}\"\npriv_passphrase = \"privpass123\"\n\n",
+                user_name(a, x)
+            );
+        }
+    }
+    s
+}
+
+/// What `snmptrap -v 3 args…` sends, caught on a socket of our own.
+fn caught(args: &[&str]) -> Vec<u8> {
+    let sink = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sink.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let to = format!("udp:{}", sink.local_addr().expect("addr"));
+    let out = snmptrap(args, &to);
+    assert!(out.status.success(), "{out:?}");
+    let mut buf = [0u8; 4096];
+    let (n, _) = sink.recv_from(&mut buf).expect("snmptrap's trap");
+    buf[..n].to_vec()
+}
+
+fn snmptrap(args: &[&str], to: &str) -> Output {
+    Command::new("snmptrap")
+        .args(["-M", "/dev/null", "-v", "3"])
+        .args(args)
+        .arg(to)
+        .args([
+            "",
+            "1.3.6.1.4.1.318.0.5",
+            "1.3.6.1.4.1.318.2.3.3.0",
+            "s",
+            "UPS: On battery power in response to an input power problem.",
+        ])
+        .output()
+        .expect("snmptrap runs")
+}
+
+/// net-snmp's trap of `user` at `level`, with the passphrases given, from `engine`.
+fn args<'a>(
+    user: &'a str,
+    level: &'a str,
+    auth: &'a str,
+    privacy: &'a str,
+    engine: &'a str,
+) -> Vec<&'a str> {
+    vec![
+        "-u",
+        user,
+        "-l",
+        level,
+        "-a",
+        auth,
+        "-A",
+        "authpass123",
+        "-x",
+        privacy,
+        "-X",
+        "privpass123",
+        "-e",
+        engine,
+    ]
+}
+
+#[test]
+fn net_snmp_v3_traps_open_at_every_level_with_every_protocol() {
+    if !have_snmptrap() {
+        return;
+    }
+    let text = DEFAULT_SITE.replacen("[[ups]]\n", &format!("{}[[ups]]\n", users()), 1);
+    let site = Site::parse(&text).expect("valid");
+    let mut usm = Usm::new(&site);
+    let arena = Bump::new();
+    let mut engine = 0u32;
+    for a in AUTH {
+        for x in PRIV {
+            let user = user_name(a, x);
+            for level in Level::ALL {
+                engine += 1;
+                let e = format!("0x80000000{engine:08x}");
+                let bytes = caught(&args(&user, level.name(), a, x, &e));
+                let m = usm
+                    .open(&bytes, Timestamp(0), &arena)
+                    .unwrap_or_else(|why| panic!("{user} {}: {why:?}", level.name()));
+                assert_eq!(m.v3.expect("v3").level, level, "{user}");
+                assert_eq!(m.pdu_type(), PduType::SNMPV2_TRAP);
+                let said = m.varbinds().last().expect("bindings").value.to_string();
+                assert!(
+                    said.contains("UPS: On battery power"),
+                    "{user} {level:?}: {said}"
+                );
+            }
+            // The same user's trap with another authentication passphrase.
+            let mut wrong = args(&user, "authPriv", a, x, "0x8000000000ffffff");
+            wrong[7] = "wrongpass1";
+            let bytes = caught(&wrong);
+            assert_eq!(
+                usm.open(&bytes, Timestamp(0), &arena).unwrap_err(),
+                NotOpened::Refused(UsmRefusal::WrongDigest),
+                "{user}"
+            );
+            // Another privacy passphrase: authentic, but it does not decrypt.
+            let mut garbled = args(&user, "authPriv", a, x, "0x8000000000fffffe");
+            garbled[11] = "wrongpriv1";
+            let bytes = caught(&garbled);
+            assert_eq!(
+                usm.open(&bytes, Timestamp(0), &arena).unwrap_err(),
+                NotOpened::Refused(UsmRefusal::DecryptionError),
+                "{user}"
+            );
+        }
+    }
+}
+
+/// The seed's site on loopback with its UPS on v3 (`level`), the same UPS's user also
+/// on a second UPS (127.0.0.2, another card, another engine), and an env passphrase.
+fn v3_loopback(level: &str) -> String {
+    let users = r#"[[usm_user]]
+name = "upsv3user"
+auth_protocol = "SHA-256"
+auth_passphrase = "authpass123"
+priv_protocol = "AES"
+priv_passphrase_env = "TRAPGATE_TEST_PRIV"
+"#;
+    let ups = format!("version = \"3\"\nuser = \"upsv3user\"\nsecurity_level = \"{level}\"\n");
+    let second = r#"
+[[ups]]
+name = "ups-annex"
+address = "127.0.0.2"
+vendor = "apc"
+outlet_off_delay = "3m"
+version = "3"
+user = "upsv3user"
+"#;
+    let site = loopback_site().replacen("[[ups]]\n", &format!("{users}\n[[ups]]\n{ups}"), 1);
+    let at = site.find("[[recorder]]").expect("recorders");
+    format!("{}{second}\n{}", &site[..at], &site[at..])
+}
+
+#[test]
+fn trapgate_run_hears_v3_upses_and_refuses_and_counts_what_it_cannot_check() {
+    if !have_snmptrap() {
+        return;
+    }
+    let file = site_file("v3", &v3_loopback("authNoPriv"));
+    let journal = file.with_file_name("journal.jsonl");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trapgate"))
+        .args([
+            "run",
+            "--config",
+            file.to_str().expect("UTF-8"),
+            "--listen",
+            "127.0.0.1:0",
+            "--journal",
+        ])
+        .arg(&journal)
+        .env("TRAPGATE_TEST_PRIV", "privpass123")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("trapgate starts");
+    let out = lines(child.stdout.take().expect("stdout"));
+    let err = lines(child.stderr.take().expect("stderr"));
+    let traps = format!("udp:{}", listening_on(&err));
+    let from = |a: &str| format!("--clientaddr={a}");
+    let send = |extra: &[&str], a: &str| {
+        let mut all: Vec<String> = vec![from(a)];
+        all.extend(extra.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        let o = snmptrap(&refs, &traps);
+        assert!(o.status.success(), "{o:?}");
+    };
+    let sha = |level: &'static str, engine: &'static str| -> Vec<&'static str> {
+        vec![
+            "-u",
+            "upsv3user",
+            "-l",
+            level,
+            "-a",
+            "SHA-256",
+            "-A",
+            "authpass123",
+            "-x",
+            "AES",
+            "-X",
+            "privpass123",
+            "-e",
+            engine,
+        ]
+    };
+    // Refused, each for its reason: a level below the UPS's, a wrong passphrase, an
+    // unknown user, a community trap from a v3 UPS.
+    send(&sha("noAuthNoPriv", "0x8000000001000001"), "127.0.0.1");
+    let mut wrong = sha("authPriv", "0x8000000001000001");
+    wrong[7] = "notmypass1";
+    send(&wrong, "127.0.0.1");
+    let mut stranger = sha("authNoPriv", "0x8000000001000001");
+    stranger[1] = "stranger";
+    send(&stranger, "127.0.0.1");
+    let v2c = Command::new("snmptrap")
+        .args([
+            "-M",
+            "/dev/null",
+            "-v",
+            "2c",
+            "-c",
+            "public",
+            "--clientaddr=127.0.0.1",
+        ])
+        .arg(&traps)
+        .args(["", "1.3.6.1.4.1.318.0.5"])
+        .output()
+        .expect("snmptrap runs");
+    assert!(v2c.status.success());
+    // An old trap, caught before it could arrive: boots 4, time 900.
+    let old = caught(
+        &sha("authPriv", "0x8000000001000001")
+            .iter()
+            .copied()
+            .chain(["-Z", "4,900"])
+            .collect::<Vec<_>>(),
+    );
+    // Heard: the UPS at authPriv (above its authNoPriv), from its card's engine, boots
+    // 5 — the outage starts.
+    let mut now = sha("authPriv", "0x8000000001000001");
+    now.extend(["-Z", "5,1000"]);
+    send(&now, "127.0.0.1");
+    let line = expect_line(&out, &["\"kind\":\"on_battery\"", "ups-main"]);
+    assert!(!line.contains("authpass123") && !line.contains("privpass123"));
+    // The same user from the second card (authPriv, its default), its own engine:
+    // heard too.
+    send(&sha("authPriv", "0x8000000001000002"), "127.0.0.2");
+    expect_line(&out, &["\"kind\":\"on_battery\"", "ups-annex"]);
+    // The old trap replayed from the UPS's address: outside its engine's window.
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind the UPS's address");
+    let to = listening_addr(&traps);
+    sock.send_to(&old, to).expect("replay");
+    // Give the worker time to count it before the stop summary.
+    std::thread::sleep(Duration::from_millis(500));
+    terminate(&child);
+    assert!(child.wait().expect("exit").success());
+    let stderr: Vec<String> = err.iter().collect();
+    let summary = stderr.join("\n");
+    for reason in [
+        "usm_unsupported_level 1",
+        "usm_wrong_digest 1",
+        "usm_unknown_user 1",
+        "wrong_version 1",
+        "usm_not_in_time_window 1",
+    ] {
+        assert!(summary.contains(reason), "no `{reason}` in:\n{summary}");
+    }
+    // No passphrase anywhere trapgate wrote.
+    let written = std::fs::read_to_string(&journal).expect("journal") + &summary;
+    for secret in ["authpass123", "privpass123", "notmypass1"] {
+        assert!(!written.contains(secret), "`{secret}` written:\n{written}");
+    }
+    let journal = std::fs::read_to_string(&journal).expect("journal");
+    assert!(
+        journal.contains("\"security_level\":\"authPriv\""),
+        "{journal}"
+    );
+}
+
+fn listening_addr(traps: &str) -> std::net::SocketAddr {
+    traps.trim_start_matches("udp:").parse().expect("address")
+}
