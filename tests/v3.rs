@@ -311,3 +311,91 @@ fn trapgate_run_hears_v3_upses_and_refuses_and_counts_what_it_cannot_check() {
 fn listening_addr(traps: &str) -> std::net::SocketAddr {
     traps.trim_start_matches("udp:").parse().expect("address")
 }
+
+#[test]
+fn net_snmps_v3_informs_discover_trapgates_engine_and_are_answered() {
+    if !have_snmptrap() {
+        return;
+    }
+    let file = site_file("v3-inform", &v3_loopback("authPriv"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trapgate"))
+        .args([
+            "run",
+            "--config",
+            file.to_str().expect("UTF-8"),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("TRAPGATE_TEST_PRIV", "privpass123")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("trapgate starts");
+    let out = lines(child.stdout.take().expect("stdout"));
+    let err = lines(child.stderr.take().expect("stderr"));
+    let traps = format!("udp:{}", listening_on(&err));
+    // trapgate says its engine ID, which a sender may give instead of discovering it.
+    let engine_line = expect_line(&err, &["SNMPv3 engine ID 0x"]);
+    let engine = engine_line
+        .split("engine ID ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .expect("an engine ID")
+        .to_string();
+    let inform = |pass: &str, extra: &[&str]| {
+        Command::new("snmpinform")
+            .args([
+                "-M",
+                "/dev/null",
+                "-v",
+                "3",
+                "-u",
+                "upsv3user",
+                "-l",
+                "authPriv",
+            ])
+            .args([
+                "-a",
+                "SHA-256",
+                "-A",
+                pass,
+                "-x",
+                "AES",
+                "-X",
+                "privpass123",
+            ])
+            .args(["--clientaddr=127.0.0.1", "-t", "1", "-r", "1"])
+            .args(extra)
+            .arg(&traps)
+            .args(["", "1.3.6.1.4.1.318.0.5"])
+            .output()
+            .expect("snmpinform runs")
+    };
+    // Discovery (a Report with trapgate's engine, boots and time), then the inform,
+    // authenticated and encrypted: answered.
+    let answered = inform("authpass123", &[]);
+    assert!(
+        answered.status.success(),
+        "the inform was answered: {answered:?}"
+    );
+    expect_line(&out, &["\"kind\":\"on_battery\"", "ups-main"]);
+    // Given the engine ID, without discovery: answered too.
+    let given = inform("authpass123", &["-e", &engine]);
+    assert!(given.status.success(), "{given:?}");
+    // Another passphrase: discovery works, the inform is not answered.
+    let wrong = inform("notmypass1", &[]);
+    assert!(
+        !wrong.status.success(),
+        "a wrong passphrase is not answered"
+    );
+    terminate(&child);
+    assert!(child.wait().expect("exit").success());
+    let summary: String = err.iter().collect::<Vec<_>>().join("\n");
+    let refused = summary
+        .lines()
+        .find(|l| l.trim_start().starts_with("refused:"))
+        .unwrap_or_else(|| panic!("no refusals line in {summary}"));
+    // The wrong passphrase's inform and its retry; discovery and time synchronization
+    // are the protocol, not refusals.
+    assert!(refused.contains("(usm_wrong_digest 2)"), "{summary}");
+}

@@ -127,6 +127,21 @@ pub fn check_config(file: Option<&Path>, out: &mut impl Write) -> Result<bool, S
             for warning in site.warnings() {
                 writeln!(out, "{name}: warning: {warning}").map_err(w)?;
             }
+            if !site.usm_users.is_empty() {
+                let engine = crate::daemon::receive::local_engine(&site, 0);
+                let users: Vec<String> = site
+                    .usm_users
+                    .iter()
+                    .map(|u| format!("{} ({})", u.name, u.level().name()))
+                    .collect();
+                writeln!(
+                    out,
+                    "{name}: SNMPv3 users {}; trapgate's engine ID {}",
+                    users.join(", "),
+                    hex_id(&engine.id)
+                )
+                .map_err(w)?;
+            }
             Ok(true)
         }
         Err(errors) => {
@@ -143,6 +158,15 @@ pub fn check_config(file: Option<&Path>, out: &mut impl Write) -> Result<bool, S
             Ok(false)
         }
     }
+}
+
+/// An engine ID as net-snmp writes it: 0x and hex.
+pub fn hex_id(id: &[u8]) -> String {
+    let mut s = String::from("0x");
+    for b in id {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
 }
 
 /// Loads a site file, or the embedded default site; a broken file is an error naming
@@ -278,6 +302,7 @@ pub fn run_gateway(config: &Path, opts: crate::daemon::Options) -> Result<(), St
     use crate::daemon::console;
     let site = load_site(Some(config))?;
     let (upses, recorders) = (site.upses.len(), site.recorders.len());
+    let v3 = !site.usm_users.is_empty();
     let dry_run = opts.dry_run;
     let config: PathBuf = config.to_path_buf();
     let stopped = crate::daemon::run(
@@ -305,6 +330,13 @@ pub fn run_gateway(config: &Path, opts: crate::daemon::Options) -> Result<(), St
             );
             if let Some(m) = b.metrics {
                 eprintln!("trapgate: metrics on http://{m}/metrics");
+            }
+            if v3 {
+                eprintln!(
+                    "trapgate: SNMPv3 engine ID {} (boots {}): v3 informs are sent to it",
+                    hex_id(&b.engine.id),
+                    b.engine.boots
+                );
             }
             if let Some(r) = &b.resumed {
                 eprintln!(

@@ -102,6 +102,8 @@ pub struct Bound {
     pub steered: bool,
     /// What a journal gave back at start.
     pub resumed: Option<Resumed>,
+    /// trapgate's SNMPv3 engine (what a v3 recorder or inform sender needs).
+    pub engine: crate::engine::usm::LocalEngine,
 }
 
 /// What a restart found in its journal.
@@ -191,6 +193,7 @@ impl Reloader {
     fn start(
         mut reload: impl FnMut() -> Result<Site, String> + Send + 'static,
         agent: SocketAddr,
+        boots: u32,
         waker: Arc<Waker>,
     ) -> Reloader {
         let (ask, asked) = crossbeam_channel::unbounded::<Ask>();
@@ -207,7 +210,7 @@ impl Reloader {
                         }
                     };
                     let prepared: Read = reload().map(|site| {
-                        let view = View::new(&site, 0);
+                        let view = View::new(&site, 0, boots);
                         let relays = relays(&site, agent);
                         Box::new((Prepared::new(site, base, relays, Box::new(OsRandom)), view))
                     });
@@ -827,11 +830,14 @@ pub fn run(
     } else {
         opts.listen.clone()
     };
+    // trapgate's SNMPv3 engine: booted once more than at any start before.
+    let boots = receive::boots_now();
+    let engine = receive::local_engine(&site, boots);
     let agent_at = opts.agent.unwrap_or(site.gateway.agent);
     let mut poll = Poll::new().map_err(StartError::Setup)?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKE).map_err(StartError::Setup)?);
     let workers = receive::worker_count(opts.workers.unwrap_or(site.gateway.workers));
-    let view = Arc::new(View::new(&site, 0));
+    let view = Arc::new(View::new(&site, 0, boots));
     let mut receivers = receive::start(&listen, workers, Arc::clone(&view), Arc::clone(&waker))?;
     let bound = receivers.bound.clone();
     let mut agent_socket =
@@ -867,7 +873,7 @@ pub fn run(
         }
         None => None,
     };
-    let mut reloader = Reloader::start(reload, agent_bound, Arc::clone(&waker));
+    let mut reloader = Reloader::start(reload, agent_bound, boots, Arc::clone(&waker));
 
     let time: Arc<dyn TimeSource> = opts
         .time
@@ -931,6 +937,7 @@ pub fn run(
         workers: receivers.workers(),
         steered: receivers.steered,
         resumed,
+        engine,
     });
 
     let mut events = Events::with_capacity(64);

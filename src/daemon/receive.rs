@@ -45,11 +45,11 @@ use crate::engine::id::RecorderId;
 use crate::engine::metrics::Latency;
 use crate::engine::pipeline::{Counters, Outcome, Pipeline};
 use crate::engine::trust::{Refusal, Refusals, Says, Trust, Who};
-use crate::engine::usm::Usm;
+use crate::engine::usm::{LocalEngine, Usm, UsmRefusal, local_engine_id};
 use crate::time::{Timestamp, ns};
 use crate::wire::frame::Datagram;
 use crate::wire::v3::Level;
-use crate::wire::{Message, Pdu, PduType, encode};
+use crate::wire::{Message, Pdu, PduType, Version, encode};
 
 /// Buffers of heard items in circulation between the workers and the decision thread.
 const POOL: usize = 256;
@@ -71,14 +71,16 @@ pub struct View {
 }
 
 impl View {
-    /// The view of `site`.
-    pub fn new(site: &Site, generation: u32) -> View {
+    /// The view of `site`, trapgate's engine booted `boots` times.
+    pub fn new(site: &Site, generation: u32, boots: u32) -> View {
+        let mut usm = Usm::new(site);
+        usm.set_local(local_engine(site, boots));
         View {
             generation,
             classifier: site.classifier(),
             trust: Trust::new(site),
             recorders: site.recorders.len(),
-            usm: Usm::new(site),
+            usm,
         }
     }
 
@@ -302,6 +304,7 @@ pub fn start(
             seen_at: vec![0; view.recorders],
             replies: SendBatch::new(),
             buf: Vec::with_capacity(512),
+            scratch: Vec::with_capacity(512),
             own: Tally::default(),
         };
         let thread = std::thread::Builder::new()
@@ -437,6 +440,8 @@ struct Worker {
     seen_at: Vec<u64>,
     replies: SendBatch,
     buf: Vec<u8>,
+    /// Where a v3 scoped PDU is encrypted.
+    scratch: Vec<u8>,
     /// Counts and latencies since the last publication.
     own: Tally,
 }
@@ -553,14 +558,38 @@ impl Worker {
         };
         let (m, class) = match self.pipeline.process_datagram(d, arena, self.mono) {
             Outcome::Message(_, m, class) => (m, class),
-            Outcome::Refused(_, why) => return self.refuse(why.into(), src.ip(), None),
+            Outcome::Refused(_, why) => {
+                // Discovery, or a stale time: the Report that lets the sender go on.
+                if self.pipeline.usm_mut().report(
+                    payload,
+                    why,
+                    self.mono,
+                    &mut self.scratch,
+                    &mut self.buf,
+                ) {
+                    self.replies.push(src, &self.buf);
+                }
+                if !is_discovery(why, payload) {
+                    self.refuse(why.into(), src.ip(), None);
+                }
+                return;
+            }
             _ => return,
         };
         let verdict = self
             .view
             .trust
             .at_trap_port(who, &m, class.map(|c| c.event));
-        if verdict.answer && inform_response(&m, &mut self.buf) {
+        let answered = verdict.answer
+            && match m.version {
+                Version::V3 => {
+                    self.pipeline
+                        .usm_mut()
+                        .respond(&m, self.mono, &mut self.scratch, &mut self.buf)
+                }
+                _ => inform_response(&m, &mut self.buf),
+            };
+        if answered {
             self.replies.push(src, &self.buf);
         }
         match (verdict.says, class) {
@@ -644,6 +673,38 @@ impl Worker {
 }
 
 /// The response to an inform: the same request id and bindings.
+/// trapgate's SNMPv3 engine for `site`: the site's engine ID, or one made from the
+/// host's name (the same at every start), booted `boots` times.
+pub fn local_engine(site: &Site, boots: u32) -> LocalEngine {
+    let id = site.gateway.engine_id.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        local_engine_id(host.trim())
+    });
+    LocalEngine { id, boots }
+}
+
+/// A v3 discovery step (RFC 3414 §4): a message naming no engine, or one authenticated
+/// at boots and time 0 to learn trapgate's clock. Each is answered with a Report and is
+/// not a refusal.
+fn is_discovery(why: UsmRefusal, payload: &[u8]) -> bool {
+    crate::wire::v3::Header::parse(payload).is_ok_and(|h| match why {
+        UsmRefusal::UnknownEngine => h.engine_id.is_empty(),
+        UsmRefusal::NotInTimeWindow => h.boots == 0 && h.time == 0,
+        _ => false,
+    })
+}
+
+/// snmpEngineBoots for a start now: the seconds since 2026-01-01 by the wall clock, so
+/// that it grows at every start without a file to keep it in (RFC 3414 asks only that it
+/// grow; it reaches 2³¹ in 2094).
+pub fn boots_now() -> u32 {
+    const EPOCH_2026: u64 = 1_767_225_600;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    now.saturating_sub(EPOCH_2026).clamp(1, i32::MAX as u64 - 1) as u32
+}
+
 fn inform_response(m: &Message<'_>, out: &mut Vec<u8>) -> bool {
     let Pdu::Request(r) = &m.pdu else {
         return false;
@@ -677,7 +738,7 @@ mod tests {
             event: Ev::Is(Event::LowBattery),
             prefix: false,
         });
-        let (old, new) = (View::new(&before, 0), View::new(&after, 1));
+        let (old, new) = (View::new(&before, 0, 1), View::new(&after, 1, 1));
         let trap = oid("1.3.6.1.4.1.99999.0.1");
         let class = new.classifier().classify(trap.as_oid(), &[]);
         assert_eq!(class.event, Event::LowBattery);

@@ -389,17 +389,14 @@ impl Trust {
             says: Says::Refused(why, event),
             alive: None,
         };
-        if kind == PduType::INFORM_REQUEST && m.v3.is_none() && *m.community != *self.community(who)
-        {
+        let cred = Credential::of(m);
+        if kind == PduType::INFORM_REQUEST && !self.answerable(who, cred) {
             return refused(Refusal::InformWrongCommunity);
         }
         if kind == PduType::RESPONSE {
             return refused(Refusal::ResponseOnTrapPort);
         }
-        // A v3 inform's answer is sealed by trapgate as its authoritative engine, which
-        // it is not yet: the inform is believed and left to be sent again.
-        let answer = kind == PduType::INFORM_REQUEST && m.v3.is_none();
-        let cred = Credential::of(m);
+        let answer = kind == PduType::INFORM_REQUEST;
         let says = match event.map(|e| (e, self.notification(who, cred, e))) {
             Some((e, Ok(who))) if e.acted_on() => {
                 return Verdict {
@@ -416,6 +413,19 @@ impl Trust {
             answer,
             says,
             alive: self.heard_from(who, cred),
+        }
+    }
+
+    /// Whether an inform from `who` with `cred` is answered: with its source's community
+    /// (v1, v2c; as snmptrapd does), or from a v3 UPS's user at its level or better.
+    pub fn answerable(&self, who: Who, cred: Credential<'_>) -> bool {
+        match (who, cred.v3) {
+            (Who::Ups(u), Some(got)) => matches!(
+                &self.ups_security[u],
+                UpsSecurity::V3 { user, level } if **user == *cred.name && got >= *level
+            ),
+            (_, Some(_)) => false,
+            (who, None) => *self.community(who) == *cred.name,
         }
     }
 

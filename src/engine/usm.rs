@@ -18,9 +18,46 @@ use bumpalo::Bump;
 
 use crate::engine::config::{Site, UsmUser};
 use crate::time::{Timestamp, ns};
+use crate::wire::oid::{OidBuf, oid};
 use crate::wire::usm::Keys;
-use crate::wire::v3::{Data, Header, Level, USM};
-use crate::wire::{self, Message};
+use crate::wire::v3::{Data, FLAG_REPORTABLE, Header, Level, Seal, USM, seal};
+use crate::wire::{self, Message, Pdu, PduType, Value, VarBind, Version};
+
+/// usmStatsNotInTimeWindows.0 (RFC 3414), what a Report of a stale time carries.
+pub const USM_STATS_NOT_IN_TIME_WINDOWS: &str = "1.3.6.1.6.3.15.1.1.2.0";
+/// usmStatsUnknownEngineIDs.0, what a discovery Report carries.
+pub const USM_STATS_UNKNOWN_ENGINE_IDS: &str = "1.3.6.1.6.3.15.1.1.4.0";
+
+/// trapgate's own engine: the authoritative engine of the informs it receives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalEngine {
+    /// snmpEngineID.
+    pub id: Vec<u8>,
+    /// snmpEngineBoots: larger at each start.
+    pub boots: u32,
+}
+
+/// The engine ID trapgate takes when the site gives none: RFC 3411's text format under
+/// net-snmp's enterprise (0x80001f88, format 4), "trapgate:" and the host's name, so
+/// that it stays the same across restarts of one host and differs between hosts.
+pub fn local_engine_id(host: &str) -> Vec<u8> {
+    let mut id = vec![0x80, 0x00, 0x1f, 0x88, 0x04];
+    id.extend(b"trapgate:".iter().chain(host.as_bytes()).take(32 - 5));
+    id
+}
+
+/// The local engine's state in one security model: the users' keys localized for it,
+/// and what its Reports count.
+#[derive(Clone, Debug)]
+struct Local {
+    engine: LocalEngine,
+    keys: Vec<Option<Keys>>,
+    unknown_engines: u32,
+    not_in_window: u32,
+    /// Salts for what it encrypts: a counter.
+    salt: u64,
+    reports: [OidBuf; 2],
+}
 
 /// The time window of RFC 3414 §3.2 step 7: a message more than this older than its
 /// engine's time as last heard is refused.
@@ -144,6 +181,7 @@ pub struct Usm {
     /// Localizations left, refilled by the second.
     tokens: u32,
     refilled: Timestamp,
+    local: Option<Local>,
 }
 
 impl Default for Usm {
@@ -157,6 +195,7 @@ impl Default for Usm {
             capacity: 64,
             tokens: LOCALIZE_BURST,
             refilled: Timestamp(0),
+            local: None,
         }
     }
 }
@@ -177,7 +216,43 @@ impl Usm {
             capacity: 4 * v3_upses + 64,
             tokens: LOCALIZE_BURST,
             refilled: Timestamp(0),
+            local: None,
         }
+    }
+
+    /// This security model as `engine`'s, the authoritative engine of the informs it
+    /// receives: each user's keys localized for it. Its time counts from `now` = 0.
+    pub fn set_local(&mut self, engine: LocalEngine) {
+        let keys = self
+            .users
+            .iter()
+            .map(|u| {
+                let (auth, ku) = u.auth.as_ref()?;
+                let privacy = u.privacy.as_ref().map(|(p, k)| (*p, k));
+                Some(Keys::localized(*auth, ku, privacy, &engine.id))
+            })
+            .collect();
+        self.local = Some(Local {
+            engine,
+            keys,
+            unknown_engines: 0,
+            not_in_window: 0,
+            salt: 0,
+            reports: [
+                oid(USM_STATS_UNKNOWN_ENGINE_IDS),
+                oid(USM_STATS_NOT_IN_TIME_WINDOWS),
+            ],
+        });
+    }
+
+    /// The local engine, if set.
+    pub fn local(&self) -> Option<&LocalEngine> {
+        self.local.as_ref().map(|l| &l.engine)
+    }
+
+    /// The local engine's time at `now` (snmpEngineTime: seconds since `now` 0).
+    pub fn local_time(now: Timestamp) -> u32 {
+        (now.0 / ns::SECOND).min(i32::MAX as u64) as u32
     }
 
     /// How many (user, engine) pairs are kept.
@@ -196,6 +271,9 @@ impl Usm {
         next.kept = next.engines.iter().map(HashMap::len).sum();
         next.tokens = self.tokens;
         next.refilled = self.refilled;
+        if let Some(l) = self.local.take() {
+            next.set_local(l.engine);
+        }
         *self = next;
     }
 
@@ -246,6 +324,10 @@ impl Usm {
         let Some(level) = h.level() else {
             return refused(UsmRefusal::InvalidFlags);
         };
+        // Discovery: no engine named (a Report tells the sender ours).
+        if h.engine_id.is_empty() {
+            return refused(UsmRefusal::UnknownEngine);
+        }
         let u = self
             .user_for(h.user, h.engine_id)
             .map_err(NotOpened::Refused)?;
@@ -258,6 +340,22 @@ impl Usm {
                 return refused(UsmRefusal::InvalidFlags);
             };
             return h.open(level, plain, arena).map_err(NotOpened::Malformed);
+        }
+        if let Some(local) = self.local.as_ref().filter(|l| l.engine.id == h.engine_id) {
+            // Sent to trapgate as the authoritative engine (an inform): its own keys and
+            // clock (step 7a: the same boots, and within 150 s of its time).
+            let keys = local.keys[u]
+                .as_ref()
+                .expect("a user with auth has local keys");
+            if !keys.verify(buf, h.auth_at, h.auth_params.len()) {
+                return refused(UsmRefusal::WrongDigest);
+            }
+            let time = u64::from(Usm::local_time(now));
+            if h.boots != local.engine.boots || u64::from(h.time).abs_diff(time) > TIME_WINDOW_S {
+                return refused(UsmRefusal::NotInTimeWindow);
+            }
+            let keys = keys.clone();
+            return Self::decrypt_open(&h, level, &keys, arena);
         }
         // Authentication (step 6), with the keys for this engine.
         let known = self.engines[u].get(h.engine_id).map(|e| e.keys.clone());
@@ -308,7 +406,17 @@ impl Usm {
                 );
             }
         }
-        // Decryption (step 8) into the arena.
+        Self::decrypt_open(&h, level, &keys, arena)
+    }
+
+    /// Step 8: the scoped PDU, decrypted into the arena at authPriv.
+    fn decrypt_open<'a>(
+        h: &Header<'a>,
+        level: Level,
+        keys: &Keys,
+        arena: &'a Bump,
+    ) -> Result<Message<'a>, NotOpened> {
+        let refused = |r| Err(NotOpened::Refused(r));
         let plain: &'a [u8] = match (level, h.data) {
             (Level::AuthPriv, Data::Encrypted(e)) => {
                 let buf = arena.alloc_slice_copy(e);
@@ -325,6 +433,141 @@ impl Usm {
             Level::AuthPriv => NotOpened::Refused(UsmRefusal::DecryptionError),
             _ => NotOpened::Malformed(e),
         })
+    }
+
+    /// The Report a refused message asks for, into `out`, if it is one trapgate sends: a
+    /// reportable message naming no engine or another one than trapgate's (discovery:
+    /// usmStatsUnknownEngineIDs, unauthenticated, with trapgate's engine ID, boots and
+    /// time), or an authentic one to trapgate out of its time window
+    /// (usmStatsNotInTimeWindows, authenticated, so that the sender may take the time).
+    /// No other refusal is answered: nothing is told to a sender that could not prove
+    /// itself. False when there is nothing to send.
+    pub fn report(
+        &mut self,
+        buf: &[u8],
+        why: UsmRefusal,
+        now: Timestamp,
+        scratch: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let Ok(h) = Header::parse(buf) else {
+            return false;
+        };
+        if h.flags & FLAG_REPORTABLE == 0 {
+            return false;
+        }
+        let user = self.user_for(h.user, h.engine_id).ok();
+        let Some(local) = self.local.as_mut() else {
+            return false;
+        };
+        let ours = h.engine_id == local.engine.id.as_slice();
+        let (which, level, keys) = match why {
+            UsmRefusal::UnknownEngine if !ours => {
+                local.unknown_engines = local.unknown_engines.wrapping_add(1);
+                (0, Level::NoAuthNoPriv, None)
+            }
+            UsmRefusal::NotInTimeWindow if ours => {
+                let Some(keys) = user.and_then(|u| local.keys[u].as_ref()) else {
+                    return false;
+                };
+                local.not_in_window = local.not_in_window.wrapping_add(1);
+                (1, Level::AuthNoPriv, Some(keys))
+            }
+            _ => return false,
+        };
+        let count = if which == 0 {
+            local.unknown_engines
+        } else {
+            local.not_in_window
+        };
+        // The request's id where its scoped PDU is in clear (a discovery's is).
+        let request_id = match h.data {
+            Data::Plain(p) => {
+                let arena = Bump::new();
+                h.open(Level::NoAuthNoPriv, p, &arena)
+                    .ok()
+                    .and_then(|m| match m.pdu {
+                        Pdu::Request(r) => Some(r.request_id),
+                        Pdu::TrapV1(_) => None,
+                    })
+                    .unwrap_or(0)
+            }
+            Data::Encrypted(_) => 0,
+        };
+        let vbs = [VarBind {
+            name: local.reports[which].as_oid(),
+            value: Value::Counter32(count),
+        }];
+        let pdu = Message::pdu(Version::V3, b"", PduType::REPORT, request_id, &vbs).pdu;
+        let s = Seal {
+            msg_id: h.msg_id,
+            max_size: 65_507,
+            reportable: false,
+            engine_id: &local.engine.id,
+            boots: local.engine.boots,
+            time: Usm::local_time(now),
+            user: h.user,
+            level,
+            context_engine_id: &local.engine.id,
+            context_name: b"",
+            salt: [0; 8],
+        };
+        out.clear();
+        seal(&pdu, &s, keys, scratch, out);
+        true
+    }
+
+    /// The Response to `inform`, a v3 inform sent to trapgate as its authoritative
+    /// engine and opened by `open`: its bindings back, sealed at its level with its user's
+    /// keys for trapgate's engine, into `out`. False for anything else.
+    pub fn respond(
+        &mut self,
+        inform: &Message<'_>,
+        now: Timestamp,
+        scratch: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let (Some(s), Pdu::Request(r)) = (inform.v3, &inform.pdu) else {
+            return false;
+        };
+        if r.kind != PduType::INFORM_REQUEST {
+            return false;
+        }
+        let Ok(u) = self.user_for(s.header.user, s.header.engine_id) else {
+            return false;
+        };
+        let Some(local) = self.local.as_mut() else {
+            return false;
+        };
+        if s.header.engine_id != local.engine.id.as_slice() {
+            return false;
+        }
+        local.salt = local.salt.wrapping_add(1);
+        let keys = local.keys[u].as_ref();
+        let pdu = Message::pdu(
+            Version::V3,
+            b"",
+            PduType::RESPONSE,
+            r.request_id,
+            r.varbinds,
+        )
+        .pdu;
+        let seal_with = Seal {
+            msg_id: s.header.msg_id,
+            max_size: 65_507,
+            reportable: false,
+            engine_id: &local.engine.id,
+            boots: local.engine.boots,
+            time: Usm::local_time(now),
+            user: s.header.user,
+            level: s.level,
+            context_engine_id: s.context_engine_id,
+            context_name: s.context_name,
+            salt: local.salt.to_be_bytes(),
+        };
+        out.clear();
+        seal(&pdu, &seal_with, keys, scratch, out);
+        true
     }
 
     fn forget_oldest(&mut self) {

@@ -42,15 +42,18 @@ pub enum ErrorKind {
     TrailingData,
     /// A version number other than 0 (v1), 1 (v2c) or 3 (v3).
     BadVersion,
-    /// An SNMPv3 message: recognised, not decoded.
+    /// An SNMPv3 message: for the security model to open (`Message::parse` reads only
+    /// v1 and v2c).
     UnsupportedV3,
     /// A PDU tag that no SNMP version defines.
     UnknownPdu,
+    /// An SNMPv3 msgFlags that is not one octet.
+    BadMsgFlags,
 }
 
 impl ErrorKind {
     /// Every kind, in the order of `index()`.
-    pub const ALL: [ErrorKind; 18] = [
+    pub const ALL: [ErrorKind; 19] = [
         ErrorKind::Truncated,
         ErrorKind::IndefiniteLength,
         ErrorKind::LengthTooLong,
@@ -69,6 +72,7 @@ impl ErrorKind {
         ErrorKind::BadVersion,
         ErrorKind::UnsupportedV3,
         ErrorKind::UnknownPdu,
+        ErrorKind::BadMsgFlags,
     ];
 
     /// A dense index for per-reason counters.
@@ -97,6 +101,7 @@ impl ErrorKind {
             ErrorKind::BadVersion => "bad_version",
             ErrorKind::UnsupportedV3 => "snmpv3_unsupported",
             ErrorKind::UnknownPdu => "unknown_pdu",
+            ErrorKind::BadMsgFlags => "bad_msg_flags",
         }
     }
 
@@ -120,8 +125,11 @@ impl ErrorKind {
             ErrorKind::BadIpAddress => "an IpAddress that is not four octets",
             ErrorKind::TrailingData => "bytes after the end of the SNMP message",
             ErrorKind::BadVersion => "an SNMP version other than 1, 2c or 3",
-            ErrorKind::UnsupportedV3 => "an SNMPv3 message (not supported: v1 and v2c only)",
+            ErrorKind::UnsupportedV3 => {
+                "an SNMPv3 message (opened by the security model, with the site's users)"
+            }
             ErrorKind::UnknownPdu => "a PDU type that no SNMP version defines",
+            ErrorKind::BadMsgFlags => "an SNMPv3 msgFlags that is not one octet",
         }
     }
 }

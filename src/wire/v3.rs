@@ -176,7 +176,7 @@ impl<'a> Header<'a> {
         let max_size = int32(&mut g)?;
         let flags_tlv = g.expect(ber::OCTET_STRING)?;
         let &[flags] = flags_tlv.value else {
-            return Err(Error::new(ErrorKind::WrongTag, flags_tlv.offset));
+            return Err(Error::new(ErrorKind::BadMsgFlags, flags_tlv.offset));
         };
         let security_model = g.integer()?;
         g.finish()?;

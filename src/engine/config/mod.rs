@@ -49,6 +49,9 @@ pub struct Gateway {
     /// The largest SNMP message the virtual UPS answers with (RFC 3416's maximum message
     /// size; net-snmp's default is 1472, one Ethernet datagram).
     pub max_message_size: usize,
+    /// Its SNMPv3 engine ID, as the authoritative engine of the informs it receives (and
+    /// of what it sends over v3); None: derived from the host's name (`local_engine_id`).
+    pub engine_id: Option<Vec<u8>>,
 }
 
 /// The smallest maximum message size SNMP allows (RFC 3417 §3.2: 484 octets).
@@ -66,6 +69,7 @@ impl Default for Gateway {
             exec_timeout: Secs(30),
             workers: 0,
             max_message_size: DEFAULT_MESSAGE_SIZE,
+            engine_id: None,
         }
     }
 }
@@ -832,6 +836,20 @@ impl Site {
             d.max_message_size,
             |v| int_in(v, "max_message_size", (MIN_MESSAGE_SIZE as i64, 65_507), m),
         );
+        let engine_id = optional(&mut t, "engine_id").and_then(|v| {
+            let s = text(Some(v), m)?;
+            let id = usm::engine_id(&s.value);
+            if id.is_none() {
+                m.add(
+                    s.span,
+                    format!(
+                        "`{}` is not an engine ID: 5 to 32 bytes in hex, as \"0x80001f8804747261706761746531\"",
+                        s.value
+                    ),
+                );
+            }
+            Some(id)
+        });
         finish(t, m);
         Some(Gateway {
             listen: listen?,
@@ -840,6 +858,10 @@ impl Site {
             exec_timeout: exec_timeout?,
             workers: workers?,
             max_message_size: max_message_size?,
+            engine_id: match engine_id {
+                None => None,
+                Some(id) => Some(id?),
+            },
         })
     }
 

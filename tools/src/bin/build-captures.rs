@@ -1028,7 +1028,8 @@ fn malformed(dir: &Path) {
     let mut trailing = good.clone();
     trailing.extend_from_slice(b"\0\0garbage");
     cases.push(trailing);
-    // 12. An SNMPv3 message header (counted as unsupported, never parsed as v1/v2c).
+    // 12. An SNMPv3 message header cut short, its msgFlags empty (never parsed as
+    // v1/v2c: counted as bad_msg_flags).
     cases.push(vec![
         0x30, 0x0e, 0x02, 0x01, 0x03, 0x30, 0x09, 0x02, 0x01, 0x01, 0x02, 0x02, 0x05, 0xdc, 0x04,
         0x00,
