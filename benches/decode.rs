@@ -2,6 +2,10 @@
 //! side by side in one run with the `snmp2` and `snmp-parser` crates decoding the same
 //! bytes, and a bare TLV walk over them (the floor: every header read, nothing built).
 //!
+//! Then the v2c traps again as SNMPv3 authPriv (SHA, AES-128) from one card: opened by
+//! the security model (MAC checked, time window, decrypted into the arena) and
+//! classified, beside the same traps in v2c.
+//!
 //! Run: `cargo bench --bench decode`. Samples of each decoder are interleaved so that
 //! the noise of a shared machine falls on all of them alike; the median is reported.
 
@@ -12,8 +16,13 @@ use std::time::Instant;
 use bumpalo::Bump;
 use trapgate::capture::read_capture;
 use trapgate::classify::Classifier;
+use trapgate::engine::config::{DEFAULT_SITE, Site};
+use trapgate::engine::usm::Usm;
+use trapgate::time::Timestamp;
 use trapgate::wire::Message;
 use trapgate::wire::frame::udp_datagram;
+use trapgate::wire::usm::{AuthProtocol, Keys, PrivProtocol, password_to_key};
+use trapgate::wire::v3::{Level, Seal, seal};
 
 /// Every notification payload in captures/, by version.
 fn corpus() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
@@ -249,6 +258,131 @@ fn measure(label: &str, packets: &[Vec<u8>], classifier: &Classifier) -> Vec<(&'
     out
 }
 
+/// The v2c traps of `v2c` as v3 authPriv traps (SHA, AES-128) from one engine, and the
+/// site whose user opens them.
+fn as_v3(v2c: &[Vec<u8>]) -> (Vec<Vec<u8>>, Site) {
+    let users = r#"[[usm_user]]
+name = "upsv3user"
+auth_protocol = "SHA"
+auth_passphrase = "authpass123"
+priv_protocol = "AES"
+priv_passphrase = "privpass123"
+"#;
+    let site = Site::parse(&DEFAULT_SITE.replacen("[[ups]]\n", &format!("{users}\n[[ups]]\n"), 1))
+        .expect("valid");
+    let engine = b"\x80\x00\x13\x70\x05card-01";
+    let (ku, pku) = (
+        password_to_key(AuthProtocol::Sha1, b"authpass123"),
+        password_to_key(AuthProtocol::Sha1, b"privpass123"),
+    );
+    let keys = Keys::localized(
+        AuthProtocol::Sha1,
+        &ku,
+        Some((PrivProtocol::Aes128, &pku)),
+        engine,
+    );
+    let arena = Bump::new();
+    let mut scratch = Vec::new();
+    let sealed = v2c
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| {
+            let m = Message::parse(p, &arena).ok()?;
+            let s = Seal {
+                msg_id: i as i32,
+                max_size: 1472,
+                reportable: false,
+                engine_id: engine,
+                boots: 3,
+                time: 1000,
+                user: b"upsv3user",
+                level: Level::AuthPriv,
+                context_engine_id: engine,
+                context_name: b"",
+                salt: (i as u64).to_be_bytes(),
+            };
+            let mut out = Vec::new();
+            seal(&m.pdu, &s, Some(&keys), &mut scratch, &mut out);
+            Some(out)
+        })
+        .collect();
+    (sealed, site)
+}
+
+/// The same traps in v2c and in v3 authPriv, decoded (opened) and classified.
+fn measure_v3(v2c: &[Vec<u8>], classifier: &Classifier) {
+    let (v3, site) = as_v3(v2c);
+    let mut usm = Usm::new(&site);
+    let (mut a2, mut a3) = (
+        Bump::with_capacity(64 * 1024),
+        Bump::with_capacity(64 * 1024),
+    );
+    let (mut s2, mut s3) = (
+        trapgate::wire::NotificationOidBuf::default(),
+        trapgate::wire::NotificationOidBuf::default(),
+    );
+    let mut v2 = |ps: &[Vec<u8>]| -> usize {
+        a2.reset();
+        let mut n = 0;
+        for p in ps {
+            if let Ok(m) = &Message::parse(p, &a2) {
+                n += classifier
+                    .classify_message(m, &mut s2)
+                    .map_or(0, |c| c.event as usize + 1);
+            }
+        }
+        n
+    };
+    let mut v3_open = |ps: &[Vec<u8>]| -> usize {
+        a3.reset();
+        let mut n = 0;
+        for p in ps {
+            if let Ok(m) = &usm.open(p, Timestamp(0), &a3) {
+                n += classifier
+                    .classify_message(m, &mut s3)
+                    .map_or(0, |c| c.event as usize + 1);
+            }
+        }
+        n
+    };
+    assert_eq!(v2(v2c), v3_open(&v3), "the same events from both");
+    let reps = (200_000 / v2c.len()).max(1);
+    let (mut t2, mut t3, mut diff) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..41 {
+        let t = Instant::now();
+        for _ in 0..reps {
+            black_box(v2(black_box(v2c)));
+        }
+        let a = t.elapsed().as_nanos() as f64 / (reps * v2c.len()) as f64;
+        let t = Instant::now();
+        for _ in 0..reps {
+            black_box(v3_open(black_box(&v3)));
+        }
+        let b = t.elapsed().as_nanos() as f64 / (reps * v2c.len()) as f64;
+        t2.push(a);
+        t3.push(b);
+        diff.push(b - a);
+    }
+    println!(
+        "\nthe same {} traps, v2c and SNMPv3 authPriv (SHA, AES-128; v3 {}–{} bytes), 41 interleaved samples",
+        v2c.len(),
+        v3.iter().map(Vec::len).min().unwrap_or(0),
+        v3.iter().map(Vec::len).max().unwrap_or(0)
+    );
+    println!(
+        "  v2c decode+classify          {:>8.1} ns/packet",
+        median(&mut t2)
+    );
+    println!(
+        "  v3 authPriv open+classify    {:>8.1} ns/packet",
+        median(&mut t3)
+    );
+    println!(
+        "  v3 authPriv costs {:.1} ns more per trap (median of the paired differences)",
+        median(&mut diff)
+    );
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` runs this with no argument.
     let quick = !std::env::args().any(|a| a == "--bench");
@@ -269,4 +403,5 @@ fn main() {
     measure("v1 and v2c traps", &all, &classifier);
     measure("v1 traps", &v1, &classifier);
     measure("v2c traps and informs", &v2c, &classifier);
+    measure_v3(&v2c, &classifier);
 }
