@@ -31,6 +31,10 @@ enum Command {
         /// Also take UDP on this port as SNMP (161 and 162 always are). Repeatable.
         #[arg(long = "port", value_name = "PORT")]
         ports: Vec<u16>,
+        /// A site file: its SNMPv3 users decrypt v3 messages (as Wireshark's SNMP users
+        /// table does) and its rules classify.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// Check a site file and print every mistake with its line and column (without a
     /// file: the embedded default site, the seed's).
@@ -126,6 +130,9 @@ enum Command {
         /// Also take UDP on this port as SNMP (161 and 162 always are). Repeatable.
         #[arg(long = "port", value_name = "PORT")]
         ports: Vec<u16>,
+        /// A site file: its SNMPv3 users decrypt v3 messages and its rules classify.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
 }
 
@@ -140,8 +147,17 @@ fn main() -> ExitCode {
         Box::new(io::sink())
     };
     let result = match cli.command {
-        Command::Decode { file, json, ports } => decode(&file, json, &ports, &mut out),
-        Command::Events { file, ports } => events(&file, &ports, &mut out),
+        Command::Decode {
+            file,
+            json,
+            ports,
+            config,
+        } => decode(&file, json, &ports, config.as_deref(), &mut out),
+        Command::Events {
+            file,
+            ports,
+            config,
+        } => events(&file, &ports, config.as_deref(), &mut out),
         Command::Run {
             config,
             listen,

@@ -31,11 +31,13 @@ fn golden_path(capture: &Path, kind: &str) -> PathBuf {
     capture.with_file_name(format!("{stem}.{kind}.jsonl"))
 }
 
-/// `replay FILE [--config NAME.site.toml]`.
-fn replay_args(capture: &Path) -> Vec<&str> {
+/// `COMMAND [ARGS…] FILE [--config NAME.site.toml]`: a capture's own site, where it has
+/// one, for every command (its rules classify, its SNMPv3 users decrypt).
+fn with_site<'a>(command: &[&'a str], capture: &'a Path) -> Vec<&'a str> {
     let path = capture.to_str().expect("UTF-8 path");
     let site = capture.with_extension("site.toml");
-    let mut args = vec!["replay", path];
+    let mut args = command.to_vec();
+    args.push(path);
     if site.exists() {
         args.push("--config");
         args.push(Box::leak(
@@ -46,6 +48,11 @@ fn replay_args(capture: &Path) -> Vec<&str> {
         ));
     }
     args
+}
+
+/// `replay FILE [--config NAME.site.toml]`.
+fn replay_args(capture: &Path) -> Vec<&str> {
+    with_site(&["replay"], capture)
 }
 
 fn run(args: &[&str]) -> String {
@@ -92,7 +99,7 @@ fn every_capture_matches_its_golden_event_log() {
     );
     let mut failures = Vec::new();
     for capture in &files {
-        let got = run(&["events", capture.to_str().expect("UTF-8 path")]);
+        let got = run(&with_site(&["events"], capture));
         let golden = golden_path(capture, "events");
         if bless {
             std::fs::write(&golden, &got).expect("write golden");
@@ -103,7 +110,7 @@ fn every_capture_matches_its_golden_event_log() {
             .expect("write golden");
             let decode_golden = golden_path(capture, "decode");
             if decode_golden.exists() {
-                let got = run(&["decode", "--json", capture.to_str().expect("UTF-8 path")]);
+                let got = run(&with_site(&["decode", "--json"], capture));
                 std::fs::write(&decode_golden, got).expect("write golden");
             }
             continue;
@@ -135,7 +142,7 @@ fn every_capture_matches_its_golden_event_log() {
         // every refused packet), it must match as well.
         let decode_golden = golden_path(capture, "decode");
         if decode_golden.exists() {
-            let got = run(&["decode", "--json", capture.to_str().expect("UTF-8 path")]);
+            let got = run(&with_site(&["decode", "--json"], capture));
             let expected = std::fs::read_to_string(&decode_golden).expect("readable golden");
             if expected != got {
                 let d = diff(&expected, &got);

@@ -248,3 +248,169 @@ fn decode_agrees_with_tshark_on_every_field() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     assert!(checked >= 49, "only {checked} frames compared");
 }
+
+/// tshark's `-o uat:snmp_users:…` records for the `[[usm_user]]`s of a site file with
+/// inline passphrases (Wireshark's names for the protocols), or none.
+fn tshark_users(site: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(site) else {
+        return Vec::new();
+    };
+    let auth = |p: &str| match p {
+        "MD5" => "MD5",
+        "SHA" => "SHA1",
+        "SHA-224" => "SHA2-224",
+        "SHA-256" => "SHA2-256",
+        "SHA-384" => "SHA2-384",
+        "SHA-512" => "SHA2-512",
+        other => panic!("no Wireshark name for {other}"),
+    };
+    let privacy = |p: &str| match p {
+        "DES" => "DES",
+        "AES" => "AES",
+        "AES-192" => "AES192",
+        "AES-256" => "AES256",
+        other => panic!("no Wireshark name for {other}"),
+    };
+    let mut out = Vec::new();
+    for block in text.split("[[usm_user]]").skip(1) {
+        let block = block.split("\n[").next().unwrap_or_default();
+        let get = |key: &str| {
+            block
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{key} = ")))
+                .map(|v| v.trim().trim_matches('"').to_string())
+                .unwrap_or_default()
+        };
+        out.push(format!(
+            "uat:snmp_users:\"\",\"{}\",\"{}\",\"{}\",\"{}\",\"{}\"",
+            get("name"),
+            auth(&get("auth_protocol")),
+            get("auth_passphrase"),
+            privacy(&get("priv_protocol")),
+            get("priv_passphrase")
+        ));
+    }
+    out
+}
+
+/// The first object under `v` holding `key`, depth first.
+fn find<'a>(v: &'a Json, key: &str) -> Option<&'a Json> {
+    match v {
+        Json::Object(o) => o.get(key).or_else(|| o.values().find_map(|x| find(x, key))),
+        Json::Array(a) => a.iter().find_map(|x| find(x, key)),
+        _ => None,
+    }
+}
+
+/// The SNMPv3 captures (those with a site of `[[usm_user]]`s): tshark, given the same
+/// users in its SNMP users table, authenticates and decrypts each frame as trapgate's
+/// `decode --config` does: the same user, the same verdict on the MAC, the same PDU,
+/// request id and bindings.
+#[test]
+fn v3_captures_decrypt_as_tshark_decrypts_them() {
+    if !tshark_available() {
+        return;
+    }
+    let mut checked = 0;
+    let mut problems = Vec::new();
+    for capture in captures() {
+        let site = capture.with_extension("site.toml");
+        let users = tshark_users(&site);
+        if users.is_empty() {
+            continue;
+        }
+        let path = capture.to_str().expect("UTF-8 path");
+        let mut tshark = Command::new("tshark");
+        tshark.args(["-r", path, "-T", "json", "-J", "frame snmp"]);
+        for u in &users {
+            tshark.args(["-o", u]);
+        }
+        let frames: Json =
+            serde_json::from_slice(&tshark.output().expect("tshark runs").stdout).expect("JSON");
+        let ours = Command::new(env!("CARGO_BIN_EXE_trapgate"))
+            .args([
+                "decode",
+                "--json",
+                "--config",
+                site.to_str().expect("UTF-8"),
+                path,
+            ])
+            .output()
+            .expect("trapgate runs");
+        let lines: Vec<Json> = String::from_utf8(ours.stdout)
+            .expect("UTF-8")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON line"))
+            .collect();
+        for f in frames.as_array().expect("array") {
+            let layers = &f["_source"]["layers"];
+            let Some(snmp) = layers.get("snmp") else {
+                continue;
+            };
+            let number: u64 = layers["frame"]["frame.number"]
+                .as_str()
+                .and_then(|n| n.parse().ok())
+                .expect("frame number");
+            let at = format!("{} frame {number}", capture.display());
+            let line = lines
+                .iter()
+                .find(|l| l["frame"] == number)
+                .unwrap_or_else(|| panic!("{at}: trapgate printed nothing"));
+            let theirs_user = snmp["snmp.msgUserName"].as_str().unwrap_or_default();
+            if line["user"].as_str() != Some(theirs_user) {
+                problems.push(format!(
+                    "{at}: user tshark {theirs_user:?} ours {}",
+                    line["user"]
+                ));
+            }
+            let tshark_bad_mac = find(snmp, "snmp.authentication_error").is_some();
+            match line["error"].as_str() {
+                Some("usm_wrong_digest") => {
+                    if !tshark_bad_mac {
+                        problems.push(format!("{at}: a wrong MAC to trapgate, not to tshark"));
+                    }
+                    continue;
+                }
+                // tshark keeps no engine clocks: a replay outside its window is one
+                // trapgate refuses and tshark shows.
+                Some("usm_not_in_time_window") => continue,
+                Some(other) => {
+                    problems.push(format!("{at}: refused: {other}"));
+                    continue;
+                }
+                None if tshark_bad_mac => {
+                    problems.push(format!(
+                        "{at}: tshark finds the MAC wrong, trapgate does not"
+                    ));
+                    continue;
+                }
+                None => {}
+            }
+            let Some(pdu) =
+                find(snmp, "snmp.data_tree").and_then(|t| t.as_object()?.values().next())
+            else {
+                problems.push(format!("{at}: tshark found no PDU"));
+                continue;
+            };
+            checked += 1;
+            let theirs_id = pdu
+                .get("snmp.request_id")
+                .and_then(|v| v.as_str())
+                .map(String::from);
+            if theirs_id != Some(line["request_id"].to_string()) {
+                problems.push(format!(
+                    "{at}: request_id tshark {theirs_id:?} ours {}",
+                    line["request_id"]
+                ));
+            }
+            let (theirs, ours) = (tshark_varbinds(pdu), our_varbinds(line));
+            if theirs != ours {
+                problems.push(format!(
+                    "{at}: varbinds\n  tshark {theirs:?}\n  ours   {ours:?}"
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(checked >= 5, "only {checked} v3 frames compared");
+}

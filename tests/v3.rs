@@ -399,3 +399,111 @@ fn net_snmps_v3_informs_discover_trapgates_engine_and_are_answered() {
     // are the protocol, not refusals.
     assert!(refused.contains("(usm_wrong_digest 2)"), "{summary}");
 }
+
+/// net-snmp's snmpd as a v3 UPS card: a UPS-MIB card (its values by `override`) whose
+/// only user is `upsv3user` at authPriv.
+fn snmpd_card(dir: &std::path::Path, port: u16) -> std::process::Child {
+    let conf = dir.join("snmpd.conf");
+    std::fs::write(
+        &conf,
+        "createUser upsv3user SHA-256 authpass123 AES privpass123\n\
+         rouser upsv3user priv\n\
+         override .1.3.6.1.2.1.33.1.4.1.0 integer 5\n\
+         override .1.3.6.1.2.1.33.1.2.1.0 integer 2\n\
+         override .1.3.6.1.2.1.33.1.2.4.0 integer 87\n\
+         override .1.3.6.1.2.1.33.1.2.3.0 integer 42\n",
+    )
+    .expect("snmpd.conf");
+    Command::new("snmpd")
+        .args(["-f", "-Lo", "-C", "-c"])
+        .arg(&conf)
+        .args(["-M", "/dev/null", "-p"])
+        .arg(dir.join("snmpd.pid"))
+        .arg(format!("udp:127.0.0.5:{port}"))
+        .env("SNMP_PERSISTENT_DIR", dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("snmpd starts")
+}
+
+#[test]
+fn a_v3_ups_is_polled_over_v3_with_discovery_and_its_answer_counts() {
+    let have_snmpd = Command::new("snmpd")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !have_snmpd {
+        eprintln!("skipped: snmpd is not installed (apt-get install snmpd, or bash .ci/run)");
+        return;
+    }
+    let port = UdpSocket::bind("127.0.0.5:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free port")
+        .port();
+    let text = format!(
+        r#"[gateway]
+listen = ["127.0.0.1:0"]
+agent = "127.0.0.1:0"
+
+[policy]
+grace = {{ 1 = "10m" }}
+shutdown_below_charge = 30
+shutdown_below_runtime = "5m"
+
+[[usm_user]]
+name = "upsv3user"
+auth_protocol = "SHA-256"
+auth_passphrase = "authpass123"
+priv_protocol = "AES"
+priv_passphrase = "privpass123"
+
+[[ups]]
+name = "ups-card"
+address = "127.0.0.5"
+port = {port}
+vendor = "ups-mib"
+poll_interval = "1s"
+outlet_off_delay = "3m"
+version = "3"
+user = "upsv3user"
+"#
+    );
+    let file = site_file("v3-poll", &text);
+    let dir = file.parent().expect("dir").to_path_buf();
+    let mut card = snmpd_card(&dir, port);
+    let journal = dir.join("journal.jsonl");
+    let _ = std::fs::remove_file(&journal);
+    let (child, out, err) = start(&[
+        "run",
+        "--config",
+        file.to_str().expect("UTF-8"),
+        "--journal",
+        journal.to_str().expect("UTF-8"),
+    ]);
+    let _ = listening_on(&err);
+    // The card on battery, 87 %, 42 min: heard through its v3 answers.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut polled = String::new();
+    while std::time::Instant::now() < deadline {
+        polled = std::fs::read_to_string(&journal).unwrap_or_default();
+        if polled.contains("\"input\":\"poll\"") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    terminate(&child);
+    let _ = card.kill();
+    let _ = card.wait();
+    let answer = polled
+        .lines()
+        .find(|l| l.contains("\"input\":\"poll\""))
+        .unwrap_or_else(|| {
+            let said: Vec<String> = out.try_iter().chain(err.try_iter()).collect();
+            panic!("no poll answer journaled:\n{polled}\n{}", said.join("\n"))
+        });
+    assert!(answer.contains("87"), "{answer}");
+    assert!(!polled.contains("authpass123"), "no passphrase journaled");
+}

@@ -8,10 +8,14 @@
 #   1. CPU per trap at a fixed rate (RATE), with the ratios;
 #   2. the lossless ceiling: COUNT traps offered at each rate of LADDER (0: flat out),
 #      trapgate and snmptrapd, zero loss or not;
-#   3. trapgate's arrival → decision latency at 10 %, 50 % and 90 % of its ceiling.
+#   3. trapgate's arrival → decision latency at 10 %, 50 % and 90 % of its ceiling;
+#   4. the same stream as SNMPv3 authPriv (SHA, AES-128; `trapblast --v3`) to trapgate
+#      and to snmptrapd with the same user: CPU per trap beside v2c, and each one's
+#      lossless ceiling (V3=0 skips it).
 # Environment: COUNT (500000), RATE (50000), LADDER ("50000 100000 200000 400000 0"),
 # ADDRESSES (1: every trap from 127.0.0.1; N: from 127.0.1.1 … N consecutive
-# addresses, each a UPS of the site), WORKERS (trapgate's --workers; default per core).
+# addresses, each a UPS of the site), WORKERS (trapgate's --workers; default per core),
+# V3 (1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNT=${COUNT:-500000}
@@ -19,6 +23,8 @@ RATE=${RATE:-50000}
 LADDER=${LADDER:-"50000 100000 200000 400000 0"}
 ADDRESSES=${ADDRESSES:-1}
 WORKERS=${WORKERS:-0}
+V3=${V3:-1}
+BLAST=()
 cargo build --release -q -p trapgate-tools --bin trapblast --bin recvloop
 cargo build --release -q --bin trapgate
 BIN=target/release
@@ -35,6 +41,16 @@ if [ "$ADDRESSES" -gt 1 ]; then
   done
 fi
 printf 'disableAuthorization yes\ndoNotRetainNotificationLogs yes\n' > "$WORK/snmptrapd.conf"
+# The v3 site: one user for every UPS (trapblast --v3's), and snmptrapd's createUser for
+# trapblast's engine.
+{
+  printf '[[usm_user]]\nname = "upsv3user"\nauth_protocol = "SHA"\nauth_passphrase = "authpass123"\npriv_protocol = "AES"\npriv_passphrase = "privpass123"\n\n'
+  awk '{ print } /^\[\[ups\]\]$/ { print "version = \"3\""; print "user = \"upsv3user\"" }' "$WORK/site.toml"
+} > "$WORK/site-v3.toml"
+cp "$WORK/snmptrapd.conf" "$WORK/snmptrapd-v3.conf"
+printf 'createUser -e 0x8000137005626c6173742d3031 upsv3user SHA authpass123 AES privpass123\n' >> "$WORK/snmptrapd-v3.conf"
+SITE=$WORK/site.toml
+TRAPD_CONF=$WORK/snmptrapd.conf
 
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
@@ -47,7 +63,7 @@ measure() {
   sleep 1
   local c0; c0=$(cpu "$pid")
   local said
-  said=$("$BIN/trapblast" --to "127.0.0.1:$port" --count "$COUNT" --rate "$rate" "${FROM[@]}")
+  said=$("$BIN/trapblast" --to "127.0.0.1:$port" --count "$COUNT" --rate "$rate" "${FROM[@]}" ${BLAST[@]+"${BLAST[@]}"})
   SENT=$(awk '{print $2}' <<< "$said")
   OFFERED=$(sed -E 's/.*: ([0-9]+)\/s.*/\1/' <<< "$said")
   sleep 1
@@ -67,12 +83,12 @@ measure() {
 
 run_recvloop() { measure recvloop 14162 "$1" "$BIN/recvloop" 127.0.0.1:14162; }
 run_trapgate() {
-  measure trapgate 14163 "$1" "$BIN/trapgate" run --config "$WORK/site.toml" \
+  measure trapgate 14163 "$1" "$BIN/trapgate" run --config "$SITE" \
     --listen 127.0.0.1:14163 --agent 127.0.0.1:0 --workers "$WORKERS"
   grep -E 'listening|latency Informational' "$WORK/trapgate.err" | sed 's/^/   /' || true
 }
 run_snmptrapd() {
-  measure snmptrapd 14164 "$1" snmptrapd -f -C -c "$WORK/snmptrapd.conf" -Lf "$WORK/snmptrapd.log" -F 'TRAP\n' udp:127.0.0.1:14164
+  measure snmptrapd 14164 "$1" snmptrapd -f -C -c "$TRAPD_CONF" -Lf "$WORK/snmptrapd.log" -F 'TRAP\n' udp:127.0.0.1:14164
 }
 have_snmptrapd() { command -v snmptrapd > /dev/null; }
 
@@ -108,3 +124,25 @@ for pct in 10 50 90; do
   echo "-- $pct %"
   run_trapgate "$rate"
 done
+
+[ "$V3" = 1 ] || exit 0
+echo
+echo "== 4. SNMPv3 authPriv (SHA, AES-128), the same stream: CPU per trap at $RATE/s"
+SITE=$WORK/site-v3.toml; TRAPD_CONF=$WORK/snmptrapd-v3.conf; BLAST=(--v3)
+run_trapgate "$RATE"; gate3=$US
+if have_snmptrapd; then run_snmptrapd "$RATE"; tuned3=$US; else tuned3=n/a; fi
+awk -v g="$gate" -v g3="$gate3" -v s="$tuned3" 'BEGIN {
+  printf "trapgate v3 − v2c: %+.2f us/trap", g3 - g
+  if (s != "n/a") printf "; snmptrapd v3 / trapgate v3: %.1fx", s / g3
+  print "" }'
+echo "-- lossless ceiling, v3 ($COUNT traps per rate; 0 = flat out)"
+ceiling3=0; snmp_ceiling3=0; snmp_done=$(have_snmptrapd && echo no || echo yes)
+for rate in $LADDER; do
+  run_trapgate "$rate"
+  if [ "$LOST" -eq 0 ] && [ "$OFFERED" -gt "$ceiling3" ]; then ceiling3=$OFFERED; fi
+  if [ "$snmp_done" = no ]; then
+    run_snmptrapd "$rate"
+    if [ "$LOST" -eq 0 ]; then snmp_ceiling3=$OFFERED; else snmp_done=yes; fi
+  fi
+done
+echo "v3 lossless up to: trapgate ${ceiling3}/s; snmptrapd (tuned) ${snmp_ceiling3}/s"

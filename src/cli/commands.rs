@@ -21,9 +21,30 @@ fn seen<'a>(r: &Replayed<'_>, d: &'a crate::wire::frame::Datagram<'a>) -> Seen<'
     }
 }
 
-/// Prints every SNMP message of a capture, as a packet list or JSON lines.
-pub fn decode(file: &Path, json: bool, ports: &[u16], out: &mut impl Write) -> Result<(), String> {
-    let mut pipeline = Pipeline::new(Classifier::builtin(), ports);
+/// The pipeline a capture is read with: the built-in rules, or a site's rules and its
+/// SNMPv3 users (which decrypt v3 messages, as Wireshark's SNMP users table does).
+fn capture_pipeline(ports: &[u16], config: Option<&Path>) -> Result<Pipeline, String> {
+    Ok(match config {
+        None => Pipeline::new(Classifier::builtin(), ports),
+        Some(path) => {
+            let site = load_site(Some(path))?;
+            let mut p = Pipeline::new(site.classifier(), ports);
+            p.set_usm(crate::engine::usm::Usm::new(&site));
+            p
+        }
+    })
+}
+
+/// Prints every SNMP message of a capture, as a packet list or JSON lines; with a site
+/// file, its v3 users decrypt.
+pub fn decode(
+    file: &Path,
+    json: bool,
+    ports: &[u16],
+    config: Option<&Path>,
+    out: &mut impl Write,
+) -> Result<(), String> {
+    let mut pipeline = capture_pipeline(ports, config)?;
     let mut write_err = None;
     let end = replay::replay(file, &mut pipeline, |p, r| {
         if write_err.is_some() {
@@ -73,9 +94,15 @@ pub fn decode(file: &Path, json: bool, ports: &[u16], out: &mut impl Write) -> R
     .map_err(|e| e.to_string())
 }
 
-/// Prints the classified UPS events of a capture as JSON lines.
-pub fn events(file: &Path, ports: &[u16], out: &mut impl Write) -> Result<(), String> {
-    let mut pipeline = Pipeline::new(Classifier::builtin(), ports);
+/// Prints the classified UPS events of a capture as JSON lines; with a site file, its
+/// v3 users decrypt.
+pub fn events(
+    file: &Path,
+    ports: &[u16],
+    config: Option<&Path>,
+    out: &mut impl Write,
+) -> Result<(), String> {
+    let mut pipeline = capture_pipeline(ports, config)?;
     let mut write_err = None;
     let end = replay::replay(file, &mut pipeline, |p, r| {
         if let Outcome::Message(d, m, Some(c)) = &r.outcome {

@@ -7,6 +7,7 @@ use core::fmt::Write as _;
 use serde_json::{Map, Value as Json, json};
 
 use crate::classify::{Classification, Classifier, Event};
+use crate::cli::commands::hex_id;
 use crate::engine::pipeline::Counters;
 use crate::engine::usm::UsmRefusal;
 use crate::time::Timestamp;
@@ -82,13 +83,28 @@ fn columns(seen: &Seen<'_>) -> String {
 /// One line of the packet list for a decoded message.
 pub fn message_line(c: &Classifier, seen: &Seen<'_>, msg: &Message<'_>) -> String {
     let mut s = columns(seen);
-    let _ = write!(
-        s,
-        " {} {:?} {}",
-        msg.version.name(),
-        String::from_utf8_lossy(msg.community),
-        msg.pdu_type()
-    );
+    match msg.v3 {
+        // As Wireshark names a decrypted v3 message: its user, engine and level.
+        Some(v3) => {
+            let _ = write!(
+                s,
+                " v3 user {:?} engine {} {} {}",
+                String::from_utf8_lossy(msg.community),
+                hex_id(v3.header.engine_id),
+                v3.level.name(),
+                msg.pdu_type()
+            );
+        }
+        None => {
+            let _ = write!(
+                s,
+                " {} {:?} {}",
+                msg.version.name(),
+                String::from_utf8_lossy(msg.community),
+                msg.pdu_type()
+            );
+        }
+    }
     match &msg.pdu {
         Pdu::TrapV1(t) => {
             let [a, b, cc, d] = t.agent_addr;
@@ -150,12 +166,9 @@ pub fn malformed_line(seen: &Seen<'_>, err: &crate::wire::Error) -> String {
 fn v3_header(payload: &[u8]) -> String {
     match crate::wire::v3::Header::parse(payload) {
         Ok(h) => format!(
-            "SNMPv3 user {:?}, engine 0x{}, {}",
+            "SNMPv3 user {:?}, engine {}, {}",
             String::from_utf8_lossy(h.user),
-            h.engine_id
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>(),
+            hex_id(h.engine_id),
             h.level()
                 .map_or("privacy without authentication", |l| l.name())
         ),
@@ -182,8 +195,7 @@ pub fn refused_json(seen: &Seen<'_>, why: UsmRefusal) -> Json {
     o.insert("version".into(), json!("v3"));
     if let Ok(h) = crate::wire::v3::Header::parse(seen.datagram.payload) {
         o.insert("user".into(), json!(String::from_utf8_lossy(h.user)));
-        let engine: String = h.engine_id.iter().map(|b| format!("{b:02x}")).collect();
-        o.insert("engine_id".into(), json!(format!("0x{engine}")));
+        o.insert("engine_id".into(), json!(hex_id(h.engine_id)));
         if let Some(l) = h.level() {
             o.insert("security_level".into(), json!(l.name()));
         }
@@ -263,10 +275,19 @@ fn common(seen: &Seen<'_>) -> Map<String, Json> {
 pub fn message_json(c: &Classifier, seen: &Seen<'_>, msg: &Message<'_>) -> Json {
     let mut o = common(seen);
     o.insert("version".into(), json!(msg.version.name()));
-    o.insert(
-        "community".into(),
-        json!(String::from_utf8_lossy(msg.community)),
-    );
+    match msg.v3 {
+        Some(v3) => {
+            o.insert("user".into(), json!(String::from_utf8_lossy(msg.community)));
+            o.insert("engine_id".into(), json!(hex_id(v3.header.engine_id)));
+            o.insert("security_level".into(), json!(v3.level.name()));
+        }
+        None => {
+            o.insert(
+                "community".into(),
+                json!(String::from_utf8_lossy(msg.community)),
+            );
+        }
+    }
     o.insert("pdu".into(), json!(msg.pdu_type().name()));
     match &msg.pdu {
         Pdu::TrapV1(t) => {
@@ -349,10 +370,19 @@ pub fn event_json(
     );
     o.insert("version".into(), json!(msg.version.name()));
     o.insert("pdu".into(), json!(msg.pdu_type().name()));
-    o.insert(
-        "community".into(),
-        json!(String::from_utf8_lossy(msg.community)),
-    );
+    match msg.v3 {
+        Some(v3) => {
+            o.insert("user".into(), json!(String::from_utf8_lossy(msg.community)));
+            o.insert("engine_id".into(), json!(hex_id(v3.header.engine_id)));
+            o.insert("security_level".into(), json!(v3.level.name()));
+        }
+        None => {
+            o.insert(
+                "community".into(),
+                json!(String::from_utf8_lossy(msg.community)),
+            );
+        }
+    }
     if let Pdu::TrapV1(t) = &msg.pdu {
         let [a, b, cc, d] = t.agent_addr;
         o.insert("agent_addr".into(), json!(format!("{a}.{b}.{cc}.{d}")));

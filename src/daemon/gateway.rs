@@ -778,6 +778,9 @@ impl<R: FnMut(Timestamp, &serde_json::Value)> Driver<R> {
             Ok(m) => {
                 let _ = self.station.handle_answer(at, from, &m);
             }
+            Err(e) if e.kind == crate::wire::ErrorKind::UnsupportedV3 => {
+                let _ = self.station.handle_v3_answer(at, from, payload, arena);
+            }
             Err(_) => self.own.malformed_elsewhere += 1,
         }
     }

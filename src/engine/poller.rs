@@ -16,6 +16,13 @@
 //! shutdown trap confirmed. A UPS that lets a whole poll (every try) go unanswered is
 //! reported silent once, and answering again once it does.
 //!
+//! A v3 UPS is polled as RFC 3414's non-authoritative command generator: its card's
+//! engine ID, boots and time are discovered first (an unauthenticated request the card
+//! answers with a Report), then every request is sealed with the UPS's user's keys for
+//! that engine at its level, an authenticated Report of a stale time sets the clock
+//! again, and an answer counts only authenticated (and decrypted), from that user, in
+//! the engine's time window, with the request's msgID and request id.
+//!
 //! An answer with an error status is an answer: the UPS is alive. A v1 `noSuchName`
 //! names the object the card lacks (its error-index): it is reported once, and the
 //! UPS is asked again at once without it, as net-snmp's tools do, and from then on; the
@@ -26,12 +33,17 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::ops::Range;
 
+use bumpalo::Bump;
+
 use crate::engine::config::{Remap, Site};
 use crate::engine::id::UpsId;
 use crate::engine::policy::{PollAnswer, PolledObject};
 use crate::engine::trust::Refusal;
+use crate::engine::usm::TIME_WINDOW_S;
 use crate::time::{Timestamp, ns};
-use crate::wire::{Message, Oid, Pdu, PduType, Value, VarBind, Version, encode};
+use crate::wire::usm::{AuthProtocol, Key, Keys, PrivProtocol};
+use crate::wire::v3::{Data, Header, Level, Seal, seal};
+use crate::wire::{Message, Oid, Pdu, PduType, RequestPdu, Value, VarBind, Version, encode};
 
 /// Tries per poll (the first and two retries), as net-snmp's default of retries.
 pub const TRIES: u8 = 3;
@@ -137,10 +149,63 @@ struct Outstanding {
     first_sent: Option<Timestamp>,
 }
 
+/// A v3 UPS's card as its poller knows it: its engine, once discovered.
+#[derive(Clone, Debug)]
+struct CardEngine {
+    id: Vec<u8>,
+    keys: Keys,
+    boots: u32,
+    /// Its time as last heard, and our time then.
+    time: u32,
+    at: Timestamp,
+}
+
+/// What polling a v3 UPS takes: its user, its keys, its level, its card's engine.
+#[derive(Clone, Debug)]
+struct V3Poll {
+    user: Vec<u8>,
+    level: Level,
+    auth: Option<(AuthProtocol, Key)>,
+    privacy: Option<(PrivProtocol, Key)>,
+    engine: Option<CardEngine>,
+    salt: u64,
+}
+
+impl V3Poll {
+    /// The card's time now, by its clock as last heard.
+    fn time(e: &CardEngine, now: Timestamp) -> u32 {
+        let elapsed = now.0.saturating_sub(e.at.0) / ns::SECOND;
+        (u64::from(e.time) + elapsed).min(i32::MAX as u64) as u32
+    }
+
+    /// The card's engine learnt from a message of it (a Report, or an answer).
+    fn learn(&mut self, id: &[u8], boots: u32, time: u32, now: Timestamp) {
+        if self.engine.as_ref().is_none_or(|e| e.id != id) {
+            let Some((auth, ku)) = &self.auth else {
+                return;
+            };
+            let privacy = self.privacy.as_ref().map(|(p, k)| (*p, k));
+            self.engine = Some(CardEngine {
+                id: id.to_vec(),
+                keys: Keys::localized(*auth, ku, privacy, id),
+                boots,
+                time,
+                at: now,
+            });
+        } else if let Some(e) = &mut self.engine {
+            e.boots = boots;
+            e.time = time;
+            e.at = now;
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 struct UpsPoll {
     to: SocketAddr,
     community: Vec<u8>,
+    /// For a v3 UPS: its user and card (polled over v3, not with `community`).
+    v3: Option<V3Poll>,
     /// What it may be asked (`PollAnswer::polled`).
     objects: &'static [PolledObject],
     /// The objects it lacks (bit i: `objects[i]`), not asked any more.
@@ -163,6 +228,8 @@ pub struct Poller {
     wire: Vec<u8>,
     /// A request's names, made afresh for each (reused).
     names: Vec<VarBind<'static>>,
+    /// Where a v3 request's scoped PDU is encrypted (reused).
+    scratch: Vec<u8>,
     /// Requests sent, every try counted.
     pub sent: u64,
     /// Requests the kernel refused to send.
@@ -198,6 +265,17 @@ impl Poller {
             .map(|u| UpsPoll {
                 to: SocketAddr::new(u.address, u.port),
                 community: u.community.as_bytes().to_vec(),
+                v3: u.v3.as_ref().and_then(|a| {
+                    let user = site.usm_users.iter().find(|x| x.name == a.user)?;
+                    Some(V3Poll {
+                        user: a.user.as_bytes().to_vec(),
+                        level: a.level,
+                        auth: user.auth.clone(),
+                        privacy: user.privacy.clone(),
+                        engine: None,
+                        salt: 0,
+                    })
+                }),
                 objects: PollAnswer::polled(u.vendor),
                 missing: 0,
                 interval: ns::secs(u.poll_interval.0.max(1)),
@@ -214,6 +292,7 @@ impl Poller {
             out: VecDeque::new(),
             wire: Vec::with_capacity(128 * site.upses.len()),
             names: Vec::new(),
+            scratch: Vec::new(),
             sent: 0,
             send_failed: 0,
             answered: 0,
@@ -241,6 +320,15 @@ impl Poller {
             }
             p.next_due = old.next_due;
             p.silent = old.silent;
+            // The card's engine stays known to the same user with the same keys.
+            if let (Some(o), Some(n)) = (&old.v3, &mut p.v3)
+                && o.user == n.user
+                && o.auth == n.auth
+                && o.privacy == n.privacy
+            {
+                n.engine = o.engine.clone();
+                n.salt = o.salt;
+            }
             if std::ptr::eq(old.objects, p.objects) {
                 p.missing = old.missing;
                 if old.community == p.community {
@@ -317,17 +405,20 @@ impl Poller {
             .filter(|(i, _)| p.missing & (1 << i) == 0)
     }
 
-    fn send(&mut self, u: UpsId, id: i32) {
+    fn send(&mut self, now: Timestamp, u: UpsId, id: i32) {
         if self.out.is_empty() {
             self.wire.clear();
         }
-        let p = &self.ups[u];
+        let p = &mut self.ups[u];
         self.names.clear();
-        self.names.extend(Self::asked(p).map(|(_, o)| VarBind {
-            // The table's own constants: valid OIDs (a test decodes each).
-            name: Oid::trusted(o.oid),
-            value: Value::Null,
-        }));
+        let discovering = p.v3.as_ref().is_some_and(|v| v.engine.is_none());
+        if !discovering {
+            self.names.extend(Self::asked(p).map(|(_, o)| VarBind {
+                // The table's own constants: valid OIDs (a test decodes each).
+                name: Oid::trusted(o.oid),
+                value: Value::Null,
+            }));
+        }
         let msg = Message::pdu(
             Version::V1,
             &p.community,
@@ -336,7 +427,38 @@ impl Poller {
             &self.names,
         );
         let start = self.wire.len();
-        encode::encode(&msg, &mut self.wire);
+        match &mut p.v3 {
+            None => encode::encode(&msg, &mut self.wire),
+            Some(v) => {
+                v.salt = v.salt.wrapping_add(1);
+                let (engine, boots, time, user, level, keys) = match &v.engine {
+                    // Discovery: no engine, no user, unauthenticated, reportable.
+                    None => (&[][..], 0, 0, &[][..], Level::NoAuthNoPriv, None),
+                    Some(e) => (
+                        e.id.as_slice(),
+                        e.boots,
+                        V3Poll::time(e, now),
+                        v.user.as_slice(),
+                        v.level,
+                        Some(&e.keys),
+                    ),
+                };
+                let s = Seal {
+                    msg_id: id,
+                    max_size: 65_507,
+                    reportable: true,
+                    engine_id: engine,
+                    boots,
+                    time,
+                    user,
+                    level,
+                    context_engine_id: engine,
+                    context_name: b"",
+                    salt: v.salt.to_be_bytes(),
+                };
+                seal(&msg.pdu, &s, keys, &mut self.scratch, &mut self.wire);
+            }
+        }
         let to = p.to;
         self.out.push_back(PollOutput::Send {
             ups: u,
@@ -354,7 +476,7 @@ impl Poller {
             retry_at: now.plus_ns(self.try_timeout),
             first_sent: None,
         });
-        self.send(u, id);
+        self.send(now, u, id);
     }
 
     /// A try of UPS `u`'s request left at `now`: its retry counts from now.
@@ -388,7 +510,7 @@ impl Poller {
                         o.tries += 1;
                         o.retry_at = now.plus_ns(self.try_timeout);
                         let id = o.id;
-                        self.send(u, id);
+                        self.send(now, u, id);
                     } else {
                         let sent = o.first_sent.is_some();
                         p.outstanding = None;
@@ -427,9 +549,127 @@ impl Poller {
         if p.outstanding.as_ref().is_none_or(|o| o.id != r.request_id) {
             return Err(Refusal::AnswerUnknownRequest);
         }
+        if p.v3.is_some() {
+            return Err(Refusal::WrongVersion);
+        }
         if m.community != p.community.as_slice() {
             return Err(Refusal::AnswerWrongCommunity);
         }
+        self.answered_with(now, u, r)
+    }
+
+    /// A v3 datagram from `from` on the poll socket, received at `now`: a card's Report
+    /// (its engine discovered, or its clock set again: the request goes again at once;
+    /// Ok(None)), or its answer (Ok(Some)), or why it is not believed.
+    pub fn handle_v3_response(
+        &mut self,
+        now: Timestamp,
+        from: SocketAddr,
+        buf: &[u8],
+        arena: &Bump,
+    ) -> Result<Option<UpsId>, Refusal> {
+        self.due.set(None);
+        let u = *self.by_agent.get(&from).ok_or(Refusal::AnswerWrongSource)?;
+        let h = Header::parse(buf).map_err(|_| Refusal::AnswerNotResponse)?;
+        let p = &mut self.ups[u];
+        let Some(v) = p.v3.as_mut() else {
+            return Err(Refusal::WrongVersion);
+        };
+        let Some(o) = p.outstanding.as_ref() else {
+            return Err(Refusal::AnswerUnknownRequest);
+        };
+        if h.msg_id != o.id {
+            return Err(Refusal::AnswerUnknownRequest);
+        }
+        let id = o.id;
+        let level = h.level().ok_or(Refusal::UsmInvalidFlags)?;
+        if v.engine.is_none() {
+            // Discovery's answer: an unauthenticated Report naming the card's engine.
+            let Data::Plain(plain) = h.data else {
+                return Err(Refusal::AnswerNotResponse);
+            };
+            let m = h
+                .open(Level::NoAuthNoPriv, plain, arena)
+                .map_err(|_| Refusal::AnswerNotResponse)?;
+            if m.pdu_type() != PduType::REPORT
+                || h.engine_id.is_empty()
+                || level != Level::NoAuthNoPriv
+            {
+                return Err(Refusal::AnswerNotResponse);
+            }
+            v.learn(h.engine_id, h.boots, h.time, now);
+            self.send(now, u, id);
+            return Ok(None);
+        }
+        if *h.user != *v.user {
+            return Err(Refusal::WrongUser);
+        }
+        let engine = v.engine.as_mut().expect("checked above");
+        if level == Level::NoAuthNoPriv || h.engine_id != engine.id.as_slice() {
+            return Err(Refusal::UsmUnsupportedLevel);
+        }
+        if !engine.keys.verify(buf, h.auth_at, h.auth_params.len()) {
+            return Err(Refusal::UsmWrongDigest);
+        }
+        // Timeliness (RFC 3414 §3.2 step 7b): the card is authoritative.
+        let local = u64::from(V3Poll::time(engine, now));
+        if h.boots > engine.boots || (h.boots == engine.boots && u64::from(h.time) > local) {
+            engine.boots = h.boots;
+            engine.time = h.time;
+            engine.at = now;
+        }
+        let plain: &[u8] = match (level, h.data) {
+            (Level::AuthPriv, Data::Encrypted(e)) => {
+                let b = arena.alloc_slice_copy(e);
+                engine
+                    .keys
+                    .decrypt(h.boots, h.time, h.priv_params, b)
+                    .map_err(|_| Refusal::UsmDecryptionError)?;
+                b
+            }
+            (Level::AuthNoPriv, Data::Plain(p)) => p,
+            _ => return Err(Refusal::UsmInvalidFlags),
+        };
+        let m = h
+            .open(level, plain, arena)
+            .map_err(|_| Refusal::UsmDecryptionError)?;
+        if m.pdu_type() == PduType::REPORT {
+            // Authentic: the card's clock, set again (a stale time, or it rebooted).
+            engine.boots = h.boots;
+            engine.time = h.time;
+            engine.at = now;
+            self.send(now, u, id);
+            return Ok(None);
+        }
+        if h.boots < engine.boots
+            || (h.boots == engine.boots && u64::from(h.time) + TIME_WINDOW_S < local)
+        {
+            return Err(Refusal::UsmNotInTimeWindow);
+        }
+        if level < v.level {
+            return Err(Refusal::UsmUnsupportedLevel);
+        }
+        let Pdu::Request(r) = &m.pdu else {
+            return Err(Refusal::AnswerNotResponse);
+        };
+        if r.kind != PduType::RESPONSE {
+            return Err(Refusal::AnswerNotResponse);
+        }
+        if r.request_id != id {
+            return Err(Refusal::AnswerUnknownRequest);
+        }
+        self.answered_with(now, u, r).map(Some)
+    }
+
+    /// UPS `u`'s outstanding request answered with `r` (its source, ids and credentials
+    /// checked): the objects must be those asked.
+    fn answered_with(
+        &mut self,
+        now: Timestamp,
+        u: UpsId,
+        r: &RequestPdu<'_>,
+    ) -> Result<UpsId, Refusal> {
+        let p = &mut self.ups[u];
         let asked = Self::asked(p).map(|(_, o)| o.oid);
         if !r.varbinds.iter().map(|vb| vb.name.as_bytes()).eq(asked) {
             return Err(Refusal::AnswerWrongObjects);
@@ -952,6 +1192,175 @@ mod tests {
         assert_eq!(
             respond(&mut p, t(1.1), CARD, &answer(b"public", id, 70)),
             Ok(UpsId(0))
+        );
+    }
+
+    /// The seed site with its UPS on v3 (SHA, AES), and the card's keys for `engine`.
+    fn v3_site() -> Site {
+        let users = "[[usm_user]]\nname = \"upsv3user\"\nauth_protocol = \"SHA\"\nauth_passphrase = \"authpass123\"\npriv_protocol = \"AES\"\npriv_passphrase = \"privpass123\"\n";
+        let text = crate::engine::config::DEFAULT_SITE.replacen(
+            "[[ups]]\n",
+            &format!("{users}\n[[ups]]\nversion = \"3\"\nuser = \"upsv3user\"\n"),
+            1,
+        );
+        Site::parse(&text).expect("valid")
+    }
+
+    fn card_keys(engine: &[u8], auth_pass: &[u8]) -> Keys {
+        use crate::wire::usm::password_to_key;
+        Keys::localized(
+            AuthProtocol::Sha1,
+            &password_to_key(AuthProtocol::Sha1, auth_pass),
+            Some((
+                PrivProtocol::Aes128,
+                &password_to_key(AuthProtocol::Sha1, b"privpass123"),
+            )),
+            engine,
+        )
+    }
+
+    /// What the card sends back: `pdu` in v3 from `engine`, sealed at `level`.
+    fn from_card(
+        pdu: &Pdu<'_>,
+        msg_id: i32,
+        engine: &[u8],
+        level: Level,
+        keys: Option<&Keys>,
+    ) -> Vec<u8> {
+        let s = Seal {
+            msg_id,
+            max_size: 1472,
+            reportable: false,
+            engine_id: engine,
+            boots: 9,
+            time: 3_000,
+            user: if level == Level::NoAuthNoPriv {
+                b""
+            } else {
+                b"upsv3user"
+            },
+            level,
+            context_engine_id: engine,
+            context_name: b"",
+            salt: [7; 8],
+        };
+        let (mut scratch, mut out) = (Vec::new(), Vec::new());
+        seal(pdu, &s, keys, &mut scratch, &mut out);
+        out
+    }
+
+    #[test]
+    fn a_v3_ups_is_discovered_then_polled_sealed_and_only_its_authentic_answer_counts() {
+        let site = v3_site();
+        let mut p = poller(&site);
+        p.handle_timeout(t(0.0));
+        let first = sent_at(&mut p, t(0.0));
+        let PollOutput::Send { bytes, .. } = &first[0] else {
+            panic!("{first:?}")
+        };
+        // Discovery: no engine, no user, unauthenticated, reportable, nothing asked.
+        let wire = p.wire(bytes.clone()).to_vec();
+        let h = Header::parse(&wire).expect("v3");
+        assert_eq!(
+            (h.engine_id, h.user, h.level()),
+            (&b""[..], &b""[..], Some(Level::NoAuthNoPriv))
+        );
+        assert_ne!(h.flags & crate::wire::v3::FLAG_REPORTABLE, 0);
+        let id = h.msg_id;
+        let engine = b"\x80\x00\x13\x70\x05card";
+        let arena = Bump::new();
+        // A v2c answer from a v3 UPS is refused.
+        let v2c = answer(b"public", id, 80);
+        let m = Message::parse(&v2c, &arena).unwrap();
+        assert_eq!(
+            p.handle_response(t(0.1), CARD.parse().unwrap(), &m),
+            Err(Refusal::WrongVersion)
+        );
+        // The card's Report: the request goes again, sealed for its engine at authPriv.
+        let report_vbs = [VarBind {
+            name: Oid::trusted(&[0x2b, 6, 1, 6, 3, 15, 1, 1, 4, 0]),
+            value: Value::Counter32(1),
+        }];
+        let report = Message::pdu(Version::V3, b"", PduType::REPORT, id, &report_vbs).pdu;
+        let r = from_card(&report, id, engine, Level::NoAuthNoPriv, None);
+        assert_eq!(
+            p.handle_v3_response(t(0.1), CARD.parse().unwrap(), &r, &arena),
+            Ok(None)
+        );
+        let again = sent_at(&mut p, t(0.1));
+        let PollOutput::Send { bytes, .. } = &again[0] else {
+            panic!("{again:?}")
+        };
+        let wire = p.wire(bytes.clone()).to_vec();
+        let h = Header::parse(&wire).expect("v3");
+        assert_eq!(
+            (h.engine_id, h.user, h.level()),
+            (&engine[..], &b"upsv3user"[..], Some(Level::AuthPriv))
+        );
+        assert_eq!((h.boots, h.time), (9, 3_000));
+        let keys = card_keys(engine, b"authpass123");
+        assert!(
+            keys.verify(&wire, h.auth_at, h.auth_params.len()),
+            "sealed with the user's keys"
+        );
+        // Answers: forged (another passphrase), another msgID, then the card's own.
+        let values = [
+            Value::Integer(2),
+            Value::Integer(2),
+            Value::Gauge32(64),
+            Value::TimeTicks(9_000),
+        ];
+        let names: Vec<_> = POWERNET.iter().map(|n| oid(n)).collect();
+        let vbs: Vec<VarBind<'_>> = names
+            .iter()
+            .zip(&values)
+            .map(|(n, v)| VarBind {
+                name: n.as_oid(),
+                value: *v,
+            })
+            .collect();
+        let resp = Message::pdu(Version::V3, b"", PduType::RESPONSE, id, &vbs).pdu;
+        let forged = from_card(
+            &resp,
+            id,
+            engine,
+            Level::AuthPriv,
+            Some(&card_keys(engine, b"guessing1")),
+        );
+        assert_eq!(
+            p.handle_v3_response(t(0.2), CARD.parse().unwrap(), &forged, &arena),
+            Err(Refusal::UsmWrongDigest)
+        );
+        let other = from_card(&resp, id + 1, engine, Level::AuthPriv, Some(&keys));
+        assert_eq!(
+            p.handle_v3_response(t(0.2), CARD.parse().unwrap(), &other, &arena),
+            Err(Refusal::AnswerUnknownRequest)
+        );
+        let low = from_card(&resp, id, engine, Level::AuthNoPriv, Some(&keys));
+        assert_eq!(
+            p.handle_v3_response(t(0.2), CARD.parse().unwrap(), &low, &arena),
+            Err(Refusal::UsmUnsupportedLevel)
+        );
+        let real = from_card(&resp, id, engine, Level::AuthPriv, Some(&keys));
+        assert_eq!(
+            p.handle_v3_response(t(0.2), "192.168.61.250:162".parse().unwrap(), &real, &arena),
+            Err(Refusal::AnswerWrongSource)
+        );
+        assert_eq!(
+            p.handle_v3_response(t(0.2), CARD.parse().unwrap(), &real, &arena),
+            Ok(Some(UpsId(0)))
+        );
+        let got = drain(&mut p);
+        assert!(
+            got.iter().any(
+                |o| matches!(o, PollOutput::Answer { answer, .. } if answer.charge == Some(64))
+            ),
+            "{got:?}"
+        );
+        // Answered once: the same answer again matches nothing outstanding.
+        assert_eq!(
+            p.handle_v3_response(t(0.3), CARD.parse().unwrap(), &real, &arena),
+            Err(Refusal::AnswerUnknownRequest)
         );
     }
 }

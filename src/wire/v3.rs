@@ -144,13 +144,25 @@ pub struct Scoped<'a> {
     pub context_name: &'a [u8],
 }
 
+/// msgAuthoritativeEngineBoots or Time (0 to 2³¹ − 1). An agent that writes 221 as
+/// the one octet `dd` (no leading zero: -35 by X.690) is read as the number it meant, as
+/// net-snmp and Wireshark read it (zeek's net-snmp capture has them).
 fn int31(r: &mut Reader<'_>) -> Result<u32> {
     let tlv = r.expect(ber::INTEGER)?;
-    let v = tlv.integer()?;
-    u32::try_from(v)
-        .ok()
-        .filter(|v| *v <= i32::MAX as u32)
-        .ok_or_else(|| Error::new(ErrorKind::IntegerTooLarge, tlv.offset))
+    let b = match tlv.value {
+        [] => return Err(Error::new(ErrorKind::IntegerEmpty, tlv.offset)),
+        [0, rest @ ..] if !rest.is_empty() => rest,
+        b => b,
+    };
+    if b.len() > 4 {
+        return Err(Error::new(ErrorKind::IntegerTooLarge, tlv.offset));
+    }
+    // The octets as the unsigned number they spell.
+    let v = b.iter().fold(0u32, |a, &x| (a << 8) | u32::from(x));
+    if v > i32::MAX as u32 {
+        return Err(Error::new(ErrorKind::IntegerTooLarge, tlv.offset));
+    }
+    Ok(v)
 }
 
 fn int32(r: &mut Reader<'_>) -> Result<i32> {
@@ -286,7 +298,6 @@ pub fn seal(
     scratch: &mut Vec<u8>,
     out: &mut Vec<u8>,
 ) {
-    let start = out.len();
     scratch.clear();
     {
         let mut w = Writer::new(scratch);
@@ -296,6 +307,18 @@ pub fn seal(
         w.pdu(pdu);
         w.end(s);
     }
+    seal_in_place(seal, keys, scratch, out);
+}
+
+/// Appends the v3 message whose scoped PDU is `scoped` (its bytes as they are, sealed as
+/// `seal` says): what `seal` does once the scoped PDU is written (and what a fuzzer uses
+/// to put any bytes behind a right MAC). `scoped` is encrypted in place.
+pub fn seal_scoped(seal: &Seal<'_>, keys: Option<&Keys>, scoped: &mut Vec<u8>, out: &mut Vec<u8>) {
+    seal_in_place(seal, keys, scoped, out);
+}
+
+fn seal_in_place(seal: &Seal<'_>, keys: Option<&Keys>, scratch: &mut Vec<u8>, out: &mut Vec<u8>) {
+    let start = out.len();
     let (auth, privacy) = match (seal.level, keys) {
         (Level::AuthPriv, Some(k)) if k.privacy().is_some() => (Some(k), true),
         (Level::AuthNoPriv | Level::AuthPriv, Some(k)) => (Some(k), false),

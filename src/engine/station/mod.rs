@@ -797,6 +797,29 @@ impl Station {
         }
     }
 
+    /// An SNMPv3 datagram on the poll socket from `from` at `now` (`buf`, opened into
+    /// `arena`): a card's Report moving discovery on (the request goes again: Ok(None)),
+    /// or its answer to one of the poller's requests.
+    pub fn handle_v3_answer(
+        &mut self,
+        now: Timestamp,
+        from: SocketAddr,
+        buf: &[u8],
+        arena: &bumpalo::Bump,
+    ) -> Result<Option<UpsId>, Refusal> {
+        let at = self.at(now);
+        match self.poller.handle_v3_response(at, from, buf, arena) {
+            Ok(u) => {
+                self.decisions(at);
+                Ok(u)
+            }
+            Err(why) => {
+                self.refuse(at, why, from.ip());
+                Err(why)
+            }
+        }
+    }
+
     /// A UPS's answer seen on the wire, answering a request seen there (a replay). An
     /// answer with an error is an answer: the object it names missing (v1 noSuchName)
     /// or its error-status is reported once, and the values it has count.

@@ -8,6 +8,7 @@ use bumpalo::Bump;
 use libfuzzer_sys::fuzz_target;
 use trapgate::classify::Classifier;
 use trapgate::engine::pipeline::Pipeline;
+use trapgate::time::Timestamp;
 use trapgate::wire::frame::LinkType;
 
 thread_local! {

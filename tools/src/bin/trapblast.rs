@@ -9,6 +9,9 @@
 //!
 //! `--every N --event HEX` puts a real UPS trap (its payload in hex) after every N noise
 //! traps, so a storm carries the events the gateway must still decide.
+//!
+//! `--v3` sends the noise as SNMPv3 authPriv traps (user `upsv3user`, SHA `authpass123`,
+//! AES-128 `privpass123`, from engine `V3_ENGINE`), as a card with a v3 receiver would.
 #![allow(unsafe_code)]
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
@@ -50,6 +53,43 @@ struct Args {
     /// A real trap's UDP payload, in hex.
     #[arg(long)]
     event: Option<String>,
+    /// Send the noise as SNMPv3 authPriv traps (SHA, AES-128).
+    #[arg(long)]
+    v3: bool,
+}
+
+/// The engine the `--v3` traps come from: 0x80001370 05 "blast-01".
+pub const V3_ENGINE: &[u8] = b"\x80\x00\x13\x70\x05blast-01";
+
+/// The noise as a v3 authPriv trap of `upsv3user` (SHA, AES-128).
+fn noise_v3(v2c: &[u8]) -> Vec<u8> {
+    use trapgate::wire::usm::{AuthProtocol, Keys, PrivProtocol, password_to_key};
+    use trapgate::wire::v3::{Level, Seal, seal};
+    let arena = bumpalo::Bump::new();
+    let m = Message::parse(v2c, &arena).expect("the noise decodes");
+    let auth = AuthProtocol::Sha1;
+    let keys = Keys::localized(
+        auth,
+        &password_to_key(auth, b"authpass123"),
+        Some((PrivProtocol::Aes128, &password_to_key(auth, b"privpass123"))),
+        V3_ENGINE,
+    );
+    let s = Seal {
+        msg_id: 1,
+        max_size: 1472,
+        reportable: false,
+        engine_id: V3_ENGINE,
+        boots: 1,
+        time: 100,
+        user: b"upsv3user",
+        level: Level::AuthPriv,
+        context_engine_id: V3_ENGINE,
+        context_name: b"",
+        salt: [0, 0, 0, 1, 0, 0, 0, 1],
+    };
+    let (mut scratch, mut out) = (Vec::new(), Vec::new());
+    seal(&m.pdu, &s, Some(&keys), &mut scratch, &mut out);
+    out
 }
 
 /// A v2c coldStart trap: noise that decodes and classifies (Informational).
@@ -137,7 +177,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let noise = noise();
+    let noise = if args.v3 { noise_v3(&noise()) } else { noise() };
     let first = args.from.unwrap_or(if args.to.is_ipv6() {
         "::1".parse().expect("addr")
     } else {
