@@ -45,6 +45,7 @@ fn site() -> Site {
             boot_time: Secs(300),
             kind: RecorderKind::TrapRelay,
             community: "public".into(),
+            v3: None,
         })
         .collect();
     Site {

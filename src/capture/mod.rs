@@ -367,13 +367,25 @@ pub fn replay_story(
     let end = replay(path, &mut pipeline, |p, r| {
         let s = station.get_or_insert_with(|| {
             let site = site.take().expect("made once");
-            Station::new(
+            // trapgate's SNMPv3 engine, for the orders to v3 recorders: the site's, or
+            // one named for the replay (no host's name: a replay is the same anywhere).
+            let engine = crate::engine::usm::LocalEngine {
+                id: site
+                    .gateway
+                    .engine_id
+                    .clone()
+                    .unwrap_or_else(|| crate::engine::usm::local_engine_id("replay")),
+                boots: 1,
+            };
+            let mut s = Station::new(
                 site,
                 Options::default(),
                 relays.clone(),
                 Box::new(Sequence(0)),
                 r.time,
-            )
+            );
+            s.set_local_engine(engine);
+            s
         });
         // Every timer due before the frame fires first, at its own time, and what it
         // decided is acted on then.

@@ -768,6 +768,9 @@ impl<R: FnMut(Timestamp, &serde_json::Value)> Driver<R> {
     fn agent_datagram(&mut self, at: Timestamp, from: SocketAddr, payload: &[u8], arena: &Bump) {
         match Message::parse(payload, arena) {
             Ok(m) => self.station.handle_request(at, from, &m, payload.len()),
+            Err(e) if e.kind == crate::wire::ErrorKind::UnsupportedV3 => {
+                self.station.handle_v3_request(at, from, payload, arena)
+            }
             Err(_) => self.own.malformed_elsewhere += 1,
         }
     }
@@ -911,6 +914,8 @@ pub fn run(
             (r.station, Some(r.journal))
         }
     };
+    let mut station = station;
+    station.set_local_engine(engine.clone());
     let mut d = Driver {
         clock,
         station,

@@ -45,7 +45,7 @@ use crate::engine::id::RecorderId;
 use crate::engine::metrics::Latency;
 use crate::engine::pipeline::{Counters, Outcome, Pipeline};
 use crate::engine::trust::{Refusal, Refusals, Says, Trust, Who};
-use crate::engine::usm::{LocalEngine, Usm, UsmRefusal, local_engine_id};
+use crate::engine::usm::{LocalEngine, Usm, local_engine_id};
 use crate::time::{Timestamp, ns};
 use crate::wire::frame::Datagram;
 use crate::wire::v3::Level;
@@ -569,7 +569,7 @@ impl Worker {
                 ) {
                     self.replies.push(src, &self.buf);
                 }
-                if !is_discovery(why, payload) {
+                if !crate::engine::usm::is_discovery(why, payload) {
                     self.refuse(why.into(), src.ip(), None);
                 }
                 return;
@@ -681,17 +681,6 @@ pub fn local_engine(site: &Site, boots: u32) -> LocalEngine {
         local_engine_id(host.trim())
     });
     LocalEngine { id, boots }
-}
-
-/// A v3 discovery step (RFC 3414 §4): a message naming no engine, or one authenticated
-/// at boots and time 0 to learn trapgate's clock. Each is answered with a Report and is
-/// not a refusal.
-fn is_discovery(why: UsmRefusal, payload: &[u8]) -> bool {
-    crate::wire::v3::Header::parse(payload).is_ok_and(|h| match why {
-        UsmRefusal::UnknownEngine => h.engine_id.is_empty(),
-        UsmRefusal::NotInTimeWindow => h.boots == 0 && h.time == 0,
-        _ => false,
-    })
 }
 
 /// snmpEngineBoots for a start now: the seconds since 2026-01-01 by the wall clock, so

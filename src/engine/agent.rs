@@ -199,6 +199,9 @@ pub struct Agent {
     /// Each recorder's UPS, community and sysDescr.
     recorder_ups: Vec<UpsId>,
     recorder_communities: Vec<Box<[u8]>>,
+    /// Each v3 recorder's user and least level (its requests come that way, not with its
+    /// community).
+    recorder_v3: Vec<Option<crate::engine::config::V3Access>>,
     descriptions: Vec<String>,
     ups_names: Vec<String>,
     /// Answers with fewer GetBulk repetitions than asked, to fit.
@@ -212,6 +215,11 @@ pub struct Agent {
     /// Per recorder: the charge the policy presents (None: the UPS's own).
     pub presented: Vec<Option<u8>>,
 }
+
+/// What an answer's v3 header may take beyond a v2c one's: the msgGlobalData, the
+/// engine ID (32), the user (32), the MAC (48), the salt (8), the context and their
+/// lengths.
+const V3_HEADER_ROOM: usize = 200;
 
 impl Agent {
     /// The agent for `site`, started at `now` (its sysUpTime counts from there).
@@ -230,6 +238,7 @@ impl Agent {
                 .iter()
                 .map(|r| r.community.as_bytes().into())
                 .collect(),
+            recorder_v3: site.recorders.iter().map(|r| r.v3.clone()).collect(),
             descriptions: site
                 .recorders
                 .iter()
@@ -342,13 +351,25 @@ impl Agent {
         let Some(r) = self.recorder_at(source) else {
             return Answered::NotRecorder;
         };
-        if *request.community != *self.recorder_communities[r] {
+        let credentials = match (&self.recorder_v3[r], request.v3) {
+            (None, None) => *request.community == *self.recorder_communities[r],
+            (Some(a), Some(s)) => *request.community == *a.user.as_bytes() && s.level >= a.level,
+            _ => false,
+        };
+        if !credentials {
             return Answered::WrongCommunity(r);
         }
         if !self.shares[r].take(now) {
             return Answered::OverRate(r);
         }
-        let limit = answer_limit(self.max_message_size, request_len);
+        // A v3 answer is sealed after: its header (engine, user, MAC, salt) fits in the
+        // room left.
+        let limit = match request.v3 {
+            None => answer_limit(self.max_message_size, request_len),
+            Some(_) => {
+                answer_limit(self.max_message_size, request_len).saturating_sub(V3_HEADER_ROOM)
+            }
+        };
         let shown = self.presented_to(now, r);
         let ups_name = self.ups_names[self.recorder_ups[r]].as_bytes();
         let description = self.descriptions[r].as_bytes();

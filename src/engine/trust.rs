@@ -271,11 +271,32 @@ impl<'a> Credential<'a> {
     }
 }
 
-/// What a UPS's traps must come with.
+/// What a UPS's traps, or a recorder's acknowledgements and polls, must come with.
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum UpsSecurity {
+enum Security {
     Community(Box<[u8]>),
     V3 { user: Box<[u8]>, level: Level },
+}
+
+impl Security {
+    fn of(community: &str, v3: &Option<crate::engine::config::V3Access>) -> Security {
+        match v3 {
+            Some(a) => Security::V3 {
+                user: a.user.as_bytes().into(),
+                level: a.level,
+            },
+            None => Security::Community(community.as_bytes().into()),
+        }
+    }
+
+    /// Whether `cred` is what it must be.
+    fn admits(&self, cred: Credential<'_>) -> bool {
+        match (self, cred.v3) {
+            (Security::Community(c), None) => **c == *cred.name,
+            (Security::V3 { user, level }, Some(got)) => **user == *cred.name && got >= *level,
+            _ => false,
+        }
+    }
 }
 
 /// What the site says of its addresses and communities, looked up for every datagram.
@@ -284,8 +305,9 @@ pub struct Trust {
     /// A fast hash: the keys are the site's own, not chosen by the sender.
     who: HashMap<IpAddr, Who, foldhash::fast::RandomState>,
     ups_community: Vec<Box<[u8]>>,
-    ups_security: Vec<UpsSecurity>,
+    ups_security: Vec<Security>,
     recorder_community: Vec<Box<[u8]>>,
+    recorder_security: Vec<Security>,
 }
 
 impl Trust {
@@ -309,13 +331,12 @@ impl Trust {
             ups_security: site
                 .upses
                 .iter()
-                .map(|u| match &u.v3 {
-                    Some(a) => UpsSecurity::V3 {
-                        user: a.user.as_bytes().into(),
-                        level: a.level,
-                    },
-                    None => UpsSecurity::Community(u.community.as_bytes().into()),
-                })
+                .map(|u| Security::of(&u.community, &u.v3))
+                .collect(),
+            recorder_security: site
+                .recorders
+                .iter()
+                .map(|r| Security::of(&r.community, &r.v3))
                 .collect(),
             recorder_community: site
                 .recorders
@@ -351,16 +372,15 @@ impl Trust {
         cred: Credential<'_>,
         event: Event,
     ) -> Result<Who, Refusal> {
-        let recorder_ok =
-            |r: RecorderId| cred.v3.is_none() && *self.recorder_community[r] == *cred.name;
+        let recorder_ok = |r: RecorderId| self.recorder_security[r].admits(cred);
         match (event, who) {
             (Event::RecorderAck, Who::Recorder(r)) if recorder_ok(r) => Ok(who),
             (Event::RecorderAck, Who::Recorder(_)) => Err(Refusal::AckWrongCommunity),
             (Event::RecorderAck, Who::Ups(_)) => Err(Refusal::AckNotRecorder),
             (_, Who::Ups(u)) => match (&self.ups_security[u], cred.v3) {
-                (UpsSecurity::Community(c), None) if **c == *cred.name => Ok(who),
-                (UpsSecurity::Community(_), None) => Err(Refusal::WrongCommunity),
-                (UpsSecurity::V3 { user, level }, Some(got)) => {
+                (Security::Community(c), None) if **c == *cred.name => Ok(who),
+                (Security::Community(_), None) => Err(Refusal::WrongCommunity),
+                (Security::V3 { user, level }, Some(got)) => {
                     if **user != *cred.name {
                         Err(Refusal::WrongUser)
                     } else if got < *level {
@@ -419,13 +439,9 @@ impl Trust {
     /// Whether an inform from `who` with `cred` is answered: with its source's community
     /// (v1, v2c; as snmptrapd does), or from a v3 UPS's user at its level or better.
     pub fn answerable(&self, who: Who, cred: Credential<'_>) -> bool {
-        match (who, cred.v3) {
-            (Who::Ups(u), Some(got)) => matches!(
-                &self.ups_security[u],
-                UpsSecurity::V3 { user, level } if **user == *cred.name && got >= *level
-            ),
-            (_, Some(_)) => false,
-            (who, None) => *self.community(who) == *cred.name,
+        match who {
+            Who::Ups(u) => self.ups_security[u].admits(cred),
+            Who::Recorder(r) => self.recorder_security[r].admits(cred),
         }
     }
 
@@ -433,9 +449,7 @@ impl Trust {
     #[inline]
     pub fn heard_from(&self, who: Who, cred: Credential<'_>) -> Option<RecorderId> {
         match who {
-            Who::Recorder(r) if cred.v3.is_none() && *self.recorder_community[r] == *cred.name => {
-                Some(r)
-            }
+            Who::Recorder(r) if self.recorder_security[r].admits(cred) => Some(r),
             _ => None,
         }
     }

@@ -28,6 +28,17 @@ pub const USM_STATS_NOT_IN_TIME_WINDOWS: &str = "1.3.6.1.6.3.15.1.1.2.0";
 /// usmStatsUnknownEngineIDs.0, what a discovery Report carries.
 pub const USM_STATS_UNKNOWN_ENGINE_IDS: &str = "1.3.6.1.6.3.15.1.1.4.0";
 
+/// A v3 discovery step (RFC 3414 §4): a message naming no engine, or one authenticated
+/// at boots and time 0 to learn trapgate's clock. Each is answered with a Report and is
+/// not a refusal.
+pub fn is_discovery(why: UsmRefusal, payload: &[u8]) -> bool {
+    crate::wire::v3::Header::parse(payload).is_ok_and(|h| match why {
+        UsmRefusal::UnknownEngine => h.engine_id.is_empty(),
+        UsmRefusal::NotInTimeWindow => h.boots == 0 && h.time == 0,
+        _ => false,
+    })
+}
+
 /// trapgate's own engine: the authoritative engine of the informs it receives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LocalEngine {
@@ -567,6 +578,91 @@ impl Usm {
         };
         out.clear();
         seal(&pdu, &seal_with, keys, scratch, out);
+        true
+    }
+
+    /// A message of `pdu` from trapgate's engine (its authoritative engine: an order to a
+    /// v3 recorder) for `user` at `level`, into `out`. False without a local engine, or
+    /// for a user the site lacks or whose keys cannot meet `level`.
+    pub fn seal_local(
+        &mut self,
+        user: &[u8],
+        level: Level,
+        pdu: &Pdu<'_>,
+        now: Timestamp,
+        scratch: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let Some(local) = self.local.as_ref() else {
+            return false;
+        };
+        let Ok(u) = self.user_for(user, &local.engine.id) else {
+            return false;
+        };
+        if self.users[u].level() < level {
+            return false;
+        }
+        let local = self.local.as_mut().expect("checked above");
+        local.salt = local.salt.wrapping_add(1);
+        let s = Seal {
+            msg_id: (local.salt & 0x7fff_ffff) as i32,
+            max_size: 65_507,
+            reportable: false,
+            engine_id: &local.engine.id,
+            boots: local.engine.boots,
+            time: Usm::local_time(now),
+            user,
+            level,
+            context_engine_id: &local.engine.id,
+            context_name: b"",
+            salt: local.salt.to_be_bytes(),
+        };
+        out.clear();
+        seal(pdu, &s, local.keys[u].as_ref(), scratch, out);
+        true
+    }
+
+    /// The reply to `request` (a v3 request trapgate's engine opened): `pdu`, a PDU's
+    /// whole encoding, sealed with the request's user, level, msgID and context, into
+    /// `out`. False for anything else.
+    pub fn seal_reply(
+        &mut self,
+        request: &Message<'_>,
+        pdu: &[u8],
+        now: Timestamp,
+        scratch: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let Some(s) = request.v3 else {
+            return false;
+        };
+        let Ok(u) = self.user_for(s.header.user, s.header.engine_id) else {
+            return false;
+        };
+        let Some(local) = self.local.as_mut() else {
+            return false;
+        };
+        if s.header.engine_id != local.engine.id.as_slice() {
+            return false;
+        }
+        local.salt = local.salt.wrapping_add(1);
+        scratch.clear();
+        crate::wire::v3::scoped_pdu(s.context_engine_id, s.context_name, pdu, scratch);
+        let seal_with = Seal {
+            msg_id: s.header.msg_id,
+            max_size: 65_507,
+            reportable: false,
+            engine_id: &local.engine.id,
+            boots: local.engine.boots,
+            time: Usm::local_time(now),
+            user: s.header.user,
+            level: s.level,
+            context_engine_id: s.context_engine_id,
+            context_name: s.context_name,
+            salt: local.salt.to_be_bytes(),
+        };
+        out.clear();
+        crate::wire::v3::seal_scoped(&seal_with, local.keys[u].as_ref(), scratch, out);
         true
     }
 

@@ -261,6 +261,29 @@ impl<'a> Header<'a> {
     }
 }
 
+/// The PDU element's whole encoding inside a v1/v2c-framed message `bytes`
+/// (SEQUENCE { version, community, PDU }), as the agent writes its answer; None if
+/// `bytes` is not one.
+pub fn pdu_of(bytes: &[u8]) -> Option<&[u8]> {
+    let mut top = Reader::new(bytes);
+    let seq = top.expect(ber::SEQUENCE).ok()?;
+    let mut r = seq.reader();
+    r.expect(ber::INTEGER).ok()?;
+    r.expect(ber::OCTET_STRING).ok()?;
+    let pdu = r.read().ok()?;
+    bytes.get(pdu.start()..pdu.offset + pdu.value.len())
+}
+
+/// Appends the ScopedPDU of `pdu` (a PDU's whole encoding) with its context to `out`.
+pub fn scoped_pdu(context_engine_id: &[u8], context_name: &[u8], pdu: &[u8], out: &mut Vec<u8>) {
+    let mut w = Writer::new(out);
+    let s = w.begin(ber::SEQUENCE);
+    w.bytes(ber::OCTET_STRING, context_engine_id);
+    w.bytes(ber::OCTET_STRING, context_name);
+    w.raw(pdu);
+    w.end(s);
+}
+
 /// What a v3 message is sent with.
 #[derive(Clone, Copy, Debug)]
 pub struct Seal<'a> {

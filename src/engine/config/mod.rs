@@ -205,6 +205,9 @@ pub struct Recorder {
     /// The community it uses towards its "UPS" (the gateway): in its acknowledgements and
     /// polls, and in the traps trapgate sends it. Default: `[gateway] community`.
     pub community: String,
+    /// SNMPv3: the user and least level of its polls and acknowledgements, and of the
+    /// orders trapgate sends it (None: its community, v1/v2c).
+    pub v3: Option<V3Access>,
 }
 
 /// A checked site.
@@ -743,7 +746,7 @@ impl Site {
             .map_or_else(|| Gateway::default().community, |g| g.community.clone());
         let recorders: Vec<Named<Recorder>> = recorder_items
             .into_iter()
-            .map(|mut v| Self::recorder(&mut v, &ups_index, &grace, &community, m))
+            .map(|mut v| Self::recorder(&mut v, &ups_index, &grace, &community, &users_read, m))
             .collect();
         let mut recorder_names: HashSet<&str> = HashSet::with_capacity(recorders.len());
         let mut recorder_at: HashMap<IpAddr, &str> = HashMap::with_capacity(recorders.len());
@@ -975,7 +978,7 @@ impl Site {
         let runtime = or_default(optional(&mut t, "runtime"), None, |v| {
             duration(v, m).map(Some)
         });
-        let v3 = usm::ups_access(&mut t, at, users, m);
+        let v3 = usm::access(&mut t, at, users, "UPS", m);
         finish(t, m);
         let item = (|| {
             Some(Ups {
@@ -999,6 +1002,7 @@ impl Site {
         upses: &HashMap<&str, UpsId>,
         grace: &BTreeMap<u8, Secs>,
         community: &str,
+        users: &[(Span, UsmUser)],
         m: &mut Mistakes,
     ) -> Named<Recorder> {
         let at = v.span;
@@ -1057,6 +1061,7 @@ impl Site {
             }
             (None, _) => None,
         };
+        let v3 = usm::access(&mut t, at, users, "recorder", m);
         finish(t, m);
         let item = (|| {
             Some(Recorder {
@@ -1069,6 +1074,7 @@ impl Site {
                 boot_time: boot_time?,
                 kind: kind?,
                 community: community?,
+                v3: v3?,
             })
         })();
         Named { name, at, item }

@@ -287,12 +287,14 @@ pub(super) fn user(
     ))
 }
 
-/// A UPS's `version`, `user` and `security_level`: None for a community UPS (version
-/// "1" or "2c", the default), else its v3 access. `users` are the site's, by name.
-pub(super) fn ups_access(
+/// A UPS's or recorder's (`what`) `version`, `user` and `security_level`: None for a
+/// community one (version "1" or "2c", the default), else its v3 access. `users` are the
+/// site's, by name.
+pub(super) fn access(
     t: &mut Tbl<'_>,
     at: Span,
     users: &[(Span, UsmUser)],
+    what: &str,
     m: &mut Mistakes,
 ) -> Option<Option<V3Access>> {
     let version = optional(t, "version").and_then(|v| text(Some(v), m));
@@ -316,7 +318,7 @@ pub(super) fn ups_access(
                 m.add(
                     s.span,
                     format!(
-                        "`{key}` is for a UPS of version \"3\": add `version = \"3\"`, or remove it"
+                        "`{key}` is for a {what} of version \"3\": add `version = \"3\"`, or remove it"
                     ),
                 );
             }
@@ -326,7 +328,7 @@ pub(super) fn ups_access(
     let Some(user) = user else {
         m.add(
             at,
-            "a UPS of version \"3\" needs `user` (a [[usm_user]]'s name)",
+            format!("a {what} of version \"3\" needs `user` (a [[usm_user]]'s name)"),
         );
         return None;
     };
@@ -358,7 +360,7 @@ pub(super) fn ups_access(
         m.add(
             level_at,
             format!(
-                "user `{}` can meet only {}, but this UPS asks for {}",
+                "user `{}` can meet only {}, but this {what} asks for {}",
                 u.name,
                 u.level().name(),
                 level.name()

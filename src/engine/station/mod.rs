@@ -30,10 +30,12 @@ use crate::engine::policy::{Cause, Decider, Decision, PollAnswer};
 use crate::engine::poller::{NO_SUCH_NAME, PollOutput, Poller, RequestIds};
 use crate::engine::record::{Action, Decided, Input, Percent, Record, Text};
 use crate::engine::trust::{Credential, Refusal, RefusalLog, Refusals, Trust, Who};
+use crate::engine::usm::{LocalEngine, Usm};
 use crate::time::Timestamp;
+use crate::wire::message::{SNMP_TRAP_OID_0, SYS_UPTIME_0};
 use crate::wire::oid::oid;
 use crate::wire::v3::Level;
-use crate::wire::{Message, OidBuf, RequestPdu, Value, VarBind, encode};
+use crate::wire::{Message, Oid, OidBuf, PduType, RequestPdu, Value, VarBind, Version, encode};
 
 /// PowerNet `mtrapargsString.0`, the text varbind of APC traps.
 const MTRAPARGS_STRING_0: &str = "1.3.6.1.4.1.318.2.3.3.0";
@@ -152,6 +154,7 @@ struct Names {
     events: Vec<Text>,
     /// What a `Sent` says was sent.
     trap_sent: Text,
+    trap_sent_v3: Text,
     command_started: Text,
 }
 
@@ -181,6 +184,7 @@ impl Names {
             recorders,
             events,
             trap_sent: "APC lowBattery v1 trap".into(),
+            trap_sent_v3: "APC lowBattery, an SNMPv3 trap from trapgate's engine".into(),
             command_started: "command started".into(),
         }
     }
@@ -349,6 +353,9 @@ pub struct StationState {
 struct RelayOids {
     enterprise: OidBuf,
     text: OidBuf,
+    /// The trap's SNMPv2 name (enterprise.0.7) and snmpTrapEnterprise.0, for v3.
+    low_battery: OidBuf,
+    trap_enterprise: OidBuf,
 }
 
 impl RelayOids {
@@ -356,6 +363,8 @@ impl RelayOids {
         RelayOids {
             enterprise: oid(APC),
             text: oid(MTRAPARGS_STRING_0),
+            low_battery: oid("1.3.6.1.4.1.318.0.7"),
+            trap_enterprise: oid("1.3.6.1.6.3.1.1.4.3.0"),
         }
     }
 
@@ -368,6 +377,43 @@ impl RelayOids {
         let enterprise = self.enterprise.as_oid();
         let msg = Message::trap_v1(community, enterprise, agent_addr, 7, uptime_ticks, &vb);
         encode::encode(&msg, out);
+    }
+
+    /// The same trap as SNMPv3 carries it (RFC 3584 §3.1's SNMPv2 form: snmpTrapOID.0
+    /// the enterprise's trap 7, snmpTrapEnterprise.0 the enterprise), sealed by trapgate's
+    /// engine for `user` at `level`, into `out`. Nothing is written without a local
+    /// engine or the user's keys.
+    #[allow(clippy::too_many_arguments)]
+    fn encode_v3(
+        &self,
+        usm: &mut Usm,
+        user: &[u8],
+        level: crate::wire::v3::Level,
+        uptime_ticks: u32,
+        now: Timestamp,
+        scratch: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+    ) {
+        let vbs = [
+            VarBind {
+                name: Oid::trusted(SYS_UPTIME_0),
+                value: Value::TimeTicks(uptime_ticks),
+            },
+            VarBind {
+                name: Oid::trusted(SNMP_TRAP_OID_0),
+                value: Value::ObjectId(self.low_battery.as_oid()),
+            },
+            VarBind {
+                name: self.text.as_oid(),
+                value: Value::OctetString(LOW_BATTERY_TEXT),
+            },
+            VarBind {
+                name: self.trap_enterprise.as_oid(),
+                value: Value::ObjectId(self.enterprise.as_oid()),
+            },
+        ];
+        let pdu = Message::pdu(Version::V3, b"", PduType::SNMPV2_TRAP, 0, &vbs).pdu;
+        let _ = usm.seal_local(user, level, &pdu, now, scratch, out);
     }
 }
 
@@ -391,6 +437,11 @@ pub struct Station {
     ledger: Ledger,
     relays: Relays,
     relay: RelayOids,
+    /// The SNMPv3 security model as trapgate's own engine: what v3 recorders poll,
+    /// acknowledge to and are told by (its time counts from `started`).
+    usm: Usm,
+    /// Where a v3 scoped PDU is sealed (reused).
+    sealing: Vec<u8>,
     /// Started here: the traps' uptime counts from it.
     started: Timestamp,
     /// The station's time: every timer up to here has fired, and no input is earlier.
@@ -442,6 +493,7 @@ impl Station {
         now: Timestamp,
     ) -> Station {
         let upses = site.upses.len();
+        let site_for_usm = site.clone();
         let mut s = Station {
             names: Names::new(&site),
             trust: Trust::new(&site),
@@ -457,6 +509,8 @@ impl Station {
             options,
             relays,
             relay: RelayOids::new(),
+            usm: Usm::new(&site_for_usm),
+            sealing: Vec::with_capacity(1500),
             started: now,
             floor: now,
             refusal_log: RefusalLog::new(),
@@ -473,6 +527,17 @@ impl Station {
         };
         s.decisions(now);
         s
+    }
+
+    /// Makes `engine` trapgate's SNMPv3 engine: the authoritative engine of what v3
+    /// recorders send to the virtual UPS and of the orders sent to them.
+    pub fn set_local_engine(&mut self, engine: LocalEngine) {
+        self.usm.set_local(engine);
+    }
+
+    /// trapgate's SNMPv3 engine's notion of now (seconds since the station started).
+    fn engine_now(&self, at: Timestamp) -> Timestamp {
+        Timestamp(at.0.saturating_sub(self.started.0))
     }
 
     /// The site it runs.
@@ -535,12 +600,26 @@ impl Station {
                     let agent_addr = self.relays[recorder].1;
                     let ticks = self.floor.ticks_since(self.started);
                     self.scratch.clear();
-                    self.relay.encode(
-                        rec.community.as_bytes(),
-                        agent_addr,
-                        ticks,
-                        &mut self.scratch,
-                    );
+                    match &rec.v3 {
+                        None => self.relay.encode(
+                            rec.community.as_bytes(),
+                            agent_addr,
+                            ticks,
+                            &mut self.scratch,
+                        ),
+                        Some(a) => {
+                            let engine_now = Timestamp(self.floor.0.saturating_sub(self.started.0));
+                            self.relay.encode_v3(
+                                &mut self.usm,
+                                a.user.as_bytes(),
+                                a.level,
+                                ticks,
+                                engine_now,
+                                &mut self.sealing,
+                                &mut self.scratch,
+                            );
+                        }
+                    }
                     send(&q.transmit, &self.scratch);
                 }
                 (None, _) => {}
@@ -719,6 +798,20 @@ impl Station {
         self.scratch.clear();
         match self.agent.answer(at, from.ip(), m, len, &mut self.scratch) {
             Answered::Recorder(r) => {
+                // A v3 request's answer: its PDU, sealed by trapgate's engine for the
+                // request's user at its level.
+                if m.v3.is_some() {
+                    let engine_now = self.engine_now(at);
+                    let mut sealed = Vec::new();
+                    let ok = crate::wire::v3::pdu_of(&self.scratch).is_some_and(|pdu| {
+                        self.usm
+                            .seal_reply(m, pdu, engine_now, &mut self.sealing, &mut sealed)
+                    });
+                    if !ok {
+                        return;
+                    }
+                    self.scratch = sealed;
+                }
                 self.counts.agent_answers += 1;
                 self.ledger.seen(at, r);
                 let start = self.bytes.len();
@@ -794,6 +887,56 @@ impl Station {
                 self.refuse(at, why, from.ip());
                 Err(why)
             }
+        }
+    }
+
+    /// An SNMPv3 datagram on the agent socket from `from` at `now` (`buf`, opened into
+    /// `arena` by trapgate's engine): a recorder's discovery or stale time (answered
+    /// with a Report), or its request of the virtual UPS.
+    pub fn handle_v3_request(
+        &mut self,
+        now: Timestamp,
+        from: SocketAddr,
+        buf: &[u8],
+        arena: &bumpalo::Bump,
+    ) {
+        let at = self.at(now);
+        let engine_now = self.engine_now(at);
+        match self.usm.open(buf, engine_now, arena) {
+            Ok(m) => {
+                let ours = self
+                    .usm
+                    .local()
+                    .is_some_and(|l| m.v3.is_some_and(|s| s.header.engine_id == l.id.as_slice()));
+                if ours {
+                    self.handle_request(now, from, &m, buf.len());
+                } else {
+                    self.refuse(at, Refusal::UsmUnknownEngine, from.ip());
+                }
+            }
+            Err(crate::engine::usm::NotOpened::Refused(why)) => {
+                self.scratch.clear();
+                let mut report = Vec::new();
+                if self
+                    .usm
+                    .report(buf, why, engine_now, &mut self.sealing, &mut report)
+                {
+                    let start = self.bytes.len();
+                    self.bytes.extend_from_slice(&report);
+                    self.queued.push_back(Queued {
+                        transmit: Transmit {
+                            to: from,
+                            via: Via::Agent,
+                            purpose: Purpose::Answer,
+                        },
+                        bytes: Some((start, report.len())),
+                    });
+                }
+                if !crate::engine::usm::is_discovery(why, buf) {
+                    self.refuse(at, why.into(), from.ip());
+                }
+            }
+            Err(crate::engine::usm::NotOpened::Malformed(_)) => {}
         }
     }
 
@@ -881,6 +1024,9 @@ impl Station {
                 self.ledger.sent(at, recorder, attempt);
                 self.unsent.remove(&recorder);
                 let detail = match to {
+                    Some(_) if self.site.recorders[recorder].v3.is_some() => {
+                        Arc::clone(&self.names.trap_sent_v3)
+                    }
                     Some(_) => Arc::clone(&self.names.trap_sent),
                     None => Arc::clone(&self.names.command_started),
                 };
@@ -974,6 +1120,7 @@ impl Station {
         );
         self.trust = Trust::new(&self.site);
         self.names = Names::new(&self.site);
+        self.usm.reload(Usm::new(&self.site));
         let remap = &old.6;
         self.last_shown = remap.carry_recorders(&self.last_shown, None);
         self.last_answer = remap.carry_upses(&self.last_answer, None);
