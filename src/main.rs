@@ -92,6 +92,10 @@ enum Command {
         /// How fast the site's clock runs (60: the seed's minutes pass in seconds).
         #[arg(long, default_value_t = 60.0)]
         speed: f64,
+        /// The whole site on SNMPv3 at authPriv (SHA, AES-128): the UPS's traps and
+        /// polls, the recorders' polls, orders and acknowledgements.
+        #[arg(long)]
+        v3: bool,
     },
     /// Replay a capture through the whole gateway on its own clock and print what it
     /// decides and does (the records `run` prints) as JSON lines; nothing is sent.
@@ -180,7 +184,11 @@ fn main() -> ExitCode {
             run_gateway(&config, opts)
         }
         Command::Journal { file, only, json } => print_journal(&file, &only, json, &mut out),
-        Command::Demo { recorders, speed } => trapgate::cli::demo::run(recorders, speed, &mut out),
+        Command::Demo {
+            recorders,
+            speed,
+            v3,
+        } => trapgate::cli::demo::run(recorders, speed, v3, &mut out),
         Command::Replay {
             file,
             send: Some(to),

@@ -691,3 +691,32 @@ user = "nvrv3"
     let summary: String = err.iter().collect::<Vec<_>>().join("\n");
     assert!(summary.contains("agent_wrong_community 1"), "{summary}");
 }
+
+/// The demo's story with every UPS and recorder on SNMPv3 at authPriv: the UPS's traps
+/// and polls, the recorders' discovery, polls, orders and acknowledgements.
+#[test]
+fn the_demo_tells_the_seed_story_over_snmpv3() {
+    let out = Command::new(env!("CARGO_BIN_EXE_trapgate"))
+        .args(["demo", "--v3", "--speed", "120"])
+        .output()
+        .expect("the demo runs");
+    let story = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{story}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "every UPS and recorder on SNMPv3 (authPriv: SHA, AES-128)",
+        "UPS: mains power fails; sends upsOnBattery",
+        "gateway decides: nvr-244 shuts down now (on battery for 120 s",
+        "gateway decides: nvr-251 shuts down now (lowBattery confirmed by poll",
+        "APC lowBattery, an SNMPv3 trap from trapgate's engine",
+        "gateway: nvr-244 acknowledged",
+        "gateway: nvr-251 acknowledged",
+        "gateway: nvr-251 is back",
+        "recorders: 2; told: 2; acknowledged: 2; resent: 0; never acknowledged: 0; back after power returned: 2; not back: 0",
+    ] {
+        assert!(story.contains(want), "missing {want:?} in:\n{story}");
+    }
+}

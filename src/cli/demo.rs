@@ -7,6 +7,12 @@
 //! acknowledge the shutdown trap, shut down, lose power when the UPS cuts its outlets,
 //! and boot and poll again when power returns. The site's clock runs `speed` times
 //! faster than the wall clock, so the seed's minutes pass in seconds.
+//!
+//! With `--v3` the whole site speaks SNMPv3 at authPriv (SHA, AES-128): the UPS's traps
+//! are sealed by its own engine and it answers the gateway's polls as the authoritative
+//! engine of them (discovery Reports included); the recorders discover the gateway's
+//! engine, poll it sealed, open their orders and acknowledge with v3 traps of their own
+//! engines.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -24,9 +30,109 @@ use serde_json::Value as Json;
 use crate::daemon::server::now;
 use crate::daemon::socket::raise_fd_limit;
 use crate::daemon::{self, Options};
-use crate::engine::config::{RecorderKind, Secs, Site};
+use crate::engine::config::{RecorderKind, Secs, Site, UsmUser, V3Access};
+use crate::engine::usm::{LocalEngine, NotOpened, Usm};
+use crate::time::Timestamp;
 use crate::wire::oid::oid;
+use crate::wire::usm::{AuthProtocol, Keys, PrivProtocol, password_to_key};
+use crate::wire::v3::{Header, Level, Seal, pdu_of, seal};
 use crate::wire::{Message, Pdu, PduType, Value, VarBind, Version, encode};
+
+/// `--v3`: the users, the UPS's engine and the gateway's.
+const UPS_USER: &str = "upsv3user";
+const NVR_USER: &str = "nvrv3user";
+const UPS_ENGINE: &[u8] = b"\x80\x00\x13\x70\x05demo-ups";
+const GATEWAY_ENGINE: &[u8] = b"\x80\x00\x1f\x88\x04trapgate-demo";
+
+/// A user of the demo's v3 site (SHA, AES-128).
+fn demo_user(name: &str, auth: &str, privacy: &str) -> UsmUser {
+    UsmUser {
+        name: name.into(),
+        auth: Some((
+            AuthProtocol::Sha1,
+            password_to_key(AuthProtocol::Sha1, auth.as_bytes()),
+        )),
+        privacy: Some((
+            PrivProtocol::Aes128,
+            password_to_key(AuthProtocol::Sha1, privacy.as_bytes()),
+        )),
+        engine_id: None,
+    }
+}
+
+/// `keys` of `site`'s user `name`, localized for `engine`.
+fn keys_of(site: &Site, name: &str, engine: &[u8]) -> Keys {
+    let u = site
+        .usm_users
+        .iter()
+        .find(|u| u.name == name)
+        .expect("a demo user");
+    let (auth, ku) = u.auth.as_ref().expect("authenticated");
+    Keys::localized(*auth, ku, u.privacy.as_ref().map(|(p, k)| (*p, k)), engine)
+}
+
+/// A trap as SNMPv3 carries it (RFC 3584 §3.1's SNMPv2 form): sysUpTime.0,
+/// snmpTrapOID.0 = `trap`, and the APC text if any.
+fn v2_form<'a>(
+    trap: &'a crate::wire::OidBuf,
+    ticks: u32,
+    text: Option<(&'a crate::wire::OidBuf, &'a [u8])>,
+) -> Vec<VarBind<'a>> {
+    let mut vbs = vec![
+        VarBind {
+            name: crate::wire::Oid::trusted(crate::wire::message::SYS_UPTIME_0),
+            value: Value::TimeTicks(ticks),
+        },
+        VarBind {
+            name: crate::wire::Oid::trusted(crate::wire::message::SNMP_TRAP_OID_0),
+            value: Value::ObjectId(trap.as_oid()),
+        },
+    ];
+    if let Some((name, t)) = text {
+        vbs.push(VarBind {
+            name: name.as_oid(),
+            value: Value::OctetString(t),
+        });
+    }
+    vbs
+}
+
+/// `pdu` sealed at authPriv by `engine` (its authoritative engine) for `user`.
+#[allow(clippy::too_many_arguments)]
+fn sealed(
+    pdu: &Pdu<'_>,
+    msg_id: i32,
+    reportable: bool,
+    engine: &[u8],
+    boots: u32,
+    time: u32,
+    user: &str,
+    keys: &Keys,
+) -> Vec<u8> {
+    let s = Seal {
+        msg_id,
+        max_size: 1472,
+        reportable,
+        engine_id: engine,
+        boots,
+        time,
+        user: user.as_bytes(),
+        level: Level::AuthPriv,
+        context_engine_id: engine,
+        context_name: b"",
+        salt: u64::from(msg_id as u32)
+            .wrapping_mul(0x9e37_79b9)
+            .to_be_bytes(),
+    };
+    let (mut scratch, mut out) = (Vec::new(), Vec::new());
+    seal(pdu, &s, Some(keys), &mut scratch, &mut out);
+    out
+}
+
+/// Real seconds since `t0`, as an SNMPv3 engine's time (engines keep real time).
+fn engine_time(t0: Instant) -> u32 {
+    t0.elapsed().as_secs() as u32
+}
 
 /// The story, in site seconds from the start.
 const MAINS_FAIL: f64 = 5.0;
@@ -65,9 +171,21 @@ fn request(kind: PduType, id: i32, varbinds: &[VarBind<'_>]) -> Vec<u8> {
     encode::to_vec(&Message::pdu(Version::V1, b"public", kind, id, varbinds))
 }
 
-/// The demo site: the seed's, on loopback, with `n` recorders.
-fn demo_site(n: usize, ups_port: u16, recorder_ports: &[u16]) -> Site {
+/// The demo site: the seed's, on loopback, with `n` recorders (and with `v3`, every UPS
+/// and recorder on SNMPv3 at authPriv).
+fn demo_site(n: usize, ups_port: u16, recorder_ports: &[u16], v3: bool) -> Site {
     let mut site = Site::default_site();
+    if v3 {
+        site.usm_users = vec![
+            demo_user(UPS_USER, "upsauth123", "upspriv123"),
+            demo_user(NVR_USER, "nvrauth123", "nvrpriv123"),
+        ];
+        site.gateway.engine_id = Some(GATEWAY_ENGINE.to_vec());
+        site.upses[0].v3 = Some(V3Access {
+            user: UPS_USER.into(),
+            level: Level::AuthPriv,
+        });
+    }
     site.gateway.listen = vec![SocketAddr::from((GATEWAY_ADDR, 0))];
     site.gateway.agent = SocketAddr::from((GATEWAY_ADDR, 0));
     site.upses[0].address = IpAddr::V4(UPS_ADDR);
@@ -96,15 +214,27 @@ fn demo_site(n: usize, ups_port: u16, recorder_ports: &[u16]) -> Site {
             r.tier = tier;
             r.kind = RecorderKind::TrapRelay;
             r.boot_time = Secs(300);
+            r.v3 = v3.then(|| V3Access {
+                user: NVR_USER.into(),
+                level: Level::AuthPriv,
+            });
             r
         })
         .collect();
     site
 }
 
+/// The simulated UPS's SNMPv3: its card's security model (the authoritative engine of
+/// the gateway's polls) and its user's keys for its own engine (its traps).
+struct UpsV3 {
+    usm: Usm,
+    keys: Keys,
+}
+
 /// What the simulated UPS does and has seen.
 struct UpsSim {
     socket: std::net::UdpSocket,
+    v3: Option<UpsV3>,
     /// How many times the outlets came back on after being cut.
     outlets_restored: Arc<AtomicU64>,
     /// Real ns at which the lowBattery trap left.
@@ -114,7 +244,7 @@ struct UpsSim {
 
 /// Runs the UPS's side of the story until `done`.
 fn run_ups(
-    sim: UpsSim,
+    mut sim: UpsSim,
     gateway: SocketAddr,
     speed: f64,
     t0: Instant,
@@ -134,7 +264,34 @@ fn run_ups(
         let ticks = (t * 100.0) as u32;
         // The UPS's APC trap `specific`, with its text, to the gateway.
         let apc = |specific: i64, text: &str| {
-            let trap = v1_trap("1.3.6.1.4.1.318", agent, specific, ticks, Some(text));
+            let trap = match &sim.v3 {
+                None => v1_trap("1.3.6.1.4.1.318", agent, specific, ticks, Some(text)),
+                Some(v) => {
+                    let (trap_oid, text_oid) = (
+                        oid(&format!("1.3.6.1.4.1.318.0.{specific}")),
+                        oid("1.3.6.1.4.1.318.2.3.3.0"),
+                    );
+                    let vbs = v2_form(&trap_oid, ticks, Some((&text_oid, text.as_bytes())));
+                    let pdu = Message::pdu(
+                        Version::V3,
+                        b"",
+                        PduType::SNMPV2_TRAP,
+                        specific as i32,
+                        &vbs,
+                    )
+                    .pdu;
+                    sealed(
+                        &pdu,
+                        specific as i32,
+                        false,
+                        UPS_ENGINE,
+                        1,
+                        engine_time(t0),
+                        UPS_USER,
+                        &v.keys,
+                    )
+                }
+            };
             let _ = sim.socket.send_to(&trap, gateway);
         };
         if step == 0 && t >= MAINS_FAIL {
@@ -184,8 +341,25 @@ fn run_ups(
         let Ok((n, from)) = sim.socket.recv_from(&mut buf) else {
             continue;
         };
-        let Ok(m) = Message::parse(&buf[..n], &arena) else {
-            continue;
+        let now_v3 = Timestamp(t0.elapsed().as_nanos() as u64);
+        let parsed = match (Message::parse(&buf[..n], &arena), sim.v3.as_mut()) {
+            (Ok(m), None) => Ok(m),
+            (Err(_), Some(v)) => v.usm.open(&buf[..n], now_v3, &arena).map_err(Some),
+            _ => Err(None),
+        };
+        let m = match parsed {
+            Ok(m) => m,
+            // Discovery, or a stale time: the Report lets the gateway go on.
+            Err(Some(NotOpened::Refused(why))) => {
+                if let Some(v) = sim.v3.as_mut() {
+                    let (mut scratch, mut out) = (Vec::new(), Vec::new());
+                    if v.usm.report(&buf[..n], why, now_v3, &mut scratch, &mut out) {
+                        let _ = sim.socket.send_to(&out, from);
+                    }
+                }
+                continue;
+            }
+            Err(_) => continue,
         };
         let Pdu::Request(r) = m.pdu else { continue };
         if r.kind != PduType::GET_REQUEST {
@@ -210,9 +384,20 @@ fn run_ups(
                 VarBind { name: *name, value }
             })
             .collect();
-        let _ = sim
-            .socket
-            .send_to(&request(PduType::RESPONSE, r.request_id, &answer), from);
+        let reply = request(PduType::RESPONSE, r.request_id, &answer);
+        match sim.v3.as_mut() {
+            None => {
+                let _ = sim.socket.send_to(&reply, from);
+            }
+            Some(v) => {
+                let (mut scratch, mut out) = (Vec::new(), Vec::new());
+                if let Some(pdu) = pdu_of(&reply)
+                    && v.usm.seal_reply(&m, pdu, now_v3, &mut scratch, &mut out)
+                {
+                    let _ = sim.socket.send_to(&out, from);
+                }
+            }
+        }
     }
 }
 
@@ -230,8 +415,114 @@ enum Rec {
     Booting(Instant),
 }
 
+/// The simulated recorders' SNMPv3: their security model (the gateway's answers and
+/// orders, the gateway their authoritative engine) and their user's keys, for the
+/// gateway's engine once discovered and for each recorder's own (its acknowledgements).
+struct RecordersV3 {
+    usm: Usm,
+    site: Site,
+    gateway: Option<(Vec<u8>, u32, u32, Instant, Keys)>,
+    own: Vec<(Vec<u8>, Keys)>,
+}
+
+impl RecordersV3 {
+    fn new(site: Site) -> RecordersV3 {
+        let own = site
+            .recorders
+            .iter()
+            .map(|r| {
+                let mut engine = vec![0x80, 0x00, 0x1f, 0x88, 0x03, 0x02];
+                if let IpAddr::V4(a) = r.address {
+                    engine.extend_from_slice(&a.octets());
+                }
+                let keys = keys_of(&site, NVR_USER, &engine);
+                (engine, keys)
+            })
+            .collect();
+        RecordersV3 {
+            usm: Usm::new(&site),
+            site,
+            gateway: None,
+            own,
+        }
+    }
+
+    /// A discovery probe (RFC 3414 §4): no engine, no user, unauthenticated, reportable.
+    fn discovery() -> Vec<u8> {
+        let pdu = Message::pdu(Version::V3, b"", PduType::GET_REQUEST, 1, &[]).pdu;
+        let s = Seal {
+            msg_id: 1,
+            max_size: 1472,
+            reportable: true,
+            engine_id: b"",
+            boots: 0,
+            time: 0,
+            user: b"",
+            level: Level::NoAuthNoPriv,
+            context_engine_id: b"",
+            context_name: b"",
+            salt: [0; 8],
+        };
+        let (mut scratch, mut out) = (Vec::new(), Vec::new());
+        seal(&pdu, &s, None, &mut scratch, &mut out);
+        out
+    }
+
+    /// Learns the gateway's engine from its Report.
+    fn learn(&mut self, report: &[u8]) -> bool {
+        let Ok(h) = Header::parse(report) else {
+            return false;
+        };
+        if h.engine_id.is_empty() {
+            return false;
+        }
+        let keys = keys_of(&self.site, NVR_USER, h.engine_id);
+        self.gateway = Some((h.engine_id.to_vec(), h.boots, h.time, Instant::now(), keys));
+        true
+    }
+
+    /// A get of the gateway's agent, sealed for its engine.
+    fn get(&self, id: i32, vbs: &[VarBind<'_>]) -> Option<Vec<u8>> {
+        let (engine, boots, time, at, keys) = self.gateway.as_ref()?;
+        let pdu = Message::pdu(Version::V3, b"", PduType::GET_REQUEST, id, vbs).pdu;
+        let now = time + at.elapsed().as_secs() as u32;
+        Some(sealed(&pdu, id, true, engine, *boots, now, NVR_USER, keys))
+    }
+
+    /// Recorder `i`'s acknowledgement, a v3 trap of its own engine.
+    fn ack(&self, i: usize, ack: &crate::wire::OidBuf, t0: Instant) -> Vec<u8> {
+        let vbs = v2_form(ack, 0, None);
+        let pdu = Message::pdu(Version::V3, b"", PduType::SNMPV2_TRAP, i as i32, &vbs).pdu;
+        let (engine, keys) = &self.own[i];
+        sealed(
+            &pdu,
+            i as i32,
+            false,
+            engine,
+            1,
+            engine_time(t0),
+            NVR_USER,
+            keys,
+        )
+    }
+}
+
+/// Whether `m` is the shutdown trap: the APC lowBattery, as a v1 trap or in its SNMPv2
+/// form.
+fn is_order(m: &Message<'_>) -> bool {
+    match &m.pdu {
+        Pdu::TrapV1(t) => t.specific_trap == 7,
+        Pdu::Request(r) => {
+            r.kind == PduType::SNMPV2_TRAP
+                && r.notification_oid()
+                    .is_some_and(|o| o.to_string() == "1.3.6.1.4.1.318.0.7")
+        }
+    }
+}
+
 /// Runs every recorder's side until `done`; returns the real ns at which each recorder
 /// first received its shutdown trap.
+#[allow(clippy::too_many_arguments)]
 fn run_recorders(
     sockets: Vec<UdpSocket>,
     gateway_traps: SocketAddr,
@@ -239,6 +530,8 @@ fn run_recorders(
     speed: f64,
     outlets_restored: Arc<AtomicU64>,
     done: Arc<AtomicBool>,
+    mut v3: Option<RecordersV3>,
+    t0: Instant,
 ) -> Vec<Option<u64>> {
     let n = sockets.len();
     let mut sockets = sockets;
@@ -255,26 +548,42 @@ fn run_recorders(
     let mut buf = [0u8; 2048];
     let mut arena = Bump::new();
     let charge = oid(CHARGE);
-    let get = |id: i32| {
-        request(
-            PduType::GET_REQUEST,
-            id,
-            &[VarBind {
-                name: charge.as_oid(),
-                value: Value::Null,
-            }],
-        )
+    let ack_oid = oid("1.3.6.1.4.1.50001.0.200");
+    // With v3, the gateway's engine first: a discovery from the first recorder, its
+    // Report awaited (2 s at most).
+    if let Some(v) = v3.as_mut() {
+        let _ = sockets[0].send_to(&RecordersV3::discovery(), gateway_agent);
+        let until = Instant::now() + Duration::from_secs(2);
+        while v.gateway.is_none() && Instant::now() < until {
+            let _ = poll.poll(&mut events, Some(Duration::from_millis(20)));
+            while let Ok((len, _)) = sockets[0].recv_from(&mut buf) {
+                v.learn(&buf[..len]);
+            }
+        }
+    }
+    let get = |id: i32, v3: &Option<RecordersV3>| {
+        let vbs = [VarBind {
+            name: charge.as_oid(),
+            value: Value::Null,
+        }];
+        match v3 {
+            None => request(PduType::GET_REQUEST, id, &vbs),
+            Some(v) => v.get(id, &vbs).unwrap_or_default(),
+        }
     };
-    let ack = |i: usize| {
-        let a = match sockets[i].local_addr() {
-            Ok(SocketAddr::V4(a)) => a.ip().octets(),
-            _ => [0; 4],
-        };
-        v1_trap("1.3.6.1.4.1.50001", a, 200, 0, None)
+    let ack = |i: usize, v3: &Option<RecordersV3>| match v3 {
+        None => {
+            let a = match sockets[i].local_addr() {
+                Ok(SocketAddr::V4(a)) => a.ip().octets(),
+                _ => [0; 4],
+            };
+            v1_trap("1.3.6.1.4.1.50001", a, 200, 0, None)
+        }
+        Some(v) => v.ack(i, &ack_oid, t0),
     };
     // Every recorder polls its UPS (the gateway) once at start, as an NVR does.
     for (i, s) in sockets.iter().enumerate() {
-        let _ = s.send_to(&get(i as i32 + 1), gateway_agent);
+        let _ = s.send_to(&get(i as i32 + 1, &v3), gateway_agent);
     }
     while !done.load(Ordering::Relaxed) {
         let _ = poll.poll(&mut events, Some(Duration::from_millis(5)));
@@ -282,24 +591,37 @@ fn run_recorders(
         for e in events.iter() {
             let i = e.token().0;
             while let Ok((len, _)) = sockets[i].recv_from(&mut buf) {
-                let Ok(m) = Message::parse(&buf[..len], &arena) else {
-                    continue;
+                let now_v3 = Timestamp(t0.elapsed().as_nanos() as u64);
+                let m = match v3.as_mut() {
+                    None => Message::parse(&buf[..len], &arena).ok(),
+                    Some(v) => v.usm.open(&buf[..len], now_v3, &arena).ok(),
                 };
-                match (&m.pdu, state[i]) {
+                let Some(m) = m else { continue };
+                // The gateway's engine clock, set again by an authenticated Report (its
+                // clock runs at the site's speed): the poll goes again.
+                if m.pdu_type() == PduType::REPORT {
+                    if let Some(v) = v3.as_mut() {
+                        v.learn(&buf[..len]);
+                    }
+                    let _ = sockets[i].send_to(&get(3_000_000 + i as i32, &v3), gateway_agent);
+                    continue;
+                }
+                let response = matches!(&m.pdu, Pdu::Request(r) if r.kind == PduType::RESPONSE);
+                match (is_order(&m), response, state[i]) {
                     // The shutdown trap: ask the UPS for its charge, as the seed's NVR does.
-                    (Pdu::TrapV1(t), Rec::Up | Rec::Told) if t.specific_trap == 7 => {
+                    (true, _, Rec::Up | Rec::Told) => {
                         told_at[i].get_or_insert(now().0);
                         state[i] = Rec::Told;
-                        let _ = sockets[i].send_to(&get(1_000_000 + i as i32), gateway_agent);
+                        let _ = sockets[i].send_to(&get(1_000_000 + i as i32, &v3), gateway_agent);
                     }
                     // The charge it was shown: acknowledge and shut down.
-                    (Pdu::Request(r), Rec::Told) if r.kind == PduType::RESPONSE => {
-                        let _ = sockets[i].send_to(&ack(i), gateway_traps);
+                    (_, true, Rec::Told) => {
+                        let _ = sockets[i].send_to(&ack(i, &v3), gateway_traps);
                         state[i] = Rec::ShuttingDown(Instant::now() + real(90.0));
                     }
                     // A trap told again while shutting down: acknowledge again.
-                    (Pdu::TrapV1(t), Rec::ShuttingDown(_)) if t.specific_trap == 7 => {
-                        let _ = sockets[i].send_to(&ack(i), gateway_traps);
+                    (true, _, Rec::ShuttingDown(_)) => {
+                        let _ = sockets[i].send_to(&ack(i, &v3), gateway_traps);
                     }
                     _ => {}
                 }
@@ -317,7 +639,7 @@ fn run_recorders(
                     Rec::Booting(now_i + real(spread))
                 }
                 Rec::Booting(until) if now_i >= until => {
-                    let _ = sockets[i].send_to(&get(2_000_000 + i as i32), gateway_agent);
+                    let _ = sockets[i].send_to(&get(2_000_000 + i as i32, &v3), gateway_agent);
                     Rec::Up
                 }
                 s => s,
@@ -405,7 +727,7 @@ fn story_line(t: f64, r: &Json, many: bool) -> Option<String> {
 }
 
 /// Runs the demo with `n` recorders at `speed`, writing the story to `out`.
-pub fn run(n: usize, speed: f64, out: &mut impl Write) -> Result<(), String> {
+pub fn run(n: usize, speed: f64, v3: bool, out: &mut impl Write) -> Result<(), String> {
     if n == 0 || n > 60_000 {
         return Err(format!("--recorders {n}: between 1 and 60000, please"));
     }
@@ -423,7 +745,7 @@ pub fn run(n: usize, speed: f64, out: &mut impl Write) -> Result<(), String> {
         .map_err(|e| format!("cannot bind the simulated UPS on {UPS_ADDR}: {e}"))?;
     let ups_port = ups.local_addr().map_err(|e| e.to_string())?.port();
     let mut recorder_sockets = Vec::with_capacity(n);
-    let site0 = demo_site(n, ups_port, &vec![0; n]);
+    let site0 = demo_site(n, ups_port, &vec![0; n], v3);
     for r in &site0.recorders {
         let s = std::net::UdpSocket::bind((r.address, 0))
             .map_err(|e| format!("cannot bind recorder {} on {}: {e}", r.name, r.address))?;
@@ -434,12 +756,25 @@ pub fn run(n: usize, speed: f64, out: &mut impl Write) -> Result<(), String> {
         .iter()
         .map(|s| s.local_addr().map(|a| a.port()).unwrap_or(0))
         .collect();
-    let site = demo_site(n, ups_port, &ports);
+    let site = demo_site(n, ups_port, &ports, v3);
+    let ups_v3 = v3.then(|| {
+        let mut usm = Usm::new(&site);
+        usm.set_local(LocalEngine {
+            id: UPS_ENGINE.to_vec(),
+            boots: 1,
+        });
+        UpsV3 {
+            usm,
+            keys: keys_of(&site, UPS_USER, UPS_ENGINE),
+        }
+    });
+    let recorders_v3 = v3.then(|| RecordersV3::new(site.clone()));
     let many = n > 20;
     writeln!(
         out,
-        "trapgate demo: the seed's site on loopback: UPS {} at {UPS_ADDR}, {n} recorders, the site's clock at {speed}x\n",
-        site.upses[0].name
+        "trapgate demo: the seed's site on loopback: UPS {} at {UPS_ADDR}, {n} recorders, the site's clock at {speed}x{}\n",
+        site.upses[0].name,
+        if v3 { "; every UPS and recorder on SNMPv3 (authPriv: SHA, AES-128)" } else { "" }
     )
     .map_err(|e| e.to_string())?;
 
@@ -485,6 +820,7 @@ pub fn run(n: usize, speed: f64, out: &mut impl Write) -> Result<(), String> {
     let ups_thread = {
         let sim = UpsSim {
             socket: ups,
+            v3: ups_v3,
             outlets_restored: Arc::clone(&outlets_restored),
             low_battery_sent: Arc::clone(&low_battery_sent),
             polls: Arc::clone(&ups_polls),
@@ -495,7 +831,16 @@ pub fn run(n: usize, speed: f64, out: &mut impl Write) -> Result<(), String> {
     let rec_thread = {
         let (done, on) = (Arc::clone(&done), Arc::clone(&outlets_restored));
         std::thread::spawn(move || {
-            run_recorders(recorder_sockets, traps_at, agent_at, speed, on, done)
+            run_recorders(
+                recorder_sockets,
+                traps_at,
+                agent_at,
+                speed,
+                on,
+                done,
+                recorders_v3,
+                t0,
+            )
         })
     };
     // Tell the story as it comes, until every recorder is back (or reported not back).

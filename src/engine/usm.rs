@@ -6,8 +6,10 @@
 //! each with its own engine ID: the user's keys are localized for each engine ID a
 //! message carries, and kept per (user, engine ID) with that engine's boots and time.
 //! A localization happens only for a message the receiver got past its source filter
-//! (a UPS address of the site), at most `LOCALIZE_BURST` at once and
-//! `LOCALIZE_PER_SECOND` after, and an engine is kept only once a message from it was
+//! (an address of the site), at most `LOCALIZE_BURST` at once (or two per v3 UPS and
+//! recorder of the site, if more: a site's every card and recorder may speak at once
+//! after an outage) and `LOCALIZE_PER_SECOND` after, and an engine is kept only once a
+//! message from it was
 //! authentic: a flood of forged messages with random engine IDs costs one hash each up to
 //! that rate and is then refused unread (`usm_unknown_engine`), and never grows the
 //! table. Decryption goes into the caller's arena.
@@ -189,8 +191,9 @@ pub struct Usm {
     engines: Vec<HashMap<Box<[u8]>, Engine>>,
     kept: usize,
     capacity: usize,
-    /// Localizations left, refilled by the second.
+    /// Localizations left, refilled by the second, and at most.
     tokens: u32,
+    burst: u32,
     refilled: Timestamp,
     local: Option<Local>,
 }
@@ -205,6 +208,7 @@ impl Default for Usm {
             kept: 0,
             capacity: 64,
             tokens: LOCALIZE_BURST,
+            burst: LOCALIZE_BURST,
             refilled: Timestamp(0),
             local: None,
         }
@@ -218,14 +222,20 @@ impl Usm {
         for (i, u) in site.usm_users.iter().enumerate() {
             by_name.entry(u.name.as_bytes().into()).or_default().push(i);
         }
-        let v3_upses = site.upses.iter().filter(|u| u.v3.is_some()).count();
+        // Every v3 UPS and recorder is an engine that may be heard from.
+        let sources = site.upses.iter().filter(|u| u.v3.is_some()).count()
+            + site.recorders.iter().filter(|r| r.v3.is_some()).count();
+        let burst = u32::try_from(2 * sources)
+            .unwrap_or(u32::MAX)
+            .max(LOCALIZE_BURST);
         Usm {
             users: site.usm_users.clone(),
             by_name,
             engines: vec![HashMap::new(); site.usm_users.len()],
             kept: 0,
-            capacity: 4 * v3_upses + 64,
-            tokens: LOCALIZE_BURST,
+            capacity: 4 * sources + 64,
+            tokens: burst,
+            burst,
             refilled: Timestamp(0),
             local: None,
         }
@@ -308,8 +318,8 @@ impl Usm {
         if now.0 >= self.refilled.0.saturating_add(ns::SECOND) || now < self.refilled {
             let seconds = now.0.saturating_sub(self.refilled.0) / ns::SECOND;
             let more =
-                (seconds.min(u64::from(LOCALIZE_BURST)) as u32).saturating_mul(LOCALIZE_PER_SECOND);
-            self.tokens = self.tokens.saturating_add(more).min(LOCALIZE_BURST);
+                (seconds.min(u64::from(self.burst)) as u32).saturating_mul(LOCALIZE_PER_SECOND);
+            self.tokens = self.tokens.saturating_add(more).min(self.burst);
             self.refilled = now;
         }
         if self.tokens == 0 {
