@@ -614,6 +614,21 @@ user = "nvrv3"
         got.contains(".1.3.6.1.2.1.1.5.0 = STRING: \"ups-main\""),
         "{got} {get:?}"
     );
+    // snmpwalk -v 3 walks the virtual UPS's objects in order, sealed all the way.
+    let walk = Command::new("snmpwalk")
+        .args(["-M", "/dev/null", "-On", "-t", "2", "-r", "1"])
+        .args(v3)
+        .arg(&agent)
+        .arg("1.3.6.1.2.1.1")
+        .output()
+        .expect("snmpwalk runs");
+    let walked = String::from_utf8_lossy(&walk.stdout).to_string();
+    let names: Vec<&str> = walked
+        .lines()
+        .filter_map(|l| l.split(" = ").next())
+        .collect();
+    assert!(names.len() >= 3, "{walked} {walk:?}");
+    assert!(names.contains(&".1.3.6.1.2.1.1.5.0"), "{walked}");
     // The same in v2c with the community: not its way (it is a v3 recorder).
     let v2c = Command::new("snmpget")
         .args([
