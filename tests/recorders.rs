@@ -24,9 +24,14 @@ fn have(tool: &str) -> bool {
         .is_ok()
 }
 
-/// net-snmp's tools, quiet: no MIB files loaded, numeric OIDs.
+/// net-snmp's tools, quiet: no MIB files loaded, numeric OIDs, a persistent directory
+/// of their own (net-snmp keeps its engine's state there; tests at once must not share
+/// it).
 fn net_snmp(tool: &str, args: &[&str]) -> Output {
+    let dir = std::env::temp_dir().join(format!("trapgate-netsnmp-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
     Command::new(tool)
+        .env("SNMP_PERSISTENT_DIR", &dir)
         .args(["-M", "/dev/null", "-On"])
         .args(args)
         .output()

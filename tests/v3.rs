@@ -20,7 +20,7 @@ use trapgate::wire::PduType;
 use trapgate::wire::v3::Level;
 
 fn have_snmptrap() -> bool {
-    let ok = Command::new("snmptrap")
+    let ok = net_snmp_cmd("snmptrap")
         .arg("-V")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -30,6 +30,21 @@ fn have_snmptrap() -> bool {
         eprintln!("skipped: snmptrap is not installed (apt-get install snmp, or bash .ci/run)");
     }
     ok
+}
+
+/// A net-snmp command with a persistent directory of its own: net-snmp's tools keep
+/// state there (their engine's boots, users' keys by engine), and tests running at once
+/// must not share it.
+fn net_snmp_cmd(tool: &str) -> Command {
+    let dir = std::env::temp_dir().join(format!(
+        "trapgate-netsnmp-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let _ = std::fs::create_dir_all(&dir);
+    let mut c = Command::new(tool);
+    c.env("SNMP_PERSISTENT_DIR", &dir).env("SNMPCONFPATH", &dir);
+    c
 }
 
 const AUTH: [&str; 6] = ["MD5", "SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512"];
@@ -67,7 +82,7 @@ fn caught(args: &[&str]) -> Vec<u8> {
 }
 
 fn snmptrap(args: &[&str], to: &str) -> Output {
-    Command::new("snmptrap")
+    net_snmp_cmd("snmptrap")
         .args(["-M", "/dev/null", "-v", "3"])
         .args(args)
         .arg(to)
@@ -243,7 +258,7 @@ fn trapgate_run_hears_v3_upses_and_refuses_and_counts_what_it_cannot_check() {
     let mut stranger = sha("authNoPriv", "0x8000000001000001");
     stranger[1] = "stranger";
     send(&stranger, "127.0.0.1");
-    let v2c = Command::new("snmptrap")
+    let v2c = net_snmp_cmd("snmptrap")
         .args([
             "-M",
             "/dev/null",
@@ -343,7 +358,7 @@ fn net_snmps_v3_informs_discover_trapgates_engine_and_are_answered() {
         .expect("an engine ID")
         .to_string();
     let inform = |pass: &str, extra: &[&str]| {
-        Command::new("snmpinform")
+        net_snmp_cmd("snmpinform")
             .args([
                 "-M",
                 "/dev/null",
@@ -602,7 +617,7 @@ user = "nvrv3"
         "--clientaddr=127.0.0.7",
     ];
     // The recorder polls its virtual UPS over v3 (discovering trapgate's engine first).
-    let get = Command::new("snmpget")
+    let get = net_snmp_cmd("snmpget")
         .args(["-M", "/dev/null", "-On", "-t", "2", "-r", "1"])
         .args(v3)
         .arg(&agent)
@@ -615,7 +630,7 @@ user = "nvrv3"
         "{got} {get:?}"
     );
     // snmpwalk -v 3 walks the virtual UPS's objects in order, sealed all the way.
-    let walk = Command::new("snmpwalk")
+    let walk = net_snmp_cmd("snmpwalk")
         .args(["-M", "/dev/null", "-On", "-t", "2", "-r", "1"])
         .args(v3)
         .arg(&agent)
@@ -630,7 +645,7 @@ user = "nvrv3"
     assert!(names.len() >= 3, "{walked} {walk:?}");
     assert!(names.contains(&".1.3.6.1.2.1.1.5.0"), "{walked}");
     // The same in v2c with the community: not its way (it is a v3 recorder).
-    let v2c = Command::new("snmpget")
+    let v2c = net_snmp_cmd("snmpget")
         .args([
             "-M",
             "/dev/null",
@@ -654,7 +669,7 @@ user = "nvrv3"
     );
     // Low battery: the order goes out as a v3 trap from trapgate's engine, which
     // snmptrapd authenticates, decrypts and shows.
-    let sent = Command::new("snmptrap")
+    let sent = net_snmp_cmd("snmptrap")
         .args([
             "-M",
             "/dev/null",
@@ -690,7 +705,7 @@ user = "nvrv3"
         "{told}"
     );
     // The recorder acknowledges with a v3 trap of its own: acknowledged, told no more.
-    let ack = Command::new("snmptrap")
+    let ack = net_snmp_cmd("snmptrap")
         .args(["-M", "/dev/null"])
         .args(v3)
         .args(["-e", "0x80001f8803aabbccddeeff"])

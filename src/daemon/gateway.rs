@@ -836,8 +836,9 @@ pub fn run(
     } else {
         opts.listen.clone()
     };
-    // trapgate's SNMPv3 engine: booted once more than at any start before.
-    let boots = receive::boots_now();
+    // trapgate's SNMPv3 engine: booted once more than at any start before (kept beside
+    // the journal, so that a clock set back does not make it go back).
+    let boots = receive::boots_kept(opts.journal.as_deref());
     let engine = receive::local_engine(&site, boots);
     let agent_at = opts.agent.unwrap_or(site.gateway.agent);
     let mut poll = Poll::new().map_err(StartError::Setup)?;

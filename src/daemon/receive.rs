@@ -683,6 +683,35 @@ pub fn local_engine(site: &Site, boots: u32) -> LocalEngine {
     LocalEngine { id, boots }
 }
 
+/// snmpEngineBoots for a start now, kept beside `journal` if there is one
+/// (`JOURNAL.engine-boots`): one more than the last start's, and never less than the
+/// wall clock's count (`boots_now`), so that it grows at every start even if the clock
+/// was set back, or the file lost.
+pub fn boots_kept(journal: Option<&std::path::Path>) -> u32 {
+    let clock = boots_now();
+    let Some(journal) = journal else {
+        return clock;
+    };
+    let mut name = journal.as_os_str().to_owned();
+    name.push(".engine-boots");
+    let file = std::path::PathBuf::from(name);
+    let last = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|t| t.trim().parse::<u32>().ok())
+        .unwrap_or(0);
+    let boots = last.saturating_add(1).max(clock).min(i32::MAX as u32 - 1);
+    let tmp = file.with_extension("engine-boots.tmp");
+    let written =
+        std::fs::write(&tmp, format!("{boots}\n")).and_then(|()| std::fs::rename(&tmp, &file));
+    if let Err(e) = written {
+        crate::daemon::console::warn(format!(
+            "trapgate: cannot keep the SNMPv3 engine boots in {}: {e}",
+            file.display()
+        ));
+    }
+    boots
+}
+
 /// snmpEngineBoots for a start now: the seconds since 2026-01-01 by the wall clock, so
 /// that it grows at every start without a file to keep it in (RFC 3414 asks only that it
 /// grow; it reaches 2³¹ in 2094).
@@ -740,5 +769,33 @@ mod tests {
         );
         assert_eq!(old.rule_name(1, class), None);
         assert_eq!(new.rule_name(0, class), None);
+    }
+}
+
+#[cfg(test)]
+mod boots_tests {
+    use super::*;
+
+    #[test]
+    fn engine_boots_grow_at_each_start_even_past_a_clock_set_back() {
+        let dir = std::env::temp_dir().join(format!("trapgate-boots-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let journal = dir.join("journal.jsonl");
+        let kept = dir.join("journal.jsonl.engine-boots");
+        let _ = std::fs::remove_file(&kept);
+        let first = boots_kept(Some(&journal));
+        assert!(
+            first >= boots_now().saturating_sub(1),
+            "at least the clock's count"
+        );
+        // A start before had counted further than the clock does now (it was set back).
+        std::fs::write(&kept, format!("{}\n", first + 5_000)).unwrap();
+        assert_eq!(boots_kept(Some(&journal)), first + 5_001);
+        assert_eq!(boots_kept(Some(&journal)), first + 5_002);
+        assert_eq!(
+            std::fs::read_to_string(&kept).unwrap().trim(),
+            (first + 5_002).to_string()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
