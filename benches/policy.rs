@@ -59,6 +59,7 @@ fn site() -> Site {
             workers: 0,
             max_message_size: 1472,
             engine_id: None,
+            nut: None,
         },
         policy: Policy {
             grace: BTreeMap::from([(1, Secs(600)), (2, Secs(300)), (3, Secs(120))]),

@@ -358,6 +358,9 @@ pub fn run_gateway(config: &Path, opts: crate::daemon::Options) -> Result<(), St
             if let Some(m) = b.metrics {
                 eprintln!("trapgate: metrics on http://{m}/metrics");
             }
+            if let Some(n) = b.nut {
+                eprintln!("trapgate: NUT server on {n}");
+            }
             if v3 {
                 eprintln!(
                     "trapgate: SNMPv3 engine ID {} (boots {}): v3 informs are sent to it",

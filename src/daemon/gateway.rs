@@ -104,6 +104,8 @@ pub struct Bound {
     pub resumed: Option<Resumed>,
     /// trapgate's SNMPv3 engine (what a v3 recorder or inform sender needs).
     pub engine: crate::engine::usm::LocalEngine,
+    /// Where the NUT server listens, if it does.
+    pub nut: Option<SocketAddr>,
 }
 
 /// What a restart found in its journal.
@@ -845,6 +847,14 @@ pub fn run(
     let waker = Arc::new(Waker::new(poll.registry(), WAKE).map_err(StartError::Setup)?);
     let workers = receive::worker_count(opts.workers.unwrap_or(site.gateway.workers));
     let view = Arc::new(View::new(&site, 0, boots));
+    let mut nut = match site.gateway.nut {
+        Some(at) => Some(
+            crate::daemon::nut::NutTcp::bind(at, poll.registry())
+                .map_err(|e| StartError::Bind(at, e))?,
+        ),
+        None => None,
+    };
+    let nut_bound = nut.as_ref().and_then(|n| n.local_addr().ok());
     let mut receivers = receive::start(&listen, workers, Arc::clone(&view), Arc::clone(&waker))?;
     let bound = receivers.bound.clone();
     let mut agent_socket =
@@ -947,6 +957,7 @@ pub fn run(
         steered: receivers.steered,
         resumed,
         engine,
+        nut: nut_bound,
     });
 
     let mut events = Events::with_capacity(64);
@@ -982,6 +993,7 @@ pub fn run(
             return Err(StartError::Setup(e));
         }
         let (mut signalled, mut woken) = (false, false);
+        let mut nut_ready = Vec::new();
         for event in events.iter() {
             match event.token() {
                 SIGNALS => signalled = true,
@@ -989,7 +1001,20 @@ pub fn run(
                 AGENT => more_requests = true,
                 t if t == POLLS[0] => more_answers[0] = true,
                 t if t == POLLS[1] => more_answers[1] = true,
+                t if t == crate::daemon::nut::LISTEN || crate::daemon::nut::NutTcp::owns(t) => {
+                    nut_ready.push(t)
+                }
                 _ => {}
+            }
+        }
+        if let Some(n) = nut.as_mut() {
+            let t = d.clock.now();
+            for token in nut_ready {
+                if token == crate::daemon::nut::LISTEN {
+                    n.accept(poll.registry(), t, &mut d.station);
+                } else {
+                    n.ready(token, poll.registry(), t, &mut d.station);
+                }
             }
         }
         if signalled {

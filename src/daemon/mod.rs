@@ -10,6 +10,7 @@ pub mod console;
 pub mod exec;
 pub mod gateway;
 pub mod journal;
+pub mod nut;
 pub mod receive;
 pub mod secrets;
 pub mod send;

@@ -100,6 +100,12 @@ pub enum Input {
         /// Stopped (true) or answers again (false).
         silent: bool,
     },
+    /// A NUT client that had been shown FSD logged out or closed: its recorder's
+    /// acknowledgement (NUT's secondary does so as it shuts down).
+    NutLeft {
+        /// The recorder.
+        recorder: Text,
+    },
     /// Timers were due.
     Timeout,
 }
@@ -380,6 +386,7 @@ impl Record {
                 I::Poll { ups, .. } | I::PollUnanswered { ups, .. } | I::Silent { ups, .. },
             ) => (Some(ups), None),
             Record::Input(I::Timeout) => (None, None),
+            Record::Input(I::NutLeft { recorder }) => (None, Some(recorder)),
             Record::Decision(D::ShutdownRecorder { ups, recorder, .. }) => {
                 (Some(ups), Some(recorder))
             }
@@ -478,6 +485,12 @@ impl Record {
                         } else {
                             "could not be sent"
                         }
+                    );
+                }
+                Input::NutLeft { recorder } => {
+                    let _ = write!(
+                        w,
+                        "recorder {recorder}'s NUT client logged out after it was shown FSD"
                     );
                 }
                 Input::Silent { ups, silent } => {
@@ -736,6 +749,9 @@ mod tests {
                 security_level: Some(crate::wire::v3::Level::AuthPriv),
                 event: Event::OnBattery,
                 rule: "upsOnBattery".into(),
+            }),
+            Record::Input(Input::NutLeft {
+                recorder: "nas-2".into(),
             }),
         ]
     }

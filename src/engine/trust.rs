@@ -80,6 +80,8 @@ pub enum Refusal {
     UsmUnknownSecurityModel,
     /// A v3 message flagged private and not authenticated.
     UsmInvalidFlags,
+    /// A connection to the NUT server from an address that is no NUT recorder's.
+    NutNotRecorder,
 }
 
 impl From<UsmRefusal> for Refusal {
@@ -99,7 +101,7 @@ impl From<UsmRefusal> for Refusal {
 
 impl Refusal {
     /// Every reason, in the order counters and reports list them.
-    pub const ALL: [Refusal; 24] = [
+    pub const ALL: [Refusal; 25] = [
         Refusal::UnknownSource,
         Refusal::WrongCommunity,
         Refusal::AckNotRecorder,
@@ -124,6 +126,7 @@ impl Refusal {
         Refusal::UsmUnknownEngine,
         Refusal::UsmUnknownSecurityModel,
         Refusal::UsmInvalidFlags,
+        Refusal::NutNotRecorder,
     ];
 
     /// The reason as counted and logged.
@@ -145,6 +148,7 @@ impl Refusal {
             Refusal::AgentOverRate => "agent_over_rate",
             Refusal::WrongVersion => "wrong_version",
             Refusal::WrongUser => "wrong_user",
+            Refusal::NutNotRecorder => "nut_not_recorder",
             r => r.usm().map_or("", UsmRefusal::name),
         }
     }
@@ -184,6 +188,9 @@ impl Refusal {
                 "UPS traps in another SNMP version than the UPS's (v1/v2c from a v3 UPS, or v3 from a community UPS)"
             }
             Refusal::WrongUser => "UPS traps from another SNMPv3 user than the UPS's",
+            Refusal::NutNotRecorder => {
+                "connections to the NUT server from an address that is no NUT recorder's"
+            }
             r => r.usm().map_or("", UsmRefusal::sentence),
         }
     }

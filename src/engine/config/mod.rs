@@ -52,6 +52,8 @@ pub struct Gateway {
     /// Its SNMPv3 engine ID, as the authoritative engine of the informs it receives (and
     /// of what it sends over v3); None: derived from the host's name (`local_engine_id`).
     pub engine_id: Option<Vec<u8>>,
+    /// Where its Network UPS Tools server listens (None: off).
+    pub nut: Option<SocketAddr>,
 }
 
 /// The smallest maximum message size SNMP allows (RFC 3417 §3.2: 484 octets).
@@ -70,6 +72,7 @@ impl Default for Gateway {
             workers: 0,
             max_message_size: DEFAULT_MESSAGE_SIZE,
             engine_id: None,
+            nut: None,
         }
     }
 }
@@ -126,6 +129,21 @@ pub enum Vendor {
 }
 
 impl Vendor {
+    /// Its maker, as a NUT client reads `ups.mfr`.
+    pub fn maker(self) -> &'static str {
+        match self {
+            Vendor::Apc => "APC",
+            Vendor::UpsMib => "RFC 1628 UPS",
+            Vendor::Eaton => "Eaton",
+            Vendor::Mge => "MGE",
+            Vendor::CyberPower => "CyberPower",
+            Vendor::Megatec => "Megatec",
+            Vendor::Liebert => "Liebert",
+            Vendor::Socomec => "Socomec",
+            Vendor::Delta => "Delta",
+        }
+    }
+
     const NAMES: [(&'static str, Vendor); 9] = [
         ("apc", Vendor::Apc),
         ("ups-mib", Vendor::UpsMib),
@@ -181,6 +199,16 @@ pub enum RecorderKind {
     TrapRelay,
     /// Any other device: trapgate runs this command.
     Exec(String),
+    /// A Network UPS Tools client (a NAS, upsmon): it reads its status from trapgate's
+    /// NUT server, logging in as `user` with `password` to the UPS named `ups`.
+    Nut {
+        /// Its NUT user name.
+        user: String,
+        /// Its NUT password.
+        password: String,
+        /// The UPS name it asks for (Synology's DSM asks for `ups`).
+        ups: String,
+    },
 }
 
 /// One recorder.
@@ -749,7 +777,10 @@ impl Site {
             .map(|mut v| Self::recorder(&mut v, &ups_index, &grace, &community, &users_read, m))
             .collect();
         let mut recorder_names: HashSet<&str> = HashSet::with_capacity(recorders.len());
-        let mut recorder_at: HashMap<IpAddr, &str> = HashMap::with_capacity(recorders.len());
+        // An address is one recorder's, but for NUT clients: several behind one address
+        // stay apart by their user names.
+        let mut recorder_at: HashMap<IpAddr, (&str, Option<&str>)> =
+            HashMap::with_capacity(recorders.len());
         for r in &recorders {
             let Some(name) = &r.name else { continue };
             if !recorder_names.insert(name.value.as_str()) {
@@ -761,10 +792,19 @@ impl Site {
             let Some(x) = &r.item else { continue };
             if let Some(ups) = ups_at.get(&x.address) {
                 m.add(r.at, format!("recorder `{}` has the address of UPS `{ups}`: trapgate could not tell its acknowledgements from the UPS's traps", name.value));
-            } else if let Some(other) = recorder_at.get(&x.address) {
-                m.add(r.at, format!("recorder `{}` has the same address as recorder `{other}`: their acknowledgements and polls could not be told apart", name.value));
             } else {
-                recorder_at.insert(x.address, name.value.as_str());
+                let nut_user = match &x.kind {
+                    RecorderKind::Nut { user, .. } => Some(user.as_str()),
+                    _ => None,
+                };
+                match recorder_at.get(&x.address) {
+                    Some((_, Some(u))) if nut_user.is_some_and(|n| n != *u) => {}
+                    Some((other, Some(_))) if nut_user.is_some() => m.add(r.at, format!("recorder `{}` has the same address and NUT user as recorder `{other}`: their NUT clients could not be told apart", name.value)),
+                    Some((other, _)) => m.add(r.at, format!("recorder `{}` has the same address as recorder `{other}`: their acknowledgements and polls could not be told apart", name.value)),
+                    None => {
+                        recorder_at.insert(x.address, (name.value.as_str(), nut_user));
+                    }
+                }
             }
         }
         let rules: Vec<Option<(Span, TrapRule)>> = rule_items
@@ -839,6 +879,10 @@ impl Site {
             d.max_message_size,
             |v| int_in(v, "max_message_size", (MIN_MESSAGE_SIZE as i64, 65_507), m),
         );
+        let nut = or_default(optional(&mut t, "nut"), None, |v| {
+            parse_as::<SocketAddr>(text(v, m), "an address:port (e.g. \"0.0.0.0:3493\")", m)
+                .map(Some)
+        });
         let engine_id = optional(&mut t, "engine_id").and_then(|v| {
             let s = text(Some(v), m)?;
             let id = usm::engine_id(&s.value);
@@ -865,6 +909,7 @@ impl Site {
                 None => None,
                 Some(id) => Some(id?),
             },
+            nut: nut?,
         })
     }
 
@@ -1019,7 +1064,12 @@ impl Site {
         let community = or_default(optional(&mut t, "community"), community.to_string(), |v| {
             text(v, m).map(|s| s.value)
         });
-        let ups = text(required(&mut t, "ups", m), m).and_then(|u| {
+        let ups_text = text(required(&mut t, "ups", m), m);
+        let ups_name = ups_text
+            .as_ref()
+            .map(|u| u.value.clone())
+            .unwrap_or_default();
+        let ups = ups_text.and_then(|u| {
             let found = upses.get(u.value.as_str()).copied();
             if found.is_none() {
                 m.add(
@@ -1042,24 +1092,55 @@ impl Site {
         }
         let shutdown_time = duration(required(&mut t, "shutdown_time", m), m);
         let boot_time = or_default(optional(&mut t, "boot_time"), Secs(300), |v| duration(v, m));
-        let exec = or_default(optional(&mut t, "kind"), false, |v| {
-            one_of(text(v, m), &[("trap-relay", false), ("exec", true)], m)
+        let kind_name = or_default(optional(&mut t, "kind"), "trap-relay", |v| {
+            one_of(
+                text(v, m),
+                &[
+                    ("trap-relay", "trap-relay"),
+                    ("exec", "exec"),
+                    ("nut", "nut"),
+                ],
+                m,
+            )
         });
         let command = text(optional(&mut t, "command"), m);
-        let kind = match (exec, command) {
-            (Some(false), None) => Some(RecorderKind::TrapRelay),
-            (Some(false), Some(c)) => {
+        let nut_user = text(optional(&mut t, "nut_user"), m);
+        let nut_password = text(optional(&mut t, "nut_password"), m);
+        let nut_ups = text(optional(&mut t, "nut_ups"), m);
+        if kind_name != Some("nut") {
+            for given in [&nut_user, &nut_password, &nut_ups].into_iter().flatten() {
+                m.add(
+                    given.span,
+                    "`nut_user`, `nut_password` and `nut_ups` are for recorders of kind \"nut\"",
+                );
+            }
+        }
+        let kind = match (kind_name, command) {
+            (Some("trap-relay"), None) => Some(RecorderKind::TrapRelay),
+            (Some("trap-relay" | "nut"), Some(c)) => {
                 m.add(c.span, "`command` is only for recorders of kind \"exec\"");
                 None
             }
-            (Some(true), Some(c)) if !c.value.trim().is_empty() => {
+            (Some("exec"), Some(c)) if !c.value.trim().is_empty() => {
                 Some(RecorderKind::Exec(c.value))
             }
-            (Some(true), _) => {
+            (Some("exec"), _) => {
                 m.add(t.span, "a recorder of kind \"exec\" needs a `command`");
                 None
             }
-            (None, _) => None,
+            (Some("nut"), None) => match (nut_user, nut_password) {
+                (Some(user), Some(password)) => Some(RecorderKind::Nut {
+                    user: user.value,
+                    password: password.value,
+                    // Its UPS's name unless it asks for another (Synology: "ups").
+                    ups: nut_ups.map_or(ups_name, |u| u.value),
+                }),
+                _ => {
+                    m.add(t.span, "a recorder of kind \"nut\" needs `nut_user` and `nut_password` (its upsmon.conf's, or its NAS's: Synology's are \"monuser\" and \"secret\")");
+                    None
+                }
+            },
+            _ => None,
         };
         let v3 = usm::access(&mut t, at, users, "recorder", m);
         finish(t, m);

@@ -80,7 +80,7 @@ fn every_mistake_is_reported_with_its_line_and_column() {
     // Columns point at the value itself (inside its quotes) or at the key.
     let expect = [
         "2:27: `nowhere:162` is not an address:port",
-        "3:1: unknown key `colour` (expected one of: listen, agent, community, exec_timeout, workers, max_message_size, engine_id)",
+        "3:1: unknown key `colour` (expected one of: listen, agent, community, exec_timeout, workers, max_message_size, nut, engine_id)",
         "6:22: grace tier `zero` must be a number from 1 to 255",
         "7:25: `shutdown_below_charge` = 130 is out of range (0 to 100)",
         "8:27: `5 fortnights` is not a duration",
@@ -432,4 +432,56 @@ fn passphrases_come_from_a_file_or_the_environment_through_the_reader_given() {
     let inline = Site::parse(&v3_site(USER, "version = \"3\"\nuser = \"upsv3user\"")).unwrap();
     assert_eq!(site.usm_users, inline.usm_users, "the same keys");
     assert_eq!(*site.text, *text, "nothing inline to redact");
+}
+
+#[test]
+fn nut_recorders_need_their_login_and_stay_apart_by_user_behind_one_address() {
+    let nut = |name: &str, user: &str, extra: &str| {
+        format!(
+            "[[recorder]]\nname = \"{name}\"\naddress = \"192.168.61.30\"\nups = \"ups-main\"\ntier = 1\nshutdown_time = \"60s\"\nkind = \"nut\"\nnut_user = \"{user}\"\n{extra}\n"
+        )
+    };
+    let with = |recorders: &str| {
+        DEFAULT_SITE.replacen("[[recorder]]\n", &format!("{recorders}[[recorder]]\n"), 1)
+    };
+    let two = nut(
+        "nas-1",
+        "monuser",
+        "nut_password = \"secret\"\nnut_ups = \"ups\"",
+    ) + &nut("srv-1", "upsmon1", "nut_password = \"pass1word\"");
+    let site = Site::parse(&with(&two)).expect("two NUT clients behind one address");
+    let srv = site.recorders.iter().find(|r| r.name == "srv-1").unwrap();
+    assert_eq!(
+        srv.kind,
+        RecorderKind::Nut {
+            user: "upsmon1".into(),
+            password: "pass1word".into(),
+            ups: "ups-main".into()
+        },
+        "the UPS name defaults to its UPS's"
+    );
+    let same = nut("nas-1", "monuser", "nut_password = \"secret\"")
+        + &nut("nas-2", "monuser", "nut_password = \"other1\"");
+    let found = mistakes(&with(&same));
+    assert!(
+        found
+            .iter()
+            .any(|f| f.contains("same address and NUT user")),
+        "{found:?}"
+    );
+    let found = mistakes(&with(&nut("nas-1", "monuser", "")));
+    assert!(
+        found
+            .iter()
+            .any(|f| f.contains("needs `nut_user` and `nut_password`")),
+        "{found:?}"
+    );
+    let relay = DEFAULT_SITE.replacen("tier = 2\n", "tier = 2\nnut_user = \"x\"\n", 1);
+    let found = mistakes(&relay);
+    assert!(
+        found
+            .iter()
+            .any(|f| f.contains("are for recorders of kind \"nut\"")),
+        "{found:?}"
+    );
 }

@@ -505,6 +505,14 @@ impl Decider {
         }
     }
 
+    /// Whether UPS `u` is on battery as the policy knows it (its traps and polls), and
+    /// power not back yet.
+    pub fn is_on_battery(&self, u: UpsId) -> bool {
+        self.ups
+            .get(u.index())
+            .is_some_and(|s| s.since.is_some() && s.settling.is_none())
+    }
+
     /// The UPS whose traps come from `source`, if one.
     pub fn ups_at(&self, source: IpAddr) -> Option<UpsId> {
         self.ups_by_address.get(&source).copied()

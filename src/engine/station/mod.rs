@@ -26,6 +26,7 @@ use crate::engine::agent::{Agent, Answered};
 use crate::engine::config::{RecorderKind, Remap, Site};
 use crate::engine::id::{RecorderId, UpsId};
 use crate::engine::ledger::{Ledger, LedgerOutput, Standing};
+use crate::engine::nut::{ConnId, NutEvent, NutServer, NutView, Reply};
 use crate::engine::policy::{Cause, Decider, Decision, PollAnswer};
 use crate::engine::poller::{NO_SUCH_NAME, PollOutput, Poller, RequestIds};
 use crate::engine::record::{Action, Decided, Input, Percent, Record, Text};
@@ -155,6 +156,7 @@ struct Names {
     /// What a `Sent` says was sent.
     trap_sent: Text,
     trap_sent_v3: Text,
+    nut_fsd: Text,
     command_started: Text,
 }
 
@@ -185,6 +187,7 @@ impl Names {
             events,
             trap_sent: "APC lowBattery v1 trap".into(),
             trap_sent_v3: "APC lowBattery, an SNMPv3 trap from trapgate's engine".into(),
+            nut_fsd: "FSD OB LB on trapgate's NUT server, for its client to read".into(),
             command_started: "command started".into(),
         }
     }
@@ -442,6 +445,8 @@ pub struct Station {
     usm: Usm,
     /// Where a v3 scoped PDU is sealed (reused).
     sealing: Vec<u8>,
+    /// The NUT server its `kind = "nut"` recorders read their status from.
+    nut: NutServer,
     /// Started here: the traps' uptime counts from it.
     started: Timestamp,
     /// The station's time: every timer up to here has fired, and no input is earlier.
@@ -510,6 +515,7 @@ impl Station {
             relays,
             relay: RelayOids::new(),
             usm: Usm::new(&site_for_usm),
+            nut: NutServer::new(&site_for_usm),
             sealing: Vec::with_capacity(1500),
             started: now,
             floor: now,
@@ -890,6 +896,76 @@ impl Station {
         }
     }
 
+    /// A TCP connection to the NUT server from `peer` at `now`: what to send back (a
+    /// stranger is told and closed).
+    pub fn handle_nut_connected(&mut self, _now: Timestamp, conn: ConnId, peer: IpAddr) -> Reply {
+        let reply = self.nut.connected(conn, peer);
+        if reply.close {
+            let at = self.floor;
+            self.refuse(at, Refusal::NutNotRecorder, peer);
+        }
+        reply
+    }
+
+    /// Bytes from NUT connection `conn` at `now`: the answers, each client shown its own
+    /// recorder's view (FSD once it is ordered down).
+    pub fn handle_nut_bytes(&mut self, now: Timestamp, conn: ConnId, bytes: &[u8]) -> Reply {
+        let at = self.at(now);
+        let (agent, site, decider) = (&self.agent, &self.site, &self.decider);
+        let view = |r: RecorderId| {
+            let shown = agent.presented_to(at, r);
+            let u = site.recorders[r].ups;
+            let ups = &site.upses[u];
+            NutView {
+                // On battery by its polls, or by its traps before a poll says so.
+                on_battery: shown.on_battery.unwrap_or(false) || decider.is_on_battery(u),
+                battery_low: shown.battery_low.unwrap_or(false),
+                forced: agent.presented[r].is_some(),
+                charge: shown.charge,
+                runtime: shown.runtime,
+                ups_name: ups.name.clone(),
+                mfr: ups.vendor.maker(),
+            }
+        };
+        let reply = self.nut.received(conn, bytes, &view);
+        self.nut_events(at);
+        reply
+    }
+
+    /// NUT connection `conn` closed at `now`.
+    pub fn handle_nut_closed(&mut self, now: Timestamp, conn: ConnId) {
+        let at = self.at(now);
+        self.nut.closed(conn);
+        self.nut_events(at);
+    }
+
+    /// NUT clients logged in now.
+    pub fn nut_logged_in(&self) -> usize {
+        self.nut.logged_in()
+    }
+
+    fn nut_events(&mut self, at: Timestamp) {
+        while let Some(e) = self.nut.poll_event() {
+            match e {
+                // Up and watching: heard from (Back after an outage).
+                NutEvent::LoggedIn(r) | NutEvent::Asked(r) | NutEvent::ShownFsd(r) => {
+                    if matches!(e, NutEvent::ShownFsd(_)) {
+                        self.presented(at, r);
+                    }
+                    self.ledger.seen(at, r);
+                }
+                NutEvent::LeftAfterFsd(r) => {
+                    let name = self.names.recorder(r);
+                    self.input(at, Input::NutLeft { recorder: name });
+                    self.decider.handle_ack(at, r);
+                    self.decisions(at);
+                }
+                NutEvent::Left(_) => {}
+            }
+        }
+        self.ledger_outputs(at);
+    }
+
     /// An SNMPv3 datagram on the agent socket from `from` at `now` (`buf`, opened into
     /// `arena` by trapgate's engine): a recorder's discovery or stale time (answered
     /// with a Report), or its request of the virtual UPS.
@@ -1121,6 +1197,7 @@ impl Station {
         self.trust = Trust::new(&self.site);
         self.names = Names::new(&self.site);
         self.usm.reload(Usm::new(&self.site));
+        self.nut.reload(&self.site, &old.6);
         let remap = &old.6;
         self.last_shown = remap.carry_recorders(&self.last_shown, None);
         self.last_answer = remap.carry_upses(&self.last_answer, None);
@@ -1333,6 +1410,20 @@ impl Station {
                 },
                 bytes: None,
             }),
+            // A NUT client is told by what its status turns to (FSD); nothing is sent.
+            RecorderKind::Nut { .. } => {
+                self.ledger.sent(t, r, attempt);
+                let name = self.names.recorder(r);
+                self.record(
+                    t,
+                    Record::Action(Action::Sent {
+                        recorder: name,
+                        attempt,
+                        to: None,
+                        detail: Arc::clone(&self.names.nut_fsd),
+                    }),
+                );
+            }
             RecorderKind::Exec(command) => {
                 let ups = &self.site.upses[rec.ups];
                 self.commands.push_back(Command {
@@ -1576,6 +1667,13 @@ impl Station {
                     if let Some(u) = ups(self, name) {
                         let at = self.at(t);
                         self.decider.handle_ups_silent(u, *silent);
+                        self.decisions(at);
+                    }
+                }
+                Input::NutLeft { recorder: name } => {
+                    if let Some(r) = recorder(self, name) {
+                        let at = self.at(t);
+                        self.decider.handle_ack(at, r);
                         self.decisions(at);
                     }
                 }

@@ -1,0 +1,169 @@
+//! Recorders that are Network UPS Tools clients, on loopback: NUT's own `upsc` and
+//! `upsmon` (Debian's nut-client 2.8, a secondary with a SHUTDOWNCMD that writes a file)
+//! against `trapgate run`'s NUT server. A tier-2 client sees FSD at its grace while the
+//! tier-1 upsmon still sees OB; low battery takes the rest; upsmon shuts down, logs out
+//! and is Acknowledged. Skips, saying so, when nut-client is missing (`bash .ci/run`
+//! installs it).
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// upsmon's real binary (Debian's /usr/sbin/upsmon is a wrapper that reads
+/// /etc/nut/nut.conf).
+const UPSMON: &str = "/lib/nut/upsmon";
+
+fn have_nut() -> bool {
+    let ok = Path::new(UPSMON).exists()
+        && Command::new("upsc")
+            .arg("-h")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok();
+    if !ok {
+        eprintln!(
+            "skipped: NUT's upsc and upsmon are not installed (apt-get install nut-client, or bash .ci/run)"
+        );
+    }
+    ok
+}
+
+fn upsc(ups_at: &str, var: &str) -> String {
+    let out = Command::new("upsc")
+        .args([ups_at, var])
+        .output()
+        .expect("upsc runs");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+#[test]
+fn upsmon_and_a_synology_style_client_are_staged_by_tier_and_upsmon_acknowledges() {
+    if !have_nut() {
+        return;
+    }
+    let port = free_port();
+    let site = format!(
+        r#"[gateway]
+listen = ["127.0.0.1:0"]
+agent = "127.0.0.1:0"
+nut = "127.0.0.1:{port}"
+
+[policy]
+grace = {{ 1 = "10m", 2 = "3s" }}
+shutdown_below_charge = 30
+shutdown_below_runtime = "5m"
+confirm_by_poll = false
+
+[[ups]]
+name = "ups-main"
+address = "127.0.0.5"
+vendor = "apc"
+outlet_off_delay = "3m"
+
+# A Synology NAS: it asks for the UPS named "ups" as monuser / secret.
+[[recorder]]
+name = "nas-2"
+address = "127.0.0.1"
+ups = "ups-main"
+tier = 2
+shutdown_time = "60s"
+kind = "nut"
+nut_user = "monuser"
+nut_password = "secret"
+nut_ups = "ups"
+
+# A Linux host running upsmon as a secondary, behind the same address.
+[[recorder]]
+name = "srv-1"
+address = "127.0.0.1"
+ups = "ups-main"
+tier = 1
+shutdown_time = "60s"
+kind = "nut"
+nut_user = "upsmon1"
+nut_password = "pass1word"
+"#
+    );
+    let file = site_file("nut", &site);
+    let dir = file.parent().expect("dir").to_path_buf();
+    let nut_dir = dir.join("nut");
+    std::fs::create_dir_all(&nut_dir).expect("nut dir");
+    let down = dir.join("srv-1-down");
+    let _ = std::fs::remove_file(&down);
+    std::fs::write(nut_dir.join("nut.conf"), "MODE=netclient\n").expect("nut.conf");
+    let conf = nut_dir.join("upsmon.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "MONITOR ups-main@127.0.0.1:{port} 1 upsmon1 pass1word secondary\nMINSUPPLIES 1\nSHUTDOWNCMD \"/bin/sh -c 'echo down > {}'\"\nPOLLFREQ 1\nPOLLFREQALERT 1\nDEADTIME 15\nFINALDELAY 0\nRUN_AS_USER root\n",
+            down.display()
+        ),
+    )
+    .expect("upsmon.conf");
+    let _ = Command::new("chmod").arg("600").arg(&conf).status();
+    let (child, out, err) = start(&["run", "--config", file.to_str().expect("UTF-8")]);
+    let traps = listening_on(&err).to_string();
+    let nut = format!("127.0.0.1:{port}");
+    // Before the outage: on line, as both clients see it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while upsc(&format!("ups@{nut}"), "ups.status") != "OL" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(upsc(&format!("ups@{nut}"), "ups.status"), "OL");
+    assert_eq!(upsc(&format!("ups@{nut}"), "device.mfr"), "APC");
+    let mut upsmon = Command::new(UPSMON)
+        .args(["-F", "-D"])
+        .env("NUT_CONFPATH", &nut_dir)
+        .env("NUT_STATEPATH", &nut_dir)
+        .env("NUT_ALTPIDPATH", &nut_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("upsmon starts");
+    let trap = |specific: &str| {
+        let sent = Command::new("snmptrap")
+            .args([
+                "-M",
+                "/dev/null",
+                "-v1",
+                "-c",
+                "public",
+                "--clientaddr=127.0.0.5",
+            ])
+            .arg(format!("udp:{traps}"))
+            .args(["1.3.6.1.4.1.318", "127.0.0.5", "6", specific, "0"])
+            .output()
+            .expect("snmptrap runs");
+        assert!(sent.status.success(), "{sent:?}");
+    };
+    trap("5");
+    expect_line(&out, &["\"decision\":\"ShutdownRecorder\"", "nas-2"]);
+    // The tier-2 NAS is shown FSD; the tier-1 upsmon still on battery.
+    assert_eq!(upsc(&format!("ups@{nut}"), "ups.status"), "FSD OB LB");
+    assert_eq!(upsc(&format!("ups-main@{nut}"), "ups.status"), "OB");
+    assert!(!down.exists(), "upsmon keeps running on OB");
+    // Low battery takes the rest: upsmon sees FSD, shuts down (its SHUTDOWNCMD) and
+    // logs out: its acknowledgement.
+    trap("7");
+    expect_line(&out, &["\"decision\":\"Acknowledged\"", "srv-1"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !down.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(down.exists(), "upsmon ran its SHUTDOWNCMD");
+    let _ = upsmon.kill();
+    let _ = upsmon.wait();
+    terminate(&child);
+}
