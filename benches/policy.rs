@@ -60,6 +60,7 @@ fn site() -> Site {
             max_message_size: 1472,
             engine_id: None,
             nut: None,
+            nis: None,
         },
         policy: Policy {
             grace: BTreeMap::from([(1, Secs(600)), (2, Secs(300)), (3, Secs(120))]),

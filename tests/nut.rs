@@ -167,3 +167,120 @@ nut_password = "pass1word"
     let _ = upsmon.wait();
     terminate(&child);
 }
+
+/// apcupsd as a network client of trapgate's NIS server (UPSTYPE net): on battery, then
+/// ordered down at its tier's grace, it sees ONBATT LOWBATT with nothing left and runs
+/// its shutdown (apccontrol doshutdown); `apcaccess` reads the same status.
+#[test]
+fn apcupsd_as_a_network_client_shuts_down_on_the_status_trapgate_shows_it() {
+    let apcupsd = ["/usr/sbin/apcupsd", "/sbin/apcupsd"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    let apcaccess = ["/usr/sbin/apcaccess", "/sbin/apcaccess"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    let (Some(apcupsd), Some(apcaccess)) = (apcupsd, apcaccess) else {
+        eprintln!("skipped: apcupsd is not installed (apt-get install apcupsd, or bash .ci/run)");
+        return;
+    };
+    let port = free_port();
+    let site = format!(
+        r#"[gateway]
+listen = ["127.0.0.1:0"]
+agent = "127.0.0.1:0"
+nis = "127.0.0.1:{port}"
+
+[policy]
+grace = {{ 1 = "10m", 2 = "3s" }}
+shutdown_below_charge = 30
+shutdown_below_runtime = "5m"
+confirm_by_poll = false
+
+[[ups]]
+name = "ups-main"
+address = "127.0.0.5"
+vendor = "apc"
+outlet_off_delay = "3m"
+
+[[recorder]]
+name = "old-linux"
+address = "127.0.0.1"
+ups = "ups-main"
+tier = 2
+shutdown_time = "60s"
+kind = "apcupsd"
+"#
+    );
+    let file = site_file("apcupsd", &site);
+    let dir = file.parent().expect("dir").join("apc");
+    std::fs::create_dir_all(&dir).expect("apc dir");
+    let down = dir.join("old-linux-down");
+    let _ = std::fs::remove_file(&down);
+    let script = dir.join("apccontrol");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncase \"$1\" in\n  doshutdown) echo down > {} ;;\nesac\nexit 0\n",
+            down.display()
+        ),
+    )
+    .expect("apccontrol");
+    let _ = Command::new("chmod").arg("755").arg(&script).status();
+    let d = dir.display();
+    std::fs::write(
+        dir.join("apcupsd.conf"),
+        format!(
+            "## apcupsd.conf v1.1 ##\nUPSNAME trapgate\nUPSCABLE ether\nUPSTYPE net\nDEVICE 127.0.0.1:{port}\nPOLLTIME 1\nLOCKFILE {d}\nSCRIPTDIR {d}\nPWRFAILDIR {d}\nNOLOGINDIR {d}\nONBATTERYDELAY 0\nBATTERYLEVEL 5\nMINUTES 3\nTIMEOUT 0\nNETSERVER off\nEVENTSFILE {d}/events\n"
+        ),
+    )
+    .expect("apcupsd.conf");
+    let (child, out, err) = start(&["run", "--config", file.to_str().expect("UTF-8")]);
+    let traps = listening_on(&err).to_string();
+    let status = || {
+        let o = Command::new(apcaccess)
+            .args(["-h", &format!("127.0.0.1:{port}"), "-p", "STATUS"])
+            .output()
+            .expect("apcaccess runs");
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status() != "ONLINE" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(status(), "ONLINE");
+    let mut daemon = Command::new(apcupsd)
+        .args(["-b", "-f"])
+        .arg(dir.join("apcupsd.conf"))
+        .arg("-P")
+        .arg(dir.join("pid"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("apcupsd starts");
+    let sent = Command::new("snmptrap")
+        .args([
+            "-M",
+            "/dev/null",
+            "-v1",
+            "-c",
+            "public",
+            "--clientaddr=127.0.0.5",
+        ])
+        .arg(format!("udp:{traps}"))
+        .args(["1.3.6.1.4.1.318", "127.0.0.5", "6", "5", "0"])
+        .output()
+        .expect("snmptrap runs");
+    assert!(sent.status.success(), "{sent:?}");
+    expect_line(&out, &["\"decision\":\"ShutdownRecorder\"", "old-linux"]);
+    assert_eq!(status(), "ONBATT LOWBATT");
+    // What apcupsd fetched is all it says: Presented, then taken as its acknowledgement.
+    expect_line(&out, &["\"action\":\"Presented\"", "old-linux"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !down.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    terminate(&child);
+    assert!(down.exists(), "apcupsd ran its doshutdown");
+}

@@ -361,6 +361,9 @@ pub fn run_gateway(config: &Path, opts: crate::daemon::Options) -> Result<(), St
             if let Some(n) = b.nut {
                 eprintln!("trapgate: NUT server on {n}");
             }
+            if let Some(n) = b.nis {
+                eprintln!("trapgate: apcupsd NIS server on {n}");
+            }
             if v3 {
                 eprintln!(
                     "trapgate: SNMPv3 engine ID {} (boots {}): v3 informs are sent to it",

@@ -106,6 +106,8 @@ pub struct Bound {
     pub engine: crate::engine::usm::LocalEngine,
     /// Where the NUT server listens, if it does.
     pub nut: Option<SocketAddr>,
+    /// Where the apcupsd NIS server listens, if it does.
+    pub nis: Option<SocketAddr>,
 }
 
 /// What a restart found in its journal.
@@ -847,14 +849,27 @@ pub fn run(
     let waker = Arc::new(Waker::new(poll.registry(), WAKE).map_err(StartError::Setup)?);
     let workers = receive::worker_count(opts.workers.unwrap_or(site.gateway.workers));
     let view = Arc::new(View::new(&site, 0, boots));
-    let mut nut = match site.gateway.nut {
-        Some(at) => Some(
-            crate::daemon::nut::NutTcp::bind(at, poll.registry())
-                .map_err(|e| StartError::Bind(at, e))?,
-        ),
-        None => None,
+    // The NUT and apcupsd servers, where the site has them.
+    let mut servers = Vec::new();
+    for (at, service) in [
+        (site.gateway.nut, crate::daemon::nut::Service::Nut),
+        (site.gateway.nis, crate::daemon::nut::Service::Nis),
+    ] {
+        if let Some(at) = at {
+            servers.push(
+                crate::daemon::nut::NutTcp::bind(at, service, poll.registry())
+                    .map_err(|e| StartError::Bind(at, e))?,
+            );
+        }
+    }
+    let bound_of = |s: crate::daemon::nut::Service| {
+        servers
+            .iter()
+            .find(|n| n.owns(s.listen()))
+            .and_then(|n| n.local_addr().ok())
     };
-    let nut_bound = nut.as_ref().and_then(|n| n.local_addr().ok());
+    let nut_bound = bound_of(crate::daemon::nut::Service::Nut);
+    let nis_bound = bound_of(crate::daemon::nut::Service::Nis);
     let mut receivers = receive::start(&listen, workers, Arc::clone(&view), Arc::clone(&waker))?;
     let bound = receivers.bound.clone();
     let mut agent_socket =
@@ -958,6 +973,7 @@ pub fn run(
         resumed,
         engine,
         nut: nut_bound,
+        nis: nis_bound,
     });
 
     let mut events = Events::with_capacity(64);
@@ -1001,19 +1017,15 @@ pub fn run(
                 AGENT => more_requests = true,
                 t if t == POLLS[0] => more_answers[0] = true,
                 t if t == POLLS[1] => more_answers[1] = true,
-                t if t == crate::daemon::nut::LISTEN || crate::daemon::nut::NutTcp::owns(t) => {
-                    nut_ready.push(t)
-                }
+                t if servers.iter().any(|s| s.owns(t)) => nut_ready.push(t),
                 _ => {}
             }
         }
-        if let Some(n) = nut.as_mut() {
+        if !nut_ready.is_empty() {
             let t = d.clock.now();
             for token in nut_ready {
-                if token == crate::daemon::nut::LISTEN {
-                    n.accept(poll.registry(), t, &mut d.station);
-                } else {
-                    n.ready(token, poll.registry(), t, &mut d.station);
+                if let Some(s) = servers.iter_mut().find(|s| s.owns(token)) {
+                    s.ready(token, poll.registry(), t, &mut d.station);
                 }
             }
         }

@@ -1,4 +1,5 @@
-//! The NUT server's TCP side, on the decision thread's mio poll: connections accepted
+//! The NUT server's and the apcupsd NIS server's TCP side, on the decision thread's mio
+//! poll: connections accepted
 //! (at most `MAX_CONNECTIONS`), their bytes handed to the station's NUT server
 //! (`crate::engine::nut`, sans-IO), its answers written back. Bounded everywhere: a
 //! client that does not read its answers (more than `MAX_PENDING` bytes waiting) is
@@ -15,10 +16,32 @@ use mio::{Interest, Registry, Token};
 use crate::engine::station::Station;
 use crate::time::Timestamp;
 
-/// The listening socket's token.
-pub const LISTEN: Token = Token(usize::MAX - 5);
-/// Connection tokens start here (a connection's id added).
-pub const BASE: usize = 1 << 40;
+/// Which server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Service {
+    /// Network UPS Tools' upsd protocol.
+    Nut,
+    /// apcupsd's network information server.
+    Nis,
+}
+
+impl Service {
+    /// The listening socket's token.
+    pub fn listen(self) -> Token {
+        match self {
+            Service::Nut => Token(usize::MAX - 5),
+            Service::Nis => Token(usize::MAX - 6),
+        }
+    }
+
+    /// Where its connection tokens start (a connection's id added).
+    fn base(self) -> usize {
+        match self {
+            Service::Nut => 1 << 40,
+            Service::Nis => 1 << 41,
+        }
+    }
+}
 /// Connections at once; more are closed as they come.
 pub const MAX_CONNECTIONS: usize = 10_000;
 /// Answer bytes a connection may leave unread before it is closed.
@@ -35,6 +58,7 @@ struct Conn {
 
 /// The NUT server's sockets.
 pub struct NutTcp {
+    service: Service,
     listener: TcpListener,
     conns: HashMap<u64, Conn>,
     next: u64,
@@ -43,11 +67,12 @@ pub struct NutTcp {
 }
 
 impl NutTcp {
-    /// Binds `at` and registers it with `registry`.
-    pub fn bind(at: SocketAddr, registry: &Registry) -> io::Result<NutTcp> {
+    /// Binds `at` for `service` and registers it with `registry`.
+    pub fn bind(at: SocketAddr, service: Service, registry: &Registry) -> io::Result<NutTcp> {
         let mut listener = TcpListener::bind(at)?;
-        registry.register(&mut listener, LISTEN, Interest::READABLE)?;
+        registry.register(&mut listener, service.listen(), Interest::READABLE)?;
         Ok(NutTcp {
+            service,
             listener,
             conns: HashMap::new(),
             next: 0,
@@ -60,13 +85,14 @@ impl NutTcp {
         self.listener.local_addr()
     }
 
-    /// Whether `token` is one of its connections.
-    pub fn owns(token: Token) -> bool {
-        token.0 >= BASE && token != LISTEN
+    /// Whether `token` is its listening socket or one of its connections.
+    pub fn owns(&self, token: Token) -> bool {
+        let base = self.service.base();
+        token == self.service.listen() || (token.0 >= base && token.0 < base + (1 << 39))
     }
 
     /// Accepts every waiting connection.
-    pub fn accept(&mut self, registry: &Registry, now: Timestamp, station: &mut Station) {
+    fn accept(&mut self, registry: &Registry, now: Timestamp, station: &mut Station) {
         loop {
             match self.listener.accept() {
                 Ok((mut stream, peer)) => {
@@ -79,14 +105,17 @@ impl NutTcp {
                     if registry
                         .register(
                             &mut stream,
-                            Token(BASE + id as usize),
+                            Token(self.service.base() + id as usize),
                             Interest::READABLE | Interest::WRITABLE,
                         )
                         .is_err()
                     {
                         continue;
                     }
-                    let reply = station.handle_nut_connected(now, id, peer.ip());
+                    let reply = match self.service {
+                        Service::Nut => station.handle_nut_connected(now, id, peer.ip()),
+                        Service::Nis => station.handle_nis_connected(now, id, peer.ip()),
+                    };
                     let mut c = Conn {
                         stream,
                         out: reply.bytes,
@@ -121,7 +150,8 @@ impl NutTcp {
         true
     }
 
-    /// Connection `token` is ready: its bytes read and answered, its answers written.
+    /// `token` is ready: the listening socket (connections to accept), or a connection
+    /// (its bytes read and answered, its answers written).
     pub fn ready(
         &mut self,
         token: Token,
@@ -129,7 +159,21 @@ impl NutTcp {
         now: Timestamp,
         station: &mut Station,
     ) {
-        let id = (token.0 - BASE) as u64;
+        if token == self.service.listen() {
+            self.accept(registry, now, station);
+        } else {
+            self.connection(token, registry, now, station);
+        }
+    }
+
+    fn connection(
+        &mut self,
+        token: Token,
+        registry: &Registry,
+        now: Timestamp,
+        station: &mut Station,
+    ) {
+        let id = (token.0 - self.service.base()) as u64;
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
@@ -144,7 +188,10 @@ impl NutTcp {
                 }
                 Ok(n) => {
                     read += n;
-                    let reply = station.handle_nut_bytes(now, id, &buf[..n]);
+                    let reply = match self.service {
+                        Service::Nut => station.handle_nut_bytes(now, id, &buf[..n]),
+                        Service::Nis => station.handle_nis_bytes(now, id, &buf[..n]),
+                    };
                     c.out.extend_from_slice(&reply.bytes);
                     c.closing |= reply.close;
                 }
@@ -162,7 +209,10 @@ impl NutTcp {
             if let Some(mut c) = self.conns.remove(&id) {
                 let _ = registry.deregister(&mut c.stream);
             }
-            station.handle_nut_closed(now, id);
+            match self.service {
+                Service::Nut => station.handle_nut_closed(now, id),
+                Service::Nis => station.handle_nis_closed(now, id),
+            }
         }
     }
 

@@ -11,6 +11,7 @@ pub mod config;
 pub mod id;
 pub mod ledger;
 pub mod metrics;
+pub mod nis;
 pub mod nut;
 pub mod pipeline;
 pub mod policy;

@@ -82,6 +82,9 @@ pub enum Refusal {
     UsmInvalidFlags,
     /// A connection to the NUT server from an address that is no NUT recorder's.
     NutNotRecorder,
+    /// A connection to the apcupsd NIS server from an address that is no apcupsd
+    /// recorder's.
+    NisNotRecorder,
 }
 
 impl From<UsmRefusal> for Refusal {
@@ -101,7 +104,7 @@ impl From<UsmRefusal> for Refusal {
 
 impl Refusal {
     /// Every reason, in the order counters and reports list them.
-    pub const ALL: [Refusal; 25] = [
+    pub const ALL: [Refusal; 26] = [
         Refusal::UnknownSource,
         Refusal::WrongCommunity,
         Refusal::AckNotRecorder,
@@ -127,6 +130,7 @@ impl Refusal {
         Refusal::UsmUnknownSecurityModel,
         Refusal::UsmInvalidFlags,
         Refusal::NutNotRecorder,
+        Refusal::NisNotRecorder,
     ];
 
     /// The reason as counted and logged.
@@ -149,6 +153,7 @@ impl Refusal {
             Refusal::WrongVersion => "wrong_version",
             Refusal::WrongUser => "wrong_user",
             Refusal::NutNotRecorder => "nut_not_recorder",
+            Refusal::NisNotRecorder => "nis_not_recorder",
             r => r.usm().map_or("", UsmRefusal::name),
         }
     }
@@ -190,6 +195,9 @@ impl Refusal {
             Refusal::WrongUser => "UPS traps from another SNMPv3 user than the UPS's",
             Refusal::NutNotRecorder => {
                 "connections to the NUT server from an address that is no NUT recorder's"
+            }
+            Refusal::NisNotRecorder => {
+                "connections to the apcupsd NIS server from an address that is no apcupsd recorder's"
             }
             r => r.usm().map_or("", UsmRefusal::sentence),
         }

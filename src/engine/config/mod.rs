@@ -54,6 +54,8 @@ pub struct Gateway {
     pub engine_id: Option<Vec<u8>>,
     /// Where its Network UPS Tools server listens (None: off).
     pub nut: Option<SocketAddr>,
+    /// Where its apcupsd network information server listens (None: off).
+    pub nis: Option<SocketAddr>,
 }
 
 /// The smallest maximum message size SNMP allows (RFC 3417 §3.2: 484 octets).
@@ -73,6 +75,7 @@ impl Default for Gateway {
             max_message_size: DEFAULT_MESSAGE_SIZE,
             engine_id: None,
             nut: None,
+            nis: None,
         }
     }
 }
@@ -199,6 +202,9 @@ pub enum RecorderKind {
     TrapRelay,
     /// Any other device: trapgate runs this command.
     Exec(String),
+    /// An apcupsd network client: it reads its status from trapgate's apcupsd network
+    /// information server (NIS) and shuts down on ONBATT LOWBATT.
+    Apcupsd,
     /// A Network UPS Tools client (a NAS, upsmon): it reads its status from trapgate's
     /// NUT server, logging in as `user` with `password` to the UPS named `ups`.
     Nut {
@@ -323,6 +329,15 @@ impl Remap {
             .map(|o| o.map_or_else(|| fresh.clone(), |o| old[o].clone()))
             .collect()
     }
+}
+
+/// How a recorder is told, for telling recorders that share an address apart: NUT
+/// clients by their user names, apcupsd's NIS and NUT by their servers; anything SNMP
+/// by its address alone.
+enum Speaks<'a> {
+    Snmp,
+    Nut(&'a str),
+    Apcupsd,
 }
 
 /// One mistake in a site file, where it is.
@@ -779,7 +794,7 @@ impl Site {
         let mut recorder_names: HashSet<&str> = HashSet::with_capacity(recorders.len());
         // An address is one recorder's, but for NUT clients: several behind one address
         // stay apart by their user names.
-        let mut recorder_at: HashMap<IpAddr, (&str, Option<&str>)> =
+        let mut recorder_at: HashMap<IpAddr, Vec<(&str, Speaks<'_>)>> =
             HashMap::with_capacity(recorders.len());
         for r in &recorders {
             let Some(name) = &r.name else { continue };
@@ -793,17 +808,21 @@ impl Site {
             if let Some(ups) = ups_at.get(&x.address) {
                 m.add(r.at, format!("recorder `{}` has the address of UPS `{ups}`: trapgate could not tell its acknowledgements from the UPS's traps", name.value));
             } else {
-                let nut_user = match &x.kind {
-                    RecorderKind::Nut { user, .. } => Some(user.as_str()),
-                    _ => None,
+                let speaks = match &x.kind {
+                    RecorderKind::Nut { user, .. } => Speaks::Nut(user.as_str()),
+                    RecorderKind::Apcupsd => Speaks::Apcupsd,
+                    _ => Speaks::Snmp,
                 };
-                match recorder_at.get(&x.address) {
-                    Some((_, Some(u))) if nut_user.is_some_and(|n| n != *u) => {}
-                    Some((other, Some(_))) if nut_user.is_some() => m.add(r.at, format!("recorder `{}` has the same address and NUT user as recorder `{other}`: their NUT clients could not be told apart", name.value)),
+                let others = recorder_at.entry(x.address).or_default();
+                let clash = others.iter().find(|(_, o)| match (o, &speaks) {
+                    (Speaks::Nut(a), Speaks::Nut(b)) => a == b,
+                    (Speaks::Nut(_), Speaks::Apcupsd) | (Speaks::Apcupsd, Speaks::Nut(_)) => false,
+                    _ => true,
+                });
+                match clash {
+                    Some((other, Speaks::Nut(_))) if matches!(speaks, Speaks::Nut(_)) => m.add(r.at, format!("recorder `{}` has the same address and NUT user as recorder `{other}`: their NUT clients could not be told apart", name.value)),
                     Some((other, _)) => m.add(r.at, format!("recorder `{}` has the same address as recorder `{other}`: their acknowledgements and polls could not be told apart", name.value)),
-                    None => {
-                        recorder_at.insert(x.address, (name.value.as_str(), nut_user));
-                    }
+                    None => others.push((name.value.as_str(), speaks)),
                 }
             }
         }
@@ -883,6 +902,10 @@ impl Site {
             parse_as::<SocketAddr>(text(v, m), "an address:port (e.g. \"0.0.0.0:3493\")", m)
                 .map(Some)
         });
+        let nis = or_default(optional(&mut t, "nis"), None, |v| {
+            parse_as::<SocketAddr>(text(v, m), "an address:port (e.g. \"0.0.0.0:3551\")", m)
+                .map(Some)
+        });
         let engine_id = optional(&mut t, "engine_id").and_then(|v| {
             let s = text(Some(v), m)?;
             let id = usm::engine_id(&s.value);
@@ -910,6 +933,7 @@ impl Site {
                 Some(id) => Some(id?),
             },
             nut: nut?,
+            nis: nis?,
         })
     }
 
@@ -1099,6 +1123,7 @@ impl Site {
                     ("trap-relay", "trap-relay"),
                     ("exec", "exec"),
                     ("nut", "nut"),
+                    ("apcupsd", "apcupsd"),
                 ],
                 m,
             )
@@ -1117,7 +1142,8 @@ impl Site {
         }
         let kind = match (kind_name, command) {
             (Some("trap-relay"), None) => Some(RecorderKind::TrapRelay),
-            (Some("trap-relay" | "nut"), Some(c)) => {
+            (Some("apcupsd"), None) => Some(RecorderKind::Apcupsd),
+            (Some("trap-relay" | "nut" | "apcupsd"), Some(c)) => {
                 m.add(c.span, "`command` is only for recorders of kind \"exec\"");
                 None
             }

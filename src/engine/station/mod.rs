@@ -26,6 +26,7 @@ use crate::engine::agent::{Agent, Answered};
 use crate::engine::config::{RecorderKind, Remap, Site};
 use crate::engine::id::{RecorderId, UpsId};
 use crate::engine::ledger::{Ledger, LedgerOutput, Standing};
+use crate::engine::nis::{NisEvent, NisServer};
 use crate::engine::nut::{ConnId, NutEvent, NutServer, NutView, Reply};
 use crate::engine::policy::{Cause, Decider, Decision, PollAnswer};
 use crate::engine::poller::{NO_SUCH_NAME, PollOutput, Poller, RequestIds};
@@ -157,6 +158,7 @@ struct Names {
     trap_sent: Text,
     trap_sent_v3: Text,
     nut_fsd: Text,
+    nis_lowbatt: Text,
     command_started: Text,
 }
 
@@ -188,6 +190,7 @@ impl Names {
             trap_sent: "APC lowBattery v1 trap".into(),
             trap_sent_v3: "APC lowBattery, an SNMPv3 trap from trapgate's engine".into(),
             nut_fsd: "FSD OB LB on trapgate's NUT server, for its client to read".into(),
+            nis_lowbatt: "ONBATT LOWBATT, charge and time left 0, on trapgate's apcupsd NIS server, for its client to read".into(),
             command_started: "command started".into(),
         }
     }
@@ -287,6 +290,30 @@ pub struct Counts {
     pub agent_too_big: u64,
     /// Datagrams the station refused itself (the agent and poll sockets').
     pub refused: Refusals,
+}
+
+/// What a NUT or apcupsd client of recorder `r` is shown at `at`: its UPS as trapgate
+/// knows it (on battery by its polls, or by its traps before a poll says so), or the
+/// shutdown status once the policy has ordered it down.
+fn status_view(
+    agent: &Agent,
+    site: &Site,
+    decider: &Decider,
+    at: Timestamp,
+    r: RecorderId,
+) -> NutView {
+    let shown = agent.presented_to(at, r);
+    let u = site.recorders[r].ups;
+    let ups = &site.upses[u];
+    NutView {
+        on_battery: shown.on_battery.unwrap_or(false) || decider.is_on_battery(u),
+        battery_low: shown.battery_low.unwrap_or(false),
+        forced: agent.presented[r].is_some(),
+        charge: shown.charge,
+        runtime: shown.runtime,
+        ups_name: ups.name.clone(),
+        mfr: ups.vendor.maker(),
+    }
 }
 
 /// A reload made off the decision thread: the new machines and the remap from the site
@@ -447,6 +474,8 @@ pub struct Station {
     sealing: Vec<u8>,
     /// The NUT server its `kind = "nut"` recorders read their status from.
     nut: NutServer,
+    /// The apcupsd NIS server its `kind = "apcupsd"` recorders read theirs from.
+    nis: NisServer,
     /// Started here: the traps' uptime counts from it.
     started: Timestamp,
     /// The station's time: every timer up to here has fired, and no input is earlier.
@@ -516,6 +545,7 @@ impl Station {
             relay: RelayOids::new(),
             usm: Usm::new(&site_for_usm),
             nut: NutServer::new(&site_for_usm),
+            nis: NisServer::new(&site_for_usm),
             sealing: Vec::with_capacity(1500),
             started: now,
             floor: now,
@@ -912,21 +942,7 @@ impl Station {
     pub fn handle_nut_bytes(&mut self, now: Timestamp, conn: ConnId, bytes: &[u8]) -> Reply {
         let at = self.at(now);
         let (agent, site, decider) = (&self.agent, &self.site, &self.decider);
-        let view = |r: RecorderId| {
-            let shown = agent.presented_to(at, r);
-            let u = site.recorders[r].ups;
-            let ups = &site.upses[u];
-            NutView {
-                // On battery by its polls, or by its traps before a poll says so.
-                on_battery: shown.on_battery.unwrap_or(false) || decider.is_on_battery(u),
-                battery_low: shown.battery_low.unwrap_or(false),
-                forced: agent.presented[r].is_some(),
-                charge: shown.charge,
-                runtime: shown.runtime,
-                ups_name: ups.name.clone(),
-                mfr: ups.vendor.maker(),
-            }
-        };
+        let view = |r: RecorderId| status_view(agent, site, decider, at, r);
         let reply = self.nut.received(conn, bytes, &view);
         self.nut_events(at);
         reply
@@ -937,6 +953,42 @@ impl Station {
         let at = self.at(now);
         self.nut.closed(conn);
         self.nut_events(at);
+    }
+
+    /// A TCP connection to the apcupsd NIS server from `peer`.
+    pub fn handle_nis_connected(&mut self, _now: Timestamp, conn: ConnId, peer: IpAddr) -> Reply {
+        let reply = self.nis.connected(conn, peer);
+        if reply.close {
+            let at = self.floor;
+            self.refuse(at, Refusal::NisNotRecorder, peer);
+        }
+        reply
+    }
+
+    /// Bytes from NIS connection `conn` at `now`.
+    pub fn handle_nis_bytes(&mut self, now: Timestamp, conn: ConnId, bytes: &[u8]) -> Reply {
+        let at = self.at(now);
+        let (agent, site, decider) = (&self.agent, &self.site, &self.decider);
+        let view = |r: RecorderId| status_view(agent, site, decider, at, r);
+        let name = |r: RecorderId| site.recorders[r].name.clone();
+        let reply = self.nis.received(conn, bytes, &view, &name);
+        while let Some(NisEvent::Fetched(r, forced)) = self.nis.poll_event() {
+            // Up and polling: heard from (Back after an outage).
+            self.ledger.seen(at, r);
+            if forced && !self.ledger.has_acknowledged(r) {
+                // All an apcupsd client ever says: it fetched its shutdown status.
+                self.presented(at, r);
+                self.decider.handle_ack(at, r);
+                self.decisions(at);
+            }
+        }
+        self.ledger_outputs(at);
+        reply
+    }
+
+    /// NIS connection `conn` closed.
+    pub fn handle_nis_closed(&mut self, _now: Timestamp, conn: ConnId) {
+        self.nis.closed(conn);
     }
 
     /// NUT clients logged in now.
@@ -1198,6 +1250,7 @@ impl Station {
         self.names = Names::new(&self.site);
         self.usm.reload(Usm::new(&self.site));
         self.nut.reload(&self.site, &old.6);
+        self.nis.reload(&self.site);
         let remap = &old.6;
         self.last_shown = remap.carry_recorders(&self.last_shown, None);
         self.last_answer = remap.carry_upses(&self.last_answer, None);
@@ -1410,8 +1463,9 @@ impl Station {
                 },
                 bytes: None,
             }),
-            // A NUT client is told by what its status turns to (FSD); nothing is sent.
-            RecorderKind::Nut { .. } => {
+            // A NUT or apcupsd client is told by what its status turns to (FSD, ONBATT
+            // LOWBATT); nothing is sent.
+            RecorderKind::Nut { .. } | RecorderKind::Apcupsd => {
                 self.ledger.sent(t, r, attempt);
                 let name = self.names.recorder(r);
                 self.record(
@@ -1420,7 +1474,11 @@ impl Station {
                         recorder: name,
                         attempt,
                         to: None,
-                        detail: Arc::clone(&self.names.nut_fsd),
+                        detail: if matches!(rec.kind, RecorderKind::Apcupsd) {
+                            Arc::clone(&self.names.nis_lowbatt)
+                        } else {
+                            Arc::clone(&self.names.nut_fsd)
+                        },
                     }),
                 );
             }
