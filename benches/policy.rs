@@ -40,6 +40,8 @@ fn site() -> Site {
             address: IpAddr::V4(Ipv4Addr::new(10, 2, (r / 250) as u8, (r % 250) as u8 + 1)),
             port: 162,
             ups: UpsId::new(r / PER_UPS),
+            feeds: vec![UpsId::new(r / PER_UPS)],
+            needs: 1,
             tier: (r % 3) as u8 + 1,
             shutdown_time: Secs(90),
             boot_time: Secs(300),

@@ -173,16 +173,21 @@ nut_password = "pass1word"
 /// its shutdown (apccontrol doshutdown); `apcaccess` reads the same status.
 #[test]
 fn apcupsd_as_a_network_client_shuts_down_on_the_status_trapgate_shows_it() {
-    let apcupsd = ["/usr/sbin/apcupsd", "/sbin/apcupsd"]
-        .into_iter()
-        .find(|p| Path::new(p).exists());
-    let apcaccess = ["/usr/sbin/apcaccess", "/sbin/apcaccess"]
-        .into_iter()
-        .find(|p| Path::new(p).exists());
-    let (Some(apcupsd), Some(apcaccess)) = (apcupsd, apcaccess) else {
-        eprintln!("skipped: apcupsd is not installed (apt-get install apcupsd, or bash .ci/run)");
+    // Installed, or unpacked beside nut-client (the two packages conflict): .ci/run
+    // unpacks it into /opt/apcupsd.
+    let find = |name: &str| {
+        ["/usr/sbin", "/sbin", "/opt/apcupsd/sbin"]
+            .into_iter()
+            .map(|d| format!("{d}/{name}"))
+            .find(|p| Path::new(p).exists())
+    };
+    let (Some(apcupsd), Some(apcaccess)) = (find("apcupsd"), find("apcaccess")) else {
+        eprintln!(
+            "skipped: apcupsd is not installed (apt-get install apcupsd, or unpack it into /opt/apcupsd as bash .ci/run does)"
+        );
         return;
     };
+    let (apcupsd, apcaccess) = (apcupsd.as_str(), apcaccess.as_str());
     let port = free_port();
     let site = format!(
         r#"[gateway]

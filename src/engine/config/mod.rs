@@ -226,8 +226,12 @@ pub struct Recorder {
     pub address: IpAddr,
     /// Its trap port.
     pub port: u16,
-    /// Its UPS.
+    /// Its UPS (its first feed).
     pub ups: UpsId,
+    /// Every UPS that feeds it (its power supplies), `ups` first.
+    pub feeds: Vec<UpsId>,
+    /// How many of its feeds must still carry it for it to keep running.
+    pub needs: u8,
     /// Its priority tier: 1 is the most critical, shut down last.
     pub tier: u8,
     /// How long it needs to shut down cleanly.
@@ -1088,21 +1092,68 @@ impl Site {
         let community = or_default(optional(&mut t, "community"), community.to_string(), |v| {
             text(v, m).map(|s| s.value)
         });
-        let ups_text = text(required(&mut t, "ups", m), m);
-        let ups_name = ups_text
-            .as_ref()
+        // One UPS, or several feeds: `ups = ["ups-a", "ups-b"]`.
+        let ups_value = required(&mut t, "ups", m);
+        let ups_texts: Vec<Spanned<String>> = match ups_value {
+            None => Vec::new(),
+            Some(mut v) => match v.take() {
+                ValueInner::Array(items) => {
+                    items.into_iter().filter_map(|i| text(Some(i), m)).collect()
+                }
+                other => {
+                    let mut back = Value::with_span(other, v.span);
+                    text(
+                        Some(std::mem::replace(
+                            &mut back,
+                            Value::new(ValueInner::Boolean(false)),
+                        )),
+                        m,
+                    )
+                    .into_iter()
+                    .collect()
+                }
+            },
+        };
+        let ups_name = ups_texts
+            .first()
             .map(|u| u.value.clone())
             .unwrap_or_default();
-        let ups = ups_text.and_then(|u| {
-            let found = upses.get(u.value.as_str()).copied();
-            if found.is_none() {
-                m.add(
-                    u.span,
-                    format!("UPS `{}` is not defined in any [[ups]]", u.value),
-                );
+        let mut feeds_ok = !ups_texts.is_empty();
+        let mut feeds: Vec<UpsId> = Vec::with_capacity(ups_texts.len());
+        for u in &ups_texts {
+            match upses.get(u.value.as_str()).copied() {
+                Some(id) if feeds.contains(&id) => {
+                    m.add(u.span, format!("UPS `{}` is listed twice", u.value));
+                    feeds_ok = false;
+                }
+                Some(id) => feeds.push(id),
+                None => {
+                    m.add(
+                        u.span,
+                        format!("UPS `{}` is not defined in any [[ups]]", u.value),
+                    );
+                    feeds_ok = false;
+                }
             }
-            found
+        }
+        if feeds.len() > 32 {
+            m.add(at, "a recorder may be fed by at most 32 UPSes");
+            feeds_ok = false;
+        }
+        let needs = or_default(optional(&mut t, "needs"), 1u8, |v| {
+            int_in::<u8>(v, "needs", (1, 32), m)
         });
+        if let Some(n) = needs
+            && feeds_ok
+            && usize::from(n) > feeds.len()
+        {
+            m.add(
+                at,
+                format!("`needs = {n}`, but the recorder has {} UPS", feeds.len()),
+            );
+            feeds_ok = false;
+        }
+        let ups = feeds.first().copied().filter(|_| feeds_ok);
         let tier_value = required(&mut t, "tier", m);
         let tier_span = tier_value.as_ref().map_or(at, |v| v.span);
         let tier = int_in::<u8>(tier_value, "tier", (1, 255), m);
@@ -1176,6 +1227,8 @@ impl Site {
                 address: address?,
                 port: port?,
                 ups: ups?,
+                feeds: feeds.clone(),
+                needs: needs?,
                 tier: tier?,
                 shutdown_time: shutdown_time?,
                 boot_time: boot_time?,

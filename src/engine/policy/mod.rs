@@ -270,6 +270,9 @@ pub struct DeciderState {
     ups: Vec<UpsState>,
     told: Vec<Option<(UpsId, u32)>>,
     acknowledged: Vec<bool>,
+    /// Which feeds no longer carry each recorder (absent in a checkpoint of before).
+    #[serde(default)]
+    cannot_carry: Vec<u32>,
 }
 
 /// The policy of a whole site.
@@ -281,6 +284,10 @@ pub struct Decider {
     ups_by_address: HashMap<IpAddr, UpsId>,
     /// Each UPS's recorders, highest tier number first (the order they are told in).
     recorders_of: Vec<Vec<RecorderId>>,
+    /// Per recorder fed by several UPSes: which of its feeds (bit i: `feeds[i]`) can no
+    /// longer carry it in their running outage (its tier's grace over, low battery,
+    /// shutdown pending).
+    cannot_carry: Vec<u32>,
     /// The outage in which each recorder was told to shut down.
     told: Vec<Option<(UpsId, u32)>>,
     /// `poll_timeout`'s answer, until an input changes it (a site has hundreds of
@@ -299,7 +306,12 @@ impl Decider {
     pub fn new(site: Site) -> Decider {
         let mut recorders_of = vec![Vec::new(); site.upses.len()];
         for (r, rec) in RecorderId::enumerate(&site.recorders) {
-            recorders_of[rec.ups].push(r);
+            // A recorder fed by several UPSes is followed by each.
+            for &u in rec.feeds.iter().chain(core::iter::once(&rec.ups)) {
+                if !recorders_of[u].contains(&r) {
+                    recorders_of[u].push(r);
+                }
+            }
         }
         for list in &mut recorders_of {
             list.sort_by_key(|&r| (core::cmp::Reverse(site.recorders[r].tier), r));
@@ -311,6 +323,7 @@ impl Decider {
                 .collect(),
             recorders_of,
             told: vec![None; site.recorders.len()],
+            cannot_carry: vec![0; site.recorders.len()],
             due: std::cell::Cell::new(None),
             acknowledged: vec![false; site.recorders.len()],
             decisions: VecDeque::new(),
@@ -402,10 +415,26 @@ impl Decider {
                 .tiers_due
                 .retain(|(t, _)| tiers.contains(t) && next.site.policy.grace.contains_key(t));
         }
+        // The UPS that told a recorder, by its id in the new site.
+        let mut ups_now: Vec<Option<UpsId>> = vec![None; self.ups.len()];
+        for (new, old) in remap.kept_upses() {
+            ups_now[old] = Some(new);
+        }
         for (r, o) in remap.kept_recorders() {
-            if let Some((_, outage)) = self.told[o] {
-                next.told[r] = Some((next.site.recorders[r].ups, outage));
+            if let Some((v, outage)) = self.told[o]
+                && let Some(v) = ups_now[v]
+            {
+                next.told[r] = Some((v, outage));
                 next.acknowledged[r] = self.acknowledged[o];
+            }
+            // The same feeds, in the same order: what they can carry stays.
+            let same_feeds = self.site.recorders[o]
+                .feeds
+                .iter()
+                .map(|&f| ups_now[f])
+                .eq(next.site.recorders[r].feeds.iter().map(|&f| Some(f)));
+            if same_feeds {
+                next.cannot_carry[r] = self.cannot_carry[o];
             }
         }
         next.revision = self.revision + 1;
@@ -488,6 +517,7 @@ impl Decider {
             ups: self.ups.clone(),
             told: self.told.clone(),
             acknowledged: self.acknowledged.clone(),
+            cannot_carry: self.cannot_carry.clone(),
         }
     }
 
@@ -501,6 +531,9 @@ impl Decider {
             self.ups = s.ups;
             self.told = s.told;
             self.acknowledged = s.acknowledged;
+            if s.cannot_carry.len() == self.cannot_carry.len() {
+                self.cannot_carry = s.cannot_carry;
+            }
             self.revision += 1;
         }
     }
@@ -851,8 +884,48 @@ impl Decider {
         for i in 0..self.recorders_of[u].len() {
             let r = self.recorders_of[u][i];
             let rec = &self.site.recorders[r];
-            if tier.is_some_and(|t| rec.tier != t) || self.told[r] == Some((u, outage)) {
+            if tier.is_some_and(|t| rec.tier != t) || self.told_now(r) {
                 continue;
+            }
+            // Fed by several UPSes: down only when fewer than it needs can carry it.
+            let mut reason = Arc::clone(&why);
+            if rec.feeds.len() > 1 {
+                if let Some(k) = rec.feeds.iter().position(|&f| f == u) {
+                    self.cannot_carry[r] |= 1 << k;
+                }
+                let gone = self.cannot_carry[r].count_ones() as usize;
+                let carrying = rec.feeds.len() - gone;
+                let names: Vec<String> = rec
+                    .feeds
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &f)| {
+                        let can = self.cannot_carry[r] & (1 << k) == 0;
+                        format!(
+                            "{} {}",
+                            self.site.upses[f].name,
+                            if can { "can carry it" } else { "cannot" }
+                        )
+                    })
+                    .collect();
+                if carrying >= usize::from(rec.needs) {
+                    let text = format!(
+                        "recorder `{}` stays up: {why}, but {carrying} of its {} UPS still carry it ({}; it needs {})",
+                        rec.name,
+                        rec.feeds.len(),
+                        names.join(", "),
+                        rec.needs
+                    );
+                    self.alert(Some(u), "carried_by_another_feed", text);
+                    continue;
+                }
+                reason = format!(
+                    "{why}; only {carrying} of its {} UPS can carry it, it needs {} ({})",
+                    rec.feeds.len(),
+                    rec.needs,
+                    names.join(", ")
+                )
+                .into();
             }
             let rec = &self.site.recorders[r];
             let (tier, deadline) = (rec.tier, after(now, rec.shutdown_time));
@@ -863,7 +936,7 @@ impl Decider {
                 recorder: r,
                 tier,
                 deadline,
-                reason: Arc::clone(&why),
+                reason,
                 cause: cause.clone(),
             });
             self.push(Decision::PresentCharge {
@@ -892,7 +965,19 @@ impl Decider {
         }
     }
 
+    /// Whether recorder `r` was told in the running outage of the UPS that told it.
+    fn told_now(&self, r: RecorderId) -> bool {
+        self.told[r].is_some_and(|(v, o)| self.ups[v].outage == o && self.ups[v].since.is_some())
+    }
+
     fn end_outage(&mut self, u: UpsId) {
+        // Its power is back for good: it carries its recorders again.
+        for i in 0..self.recorders_of[u].len() {
+            let r = self.recorders_of[u][i];
+            if let Some(k) = self.site.recorders[r].feeds.iter().position(|&f| f == u) {
+                self.cannot_carry[r] &= !(1 << k);
+            }
+        }
         let state = &mut self.ups[u];
         state.settling = None;
         state.since = None;

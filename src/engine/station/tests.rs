@@ -584,12 +584,14 @@ fn reshuffled(site: &Site) -> Site {
     next.upses.insert(0, new_ups);
     for r in &mut next.recorders {
         r.ups = UpsId(r.ups.0 + 1);
+        r.feeds = vec![r.ups];
     }
     next.recorders.reverse();
     let mut annex = next.recorders[0].clone();
     annex.name = "nvr-annex".into();
     annex.address = "192.168.61.230".parse().unwrap();
     annex.ups = UpsId(0);
+    annex.feeds = vec![UpsId(0)];
     next.recorders.push(annex);
     next
 }
