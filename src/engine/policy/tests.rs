@@ -641,3 +641,100 @@ fn recorders_see_the_real_values_as_soon_as_mains_power_is_back() {
         "{log:?}"
     );
 }
+
+/// The seed's site with a second UPS (192.168.61.249) and a recorder fed by both,
+/// deciding on traps alone.
+fn dual_site() -> Site {
+    let text = DEFAULT_SITE
+        .replace("confirm_by_poll = true", "confirm_by_poll = false")
+        .replacen(
+            "[[recorder]]\n",
+            "[[ups]]\nname = \"ups-b\"\naddress = \"192.168.61.249\"\nvendor = \"apc\"\noutlet_off_delay = \"3m\"\n\n[[recorder]]\nname = \"nvr-dual\"\naddress = \"192.168.61.230\"\nups = [\"ups-main\", \"ups-b\"]\ntier = 1\nshutdown_time = \"90s\"\n\n[[recorder]]\n",
+            1,
+        );
+    Site::parse(&text).expect("valid")
+}
+
+fn told_dual(d: &mut Decider) -> Vec<String> {
+    let dual = RecorderId::enumerate(&d.site().recorders)
+        .find(|(_, r)| r.name == "nvr-dual")
+        .map(|(i, _)| i)
+        .unwrap();
+    std::iter::from_fn(|| d.poll_decision())
+        .filter_map(|x| match x {
+            Decision::ShutdownRecorder {
+                recorder, reason, ..
+            } if recorder == dual => Some(format!("down: {reason}")),
+            Decision::Alert {
+                kind: "carried_by_another_feed",
+                text,
+                ..
+            } => Some(format!("up: {text}")),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_recorder_fed_by_two_ups_goes_only_when_neither_can_carry_it() {
+    let (a, b) = (Who::Ups(UpsId(0)), Who::Ups(UpsId(1)));
+    let mut d = Decider::new(dual_site());
+    let _ = told_dual(&mut d);
+    d.handle_notification(t(0), a, Event::OnBattery, "upsOnBattery");
+    d.handle_notification(t(10), a, Event::LowBattery, "lowBattery");
+    let said = told_dual(&mut d);
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(
+        said[0].starts_with("up: recorder `nvr-dual` stays up: lowBattery, but 1 of its 2 UPS still carry it (ups-main cannot, ups-b can carry it; it needs 1)"),
+        "{said:?}"
+    );
+    d.handle_notification(t(20), b, Event::OnBattery, "upsOnBattery");
+    d.handle_notification(t(30), b, Event::LowBattery, "lowBattery");
+    let said = told_dual(&mut d);
+    assert_eq!(
+        said,
+        [
+            "down: lowBattery; only 0 of its 2 UPS can carry it, it needs 1 (ups-main cannot, ups-b cannot)"
+        ]
+    );
+    // Told once: the first UPS's timers or traps do not tell it again.
+    d.handle_notification(t(40), a, Event::LowBattery, "lowBattery");
+    d.handle_timeout(t(700));
+    assert!(told_dual(&mut d).iter().all(|s| !s.starts_with("down")));
+}
+
+#[test]
+fn a_feed_back_on_mains_carries_its_recorder_again() {
+    let (a, b) = (Who::Ups(UpsId(0)), Who::Ups(UpsId(1)));
+    let mut d = Decider::new(dual_site());
+    let _ = told_dual(&mut d);
+    d.handle_notification(t(0), a, Event::OnBattery, "upsOnBattery");
+    d.handle_notification(t(10), a, Event::LowBattery, "lowBattery");
+    // The first feed comes back mid-outage and holds (its settling minute passes).
+    d.handle_notification(t(20), a, Event::PowerRestored, "powerRestored");
+    d.handle_timeout(t(90));
+    let _ = told_dual(&mut d);
+    // The second one fails: the first carries it again.
+    d.handle_notification(t(100), b, Event::OnBattery, "upsOnBattery");
+    d.handle_notification(t(110), b, Event::LowBattery, "lowBattery");
+    let said = told_dual(&mut d);
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(
+        said[0].contains("ups-main can carry it, ups-b cannot"),
+        "{said:?}"
+    );
+    // needs = 2: either failing takes it down.
+    let text = dual_site().text.replace(
+        "tier = 1\nshutdown_time = \"90s\"\n\n[[recorder]]\nname = \"nvr-244\"",
+        "tier = 1\nshutdown_time = \"90s\"\nneeds = 2\n\n[[recorder]]\nname = \"nvr-244\"",
+    );
+    let mut d = Decider::new(Site::parse(&text).expect("valid"));
+    let _ = told_dual(&mut d);
+    d.handle_notification(t(0), a, Event::LowBattery, "lowBattery");
+    let said = told_dual(&mut d);
+    assert!(
+        said.iter()
+            .any(|s| s.starts_with("down:") && s.contains("it needs 2")),
+        "{said:?}"
+    );
+}

@@ -1280,6 +1280,26 @@ fn stories(dir: &Path) {
             ),
         ],
     );
+    // A recorder fed by two UPSes (story-dual-feed.site.toml): the first one's low
+    // battery leaves it up (the second carries it); the first comes back and holds; the
+    // second's low battery leaves it up (the first carries it again); the first fails
+    // once more, and with neither able to carry it, it goes.
+    write(
+        "story-dual-feed.pcap",
+        &[
+            (0.0, apc_frame(UPS, "public", 5, ON_BATTERY, 1)),
+            (30.0, apc_frame(UPS, "public", 7, LOW, 2)),
+            (60.0, apc_frame(UPS, "public", 9, RESTORED, 3)),
+            (
+                200.0,
+                apc_frame("192.168.61.249", "public", 5, ON_BATTERY, 4),
+            ),
+            (230.0, apc_frame("192.168.61.249", "public", 7, LOW, 5)),
+            (260.0, apc_frame(UPS, "public", 5, ON_BATTERY, 6)),
+            (290.0, apc_frame(UPS, "public", 7, LOW, 7)),
+            (500.0, apc_frame(UPS, "public", 10, SELF_TEST, 8)),
+        ],
+    );
     // Spoofed low-battery traps: from an unknown address, and with the wrong community.
     write(
         "story-spoofed.pcap",
