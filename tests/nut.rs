@@ -113,8 +113,21 @@ nut_password = "pass1word"
     )
     .expect("upsmon.conf");
     let _ = Command::new("chmod").arg("600").arg(&conf).status();
-    let (child, out, err) = start(&["run", "--config", file.to_str().expect("UTF-8")]);
+    let (child, out, err) = start(&[
+        "run",
+        "--config",
+        file.to_str().expect("UTF-8"),
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
     let traps = listening_on(&err).to_string();
+    let metrics = expect_line(&err, &["metrics on http://"]);
+    let metrics = metrics
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .expect("the metrics address")
+        .to_string();
     let nut = format!("127.0.0.1:{port}");
     // Before the outage: on line, as both clients see it.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -123,6 +136,8 @@ nut_password = "pass1word"
     }
     assert_eq!(upsc(&format!("ups@{nut}"), "ups.status"), "OL");
     assert_eq!(upsc(&format!("ups@{nut}"), "device.mfr"), "APC");
+    // upsmon keeps its pid in /run/nut whatever its environment says: a second one
+    // running on this machine makes this one exit.
     let mut upsmon = Command::new(UPSMON)
         .args(["-F", "-D"])
         .env("NUT_CONFPATH", &nut_dir)
@@ -154,6 +169,22 @@ nut_password = "pass1word"
     assert_eq!(upsc(&format!("ups@{nut}"), "ups.status"), "FSD OB LB");
     assert_eq!(upsc(&format!("ups-main@{nut}"), "ups.status"), "OB");
     assert!(!down.exists(), "upsmon keeps running on OB");
+    // /metrics counts the NUT clients logged in (upsmon) and the lines answered.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut page = scrape(&metrics);
+    let counted = |p: &str| {
+        p.contains("trapgate_nut_clients 1") && !p.contains("trapgate_nut_lines_total 0\n")
+    };
+    while !counted(&page) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        page = scrape(&metrics);
+    }
+    let nut_lines: Vec<&str> = page
+        .lines()
+        .filter(|l| l.starts_with("trapgate_nut"))
+        .collect();
+    assert!(page.contains("trapgate_nut_clients 1"), "{nut_lines:?}");
+    assert!(!page.contains("trapgate_nut_lines_total 0\n"), "{page}");
     // Low battery takes the rest: upsmon sees FSD, shuts down (its SHUTDOWNCMD) and
     // logs out: its acknowledgement.
     trap("7");

@@ -243,6 +243,21 @@ fn prometheus(stats: &Stats) -> String {
             live.station.agent_too_big,
         ),
         (
+            "nut_lines_total",
+            "NUT command lines the NUT server answered.",
+            live.station.nut_lines,
+        ),
+        (
+            "nut_lines_too_long_total",
+            "NUT connections closed for a line past the protocol's limit.",
+            live.station.nut_too_long,
+        ),
+        (
+            "nis_requests_total",
+            "apcupsd status requests the NIS server answered.",
+            live.station.nis_requests,
+        ),
+        (
             "malformed_elsewhere_total",
             "Datagrams on the agent or poll socket that did not decode.",
             live.malformed_elsewhere,
@@ -290,6 +305,11 @@ fn prometheus(stats: &Stats) -> String {
     ] {
         counter(&mut s, name, help, &[(String::new(), v)]);
     }
+    let _ = writeln!(
+        s,
+        "# HELP trapgate_nut_clients NUT clients logged in to the NUT server now.\n# TYPE trapgate_nut_clients gauge\ntrapgate_nut_clients {}",
+        live.station.nut_logged_in
+    );
     let _ = writeln!(
         s,
         "# HELP trapgate_decision_latency_seconds Arrival to decision ready, by event."

@@ -290,6 +290,14 @@ pub struct Counts {
     pub agent_too_big: u64,
     /// Datagrams the station refused itself (the agent and poll sockets').
     pub refused: Refusals,
+    /// NUT command lines answered.
+    pub nut_lines: u64,
+    /// NUT connections closed for a line past the protocol's limit.
+    pub nut_too_long: u64,
+    /// NUT clients logged in now.
+    pub nut_logged_in: u64,
+    /// apcupsd NIS status requests answered.
+    pub nis_requests: u64,
 }
 
 /// What a NUT or apcupsd client of recorder `r` is shown at `at`: its UPS as trapgate
@@ -302,18 +310,41 @@ fn status_view(
     at: Timestamp,
     r: RecorderId,
 ) -> NutView {
-    let shown = agent.presented_to(at, r);
-    let u = site.recorders[r].ups;
-    let ups = &site.upses[u];
-    NutView {
-        on_battery: shown.on_battery.unwrap_or(false) || decider.is_on_battery(u),
-        battery_low: shown.battery_low.unwrap_or(false),
-        forced: agent.presented[r].is_some(),
-        charge: shown.charge,
-        runtime: shown.runtime,
-        ups_name: ups.name.clone(),
-        mfr: ups.vendor.maker(),
+    let rec = &site.recorders[r];
+    let forced = agent.presented[r].is_some();
+    if forced || rec.feeds.len() <= 1 {
+        let shown = agent.presented_to(at, r);
+        let u = rec.ups;
+        let ups = &site.upses[u];
+        return NutView {
+            on_battery: shown.on_battery.unwrap_or(false) || decider.is_on_battery(u),
+            battery_low: shown.battery_low.unwrap_or(false),
+            forced,
+            charge: shown.charge,
+            runtime: shown.runtime,
+            ups_name: ups.name.clone(),
+            mfr: ups.vendor.maker(),
+        };
     }
+    // Fed by several UPSes, not ordered down: the best of its feeds (on mains before
+    // on battery, then the most charge), as long as one carries it.
+    rec.feeds
+        .iter()
+        .map(|&u| {
+            let v = &agent.ups[u].values;
+            let ups = &site.upses[u];
+            NutView {
+                on_battery: v.on_battery.unwrap_or(false) || decider.is_on_battery(u),
+                battery_low: v.battery_low.unwrap_or(false),
+                forced: false,
+                charge: v.charge,
+                runtime: v.runtime.map(|s| s.0),
+                ups_name: ups.name.clone(),
+                mfr: ups.vendor.maker(),
+            }
+        })
+        .min_by_key(|v| (v.on_battery, v.battery_low, core::cmp::Reverse(v.charge)))
+        .expect("a recorder has a feed")
 }
 
 /// A reload made off the decision thread: the new machines and the remap from the site
@@ -592,6 +623,9 @@ impl Station {
         c.poll_answers = self.poller.answered;
         c.agent_trimmed = self.agent.trimmed;
         c.agent_too_big = self.agent.too_big;
+        c.nut_lines = self.nut.lines;
+        c.nut_too_long = self.nut.too_long;
+        c.nut_logged_in = self.nut.logged_in() as u64;
         c
     }
 
@@ -973,6 +1007,7 @@ impl Station {
         let name = |r: RecorderId| site.recorders[r].name.clone();
         let reply = self.nis.received(conn, bytes, &view, &name);
         while let Some(NisEvent::Fetched(r, forced)) = self.nis.poll_event() {
+            self.counts.nis_requests += 1;
             // Up and polling: heard from (Back after an outage).
             self.ledger.seen(at, r);
             if forced && !self.ledger.has_acknowledged(r) {

@@ -720,3 +720,44 @@ fn an_order_a_restart_has_still_to_send_goes_to_its_own_recorder_after_a_reload(
         "nvr-244 acknowledged, the annex's UPS on mains: {sent:?}"
     );
 }
+
+#[test]
+fn a_nut_client_fed_by_two_ups_sees_the_better_until_it_is_ordered_down() {
+    let text = DEFAULT_SITE
+        .replace("confirm_by_poll = true", "confirm_by_poll = false")
+        .replacen(
+            "[[recorder]]\n",
+            "[[ups]]\nname = \"ups-b\"\naddress = \"192.168.61.249\"\nvendor = \"apc\"\noutlet_off_delay = \"3m\"\n\n[[recorder]]\nname = \"nas-dual\"\naddress = \"192.168.61.30\"\nups = [\"ups-main\", \"ups-b\"]\ntier = 1\nshutdown_time = \"60s\"\nkind = \"nut\"\nnut_user = \"monuser\"\nnut_password = \"secret\"\nnut_ups = \"ups\"\n\n[[recorder]]\n",
+            1,
+        );
+    let mut w = World::new(Site::parse(&text).expect("valid"));
+    let peer: IpAddr = "192.168.61.30".parse().unwrap();
+    assert_eq!(
+        w.station.handle_nut_connected(t(1.0), 7, peer),
+        Reply::default()
+    );
+    let mut ask = |w: &mut World, s: f64| {
+        let r = w
+            .station
+            .handle_nut_bytes(t(s), 7, b"GET VAR ups ups.status\n");
+        String::from_utf8(r.bytes).unwrap()
+    };
+    // ups-main on battery: ups-b carries it, and it sees ups-b: on line.
+    w.trap(5.0, Event::OnBattery, "upsOnBattery");
+    assert_eq!(ask(&mut w, 6.0), "VAR ups ups.status \"OL\"\n");
+    // ups-main's low battery: still carried by ups-b, still on line.
+    w.trap(10.0, Event::LowBattery, "lowBattery");
+    assert_eq!(ask(&mut w, 11.0), "VAR ups ups.status \"OL\"\n");
+    // ups-b fails too, low: ordered down, FSD.
+    let n = Notification {
+        who: Who::Ups(UpsId(1)),
+        source: "192.168.61.249".parse().unwrap(),
+        community: b"public",
+        v3: None,
+        event: Event::LowBattery,
+        rule: "lowBattery",
+    };
+    w.station.handle_notification(t(20.0), &n);
+    w.act();
+    assert_eq!(ask(&mut w, 21.0), "VAR ups ups.status \"FSD OB LB\"\n");
+}
