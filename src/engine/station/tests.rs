@@ -736,7 +736,7 @@ fn a_nut_client_fed_by_two_ups_sees_the_better_until_it_is_ordered_down() {
         w.station.handle_nut_connected(t(1.0), 7, peer),
         Reply::default()
     );
-    let mut ask = |w: &mut World, s: f64| {
+    let ask = |w: &mut World, s: f64| {
         let r = w
             .station
             .handle_nut_bytes(t(s), 7, b"GET VAR ups ups.status\n");
