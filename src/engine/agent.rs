@@ -196,8 +196,9 @@ pub struct Agent {
     apc: OidBuf,
     recorders: HashMap<IpAddr, RecorderId>,
     max_message_size: usize,
-    /// Each recorder's UPS, community and sysDescr.
+    /// Each recorder's UPS, its feeds (its UPS first), community and sysDescr.
     recorder_ups: Vec<UpsId>,
+    recorder_feeds: Vec<Box<[UpsId]>>,
     recorder_communities: Vec<Box<[u8]>>,
     /// Each v3 recorder's user and least level (its requests come that way, not with its
     /// community).
@@ -233,6 +234,11 @@ impl Agent {
                 .collect(),
             max_message_size: site.gateway.max_message_size,
             recorder_ups: site.recorders.iter().map(|r| r.ups).collect(),
+            recorder_feeds: site
+                .recorders
+                .iter()
+                .map(|r| r.feeds.as_slice().into())
+                .collect(),
             recorder_communities: site
                 .recorders
                 .iter()
@@ -303,9 +309,41 @@ impl Agent {
         self.recorders.get(&source).copied()
     }
 
-    /// What recorder `r` is shown now.
+    /// The UPS whose values recorder `r` is shown while it is not ordered down: its
+    /// UPS, or for a recorder fed by several the best of them (on mains before on
+    /// battery, not low before low, then the most charge; the first feed on a tie).
+    /// `on_battery` says whether a UPS is on battery (its polls, and what else the
+    /// caller knows).
+    pub fn best_feed(&self, r: RecorderId, on_battery: impl Fn(UpsId) -> bool) -> UpsId {
+        let feeds = &self.recorder_feeds[r];
+        if feeds.len() <= 1 {
+            return self.recorder_ups[r];
+        }
+        let rank = |u: UpsId| {
+            let v = &self.ups[u].values;
+            (
+                on_battery(u),
+                v.battery_low.unwrap_or(false),
+                core::cmp::Reverse(v.charge),
+            )
+        };
+        feeds
+            .iter()
+            .copied()
+            .min_by_key(|&u| rank(u))
+            .unwrap_or(self.recorder_ups[r])
+    }
+
+    /// What recorder `r` is shown now: the shutdown values once it is ordered down,
+    /// else the values of its best feed as polled.
     pub fn presented_to(&self, now: Timestamp, r: RecorderId) -> Presented {
-        let view = &self.ups[self.recorder_ups[r]];
+        let feed = self.best_feed(r, |u| self.ups[u].values.on_battery.unwrap_or(false));
+        self.presented_from(now, r, feed)
+    }
+
+    /// What recorder `r` is shown now with the values of UPS `feed` (one of its feeds).
+    pub fn presented_from(&self, now: Timestamp, r: RecorderId, feed: UpsId) -> Presented {
+        let view = &self.ups[feed];
         let on_battery_s = view.on_battery_since.map_or(0, |s| now.secs_since(s));
         match self.presented[r] {
             Some(p) => Presented {

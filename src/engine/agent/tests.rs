@@ -344,3 +344,57 @@ fn a_recorder_that_asks_too_fast_gets_its_share_and_no_more() {
         .count();
     assert_eq!(later, RATE as usize);
 }
+
+#[test]
+fn a_recorder_fed_by_two_ups_is_shown_the_better_feed_until_it_is_ordered_down() {
+    let site = Site::parse(&std::fs::read_to_string("captures/story-dual-feed.site.toml").unwrap())
+        .unwrap();
+    let named = |n: &str| {
+        RecorderId::enumerate(&site.recorders)
+            .find(|(_, r)| r.name == n)
+            .unwrap()
+            .0
+    };
+    let dual = named("nvr-dual");
+    let mut a = Agent::new(&site, t(0));
+    let poll = |on_battery, charge| PollAnswer {
+        on_battery: Some(on_battery),
+        battery_low: Some(false),
+        charge: Some(charge),
+        ..PollAnswer::default()
+    };
+    // ups-a on battery at 60 %, ups-b on mains at 40 %: mains first.
+    a.ups[UpsId(0)].update(t(1), poll(true, 60));
+    a.ups[UpsId(1)].update(t(1), poll(false, 40));
+    let q = ask(
+        Version::V2c,
+        PduType::GET_REQUEST,
+        b"public",
+        &["1.3.6.1.2.1.33.1.2.4.0", "1.3.6.1.2.1.33.1.4.1.0"],
+    );
+    let dual_at = site.recorders[dual].address.to_string();
+    let charge_and_source = |a: &mut Agent| {
+        let (_, _, got) = answer(a, &dual_at, &q).unwrap();
+        (got[0].1.clone(), got[1].1.clone())
+    };
+    assert_eq!(
+        charge_and_source(&mut a),
+        ("Integer(40)".into(), "Integer(3)".into()),
+        "ups-b, on mains (output source normal)"
+    );
+    // Both on battery: the one with the more charge.
+    a.ups[UpsId(1)].update(t(2), poll(true, 40));
+    assert_eq!(
+        charge_and_source(&mut a),
+        ("Integer(60)".into(), "Integer(5)".into())
+    );
+    // A recorder fed by ups-a alone sees ups-a whatever ups-b says.
+    let single = site.recorders[named("nvr-a")].address.to_string();
+    a.ups[UpsId(0)].update(t(3), poll(true, 10));
+    let (_, _, got) = answer(&mut a, &single, &q).unwrap();
+    assert_eq!(got[0].1, "Integer(10)");
+    assert_eq!(charge_and_source(&mut a).0, "Integer(40)", "ups-b now");
+    // Ordered down: the shutdown values, whatever its feeds say.
+    a.presented[dual] = Some(0);
+    assert_eq!(charge_and_source(&mut a).0, "Integer(0)");
+}

@@ -1272,7 +1272,8 @@ impl Site {
     /// What a site engineer must know before the first outage, from the settings alone:
     /// a UPS that cuts its outlets before its slowest recorder has finished shutting down
     /// (the recorder would lose power mid-write), and a battery whose known runtime ends
-    /// before a tier's shutdown does.
+    /// before a tier's shutdown does; for every UPS that feeds a recorder, not only its
+    /// first.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
         // Before it tells a recorder, trapgate may wait for the UPS to confirm by poll.
@@ -1284,20 +1285,24 @@ impl Site {
         // Each UPS's slowest recorder, and its slowest per tier, in one pass.
         let mut slowest: Vec<Option<&Recorder>> = vec![None; self.upses.len()];
         let mut slowest_in_tier: HashMap<(UpsId, u8), &Recorder> = HashMap::new();
+        // A recorder fed by several UPSes counts on each: the last of its feeds to give
+        // out is the one that must cover its shutdown, and that may be any of them.
         for r in &self.recorders {
-            // The first of the slowest on a UPS; the last of the slowest in a tier.
-            slowest[r.ups] = match slowest[r.ups] {
-                Some(b) if b.shutdown_time >= r.shutdown_time => Some(b),
-                _ => Some(r),
-            };
-            slowest_in_tier
-                .entry((r.ups, r.tier))
-                .and_modify(|b| {
-                    if r.shutdown_time >= b.shutdown_time {
-                        *b = r;
-                    }
-                })
-                .or_insert(r);
+            for &u in &r.feeds {
+                // The first of the slowest on a UPS; the last of the slowest in a tier.
+                slowest[u] = match slowest[u] {
+                    Some(b) if b.shutdown_time >= r.shutdown_time => Some(b),
+                    _ => Some(r),
+                };
+                slowest_in_tier
+                    .entry((u, r.tier))
+                    .and_modify(|b| {
+                        if r.shutdown_time >= b.shutdown_time {
+                            *b = r;
+                        }
+                    })
+                    .or_insert(r);
+            }
         }
         for (i, ups) in UpsId::enumerate(&self.upses) {
             if let Some(slowest) = slowest[i] {

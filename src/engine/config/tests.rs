@@ -485,3 +485,30 @@ fn nut_recorders_need_their_login_and_stay_apart_by_user_behind_one_address() {
         "{found:?}"
     );
 }
+
+#[test]
+fn every_feed_of_a_dual_fed_recorder_must_cover_its_shutdown() {
+    let text = std::fs::read_to_string("captures/story-dual-feed.site.toml").unwrap();
+    let site = Site::parse(&text).unwrap();
+    assert!(site.warnings().is_empty(), "{:?}", site.warnings());
+    // ups-b feeds nvr-dual second; if it is the last to give out, it must still cover
+    // the recorder's 90 s.
+    let short = text.replacen(
+        "address = \"192.168.61.249\"\nvendor = \"apc\"\noutlet_off_delay = \"3m\"",
+        "address = \"192.168.61.249\"\nvendor = \"apc\"\noutlet_off_delay = \"60s\"\nruntime = \"11m\"",
+        1,
+    );
+    assert_ne!(short, text);
+    let w = Site::parse(&short).unwrap().warnings();
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert!(
+        w[0].contains("UPS `ups-b` cuts its outlets 60 s after its shutdown starts, but recorder `nvr-dual` needs 90 s"),
+        "{}",
+        w[0]
+    );
+    assert!(
+        w[1].contains("UPS `ups-b` lasts 660 s on battery, but tier 1 shuts down after 600 s of grace and `nvr-dual` needs 90 s more"),
+        "{}",
+        w[1]
+    );
+}

@@ -301,8 +301,9 @@ pub struct Counts {
 }
 
 /// What a NUT or apcupsd client of recorder `r` is shown at `at`: its UPS as trapgate
-/// knows it (on battery by its polls, or by its traps before a poll says so), or the
-/// shutdown status once the policy has ordered it down.
+/// knows it (on battery by its polls, or by its traps before a poll says so), the best
+/// of its feeds for a recorder fed by several, or the shutdown status once the policy
+/// has ordered it down.
 fn status_view(
     agent: &Agent,
     site: &Site,
@@ -310,41 +311,25 @@ fn status_view(
     at: Timestamp,
     r: RecorderId,
 ) -> NutView {
-    let rec = &site.recorders[r];
+    let on_battery =
+        |u: UpsId| agent.ups[u].values.on_battery.unwrap_or(false) || decider.is_on_battery(u);
     let forced = agent.presented[r].is_some();
-    if forced || rec.feeds.len() <= 1 {
-        let shown = agent.presented_to(at, r);
-        let u = rec.ups;
-        let ups = &site.upses[u];
-        return NutView {
-            on_battery: shown.on_battery.unwrap_or(false) || decider.is_on_battery(u),
-            battery_low: shown.battery_low.unwrap_or(false),
-            forced,
-            charge: shown.charge,
-            runtime: shown.runtime,
-            ups_name: ups.name.clone(),
-            mfr: ups.vendor.maker(),
-        };
+    let u = if forced {
+        site.recorders[r].ups
+    } else {
+        agent.best_feed(r, on_battery)
+    };
+    let shown = agent.presented_from(at, r, u);
+    let ups = &site.upses[u];
+    NutView {
+        on_battery: shown.on_battery.unwrap_or(false) || decider.is_on_battery(u),
+        battery_low: shown.battery_low.unwrap_or(false),
+        forced,
+        charge: shown.charge,
+        runtime: shown.runtime,
+        ups_name: ups.name.clone(),
+        mfr: ups.vendor.maker(),
     }
-    // Fed by several UPSes, not ordered down: the best of its feeds (on mains before
-    // on battery, then the most charge), as long as one carries it.
-    rec.feeds
-        .iter()
-        .map(|&u| {
-            let v = &agent.ups[u].values;
-            let ups = &site.upses[u];
-            NutView {
-                on_battery: v.on_battery.unwrap_or(false) || decider.is_on_battery(u),
-                battery_low: v.battery_low.unwrap_or(false),
-                forced: false,
-                charge: v.charge,
-                runtime: v.runtime.map(|s| s.0),
-                ups_name: ups.name.clone(),
-                mfr: ups.vendor.maker(),
-            }
-        })
-        .min_by_key(|v| (v.on_battery, v.battery_low, core::cmp::Reverse(v.charge)))
-        .expect("a recorder has a feed")
 }
 
 /// A reload made off the decision thread: the new machines and the remap from the site
