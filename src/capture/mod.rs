@@ -19,6 +19,8 @@ use crate::engine::pipeline::{Outcome, Pipeline};
 use crate::time::Timestamp;
 use crate::wire::frame::LinkType;
 
+pub mod tcp;
+
 /// One captured frame.
 #[derive(Clone, Copy, Debug)]
 pub struct Frame<'a> {
@@ -270,6 +272,10 @@ pub struct Replayed<'a> {
     pub len: u32,
     /// What the pipeline made of it.
     pub outcome: Outcome<'a>,
+    /// The frame's link type and bytes (for what the pipeline does not read: TCP).
+    pub link: LinkType,
+    /// The captured bytes.
+    pub data: &'a [u8],
 }
 
 /// Replays a capture through `pipeline`, the capture's timestamps as the clock; `each`
@@ -292,6 +298,8 @@ pub fn replay(
             origin,
             len: frame.orig_len,
             outcome,
+            link: frame.link,
+            data: frame.data,
         };
         each(pipeline, &r);
     })
@@ -326,12 +334,44 @@ fn replay_relays(site: &crate::engine::config::Site) -> crate::engine::station::
         .collect()
 }
 
+/// One step of a NUT or apcupsd client into the station, as the live daemon gives it;
+/// what the station would send back goes nowhere (the capture has the answers it gave),
+/// but a connection it closes is closed.
+fn client_step(
+    s: &mut crate::engine::station::Station,
+    clients: &mut tcp::Clients,
+    at: Timestamp,
+    step: tcp::Step<'_>,
+) {
+    use tcp::{Service, Step};
+    let reply = match step {
+        Step::Connected(Service::Nut, id, peer) => (id, s.handle_nut_connected(at, id, peer)),
+        Step::Connected(Service::Nis, id, peer) => (id, s.handle_nis_connected(at, id, peer)),
+        Step::Bytes(Service::Nut, id, b) => (id, s.handle_nut_bytes(at, id, b)),
+        Step::Bytes(Service::Nis, id, b) => (id, s.handle_nis_bytes(at, id, b)),
+        Step::Closed(Service::Nut, id) => return s.handle_nut_closed(at, id),
+        Step::Closed(Service::Nis, id) => return s.handle_nis_closed(at, id),
+    };
+    if reply.1.close {
+        match step {
+            Step::Connected(Service::Nut, ..) | Step::Bytes(Service::Nut, ..) => {
+                s.handle_nut_closed(at, reply.0)
+            }
+            _ => s.handle_nis_closed(at, reply.0),
+        }
+        clients.dropped(reply.0);
+    }
+}
+
 /// Replays a capture through decode → classify → trust → the station, the capture's
 /// clock driving it: before each frame, every timer due at or before its time fires (at
 /// the timer's own time), then the frame goes in. What a frame may do is checked as
 /// the live gateway checks it (`crate::engine::trust`): a notification from its
 /// source's address with its community; a request to the virtual UPS from a recorder
-/// with its; a UPS's answer only as the answer to a request seen on the wire. What the
+/// with its; a UPS's answer only as the answer to a request seen on the wire. NUT and
+/// apcupsd clients' TCP connections to the site's ports (`[gateway] nut` and `nis`,
+/// else 3493 and 3551) go in as the live daemon gives them: connected, bytes, closed
+/// (`tcp::Clients`). What the
 /// station sends goes nowhere, but it is decided, encoded and recorded as if sent (the
 /// capture holds no answer to the station's own polls). Returns every record, in
 /// order, with its capture time. Timers still pending after the last frame do not fire:
@@ -349,6 +389,10 @@ pub fn replay_story(
 
     let trust = Trust::new(&site);
     let relays = replay_relays(&site);
+    let mut clients = tcp::Clients::new(
+        site.gateway.nut.map_or(3493, |a| a.port()),
+        site.gateway.nis.map_or(3551, |a| a.port()),
+    );
     let mut pipeline = Pipeline::new(site.classifier(), ports);
     pipeline.set_usm(crate::engine::usm::Usm::new(&site));
     let mut site = Some(site);
@@ -393,6 +437,17 @@ pub fn replay_story(
         last = r.time;
         let (d, m, class) = match &r.outcome {
             Outcome::Message(d, m, class) => (d, m, class),
+            Outcome::NoDatagram(crate::wire::frame::FrameDrop::NotUdp) => {
+                if let Ok(seg) = crate::wire::frame::tcp_segment(r.link, r.data) {
+                    let mut steps = Vec::new();
+                    clients.segment(&seg, &mut steps);
+                    for step in steps.drain(..) {
+                        client_step(s, &mut clients, r.time, step);
+                    }
+                    s.settle(&mut keep);
+                }
+                return;
+            }
             // A v3 message of a site address the security model refused: counted and
             // journaled as the live gateway does.
             Outcome::Refused(d, why) if trust.who(d.src).is_some() => {

@@ -16,14 +16,7 @@ use mio::{Interest, Registry, Token};
 use crate::engine::station::Station;
 use crate::time::Timestamp;
 
-/// Which server.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Service {
-    /// Network UPS Tools' upsd protocol.
-    Nut,
-    /// apcupsd's network information server.
-    Nis,
-}
+pub use crate::engine::nut::Service;
 
 impl Service {
     /// The listening socket's token.

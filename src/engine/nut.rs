@@ -26,6 +26,15 @@ pub const NETVER: &str = "1.3";
 /// A connection, as the daemon numbers them.
 pub type ConnId = u64;
 
+/// Which of trapgate's TCP servers a client talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Service {
+    /// Network UPS Tools' upsd protocol.
+    Nut,
+    /// apcupsd's network information server.
+    Nis,
+}
+
 /// What a NUT client is shown of its UPS.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct NutView {

@@ -1,4 +1,5 @@
-//! Link, network and transport headers of captured frames, down to the UDP payload.
+//! Link, network and transport headers of captured frames, down to the UDP payload (or,
+//! for the NUT and apcupsd clients a replay follows, a TCP segment).
 //!
 //! Link types (tcpdump.org LINKTYPE_ values): Ethernet with 802.1Q / 802.1ad tags,
 //! Linux cooked SLL and SLL2, raw IP, BSD loopback (NULL, host byte order, and LOOP,
@@ -46,6 +47,39 @@ pub struct Datagram<'a> {
     pub dst_port: u16,
     /// The UDP payload.
     pub payload: &'a [u8],
+}
+
+/// A TCP segment found in a frame (what a replay reads of NUT and apcupsd clients).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment<'a> {
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// Source port.
+    pub src_port: u16,
+    /// Destination port.
+    pub dst_port: u16,
+    /// Sequence number of the first payload byte (of the SYN itself on a SYN).
+    pub seq: u32,
+    /// The flags octet (`tcp::SYN`, `tcp::FIN`, `tcp::RST`, `tcp::ACK`, ...).
+    pub flags: u8,
+    /// The payload.
+    pub payload: &'a [u8],
+}
+
+/// TCP flag bits.
+pub mod tcp {
+    /// No more data from the sender.
+    pub const FIN: u8 = 0x01;
+    /// Synchronize sequence numbers: a connection opens.
+    pub const SYN: u8 = 0x02;
+    /// Reset: the connection is gone.
+    pub const RST: u8 = 0x04;
+    /// Push.
+    pub const PSH: u8 = 0x08;
+    /// The acknowledgement field is significant.
+    pub const ACK: u8 = 0x10;
 }
 
 /// Why a frame carries no UDP datagram to decode.
@@ -117,13 +151,64 @@ fn be16(data: &[u8], at: usize) -> Result<u16> {
 
 /// Finds the UDP datagram in a captured frame.
 pub fn udp_datagram(link: LinkType, frame: &[u8]) -> Result<Datagram<'_>> {
+    upper::<Udp>(link, frame)
+}
+
+/// Finds the TCP segment in a captured frame (`FrameDrop::NotUdp` when it is not TCP).
+pub fn tcp_segment(link: LinkType, frame: &[u8]) -> Result<Segment<'_>> {
+    upper::<Tcp>(link, frame)
+}
+
+/// A transport protocol the IP walk stops at.
+trait Upper<'a> {
+    /// Its IP protocol number.
+    const PROTOCOL: u8;
+    /// What it carries.
+    type Out;
+    /// Reads its header and payload.
+    fn read(src: IpAddr, dst: IpAddr, segment: &'a [u8]) -> Result<Self::Out>;
+}
+
+struct Udp;
+struct Tcp;
+
+impl<'a> Upper<'a> for Udp {
+    const PROTOCOL: u8 = 17;
+    type Out = Datagram<'a>;
+    fn read(src: IpAddr, dst: IpAddr, segment: &'a [u8]) -> Result<Datagram<'a>> {
+        udp(src, dst, segment)
+    }
+}
+
+impl<'a> Upper<'a> for Tcp {
+    const PROTOCOL: u8 = 6;
+    type Out = Segment<'a>;
+    fn read(src: IpAddr, dst: IpAddr, segment: &'a [u8]) -> Result<Segment<'a>> {
+        let h = get(segment, 0..20)?;
+        let offset = (h[12] >> 4) as usize * 4;
+        if offset < 20 {
+            return Err(FrameDrop::BadIp);
+        }
+        Ok(Segment {
+            src,
+            dst,
+            src_port: u16::from_be_bytes([h[0], h[1]]),
+            dst_port: u16::from_be_bytes([h[2], h[3]]),
+            seq: u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
+            flags: h[13],
+            payload: get(segment, offset..segment.len())?,
+        })
+    }
+}
+
+fn upper<'a, U: Upper<'a>>(link: LinkType, frame: &'a [u8]) -> Result<U::Out> {
     match link {
-        LinkType::ETHERNET => ethernet(frame),
-        LinkType::LINUX_SLL => by_ethertype(be16(frame, 14)?, get(frame, 16..frame.len())?),
-        LinkType::LINUX_SLL2 => by_ethertype(be16(frame, 0)?, get(frame, 20..frame.len())?),
-        LinkType::RAW | LinkType(12) | LinkType(14) => raw_ip(frame),
-        LinkType::IPV4 => ipv4(frame),
-        LinkType::IPV6 => ipv6(frame),
+        LinkType::ETHERNET => ethernet::<U>(frame),
+        LinkType::LINUX_SLL => by_ethertype::<U>(be16(frame, 14)?, get(frame, 16..frame.len())?),
+        LinkType::LINUX_SLL2 => by_ethertype::<U>(be16(frame, 0)?, get(frame, 20..frame.len())?),
+        LinkType::RAW | LinkType(12) | LinkType(14) => raw_ip::<U>(frame),
+        LinkType::IPV4 => ipv4::<U>(frame),
+        LinkType::IPV6 => ipv6::<U>(frame),
         LinkType::NULL | LinkType::LOOP => {
             let af = get(frame, 0..4)?;
             let le = u32::from_le_bytes([af[0], af[1], af[2], af[3]]);
@@ -137,9 +222,9 @@ pub fn udp_datagram(link: LinkType, frame: &[u8]) -> Result<Datagram<'_>> {
             };
             let rest = &frame[4..];
             match family {
-                2 => ipv4(rest),
+                2 => ipv4::<U>(rest),
                 // AF_INET6 differs per BSD: 24 (NetBSD/OpenBSD), 28 (FreeBSD), 30 (macOS).
-                10 | 24 | 28 | 30 => ipv6(rest),
+                10 | 24 | 28 | 30 => ipv6::<U>(rest),
                 _ => Err(FrameDrop::NotIp),
             }
         }
@@ -147,7 +232,7 @@ pub fn udp_datagram(link: LinkType, frame: &[u8]) -> Result<Datagram<'_>> {
     }
 }
 
-fn ethernet(frame: &[u8]) -> Result<Datagram<'_>> {
+fn ethernet<'a, U: Upper<'a>>(frame: &'a [u8]) -> Result<U::Out> {
     let mut at = 12;
     let mut ethertype = be16(frame, at)?;
     // 802.1Q, 802.1ad (QinQ) and the old 0x9100: skip each 4-byte tag.
@@ -160,26 +245,26 @@ fn ethernet(frame: &[u8]) -> Result<Datagram<'_>> {
         at += 4;
         ethertype = be16(frame, at)?;
     }
-    by_ethertype(ethertype, get(frame, at + 2..frame.len())?)
+    by_ethertype::<U>(ethertype, get(frame, at + 2..frame.len())?)
 }
 
-fn by_ethertype(ethertype: u16, rest: &[u8]) -> Result<Datagram<'_>> {
+fn by_ethertype<'a, U: Upper<'a>>(ethertype: u16, rest: &'a [u8]) -> Result<U::Out> {
     match ethertype {
-        0x0800 => ipv4(rest),
-        0x86dd => ipv6(rest),
+        0x0800 => ipv4::<U>(rest),
+        0x86dd => ipv6::<U>(rest),
         _ => Err(FrameDrop::NotIp),
     }
 }
 
-fn raw_ip(packet: &[u8]) -> Result<Datagram<'_>> {
+fn raw_ip<'a, U: Upper<'a>>(packet: &'a [u8]) -> Result<U::Out> {
     match get(packet, 0..1)?[0] >> 4 {
-        4 => ipv4(packet),
-        6 => ipv6(packet),
+        4 => ipv4::<U>(packet),
+        6 => ipv6::<U>(packet),
         _ => Err(FrameDrop::NotIp),
     }
 }
 
-fn ipv4(packet: &[u8]) -> Result<Datagram<'_>> {
+fn ipv4<'a, U: Upper<'a>>(packet: &'a [u8]) -> Result<U::Out> {
     let h = get(packet, 0..20)?;
     if h[0] >> 4 != 4 {
         return Err(FrameDrop::BadIp);
@@ -194,7 +279,7 @@ fn ipv4(packet: &[u8]) -> Result<Datagram<'_>> {
         // More-fragments set, or a non-zero offset.
         return Err(FrameDrop::Fragment);
     }
-    if h[9] != 17 {
+    if h[9] != U::PROTOCOL {
         return Err(FrameDrop::NotUdp);
     }
     // Trim link-layer padding; a total length past the capture is a cut frame.
@@ -202,10 +287,10 @@ fn ipv4(packet: &[u8]) -> Result<Datagram<'_>> {
     get(packet, 0..ihl)?;
     let src = IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15]));
     let dst = IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19]));
-    udp(src, dst, &packet[ihl..])
+    U::read(src, dst, &packet[ihl..])
 }
 
-fn ipv6(packet: &[u8]) -> Result<Datagram<'_>> {
+fn ipv6<'a, U: Upper<'a>>(packet: &'a [u8]) -> Result<U::Out> {
     let h = get(packet, 0..40)?;
     if h[0] >> 4 != 6 {
         return Err(FrameDrop::BadIp);
@@ -222,7 +307,7 @@ fn ipv6(packet: &[u8]) -> Result<Datagram<'_>> {
     // Walk the extension headers (RFC 8200 §4) to the upper layer.
     for _ in 0..16 {
         match next {
-            17 => return udp(src, dst, rest),
+            p if p == U::PROTOCOL => return U::read(src, dst, rest),
             // Hop-by-hop, routing, destination options: (len + 1) * 8 octets.
             0 | 43 | 60 => {
                 let e = get(rest, 0..2)?;
@@ -312,6 +397,61 @@ mod tests {
         f.extend_from_slice(&ethertype);
         f.extend_from_slice(ip);
         f
+    }
+
+    #[test]
+    fn a_tcp_segment_with_options_gives_its_ports_sequence_flags_and_payload() {
+        let payload = b"GET VAR ups ups.status\n";
+        // 20 bytes of header and 12 of options (offset 8 words).
+        let mut tcp = vec![
+            0xc3, 0x50, 0x0d, 0xa5, 0, 0, 0x10, 0, 0, 0, 0, 1, 0x80, 0x18, 0xff, 0xff, 0, 0, 0, 0,
+        ];
+        tcp.extend_from_slice(&[1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2]);
+        tcp.extend_from_slice(payload);
+        let total = 20 + tcp.len();
+        let mut ip = vec![
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            1,
+            0x40,
+            0,
+            64,
+            6,
+            0,
+            0,
+            127,
+            0,
+            0,
+            30,
+            127,
+            0,
+            0,
+            1,
+        ];
+        ip.extend_from_slice(&tcp);
+        let s = tcp_segment(LinkType::RAW, &ip).unwrap();
+        assert_eq!((s.src_port, s.dst_port), (50000, 3493));
+        assert_eq!(s.seq, 0x1000);
+        assert_eq!(s.flags, tcp::PSH | tcp::ACK);
+        assert_eq!(s.payload, payload);
+        assert_eq!(s.src, "127.0.0.30".parse::<IpAddr>().unwrap());
+        // The same packet is no UDP datagram, and a UDP one no TCP segment.
+        assert_eq!(udp_datagram(LinkType::RAW, &ip), Err(FrameDrop::NotUdp));
+        assert_eq!(
+            tcp_segment(LinkType::RAW, &udp4(b"x")),
+            Err(FrameDrop::NotUdp)
+        );
+        // A header cut short, and a data offset below 5 words.
+        assert_eq!(
+            tcp_segment(LinkType::RAW, &ip[..30]),
+            Err(FrameDrop::Truncated)
+        );
+        let mut bad = ip.clone();
+        bad[20 + 12] = 0x40;
+        assert_eq!(tcp_segment(LinkType::RAW, &bad), Err(FrameDrop::BadIp));
     }
 
     #[test]

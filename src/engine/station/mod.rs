@@ -914,10 +914,15 @@ impl Station {
             charge: p.charge,
             on_battery: p.on_battery,
             real,
-            detail: if shown.is_some() {
-                "the policy's value"
-            } else {
-                "the UPS's own values"
+            detail: match (shown, &self.site.recorders[r].kind) {
+                (None, _) => "the UPS's own values",
+                (Some(_), RecorderKind::Nut { .. }) => {
+                    "the policy's value: FSD OB LB, read by its NUT client"
+                }
+                (Some(_), RecorderKind::Apcupsd) => {
+                    "the policy's value: ONBATT LOWBATT, fetched by its apcupsd client; apcupsd sends no acknowledgement, so trapgate cannot confirm more than this fetch"
+                }
+                (Some(_), _) => "the policy's value",
             }
             .into(),
         };

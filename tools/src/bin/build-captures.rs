@@ -1364,6 +1364,240 @@ fn stories(dir: &Path) {
     );
 }
 
+/// One TCP connection of a NUT or apcupsd client to the gateway (192.168.61.10), as
+/// the frames a capture on the gateway's port holds: the handshake, each request and
+/// its answer, the close.
+struct TcpTalk {
+    client: &'static str,
+    mac: [u8; 6],
+    port: u16,
+    server_port: u16,
+    /// The next sequence number of each side.
+    seq: (u32, u32),
+    id: u16,
+}
+
+const GATEWAY: &str = "192.168.61.10";
+
+impl TcpTalk {
+    fn new(client: &'static str, mac: [u8; 6], port: u16, server_port: u16) -> TcpTalk {
+        TcpTalk {
+            client,
+            mac,
+            port,
+            server_port,
+            seq: (port as u32 * 7919, server_port as u32 * 104_729),
+            id: port,
+        }
+    }
+
+    /// One segment, from the client or from the gateway.
+    fn segment(&mut self, from_client: bool, flags: u8, payload: &[u8]) -> Vec<u8> {
+        let (src, dst, sport, dport) = if from_client {
+            (self.client, GATEWAY, self.port, self.server_port)
+        } else {
+            (GATEWAY, self.client, self.server_port, self.port)
+        };
+        let (seq, ack) = if from_client {
+            (self.seq.0, self.seq.1)
+        } else {
+            (self.seq.1, self.seq.0)
+        };
+        let mut t = Vec::with_capacity(20 + payload.len());
+        t.extend_from_slice(&sport.to_be_bytes());
+        t.extend_from_slice(&dport.to_be_bytes());
+        t.extend_from_slice(&seq.to_be_bytes());
+        // No ACK on the opening SYN.
+        t.extend_from_slice(&if flags == 0x02 { 0 } else { ack }.to_be_bytes());
+        t.extend_from_slice(&[0x50, flags, 0xfa, 0xf0, 0, 0, 0, 0]);
+        t.extend_from_slice(payload);
+        self.id = self.id.wrapping_add(1);
+        let mut ip = ip4(src, dst, self.id);
+        ip.protocol = 6;
+        let len = (t.len() as u16).to_be_bytes();
+        let c = checksum(&[&ip.src.octets(), &ip.dst.octets(), &[0, 6], &len, &t]);
+        t[16..18].copy_from_slice(&c.to_be_bytes());
+        // SYN and FIN take a sequence number each.
+        let used = payload.len() as u32 + u32::from(flags & 0x03 != 0);
+        if from_client {
+            self.seq.0 = self.seq.0.wrapping_add(used);
+        } else {
+            self.seq.1 = self.seq.1.wrapping_add(used);
+        }
+        let (dst_mac, src_mac) = if from_client {
+            (MAC_GW, self.mac)
+        } else {
+            (self.mac, MAC_GW)
+        };
+        eth4(dst_mac, src_mac, &ip.packet(&t))
+    }
+
+    /// The three-way handshake at `t`.
+    fn open(&mut self, t: f64, out: &mut Vec<(f64, Vec<u8>)>) {
+        out.push((t, self.segment(true, 0x02, b"")));
+        out.push((t + 0.0002, self.segment(false, 0x12, b"")));
+        out.push((t + 0.0004, self.segment(true, 0x10, b"")));
+    }
+
+    /// A request at `t` and the gateway's answer just after.
+    fn ask(&mut self, t: f64, request: &[u8], answer: &[u8], out: &mut Vec<(f64, Vec<u8>)>) {
+        out.push((t, self.segment(true, 0x18, request)));
+        out.push((t + 0.0003, self.segment(false, 0x18, answer)));
+        out.push((t + 0.0005, self.segment(true, 0x10, b"")));
+    }
+
+    /// The client closes at `t`.
+    fn close(&mut self, t: f64, out: &mut Vec<(f64, Vec<u8>)>) {
+        out.push((t, self.segment(true, 0x11, b"")));
+        out.push((t + 0.0002, self.segment(false, 0x11, b"")));
+        out.push((t + 0.0004, self.segment(true, 0x10, b"")));
+    }
+}
+
+/// A NUT client logs in at `t` (user, password, the UPS name it watches).
+fn nut_login(
+    c: &mut TcpTalk,
+    t: f64,
+    user: &str,
+    pass: &str,
+    ups: &str,
+    out: &mut Vec<(f64, Vec<u8>)>,
+) {
+    c.open(t, out);
+    c.ask(
+        t + 0.01,
+        format!("USERNAME {user}\n").as_bytes(),
+        b"OK\n",
+        out,
+    );
+    c.ask(
+        t + 0.02,
+        format!("PASSWORD {pass}\n").as_bytes(),
+        b"OK\n",
+        out,
+    );
+    c.ask(t + 0.03, format!("LOGIN {ups}\n").as_bytes(), b"OK\n", out);
+}
+
+/// A NUT client's poll of `ups.status` at `t`, answered `status`.
+fn nut_poll(c: &mut TcpTalk, t: f64, ups: &str, status: &str, out: &mut Vec<(f64, Vec<u8>)>) {
+    c.ask(
+        t,
+        format!("GET VAR {ups} ups.status\n").as_bytes(),
+        format!("VAR {ups} ups.status \"{status}\"\n").as_bytes(),
+        out,
+    );
+}
+
+/// An apcupsd network client's fetch of the status at `t` (its own connection, as
+/// apcupsd's net driver makes one per poll), answered with the lines of `view`.
+fn nis_fetch(
+    c: &mut TcpTalk,
+    t: f64,
+    name: &str,
+    view: &trapgate::engine::nut::NutView,
+    out: &mut Vec<(f64, Vec<u8>)>,
+) {
+    let mut answer = Vec::new();
+    for line in trapgate::engine::nis::status_lines(name, view) {
+        answer.extend_from_slice(&(line.len() as u16).to_be_bytes());
+        answer.extend_from_slice(line.as_bytes());
+    }
+    answer.extend_from_slice(&[0, 0]);
+    c.port += 1;
+    c.open(t, out);
+    c.ask(t + 0.01, b"\x00\x06status", &answer, out);
+    c.close(t + 0.02, out);
+}
+
+/// NUT and apcupsd recorders (story-nut.site.toml): a Synology-style NAS in tier 2
+/// (UPS `ups`, monuser / secret), a Linux host's upsmon and an apcupsd host in tier 1,
+/// all on one APC UPS. On battery at 20 s; the NAS's grace (1 min) ends at 80 s: its
+/// poll at 82 s shows `FSD OB LB` and it logs out (acknowledged) while upsmon's poll at
+/// 86 s still shows `OB`; low battery at 100 s: upsmon sees FSD at 101 s and logs out,
+/// apcupsd fetches `ONBATT LOWBATT` at 103 s (presented: all apcupsd says); power back
+/// at 250 s; the three come back at 300–320 s.
+fn nut_story(dir: &Path) {
+    use trapgate::engine::nut::NutView;
+    const NAS: &str = "192.168.61.30";
+    const UPSMON: &str = "192.168.61.31";
+    const APCUPSD: &str = "192.168.61.32";
+    let mut f: Vec<(f64, Vec<u8>)> = Vec::new();
+    let mut nas = TcpTalk::new(NAS, [0x00, 0x11, 0x32, 0x3d, 0x61, 0x1e], 41000, 3493);
+    let mut mon = TcpTalk::new(UPSMON, [0x52, 0x54, 0x00, 0x3d, 0x61, 0x1f], 42000, 3493);
+    let mut apc = TcpTalk::new(APCUPSD, [0x52, 0x54, 0x00, 0x3d, 0x61, 0x20], 43000, 3551);
+    nut_login(&mut nas, 1.0, "monuser", "secret", "ups", &mut f);
+    nut_login(&mut mon, 2.0, "upsmon", "upsmon-pass", "ups-main", &mut f);
+    let view = |on_battery: bool, battery_low: bool, forced: bool| NutView {
+        on_battery,
+        battery_low,
+        forced,
+        charge: None,
+        runtime: None,
+        ups_name: "ups-main".into(),
+        mfr: "APC",
+    };
+    // The NAS and upsmon poll every 15 s; apcupsd every 30 s.
+    for k in 0..6 {
+        let t = 7.0 + 15.0 * k as f64;
+        let status = match t {
+            t if t < 20.0 => "OL",
+            t if t < 80.0 => "OB",
+            _ => "FSD OB LB",
+        };
+        nut_poll(&mut nas, t, "ups", status, &mut f);
+    }
+    nas.ask(83.0, b"LOGOUT\n", b"OK Goodbye\n", &mut f);
+    nas.close(83.01, &mut f);
+    for k in 0..7 {
+        let t = 11.0 + 15.0 * k as f64;
+        let status = match t {
+            t if t < 20.0 => "OL",
+            t if t < 100.0 => "OB",
+            _ => "FSD OB LB",
+        };
+        nut_poll(&mut mon, t, "ups-main", status, &mut f);
+    }
+    mon.ask(102.0, b"LOGOUT\n", b"OK Goodbye\n", &mut f);
+    mon.close(102.01, &mut f);
+    for k in 0..4 {
+        let t = 13.0 + 30.0 * k as f64;
+        let v = match t {
+            t if t < 20.0 => view(false, false, false),
+            t if t < 100.0 => view(true, false, false),
+            _ => view(true, true, true),
+        };
+        nis_fetch(&mut apc, t, "srv-apcupsd", &v, &mut f);
+    }
+    f.push((0.0, apc_frame(UPS, "public", 10, SELF_TEST, 1)));
+    f.push((20.0, apc_frame(UPS, "public", 5, ON_BATTERY, 2)));
+    f.push((100.0, apc_frame(UPS, "public", 7, LOW, 3)));
+    f.push((250.0, apc_frame(UPS, "public", 9, RESTORED, 4)));
+    // Back after power returned: the NAS and upsmon log in again (from new ports),
+    // apcupsd polls.
+    nas.port += 1;
+    mon.port += 1;
+    nut_login(&mut nas, 300.0, "monuser", "secret", "ups", &mut f);
+    nut_poll(&mut nas, 305.0, "ups", "OL", &mut f);
+    nut_login(&mut mon, 310.0, "upsmon", "upsmon-pass", "ups-main", &mut f);
+    nis_fetch(
+        &mut apc,
+        320.0,
+        "srv-apcupsd",
+        &view(false, false, false),
+        &mut f,
+    );
+    f.push((400.0, apc_frame(UPS, "public", 10, SELF_TEST, 5)));
+    f.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let frames: Vec<(u64, Vec<u8>)> = f.into_iter().map(|(t, b)| (at(t), b)).collect();
+    write_pcap(
+        &dir.join("story-nut.pcap"),
+        DataLink::ETHERNET,
+        false,
+        &frames,
+    );
+}
+
 /// What net-snmp's `snmptrap`/`snmpinform -v 3 ARGS` sends, caught on a socket of ours
 /// (the inform is not answered: its first try is what a capture holds).
 fn net_snmp_v3(tool: &str, args: &[&str], trap: &[&str]) -> Vec<u8> {
@@ -1555,5 +1789,6 @@ fn main() {
     loopback_raw(dir);
     malformed(dir);
     stories(dir);
+    nut_story(dir);
     println!("captures written to {}", dir.display());
 }
