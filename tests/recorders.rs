@@ -457,12 +457,27 @@ fn the_demo_tells_the_seed_story_end_to_end() {
         "gateway: nvr-251 acknowledged",
         "gateway: nvr-244 is back",
         "gateway: nvr-251 is back",
-        "recorders: 2; told: 2; acknowledged: 2; resent: 0; never acknowledged: 0; back after power returned: 2; not back: 0",
+        // The NUT client (a Synology-style NAS, tier 2) and the apcupsd client (tier 1).
+        "gateway decides: nas-01 shuts down now (on battery for 120 s: tier 2's grace time has ended",
+        "nas-01 reads ups.status \"FSD OB LB\": logs out and shuts down",
+        "gateway: nas-01 acknowledged (it logged out of the NUT server after reading FSD)",
+        "gateway decides: srv-apcupsd shuts down now (lowBattery confirmed by poll",
+        "srv-apcupsd (apcupsd network client) fetches STATUS ONBATT LOWBATT: runs its doshutdown",
+        "gateway: srv-apcupsd acknowledged (it fetched its shutdown status",
+        "gateway: nas-01 is back",
+        "gateway: srv-apcupsd is back",
+        "recorders: 4 (2 NVRs, a NUT client, an apcupsd client); told: 4; acknowledged: 4; resent: 0; never acknowledged: 0; back after power returned: 4; not back: 0",
         "by the gateway alone",
         "latency LowBattery",
     ] {
         assert!(story.contains(want), "missing {want:?} in:\n{story}");
     }
+    // Staged: the NAS reads FSD before the low battery, and apcupsd (tier 1) never
+    // fetches its shutdown status before it.
+    let at = |what: &str| story.find(what).unwrap_or_else(|| panic!("{what:?}"));
+    assert!(at("nas-01 reads ups.status \"FSD OB LB\"") < at("UPS: battery low"));
+    assert!(at("UPS: battery low") < at("fetches STATUS ONBATT LOWBATT"));
+    assert!(at("srv-apcupsd fetches STATUS ONBATT\n") < at("nas-01 reads ups.status \"FSD"));
 }
 
 #[test]

@@ -745,7 +745,7 @@ fn the_demo_tells_the_seed_story_over_snmpv3() {
         "gateway: nvr-244 acknowledged",
         "gateway: nvr-251 acknowledged",
         "gateway: nvr-251 is back",
-        "recorders: 2; told: 2; acknowledged: 2; resent: 0; never acknowledged: 0; back after power returned: 2; not back: 0",
+        "recorders: 4 (2 NVRs, a NUT client, an apcupsd client); told: 4; acknowledged: 4; resent: 0; never acknowledged: 0; back after power returned: 4; not back: 0",
     ] {
         assert!(story.contains(want), "missing {want:?} in:\n{story}");
     }

@@ -13,6 +13,13 @@
 //! engine of them (discovery Reports included); the recorders discover the gateway's
 //! engine, poll it sealed, open their orders and acknowledge with v3 traps of their own
 //! engines.
+//!
+//! Beside the NVRs, two recorders learn of the outage from a UPS server, as NAS and
+//! servers do: `nas-01`, a NUT client as Synology DSM is one (it watches the UPS `ups`
+//! as `monuser` / `secret`, tier 2), served by the gateway's NUT server; and
+//! `srv-apcupsd`, an apcupsd network client (tier 1), served by its NIS server. The NAS
+//! logs out when it reads `FSD` (its acknowledgement); apcupsd shuts down when it
+//! fetches `ONBATT LOWBATT`.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -146,6 +153,12 @@ const GIVE_UP: f64 = 1200.0;
 const UPS_ADDR: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 250);
 const GATEWAY_ADDR: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 10);
 const CHARGE: &str = "1.3.6.1.2.1.33.1.2.4.0";
+/// The demo's NUT client (a Synology-style NAS) and apcupsd network client.
+const NAS_ADDR: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 30);
+const APCUPSD_ADDR: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 31);
+/// How often they poll, in site seconds (upsmon's POLLFREQ; apcupsd's net driver).
+const NUT_POLL: f64 = 5.0;
+const NIS_POLL: f64 = 10.0;
 
 fn v1_trap(
     enterprise: &str,
@@ -221,6 +234,27 @@ fn demo_site(n: usize, ups_port: u16, recorder_ports: &[u16], v3: bool) -> Site 
             r
         })
         .collect();
+    site.gateway.nut = Some(SocketAddr::from((GATEWAY_ADDR, 0)));
+    site.gateway.nis = Some(SocketAddr::from((GATEWAY_ADDR, 0)));
+    let mut nas = template.clone();
+    nas.name = "nas-01".into();
+    nas.address = IpAddr::V4(NAS_ADDR);
+    nas.tier = 2;
+    nas.shutdown_time = Secs(60);
+    nas.boot_time = Secs(300);
+    nas.kind = RecorderKind::Nut {
+        user: "monuser".into(),
+        password: "secret".into(),
+        ups: "ups".into(),
+    };
+    nas.v3 = None;
+    let mut apcupsd = nas.clone();
+    apcupsd.name = "srv-apcupsd".into();
+    apcupsd.address = IpAddr::V4(APCUPSD_ADDR);
+    apcupsd.tier = 1;
+    apcupsd.kind = RecorderKind::Apcupsd;
+    site.recorders.push(nas);
+    site.recorders.push(apcupsd);
     site
 }
 
@@ -649,6 +683,192 @@ fn run_recorders(
     told_at
 }
 
+/// A connection to the gateway's NUT or NIS server from `from` (bound first, as the
+/// gateway knows a client by its address), with a read timeout.
+fn connect_from(from: Ipv4Addr, to: SocketAddr) -> std::io::Result<std::net::TcpStream> {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    s.bind(&SocketAddr::from((from, 0)).into())?;
+    s.connect_timeout(&to.into(), Duration::from_secs(2))?;
+    let s: std::net::TcpStream = s.into();
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    s.set_nodelay(true)?;
+    Ok(s)
+}
+
+/// The demo's NUT client, as a NAS runs it: logged in, polling `ups.status`.
+struct NutClient {
+    conn: Option<std::io::BufReader<std::net::TcpStream>>,
+    /// The status it read last.
+    status: String,
+}
+
+impl NutClient {
+    /// One line sent, one read back.
+    fn ask(&mut self, line: &str) -> std::io::Result<String> {
+        use std::io::BufRead;
+        let conn = self
+            .conn
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("not connected"))?;
+        conn.get_mut().write_all(line.as_bytes())?;
+        let mut answer = String::new();
+        conn.read_line(&mut answer)?;
+        if answer.is_empty() {
+            return Err(std::io::Error::other("closed"));
+        }
+        Ok(answer.trim_end().to_string())
+    }
+
+    /// Connects and logs in as monuser to the UPS `ups`, as Synology DSM does.
+    fn log_in(&mut self, server: SocketAddr) -> std::io::Result<()> {
+        self.conn = Some(std::io::BufReader::new(connect_from(NAS_ADDR, server)?));
+        for line in ["USERNAME monuser\n", "PASSWORD secret\n", "LOGIN ups\n"] {
+            let answer = self.ask(line)?;
+            if answer != "OK" {
+                self.conn = None;
+                return Err(std::io::Error::other(format!("{}: {answer}", line.trim())));
+            }
+        }
+        Ok(())
+    }
+
+    /// `ups.status`, as the server gives it.
+    fn poll(&mut self) -> std::io::Result<String> {
+        let answer = self.ask("GET VAR ups ups.status\n")?;
+        // VAR ups ups.status "OB"
+        Ok(answer
+            .split('"')
+            .nth(1)
+            .map(str::to_string)
+            .unwrap_or(answer))
+    }
+}
+
+/// The demo's apcupsd network client's poll: a connection, `status` in apcupsd's
+/// framing, the records read to the empty one; its `STATUS` line's value.
+fn nis_status(server: SocketAddr) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut c = connect_from(APCUPSD_ADDR, server)?;
+    c.write_all(b"\x00\x06status")?;
+    let mut status = String::new();
+    loop {
+        let mut len = [0u8; 2];
+        c.read_exact(&mut len)?;
+        let len = u16::from_be_bytes(len) as usize;
+        if len == 0 {
+            return Ok(status);
+        }
+        let mut line = vec![0u8; len];
+        c.read_exact(&mut line)?;
+        let line = String::from_utf8_lossy(&line);
+        if let Some(v) = line.strip_prefix("STATUS") {
+            status = v.trim_start_matches([' ', ':']).trim_end().to_string();
+        }
+    }
+}
+
+/// The NUT client (`nas-01`) and the apcupsd client (`srv-apcupsd`) through the story:
+/// they poll, shut down on FSD / LOWBATT (the NAS logs out first), stay off until the
+/// UPS switches its outlets on again, boot, and log in or poll again. Returns when each
+/// was told (ns), NAS first.
+fn run_tcp_clients(
+    nut: SocketAddr,
+    nis: SocketAddr,
+    speed: f64,
+    outlets_restored: Arc<AtomicU64>,
+    done: Arc<AtomicBool>,
+    say: Arc<Mutex<Vec<String>>>,
+    t0: Instant,
+) -> [Option<u64>; 2] {
+    let real = |site_s: f64| Duration::from_secs_f64(site_s / speed);
+    let site_t = || t0.elapsed().as_secs_f64() * speed;
+    let tell = |line: String| {
+        say.lock()
+            .unwrap()
+            .push(format!("{:7.1} s  {line}", site_t()))
+    };
+    let mut nas = NutClient {
+        conn: None,
+        status: String::new(),
+    };
+    let mut state = [Rec::Up; 2];
+    let mut told = [None; 2];
+    let mut next = [Instant::now(), Instant::now()];
+    let mut apc_status = String::new();
+    while !done.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(2));
+        let now_i = Instant::now();
+        let restored = outlets_restored.load(Ordering::Relaxed);
+        for (i, st) in state.iter_mut().enumerate() {
+            *st = match *st {
+                Rec::ShuttingDown(until) if now_i >= until => Rec::Off(restored),
+                Rec::Off(at) if restored > at => {
+                    Rec::Booting(now_i + real(BOOT.0 + 10.0 * i as f64))
+                }
+                Rec::Booting(until) if now_i >= until => {
+                    next[i] = now_i;
+                    Rec::Up
+                }
+                s => s,
+            };
+        }
+        // The NAS: logged in, then a poll every NUT_POLL site seconds.
+        if state[0] == Rec::Up && now_i >= next[0] {
+            next[0] = now_i + real(NUT_POLL);
+            if nas.conn.is_none() && nas.log_in(nut).is_ok() {
+                tell("nas-01 (NUT client, as Synology DSM) logs in to the gateway's NUT server as monuser, UPS `ups`".into());
+            }
+            match nas.poll() {
+                Ok(status) if status.contains("FSD") => {
+                    tell(format!(
+                        "nas-01 reads ups.status \"{status}\": logs out and shuts down"
+                    ));
+                    let _ = nas.ask("LOGOUT\n");
+                    nas.conn = None;
+                    nas.status.clear();
+                    told[0].get_or_insert(now().0);
+                    state[0] = Rec::ShuttingDown(Instant::now() + real(60.0));
+                }
+                Ok(status) => {
+                    if status != nas.status {
+                        tell(format!("nas-01 reads ups.status \"{status}\""));
+                        nas.status = status;
+                    }
+                }
+                Err(_) => nas.conn = None,
+            }
+        }
+        // apcupsd: a status fetch every NIS_POLL site seconds.
+        if state[1] == Rec::Up && now_i >= next[1] {
+            next[1] = now_i + real(NIS_POLL);
+            if let Ok(status) = nis_status(nis) {
+                if status.contains("LOWBATT") {
+                    tell(format!(
+                        "srv-apcupsd (apcupsd network client) fetches STATUS {status}: runs its doshutdown"
+                    ));
+                    apc_status.clear();
+                    told[1].get_or_insert(now().0);
+                    state[1] = Rec::ShuttingDown(Instant::now() + real(60.0));
+                } else if status != apc_status {
+                    tell(format!("srv-apcupsd fetches STATUS {status}"));
+                    apc_status = status;
+                }
+            }
+        }
+    }
+    told
+}
+
+/// What shows recorder `name` its UPS: the virtual UPS, or for the demo's NUT and
+/// apcupsd clients the gateway's NUT or NIS server.
+fn shown_by(name: &str) -> &'static str {
+    match name {
+        "nas-01" => "the NUT server",
+        "srv-apcupsd" => "the NIS server",
+        _ => "the virtual UPS",
+    }
+}
+
 /// One record of the gateway as a line of the story, or None to leave it out.
 fn story_line(t: f64, r: &Json, many: bool) -> Option<String> {
     let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
@@ -664,18 +884,27 @@ fn story_line(t: f64, r: &Json, many: bool) -> Option<String> {
             "PresentCharge" if many => return None,
             "PresentCharge" => match r["percent"].as_u64() {
                 Some(p) => format!(
-                    "gateway: the virtual UPS shows {} a charge of {p} %",
+                    "gateway: {} shows {} a charge of {p} %",
+                    shown_by(&s("recorder")),
                     s("recorder")
                 ),
                 None => format!(
-                    "gateway: the virtual UPS shows {} its UPS's real values again",
+                    "gateway: {} shows {} its UPS's real values again",
+                    shown_by(&s("recorder")),
                     s("recorder")
                 ),
             },
             "Acknowledged" if many => return None,
             "Acknowledged" => format!(
-                "gateway: {} acknowledged (enterprise 1.3.6.1.4.1.50001 trap)",
-                s("recorder")
+                "gateway: {} acknowledged ({})",
+                s("recorder"),
+                match s("recorder").as_str() {
+                    "nas-01" => "it logged out of the NUT server after reading FSD",
+                    "srv-apcupsd" => {
+                        "it fetched its shutdown status: all an apcupsd client can say"
+                    }
+                    _ => "enterprise 1.3.6.1.4.1.50001 trap",
+                }
             ),
             "Poll" => format!("gateway polls {} to confirm: {}", s("ups"), s("reason")),
             "PowerBack" => format!(
@@ -689,6 +918,12 @@ fn story_line(t: f64, r: &Json, many: bool) -> Option<String> {
     } else if let Some(a) = r["action"].as_str() {
         match a {
             "Sent" | "Presented" | "Back" if many => return None,
+            "Sent" if r["to"].is_null() => format!(
+                "gateway → {}: {} (attempt {})",
+                s("recorder"),
+                s("detail"),
+                r["attempt"]
+            ),
             "Sent" => format!(
                 "gateway → {}: {} to {} (attempt {})",
                 s("recorder"),
@@ -697,8 +932,9 @@ fn story_line(t: f64, r: &Json, many: bool) -> Option<String> {
                 r["attempt"]
             ),
             "Presented" => format!(
-                "{} polls the gateway: charge {} ({})",
+                "{} polls {}: charge {} ({})",
                 s("recorder"),
+                shown_by(&s("recorder")),
                 r["charge"],
                 s("detail")
             ),
@@ -746,7 +982,7 @@ pub fn run(n: usize, speed: f64, v3: bool, out: &mut impl Write) -> Result<(), S
     let ups_port = ups.local_addr().map_err(|e| e.to_string())?.port();
     let mut recorder_sockets = Vec::with_capacity(n);
     let site0 = demo_site(n, ups_port, &vec![0; n], v3);
-    for r in &site0.recorders {
+    for r in site0.recorders.iter().take(n) {
         let s = std::net::UdpSocket::bind((r.address, 0))
             .map_err(|e| format!("cannot bind recorder {} on {}: {e}", r.name, r.address))?;
         s.set_nonblocking(true).map_err(|e| e.to_string())?;
@@ -772,7 +1008,7 @@ pub fn run(n: usize, speed: f64, v3: bool, out: &mut impl Write) -> Result<(), S
     let many = n > 20;
     writeln!(
         out,
-        "trapgate demo: the seed's site on loopback: UPS {} at {UPS_ADDR}, {n} recorders, the site's clock at {speed}x{}\n",
+        "trapgate demo: the seed's site on loopback: UPS {} at {UPS_ADDR}, {n} NVRs, a NUT client (nas-01, as Synology DSM) and an apcupsd client (srv-apcupsd), the site's clock at {speed}x{}\n",
         site.upses[0].name,
         if v3 { "; every UPS and recorder on SNMPv3 (authPriv: SHA, AES-128)" } else { "" }
     )
@@ -793,7 +1029,7 @@ pub fn run(n: usize, speed: f64, v3: bool, out: &mut impl Write) -> Result<(), S
             site,
             opts,
             |b| {
-                let _ = bound_tx.send((b.listen[0], b.agent));
+                let _ = bound_tx.send((b.listen[0], b.agent, b.nut, b.nis));
             },
             |_, r| {
                 let t = t0.elapsed().as_secs_f64() * speed;
@@ -810,9 +1046,12 @@ pub fn run(n: usize, speed: f64, v3: bool, out: &mut impl Write) -> Result<(), S
             || Err("the demo's site does not reload".into()),
         )
     });
-    let (traps_at, agent_at) = bound_rx
+    let (traps_at, agent_at, nut_at, nis_at) = bound_rx
         .recv_timeout(Duration::from_secs(10))
         .map_err(|_| "the gateway did not start".to_string())?;
+    let (Some(nut_at), Some(nis_at)) = (nut_at, nis_at) else {
+        return Err("the gateway did not start its NUT and NIS servers".into());
+    };
     let done = Arc::new(AtomicBool::new(false));
     let outlets_restored = Arc::new(AtomicU64::new(0));
     let low_battery_sent = Arc::new(AtomicU64::new(0));
@@ -843,6 +1082,15 @@ pub fn run(n: usize, speed: f64, v3: bool, out: &mut impl Write) -> Result<(), S
             )
         })
     };
+    let tcp_thread = {
+        let (done, on, say) = (
+            Arc::clone(&done),
+            Arc::clone(&outlets_restored),
+            Arc::clone(&say),
+        );
+        std::thread::spawn(move || run_tcp_clients(nut_at, nis_at, speed, on, done, say, t0))
+    };
+    let all = n + 2;
     // Tell the story as it comes, until every recorder is back (or reported not back).
     let mut printed = 0;
     let finished = loop {
@@ -855,7 +1103,7 @@ pub fn run(n: usize, speed: f64, v3: bool, out: &mut impl Write) -> Result<(), S
         }
         let c = counts.lock().unwrap().clone();
         let settled = c.get("Back").copied().unwrap_or(0) + c.get("NotBack").copied().unwrap_or(0);
-        if settled >= n {
+        if settled >= all {
             break true;
         }
         if t0.elapsed().as_secs_f64() * speed > GIVE_UP {
@@ -867,6 +1115,9 @@ pub fn run(n: usize, speed: f64, v3: bool, out: &mut impl Write) -> Result<(), S
     let told_at = rec_thread
         .join()
         .map_err(|_| "the recorders' thread panicked".to_string())?;
+    let tcp_told = tcp_thread
+        .join()
+        .map_err(|_| "the NUT and apcupsd clients' thread panicked".to_string())?;
     signal_hook::low_level::raise(libc::SIGTERM).map_err(|e| e.to_string())?;
     let stopped = gateway
         .join()
@@ -881,8 +1132,8 @@ pub fn run(n: usize, speed: f64, v3: bool, out: &mut impl Write) -> Result<(), S
     writeln!(out).map_err(w)?;
     writeln!(
         out,
-        "recorders: {n}; told: {}; acknowledged: {}; resent: {}; never acknowledged: {}; back after power returned: {}; not back: {}",
-        told_at.iter().filter(|t| t.is_some()).count(),
+        "recorders: {all} ({n} NVRs, a NUT client, an apcupsd client); told: {}; acknowledged: {}; resent: {}; never acknowledged: {}; back after power returned: {}; not back: {}",
+        told_at.iter().chain(&tcp_told).filter(|t| t.is_some()).count(),
         get("Acknowledged"),
         stopped.stats.station.resends,
         get("NotAcknowledged"),
@@ -912,7 +1163,7 @@ pub fn run(n: usize, speed: f64, v3: bool, out: &mut impl Write) -> Result<(), S
         }
         writeln!(
             out,
-            "lowBattery trap → recorders told ({} recorders, confirm-by-poll included): p50 {:.2} ms, last {:.2} ms",
+            "lowBattery trap → NVRs told ({} told then, confirm-by-poll included): p50 {:.2} ms, last {:.2} ms",
             after.len(),
             h.value_at_quantile(0.5) as f64 / 1e6,
             h.max() as f64 / 1e6
