@@ -320,3 +320,222 @@ kind = "apcupsd"
     terminate(&child);
     assert!(down.exists(), "apcupsd ran its doshutdown");
 }
+
+/// Raises this test process's open-file limit to its hard limit; returns it.
+fn raise_files() -> u64 {
+    // SAFETY: getrlimit/setrlimit with a valid resource and a pointer to a local struct.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 0;
+        }
+        lim.rlim_cur = lim.rlim_max;
+        let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur as u64
+    }
+}
+
+/// The value of `name` (a whole line's prefix) on a `/metrics` page.
+fn metric(page: &str, name: &str) -> u64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// `/metrics`, scraped until `ok` says it shows what is awaited, or 10 s.
+fn scrape_until(metrics: &str, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = scrape(metrics);
+        if ok(&page) || Instant::now() > deadline {
+            return page;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// An attacker on the site's network floods the NUT server from a NUT recorder's own
+/// address (127.0.0.1 here): 10,050 connections that say nothing, a 1 MB line, and 4,000 requests in
+/// one write. The server holds no more than its bound and closes the rest as they
+/// come, closes the long line's connection at 512 bytes, answers every pipelined
+/// request, and a low-battery trap is still decided and its order sent.
+#[test]
+fn a_connection_and_line_flood_is_bounded_and_a_trap_is_still_decided() {
+    use std::io::{BufRead, Read, Write};
+    let files = raise_files();
+    if files < 10_600 {
+        eprintln!(
+            "skipped: this process may open {files} files, the flood needs 10,600 (ulimit -Hn)"
+        );
+        return;
+    }
+    let port = free_port();
+    let nvr = std::net::UdpSocket::bind("127.0.0.18:0").expect("the recorder's socket");
+    let site = format!(
+        r#"[gateway]
+listen = ["127.0.0.1:0"]
+agent = "127.0.0.1:0"
+nut = "127.0.0.1:{port}"
+
+[policy]
+grace = {{ 1 = "10m" }}
+shutdown_below_charge = 30
+shutdown_below_runtime = "5m"
+confirm_by_poll = false
+
+[[ups]]
+name = "ups-main"
+address = "127.0.0.17"
+vendor = "apc"
+outlet_off_delay = "3m"
+
+[[recorder]]
+name = "nvr-1"
+address = "127.0.0.18"
+port = {}
+ups = "ups-main"
+tier = 1
+shutdown_time = "60s"
+
+[[recorder]]
+name = "nas-1"
+address = "127.0.0.1"
+ups = "ups-main"
+tier = 1
+shutdown_time = "60s"
+kind = "nut"
+nut_user = "monuser"
+nut_password = "secret"
+"#,
+        nvr.local_addr().expect("addr").port()
+    );
+    let file = site_file("nut-flood", &site);
+    let (child, out, err) = start(&[
+        "run",
+        "--config",
+        file.to_str().expect("UTF-8"),
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    let traps = listening_on(&err);
+    let metrics = expect_line(&err, &["metrics on http://"]);
+    let metrics = metrics
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .expect("the metrics address")
+        .to_string();
+    let nut: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    // The NAS is at 127.0.0.1: connections from it need no bind (a bind to port 0 per
+    // connection searches the ports in use, and 10,000 of them exhaust one address's).
+    let from_nas = || {
+        let s =
+            std::net::TcpStream::connect_timeout(&nut, Duration::from_secs(10)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        // Closed with a reset, not left in TIME-WAIT: 10,000 of those a run would take
+        // the loopback's ephemeral ports from the next one.
+        socket2::SockRef::from(&s)
+            .set_linger(Some(Duration::ZERO))
+            .expect("linger");
+        s
+    };
+    // 4,000 requests in one write (92 KB, past what one turn reads of a connection):
+    // every one answered.
+    let mut burst = from_nas();
+    let reader = burst.try_clone().expect("clone");
+    let answers = std::thread::spawn(move || {
+        let mut r = std::io::BufReader::new(reader);
+        let mut n = 0;
+        let mut line = String::new();
+        while n < 4_000 {
+            line.clear();
+            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            if line.starts_with("VAR ups-main ups.status") {
+                n += 1;
+            }
+        }
+        n
+    });
+    burst
+        .write_all(&b"GET VAR ups-main ups.status\n".repeat(4_000))
+        .expect("write the burst");
+    assert_eq!(
+        answers.join().expect("reader"),
+        4_000,
+        "every pipelined request answered"
+    );
+    drop(burst);
+    // A 1 MB line: the connection is closed at the protocol's limit.
+    const TOO_LONG: &str = "trapgate_nut_lines_too_long_total";
+    let mut long = from_nas();
+    let _ = long.write_all(&vec![b'A'; 1 << 20]);
+    let mut rest = Vec::new();
+    let _ = long.read_to_end(&mut rest);
+    assert!(
+        rest.len() < 1024,
+        "closed with at most an error line, not an answer per byte: {} bytes",
+        rest.len()
+    );
+    drop(long);
+    // 200 more, each reset by its client as soon as the gateway closes it: no slot is
+    // left taken by a connection whose goodbye could not be written.
+    for _ in 0..200 {
+        let mut s = from_nas();
+        let _ = s.write_all(&vec![b'A'; 64 * 1024]);
+    }
+    const OPEN: &str = "trapgate_tcp_connections{server=\"nut\"}";
+    let page = scrape_until(&metrics, |p| {
+        p.contains(OPEN) && metric(p, OPEN) == 0 && metric(p, TOO_LONG) == 201
+    });
+    assert_eq!(
+        metric(&page, OPEN),
+        0,
+        "connections left open after the long lines"
+    );
+    assert_eq!(metric(&page, TOO_LONG), 201, "every long line counted");
+    // 10,050 idle connections: no more than the bound stay open, the rest are closed.
+    let idle: Vec<std::net::TcpStream> = (0..10_050).map(|_| from_nas()).collect();
+    const REFUSED: &str = "trapgate_tcp_connections_refused_total{server=\"nut\"}";
+    let page = scrape_until(&metrics, |p| metric(p, OPEN) + metric(p, REFUSED) == 10_050);
+    let (open, refused) = (metric(&page, OPEN), metric(&page, REFUSED));
+    assert_eq!(open + refused, 10_050, "each connection held or refused");
+    assert!(
+        (9_000..=10_000).contains(&open),
+        "{open} connections open (at most 10,000, or what the file limit leaves)"
+    );
+    assert!(refused >= 50, "{refused} connections refused");
+    // A refused one is closed by the gateway: it reads the end.
+    let closed = idle
+        .iter()
+        .rev()
+        .take(200)
+        .filter(|s| {
+            // Held: nothing to read before the timeout; refused: the end, or a reset.
+            let _ = s.set_read_timeout(Some(Duration::from_millis(50)));
+            match (&**s).read(&mut [0u8; 16]) {
+                Ok(0) => true,
+                Ok(_) => false,
+                Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+            }
+        })
+        .count();
+    assert!(closed > 0, "no refused connection was closed");
+    // With all of that held open, a low-battery trap is decided and its order sent.
+    let ups = std::net::UdpSocket::bind("127.0.0.17:0").expect("the UPS's address");
+    ups.send_to(&hex(SEED_TRAP), traps).expect("send the trap");
+    expect_line(&out, &["\"decision\":\"ShutdownRecorder\"", "nvr-1"]);
+    nvr.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut buf = [0u8; 1500];
+    let (n, _) = nvr
+        .recv_from(&mut buf)
+        .expect("the order reaches the recorder");
+    assert!(n > 0 && buf[0] == 0x30, "an SNMP message");
+    drop(idle);
+    terminate(&child);
+}

@@ -989,7 +989,8 @@ pub fn run(
         d.act(&agent_socket, &poll_sockets);
         d.first_arrival = None;
 
-        let timeout = if more_batches || more_answers.contains(&true) || more_requests {
+        let more_tcp = servers.iter().any(|s| s.has_more());
+        let timeout = if more_batches || more_answers.contains(&true) || more_requests || more_tcp {
             Some(Duration::ZERO)
         } else {
             let due = [d.station.poll_timeout(), Some(tallied.plus_ns(TALLY))]
@@ -1019,14 +1020,6 @@ pub fn run(
                 t if t == POLLS[1] => more_answers[1] = true,
                 t if servers.iter().any(|s| s.owns(t)) => nut_ready.push(t),
                 _ => {}
-            }
-        }
-        if !nut_ready.is_empty() {
-            let t = d.clock.now();
-            for token in nut_ready {
-                if let Some(s) = servers.iter_mut().find(|s| s.owns(token)) {
-                    s.ready(token, poll.registry(), t, &mut d.station);
-                }
             }
         }
         if signalled {
@@ -1088,6 +1081,29 @@ pub fn run(
                 &mut arena,
                 Driver::agent_datagram,
             );
+        }
+        // The NUT and apcupsd clients last, within their budgets: a connection or line
+        // flood waits behind the traps of the same turn, never the other way round.
+        if !nut_ready.is_empty() || more_tcp {
+            // What this turn decided is journaled (and its orders sent) before a NUT or
+            // apcupsd client is shown it.
+            d.act(&agent_socket, &poll_sockets);
+            let t = d.clock.now();
+            // What stopped at its budget last turn first, then what is ready now.
+            let mut budget = crate::daemon::nut::PER_TURN;
+            for s in servers.iter_mut() {
+                s.resume(poll.registry(), t, &mut d.station, &mut budget);
+            }
+            for token in nut_ready {
+                if let Some(s) = servers.iter_mut().find(|s| s.owns(token)) {
+                    s.ready(token, poll.registry(), t, &mut d.station, &mut budget);
+                }
+            }
+            for s in &servers {
+                let i = (s.service() == crate::daemon::nut::Service::Nis) as usize;
+                d.own.tcp_open[i] = s.open() as u64;
+                d.own.tcp_refused[i] = s.refused;
+            }
         }
         let t = d.clock.now();
         d.station.handle_timeout(t);

@@ -136,6 +136,11 @@ pub struct Stats {
     pub console_dropped: (u64, u64),
     /// Arrival → decision ready, per event kind; arrival → last order sent.
     pub latency: Latency,
+    /// TCP connections open now to the NUT and the NIS server.
+    pub tcp_open: [u64; 2],
+    /// TCP connections to the NUT and the NIS server closed as they came, for being too
+    /// many.
+    pub tcp_refused: [u64; 2],
 }
 
 impl Stats {
@@ -309,6 +314,20 @@ fn prometheus(stats: &Stats) -> String {
         s,
         "# HELP trapgate_nut_clients NUT clients logged in to the NUT server now.\n# TYPE trapgate_nut_clients gauge\ntrapgate_nut_clients {}",
         live.station.nut_logged_in
+    );
+    let _ = writeln!(
+        s,
+        "# HELP trapgate_tcp_connections TCP connections open now, by server.\n# TYPE trapgate_tcp_connections gauge\ntrapgate_tcp_connections{{server=\"nut\"}} {}\ntrapgate_tcp_connections{{server=\"nis\"}} {}",
+        live.tcp_open[0], live.tcp_open[1]
+    );
+    counter(
+        &mut s,
+        "tcp_connections_refused_total",
+        "TCP connections closed as they came, for being too many, by server.",
+        &[
+            ("{server=\"nut\"}".to_string(), live.tcp_refused[0]),
+            ("{server=\"nis\"}".to_string(), live.tcp_refused[1]),
+        ],
     );
     let _ = writeln!(
         s,

@@ -50,13 +50,26 @@ pub fn lines(stream: impl std::io::Read + Send + 'static) -> mpsc::Receiver<Stri
     rx
 }
 
+/// Starts `trapgate ARGS` with its stdout and stderr as lines. The gateway is killed
+/// when the test's thread ends, so that a test that fails before it stops its gateway
+/// leaves none running (PR_SET_PDEATHSIG).
 pub fn start(args: &[&str]) -> (Child, mpsc::Receiver<String>, mpsc::Receiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trapgate"))
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_trapgate"));
+    command
         .args(args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("trapgate starts");
+        .stderr(Stdio::piped());
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().expect("trapgate starts");
     let out = lines(child.stdout.take().expect("stdout"));
     let err = lines(child.stderr.take().expect("stderr"));
     (child, out, err)
