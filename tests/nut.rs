@@ -1,9 +1,11 @@
-//! Recorders that are Network UPS Tools clients, on loopback: NUT's own `upsc` and
-//! `upsmon` (Debian's nut-client 2.8, a secondary with a SHUTDOWNCMD that writes a file)
-//! against `trapgate run`'s NUT server. A tier-2 client sees FSD at its grace while the
-//! tier-1 upsmon still sees OB; low battery takes the rest; upsmon shuts down, logs out
-//! and is Acknowledged. Skips, saying so, when nut-client is missing (`bash .ci/run`
-//! installs it).
+//! Recorders that are Network UPS Tools clients, on loopback: NUT's own `upsc`,
+//! `upscmd` and `upsmon` (Debian's nut-client 2.8; two secondaries with a SHUTDOWNCMD
+//! that writes a file, each with its own /run/nut) against `trapgate run`'s NUT server.
+//! The tier-2 upsmon and a Synology-style client see FSD at tier 2's grace while the
+//! tier-1 upsmon still sees OB; low battery takes the rest; each upsmon shuts down,
+//! logs out and is Acknowledged. apcupsd as a network client of the NIS server. And a
+//! flood of the NUT server. Skips, saying so, when nut-client is missing (`bash
+//! .ci/run` installs it).
 
 mod common;
 
@@ -48,9 +50,78 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Whether this process may give a child its own mount namespace (root, and a kernel
+/// that allows it): each upsmon then has its own /run/nut.
+fn have_private_run() -> bool {
+    let ok = Command::new("unshare")
+        .args([
+            "-m",
+            "sh",
+            "-c",
+            "mkdir -p /run/nut && mount -t tmpfs tmpfs /run/nut",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!(
+            "skipped: two upsmon need their own /run/nut (upsmon 2.8 keeps its pid there whatever its environment says), made with unshare -m as root"
+        );
+    }
+    ok
+}
+
+/// A secondary upsmon watching `monitor` (`UPS@HOST:PORT USER PASSWORD`), its
+/// configuration in `dir`, its SHUTDOWNCMD writing `down`, with a /run/nut of its own.
+fn upsmon(dir: &Path, monitor: &str, down: &Path) -> std::process::Child {
+    std::fs::create_dir_all(dir).expect("its directory");
+    let _ = std::fs::remove_file(down);
+    std::fs::write(dir.join("nut.conf"), "MODE=netclient\n").expect("nut.conf");
+    let conf = dir.join("upsmon.conf");
+    let (ups, rest) = monitor.split_once(' ').expect("UPS@HOST USER PASSWORD");
+    std::fs::write(
+        &conf,
+        format!(
+            "MONITOR {ups} 1 {rest} secondary\nMINSUPPLIES 1\nSHUTDOWNCMD \"/bin/sh -c 'echo down > {}'\"\nPOLLFREQ 1\nPOLLFREQALERT 1\nDEADTIME 15\nFINALDELAY 0\nRUN_AS_USER root\n",
+            down.display()
+        ),
+    )
+    .expect("upsmon.conf");
+    let _ = Command::new("chmod").arg("600").arg(&conf).status();
+    Command::new("unshare")
+        .args([
+            "-m",
+            "sh",
+            "-c",
+            &format!("mkdir -p /run/nut && mount -t tmpfs tmpfs /run/nut && exec {UPSMON} -F -D"),
+        ])
+        .env("NUT_CONFPATH", dir)
+        .env("NUT_STATEPATH", dir)
+        .env("NUT_ALTPIDPATH", dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("upsmon starts")
+}
+
+/// Waits up to `secs` for `file` to exist.
+fn appears(file: &Path, secs: u64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !file.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    file.exists()
+}
+
+/// Two upsmon secondaries behind one address, told apart by their user names, and a
+/// Synology-style client (UPS `ups`, monuser / secret). On battery, tier 2's grace
+/// shuts down its upsmon (FSD, its SHUTDOWNCMD, its logout: Acknowledged) and shows the
+/// NAS FSD, while the tier-1 upsmon keeps seeing OB and keeps running; low battery
+/// takes the tier-1 upsmon, which logs out and is Acknowledged too.
 #[test]
 fn upsmon_and_a_synology_style_client_are_staged_by_tier_and_upsmon_acknowledges() {
-    if !have_nut() {
+    if !have_nut() || !have_private_run() {
         return;
     }
     let port = free_port();
@@ -84,7 +155,19 @@ nut_user = "monuser"
 nut_password = "secret"
 nut_ups = "ups"
 
-# A Linux host running upsmon as a secondary, behind the same address.
+# A Linux host running upsmon as a secondary, tier 2, behind the same address.
+[[recorder]]
+name = "srv-2"
+address = "127.0.0.1"
+ups = "ups-main"
+tier = 2
+shutdown_time = "60s"
+kind = "nut"
+nut_user = "upsmon2"
+nut_password = "pass2word"
+nut_ups = "ups-tier2"
+
+# Another, tier 1.
 [[recorder]]
 name = "srv-1"
 address = "127.0.0.1"
@@ -98,21 +181,7 @@ nut_password = "pass1word"
     );
     let file = site_file("nut", &site);
     let dir = file.parent().expect("dir").to_path_buf();
-    let nut_dir = dir.join("nut");
-    std::fs::create_dir_all(&nut_dir).expect("nut dir");
-    let down = dir.join("srv-1-down");
-    let _ = std::fs::remove_file(&down);
-    std::fs::write(nut_dir.join("nut.conf"), "MODE=netclient\n").expect("nut.conf");
-    let conf = nut_dir.join("upsmon.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "MONITOR ups-main@127.0.0.1:{port} 1 upsmon1 pass1word secondary\nMINSUPPLIES 1\nSHUTDOWNCMD \"/bin/sh -c 'echo down > {}'\"\nPOLLFREQ 1\nPOLLFREQALERT 1\nDEADTIME 15\nFINALDELAY 0\nRUN_AS_USER root\n",
-            down.display()
-        ),
-    )
-    .expect("upsmon.conf");
-    let _ = Command::new("chmod").arg("600").arg(&conf).status();
+    let (down1, down2) = (dir.join("srv-1-down"), dir.join("srv-2-down"));
     let (child, out, err) = start(&[
         "run",
         "--config",
@@ -129,24 +198,46 @@ nut_password = "pass1word"
         .expect("the metrics address")
         .to_string();
     let nut = format!("127.0.0.1:{port}");
-    // Before the outage: on line, as both clients see it.
+    // Before the outage: on line, as the clients see it.
     let deadline = Instant::now() + Duration::from_secs(10);
     while upsc(&format!("ups@{nut}"), "ups.status") != "OL" && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(upsc(&format!("ups@{nut}"), "ups.status"), "OL");
     assert_eq!(upsc(&format!("ups@{nut}"), "device.mfr"), "APC");
-    // upsmon keeps its pid in /run/nut whatever its environment says: a second one
-    // running on this machine makes this one exit.
-    let mut upsmon = Command::new(UPSMON)
-        .args(["-F", "-D"])
-        .env("NUT_CONFPATH", &nut_dir)
-        .env("NUT_STATEPATH", &nut_dir)
-        .env("NUT_ALTPIDPATH", &nut_dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("upsmon starts");
+    // upscmd -l: no instant commands (the gateway is the only primary).
+    let cmds = Command::new("upscmd")
+        .args(["-l", &format!("ups-main@{nut}")])
+        .output()
+        .expect("upscmd runs");
+    let listed = String::from_utf8_lossy(&cmds.stdout);
+    assert!(cmds.status.success(), "{cmds:?}");
+    assert!(
+        listed.contains("Instant commands supported on UPS [ups-main]"),
+        "{listed}"
+    );
+    assert_eq!(listed.trim().lines().count(), 1, "none listed: {listed}");
+    let mut upsmon1 = upsmon(
+        &dir.join("nut-1"),
+        &format!("ups-main@{nut} upsmon1 pass1word"),
+        &down1,
+    );
+    let mut upsmon2 = upsmon(
+        &dir.join("nut-2"),
+        &format!("ups-tier2@{nut} upsmon2 pass2word"),
+        &down2,
+    );
+    // Both upsmon logged in before the outage.
+    const CLIENTS: &str = "trapgate_nut_clients ";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut page = scrape(&metrics);
+    while !page.contains("trapgate_nut_clients 2") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        page = scrape(&metrics);
+    }
+    let logged: Vec<&str> = page.lines().filter(|l| l.starts_with(CLIENTS)).collect();
+    assert_eq!(logged, ["trapgate_nut_clients 2"], "both upsmon logged in");
+    assert!(!page.contains("trapgate_nut_lines_total 0\n"), "{page}");
     let trap = |specific: &str| {
         let sent = Command::new("snmptrap")
             .args([
@@ -164,44 +255,24 @@ nut_password = "pass1word"
         assert!(sent.status.success(), "{sent:?}");
     };
     trap("5");
-    expect_line(&out, &["\"decision\":\"ShutdownRecorder\"", "nas-2"]);
-    // The tier-2 NAS is shown FSD; the tier-1 upsmon still on battery.
+    // Tier 2's grace: its upsmon reads FSD, shuts down and logs out (acknowledged);
+    // the NAS is shown FSD; the tier-1 upsmon still on battery, and running.
+    expect_line(&out, &["\"decision\":\"Acknowledged\"", "srv-2"]);
+    assert!(appears(&down2, 10), "the tier-2 upsmon ran its SHUTDOWNCMD");
     assert_eq!(upsc(&format!("ups@{nut}"), "ups.status"), "FSD OB LB");
     assert_eq!(upsc(&format!("ups-main@{nut}"), "ups.status"), "OB");
-    assert!(!down.exists(), "upsmon keeps running on OB");
-    // /metrics counts the NUT clients logged in (upsmon) and the lines answered.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut page = scrape(&metrics);
-    let counted = |p: &str| {
-        p.contains("trapgate_nut_clients 1") && !p.contains("trapgate_nut_lines_total 0\n")
-    };
-    while !counted(&page) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-        page = scrape(&metrics);
-    }
-    let nut_lines: Vec<&str> = page
-        .lines()
-        .filter(|l| l.starts_with("trapgate_nut"))
-        .collect();
-    assert!(page.contains("trapgate_nut_clients 1"), "{nut_lines:?}");
-    assert!(!page.contains("trapgate_nut_lines_total 0\n"), "{page}");
-    // Low battery takes the rest: upsmon sees FSD, shuts down (its SHUTDOWNCMD) and
-    // logs out: its acknowledgement.
+    assert!(!down1.exists(), "the tier-1 upsmon keeps running on OB");
+    // Low battery takes the rest: the tier-1 upsmon sees FSD, shuts down and logs out.
     trap("7");
     expect_line(&out, &["\"decision\":\"Acknowledged\"", "srv-1"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !down.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
+    assert!(appears(&down1, 10), "the tier-1 upsmon ran its SHUTDOWNCMD");
+    for u in [&mut upsmon1, &mut upsmon2] {
+        let _ = u.kill();
+        let _ = u.wait();
     }
-    assert!(down.exists(), "upsmon ran its SHUTDOWNCMD");
-    let _ = upsmon.kill();
-    let _ = upsmon.wait();
     terminate(&child);
 }
 
-/// apcupsd as a network client of trapgate's NIS server (UPSTYPE net): on battery, then
-/// ordered down at its tier's grace, it sees ONBATT LOWBATT with nothing left and runs
-/// its shutdown (apccontrol doshutdown); `apcaccess` reads the same status.
 #[test]
 fn apcupsd_as_a_network_client_shuts_down_on_the_status_trapgate_shows_it() {
     // Installed, or unpacked beside nut-client (the two packages conflict): .ci/run
