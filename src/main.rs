@@ -127,6 +127,19 @@ enum Command {
         #[arg(long = "port", value_name = "PORT")]
         ports: Vec<u16>,
     },
+    /// Write the manual pages: trapgate(1), a page per subcommand and
+    /// trapgate-site.toml(5), every key of the site file with its default.
+    Man {
+        /// The directory to write them to.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Print a shell completion script (bash: save it as
+    /// /usr/share/bash-completion/completions/trapgate).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Print the classified UPS events of a capture as JSON lines.
     Events {
         /// The capture file (pcap or pcapng).
@@ -235,6 +248,21 @@ fn main() -> ExitCode {
             }
             Err(e) => Err(e),
         },
+        Command::Man { dir } => {
+            use clap::CommandFactory;
+            trapgate::cli::manual::write_pages(Cli::command(), &dir)
+                .map_err(|e| format!("cannot write the manual pages to {}: {e}", dir.display()))
+                .and_then(|pages| {
+                    pages.iter().try_for_each(|p| {
+                        writeln!(out, "{}", p.display()).map_err(|e| e.to_string())
+                    })
+                })
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let script = trapgate::cli::manual::completions(&mut Cli::command(), shell);
+            out.write_all(&script).map_err(|e| e.to_string())
+        }
         Command::CheckConfig { file } => match check_config(file.as_deref(), &mut out) {
             Ok(true) => Ok(()),
             Ok(false) => {

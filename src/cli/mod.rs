@@ -1,6 +1,8 @@
 //! The `trapgate` subcommands (`commands`), what they print (`report`: the packet list,
-//! JSON lines, summaries) and the demo (`demo`: the seed's story on loopback).
+//! JSON lines, summaries), the demo (`demo`: the seed's story on loopback) and the manual
+//! pages and completions (`manual`).
 
 pub mod commands;
 pub mod demo;
+pub mod manual;
 pub mod report;

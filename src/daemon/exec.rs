@@ -138,6 +138,10 @@ pub fn run(cmd: &Command) -> Finished {
         .arg("-c")
         .arg(&cmd.command)
         .envs(cmd.env.iter().map(|(k, v)| (*k, v.as_str())))
+        // systemd's notify socket and watchdog are the gateway's, not its commands'.
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -963,6 +963,8 @@ pub fn run(
         said: Vec::new(),
         report,
     };
+    let mut notifier = crate::daemon::notify::Notifier::from_env();
+    let mut status_at = Instant::now();
     ready(&Bound {
         listen: bound.clone(),
         agent: agent_bound,
@@ -975,6 +977,9 @@ pub fn run(
         nut: nut_bound,
         nis: nis_bound,
     });
+
+    // Every socket bound, the journal resumed: systemd may count the gateway started.
+    notifier.ready(d.station.status_line());
 
     let mut events = Events::with_capacity(64);
     let mut arena = Bump::with_capacity(256 * 1024);
@@ -998,10 +1003,24 @@ pub fn run(
                 .flatten()
                 .min();
             let wait = due.map(|t| d.clock.wait(t));
-            match (wait, metrics_at) {
+            let wait = match (wait, metrics_at) {
                 (Some(w), Some(_)) => Some(w.min(PUBLISH)),
                 (None, Some(_)) => Some(PUBLISH),
                 (w, None) => w,
+            };
+            // systemd's status at most a second late.
+            let wait = match (wait, notifier.is_on()) {
+                (Some(w), true) => Some(w.min(PUBLISH)),
+                (None, true) => Some(PUBLISH),
+                (w, false) => w,
+            };
+            // systemd's watchdog: pinged from this thread, so never slept past.
+            match notifier.tick(Instant::now()) {
+                Some(ping) => {
+                    let until = ping.saturating_duration_since(Instant::now());
+                    Some(wait.map_or(until, |w| w.min(until)))
+                }
+                None => wait,
             }
         };
         if let Err(e) = poll.poll(&mut events, timeout)
@@ -1025,9 +1044,11 @@ pub fn run(
         if signalled {
             for signal in signals.pending() {
                 if signal == libc::SIGHUP {
+                    notifier.reloading();
                     reloader.request(d.station.site());
                     continue;
                 }
+                notifier.stopping();
                 // What the workers still hold is decided before the gateway goes.
                 let tally = receivers.stop(|g, items| d.heard_batch(g, items));
                 let t = d.clock.now();
@@ -1052,6 +1073,9 @@ pub fn run(
                 apply_reload(&mut d, &mut receivers, &reloader, t, read);
                 if reloader.wanted_again() {
                     reloader.request(d.station.site());
+                } else {
+                    // Taken or refused (the running site kept): ready again.
+                    notifier.reloaded(d.station.status_line());
                 }
             }
             more_batches = true;
@@ -1111,6 +1135,10 @@ pub fn run(
             tallied = t;
             let tally = receivers.tally();
             d.note_refusals(t, &tally);
+        }
+        if notifier.is_on() && status_at.elapsed() >= PUBLISH {
+            status_at = Instant::now();
+            notifier.status(d.station.status_line());
         }
         if metrics_at.is_some() && published.elapsed() >= PUBLISH / 2 {
             published = Instant::now();

@@ -2,7 +2,7 @@
 //! (`receive`) and the decision thread (`gateway`), the sockets and batch calls
 //! (`socket`, the only unsafe code), the monotonic clock (`clock`), stdout and stderr
 //! through bounded queues (`console`), exec recorders' commands (`exec`), the journal's
-//! files (`journal`), the metrics server and the stop summary (`server`), and playing a
+//! files (`journal`), systemd's notify protocol (`notify`), the metrics server and the stop summary (`server`), and playing a
 //! capture onto the network (`send`).
 
 pub mod clock;
@@ -10,6 +10,7 @@ pub mod console;
 pub mod exec;
 pub mod gateway;
 pub mod journal;
+pub mod notify;
 pub mod nut;
 pub mod receive;
 pub mod secrets;

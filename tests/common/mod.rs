@@ -54,10 +54,19 @@ pub fn lines(stream: impl std::io::Read + Send + 'static) -> mpsc::Receiver<Stri
 /// when the test's thread ends, so that a test that fails before it stops its gateway
 /// leaves none running (PR_SET_PDEATHSIG).
 pub fn start(args: &[&str]) -> (Child, mpsc::Receiver<String>, mpsc::Receiver<String>) {
+    start_with_env(args, &[])
+}
+
+/// `start`, with these environment variables set.
+pub fn start_with_env(
+    args: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
+) -> (Child, mpsc::Receiver<String>, mpsc::Receiver<String>) {
     use std::os::unix::process::CommandExt;
     let mut command = Command::new(env!("CARGO_BIN_EXE_trapgate"));
     command
         .args(args)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.

@@ -1016,6 +1016,32 @@ impl Station {
         self.nis.closed(conn);
     }
 
+    /// The site in one line, as systemd's status shows it: "2 UPS on mains, 0 on
+    /// battery; 540 recorders, 0 told, 0 acknowledged". Counts every UPS and recorder:
+    /// for a status once a second, not per input.
+    pub fn status_line(&self) -> String {
+        let upses = self.site.upses.len();
+        let on_battery = UpsId::all(upses)
+            .filter(|&u| self.decider.is_on_battery(u))
+            .count();
+        let (mut told, mut acknowledged) = (0, 0);
+        for s in self.ledger.all() {
+            match s {
+                Standing::Idle => {}
+                Standing::Acknowledged { .. } => {
+                    told += 1;
+                    acknowledged += 1;
+                }
+                _ => told += 1,
+            }
+        }
+        format!(
+            "{} UPS on mains, {on_battery} on battery; {} recorders, {told} told, {acknowledged} acknowledged",
+            upses - on_battery,
+            self.site.recorders.len()
+        )
+    }
+
     /// NUT clients logged in now.
     pub fn nut_logged_in(&self) -> usize {
         self.nut.logged_in()

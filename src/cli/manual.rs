@@ -1,0 +1,535 @@
+//! Manual pages and shell completions: `trapgate(1)` and a page per subcommand from the
+//! clap definitions (`clap_mangen`), `trapgate-site.toml(5)` from the table of every
+//! site-file key below (kept equal to what the reader accepts by a test), and the
+//! completion scripts (`clap_complete`).
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use roff::{Roff, bold, italic, roman};
+
+/// One key of the site file: its table, name, default ("" for required) and meaning.
+pub struct Key {
+    /// `gateway`, `policy`, `ups`, `recorder`, `usm_user` or `rule`.
+    pub table: &'static str,
+    /// The key.
+    pub key: &'static str,
+    /// What a file that leaves it out gets; "required" if it may not.
+    pub default: &'static str,
+    /// What it means.
+    pub text: &'static str,
+}
+
+const fn k(
+    table: &'static str,
+    key: &'static str,
+    default: &'static str,
+    text: &'static str,
+) -> Key {
+    Key {
+        table,
+        key,
+        default,
+        text,
+    }
+}
+
+/// Every key the site file reader takes, table by table, in the order of the page.
+pub const KEYS: &[Key] = &[
+    k(
+        "gateway",
+        "listen",
+        "[\"0.0.0.0:162\"]",
+        "Addresses the traps and informs of the UPSes are heard on (IPv4 or IPv6, ADDR:PORT); `run --listen` overrides them.",
+    ),
+    k(
+        "gateway",
+        "agent",
+        "\"0.0.0.0:161\"",
+        "Where the virtual UPS answers the recorders' polls, and where orders and polls leave from.",
+    ),
+    k(
+        "gateway",
+        "community",
+        "\"public\"",
+        "The gateway's community: the virtual UPS's, and each recorder's unless it names its own.",
+    ),
+    k(
+        "gateway",
+        "exec_timeout",
+        "\"30s\"",
+        "How long an exec recorder's command may run before its process group is killed.",
+    ),
+    k(
+        "gateway",
+        "workers",
+        "0",
+        "Receive workers, each with its own socket on every listen address; 0: one per CPU.",
+    ),
+    k(
+        "gateway",
+        "max_message_size",
+        "1472",
+        "The largest SNMP message the gateway sends or answers (at least 484, RFC 3417).",
+    ),
+    k(
+        "gateway",
+        "nut",
+        "off",
+        "The NUT server's address (NUT clients' port is 3493) for recorders of kind \"nut\".",
+    ),
+    k(
+        "gateway",
+        "nis",
+        "off",
+        "The apcupsd network information server's address (3551) for recorders of kind \"apcupsd\".",
+    ),
+    k(
+        "gateway",
+        "engine_id",
+        "from the host's name",
+        "trapgate's own SNMPv3 engine ID, hex (0x80...): what v3 recorders and inform senders address.",
+    ),
+    k(
+        "policy",
+        "grace",
+        "required",
+        "Seconds on battery before each tier is shut down: { 1 = \"10m\", 2 = \"2m\" }.",
+    ),
+    k(
+        "policy",
+        "shutdown_below_charge",
+        "required",
+        "Every tier of a UPS is shut down when its polled charge falls below this (percent).",
+    ),
+    k(
+        "policy",
+        "shutdown_below_runtime",
+        "required",
+        "Likewise when its polled runtime falls below this.",
+    ),
+    k(
+        "policy",
+        "confirm_by_poll",
+        "true",
+        "Poll the UPS before acting on a low-battery trap.",
+    ),
+    k(
+        "policy",
+        "when_unconfirmed",
+        "\"shutdown\"",
+        "What an unconfirmed low-battery trap does: \"shutdown\" or \"ignore\".",
+    ),
+    k(
+        "policy",
+        "poll_timeout",
+        "\"5s\"",
+        "How long a confirming poll may take before the trap counts as unconfirmed.",
+    ),
+    k(
+        "policy",
+        "ack_timeout",
+        "\"10s\"",
+        "How long a recorder has to acknowledge before it is told again (the wait doubles each time).",
+    ),
+    k(
+        "ups",
+        "name",
+        "required",
+        "The UPS's name, as recorders and the journal name it.",
+    ),
+    k(
+        "ups",
+        "address",
+        "required",
+        "Its card's address: its traps count only from here.",
+    ),
+    k(
+        "ups",
+        "community",
+        "\"public\"",
+        "Its community, for its traps and the gateway's polls.",
+    ),
+    k("ups", "port", "161", "Its card's SNMP port, for polls."),
+    k(
+        "ups",
+        "vendor",
+        "required",
+        "apc, ups-mib, eaton, mge, cyberpower, megatec, liebert, socomec or delta: its MIB.",
+    ),
+    k(
+        "ups",
+        "poll_interval",
+        "\"10s\"",
+        "How often the gateway polls it.",
+    ),
+    k(
+        "ups",
+        "outlet_off_delay",
+        "required",
+        "How long after its shutdown starts it cuts its outlets.",
+    ),
+    k(
+        "ups",
+        "restart",
+        "\"auto\"",
+        "\"auto\": it switches its outlets on again when mains returns; \"manual\": someone must.",
+    ),
+    k(
+        "ups",
+        "runtime",
+        "unknown",
+        "Its runtime on battery at full charge, for check-config's warnings.",
+    ),
+    k(
+        "ups",
+        "version",
+        "\"2c\"",
+        "\"1\", \"2c\" (community) or \"3\" (SNMPv3, with user and security_level).",
+    ),
+    k(
+        "ups",
+        "user",
+        "required with version 3",
+        "The [[usm_user]] its v3 traps and polls use.",
+    ),
+    k(
+        "ups",
+        "security_level",
+        "\"authPriv\"",
+        "The least v3 level its messages must have: noAuthNoPriv, authNoPriv or authPriv.",
+    ),
+    k("recorder", "name", "required", "The recorder's name."),
+    k(
+        "recorder",
+        "address",
+        "required",
+        "Its address: its acknowledgements and polls count only from here.",
+    ),
+    k(
+        "recorder",
+        "port",
+        "162",
+        "Where its trap receiver listens, for orders.",
+    ),
+    k(
+        "recorder",
+        "community",
+        "the gateway's",
+        "Its community, for orders, acknowledgements and the virtual UPS.",
+    ),
+    k(
+        "recorder",
+        "ups",
+        "required",
+        "The UPS that feeds it, or several: [\"ups-a\", \"ups-b\"].",
+    ),
+    k(
+        "recorder",
+        "needs",
+        "1",
+        "How many of its UPSes must still carry it for it to keep running.",
+    ),
+    k(
+        "recorder",
+        "tier",
+        "required",
+        "Its tier: the policy's grace for that tier applies.",
+    ),
+    k(
+        "recorder",
+        "shutdown_time",
+        "required",
+        "How long it needs to shut down cleanly.",
+    ),
+    k(
+        "recorder",
+        "boot_time",
+        "\"5m\"",
+        "How long it takes to be heard from again after power returns; later, it is reported NotBack.",
+    ),
+    k(
+        "recorder",
+        "kind",
+        "\"trap-relay\"",
+        "How it is told: \"trap-relay\" (the APC trap), \"exec\" (a command), \"nut\" (the NUT server), \"apcupsd\" (the NIS server).",
+    ),
+    k(
+        "recorder",
+        "command",
+        "required for kind \"exec\"",
+        "The command run to shut it down (/bin/sh -c, with TRAPGATE_RECORDER, UPSNAME, NOTIFYTYPE, ...).",
+    ),
+    k(
+        "recorder",
+        "nut_user",
+        "required for kind \"nut\"",
+        "The user name its NUT client logs in with.",
+    ),
+    k(
+        "recorder",
+        "nut_password",
+        "required for kind \"nut\"",
+        "That user's password.",
+    ),
+    k(
+        "recorder",
+        "nut_ups",
+        "its UPS's name",
+        "The UPS name its NUT client asks for (\"ups\" for Synology DSM).",
+    ),
+    k(
+        "recorder",
+        "version",
+        "\"2c\"",
+        "\"1\", \"2c\" or \"3\": how orders go to it and how it speaks to the virtual UPS.",
+    ),
+    k(
+        "recorder",
+        "user",
+        "required with version 3",
+        "Its [[usm_user]].",
+    ),
+    k(
+        "recorder",
+        "security_level",
+        "\"authPriv\"",
+        "The least v3 level of its messages.",
+    ),
+    k(
+        "usm_user",
+        "name",
+        "required",
+        "The user name (net-snmp's createUser vocabulary).",
+    ),
+    k(
+        "usm_user",
+        "auth_protocol",
+        "none",
+        "MD5, SHA, SHA-224, SHA-256, SHA-384 or SHA-512.",
+    ),
+    k(
+        "usm_user",
+        "auth_passphrase",
+        "none",
+        "Its authentication passphrase, at least 8 characters; or auth_passphrase_file (its first line) or auth_passphrase_env (a variable's name).",
+    ),
+    k(
+        "usm_user",
+        "auth_passphrase_file",
+        "none",
+        "A file whose first line is the passphrase.",
+    ),
+    k(
+        "usm_user",
+        "auth_passphrase_env",
+        "none",
+        "An environment variable holding the passphrase.",
+    ),
+    k(
+        "usm_user",
+        "priv_protocol",
+        "none",
+        "DES, AES, AES-192 or AES-256.",
+    ),
+    k(
+        "usm_user",
+        "priv_passphrase",
+        "none",
+        "Its privacy passphrase; or priv_passphrase_file, priv_passphrase_env.",
+    ),
+    k(
+        "usm_user",
+        "priv_passphrase_file",
+        "none",
+        "A file whose first line is the privacy passphrase.",
+    ),
+    k(
+        "usm_user",
+        "priv_passphrase_env",
+        "none",
+        "An environment variable holding it.",
+    ),
+    k(
+        "usm_user",
+        "engine_id",
+        "any engine",
+        "This user only for that engine (hex).",
+    ),
+    k(
+        "rule",
+        "oid",
+        "required",
+        "A trap OID of the site's own (overrides a built-in rule of that OID).",
+    ),
+    k(
+        "rule",
+        "event",
+        "required",
+        "What it means: OnBattery, LowBattery, PowerRestored, ... (trapgate's event names).",
+    ),
+    k(
+        "rule",
+        "name",
+        "required",
+        "Its name, as events and the journal show it.",
+    ),
+    k(
+        "rule",
+        "mib",
+        "\"site\"",
+        "The MIB it comes from, as events show it.",
+    ),
+    k(
+        "rule",
+        "prefix",
+        "false",
+        "Whether it also matches every OID below.",
+    ),
+];
+
+/// The tables, in the order of the page, with how they are written.
+const TABLES: &[(&str, &str, &str)] = &[
+    (
+        "gateway",
+        "[gateway]",
+        "Where the gateway listens and what it is (optional).",
+    ),
+    ("policy", "[policy]", "When recorders are shut down."),
+    ("ups", "[[ups]]", "One per UPS."),
+    ("recorder", "[[recorder]]", "One per recorder."),
+    ("usm_user", "[[usm_user]]", "SNMPv3 users (optional)."),
+    (
+        "rule",
+        "[[rule]]",
+        "Trap rules of the site's own (optional).",
+    ),
+];
+
+/// `trapgate-site.toml(5)`.
+pub fn site_page() -> String {
+    let mut r = Roff::new();
+    r.control(
+        "TH",
+        [
+            "TRAPGATE-SITE.TOML",
+            "5",
+            "",
+            env!("CARGO_PKG_VERSION"),
+            "trapgate",
+        ],
+    );
+    r.control("SH", ["NAME"]);
+    r.text([roman(
+        "trapgate-site.toml - the site file of trapgate(1): site.toml",
+    )]);
+    r.control("SH", ["DESCRIPTION"]);
+    r.text([roman(
+        "A TOML file: the gateway, the shutdown policy, every UPS and every recorder of a site. \
+         `trapgate check-config FILE` checks it and names every mistake with its line and column; \
+         `trapgate run --config FILE` runs it; SIGHUP reloads it. Durations are seconds or \
+         strings such as \"90s\", \"2m\", \"1h\".",
+    )]);
+    for (table, head, about) in TABLES {
+        r.control("SH", [*head]);
+        r.text([roman(*about)]);
+        for key in KEYS.iter().filter(|k| k.table == *table) {
+            r.control("TP", []);
+            r.text([
+                bold(key.key),
+                roman(" (default: "),
+                italic(key.default),
+                roman(")"),
+            ]);
+            r.text([roman(key.text)]);
+        }
+    }
+    r.control("SH", ["FILES"]);
+    r.text([roman(
+        "/etc/trapgate/site.toml (the Debian package's), /var/lib/trapgate/journal (its journal).",
+    )]);
+    r.control("SH", ["SEE ALSO"]);
+    r.text([roman(
+        "trapgate(1), snmptrapd.conf(5), upsmon.conf(5), apcupsd.conf(5)",
+    )]);
+    r.render()
+}
+
+/// Writes `trapgate.1`, a page per subcommand (`trapgate-run.1`, ...) and
+/// `trapgate-site.toml.5` into `dir`; returns the files written.
+pub fn write_pages(cmd: clap::Command, dir: &Path) -> io::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    clap_mangen::generate_to(cmd, dir)?;
+    let site = dir.join("trapgate-site.toml.5");
+    std::fs::write(&site, site_page())?;
+    let mut written: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.starts_with("trapgate") && (n.ends_with(".1") || n.ends_with(".5"))
+            })
+        })
+        .collect();
+    written.sort();
+    Ok(written)
+}
+
+/// The completion script for `shell`, for `cmd`.
+pub fn completions(cmd: &mut clap::Command, shell: clap_complete::Shell) -> Vec<u8> {
+    let mut out = Vec::new();
+    clap_complete::generate(shell, cmd, "trapgate", &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::config::Site;
+
+    /// The keys the reader names when a table has one it does not know.
+    fn accepted(table_head: &str) -> Vec<String> {
+        let text = format!("{table_head}\nzzz_unknown = 1\n");
+        let errors = Site::parse(&text).expect_err("an unknown key");
+        let said = errors
+            .iter()
+            .map(|e| e.message.clone())
+            .find(|m| m.contains("zzz_unknown"))
+            .unwrap_or_else(|| panic!("{table_head}: {errors:?}"));
+        let keys: Vec<String> = said
+            .split("expected one of: ")
+            .nth(1)
+            .expect("the list")
+            .trim_end_matches(')')
+            .split(", ")
+            .map(str::to_string)
+            .collect();
+        assert!(keys.len() >= 4, "{table_head}: {keys:?}");
+        keys
+    }
+
+    #[test]
+    fn the_site_page_lists_every_key_the_reader_takes() {
+        for (table, head, _) in TABLES {
+            let ours: Vec<&str> = KEYS
+                .iter()
+                .filter(|k| k.table == *table)
+                .map(|k| k.key)
+                .collect();
+            for key in accepted(head) {
+                assert!(
+                    ours.contains(&key.as_str()),
+                    "{head} {key} is not on the page"
+                );
+            }
+        }
+        // And the top level's tables are all there.
+        let top = accepted("");
+        let heads: Vec<&str> = TABLES.iter().map(|(t, _, _)| *t).collect();
+        for t in top {
+            assert!(heads.contains(&t.as_str()), "table {t} is not on the page");
+        }
+        let page = site_page();
+        assert!(page.contains("shutdown_below_charge"), "{page}");
+        assert!(page.contains(".TH TRAPGATE-SITE.TOML 5"), "{page}");
+    }
+}
