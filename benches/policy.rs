@@ -63,6 +63,7 @@ fn site() -> Site {
             engine_id: None,
             nut: None,
             nis: None,
+            http: None,
         },
         policy: Policy {
             grace: BTreeMap::from([(1, Secs(600)), (2, Secs(300)), (3, Secs(120))]),

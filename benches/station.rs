@@ -283,6 +283,25 @@ fn main() {
     }
     assert_eq!(fan.orders, 5000, "every recorder of the UPS told");
 
+    // The status page's snapshot of the big site (what the decision thread builds for
+    // /status.json, twice a second while the endpoint is on), made and written out.
+    let status_of = Station::new(
+        big.clone(),
+        Options::default(),
+        relays(&big),
+        Box::new(Sequence(1)),
+        at(0),
+    );
+    let mut status = Vec::new();
+    let mut status_bytes = 0;
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let text = status_of.status(0).to_string();
+        status.push(t.elapsed().as_nanos() as f64);
+        status_bytes = std::hint::black_box(text.len());
+    }
+    assert!(status_bytes > recorders * 50, "a row per recorder");
+
     if quick {
         println!(
             "station bench: {inputs} inputs, {} records, {} orders; run `cargo bench --bench station` to measure",
@@ -306,6 +325,10 @@ fn main() {
         l / 1e6,
         l / inputs as f64 / 1e3,
         l / recorders as f64 / 1e3
+    );
+    println!(
+        "status snapshot (/status.json) of {recorders} recorders: {:.2} ms, {status_bytes} bytes",
+        median(&mut status) / 1e6
     );
     let (fb, fl) = (median(&mut fan_bare), median(&mut fan_lines));
     println!(

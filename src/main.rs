@@ -54,8 +54,10 @@ enum Command {
         /// Listen here instead of the site's [gateway] listen addresses. Repeatable.
         #[arg(long = "listen", value_name = "ADDR:PORT")]
         listen: Vec<std::net::SocketAddr>,
-        /// Serve metrics (Prometheus text format) at http://ADDR:PORT/metrics.
-        #[arg(long, value_name = "ADDR:PORT")]
+        /// Serve the status page at http://ADDR:PORT/, its data at /status.json and the
+        /// metrics (Prometheus text format) at /metrics; instead of [gateway] http.
+        /// `--metrics` is its old name.
+        #[arg(long = "http", alias = "metrics", value_name = "ADDR:PORT")]
         metrics: Option<std::net::SocketAddr>,
         /// Answer recorders' polls here instead of the site's [gateway] agent address.
         #[arg(long, value_name = "ADDR:PORT")]
@@ -126,6 +128,17 @@ enum Command {
         /// Also take UDP on this port as SNMP (161 and 162 always are). Repeatable.
         #[arg(long = "port", value_name = "PORT")]
         ports: Vec<u16>,
+    },
+    /// Print the running gateway's status (its /status.json) as tables: every UPS and
+    /// every recorder, for an engineer on SSH.
+    Status {
+        /// Where the gateway's HTTP endpoint is ([gateway] http or run --http).
+        #[arg(
+            long = "http",
+            value_name = "ADDR:PORT",
+            default_value = "127.0.0.1:9162"
+        )]
+        http: std::net::SocketAddr,
     },
     /// Write the manual pages: trapgate(1), a page per subcommand and
     /// trapgate-site.toml(5), every key of the site file with its default.
@@ -248,6 +261,7 @@ fn main() -> ExitCode {
             }
             Err(e) => Err(e),
         },
+        Command::Status { http } => trapgate::cli::commands::status(http, &mut out),
         Command::Man { dir } => {
             use clap::CommandFactory;
             trapgate::cli::manual::write_pages(Cli::command(), &dir)

@@ -126,6 +126,156 @@ pub fn events(
     .map_err(|e| e.to_string())
 }
 
+/// `trapgate status`: the running gateway's `/status.json` from `at`, as tables.
+pub fn status(at: std::net::SocketAddr, out: &mut impl Write) -> Result<(), String> {
+    use std::io::Read;
+    let unreachable = |e: &dyn std::fmt::Display| {
+        format!(
+            "cannot reach trapgate at {at}: {e} (is it running, with [gateway] http = \"{at}\" or --http {at}?)"
+        )
+    };
+    let mut s = std::net::TcpStream::connect_timeout(&at, Duration::from_secs(5))
+        .map_err(|e| unreachable(&e))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| unreachable(&e))?;
+    write!(
+        s,
+        "GET /status.json HTTP/1.1\r\nHost: {at}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| unreachable(&e))?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).map_err(|e| unreachable(&e))?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    if !head.starts_with("HTTP/1.1 200") {
+        let first = head.lines().next().unwrap_or("");
+        return Err(format!(
+            "trapgate at {at} answered {first:?}: {}",
+            body.trim()
+        ));
+    }
+    let v: serde_json::Value = serde_json::from_str(body)
+        .map_err(|e| format!("trapgate at {at} sent what is not its status: {e}"))?;
+    let str_of = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let short = |t: &serde_json::Value| {
+        str_of(t)
+            .split_once('T')
+            .map(|(_, time)| time.split('.').next().unwrap_or(time).to_string() + "Z")
+            .unwrap_or_default()
+    };
+    let w = |e: io::Error| e.to_string();
+    writeln!(out, "trapgate at {at}, as of {}", str_of(&v["time"])).map_err(w)?;
+    writeln!(out, "{}\n", str_of(&v["summary"])).map_err(w)?;
+    let table = |out: &mut dyn Write, head: &[&str], rows: Vec<Vec<String>>| -> io::Result<()> {
+        let mut widths: Vec<usize> = head.iter().map(|h| h.len()).collect();
+        for r in &rows {
+            for (i, c) in r.iter().enumerate() {
+                widths[i] = widths[i].max(c.chars().count());
+            }
+        }
+        let line = |out: &mut dyn Write, cells: Vec<String>| -> io::Result<()> {
+            let cells: Vec<String> = cells
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
+            writeln!(out, "{}", cells.join("  ").trim_end())
+        };
+        line(out, head.iter().map(|h| h.to_string()).collect())?;
+        for r in rows {
+            line(out, r)?;
+        }
+        writeln!(out)
+    };
+    let none = Vec::new();
+    let upses = v["upses"].as_array().unwrap_or(&none);
+    let rows = upses
+        .iter()
+        .map(|u| {
+            vec![
+                str_of(&u["name"]),
+                str_of(&u["address"]),
+                if u["on_battery"] == true {
+                    "ON BATTERY"
+                } else {
+                    "on mains"
+                }
+                .to_string(),
+                short(&u["on_battery_since"]),
+                u["charge"]
+                    .as_u64()
+                    .map_or(String::new(), |c| format!("{c} %")),
+                u["runtime_s"]
+                    .as_u64()
+                    .map_or(String::new(), |r| format!("{} min", r / 60)),
+                if u["answering_polls"] == true {
+                    "answering"
+                } else {
+                    "not answering"
+                }
+                .to_string(),
+                match &u["last_trap"] {
+                    serde_json::Value::Null => String::new(),
+                    t => format!("{} {}", str_of(&t["event"]), short(&t["time"])),
+                },
+            ]
+        })
+        .collect();
+    table(
+        out,
+        &[
+            "UPS",
+            "ADDRESS",
+            "POWER",
+            "SINCE",
+            "CHARGE",
+            "RUNTIME",
+            "POLLS",
+            "LAST TRAP",
+        ],
+        rows,
+    )
+    .map_err(w)?;
+    let recorders = v["recorders"].as_array().unwrap_or(&none);
+    let rows = recorders
+        .iter()
+        .map(|r| {
+            vec![
+                str_of(&r["name"]),
+                str_of(&r["tier"]),
+                str_of(&r["kind"]),
+                r["ups"]
+                    .as_array()
+                    .map(|a| a.iter().map(str_of).collect::<Vec<_>>().join(","))
+                    .unwrap_or_default(),
+                str_of(&r["state"]).replace('_', " "),
+                short(&r["ordered_at"]),
+                str_of(&r["attempts"]),
+                short(&r["outlet_off_at"]),
+            ]
+        })
+        .collect();
+    table(
+        out,
+        &[
+            "RECORDER",
+            "TIER",
+            "KIND",
+            "UPS",
+            "STATE",
+            "TOLD",
+            "ATTEMPTS",
+            "OUTLETS OFF",
+        ],
+        rows,
+    )
+    .map_err(w)
+}
+
 /// Prints the verdict on a site file; Ok(false) when it has mistakes.
 pub fn check_config(file: Option<&Path>, out: &mut impl Write) -> Result<bool, String> {
     let (name, text) = match file {
@@ -357,6 +507,7 @@ pub fn run_gateway(config: &Path, opts: crate::daemon::Options) -> Result<(), St
             );
             if let Some(m) = b.metrics {
                 eprintln!("trapgate: metrics on http://{m}/metrics");
+                eprintln!("trapgate: status page on http://{m}/ (and /status.json)");
             }
             if let Some(n) = b.nut {
                 eprintln!("trapgate: NUT server on {n}");

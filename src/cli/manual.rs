@@ -86,6 +86,12 @@ pub const KEYS: &[Key] = &[
     ),
     k(
         "gateway",
+        "http",
+        "off",
+        "The HTTP endpoint's address: the status page (/), /status.json and /metrics; `run --http` overrides it. Keep it on a management network or 127.0.0.1.",
+    ),
+    k(
+        "gateway",
         "engine_id",
         "from the host's name",
         "trapgate's own SNMPv3 engine ID, hex (0x80...): what v3 recorders and inform senders address.",

@@ -22,8 +22,8 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bumpalo::Bump;
@@ -37,7 +37,7 @@ use crate::daemon::console;
 use crate::daemon::exec::{self, Finished};
 use crate::daemon::journal::{self, Journal};
 use crate::daemon::receive::{self, Heard, Tally, View};
-use crate::daemon::server::{StartError, Stopped, now, serve_metrics};
+use crate::daemon::server::{StartError, Stopped, now};
 use crate::daemon::socket::{RecvBatch, SendBatch, bind_udp, socket_drops};
 use crate::engine::config::Site;
 use crate::engine::metrics::Stats;
@@ -126,6 +126,8 @@ pub struct Resumed {
     pub unsent: usize,
 }
 
+/// Records the status page shows.
+const LATEST: usize = 50;
 /// How often the metrics snapshot is refreshed, at most.
 const PUBLISH: Duration = Duration::from_secs(1);
 /// How often the workers' refusal counts are read into the journal's summaries.
@@ -343,6 +345,9 @@ fn own_drops(agent: &UdpSocket, polls: &PollSockets) -> Option<u64> {
 
 /// The daemon's side of the station: its sockets' batches, the journal, the console.
 struct Driver<R: FnMut(Timestamp, &serde_json::Value)> {
+    /// The latest records shown, for the status page (kept only with an HTTP endpoint).
+    latest: std::collections::VecDeque<serde_json::Value>,
+    keep_latest: bool,
     clock: Clock,
     station: Station,
     /// The site as the workers see it now, and the view before the last reload (to
@@ -416,6 +421,12 @@ impl<R: FnMut(Timestamp, &serde_json::Value)> Driver<R> {
         let mut v = r.printed(t.shifted(offset), offset);
         if !journaled && let Some(o) = v.as_object_mut() {
             o.insert("journaled".into(), serde_json::Value::Bool(false));
+        }
+        if self.keep_latest {
+            if self.latest.len() == LATEST {
+                self.latest.pop_front();
+            }
+            self.latest.push_back(v.clone());
         }
         (self.report)(t.shifted(offset), &v);
     }
@@ -894,13 +905,15 @@ pub fn run(
         .map_err(StartError::Setup)?;
     // A file-size limit makes a journal write fail, not the gateway die (SIGXFSZ).
     let _ = signal_hook::flag::register(libc::SIGXFSZ, Arc::new(AtomicBool::new(false)));
-    let snapshot = Arc::new(Mutex::new(String::new()));
-    let metrics_at = match opts.metrics {
+    // The HTTP endpoint (`--http`, else `[gateway] http`): /metrics, /status.json, /.
+    let snapshot: crate::daemon::http::Snapshot = Arc::default();
+    let metrics_at = match opts.metrics.or(site.gateway.http) {
         Some(addr) => {
             let listener =
                 std::net::TcpListener::bind(addr).map_err(|e| StartError::Bind(addr, e))?;
             let at = listener.local_addr().map_err(StartError::Setup)?;
-            serve_metrics(listener, Arc::clone(&snapshot));
+            crate::daemon::http::serve(listener, Arc::clone(&snapshot))
+                .map_err(StartError::Setup)?;
             Some(at)
         }
         None => None,
@@ -962,6 +975,8 @@ pub fn run(
         noted: Refusals::default(),
         said: Vec::new(),
         report,
+        latest: std::collections::VecDeque::with_capacity(LATEST),
+        keep_latest: metrics_at.is_some(),
     };
     let mut notifier = crate::daemon::notify::Notifier::from_env();
     let mut status_at = Instant::now();
@@ -1143,10 +1158,20 @@ pub fn run(
         if metrics_at.is_some() && published.elapsed() >= PUBLISH / 2 {
             published = Instant::now();
             let own = own_drops(&agent_socket, &poll_sockets);
-            let text = d.stats(&receivers.tally(), own).prometheus();
-            if let Ok(mut shared) = snapshot.lock() {
-                *shared = text;
+            let metrics = d.stats(&receivers.tally(), own).prometheus();
+            let mut status = d.station.status(d.clock.label_offset());
+            if let Some(o) = status.as_object_mut() {
+                o.insert("records".into(), d.latest.iter().cloned().collect());
             }
+            let published = Arc::new(crate::daemon::http::Published {
+                metrics,
+                status: status.to_string(),
+            });
+            // What it replaced is dropped after the lock, on this thread.
+            let old = snapshot
+                .lock()
+                .map(|mut shared| std::mem::replace(&mut *shared, published));
+            drop(old);
         }
     }
 }

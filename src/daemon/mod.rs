@@ -2,13 +2,14 @@
 //! (`receive`) and the decision thread (`gateway`), the sockets and batch calls
 //! (`socket`, the only unsafe code), the monotonic clock (`clock`), stdout and stderr
 //! through bounded queues (`console`), exec recorders' commands (`exec`), the journal's
-//! files (`journal`), systemd's notify protocol (`notify`), the metrics server and the stop summary (`server`), and playing a
+//! files (`journal`), systemd's notify protocol (`notify`), the HTTP endpoint (`http`: metrics, status), the and the stop summary (`server`), and playing a
 //! capture onto the network (`send`).
 
 pub mod clock;
 pub mod console;
 pub mod exec;
 pub mod gateway;
+pub mod http;
 pub mod journal;
 pub mod notify;
 pub mod nut;

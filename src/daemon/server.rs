@@ -1,10 +1,9 @@
 //! The live source's parts that are not the event loop (`crate::daemon`): the OS
-//! clock, start errors, what the gateway reports when it stops, and the metrics server.
+//! clock, start errors, and what the gateway reports when it stops.
 
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::io;
+use std::net::SocketAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::engine::metrics::Stats;
 use crate::time::Timestamp;
@@ -58,40 +57,4 @@ pub struct Stopped {
     pub stats: Stats,
     /// The signal that stopped it.
     pub signal: i32,
-}
-
-/// Serves the latest metrics snapshot over HTTP (GET /metrics) on its own thread, so a
-/// slow scraper never holds up the reactor; the reactor only swaps the snapshot in.
-pub(crate) fn serve_metrics(listener: TcpListener, snapshot: Arc<Mutex<String>>) {
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-            let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
-            let mut request = [0u8; 2048];
-            let mut got = 0;
-            while got < request.len() {
-                match stream.read(&mut request[got..]) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        got += n;
-                        if request[..got].windows(4).any(|w| w == b"\r\n\r\n") {
-                            break;
-                        }
-                    }
-                }
-            }
-            let line = String::from_utf8_lossy(&request[..got]);
-            let response = if line.starts_with("GET /metrics") || line.starts_with("GET / ") {
-                let body = snapshot.lock().map(|s| s.clone()).unwrap_or_default();
-                format!(
-                    "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                )
-            } else {
-                "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_string()
-            };
-            let _ = stream.write_all(response.as_bytes());
-        }
-    });
 }

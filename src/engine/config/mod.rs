@@ -56,6 +56,8 @@ pub struct Gateway {
     pub nut: Option<SocketAddr>,
     /// Where its apcupsd network information server listens (None: off).
     pub nis: Option<SocketAddr>,
+    /// Where its HTTP endpoint (metrics, status page) listens (None: off).
+    pub http: Option<SocketAddr>,
 }
 
 /// The smallest maximum message size SNMP allows (RFC 3417 §3.2: 484 octets).
@@ -76,6 +78,7 @@ impl Default for Gateway {
             engine_id: None,
             nut: None,
             nis: None,
+            http: None,
         }
     }
 }
@@ -215,6 +218,18 @@ pub enum RecorderKind {
         /// The UPS name it asks for (Synology's DSM asks for `ups`).
         ups: String,
     },
+}
+
+impl RecorderKind {
+    /// Its name in the site file (`kind = "..."`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            RecorderKind::TrapRelay => "trap-relay",
+            RecorderKind::Exec(_) => "exec",
+            RecorderKind::Apcupsd => "apcupsd",
+            RecorderKind::Nut { .. } => "nut",
+        }
+    }
 }
 
 /// One recorder.
@@ -910,6 +925,10 @@ impl Site {
             parse_as::<SocketAddr>(text(v, m), "an address:port (e.g. \"0.0.0.0:3551\")", m)
                 .map(Some)
         });
+        let http = or_default(optional(&mut t, "http"), None, |v| {
+            parse_as::<SocketAddr>(text(v, m), "an address:port (e.g. \"127.0.0.1:9162\")", m)
+                .map(Some)
+        });
         let engine_id = optional(&mut t, "engine_id").and_then(|v| {
             let s = text(Some(v), m)?;
             let id = usm::engine_id(&s.value);
@@ -938,6 +957,7 @@ impl Site {
             },
             nut: nut?,
             nis: nis?,
+            http: http?,
         })
     }
 

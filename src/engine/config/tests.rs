@@ -80,7 +80,7 @@ fn every_mistake_is_reported_with_its_line_and_column() {
     // Columns point at the value itself (inside its quotes) or at the key.
     let expect = [
         "2:27: `nowhere:162` is not an address:port",
-        "3:1: unknown key `colour` (expected one of: listen, agent, community, exec_timeout, workers, max_message_size, nut, nis, engine_id)",
+        "3:1: unknown key `colour` (expected one of: listen, agent, community, exec_timeout, workers, max_message_size, nut, nis, http, engine_id)",
         "6:22: grace tier `zero` must be a number from 1 to 255",
         "7:25: `shutdown_below_charge` = 130 is out of range (0 to 100)",
         "8:27: `5 fortnights` is not a duration",

@@ -500,6 +500,8 @@ pub struct Station {
     last_shown: Vec<Option<Option<u8>>>,
     /// The answer last journaled for each UPS (only changes are journaled).
     last_answer: Vec<Option<PollAnswer>>,
+    /// Each UPS's last trap or inform the policy heard, and when (the status page's).
+    last_trap: Vec<Option<(Timestamp, crate::classify::Event)>>,
     /// The error-status each UPS last answered with, reported (None: a clean answer).
     poll_error: Vec<Option<i32>>,
     /// The objects each UPS was reported lacking.
@@ -552,6 +554,7 @@ impl Station {
             ledger: Ledger::new(&site),
             last_shown: vec![None; site.recorders.len()],
             last_answer: vec![None; site.upses.len()],
+            last_trap: vec![None; site.upses.len()],
             poll_error: vec![None; site.upses.len()],
             missing_said: vec![Vec::new(); site.upses.len()],
             decider: Decider::new(site.clone()),
@@ -805,8 +808,9 @@ impl Station {
     /// A notification the trust layer admitted, received at `now`.
     pub fn handle_notification(&mut self, now: Timestamp, n: &Notification<'_>) {
         let at = self.at(now);
-        if let Who::Recorder(r) = n.who {
-            self.ledger.seen(at, r);
+        match n.who {
+            Who::Recorder(r) => self.ledger.seen(at, r),
+            Who::Ups(u) => self.last_trap[u] = Some((at, n.event)),
         }
         let before = self.decider.revision();
         self.decider.handle_notification(at, n.who, n.event, n.rule);
@@ -1027,7 +1031,8 @@ impl Station {
         let (mut told, mut acknowledged) = (0, 0);
         for s in self.ledger.all() {
             match s {
-                Standing::Idle => {}
+                // Nothing under way, or back after the outage.
+                Standing::Idle | Standing::Back { .. } => {}
                 Standing::Acknowledged { .. } => {
                     told += 1;
                     acknowledged += 1;
@@ -1040,6 +1045,76 @@ impl Station {
             upses - on_battery,
             self.site.recorders.len()
         )
+    }
+
+    /// The site as the status page shows it (`/status.json`): every UPS (on battery or
+    /// not and since when, its polled charge and runtime, when it last answered a poll
+    /// and whether it answers, its last trap) and every recorder (tier, kind, feeds, and
+    /// where it stands: idle, told, acknowledged, not acknowledged, returning), times on
+    /// the wall clock (`offset`: its lead on the station's). For once a second.
+    pub fn status(&self, offset: i64) -> serde_json::Value {
+        use serde_json::json;
+        let now = self.floor;
+        let wall = |t: Timestamp| t.shifted(offset).utc().to_string();
+        let upses: Vec<serde_json::Value> = UpsId::enumerate(&self.site.upses)
+            .map(|(u, ups)| {
+                let view = &self.agent.ups[u];
+                let answering = view.polled_at.is_some_and(|p| {
+                    now.secs_since(p) <= ups.poll_interval.0.saturating_mul(3).max(30)
+                });
+                json!({
+                    "name": ups.name,
+                    "address": ups.address.to_string(),
+                    "vendor": ups.vendor.maker(),
+                    "on_battery": self.decider.is_on_battery(u),
+                    "on_battery_since": view.on_battery_since.map(wall),
+                    "charge": view.values.charge,
+                    "runtime_s": view.values.runtime.map(|r| r.0),
+                    "battery_low": view.values.battery_low,
+                    "polled_at": view.polled_at.map(wall),
+                    "answering_polls": answering,
+                    "last_trap": self.last_trap[u].map(|(t, e)| json!({"time": wall(t), "event": e.name()})),
+                })
+            })
+            .collect();
+        let recorders: Vec<serde_json::Value> = RecorderId::enumerate(&self.site.recorders)
+            .map(|(r, rec)| {
+                let (state, ordered, attempts, until) = match self.ledger.standing(r) {
+                    Standing::Idle => ("idle", None, None, None),
+                    Standing::Ordered {
+                        at, sent, until, ..
+                    } => ("told", Some(at), Some(sent), Some(until)),
+                    Standing::Acknowledged { ordered, .. } => {
+                        ("acknowledged", Some(ordered), None, None)
+                    }
+                    Standing::NotAcknowledged { ordered } => {
+                        ("not_acknowledged", Some(ordered), None, None)
+                    }
+                    Standing::Returning { ordered, .. } => {
+                        ("returning", Some(ordered), None, None)
+                    }
+                    Standing::Back { .. } => ("back", None, None, None),
+                    Standing::NotBack => ("not_back", None, None, None),
+                };
+                json!({
+                    "name": rec.name,
+                    "address": rec.address.to_string(),
+                    "tier": rec.tier,
+                    "kind": rec.kind.name(),
+                    "ups": rec.feeds.iter().map(|&u| self.site.upses[u].name.as_str()).collect::<Vec<_>>(),
+                    "state": state,
+                    "ordered_at": ordered.map(wall),
+                    "attempts": attempts,
+                    "outlet_off_at": until.map(wall),
+                })
+            })
+            .collect();
+        json!({
+            "time": wall(now),
+            "summary": self.status_line(),
+            "upses": upses,
+            "recorders": recorders,
+        })
     }
 
     /// NUT clients logged in now.
@@ -1305,6 +1380,7 @@ impl Station {
         let remap = &old.6;
         self.last_shown = remap.carry_recorders(&self.last_shown, None);
         self.last_answer = remap.carry_upses(&self.last_answer, None);
+        self.last_trap = remap.carry_upses(&self.last_trap, None);
         self.poll_error = remap.carry_upses(&self.poll_error, None);
         self.missing_said = remap.carry_upses(&self.missing_said, Vec::new());
         // Orders decided and not yet sent (a resume's) go to the same recorders.
