@@ -1159,14 +1159,12 @@ pub fn run(
             published = Instant::now();
             let own = own_drops(&agent_socket, &poll_sockets);
             let metrics = d.stats(&receivers.tally(), own).prometheus();
-            let mut status = d.station.status(d.clock.label_offset());
-            if let Some(o) = status.as_object_mut() {
-                o.insert("records".into(), d.latest.iter().cloned().collect());
-            }
-            let published = Arc::new(crate::daemon::http::Published {
+            // A copy of the state: the JSON is made on the endpoint's thread.
+            let published = Arc::new(crate::daemon::http::Published::new(
                 metrics,
-                status: status.to_string(),
-            });
+                d.station.status_rows(d.clock.label_offset()),
+                d.latest.iter().cloned().collect(),
+            ));
             // What it replaced is dropped after the lock, on this thread.
             let old = snapshot
                 .lock()

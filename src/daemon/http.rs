@@ -36,8 +36,42 @@ pub const MAX_LIFE: Duration = Duration::from_secs(60);
 pub struct Published {
     /// `/metrics`.
     pub metrics: String,
-    /// `/status.json`.
-    pub status: String,
+    /// `/status.json`'s data, copied on the decision thread (None before the first).
+    pub rows: Option<crate::engine::station::StatusRows>,
+    /// The latest records shown.
+    pub records: Vec<serde_json::Value>,
+    /// `/status.json`, made of `rows` and `records` here, on the first request for it.
+    status: std::sync::OnceLock<String>,
+}
+
+impl Published {
+    /// A snapshot.
+    pub fn new(
+        metrics: String,
+        rows: crate::engine::station::StatusRows,
+        records: Vec<serde_json::Value>,
+    ) -> Published {
+        Published {
+            metrics,
+            rows: Some(rows),
+            records,
+            status: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// `/status.json`: made once per snapshot, on this thread.
+    fn status(&self) -> &str {
+        self.status.get_or_init(|| {
+            let Some(rows) = &self.rows else {
+                return String::new();
+            };
+            let mut v = rows.to_json();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("records".into(), self.records.clone().into());
+            }
+            v.to_string()
+        })
+    }
 }
 
 /// The snapshot the decision thread swaps and the endpoint reads: a lock taken to
@@ -127,7 +161,7 @@ fn answer(request: &Request<Incoming>, snapshot: &Snapshot) -> Response<Full<Byt
     }
     match request.uri().path() {
         // Before the decision thread's first snapshot (its first second).
-        "/status.json" | "/metrics" if published.status.is_empty() => {
+        "/status.json" | "/metrics" if published.rows.is_none() => {
             let mut r = reply(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "text/plain; charset=utf-8",
@@ -145,7 +179,7 @@ fn answer(request: &Request<Incoming>, snapshot: &Snapshot) -> Response<Full<Byt
         "/status.json" => reply(
             StatusCode::OK,
             "application/json",
-            Bytes::from(published.status.clone()),
+            Bytes::from(published.status().to_string()),
         ),
         "/" => {
             let mut r = reply(

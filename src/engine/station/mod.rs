@@ -26,6 +26,8 @@ use crate::engine::agent::{Agent, Answered};
 use crate::engine::config::{RecorderKind, Remap, Site};
 use crate::engine::id::{RecorderId, UpsId};
 use crate::engine::ledger::{Ledger, LedgerOutput, Standing};
+
+mod status;
 use crate::engine::nis::{NisEvent, NisServer};
 use crate::engine::nut::{ConnId, NutEvent, NutServer, NutView, Reply};
 use crate::engine::policy::{Cause, Decider, Decision, PollAnswer};
@@ -38,6 +40,7 @@ use crate::wire::message::{SNMP_TRAP_OID_0, SYS_UPTIME_0};
 use crate::wire::oid::oid;
 use crate::wire::v3::Level;
 use crate::wire::{Message, Oid, OidBuf, PduType, RequestPdu, Value, VarBind, Version, encode};
+pub use status::StatusRows;
 
 /// PowerNet `mtrapargsString.0`, the text varbind of APC traps.
 const MTRAPARGS_STRING_0: &str = "1.3.6.1.4.1.318.2.3.3.0";
@@ -1024,97 +1027,35 @@ impl Station {
     /// battery; 540 recorders, 0 told, 0 acknowledged". Counts every UPS and recorder:
     /// for a status once a second, not per input.
     pub fn status_line(&self) -> String {
-        let upses = self.site.upses.len();
-        let on_battery = UpsId::all(upses)
+        let on_battery = UpsId::all(self.site.upses.len())
             .filter(|&u| self.decider.is_on_battery(u))
             .count();
-        let (mut told, mut acknowledged) = (0, 0);
-        for s in self.ledger.all() {
-            match s {
-                // Nothing under way, or back after the outage.
-                Standing::Idle | Standing::Back { .. } => {}
-                Standing::Acknowledged { .. } => {
-                    told += 1;
-                    acknowledged += 1;
-                }
-                _ => told += 1,
-            }
-        }
-        format!(
-            "{} UPS on mains, {on_battery} on battery; {} recorders, {told} told, {acknowledged} acknowledged",
-            upses - on_battery,
-            self.site.recorders.len()
-        )
+        status::summary(self.site.upses.len(), on_battery, self.ledger.all())
     }
 
-    /// The site as the status page shows it (`/status.json`): every UPS (on battery or
-    /// not and since when, its polled charge and runtime, when it last answered a poll
-    /// and whether it answers, its last trap) and every recorder (tier, kind, feeds, and
-    /// where it stands: idle, told, acknowledged, not acknowledged, returning), times on
-    /// the wall clock (`offset`: its lead on the station's). For once a second.
+    /// What the status page shows, copied as it is now (`offset`: the wall clock's lead
+    /// on the station's): the site and every UPS's and recorder's state, plain values.
+    /// Cheap enough for the decision thread twice a second (a copy of a few bytes per
+    /// UPS and recorder); `StatusRows::to_json` makes the page's JSON of it, elsewhere.
+    pub fn status_rows(&self, offset: i64) -> StatusRows {
+        StatusRows {
+            site: Arc::clone(&self.site),
+            time: self.floor,
+            offset,
+            upses: UpsId::enumerate(&self.site.upses)
+                .map(|(u, _)| status::UpsRow {
+                    view: self.agent.ups[u],
+                    on_battery: self.decider.is_on_battery(u),
+                    last_trap: self.last_trap[u],
+                })
+                .collect(),
+            standing: self.ledger.all().to_vec(),
+        }
+    }
+
+    /// The status page's JSON now (`status_rows(offset).to_json()`).
     pub fn status(&self, offset: i64) -> serde_json::Value {
-        use serde_json::json;
-        let now = self.floor;
-        let wall = |t: Timestamp| t.shifted(offset).utc().to_string();
-        let upses: Vec<serde_json::Value> = UpsId::enumerate(&self.site.upses)
-            .map(|(u, ups)| {
-                let view = &self.agent.ups[u];
-                let answering = view.polled_at.is_some_and(|p| {
-                    now.secs_since(p) <= ups.poll_interval.0.saturating_mul(3).max(30)
-                });
-                json!({
-                    "name": ups.name,
-                    "address": ups.address.to_string(),
-                    "vendor": ups.vendor.maker(),
-                    "on_battery": self.decider.is_on_battery(u),
-                    "on_battery_since": view.on_battery_since.map(wall),
-                    "charge": view.values.charge,
-                    "runtime_s": view.values.runtime.map(|r| r.0),
-                    "battery_low": view.values.battery_low,
-                    "polled_at": view.polled_at.map(wall),
-                    "answering_polls": answering,
-                    "last_trap": self.last_trap[u].map(|(t, e)| json!({"time": wall(t), "event": e.name()})),
-                })
-            })
-            .collect();
-        let recorders: Vec<serde_json::Value> = RecorderId::enumerate(&self.site.recorders)
-            .map(|(r, rec)| {
-                let (state, ordered, attempts, until) = match self.ledger.standing(r) {
-                    Standing::Idle => ("idle", None, None, None),
-                    Standing::Ordered {
-                        at, sent, until, ..
-                    } => ("told", Some(at), Some(sent), Some(until)),
-                    Standing::Acknowledged { ordered, .. } => {
-                        ("acknowledged", Some(ordered), None, None)
-                    }
-                    Standing::NotAcknowledged { ordered } => {
-                        ("not_acknowledged", Some(ordered), None, None)
-                    }
-                    Standing::Returning { ordered, .. } => {
-                        ("returning", Some(ordered), None, None)
-                    }
-                    Standing::Back { .. } => ("back", None, None, None),
-                    Standing::NotBack => ("not_back", None, None, None),
-                };
-                json!({
-                    "name": rec.name,
-                    "address": rec.address.to_string(),
-                    "tier": rec.tier,
-                    "kind": rec.kind.name(),
-                    "ups": rec.feeds.iter().map(|&u| self.site.upses[u].name.as_str()).collect::<Vec<_>>(),
-                    "state": state,
-                    "ordered_at": ordered.map(wall),
-                    "attempts": attempts,
-                    "outlet_off_at": until.map(wall),
-                })
-            })
-            .collect();
-        json!({
-            "time": wall(now),
-            "summary": self.status_line(),
-            "upses": upses,
-            "recorders": recorders,
-        })
+        self.status_rows(offset).to_json()
     }
 
     /// NUT clients logged in now.

@@ -1,0 +1,136 @@
+//! The status page's data (`/status.json`): copied from the station as plain values
+//! (`StatusRows`, on the decision thread), made into JSON elsewhere (`to_json`, on the
+//! HTTP endpoint's thread), so that a site of thousands of recorders costs the
+//! decisions a copy, not a serialization.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::classify::Event;
+use crate::engine::agent::UpsView;
+use crate::engine::config::Site;
+use crate::engine::id::{RecorderId, UpsId};
+use crate::engine::ledger::Standing;
+use crate::time::Timestamp;
+
+/// One UPS's state.
+#[derive(Clone, Copy, Debug)]
+pub struct UpsRow {
+    /// What its polls said.
+    pub view: UpsView,
+    /// On battery, as the policy has it (its traps or its polls).
+    pub on_battery: bool,
+    /// Its last trap or inform, and when.
+    pub last_trap: Option<(Timestamp, Event)>,
+}
+
+/// The site and its state at one moment.
+#[derive(Clone, Debug)]
+pub struct StatusRows {
+    /// The site (names, addresses, tiers, feeds).
+    pub site: Arc<Site>,
+    /// The station's time.
+    pub time: Timestamp,
+    /// The wall clock's lead on the station's, for the times shown.
+    pub offset: i64,
+    /// Every UPS's state, in site order.
+    pub upses: Vec<UpsRow>,
+    /// Every recorder's standing, in site order.
+    pub standing: Vec<Standing>,
+}
+
+/// The site in one line.
+pub fn summary(upses: usize, on_battery: usize, standing: &[Standing]) -> String {
+    let (mut told, mut acknowledged) = (0, 0);
+    for s in standing {
+        match s {
+            // Nothing under way, or back after the outage.
+            Standing::Idle | Standing::Back { .. } => {}
+            Standing::Acknowledged { .. } => {
+                told += 1;
+                acknowledged += 1;
+            }
+            _ => told += 1,
+        }
+    }
+    format!(
+        "{} UPS on mains, {on_battery} on battery; {} recorders, {told} told, {acknowledged} acknowledged",
+        upses - on_battery,
+        standing.len()
+    )
+}
+
+impl StatusRows {
+    /// The page's JSON: `time`, `summary`, `upses` (on battery or not and since when,
+    /// polled charge and runtime, when it last answered and whether it answers, its
+    /// last trap) and `recorders` (tier, kind, feeds, and where it stands: idle, told,
+    /// acknowledged, not_acknowledged, returning, back, not_back).
+    pub fn to_json(&self) -> Value {
+        let site = &self.site;
+        let now = self.time;
+        let wall = |t: Timestamp| t.shifted(self.offset).utc().to_string();
+        let on_battery = self.upses.iter().filter(|u| u.on_battery).count();
+        let upses: Vec<Value> = UpsId::enumerate(&site.upses)
+            .zip(&self.upses)
+            .map(|((_, ups), row)| {
+                let view = &row.view;
+                let answering = view.polled_at.is_some_and(|p| {
+                    now.secs_since(p) <= ups.poll_interval.0.saturating_mul(3).max(30)
+                });
+                json!({
+                    "name": ups.name,
+                    "address": ups.address.to_string(),
+                    "vendor": ups.vendor.maker(),
+                    "on_battery": row.on_battery,
+                    "on_battery_since": view.on_battery_since.map(wall),
+                    "charge": view.values.charge,
+                    "runtime_s": view.values.runtime.map(|r| r.0),
+                    "battery_low": view.values.battery_low,
+                    "polled_at": view.polled_at.map(wall),
+                    "answering_polls": answering,
+                    "last_trap": row.last_trap.map(|(t, e)| json!({"time": wall(t), "event": e.name()})),
+                })
+            })
+            .collect();
+        let recorders: Vec<Value> = RecorderId::enumerate(&site.recorders)
+            .zip(&self.standing)
+            .map(|((_, rec), standing)| {
+                let (state, ordered, attempts, until) = match *standing {
+                    Standing::Idle => ("idle", None, None, None),
+                    Standing::Ordered {
+                        at, sent, until, ..
+                    } => ("told", Some(at), Some(sent), Some(until)),
+                    Standing::Acknowledged { ordered, .. } => {
+                        ("acknowledged", Some(ordered), None, None)
+                    }
+                    Standing::NotAcknowledged { ordered } => {
+                        ("not_acknowledged", Some(ordered), None, None)
+                    }
+                    Standing::Returning { ordered, .. } => {
+                        ("returning", Some(ordered), None, None)
+                    }
+                    Standing::Back { .. } => ("back", None, None, None),
+                    Standing::NotBack => ("not_back", None, None, None),
+                };
+                json!({
+                    "name": rec.name,
+                    "address": rec.address.to_string(),
+                    "tier": rec.tier,
+                    "kind": rec.kind.name(),
+                    "ups": rec.feeds.iter().map(|&u| site.upses[u].name.as_str()).collect::<Vec<_>>(),
+                    "state": state,
+                    "ordered_at": ordered.map(wall),
+                    "attempts": attempts,
+                    "outlet_off_at": until.map(wall),
+                })
+            })
+            .collect();
+        json!({
+            "time": wall(now),
+            "summary": summary(site.upses.len(), on_battery, &self.standing),
+            "upses": upses,
+            "recorders": recorders,
+        })
+    }
+}
