@@ -18,6 +18,10 @@
 //! attacker would be another machine: here the load has the first CPU and the gateway
 //! the others, in both runs, and the flood's threads run at the lowest priority.
 //!
+//! `--scrape`: the same decision latency on a site of `--clients` recorders, with
+//! nobody at the HTTP endpoint, then with a scraper at `/metrics` every second and two
+//! status pages open (`/status.json` every second each).
+//!
 //! Loopback only; every phase is bounded in time and stops by itself.
 //! Run: `cargo build --release && cargo run --release -p trapgate-tools --bin nutload`.
 
@@ -58,6 +62,11 @@ struct Args {
     /// Also: a trap's decision latency, the NUT server idle and flooded.
     #[arg(long)]
     flood: bool,
+    /// Also: a trap's decision latency on a site of `--clients` recorders, nobody at
+    /// the HTTP endpoint, then a scraper at /metrics and two status pages open (each
+    /// asking /status.json every second).
+    #[arg(long)]
+    scrape: bool,
 }
 
 const UPS: Ipv4Addr = Ipv4Addr::new(127, 13, 0, 1);
@@ -566,37 +575,65 @@ fn upsd_run(args: &Args, dir: &Path) -> io::Result<Figures> {
     result
 }
 
+/// What runs beside the traps.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Beside {
+    Nothing,
+    /// 10,000 idle connections and 8 writers of 1 MB lines at the NUT server.
+    Flood,
+    /// A scraper and two status pages at the HTTP endpoint.
+    Scrape,
+}
+
 /// The Informational decision latency (p50, p99, max as p99.9) of 1,000 coldStart
-/// traps at 200/s, µs, from `/metrics`; with `flood`, while the NUT server is flooded.
-fn decision_latency(args: &Args, dir: &Path, flood: bool) -> io::Result<(f64, f64, f64, u64)> {
+/// traps at 200/s, µs, from `/metrics`, on a site of `recorders`, with `beside`.
+fn decision_latency(
+    args: &Args,
+    dir: &Path,
+    recorders: usize,
+    beside: Beside,
+) -> io::Result<(f64, f64, f64, u64)> {
     let (listen, nut, metrics) = (free_port(), free_port(), free_port());
     let file = dir.join("flood-site.toml");
-    std::fs::write(&file, site(listen, nut, 250))?;
+    std::fs::write(&file, site(listen, nut, recorders))?;
     // The attacker is another machine of the site: here it has the first CPU to
     // itself, and the gateway the others (both runs alike).
     let mut child = start_trapgate(&args.trapgate, &file, Some(metrics), true);
     if cpus() > 1 {
         pin(0..1);
     }
-    let result = flood_and_measure(listen, nut, metrics, flood);
+    let result = flood_and_measure(listen, nut, metrics, beside);
     stop(&mut child);
     pin(0..cpus());
     result
 }
 
-/// The traps, and with `flood` the flood, against the gateway listening on `listen`
-/// (traps), `nut` and `metrics`.
+/// The traps, and `beside` them the flood or the scrapers, against the gateway
+/// listening on `listen` (traps), `nut` and `metrics`.
 fn flood_and_measure(
     listen: u16,
     nut: u16,
     metrics: u16,
-    flood: bool,
+    beside: Beside,
 ) -> io::Result<(f64, f64, f64, u64)> {
     let server = SocketAddr::from(([127, 0, 0, 1], nut));
     let done = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
     let mut idle = Vec::new();
-    if flood {
+    if beside == Beside::Scrape {
+        for path in ["/metrics", "/status.json", "/status.json"] {
+            let done = Arc::clone(&done);
+            threads.push(std::thread::spawn(move || {
+                let mut got = 0u64;
+                while !done.load(Ordering::Relaxed) {
+                    got += get(metrics, path).len() as u64;
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                got
+            }));
+        }
+    }
+    if beside == Beside::Flood {
         // 10,000 connections that say nothing, from the recorders' own addresses.
         for i in 0..10_000 {
             let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
@@ -681,11 +718,16 @@ fn flood_and_measure(
 
 /// GET /metrics.
 fn scrape(port: u16) -> String {
+    get(port, "/metrics")
+}
+
+/// GET `path` of the HTTP endpoint on `port`, head and body.
+fn get(port: u16, path: &str) -> String {
     let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
         return String::new();
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n");
+    let _ = write!(s, "GET {path} HTTP/1.0\r\n\r\n");
     let mut page = String::new();
     let _ = s.read_to_string(&mut page);
     page
@@ -749,20 +791,37 @@ fn main() -> std::process::ExitCode {
             println!("upsd: not installed ({UPSD}, {DUMMY_UPS}: apt-get install nut-server)");
         }
     }
-    if args.flood {
-        for flood in [false, true] {
-            match decision_latency(&args, &dir, flood) {
-                Ok((p50, p99, p999, open)) => println!(
-                    "trap decision, NUT server {}: p50 {p50:.1} µs  p99 {p99:.1} µs  p99.9 {p999:.1} µs{}",
-                    if flood { "flooded" } else { "idle   " },
-                    if flood {
-                        format!(" ({open} idle connections held, 8 clients sending 1 MB lines)")
-                    } else {
-                        String::new()
-                    }
-                ),
-                Err(e) => eprintln!("nutload: flood: {e}"),
-            }
+    let runs: Vec<(usize, Beside, &str)> = [
+        (args.flood, 250, Beside::Nothing, "NUT server idle   "),
+        (args.flood, 250, Beside::Flood, "NUT server flooded"),
+        (
+            args.scrape,
+            args.clients,
+            Beside::Nothing,
+            "nobody at the HTTP endpoint",
+        ),
+        (
+            args.scrape,
+            args.clients,
+            Beside::Scrape,
+            "a scraper and two status pages",
+        ),
+    ]
+    .into_iter()
+    .filter(|r| r.0)
+    .map(|(_, n, b, what)| (n, b, what))
+    .collect();
+    for (recorders, beside, what) in runs {
+        match decision_latency(&args, &dir, recorders, beside) {
+            Ok((p50, p99, p999, open)) => println!(
+                "trap decision, {recorders} recorders, {what}: p50 {p50:.1} µs  p99 {p99:.1} µs  p99.9 {p999:.1} µs{}",
+                if beside == Beside::Flood {
+                    format!(" ({open} idle connections held, 8 clients sending 1 MB lines)")
+                } else {
+                    String::new()
+                }
+            ),
+            Err(e) => eprintln!("nutload: {what}: {e}"),
         }
     }
     if std::env::var_os("NUTLOAD_KEEP").is_none() {
