@@ -385,3 +385,87 @@ fn the_status_page_shows_the_outage_in_headless_chromium() {
     );
     terminate(&child);
 }
+
+/// `/metrics` until `ok` says it shows what is awaited (10 s at most).
+fn metrics_until(http: SocketAddr, ok: impl Fn(&str) -> bool) -> String {
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (code, _, body) = request(http, "GET", "/metrics");
+        if code == 200 && ok(&body) || Instant::now() > until {
+            return body;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn the_metrics_show_each_ups_and_the_recorders_by_state_and_pass_promtool() {
+    let (child, out, traps, http) = gateway("http-metrics");
+    let page = metrics_until(http, |p| p.contains("trapgate_ups_on_battery{"));
+    let ups = "{ups=\"ups-main\",address=\"127.0.0.1\"}";
+    assert!(
+        page.contains(&format!("trapgate_ups_on_battery{ups} 0")),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("trapgate_ups_answering{ups} 0")),
+        "{page}"
+    );
+    assert!(
+        page.contains("trapgate_recorders{state=\"idle\"} 2"),
+        "{page}"
+    );
+    assert!(page.contains("trapgate_build_info{version=\""), "{page}");
+    // The UPS on battery; a datagram from an address that is not the site's, dropped for
+    // its source and counted among the datagrams all the same.
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").expect("the UPS");
+    sender.send_to(&on_battery(), traps).expect("send");
+    expect_line(&out, &["\"kind\":\"on_battery\""]);
+    let stranger = std::net::UdpSocket::bind("127.0.0.77:0").expect("a stranger");
+    stranger.send_to(&on_battery(), traps).expect("send");
+    let page = metrics_until(http, |p| {
+        p.contains("trapgate_dropped_total{reason=\"source_not_in_site\"} 1")
+            && p.contains(&format!("trapgate_ups_on_battery{ups} 1"))
+    });
+    assert!(
+        page.contains(&format!("trapgate_ups_on_battery{ups} 1")),
+        "{page}"
+    );
+    assert!(page.contains("trapgate_datagrams_total 2"), "{page}");
+    assert!(
+        page.contains("trapgate_dropped_total{reason=\"source_not_in_site\"} 1"),
+        "{page}"
+    );
+    assert!(
+        page.contains("trapgate_decision_latency_seconds_count{event=\"OnBattery\"} 1"),
+        "{page}"
+    );
+    match which("promtool") {
+        None => eprintln!(
+            "skipped promtool check metrics: promtool is not installed (apt-get install prometheus, or bash .ci/run)"
+        ),
+        Some(promtool) => {
+            let mut check = std::process::Command::new(promtool)
+                .args(["check", "metrics"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("promtool runs");
+            check
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(page.as_bytes())
+                .expect("to promtool");
+            let said = check.wait_with_output().expect("promtool ends");
+            assert!(
+                said.status.success(),
+                "promtool check metrics: {}{}\n{page}",
+                String::from_utf8_lossy(&said.stdout),
+                String::from_utf8_lossy(&said.stderr)
+            );
+        }
+    }
+    terminate(&child);
+}

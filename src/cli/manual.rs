@@ -10,7 +10,7 @@ use roff::{Roff, bold, italic, roman};
 
 /// One key of the site file: its table, name, default ("" for required) and meaning.
 pub struct Key {
-    /// `gateway`, `policy`, `ups`, `recorder`, `usm_user` or `rule`.
+    /// `gateway`, `policy`, `ups`, `recorder`, `usm_user`, `rule` or `forward`.
     pub table: &'static str,
     /// The key.
     pub key: &'static str,
@@ -392,6 +392,36 @@ pub const KEYS: &[Key] = &[
         "false",
         "Whether it also matches every OID below.",
     ),
+    k(
+        "forward",
+        "to",
+        "required",
+        "The network management system's trap receiver: host:port, IPv4, [IPv6]:port or a name (resolved when the site is read).",
+    ),
+    k(
+        "forward",
+        "match",
+        "[\"default\"]",
+        "The notifications it takes, in snmptrapd's forms: \"OID\" (exactly), \"OID*\" (the subtree, itself included), \"OID.*\" (strictly below), \"*\" (all), \"default\" (those no OID form of any [[forward]] took).",
+    ),
+    k(
+        "forward",
+        "version",
+        "\"as-received\"",
+        "\"as-received\" (v1 as v1, v2c as v2c, SNMPv3 as v2c) or \"2c\" (v1 traps converted as RFC 3584 §3.1 says).",
+    ),
+    k(
+        "forward",
+        "community",
+        "\"public\"",
+        "The community of what is forwarded to it.",
+    ),
+    k(
+        "forward",
+        "sources",
+        "\"site\"",
+        "\"site\": the notifications of the site's UPSes, with their community or user; \"any\": anyone's.",
+    ),
 ];
 
 /// The tables, in the order of the page, with how they are written.
@@ -409,6 +439,11 @@ const TABLES: &[(&str, &str, &str)] = &[
         "rule",
         "[[rule]]",
         "Trap rules of the site's own (optional).",
+    ),
+    (
+        "forward",
+        "[[forward]]",
+        "Where the notifications heard are forwarded, as snmptrapd's forward with addForwarderInfo (optional): the sender kept in snmpTrapAddress.x (IPv4) or 1.3.6.1.4.1.8072.9999.9999.162.1.x (IPv6), informs forwarded as informs.",
     ),
 ];
 

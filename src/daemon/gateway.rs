@@ -353,6 +353,9 @@ struct Driver<R: FnMut(Timestamp, &serde_json::Value)> {
     /// The site as the workers see it now, and the view before the last reload (to
     /// name what was classified just before it).
     view: Arc<View>,
+    /// The forward thread, and what it refused on its sockets.
+    forwarder: crate::daemon::forward::Forwarder,
+    forward_refused: Arc<std::sync::atomic::AtomicU64>,
     previous: Option<Arc<View>>,
     journal: Option<Journal>,
     journal_path: Option<PathBuf>,
@@ -670,6 +673,7 @@ impl<R: FnMut(Timestamp, &serde_json::Value)> Driver<R> {
         stats.counters = tally.counters.clone();
         stats.station = self.station.counts();
         stats.foreign += tally.foreign;
+        stats.foreign_decoded += tally.foreign_decoded;
         stats.truncated += tally.truncated;
         stats.send_errors += tally.send_errors;
         stats.refused = tally.refusals;
@@ -677,6 +681,10 @@ impl<R: FnMut(Timestamp, &serde_json::Value)> Driver<R> {
         stats.kernel_drops = tally.kernel_drops.zip(own_drops).map(|(a, b)| a + b);
         stats.console_dropped = console::dropped();
         stats.latency.add(&tally.latency);
+        stats.forward = self.view.forward.rows();
+        stats.forward_refused = self
+            .forward_refused
+            .load(std::sync::atomic::Ordering::Relaxed);
         stats
     }
 
@@ -881,7 +889,16 @@ pub fn run(
     };
     let nut_bound = bound_of(crate::daemon::nut::Service::Nut);
     let nis_bound = bound_of(crate::daemon::nut::Service::Nis);
-    let mut receivers = receive::start(&listen, workers, Arc::clone(&view), Arc::clone(&waker))?;
+    // The forward thread (`[[forward]]`), there whether the site forwards now or after a
+    // reload.
+    let forwarder = crate::daemon::forward::Forwarder::start().map_err(StartError::Setup)?;
+    let mut receivers = receive::start(
+        &listen,
+        workers,
+        Arc::clone(&view),
+        Arc::clone(&waker),
+        forwarder.handoff(),
+    )?;
     let bound = receivers.bound.clone();
     let mut agent_socket =
         UdpSocket::from_std(bind_udp(agent_at).map_err(|e| StartError::Bind(agent_at, e))?);
@@ -977,6 +994,8 @@ pub fn run(
         report,
         latest: std::collections::VecDeque::with_capacity(LATEST),
         keep_latest: metrics_at.is_some(),
+        forward_refused: Arc::clone(&forwarder.refused),
+        forwarder,
     };
     let mut notifier = crate::daemon::notify::Notifier::from_env();
     let mut status_at = Instant::now();
@@ -1066,6 +1085,8 @@ pub fn run(
                 notifier.stopping();
                 // What the workers still hold is decided before the gateway goes.
                 let tally = receivers.stop(|g, items| d.heard_batch(g, items));
+                // What the workers handed over last is forwarded before the gateway goes.
+                d.forwarder.stop();
                 let t = d.clock.now();
                 d.station.handle_timeout(t);
                 d.note_refusals(t, &tally);
@@ -1158,10 +1179,11 @@ pub fn run(
         if metrics_at.is_some() && published.elapsed() >= PUBLISH / 2 {
             published = Instant::now();
             let own = own_drops(&agent_socket, &poll_sockets);
-            let metrics = d.stats(&receivers.tally(), own).prometheus();
-            // A copy of the state: the JSON is made on the endpoint's thread.
+            let stats = d.stats(&receivers.tally(), own);
+            // A copy of the state: the JSON and the metrics text are made on the
+            // endpoint's thread.
             let published = Arc::new(crate::daemon::http::Published::new(
-                metrics,
+                stats,
                 d.station.status_rows(d.clock.label_offset()),
                 d.latest.iter().cloned().collect(),
             ));
@@ -1205,6 +1227,11 @@ fn apply_reload<R: FnMut(Timestamp, &serde_json::Value)>(
         prepared.site.recorders.len()
     ));
     view.generation = d.view.generation + 1;
+    // The targets' counts go on where a target stays.
+    view.forward = Arc::new(crate::daemon::forward::Table::new(
+        view.forward.forwarding.clone(),
+        Some(&d.view.forward),
+    ));
     let view = Arc::new(view);
     d.previous = Some(std::mem::replace(&mut d.view, Arc::clone(&view)));
     receivers.reload(view);

@@ -34,29 +34,38 @@ pub const MAX_LIFE: Duration = Duration::from_secs(60);
 /// What the endpoint serves, as the decision thread last published it.
 #[derive(Debug, Default)]
 pub struct Published {
-    /// `/metrics`.
-    pub metrics: String,
+    /// What `/metrics` shows, as counted.
+    pub stats: crate::engine::metrics::Stats,
     /// `/status.json`'s data, copied on the decision thread (None before the first).
     pub rows: Option<crate::engine::station::StatusRows>,
     /// The latest records shown.
     pub records: Vec<serde_json::Value>,
     /// `/status.json`, made of `rows` and `records` here, on the first request for it.
     status: std::sync::OnceLock<String>,
+    /// `/metrics`, made of `stats` and `rows` here, on the first request for it.
+    metrics: std::sync::OnceLock<String>,
 }
 
 impl Published {
     /// A snapshot.
     pub fn new(
-        metrics: String,
+        stats: crate::engine::metrics::Stats,
         rows: crate::engine::station::StatusRows,
         records: Vec<serde_json::Value>,
     ) -> Published {
         Published {
-            metrics,
+            stats,
             rows: Some(rows),
             records,
             status: std::sync::OnceLock::new(),
+            metrics: std::sync::OnceLock::new(),
         }
+    }
+
+    /// `/metrics`: made once per snapshot, on this thread.
+    fn metrics(&self) -> &str {
+        self.metrics
+            .get_or_init(|| self.stats.prometheus(self.rows.as_ref()))
     }
 
     /// `/status.json`: made once per snapshot, on this thread.
@@ -174,7 +183,7 @@ fn answer(request: &Request<Incoming>, snapshot: &Snapshot) -> Response<Full<Byt
         "/metrics" => reply(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
-            Bytes::from(published.metrics.clone()),
+            Bytes::from(published.metrics().to_string()),
         ),
         "/status.json" => reply(
             StatusCode::OK,

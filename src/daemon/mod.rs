@@ -8,6 +8,7 @@
 pub mod clock;
 pub mod console;
 pub mod exec;
+pub mod forward;
 pub mod gateway;
 pub mod http;
 pub mod journal;

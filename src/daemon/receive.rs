@@ -68,6 +68,8 @@ pub struct View {
     recorders: usize,
     /// The site's SNMPv3 users, no engine heard yet (each worker keeps its own).
     usm: Usm,
+    /// Where notifications are forwarded, with the targets' counts.
+    pub forward: Arc<crate::daemon::forward::Table>,
 }
 
 impl View {
@@ -81,6 +83,10 @@ impl View {
             trust: Trust::new(site),
             recorders: site.recorders.len(),
             usm,
+            forward: Arc::new(crate::daemon::forward::Table::new(
+                site.forwarding.clone(),
+                None,
+            )),
         }
     }
 
@@ -184,6 +190,8 @@ pub struct Tally {
     pub counters: Counters,
     /// Datagrams from addresses that are not the site's.
     pub foreign: u64,
+    /// Of those, the ones decoded for a `[[forward]]` of anyone's.
+    pub foreign_decoded: u64,
     /// Datagrams cut by the receive buffer.
     pub truncated: u64,
     /// Datagrams not believed, by reason.
@@ -202,6 +210,7 @@ impl Tally {
     fn add(&mut self, o: &Tally) {
         self.counters.add(&o.counters);
         self.foreign += o.foreign;
+        self.foreign_decoded += o.foreign_decoded;
         self.truncated += o.truncated;
         self.refusals.sum(&o.refusals);
         for (mine, theirs) in self.last_refused.iter_mut().zip(&o.last_refused) {
@@ -252,6 +261,7 @@ pub fn start(
     workers: usize,
     view: Arc<View>,
     wake: Arc<Waker>,
+    forward: crate::daemon::forward::Handoff,
 ) -> Result<Receivers, StartError> {
     let n = workers.max(1);
     let mut sockets: Vec<Vec<(SocketAddr, UdpSocket)>> = (0..n).map(|_| Vec::new()).collect();
@@ -306,6 +316,8 @@ pub fn start(
             buf: Vec::with_capacity(512),
             scratch: Vec::with_capacity(512),
             own: Tally::default(),
+            forward: forward.clone(),
+            forwarding: crate::daemon::forward::Filling::default(),
         };
         let thread = std::thread::Builder::new()
             .name(format!("trapgate-rx{k}"))
@@ -444,6 +456,9 @@ struct Worker {
     scratch: Vec<u8>,
     /// Counts and latencies since the last publication.
     own: Tally,
+    /// Where notifications to forward go, and the batch being filled.
+    forward: crate::daemon::forward::Handoff,
+    forwarding: crate::daemon::forward::Filling,
 }
 
 impl Worker {
@@ -514,6 +529,7 @@ impl Worker {
                         self.own.send_errors += failed.len() as u64;
                     }
                     self.forward();
+                    self.forwarding.hand(&self.forward);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -547,6 +563,9 @@ impl Worker {
         }
         let Some(who) = self.view.trust.who(src.ip()) else {
             self.own.foreign += 1;
+            if self.view.forward.forwarding.takes_anyone() {
+                self.forward_foreign(local, src, payload, arena);
+            }
             return;
         };
         let d = Datagram {
@@ -592,6 +611,20 @@ impl Worker {
         if answered {
             self.replies.push(src, &self.buf);
         }
+        // Forwarded: a site UPS's notification, believed; anyone's for a target that
+        // takes anyone's.
+        let believed = matches!(who, Who::Ups(_))
+            && matches!(
+                verdict.says,
+                Says::Event(Who::Ups(_), _) | Says::Believed(_)
+            );
+        if !self.view.forward.forwarding.is_empty() && m.pdu_type().is_notification() {
+            let mask = self.view.forward.forwarding.route(&m, src.ip(), believed);
+            if mask != 0 {
+                self.forwarding
+                    .push(&self.forward, &self.view.forward, &m, src.ip(), mask);
+            }
+        }
         match (verdict.says, class) {
             (Says::Event(who, _), Some(c)) => {
                 self.out.push(Heard::Event {
@@ -628,6 +661,33 @@ impl Worker {
         }
     }
 
+    /// A datagram from an address that is not the site's, for a target that takes
+    /// anyone's notifications: decoded, routed, never believed.
+    fn forward_foreign(
+        &mut self,
+        local: SocketAddr,
+        src: SocketAddr,
+        payload: &[u8],
+        arena: &Bump,
+    ) {
+        let d = Datagram {
+            src: src.ip(),
+            dst: local.ip(),
+            src_port: src.port(),
+            dst_port: local.port(),
+            payload,
+        };
+        // Counted by the pipeline as well as foreign: once in the datagrams' total.
+        self.own.foreign_decoded += 1;
+        if let Outcome::Message(_, m, _) = self.pipeline.process_datagram(d, arena, self.mono) {
+            let mask = self.view.forward.forwarding.route(&m, src.ip(), false);
+            if mask != 0 {
+                self.forwarding
+                    .push(&self.forward, &self.view.forward, &m, src.ip(), mask);
+            }
+        }
+    }
+
     /// Sends what this batch gave the policy to the decision thread, and wakes it.
     fn forward(&mut self) {
         if self.out.is_empty() {
@@ -655,6 +715,7 @@ impl Worker {
         if let Ok(mut t) = self.tally.lock() {
             t.counters = self.pipeline.counters().clone();
             t.foreign = self.own.foreign;
+            t.foreign_decoded = self.own.foreign_decoded;
             t.truncated = self.own.truncated;
             t.refusals = self.own.refusals;
             t.last_refused = self.own.last_refused;

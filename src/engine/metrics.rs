@@ -6,9 +6,16 @@ use core::fmt::Write as _;
 
 use hdrhistogram::Histogram;
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet, prometheus_text};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+
 use crate::classify::Event;
 use crate::engine::pipeline::Counters;
 use crate::engine::station::Counts;
+use crate::engine::station::StatusRows;
 use crate::engine::trust::{Refusal, Refusals};
 use crate::wire::frame::FrameDrop;
 use crate::wire::{ErrorKind, PduType};
@@ -119,6 +126,8 @@ pub struct Stats {
     pub station: Counts,
     /// Datagrams from addresses that are not the site's, dropped before decoding.
     pub foreign: u64,
+    /// Of those, the ones decoded all the same for a `[[forward]]` of anyone's.
+    pub foreign_decoded: u64,
     /// Datagrams cut by the receive buffer.
     pub truncated: u64,
     /// Datagrams not believed, by reason (`crate::engine::trust`): the workers' and
@@ -141,217 +150,493 @@ pub struct Stats {
     /// TCP connections to the NUT and the NIS server closed as they came, for being too
     /// many.
     pub tcp_refused: [u64; 2],
+    /// What was forwarded to each `[[forward]]` target.
+    pub forward: Vec<ForwardRow>,
+    /// Datagrams on the forward sockets not believed.
+    pub forward_refused: u64,
+}
+
+/// One forward target's counts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ForwardRow {
+    /// The target as the site file wrote it.
+    pub to: String,
+    /// Datagrams sent to it.
+    pub sent: u64,
+    /// Datagrams the kernel refused to send to it.
+    pub failed: u64,
+    /// Notifications dropped for it (no room).
+    pub dropped: u64,
+    /// Informs it acknowledged.
+    pub acknowledged: u64,
+    /// Informs it never acknowledged.
+    pub unacknowledged: u64,
 }
 
 impl Stats {
-    /// Everything, in the Prometheus text format.
-    pub fn prometheus(&self) -> String {
-        prometheus(self)
+    /// Everything, in the Prometheus text format (version 0.0.4), with the site's state
+    /// (`rows`: each UPS's gauges, the recorders by state) where there is one.
+    pub fn prometheus(&self, rows: Option<&StatusRows>) -> String {
+        exposition(self, rows)
     }
 }
 
-fn prometheus(stats: &Stats) -> String {
-    let (counters, live, latency) = (&stats.counters, stats, &stats.latency);
-    let mut s = String::with_capacity(4096);
-    let counter = |s: &mut String, name: &str, help: &str, rows: &[(String, u64)]| {
-        let _ = writeln!(s, "# HELP trapgate_{name} {help}");
-        let _ = writeln!(s, "# TYPE trapgate_{name} counter");
-        for (labels, v) in rows {
-            let _ = writeln!(s, "trapgate_{name}{labels} {v}");
+/// A label set.
+type Labels = Vec<(&'static str, String)>;
+
+/// A family of values made for one scrape: each label set's value, as it is.
+#[derive(Debug)]
+struct Values<T> {
+    name: &'static str,
+    help: &'static str,
+    kind: MetricType,
+    rows: Vec<(Labels, T)>,
+}
+
+impl Collector for Values<u64> {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut e = encoder.encode_descriptor(self.name, self.help, None, self.kind)?;
+        for (labels, v) in &self.rows {
+            let mut m = e.encode_family(labels)?;
+            match self.kind {
+                MetricType::Counter => m.encode_counter::<NoLabelSet, u64, f64>(v, None)?,
+                _ => m.encode_gauge(&(*v as i64))?,
+            }
         }
+        Ok(())
+    }
+}
+
+impl Collector for Values<f64> {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut e = encoder.encode_descriptor(self.name, self.help, None, self.kind)?;
+        for (labels, v) in &self.rows {
+            e.encode_family(labels)?.encode_gauge(v)?;
+        }
+        Ok(())
+    }
+}
+
+/// One histogram per event: its buckets (not cumulative), sum and count, seconds.
+#[derive(Debug)]
+struct Histograms {
+    name: &'static str,
+    help: &'static str,
+    rows: Vec<(Labels, Buckets)>,
+}
+
+/// A histogram's buckets (upper bound, that bucket's own count), sum and count.
+type Buckets = (Vec<(f64, u64)>, f64, u64);
+
+impl Collector for Histograms {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut e = encoder.encode_descriptor(self.name, self.help, None, MetricType::Histogram)?;
+        for (labels, (buckets, sum, count)) in &self.rows {
+            e.encode_family(labels)?
+                .encode_histogram::<NoLabelSet>(*sum, *count, buckets, None)?;
+        }
+        Ok(())
+    }
+}
+
+/// The upper bounds of the latency histograms' buckets, seconds: 10 µs to 10 s.
+const LATENCY_BUCKETS: [f64; 19] = [
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// A histogram of nanoseconds as Prometheus buckets (each bucket's own count), its sum
+/// and count, in seconds.
+fn buckets(h: &Histogram<u64>) -> Buckets {
+    let mut out = Vec::with_capacity(LATENCY_BUCKETS.len());
+    let mut below = 0u64;
+    for le in LATENCY_BUCKETS {
+        let upto = h.count_between(0, (le * 1e9) as u64);
+        out.push((le, upto.saturating_sub(below)));
+        below = upto;
+    }
+    let sum = h.mean() * h.len() as f64 / 1e9;
+    (out, sum, h.len())
+}
+
+fn l(key: &'static str, value: impl Into<String>) -> Labels {
+    vec![(key, value.into())]
+}
+
+fn exposition(stats: &Stats, rows: Option<&StatusRows>) -> String {
+    let (counters, live, latency) = (&stats.counters, stats, &stats.latency);
+    let mut registry = Registry::with_prefix("trapgate");
+    let counter = |registry: &mut Registry,
+                   name: &'static str,
+                   help: &'static str,
+                   rows: Vec<(Labels, u64)>| {
+        registry.register_collector(Box::new(Values {
+            name,
+            help,
+            kind: MetricType::Counter,
+            rows,
+        }));
     };
-    counter(
-        &mut s,
-        "datagrams_total",
-        "UDP datagrams received.",
-        &[(String::new(), counters.datagrams)],
+    let gauge = |registry: &mut Registry,
+                 name: &'static str,
+                 help: &'static str,
+                 rows: Vec<(Labels, u64)>| {
+        registry.register_collector(Box::new(Values {
+            name,
+            help,
+            kind: MetricType::Gauge,
+            rows,
+        }));
+    };
+    registry.register(
+        "build",
+        "The trapgate that runs: its version",
+        Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
     );
-    let pdus: Vec<(String, u64)> = counters
+    // Every datagram that reached trapgate: decoded or not, believed or not, dropped
+    // for its source or cut by the receive buffer (those decoded only to be forwarded
+    // are counted once).
+    counter(
+        &mut registry,
+        "datagrams",
+        "UDP datagrams received on the trap port, every one (dropped for their source included)",
+        vec![(
+            Labels::new(),
+            counters.datagrams + live.foreign + live.truncated - live.foreign_decoded,
+        )],
+    );
+    let pdus = counters
         .pdus
         .iter()
         .enumerate()
-        .map(|(i, n)| (format!("{{pdu=\"{}\"}}", PduType(i as u32).name()), *n))
+        .map(|(i, n)| (l("pdu", PduType(i as u32).name()), *n))
         .collect();
     counter(
-        &mut s,
-        "snmp_messages_total",
-        "SNMP messages decoded, by PDU type.",
-        &pdus,
+        &mut registry,
+        "snmp_messages",
+        "SNMP messages decoded, by PDU type",
+        pdus,
     );
-    let events: Vec<(String, u64)> = Event::ALL
+    let events = Event::ALL
         .iter()
-        .map(|e| (format!("{{event=\"{}\"}}", e.name()), counters.event(*e)))
+        .map(|e| (l("event", e.name()), counters.event(*e)))
         .collect();
     counter(
-        &mut s,
-        "events_total",
-        "Notifications classified, by event.",
-        &events,
+        &mut registry,
+        "events",
+        "Notifications classified, by event",
+        events,
     );
-    let mut drops: Vec<(String, u64)> = FrameDrop::ALL
+    let mut drops: Vec<(Labels, u64)> = FrameDrop::ALL
         .iter()
-        .map(|d| {
-            (
-                format!("{{reason=\"{}\"}}", d.reason()),
-                counters.no_datagram[d.index()],
-            )
-        })
-        .chain(ErrorKind::ALL.iter().map(|k| {
-            (
-                format!("{{reason=\"{}\"}}", k.reason()),
-                counters.malformed[k.index()],
-            )
-        }))
+        .map(|d| (l("reason", d.reason()), counters.no_datagram[d.index()]))
+        .chain(
+            ErrorKind::ALL
+                .iter()
+                .map(|k| (l("reason", k.reason()), counters.malformed[k.index()])),
+        )
         .collect();
-    drops.push(("{reason=\"udp_not_snmp_port\"}".into(), counters.other_port));
-    drops.push(("{reason=\"source_not_in_site\"}".into(), live.foreign));
-    drops.push(("{reason=\"datagram_truncated\"}".into(), live.truncated));
+    drops.push((l("reason", "udp_not_snmp_port"), counters.other_port));
+    drops.push((l("reason", "source_not_in_site"), live.foreign));
+    drops.push((l("reason", "datagram_truncated"), live.truncated));
     if let Some(k) = live.kernel_drops {
-        drops.push(("{reason=\"kernel_receive_buffer\"}".into(), k));
+        drops.push((l("reason", "kernel_receive_buffer"), k));
     }
     counter(
-        &mut s,
-        "dropped_total",
-        "Packets dropped, by reason.",
-        &drops,
+        &mut registry,
+        "dropped",
+        "Packets dropped, by reason",
+        drops,
     );
     counter(
-        &mut s,
-        "decisions_total",
-        "Decisions made by the policy.",
-        &[(String::new(), live.station.decisions)],
+        &mut registry,
+        "decisions",
+        "Decisions made by the policy",
+        vec![(Labels::new(), live.station.decisions)],
     );
-    let refused: Vec<(String, u64)> = Refusal::ALL
+    let refused = Refusal::ALL
         .iter()
-        .map(|r| (format!("{{reason=\"{}\"}}", r.name()), live.refused.get(*r)))
+        .map(|r| (l("reason", r.name()), live.refused.get(*r)))
         .collect();
     counter(
-        &mut s,
-        "refused_total",
-        "Datagrams not believed, by reason: they move no decision.",
-        &refused,
+        &mut registry,
+        "refused",
+        "Datagrams not believed, by reason: they move no decision",
+        refused,
     );
     for (name, help, v) in [
         (
-            "agent_answers_total",
-            "Requests the virtual UPS answered.",
+            "agent_answers",
+            "Requests the virtual UPS answered",
             live.station.agent_answers,
         ),
         (
-            "agent_trimmed_total",
-            "GetBulk answers cut to fewer repetitions to stay within the maximum message size.",
+            "agent_trimmed",
+            "GetBulk answers cut to fewer repetitions to stay within the maximum message size",
             live.station.agent_trimmed,
         ),
         (
-            "agent_too_big_total",
-            "Requests answered tooBig, or dropped because not even that fits.",
+            "agent_too_big",
+            "Requests answered tooBig, or dropped because not even that fits",
             live.station.agent_too_big,
         ),
         (
-            "nut_lines_total",
-            "NUT command lines the NUT server answered.",
+            "nut_lines",
+            "NUT command lines the NUT server answered",
             live.station.nut_lines,
         ),
         (
-            "nut_lines_too_long_total",
-            "NUT connections closed for a line past the protocol's limit.",
+            "nut_lines_too_long",
+            "NUT connections closed for a line past the protocol's limit",
             live.station.nut_too_long,
         ),
         (
-            "nis_requests_total",
-            "apcupsd status requests the NIS server answered.",
+            "nis_requests",
+            "apcupsd status requests the NIS server answered",
             live.station.nis_requests,
         ),
         (
-            "malformed_elsewhere_total",
-            "Datagrams on the agent or poll socket that did not decode.",
+            "malformed_elsewhere",
+            "Datagrams on the agent or poll socket that did not decode",
             live.malformed_elsewhere,
         ),
         (
-            "journal_errors_total",
-            "Journal appends and fsyncs that failed (orders still go out).",
+            "journal_errors",
+            "Journal appends and fsyncs that failed (orders still go out)",
             live.journal_errors,
         ),
         (
-            "stdout_dropped_total",
-            "Records not shown on stdout because it was not read fast enough.",
+            "stdout_dropped",
+            "Records not shown on stdout because it was not read fast enough",
             live.console_dropped.0,
         ),
         (
-            "stderr_dropped_total",
-            "Lines not shown on stderr because it was not read fast enough.",
+            "stderr_dropped",
+            "Lines not shown on stderr because it was not read fast enough",
             live.console_dropped.1,
         ),
         (
-            "orders_sent_total",
-            "Shutdown orders sent to recorders.",
+            "orders_sent",
+            "Shutdown orders sent to recorders",
             live.station.orders_sent,
         ),
         (
-            "resends_total",
-            "Orders sent again, unacknowledged.",
+            "resends",
+            "Orders sent again, unacknowledged",
             live.station.resends,
         ),
+        ("polls_sent", "Polls sent to UPSes", live.station.polls_sent),
         (
-            "polls_sent_total",
-            "Polls sent to UPSes.",
-            live.station.polls_sent,
-        ),
-        (
-            "poll_answers_total",
-            "Answers believed: from the UPS's address and port, to an outstanding request id, with its community and the objects asked.",
+            "poll_answers",
+            "Answers believed: from the UPS's address and port, to an outstanding request id, with its community and the objects asked",
             live.station.poll_answers,
         ),
         (
-            "send_errors_total",
-            "Datagrams the kernel refused to send.",
+            "send_errors",
+            "Datagrams the kernel refused to send",
             live.send_errors,
         ),
+        (
+            "forward_refused",
+            "Datagrams on the forward sockets not believed: not a target's answer to one of its outstanding informs",
+            live.forward_refused,
+        ),
     ] {
-        counter(&mut s, name, help, &[(String::new(), v)]);
+        counter(&mut registry, name, help, vec![(Labels::new(), v)]);
     }
-    let _ = writeln!(
-        s,
-        "# HELP trapgate_nut_clients NUT clients logged in to the NUT server now.\n# TYPE trapgate_nut_clients gauge\ntrapgate_nut_clients {}",
-        live.station.nut_logged_in
+    let per_target = |f: fn(&ForwardRow) -> u64| -> Vec<(Labels, u64)> {
+        live.forward
+            .iter()
+            .map(|t| (l("to", t.to.clone()), f(t)))
+            .collect()
+    };
+    for (name, help, f) in [
+        (
+            "forwarded",
+            "Datagrams forwarded, by [[forward]] target (informs sent again included)",
+            (|t: &ForwardRow| t.sent) as fn(&ForwardRow) -> u64,
+        ),
+        (
+            "forward_failed",
+            "Datagrams the kernel refused to send to a [[forward]] target",
+            |t| t.failed,
+        ),
+        (
+            "forward_dropped",
+            "Notifications not forwarded to a target for want of room: the forward thread behind, or its outstanding informs at their limit",
+            |t| t.dropped,
+        ),
+        (
+            "forward_informs_acknowledged",
+            "Forwarded informs the target acknowledged",
+            |t| t.acknowledged,
+        ),
+        (
+            "forward_informs_unacknowledged",
+            "Forwarded informs the target never acknowledged, every retry spent",
+            |t| t.unacknowledged,
+        ),
+    ] {
+        counter(&mut registry, name, help, per_target(f));
+    }
+    gauge(
+        &mut registry,
+        "nut_clients",
+        "NUT clients logged in to the NUT server now",
+        vec![(Labels::new(), live.station.nut_logged_in)],
     );
-    let _ = writeln!(
-        s,
-        "# HELP trapgate_tcp_connections TCP connections open now, by server.\n# TYPE trapgate_tcp_connections gauge\ntrapgate_tcp_connections{{server=\"nut\"}} {}\ntrapgate_tcp_connections{{server=\"nis\"}} {}",
-        live.tcp_open[0], live.tcp_open[1]
-    );
-    counter(
-        &mut s,
-        "tcp_connections_refused_total",
-        "TCP connections closed as they came, for being too many, by server.",
-        &[
-            ("{server=\"nut\"}".to_string(), live.tcp_refused[0]),
-            ("{server=\"nis\"}".to_string(), live.tcp_refused[1]),
+    gauge(
+        &mut registry,
+        "tcp_connections",
+        "TCP connections open now, by server",
+        vec![
+            (l("server", "nut"), live.tcp_open[0]),
+            (l("server", "nis"), live.tcp_open[1]),
         ],
     );
-    let _ = writeln!(
-        s,
-        "# HELP trapgate_decision_latency_seconds Arrival to decision ready, by event."
+    counter(
+        &mut registry,
+        "tcp_connections_refused",
+        "TCP connections closed as they came, for being too many, by server",
+        vec![
+            (l("server", "nut"), live.tcp_refused[0]),
+            (l("server", "nis"), live.tcp_refused[1]),
+        ],
     );
-    let _ = writeln!(s, "# TYPE trapgate_decision_latency_seconds summary");
+    if let Some(rows) = rows {
+        site_gauges(&mut registry, rows);
+    }
+    let mut quantiles: [Vec<(Labels, f64)>; 3] = Default::default();
+    let mut histograms = Vec::new();
     for e in Event::ALL {
         let h = latency.of(e);
-        for q in [0.5, 0.99, 0.999] {
-            let _ = writeln!(
-                s,
-                "trapgate_decision_latency_seconds{{event=\"{}\",quantile=\"{q}\"}} {:.9}",
-                e.name(),
-                crate::time::ns::as_secs_f64(h.value_at_quantile(q))
-            );
+        for (rows, q) in quantiles.iter_mut().zip([0.5, 0.99, 0.999]) {
+            rows.push((
+                l("event", e.name()),
+                crate::time::ns::as_secs_f64(h.value_at_quantile(q)),
+            ));
         }
-        let _ = writeln!(
-            s,
-            "trapgate_decision_latency_seconds_count{{event=\"{}\"}} {}",
-            e.name(),
-            h.len()
-        );
+        histograms.push((l("event", e.name()), buckets(h)));
     }
-    s
+    registry.register_collector(Box::new(Histograms {
+        name: "decision_latency_seconds",
+        help: "Arrival to decision ready, by event",
+        rows: histograms,
+    }));
+    // The quantiles the histograms' buckets are too coarse for, as gauges (a summary's
+    // `quantile` label is for summaries alone).
+    let [p50, p99, p999] = quantiles;
+    for (name, help, rows) in [
+        (
+            "decision_latency_p50_seconds",
+            "Arrival to decision ready, by event: the median since the start",
+            p50,
+        ),
+        (
+            "decision_latency_p99_seconds",
+            "Arrival to decision ready, by event: the 99th percentile since the start",
+            p99,
+        ),
+        (
+            "decision_latency_p999_seconds",
+            "Arrival to decision ready, by event: the 99.9th percentile since the start",
+            p999,
+        ),
+    ] {
+        registry.register_collector(Box::new(Values {
+            name,
+            help,
+            kind: MetricType::Gauge,
+            rows,
+        }));
+    }
+
+    registry.register_collector(Box::new(Histograms {
+        name: "fanout_seconds",
+        help: "Arrival of what caused shutdown orders to the last of them sent",
+        rows: vec![(Labels::new(), buckets(latency.fanout()))],
+    }));
+    let mut text = String::with_capacity(16 * 1024);
+    // Writing to a String cannot fail.
+    let _ = prometheus_text::encode(&mut text, &registry);
+    text
+}
+
+/// Each UPS's gauges and the recorders by state.
+fn site_gauges(registry: &mut Registry, rows: &StatusRows) {
+    let site = &rows.site;
+    let ups = |i: usize| {
+        vec![
+            ("ups", site.upses[i].name.clone()),
+            ("address", site.upses[i].address.to_string()),
+        ]
+    };
+    let mut on_battery = Vec::new();
+    let mut answering = Vec::new();
+    let mut charge = Vec::new();
+    let mut runtime = Vec::new();
+    for (i, row) in rows.upses.iter().enumerate() {
+        on_battery.push((ups(i), row.on_battery as u64));
+        answering.push((ups(i), row.answering(&site.upses[i], rows.time) as u64));
+        if let Some(c) = row.view.values.charge {
+            charge.push((ups(i), f64::from(c)));
+        }
+        if let Some(r) = row.view.values.runtime {
+            runtime.push((ups(i), f64::from(r.0)));
+        }
+    }
+    for (name, help, rows) in [
+        (
+            "ups_on_battery",
+            "1 if the UPS is on battery (its traps or its polls), else 0",
+            on_battery,
+        ),
+        (
+            "ups_answering",
+            "1 if the UPS answered a poll lately (within three poll intervals, at least 30 s), else 0",
+            answering,
+        ),
+    ] {
+        registry.register_collector(Box::new(Values {
+            name,
+            help,
+            kind: MetricType::Gauge,
+            rows,
+        }));
+    }
+    for (name, help, rows) in [
+        (
+            "ups_charge_percent",
+            "The battery charge the UPS's last answer gave, percent (absent until it answers)",
+            charge,
+        ),
+        (
+            "ups_runtime_seconds",
+            "The runtime left the UPS's last answer gave, seconds (absent until it answers)",
+            runtime,
+        ),
+    ] {
+        registry.register_collector(Box::new(Values {
+            name,
+            help,
+            kind: MetricType::Gauge,
+            rows,
+        }));
+    }
+    let mut by_state = [0u64; 7];
+    for s in &rows.standing {
+        by_state[crate::engine::station::state_index(s)] += 1;
+    }
+    registry.register_collector(Box::new(Values {
+        name: "recorders",
+        help: "Recorders by where they stand: idle, told (not acknowledged yet), acknowledged, unacknowledged (the outlets went off first), returning, back, not_back",
+        kind: MetricType::Gauge,
+        rows: crate::engine::station::STATES
+            .iter()
+            .zip(by_state)
+            .map(|(s, n)| (l("state", *s), n))
+            .collect(),
+    }));
 }
 
 #[cfg(test)]
@@ -384,14 +669,27 @@ mod tests {
             latency: l,
             ..Stats::default()
         };
-        let p = stats.prometheus();
+        let p = stats.prometheus(None);
         for want in [
-            "trapgate_datagrams_total 3",
+            // The two dropped for their source are datagrams received too.
+            "trapgate_datagrams_total 5",
             "trapgate_events_total{event=\"LowBattery\"} 1",
             "trapgate_dropped_total{reason=\"source_not_in_site\"} 2",
             "trapgate_dropped_total{reason=\"kernel_receive_buffer\"} 0",
+            "# TYPE trapgate_decision_latency_seconds histogram",
             "trapgate_decision_latency_seconds_count{event=\"LowBattery\"} 1000",
-            "# TYPE trapgate_decision_latency_seconds summary",
+            // 1 µs to 1 ms, one per µs: 10 up to 10 µs, 500 up to 0.5 ms, all by 1 ms.
+            "trapgate_decision_latency_seconds_bucket{event=\"LowBattery\",le=\"1e-05\"} 10",
+            "trapgate_decision_latency_seconds_bucket{event=\"LowBattery\",le=\"0.0005\"} 500",
+            "trapgate_decision_latency_seconds_bucket{event=\"LowBattery\",le=\"0.001\"} 1000",
+            "trapgate_decision_latency_seconds_bucket{event=\"LowBattery\",le=\"+Inf\"} 1000",
+            "trapgate_decision_latency_p50_seconds{event=\"LowBattery\"} 0.0005",
+            "# TYPE trapgate_build_info gauge",
+            concat!(
+                "trapgate_build_info{version=\"",
+                env!("CARGO_PKG_VERSION"),
+                "\"} 1"
+            ),
         ] {
             assert!(p.contains(want), "missing {want} in\n{p}");
         }

@@ -8,6 +8,7 @@
 
 pub mod agent;
 pub mod config;
+pub mod forward;
 pub mod id;
 pub mod ledger;
 pub mod metrics;

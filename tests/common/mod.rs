@@ -190,3 +190,13 @@ pub fn agent_of(line: &str) -> std::net::SocketAddr {
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| panic!("no agent address in {line:?}"))
 }
+
+/// Where `tool` is on the PATH (or in /usr/sbin, where Debian puts daemons), if it is.
+#[allow(dead_code)]
+pub fn which(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+}

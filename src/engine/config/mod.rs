@@ -17,6 +17,7 @@ use toml_span::{DeserError, Deserialize, Span, Spanned};
 
 use crate::classify::rules::{Ev, TrapRule};
 use crate::classify::{Classifier, Event};
+use crate::engine::forward;
 use crate::engine::id::{RecorderId, UpsId};
 use crate::wire::OidBuf;
 
@@ -278,6 +279,8 @@ pub struct Site {
     pub usm_users: Vec<UsmUser>,
     /// Extra trap rules, added to the built-in tables.
     pub rules: Vec<TrapRule>,
+    /// Where notifications are forwarded (`[[forward]]`).
+    pub forwarding: crate::engine::forward::Forwarding,
     /// The text it was read from, every inline passphrase replaced by `REDACTED`
     /// (journaled, so that a restart decides with the site the journal's decisions were
     /// made with); empty for a site built in code.
@@ -443,6 +446,25 @@ fn describe(err: &toml_span::Error) -> String {
         K::Wanted { expected, found } => format!("expected {expected}, found {found}"),
         K::DuplicateKey { key, .. } => format!("duplicate key `{key}`"),
         other => other.to_string(),
+    }
+}
+
+/// A forward target's `host:port` (IPv4, `[IPv6]:port`, or a name resolved now).
+fn resolve(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if !s.contains(':') {
+        return Err(format!(
+            "`{s}` has no port: write host:port (\"nms.example:162\", \"[2001:db8::1]:162\")"
+        ));
+    }
+    use std::net::ToSocketAddrs;
+    match s.to_socket_addrs() {
+        Ok(mut found) => found
+            .next()
+            .ok_or_else(|| format!("`{s}` resolves to no address")),
+        Err(e) => Err(format!("`{s}` cannot be resolved: {e}")),
     }
 }
 
@@ -739,6 +761,7 @@ impl Site {
         }
         let rule_items = items(optional(&mut top, "rule"), m);
         let user_items = items(optional(&mut top, "usm_user"), m);
+        let forward_items = items(optional(&mut top, "forward"), m);
         let top_span = top.span;
         finish(top, m);
 
@@ -858,7 +881,22 @@ impl Site {
                 );
             }
         }
+        if forward_items.len() > forward::MAX_TARGETS {
+            m.add(
+                top_span,
+                format!(
+                    "the site has {} [[forward]]: trapgate forwards to at most {}",
+                    forward_items.len(),
+                    forward::MAX_TARGETS
+                ),
+            );
+        }
+        let forwards: Vec<Option<forward::Target>> = forward_items
+            .into_iter()
+            .map(|mut v| Self::forward(&mut v, m))
+            .collect();
         Some(Site {
+            forwarding: forward::Forwarding::new(forwards.into_iter().collect::<Option<_>>()?),
             text: "".into(),
             gateway: gateway?,
             policy: policy?,
@@ -1258,6 +1296,79 @@ impl Site {
             })
         })();
         Named { name, at, item }
+    }
+
+    /// One `[[forward]]`: `to` (host:port, resolved now), `match`, `version`,
+    /// `community`, `sources`.
+    fn forward(v: &mut Value<'_>, m: &mut Mistakes) -> Option<forward::Target> {
+        let mut t = table(v, m)?;
+        let to_text = text(required(&mut t, "to", m), m);
+        let to = to_text.as_ref().and_then(|s| match resolve(&s.value) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                m.add(s.span, e);
+                None
+            }
+        });
+        let matches = match optional(&mut t, "match") {
+            None => Some(vec![forward::Match::Default]),
+            Some(mut v) => match Vec::<Spanned<String>>::deserialize(&mut v) {
+                Ok(list) if list.is_empty() => {
+                    m.add(v.span, "`match` is empty: this target would get nothing (write [\"default\"] or [\"*\"])");
+                    None
+                }
+                Ok(list) => list
+                    .into_iter()
+                    .map(|s| match forward::Match::parse(&s.value) {
+                        Ok(x) => Some(x),
+                        Err(e) => {
+                            m.add(s.span, e);
+                            None
+                        }
+                    })
+                    .collect(),
+                Err(e) => {
+                    m.absorb(e);
+                    None
+                }
+            },
+        };
+        let version = or_default(
+            optional(&mut t, "version"),
+            forward::ForwardVersion::AsReceived,
+            |v| {
+                one_of(
+                    text(v, m),
+                    &[
+                        ("as-received", forward::ForwardVersion::AsReceived),
+                        ("2c", forward::ForwardVersion::V2c),
+                    ],
+                    m,
+                )
+            },
+        );
+        let community = or_default(optional(&mut t, "community"), "public".to_string(), |v| {
+            text(v, m).map(|s| s.value)
+        });
+        let sources = or_default(optional(&mut t, "sources"), forward::Sources::Site, |v| {
+            one_of(
+                text(v, m),
+                &[
+                    ("site", forward::Sources::Site),
+                    ("any", forward::Sources::Any),
+                ],
+                m,
+            )
+        });
+        finish(t, m);
+        Some(forward::Target {
+            to_text: to_text?.value,
+            to: to?,
+            matches: matches?,
+            version: version?,
+            community: community?,
+            sources: sources?,
+        })
     }
 
     fn rule(v: &mut Value<'_>, m: &mut Mistakes) -> Option<(Span, TrapRule)> {

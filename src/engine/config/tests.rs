@@ -512,3 +512,61 @@ fn every_feed_of_a_dual_fed_recorder_must_cover_its_shutdown() {
         w[1]
     );
 }
+
+#[test]
+fn forward_targets_are_read_and_their_mistakes_named_where_they_are() {
+    use crate::engine::forward::{ForwardVersion, Match, Sources};
+    use crate::wire::oid::oid;
+    let good = format!(
+        "{DEFAULT_SITE}\n[[forward]]\nto = \"127.0.0.1:1162\"\n\n[[forward]]\nto = \"[::1]:162\"\nmatch = [\".1.3.6.1.4.1.318*\", \"1.3.6.1.6.3.1.1.5.*\", \"default\"]\nversion = \"2c\"\ncommunity = \"nms\"\nsources = \"any\"\n"
+    );
+    let site = Site::parse(&good).expect("valid");
+    let t = site.forwarding.targets();
+    assert_eq!(t.len(), 2);
+    assert_eq!(t[0].to, "127.0.0.1:1162".parse().unwrap());
+    assert_eq!(t[0].matches, [Match::Default]);
+    assert_eq!(
+        (t[0].version, t[0].community.as_str(), t[0].sources),
+        (ForwardVersion::AsReceived, "public", Sources::Site)
+    );
+    assert_eq!(
+        t[1].matches,
+        [
+            Match::Subtree(oid("1.3.6.1.4.1.318")),
+            Match::Below(oid("1.3.6.1.6.3.1.1.5")),
+            Match::Default
+        ]
+    );
+    assert_eq!(
+        (t[1].version, t[1].sources),
+        (ForwardVersion::V2c, Sources::Any)
+    );
+    let bad = format!(
+        "{DEFAULT_SITE}\n[[forward]]\nto = \"nms-without-port\"\nmatch = [\"1.3.x*\"]\nversion = \"3\"\nsources = \"everyone\"\nhops = 2\n\n[[forward]]\nmatch = []\n"
+    );
+    let lines = DEFAULT_SITE.lines().count();
+    let shown: Vec<String> = Site::parse(&bad)
+        .unwrap_err()
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    for (line, want) in [
+        (3, "`nms-without-port` has no port"),
+        (4, "`1.3.x*` is not an OID, OID*, OID.*, * or default"),
+        (5, "`3` is not one of: as-received, 2c"),
+        (6, "`everyone` is not one of: site, any"),
+        (
+            7,
+            "unknown key `hops` (expected one of: to, match, version, community, sources)",
+        ),
+        (9, "missing key `to`"),
+        (10, "`match` is empty"),
+    ] {
+        let at = format!("{}:", lines + line);
+        assert!(
+            shown.iter().any(|s| s.starts_with(&at) && s.contains(want)),
+            "missing {at} {want:?} in:\n{}",
+            shown.join("\n")
+        );
+    }
+}

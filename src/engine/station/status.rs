@@ -25,6 +25,40 @@ pub struct UpsRow {
     pub last_trap: Option<(Timestamp, Event)>,
 }
 
+impl UpsRow {
+    /// Whether the UPS answered a poll lately: within three of its poll intervals, and
+    /// at least 30 s.
+    pub fn answering(&self, ups: &crate::engine::config::Ups, now: Timestamp) -> bool {
+        self.view
+            .polled_at
+            .is_some_and(|p| now.secs_since(p) <= ups.poll_interval.0.saturating_mul(3).max(30))
+    }
+}
+
+/// The names of where a recorder stands, as `/status.json` and `/metrics` give them.
+pub const STATES: [&str; 7] = [
+    "idle",
+    "told",
+    "acknowledged",
+    "unacknowledged",
+    "returning",
+    "back",
+    "not_back",
+];
+
+/// Where `s` stands, as an index into `STATES`.
+pub fn state_index(s: &Standing) -> usize {
+    match s {
+        Standing::Idle => 0,
+        Standing::Ordered { .. } => 1,
+        Standing::Acknowledged { .. } => 2,
+        Standing::NotAcknowledged { .. } => 3,
+        Standing::Returning { .. } => 4,
+        Standing::Back { .. } => 5,
+        Standing::NotBack => 6,
+    }
+}
+
 /// The site and its state at one moment.
 #[derive(Clone, Debug)]
 pub struct StatusRows {
@@ -75,9 +109,7 @@ impl StatusRows {
             .zip(&self.upses)
             .map(|((_, ups), row)| {
                 let view = &row.view;
-                let answering = view.polled_at.is_some_and(|p| {
-                    now.secs_since(p) <= ups.poll_interval.0.saturating_mul(3).max(30)
-                });
+                let answering = row.answering(ups, now);
                 json!({
                     "name": ups.name,
                     "address": ups.address.to_string(),

@@ -705,15 +705,14 @@ fn flood_and_measure(
         .unwrap_or(0);
     drop(idle);
     let q = |quantile: &str| {
-        let key = format!(
-            "trapgate_decision_latency_seconds{{event=\"Informational\",quantile=\"{quantile}\"}}"
-        );
+        let key =
+            format!("trapgate_decision_latency_{quantile}_seconds{{event=\"Informational\"}}");
         page.lines()
             .find_map(|l| l.strip_prefix(key.as_str()))
             .and_then(|v| v.trim().parse::<f64>().ok())
             .map_or(f64::NAN, |s| s * 1e6)
     };
-    Ok((q("0.5"), q("0.99"), q("0.999"), open))
+    Ok((q("p50"), q("p99"), q("p999"), open))
 }
 
 /// GET /metrics.

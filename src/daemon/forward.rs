@@ -1,0 +1,596 @@
+//! The forward thread: sends what the receive workers routed to the site's network
+//! management system (`[[forward]]`), off the decision path.
+//!
+//! A worker that hears a notification some target takes writes its forwarded form once
+//! (`crate::engine::forward::canonical`) into a batch of its own, and hands the batch
+//! over at the end of its `recvmmsg` read: one channel send and one wake a read, no
+//! lock and no allocation per datagram (the batches come back for reuse). With no free
+//! batch (this thread is behind), the notification is dropped for each of its targets
+//! and counted so (`dropped`): a worker never waits for forwarding.
+//!
+//! This thread writes each target's form (its community, its version) and sends them
+//! with `sendmmsg`, a batch at a time. An inform is forwarded as an inform under a
+//! request id of this thread's choosing (from the OS's CSPRNG), re-sent every
+//! `INFORM_TIMEOUT` up to `INFORM_RETRIES` times as net-snmp does (1 s, 5 retries), and
+//! taken as acknowledged only by a response from the target's address and port, to
+//! that request id, with the target's community; anything else on its socket is counted
+//! refused. At most `MAX_OUTSTANDING` informs wait per target; one more is dropped.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bumpalo::Bump;
+use crossbeam_channel::{Receiver, Sender};
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::daemon::socket::{BATCH, SendBatch};
+use crate::engine::forward::{self, Forwarding};
+use crate::engine::poller::{OsRandom, RequestIds};
+use crate::wire::{Message, Pdu, PduType};
+
+/// Batches in circulation between the workers and this thread.
+const POOL: usize = 64;
+/// How long a forwarded inform waits for its answer before it is sent again.
+pub const INFORM_TIMEOUT: Duration = Duration::from_secs(1);
+/// How many times it is sent again before it counts as unacknowledged.
+pub const INFORM_RETRIES: u32 = 5;
+/// Informs waiting for their answer, per target, at most.
+pub const MAX_OUTSTANDING: usize = 1024;
+
+const WAKE: Token = Token(0);
+const V4: Token = Token(1);
+const V6: Token = Token(2);
+
+/// What was counted of one target.
+#[derive(Debug, Default)]
+pub struct TargetCounts {
+    /// Datagrams sent to it (re-sent informs included).
+    pub sent: AtomicU64,
+    /// Datagrams the kernel refused to send to it.
+    pub failed: AtomicU64,
+    /// Notifications not forwarded to it: no room (the queue to this thread full, or
+    /// its outstanding informs at their limit).
+    pub dropped: AtomicU64,
+    /// Informs it acknowledged.
+    pub acknowledged: AtomicU64,
+    /// Informs it never acknowledged, every retry spent.
+    pub unacknowledged: AtomicU64,
+}
+
+/// A site's targets with their counts: shared by the workers (which route by it) and
+/// this thread; a reload makes a new one, the counts of a target kept at the same
+/// address carried over.
+#[derive(Debug, Default)]
+pub struct Table {
+    /// The targets.
+    pub forwarding: Forwarding,
+    /// Their counts, in the same order.
+    pub counts: Vec<TargetCounts>,
+}
+
+impl Table {
+    /// The table of `forwarding`, the counts of `old`'s targets of the same address kept.
+    pub fn new(forwarding: Forwarding, old: Option<&Table>) -> Table {
+        let counts = forwarding
+            .targets()
+            .iter()
+            .map(|t| {
+                let c = TargetCounts::default();
+                let kept = old.and_then(|o| {
+                    o.forwarding
+                        .targets()
+                        .iter()
+                        .position(|x| x.to == t.to && x.to_text == t.to_text)
+                        .map(|i| &o.counts[i])
+                });
+                if let Some(k) = kept {
+                    for (mine, theirs) in [
+                        (&c.sent, &k.sent),
+                        (&c.failed, &k.failed),
+                        (&c.dropped, &k.dropped),
+                        (&c.acknowledged, &k.acknowledged),
+                        (&c.unacknowledged, &k.unacknowledged),
+                    ] {
+                        mine.store(theirs.load(Ordering::Relaxed), Ordering::Relaxed);
+                    }
+                }
+                c
+            })
+            .collect();
+        Table { forwarding, counts }
+    }
+
+    /// Each target's counts now.
+    pub fn rows(&self) -> Vec<crate::engine::metrics::ForwardRow> {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        self.forwarding
+            .targets()
+            .iter()
+            .zip(&self.counts)
+            .map(|(t, c)| crate::engine::metrics::ForwardRow {
+                to: t.to_text.clone(),
+                sent: get(&c.sent),
+                failed: get(&c.failed),
+                dropped: get(&c.dropped),
+                acknowledged: get(&c.acknowledged),
+                unacknowledged: get(&c.unacknowledged),
+            })
+            .collect()
+    }
+
+    /// Counts `n` notifications dropped for each target of `mask`.
+    pub fn drop_for(&self, mask: u64) {
+        for (i, c) in self.counts.iter().enumerate() {
+            if mask & (1 << i) != 0 {
+                c.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// One notification of a batch: where it came from, its targets, its bytes.
+#[derive(Clone, Copy, Debug)]
+struct Item {
+    mask: u64,
+    start: u32,
+    len: u32,
+}
+
+/// A worker's notifications to forward, written in place.
+#[derive(Debug)]
+pub struct Batch {
+    table: Arc<Table>,
+    bytes: Vec<u8>,
+    items: Vec<Item>,
+}
+
+/// A worker's side: where its batches go.
+#[derive(Clone)]
+pub struct Handoff {
+    full: Sender<Batch>,
+    free: Receiver<Batch>,
+    waker: Arc<Waker>,
+}
+
+/// A worker's batch being filled.
+#[derive(Default)]
+pub struct Filling {
+    batch: Option<Batch>,
+}
+
+impl Filling {
+    /// Writes `m` (heard from `source`, routed to `mask` of `table`) into the batch; if
+    /// there is no batch free, counts it dropped for its targets.
+    pub fn push(
+        &mut self,
+        handoff: &Handoff,
+        table: &Arc<Table>,
+        m: &Message<'_>,
+        source: std::net::IpAddr,
+        mask: u64,
+    ) {
+        if self
+            .batch
+            .as_ref()
+            .is_some_and(|b| !Arc::ptr_eq(&b.table, table))
+        {
+            self.hand(handoff);
+        }
+        if self.batch.is_none() {
+            match handoff.free.try_recv() {
+                Ok(mut b) => {
+                    b.table = Arc::clone(table);
+                    self.batch = Some(b);
+                }
+                Err(_) => {
+                    table.drop_for(mask);
+                    return;
+                }
+            }
+        }
+        let Some(b) = self.batch.as_mut() else {
+            return;
+        };
+        let start = b.bytes.len();
+        if forward::canonical(m, source, &mut b.bytes) {
+            b.items.push(Item {
+                mask,
+                start: start as u32,
+                len: (b.bytes.len() - start) as u32,
+            });
+        }
+    }
+
+    /// Hands the batch, if it holds anything, to the forward thread.
+    pub fn hand(&mut self, handoff: &Handoff) {
+        let Some(b) = self.batch.take() else { return };
+        if b.items.is_empty() {
+            self.batch = Some(b);
+            return;
+        }
+        if handoff.full.try_send(b).is_ok() {
+            let _ = handoff.waker.wake();
+        }
+    }
+}
+
+/// An inform sent and not yet answered.
+struct Outstanding {
+    table: Arc<Table>,
+    target: usize,
+    bytes: Vec<u8>,
+    due: Instant,
+    retries: u32,
+}
+
+/// The running forward thread.
+pub struct Forwarder {
+    handoff: Handoff,
+    /// Datagrams on the forward sockets not believed (not a target's answer to one of
+    /// its outstanding informs).
+    pub refused: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Forwarder {
+    /// Opens the forward sockets (an ephemeral port on every IPv4 and, where the host
+    /// has IPv6, every IPv6 address) and starts the thread.
+    pub fn start() -> io::Result<Forwarder> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+        let open = |addr: SocketAddr, token: Token| -> io::Result<UdpSocket> {
+            let s = socket2::Socket::new(
+                socket2::Domain::for_address(addr),
+                socket2::Type::DGRAM,
+                Some(socket2::Protocol::UDP),
+            )?;
+            if addr.is_ipv6() {
+                s.set_only_v6(true)?;
+            }
+            let _ = s.set_send_buffer_size(4 << 20);
+            s.bind(&addr.into())?;
+            s.set_nonblocking(true)?;
+            let mut s = UdpSocket::from_std(s.into());
+            poll.registry()
+                .register(&mut s, token, Interest::READABLE)?;
+            Ok(s)
+        };
+        let v4 = open(SocketAddr::from(([0, 0, 0, 0], 0)), V4)?;
+        let v6 = open(SocketAddr::from(([0u16; 8], 0)), V6).ok();
+        let (full_tx, full_rx) = crossbeam_channel::bounded(POOL);
+        let (free_tx, free_rx) = crossbeam_channel::bounded(POOL);
+        let empty = Arc::new(Table::default());
+        for _ in 0..POOL {
+            let _ = free_tx.send(Batch {
+                table: Arc::clone(&empty),
+                bytes: Vec::with_capacity(BATCH * 512),
+                items: Vec::with_capacity(BATCH),
+            });
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let refused = Arc::new(AtomicU64::new(0));
+        let mut thread = Thread {
+            refused: Arc::clone(&refused),
+            poll,
+            v4,
+            v6,
+            full: full_rx,
+            free: free_tx,
+            stop: Arc::clone(&stop),
+            outstanding: HashMap::new(),
+            waiting: Vec::new(),
+            ids: OsRandom,
+            out4: SendBatch::new(),
+            out6: SendBatch::new(),
+            sent4: Vec::new(),
+            sent6: Vec::new(),
+            buf: Vec::with_capacity(2048),
+            arena: Bump::with_capacity(64 * 1024),
+            spare: Vec::new(),
+        };
+        let handle = std::thread::Builder::new()
+            .name("trapgate-fwd".into())
+            .spawn(move || thread.run())?;
+        Ok(Forwarder {
+            handoff: Handoff {
+                full: full_tx,
+                free: free_rx,
+                waker,
+            },
+            stop,
+            refused,
+            thread: Some(handle),
+        })
+    }
+
+    /// What the workers hand their batches to.
+    pub fn handoff(&self) -> Handoff {
+        self.handoff.clone()
+    }
+
+    /// Stops the thread once it has sent what it was handed.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        let _ = self.handoff.waker.wake();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct Thread {
+    poll: Poll,
+    v4: UdpSocket,
+    v6: Option<UdpSocket>,
+    full: Receiver<Batch>,
+    free: Sender<Batch>,
+    stop: Arc<AtomicBool>,
+    refused: Arc<AtomicU64>,
+    /// Outstanding informs by (target address, request id).
+    outstanding: HashMap<(SocketAddr, i32), Outstanding>,
+    /// Outstanding informs per target address.
+    waiting: Vec<(SocketAddr, usize)>,
+    ids: OsRandom,
+    out4: SendBatch,
+    out6: SendBatch,
+    /// Which table and target each datagram of `out4` / `out6` is for.
+    sent4: Vec<(Arc<Table>, usize)>,
+    sent6: Vec<(Arc<Table>, usize)>,
+    buf: Vec<u8>,
+    arena: Bump,
+    /// Buffers of answered informs, for the next ones.
+    spare: Vec<Vec<u8>>,
+}
+
+impl Thread {
+    fn run(&mut self) {
+        let mut events = Events::with_capacity(64);
+        loop {
+            let timeout = self
+                .outstanding
+                .values()
+                .map(|o| o.due)
+                .min()
+                .map(|d| d.saturating_duration_since(Instant::now()));
+            if let Err(e) = self.poll.poll(&mut events, timeout)
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                eprintln!("trapgate: forward thread: {e}");
+                return;
+            }
+            for e in events.iter() {
+                match e.token() {
+                    V4 => self.answers(false),
+                    V6 => self.answers(true),
+                    _ => {}
+                }
+            }
+            while let Ok(b) = self.full.try_recv() {
+                self.forward(b);
+            }
+            self.resend(Instant::now());
+            self.flush();
+            if self.stop.load(Ordering::Acquire) {
+                while let Ok(b) = self.full.try_recv() {
+                    self.forward(b);
+                }
+                self.flush();
+                return;
+            }
+        }
+    }
+
+    /// Writes each target's form of every notification of `b`.
+    fn forward(&mut self, mut b: Batch) {
+        self.arena.reset();
+        let now = Instant::now();
+        for item in &b.items {
+            let bytes = &b.bytes[item.start as usize..(item.start + item.len) as usize];
+            let Ok(m) = Message::parse(bytes, &self.arena) else {
+                continue;
+            };
+            let inform = m.pdu_type() == PduType::INFORM_REQUEST;
+            for (i, t) in b.table.forwarding.targets().iter().enumerate() {
+                if item.mask & (1 << i) == 0 {
+                    continue;
+                }
+                let mut id = 0;
+                if inform {
+                    let waiting = match self.waiting.iter_mut().find(|(a, _)| *a == t.to) {
+                        Some((_, n)) => n,
+                        None => {
+                            self.waiting.push((t.to, 0));
+                            &mut self.waiting.last_mut().expect("pushed").1
+                        }
+                    };
+                    if *waiting >= MAX_OUTSTANDING {
+                        b.table.counts[i].dropped.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    *waiting += 1;
+                    id = self.ids.next_id();
+                }
+                self.buf.clear();
+                forward::forwarded(&m, t, id, &mut self.buf);
+                if inform {
+                    let mut kept = self.spare.pop().unwrap_or_default();
+                    kept.clear();
+                    kept.extend_from_slice(&self.buf);
+                    self.outstanding.insert(
+                        (t.to, id),
+                        Outstanding {
+                            table: Arc::clone(&b.table),
+                            target: i,
+                            bytes: kept,
+                            due: now + INFORM_TIMEOUT,
+                            retries: 0,
+                        },
+                    );
+                }
+                Self::queue(
+                    &mut self.out4,
+                    &mut self.out6,
+                    &mut self.sent4,
+                    &mut self.sent6,
+                    t.to,
+                    &self.buf,
+                    (Arc::clone(&b.table), i),
+                );
+            }
+        }
+        b.items.clear();
+        b.bytes.clear();
+        let _ = self.free.send(b);
+    }
+
+    fn queue(
+        out4: &mut SendBatch,
+        out6: &mut SendBatch,
+        sent4: &mut Vec<(Arc<Table>, usize)>,
+        sent6: &mut Vec<(Arc<Table>, usize)>,
+        to: SocketAddr,
+        bytes: &[u8],
+        whom: (Arc<Table>, usize),
+    ) {
+        if to.is_ipv4() {
+            out4.push(to, bytes);
+            sent4.push(whom);
+        } else {
+            out6.push(to, bytes);
+            sent6.push(whom);
+        }
+    }
+
+    /// Sends what is queued, and counts it per target.
+    fn flush(&mut self) {
+        let v6 = self.v6.as_ref().map(|s| s.as_raw_fd());
+        for (out, sent, fd) in [
+            (&mut self.out4, &mut self.sent4, Some(self.v4.as_raw_fd())),
+            (&mut self.out6, &mut self.sent6, v6),
+        ] {
+            if out.is_empty() {
+                continue;
+            }
+            let failed = match fd {
+                Some(fd) => out.flush(fd).1,
+                None => {
+                    // No IPv6 on this host: none of them can be sent.
+                    *out = SendBatch::new();
+                    for (t, i) in sent.drain(..) {
+                        t.counts[i].failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    continue;
+                }
+            };
+            for (t, i) in sent.iter() {
+                t.counts[*i].sent.fetch_add(1, Ordering::Relaxed);
+            }
+            for (to, _) in &failed {
+                if let Some((t, i)) = sent
+                    .iter()
+                    .find(|(t, i)| t.forwarding.targets()[*i].to == *to)
+                {
+                    t.counts[*i].sent.fetch_sub(1, Ordering::Relaxed);
+                    t.counts[*i].failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            sent.clear();
+        }
+    }
+
+    /// Re-sends the informs due; those out of retries count unacknowledged.
+    fn resend(&mut self, now: Instant) {
+        let due: Vec<(SocketAddr, i32)> = self
+            .outstanding
+            .iter()
+            .filter(|(_, o)| o.due <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in due {
+            let Some(o) = self.outstanding.get_mut(&key) else {
+                continue;
+            };
+            if o.retries >= INFORM_RETRIES {
+                if let Some(o) = self.outstanding.remove(&key) {
+                    o.table.counts[o.target]
+                        .unacknowledged
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.done(key.0, o.bytes);
+                }
+                continue;
+            }
+            o.retries += 1;
+            o.due = now + INFORM_TIMEOUT;
+            Self::queue(
+                &mut self.out4,
+                &mut self.out6,
+                &mut self.sent4,
+                &mut self.sent6,
+                key.0,
+                &o.bytes,
+                (Arc::clone(&o.table), o.target),
+            );
+        }
+    }
+
+    /// An inform to `to` is no longer outstanding.
+    fn done(&mut self, to: SocketAddr, bytes: Vec<u8>) {
+        if let Some((_, n)) = self.waiting.iter_mut().find(|(a, _)| *a == to) {
+            *n = n.saturating_sub(1);
+        }
+        if self.spare.len() < 256 {
+            self.spare.push(bytes);
+        }
+    }
+
+    /// Reads the answers on one socket: a response from a target's address and port,
+    /// to an outstanding request id, with that target's community.
+    fn answers(&mut self, v6: bool) {
+        let mut buf = [0u8; 2048];
+        loop {
+            let socket = if v6 { self.v6.as_ref() } else { Some(&self.v4) };
+            let Some(socket) = socket else { return };
+            let (n, from) = match socket.recv_from(&mut buf) {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // An ICMP error from a target (port unreachable): the retries go on.
+                Err(_) => continue,
+            };
+            self.arena.reset();
+            let believed = Message::parse(&buf[..n], &self.arena).ok().and_then(|m| {
+                let Pdu::Request(r) = m.pdu else { return None };
+                let key = (from, r.request_id);
+                let o = self.outstanding.get(&key)?;
+                let target = &o.table.forwarding.targets()[o.target];
+                (r.kind == PduType::RESPONSE && m.community == target.community.as_bytes())
+                    .then_some(key)
+            });
+            match believed.and_then(|k| self.outstanding.remove(&k).map(|o| (k, o))) {
+                Some((key, o)) => {
+                    o.table.counts[o.target]
+                        .acknowledged
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.done(key.0, o.bytes);
+                }
+                None => {
+                    self.refused.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}

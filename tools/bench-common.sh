@@ -1,0 +1,67 @@
+# Shared by the receive-path benchmarks (tools/bench-receive.sh, tools/bench-forward.sh),
+# sourced from the repository's top: the settings from the environment, the release
+# binaries, the loopback site, and `measure`, which offers a trap stream to a receiver
+# and prints its CPU per trap and its loss.
+COUNT=${COUNT:-500000}
+RATE=${RATE:-50000}
+LADDER=${LADDER:-"50000 100000 200000 400000 0"}
+ADDRESSES=${ADDRESSES:-1}
+WORKERS=${WORKERS:-0}
+V3=${V3:-1}
+BLAST=()
+cargo build --release -q -p trapgate-tools --bin trapblast --bin recvloop
+cargo build --release -q --bin trapgate
+BIN=target/release
+TCK=$(getconf CLK_TCK)
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"; pkill -P $$ 2>/dev/null || true' EXIT
+sed -e 's/192.168.61.250/127.0.0.1/' -e 's/192.168.61\./127.0.0./' src/engine/config/default-site.toml > "$WORK/site.toml"
+FROM=(--sources 4)
+if [ "$ADDRESSES" -gt 1 ]; then
+  FROM=(--from 127.0.1.1 --addresses "$ADDRESSES" --sources 1)
+  for i in $(seq 1 "$ADDRESSES"); do
+    printf '\n[[ups]]\nname = "ups-%d"\naddress = "127.0.%d.%d"\ncommunity = "public"\nvendor = "apc"\noutlet_off_delay = "3m"\n' \
+      "$i" $((1 + (i - 1) / 254)) $((1 + (i - 1) % 254)) >> "$WORK/site.toml"
+  done
+fi
+printf 'disableAuthorization yes\ndoNotRetainNotificationLogs yes\n' > "$WORK/snmptrapd.conf"
+# The v3 site: one user for every UPS (trapblast --v3's), and snmptrapd's createUser for
+# trapblast's engine.
+{
+  printf '[[usm_user]]\nname = "upsv3user"\nauth_protocol = "SHA"\nauth_passphrase = "authpass123"\npriv_protocol = "AES"\npriv_passphrase = "privpass123"\n\n'
+  awk '{ print } /^\[\[ups\]\]$/ { print "version = \"3\""; print "user = \"upsv3user\"" }' "$WORK/site.toml"
+} > "$WORK/site-v3.toml"
+cp "$WORK/snmptrapd.conf" "$WORK/snmptrapd-v3.conf"
+printf 'createUser -e 0x8000137005626c6173742d3031 upsv3user SHA authpass123 AES privpass123\n' >> "$WORK/snmptrapd-v3.conf"
+SITE=$WORK/site.toml
+TRAPD_CONF=$WORK/snmptrapd.conf
+
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# measure NAME PORT RATE COMMAND...: runs COMMAND, offers COUNT traps at RATE, prints
+# one line and sets SENT, LOST, OFFERED (the rate trapblast reached) and US (CPU per trap).
+measure() {
+  local name=$1 port=$2 rate=$3; shift 3
+  "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" &
+  local pid=$!
+  sleep 1
+  local c0; c0=$(cpu "$pid")
+  local said
+  said=$("$BIN/trapblast" --to "127.0.0.1:$port" --count "$COUNT" --rate "$rate" "${FROM[@]}" ${BLAST[@]+"${BLAST[@]}"})
+  SENT=$(awk '{print $2}' <<< "$said")
+  OFFERED=$(sed -E 's/.*: ([0-9]+)\/s.*/\1/' <<< "$said")
+  sleep 1
+  local c1; c1=$(cpu "$pid")
+  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+  local received
+  case $name in
+    recvloop) received=$(awk '/^received/ {print $2}' "$WORK/$name.out") ;;
+    trapgate*) received=$(awk '/^-- / {print $2}' "$WORK/$name.err") ;;
+    snmptrapd) received=$(grep -c '^TRAP$' "$WORK/snmptrapd.log" || true); rm -f "$WORK/snmptrapd.log" ;;
+  esac
+  LOST=$((SENT - ${received:-0}))
+  US=$(awk -v t="$((c1 - c0))" -v hz="$TCK" -v n="${received:-0}" 'BEGIN { if (n > 0) printf "%.2f", t / hz * 1e6 / n; else print "n/a" }')
+  printf '%-10s offered %7s/s (asked %7s)  sent %8s  lost %7s  CPU %6s us/trap\n' \
+    "$name" "$OFFERED" "$rate" "$SENT" "$LOST" "$US"
+}
+

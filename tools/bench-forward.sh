@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The cost of forwarding (`[[forward]]`), side by side in one run, on loopback only:
+# the same trap stream (trapblast: v2c coldStart traps from the site's UPS) offered to
+# `trapgate run` forwarding to no target, to one, and to three (each a recvloop sink on
+# 127.0.0.2x that counts what it receives):
+#   1. CPU per trap (the whole trapgate process: receive workers, decision thread,
+#      forward thread) at RATE, each run RUNS times in turn; what forwarding adds per
+#      trap, beside what receiving costs;
+#   2. the lossless ceiling of each: COUNT traps offered at each rate of LADDER
+#      (0: flat out), the highest with zero loss at the gateway and, forwarding, zero
+#      loss at every target.
+# Environment as tools/bench-receive.sh (COUNT, RATE, LADDER, WORKERS), and RUNS (3).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+V3=0
+source tools/bench-common.sh
+RUNS=${RUNS:-3}
+
+for n in 1 3; do
+  cp "$SITE" "$WORK/site-$n.toml"
+  for k in $(seq 1 "$n"); do
+    printf '\n[[forward]]\nto = "127.0.0.2%d:1417%d"\nmatch = ["*"]\ncommunity = "nms"\n' "$k" "$k" >> "$WORK/site-$n.toml"
+  done
+done
+cp "$SITE" "$WORK/site-0.toml"
+
+# run_forwarding N RATE: trapgate forwarding to N targets; sets US, LOST and FWD_LOST
+# (what the targets did not receive of what trapgate received, times N).
+run_forwarding() {
+  local n=$1 rate=$2 sinks=()
+  for k in $(seq 1 "$n"); do
+    [ "$n" -gt 0 ] || break
+    "$BIN/recvloop" "127.0.0.2$k:1417$k" > "$WORK/sink-$k.out" 2> /dev/null &
+    sinks+=($!)
+  done
+  sleep 0.3
+  measure "trapgate-f$n" 14163 "$rate" "$BIN/trapgate" run --config "$WORK/site-$n.toml" \
+    --listen 127.0.0.1:14163 --agent 127.0.0.1:0 --workers "$WORKERS"
+  sleep 0.3
+  local got=0
+  for k in "${!sinks[@]}"; do
+    kill -TERM "${sinks[$k]}"; wait "${sinks[$k]}" 2> /dev/null || true
+    got=$((got + $(awk '/^received/ {print $2}' "$WORK/sink-$((k + 1)).out")))
+  done
+  local heard
+  heard=$(awk '/^-- / {print $2}' "$WORK/trapgate-f$n.err")
+  FWD_LOST=$((heard * n - got))
+  [ "$n" -eq 0 ] || echo "   forwarded: $got received by $n target(s) of $((heard * n)) ($FWD_LOST lost)"
+}
+
+echo "machine: $(nproc) cores; $COUNT traps per run"
+echo
+echo "== 1. CPU per trap at $RATE/s, forwarding to 0, 1 and 3 targets ($RUNS rounds)"
+declare -A cpu
+for round in $(seq 1 "$RUNS"); do
+  for n in 0 1 3; do
+    run_forwarding "$n" "$RATE"
+    cpu[$n]="${cpu[$n]:-} $US"
+  done
+done
+median() { tr ' ' '\n' <<< "$1" | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+m0=$(median "${cpu[0]}"); m1=$(median "${cpu[1]}"); m3=$(median "${cpu[3]}")
+awk -v a="$m0" -v b="$m1" -v c="$m3" 'BEGIN {
+  printf "median CPU per trap: no forwarding %.2f us; 1 target %.2f us; 3 targets %.2f us\n", a, b, c
+  printf "forwarding adds: %.2f us per trap to 1 target (%.2fx receiving), %.2f us to 3 (%.2fx receiving, %.2fx per target)\n", b - a, (b - a) / a, c - a, (c - a) / a, (c - a) / a / 3 }'
+
+echo
+echo "== 2. Lossless ceiling ($COUNT traps per rate; 0 = flat out)"
+for n in 0 1 3; do
+  best=0
+  for rate in $LADDER; do
+    run_forwarding "$n" "$rate"
+    if [ "$LOST" -eq 0 ] && [ "$FWD_LOST" -eq 0 ] && [ "$OFFERED" -gt "$best" ]; then best=$OFFERED; fi
+  done
+  echo "lossless up to, forwarding to $n target(s): ${best}/s"
+  eval "ceiling_$n=$best"
+done
+awk -v a="$ceiling_0" -v b="$ceiling_1" -v c="$ceiling_3" 'BEGIN {
+  if (a > 0) printf "ceiling with forwarding / without: 1 target %.2f, 3 targets %.2f\n", b / a, c / a }'
