@@ -95,3 +95,37 @@ fn the_readme_example_site_is_valid() {
         (1, 1, 1)
     );
 }
+
+#[test]
+fn forward_targets_are_shown_as_read_and_a_bad_one_named() {
+    let dir = std::env::temp_dir().join(format!("trapgate-check-fwd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("site.toml");
+    let good = format!(
+        "{}\n[[forward]]\nto = \"localhost:1162\"\nmatch = [\".1.3.6.1.4.1.318*\", \"default\"]\nversion = \"2c\"\n",
+        trapgate::engine::config::DEFAULT_SITE
+    );
+    std::fs::write(&file, &good).expect("write");
+    let (code, text) = check(&[file.to_str().expect("UTF-8")]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("forwards to localhost:1162 (")
+            && text
+                .contains("): 1.3.6.1.4.1.318*, default; as v2c; the site's UPSes' notifications"),
+        "{text}"
+    );
+    std::fs::write(
+        &file,
+        good.replace("localhost:1162", "localhost")
+            .replace("318*", "318**"),
+    )
+    .expect("write");
+    let (code, text) = check(&[file.to_str().expect("UTF-8")]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("`localhost` has no port"), "{text}");
+    assert!(
+        text.contains("`.1.3.6.1.4.1.318**` is not an OID"),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -37,21 +37,26 @@ SITE=$WORK/site.toml
 TRAPD_CONF=$WORK/snmptrapd.conf
 
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+sys_ticks() { awk '{print $15}' "/proc/$1/stat"; }
 
 # measure NAME PORT RATE COMMAND...: runs COMMAND, offers COUNT traps at RATE, prints
-# one line and sets SENT, LOST, OFFERED (the rate trapblast reached) and US (CPU per trap).
+# one line and sets SENT, LOST, OFFERED (the rate trapblast reached), US (CPU per trap),
+# US_SYS (its kernel part) and BLAST_SYS (the sender's kernel CPU per trap sent: what
+# sending one datagram over loopback costs, its delivery included).
 measure() {
   local name=$1 port=$2 rate=$3; shift 3
   "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" &
   local pid=$!
   sleep 1
   local c0; c0=$(cpu "$pid")
+  local s0; s0=$(sys_ticks "$pid")
   local said
-  said=$("$BIN/trapblast" --to "127.0.0.1:$port" --count "$COUNT" --rate "$rate" "${FROM[@]}" ${BLAST[@]+"${BLAST[@]}"})
+  said=$( { TIMEFORMAT='%S'; time "$BIN/trapblast" --to "127.0.0.1:$port" --count "$COUNT" --rate "$rate" "${FROM[@]}" ${BLAST[@]+"${BLAST[@]}"}; } 2> "$WORK/blast.time")
   SENT=$(awk '{print $2}' <<< "$said")
   OFFERED=$(sed -E 's/.*: ([0-9]+)\/s.*/\1/' <<< "$said")
   sleep 1
   local c1; c1=$(cpu "$pid")
+  local s1; s1=$(sys_ticks "$pid")
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
   local received
   case $name in
@@ -61,6 +66,8 @@ measure() {
   esac
   LOST=$((SENT - ${received:-0}))
   US=$(awk -v t="$((c1 - c0))" -v hz="$TCK" -v n="${received:-0}" 'BEGIN { if (n > 0) printf "%.2f", t / hz * 1e6 / n; else print "n/a" }')
+  US_SYS=$(awk -v t="$((s1 - s0))" -v hz="$TCK" -v n="${received:-0}" 'BEGIN { if (n > 0) printf "%.2f", t / hz * 1e6 / n; else print "n/a" }')
+  BLAST_SYS=$(awk -v t="$(tail -1 "$WORK/blast.time")" -v n="$SENT" 'BEGIN { if (n > 0) printf "%.2f", t * 1e6 / n; else print "n/a" }')
   printf '%-10s offered %7s/s (asked %7s)  sent %8s  lost %7s  CPU %6s us/trap\n' \
     "$name" "$OFFERED" "$rate" "$SENT" "$LOST" "$US"
 }

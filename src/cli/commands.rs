@@ -304,6 +304,36 @@ pub fn check_config(file: Option<&Path>, out: &mut impl Write) -> Result<bool, S
             for warning in site.warnings() {
                 writeln!(out, "{name}: warning: {warning}").map_err(w)?;
             }
+            for t in site.forwarding.targets() {
+                use crate::engine::forward::{ForwardVersion, Match, Sources};
+                let matches: Vec<String> = t
+                    .matches
+                    .iter()
+                    .map(|m| match m {
+                        Match::Exact(o) => o.to_string(),
+                        Match::Subtree(o) => format!("{o}*"),
+                        Match::Below(o) => format!("{o}.*"),
+                        Match::All => "*".into(),
+                        Match::Default => "default".into(),
+                    })
+                    .collect();
+                writeln!(
+                    out,
+                    "{name}: forwards to {} ({}): {}; {}; {}",
+                    t.to_text,
+                    t.to,
+                    matches.join(", "),
+                    match t.version {
+                        ForwardVersion::AsReceived => "as received",
+                        ForwardVersion::V2c => "as v2c",
+                    },
+                    match t.sources {
+                        Sources::Site => "the site's UPSes' notifications",
+                        Sources::Any => "anyone's notifications",
+                    }
+                )
+                .map_err(w)?;
+            }
             if !site.usm_users.is_empty() {
                 let engine = crate::daemon::receive::local_engine(&site, 0);
                 let users: Vec<String> = site

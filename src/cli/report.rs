@@ -510,6 +510,13 @@ pub fn stop_summary(stats: &crate::engine::metrics::Stats, signal: i32) -> Strin
         stats.console_dropped.0,
         stats.console_dropped.1,
     );
+    for t in &stats.forward {
+        let _ = writeln!(
+            out,
+            "   forwarded to {}: sent {}, failed {}, dropped {}; informs acknowledged {}, unacknowledged {}",
+            t.to, t.sent, t.failed, t.dropped, t.acknowledged, t.unacknowledged
+        );
+    }
     out.push_str(&stats.latency.summary_text());
     out
 }

@@ -30,19 +30,26 @@ use crossbeam_channel::{Receiver, Sender};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::daemon::socket::{BATCH, SendBatch};
+use crate::daemon::socket::{BATCH, Fate, SendBatch};
 use crate::engine::forward::{self, Forwarding};
 use crate::engine::poller::{OsRandom, RequestIds};
 use crate::wire::{Message, Pdu, PduType};
 
 /// Batches in circulation between the workers and this thread.
-const POOL: usize = 64;
+const POOL: usize = 1024;
+/// How long this thread, woken for a batch, waits for more before it sends: at most
+/// 200 wake-ups a second however fast the traps come, each `sendmmsg` carrying many.
+const LINGER: Duration = Duration::from_millis(5);
+/// How long a worker keeps a batch it is filling while this thread is at work.
+const HOLD: Duration = Duration::from_millis(1);
 /// How long a forwarded inform waits for its answer before it is sent again.
 pub const INFORM_TIMEOUT: Duration = Duration::from_secs(1);
 /// How many times it is sent again before it counts as unacknowledged.
 pub const INFORM_RETRIES: u32 = 5;
 /// Informs waiting for their answer, per target, at most.
 pub const MAX_OUTSTANDING: usize = 1024;
+/// Datagrams queued for a target while the kernel's send buffer is full, at most.
+pub const MAX_QUEUED: usize = 16_384;
 
 const WAKE: Token = Token(0);
 const V4: Token = Token(1);
@@ -157,13 +164,21 @@ pub struct Handoff {
     full: Sender<Batch>,
     free: Receiver<Batch>,
     waker: Arc<Waker>,
+    /// Whether the forward thread is waiting in its poll (or about to): only then is
+    /// it woken, so a busy thread takes batches as they come without a wake apiece.
+    asleep: Arc<AtomicBool>,
 }
 
 /// A worker's batch being filled.
 #[derive(Default)]
 pub struct Filling {
     batch: Option<Batch>,
+    /// When its first notification was written.
+    since: Option<Instant>,
 }
+
+/// Notifications in a batch worth a hand-over at once.
+const HAND_AT: usize = 64;
 
 impl Filling {
     /// Writes `m` (heard from `source`, routed to `mask` of `table`) into the batch; if
@@ -198,6 +213,9 @@ impl Filling {
         let Some(b) = self.batch.as_mut() else {
             return;
         };
+        if b.items.is_empty() {
+            self.since = Some(Instant::now());
+        }
         let start = b.bytes.len();
         if forward::canonical(m, source, &mut b.bytes) {
             b.items.push(Item {
@@ -208,6 +226,31 @@ impl Filling {
         }
     }
 
+    /// Hands the batch to the forward thread if it is time: the thread waits for
+    /// work, or the batch is full enough, or its first notification was written
+    /// `HOLD` ago. A busy forward thread thus gets fewer, fuller batches.
+    pub fn hand_if_due(&mut self, handoff: &Handoff) {
+        let due = self.batch.as_ref().is_some_and(|b| {
+            !b.items.is_empty()
+                && (handoff.asleep.load(Ordering::Relaxed)
+                    || b.items.len() >= HAND_AT
+                    || self.since.is_some_and(|t| t.elapsed() >= HOLD))
+        });
+        if due {
+            self.hand(handoff);
+        }
+    }
+
+    /// How long the worker may wait before `hand_if_due` must look again (None: it
+    /// holds nothing).
+    pub fn due_in(&self) -> Option<Duration> {
+        let b = self.batch.as_ref()?;
+        if b.items.is_empty() {
+            return None;
+        }
+        Some(HOLD.saturating_sub(self.since.map_or(HOLD, |t| t.elapsed())))
+    }
+
     /// Hands the batch, if it holds anything, to the forward thread.
     pub fn hand(&mut self, handoff: &Handoff) {
         let Some(b) = self.batch.take() else { return };
@@ -215,7 +258,8 @@ impl Filling {
             self.batch = Some(b);
             return;
         }
-        if handoff.full.try_send(b).is_ok() {
+        self.since = None;
+        if handoff.full.try_send(b).is_ok() && handoff.asleep.swap(false, Ordering::SeqCst) {
             let _ = handoff.waker.wake();
         }
     }
@@ -271,13 +315,15 @@ impl Forwarder {
         for _ in 0..POOL {
             let _ = free_tx.send(Batch {
                 table: Arc::clone(&empty),
-                bytes: Vec::with_capacity(BATCH * 512),
+                bytes: Vec::with_capacity(4096),
                 items: Vec::with_capacity(BATCH),
             });
         }
         let stop = Arc::new(AtomicBool::new(false));
         let refused = Arc::new(AtomicU64::new(0));
+        let asleep = Arc::new(AtomicBool::new(false));
         let mut thread = Thread {
+            asleep: Arc::clone(&asleep),
             refused: Arc::clone(&refused),
             poll,
             v4,
@@ -292,6 +338,9 @@ impl Forwarder {
             out6: SendBatch::new(),
             sent4: Vec::new(),
             sent6: Vec::new(),
+            segment: true,
+            queued: Vec::new(),
+            blocked: [false; 2],
             buf: Vec::with_capacity(2048),
             arena: Bump::with_capacity(64 * 1024),
             spare: Vec::new(),
@@ -304,6 +353,7 @@ impl Forwarder {
                 full: full_tx,
                 free: free_rx,
                 waker,
+                asleep,
             },
             stop,
             refused,
@@ -340,6 +390,7 @@ struct Thread {
     free: Sender<Batch>,
     stop: Arc<AtomicBool>,
     refused: Arc<AtomicU64>,
+    asleep: Arc<AtomicBool>,
     /// Outstanding informs by (target address, request id).
     outstanding: HashMap<(SocketAddr, i32), Outstanding>,
     /// Outstanding informs per target address.
@@ -347,9 +398,16 @@ struct Thread {
     ids: OsRandom,
     out4: SendBatch,
     out6: SendBatch,
-    /// Which table and target each datagram of `out4` / `out6` is for.
+    /// Which table and target each datagram of `out4` / `out6` is for, in order.
     sent4: Vec<(Arc<Table>, usize)>,
     sent6: Vec<(Arc<Table>, usize)>,
+    /// Whether equal datagrams to one target go out in one segmented send (UDP GSO;
+    /// cleared where the kernel has none).
+    segment: bool,
+    /// Datagrams queued per target address (in `out4` / `out6`).
+    queued: Vec<(SocketAddr, usize)>,
+    /// Whether each socket waits to be writable again (its send buffer was full).
+    blocked: [bool; 2],
     buf: Vec<u8>,
     arena: Bump,
     /// Buffers of answered informs, for the next ones.
@@ -360,17 +418,31 @@ impl Thread {
     fn run(&mut self) {
         let mut events = Events::with_capacity(64);
         loop {
-            let timeout = self
+            let mut timeout = self
                 .outstanding
                 .values()
                 .map(|o| o.due)
                 .min()
                 .map(|d| d.saturating_duration_since(Instant::now()));
-            if let Err(e) = self.poll.poll(&mut events, timeout)
+            // Asleep from here, unless batches are waiting already (a worker that hands
+            // one over after this sees the flag and wakes the poll).
+            self.asleep.store(true, Ordering::SeqCst);
+            if !self.full.is_empty() || self.stop.load(Ordering::Acquire) {
+                timeout = Some(Duration::ZERO);
+            }
+            let polled = self.poll.poll(&mut events, timeout);
+            // Still set: nobody woke the poll (a timeout, an answer on the sockets).
+            let unwoken = self.asleep.swap(false, Ordering::SeqCst);
+            if let Err(e) = polled
                 && e.kind() != io::ErrorKind::Interrupted
             {
                 eprintln!("trapgate: forward thread: {e}");
                 return;
+            }
+            // Woken for a batch: let more come before sending (LINGER later), so that a
+            // stream of traps costs a wake-up every few milliseconds, not one a batch.
+            if !unwoken && !self.stop.load(Ordering::Acquire) {
+                std::thread::sleep(LINGER);
             }
             for e in events.iter() {
                 match e.token() {
@@ -388,7 +460,13 @@ impl Thread {
                 while let Ok(b) = self.full.try_recv() {
                     self.forward(b);
                 }
+                // What waits for the send buffer goes within a second, if it can.
+                let until = Instant::now() + Duration::from_secs(1);
                 self.flush();
+                while (!self.out4.is_empty() || !self.out6.is_empty()) && Instant::now() < until {
+                    std::thread::sleep(Duration::from_millis(1));
+                    self.flush();
+                }
                 return;
             }
         }
@@ -396,27 +474,38 @@ impl Thread {
 
     /// Writes each target's form of every notification of `b`.
     fn forward(&mut self, mut b: Batch) {
-        self.arena.reset();
+        // The arena is taken for the batch (the messages borrow it while this thread's
+        // queues change), and given back.
+        let mut arena = std::mem::take(&mut self.arena);
+        arena.reset();
         let now = Instant::now();
         for item in &b.items {
             let bytes = &b.bytes[item.start as usize..(item.start + item.len) as usize];
-            let Ok(m) = Message::parse(bytes, &self.arena) else {
-                continue;
-            };
-            let inform = m.pdu_type() == PduType::INFORM_REQUEST;
+            // Decoded only where a target's form must be rebuilt (an inform, a v1 trap
+            // converted); a trap whose community alone changes is reframed as it is.
+            let mut decoded: Option<Message<'_>> = None;
+            // An inform's PDU tag, after the message's header.
+            let inform = forward::pdu_tag(bytes) == Some(0xa6);
             for (i, t) in b.table.forwarding.targets().iter().enumerate() {
                 if item.mask & (1 << i) == 0 {
                     continue;
                 }
+                self.buf.clear();
+                if !inform && forward::reframe(bytes, t, &mut self.buf) {
+                    let out = std::mem::take(&mut self.buf);
+                    self.queue(t.to, &out, (Arc::clone(&b.table), i));
+                    self.buf = out;
+                    continue;
+                }
+                if decoded.is_none() {
+                    decoded = Message::parse(bytes, &arena).ok();
+                }
+                let Some(m) = decoded.as_ref() else {
+                    break;
+                };
                 let mut id = 0;
                 if inform {
-                    let waiting = match self.waiting.iter_mut().find(|(a, _)| *a == t.to) {
-                        Some((_, n)) => n,
-                        None => {
-                            self.waiting.push((t.to, 0));
-                            &mut self.waiting.last_mut().expect("pushed").1
-                        }
-                    };
+                    let waiting = slot(&mut self.waiting, t.to);
                     if *waiting >= MAX_OUTSTANDING {
                         b.table.counts[i].dropped.fetch_add(1, Ordering::Relaxed);
                         continue;
@@ -425,7 +514,7 @@ impl Thread {
                     id = self.ids.next_id();
                 }
                 self.buf.clear();
-                forward::forwarded(&m, t, id, &mut self.buf);
+                forward::forwarded(m, t, id, &mut self.buf);
                 if inform {
                     let mut kept = self.spare.pop().unwrap_or_default();
                     kept.clear();
@@ -441,74 +530,98 @@ impl Thread {
                         },
                     );
                 }
-                Self::queue(
-                    &mut self.out4,
-                    &mut self.out6,
-                    &mut self.sent4,
-                    &mut self.sent6,
-                    t.to,
-                    &self.buf,
-                    (Arc::clone(&b.table), i),
-                );
+                let bytes = std::mem::take(&mut self.buf);
+                self.queue(t.to, &bytes, (Arc::clone(&b.table), i));
+                self.buf = bytes;
             }
         }
         b.items.clear();
         b.bytes.clear();
         let _ = self.free.send(b);
+        self.arena = arena;
     }
 
-    fn queue(
-        out4: &mut SendBatch,
-        out6: &mut SendBatch,
-        sent4: &mut Vec<(Arc<Table>, usize)>,
-        sent6: &mut Vec<(Arc<Table>, usize)>,
-        to: SocketAddr,
-        bytes: &[u8],
-        whom: (Arc<Table>, usize),
-    ) {
+    /// Queues `bytes` for target `whom`, unless its queue is full (then counted
+    /// dropped).
+    fn queue(&mut self, to: SocketAddr, bytes: &[u8], whom: (Arc<Table>, usize)) {
+        let n = slot(&mut self.queued, to);
+        if *n >= MAX_QUEUED {
+            whom.0.counts[whom.1]
+                .dropped
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        *n += 1;
         if to.is_ipv4() {
-            out4.push(to, bytes);
-            sent4.push(whom);
+            self.out4.push(to, bytes);
+            self.sent4.push(whom);
         } else {
-            out6.push(to, bytes);
-            sent6.push(whom);
+            self.out6.push(to, bytes);
+            self.sent6.push(whom);
         }
     }
 
-    /// Sends what is queued, and counts it per target.
+    /// Sends what is queued until a socket's send buffer is full (the rest waits for
+    /// it to be writable), and counts it per target.
     fn flush(&mut self) {
-        let v6 = self.v6.as_ref().map(|s| s.as_raw_fd());
-        for (out, sent, fd) in [
-            (&mut self.out4, &mut self.sent4, Some(self.v4.as_raw_fd())),
-            (&mut self.out6, &mut self.sent6, v6),
-        ] {
+        let fds = [
+            Some(self.v4.as_raw_fd()),
+            self.v6.as_ref().map(|s| s.as_raw_fd()),
+        ];
+        for (k, fd) in fds.into_iter().enumerate() {
+            let (out, sent) = if k == 0 {
+                (&mut self.out4, &mut self.sent4)
+            } else {
+                (&mut self.out6, &mut self.sent6)
+            };
             if out.is_empty() {
                 continue;
             }
-            let failed = match fd {
-                Some(fd) => out.flush(fd).1,
-                None => {
-                    // No IPv6 on this host: none of them can be sent.
-                    *out = SendBatch::new();
-                    for (t, i) in sent.drain(..) {
-                        t.counts[i].failed.fetch_add(1, Ordering::Relaxed);
-                    }
-                    continue;
+            let Some(fd) = fd else {
+                // No IPv6 on this host: none of them can be sent.
+                *out = SendBatch::new();
+                for (t, i) in sent.drain(..) {
+                    t.counts[i].failed.fetch_add(1, Ordering::Relaxed);
+                    *slot(&mut self.queued, t.forwarding.targets()[i].to) -= 1;
                 }
+                continue;
             };
-            for (t, i) in sent.iter() {
-                t.counts[*i].sent.fetch_add(1, Ordering::Relaxed);
+            let fate = out.flush_some(fd, &mut self.segment);
+            let mut blocked = false;
+            let mut i = 0;
+            sent.retain(|(t, target)| {
+                let f = fate.get(i).copied().unwrap_or(Fate::Queued);
+                i += 1;
+                let c = &t.counts[*target];
+                match f {
+                    Fate::Queued => {
+                        blocked = true;
+                        return true;
+                    }
+                    Fate::Sent => c.sent.fetch_add(1, Ordering::Relaxed),
+                    Fate::Failed => c.failed.fetch_add(1, Ordering::Relaxed),
+                };
+                let n = slot(&mut self.queued, t.forwarding.targets()[*target].to);
+                *n = n.saturating_sub(1);
+                false
+            });
+            if blocked != self.blocked[k] {
+                self.blocked[k] = blocked;
+                let interest = if blocked {
+                    Interest::READABLE | Interest::WRITABLE
+                } else {
+                    Interest::READABLE
+                };
+                let token = if k == 0 { V4 } else { V6 };
+                let registry = self.poll.registry();
+                let _ = if k == 0 {
+                    registry.reregister(&mut self.v4, token, interest)
+                } else if let Some(s) = self.v6.as_mut() {
+                    registry.reregister(s, token, interest)
+                } else {
+                    Ok(())
+                };
             }
-            for (to, _) in &failed {
-                if let Some((t, i)) = sent
-                    .iter()
-                    .find(|(t, i)| t.forwarding.targets()[*i].to == *to)
-                {
-                    t.counts[*i].sent.fetch_sub(1, Ordering::Relaxed);
-                    t.counts[*i].failed.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            sent.clear();
         }
     }
 
@@ -535,15 +648,14 @@ impl Thread {
             }
             o.retries += 1;
             o.due = now + INFORM_TIMEOUT;
-            Self::queue(
-                &mut self.out4,
-                &mut self.out6,
-                &mut self.sent4,
-                &mut self.sent6,
-                key.0,
-                &o.bytes,
+            let (bytes, whom) = (
+                std::mem::take(&mut o.bytes),
                 (Arc::clone(&o.table), o.target),
             );
+            self.queue(key.0, &bytes, whom);
+            if let Some(o) = self.outstanding.get_mut(&key) {
+                o.bytes = bytes;
+            }
         }
     }
 
@@ -593,4 +705,16 @@ impl Thread {
             }
         }
     }
+}
+
+/// The count of `to` in `counts`, made 0 if it had none.
+fn slot(counts: &mut Vec<(SocketAddr, usize)>, to: SocketAddr) -> &mut usize {
+    let i = match counts.iter().position(|(a, _)| *a == to) {
+        Some(i) => i,
+        None => {
+            counts.push((to, 0));
+            counts.len() - 1
+        }
+    };
+    &mut counts[i].1
 }

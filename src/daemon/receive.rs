@@ -468,7 +468,9 @@ impl Worker {
         let mut arena = Bump::with_capacity(256 * 1024);
         let mut published = Instant::now();
         loop {
-            if let Err(e) = poll.poll(&mut events, Some(PUBLISH))
+            // A batch to forward is handed over within its linger.
+            let wait = self.forwarding.due_in().map_or(PUBLISH, |d| d.min(PUBLISH));
+            if let Err(e) = poll.poll(&mut events, Some(wait))
                 && e.kind() != io::ErrorKind::Interrupted
             {
                 eprintln!("trapgate: receive worker: {e}");
@@ -494,11 +496,13 @@ impl Worker {
                     self.drain(i, &mut batch, &mut arena);
                 }
             }
+            self.forwarding.hand_if_due(&self.forward);
             if published.elapsed() >= PUBLISH {
                 published = Instant::now();
                 self.publish();
             }
         }
+        self.forwarding.hand(&self.forward);
         self.publish();
     }
 
@@ -529,7 +533,7 @@ impl Worker {
                         self.own.send_errors += failed.len() as u64;
                     }
                     self.forward();
-                    self.forwarding.hand(&self.forward);
+                    self.forwarding.hand_if_due(&self.forward);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

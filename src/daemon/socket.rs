@@ -340,6 +340,14 @@ pub struct SendBatch {
     items: Vec<(socket2::SockAddr, usize, usize)>,
     iovecs: Vec<libc::iovec>,
     headers: Vec<libc::mmsghdr>,
+    /// `flush_some`'s own, kept between flushes: the runs (first item, size, count,
+    /// last item), each item's next in its run, each destination's open run, the
+    /// datagrams' fates, the control messages.
+    runs: Vec<(usize, usize, usize, usize)>,
+    link: Vec<usize>,
+    open: Vec<(usize, usize)>,
+    fate: Vec<Fate>,
+    cmsgs: Vec<[u64; 4]>,
 }
 
 // SAFETY: the raw pointers in `iovecs` and `headers` point into this batch's own
@@ -438,6 +446,190 @@ impl SendBatch {
     }
 }
 
+/// What became of one queued datagram in `SendBatch::flush_some`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fate {
+    /// Sent.
+    Sent,
+    /// Refused by the kernel (not for a full buffer): passed over.
+    Failed,
+    /// Still queued: the socket's send buffer is full.
+    Queued,
+}
+
+/// `setsockopt`/`cmsg` level and type of UDP generic segmentation offload (Linux 4.18):
+/// one send of many equal datagrams to one address, cut by the kernel after the stack.
+const SOL_UDP: libc::c_int = 17;
+const UDP_SEGMENT: libc::c_int = 103;
+/// Datagrams in one segmented send, at most (the kernel's UDP_MAX_SEGMENTS is 64 or
+/// more), and their bytes.
+const GSO_SEGMENTS: usize = 64;
+const GSO_BYTES: usize = 60_000;
+/// The largest datagram sent segmented: one that fits an Ethernet frame (a larger one
+/// would be refused, segments are not fragmented).
+const GSO_SIZE_MAX: usize = 1_400;
+
+impl SendBatch {
+    /// Sends what is queued until the socket's send buffer is full; returns the fate of
+    /// each datagram, in the order they were queued, and keeps the ones still queued (in
+    /// that order). With `segment`, the datagrams of equal size to one address go out
+    /// together in one segmented send (UDP GSO), several per `sendmmsg`: each
+    /// destination's datagrams keep their order. A kernel without it clears `segment`
+    /// and they go one by one.
+    pub fn flush_some(&mut self, fd: RawFd, segment: &mut bool) -> &[Fate] {
+        const END: usize = usize::MAX;
+        let n = self.items.len();
+        self.fate.clear();
+        self.fate.resize(n, Fate::Queued);
+        self.runs.clear();
+        self.open.clear();
+        self.link.clear();
+        self.link.resize(n, END);
+        for i in 0..n {
+            let len = self.items[i].2;
+            let at = self
+                .open
+                .iter()
+                .position(|&(first, _)| self.items[first].0 == self.items[i].0);
+            if let Some(k) = at
+                && *segment
+                && len <= GSO_SIZE_MAX
+            {
+                let r = self.open[k].1;
+                let (_, size, count, last) = self.runs[r];
+                if size == len && count < GSO_SEGMENTS && (count + 1) * len <= GSO_BYTES {
+                    self.link[last] = i;
+                    self.runs[r].2 += 1;
+                    self.runs[r].3 = i;
+                    continue;
+                }
+            }
+            self.runs.push((i, len, 1, i));
+            match at {
+                Some(k) => self.open[k].1 = self.runs.len() - 1,
+                None => self.open.push((i, self.runs.len() - 1)),
+            }
+        }
+        let mut next = 0;
+        let mut blocked = false;
+        while next < self.runs.len() && !blocked {
+            let end = (next + SEND_CHUNK).min(self.runs.len());
+            self.iovecs.clear();
+            self.headers.clear();
+            self.cmsgs.clear();
+            self.cmsgs.resize(end - next, [0u64; 4]);
+            for &(first, _, _, _) in &self.runs[next..end] {
+                let mut i = first;
+                while i != END {
+                    let (_, start, len) = &self.items[i];
+                    self.iovecs.push(libc::iovec {
+                        iov_base: self.data[*start..].as_ptr() as *mut libc::c_void,
+                        iov_len: *len,
+                    });
+                    i = self.link[i];
+                }
+            }
+            let mut iov = 0;
+            for (r, &(first, size, count, _)) in self.runs[next..end].iter().enumerate() {
+                let addr = &self.items[first].0;
+                // SAFETY: an all-zero mmsghdr is a valid value; the fields that matter are set below.
+                let mut h: libc::mmsghdr = unsafe { zeroed() };
+                h.msg_hdr.msg_name = addr.as_ptr() as *mut libc::c_void;
+                h.msg_hdr.msg_namelen = addr.len();
+                h.msg_hdr.msg_iov = &mut self.iovecs[iov];
+                h.msg_hdr.msg_iovlen = count;
+                iov += count;
+                if count > 1 {
+                    let room = &mut self.cmsgs[r];
+                    // SAFETY: `room` is 32 bytes, 8-aligned: room for CMSG_SPACE(2) (24 on
+                    // Linux); CMSG_FIRSTHDR of a header whose control buffer is `room`
+                    // points into it, and CMSG_DATA past its header, within it.
+                    unsafe {
+                        h.msg_hdr.msg_control = room.as_mut_ptr().cast();
+                        h.msg_hdr.msg_controllen =
+                            libc::CMSG_SPACE(core::mem::size_of::<u16>() as u32) as usize;
+                        let c = libc::CMSG_FIRSTHDR(&h.msg_hdr);
+                        (*c).cmsg_level = SOL_UDP;
+                        (*c).cmsg_type = UDP_SEGMENT;
+                        (*c).cmsg_len = libc::CMSG_LEN(core::mem::size_of::<u16>() as u32) as usize;
+                        core::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), size as u16);
+                    }
+                }
+                self.headers.push(h);
+            }
+            // SAFETY: `headers` holds end − next initialised mmsghdr, each naming its
+            // iovecs over `data`, one socket address in `items` and, segmented, its
+            // control message in `cmsgs`; none of them is touched until the call
+            // returns. The kernel only reads them.
+            let sent = unsafe {
+                libc::sendmmsg(
+                    fd,
+                    self.headers.as_mut_ptr(),
+                    self.headers.len() as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            let mark = |fate: &mut [Fate], link: &[usize], first: usize, f: Fate| {
+                let mut i = first;
+                while i != END {
+                    fate[i] = f;
+                    i = link[i];
+                }
+            };
+            if sent < 0 {
+                let e = io::Error::last_os_error();
+                let (first, _, count, _) = self.runs[next];
+                match e.kind() {
+                    io::ErrorKind::Interrupted => continue,
+                    io::ErrorKind::WouldBlock => blocked = true,
+                    // No segmentation here (an older kernel, a device without it): every
+                    // run goes again, one datagram at a time.
+                    _ if count > 1 && *segment => {
+                        *segment = false;
+                        self.iovecs.clear();
+                        self.headers.clear();
+                        return self.flush_some(fd, segment);
+                    }
+                    _ => {
+                        mark(&mut self.fate, &self.link, first, Fate::Failed);
+                        next += 1;
+                    }
+                }
+                continue;
+            }
+            let sent = (sent as usize).clamp(1, end - next);
+            for &(first, _, _, _) in &self.runs[next..next + sent] {
+                mark(&mut self.fate, &self.link, first, Fate::Sent);
+            }
+            next += sent;
+        }
+        self.iovecs.clear();
+        self.headers.clear();
+        // Keep what is still queued, in order, its bytes at the front.
+        if self.fate.iter().all(|f| *f != Fate::Queued) {
+            self.items.clear();
+            self.data.clear();
+        } else {
+            let mut at = 0;
+            let mut k = 0;
+            let fate = &self.fate;
+            let data = &mut self.data;
+            self.items.retain_mut(|item| {
+                let keep = fate[k] == Fate::Queued;
+                k += 1;
+                if keep {
+                    data.copy_within(item.1..item.1 + item.2, at);
+                    item.1 = at;
+                    at += item.2;
+                }
+                keep
+            });
+            self.data.truncate(at);
+        }
+        &self.fate
+    }
+}
+
 /// Kills every process of process group `pgid` with SIGKILL: a command started in a
 /// group of its own (its group id is its pid), and whatever it started.
 pub fn kill_group(pgid: u32) -> io::Result<()> {
@@ -502,6 +694,47 @@ fn to_socket_addr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
 mod tests {
     use super::*;
     use std::os::fd::AsRawFd;
+
+    #[test]
+    fn segmented_sends_arrive_as_the_datagrams_queued_each_destination_in_order() {
+        let sinks: Vec<std::net::UdpSocket> = (0..3)
+            .map(|k| std::net::UdpSocket::bind(format!("127.0.0.{}:0", 41 + k)).unwrap())
+            .collect();
+        for s in &sinks {
+            s.set_read_timeout(Some(std::time::Duration::from_millis(500)))
+                .unwrap();
+        }
+        let to: Vec<SocketAddr> = sinks.iter().map(|s| s.local_addr().unwrap()).collect();
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut batch = SendBatch::new();
+        // Interleaved destinations; runs of equal sizes broken by others, one too large
+        // to be segmented.
+        let mut queued: Vec<Vec<Vec<u8>>> = vec![Vec::new(); 3];
+        for i in 0..300usize {
+            let d = i % 3;
+            let len = match i {
+                150 => 1_500,
+                _ if i % 17 == 0 => 61,
+                _ => 90,
+            };
+            let payload: Vec<u8> = (0..len).map(|b| (b + i) as u8).collect();
+            batch.push(to[d], &payload);
+            queued[d].push(payload);
+        }
+        let mut segment = true;
+        let fate = batch.flush_some(tx.as_raw_fd(), &mut segment);
+        assert!(fate.iter().all(|f| *f == Fate::Sent), "{fate:?}");
+        assert!(batch.is_empty());
+        assert!(segment, "this kernel (4.18 or later) segments UDP sends");
+        for (d, s) in sinks.iter().enumerate() {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 2048];
+            while let Ok(n) = s.recv(&mut buf) {
+                got.push(buf[..n].to_vec());
+            }
+            assert_eq!(got, queued[d], "destination {d}");
+        }
+    }
 
     #[test]
     fn a_send_batch_delivers_every_datagram_in_order() {

@@ -439,6 +439,78 @@ pub fn forwarded(canonical: &Message<'_>, target: &Target, request_id: i32, out:
     }
 }
 
+/// Appends to `out` what `target` receives of `canonical` (bytes `canonical` wrote)
+/// when only the community changes: a v2c trap, or a v1 trap in the version it came.
+/// The PDU's bytes are copied as they are, nothing decoded; false (nothing written)
+/// for what `forwarded` must rebuild (an inform, a v1 trap converted).
+pub fn reframe(canonical: &[u8], target: &Target, out: &mut Vec<u8>) -> bool {
+    use crate::wire::ber::{self, Reader};
+    let mut top = Reader::new(canonical);
+    let Ok(seq) = top.expect(ber::SEQUENCE) else {
+        return false;
+    };
+    let mut r = seq.reader();
+    let Ok(version) = r.expect(ber::INTEGER) else {
+        return false;
+    };
+    if r.octets().is_err() {
+        return false;
+    }
+    let pdu = r.rest();
+    let same = match pdu.first() {
+        Some(0xa7) => true,
+        Some(0xa4) => target.version == ForwardVersion::AsReceived,
+        _ => false,
+    };
+    if !same {
+        return false;
+    }
+    let version = &canonical[version.start()..version.offset + version.value.len()];
+    let community = target.community.as_bytes();
+    let content = version.len() + 1 + ber_length_len(community.len()) + community.len() + pdu.len();
+    out.push(0x30);
+    push_ber_length(out, content);
+    out.extend_from_slice(version);
+    out.push(0x04);
+    push_ber_length(out, community.len());
+    out.extend_from_slice(community);
+    out.extend_from_slice(pdu);
+    true
+}
+
+/// The PDU's tag octet of an SNMP v1/v2c message (0xa4 a v1 trap, 0xa6 an inform,
+/// 0xa7 a v2 trap), read past its header; None if it is not one.
+pub fn pdu_tag(message: &[u8]) -> Option<u8> {
+    use crate::wire::ber::{self, Reader};
+    let seq = Reader::new(message).expect(ber::SEQUENCE).ok()?;
+    let mut r = seq.reader();
+    r.expect(ber::INTEGER).ok()?;
+    r.octets().ok()?;
+    r.rest().first().copied()
+}
+
+/// The octets of a BER length.
+fn ber_length_len(len: usize) -> usize {
+    match len {
+        0..=0x7f => 1,
+        0x80..=0xff => 2,
+        0x100..=0xffff => 3,
+        0x1_0000..=0xff_ffff => 4,
+        _ => 5,
+    }
+}
+
+/// Appends a BER length (definite, minimal).
+fn push_ber_length(out: &mut Vec<u8>, len: usize) {
+    let n = ber_length_len(len);
+    if n == 1 {
+        out.push(len as u8);
+    } else {
+        out.push(0x80 | (n - 1) as u8);
+        out.extend_from_slice(&(len as u32).to_be_bytes()[5 - n..]);
+    }
+}
+
 /// A converted v1 trap's request-id: v1 has none; net-snmp makes one up, trapgate uses
 /// the trap's time-stamp (the same trap forwarded twice is recognisably one).
 fn request_id_of_v1(time_stamp: u32) -> i32 {
@@ -669,6 +741,44 @@ mod tests {
         assert_eq!(vbs[4].value, Value::OctetString(b"ups"));
         assert_eq!(vbs[5].value, Value::ObjectId(ent.as_oid()));
         assert_eq!(vbs.len(), 6);
+    }
+
+    #[test]
+    fn reframing_a_trap_writes_what_rebuilding_it_does() {
+        let a = Bump::new();
+        let long = vec![b'x'; 300];
+        let ent = oid("1.3.6.1.4.1.318");
+        let vb = [VarBind {
+            name: Oid::trusted(SYS_UPTIME_0),
+            value: Value::OctetString(&long),
+        }];
+        let v1 = encode::to_vec(&Message::trap_v1(
+            b"ups",
+            ent.as_oid(),
+            [10, 0, 0, 1],
+            5,
+            900,
+            &vb,
+        ));
+        for raw in [v2_trap(UPS, &[]), v2_trap(UPS, &vb), v1] {
+            let m = Message::parse(&raw, &a).unwrap();
+            let mut c = Vec::new();
+            assert!(canonical(&m, "127.13.0.1".parse().unwrap(), &mut c));
+            let cm = Message::parse(&c, &a).unwrap();
+            for community in ["", "nms", &"c".repeat(200)] {
+                for version in [ForwardVersion::AsReceived, ForwardVersion::V2c] {
+                    let mut t = target("127.0.0.1:1", &["*"], version, Sources::Site);
+                    t.community = community.to_string();
+                    let (mut fast, mut slow) = (Vec::new(), Vec::new());
+                    forwarded(&cm, &t, 0, &mut slow);
+                    if reframe(&c, &t, &mut fast) {
+                        assert_eq!(fast, slow, "{version:?} {}", community.len());
+                    } else {
+                        assert!(matches!(cm.pdu, Pdu::TrapV1(_)) && version == ForwardVersion::V2c);
+                    }
+                }
+            }
+        }
     }
 
     #[test]
