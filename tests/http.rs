@@ -164,6 +164,16 @@ fn the_endpoint_serves_the_page_the_status_and_the_metrics_and_nothing_else() {
         table.contains("0 UPS on mains, 1 on battery; 2 recorders"),
         "{table}"
     );
+    // The outage: both tiers still to be shed at the end of their grace.
+    assert!(table.contains("ups-main on battery since "), "{table}");
+    assert!(
+        table.contains("  tier 2: 1 recorders, to be shed at "),
+        "{table}"
+    );
+    assert!(
+        table.contains("  tier 1: 1 recorders, to be shed at "),
+        "{table}"
+    );
     // The page: its own script, nothing from elsewhere.
     let (code, head, page) = request(http, "GET", "/");
     assert_eq!(code, 200);
@@ -368,6 +378,32 @@ fn the_status_page_shows_the_outage_in_headless_chromium() {
     let idle = row("data-recorder=\"nvr-251\"");
     assert!(idle.contains("<td>idle</td>"), "{idle}");
     assert!(page.contains("0 UPS on mains, 1 on battery"), "{page}");
+    // The outage as a timeline: tier 2 shed (told, not acknowledged yet), tier 1 still
+    // to be shed at the end of its grace, the outlets' cut counting down.
+    let outage = {
+        let at = page
+            .find("data-outage=\"ups-main\"")
+            .unwrap_or_else(|| panic!("no outage in the page:\n{page}"));
+        let end = page[at..].find("</ol>").map_or(page.len(), |e| at + e);
+        page[at..end].to_string()
+    };
+    // Since its trap, as the policy has it (the UPS has answered no poll).
+    assert!(outage.contains("ups-main on battery since 2"), "{outage}");
+    assert!(
+        ups_row.matches("<td>2").count() >= 1,
+        "on battery since: {ups_row}"
+    );
+    assert!(
+        outage.contains("tier 2 shed at ")
+            && outage.contains(": 1 told, 0 acknowledged, 0 not acknowledged of 1"),
+        "{outage}"
+    );
+    assert!(
+        outage.contains("tier 1 (1 recorders) to be shed in 9 min")
+            || outage.contains("tier 1 (1 recorders) to be shed in 10 min"),
+        "{outage}"
+    );
+    assert!(outage.contains("outlets off in "), "{outage}");
     // And what an operator sees: a screenshot of it.
     let shot = dir.join("status-page.png");
     let _ = std::fs::remove_file(&shot);

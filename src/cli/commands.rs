@@ -240,6 +240,45 @@ pub fn status(at: std::net::SocketAddr, out: &mut impl Write) -> Result<(), Stri
         rows,
     )
     .map_err(w)?;
+    // Each outage in progress, its tiers in the order they are shed.
+    for o in v["outages"].as_array().unwrap_or(&none) {
+        writeln!(
+            out,
+            "\n{} on battery since {}:",
+            str_of(&o["ups"]),
+            short(&o["on_battery_since"])
+        )
+        .map_err(w)?;
+        for t in o["tiers"].as_array().unwrap_or(&none) {
+            let line = if t["shed_at"].is_null() {
+                format!(
+                    "  tier {}: {} recorders, to be shed {}",
+                    str_of(&t["tier"]),
+                    str_of(&t["recorders"]),
+                    if t["grace_ends"].is_null() {
+                        "on low battery".to_string()
+                    } else {
+                        format!("at {}", short(&t["grace_ends"]))
+                    }
+                )
+            } else {
+                format!(
+                    "  tier {}: shed at {}: {} told, {} acknowledged, {} not acknowledged of {}",
+                    str_of(&t["tier"]),
+                    short(&t["shed_at"]),
+                    str_of(&t["told"]),
+                    str_of(&t["acknowledged"]),
+                    str_of(&t["not_acknowledged"]),
+                    str_of(&t["recorders"])
+                )
+            };
+            writeln!(out, "{line}").map_err(w)?;
+        }
+        if !o["outlets_off_at"].is_null() {
+            writeln!(out, "  outlets off at {}", short(&o["outlets_off_at"])).map_err(w)?;
+        }
+        writeln!(out).map_err(w)?;
+    }
     let recorders = v["recorders"].as_array().unwrap_or(&none);
     let rows = recorders
         .iter()

@@ -546,6 +546,15 @@ impl Decider {
             .is_some_and(|s| s.since.is_some() && s.settling.is_none())
     }
 
+    /// Since when UPS `u` is on battery as the policy knows it (its first trap or poll
+    /// that said so), power not back yet.
+    pub fn on_battery_since(&self, u: UpsId) -> Option<Timestamp> {
+        self.ups
+            .get(u.index())
+            .filter(|s| s.settling.is_none())
+            .and_then(|s| s.since)
+    }
+
     /// The UPS whose traps come from `source`, if one.
     pub fn ups_at(&self, source: IpAddr) -> Option<UpsId> {
         self.ups_by_address.get(&source).copied()

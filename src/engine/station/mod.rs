@@ -1046,6 +1046,7 @@ impl Station {
                 .map(|(u, _)| status::UpsRow {
                     view: self.agent.ups[u],
                     on_battery: self.decider.is_on_battery(u),
+                    since: self.decider.on_battery_since(u),
                     last_trap: self.last_trap[u],
                 })
                 .collect(),

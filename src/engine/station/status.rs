@@ -21,6 +21,8 @@ pub struct UpsRow {
     pub view: UpsView,
     /// On battery, as the policy has it (its traps or its polls).
     pub on_battery: bool,
+    /// Since when, as the policy has it.
+    pub since: Option<Timestamp>,
     /// Its last trap or inform, and when.
     pub last_trap: Option<(Timestamp, Event)>,
 }
@@ -96,6 +98,70 @@ pub fn summary(upses: usize, on_battery: usize, standing: &[Standing]) -> String
 }
 
 impl StatusRows {
+    /// Each outage in progress as a timeline: the UPS on battery since when, each tier
+    /// it feeds in the order they are shed (the highest first) with its grace's end,
+    /// when it was shed and where its recorders stand, and the outlets' cut (the last
+    /// deadline of its orders).
+    fn outages(&self, wall: &dyn Fn(Timestamp) -> String) -> Vec<Value> {
+        let site = &self.site;
+        let mut out = Vec::new();
+        for ((u, ups), row) in UpsId::enumerate(&site.upses).zip(&self.upses) {
+            if !row.on_battery {
+                continue;
+            }
+            let since = row.since.or(row.view.on_battery_since);
+            // Per tier: shed at (the first order), counts by state.
+            let mut tiers: std::collections::BTreeMap<u8, (Option<Timestamp>, [u32; 7])> =
+                std::collections::BTreeMap::new();
+            let mut outlets_off: Option<Timestamp> = None;
+            for (rec, standing) in site.recorders.iter().zip(&self.standing) {
+                if !rec.feeds.contains(&u) {
+                    continue;
+                }
+                let tier = tiers.entry(rec.tier).or_default();
+                tier.1[state_index(standing)] += 1;
+                let ordered = match *standing {
+                    Standing::Ordered { at, until, .. } => {
+                        outlets_off = Some(outlets_off.map_or(until, |o| o.max(until)));
+                        Some(at)
+                    }
+                    Standing::Acknowledged { ordered, .. }
+                    | Standing::NotAcknowledged { ordered }
+                    | Standing::Returning { ordered, .. } => Some(ordered),
+                    _ => None,
+                };
+                if let Some(at) = ordered {
+                    tier.0 = Some(tier.0.map_or(at, |t: Timestamp| t.min(at)));
+                }
+            }
+            let tiers: Vec<Value> = tiers
+                .iter()
+                .rev()
+                .map(|(tier, (shed, n))| {
+                    let due =
+                        since.and_then(|s| site.policy.grace.get(tier).map(|g| s.plus_secs(g.0)));
+                    json!({
+                        "tier": tier,
+                        "grace_ends": due.map(wall),
+                        "shed_at": shed.map(wall),
+                        "recorders": n.iter().sum::<u32>(),
+                        "told": n[1],
+                        "acknowledged": n[2],
+                        "not_acknowledged": n[3],
+                        "idle": n[0],
+                    })
+                })
+                .collect();
+            out.push(json!({
+                "ups": ups.name,
+                "on_battery_since": since.map(wall),
+                "tiers": tiers,
+                "outlets_off_at": outlets_off.map(wall),
+            }));
+        }
+        out
+    }
+
     /// The page's JSON: `time`, `summary`, `upses` (on battery or not and since when,
     /// polled charge and runtime, when it last answered and whether it answers, its
     /// last trap) and `recorders` (tier, kind, feeds, and where it stands: idle, told,
@@ -115,7 +181,7 @@ impl StatusRows {
                     "address": ups.address.to_string(),
                     "vendor": ups.vendor.maker(),
                     "on_battery": row.on_battery,
-                    "on_battery_since": view.on_battery_since.map(wall),
+                    "on_battery_since": row.since.or(view.on_battery_since).map(wall),
                     "charge": view.values.charge,
                     "runtime_s": view.values.runtime.map(|r| r.0),
                     "battery_low": view.values.battery_low,
@@ -162,6 +228,7 @@ impl StatusRows {
             "time": wall(now),
             "summary": summary(site.upses.len(), on_battery, &self.standing),
             "upses": upses,
+            "outages": self.outages(&wall),
             "recorders": recorders,
         })
     }
