@@ -464,3 +464,124 @@ fn net_snmps_snmptrapd_receives_forwarded_traps_and_informs_with_their_origin() 
     let _ = nms.kill();
     let _ = nms.wait();
 }
+
+/// net-snmp's SNMPv3 trap (authPriv, SHA and AES, engine 0x8000000001020304) with the
+/// auth passphrase `auth`, caught on a socket of our own.
+fn net_snmp_v3_trap(auth: &str) -> Option<Vec<u8>> {
+    let tool = which("snmptrap")?;
+    let sink = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sink.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let dir = site_file(&format!("forward-v3-{auth}"), "").with_file_name("netsnmp");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let out = Command::new(tool)
+        .env("SNMP_PERSISTENT_DIR", &dir)
+        .env("SNMPCONFPATH", &dir)
+        .args([
+            "-M",
+            "/dev/null",
+            "-v",
+            "3",
+            "-u",
+            "upsv3user",
+            "-l",
+            "authPriv",
+        ])
+        .args(["-a", "SHA", "-A", auth, "-x", "AES", "-X", "privpass123"])
+        .args(["-e", "0x8000000001020304"])
+        .arg(format!("udp:{}", sink.local_addr().expect("addr")))
+        .args([
+            "",
+            "1.3.6.1.4.1.318.0.5",
+            "1.3.6.1.4.1.318.2.3.3.0",
+            "s",
+            "On battery",
+        ])
+        .output()
+        .expect("snmptrap runs");
+    assert!(out.status.success(), "{out:?}");
+    let mut buf = [0u8; 4096];
+    let (n, _) = sink.recv_from(&mut buf).expect("snmptrap's trap");
+    Some(buf[..n].to_vec())
+}
+
+#[test]
+fn an_snmpv3_trap_goes_on_as_v2c_with_the_targets_community_and_a_wrong_key_goes_nowhere() {
+    let (Some(good), Some(forged)) = (
+        net_snmp_v3_trap("authpass123"),
+        net_snmp_v3_trap("guessed-pass"),
+    ) else {
+        eprintln!("skipped: snmptrap is not installed (apt-get install snmp, or bash .ci/run)");
+        return;
+    };
+    let (t, at) = target("127.0.0.8");
+    let users = "\n[[usm_user]]\nname = \"upsv3user\"\nauth_protocol = \"SHA\"\nauth_passphrase = \"authpass123\"\npriv_protocol = \"AES\"\npriv_passphrase = \"privpass123\"\n";
+    let forwards = format!("\n[[forward]]\nto = \"{at}\"\nmatch = [\"*\"]\ncommunity = \"nms\"\n");
+    let text = site(&(users.to_string() + &forwards)).replacen(
+        "name = \"ups-main\"",
+        "name = \"ups-main\"\nversion = \"3\"\nuser = \"upsv3user\"",
+        1,
+    );
+    let (child, traps, _metrics) = gateway(&text, "forward-v3");
+    let ups = UdpSocket::bind((UPS, 0)).expect("the UPS");
+    ups.send_to(&forged, traps).expect("send");
+    assert!(
+        received(&t).is_empty(),
+        "a trap under a wrong key is not forwarded"
+    );
+    ups.send_to(&good, traps).expect("send");
+    let got = received(&t);
+    assert_eq!(got.len(), 1, "{got:?}");
+    let arena = Bump::new();
+    let m = Message::parse(&got[0].0, &arena).expect("decodes");
+    assert_eq!((m.version, m.community), (Version::V2c, &b"nms"[..]));
+    assert_eq!(
+        binding(&m, SNMP_TRAP_OID_0),
+        Some(Value::ObjectId(oid("1.3.6.1.4.1.318.0.5").as_oid()))
+    );
+    assert_eq!(
+        binding(&m, "1.3.6.1.4.1.318.2.3.3.0"),
+        Some(Value::OctetString(b"On battery"))
+    );
+    assert_eq!(
+        binding(&m, "1.3.6.1.6.3.18.1.3.0"),
+        Some(Value::IpAddress([127, 13, 0, 1]))
+    );
+    terminate(&child);
+}
+
+#[test]
+fn an_ipv6_ups_trap_carries_its_sixteen_octets_as_the_forwarder_binding() {
+    let Ok(ups) = UdpSocket::bind("[::1]:0") else {
+        eprintln!("skipped: this host has no IPv6 loopback");
+        return;
+    };
+    let (t, at) = target("127.0.0.9");
+    let forwards = format!("\n[[forward]]\nto = \"{at}\"\nmatch = [\"*\"]\n");
+    let text = site(&forwards).replace(&format!("address = \"{UPS}\""), "address = \"::1\"");
+    let file = site_file("forward-v6", &text);
+    let (child, _out, err) = start(&[
+        "run",
+        "--config",
+        file.to_str().expect("UTF-8"),
+        "--listen",
+        "[::1]:0",
+    ]);
+    let traps = listening_on(&err);
+    ups.send_to(&v2(PduType::SNMPV2_TRAP, COLD_START, 3, &[]), traps)
+        .expect("send");
+    let got = received(&t);
+    assert_eq!(got.len(), 1, "{got:?}");
+    let arena = Bump::new();
+    let m = Message::parse(&got[0].0, &arena).expect("decodes");
+    assert_eq!(
+        binding(&m, "1.3.6.1.4.1.8072.9999.9999.162.1.0"),
+        Some(Value::OctetString(&std::net::Ipv6Addr::LOCALHOST.octets()))
+    );
+    assert_eq!(
+        binding(&m, "1.3.6.1.6.3.18.1.3.0"),
+        None,
+        "no IPv4 origin to give"
+    );
+    terminate(&child);
+}
