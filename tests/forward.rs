@@ -585,3 +585,50 @@ fn an_ipv6_ups_trap_carries_its_sixteen_octets_as_the_forwarder_binding() {
     );
     terminate(&child);
 }
+
+#[test]
+fn sighup_moves_forwarding_to_the_new_targets_and_keeps_a_staying_targets_counts() {
+    let (t1, a1) = target("127.0.0.10");
+    let (t2, a2) = target("127.0.0.11");
+    let one = |to: &SocketAddr| format!("\n[[forward]]\nto = \"{to}\"\nmatch = [\"*\"]\n");
+    let file = site_file("forward-hup", &site(&one(&a1)));
+    let (child, _out, err) = start(&[
+        "run",
+        "--config",
+        file.to_str().expect("UTF-8"),
+        "--listen",
+        "127.0.0.1:0",
+        "--http",
+        "127.0.0.1:0",
+    ]);
+    let traps = listening_on(&err);
+    let line = expect_line(&err, &["metrics on http://"]);
+    let metrics = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .expect("metrics address")
+        .to_string();
+    let ups = UdpSocket::bind((UPS, 0)).expect("the UPS");
+    let trap = v2(PduType::SNMPV2_TRAP, COLD_START, 1, &[]);
+    ups.send_to(&trap, traps).expect("send");
+    assert_eq!(received(&t1).len(), 1);
+    // Reloaded: target 1 stays, target 2 comes.
+    std::fs::write(&file, site(&(one(&a1) + &one(&a2)))).expect("write");
+    signal(&child, libc::SIGHUP);
+    expect_line(&err, &["site reloaded"]);
+    ups.send_to(&trap, traps).expect("send");
+    assert_eq!(received(&t1).len(), 1, "target 1 still");
+    assert_eq!(received(&t2).len(), 1, "target 2 now");
+    let key = format!("trapgate_forwarded_total{{to=\"{a1}\"}}");
+    let page = metric_until(&metrics, &key, 2);
+    assert!(page.contains(&format!("{key} 2")), "counted on: {page}");
+    // Target 1 goes: nothing more for it.
+    std::fs::write(&file, site(&one(&a2))).expect("write");
+    signal(&child, libc::SIGHUP);
+    expect_line(&err, &["site reloaded"]);
+    ups.send_to(&trap, traps).expect("send");
+    assert_eq!(received(&t2).len(), 1);
+    assert!(received(&t1).is_empty(), "target 1 is gone");
+    terminate(&child);
+}
