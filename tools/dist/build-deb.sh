@@ -23,6 +23,14 @@ mkdir -p tools/dist/out/completions
   echo "# (or \`systemctl reload trapgate\` once it runs). man trapgate-site.toml: every key."
   echo "#"
   cat src/engine/config/default-site.toml
+  echo
+  echo "# Pass the UPSes' traps and informs on to the network management system, their"
+  echo "# origin kept (snmptrapd's forward with addForwarderInfo; man trapgate-site.toml):"
+  echo "# [[forward]]"
+  echo "# to = \"nms.example:162\""
+  echo "# match = [\"default\"]"
+  echo "# version = \"as-received\""
+  echo "# community = \"public\""
 } > tools/dist/out/site.toml
 "$bin" check-config tools/dist/out/site.toml >/dev/null
 cargo deb --no-build --locked -p trapgate --quiet
