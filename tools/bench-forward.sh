@@ -9,7 +9,10 @@
 #   2. the lossless ceiling of each: COUNT traps offered at each rate of LADDER
 #      (0: flat out), the highest with zero loss at the gateway and, forwarding, every
 #      trap sent to every target (none failed or dropped; what the sinks, on the same
-#      two cores, did not read in time is shown beside it).
+#      two cores, did not read in time is shown beside it);
+#   3. the same ceilings with sinks that read nothing (`recvloop --discard`: the kernel
+#      drops what arrives at a full buffer, and counts it): targets that cost this
+#      machine nothing, as an NMS on a host of its own, every arrival still counted.
 # Environment as tools/bench-receive.sh (COUNT, RATE, LADDER, WORKERS), and RUNS (3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +35,7 @@ run_forwarding() {
   local n=$1 rate=$2 sinks=()
   for k in $(seq 1 "$n"); do
     [ "$n" -gt 0 ] || break
-    "$BIN/recvloop" "127.0.0.2$k:1417$k" > "$WORK/sink-$k.out" 2> /dev/null &
+    "$BIN/recvloop" ${DISCARD:+--discard} "127.0.0.2$k:1417$k" > "$WORK/sink-$k.out" 2> /dev/null &
     sinks+=($!)
   done
   sleep 0.3
@@ -75,16 +78,24 @@ awk -v a="$m0" -v b="$m1" -v c="$m3" -v x="$s0" -v y="$s1" -v z="$s3" -v k="$k" 
   printf "of which in the kernel: %.2f us to 1 target, %.2f us to 3; the sender'"'"'s kernel CPU per datagram sent: %.2f us\n", y - x, z - x, k
   printf "forwarding'"'"'s own (user) CPU: %.2f us per trap to 1 target (%.2fx receiving), %.2f us to 3 (%.2fx)\n", (b - a) - (y - x), ((b - a) - (y - x)) / a, (c - a) - (z - x), ((c - a) - (z - x)) / a }'
 
-echo
-echo "== 2. Lossless ceiling ($COUNT traps per rate; 0 = flat out)"
+ceilings() {
 for n in 0 1 3; do
   best=0
   for rate in $LADDER; do
     run_forwarding "$n" "$rate"
-    if [ "$LOST" -eq 0 ] && [ "${NOT_SENT:-0}" -eq 0 ] && [ "$OFFERED" -gt "$best" ]; then best=$OFFERED; fi
+    if [ "$LOST" -eq 0 ] && [ "${NOT_SENT:-0}" -eq 0 ] && [ "${AT_SINKS:-0}" -eq 0 ] && [ "$OFFERED" -gt "$best" ]; then best=$OFFERED; fi
   done
   echo "lossless up to, forwarding to $n target(s): ${best}/s"
   eval "ceiling_$n=$best"
 done
 awk -v a="$ceiling_0" -v b="$ceiling_1" -v c="$ceiling_3" 'BEGIN {
   if (a > 0) printf "ceiling with forwarding / without: 1 target %.2f, 3 targets %.2f\n", b / a, c / a }'
+}
+
+echo
+echo "== 2. Lossless ceiling ($COUNT traps per rate; 0 = flat out)"
+ceilings
+echo
+echo "== 3. Lossless ceiling, sinks that read nothing (recvloop --discard)"
+DISCARD=1
+ceilings

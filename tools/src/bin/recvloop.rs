@@ -1,6 +1,12 @@
 //! recvloop: the floor for the receive-path benchmark. The same sockets and the same
 //! mio + `recvmmsg` loop as `trapgate run`, doing nothing with the datagrams but count
 //! them. Stops on SIGINT/SIGTERM and prints the count.
+//!
+//! `recvloop --discard ADDR:PORT`: a sink that costs its machine nothing, standing in
+//! for a host of its own (the forwarding benchmark's NMS): its socket's buffer is the
+//! smallest the kernel allows and it reads nothing until it stops; then it counts what
+//! arrived, the datagrams the kernel dropped for the full buffer (SK_MEMINFO_DROPS) and
+//! those still in it.
 
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -11,11 +17,12 @@ use signal_hook_mio::v1_0::Signals;
 use trapgate::daemon::socket::{RecvBatch, bind_udp};
 
 fn main() -> std::process::ExitCode {
+    let discard = std::env::args().nth(1).as_deref() == Some("--discard");
     let Some(listen) = std::env::args()
-        .nth(1)
+        .nth(1 + discard as usize)
         .and_then(|a| a.parse::<SocketAddr>().ok())
     else {
-        eprintln!("usage: recvloop ADDR:PORT");
+        eprintln!("usage: recvloop [--discard] ADDR:PORT");
         return std::process::ExitCode::from(2);
     };
     let mut socket = match bind_udp(listen) {
@@ -40,6 +47,24 @@ fn main() -> std::process::ExitCode {
     let mut events = Events::with_capacity(8);
     let mut batch = RecvBatch::new();
     let mut count = 0u64;
+    if discard {
+        let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(0);
+        poll.registry().deregister(&mut socket).expect("deregister");
+        loop {
+            if poll.poll(&mut events, None).is_ok() && events.iter().any(|e| e.token() == Token(1)) {
+                let mut kept = 0u64;
+                while let Ok(n) = batch.recv(socket.as_raw_fd()) {
+                    if n == 0 {
+                        break;
+                    }
+                    kept += n as u64;
+                }
+                let dropped = trapgate::daemon::socket::socket_drops(socket.as_raw_fd()).unwrap_or(0);
+                println!("received {}", dropped + kept);
+                return std::process::ExitCode::SUCCESS;
+            }
+        }
+    }
     loop {
         if poll.poll(&mut events, None).is_err() {
             continue;
