@@ -51,7 +51,8 @@ fn main() -> std::process::ExitCode {
         let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(0);
         poll.registry().deregister(&mut socket).expect("deregister");
         loop {
-            if poll.poll(&mut events, None).is_ok() && events.iter().any(|e| e.token() == Token(1)) {
+            if poll.poll(&mut events, None).is_ok() && events.iter().any(|e| e.token() == Token(1))
+            {
                 let mut kept = 0u64;
                 while let Ok(n) = batch.recv(socket.as_raw_fd()) {
                     if n == 0 {
@@ -59,7 +60,8 @@ fn main() -> std::process::ExitCode {
                     }
                     kept += n as u64;
                 }
-                let dropped = trapgate::daemon::socket::socket_drops(socket.as_raw_fd()).unwrap_or(0);
+                let dropped =
+                    trapgate::daemon::socket::socket_drops(socket.as_raw_fd()).unwrap_or(0);
                 println!("received {}", dropped + kept);
                 return std::process::ExitCode::SUCCESS;
             }
