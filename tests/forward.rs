@@ -53,6 +53,25 @@ fn received(s: &UdpSocket) -> Vec<(Vec<u8>, SocketAddr)> {
     got
 }
 
+/// The datagrams `s` receives: `n` awaited (5 s at most, a loaded machine may be slow),
+/// then any more until it has been quiet for 300 ms.
+fn awaited(s: &UdpSocket, n: usize) -> Vec<(Vec<u8>, SocketAddr)> {
+    let mut got = Vec::new();
+    let until = Instant::now() + Duration::from_secs(5);
+    let mut buf = [0u8; 4096];
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    while got.len() < n && Instant::now() < until {
+        if let Ok((k, from)) = s.recv_from(&mut buf) {
+            got.push((buf[..k].to_vec(), from));
+        }
+    }
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    got.extend(received(s));
+    got
+}
+
 fn gateway(site_text: &str, name: &str) -> (std::process::Child, SocketAddr, String) {
     let file = site_file(name, site_text);
     let (child, _out, err) = start(&[
@@ -169,7 +188,7 @@ community = "nms-three"
     // The UPS's onBattery (v1, agent-addr 0.0.0.0): to target 2 converted, to target 3
     // as it came; not to the default target (an OID form took it).
     ups.send_to(&v1_on_battery(b"public"), traps).expect("send");
-    let two = received(&t2);
+    let two = awaited(&t2, 1);
     assert_eq!(two.len(), 1, "target 2: {two:?}");
     let m = Message::parse(&two[0].0, &arena).expect("decodes");
     assert_eq!(
@@ -190,7 +209,7 @@ community = "nms-three"
         binding(&m, "1.3.6.1.6.3.18.1.4.0"),
         Some(Value::OctetString(b"public"))
     );
-    let three = received(&t3);
+    let three = awaited(&t3, 1);
     assert_eq!(three.len(), 1, "target 3: {three:?}");
     let m = Message::parse(&three[0].0, &arena).expect("decodes");
     assert_eq!((m.version, m.community), (Version::V1, &b"nms-three"[..]));
@@ -204,7 +223,7 @@ community = "nms-three"
     // snmpTrapAddress.0, and to target 3.
     ups.send_to(&v2(PduType::SNMPV2_TRAP, COLD_START, 9, &[]), traps)
         .expect("send");
-    let one = received(&t1);
+    let one = awaited(&t1, 1);
     assert_eq!(one.len(), 1, "target 1: {one:?}");
     let m = Message::parse(&one[0].0, &arena).expect("decodes");
     assert_eq!(m.community, b"nms-one");
@@ -212,7 +231,7 @@ community = "nms-three"
         binding(&m, "1.3.6.1.6.3.18.1.3.0"),
         Some(Value::IpAddress([127, 13, 0, 1]))
     );
-    assert_eq!(received(&t3).len(), 1);
+    assert_eq!(awaited(&t3, 1).len(), 1);
     assert!(received(&t2).is_empty());
 
     // A forgery from the UPS's address (wrong community) and a stranger's trap: only
@@ -223,7 +242,7 @@ community = "nms-three"
     stranger
         .send_to(&v2(PduType::SNMPV2_TRAP, COLD_START, 10, &[]), traps)
         .expect("send");
-    let three = received(&t3);
+    let three = awaited(&t3, 2);
     assert_eq!(three.len(), 2, "target 3: {three:?}");
     let stranger_copy = three
         .iter()
@@ -242,7 +261,7 @@ community = "nms-three"
     let through = [("1.3.6.1.6.3.18.1.3.0", Value::IpAddress([127, 0, 0, 3]))];
     ups.send_to(&v2(PduType::SNMPV2_TRAP, COLD_START, 11, &through), traps)
         .expect("send");
-    let one = received(&t1);
+    let one = awaited(&t1, 1);
     assert_eq!(one.len(), 1, "target 1: {one:?}");
     let m = Message::parse(&one[0].0, &arena).expect("decodes");
     assert_eq!(
@@ -370,7 +389,7 @@ fn an_inform_nobody_answers_counts_unacknowledged_after_its_retries() {
         page.contains(&format!("trapgate_forwarded_total{{to=\"{at}\"}} 6")),
         "{page}"
     );
-    let got = received(&t);
+    let got = awaited(&t, 6);
     assert_eq!(got.len(), 6, "{got:?}");
     terminate(&child);
 }
@@ -522,7 +541,7 @@ fn an_snmpv3_trap_goes_on_as_v2c_with_the_targets_community_and_a_wrong_key_goes
         "name = \"ups-main\"\nversion = \"3\"\nuser = \"upsv3user\"",
         1,
     );
-    let (child, traps, _metrics) = gateway(&text, "forward-v3");
+    let (child, traps, metrics) = gateway(&text, "forward-v3");
     let ups = UdpSocket::bind((UPS, 0)).expect("the UPS");
     ups.send_to(&forged, traps).expect("send");
     assert!(
@@ -530,8 +549,15 @@ fn an_snmpv3_trap_goes_on_as_v2c_with_the_targets_community_and_a_wrong_key_goes
         "a trap under a wrong key is not forwarded"
     );
     ups.send_to(&good, traps).expect("send");
-    let got = received(&t);
-    assert_eq!(got.len(), 1, "{got:?}");
+    let got = awaited(&t, 1);
+    let why = || {
+        scrape(&metrics)
+            .lines()
+            .filter(|l| (l.contains("refused") || l.contains("forward")) && !l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(got.len(), 1, "{got:?}\n{}", why());
     let arena = Bump::new();
     let m = Message::parse(&got[0].0, &arena).expect("decodes");
     assert_eq!((m.version, m.community), (Version::V2c, &b"nms"[..]));
@@ -570,7 +596,7 @@ fn an_ipv6_ups_trap_carries_its_sixteen_octets_as_the_forwarder_binding() {
     let traps = listening_on(&err);
     ups.send_to(&v2(PduType::SNMPV2_TRAP, COLD_START, 3, &[]), traps)
         .expect("send");
-    let got = received(&t);
+    let got = awaited(&t, 1);
     assert_eq!(got.len(), 1, "{got:?}");
     let arena = Bump::new();
     let m = Message::parse(&got[0].0, &arena).expect("decodes");
@@ -612,14 +638,14 @@ fn sighup_moves_forwarding_to_the_new_targets_and_keeps_a_staying_targets_counts
     let ups = UdpSocket::bind((UPS, 0)).expect("the UPS");
     let trap = v2(PduType::SNMPV2_TRAP, COLD_START, 1, &[]);
     ups.send_to(&trap, traps).expect("send");
-    assert_eq!(received(&t1).len(), 1);
+    assert_eq!(awaited(&t1, 1).len(), 1);
     // Reloaded: target 1 stays, target 2 comes.
     std::fs::write(&file, site(&(one(&a1) + &one(&a2)))).expect("write");
     signal(&child, libc::SIGHUP);
     expect_line(&err, &["site reloaded"]);
     ups.send_to(&trap, traps).expect("send");
-    assert_eq!(received(&t1).len(), 1, "target 1 still");
-    assert_eq!(received(&t2).len(), 1, "target 2 now");
+    assert_eq!(awaited(&t1, 1).len(), 1, "target 1 still");
+    assert_eq!(awaited(&t2, 1).len(), 1, "target 2 now");
     let key = format!("trapgate_forwarded_total{{to=\"{a1}\"}}");
     let page = metric_until(&metrics, &key, 2);
     assert!(page.contains(&format!("{key} 2")), "counted on: {page}");
@@ -628,7 +654,7 @@ fn sighup_moves_forwarding_to_the_new_targets_and_keeps_a_staying_targets_counts
     signal(&child, libc::SIGHUP);
     expect_line(&err, &["site reloaded"]);
     ups.send_to(&trap, traps).expect("send");
-    assert_eq!(received(&t2).len(), 1);
+    assert_eq!(awaited(&t2, 1).len(), 1);
     assert!(received(&t1).is_empty(), "target 1 is gone");
     terminate(&child);
 }
