@@ -73,6 +73,20 @@ fn awaited(s: &UdpSocket, n: usize) -> Vec<(Vec<u8>, SocketAddr)> {
 }
 
 fn gateway(site_text: &str, name: &str) -> (std::process::Child, SocketAddr, String) {
+    let (child, traps, metrics, _err) = gateway_with_stderr(site_text, name);
+    (child, traps, metrics)
+}
+
+/// `gateway`, and its stderr's lines after the start.
+fn gateway_with_stderr(
+    site_text: &str,
+    name: &str,
+) -> (
+    std::process::Child,
+    SocketAddr,
+    String,
+    std::sync::mpsc::Receiver<String>,
+) {
     let file = site_file(name, site_text);
     let (child, _out, err) = start(&[
         "run",
@@ -91,7 +105,7 @@ fn gateway(site_text: &str, name: &str) -> (std::process::Child, SocketAddr, Str
         .and_then(|r| r.split('/').next())
         .expect("metrics address")
         .to_string();
-    (child, traps, metrics)
+    (child, traps, metrics, err)
 }
 
 fn v1_on_battery(community: &[u8]) -> Vec<u8> {
@@ -541,7 +555,7 @@ fn an_snmpv3_trap_goes_on_as_v2c_with_the_targets_community_and_a_wrong_key_goes
         "name = \"ups-main\"\nversion = \"3\"\nuser = \"upsv3user\"",
         1,
     );
-    let (child, traps, metrics) = gateway(&text, "forward-v3");
+    let (mut child, traps, metrics, err) = gateway_with_stderr(&text, "forward-v3");
     let ups = UdpSocket::bind((UPS, 0)).expect("the UPS");
     ups.send_to(&forged, traps).expect("send");
     assert!(
@@ -550,12 +564,19 @@ fn an_snmpv3_trap_goes_on_as_v2c_with_the_targets_community_and_a_wrong_key_goes
     );
     ups.send_to(&good, traps).expect("send");
     let got = awaited(&t, 1);
-    let why = || {
-        scrape(&metrics)
+    // If nothing came: whether the gateway runs, what it said, what it counted.
+    let mut why = || {
+        std::thread::sleep(Duration::from_millis(1200));
+        let counted: Vec<String> = scrape(&metrics)
             .lines()
-            .filter(|l| (l.contains("refused") || l.contains("forward")) && !l.starts_with('#'))
-            .collect::<Vec<_>>()
-            .join("\n")
+            .filter(|l| !l.starts_with('#') && !l.ends_with(" 0"))
+            .map(str::to_string)
+            .collect();
+        let said: Vec<String> = err.try_iter().collect();
+        format!(
+            "gateway {:?}; stderr {said:?}; {counted:?}",
+            child.try_wait()
+        )
     };
     assert_eq!(got.len(), 1, "{got:?}\n{}", why());
     let arena = Bump::new();

@@ -350,3 +350,38 @@ fn a_low_battery_trap_tells_hundreds_of_recorders_once_each_after_journaling_eve
         "a Sent journaled before the last decision"
     );
 }
+
+#[test]
+fn a_gateway_whose_stderr_is_closed_goes_on_deciding_and_stops_cleanly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let site = site_file("stderr-closed", &loopback_site());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trapgate"))
+        .args(["run", "--config", site.to_str().expect("UTF-8")])
+        .args(["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("trapgate runs");
+    let out = lines(child.stdout.take().expect("stdout"));
+    // Its first line, then nobody reads its stderr again: every later write fails.
+    let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut first = String::new();
+    err.read_line(&mut first).expect("a line");
+    let traps = address_in(&first);
+    drop(err);
+    std::thread::sleep(Duration::from_millis(300));
+    let ups = UdpSocket::bind("127.0.0.1:0").expect("the UPS");
+    // A forgery (its refusal is said on stderr), then the seed's lowBattery trap.
+    let mut forged = hex(SEED_TRAP);
+    forged[7..13].copy_from_slice(b"wrong!");
+    ups.send_to(&forged, traps).expect("send");
+    std::thread::sleep(Duration::from_millis(1500));
+    ups.send_to(&hex(SEED_TRAP), traps).expect("send");
+    let told = orders(&out, 2);
+    assert_eq!(told.len(), 2, "{told:?}");
+    assert!(child.try_wait().expect("status").is_none(), "still running");
+    terminate(&child);
+    let status = child.wait().expect("exit");
+    assert!(status.success(), "{status:?}");
+}

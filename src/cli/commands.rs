@@ -556,7 +556,7 @@ pub fn run_gateway(config: &Path, opts: crate::daemon::Options) -> Result<(), St
         opts,
         |b| {
             let addrs: Vec<String> = b.listen.iter().map(|a| a.to_string()).collect();
-            eprintln!(
+            console::warn(format!(
                 "trapgate: listening on {} ({upses} UPS, {recorders} recorders; {} receive worker{}{}), virtual UPS on {}, polls from {}{}",
                 addrs.join(", "),
                 b.workers,
@@ -573,29 +573,31 @@ pub fn run_gateway(config: &Path, opts: crate::daemon::Options) -> Result<(), St
                     .collect::<Vec<_>>()
                     .join(" and "),
                 if dry_run { "; dry run: nothing is sent to recorders" } else { "" }
-            );
+            ));
             if let Some(m) = b.metrics {
-                eprintln!("trapgate: metrics on http://{m}/metrics");
-                eprintln!("trapgate: status page on http://{m}/ (and /status.json)");
+                console::warn(format!("trapgate: metrics on http://{m}/metrics"));
+                console::warn(format!(
+                    "trapgate: status page on http://{m}/ (and /status.json)"
+                ));
             }
             if let Some(n) = b.nut {
-                eprintln!("trapgate: NUT server on {n}");
+                console::warn(format!("trapgate: NUT server on {n}"));
             }
             if let Some(n) = b.nis {
-                eprintln!("trapgate: apcupsd NIS server on {n}");
+                console::warn(format!("trapgate: apcupsd NIS server on {n}"));
             }
             if v3 {
-                eprintln!(
+                console::warn(format!(
                     "trapgate: SNMPv3 engine ID {} (boots {}): v3 informs are sent to it",
                     hex_id(&b.engine.id),
                     b.engine.boots
-                );
+                ));
             }
             if let Some(r) = &b.resumed {
-                eprintln!(
+                console::warn(format!(
                     "trapgate: journal: {} records read, {} damaged lines skipped; {} recorders waiting for an acknowledgement, {} acknowledged, {} orders not journaled as sent (sent once, an acknowledgement wait after they were decided)",
                     r.records, r.damaged, r.waiting, r.acknowledged, r.unsent
-                );
+                ));
             }
         },
         |_, v| {
@@ -606,6 +608,11 @@ pub fn run_gateway(config: &Path, opts: crate::daemon::Options) -> Result<(), St
     .map_err(|e| e.to_string())?;
     // What is queued goes out first (a stdout nobody reads holds the summary 2 s at most).
     console::flush(Duration::from_secs(2));
-    eprint!("{}", report::stop_summary(&stopped.stats, stopped.signal));
+    // A stderr closed meanwhile loses the summary, not the exit status.
+    let _ = write!(
+        std::io::stderr(),
+        "{}",
+        report::stop_summary(&stopped.stats, stopped.signal)
+    );
     Ok(())
 }

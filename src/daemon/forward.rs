@@ -436,7 +436,7 @@ impl Thread {
             if let Err(e) = polled
                 && e.kind() != io::ErrorKind::Interrupted
             {
-                eprintln!("trapgate: forward thread: {e}");
+                crate::daemon::console::warn(format!("trapgate: forward thread: {e}"));
                 return;
             }
             // Woken for a batch: let more come before sending (LINGER later), so that a

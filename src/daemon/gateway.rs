@@ -1221,11 +1221,11 @@ fn apply_reload<R: FnMut(Timestamp, &serde_json::Value)>(
         d.station.note(t, alert);
         return;
     }
-    console::warn(format!(
+    let said = format!(
         "trapgate: SIGHUP: site reloaded ({} UPS, {} recorders); outages under way go on",
         prepared.site.upses.len(),
         prepared.site.recorders.len()
-    ));
+    );
     view.generation = d.view.generation + 1;
     // The targets' counts go on where a target stays.
     view.forward = Arc::new(crate::daemon::forward::Table::new(
@@ -1237,4 +1237,7 @@ fn apply_reload<R: FnMut(Timestamp, &serde_json::Value)>(
     receivers.reload(view);
     let replaced = d.station.handle_reload(t, prepared);
     reloader.discard(replaced);
+    // Said once the station has the new site and the workers have been handed it (each
+    // takes it before its next read of its sockets).
+    console::warn(said);
 }

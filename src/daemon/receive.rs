@@ -473,7 +473,7 @@ impl Worker {
             if let Err(e) = poll.poll(&mut events, Some(wait))
                 && e.kind() != io::ErrorKind::Interrupted
             {
-                eprintln!("trapgate: receive worker: {e}");
+                crate::daemon::console::warn(format!("trapgate: receive worker: {e}"));
                 break;
             }
             while let Ok(view) = self.views.try_recv() {
@@ -538,7 +538,7 @@ impl Worker {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    eprintln!("trapgate: receive on {local}: {e}");
+                    crate::daemon::console::warn(format!("trapgate: receive on {local}: {e}"));
                     break;
                 }
             }
