@@ -72,40 +72,10 @@ fn awaited(s: &UdpSocket, n: usize) -> Vec<(Vec<u8>, SocketAddr)> {
     got
 }
 
+/// The gateway on `site_text`: (child, trap address, HTTP endpoint as `scrape` takes it).
 fn gateway(site_text: &str, name: &str) -> (std::process::Child, SocketAddr, String) {
-    let (child, traps, metrics, _err) = gateway_with_stderr(site_text, name);
-    (child, traps, metrics)
-}
-
-/// `gateway`, and its stderr's lines after the start.
-fn gateway_with_stderr(
-    site_text: &str,
-    name: &str,
-) -> (
-    std::process::Child,
-    SocketAddr,
-    String,
-    std::sync::mpsc::Receiver<String>,
-) {
-    let file = site_file(name, site_text);
-    let (child, _out, err) = start(&[
-        "run",
-        "--config",
-        file.to_str().expect("UTF-8"),
-        "--listen",
-        "127.0.0.1:0",
-        "--http",
-        "127.0.0.1:0",
-    ]);
-    let traps = listening_on(&err);
-    let line = expect_line(&err, &["metrics on http://"]);
-    let metrics = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .expect("metrics address")
-        .to_string();
-    (child, traps, metrics, err)
+    let (child, _out, _err, traps, http) = run_with_http(&site_file(name, site_text));
+    (child, traps, http.to_string())
 }
 
 fn v1_on_battery(community: &[u8]) -> Vec<u8> {
@@ -505,11 +475,7 @@ fn net_snmp_v3_trap(auth: &str) -> Option<Vec<u8>> {
     let sink = UdpSocket::bind("127.0.0.1:0").expect("bind");
     sink.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
-    let dir = site_file(&format!("forward-v3-{auth}"), "").with_file_name("netsnmp");
-    std::fs::create_dir_all(&dir).expect("dir");
-    let out = Command::new(tool)
-        .env("SNMP_PERSISTENT_DIR", &dir)
-        .env("SNMPCONFPATH", &dir)
+    let out = net_snmp_cmd(&tool.to_string_lossy())
         .args([
             "-M",
             "/dev/null",
@@ -555,7 +521,8 @@ fn an_snmpv3_trap_goes_on_as_v2c_with_the_targets_community_and_a_wrong_key_goes
         "name = \"ups-main\"\nversion = \"3\"\nuser = \"upsv3user\"",
         1,
     );
-    let (mut child, traps, metrics, err) = gateway_with_stderr(&text, "forward-v3");
+    let (mut child, _out, err, traps, http) = run_with_http(&site_file("forward-v3", &text));
+    let metrics = http.to_string();
     let ups = UdpSocket::bind((UPS, 0)).expect("the UPS");
     ups.send_to(&forged, traps).expect("send");
     assert!(
@@ -639,23 +606,8 @@ fn sighup_moves_forwarding_to_the_new_targets_and_keeps_a_staying_targets_counts
     let (t2, a2) = target("127.0.0.11");
     let one = |to: &SocketAddr| format!("\n[[forward]]\nto = \"{to}\"\nmatch = [\"*\"]\n");
     let file = site_file("forward-hup", &site(&one(&a1)));
-    let (child, _out, err) = start(&[
-        "run",
-        "--config",
-        file.to_str().expect("UTF-8"),
-        "--listen",
-        "127.0.0.1:0",
-        "--http",
-        "127.0.0.1:0",
-    ]);
-    let traps = listening_on(&err);
-    let line = expect_line(&err, &["metrics on http://"]);
-    let metrics = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .expect("metrics address")
-        .to_string();
+    let (child, _out, err, traps, http) = run_with_http(&file);
+    let metrics = http.to_string();
     let ups = UdpSocket::bind((UPS, 0)).expect("the UPS");
     let trap = v2(PduType::SNMPV2_TRAP, COLD_START, 1, &[]);
     ups.send_to(&trap, traps).expect("send");

@@ -43,24 +43,11 @@ fn gateway(
     SocketAddr,
     SocketAddr,
 ) {
-    let site = site_file(name, &loopback_site());
-    let (child, out, err) = start(&[
-        "run",
-        "--config",
-        site.to_str().expect("UTF-8"),
-        "--listen",
-        "127.0.0.1:0",
-        "--http",
-        "127.0.0.1:0",
-    ]);
-    let traps = listening_on(&err);
-    let line = expect_line(&err, &["status page on http://"]);
-    let http: SocketAddr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .and_then(|a| a.parse().ok())
-        .expect("the endpoint's address");
+    let (child, out, err, traps, http) = run_with_http(&site_file(name, &loopback_site()));
+    expect_line(
+        &err,
+        &[&format!("status page on http://{http}/ (and /status.json)")],
+    );
     (child, out, traps, http)
 }
 
@@ -330,23 +317,11 @@ fn the_status_page_shows_the_outage_in_headless_chromium() {
     // Tier 2's grace of 2 s: nvr-244 is told within the test.
     let site = loopback_site().replace("2 = \"2m\"", "2 = \"2s\"");
     let file = site_file("http-page", &site);
-    let (child, out, err) = start(&[
-        "run",
-        "--config",
-        file.to_str().expect("UTF-8"),
-        "--listen",
-        "127.0.0.1:0",
-        "--http",
-        "127.0.0.1:0",
-    ]);
-    let traps = listening_on(&err);
-    let line = expect_line(&err, &["status page on http://"]);
-    let http: SocketAddr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .and_then(|a| a.parse().ok())
-        .expect("the endpoint's address");
+    let (child, out, err, traps, http) = run_with_http(&file);
+    expect_line(
+        &err,
+        &[&format!("status page on http://{http}/ (and /status.json)")],
+    );
     let ups = std::net::UdpSocket::bind("127.0.0.1:0").expect("the UPS");
     ups.send_to(&on_battery(), traps).expect("send");
     expect_line(&out, &["\"decision\":\"ShutdownRecorder\"", "nvr-244"]);

@@ -190,13 +190,7 @@ nut_password = "pass1word"
         "127.0.0.1:0",
     ]);
     let traps = listening_on(&err).to_string();
-    let metrics = expect_line(&err, &["metrics on http://"]);
-    let metrics = metrics
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .expect("the metrics address")
-        .to_string();
+    let metrics = http_endpoint(&err).to_string();
     let nut = format!("127.0.0.1:{port}");
     // Before the outage: on line, as the clients see it.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -491,13 +485,7 @@ nut_password = "secret"
         "127.0.0.1:0",
     ]);
     let traps = listening_on(&err);
-    let metrics = expect_line(&err, &["metrics on http://"]);
-    let metrics = metrics
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .expect("the metrics address")
-        .to_string();
+    let metrics = http_endpoint(&err).to_string();
     let nut: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
     // The NAS is at 127.0.0.1: connections from it need no bind (a bind to port 0 per
     // connection searches the ports in use, and 10,000 of them exhaust one address's).

@@ -32,21 +32,6 @@ fn have_snmptrap() -> bool {
     ok
 }
 
-/// A net-snmp command with a persistent directory of its own: net-snmp's tools keep
-/// state there (their engine's boots, users' keys by engine), and tests running at once
-/// must not share it.
-fn net_snmp_cmd(tool: &str) -> Command {
-    let dir = std::env::temp_dir().join(format!(
-        "trapgate-netsnmp-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    let _ = std::fs::create_dir_all(&dir);
-    let mut c = Command::new(tool);
-    c.env("SNMP_PERSISTENT_DIR", &dir).env("SNMPCONFPATH", &dir);
-    c
-}
-
 const AUTH: [&str; 6] = ["MD5", "SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512"];
 const PRIV: [&str; 4] = ["DES", "AES", "AES-192", "AES-256"];
 

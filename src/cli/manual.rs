@@ -396,7 +396,7 @@ pub const KEYS: &[Key] = &[
         "forward",
         "to",
         "required",
-        "The network management system's trap receiver: host:port, IPv4, [IPv6]:port or a name (resolved when the site is read).",
+        "The network management system's trap receiver: host:port, IPv4, [IPv6]:port or a name (resolved when trapgate reads the site file).",
     ),
     k(
         "forward",

@@ -132,7 +132,7 @@ impl Table {
             .collect()
     }
 
-    /// Counts `n` notifications dropped for each target of `mask`.
+    /// Counts one notification dropped for each target of `mask`.
     pub fn drop_for(&self, mask: u64) {
         for (i, c) in self.counts.iter().enumerate() {
             if mask & (1 << i) != 0 {
@@ -142,7 +142,8 @@ impl Table {
     }
 }
 
-/// One notification of a batch: where it came from, its targets, its bytes.
+/// One notification of a batch: its targets, and where its forwarded form is in the
+/// batch's bytes.
 #[derive(Clone, Copy, Debug)]
 struct Item {
     mask: u64,
@@ -717,4 +718,81 @@ fn slot(counts: &mut Vec<(SocketAddr, usize)>, to: SocketAddr) -> &mut usize {
         }
     };
     &mut counts[i].1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::forward::{ForwardVersion, Match, Sources, Target};
+    use crate::wire::encode;
+    use crate::wire::oid::oid;
+
+    fn table() -> Arc<Table> {
+        let t = |to: &str| Target {
+            to_text: to.into(),
+            to: to.parse().expect("address"),
+            matches: vec![Match::All],
+            version: ForwardVersion::AsReceived,
+            community: "nms".into(),
+            sources: Sources::Site,
+        };
+        Arc::new(Table::new(
+            Forwarding::new(vec![t("127.0.0.1:1"), t("127.0.0.1:2"), t("127.0.0.1:3")]),
+            None,
+        ))
+    }
+
+    #[test]
+    fn a_worker_never_waits_for_a_batch_and_counts_what_it_drops() {
+        let poll = Poll::new().expect("poll");
+        let waker = Arc::new(Waker::new(poll.registry(), WAKE).expect("waker"));
+        let (full_tx, full_rx) = crossbeam_channel::bounded(1);
+        let (free_tx, free_rx) = crossbeam_channel::bounded(1);
+        let handoff = Handoff {
+            full: full_tx,
+            free: free_rx,
+            waker,
+            asleep: Arc::new(AtomicBool::new(true)),
+        };
+        let table = table();
+        let trap = oid("1.3.6.1.6.3.1.1.5.1");
+        let name = oid("1.3.6.1.6.3.1.1.4.1.0");
+        let vbs = [crate::wire::VarBind {
+            name: name.as_oid(),
+            value: crate::wire::Value::ObjectId(trap.as_oid()),
+        }];
+        let bytes = encode::to_vec(&Message::pdu(
+            crate::wire::Version::V2c,
+            b"public",
+            PduType::SNMPV2_TRAP,
+            1,
+            &vbs,
+        ));
+        let arena = Bump::new();
+        let m = Message::parse(&bytes, &arena).expect("decodes");
+        let source = "127.13.0.1".parse().expect("address");
+        let mut filling = Filling::default();
+        // No batch free: dropped for targets 1 and 3, at once.
+        filling.push(&handoff, &table, &m, source, 0b101);
+        let dropped: Vec<u64> = table.rows().iter().map(|r| r.dropped).collect();
+        assert_eq!(dropped, [1, 0, 1]);
+        assert_eq!(filling.due_in(), None, "nothing held");
+        // A batch free: written, and handed over at once to a thread that waits.
+        let _ = free_tx.send(Batch {
+            table: Arc::clone(&table),
+            bytes: Vec::new(),
+            items: Vec::new(),
+        });
+        filling.push(&handoff, &table, &m, source, 0b010);
+        assert!(filling.due_in().is_some(), "held until handed");
+        filling.hand_if_due(&handoff);
+        let b = full_rx.try_recv().expect("handed over");
+        assert_eq!(b.items.len(), 1);
+        assert_eq!(b.items[0].mask, 0b010);
+        assert!(
+            !handoff.asleep.load(Ordering::SeqCst),
+            "the thread was woken"
+        );
+        assert_eq!(table.rows()[1].dropped, 0);
+    }
 }

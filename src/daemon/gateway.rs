@@ -353,9 +353,8 @@ struct Driver<R: FnMut(Timestamp, &serde_json::Value)> {
     /// The site as the workers see it now, and the view before the last reload (to
     /// name what was classified just before it).
     view: Arc<View>,
-    /// The forward thread, and what it refused on its sockets.
+    /// The forward thread.
     forwarder: crate::daemon::forward::Forwarder,
-    forward_refused: Arc<std::sync::atomic::AtomicU64>,
     previous: Option<Arc<View>>,
     journal: Option<Journal>,
     journal_path: Option<PathBuf>,
@@ -683,7 +682,8 @@ impl<R: FnMut(Timestamp, &serde_json::Value)> Driver<R> {
         stats.latency.add(&tally.latency);
         stats.forward = self.view.forward.rows();
         stats.forward_refused = self
-            .forward_refused
+            .forwarder
+            .refused
             .load(std::sync::atomic::Ordering::Relaxed);
         stats
     }
@@ -994,7 +994,6 @@ pub fn run(
         report,
         latest: std::collections::VecDeque::with_capacity(LATEST),
         keep_latest: metrics_at.is_some(),
-        forward_refused: Arc::clone(&forwarder.refused),
         forwarder,
     };
     let mut notifier = crate::daemon::notify::Notifier::from_env();

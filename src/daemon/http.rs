@@ -40,10 +40,11 @@ pub struct Published {
     pub rows: Option<crate::engine::station::StatusRows>,
     /// The latest records shown.
     pub records: Vec<serde_json::Value>,
-    /// `/status.json`, made of `rows` and `records` here, on the first request for it.
-    status: std::sync::OnceLock<String>,
+    /// `/status.json`, made of `rows` and `records` here, on the first request for it
+    /// (every request after shares its bytes).
+    status: std::sync::OnceLock<Bytes>,
     /// `/metrics`, made of `stats` and `rows` here, on the first request for it.
-    metrics: std::sync::OnceLock<String>,
+    metrics: std::sync::OnceLock<Bytes>,
 }
 
 impl Published {
@@ -63,23 +64,26 @@ impl Published {
     }
 
     /// `/metrics`: made once per snapshot, on this thread.
-    fn metrics(&self) -> &str {
+    fn metrics(&self) -> Bytes {
         self.metrics
-            .get_or_init(|| self.stats.prometheus(self.rows.as_ref()))
+            .get_or_init(|| self.stats.prometheus(self.rows.as_ref()).into())
+            .clone()
     }
 
     /// `/status.json`: made once per snapshot, on this thread.
-    fn status(&self) -> &str {
-        self.status.get_or_init(|| {
-            let Some(rows) = &self.rows else {
-                return String::new();
-            };
-            let mut v = rows.to_json();
-            if let Some(o) = v.as_object_mut() {
-                o.insert("records".into(), self.records.clone().into());
-            }
-            v.to_string()
-        })
+    fn status(&self) -> Bytes {
+        self.status
+            .get_or_init(|| {
+                let Some(rows) = &self.rows else {
+                    return Bytes::new();
+                };
+                let mut v = rows.to_json();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("records".into(), self.records.clone().into());
+                }
+                v.to_string().into()
+            })
+            .clone()
     }
 }
 
@@ -183,13 +187,9 @@ fn answer(request: &Request<Incoming>, snapshot: &Snapshot) -> Response<Full<Byt
         "/metrics" => reply(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
-            Bytes::from(published.metrics().to_string()),
+            published.metrics(),
         ),
-        "/status.json" => reply(
-            StatusCode::OK,
-            "application/json",
-            Bytes::from(published.status().to_string()),
-        ),
+        "/status.json" => reply(StatusCode::OK, "application/json", published.status()),
         "/" => {
             let mut r = reply(
                 StatusCode::OK,

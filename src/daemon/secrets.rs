@@ -1,6 +1,7 @@
-//! Passphrases kept outside the site file: the first line of a file, or an environment
-//! variable (`auth_passphrase_file`, `priv_passphrase_env`, …). The error names the file
-//! or variable, never what it holds.
+//! What the site file names outside itself: passphrases (the first line of a file, or an
+//! environment variable: `auth_passphrase_file`, `priv_passphrase_env`, …; the error names
+//! the file or variable, never what it holds), and a forward target's host name, resolved
+//! by the system's resolver.
 
 use crate::engine::config::SecretAt;
 
@@ -17,6 +18,16 @@ pub fn read(at: SecretAt<'_>) -> Result<String, String> {
             Err(std::env::VarError::NotPresent) => Err("the variable is not set".into()),
             Err(std::env::VarError::NotUnicode(_)) => Err("the variable is not UTF-8".into()),
         },
+        SecretAt::Host(host_port) => {
+            use std::net::ToSocketAddrs;
+            match host_port.to_socket_addrs() {
+                Ok(mut found) => found
+                    .next()
+                    .map(|a| a.to_string())
+                    .ok_or_else(|| "it resolves to no address".into()),
+                Err(e) => Err(e.to_string()),
+            }
+        }
     }
 }
 
@@ -41,5 +52,15 @@ mod tests {
             Err("the variable is not set".into())
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_host_name_resolves_to_one_address_and_a_bad_one_says_why() {
+        let a: std::net::SocketAddr = read(SecretAt::Host("localhost:1162"))
+            .expect("localhost resolves")
+            .parse()
+            .expect("an address");
+        assert!(a.ip().is_loopback() && a.port() == 1162, "{a}");
+        assert!(read(SecretAt::Host("localhost:notaport")).is_err());
     }
 }

@@ -477,15 +477,48 @@ impl SendBatch {
     /// destination's datagrams keep their order. A kernel without it clears `segment`
     /// and they go one by one.
     pub fn flush_some(&mut self, fd: RawFd, segment: &mut bool) -> &[Fate] {
+        self.fate.clear();
+        self.fate.resize(self.items.len(), Fate::Queued);
+        // Planned again, one by one, if the kernel refuses a segmented send.
+        while self.send_runs(fd, segment) {}
+        self.iovecs.clear();
+        self.headers.clear();
+        // Keep what is still queued, in order, its bytes at the front.
+        if self.fate.iter().all(|f| *f != Fate::Queued) {
+            self.items.clear();
+            self.data.clear();
+        } else {
+            let mut at = 0;
+            let mut k = 0;
+            let fate = &self.fate;
+            let data = &mut self.data;
+            self.items.retain_mut(|item| {
+                let keep = fate[k] == Fate::Queued;
+                k += 1;
+                if keep {
+                    data.copy_within(item.1..item.1 + item.2, at);
+                    item.1 = at;
+                    at += item.2;
+                }
+                keep
+            });
+            self.data.truncate(at);
+        }
+        &self.fate
+    }
+
+    /// Plans the datagrams still queued into runs (with `segment`, the equal ones to one
+    /// destination together) and sends them until the send buffer is full, setting their
+    /// fates. True if the kernel refused segmentation: `segment` is then cleared and
+    /// nothing of the refused run was sent, so the caller plans again.
+    fn send_runs(&mut self, fd: RawFd, segment: &mut bool) -> bool {
         const END: usize = usize::MAX;
         let n = self.items.len();
-        self.fate.clear();
-        self.fate.resize(n, Fate::Queued);
         self.runs.clear();
         self.open.clear();
         self.link.clear();
         self.link.resize(n, END);
-        for i in 0..n {
+        for i in (0..n).filter(|&i| self.fate[i] == Fate::Queued) {
             let len = self.items[i].2;
             let at = self
                 .open
@@ -586,9 +619,7 @@ impl SendBatch {
                     // run goes again, one datagram at a time.
                     _ if count > 1 && *segment => {
                         *segment = false;
-                        self.iovecs.clear();
-                        self.headers.clear();
-                        return self.flush_some(fd, segment);
+                        return true;
                     }
                     _ => {
                         mark(&mut self.fate, &self.link, first, Fate::Failed);
@@ -603,30 +634,7 @@ impl SendBatch {
             }
             next += sent;
         }
-        self.iovecs.clear();
-        self.headers.clear();
-        // Keep what is still queued, in order, its bytes at the front.
-        if self.fate.iter().all(|f| *f != Fate::Queued) {
-            self.items.clear();
-            self.data.clear();
-        } else {
-            let mut at = 0;
-            let mut k = 0;
-            let fate = &self.fate;
-            let data = &mut self.data;
-            self.items.retain_mut(|item| {
-                let keep = fate[k] == Fate::Queued;
-                k += 1;
-                if keep {
-                    data.copy_within(item.1..item.1 + item.2, at);
-                    item.1 = at;
-                    at += item.2;
-                }
-                keep
-            });
-            self.data.truncate(at);
-        }
-        &self.fate
+        false
     }
 }
 

@@ -175,18 +175,23 @@ impl Forwarding {
             return 0;
         };
         let takes = |t: &Target| from_site || t.sources == Sources::Any;
-        let mut mask = 0u64;
+        // One pass: each target's OID forms and `*`, and whether any target's OID form
+        // took it (then `default` does not: `*` is not an OID form).
+        let (mut mask, mut matched_any) = (0u64, false);
         for (i, t) in self.targets.iter().enumerate() {
-            if takes(t) && t.matches.iter().any(|x| x.takes(trap)) {
+            let (mut by_oid, mut all) = (false, false);
+            for x in &t.matches {
+                match x {
+                    Match::All => all = true,
+                    Match::Default => {}
+                    _ => by_oid |= x.takes(trap),
+                }
+            }
+            matched_any |= by_oid;
+            if takes(t) && (by_oid || all) {
                 mask |= 1 << i;
             }
         }
-        // `default`: what no OID form of any target matched (whoever it was for; `*` is
-        // not an OID form).
-        let matched_any = self
-            .targets
-            .iter()
-            .any(|t| t.matches.iter().any(|x| *x != Match::All && x.takes(trap)));
         if !matched_any {
             for (i, t) in self.targets.iter().enumerate() {
                 if takes(t) && t.matches.contains(&Match::Default) {

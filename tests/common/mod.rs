@@ -192,11 +192,60 @@ pub fn agent_of(line: &str) -> std::net::SocketAddr {
 }
 
 /// Where `tool` is on the PATH (or in /usr/sbin, where Debian puts daemons), if it is.
-#[allow(dead_code)]
 pub fn which(tool: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(["/usr/sbin".into(), "/sbin".into()])
         .map(|d| d.join(tool))
         .find(|p| p.is_file())
+}
+
+/// The HTTP endpoint the gateway said it serves on stderr ("metrics on http://ADDR/…").
+pub fn http_endpoint(err: &mpsc::Receiver<String>) -> std::net::SocketAddr {
+    let line = expect_line(err, &["metrics on http://"]);
+    line.split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no endpoint address in {line:?}"))
+}
+
+/// `trapgate run` on `site`, its traps on a loopback port and its HTTP endpoint on
+/// another: (child, stdout, stderr, the trap address, the endpoint).
+pub fn run_with_http(
+    site: &std::path::Path,
+) -> (
+    Child,
+    mpsc::Receiver<String>,
+    mpsc::Receiver<String>,
+    std::net::SocketAddr,
+    std::net::SocketAddr,
+) {
+    let (child, out, err) = start(&[
+        "run",
+        "--config",
+        site.to_str().expect("UTF-8"),
+        "--listen",
+        "127.0.0.1:0",
+        "--http",
+        "127.0.0.1:0",
+    ]);
+    let traps = listening_on(&err);
+    let http = http_endpoint(&err);
+    (child, out, err, traps, http)
+}
+
+/// A net-snmp command with a persistent directory of its own: net-snmp's tools keep
+/// state there (their engine's boots, users' keys by engine), and tests running at once
+/// must not share it.
+pub fn net_snmp_cmd(tool: &str) -> Command {
+    let dir = std::env::temp_dir().join(format!(
+        "trapgate-netsnmp-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let _ = std::fs::create_dir_all(&dir);
+    let mut c = Command::new(tool);
+    c.env("SNMP_PERSISTENT_DIR", &dir).env("SNMPCONFPATH", &dir);
+    c
 }

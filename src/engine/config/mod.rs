@@ -449,8 +449,8 @@ fn describe(err: &toml_span::Error) -> String {
     }
 }
 
-/// A forward target's `host:port` (IPv4, `[IPv6]:port`, or a name resolved now).
-fn resolve(s: &str) -> Result<SocketAddr, String> {
+/// A forward target's `host:port`: IPv4, `[IPv6]:port`, or a name `secrets` resolves.
+fn resolve(s: &str, secrets: Secrets<'_>) -> Result<SocketAddr, String> {
     if let Ok(a) = s.parse::<SocketAddr>() {
         return Ok(a);
     }
@@ -459,11 +459,11 @@ fn resolve(s: &str) -> Result<SocketAddr, String> {
             "`{s}` has no port: write host:port (\"nms.example:162\", \"[2001:db8::1]:162\")"
         ));
     }
-    use std::net::ToSocketAddrs;
-    match s.to_socket_addrs() {
-        Ok(mut found) => found
-            .next()
-            .ok_or_else(|| format!("`{s}` resolves to no address")),
+    // A name: resolved outside (the engine looks nothing up).
+    match secrets(SecretAt::Host(s)) {
+        Ok(a) => a
+            .parse()
+            .map_err(|_| format!("`{s}` resolves to `{a}`, not an address:port")),
         Err(e) => Err(format!("`{s}` cannot be resolved: {e}")),
     }
 }
@@ -893,7 +893,7 @@ impl Site {
         }
         let forwards: Vec<Option<forward::Target>> = forward_items
             .into_iter()
-            .map(|mut v| Self::forward(&mut v, m))
+            .map(|mut v| Self::forward(&mut v, secrets, m))
             .collect();
         Some(Site {
             forwarding: forward::Forwarding::new(forwards.into_iter().collect::<Option<_>>()?),
@@ -1298,18 +1298,24 @@ impl Site {
         Named { name, at, item }
     }
 
-    /// One `[[forward]]`: `to` (host:port, resolved now), `match`, `version`,
+    /// One `[[forward]]`: `to` (host:port, a name resolved by `secrets`), `match`, `version`,
     /// `community`, `sources`.
-    fn forward(v: &mut Value<'_>, m: &mut Mistakes) -> Option<forward::Target> {
+    fn forward(
+        v: &mut Value<'_>,
+        secrets: Secrets<'_>,
+        m: &mut Mistakes,
+    ) -> Option<forward::Target> {
         let mut t = table(v, m)?;
         let to_text = text(required(&mut t, "to", m), m);
-        let to = to_text.as_ref().and_then(|s| match resolve(&s.value) {
-            Ok(a) => Some(a),
-            Err(e) => {
-                m.add(s.span, e);
-                None
-            }
-        });
+        let to = to_text
+            .as_ref()
+            .and_then(|s| match resolve(&s.value, secrets) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    m.add(s.span, e);
+                    None
+                }
+            });
         let matches = match optional(&mut t, "match") {
             None => Some(vec![forward::Match::Default]),
             Some(mut v) => match Vec::<Spanned<String>>::deserialize(&mut v) {

@@ -570,3 +570,36 @@ fn forward_targets_are_read_and_their_mistakes_named_where_they_are() {
         );
     }
 }
+
+#[test]
+fn a_forward_targets_name_is_resolved_outside_the_engine() {
+    let text = format!("{DEFAULT_SITE}\n[[forward]]\nto = \"nms.example:162\"\n");
+    // `Site::parse` looks nothing up: the name is refused, with where it is.
+    let errors = Site::parse(&text).unwrap_err();
+    assert!(
+        errors.iter().any(|e| e
+            .message
+            .starts_with("`nms.example:162` cannot be resolved: a host name is resolved only by")),
+        "{errors:?}"
+    );
+    // The reader given resolves it.
+    let asked = std::cell::RefCell::new(Vec::new());
+    let resolver = |at: SecretAt<'_>| match at {
+        SecretAt::Host(h) => {
+            asked.borrow_mut().push(h.to_string());
+            Ok("192.0.2.9:162".to_string())
+        }
+        _ => Err("no".to_string()),
+    };
+    let site = Site::parse_with(&text, &resolver).expect("valid");
+    assert_eq!(*asked.borrow(), ["nms.example:162"]);
+    let t = &site.forwarding.targets()[0];
+    assert_eq!(
+        (t.to_text.as_str(), t.to),
+        ("nms.example:162", "192.0.2.9:162".parse().unwrap())
+    );
+    // A literal address is never asked for.
+    asked.borrow_mut().clear();
+    Site::parse_with(&text.replace("nms.example", "127.0.0.1"), &resolver).expect("valid");
+    assert!(asked.borrow().is_empty());
+}

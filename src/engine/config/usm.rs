@@ -20,17 +20,21 @@ pub const REDACTED: &str = "(not journaled)";
 /// The least length of a passphrase (net-snmp's, RFC 3414 §11.2's advice).
 pub const MIN_PASSPHRASE: usize = 8;
 
-/// Where a passphrase kept outside the site file is.
+/// What the site file names outside itself: a passphrase kept elsewhere, or the host
+/// name of a forward target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SecretAt<'a> {
-    /// The first line of this file.
+    /// A passphrase: the first line of this file.
     File(&'a str),
-    /// This environment variable.
+    /// A passphrase: this environment variable.
     Env(&'a str),
+    /// A `[[forward]]`'s `host:port`, to resolve to one `address:port`.
+    Host(&'a str),
 }
 
-/// Reads passphrases kept outside the site file (the daemon's and the command line's
-/// reader reads files and the environment; `Site::parse` takes none).
+/// Reads what the site file names outside itself (the daemon's and the command line's
+/// reader reads files and the environment and resolves names; `Site::parse` does none
+/// of it: the engine touches no file and no resolver).
 pub type Secrets<'r> = &'r dyn Fn(SecretAt<'_>) -> Result<String, String>;
 
 /// A reader of no outside passphrase.
@@ -41,6 +45,10 @@ pub fn no_secrets(at: SecretAt<'_>) -> Result<String, String> {
         }
         SecretAt::Env(_) => {
             "a passphrase from the environment is read only by `trapgate run` and `check-config`"
+                .into()
+        }
+        SecretAt::Host(_) => {
+            "a host name is resolved only by `trapgate run` and `check-config`: write an address"
                 .into()
         }
     })

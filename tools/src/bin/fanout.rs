@@ -25,6 +25,7 @@ use trapgate::daemon::socket::{RecvBatch, SendBatch, bind_udp};
 use trapgate::wire::encode;
 use trapgate::wire::oid::oid;
 use trapgate::wire::{Message, Value, VarBind};
+use trapgate_tools::{spawn_listening, stop};
 
 #[derive(Parser)]
 #[command(about = "Times a lowBattery trap's fan-out to every recorder, against the floor")]
@@ -182,16 +183,7 @@ fn gateway_trial(
         let _ = std::fs::remove_file(j);
         cmd.arg("--journal").arg(j);
     }
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("trapgate starts");
-    let mut err = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    let _ = err.read_line(&mut line);
-    assert!(line.contains("listening on"), "trapgate: {line}");
-    std::thread::spawn(move || for _ in err.lines() {});
+    let mut child = spawn_listening(&mut cmd);
     // Let it settle (its first poll, the journal's first records).
     std::thread::sleep(Duration::from_millis(300));
     let sink = Sink::start(me, sink_port, args.recorders);
@@ -201,12 +193,7 @@ fn gateway_trial(
     ups.send_to(&trap, ("127.0.0.1", listen))
         .expect("send the trap");
     let (got, last) = sink.result();
-    // SAFETY: signalling our own child.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-    }
-    let _ = child.wait();
+    stop(&mut child);
     (got == args.recorders as u64).then(|| last.saturating_sub(sent))
 }
 

@@ -25,7 +25,7 @@
 //! Loopback only; every phase is bounded in time and stops by itself.
 //! Run: `cargo build --release && cargo run --release -p trapgate-tools --bin nutload`.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -39,7 +39,8 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use trapgate::wire::encode;
 use trapgate::wire::oid::oid;
-use trapgate::wire::{Message, PduType, Value, VarBind, Version};
+use trapgate::wire::{Message, Value, VarBind};
+use trapgate_tools::{cold_start, spawn_listening, stop};
 
 #[derive(Parser)]
 #[command(about = "NUT clients against trapgate's NUT server and NUT's own upsd")]
@@ -361,25 +362,7 @@ fn start_trapgate(bin: &Path, site: &Path, metrics: Option<u16>, own_cpus: bool)
     if let Some(p) = metrics {
         cmd.args(["--metrics", &format!("127.0.0.1:{p}")]);
     }
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("trapgate starts");
-    let mut err = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    let _ = err.read_line(&mut line);
-    assert!(line.contains("listening on"), "trapgate: {line}");
-    std::thread::spawn(move || for _ in err.lines() {});
-    child
-}
-
-fn stop(child: &mut Child) {
-    // SAFETY: signalling our own child.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-    }
-    let _ = child.wait();
+    spawn_listening(&mut cmd)
 }
 
 /// The APC lowBattery v1 trap from the UPS.
@@ -397,30 +380,6 @@ fn low_battery() -> Vec<u8> {
         7,
         100,
         &vb,
-    ))
-}
-
-/// A v2c coldStart trap from the UPS (Informational: decided, changes nothing).
-fn cold_start() -> Vec<u8> {
-    let uptime = oid("1.3.6.1.2.1.1.3.0");
-    let trap_oid = oid("1.3.6.1.6.3.1.1.4.1.0");
-    let cold = oid("1.3.6.1.6.3.1.1.5.1");
-    let vbs = [
-        VarBind {
-            name: uptime.as_oid(),
-            value: Value::TimeTicks(12345),
-        },
-        VarBind {
-            name: trap_oid.as_oid(),
-            value: Value::ObjectId(cold.as_oid()),
-        },
-    ];
-    encode::to_vec(&Message::pdu(
-        Version::V2c,
-        b"public",
-        PduType::SNMPV2_TRAP,
-        1,
-        &vbs,
     ))
 }
 

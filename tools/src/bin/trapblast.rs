@@ -19,9 +19,8 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use trapgate::wire::encode;
-use trapgate::wire::oid::oid;
-use trapgate::wire::{Message, PduType, Value, VarBind, Version};
+use trapgate::wire::Message;
+use trapgate_tools::cold_start;
 
 #[derive(Parser)]
 #[command(about = "A bounded SNMP trap storm, for loopback load tests")]
@@ -92,30 +91,6 @@ fn noise_v3(v2c: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A v2c coldStart trap: noise that decodes and classifies (Informational).
-fn noise() -> Vec<u8> {
-    let uptime = oid("1.3.6.1.2.1.1.3.0");
-    let trap_oid = oid("1.3.6.1.6.3.1.1.4.1.0");
-    let cold = oid("1.3.6.1.6.3.1.1.5.1");
-    let vbs = [
-        VarBind {
-            name: uptime.as_oid(),
-            value: Value::TimeTicks(12345),
-        },
-        VarBind {
-            name: trap_oid.as_oid(),
-            value: Value::ObjectId(cold.as_oid()),
-        },
-    ];
-    encode::to_vec(&Message::pdu(
-        Version::V2c,
-        b"public",
-        PduType::SNMPV2_TRAP,
-        1,
-        &vbs,
-    ))
-}
-
 fn hex(s: &str) -> Result<Vec<u8>, String> {
     let s = s.trim();
     if !s.len().is_multiple_of(2) {
@@ -177,7 +152,11 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let noise = if args.v3 { noise_v3(&noise()) } else { noise() };
+    let noise = if args.v3 {
+        noise_v3(&cold_start())
+    } else {
+        cold_start()
+    };
     let first = args.from.unwrap_or(if args.to.is_ipv6() {
         "::1".parse().expect("addr")
     } else {

@@ -1,0 +1,59 @@
+//! What the load tools share: the trap they all send as noise, and `trapgate run` started
+//! and stopped as a benchmark needs it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use trapgate::wire::encode;
+use trapgate::wire::oid::oid;
+use trapgate::wire::{Message, PduType, Value, VarBind, Version};
+
+/// A v2c coldStart trap (community `public`): decodes and classifies as Informational,
+/// decided, changes nothing.
+pub fn cold_start() -> Vec<u8> {
+    let uptime = oid("1.3.6.1.2.1.1.3.0");
+    let trap_oid = oid("1.3.6.1.6.3.1.1.4.1.0");
+    let cold = oid("1.3.6.1.6.3.1.1.5.1");
+    let vbs = [
+        VarBind {
+            name: uptime.as_oid(),
+            value: Value::TimeTicks(12345),
+        },
+        VarBind {
+            name: trap_oid.as_oid(),
+            value: Value::ObjectId(cold.as_oid()),
+        },
+    ];
+    encode::to_vec(&Message::pdu(
+        Version::V2c,
+        b"public",
+        PduType::SNMPV2_TRAP,
+        1,
+        &vbs,
+    ))
+}
+
+/// Spawns `cmd` (a `trapgate run`), its stdout discarded, and returns once its first
+/// stderr line says it listens; the rest of its stderr is read and dropped.
+pub fn spawn_listening(cmd: &mut Command) -> Child {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("trapgate starts");
+    let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    let _ = err.read_line(&mut line);
+    assert!(line.contains("listening on"), "trapgate: {line}");
+    std::thread::spawn(move || for _ in err.lines() {});
+    child
+}
+
+/// Stops `child` with SIGTERM, as a service manager would, and waits for it.
+pub fn stop(child: &mut Child) {
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let _ = child.wait();
+}
