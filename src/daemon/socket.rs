@@ -129,13 +129,30 @@ fn sockets_on(local: SocketAddr) -> Option<usize> {
             ("/proc/net/udp6", format!("{words}:{:04X}", a.port()))
         }
     };
-    let text = std::fs::read_to_string(table).ok()?;
-    Some(
-        text.lines()
-            .skip(1)
-            .filter(|line| line.split_whitespace().nth(1) == Some(want.as_str()))
-            .count(),
-    )
+    // The kernel writes that table a page at a time and finds its place again by
+    // counting lines, so a socket opened or closed elsewhere while it is read repeats
+    // or hides a line: sockets are told apart by inode (counted twice, our own group
+    // would look shared), over three readings (one may hide a rival).
+    let mut texts = Vec::with_capacity(3);
+    for _ in 0..3 {
+        texts.push(std::fs::read_to_string(table).ok()?);
+    }
+    Some(sockets_in(&texts, &want))
+}
+
+/// How many distinct sockets (by inode) the /proc/net/udp `texts` list at `local`.
+fn sockets_in(texts: &[String], local: &str) -> usize {
+    let mut inodes: Vec<&str> = texts
+        .iter()
+        .flat_map(|text| text.lines().skip(1))
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            (fields.nth(1) == Some(local)).then(|| fields.nth(7).unwrap_or(""))
+        })
+        .collect();
+    inodes.sort_unstable();
+    inodes.dedup();
+    inodes.len()
 }
 
 /// Attaches the steering program to a reuseport group: load the last 32 bits of the
@@ -922,6 +939,79 @@ mod tests {
         assert!(
             batch.recv(group[0].as_raw_fd()).is_err(),
             "socket 0 got nothing"
+        );
+    }
+
+    #[test]
+    fn a_line_the_kernel_repeats_is_one_socket() {
+        let head = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n";
+        let line = |sl: u32, port: &str, inode: u32| {
+            format!(
+                "{sl:4}: 0100007F:{port} 00000000:0000 07 00000000:00000000 00:00000000 00000000  1000        0 {inode} 2 0000000000000000 0\n"
+            )
+        };
+        // Two group members, one of them written twice across a page boundary, and a
+        // socket on another port.
+        let text = [
+            head.to_string(),
+            line(1, "8B0D", 4411),
+            line(2, "8B0D", 4412),
+            line(3, "8B0E", 4413),
+            line(3, "8B0D", 4412),
+        ]
+        .concat();
+        assert_eq!(sockets_in(std::slice::from_ref(&text), "0100007F:8B0D"), 2);
+        // The same sockets read again are the same sockets.
+        assert_eq!(
+            sockets_in(&[text.clone(), text.clone()], "0100007F:8B0D"),
+            2
+        );
+        // A rival one reading hid is seen in another.
+        let seen = format!("{text}{}", line(4, "8B0D", 4414));
+        assert_eq!(sockets_in(&[text, seen.clone()], "0100007F:8B0D"), 3);
+        assert_eq!(sockets_in(&[seen], "0100007F:8B0F"), 0);
+    }
+
+    #[test]
+    fn a_group_is_not_refused_while_other_sockets_come_and_go() {
+        // Enough sockets for the kernel's table to span pages, and a thread opening and
+        // closing more while groups are bound (as other gateways and tests do).
+        let kept: Vec<UdpSocket> = (0..300)
+            .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let churn = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    drop(UdpSocket::bind("127.0.0.1:0").unwrap());
+                }
+            })
+        };
+        let (mut refused, mut missed) = (0, 0);
+        for _ in 0..200 {
+            // A port of its own (port 0 would hide a refusal behind its retries).
+            let at = UdpSocket::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap();
+            match bind_group(at, 2) {
+                Ok((group, _)) => {
+                    // And a rival on it is still seen.
+                    missed += usize::from(bind_group(at, 2).is_ok());
+                    drop(group);
+                }
+                Err(e) if e.to_string().contains("another trapgate?") => refused += 1,
+                Err(_) => {} // the churning thread took the port first
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        churn.join().unwrap();
+        drop(kept);
+        assert_eq!(
+            (refused, missed),
+            (0, 0),
+            "(refused alone, rivals missed) of 200"
         );
     }
 
