@@ -720,20 +720,19 @@ mod tests {
     use super::*;
     use std::os::fd::AsRawFd;
 
-    #[test]
-    fn segmented_sends_arrive_as_the_datagrams_queued_each_destination_in_order() {
-        let sinks: Vec<std::net::UdpSocket> = (0..3)
-            .map(|k| std::net::UdpSocket::bind(format!("127.0.0.{}:0", 41 + k)).unwrap())
+    /// Three sinks on 127.0.0.41–43, and a batch of 300 datagrams to them: interleaved
+    /// destinations, runs of equal sizes broken by others, one too large to be
+    /// segmented. Returns the sinks, the batch and what each sink should get.
+    fn three_sinks_and_a_batch() -> (Vec<UdpSocket>, SendBatch, Vec<Vec<Vec<u8>>>) {
+        let sinks: Vec<UdpSocket> = (0..3)
+            .map(|k| UdpSocket::bind(format!("127.0.0.{}:0", 41 + k)).unwrap())
             .collect();
         for s in &sinks {
             s.set_read_timeout(Some(std::time::Duration::from_millis(500)))
                 .unwrap();
         }
         let to: Vec<SocketAddr> = sinks.iter().map(|s| s.local_addr().unwrap()).collect();
-        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let mut batch = SendBatch::new();
-        // Interleaved destinations; runs of equal sizes broken by others, one too large
-        // to be segmented.
         let mut queued: Vec<Vec<Vec<u8>>> = vec![Vec::new(); 3];
         for i in 0..300usize {
             let d = i % 3;
@@ -746,19 +745,68 @@ mod tests {
             batch.push(to[d], &payload);
             queued[d].push(payload);
         }
-        let mut segment = true;
-        let fate = batch.flush_some(tx.as_raw_fd(), &mut segment);
-        assert!(fate.iter().all(|f| *f == Fate::Sent), "{fate:?}");
-        assert!(batch.is_empty());
-        assert!(segment, "this kernel (4.18 or later) segments UDP sends");
+        (sinks, batch, queued)
+    }
+
+    /// Asserts that each sink received what it should, once each, in order.
+    fn each_received(sinks: &[UdpSocket], queued: &[Vec<Vec<u8>>]) {
         for (d, s) in sinks.iter().enumerate() {
             let mut got = Vec::new();
             let mut buf = [0u8; 2048];
             while let Ok(n) = s.recv(&mut buf) {
                 got.push(buf[..n].to_vec());
             }
-            assert_eq!(got, queued[d], "destination {d}");
+            let first_wrong = got.iter().zip(&queued[d]).position(|(g, q)| g != q);
+            assert!(
+                got.len() == queued[d].len() && first_wrong.is_none(),
+                "destination {d}: {} datagrams of {}, the first out of place at {first_wrong:?}",
+                got.len(),
+                queued[d].len()
+            );
         }
+    }
+
+    #[test]
+    fn segmented_sends_arrive_as_the_datagrams_queued_each_destination_in_order() {
+        let (sinks, mut batch, queued) = three_sinks_and_a_batch();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut segment = true;
+        let fate = batch.flush_some(tx.as_raw_fd(), &mut segment);
+        assert!(fate.iter().all(|f| *f == Fate::Sent), "{fate:?}");
+        assert!(batch.is_empty());
+        assert!(segment, "this kernel (4.18 or later) segments UDP sends");
+        each_received(&sinks, &queued);
+    }
+
+    #[test]
+    fn a_refused_segmented_send_sends_each_datagram_once_one_by_one() {
+        let (sinks, mut batch, queued) = three_sinks_and_a_batch();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        // A socket without UDP checksums: the kernel refuses it every segmented send
+        // (EINVAL), as it would on a device that cannot segment, and sends the single
+        // datagrams before the first refused run.
+        let on: libc::c_int = 1;
+        // SAFETY: a valid socket, a valid option and a pointer to an int that outlives
+        // the call.
+        let set = unsafe {
+            libc::setsockopt(
+                tx.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_NO_CHECK,
+                (&on as *const libc::c_int).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(set, 0, "SO_NO_CHECK: {}", io::Error::last_os_error());
+        let mut segment = true;
+        let fate = batch.flush_some(tx.as_raw_fd(), &mut segment);
+        assert!(fate.iter().all(|f| *f == Fate::Sent), "{fate:?}");
+        assert!(batch.is_empty());
+        assert!(
+            !segment,
+            "segmentation given up after the kernel refused it"
+        );
+        each_received(&sinks, &queued);
     }
 
     #[test]
