@@ -56,7 +56,7 @@ fn routing_and_writing_forwarded_notifications_allocate_nothing_per_packet() {
             }
             routed += 1;
             let start = canonical.len();
-            if !trapgate::engine::forward::canonical(&m, d.src, &mut canonical) {
+            if !trapgate::engine::forward::canonical_from(d.payload, &m, d.src, &mut canonical) {
                 continue;
             }
             let c = Message::parse(&canonical[start..], scratch).expect("its own encoding");

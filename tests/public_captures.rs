@@ -434,3 +434,54 @@ priv_passphrase = "myprivacy2"
         NotOpened::Refused(UsmRefusal::WrongDigest)
     );
 }
+
+#[test]
+fn real_v2c_notifications_spliced_for_forwarding_are_what_encoding_them_gives() {
+    use trapgate::engine::forward::{canonical, canonical_from};
+    let Some(dir) = shared() else { return };
+    let mut datagrams = Vec::new();
+    for e in std::fs::read_dir(dir.join("payloads")).expect("readable") {
+        let p = e.expect("entry").path();
+        let text = std::fs::read_to_string(&p).expect("payloads");
+        for row in text.lines().filter(|l| !l.is_empty()) {
+            let f: Vec<&str> = row.split('\t').collect();
+            datagrams.push((format!("{} frame {}", p.display(), f[0]), hex(f[6])));
+        }
+    }
+    for e in std::fs::read_dir(dir.join("raw_ber")).expect("readable") {
+        let p = e.expect("entry").path();
+        if p.extension().is_some_and(|x| x == "hex") {
+            let h = std::fs::read_to_string(&p).expect("hex");
+            datagrams.push((p.display().to_string(), hex(h.trim())));
+        }
+    }
+    let mut spliced_v2c = 0;
+    for (at, data) in &datagrams {
+        let arena = Bump::new();
+        let Ok(m) = Message::parse(data, &arena) else {
+            continue;
+        };
+        for source in ["127.13.0.1", "::1"] {
+            let source = source.parse().expect("address");
+            let (mut from, mut encoded) = (Vec::new(), Vec::new());
+            let forwardable = canonical(&m, source, &mut encoded);
+            assert_eq!(
+                canonical_from(data, &m, source, &mut from),
+                forwardable,
+                "{at}"
+            );
+            assert_eq!(
+                from, encoded,
+                "{at}: the spliced form is not the encoded one"
+            );
+            if forwardable && m.version == Version::V2c {
+                spliced_v2c += 1;
+            }
+        }
+    }
+    assert!(
+        spliced_v2c >= 2,
+        "{spliced_v2c} v2c notifications in the captures"
+    );
+    eprintln!("{spliced_v2c} forms of v2c notifications spliced as encoded");
+}

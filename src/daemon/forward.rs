@@ -182,12 +182,14 @@ pub struct Filling {
 const HAND_AT: usize = 64;
 
 impl Filling {
-    /// Writes `m` (heard from `source`, routed to `mask` of `table`) into the batch; if
-    /// there is no batch free, counts it dropped for its targets.
+    /// Writes `m` (decoded from `datagram`, heard from `source`, routed to `mask` of
+    /// `table`) into the batch; if there is no batch free, counts it dropped for its
+    /// targets.
     pub fn push(
         &mut self,
         handoff: &Handoff,
         table: &Arc<Table>,
+        datagram: &[u8],
         m: &Message<'_>,
         source: std::net::IpAddr,
         mask: u64,
@@ -218,7 +220,7 @@ impl Filling {
             self.since = Some(Instant::now());
         }
         let start = b.bytes.len();
-        if forward::canonical(m, source, &mut b.bytes) {
+        if forward::canonical_from(datagram, m, source, &mut b.bytes) {
             b.items.push(Item {
                 mask,
                 start: start as u32,
@@ -773,7 +775,7 @@ mod tests {
         let source = "127.13.0.1".parse().expect("address");
         let mut filling = Filling::default();
         // No batch free: dropped for targets 1 and 3, at once.
-        filling.push(&handoff, &table, &m, source, 0b101);
+        filling.push(&handoff, &table, &bytes, &m, source, 0b101);
         let dropped: Vec<u64> = table.rows().iter().map(|r| r.dropped).collect();
         assert_eq!(dropped, [1, 0, 1]);
         assert_eq!(filling.due_in(), None, "nothing held");
@@ -783,7 +785,7 @@ mod tests {
             bytes: Vec::new(),
             items: Vec::new(),
         });
-        filling.push(&handoff, &table, &m, source, 0b010);
+        filling.push(&handoff, &table, &bytes, &m, source, 0b010);
         assert!(filling.due_in().is_some(), "held until handed");
         filling.hand_if_due(&handoff);
         let b = full_rx.try_recv().expect("handed over");

@@ -625,8 +625,14 @@ impl Worker {
         if !self.view.forward.forwarding.is_empty() && m.pdu_type().is_notification() {
             let mask = self.view.forward.forwarding.route(&m, src.ip(), believed);
             if mask != 0 {
-                self.forwarding
-                    .push(&self.forward, &self.view.forward, &m, src.ip(), mask);
+                self.forwarding.push(
+                    &self.forward,
+                    &self.view.forward,
+                    payload,
+                    &m,
+                    src.ip(),
+                    mask,
+                );
             }
         }
         match (verdict.says, class) {
@@ -686,8 +692,14 @@ impl Worker {
         if let Outcome::Message(_, m, _) = self.pipeline.process_datagram(d, arena, self.mono) {
             let mask = self.view.forward.forwarding.route(&m, src.ip(), false);
             if mask != 0 {
-                self.forwarding
-                    .push(&self.forward, &self.view.forward, &m, src.ip(), mask);
+                self.forwarding.push(
+                    &self.forward,
+                    &self.view.forward,
+                    payload,
+                    &m,
+                    src.ip(),
+                    mask,
+                );
             }
         }
     }

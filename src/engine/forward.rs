@@ -280,6 +280,25 @@ fn forwarder_name(v6: bool, x: u8, room: &mut [u8; 16]) -> Oid<'_> {
 /// community is `m`'s (for v3: empty); `forwarded` sets each target's. False (nothing
 /// written) for what is not a notification.
 pub fn canonical(m: &Message<'_>, source: IpAddr, out: &mut Vec<u8>) -> bool {
+    canonical_with(m, None, source, out)
+}
+
+/// `canonical`, for `m` decoded from `datagram`: a v2c notification's form is the
+/// datagram's own bytes with the forwarder binding appended and the three lengths
+/// around it rewritten (nothing decoded is encoded again); what the datagram's
+/// encoding cannot give (a v1 trap, a v3 one) is encoded as `canonical` does. The same
+/// bytes as `canonical` for a datagram in minimal BER, as every agent writes; the
+/// same message for any other the decoder took.
+pub fn canonical_from(datagram: &[u8], m: &Message<'_>, source: IpAddr, out: &mut Vec<u8>) -> bool {
+    canonical_with(m, Some(datagram), source, out)
+}
+
+fn canonical_with(
+    m: &Message<'_>,
+    datagram: Option<&[u8]>,
+    source: IpAddr,
+    out: &mut Vec<u8>,
+) -> bool {
     match &m.pdu {
         Pdu::TrapV1(t) => {
             let mut t = *t;
@@ -315,6 +334,12 @@ pub fn canonical(m: &Message<'_>, source: IpAddr, out: &mut Vec<u8>) -> bool {
                     None => Value::OctetString(&octets6),
                 },
             };
+            if let Some(datagram) = datagram
+                && m.version == Version::V2c
+                && splice(datagram, added, out)
+            {
+                return true;
+            }
             let community = if m.version == Version::V3 {
                 &[][..]
             } else {
@@ -332,6 +357,72 @@ pub fn canonical(m: &Message<'_>, source: IpAddr, out: &mut Vec<u8>) -> bool {
         }
         Pdu::Request(_) => false,
     }
+}
+
+/// Appends to `out` the v2c notification `datagram` with `added` as its last binding:
+/// its version, community, request-id and bindings copied as they are, its error
+/// fields zero. False (nothing written) if `datagram` is not a v2c notification's message.
+fn splice(datagram: &[u8], added: VarBind<'_>, out: &mut Vec<u8>) -> bool {
+    use crate::wire::ber::{self, Reader};
+    let Ok(top) = Reader::new(datagram).expect(ber::SEQUENCE) else {
+        return false;
+    };
+    let mut r = top.reader();
+    let (Ok(version), Ok(community), Ok(pdu)) = (
+        r.expect(ber::INTEGER),
+        r.expect(ber::OCTET_STRING),
+        r.read(),
+    ) else {
+        return false;
+    };
+    let Some(tag) = pdu.tag.to_byte().filter(|t| matches!(t, 0xa6 | 0xa7)) else {
+        return false;
+    };
+    let mut p = pdu.reader();
+    let (Ok(request_id), Ok(_), Ok(_), Ok(list)) = (
+        p.expect(ber::INTEGER),
+        p.expect(ber::INTEGER),
+        p.expect(ber::INTEGER),
+        p.expect(ber::SEQUENCE),
+    ) else {
+        return false;
+    };
+    let request_id = &datagram[request_id.start()..request_id.offset + request_id.value.len()];
+    // error-status and error-index: zero in a notification (RFC 3416 §4.2.6), as
+    // `canonical` writes them whatever the sender put there.
+    const NO_ERROR: [u8; 6] = [0x02, 1, 0, 0x02, 1, 0];
+    // The added binding: SEQUENCE { OID, IpAddress or OCTET STRING }, short lengths
+    // (a name of at most 16 octets, a value of at most 16).
+    let name = added.name.as_bytes();
+    let (value_tag, value): (u8, &[u8]) = match &added.value {
+        Value::IpAddress(a) => (0x40, a),
+        Value::OctetString(o) => (0x04, o),
+        _ => return false,
+    };
+    let inner = 2 + name.len() + 2 + value.len();
+    if inner > 0x7f {
+        return false;
+    }
+    let list_len = list.value.len() + 2 + inner;
+    let pdu_len = request_id.len() + NO_ERROR.len() + 1 + ber_length_len(list_len) + list_len;
+    let front = &datagram[version.start()..community.offset + community.value.len()];
+    let message_len = front.len() + 1 + ber_length_len(pdu_len) + pdu_len;
+    out.reserve(1 + ber_length_len(message_len) + message_len);
+    out.push(0x30);
+    push_ber_length(out, message_len);
+    out.extend_from_slice(front);
+    out.push(tag);
+    push_ber_length(out, pdu_len);
+    out.extend_from_slice(request_id);
+    out.extend_from_slice(&NO_ERROR);
+    out.push(0x30);
+    push_ber_length(out, list_len);
+    out.extend_from_slice(list.value);
+    out.extend_from_slice(&[0x30, inner as u8, 0x06, name.len() as u8]);
+    out.extend_from_slice(name);
+    out.extend_from_slice(&[value_tag, value.len() as u8]);
+    out.extend_from_slice(value);
+    true
 }
 
 /// Encodes a v2 notification whose bindings are `parts`, one after another: joined on
@@ -784,6 +875,107 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn splicing_a_v2c_notification_writes_what_encoding_it_does() {
+        let a = Bump::new();
+        let long = vec![b'x'; 300];
+        let through = VarBind {
+            name: Oid::trusted(&[0x2b, 6, 1, 6, 3, 18, 1, 3, 0]),
+            value: Value::IpAddress([127, 0, 0, 9]),
+        };
+        let big = VarBind {
+            name: Oid::trusted(SYS_UPTIME_0),
+            value: Value::OctetString(&long),
+        };
+        let trap = v2_trap(UPS, &[]);
+        let inform = {
+            let m = Message::parse(&trap, &a).unwrap();
+            encode::to_vec(&Message::pdu(
+                Version::V2c,
+                &[b'c'; 130],
+                PduType::INFORM_REQUEST,
+                -5,
+                m.varbinds(),
+            ))
+        };
+        // The same bytes, from an IPv4, a mapped and an IPv6 sender, with and without
+        // forwarders before, with long-form lengths at every level.
+        let sources = ["127.13.0.1", "::ffff:127.0.0.3", "::1"];
+        for raw in [
+            v2_trap(UPS, &[]),
+            v2_trap(UPS, &[through]),
+            v2_trap(UPS, &[big, through]),
+            inform,
+        ] {
+            let m = Message::parse(&raw, &a).unwrap();
+            for source in sources {
+                let source: IpAddr = source.parse().unwrap();
+                let (mut spliced, mut encoded) = (vec![0xee], vec![0xee]);
+                assert!(canonical_from(&raw, &m, source, &mut spliced));
+                assert!(canonical(&m, source, &mut encoded));
+                assert_eq!(spliced, encoded, "{source}, {} bytes", raw.len());
+            }
+        }
+        // Error fields a notification should not have: zero in its form, as encoded.
+        let mut odd = v2_trap(UPS, &[]);
+        let fields = odd
+            .windows(9)
+            .position(|w| w == [2, 1, 7, 2, 1, 0, 2, 1, 0])
+            .unwrap();
+        odd[fields + 5] = 5;
+        odd[fields + 8] = 2;
+        let m = Message::parse(&odd, &a).unwrap();
+        let (mut spliced, mut encoded) = (Vec::new(), Vec::new());
+        assert!(canonical_from(
+            &odd,
+            &m,
+            "::1".parse().unwrap(),
+            &mut spliced
+        ));
+        assert!(canonical(&m, "::1".parse().unwrap(), &mut encoded));
+        assert_eq!(spliced, encoded);
+        // A datagram in BER that is not minimal (a long-form length where a short one
+        // does): its bytes kept, the same message.
+        let raw = v2_trap(UPS, &[through]);
+        let m = Message::parse(&raw, &a).unwrap();
+        let community = raw.iter().position(|&b| b == 0x04).unwrap();
+        let mut loose = raw[..community].to_vec();
+        loose.extend_from_slice(&[0x04, 0x81, raw[community + 1]]);
+        loose.extend_from_slice(&raw[community + 2..]);
+        loose[1] += 1;
+        let lm = Message::parse(&loose, &a).unwrap();
+        let (mut spliced, mut encoded) = (Vec::new(), Vec::new());
+        assert!(canonical_from(
+            &loose,
+            &lm,
+            "127.13.0.1".parse().unwrap(),
+            &mut spliced
+        ));
+        assert!(canonical(&m, "127.13.0.1".parse().unwrap(), &mut encoded));
+        assert_ne!(spliced, encoded);
+        let sm = Message::parse(&spliced, &a).unwrap();
+        assert_eq!(encode::to_vec(&sm), encoded);
+        // v1 and v3 are encoded: nothing of them is spliced.
+        let v1 = encode::to_vec(&Message::trap_v1(
+            b"ups",
+            oid("1.3.6.1.4.1.318").as_oid(),
+            [0; 4],
+            5,
+            9,
+            &[],
+        ));
+        let m = Message::parse(&v1, &a).unwrap();
+        let (mut from, mut encoded) = (Vec::new(), Vec::new());
+        assert!(canonical_from(
+            &v1,
+            &m,
+            "127.13.0.1".parse().unwrap(),
+            &mut from
+        ));
+        assert!(canonical(&m, "127.13.0.1".parse().unwrap(), &mut encoded));
+        assert_eq!(from, encoded);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Fuzzes the SNMP decoder and classifier with arbitrary UDP payloads: no input may
 //! panic, every failure must be a typed error inside the packet, and whatever decodes
 //! must encode back to a message that decodes the same. A notification's forwarded forms
-//! (`engine::forward`) decode too, and the reframed one is the one rebuilt.
+//! (`engine::forward`) decode too, the one spliced from the datagram is the one encoded,
+//! and the reframed one is the one rebuilt.
 #![no_main]
 
 use bumpalo::Bump;
@@ -25,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
             let arena2 = Bump::new();
             let m2 = Message::parse(&again, &arena2).expect("re-encoded message decodes");
             assert_eq!(m, m2);
-            forwarded_forms(&m);
+            forwarded_forms(data, &m);
         }
         Err(e) => assert!(e.offset <= data.len()),
     }
@@ -51,8 +52,8 @@ fn targets() -> &'static trapgate::engine::forward::Forwarding {
     })
 }
 
-fn forwarded_forms(m: &Message<'_>) {
-    use trapgate::engine::forward::{canonical, forwarded, reframe};
+fn forwarded_forms(data: &[u8], m: &Message<'_>) {
+    use trapgate::engine::forward::{canonical, canonical_from, forwarded, reframe};
     let f = targets();
     for source in ["127.13.0.1", "::1"] {
         let source: std::net::IpAddr = source.parse().expect("address");
@@ -68,6 +69,12 @@ fn forwarded_forms(m: &Message<'_>) {
             // encoder's 4-byte lengths) could; none fits a datagram.
             panic!("canonical form does not decode: {c:02x?}");
         };
+        // The receive workers' form, spliced from the datagram: the same message.
+        let mut spliced = Vec::new();
+        assert!(canonical_from(data, m, source, &mut spliced));
+        let a = Bump::new();
+        let sm = Message::parse(&spliced, &a).expect("spliced form decodes");
+        assert_eq!(sm, cm, "spliced form differs from encoded");
         for t in f.targets() {
             let (mut slow, mut fast) = (Vec::new(), Vec::new());
             forwarded(&cm, t, 7, &mut slow);
