@@ -2,8 +2,9 @@
 //! management system with their origin (snmpTrapAddress.x, as net-snmp's
 //! addForwarderInfo), matched by snmptrapd's OID forms, each target in its version and
 //! community; forgeries and strangers not passed on (unless a target takes anyone's),
-//! loops cut; informs answered at once and forwarded as informs with their own retries,
-//! acknowledged only by the target's own answer. Targets are sockets of the test on
+//! loops cut; informs answered at once (a stranger's when a target takes it) and
+//! forwarded as informs with their own retries, acknowledged only by the target's own
+//! answer. Targets are sockets of the test on
 //! 127.0.0.x, and net-snmp's snmptrapd where it is installed.
 
 mod common;
@@ -273,6 +274,65 @@ community = "nms-three"
         page.contains(&format!("trapgate_forward_dropped_total{{to=\"{a2}\"}} 0")),
         "{page}"
     );
+    terminate(&child);
+}
+
+#[test]
+fn a_strangers_inform_a_target_takes_is_answered_and_one_no_target_takes_is_not() {
+    // A target of anyone's coldStarts; nobody takes a warmStart.
+    let (t, at) = target("127.0.0.6");
+    let forwards = format!(
+        "\n[[forward]]\nto = \"{at}\"\nmatch = [\"{COLD_START}\"]\nsources = \"any\"\ncommunity = \"nms\"\n"
+    );
+    let (child, traps, _metrics) = gateway(&site(&forwards), "forward-stranger-inform");
+    let stranger = UdpSocket::bind("127.0.0.78:0").expect("a stranger");
+    stranger
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let arena = Bump::new();
+    stranger
+        .send_to(&v2(PduType::INFORM_REQUEST, COLD_START, 5151, &[]), traps)
+        .expect("send");
+    // Answered, as snmptrapd with disableAuthorization answers it, from the trap port,
+    // with its request id and community.
+    let mut buf = [0u8; 2048];
+    let (n, from) = stranger
+        .recv_from(&mut buf)
+        .expect("the stranger is answered");
+    assert_eq!(from, traps);
+    let m = Message::parse(&buf[..n], &arena).expect("decodes");
+    assert_eq!(m.community, b"public");
+    let Pdu::Request(r) = m.pdu else { panic!() };
+    assert_eq!((r.kind, r.request_id), (PduType::RESPONSE, 5151));
+    // And forwarded, once: the stranger, answered, does not send it again.
+    let got = awaited(&t, 1);
+    assert!(!got.is_empty(), "the target gets the inform");
+    let m = Message::parse(&got[0].0, &arena).expect("decodes");
+    assert_eq!(m.pdu_type(), PduType::INFORM_REQUEST);
+    assert_eq!(
+        binding(&m, "1.3.6.1.6.3.18.1.3.0"),
+        Some(Value::IpAddress([127, 0, 0, 78]))
+    );
+    // An inform no target takes: neither answered nor forwarded.
+    let warm = "1.3.6.1.6.3.1.1.5.2";
+    stranger
+        .send_to(&v2(PduType::INFORM_REQUEST, warm, 5152, &[]), traps)
+        .expect("send");
+    stranger
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .expect("timeout");
+    let answer = stranger.recv_from(&mut buf);
+    assert!(answer.is_err(), "answered: {answer:?}");
+    let forwarded = received(&t)
+        .into_iter()
+        .filter_map(|(b, _)| {
+            Message::parse(&b, &arena)
+                .ok()
+                .and_then(|m| binding(&m, SNMP_TRAP_OID_0).map(|v| format!("{v:?}")))
+        })
+        .filter(|v| v.contains("1.3.6.1.6.3.1.1.5.2"))
+        .count();
+    assert_eq!(forwarded, 0, "a warmStart nobody takes was forwarded");
     terminate(&child);
 }
 

@@ -420,7 +420,7 @@ pub const KEYS: &[Key] = &[
         "forward",
         "sources",
         "\"site\"",
-        "\"site\": the notifications of the site's UPSes, with their community or user; \"any\": anyone's.",
+        "\"site\": the notifications of the site's UPSes, with their community or user; \"any\": anyone's (never believed for a decision; an inform taken is answered, as snmptrapd with disableAuthorization).",
     ),
 ];
 

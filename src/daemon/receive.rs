@@ -691,6 +691,23 @@ impl Worker {
         self.own.foreign_decoded += 1;
         if let Outcome::Message(_, m, _) = self.pipeline.process_datagram(d, arena, self.mono) {
             let mask = self.view.forward.forwarding.route(&m, src.ip(), false);
+            // An inform taken is answered, as snmptrapd with disableAuthorization
+            // answers every one (else its sender sends it again, and the target gets
+            // each copy as another inform).
+            if mask != 0 && m.pdu_type() == PduType::INFORM_REQUEST {
+                let answered = match m.version {
+                    Version::V3 => self.pipeline.usm_mut().respond(
+                        &m,
+                        self.mono,
+                        &mut self.scratch,
+                        &mut self.buf,
+                    ),
+                    _ => inform_response(&m, &mut self.buf),
+                };
+                if answered {
+                    self.replies.push(src, &self.buf);
+                }
+            }
             if mask != 0 {
                 self.forwarding.push(
                     &self.forward,
