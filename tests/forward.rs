@@ -531,37 +531,23 @@ fn net_snmps_snmptrapd_receives_forwarded_traps_and_informs_with_their_origin() 
 /// net-snmp's SNMPv3 trap (authPriv, SHA and AES, engine 0x8000000001020304) with the
 /// auth passphrase `auth`, caught on a socket of our own.
 fn net_snmp_v3_trap(auth: &str) -> Option<Vec<u8>> {
-    let tool = which("snmptrap")?;
-    let sink = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    sink.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let out = net_snmp_cmd(&tool.to_string_lossy())
-        .args([
-            "-M",
-            "/dev/null",
-            "-v",
-            "3",
-            "-u",
-            "upsv3user",
-            "-l",
-            "authPriv",
-        ])
-        .args(["-a", "SHA", "-A", auth, "-x", "AES", "-X", "privpass123"])
-        .args(["-e", "0x8000000001020304"])
-        .arg(format!("udp:{}", sink.local_addr().expect("addr")))
-        .args([
-            "",
-            "1.3.6.1.4.1.318.0.5",
-            "1.3.6.1.4.1.318.2.3.3.0",
-            "s",
-            "On battery",
-        ])
-        .output()
-        .expect("snmptrap runs");
-    assert!(out.status.success(), "{out:?}");
-    let mut buf = [0u8; 4096];
-    let (n, _) = sink.recv_from(&mut buf).expect("snmptrap's trap");
-    Some(buf[..n].to_vec())
+    which("snmptrap")?;
+    Some(caught_v3_trap(&[
+        "-u",
+        "upsv3user",
+        "-l",
+        "authPriv",
+        "-a",
+        "SHA",
+        "-A",
+        auth,
+        "-x",
+        "AES",
+        "-X",
+        "privpass123",
+        "-e",
+        "0x8000000001020304",
+    ]))
 }
 
 #[test]
@@ -615,7 +601,7 @@ fn an_snmpv3_trap_goes_on_as_v2c_with_the_targets_community_and_a_wrong_key_goes
     );
     assert_eq!(
         binding(&m, "1.3.6.1.4.1.318.2.3.3.0"),
-        Some(Value::OctetString(b"On battery"))
+        Some(Value::OctetString(ON_BATTERY_TEXT.as_bytes()))
     );
     assert_eq!(
         binding(&m, "1.3.6.1.6.3.18.1.3.0"),

@@ -8,7 +8,6 @@
 use std::sync::atomic::Ordering;
 
 use bumpalo::Bump;
-use trapgate::capture::read_capture;
 use trapgate::classify::{Classifier, Event};
 use trapgate::engine::config::Site;
 use trapgate::engine::pipeline::{Outcome, Pipeline};
@@ -23,19 +22,7 @@ use counting::ALLOCATIONS;
 
 #[test]
 fn decode_classify_check_and_decide_in_the_station_allocate_nothing_per_packet() {
-    // The corpus: every frame of every capture in captures/ (v1 traps, v2c traps and
-    // informs, requests, malformed packets), copied out of the files first.
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
-    let mut frames = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("captures/") {
-        let path = entry.expect("entry").path();
-        if matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("pcap" | "pcapng")
-        ) {
-            read_capture(&path, |f| frames.push((f.link, f.data.to_vec()))).expect("capture");
-        }
-    }
+    let frames = counting::corpus_frames();
     assert!(frames.len() > 60);
     let mut pipeline = Pipeline::new(Classifier::builtin(), &[]);
     let mut arena = Bump::with_capacity(64 * 1024);

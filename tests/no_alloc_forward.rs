@@ -7,7 +7,6 @@
 use std::sync::atomic::Ordering;
 
 use bumpalo::Bump;
-use trapgate::capture::read_capture;
 use trapgate::engine::config::Site;
 use trapgate::wire::Message;
 use trapgate::wire::frame::udp_datagram;
@@ -17,17 +16,7 @@ use counting::ALLOCATIONS;
 
 #[test]
 fn routing_and_writing_forwarded_notifications_allocate_nothing_per_packet() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
-    let mut frames = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("captures/") {
-        let path = entry.expect("entry").path();
-        if matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("pcap" | "pcapng")
-        ) {
-            read_capture(&path, |f| frames.push((f.link, f.data.to_vec()))).expect("capture");
-        }
-    }
+    let frames = counting::corpus_frames();
     let site = Site::parse(&format!(
         "{}\n[[forward]]\nto = \"127.0.0.21:162\"\n\n[[forward]]\nto = \"127.0.0.22:162\"\nmatch = [\".1.3.6.1.4.1.318*\"]\nversion = \"2c\"\ncommunity = \"nms\"\n\n[[forward]]\nto = \"[::1]:162\"\nmatch = [\"*\"]\nsources = \"any\"\n",
         trapgate::engine::config::DEFAULT_SITE

@@ -8,7 +8,7 @@
 mod common;
 
 use std::net::UdpSocket;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use bumpalo::Bump;
@@ -53,35 +53,6 @@ fn users() -> String {
     s
 }
 
-/// What `snmptrap -v 3 args…` sends, caught on a socket of our own.
-fn caught(args: &[&str]) -> Vec<u8> {
-    let sink = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    sink.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let to = format!("udp:{}", sink.local_addr().expect("addr"));
-    let out = snmptrap(args, &to);
-    assert!(out.status.success(), "{out:?}");
-    let mut buf = [0u8; 4096];
-    let (n, _) = sink.recv_from(&mut buf).expect("snmptrap's trap");
-    buf[..n].to_vec()
-}
-
-fn snmptrap(args: &[&str], to: &str) -> Output {
-    net_snmp_cmd("snmptrap")
-        .args(["-M", "/dev/null", "-v", "3"])
-        .args(args)
-        .arg(to)
-        .args([
-            "",
-            "1.3.6.1.4.1.318.0.5",
-            "1.3.6.1.4.1.318.2.3.3.0",
-            "s",
-            "UPS: On battery power in response to an input power problem.",
-        ])
-        .output()
-        .expect("snmptrap runs")
-}
-
 /// net-snmp's trap of `user` at `level`, with the passphrases given, from `engine`.
 fn args<'a>(
     user: &'a str,
@@ -124,22 +95,19 @@ fn net_snmp_v3_traps_open_at_every_level_with_every_protocol() {
             for level in Level::ALL {
                 engine += 1;
                 let e = format!("0x80000000{engine:08x}");
-                let bytes = caught(&args(&user, level.name(), a, x, &e));
+                let bytes = caught_v3_trap(&args(&user, level.name(), a, x, &e));
                 let m = usm
                     .open(&bytes, Timestamp(0), &arena)
                     .unwrap_or_else(|why| panic!("{user} {}: {why:?}", level.name()));
                 assert_eq!(m.v3.expect("v3").level, level, "{user}");
                 assert_eq!(m.pdu_type(), PduType::SNMPV2_TRAP);
                 let said = m.varbinds().last().expect("bindings").value.to_string();
-                assert!(
-                    said.contains("UPS: On battery power"),
-                    "{user} {level:?}: {said}"
-                );
+                assert!(said.contains(ON_BATTERY_TEXT), "{user} {level:?}: {said}");
             }
             // The same user's trap with another authentication passphrase.
             let mut wrong = args(&user, "authPriv", a, x, "0x8000000000ffffff");
             wrong[7] = "wrongpass1";
-            let bytes = caught(&wrong);
+            let bytes = caught_v3_trap(&wrong);
             assert_eq!(
                 usm.open(&bytes, Timestamp(0), &arena).unwrap_err(),
                 NotOpened::Refused(UsmRefusal::WrongDigest),
@@ -148,7 +116,7 @@ fn net_snmp_v3_traps_open_at_every_level_with_every_protocol() {
             // Another privacy passphrase: authentic, but it does not decrypt.
             let mut garbled = args(&user, "authPriv", a, x, "0x8000000000fffffe");
             garbled[11] = "wrongpriv1";
-            let bytes = caught(&garbled);
+            let bytes = caught_v3_trap(&garbled);
             assert_eq!(
                 usm.open(&bytes, Timestamp(0), &arena).unwrap_err(),
                 NotOpened::Refused(UsmRefusal::DecryptionError),
@@ -213,7 +181,7 @@ fn trapgate_run_hears_v3_upses_and_refuses_and_counts_what_it_cannot_check() {
         let mut all: Vec<String> = vec![from(a)];
         all.extend(extra.iter().map(|s| s.to_string()));
         let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-        let o = snmptrap(&refs, &traps);
+        let o = snmptrap_v3(&refs, &traps);
         assert!(o.status.success(), "{o:?}");
     };
     let sha = |level: &'static str, engine: &'static str| -> Vec<&'static str> {
@@ -259,7 +227,7 @@ fn trapgate_run_hears_v3_upses_and_refuses_and_counts_what_it_cannot_check() {
         .expect("snmptrap runs");
     assert!(v2c.status.success());
     // An old trap, caught before it could arrive: boots 4, time 900.
-    let old = caught(
+    let old = caught_v3_trap(
         &sha("authPriv", "0x8000000001000001")
             .iter()
             .copied()

@@ -603,17 +603,8 @@ impl Worker {
             .view
             .trust
             .at_trap_port(who, &m, class.map(|c| c.event));
-        let answered = verdict.answer
-            && match m.version {
-                Version::V3 => {
-                    self.pipeline
-                        .usm_mut()
-                        .respond(&m, self.mono, &mut self.scratch, &mut self.buf)
-                }
-                _ => inform_response(&m, &mut self.buf),
-            };
-        if answered {
-            self.replies.push(src, &self.buf);
+        if verdict.answer {
+            self.answer_inform(&m, src);
         }
         // Forwarded: a site UPS's notification, believed; anyone's for a target that
         // takes anyone's.
@@ -623,17 +614,7 @@ impl Worker {
                 Says::Event(Who::Ups(_), _) | Says::Believed(_)
             );
         if !self.view.forward.forwarding.is_empty() && m.pdu_type().is_notification() {
-            let mask = self.view.forward.forwarding.route(&m, src.ip(), believed);
-            if mask != 0 {
-                self.forwarding.push(
-                    &self.forward,
-                    &self.view.forward,
-                    payload,
-                    &m,
-                    src.ip(),
-                    mask,
-                );
-            }
+            self.pass_on(payload, &m, src, believed);
         }
         match (verdict.says, class) {
             (Says::Event(who, _), Some(c)) => {
@@ -690,34 +671,50 @@ impl Worker {
         // Counted by the pipeline as well as foreign: once in the datagrams' total.
         self.own.foreign_decoded += 1;
         if let Outcome::Message(_, m, _) = self.pipeline.process_datagram(d, arena, self.mono) {
-            let mask = self.view.forward.forwarding.route(&m, src.ip(), false);
             // An inform taken is answered, as snmptrapd with disableAuthorization
             // answers every one (else its sender sends it again, and the target gets
             // each copy as another inform).
-            if mask != 0 && m.pdu_type() == PduType::INFORM_REQUEST {
-                let answered = match m.version {
-                    Version::V3 => self.pipeline.usm_mut().respond(
-                        &m,
-                        self.mono,
-                        &mut self.scratch,
-                        &mut self.buf,
-                    ),
-                    _ => inform_response(&m, &mut self.buf),
-                };
-                if answered {
-                    self.replies.push(src, &self.buf);
-                }
+            if self.pass_on(payload, &m, src, false) && m.pdu_type() == PduType::INFORM_REQUEST {
+                self.answer_inform(&m, src);
             }
-            if mask != 0 {
-                self.forwarding.push(
-                    &self.forward,
-                    &self.view.forward,
-                    payload,
-                    &m,
-                    src.ip(),
-                    mask,
-                );
+        }
+    }
+
+    /// Writes `m` (decoded from `payload`, heard from `src`) for the forward targets
+    /// that take it; false if none does.
+    fn pass_on(
+        &mut self,
+        payload: &[u8],
+        m: &Message<'_>,
+        src: SocketAddr,
+        believed: bool,
+    ) -> bool {
+        let mask = self.view.forward.forwarding.route(m, src.ip(), believed);
+        if mask != 0 {
+            self.forwarding.push(
+                &self.forward,
+                &self.view.forward,
+                payload,
+                m,
+                src.ip(),
+                mask,
+            );
+        }
+        mask != 0
+    }
+
+    /// Answers the inform `m` to `src`, in its version (v3 through the security model).
+    fn answer_inform(&mut self, m: &Message<'_>, src: SocketAddr) {
+        let answered = match m.version {
+            Version::V3 => {
+                self.pipeline
+                    .usm_mut()
+                    .respond(m, self.mono, &mut self.scratch, &mut self.buf)
             }
+            _ => inform_response(m, &mut self.buf),
+        };
+        if answered {
+            self.replies.push(src, &self.buf);
         }
     }
 

@@ -900,9 +900,16 @@ mod tests {
                 m.varbinds(),
             ))
         };
+        // Both forms of `m` (decoded from `raw`) from `source`: spliced, encoded.
+        let forms = |raw: &[u8], m: &Message<'_>, source: &str| {
+            let source: IpAddr = source.parse().unwrap();
+            let (mut spliced, mut encoded) = (vec![0xee], vec![0xee]);
+            assert!(canonical_from(raw, m, source, &mut spliced));
+            assert!(canonical(m, source, &mut encoded));
+            (spliced, encoded)
+        };
         // The same bytes, from an IPv4, a mapped and an IPv6 sender, with and without
         // forwarders before, with long-form lengths at every level.
-        let sources = ["127.13.0.1", "::ffff:127.0.0.3", "::1"];
         for raw in [
             v2_trap(UPS, &[]),
             v2_trap(UPS, &[through]),
@@ -910,11 +917,8 @@ mod tests {
             inform,
         ] {
             let m = Message::parse(&raw, &a).unwrap();
-            for source in sources {
-                let source: IpAddr = source.parse().unwrap();
-                let (mut spliced, mut encoded) = (vec![0xee], vec![0xee]);
-                assert!(canonical_from(&raw, &m, source, &mut spliced));
-                assert!(canonical(&m, source, &mut encoded));
+            for source in ["127.13.0.1", "::ffff:127.0.0.3", "::1"] {
+                let (spliced, encoded) = forms(&raw, &m, source);
                 assert_eq!(spliced, encoded, "{source}, {} bytes", raw.len());
             }
         }
@@ -927,37 +931,23 @@ mod tests {
         odd[fields + 5] = 5;
         odd[fields + 8] = 2;
         let m = Message::parse(&odd, &a).unwrap();
-        let (mut spliced, mut encoded) = (Vec::new(), Vec::new());
-        assert!(canonical_from(
-            &odd,
-            &m,
-            "::1".parse().unwrap(),
-            &mut spliced
-        ));
-        assert!(canonical(&m, "::1".parse().unwrap(), &mut encoded));
+        let (spliced, encoded) = forms(&odd, &m, "::1");
         assert_eq!(spliced, encoded);
         // A datagram in BER that is not minimal (a long-form length where a short one
-        // does): its bytes kept, the same message.
+        // does): its bytes kept, the same message as the minimal one's.
         let raw = v2_trap(UPS, &[through]);
-        let m = Message::parse(&raw, &a).unwrap();
         let community = raw.iter().position(|&b| b == 0x04).unwrap();
         let mut loose = raw[..community].to_vec();
         loose.extend_from_slice(&[0x04, 0x81, raw[community + 1]]);
         loose.extend_from_slice(&raw[community + 2..]);
         loose[1] += 1;
         let lm = Message::parse(&loose, &a).unwrap();
-        let (mut spliced, mut encoded) = (Vec::new(), Vec::new());
-        assert!(canonical_from(
-            &loose,
-            &lm,
-            "127.13.0.1".parse().unwrap(),
-            &mut spliced
-        ));
-        assert!(canonical(&m, "127.13.0.1".parse().unwrap(), &mut encoded));
+        let (spliced, _) = forms(&loose, &lm, "127.13.0.1");
+        let (_, encoded) = forms(&raw, &Message::parse(&raw, &a).unwrap(), "127.13.0.1");
         assert_ne!(spliced, encoded);
-        let sm = Message::parse(&spliced, &a).unwrap();
-        assert_eq!(encode::to_vec(&sm), encoded);
-        // v1 and v3 are encoded: nothing of them is spliced.
+        let sm = Message::parse(&spliced[1..], &a).unwrap();
+        assert_eq!(encode::to_vec(&sm), encoded[1..]);
+        // A v1 trap is encoded: nothing of it is spliced.
         let v1 = encode::to_vec(&Message::trap_v1(
             b"ups",
             oid("1.3.6.1.4.1.318").as_oid(),
@@ -967,14 +957,7 @@ mod tests {
             &[],
         ));
         let m = Message::parse(&v1, &a).unwrap();
-        let (mut from, mut encoded) = (Vec::new(), Vec::new());
-        assert!(canonical_from(
-            &v1,
-            &m,
-            "127.13.0.1".parse().unwrap(),
-            &mut from
-        ));
-        assert!(canonical(&m, "127.13.0.1".parse().unwrap(), &mut encoded));
+        let (from, encoded) = forms(&v1, &m, "127.13.0.1");
         assert_eq!(from, encoded);
     }
 

@@ -266,28 +266,20 @@ fn l(key: &'static str, value: impl Into<String>) -> Labels {
 fn exposition(stats: &Stats, rows: Option<&StatusRows>) -> String {
     let (counters, live, latency) = (&stats.counters, stats, &stats.latency);
     let mut registry = Registry::with_prefix("trapgate");
-    let counter = |registry: &mut Registry,
-                   name: &'static str,
-                   help: &'static str,
-                   rows: Vec<(Labels, u64)>| {
-        registry.register_collector(Box::new(Values {
-            name,
-            help,
-            kind: MetricType::Counter,
-            rows,
-        }));
+    let values = |kind: MetricType| {
+        move |registry: &mut Registry,
+              name: &'static str,
+              help: &'static str,
+              rows: Vec<(Labels, u64)>| {
+            registry.register_collector(Box::new(Values {
+                name,
+                help,
+                kind,
+                rows,
+            }));
+        }
     };
-    let gauge = |registry: &mut Registry,
-                 name: &'static str,
-                 help: &'static str,
-                 rows: Vec<(Labels, u64)>| {
-        registry.register_collector(Box::new(Values {
-            name,
-            help,
-            kind: MetricType::Gauge,
-            rows,
-        }));
-    };
+    let (counter, gauge) = (values(MetricType::Counter), values(MetricType::Gauge));
     registry.register(
         "build",
         "The trapgate that runs: its version",

@@ -249,3 +249,36 @@ pub fn net_snmp_cmd(tool: &str) -> Command {
     c.env("SNMP_PERSISTENT_DIR", &dir).env("SNMPCONFPATH", &dir);
     c
 }
+
+/// The text of the APC onBattery trap net-snmp's `snmptrap` sends in `snmptrap_v3`.
+pub const ON_BATTERY_TEXT: &str = "UPS: On battery power in response to an input power problem.";
+
+/// `snmptrap -v 3 args… to`: APC's upsOnBattery (1.3.6.1.4.1.318.0.5) with its text.
+pub fn snmptrap_v3(args: &[&str], to: &str) -> std::process::Output {
+    net_snmp_cmd("snmptrap")
+        .args(["-M", "/dev/null", "-v", "3"])
+        .args(args)
+        .arg(to)
+        .args([
+            "",
+            "1.3.6.1.4.1.318.0.5",
+            "1.3.6.1.4.1.318.2.3.3.0",
+            "s",
+            ON_BATTERY_TEXT,
+        ])
+        .output()
+        .expect("snmptrap runs")
+}
+
+/// What `snmptrap_v3(args…)` sends, caught on a socket of our own.
+pub fn caught_v3_trap(args: &[&str]) -> Vec<u8> {
+    let sink = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sink.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let to = format!("udp:{}", sink.local_addr().expect("addr"));
+    let out = snmptrap_v3(args, &to);
+    assert!(out.status.success(), "{out:?}");
+    let mut buf = [0u8; 4096];
+    let (n, _) = sink.recv_from(&mut buf).expect("snmptrap's trap");
+    buf[..n].to_vec()
+}

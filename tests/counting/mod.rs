@@ -28,3 +28,22 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
+
+/// Every frame of every capture in captures/ (v1 traps, v2c traps and informs,
+/// requests, malformed packets), copied out of the files first.
+#[allow(dead_code)] // not every allocation test reads the corpus
+pub fn corpus_frames() -> Vec<(trapgate::wire::frame::LinkType, Vec<u8>)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+    let mut frames = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("captures/") {
+        let path = entry.expect("entry").path();
+        if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("pcap" | "pcapng")
+        ) {
+            trapgate::capture::read_capture(&path, |f| frames.push((f.link, f.data.to_vec())))
+                .expect("capture");
+        }
+    }
+    frames
+}
