@@ -23,5 +23,7 @@ pub mod classify;
 pub mod cli;
 pub mod daemon;
 pub mod engine;
+#[doc(hidden)]
+pub mod testing;
 pub mod time;
 pub mod wire;

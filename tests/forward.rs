@@ -441,8 +441,8 @@ fn an_inform_nobody_answers_counts_unacknowledged_after_its_retries() {
 #[test]
 fn net_snmps_snmptrapd_receives_forwarded_traps_and_informs_with_their_origin() {
     let Some(trapd) = which("snmptrapd") else {
-        eprintln!(
-            "skipped: snmptrapd is not installed (apt-get install snmptrapd, or bash .ci/run)"
+        trapgate::testing::skip(
+            "snmptrapd is not installed (apt-get install snmptrapd, or bash .ci/run)",
         );
         return;
     };
@@ -556,7 +556,9 @@ fn an_snmpv3_trap_goes_on_as_v2c_with_the_targets_community_and_a_wrong_key_goes
         net_snmp_v3_trap("authpass123"),
         net_snmp_v3_trap("guessed-pass"),
     ) else {
-        eprintln!("skipped: snmptrap is not installed (apt-get install snmp, or bash .ci/run)");
+        trapgate::testing::skip(
+            "snmptrap is not installed (apt-get install snmp, or bash .ci/run)",
+        );
         return;
     };
     let (t, at) = target("127.0.0.8");
@@ -613,7 +615,7 @@ fn an_snmpv3_trap_goes_on_as_v2c_with_the_targets_community_and_a_wrong_key_goes
 #[test]
 fn an_ipv6_ups_trap_carries_its_sixteen_octets_as_the_forwarder_binding() {
     let Ok(ups) = UdpSocket::bind("[::1]:0") else {
-        eprintln!("skipped: this host has no IPv6 loopback");
+        trapgate::testing::skip("this host has no IPv6 loopback");
         return;
     };
     let (t, at) = target("127.0.0.9");

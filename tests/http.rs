@@ -311,7 +311,9 @@ fn headless(
 #[test]
 fn the_status_page_shows_the_outage_in_headless_chromium() {
     let Some(bin) = chromium() else {
-        eprintln!("skipped: Chromium is not installed (apt-get install chromium, or bash .ci/run)");
+        trapgate::testing::skip(
+            "Chromium is not installed (apt-get install chromium, or bash .ci/run)",
+        );
         return;
     };
     // Tier 2's grace of 2 s: nvr-244 is told within the test.
@@ -452,8 +454,8 @@ fn the_metrics_show_each_ups_and_the_recorders_by_state_and_pass_promtool() {
         "{page}"
     );
     match which("promtool") {
-        None => eprintln!(
-            "skipped promtool check metrics: promtool is not installed (apt-get install prometheus, or bash .ci/run)"
+        None => trapgate::testing::skip(
+            "promtool check metrics did not run: promtool is not installed (apt-get install prometheus, or bash .ci/run)",
         ),
         Some(promtool) => {
             let mut check = std::process::Command::new(promtool)

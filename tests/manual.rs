@@ -57,7 +57,7 @@ fn the_manual_pages_render_and_name_every_subcommand_and_site_key() {
         );
     }
     if Command::new("man").arg("--version").output().is_err() {
-        eprintln!("skipped: man is not installed (apt-get install man-db)");
+        trapgate::testing::skip("man is not installed (apt-get install man-db)");
         return;
     }
     for page in ["trapgate.1", "trapgate-run.1", "trapgate-site.toml.5"] {

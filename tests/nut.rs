@@ -28,8 +28,8 @@ fn have_nut() -> bool {
             .status()
             .is_ok();
     if !ok {
-        eprintln!(
-            "skipped: NUT's upsc and upsmon are not installed (apt-get install nut-client, or bash .ci/run)"
+        trapgate::testing::skip(
+            "NUT's upsc and upsmon are not installed (apt-get install nut-client, or bash .ci/run)",
         );
     }
     ok
@@ -65,8 +65,8 @@ fn have_private_run() -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
-        eprintln!(
-            "skipped: two upsmon need their own /run/nut (upsmon 2.8 keeps its pid there whatever its environment says), made with unshare -m as root"
+        trapgate::testing::skip(
+            "two upsmon need their own /run/nut (upsmon 2.8 keeps its pid there whatever its environment says), made with unshare -m as root",
         );
     }
     ok
@@ -278,8 +278,8 @@ fn apcupsd_as_a_network_client_shuts_down_on_the_status_trapgate_shows_it() {
             .find(|p| Path::new(p).exists())
     };
     let (Some(apcupsd), Some(apcaccess)) = (find("apcupsd"), find("apcaccess")) else {
-        eprintln!(
-            "skipped: apcupsd is not installed (apt-get install apcupsd, or unpack it into /opt/apcupsd as bash .ci/run does)"
+        trapgate::testing::skip(
+            "apcupsd is not installed (apt-get install apcupsd, or unpack it into /opt/apcupsd as bash .ci/run does)",
         );
         return;
     };
@@ -431,9 +431,9 @@ fn a_connection_and_line_flood_is_bounded_and_a_trap_is_still_decided() {
     use std::io::{BufRead, Read, Write};
     let files = raise_files();
     if files < 10_600 {
-        eprintln!(
-            "skipped: this process may open {files} files, the flood needs 10,600 (ulimit -Hn)"
-        );
+        trapgate::testing::skip(&format!(
+            "this process may open {files} files, the flood needs 10,600 (ulimit -Hn)"
+        ));
         return;
     }
     let port = free_port();

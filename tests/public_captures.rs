@@ -23,10 +23,10 @@ fn shared() -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!(
-            "SKIPPED: {} is absent; the public-capture comparison did not run",
+        trapgate::testing::skip(&format!(
+            "{} is absent; the public-capture comparison did not run",
             dir.display()
-        );
+        ));
         None
     }
 }

@@ -124,9 +124,9 @@ fn recorder(name: &str, address: &str, port: u16, tier: u8) -> String {
 fn net_snmp_plays_the_ups_a_recorder_and_a_polling_nvr() {
     let tools = ["snmptrap", "snmpinform", "snmptrapd", "snmpget", "snmpwalk"];
     if let Some(missing) = tools.iter().find(|t| !have(t)) {
-        eprintln!(
-            "skipped: {missing} is not installed (apt-get install snmp snmptrapd, or bash .ci/run)"
-        );
+        trapgate::testing::skip(&format!(
+            "{missing} is not installed (apt-get install snmp snmptrapd, or bash .ci/run)"
+        ));
         return;
     }
     let (ups_port, _ups) = fake_ups(false);

@@ -516,3 +516,95 @@ fn a_flipped_byte_in_any_line_of_a_journal_loses_only_that_line() {
     let _ = std::fs::remove_dir_all(file.parent().expect("dir"));
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A start on an empty journal and a restart on it, against net-snmp's snmpd as a UPS
+/// card: every answer of the card is believed and nothing is refused. (The resume used
+/// to send a first poll, forget it and poll again: the card's right answer to the first
+/// was refused as forged at every start, in the counter an alert watches.)
+#[test]
+fn a_start_and_a_restart_on_the_journal_refuse_no_answer_of_a_real_card() {
+    let port = UdpSocket::bind("127.0.0.6:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free port")
+        .port();
+    let text = format!(
+        r#"[gateway]
+listen = ["127.0.0.1:0"]
+agent = "127.0.0.1:0"
+
+[policy]
+grace = {{ 1 = "10m" }}
+shutdown_below_charge = 30
+shutdown_below_runtime = "5m"
+
+[[ups]]
+name = "ups-card"
+address = "127.0.0.6"
+port = {port}
+vendor = "ups-mib"
+poll_interval = "1s"
+outlet_off_delay = "3m"
+"#
+    );
+    let file = site_file("real-card", &text);
+    let dir = file.parent().expect("dir").to_path_buf();
+    // On mains, 87 %, 42 min.
+    let Some(mut card) = snmpd_card(
+        &dir,
+        &format!("udp:127.0.0.6:{port}"),
+        "rocommunity public 127.0.0.0/8\n\
+         override .1.3.6.1.2.1.33.1.4.1.0 integer 3\n\
+         override .1.3.6.1.2.1.33.1.2.1.0 integer 2\n\
+         override .1.3.6.1.2.1.33.1.2.4.0 integer 87\n\
+         override .1.3.6.1.2.1.33.1.2.3.0 integer 42\n",
+    ) else {
+        return;
+    };
+    let journal = dir.join("journal");
+    let _ = std::fs::remove_file(&journal);
+    for start in ["a first start", "a restart"] {
+        let (child, _out, err) = common::start(&[
+            "run",
+            "--config",
+            file.to_str().expect("UTF-8"),
+            "--journal",
+            journal.to_str().expect("UTF-8"),
+            "--http",
+            "127.0.0.1:0",
+        ]);
+        let http = http_endpoint(&err).to_string();
+        // Three answers of the card believed (the first poll and two more).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut page = String::new();
+        while Instant::now() < deadline {
+            page = scrape(&http);
+            let answers = page
+                .lines()
+                .find_map(|l| l.strip_prefix("trapgate_poll_answers_total "))
+                .and_then(|n| n.trim().parse::<u64>().ok())
+                .unwrap_or(0);
+            if answers >= 3 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        terminate(&child);
+        let mut child = child;
+        assert!(child.wait().expect("exit").success());
+        let summary: Vec<String> = err.iter().collect();
+        let refused = summary
+            .iter()
+            .find(|l| l.trim_start().starts_with("refused:"))
+            .unwrap_or_else(|| panic!("{start}: no refusals line in {summary:#?}"));
+        assert_eq!(
+            refused.trim(),
+            "refused: 0",
+            "{start}: {summary:#?}\n{page}"
+        );
+    }
+    let _ = card.kill();
+    let _ = card.wait();
+    let written = std::fs::read_to_string(&journal).expect("the journal");
+    assert!(!written.contains("\"Refused\""), "{written}");
+    assert_eq!(written.matches("\"action\":\"Started\"").count(), 2);
+}

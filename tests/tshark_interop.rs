@@ -19,7 +19,7 @@ fn tshark_available() -> bool {
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!("tshark is not installed, and CI=true: .ci/run must install it");
         }
-        eprintln!("SKIPPED: tshark is not installed; the Wireshark interop test did not run");
+        trapgate::testing::skip("tshark is not installed; the Wireshark interop test did not run");
     }
     found
 }

@@ -27,7 +27,9 @@ fn have_snmptrap() -> bool {
         .status()
         .is_ok();
     if !ok {
-        eprintln!("skipped: snmptrap is not installed (apt-get install snmp, or bash .ci/run)");
+        trapgate::testing::skip(
+            "snmptrap is not installed (apt-get install snmp, or bash .ci/run)",
+        );
     }
     ok
 }
@@ -373,45 +375,14 @@ fn net_snmps_v3_informs_discover_trapgates_engine_and_are_answered() {
     );
 }
 
-/// net-snmp's snmpd as a v3 UPS card: a UPS-MIB card (its values by `override`) whose
-/// only user is `upsv3user` at authPriv.
-fn snmpd_card(dir: &std::path::Path, port: u16) -> std::process::Child {
-    let conf = dir.join("snmpd.conf");
-    std::fs::write(
-        &conf,
-        "createUser upsv3user SHA-256 authpass123 AES privpass123\n\
-         rouser upsv3user priv\n\
-         override .1.3.6.1.2.1.33.1.4.1.0 integer 5\n\
-         override .1.3.6.1.2.1.33.1.2.1.0 integer 2\n\
-         override .1.3.6.1.2.1.33.1.2.4.0 integer 87\n\
-         override .1.3.6.1.2.1.33.1.2.3.0 integer 42\n",
-    )
-    .expect("snmpd.conf");
-    Command::new("snmpd")
-        .args(["-f", "-Lo", "-C", "-c"])
-        .arg(&conf)
-        .args(["-M", "/dev/null", "-p"])
-        .arg(dir.join("snmpd.pid"))
-        .arg(format!("udp:127.0.0.5:{port}"))
-        .env("SNMP_PERSISTENT_DIR", dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("snmpd starts")
-}
+/// A UPS-MIB card's values (on battery, 87 %, 42 min) by snmpd's `override`.
+const CARD_VALUES: &str = "override .1.3.6.1.2.1.33.1.4.1.0 integer 5\n\
+     override .1.3.6.1.2.1.33.1.2.1.0 integer 2\n\
+     override .1.3.6.1.2.1.33.1.2.4.0 integer 87\n\
+     override .1.3.6.1.2.1.33.1.2.3.0 integer 42\n";
 
 #[test]
 fn a_v3_ups_is_polled_over_v3_with_discovery_and_its_answer_counts() {
-    let have_snmpd = Command::new("snmpd")
-        .arg("-v")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !have_snmpd {
-        eprintln!("skipped: snmpd is not installed (apt-get install snmpd, or bash .ci/run)");
-        return;
-    }
     let port = UdpSocket::bind("127.0.0.5:0")
         .and_then(|s| s.local_addr())
         .expect("a free port")
@@ -446,7 +417,16 @@ user = "upsv3user"
     );
     let file = site_file("v3-poll", &text);
     let dir = file.parent().expect("dir").to_path_buf();
-    let mut card = snmpd_card(&dir, port);
+    // net-snmp's snmpd as a v3 UPS card whose only user is upsv3user at authPriv.
+    let Some(mut card) = snmpd_card(
+        &dir,
+        &format!("udp:127.0.0.5:{port}"),
+        &format!(
+            "createUser upsv3user SHA-256 authpass123 AES privpass123\nrouser upsv3user priv\n{CARD_VALUES}"
+        ),
+    ) else {
+        return;
+    };
     let journal = dir.join("journal.jsonl");
     let _ = std::fs::remove_file(&journal);
     let (child, out, err) = start(&[
@@ -597,6 +577,38 @@ user = "nvrv3"
         .collect();
     assert!(names.len() >= 3, "{walked} {walk:?}");
     assert!(names.contains(&".1.3.6.1.2.1.1.5.0"), "{walked}");
+    // A wrong passphrase from the recorder's address: a Report of usmStatsWrongDigests,
+    // as net-snmp's own agent sends, so that snmpget says why rather than "Timeout".
+    let mut wrong = v3;
+    wrong[9] = "wrongauth1";
+    let wrong_key = net_snmp_cmd("snmpget")
+        .args(["-M", "/dev/null", "-On", "-t", "2", "-r", "0"])
+        .args(wrong)
+        .arg(&agent)
+        .arg("1.3.6.1.2.1.1.5.0")
+        .output()
+        .expect("snmpget runs");
+    let said = String::from_utf8_lossy(&wrong_key.stderr).to_string();
+    assert!(
+        !wrong_key.status.success() && said.contains("Authentication failure"),
+        "{said} {wrong_key:?}"
+    );
+    // The right passphrase from an address that is no recorder's: nothing answers, not
+    // even discovery (the agent is no reflector for strangers).
+    let mut stranger = v3;
+    stranger[14] = "--clientaddr=127.0.0.9";
+    let from_elsewhere = net_snmp_cmd("snmpget")
+        .args(["-M", "/dev/null", "-On", "-t", "1", "-r", "0"])
+        .args(stranger)
+        .arg(&agent)
+        .arg("1.3.6.1.2.1.1.5.0")
+        .output()
+        .expect("snmpget runs");
+    let said = String::from_utf8_lossy(&from_elsewhere.stderr).to_string();
+    assert!(
+        !from_elsewhere.status.success() && said.contains("Timeout"),
+        "{said} {from_elsewhere:?}"
+    );
     // The same in v2c with the community: not its way (it is a v3 recorder).
     let v2c = net_snmp_cmd("snmpget")
         .args([
@@ -673,6 +685,11 @@ user = "nvrv3"
     let _ = trapd.wait();
     let summary: String = err.iter().collect::<Vec<_>>().join("\n");
     assert!(summary.contains("agent_wrong_community 1"), "{summary}");
+    // Each refusal counted once, under refused: none of them also as a drop.
+    assert!(summary.contains("usm_wrong_digest 1"), "{summary}");
+    assert!(summary.contains("agent_not_recorder 1"), "{summary}");
+    assert!(summary.contains("   dropped: none"), "{summary}");
+    assert!(summary.contains("SNMPv3 Reports sent: "), "{summary}");
 }
 
 /// The demo's story with every UPS and recorder on SNMPv3 at authPriv: the UPS's traps

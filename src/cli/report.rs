@@ -471,7 +471,11 @@ pub fn summary_text(counters: &Counters, cut_short: Option<&str>) -> String {
 /// What `trapgate run` prints on stderr when it stops: everything in `stats`.
 pub fn stop_summary(stats: &crate::engine::metrics::Stats, signal: i32) -> String {
     use core::fmt::Write as _;
-    let mut out = summary_text(&stats.counters, None);
+    // SNMPv3 messages the security model did not open are refusals, on the line below
+    // (a discovery probe, answered, is neither): not drops as well.
+    let mut counters = stats.counters.clone();
+    counters.usm = Default::default();
+    let mut out = summary_text(&counters, None);
     let kernel = stats
         .kernel_drops
         .map_or("unknown".to_string(), |n| n.to_string());
@@ -495,6 +499,13 @@ pub fn stop_summary(stats: &crate::engine::metrics::Stats, signal: i32) -> Strin
             format!(" ({})", refused.join(", "))
         }
     );
+    if stats.reports != (0, 0) {
+        let _ = writeln!(
+            out,
+            "   SNMPv3 Reports sent: {} (discovery, time, wrong keys); held back by their limit: {}",
+            stats.reports.0, stats.reports.1
+        );
+    }
     let c = &stats.station;
     let _ = writeln!(
         out,

@@ -681,6 +681,7 @@ impl<R: FnMut(Timestamp, &serde_json::Value)> Driver<R> {
         stats.console_dropped = console::dropped();
         stats.latency.add(&tally.latency);
         stats.forward = self.view.forward.rows();
+        stats.reports = self.view.usm_reports().counts();
         stats.forward_refused = self
             .forwarder
             .refused
@@ -972,6 +973,8 @@ pub fn run(
     };
     let mut station = station;
     station.set_local_engine(engine.clone());
+    // One budget of SNMPv3 Reports for the virtual UPS and every receive worker.
+    station.share_reports(view.usm_reports().clone());
     let mut d = Driver {
         clock,
         station,

@@ -90,6 +90,11 @@ impl View {
         }
     }
 
+    /// The budget of SNMPv3 Reports its workers take from (the gateway's one budget).
+    pub fn usm_reports(&self) -> &crate::engine::usm::ReportBudget {
+        self.usm.reports()
+    }
+
     /// What this view believes.
     pub fn trust(&self) -> &Trust {
         &self.trust

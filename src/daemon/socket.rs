@@ -911,7 +911,7 @@ mod tests {
         let to = group[0].local_addr().unwrap();
         assert_eq!(group[1].local_addr().unwrap(), to, "one port for the group");
         if !steered {
-            eprintln!("SKIPPED: this kernel takes no reuseport steering program");
+            crate::testing::skip("this kernel takes no reuseport steering program");
             return;
         }
         // Three source ports from each of two addresses: 127.0.0.2 is even (socket 0),
@@ -968,11 +968,11 @@ mod tests {
     #[test]
     fn an_ipv6_group_is_steered_too() {
         let Ok((group, steered)) = bind_group("[::1]:0".parse().unwrap(), 2) else {
-            eprintln!("SKIPPED: no IPv6 loopback here");
+            crate::testing::skip("no IPv6 loopback here");
             return;
         };
         if !steered {
-            eprintln!("SKIPPED: this kernel takes no reuseport steering program");
+            crate::testing::skip("this kernel takes no reuseport steering program");
             return;
         }
         let to = group[0].local_addr().unwrap();
@@ -1084,7 +1084,7 @@ mod tests {
     #[test]
     fn ipv6_loopback() {
         let Ok(rx) = bind_udp("[::1]:0".parse().unwrap()) else {
-            eprintln!("SKIPPED: no IPv6 loopback here");
+            crate::testing::skip("no IPv6 loopback here");
             return;
         };
         let tx = UdpSocket::bind("[::1]:0").unwrap();

@@ -304,6 +304,12 @@ impl Agent {
         }
     }
 
+    /// Takes one answer from recorder `r`'s share at `now` (an answer made elsewhere:
+    /// an SNMPv3 Report); false if it is spent.
+    pub fn within_share(&mut self, now: Timestamp, r: RecorderId) -> bool {
+        self.shares[r].take(now)
+    }
+
     /// The recorder at `source`, if one.
     pub fn recorder_at(&self, source: IpAddr) -> Option<RecorderId> {
         self.recorders.get(&source).copied()

@@ -154,6 +154,9 @@ pub struct Stats {
     pub forward: Vec<ForwardRow>,
     /// Datagrams on the forward sockets not believed.
     pub forward_refused: u64,
+    /// SNMPv3 Reports sent (discovery, time, a wrong key …), and held back by the
+    /// gateway's budget of them.
+    pub reports: (u64, u64),
 }
 
 /// One forward target's counts.
@@ -432,6 +435,16 @@ fn exposition(stats: &Stats, rows: Option<&StatusRows>) -> String {
             "forward_refused",
             "Datagrams on the forward sockets not believed: not a target's answer to one of its outstanding informs",
             live.forward_refused,
+        ),
+        (
+            "usm_reports",
+            "SNMPv3 Reports sent: discovery, time synchronization, a wrong key or user (to the site's addresses only)",
+            live.reports.0,
+        ),
+        (
+            "usm_reports_held",
+            "SNMPv3 Reports not sent: the gateway's budget of them (64 a second after a burst) was spent",
+            live.reports.1,
         ),
     ] {
         counter(&mut registry, name, help, vec![(Labels::new(), v)]);

@@ -20,7 +20,7 @@ use bumpalo::Bump;
 
 use crate::engine::config::{Site, UsmUser};
 use crate::time::{Timestamp, ns};
-use crate::wire::oid::{OidBuf, oid};
+use crate::wire::oid::OidBuf;
 use crate::wire::usm::Keys;
 use crate::wire::v3::{Data, FLAG_REPORTABLE, Header, Level, Seal, USM, seal};
 use crate::wire::{self, Message, Pdu, PduType, Value, VarBind, Version};
@@ -29,6 +29,115 @@ use crate::wire::{self, Message, Pdu, PduType, Value, VarBind, Version};
 pub const USM_STATS_NOT_IN_TIME_WINDOWS: &str = "1.3.6.1.6.3.15.1.1.2.0";
 /// usmStatsUnknownEngineIDs.0, what a discovery Report carries.
 pub const USM_STATS_UNKNOWN_ENGINE_IDS: &str = "1.3.6.1.6.3.15.1.1.4.0";
+
+/// usmStats (RFC 3414 §5, 1.3.6.1.6.3.15.1.1): the counter a Report of each refusal
+/// carries, as `usmStats.N.0`.
+fn usm_stats_arc(why: UsmRefusal) -> Option<u8> {
+    match why {
+        UsmRefusal::UnsupportedLevel => Some(1),
+        UsmRefusal::NotInTimeWindow => Some(2),
+        UsmRefusal::UnknownUser => Some(3),
+        UsmRefusal::UnknownEngine => Some(4),
+        UsmRefusal::WrongDigest => Some(5),
+        UsmRefusal::DecryptionError => Some(6),
+        UsmRefusal::UnknownSecurityModel | UsmRefusal::InvalidFlags => None,
+    }
+}
+
+/// Reports sent a second, by the whole gateway, once a burst is spent.
+pub const REPORTS_PER_SECOND: u32 = 64;
+
+/// Reports the whole gateway may send at once (or two per v3 UPS and recorder of the
+/// site, if more: each may discover trapgate's engine and its clock after a start).
+pub const REPORT_BURST: u32 = 256;
+
+/// The one budget of SNMPv3 Reports of a gateway, shared by every receive worker and
+/// the decision thread (clones share it): a token bucket over lock-free counters, taken
+/// only when a Report is due, never per datagram otherwise. A flood of reportable
+/// forgeries from a site address costs at most this many Reports a second in all, and
+/// each one it holds back is counted.
+#[derive(Clone, Debug)]
+pub struct ReportBudget(std::sync::Arc<ReportCounts>);
+
+#[derive(Debug)]
+struct ReportCounts {
+    burst: u32,
+    /// The second last taken from (high half) and the Reports spent and not yet
+    /// earned back (low half).
+    state: std::sync::atomic::AtomicU64,
+    sent: std::sync::atomic::AtomicU64,
+    held: std::sync::atomic::AtomicU64,
+}
+
+impl Default for ReportBudget {
+    fn default() -> ReportBudget {
+        ReportBudget::new(REPORT_BURST)
+    }
+}
+
+impl ReportBudget {
+    /// A budget of `burst` Reports at once and `REPORTS_PER_SECOND` after.
+    pub fn new(burst: u32) -> ReportBudget {
+        ReportBudget(std::sync::Arc::new(ReportCounts {
+            burst: burst.max(1),
+            state: std::sync::atomic::AtomicU64::new(0),
+            sent: std::sync::atomic::AtomicU64::new(0),
+            held: std::sync::atomic::AtomicU64::new(0),
+        }))
+    }
+
+    /// The budget for `site`: `REPORT_BURST`, or two per v3 UPS and recorder.
+    pub fn for_site(site: &Site) -> ReportBudget {
+        let sources = site.upses.iter().filter(|u| u.v3.is_some()).count()
+            + site.recorders.iter().filter(|r| r.v3.is_some()).count();
+        ReportBudget::new(
+            u32::try_from(2 * sources)
+                .unwrap_or(u32::MAX)
+                .max(REPORT_BURST),
+        )
+    }
+
+    /// One Report at second `now_s` of the gateway's engine clock: true if it may go
+    /// (and it is counted sent), false if the budget is spent (counted held back).
+    pub fn take(&self, now_s: u32) -> bool {
+        use std::sync::atomic::Ordering;
+        let c = &self.0;
+        let mut current = c.state.load(Ordering::Relaxed);
+        loop {
+            let (last, spent) = ((current >> 32) as u32, current as u32);
+            // Clocks of threads differ by a fraction of a second: one behind counts in
+            // the latest second.
+            let earned = now_s
+                .saturating_sub(last)
+                .saturating_mul(REPORTS_PER_SECOND);
+            let spent = spent.saturating_sub(earned);
+            if spent >= c.burst {
+                c.held.fetch_add(1, Ordering::Relaxed);
+                return false;
+            }
+            let next = (u64::from(now_s.max(last)) << 32) | u64::from(spent + 1);
+            match c
+                .state
+                .compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    c.sent.fetch_add(1, Ordering::Relaxed);
+                    return true;
+                }
+                Err(now) => current = now,
+            }
+        }
+    }
+
+    /// Reports sent, and held back by the budget, so far.
+    pub fn counts(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering;
+        (
+            self.0.sent.load(Ordering::Relaxed),
+            self.0.held.load(Ordering::Relaxed),
+        )
+    }
+}
 
 /// A v3 discovery step (RFC 3414 §4): a message naming no engine, or one authenticated
 /// at boots and time 0 to learn trapgate's clock. Each is answered with a Report and is
@@ -65,11 +174,11 @@ pub fn local_engine_id(host: &str) -> Vec<u8> {
 struct Local {
     engine: LocalEngine,
     keys: Vec<Option<Keys>>,
-    unknown_engines: u32,
-    not_in_window: u32,
+    /// usmStats.1 … usmStats.6 as this security model counted them (the value each
+    /// Report carries).
+    stats: [u32; 6],
     /// Salts for what it encrypts: a counter.
     salt: u64,
-    reports: [OidBuf; 2],
 }
 
 /// The time window of RFC 3414 §3.2 step 7: a message more than this older than its
@@ -196,6 +305,8 @@ pub struct Usm {
     burst: u32,
     refilled: Timestamp,
     local: Option<Local>,
+    /// The gateway's budget of Reports (shared with every other `Usm` it was given to).
+    reports: ReportBudget,
 }
 
 impl Default for Usm {
@@ -211,6 +322,7 @@ impl Default for Usm {
             burst: LOCALIZE_BURST,
             refilled: Timestamp(0),
             local: None,
+            reports: ReportBudget::default(),
         }
     }
 }
@@ -238,7 +350,18 @@ impl Usm {
             burst,
             refilled: Timestamp(0),
             local: None,
+            reports: ReportBudget::for_site(site),
         }
+    }
+
+    /// Takes Reports from `budget` (the gateway's one budget) rather than its own.
+    pub fn share_reports(&mut self, budget: ReportBudget) {
+        self.reports = budget;
+    }
+
+    /// The budget its Reports are taken from.
+    pub fn reports(&self) -> &ReportBudget {
+        &self.reports
     }
 
     /// This security model as `engine`'s, the authoritative engine of the informs it
@@ -256,13 +379,8 @@ impl Usm {
         self.local = Some(Local {
             engine,
             keys,
-            unknown_engines: 0,
-            not_in_window: 0,
+            stats: [0; 6],
             salt: 0,
-            reports: [
-                oid(USM_STATS_UNKNOWN_ENGINE_IDS),
-                oid(USM_STATS_NOT_IN_TIME_WINDOWS),
-            ],
         });
     }
 
@@ -292,8 +410,12 @@ impl Usm {
         next.kept = next.engines.iter().map(HashMap::len).sum();
         next.tokens = self.tokens;
         next.refilled = self.refilled;
+        next.reports = self.reports.clone();
         if let Some(l) = self.local.take() {
             next.set_local(l.engine);
+            if let Some(n) = next.local.as_mut() {
+                n.stats = l.stats;
+            }
         }
         *self = next;
     }
@@ -456,13 +578,19 @@ impl Usm {
         })
     }
 
-    /// The Report a refused message asks for, into `out`, if it is one trapgate sends: a
-    /// reportable message naming no engine or another one than trapgate's (discovery:
-    /// usmStatsUnknownEngineIDs, unauthenticated, with trapgate's engine ID, boots and
-    /// time), or an authentic one to trapgate out of its time window
+    /// The Report a refused message asks for, into `out`, if it is one trapgate sends
+    /// (RFC 3414 §3.2, as net-snmp's agent answers): a reportable message naming no
+    /// engine (discovery: usmStatsUnknownEngineIDs, with trapgate's engine ID, boots and
+    /// time), or one naming trapgate's engine whose user is unknown, whose level its user
+    /// lacks, whose MAC is wrong or which does not decrypt (the usmStats counter of that
+    /// reason, unauthenticated: so that net-snmp's tools say "Authentication failure"
+    /// rather than "Timeout"), or an authentic one out of its time window
     /// (usmStatsNotInTimeWindows, authenticated, so that the sender may take the time).
-    /// No other refusal is answered: nothing is told to a sender that could not prove
-    /// itself. False when there is nothing to send.
+    /// A message naming another engine gets none: trapgate is not its authority. Every
+    /// Report is taken from the gateway's budget (`ReportBudget`); none is sent once it
+    /// is spent. A Report is at most a few hundred bytes, within the virtual UPS's
+    /// reflection bound (three times the request, or one 1,472-byte datagram). False
+    /// when there is nothing to send.
     pub fn report(
         &mut self,
         buf: &[u8],
@@ -477,30 +605,39 @@ impl Usm {
         if h.flags & FLAG_REPORTABLE == 0 {
             return false;
         }
+        let Some(arc) = usm_stats_arc(why) else {
+            return false;
+        };
         let user = self.user_for(h.user, h.engine_id).ok();
         let Some(local) = self.local.as_mut() else {
             return false;
         };
         let ours = h.engine_id == local.engine.id.as_slice();
-        let (which, level, keys) = match why {
-            UsmRefusal::UnknownEngine if !ours => {
-                local.unknown_engines = local.unknown_engines.wrapping_add(1);
-                (0, Level::NoAuthNoPriv, None)
-            }
+        let keys = match why {
+            UsmRefusal::UnknownEngine if h.engine_id.is_empty() => None,
             UsmRefusal::NotInTimeWindow if ours => {
                 let Some(keys) = user.and_then(|u| local.keys[u].as_ref()) else {
                     return false;
                 };
-                local.not_in_window = local.not_in_window.wrapping_add(1);
-                (1, Level::AuthNoPriv, Some(keys))
+                Some(keys)
+            }
+            UsmRefusal::UnknownUser
+            | UsmRefusal::UnsupportedLevel
+            | UsmRefusal::WrongDigest
+            | UsmRefusal::DecryptionError
+                if ours =>
+            {
+                None
             }
             _ => return false,
         };
-        let count = if which == 0 {
-            local.unknown_engines
-        } else {
-            local.not_in_window
-        };
+        let now_s = Usm::local_time(now);
+        if !self.reports.take(now_s) {
+            return false;
+        }
+        let stat = &mut local.stats[usize::from(arc - 1)];
+        *stat = stat.wrapping_add(1);
+        let count = *stat;
         // The request's id where its scoped PDU is in clear (a discovery's is).
         let request_id = match h.data {
             Data::Plain(p) => {
@@ -515,8 +652,11 @@ impl Usm {
             }
             Data::Encrypted(_) => 0,
         };
+        let Ok(name) = OidBuf::from_arcs(&[1, 3, 6, 1, 6, 3, 15, 1, 1, u32::from(arc), 0]) else {
+            return false;
+        };
         let vbs = [VarBind {
-            name: local.reports[which].as_oid(),
+            name: name.as_oid(),
             value: Value::Counter32(count),
         }];
         let pdu = Message::pdu(Version::V3, b"", PduType::REPORT, request_id, &vbs).pdu;
@@ -526,9 +666,13 @@ impl Usm {
             reportable: false,
             engine_id: &local.engine.id,
             boots: local.engine.boots,
-            time: Usm::local_time(now),
+            time: now_s,
             user: h.user,
-            level,
+            level: if keys.is_some() {
+                Level::AuthNoPriv
+            } else {
+                Level::NoAuthNoPriv
+            },
             context_engine_id: &local.engine.id,
             context_name: b"",
             salt: [0; 8],
@@ -943,5 +1087,142 @@ engine_id = "0x8000000001020304"
         assert_eq!(usm.engines_kept(), 0);
         // A second later the real card's first trap is heard.
         assert!(open(&mut usm, &good(b"\x80\x00\x1f\x88\x04real!", 1, 1), t(1)).is_ok());
+    }
+
+    const LOCAL: &[u8] = b"\x80\x00\x1f\x88\x04trapgate:test";
+
+    /// A reportable get-request of upsEstimatedChargeRemaining from `user` with the
+    /// passphrase `pass` (SHA, authNoPriv; noAuthNoPriv to the empty engine), naming
+    /// `engine`, as net-snmp's snmpget sends it.
+    fn get(user: &[u8], pass: &[u8], engine: &[u8]) -> Vec<u8> {
+        let name = oid("1.3.6.1.2.1.33.1.2.4.0");
+        let vbs = [VarBind {
+            name: name.as_oid(),
+            value: Value::Null,
+        }];
+        let pdu = Message::pdu(Version::V3, b"", PduType::GET_REQUEST, 4242, &vbs).pdu;
+        let level = if engine.is_empty() {
+            Level::NoAuthNoPriv
+        } else {
+            Level::AuthNoPriv
+        };
+        let ku = password_to_key(AuthProtocol::Sha1, pass);
+        let keys = Keys::localized(AuthProtocol::Sha1, &ku, None, engine);
+        let s = Seal {
+            msg_id: 77,
+            max_size: 65_507,
+            reportable: true,
+            engine_id: engine,
+            boots: 1,
+            time: 0,
+            user,
+            level,
+            context_engine_id: engine,
+            context_name: b"",
+            salt: [0; 8],
+        };
+        let (mut scratch, mut out) = (Vec::new(), Vec::new());
+        seal(&pdu, &s, Some(&keys), &mut scratch, &mut out);
+        out
+    }
+
+    /// What a refused `bytes` draws: the Report's usmStats arc and level, or None.
+    fn reported(usm: &mut Usm, bytes: &[u8], at: Timestamp) -> Option<(u32, Level, usize)> {
+        let arena = Bump::new();
+        let why = match usm.open(bytes, at, &arena) {
+            Err(NotOpened::Refused(why)) => why,
+            other => panic!("{:?}", other.map(|m| m.pdu_type())),
+        };
+        let (mut scratch, mut out) = (Vec::new(), Vec::new());
+        if !usm.report(bytes, why, at, &mut scratch, &mut out) {
+            return None;
+        }
+        let h = Header::parse(&out).expect("a v3 message");
+        let level = h.level().expect("a level");
+        let Data::Plain(plain) = h.data else {
+            panic!("a Report is never encrypted")
+        };
+        let m = h
+            .open(Level::NoAuthNoPriv, plain, &arena)
+            .expect("a Report");
+        assert_eq!(m.pdu_type(), PduType::REPORT);
+        assert_eq!(h.engine_id, LOCAL, "trapgate's engine");
+        let Pdu::Request(r) = m.pdu else { panic!() };
+        let arcs: Vec<u32> = r.varbinds[0].name.arcs().collect();
+        assert_eq!(arcs[..9], [1, 3, 6, 1, 6, 3, 15, 1, 1]);
+        Some((arcs[9], level, out.len()))
+    }
+
+    fn with_local() -> Usm {
+        let mut usm = Usm::new(&site());
+        usm.set_local(LocalEngine {
+            id: LOCAL.to_vec(),
+            boots: 3,
+        });
+        usm
+    }
+
+    #[test]
+    fn a_wrong_key_or_user_to_trapgates_engine_is_reported_as_net_snmps_agent_does() {
+        let mut usm = with_local();
+        // Discovery: usmStatsUnknownEngineIDs, unauthenticated.
+        let probe = get(b"", b"unused-pass", b"");
+        let (arc, level, len) = reported(&mut usm, &probe, t(0)).expect("discovery");
+        assert_eq!((arc, level), (4, Level::NoAuthNoPriv));
+        assert!(
+            len <= 3 * probe.len() && len <= 1472,
+            "{len} for {}",
+            probe.len()
+        );
+        // A wrong passphrase: usmStatsWrongDigests, unauthenticated (net-snmp then says
+        // "Authentication failure", not "Timeout").
+        let wrong = get(b"upsv3user", b"wrongpass1", LOCAL);
+        assert_eq!(
+            reported(&mut usm, &wrong, t(1)).map(|r| (r.0, r.1)),
+            Some((5, Level::NoAuthNoPriv))
+        );
+        // An unknown user: usmStatsUnknownUserNames.
+        let nobody = get(b"nobody", b"authpass123", LOCAL);
+        assert_eq!(reported(&mut usm, &nobody, t(1)).map(|r| r.0), Some(3));
+        // The same wrong key naming another engine than trapgate's: no Report (trapgate
+        // is not its authority, and a forger could make it answer for any engine).
+        let elsewhere = get(b"upsv3user", b"wrongpass1", b"\x80\x00\x1f\x88\x04other");
+        assert_eq!(reported(&mut usm, &elsewhere, t(1)), None);
+        let mut quiet = get(b"upsv3user", b"wrongpass1", LOCAL);
+        // msgFlags: the reportable bit cleared (authNoPriv alone).
+        let h = Header::parse(&quiet).unwrap();
+        let at = quiet
+            .windows(3)
+            .position(|w| w == [0x04, 0x01, h.flags])
+            .unwrap();
+        quiet[at + 2] &= !FLAG_REPORTABLE;
+        assert_eq!(reported(&mut usm, &quiet, t(1)), None, "not reportable");
+    }
+
+    #[test]
+    fn reports_stop_at_the_gateways_one_budget_and_the_rest_are_counted() {
+        let budget = ReportBudget::new(100);
+        // Two security models (a receive worker's and the virtual UPS's) share it.
+        let (mut a, mut b) = (with_local(), with_local());
+        a.share_reports(budget.clone());
+        b.share_reports(budget.clone());
+        let probe = get(b"", b"unused-pass", b"");
+        let mut sent = 0;
+        for i in 0..300 {
+            let usm = if i % 2 == 0 { &mut a } else { &mut b };
+            sent += usize::from(reported(usm, &probe, t(0)).is_some());
+        }
+        assert_eq!(sent, 100, "the burst, over both");
+        assert_eq!(budget.counts(), (100, 200));
+        // A second later, REPORTS_PER_SECOND more.
+        let mut later = 0;
+        for _ in 0..1000 {
+            later += usize::from(reported(&mut a, &probe, t(1)).is_some());
+        }
+        assert_eq!(later, REPORTS_PER_SECOND as usize);
+        // A reload keeps the budget.
+        a.reload(Usm::new(&site()));
+        assert_eq!(reported(&mut a, &probe, t(1)), None);
+        assert!(reported(&mut a, &probe, t(2)).is_some());
     }
 }

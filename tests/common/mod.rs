@@ -282,3 +282,28 @@ pub fn caught_v3_trap(args: &[&str]) -> Vec<u8> {
     let (n, _) = sink.recv_from(&mut buf).expect("snmptrap's trap");
     buf[..n].to_vec()
 }
+
+/// net-snmp's snmpd playing a UPS card at `listen` (`udp:ADDR:PORT`) with the
+/// configuration `conf` (its communities or users, and the card's values by
+/// `override`), its state in `dir`; None, with the test said skipped, where snmpd is
+/// missing.
+pub fn snmpd_card(dir: &std::path::Path, listen: &str, conf: &str) -> Option<Child> {
+    let Some(snmpd) = which("snmpd") else {
+        trapgate::testing::skip("snmpd is not installed (apt-get install snmpd, or bash .ci/run)");
+        return None;
+    };
+    let file = dir.join("snmpd.conf");
+    std::fs::write(&file, conf).expect("snmpd.conf");
+    let child = Command::new(snmpd)
+        .args(["-f", "-Lo", "-C", "-c"])
+        .arg(&file)
+        .args(["-M", "/dev/null", "-p"])
+        .arg(dir.join("snmpd.pid"))
+        .arg(listen)
+        .env("SNMP_PERSISTENT_DIR", dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("snmpd starts");
+    Some(child)
+}

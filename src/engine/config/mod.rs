@@ -794,7 +794,7 @@ impl Site {
         if upses.is_empty() {
             m.add(
                 top_span,
-                "the site has no [[ups]]: trapgate would have nothing to hear",
+                "the site has no [[ups]]: trapgate would have nothing to hear. Add a [[ups]] for each UPS (name, address, community or user, vendor, outlet_off_delay) and a [[recorder]] for each recorder it feeds (name, address, ups, tier, shutdown_time); a template has them commented out (man trapgate-site.toml)",
             );
         }
         // Names and addresses are checked through maps: a site may list 100,000 entries.

@@ -593,6 +593,12 @@ impl Station {
         self.usm.set_local(engine);
     }
 
+    /// Takes the virtual UPS's SNMPv3 Reports from `budget`, the gateway's one budget
+    /// (the receive workers take theirs from it too).
+    pub fn share_reports(&mut self, budget: crate::engine::usm::ReportBudget) {
+        self.usm.share_reports(budget);
+    }
+
     /// trapgate's SNMPv3 engine's notion of now (seconds since the station started).
     fn engine_now(&self, at: Timestamp) -> Timestamp {
         Timestamp(at.0.saturating_sub(self.started.0))
@@ -1097,6 +1103,12 @@ impl Station {
         arena: &bumpalo::Bump,
     ) {
         let at = self.at(now);
+        // Only a recorder polls the virtual UPS: from anywhere else nothing is opened
+        // (no hashing for a stranger) and nothing is answered, not even discovery.
+        let Some(r) = self.agent.recorder_at(from.ip()) else {
+            self.refuse(at, Refusal::AgentNotRecorder, from.ip());
+            return;
+        };
         let engine_now = self.engine_now(at);
         match self.usm.open(buf, engine_now, arena) {
             Ok(m) => {
@@ -1113,9 +1125,11 @@ impl Station {
             Err(crate::engine::usm::NotOpened::Refused(why)) => {
                 self.scratch.clear();
                 let mut report = Vec::new();
-                if self
-                    .usm
-                    .report(buf, why, engine_now, &mut self.sealing, &mut report)
+                // A Report is an answer: it takes from the recorder's share.
+                if self.agent.within_share(at, r)
+                    && self
+                        .usm
+                        .report(buf, why, engine_now, &mut self.sealing, &mut report)
                 {
                     let start = self.bytes.len();
                     self.bytes.extend_from_slice(&report);
@@ -1929,8 +1943,10 @@ impl Station {
         // Timers that fell due while the gateway was down fire now, not back-dated to
         // when they were due: nothing is journaled at a time the gateway did not live.
         self.floor = self.floor.max(now);
+        // Restarted before the clock moves: a poll the journal's schedule made due now
+        // would otherwise leave, be forgotten here, and its answer refused as forged.
+        self.poller.restart(self.floor);
         let at = self.at(now);
-        self.poller.restart(at);
         let mut unsent = 0;
         for (r, decided) in std::mem::take(&mut self.unsent) {
             if matches!(self.ledger.standing(r), Standing::Ordered { .. }) {

@@ -322,6 +322,29 @@ fn a_restart_sends_an_order_decided_and_not_journaled_as_sent_once_one_wait_late
 }
 
 #[test]
+fn a_restart_polls_each_ups_once_and_believes_the_answer() {
+    // A first start (an empty journal) and a restart mid-outage alike: one poll, and the
+    // card's answer to it believed, never refused as an answer to no request.
+    for journal in [Vec::new(), outage_journal()] {
+        let now = journal
+            .last()
+            .map_or(5.0, |(at, _): &(Timestamp, Record)| at.since(t(0.0)) + 1.0);
+        let mut w = restored(&journal, t(now));
+        w.station.resumed(t(now));
+        w.act();
+        assert_eq!(w.seen.polls.len(), 1, "one poll: {:?}", w.seen.polls);
+        let answer = clean_answer(&w, 2, 90);
+        w.card_says(now + 0.1, &answer);
+        let refused: Vec<String> = w
+            .shown()
+            .into_iter()
+            .filter(|l| l.contains("Refused"))
+            .collect();
+        assert!(refused.is_empty(), "{refused:?}");
+    }
+}
+
+#[test]
 fn a_damaged_line_loses_only_its_own_fact() {
     let journal = outage_journal();
     for lost in 0..journal.len() {

@@ -1,0 +1,70 @@
+//! What the tests share with the library's own: a test that cannot run says so where
+//! its run shows it, and is never counted as passed.
+//!
+//! libtest has no "skipped" result: a test that returns early reports `ok`. So a test
+//! whose tool or input is missing calls `skip`, which writes `SKIPPED <test>: <why>`
+//! straight to the process's stderr (past libtest's capture, so a plain `cargo test`
+//! shows it) and appends the same line to the file `TRAPGATE_SKIPS` names, if it names
+//! one: `.ci/run` prints those lines after the tests and does not count them as passed.
+
+use std::io::Write;
+
+/// The environment variable naming the file skips are appended to.
+pub const SKIPS_FILE: &str = "TRAPGATE_SKIPS";
+
+/// Says that the calling test did not run, and why (what is missing, and how to get
+/// it); the test then returns.
+pub fn skip(why: &str) {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    let line = format!("SKIPPED {test}: {why}\n");
+    // Straight to the file descriptor: `eprintln!` would be captured, and shown only if
+    // the test failed.
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    if let Some(path) = std::env::var_os(SKIPS_FILE) {
+        append(std::path::Path::new(&path), &line);
+    }
+}
+
+/// Appends `line` to the file at `path` in one write (concurrent tests do not
+/// interleave in append mode).
+fn append(path: &std::path::Path, line: &str) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = f.write_all(line.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn skips_from_many_threads_are_whole_lines_one_each() {
+        let path = std::env::temp_dir().join(format!("trapgate-skips-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    for k in 0..50 {
+                        super::append(&path, &format!("SKIPPED t{i}: reason {k}\n"));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(text.lines().count(), 400);
+        assert!(
+            text.lines()
+                .all(|l| l.starts_with("SKIPPED t") && l.contains(": reason "))
+        );
+    }
+}
