@@ -281,6 +281,21 @@ fn replay_expect_says_match_or_prints_the_difference() {
         .expect("trapgate runs");
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("the decisions match"));
+    // The trace stops 49 s after the orders; its timers run out past it: nvr-244, silent
+    // all along, is reported when its UPS cuts its outlets (3 min after its order).
+    let replayed = Command::new(env!("CARGO_BIN_EXE_trapgate"))
+        .args(["replay", capture.to_str().expect("UTF-8")])
+        .output()
+        .expect("trapgate runs");
+    let story = String::from_utf8_lossy(&replayed.stdout);
+    assert!(
+        story
+            .lines()
+            .any(|l| l.contains("\"action\":\"NotAcknowledged\"")
+                && l.contains("nvr-244")
+                && l.contains("08:23:38.504849Z")),
+        "{story}"
+    );
     // A golden log where nvr-244 was never told: the difference is shown, exit 1.
     let text = std::fs::read_to_string(&golden).expect("golden");
     let edited: String = text

@@ -679,3 +679,37 @@ fn sighup_moves_forwarding_to_the_new_targets_and_keeps_a_staying_targets_counts
     assert!(received(&t1).is_empty(), "target 1 is gone");
     terminate(&child);
 }
+
+/// Forwards leave from the gateway's own listen address (an NMS that filters by
+/// source sees what the engineer configured), or from a target's `source`, as
+/// snmptrapd's clientaddr; not from the host's default address.
+#[test]
+fn forwards_leave_from_the_listen_address_or_the_targets_source() {
+    let (nms, nms_at) = target("127.0.0.9");
+    let (other, other_at) = target("127.0.0.10");
+    let text = site(&format!(
+        "\n[[forward]]\nto = \"{nms_at}\"\n\n[[forward]]\nto = \"{other_at}\"\nsource = \"127.0.0.4\"\n"
+    ))
+    .replace("listen = [\"0.0.0.0:162\"]", "listen = [\"127.0.0.3:0\"]");
+    let file = site_file("forward-source", &text);
+    let (child, _out, err) = start(&["run", "--config", file.to_str().expect("UTF-8")]);
+    let traps = listening_on(&err);
+    assert_eq!(traps.ip().to_string(), "127.0.0.3");
+    let ups = UdpSocket::bind((UPS, 0)).expect("the UPS");
+    ups.send_to(&v1_on_battery(b"public"), traps).expect("send");
+    let to_nms = awaited(&nms, 1);
+    let to_other = awaited(&other, 1);
+    terminate(&child);
+    assert_eq!(to_nms.len(), 1, "{to_nms:?}");
+    assert_eq!(
+        to_nms[0].1.ip().to_string(),
+        "127.0.0.3",
+        "the listen address"
+    );
+    assert_eq!(to_other.len(), 1, "{to_other:?}");
+    assert_eq!(
+        to_other[0].1.ip().to_string(),
+        "127.0.0.4",
+        "the target's source"
+    );
+}

@@ -43,6 +43,17 @@ fn the_manual_pages_render_and_name_every_subcommand_and_site_key() {
         let written = sub.replace('-', "\\-");
         assert!(main.contains(&written), "trapgate(1) does not name {sub}");
     }
+    // Beyond clap's help: how it ends, where its files are, and how it is used.
+    for section in [
+        ".SH \"EXIT STATUS\"",
+        ".SH FILES",
+        ".SH EXAMPLES",
+        ".SH \"SEE ALSO\"",
+    ] {
+        assert!(main.contains(section), "trapgate(1) has no {section}");
+    }
+    assert!(main.contains("/etc/trapgate/site.toml"), "{main}");
+    assert!(main.contains("trapgate check\\-config"), "{main}");
     let site = std::fs::read_to_string(dir.join("trapgate-site.toml.5")).expect("the site page");
     for key in [
         "outlet_off_delay",

@@ -478,6 +478,23 @@ fn the_demo_tells_the_seed_story_end_to_end() {
     assert!(at("nas-01 reads ups.status \"FSD OB LB\"") < at("UPS: battery low"));
     assert!(at("UPS: battery low") < at("fetches STATUS ONBATT LOWBATT"));
     assert!(at("srv-apcupsd fetches STATUS ONBATT\n") < at("nas-01 reads ups.status \"FSD"));
+    // Told in the order it happened: the story's times never go back, and a client's
+    // request comes before what the gateway made of it.
+    let times: Vec<f64> = story
+        .lines()
+        .filter_map(|l| l.trim_start().split(" s  ").next()?.parse().ok())
+        .collect();
+    assert!(times.len() > 30, "{story}");
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{story}");
+    let after_power = &story[at("UPS: mains power is back")..];
+    let here = |what: &str| after_power.find(what).unwrap_or_else(|| panic!("{what:?}"));
+    assert!(here("srv-apcupsd fetches STATUS ONLINE") < here("gateway: srv-apcupsd is back"));
+    assert!(here("nas-01 (NUT client, as Synology DSM) logs in") < here("gateway: nas-01 is back"));
+    assert!(
+        at("srv-apcupsd (apcupsd network client) fetches STATUS ONBATT LOWBATT")
+            < at("srv-apcupsd polls the NIS server: charge 0")
+    );
+    assert!(!story.contains("null"), "{story}");
 }
 
 #[test]

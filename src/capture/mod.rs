@@ -363,6 +363,9 @@ fn client_step(
     }
 }
 
+/// How long past a capture's last frame a replay's timers may run: a day.
+pub const RUN_OUT_S: u32 = 86_400;
+
 /// Replays a capture through decode → classify → trust → the station, the capture's
 /// clock driving it: before each frame, every timer due at or before its time fires (at
 /// the timer's own time), then the frame goes in. What a frame may do is checked as
@@ -374,8 +377,9 @@ fn client_step(
 /// (`tcp::Clients`). What the
 /// station sends goes nowhere, but it is decided, encoded and recorded as if sent (the
 /// capture holds no answer to the station's own polls). Returns every record, in
-/// order, with its capture time. Timers still pending after the last frame do not fire:
-/// the story ends where the capture ends.
+/// order, with its capture time. The story's timers still pending after the last frame
+/// run out (`Station::run_out`, `RUN_OUT_S` at most): a capture that stops mid-outage
+/// shows its re-sends, `NotAcknowledged`, `NotBack` as the live gateway would.
 pub fn replay_story(
     path: &Path,
     site: crate::engine::config::Site,
@@ -531,6 +535,8 @@ pub fn replay_story(
     })?;
     let counts = match station.as_mut() {
         Some(s) => {
+            // The story's timers run out past the last frame (a day at most).
+            s.run_out(last.plus_secs(RUN_OUT_S), &mut keep);
             s.flush_refusals(last);
             s.settle(&mut keep);
             s.counts()

@@ -242,15 +242,30 @@ pub fn status(at: std::net::SocketAddr, out: &mut impl Write) -> Result<(), Stri
     .map_err(w)?;
     // Each outage in progress, its tiers in the order they are shed.
     for o in v["outages"].as_array().unwrap_or(&none) {
+        let back = if o["mains_back_at"].is_null() {
+            String::new()
+        } else {
+            format!(
+                "; mains back since {}, the outage ends at {} if power holds",
+                short(&o["mains_back_at"]),
+                short(&o["outage_ends_at"])
+            )
+        };
         writeln!(
             out,
-            "\n{} on battery since {}:",
+            "\n{} on battery since {}{back}:",
             str_of(&o["ups"]),
             short(&o["on_battery_since"])
         )
         .map_err(w)?;
         for t in o["tiers"].as_array().unwrap_or(&none) {
-            let line = if t["shed_at"].is_null() {
+            let line = if t["held"].as_bool() == Some(true) {
+                format!(
+                    "  tier {}: {} recorders, not shed: held while mains settles, not shed if power holds",
+                    str_of(&t["tier"]),
+                    str_of(&t["recorders"]),
+                )
+            } else if t["shed_at"].is_null() {
                 format!(
                     "  tier {}: {} recorders, to be shed {}",
                     str_of(&t["tier"]),
@@ -291,7 +306,11 @@ pub fn status(at: std::net::SocketAddr, out: &mut impl Write) -> Result<(), Stri
                     .as_array()
                     .map(|a| a.iter().map(str_of).collect::<Vec<_>>().join(","))
                     .unwrap_or_default(),
-                str_of(&r["state"]).replace('_', " "),
+                if r["still_running"] == true {
+                    format!("{}, STILL RUNNING", str_of(&r["state"]).replace('_', " "))
+                } else {
+                    str_of(&r["state"]).replace('_', " ")
+                },
                 short(&r["ordered_at"]),
                 str_of(&r["attempts"]),
                 short(&r["outlet_off_at"]),
@@ -356,9 +375,13 @@ pub fn check_config(file: Option<&Path>, out: &mut impl Write) -> Result<bool, S
                         Match::Default => "default".into(),
                     })
                     .collect();
+                let from = match t.source {
+                    Some(a) => format!(" from {a}"),
+                    None => String::new(),
+                };
                 writeln!(
                     out,
-                    "{name}: forwards to {} ({}): {}; {}; {}",
+                    "{name}: forwards to {} ({}){from}: {}; {}; {}",
                     t.to_text,
                     t.to,
                     matches.join(", "),

@@ -283,7 +283,7 @@ fn run_ups(
     speed: f64,
     t0: Instant,
     done: Arc<AtomicBool>,
-    say: Arc<Mutex<Vec<String>>>,
+    say: Said,
 ) {
     let site_s = |t0: Instant| t0.elapsed().as_secs_f64() * speed;
     let _ = sim.socket.set_read_timeout(Some(Duration::from_millis(2)));
@@ -335,9 +335,11 @@ fn run_ups(
                 5,
                 "UPS: On battery power in response to an input power problem.",
             );
-            say.lock().unwrap().push(format!(
-                "{t:7.1} s  UPS: mains power fails; sends upsOnBattery to the gateway"
-            ));
+            said(
+                &say,
+                t,
+                "UPS: mains power fails; sends upsOnBattery to the gateway".into(),
+            );
         }
         if on_battery && !low {
             // The battery drains from 100 % to 35 % by the low-battery point (the card
@@ -356,13 +358,17 @@ fn run_ups(
             sim.low_battery_sent.store(now().0, Ordering::Relaxed);
             apc(7, "UPS: Low battery. A shutdown is imminent.");
             outlets_off_at = Some(t + 180.0);
-            say.lock().unwrap().push(format!("{t:7.1} s  UPS: battery low ({charge} %); sends the seed's lowBattery trap; its outlets go off in 180 s"));
+            said(
+                &say,
+                t,
+                format!(
+                    "UPS: battery low ({charge} %); sends the seed's lowBattery trap; its outlets go off in 180 s"
+                ),
+            );
         }
         if step == 2 && outlets_off_at.is_some_and(|o| t >= o) {
             step = 3;
-            say.lock().unwrap().push(format!(
-                "{t:7.1} s  UPS: outlets off (outlet_off_delay 3 min)"
-            ));
+            said(&say, t, "UPS: outlets off (outlet_off_delay 3 min)".into());
         }
         if step == 3 && t >= MAINS_BACK {
             step = 4;
@@ -370,7 +376,7 @@ fn run_ups(
             low = false;
             apc(9, "UPS: Utility power has been restored.");
             sim.outlets_restored.fetch_add(1, Ordering::Relaxed);
-            say.lock().unwrap().push(format!("{t:7.1} s  UPS: mains power is back; sends powerRestored; outlets on by themselves (restart = auto)"));
+            said(&say, t, "UPS: mains power is back; sends powerRestored; outlets on by themselves (restart = auto)".into());
         }
         let Ok((n, from)) = sim.socket.recv_from(&mut buf) else {
             continue;
@@ -777,16 +783,14 @@ fn run_tcp_clients(
     speed: f64,
     outlets_restored: Arc<AtomicU64>,
     done: Arc<AtomicBool>,
-    say: Arc<Mutex<Vec<String>>>,
+    say: Said,
     t0: Instant,
 ) -> [Option<u64>; 2] {
     let real = |site_s: f64| Duration::from_secs_f64(site_s / speed);
     let site_t = || t0.elapsed().as_secs_f64() * speed;
-    let tell = |line: String| {
-        say.lock()
-            .unwrap()
-            .push(format!("{:7.1} s  {line}", site_t()))
-    };
+    // A client's line is stamped when it asked: what the gateway did on the request
+    // comes after it.
+    let tell = |asked: f64, line: String| said(&say, asked, line);
     let mut nas = NutClient {
         conn: None,
         status: String::new(),
@@ -815,14 +819,17 @@ fn run_tcp_clients(
         // The NAS: logged in, then a poll every NUT_POLL site seconds.
         if state[0] == Rec::Up && now_i >= next[0] {
             next[0] = now_i + real(NUT_POLL);
+            let asked = site_t();
             if nas.conn.is_none() && nas.log_in(nut).is_ok() {
-                tell("nas-01 (NUT client, as Synology DSM) logs in to the gateway's NUT server as monuser, UPS `ups`".into());
+                tell(asked, "nas-01 (NUT client, as Synology DSM) logs in to the gateway's NUT server as monuser, UPS `ups`".into());
             }
+            let asked = site_t();
             match nas.poll() {
                 Ok(status) if status.contains("FSD") => {
-                    tell(format!(
-                        "nas-01 reads ups.status \"{status}\": logs out and shuts down"
-                    ));
+                    tell(
+                        asked,
+                        format!("nas-01 reads ups.status \"{status}\": logs out and shuts down"),
+                    );
                     let _ = nas.ask("LOGOUT\n");
                     nas.conn = None;
                     nas.status.clear();
@@ -831,7 +838,7 @@ fn run_tcp_clients(
                 }
                 Ok(status) => {
                     if status != nas.status {
-                        tell(format!("nas-01 reads ups.status \"{status}\""));
+                        tell(asked, format!("nas-01 reads ups.status \"{status}\""));
                         nas.status = status;
                     }
                 }
@@ -841,22 +848,49 @@ fn run_tcp_clients(
         // apcupsd: a status fetch every NIS_POLL site seconds.
         if state[1] == Rec::Up && now_i >= next[1] {
             next[1] = now_i + real(NIS_POLL);
+            let asked = site_t();
             if let Ok(status) = nis_status(nis) {
                 if status.contains("LOWBATT") {
-                    tell(format!(
-                        "srv-apcupsd (apcupsd network client) fetches STATUS {status}: runs its doshutdown"
-                    ));
+                    tell(
+                        asked,
+                        format!(
+                            "srv-apcupsd (apcupsd network client) fetches STATUS {status}: runs its doshutdown"
+                        ),
+                    );
                     apc_status.clear();
                     told[1].get_or_insert(now().0);
                     state[1] = Rec::ShuttingDown(Instant::now() + real(60.0));
                 } else if status != apc_status {
-                    tell(format!("srv-apcupsd fetches STATUS {status}"));
+                    tell(asked, format!("srv-apcupsd fetches STATUS {status}"));
                     apc_status = status;
                 }
             }
         }
     }
     told
+}
+
+/// The story's lines, each with its time on the site's clock, from every thread.
+type Said = Arc<Mutex<Vec<(f64, String)>>>;
+
+/// Adds `line`, which happened at `t` seconds of the site's clock.
+fn said(say: &Said, t: f64, line: String) {
+    say.lock().unwrap().push((t, line));
+}
+
+/// Prints the lines of `pending` made at or before `until`, in time order (a stable
+/// sort: lines of one instant keep the order they were said in), and keeps the rest.
+fn tell_until(
+    pending: &mut Vec<(f64, String)>,
+    until: f64,
+    out: &mut impl Write,
+) -> Result<(), String> {
+    pending.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let n = pending.partition_point(|(t, _)| *t <= until);
+    for (t, line) in pending.drain(..n) {
+        writeln!(out, "{t:7.1} s  {line}").map_err(|e| e.to_string())?;
+    }
+    out.flush().map_err(|e| e.to_string())
 }
 
 /// What shows recorder `name` its UPS: the virtual UPS, or for the demo's NUT and
@@ -870,7 +904,7 @@ fn shown_by(name: &str) -> &'static str {
 }
 
 /// One record of the gateway as a line of the story, or None to leave it out.
-fn story_line(t: f64, r: &Json, many: bool) -> Option<String> {
+fn story_line(r: &Json, many: bool) -> Option<String> {
     let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
     let line = if let Some(d) = r["decision"].as_str() {
         match d {
@@ -932,10 +966,14 @@ fn story_line(t: f64, r: &Json, many: bool) -> Option<String> {
                 r["attempt"]
             ),
             "Presented" => format!(
-                "{} polls {}: charge {} ({})",
+                "{} polls {}: {} ({})",
                 s("recorder"),
                 shown_by(&s("recorder")),
-                r["charge"],
+                match r["charge"].as_u64() {
+                    Some(c) => format!("charge {c}"),
+                    // The gateway has not heard the UPS's charge yet (its first poll).
+                    None => "no charge yet, the UPS not polled yet".to_string(),
+                },
                 s("detail")
             ),
             "Back" => format!(
@@ -959,7 +997,7 @@ fn story_line(t: f64, r: &Json, many: bool) -> Option<String> {
     } else {
         return None;
     };
-    Some(format!("{t:7.1} s  {line}"))
+    Some(line)
 }
 
 /// Runs the demo with `n` recorders at `speed`, writing the story to `out`.
@@ -1015,13 +1053,18 @@ pub fn run(n: usize, speed: f64, v3: bool, out: &mut impl Write) -> Result<(), S
     .map_err(|e| e.to_string())?;
 
     let t0 = Instant::now();
-    let say = Arc::new(Mutex::new(Vec::<String>::new()));
+    let say: Said = Arc::default();
     let (bound_tx, bound_rx) = crossbeam_channel::bounded(1);
     let gw_say = Arc::clone(&say);
+    // The gateway's monotonic clock counts from t0, as the story's lines do: a record's
+    // own time places it among them (it is reported a little after it was made).
     let opts = Options {
         speed,
+        time: Some(Arc::new(crate::daemon::clock::OsTime::since(t0))),
         ..Options::default()
     };
+    let clock = Arc::new(std::sync::OnceLock::<crate::daemon::clock::Clock>::new());
+    let gw_clock = Arc::clone(&clock);
     let counts = Arc::new(Mutex::new(HashMap::<String, usize>::new()));
     let gw_counts = Arc::clone(&counts);
     let gateway = std::thread::spawn(move || {
@@ -1029,18 +1072,23 @@ pub fn run(n: usize, speed: f64, v3: bool, out: &mut impl Write) -> Result<(), S
             site,
             opts,
             |b| {
+                let _ = gw_clock.set(b.clock.clone());
                 let _ = bound_tx.send((b.listen[0], b.agent, b.nut, b.nis));
             },
-            |_, r| {
-                let t = t0.elapsed().as_secs_f64() * speed;
+            |at, r| {
+                let t = gw_clock
+                    .get()
+                    .map_or(t0.elapsed().as_secs_f64() * speed, |c| {
+                        c.monotonic_at(at) as f64 / 1e9 * speed
+                    });
                 let key = r["decision"]
                     .as_str()
                     .or(r["action"].as_str())
                     .unwrap_or("")
                     .to_string();
                 *gw_counts.lock().unwrap().entry(key).or_default() += 1;
-                if let Some(line) = story_line(t, r, many) {
-                    gw_say.lock().unwrap().push(line);
+                if let Some(line) = story_line(r, many) {
+                    said(&gw_say, t, line);
                 }
             },
             || Err("the demo's site does not reload".into()),
@@ -1091,16 +1139,15 @@ pub fn run(n: usize, speed: f64, v3: bool, out: &mut impl Write) -> Result<(), S
         std::thread::spawn(move || run_tcp_clients(nut_at, nis_at, speed, on, done, say, t0))
     };
     let all = n + 2;
-    // Tell the story as it comes, until every recorder is back (or reported not back).
-    let mut printed = 0;
+    // Tell the story as it comes, until every recorder is back (or reported not back):
+    // in the order things happened, each line held back a moment for a line made
+    // earlier and reported later (the gateway's records come through its console).
+    let mut pending: Vec<(f64, String)> = Vec::new();
+    let hold = 0.1 * speed;
     let finished = loop {
         std::thread::sleep(Duration::from_millis(20));
-        let lines: Vec<String> = say.lock().unwrap()[printed..].to_vec();
-        printed += lines.len();
-        for l in lines {
-            writeln!(out, "{l}").map_err(|e| e.to_string())?;
-            out.flush().map_err(|e| e.to_string())?;
-        }
+        pending.append(&mut say.lock().unwrap());
+        tell_until(&mut pending, t0.elapsed().as_secs_f64() * speed - hold, out)?;
         let c = counts.lock().unwrap().clone();
         let settled = c.get("Back").copied().unwrap_or(0) + c.get("NotBack").copied().unwrap_or(0);
         if settled >= all {
@@ -1123,9 +1170,8 @@ pub fn run(n: usize, speed: f64, v3: bool, out: &mut impl Write) -> Result<(), S
         .join()
         .map_err(|_| "the gateway thread panicked".to_string())?
         .map_err(|e| e.to_string())?;
-    for l in say.lock().unwrap()[printed..].iter() {
-        writeln!(out, "{l}").map_err(|e| e.to_string())?;
-    }
+    pending.append(&mut say.lock().unwrap());
+    tell_until(&mut pending, f64::INFINITY, out)?;
     let c = counts.lock().unwrap().clone();
     let get = |k: &str| c.get(k).copied().unwrap_or(0);
     let w = |e: std::io::Error| e.to_string();

@@ -422,6 +422,12 @@ pub const KEYS: &[Key] = &[
         "\"site\"",
         "\"site\": the notifications of the site's UPSes, with their community or user; \"any\": anyone's (never believed for a decision; an inform taken is answered, as snmptrapd with disableAuthorization).",
     ),
+    k(
+        "forward",
+        "source",
+        "the gateway's listen address, where it listens on a single one; else the host's choice",
+        "The address forwards to this target leave from, as snmptrapd's clientaddr: an address of this host, of the target's family (an NMS that filters by source sees the one configured).",
+    ),
 ];
 
 /// The tables, in the order of the page, with how they are written.
@@ -496,11 +502,113 @@ pub fn site_page() -> String {
     r.render()
 }
 
+/// What `trapgate(1)` says beyond clap's sections: how it ends, its files, examples.
+const EXIT_STATUS: &str = "0: done (run: stopped by SIGINT or SIGTERM). 1: check-config found \
+     mistakes; replay --expect found differences. 2: an error, said on stderr in one line \
+     (a file that is not a capture, a site file that cannot be read, a port that cannot be \
+     bound, run without --config).";
+
+const FILES: &[(&str, &str)] = &[
+    (
+        "/etc/trapgate/site.toml",
+        "The site file (trapgate-site.toml(5)) as the Debian package installs it: a template \
+         that check-config and run refuse until it lists the site's own UPSes and recorders.",
+    ),
+    (
+        "/var/lib/trapgate/journal",
+        "The journal the packaged unit keeps (run --journal): one checksummed JSON line per \
+         input, decision and action; rotated to journal.1 ... journal.4. Read it with \
+         `trapgate journal`.",
+    ),
+    (
+        "/var/lib/trapgate/journal.engine-boots",
+        "trapgate's SNMPv3 engine's boots, kept beside the journal.",
+    ),
+    (
+        "/usr/lib/systemd/system/trapgate.service",
+        "The unit (Type=notify, watchdog, sandboxed); not enabled at install.",
+    ),
+];
+
+const EXAMPLES: &[(&str, &str)] = &[
+    (
+        "trapgate check-config /etc/trapgate/site.toml",
+        "Check a site file: every mistake with its line and column, or a one-line summary \
+         and its warnings.",
+    ),
+    (
+        "trapgate run --config site.toml --journal /var/lib/trapgate/journal --http 127.0.0.1:9162",
+        "Run the gateway: decisions on stdout as JSON lines, the status page, /status.json \
+         and /metrics on the HTTP endpoint.",
+    ),
+    (
+        "trapgate status --http 127.0.0.1:9162",
+        "The running gateway's UPSes, outages and recorders as tables.",
+    ),
+    (
+        "trapgate replay outage.pcapng --config site.toml",
+        "What the gateway would have decided and sent for a captured outage.",
+    ),
+    (
+        "trapgate replay captures/seed-trace.pcap --expect captures/seed-trace.decisions.jsonl",
+        "Compare a replay with a golden log; exit 1 and the differences if they differ.",
+    ),
+    (
+        "trapgate decode --json site.pcap",
+        "Every SNMP message of a capture, as Wireshark lists them, as JSON lines.",
+    ),
+    (
+        "trapgate journal /var/lib/trapgate/journal --only nvr-244",
+        "What the journal holds of one recorder, readably.",
+    ),
+    (
+        "systemctl enable --now trapgate; systemctl reload trapgate",
+        "Start the packaged gateway once its site file is written; reread the site (SIGHUP).",
+    ),
+];
+
+/// `trapgate(1)`: clap's name, synopsis, description, options and subcommands, then
+/// exit status, files, examples and see also.
+pub fn main_page(cmd: clap::Command) -> io::Result<Vec<u8>> {
+    let man = clap_mangen::Man::new(cmd);
+    let mut out = Vec::new();
+    man.render_title(&mut out)?;
+    man.render_name_section(&mut out)?;
+    man.render_synopsis_section(&mut out)?;
+    man.render_description_section(&mut out)?;
+    man.render_options_section(&mut out)?;
+    man.render_subcommands_section(&mut out)?;
+    let mut r = Roff::new();
+    r.control("SH", ["EXIT STATUS"]);
+    r.text([roman(EXIT_STATUS)]);
+    r.control("SH", ["FILES"]);
+    for (file, what) in FILES {
+        r.control("TP", []);
+        r.text([bold(*file)]);
+        r.text([roman(*what)]);
+    }
+    r.control("SH", ["EXAMPLES"]);
+    for (command, what) in EXAMPLES {
+        r.control("TP", []);
+        r.text([bold(*command)]);
+        r.text([roman(*what)]);
+    }
+    r.control("SH", ["SEE ALSO"]);
+    r.text([roman(
+        "trapgate-run(1), trapgate-replay(1), trapgate-check-config(1), trapgate-site.toml(5), \
+         snmptrapd(8), snmpd(8), upsmon(8), apcupsd(8)",
+    )]);
+    out.extend_from_slice(r.render().as_bytes());
+    man.render_version_section(&mut out)?;
+    Ok(out)
+}
+
 /// Writes `trapgate.1`, a page per subcommand (`trapgate-run.1`, ...) and
 /// `trapgate-site.toml.5` into `dir`; returns the files written.
 pub fn write_pages(cmd: clap::Command, dir: &Path) -> io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
-    clap_mangen::generate_to(cmd, dir)?;
+    clap_mangen::generate_to(cmd.clone(), dir)?;
+    std::fs::write(dir.join("trapgate.1"), main_page(cmd)?)?;
     let site = dir.join("trapgate-site.toml.5");
     std::fs::write(&site, site_page())?;
     let mut written: Vec<PathBuf> = std::fs::read_dir(dir)?

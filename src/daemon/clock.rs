@@ -36,6 +36,13 @@ impl Default for OsTime {
     }
 }
 
+impl OsTime {
+    /// The OS's clocks, the monotonic one counted from `origin`.
+    pub fn since(origin: Instant) -> OsTime {
+        OsTime { origin }
+    }
+}
+
 impl TimeSource for OsTime {
     fn wall(&self) -> u64 {
         SystemTime::now()
@@ -80,6 +87,14 @@ impl Clock {
             source,
             speed: if speed > 0.0 { speed } else { 1.0 },
         }
+    }
+
+    /// The source's monotonic reading (its own origin, real time) when the timeline
+    /// read `t`: where a record's time falls on the clock of whoever gave the source.
+    pub fn monotonic_at(&self, t: Timestamp) -> u64 {
+        let on_timeline = t.0.saturating_sub(self.wall0);
+        self.mono0
+            .saturating_add((on_timeline as f64 / self.speed) as u64)
     }
 
     /// The OS's clock at real time.

@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -52,8 +52,11 @@ pub const MAX_OUTSTANDING: usize = 1024;
 pub const MAX_QUEUED: usize = 16_384;
 
 const WAKE: Token = Token(0);
-const V4: Token = Token(1);
-const V6: Token = Token(2);
+/// The first socket's token: socket k is `Token(FIRST + k)`.
+const FIRST: usize = 1;
+/// Sockets of distinct source addresses, at most (one per target at most, and the two
+/// of the host's choice).
+const MAX_SOCKETS: usize = forward::MAX_TARGETS + 2;
 
 /// What was counted of one target.
 #[derive(Debug, Default)]
@@ -288,30 +291,17 @@ pub struct Forwarder {
 }
 
 impl Forwarder {
-    /// Opens the forward sockets (an ephemeral port on every IPv4 and, where the host
-    /// has IPv6, every IPv6 address) and starts the thread.
-    pub fn start() -> io::Result<Forwarder> {
+    /// Opens the forward sockets (an ephemeral port of the host's choice of address, for
+    /// IPv4 and, where the host has it, IPv6) and starts the thread. `listen` is where
+    /// the gateway hears traps: a single specific address there is where forwards
+    /// leave from, unless a target names its own `source` (snmptrapd's `clientaddr`);
+    /// a socket for each source is opened when a target first needs it.
+    pub fn start(listen: &[SocketAddr]) -> io::Result<Forwarder> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
-        let open = |addr: SocketAddr, token: Token| -> io::Result<UdpSocket> {
-            let s = socket2::Socket::new(
-                socket2::Domain::for_address(addr),
-                socket2::Type::DGRAM,
-                Some(socket2::Protocol::UDP),
-            )?;
-            if addr.is_ipv6() {
-                s.set_only_v6(true)?;
-            }
-            let _ = s.set_send_buffer_size(4 << 20);
-            s.bind(&addr.into())?;
-            s.set_nonblocking(true)?;
-            let mut s = UdpSocket::from_std(s.into());
-            poll.registry()
-                .register(&mut s, token, Interest::READABLE)?;
-            Ok(s)
-        };
-        let v4 = open(SocketAddr::from(([0, 0, 0, 0], 0)), V4)?;
-        let v6 = open(SocketAddr::from(([0u16; 8], 0)), V6).ok();
+        let v4 = Out::open(&poll, IpAddr::from([0, 0, 0, 0]), 0)?;
+        let v6 = Out::open(&poll, IpAddr::from([0u16; 8]), 1).ok();
+        let mut outs = vec![Some(v4), v6];
         let (full_tx, full_rx) = crossbeam_channel::bounded(POOL);
         let (free_tx, free_rx) = crossbeam_channel::bounded(POOL);
         let empty = Arc::new(Table::default());
@@ -325,25 +315,26 @@ impl Forwarder {
         let stop = Arc::new(AtomicBool::new(false));
         let refused = Arc::new(AtomicU64::new(0));
         let asleep = Arc::new(AtomicBool::new(false));
+        let default_source = match listen {
+            [one] if !one.ip().is_unspecified() => Some(one.ip()),
+            _ => None,
+        };
+        outs.reserve(MAX_SOCKETS);
         let mut thread = Thread {
             asleep: Arc::clone(&asleep),
             refused: Arc::clone(&refused),
             poll,
-            v4,
-            v6,
+            outs,
+            default_source,
+            unusable: Vec::new(),
             full: full_rx,
             free: free_tx,
             stop: Arc::clone(&stop),
             outstanding: HashMap::new(),
             waiting: Vec::new(),
             ids: OsRandom,
-            out4: SendBatch::new(),
-            out6: SendBatch::new(),
-            sent4: Vec::new(),
-            sent6: Vec::new(),
             segment: true,
             queued: Vec::new(),
-            blocked: [false; 2],
             buf: Vec::with_capacity(2048),
             arena: Bump::with_capacity(64 * 1024),
             spare: Vec::new(),
@@ -385,10 +376,55 @@ impl Drop for Forwarder {
     }
 }
 
+/// One forward socket: bound to a source address (port of the kernel's choice), with
+/// what waits to be sent from it and for whom.
+struct Out {
+    source: IpAddr,
+    socket: UdpSocket,
+    batch: SendBatch,
+    /// Which table and target each datagram of `batch` is for, in order.
+    sent: Vec<(Arc<Table>, usize)>,
+    /// Whether it waits to be writable again (its send buffer was full).
+    blocked: bool,
+}
+
+impl Out {
+    /// A socket on `source` (an ephemeral port), registered as socket `k`.
+    fn open(poll: &Poll, source: IpAddr, k: usize) -> io::Result<Out> {
+        let addr = SocketAddr::new(source, 0);
+        let s = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::DGRAM,
+            Some(socket2::Protocol::UDP),
+        )?;
+        if addr.is_ipv6() {
+            s.set_only_v6(true)?;
+        }
+        let _ = s.set_send_buffer_size(4 << 20);
+        s.bind(&addr.into())?;
+        s.set_nonblocking(true)?;
+        let mut socket = UdpSocket::from_std(s.into());
+        poll.registry()
+            .register(&mut socket, Token(FIRST + k), Interest::READABLE)?;
+        Ok(Out {
+            source,
+            socket,
+            batch: SendBatch::new(),
+            sent: Vec::new(),
+            blocked: false,
+        })
+    }
+}
+
 struct Thread {
     poll: Poll,
-    v4: UdpSocket,
-    v6: Option<UdpSocket>,
+    /// The sockets: 0 and 1 on the host's choice of IPv4 and IPv6 address (1 absent
+    /// where the host has no IPv6), then one per source address a target needs.
+    outs: Vec<Option<Out>>,
+    /// Where forwards leave from when their target names no source of its own.
+    default_source: Option<IpAddr>,
+    /// Source addresses a socket could not be opened on (said once each).
+    unusable: Vec<IpAddr>,
     full: Receiver<Batch>,
     free: Sender<Batch>,
     stop: Arc<AtomicBool>,
@@ -399,18 +435,11 @@ struct Thread {
     /// Outstanding informs per target address.
     waiting: Vec<(SocketAddr, usize)>,
     ids: OsRandom,
-    out4: SendBatch,
-    out6: SendBatch,
-    /// Which table and target each datagram of `out4` / `out6` is for, in order.
-    sent4: Vec<(Arc<Table>, usize)>,
-    sent6: Vec<(Arc<Table>, usize)>,
     /// Whether equal datagrams to one target go out in one segmented send (UDP GSO;
     /// cleared where the kernel has none).
     segment: bool,
-    /// Datagrams queued per target address (in `out4` / `out6`).
+    /// Datagrams queued per target address.
     queued: Vec<(SocketAddr, usize)>,
-    /// Whether each socket waits to be writable again (its send buffer was full).
-    blocked: [bool; 2],
     buf: Vec<u8>,
     arena: Bump,
     /// Buffers of answered informs, for the next ones.
@@ -448,10 +477,8 @@ impl Thread {
                 std::thread::sleep(LINGER);
             }
             for e in events.iter() {
-                match e.token() {
-                    V4 => self.answers(false),
-                    V6 => self.answers(true),
-                    _ => {}
+                if let Some(k) = e.token().0.checked_sub(FIRST) {
+                    self.answers(k);
                 }
             }
             while let Ok(b) = self.full.try_recv() {
@@ -466,7 +493,9 @@ impl Thread {
                 // What waits for the send buffer goes within a second, if it can.
                 let until = Instant::now() + Duration::from_secs(1);
                 self.flush();
-                while (!self.out4.is_empty() || !self.out6.is_empty()) && Instant::now() < until {
+                while self.outs.iter().flatten().any(|o| !o.batch.is_empty())
+                    && Instant::now() < until
+                {
                     std::thread::sleep(Duration::from_millis(1));
                     self.flush();
                 }
@@ -544,8 +573,47 @@ impl Thread {
         self.arena = arena;
     }
 
+    /// The socket forwards to target `whom` leave from: its `source`, else the
+    /// gateway's listen address (of its family), else the host's choice; opened the
+    /// first time. None if that address cannot be bound (said once).
+    fn out_for(&mut self, whom: &(Arc<Table>, usize)) -> Option<usize> {
+        let t = &whom.0.forwarding.targets()[whom.1];
+        let source = t
+            .source
+            .or(self.default_source)
+            .filter(|s| s.is_ipv4() == t.to.is_ipv4());
+        let Some(source) = source else {
+            return Some(usize::from(t.to.is_ipv6()));
+        };
+        if let Some(k) = self
+            .outs
+            .iter()
+            .skip(2)
+            .position(|o| o.as_ref().is_some_and(|o| o.source == source))
+        {
+            return Some(k + 2);
+        }
+        if self.unusable.contains(&source) || self.outs.len() >= MAX_SOCKETS {
+            return None;
+        }
+        match Out::open(&self.poll, source, self.outs.len()) {
+            Ok(o) => {
+                self.outs.push(Some(o));
+                Some(self.outs.len() - 1)
+            }
+            Err(e) => {
+                crate::daemon::console::warn(format!(
+                    "trapgate: cannot forward from {source} (to {}): {e}; what goes there is counted failed",
+                    t.to_text
+                ));
+                self.unusable.push(source);
+                None
+            }
+        }
+    }
+
     /// Queues `bytes` for target `whom`, unless its queue is full (then counted
-    /// dropped).
+    /// dropped) or it has no socket to leave from (counted failed).
     fn queue(&mut self, to: SocketAddr, bytes: &[u8], whom: (Arc<Table>, usize)) {
         let n = slot(&mut self.queued, to);
         if *n >= MAX_QUEUED {
@@ -554,45 +622,30 @@ impl Thread {
                 .fetch_add(1, Ordering::Relaxed);
             return;
         }
-        *n += 1;
-        if to.is_ipv4() {
-            self.out4.push(to, bytes);
-            self.sent4.push(whom);
-        } else {
-            self.out6.push(to, bytes);
-            self.sent6.push(whom);
-        }
+        let Some(out) = self.out_for(&whom).and_then(|k| self.outs[k].as_mut()) else {
+            whom.0.counts[whom.1].failed.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        *slot(&mut self.queued, to) += 1;
+        out.batch.push(to, bytes);
+        out.sent.push(whom);
     }
 
     /// Sends what is queued until a socket's send buffer is full (the rest waits for
     /// it to be writable), and counts it per target.
     fn flush(&mut self) {
-        let fds = [
-            Some(self.v4.as_raw_fd()),
-            self.v6.as_ref().map(|s| s.as_raw_fd()),
-        ];
-        for (k, fd) in fds.into_iter().enumerate() {
-            let (out, sent) = if k == 0 {
-                (&mut self.out4, &mut self.sent4)
-            } else {
-                (&mut self.out6, &mut self.sent6)
-            };
-            if out.is_empty() {
+        for (k, out) in self.outs.iter_mut().enumerate() {
+            let Some(out) = out else { continue };
+            if out.batch.is_empty() {
                 continue;
             }
-            let Some(fd) = fd else {
-                // No IPv6 on this host: none of them can be sent.
-                *out = SendBatch::new();
-                for (t, i) in sent.drain(..) {
-                    t.counts[i].failed.fetch_add(1, Ordering::Relaxed);
-                    *slot(&mut self.queued, t.forwarding.targets()[i].to) -= 1;
-                }
-                continue;
-            };
-            let fate = out.flush_some(fd, &mut self.segment);
+            let fate = out
+                .batch
+                .flush_some(out.socket.as_raw_fd(), &mut self.segment);
             let mut blocked = false;
             let mut i = 0;
-            sent.retain(|(t, target)| {
+            let queued = &mut self.queued;
+            out.sent.retain(|(t, target)| {
                 let f = fate.get(i).copied().unwrap_or(Fate::Queued);
                 i += 1;
                 let c = &t.counts[*target];
@@ -604,26 +657,21 @@ impl Thread {
                     Fate::Sent => c.sent.fetch_add(1, Ordering::Relaxed),
                     Fate::Failed => c.failed.fetch_add(1, Ordering::Relaxed),
                 };
-                let n = slot(&mut self.queued, t.forwarding.targets()[*target].to);
+                let n = slot(queued, t.forwarding.targets()[*target].to);
                 *n = n.saturating_sub(1);
                 false
             });
-            if blocked != self.blocked[k] {
-                self.blocked[k] = blocked;
+            if blocked != out.blocked {
+                out.blocked = blocked;
                 let interest = if blocked {
                     Interest::READABLE | Interest::WRITABLE
                 } else {
                     Interest::READABLE
                 };
-                let token = if k == 0 { V4 } else { V6 };
-                let registry = self.poll.registry();
-                let _ = if k == 0 {
-                    registry.reregister(&mut self.v4, token, interest)
-                } else if let Some(s) = self.v6.as_mut() {
-                    registry.reregister(s, token, interest)
-                } else {
-                    Ok(())
-                };
+                let _ =
+                    self.poll
+                        .registry()
+                        .reregister(&mut out.socket, Token(FIRST + k), interest);
             }
         }
     }
@@ -672,14 +720,15 @@ impl Thread {
         }
     }
 
-    /// Reads the answers on one socket: a response from a target's address and port,
+    /// Reads the answers on socket `k`: a response from a target's address and port,
     /// to an outstanding request id, with that target's community.
-    fn answers(&mut self, v6: bool) {
+    fn answers(&mut self, k: usize) {
         let mut buf = [0u8; 2048];
         loop {
-            let socket = if v6 { self.v6.as_ref() } else { Some(&self.v4) };
-            let Some(socket) = socket else { return };
-            let (n, from) = match socket.recv_from(&mut buf) {
+            let Some(Some(out)) = self.outs.get(k) else {
+                return;
+            };
+            let (n, from) = match out.socket.recv_from(&mut buf) {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -737,6 +786,7 @@ mod tests {
             version: ForwardVersion::AsReceived,
             community: "nms".into(),
             sources: Sources::Site,
+            source: None,
         };
         Arc::new(Table::new(
             Forwarding::new(vec![t("127.0.0.1:1"), t("127.0.0.1:2"), t("127.0.0.1:3")]),

@@ -108,6 +108,8 @@ pub struct Bound {
     pub nut: Option<SocketAddr>,
     /// Where the apcupsd NIS server listens, if it does.
     pub nis: Option<SocketAddr>,
+    /// The gateway's clock (the station's timeline: what the records' times are on).
+    pub clock: Clock,
 }
 
 /// What a restart found in its journal.
@@ -451,6 +453,7 @@ impl<R: FnMut(Timestamp, &serde_json::Value)> Driver<R> {
         self.say("journal", text.clone());
         let alert = Record::Decision(Decided::Alert {
             ups: None,
+            recorder: None,
             kind: "journal_failed".into(),
             reason: text,
         });
@@ -892,7 +895,7 @@ pub fn run(
     let nis_bound = bound_of(crate::daemon::nut::Service::Nis);
     // The forward thread (`[[forward]]`), there whether the site forwards now or after a
     // reload.
-    let forwarder = crate::daemon::forward::Forwarder::start().map_err(StartError::Setup)?;
+    let forwarder = crate::daemon::forward::Forwarder::start(&listen).map_err(StartError::Setup)?;
     let mut receivers = receive::start(
         &listen,
         workers,
@@ -1012,6 +1015,7 @@ pub fn run(
         engine,
         nut: nut_bound,
         nis: nis_bound,
+        clock: d.clock.clone(),
     });
 
     // Every socket bound, the journal resumed: systemd may count the gateway started.
@@ -1217,6 +1221,7 @@ fn apply_reload<R: FnMut(Timestamp, &serde_json::Value)>(
         console::warn(format!("trapgate: SIGHUP: keeping the running site: {why}"));
         let alert = Record::Decision(Decided::Alert {
             ups: None,
+            recorder: None,
             kind: "reload_refused".into(),
             reason: format!("the site file was not reloaded: {why}"),
         });

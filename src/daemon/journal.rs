@@ -510,6 +510,7 @@ pub fn resume(
                     now,
                     Record::Decision(record::Decided::Alert {
                         ups: None,
+                        recorder: None,
                         kind: "reload_refused".into(),
                         reason: format!(
                             "the site file changed since the journal was written and was not taken: {why}; the journal's site runs"
@@ -546,6 +547,7 @@ mod tests {
     fn alert(reason: &str) -> Record {
         Record::Decision(Decided::Alert {
             ups: None,
+            recorder: None,
             kind: "site".into(),
             reason: reason.into(),
         })

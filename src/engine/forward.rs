@@ -127,6 +127,9 @@ pub struct Target {
     pub community: String,
     /// From whom.
     pub sources: Sources,
+    /// The address forwards to it leave from (snmptrapd's `clientaddr`); None: the
+    /// gateway's listen address where it listens on one, else the host's choice.
+    pub source: Option<std::net::IpAddr>,
 }
 
 /// The site's forward targets, at most 64 (a notification's targets are a bit mask).
@@ -627,6 +630,7 @@ mod tests {
             version,
             community: "nms".into(),
             sources,
+            source: None,
         }
     }
 

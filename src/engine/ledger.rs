@@ -100,6 +100,15 @@ pub enum LedgerOutput {
         /// The recorder.
         recorder: RecorderId,
     },
+    /// The recorder was heard from after it should have been down (its shutdown time
+    /// after it acknowledged, or after its order when it never did), its UPS still on
+    /// battery: it did not shut down. Said once an outage.
+    StillRunning {
+        /// The recorder.
+        recorder: RecorderId,
+        /// Seconds past the time it should have been down by.
+        late_s: f64,
+    },
 }
 
 /// What a checkpoint keeps of the ledger.
@@ -107,6 +116,9 @@ pub enum LedgerOutput {
 pub struct LedgerState {
     standing: Vec<Standing>,
     power_back: Vec<Option<Timestamp>>,
+    /// Recorders said to be still running in this outage (absent in older journals).
+    #[serde(default)]
+    still_running: Vec<bool>,
 }
 
 /// The ledger of a whole site.
@@ -123,6 +135,9 @@ pub struct Ledger {
     shutdown_time: Vec<Secs>,
     boot_time: Vec<Secs>,
     ups_of: Vec<UpsId>,
+    /// Recorders heard from after they should have been down, in this outage (each
+    /// said once).
+    still_running: Vec<bool>,
     out: VecDeque<LedgerOutput>,
 }
 
@@ -143,6 +158,7 @@ impl Ledger {
             shutdown_time: site.recorders.iter().map(|r| r.shutdown_time).collect(),
             boot_time: site.recorders.iter().map(|r| r.boot_time).collect(),
             ups_of: site.recorders.iter().map(|r| r.ups).collect(),
+            still_running: vec![false; n],
             out: VecDeque::new(),
         }
     }
@@ -158,6 +174,7 @@ impl Ledger {
         for (r, o) in remap.kept_recorders() {
             next.standing[r] = self.standing[o];
             next.power_back[r] = self.power_back[o];
+            next.still_running[r] = self.still_running[o];
         }
         next.rebuild_timers();
         std::mem::replace(self, next)
@@ -195,6 +212,7 @@ impl Ledger {
         LedgerState {
             standing: self.standing.clone(),
             power_back: self.power_back.clone(),
+            still_running: self.still_running.clone(),
         }
     }
 
@@ -204,6 +222,9 @@ impl Ledger {
             self.standing = s.standing;
             self.rebuild_timers();
             self.power_back = s.power_back;
+            if s.still_running.len() == self.still_running.len() {
+                self.still_running = s.still_running;
+            }
         }
     }
 
@@ -217,10 +238,24 @@ impl Ledger {
         &self.standing
     }
 
+    /// Which recorders were heard from after they should have been down, in this
+    /// outage.
+    pub fn still_running(&self) -> &[bool] {
+        &self.still_running
+    }
+
+    /// Recorder `r` was said to be still running (a journal's alert fed back).
+    pub fn said_still_running(&mut self, r: RecorderId) {
+        if let Some(s) = self.still_running.get_mut(r.index()) {
+            *s = true;
+        }
+    }
+
     /// Recorder `r` was told to shut down at `now` (the first sending).
     /// Until it has left (`sent`), an order's wait for an acknowledgement does not run:
     /// only its UPS's outlet deadline does.
     pub fn ordered(&mut self, now: Timestamp, r: RecorderId) {
+        self.still_running[r] = false;
         let until = after(now, self.outlet_off[r]);
         let ordered = Standing::Ordered {
             at: now,
@@ -347,6 +382,23 @@ impl Ledger {
 
     /// Recorder `r` was heard from at `now` (a poll of the virtual UPS, a trap).
     pub fn seen(&mut self, now: Timestamp, r: RecorderId) {
+        // Its UPS still on battery (power back makes it `Returning`): heard from after
+        // it should have been down, it is still running.
+        let down_by = match self.standing[r] {
+            Standing::Acknowledged { at, .. } => Some(after(at, self.shutdown_time[r])),
+            Standing::NotAcknowledged { ordered } => Some(after(ordered, self.shutdown_time[r])),
+            _ => None,
+        };
+        if let Some(down_by) = down_by {
+            if now > down_by && !self.still_running[r] {
+                self.still_running[r] = true;
+                self.out.push_back(LedgerOutput::StillRunning {
+                    recorder: r,
+                    late_s: now.since(down_by),
+                });
+            }
+            return;
+        }
         let late = match self.standing[r] {
             Standing::Returning { from, .. } if now >= from => false,
             // Reported not back, and heard from after all: back, late.
@@ -586,5 +638,47 @@ mod tests {
                 late: true
             }]
         );
+    }
+
+    #[test]
+    fn a_recorder_heard_after_it_should_be_down_is_still_running_said_once() {
+        // The seed site: 90 s to shut down, outlets off 3 min after the order.
+        let site = Site::default_site();
+        let mut l = Ledger::new(&site);
+        order(&mut l, 0, RecorderId(0));
+        l.acknowledged(t(5), RecorderId(0));
+        // Polling while it shuts down: nothing to say.
+        l.seen(t(60), RecorderId(0));
+        l.seen(t(95), RecorderId(0));
+        assert!(drain(&mut l).is_empty());
+        // Down by 95 s; heard at 100 s and after, its UPS still on battery.
+        l.seen(t(100), RecorderId(0));
+        l.seen(t(110), RecorderId(0));
+        assert_eq!(
+            drain(&mut l),
+            vec![LedgerOutput::StillRunning {
+                recorder: RecorderId(0),
+                late_s: 5.0
+            }]
+        );
+        assert_eq!(l.still_running(), [true, false]);
+        // Never acknowledged, heard after the outlets' cut: still running too.
+        order(&mut l, 0, RecorderId(1));
+        let _ = run(&mut l, 0, 181);
+        l.seen(t(200), RecorderId(1));
+        assert_eq!(
+            drain(&mut l),
+            vec![LedgerOutput::StillRunning {
+                recorder: RecorderId(1),
+                late_s: 110.0
+            }]
+        );
+        // Power back: heard from is back, not still running; a new outage's order
+        // clears what was said.
+        l.power_back(t(300), UpsId(0));
+        l.seen(t(400), RecorderId(0));
+        assert!(matches!(drain(&mut l)[..], [LedgerOutput::Back { .. }]));
+        order(&mut l, 500, RecorderId(0));
+        assert_eq!(l.still_running(), [false, true]);
     }
 }

@@ -437,6 +437,11 @@ fn exposition(stats: &Stats, rows: Option<&StatusRows>) -> String {
             live.forward_refused,
         ),
         (
+            "recorders_not_shut_down",
+            "Recorders heard from after they should have been down, their UPS still on battery (did_not_shut_down alerts)",
+            live.station.not_shut_down,
+        ),
+        (
             "usm_reports",
             "SNMPv3 Reports sent: discovery, time synchronization, a wrong key or user (to the site's addresses only)",
             live.reports.0,

@@ -224,6 +224,9 @@ pub enum Decided {
         /// The UPS concerned, if one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ups: Option<Text>,
+        /// The recorder concerned, if one ("did_not_shut_down").
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recorder: Option<Text>,
         /// Short kind: "on_battery", "not_confirmed", "journal_failed", …
         kind: String,
         /// The sentence.
@@ -396,7 +399,9 @@ impl Record {
             Record::Decision(D::PresentCharge { recorder, .. } | D::Acknowledged { recorder }) => {
                 (None, Some(recorder))
             }
-            Record::Decision(D::Alert { ups, .. }) => (ups.as_deref(), None),
+            Record::Decision(D::Alert { ups, recorder, .. }) => {
+                (ups.as_deref(), recorder.as_deref())
+            }
             Record::Action(
                 A::Sent { recorder, .. }
                 | A::SendFailed { recorder, .. }
@@ -521,7 +526,8 @@ impl Record {
                 };
                 let keys: &[&str] = if kind.is_empty() {
                     &[
-                        "recorder", "ups", "attempt", "to", "after_s", "status", "count", "detail",
+                        "recorder", "ups", "attempt", "to", "after_s", "status", "reason", "count",
+                        "source", "event", "detail",
                     ]
                 } else {
                     &["ups", "recorder", "tier", "percent", "kind"]
@@ -725,6 +731,7 @@ mod tests {
             }),
             Record::Decision(Decided::Alert {
                 ups: None,
+                recorder: None,
                 kind: "site".into(),
                 reason: "a \"quoted\" reason".into(),
             }),
@@ -812,5 +819,11 @@ mod tests {
             "{text}"
         );
         assert!(samples()[6].concerns("nvr-244") && !samples()[6].concerns("ups-main"));
+        // A refusal shows what `--json` has: its reason, and the last source and event.
+        let text = samples()[7].readable(Timestamp(0));
+        assert!(
+            text.ends_with("Refused reason=wrong_community count=12345 source=192.168.61.250 event=LowBattery detail=UPS traps with another community than the UPS's"),
+            "{text}"
+        );
     }
 }

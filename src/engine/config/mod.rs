@@ -1366,6 +1366,24 @@ impl Site {
                 m,
             )
         });
+        let source = match optional(&mut t, "source") {
+            None => Some(None),
+            Some(v) => text(Some(v), m).and_then(|s| match s.value.parse::<IpAddr>() {
+                Ok(a) if a.is_unspecified() || a.is_multicast() => {
+                    m.add(s.span, format!("`source` {a}: an address of this host to send from, not a wildcard or a group"));
+                    None
+                }
+                Ok(a) if to.is_some_and(|to| to.is_ipv4() != a.is_ipv4()) => {
+                    m.add(s.span, format!("`source` {a} is not of the family of `to`: forwards to it could not leave from there"));
+                    None
+                }
+                Ok(a) => Some(Some(a)),
+                Err(_) => {
+                    m.add(s.span, format!("`source` {:?} is not an IP address (the address forwards leave from, as snmptrapd's clientaddr)", s.value));
+                    None
+                }
+            }),
+        };
         finish(t, m);
         Some(forward::Target {
             to_text: to_text?.value,
@@ -1374,6 +1392,7 @@ impl Site {
             version: version?,
             community: community?,
             sources: sources?,
+            source: source?,
         })
     }
 

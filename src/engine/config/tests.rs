@@ -541,6 +541,34 @@ fn forward_targets_are_read_and_their_mistakes_named_where_they_are() {
         (t[1].version, t[1].sources),
         (ForwardVersion::V2c, Sources::Any)
     );
+    // Where forwards leave from: an address of the target's family.
+    let from = |to: &str, source: &str| {
+        Site::parse(&format!(
+            "{DEFAULT_SITE}\n[[forward]]\nto = \"{to}\"\nsource = \"{source}\"\n"
+        ))
+        .map(|s| s.forwarding.targets()[0].source)
+        .map_err(|e| e[0].message.clone())
+    };
+    assert_eq!(
+        from("192.0.2.9:162", "127.0.0.1"),
+        Ok(Some("127.0.0.1".parse().unwrap()))
+    );
+    assert!(
+        from("192.0.2.9:162", "::1")
+            .unwrap_err()
+            .contains("not of the family of `to`")
+    );
+    assert!(
+        from("192.0.2.9:162", "0.0.0.0")
+            .unwrap_err()
+            .contains("not a wildcard")
+    );
+    assert!(
+        from("192.0.2.9:162", "nms")
+            .unwrap_err()
+            .contains("is not an IP address")
+    );
+    assert_eq!(t[0].source, None, "the gateway's listen address by default");
     let bad = format!(
         "{DEFAULT_SITE}\n[[forward]]\nto = \"nms-without-port\"\nmatch = [\"1.3.x*\"]\nversion = \"3\"\nsources = \"everyone\"\nhops = 2\n\n[[forward]]\nmatch = []\n"
     );
@@ -557,7 +585,7 @@ fn forward_targets_are_read_and_their_mistakes_named_where_they_are() {
         (6, "`everyone` is not one of: site, any"),
         (
             7,
-            "unknown key `hops` (expected one of: to, match, version, community, sources)",
+            "unknown key `hops` (expected one of: to, match, version, community, sources, source)",
         ),
         (9, "missing key `to`"),
         (10, "`match` is empty"),

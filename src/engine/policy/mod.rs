@@ -555,6 +555,14 @@ impl Decider {
             .and_then(|s| s.since)
     }
 
+    /// For UPS `u` whose mains power is back and settling (`SETTLE`): since when its
+    /// outage ran, and when power came back. The outage ends, and the tiers not shed
+    /// are not, if power holds until `back + SETTLE`.
+    pub fn settling(&self, u: UpsId) -> Option<(Timestamp, Timestamp)> {
+        let s = self.ups.get(u.index())?;
+        Some((s.since?, s.settling?))
+    }
+
     /// The UPS whose traps come from `source`, if one.
     pub fn ups_at(&self, source: IpAddr) -> Option<UpsId> {
         self.ups_by_address.get(&source).copied()
@@ -823,10 +831,15 @@ impl Decider {
             .map(|t| format!("tier {t} in {} s", self.site.policy.grace[t].0))
             .collect();
         let name = &self.site.upses[u].name;
+        let plan = if plan.is_empty() {
+            "it feeds no recorder of the site: nothing to shut down".to_string()
+        } else {
+            plan.join(", ")
+        };
         self.alert(
             Some(u),
             "on_battery",
-            format!("UPS `{name}` on battery ({rule}): {}", plan.join(", ")),
+            format!("UPS `{name}` on battery ({rule}): {plan}"),
         );
     }
 

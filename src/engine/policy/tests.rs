@@ -183,6 +183,34 @@ fn repeated_on_battery_traps_restart_nothing() {
 }
 
 #[test]
+fn the_on_battery_alert_says_the_plan_or_that_there_is_none() {
+    let alert = |site: Site| {
+        let mut d = Decider::new(site);
+        let log = run(&mut d, &[(0, Event::OnBattery)], 1);
+        log.into_iter()
+            .find_map(|(_, x)| match x {
+                Decision::Alert {
+                    kind: "on_battery",
+                    text,
+                    ..
+                } => Some(text),
+                _ => None,
+            })
+            .expect("an on-battery alert")
+    };
+    assert_eq!(
+        alert(Site::default_site()),
+        "UPS `ups-main` on battery (OnBattery): tier 2 in 120 s, tier 1 in 600 s"
+    );
+    // A UPS that feeds no recorder (a spare, or one watched for the NMS only).
+    let bare = DEFAULT_SITE[..DEFAULT_SITE.find("[[recorder]]").expect("recorders")].to_string();
+    assert_eq!(
+        alert(Site::parse(&bare).expect("valid")),
+        "UPS `ups-main` on battery (OnBattery): it feeds no recorder of the site: nothing to shut down"
+    );
+}
+
+#[test]
 fn flapping_power_sends_no_storm() {
     let mut d = decider();
     let mut events = Vec::new();

@@ -301,7 +301,13 @@ pub struct Counts {
     pub nut_logged_in: u64,
     /// apcupsd NIS status requests answered.
     pub nis_requests: u64,
+    /// Recorders heard from after they should have been down, their UPS on battery
+    /// (the `did_not_shut_down` alerts).
+    pub not_shut_down: u64,
 }
+
+/// The kind of the alert of a recorder heard from after it should have been down.
+pub const DID_NOT_SHUT_DOWN: &str = "did_not_shut_down";
 
 /// What a NUT or apcupsd client of recorder `r` is shown at `at`: its UPS as trapgate
 /// knows it (on battery by its polls, or by its traps before a poll says so), the best
@@ -774,6 +780,25 @@ impl Station {
         self.settle(each);
     }
 
+    /// After a replay's last frame: the timers of the story (graces, confirmations,
+    /// re-sends, the outlets' cut, boot times) fire at their own times until none is
+    /// left or `until` comes, so that a capture that stops mid-outage shows how it would
+    /// end. The poller's schedule, which never ends, does not keep it going.
+    pub fn run_out(&mut self, until: Timestamp, each: &mut impl FnMut(Happened<'_>)) {
+        while let Some(due) = [self.decider.poll_timeout(), self.ledger.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+            .filter(|due| *due <= until)
+        {
+            self.run_to(due.max(self.floor), each);
+            if due < self.floor {
+                // A timer that does not move on once fired would hold the loop.
+                break;
+            }
+        }
+    }
+
     // --- Inputs ---------------------------------------------------------------------
 
     /// Fires every timer due at or before `now`, each at its own time.
@@ -1053,10 +1078,12 @@ impl Station {
                     view: self.agent.ups[u],
                     on_battery: self.decider.is_on_battery(u),
                     since: self.decider.on_battery_since(u),
+                    settling: self.decider.settling(u),
                     last_trap: self.last_trap[u],
                 })
                 .collect(),
             standing: self.ledger.all().to_vec(),
+            still_running: self.ledger.still_running().to_vec(),
         }
     }
 
@@ -1491,6 +1518,7 @@ impl Station {
             },
             Decision::Alert { ups: u, kind, text } => Decided::Alert {
                 ups: u.map(ups),
+                recorder: None,
                 kind: kind.to_string(),
                 reason: text.clone(),
             },
@@ -1663,6 +1691,7 @@ impl Station {
         let ups = Some(self.names.ups(ups));
         let alert = Decided::Alert {
             ups,
+            recorder: None,
             kind: kind.into(),
             reason,
         };
@@ -1714,6 +1743,22 @@ impl Station {
                     after_s: (after_s * 10.0).round() / 10.0,
                     late,
                 },
+                LedgerOutput::StillRunning { recorder, late_s } => {
+                    self.counts.not_shut_down += 1;
+                    let r = &self.site.recorders[recorder];
+                    let ups = &self.site.upses[r.ups].name;
+                    let alert = Decided::Alert {
+                        ups: Some(ups.as_str().into()),
+                        recorder: Some(rec(recorder)),
+                        kind: DID_NOT_SHUT_DOWN.into(),
+                        reason: format!(
+                            "recorder `{}` did not shut down: heard from {late_s:.0} s after it should have been down ({} s after its order or acknowledgement), while UPS `{ups}` is still on battery",
+                            r.name, r.shutdown_time.0
+                        ),
+                    };
+                    self.record(t, Record::Decision(alert));
+                    continue;
+                }
                 LedgerOutput::NotBack { recorder } => Action::NotBack {
                     recorder: rec(recorder),
                     detail: format!(
@@ -1881,6 +1926,15 @@ impl Station {
                     Decided::PowerBack { ups: name } => {
                         if let Some(u) = ups(self, name) {
                             self.ledger.power_back(t, u);
+                        }
+                    }
+                    Decided::Alert {
+                        recorder: Some(name),
+                        kind,
+                        ..
+                    } if kind == DID_NOT_SHUT_DOWN => {
+                        if let Some(r) = recorder(self, name) {
+                            self.ledger.said_still_running(r);
                         }
                     }
                     _ => {}

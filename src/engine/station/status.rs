@@ -23,6 +23,9 @@ pub struct UpsRow {
     pub on_battery: bool,
     /// Since when, as the policy has it.
     pub since: Option<Timestamp>,
+    /// Mains power back and settling: since when the outage ran, and when power came
+    /// back (the outage ends if it holds for the settling minute).
+    pub settling: Option<(Timestamp, Timestamp)>,
     /// Its last trap or inform, and when.
     pub last_trap: Option<(Timestamp, Event)>,
 }
@@ -74,6 +77,9 @@ pub struct StatusRows {
     pub upses: Vec<UpsRow>,
     /// Every recorder's standing, in site order.
     pub standing: Vec<Standing>,
+    /// Which recorders were heard from after they should have been down, in this
+    /// outage (`did_not_shut_down`).
+    pub still_running: Vec<bool>,
 }
 
 /// The site in one line.
@@ -102,14 +108,20 @@ impl StatusRows {
     /// it feeds in the order they are shed (the highest first) with its grace's end,
     /// when it was shed and where its recorders stand, and the outlets' cut (the last
     /// deadline of its orders).
+    /// An outage whose mains power is back is shown until it ends (the settling
+    /// minute): the tiers not shed then wait, and are not shed if power holds.
     fn outages(&self, wall: &dyn Fn(Timestamp) -> String) -> Vec<Value> {
         let site = &self.site;
         let mut out = Vec::new();
         for ((u, ups), row) in UpsId::enumerate(&site.upses).zip(&self.upses) {
-            if !row.on_battery {
+            if !row.on_battery && row.settling.is_none() {
                 continue;
             }
-            let since = row.since.or(row.view.on_battery_since);
+            let back = row.settling.map(|(_, back)| back);
+            let since = row
+                .since
+                .or(row.settling.map(|(since, _)| since))
+                .or(row.view.on_battery_since);
             // Per tier: shed at (the first order), counts by state.
             let mut tiers: std::collections::BTreeMap<u8, (Option<Timestamp>, [u32; 7])> =
                 std::collections::BTreeMap::new();
@@ -138,11 +150,14 @@ impl StatusRows {
                 .iter()
                 .rev()
                 .map(|(tier, (shed, n))| {
-                    let due =
-                        since.and_then(|s| site.policy.grace.get(tier).map(|g| s.plus_secs(g.0)));
+                    // While mains settles no grace runs: the tier waits for the outage's end.
+                    let due = since
+                        .and_then(|s| site.policy.grace.get(tier).map(|g| s.plus_secs(g.0)))
+                        .filter(|_| back.is_none());
                     json!({
                         "tier": tier,
                         "grace_ends": due.map(wall),
+                        "held": shed.is_none() && back.is_some(),
                         "shed_at": shed.map(wall),
                         "recorders": n.iter().sum::<u32>(),
                         "told": n[1],
@@ -155,6 +170,8 @@ impl StatusRows {
             out.push(json!({
                 "ups": ups.name,
                 "on_battery_since": since.map(wall),
+                "mains_back_at": back.map(wall),
+                "outage_ends_at": back.map(|b| wall(b.plus_secs(crate::engine::policy::SETTLE.0))),
                 "tiers": tiers,
                 "outlets_off_at": outlets_off.map(wall),
             }));
@@ -193,7 +210,7 @@ impl StatusRows {
             .collect();
         let recorders: Vec<Value> = RecorderId::enumerate(&site.recorders)
             .zip(&self.standing)
-            .map(|((_, rec), standing)| {
+            .map(|((r, rec), standing)| {
                 let (state, ordered, attempts, until) = match *standing {
                     Standing::Idle => ("idle", None, None, None),
                     Standing::Ordered {
@@ -221,6 +238,7 @@ impl StatusRows {
                     "ordered_at": ordered.map(wall),
                     "attempts": attempts,
                     "outlet_off_at": until.map(wall),
+                    "still_running": self.still_running.get(r.index()).copied().unwrap_or(false),
                 })
             })
             .collect();

@@ -784,3 +784,80 @@ fn a_nut_client_fed_by_two_ups_sees_the_better_until_it_is_ordered_down() {
     w.act();
     assert_eq!(ask(&mut w, 21.0), "VAR ups ups.status \"FSD OB LB\"\n");
 }
+
+#[test]
+fn an_outage_whose_power_is_back_shows_its_held_tier_until_it_ends() {
+    let mut w = World::new(site(false));
+    w.trap(10.0, Event::OnBattery, "upsOnBattery");
+    // Tier 2 is shed at 130 s; power comes back at 150 s, tier 1 still due at 610 s.
+    w.to(140.0);
+    w.trap(150.0, Event::PowerRestored, "powerRestored");
+    w.to(170.0);
+    let status = w.station.status(0);
+    let outages = status["outages"].as_array().expect("outages");
+    assert_eq!(
+        outages.len(),
+        1,
+        "the outage goes on while mains settles: {status}"
+    );
+    let o = &outages[0];
+    assert_eq!(o["mains_back_at"], t(150.0).utc().to_string());
+    assert_eq!(o["outage_ends_at"], t(210.0).utc().to_string());
+    let tiers = o["tiers"].as_array().expect("tiers");
+    assert_eq!(tiers[0]["tier"], 2);
+    assert!(!tiers[0]["shed_at"].is_null(), "{o}");
+    assert_eq!(tiers[1]["tier"], 1);
+    assert_eq!(tiers[1]["held"], true, "{o}");
+    assert!(tiers[1]["grace_ends"].is_null(), "no grace runs: {o}");
+    // Power held for the settling minute: the outage is over.
+    w.to(211.0);
+    let status = w.station.status(0);
+    assert_eq!(
+        status["outages"].as_array().map(Vec::len),
+        Some(0),
+        "{status}"
+    );
+}
+
+#[test]
+fn a_recorder_still_polling_after_its_shutdown_time_is_said_once_and_shown() {
+    let mut w = World::new(site(false));
+    w.trap(10.0, Event::OnBattery, "upsOnBattery");
+    // Tier 2 shed at 130 s; nvr-244 acknowledges at once: down by 221 s (90 s).
+    w.to(130.0);
+    w.ack(131.0, NVR_244);
+    w.recorder_asks(200.0, "1.3.6.1.2.1.33.1.2.4.0");
+    let said = |w: &World| -> Vec<String> {
+        w.shown()
+            .into_iter()
+            .filter(|l| l.contains("did_not_shut_down"))
+            .collect()
+    };
+    assert!(said(&w).is_empty(), "still within its shutdown time");
+    w.recorder_asks(230.0, "1.3.6.1.2.1.33.1.2.4.0");
+    w.recorder_asks(240.0, "1.3.6.1.2.1.33.1.2.4.0");
+    let alerts = said(&w);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert!(
+        alerts[0].contains(
+            "recorder `nvr-244` did not shut down: heard from 9 s after it should have been down"
+        ) && alerts[0].contains("UPS `ups-main` is still on battery"),
+        "{}",
+        alerts[0]
+    );
+    assert_eq!(w.station.counts().not_shut_down, 1);
+    let status = w.station.status(0);
+    assert_eq!(status["recorders"][0]["still_running"], true, "{status}");
+    assert_eq!(status["recorders"][1]["still_running"], false);
+    // A restart from the journal says it no more.
+    let journal = w.seen.journal.clone();
+    let mut again = restored(&journal, t(250.0));
+    again.station.resumed(t(250.0));
+    again.act();
+    again.recorder_asks(260.0, "1.3.6.1.2.1.33.1.2.4.0");
+    assert!(said(&again).is_empty(), "{:#?}", again.shown());
+    assert_eq!(
+        again.station.status(0)["recorders"][0]["still_running"],
+        true
+    );
+}

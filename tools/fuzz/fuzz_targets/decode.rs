@@ -43,6 +43,7 @@ fn targets() -> &'static trapgate::engine::forward::Forwarding {
             version,
             community: community.into(),
             sources: Sources::Any,
+            source: None,
         };
         Forwarding::new(vec![
             t("127.0.0.1:1", ForwardVersion::AsReceived, "", "*"),
