@@ -347,8 +347,13 @@ fn client_step(
     let reply = match step {
         Step::Connected(Service::Nut, id, peer) => (id, s.handle_nut_connected(at, id, peer)),
         Step::Connected(Service::Nis, id, peer) => (id, s.handle_nis_connected(at, id, peer)),
-        Step::Bytes(Service::Nut, id, b) => (id, s.handle_nut_bytes(at, id, b)),
-        Step::Bytes(Service::Nis, id, b) => (id, s.handle_nis_bytes(at, id, b)),
+        // A capture's bytes are answered whole: the replay has no other input waiting.
+        Step::Bytes(Service::Nut, id, b) => {
+            (id, s.handle_nut_bytes(at, id, b, &mut { usize::MAX }))
+        }
+        Step::Bytes(Service::Nis, id, b) => {
+            (id, s.handle_nis_bytes(at, id, b, &mut { usize::MAX }))
+        }
         Step::Closed(Service::Nut, id) => return s.handle_nut_closed(at, id),
         Step::Closed(Service::Nis, id) => return s.handle_nis_closed(at, id),
     };

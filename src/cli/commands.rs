@@ -557,6 +557,9 @@ pub fn print_journal(
     for (f, line, why) in &found.damaged {
         eprintln!("trapgate: {}:{line}: skipped: {why}", f.display());
     }
+    for (f, line, what) in &found.other_format {
+        eprintln!("trapgate: {}:{line}: skipped: {what}", f.display());
+    }
     eprintln!(
         "trapgate: {shown} of {} records shown, {} damaged lines skipped",
         found.records,

@@ -50,6 +50,9 @@ pub const INFORM_RETRIES: u32 = 5;
 pub const MAX_OUTSTANDING: usize = 1024;
 /// Datagrams queued for a target while the kernel's send buffer is full, at most.
 pub const MAX_QUEUED: usize = 16_384;
+/// How long a v1 trap forwarded is remembered: the same one heard again within this is
+/// one that came back (another gateway forwarding to this one), not forwarded again.
+pub const V1_MEMORY: Duration = Duration::from_secs(30);
 
 const WAKE: Token = Token(0);
 /// The first socket's token: socket k is `Token(FIRST + k)`.
@@ -145,6 +148,44 @@ impl Table {
     }
 }
 
+/// This gateway's own addresses as forwards show them (`Forwarding::set_own`): the
+/// specific addresses it listens on, each target's `source`, and for a target with
+/// neither the address the kernel would send to it from (a UDP socket connected to it,
+/// which sends nothing, says).
+pub fn own_addresses(forwarding: &Forwarding, listen: &[SocketAddr]) -> Vec<IpAddr> {
+    let mut own: Vec<IpAddr> = listen
+        .iter()
+        .map(SocketAddr::ip)
+        .filter(|a| !a.is_unspecified())
+        .collect();
+    let single = match listen {
+        [one] if !one.ip().is_unspecified() => Some(one.ip()),
+        _ => None,
+    };
+    for t in forwarding.targets() {
+        let from = t
+            .source
+            .or(single)
+            .filter(|a| a.is_ipv4() == t.to.is_ipv4())
+            .or_else(|| {
+                let any = if t.to.is_ipv4() {
+                    SocketAddr::from(([0, 0, 0, 0], 0))
+                } else {
+                    SocketAddr::from(([0u16; 8], 0))
+                };
+                let s = std::net::UdpSocket::bind(any).ok()?;
+                s.connect(t.to).ok()?;
+                s.local_addr().ok().map(|a| a.ip())
+            });
+        if let Some(a) = from
+            && !own.contains(&a)
+        {
+            own.push(a);
+        }
+    }
+    own
+}
+
 /// One notification of a batch: its targets, and where its forwarded form is in the
 /// batch's bytes.
 #[derive(Clone, Copy, Debug)]
@@ -152,6 +193,8 @@ struct Item {
     mask: u64,
     start: u32,
     len: u32,
+    /// Who it was heard from.
+    source: IpAddr,
 }
 
 /// A worker's notifications to forward, written in place.
@@ -228,6 +271,7 @@ impl Filling {
                 mask,
                 start: start as u32,
                 len: (b.bytes.len() - start) as u32,
+                source,
             });
         }
     }
@@ -286,6 +330,8 @@ pub struct Forwarder {
     /// Datagrams on the forward sockets not believed (not a target's answer to one of
     /// its outstanding informs).
     pub refused: Arc<AtomicU64>,
+    /// v1 traps not forwarded for having been forwarded already (they came back).
+    pub looped: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -314,6 +360,7 @@ impl Forwarder {
         }
         let stop = Arc::new(AtomicBool::new(false));
         let refused = Arc::new(AtomicU64::new(0));
+        let looped = Arc::new(AtomicU64::new(0));
         let asleep = Arc::new(AtomicBool::new(false));
         let default_source = match listen {
             [one] if !one.ip().is_unspecified() => Some(one.ip()),
@@ -323,6 +370,8 @@ impl Forwarder {
         let mut thread = Thread {
             asleep: Arc::clone(&asleep),
             refused: Arc::clone(&refused),
+            looped: Arc::clone(&looped),
+            recent_v1: HashMap::new(),
             poll,
             outs,
             default_source,
@@ -351,6 +400,7 @@ impl Forwarder {
             },
             stop,
             refused,
+            looped,
             thread: Some(handle),
         })
     }
@@ -429,6 +479,11 @@ struct Thread {
     free: Sender<Batch>,
     stop: Arc<AtomicBool>,
     refused: Arc<AtomicU64>,
+    looped: Arc<AtomicU64>,
+    /// The v1 traps forwarded lately, by a hash of their PDU, and when: a v1 trap has
+    /// no forwarder binding to show where it went, so one that comes back is known by
+    /// being the same.
+    recent_v1: HashMap<u64, (Instant, IpAddr)>,
     asleep: Arc<AtomicBool>,
     /// Outstanding informs by (target address, request id).
     outstanding: HashMap<(SocketAddr, i32), Outstanding>,
@@ -513,6 +568,10 @@ impl Thread {
         let now = Instant::now();
         for item in &b.items {
             let bytes = &b.bytes[item.start as usize..(item.start + item.len) as usize];
+            if self.came_back(bytes, item.source, now) {
+                self.looped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             // Decoded only where a target's form must be rebuilt (an inform, a v1 trap
             // converted); a trap whose community alone changes is reframed as it is.
             let mut decoded: Option<Message<'_>> = None;
@@ -571,6 +630,36 @@ impl Thread {
         b.bytes.clear();
         let _ = self.free.send(b);
         self.arena = arena;
+    }
+
+    /// Whether `canonical`, a v1 trap heard from `source`, was forwarded within
+    /// `V1_MEMORY` as heard from another address (it came back through another
+    /// forwarder: its PDU the same, whatever the community); it is remembered now if
+    /// not. The same trap from the same address again (a card that sends it twice, a
+    /// replay) is not a loop. False for every other notification: their forwarder
+    /// bindings say where they went (`Forwarding::route`).
+    fn came_back(&mut self, canonical: &[u8], source: IpAddr, now: Instant) -> bool {
+        use std::hash::{BuildHasher, Hasher};
+        if forward::pdu_tag(canonical) != Some(0xa4) {
+            return false;
+        }
+        let Some(pdu) = forward::pdu_of(canonical) else {
+            return false;
+        };
+        let mut h = foldhash::fast::FixedState::default().build_hasher();
+        h.write(pdu);
+        let key = h.finish();
+        if self.recent_v1.len() >= 65_536 {
+            self.recent_v1
+                .retain(|_, (at, _)| now.duration_since(*at) < V1_MEMORY);
+        }
+        match self.recent_v1.get(&key) {
+            Some((at, from)) if *from != source && now.duration_since(*at) < V1_MEMORY => true,
+            _ => {
+                self.recent_v1.insert(key, (now, source));
+                false
+            }
+        }
     }
 
     /// The socket forwards to target `whom` leave from: its `source`, else the

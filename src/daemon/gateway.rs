@@ -201,6 +201,7 @@ impl Reloader {
     fn start(
         mut reload: impl FnMut() -> Result<Site, String> + Send + 'static,
         agent: SocketAddr,
+        listen: Vec<SocketAddr>,
         boots: u32,
         waker: Arc<Waker>,
     ) -> Reloader {
@@ -218,7 +219,8 @@ impl Reloader {
                         }
                     };
                     let prepared: Read = reload().map(|site| {
-                        let view = View::new(&site, 0, boots);
+                        let mut view = View::new(&site, 0, boots);
+                        view.forwarding_from(&listen);
                         let relays = relays(&site, agent);
                         Box::new((Prepared::new(site, base, relays, Box::new(OsRandom)), view))
                     });
@@ -685,6 +687,10 @@ impl<R: FnMut(Timestamp, &serde_json::Value)> Driver<R> {
         stats.latency.add(&tally.latency);
         stats.forward = self.view.forward.rows();
         stats.reports = self.view.usm_reports().counts();
+        stats.forward_looped = self
+            .forwarder
+            .looped
+            .load(std::sync::atomic::Ordering::Relaxed);
         stats.forward_refused = self
             .forwarder
             .refused
@@ -871,7 +877,9 @@ pub fn run(
     let mut poll = Poll::new().map_err(StartError::Setup)?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKE).map_err(StartError::Setup)?);
     let workers = receive::worker_count(opts.workers.unwrap_or(site.gateway.workers));
-    let view = Arc::new(View::new(&site, 0, boots));
+    let mut view = View::new(&site, 0, boots);
+    view.forwarding_from(&listen);
+    let view = Arc::new(view);
     // The NUT and apcupsd servers, where the site has them.
     let mut servers = Vec::new();
     for (at, service) in [
@@ -939,7 +947,13 @@ pub fn run(
         }
         None => None,
     };
-    let mut reloader = Reloader::start(reload, agent_bound, boots, Arc::clone(&waker));
+    let mut reloader = Reloader::start(
+        reload,
+        agent_bound,
+        listen.clone(),
+        boots,
+        Arc::clone(&waker),
+    );
 
     let time: Arc<dyn TimeSource> = opts
         .time
@@ -978,6 +992,9 @@ pub fn run(
     station.set_local_engine(engine.clone());
     // One budget of SNMPv3 Reports for the virtual UPS and every receive worker.
     station.share_reports(view.usm_reports().clone());
+    // One book of the site's SNMPv3 engines: what the journal kept, what the poller
+    // authenticates and what any worker hears authentically.
+    station.share_engines(view.usm_engines().clone());
     let mut d = Driver {
         clock,
         station,
@@ -1053,6 +1070,14 @@ pub fn run(
                 (Some(w), true) => Some(w.min(PUBLISH)),
                 (None, true) => Some(PUBLISH),
                 (w, false) => w,
+            };
+            // A NUT client's held answer, and the look for idle connections, on time.
+            let wait = match servers.iter().filter_map(|s| s.next_due()).min() {
+                Some(due) => {
+                    let until = due.saturating_duration_since(Instant::now());
+                    Some(wait.map_or(until, |w| w.min(until)))
+                }
+                None => wait,
             };
             // systemd's watchdog: pinged from this thread, so never slept past.
             match notifier.tick(Instant::now()) {
@@ -1155,20 +1180,27 @@ pub fn run(
             // apcupsd client is shown it.
             d.act(&agent_socket, &poll_sockets);
             let t = d.clock.now();
-            // What stopped at its budget last turn first, then what is ready now.
-            let mut budget = crate::daemon::nut::PER_TURN;
-            for s in servers.iter_mut() {
-                s.resume(poll.registry(), t, &mut d.station, &mut budget);
-            }
             for token in nut_ready {
                 if let Some(s) = servers.iter_mut().find(|s| s.owns(token)) {
-                    s.ready(token, poll.registry(), t, &mut d.station, &mut budget);
+                    s.ready(token);
                 }
             }
-            for s in &servers {
+            // Each server's listener first, then its connections in turn, within one
+            // budget of lines for both.
+            let mut lines = crate::daemon::nut::LINES_PER_TURN;
+            for s in servers.iter_mut() {
+                s.serve(poll.registry(), t, &mut d.station, &mut lines);
+            }
+        }
+        if !servers.is_empty() {
+            let t = d.clock.now();
+            for s in servers.iter_mut() {
+                s.tick(poll.registry(), t, &mut d.station);
                 let i = (s.service() == crate::daemon::nut::Service::Nis) as usize;
                 d.own.tcp_open[i] = s.open() as u64;
                 d.own.tcp_refused[i] = s.refused;
+                d.own.tcp_evicted[i] = s.evicted;
+                d.own.tcp_idle_closed[i] = s.idle_closed;
             }
         }
         let t = d.clock.now();

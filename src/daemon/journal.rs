@@ -9,7 +9,8 @@
 //! behind it was lost (a damaged line loses only its own fact). A line cut short by a
 //! crash (kill -9 mid-write) fails its checksum and is skipped, and the file is cut back
 //! to its last whole line. A journal written in another format is refused with a
-//! sentence saying so, never misread.
+//! sentence saying so, never misread; a stray line of another format amid this one's is
+//! skipped with an alert.
 //!
 //! Rotation keeps `KEEP` older files, and every older one still needed: a file whose
 //! records reach past the start of an outage under way (`keep_since`) is kept until the
@@ -65,6 +66,9 @@ pub struct Read {
     pub records: usize,
     /// Lines whose checksum or JSON was wrong: (file, line number, why).
     pub damaged: Vec<(PathBuf, usize, String)>,
+    /// Lines of another journal format amid this one's (a copy's, an editor's, a
+    /// downgrade's): (file, line number, what it says), skipped.
+    pub other_format: Vec<(PathBuf, usize, String)>,
 }
 
 fn rotated(path: &Path, n: usize) -> PathBuf {
@@ -106,8 +110,9 @@ pub fn read(path: &Path, each: impl FnMut(Timestamp, Record)) -> io::Result<Read
 }
 
 /// Reads `files` in turn, a line at a time, handing each record to `each`; a damaged
-/// line is counted and skipped, a line of another format ends the reading with an
-/// error that says so.
+/// line is counted and skipped. A journal that begins in another format (no record of
+/// this one before it) ends the reading with an error that says so; a line of another
+/// format after records of this one is a stray, skipped and named (`other_format`).
 fn read_files(files: &[PathBuf], mut each: impl FnMut(Timestamp, Record)) -> io::Result<Read> {
     let mut out = Read::default();
     for file in files {
@@ -132,6 +137,9 @@ fn read_files(files: &[PathBuf], mut each: impl FnMut(Timestamp, Record)) -> io:
                 Ok((t, r)) => {
                     out.records += 1;
                     each(t, r);
+                }
+                Err(e @ LineError::Version(_)) if out.records > 0 => {
+                    out.other_format.push((file.clone(), n, e.to_string()));
                 }
                 Err(e @ LineError::Version(_)) => {
                     return Err(io::Error::new(
@@ -476,6 +484,24 @@ pub fn resume(
             file.display()
         ));
     }
+    // A stray line of another format: skipped, and said where an operator looks (its
+    // record, if it was a decision, is lost to the restart).
+    for (file, line, what) in &out.other_format {
+        let reason = format!(
+            "journal {}:{line}: {what}; the line was skipped (the rest is this format)",
+            file.display()
+        );
+        crate::daemon::console::warn(format!("trapgate: {reason}"));
+        station.note(
+            now,
+            Record::Decision(record::Decided::Alert {
+                ups: None,
+                recorder: None,
+                kind: "journal_line_skipped".into(),
+                reason,
+            }),
+        );
+    }
     let journal = Journal::open(path)?;
     let detail = format!(
         "journal: {} records read ({} damaged lines skipped), {} recorders waiting for their acknowledgement, {} acknowledged, {} orders not journaled as sent",
@@ -636,6 +662,32 @@ mod tests {
         assert!(
             e.to_string().contains("written without a format version"),
             "{e}"
+        );
+        // A stray line of another format amid this one's: skipped and named, the rest
+        // read.
+        let mut j = Journal::open(&d.join("mixed")).unwrap();
+        for t in 0..2 {
+            j.append(Timestamp(t), &alert("x"), &mut line).unwrap();
+        }
+        j.sync().unwrap();
+        drop(j);
+        let newer = "{\"v\":2,\"t\":7,\"decision\":\"Acknowledged\",\"recorder\":\"nvr-1\"}";
+        let mut bytes = std::fs::read(d.join("mixed")).unwrap();
+        bytes.extend_from_slice(
+            format!("{:08x} {newer}\n", crc32fast::hash(newer.as_bytes())).as_bytes(),
+        );
+        std::fs::write(d.join("mixed"), &bytes).unwrap();
+        let mut j = Journal::open(&d.join("mixed")).unwrap();
+        j.append(Timestamp(9), &alert("y"), &mut line).unwrap();
+        j.sync().unwrap();
+        let (records, r) = all(&d.join("mixed"));
+        assert_eq!(records.len(), 3);
+        assert_eq!(r.other_format.len(), 1, "{:?}", r.other_format);
+        assert_eq!(r.other_format[0].1, 3);
+        assert!(
+            r.other_format[0].2.contains("journal format 2"),
+            "{:?}",
+            r.other_format
         );
     }
 

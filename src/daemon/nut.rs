@@ -1,14 +1,17 @@
 //! The NUT server's and the apcupsd NIS server's TCP side, on the decision thread's mio
-//! poll: connections accepted
-//! (at most `MAX_CONNECTIONS`), their bytes handed to the station's NUT server
-//! (`crate::engine::nut`, sans-IO), its answers written back. Bounded everywhere: a
-//! client that does not read its answers (more than `MAX_PENDING` bytes waiting) is
-//! closed, and a line past the protocol's limit closes its connection, so that no client
-//! holds up a trap's decision.
+//! poll: connections accepted (at most `MAX_CONNECTIONS`, `MAX_PER_ADDRESS` from one
+//! address), their bytes handed to the station's NUT or NIS server (`crate::engine`,
+//! sans-IO), its answers written back. Bounded everywhere and shared fairly: the
+//! listener is served first every turn, then the connections in turn, each within a
+//! budget of lines (or requests) per turn; a client that does not read its answers
+//! (more than `MAX_PENDING` bytes waiting), says nothing for the idle timeout, or sends
+//! a line past the protocol's limit is closed; a wrong password's answer is held back,
+//! longer with each from the address. No client holds up a trap's decision.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
@@ -39,40 +42,76 @@ impl Service {
 /// raises its open-file limit to the hard limit; where that is too low for two servers
 /// of this many, each takes what it leaves.)
 pub const MAX_CONNECTIONS: usize = 10_000;
+/// Connections at once from one address: a NAS's upsmon holds one, a host with several
+/// NUT clients one each. One more from the address closes that address's oldest; a
+/// full server closes the oldest of the address that holds the most. So one address
+/// can never take the slots of another's.
+pub const MAX_PER_ADDRESS: usize = 16;
+/// A NUT connection that says nothing this long is closed (upsmon talks every few
+/// seconds, and logs in again if it is cut).
+pub const NUT_IDLE: Duration = Duration::from_secs(120);
+/// An apcupsd NIS connection that says nothing this long is closed (apcupsd and
+/// apcaccess ask one thing and hang up).
+pub const NIS_IDLE: Duration = Duration::from_secs(15);
 /// The receive buffer of each connection, bytes (the kernel doubles it for its own
 /// bookkeeping).
 const RECV_BUFFER: usize = 8 * 1024;
 /// Answer bytes a connection may leave unread before it is closed.
 pub const MAX_PENDING: usize = 256 * 1024;
-/// Bytes read from one connection per turn of the decision loop (the rest waits for the
-/// next turn, after the traps that came meanwhile).
+/// Bytes read from one connection per visit (the rest waits for its next turn).
 const READ_BUDGET: usize = 16 * 1024;
-/// Connections accepted or read per turn of the decision loop, over both servers: what
-/// is left waits for the next turn, after the traps that came meanwhile, so that a
-/// connection or line flood delays a trap's decision by one such share at most.
-pub const PER_TURN: usize = 16;
+/// Connections accepted per turn of the decision loop, per server: the listener is
+/// served first every turn, however busy the connections are.
+pub const ACCEPTS_PER_TURN: usize = 16;
+/// NUT lines and NIS requests answered per turn of the decision loop, over both
+/// servers (each connection at most `crate::engine::nut::LINES_PER_TURN` or
+/// `crate::engine::nis::REQUESTS_PER_TURN` of them, in turn): what is left waits for
+/// the next turn, after the traps that came meanwhile.
+pub const LINES_PER_TURN: usize = 128;
 
 struct Conn {
     stream: TcpStream,
+    peer: IpAddr,
     out: Vec<u8>,
     /// Close once `out` is written.
     closing: bool,
+    /// Lines wait in the station's buffer: nothing more is read until they are answered.
+    pending: bool,
+    /// The answer is held until then (a wrong password's delay); nothing read meanwhile.
+    held: Option<Instant>,
+    /// When it last sent something (the idle timeout).
+    active: Instant,
+    /// In the queue of connections to serve.
+    queued: bool,
 }
 
-/// The NUT server's sockets.
+/// A server's sockets: the listener and its connections.
 pub struct NutTcp {
     service: Service,
     listener: TcpListener,
     conns: HashMap<u64, Conn>,
+    /// Each address's connections, oldest first.
+    by_peer: HashMap<IpAddr, VecDeque<u64>>,
     next: u64,
-    /// Connections refused for being too many.
+    /// Connections refused for being too many (none is, now: the oldest of the address
+    /// that holds the most is closed instead; kept for a server that cannot register).
     pub refused: u64,
+    /// Connections closed to make room for another (their address held too many, or the
+    /// server was full).
+    pub evicted: u64,
+    /// Connections closed for saying nothing for the idle timeout.
+    pub idle_closed: u64,
     /// Connections at once: `MAX_CONNECTIONS`, or fewer where the process may not open
     /// that many files (room kept for the gateway's own).
     max: usize,
-    /// What stopped at its budget this turn and goes on next turn (readiness is
-    /// edge-triggered: no new event would come for it): connections, the listener.
-    more: Vec<Token>,
+    idle: Duration,
+    /// The listener has connections waiting (readiness is edge-triggered: no new event
+    /// comes for what stopped at the turn's budget).
+    listening: bool,
+    /// Connections to serve, in turn: ready, or stopped at their budget last turn.
+    queue: VecDeque<u64>,
+    /// When idle connections were last looked for.
+    swept: Instant,
 }
 
 impl NutTcp {
@@ -102,10 +141,19 @@ impl NutTcp {
             service,
             listener,
             conns: HashMap::new(),
+            by_peer: HashMap::new(),
             next: 0,
             refused: 0,
+            evicted: 0,
+            idle_closed: 0,
             max,
-            more: Vec::new(),
+            idle: match service {
+                Service::Nut => NUT_IDLE,
+                Service::Nis => NIS_IDLE,
+            },
+            listening: false,
+            queue: VecDeque::new(),
+            swept: Instant::now(),
         })
     }
 
@@ -120,21 +168,114 @@ impl NutTcp {
         token == self.service.listen() || (token.0 >= base && token.0 < base + (1 << 39))
     }
 
-    /// Accepts the waiting connections, up to the turn's budget.
-    fn accept(
+    /// `token` is ready: the listener (connections to accept) or a connection (bytes
+    /// to read, room to write). It is served by `serve`, in turn.
+    pub fn ready(&mut self, token: Token) {
+        if token == self.service.listen() {
+            self.listening = true;
+        } else {
+            self.enqueue((token.0 - self.service.base()) as u64);
+        }
+    }
+
+    fn enqueue(&mut self, id: u64) {
+        if let Some(c) = self.conns.get_mut(&id)
+            && !c.queued
+        {
+            c.queued = true;
+            self.queue.push_back(id);
+        }
+    }
+
+    /// One turn: connections accepted first (`ACCEPTS_PER_TURN`), then the connections
+    /// waiting, in turn, until `lines` (NUT lines and NIS requests answered, taken
+    /// from it) runs out; the rest goes on next turn.
+    pub fn serve(
         &mut self,
         registry: &Registry,
         now: Timestamp,
         station: &mut Station,
-        budget: &mut usize,
+        lines: &mut usize,
     ) {
-        while *budget > 0 {
-            *budget -= 1;
+        if self.listening {
+            self.accept(registry, now, station);
+        }
+        let mut visits = self.queue.len();
+        while visits > 0 && *lines > 0 {
+            visits -= 1;
+            let Some(id) = self.queue.pop_front() else {
+                break;
+            };
+            if let Some(c) = self.conns.get_mut(&id) {
+                c.queued = false;
+            }
+            self.connection(id, registry, now, station, lines);
+        }
+    }
+
+    /// Closes what said nothing for the idle timeout (looked for once a second), and
+    /// lets the held connections whose delay is over go on.
+    pub fn tick(&mut self, registry: &Registry, now: Timestamp, station: &mut Station) {
+        let instant = Instant::now();
+        let released: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.held.is_some_and(|h| h <= instant))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in released {
+            if let Some(c) = self.conns.get_mut(&id) {
+                c.held = None;
+            }
+            self.enqueue(id);
+        }
+        if instant.duration_since(self.swept) < Duration::from_secs(1) {
+            return;
+        }
+        self.swept = instant;
+        let idle = self.idle;
+        let quiet: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.held.is_none() && instant.duration_since(c.active) >= idle)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in quiet {
+            self.idle_closed += 1;
+            self.close(id, registry, now, station);
+        }
+    }
+
+    /// When `tick` has something to do next: a held answer's time, or the next look for
+    /// idle connections.
+    pub fn next_due(&self) -> Option<Instant> {
+        let held = self.conns.values().filter_map(|c| c.held).min();
+        let sweep = (!self.conns.is_empty()).then(|| self.swept + Duration::from_secs(1));
+        held.into_iter().chain(sweep).min()
+    }
+
+    /// Accepts the waiting connections, `ACCEPTS_PER_TURN` at most.
+    fn accept(&mut self, registry: &Registry, now: Timestamp, station: &mut Station) {
+        for _ in 0..ACCEPTS_PER_TURN {
             match self.listener.accept() {
                 Ok((mut stream, peer)) => {
-                    if self.conns.len() >= self.max {
-                        self.refused += 1;
-                        continue;
+                    let peer = peer.ip();
+                    // Room first: this address's oldest if it holds its share, else the
+                    // oldest of the address holding the most if the server is full.
+                    let holds = self.by_peer.get(&peer).map_or(0, VecDeque::len);
+                    let evict = if holds >= MAX_PER_ADDRESS {
+                        self.by_peer.get(&peer).and_then(|q| q.front().copied())
+                    } else if self.conns.len() >= self.max {
+                        self.by_peer
+                            .values()
+                            .max_by_key(|q| q.len())
+                            .and_then(|q| q.front().copied())
+                    } else {
+                        None
+                    };
+                    if let Some(old) = evict {
+                        self.evicted += 1;
+                        self.close(old, registry, now, station);
                     }
                     self.next += 1;
                     let id = self.next;
@@ -146,16 +287,22 @@ impl NutTcp {
                         )
                         .is_err()
                     {
+                        self.refused += 1;
                         continue;
                     }
                     let reply = match self.service {
-                        Service::Nut => station.handle_nut_connected(now, id, peer.ip()),
-                        Service::Nis => station.handle_nis_connected(now, id, peer.ip()),
+                        Service::Nut => station.handle_nut_connected(now, id, peer),
+                        Service::Nis => station.handle_nis_connected(now, id, peer),
                     };
                     let mut c = Conn {
                         stream,
+                        peer,
                         out: reply.bytes,
                         closing: reply.close,
+                        pending: false,
+                        held: None,
+                        active: Instant::now(),
+                        queued: false,
                     };
                     // A stranger is told and closed at once, if the words fit.
                     // (Or gone already.)
@@ -163,14 +310,38 @@ impl NutTcp {
                         let _ = registry.deregister(&mut c.stream);
                         continue;
                     }
+                    self.by_peer.entry(peer).or_default().push_back(id);
                     self.conns.insert(id, c);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.listening = false;
+                    return;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return,
+                Err(_) => {
+                    self.listening = false;
+                    return;
+                }
             }
         }
-        self.more.push(self.service.listen());
+    }
+
+    /// Closes connection `id`: its socket, its slot, and what the station knew of it.
+    fn close(&mut self, id: u64, registry: &Registry, now: Timestamp, station: &mut Station) {
+        let Some(mut c) = self.conns.remove(&id) else {
+            return;
+        };
+        let _ = registry.deregister(&mut c.stream);
+        if let Some(q) = self.by_peer.get_mut(&c.peer) {
+            q.retain(|x| *x != id);
+            if q.is_empty() {
+                self.by_peer.remove(&c.peer);
+            }
+        }
+        match self.service {
+            Service::Nut => station.handle_nut_closed(now, id),
+            Service::Nis => station.handle_nis_closed(now, id),
+        }
     }
 
     /// Writes what `c` has waiting: true once all of it is written, false while the
@@ -190,41 +361,48 @@ impl NutTcp {
         Ok(true)
     }
 
-    /// `token` is ready: the listening socket (connections to accept), or a connection
-    /// (its bytes read and answered, its answers written).
-    pub fn ready(
-        &mut self,
-        token: Token,
-        registry: &Registry,
-        now: Timestamp,
-        station: &mut Station,
-        budget: &mut usize,
-    ) {
-        if *budget == 0 {
-            self.more.push(token);
-        } else if token == self.service.listen() {
-            self.accept(registry, now, station, budget);
-        } else {
-            *budget -= 1;
-            self.connection(token, registry, now, station);
-        }
-    }
-
+    /// Serves connection `id`: the lines waiting in the station's buffer, then what it
+    /// sent (each within `lines`), its answers written.
     fn connection(
         &mut self,
-        token: Token,
+        id: u64,
         registry: &Registry,
         now: Timestamp,
         station: &mut Station,
+        lines: &mut usize,
     ) {
-        let id = (token.0 - self.service.base()) as u64;
+        let service = self.service;
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
+        if c.held.is_some() {
+            // Its delay is not over: `tick` brings it back.
+            return;
+        }
+        let mut answer = |c: &mut Conn, bytes: &[u8], lines: &mut usize| {
+            let reply = match service {
+                Service::Nut => station.handle_nut_bytes(now, id, bytes, lines),
+                Service::Nis => station.handle_nis_bytes(now, id, bytes, lines),
+            };
+            c.out.extend_from_slice(&reply.bytes);
+            c.closing |= reply.close;
+            c.pending = reply.more;
+            if reply.hold > 0 {
+                c.held = Some(Instant::now() + Duration::from_nanos(reply.hold));
+            }
+        };
+        let mut gone = false;
+        let mut again = false;
+        if c.pending {
+            answer(c, &[], lines);
+        }
         let mut buf = [0u8; 4096];
         let mut read = 0;
-        let mut gone = false;
-        while !c.closing && read < READ_BUDGET {
+        while !c.closing && !c.pending && c.held.is_none() {
+            if read >= READ_BUDGET || *lines == 0 {
+                again = true;
+                break;
+            }
             match c.stream.read(&mut buf) {
                 Ok(0) => {
                     gone = true;
@@ -232,12 +410,8 @@ impl NutTcp {
                 }
                 Ok(n) => {
                     read += n;
-                    let reply = match self.service {
-                        Service::Nut => station.handle_nut_bytes(now, id, &buf[..n]),
-                        Service::Nis => station.handle_nis_bytes(now, id, &buf[..n]),
-                    };
-                    c.out.extend_from_slice(&reply.bytes);
-                    c.closing |= reply.close;
+                    c.active = Instant::now();
+                    answer(c, &buf[..n], lines);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -247,12 +421,15 @@ impl NutTcp {
                 }
             }
         }
-        if read >= READ_BUDGET && !gone && !c.closing {
-            self.more.push(token);
-        }
+        // A held answer is written when its delay is over.
+        let written = if c.held.is_some() {
+            Ok(false)
+        } else {
+            Self::flush(c)
+        };
         // A connection whose answers cannot be written (the client reset it) is gone:
         // else its slot would stay taken, and a flood would fill every slot.
-        let written = match Self::flush(c) {
+        let written = match written {
             Ok(w) => w,
             Err(_) => {
                 gone = true;
@@ -260,36 +437,18 @@ impl NutTcp {
             }
         };
         let stuck = c.out.len() > MAX_PENDING;
-        if gone || stuck || (c.closing && written) {
-            if let Some(mut c) = self.conns.remove(&id) {
-                let _ = registry.deregister(&mut c.stream);
-            }
-            match self.service {
-                Service::Nut => station.handle_nut_closed(now, id),
-                Service::Nis => station.handle_nis_closed(now, id),
-            }
+        if gone || stuck || (c.closing && written && c.held.is_none()) {
+            self.close(id, registry, now, station);
+            return;
+        }
+        if (c.pending || again) && c.held.is_none() {
+            self.enqueue(id);
         }
     }
 
-    /// Whether something stopped at its budget and goes on next turn.
+    /// Whether something waits to be served next turn.
     pub fn has_more(&self) -> bool {
-        !self.more.is_empty()
-    }
-
-    /// Goes on with what stopped at its budget last turn.
-    pub fn resume(
-        &mut self,
-        registry: &Registry,
-        now: Timestamp,
-        station: &mut Station,
-        budget: &mut usize,
-    ) {
-        let mut more = std::mem::take(&mut self.more);
-        more.sort_unstable_by_key(|t| t.0);
-        more.dedup();
-        for token in more {
-            self.ready(token, registry, now, station, budget);
-        }
+        self.listening || !self.queue.is_empty()
     }
 
     /// Which server it is.

@@ -90,9 +90,22 @@ impl View {
         }
     }
 
+    /// Takes `listen` (where the gateway hears traps) to know its own addresses as its
+    /// forwards show them: what went through it is not forwarded again.
+    pub fn forwarding_from(&mut self, listen: &[SocketAddr]) {
+        let mut forwarding = self.forward.forwarding.clone();
+        forwarding.set_own(crate::daemon::forward::own_addresses(&forwarding, listen));
+        self.forward = Arc::new(crate::daemon::forward::Table::new(forwarding, None));
+    }
+
     /// The budget of SNMPv3 Reports its workers take from (the gateway's one budget).
     pub fn usm_reports(&self) -> &crate::engine::usm::ReportBudget {
         self.usm.reports()
+    }
+
+    /// The book of the site's SNMPv3 engines its workers read and fill.
+    pub fn usm_engines(&self) -> &crate::engine::usm::EngineBook {
+        self.usm.engines()
     }
 
     /// What this view believes.

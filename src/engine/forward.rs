@@ -12,7 +12,9 @@
 //! (`IPV6_FORWARDER`, an OCTET STRING of 16 octets, InetAddressIPv6) in the same way. A
 //! notification whose forwarder bindings already name a target (it went through that
 //! target's host on its way here), or that comes from the target's own address, is not
-//! sent to it: a loop is cut where it would close.
+//! sent to it: a loop is cut where it would close. One whose forwarder bindings name
+//! this gateway's own address (`Forwarding::set_own`: it went through here, and another
+//! forwarder sent it back) is forwarded nowhere.
 
 use crate::wire::message::{NotificationOidBuf, Pdu, SNMP_TRAP_OID_0, SYS_UPTIME_0};
 use crate::wire::oid::{Oid, OidBuf};
@@ -138,6 +140,10 @@ pub struct Forwarding {
     targets: Vec<Target>,
     /// Whether a target takes anyone's notifications.
     any: bool,
+    /// This gateway's own addresses, those its forwards leave from: a notification whose
+    /// forwarder bindings name one went through this gateway already (another forwarded
+    /// it back), and is not forwarded again.
+    own: Vec<IpAddr>,
 }
 
 /// The most `[[forward]]` targets a site may have.
@@ -147,7 +153,21 @@ impl Forwarding {
     /// The table of `targets` (at most `MAX_TARGETS`, the site reader checks).
     pub fn new(targets: Vec<Target>) -> Forwarding {
         let any = targets.iter().any(|t| t.sources == Sources::Any);
-        Forwarding { targets, any }
+        Forwarding {
+            targets,
+            any,
+            own: Vec::new(),
+        }
+    }
+
+    /// Takes `own` as this gateway's own addresses (where its forwards leave from).
+    pub fn set_own(&mut self, own: Vec<IpAddr>) {
+        self.own = own;
+    }
+
+    /// This gateway's own addresses, as `set_own` gave them.
+    pub fn own(&self) -> &[IpAddr] {
+        &self.own
     }
 
     /// The targets.
@@ -205,8 +225,12 @@ impl Forwarding {
         if mask == 0 {
             return 0;
         }
-        // Loops: not back to where it came from or through.
+        // Loops: not back to where it came from or through, and never again what went
+        // through this gateway (another forwarder's binding names one of its addresses).
         let forwarders = Forwarders::of(m.varbinds());
+        if self.own.iter().any(|a| forwarders.names(*a)) {
+            return 0;
+        }
         for (i, t) in self.targets.iter().enumerate() {
             if mask & (1 << i) != 0 && (t.to.ip() == source || forwarders.names(t.to.ip())) {
                 mask &= !(1 << i);
@@ -577,6 +601,17 @@ pub fn reframe(canonical: &[u8], target: &Target, out: &mut Vec<u8>) -> bool {
     true
 }
 
+/// The PDU of an SNMP v1/v2c message, tag and all, read past its header; None if it is
+/// not one.
+pub fn pdu_of(message: &[u8]) -> Option<&[u8]> {
+    use crate::wire::ber::{self, Reader};
+    let seq = Reader::new(message).expect(ber::SEQUENCE).ok()?;
+    let mut r = seq.reader();
+    r.expect(ber::INTEGER).ok()?;
+    r.octets().ok()?;
+    Some(r.rest())
+}
+
 /// The PDU's tag octet of an SNMP v1/v2c message (0xa4 a v1 trap, 0xa6 an inform,
 /// 0xa7 a v2 trap), read past its header; None if it is not one.
 pub fn pdu_tag(message: &[u8]) -> Option<u8> {
@@ -717,6 +752,39 @@ mod tests {
         );
         assert!(Match::parse("1.3.x*").is_err());
         assert!(Match::parse("").is_err());
+    }
+
+    #[test]
+    fn what_went_through_this_gateway_is_not_forwarded_again() {
+        let a = Bump::new();
+        let mut f = Forwarding::new(vec![target(
+            "127.0.0.9:162",
+            &["*"],
+            ForwardVersion::AsReceived,
+            Sources::Any,
+        )]);
+        f.set_own(vec!["127.0.0.3".parse().unwrap()]);
+        // The UPS's trap, forwarded by this gateway (127.0.0.3) to another, which
+        // forwarded it back from 127.0.0.7: it names 127.0.0.3 as a forwarder.
+        let back = v2_trap(
+            UPS,
+            &[
+                VarBind {
+                    name: Oid::trusted(&[0x2b, 6, 1, 6, 3, 18, 1, 3, 0]),
+                    value: Value::IpAddress([127, 13, 0, 1]),
+                },
+                VarBind {
+                    name: Oid::trusted(&[0x2b, 6, 1, 6, 3, 18, 1, 3, 1]),
+                    value: Value::IpAddress([127, 0, 0, 3]),
+                },
+            ],
+        );
+        let m = Message::parse(&back, &a).unwrap();
+        assert_eq!(f.route(&m, "127.0.0.7".parse().unwrap(), false), 0);
+        // The first pass (only the UPS named) goes on.
+        let first = v2_trap(UPS, &[]);
+        let m = Message::parse(&first, &a).unwrap();
+        assert_eq!(f.route(&m, "127.13.0.1".parse().unwrap(), false), 1);
     }
 
     #[test]

@@ -150,10 +150,17 @@ pub struct Stats {
     /// TCP connections to the NUT and the NIS server closed as they came, for being too
     /// many.
     pub tcp_refused: [u64; 2],
+    /// TCP connections to the NUT and the NIS server closed to make room for another
+    /// (their address held its share, or the server was full: the oldest went).
+    pub tcp_evicted: [u64; 2],
+    /// TCP connections to the NUT and the NIS server closed for saying nothing.
+    pub tcp_idle_closed: [u64; 2],
     /// What was forwarded to each `[[forward]]` target.
     pub forward: Vec<ForwardRow>,
     /// Datagrams on the forward sockets not believed.
     pub forward_refused: u64,
+    /// v1 traps not forwarded again: they came back through another forwarder.
+    pub forward_looped: u64,
     /// SNMPv3 Reports sent (discovery, time, a wrong key …), and held back by the
     /// gateway's budget of them.
     pub reports: (u64, u64),
@@ -437,9 +444,19 @@ fn exposition(stats: &Stats, rows: Option<&StatusRows>) -> String {
             live.forward_refused,
         ),
         (
+            "nut_logouts_after_acknowledgement",
+            "NUT logouts after FSD of a recorder that had acknowledged already (counted, not journaled)",
+            live.station.nut_logouts_after_ack,
+        ),
+        (
             "recorders_not_shut_down",
             "Recorders heard from after they should have been down, their UPS still on battery (did_not_shut_down alerts)",
             live.station.not_shut_down,
+        ),
+        (
+            "forward_loops",
+            "v1 traps not forwarded again: the same one was forwarded within 30 s (it came back through another forwarder)",
+            live.forward_looped,
         ),
         (
             "usm_reports",
@@ -504,15 +521,30 @@ fn exposition(stats: &Stats, rows: Option<&StatusRows>) -> String {
             (l("server", "nis"), live.tcp_open[1]),
         ],
     );
-    counter(
-        &mut registry,
-        "tcp_connections_refused",
-        "TCP connections closed as they came, for being too many, by server",
-        vec![
-            (l("server", "nut"), live.tcp_refused[0]),
-            (l("server", "nis"), live.tcp_refused[1]),
-        ],
-    );
+    for (name, help, v) in [
+        (
+            "tcp_connections_refused",
+            "TCP connections closed as they came, for being too many, by server",
+            live.tcp_refused,
+        ),
+        (
+            "tcp_connections_evicted",
+            "TCP connections closed to make room for another: their address held its share (16), or the server was full and theirs held the most, by server",
+            live.tcp_evicted,
+        ),
+        (
+            "tcp_connections_idle_closed",
+            "TCP connections closed for saying nothing for the idle timeout (NUT 120 s, NIS 15 s), by server",
+            live.tcp_idle_closed,
+        ),
+    ] {
+        counter(
+            &mut registry,
+            name,
+            help,
+            vec![(l("server", "nut"), v[0]), (l("server", "nis"), v[1])],
+        );
+    }
     if let Some(rows) = rows {
         site_gauges(&mut registry, rows);
     }

@@ -33,7 +33,13 @@ pub struct NisServer {
     by_address: HashMap<IpAddr, RecorderId>,
     conns: HashMap<ConnId, (IpAddr, Vec<u8>)>,
     events: Vec<NisEvent>,
+    /// Each recorder's status as last made, with what it was made of: made again only
+    /// when that changes (a status flood costs a copy per request, not a rendering).
+    rendered: HashMap<RecorderId, (NutView, String, Vec<u8>)>,
 }
+
+/// Requests one connection may have answered per `received` at most (its turn).
+pub const REQUESTS_PER_TURN: usize = 8;
 
 /// Appends one record: its length, then its bytes.
 fn record(out: &mut Vec<u8>, text: &str) {
@@ -131,8 +137,8 @@ impl NisServer {
     pub fn connected(&mut self, conn: ConnId, peer: IpAddr) -> Reply {
         if !self.by_address.contains_key(&peer) {
             return Reply {
-                bytes: Vec::new(),
                 close: true,
+                ..Reply::default()
             };
         }
         self.conns.insert(conn, (peer, Vec::new()));
@@ -144,14 +150,17 @@ impl NisServer {
         self.conns.remove(&conn);
     }
 
-    /// Bytes from `conn`: every whole request answered, `view` and `name` giving what
-    /// each recorder is shown.
+    /// Bytes from `conn`: its whole requests answered, at most `budget` of them (taken
+    /// from it; `REQUESTS_PER_TURN` at most), `view` and `name` giving what each
+    /// recorder is shown. Requests left wait (`Reply::more`) for a call with no new
+    /// bytes.
     pub fn received(
         &mut self,
         conn: ConnId,
         bytes: &[u8],
         view: &dyn Fn(RecorderId) -> NutView,
         name: &dyn Fn(RecorderId) -> String,
+        budget: &mut usize,
     ) -> Reply {
         let mut reply = Reply::default();
         let Some((peer, buf)) = self.conns.get_mut(&conn) else {
@@ -160,6 +169,7 @@ impl NisServer {
         };
         let peer = *peer;
         buf.extend_from_slice(bytes);
+        let mut taken = 0;
         loop {
             if buf.len() < 2 {
                 break;
@@ -172,21 +182,45 @@ impl NisServer {
             if buf.len() < 2 + n {
                 break;
             }
-            let request: Vec<u8> = buf.drain(..2 + n).skip(2).collect();
+            if *budget == 0 || taken == REQUESTS_PER_TURN {
+                reply.more = true;
+                break;
+            }
+            *budget -= 1;
+            taken += 1;
             let Some(&r) = self.by_address.get(&peer) else {
                 reply.close = true;
                 return reply;
             };
-            match String::from_utf8_lossy(&request).trim() {
-                "status" => {
+            let request = &buf[2..2 + n];
+            let what = match String::from_utf8_lossy(request).trim() {
+                "status" => 0,
+                "events" => 1,
+                _ => 2,
+            };
+            buf.drain(..2 + n);
+            match what {
+                0 => {
                     let v = view(r);
-                    for line in status_lines(&name(r), &v) {
-                        record(&mut reply.bytes, &line);
+                    let who = name(r);
+                    let fresh = self
+                        .rendered
+                        .get(&r)
+                        .is_some_and(|(seen, n, _)| *seen == v && *n == who);
+                    if !fresh {
+                        let mut framed = Vec::with_capacity(512);
+                        for line in status_lines(&who, &v) {
+                            record(&mut framed, &line);
+                        }
+                        record(&mut framed, "");
+                        self.rendered.insert(r, (v.clone(), who, framed));
                     }
-                    record(&mut reply.bytes, "");
+                    if let Some((_, _, framed)) = self.rendered.get(&r) {
+                        reply.bytes.extend_from_slice(framed);
+                    }
                     self.events.push(NisEvent::Fetched(r, v.forced));
                 }
-                "events" => {
+                1 => {
                     record(
                         &mut reply.bytes,
                         "trapgate: no events kept for apcupsd clients\n",
@@ -254,11 +288,13 @@ mod tests {
         let name = |_| "old-linux".to_string();
         // A request split across reads.
         assert_eq!(
-            s.received(2, &[0, 6, b's', b't'], &view(false), &name)
-                .bytes,
+            s.received(2, &[0, 6, b's', b't'], &view(false), &name, &mut {
+                usize::MAX
+            })
+            .bytes,
             b""
         );
-        let r = s.received(2, b"atus", &view(false), &name);
+        let r = s.received(2, b"atus", &view(false), &name, &mut { usize::MAX });
         let text = String::from_utf8_lossy(&r.bytes).to_string();
         assert!(text.contains("STATUS   : ONBATT\n"), "{text}");
         assert!(text.contains("BCHARGE  : 80.0 Percent\n"), "{text}");
@@ -269,6 +305,7 @@ mod tests {
             &[0, 6, b's', b't', b'a', b't', b'u', b's'],
             &view(true),
             &name,
+            &mut { usize::MAX },
         );
         let text = String::from_utf8_lossy(&r.bytes).to_string();
         assert!(text.contains("STATUS   : ONBATT LOWBATT\n"), "{text}");
@@ -285,6 +322,9 @@ mod tests {
             [NisEvent::Fetched(r, false), NisEvent::Fetched(r, true)]
         );
         // A request longer than any apcupsd sends closes.
-        assert!(s.received(2, &[0x40, 0], &view(false), &name).close);
+        assert!(
+            s.received(2, &[0x40, 0], &view(false), &name, &mut { usize::MAX })
+                .close
+        );
     }
 }

@@ -125,8 +125,11 @@ struct Conn {
 pub enum NutEvent {
     /// A recorder's client logged in (it is up and watching).
     LoggedIn(RecorderId),
-    /// A recorder's client asked for its status (it is up).
+    /// A recorder's client, logged in, asked for its status (it is up). A client that
+    /// has not logged in proved nothing: it is answered, not taken as heard from.
     Asked(RecorderId),
+    /// A LOGIN with a wrong user name or password, from this address.
+    WrongPassword(IpAddr),
     /// A recorder's client was shown FSD.
     ShownFsd(RecorderId),
     /// A recorder's client logged out or closed, after it had been shown FSD (NUT's
@@ -143,7 +146,22 @@ pub struct Reply {
     pub bytes: Vec<u8>,
     /// Close the connection after sending.
     pub close: bool,
+    /// Whole lines (or requests) left for a later turn: the budget ran out. The driver
+    /// hands no new bytes until they are answered.
+    pub more: bool,
+    /// Hold the answer, and read nothing more from the connection, this long (ns): a
+    /// wrong password's delay, growing with each from the address.
+    pub hold: u64,
 }
+
+/// The first wrong password's delay; each next one from the address doubles it.
+pub const WRONG_PASSWORD_DELAY: u64 = 250 * crate::time::ns::MILLI;
+/// The longest delay.
+pub const WRONG_PASSWORD_DELAY_MAX: u64 = 16 * crate::time::ns::SECOND;
+/// Wrong passwords from an address are forgotten this long after its last.
+pub const WRONG_PASSWORD_MEMORY: u64 = 600 * crate::time::ns::SECOND;
+/// Lines one connection may have answered per `received` at most (its turn).
+pub const LINES_PER_TURN: usize = 32;
 
 /// The NUT server of a site.
 #[derive(Debug, Default)]
@@ -153,6 +171,8 @@ pub struct NutServer {
     by_address: HashMap<IpAddr, Vec<RecorderId>>,
     conns: HashMap<ConnId, Conn>,
     events: Vec<NutEvent>,
+    /// Wrong passwords per address: how many, and the last one's time.
+    failures: HashMap<IpAddr, (u32, crate::time::Timestamp)>,
     /// Lines answered, connections refused, lines too long.
     pub lines: u64,
     /// Connections closed for a line past `MAX_LINE`.
@@ -248,6 +268,7 @@ impl NutServer {
         }
         next.lines = self.lines;
         next.too_long = self.too_long;
+        next.failures = std::mem::take(&mut self.failures);
         *self = next;
     }
 
@@ -258,6 +279,7 @@ impl NutServer {
             return Reply {
                 bytes: b"ERR ACCESS-DENIED\n".to_vec(),
                 close: true,
+                ..Reply::default()
             };
         }
         self.conns.insert(
@@ -283,13 +305,17 @@ impl NutServer {
         }
     }
 
-    /// Bytes from connection `conn`: every whole line answered, with `view` giving what
-    /// each recorder is shown.
+    /// Bytes from connection `conn` at `now`: its whole lines answered, at most
+    /// `budget` of them (taken from it; `LINES_PER_TURN` at most for one connection),
+    /// with `view` giving what each recorder is shown. Lines left wait in the
+    /// connection's buffer (`Reply::more`) for a call with no new bytes.
     pub fn received(
         &mut self,
         conn: ConnId,
         bytes: &[u8],
+        now: crate::time::Timestamp,
         view: &dyn Fn(RecorderId) -> NutView,
+        budget: &mut usize,
     ) -> Reply {
         let mut reply = Reply::default();
         let Some(c) = self.conns.get_mut(&conn) else {
@@ -297,35 +323,63 @@ impl NutServer {
             return reply;
         };
         c.partial.extend_from_slice(bytes);
-        let mut lines = Vec::new();
-        while let Some(end) = c.partial.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = c.partial.drain(..=end).collect();
-            lines.push(line);
-        }
-        if c.partial.len() > MAX_LINE {
-            self.too_long += 1;
-            reply.bytes.extend_from_slice(b"ERR INVALID-ARGUMENT\n");
-            reply.close = true;
-            return reply;
-        }
-        for line in lines {
-            if line.len() > MAX_LINE {
+        let mut taken = 0;
+        loop {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                reply.close = true;
+                return reply;
+            };
+            let Some(end) = memchr::memchr(b'\n', &c.partial) else {
+                if c.partial.len() > MAX_LINE {
+                    self.too_long += 1;
+                    reply.bytes.extend_from_slice(b"ERR INVALID-ARGUMENT\n");
+                    reply.close = true;
+                }
+                return reply;
+            };
+            if end + 1 > MAX_LINE {
                 self.too_long += 1;
                 reply.bytes.extend_from_slice(b"ERR INVALID-ARGUMENT\n");
                 reply.close = true;
                 return reply;
             }
+            if *budget == 0 || taken == LINES_PER_TURN || reply.hold > 0 {
+                reply.more = true;
+                return reply;
+            }
+            *budget -= 1;
+            taken += 1;
+            let line: Vec<u8> = c.partial.drain(..=end).collect();
             let text = String::from_utf8_lossy(&line);
             let text = text.trim_end_matches(['\r', '\n']);
             self.lines += 1;
-            let (out, close) = self.command(conn, text, view);
+            let (out, close, hold) = self.command(conn, text, now, view);
             reply.bytes.extend_from_slice(out.as_bytes());
+            reply.hold = hold;
             if close {
                 reply.close = true;
                 return reply;
             }
         }
-        reply
+    }
+
+    /// The delay a wrong password from `peer` at `now` earns: 250 ms, doubled for each
+    /// before it that is not forgotten yet, 16 s at most.
+    fn wrong_password(&mut self, peer: IpAddr, now: crate::time::Timestamp) -> u64 {
+        if self.failures.len() >= 65_536 {
+            self.failures
+                .retain(|_, (_, at)| now.ns_since(*at) < WRONG_PASSWORD_MEMORY);
+        }
+        let (n, at) = self.failures.entry(peer).or_insert((0, now));
+        if now.ns_since(*at) >= WRONG_PASSWORD_MEMORY {
+            *n = 0;
+        }
+        *n = n.saturating_add(1);
+        *at = now;
+        self.events.push(NutEvent::WrongPassword(peer));
+        WRONG_PASSWORD_DELAY
+            .saturating_mul(1 << (*n - 1).min(16))
+            .min(WRONG_PASSWORD_DELAY_MAX)
     }
 
     /// The next event for the station.
@@ -359,7 +413,69 @@ impl NutServer {
         })
     }
 
+    /// One line: its answer, whether to close, and how long to hold the answer.
     fn command(
+        &mut self,
+        conn: ConnId,
+        line: &str,
+        now: crate::time::Timestamp,
+        view: &dyn Fn(RecorderId) -> NutView,
+    ) -> (String, bool, u64) {
+        if let ["LOGIN", ups] = words(line).iter().map(String::as_str).collect::<Vec<_>>()[..] {
+            return self.login(conn, ups, now);
+        }
+        let (out, close) = self.answer(conn, line, view);
+        (out, close, 0)
+    }
+
+    /// LOGIN `ups` on `conn`: the user and password it gave must be a NUT recorder's of
+    /// its address (compared in constant time); a wrong one is counted and held back.
+    fn login(
+        &mut self,
+        conn: ConnId,
+        ups: &str,
+        now: crate::time::Timestamp,
+    ) -> (String, bool, u64) {
+        let Some(c) = self.conns.get(&conn) else {
+            return (String::new(), true, 0);
+        };
+        if c.login.is_some() {
+            return ("ERR ALREADY-LOGGED-IN\n".into(), false, 0);
+        }
+        let Some(user) = c.user.as_deref() else {
+            return ("ERR USERNAME-REQUIRED\n".into(), false, 0);
+        };
+        let Some(pw) = c.password.as_deref() else {
+            return ("ERR PASSWORD-REQUIRED\n".into(), false, 0);
+        };
+        let peer = c.peer;
+        let found = peer.and_then(|peer| {
+            self.by_address.get(&peer)?.iter().copied().find(|&r| {
+                self.clients[r]
+                    .as_ref()
+                    .is_some_and(|k| k.user == user && k.ups == ups)
+            })
+        });
+        let right = |k: &Client| {
+            use subtle::ConstantTimeEq;
+            bool::from(k.password.as_bytes().ct_eq(pw.as_bytes()))
+        };
+        match found {
+            Some(r) if self.clients[r].as_ref().is_some_and(right) => {
+                self.conns.get_mut(&conn).expect("known").login = Some((r, ups.to_string()));
+                self.events.push(NutEvent::LoggedIn(r));
+                ("OK\n".into(), false, 0)
+            }
+            // A wrong password, or a user this address does not have: a guess.
+            _ if self.ups_known(peer, ups) => {
+                let hold = peer.map_or(0, |p| self.wrong_password(p, now));
+                ("ERR ACCESS-DENIED\n".into(), false, hold)
+            }
+            _ => ("ERR UNKNOWN-UPS\n".into(), false, 0),
+        }
+    }
+
+    fn answer(
         &mut self,
         conn: ConnId,
         line: &str,
@@ -401,35 +517,6 @@ impl NutServer {
                 self.conns.get_mut(&conn).expect("known").password = Some((*pw).to_string());
                 ("OK\n".into(), false)
             }
-            ["LOGIN", ups] => {
-                if c.login.is_some() {
-                    return ("ERR ALREADY-LOGGED-IN\n".into(), false);
-                }
-                let Some(user) = c.user.as_deref() else {
-                    return ("ERR USERNAME-REQUIRED\n".into(), false);
-                };
-                let Some(pw) = c.password.as_deref() else {
-                    return ("ERR PASSWORD-REQUIRED\n".into(), false);
-                };
-                let found = c.peer.and_then(|peer| {
-                    self.by_address.get(&peer)?.iter().copied().find(|&r| {
-                        self.clients[r]
-                            .as_ref()
-                            .is_some_and(|k| k.user == user && k.ups == *ups)
-                    })
-                });
-                match found {
-                    Some(r) if self.clients[r].as_ref().is_some_and(|k| k.password == pw) => {
-                        self.conns.get_mut(&conn).expect("known").login =
-                            Some((r, (*ups).to_string()));
-                        self.events.push(NutEvent::LoggedIn(r));
-                        ("OK\n".into(), false)
-                    }
-                    Some(_) => ("ERR ACCESS-DENIED\n".into(), false),
-                    None if self.ups_known(c.peer, ups) => ("ERR ACCESS-DENIED\n".into(), false),
-                    None => (ups_err, false),
-                }
-            }
             ["LOGOUT"] => ("OK Goodbye\n".into(), true),
             ["PRIMARY" | "MASTER", _] | ["FSD", _] => {
                 // The gateway is the only primary of its UPSes.
@@ -439,8 +526,8 @@ impl NutServer {
                 None => (ups_err, false),
                 Some(r) => {
                     let v = view(r);
-                    if *var == "ups.status" {
-                        if v.forced && c.login.is_some() {
+                    if *var == "ups.status" && c.login.is_some() {
+                        if v.forced {
                             self.conns.get_mut(&conn).expect("known").shown_fsd = true;
                             self.events.push(NutEvent::ShownFsd(r));
                         } else {
@@ -607,9 +694,22 @@ mod tests {
         }
     }
 
+    fn at(ms: u64) -> crate::time::Timestamp {
+        crate::time::Timestamp(1_000 * crate::time::ns::SECOND + ms * crate::time::ns::MILLI)
+    }
+
+    fn said(s: &mut NutServer, conn: ConnId, line: &str, forced: bool, now: u64) -> Reply {
+        s.received(
+            conn,
+            format!("{line}\n").as_bytes(),
+            at(now),
+            &view(forced),
+            &mut { usize::MAX },
+        )
+    }
+
     fn say(s: &mut NutServer, conn: ConnId, line: &str, forced: bool) -> String {
-        let r = s.received(conn, format!("{line}\n").as_bytes(), &view(forced));
-        String::from_utf8(r.bytes).unwrap()
+        String::from_utf8(said(s, conn, line, forced, 0).bytes).unwrap()
     }
 
     #[test]
@@ -659,14 +759,13 @@ mod tests {
             say(&mut s, 1, "GET VAR ups ups.status", true),
             "VAR ups ups.status \"FSD OB LB\"\n"
         );
-        let r = s.received(1, b"LOGOUT\n", &view(true));
+        let r = said(&mut s, 1, "LOGOUT", true, 0);
         assert_eq!((r.bytes.as_slice(), r.close), (&b"OK Goodbye\n"[..], true));
         s.closed(1);
         let events: Vec<NutEvent> = std::iter::from_fn(|| s.poll_event()).collect();
         assert_eq!(
             events,
             [
-                NutEvent::Asked(nas),
                 NutEvent::LoggedIn(nas),
                 NutEvent::ShownFsd(nas),
                 NutEvent::LeftAfterFsd(nas)
@@ -689,7 +788,7 @@ mod tests {
         assert_eq!(say(&mut s, 3, "LOGIN ups", false), "ERR ACCESS-DENIED\n");
         s.connected(4, "192.168.61.30".parse().unwrap());
         let long = vec![b'A'; MAX_LINE + 10];
-        let r = s.received(4, &long, &view(false));
+        let r = s.received(4, &long, at(0), &view(false), &mut { usize::MAX });
         assert!(r.close, "a line past the limit closes");
         assert_eq!(s.too_long, 1);
     }

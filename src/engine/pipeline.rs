@@ -190,7 +190,7 @@ impl Pipeline {
         let opened;
         let parsed = match &parsed {
             Err(e) if e.kind == ErrorKind::UnsupportedV3 => {
-                opened = match self.usm.open(d.payload, now, arena) {
+                opened = match self.usm.open_from(d.payload, Some(d.src), now, arena) {
                     Ok(m) => Ok(m),
                     Err(NotOpened::Malformed(e)) => Err(e),
                     Err(NotOpened::Refused(r)) => {

@@ -344,6 +344,14 @@ impl Poller {
         std::mem::replace(self, next)
     }
 
+    /// UPS `u`'s card's engine as an authenticated answer showed it: (its user, its
+    /// engine ID). None for a community UPS, or before a v3 one has answered.
+    pub fn card_engine(&self, u: UpsId) -> Option<(&[u8], &[u8])> {
+        let v = self.ups.get(u.index())?.v3.as_ref()?;
+        let e = v.engine.as_ref()?;
+        Some((v.user.as_slice(), e.id.as_slice()))
+    }
+
     /// Starts afresh at `now` (a restart: the requests of before are history): every UPS
     /// is polled now, silences forgotten.
     pub fn restart(&mut self, now: Timestamp) {

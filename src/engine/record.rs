@@ -106,6 +106,14 @@ pub enum Input {
         /// The recorder.
         recorder: Text,
     },
+    /// A UPS card's SNMPv3 engine answered the poller authentically: it is the site's
+    /// (its traps are checked at once after a restart, whatever a flood spent).
+    EngineKnown {
+        /// The SNMPv3 user it answered as.
+        user: String,
+        /// Its engine ID, in hex.
+        engine_id: String,
+    },
     /// Timers were due.
     Timeout,
 }
@@ -388,7 +396,7 @@ impl Record {
             Record::Input(
                 I::Poll { ups, .. } | I::PollUnanswered { ups, .. } | I::Silent { ups, .. },
             ) => (Some(ups), None),
-            Record::Input(I::Timeout) => (None, None),
+            Record::Input(I::Timeout | I::EngineKnown { .. }) => (None, None),
             Record::Input(I::NutLeft { recorder }) => (None, Some(recorder)),
             Record::Decision(D::ShutdownRecorder { ups, recorder, .. }) => {
                 (Some(ups), Some(recorder))
@@ -490,6 +498,12 @@ impl Record {
                         } else {
                             "could not be sent"
                         }
+                    );
+                }
+                Input::EngineKnown { user, engine_id } => {
+                    let _ = write!(
+                        w,
+                        "SNMPv3 engine 0x{engine_id} of user {user:?} answered polls authentically: the site's"
                     );
                 }
                 Input::NutLeft { recorder } => {

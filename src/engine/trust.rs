@@ -85,6 +85,8 @@ pub enum Refusal {
     /// A connection to the apcupsd NIS server from an address that is no apcupsd
     /// recorder's.
     NisNotRecorder,
+    /// A NUT LOGIN with a wrong password, or a user its address does not have.
+    NutWrongPassword,
 }
 
 impl From<UsmRefusal> for Refusal {
@@ -104,7 +106,7 @@ impl From<UsmRefusal> for Refusal {
 
 impl Refusal {
     /// Every reason, in the order counters and reports list them.
-    pub const ALL: [Refusal; 26] = [
+    pub const ALL: [Refusal; 27] = [
         Refusal::UnknownSource,
         Refusal::WrongCommunity,
         Refusal::AckNotRecorder,
@@ -131,6 +133,7 @@ impl Refusal {
         Refusal::UsmInvalidFlags,
         Refusal::NutNotRecorder,
         Refusal::NisNotRecorder,
+        Refusal::NutWrongPassword,
     ];
 
     /// The reason as counted and logged.
@@ -154,6 +157,7 @@ impl Refusal {
             Refusal::WrongUser => "wrong_user",
             Refusal::NutNotRecorder => "nut_not_recorder",
             Refusal::NisNotRecorder => "nis_not_recorder",
+            Refusal::NutWrongPassword => "nut_wrong_password",
             r => r.usm().map_or("", UsmRefusal::name),
         }
     }
@@ -198,6 +202,9 @@ impl Refusal {
             }
             Refusal::NisNotRecorder => {
                 "connections to the apcupsd NIS server from an address that is no apcupsd recorder's"
+            }
+            Refusal::NutWrongPassword => {
+                "NUT logins with a wrong password or a user the address does not have (each answered after a delay that doubles per address, 16 s at most)"
             }
             r => r.usm().map_or("", UsmRefusal::sentence),
         }

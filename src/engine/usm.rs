@@ -191,6 +191,86 @@ pub const LOCALIZE_BURST: u32 = 256;
 /// Localizations a second after a burst.
 pub const LOCALIZE_PER_SECOND: u32 = 64;
 
+/// Localizations at once for new engines heard from one address (a card whose engine
+/// ID changed, a recorder's own engine): one address's flood spends its own budget, not
+/// the site's.
+pub const LOCALIZE_PER_SOURCE: u32 = 8;
+
+/// The engines known to be the site's, by user name: learned from an authentic message
+/// (any receive worker's), from the poller's authenticated answers of a card, or from a
+/// journal's checkpoint. A message naming a known engine is checked with its keys at
+/// once, whatever budget of localizations a flood of random engine IDs has spent: a
+/// forger from a UPS's own address cannot hold off the card's first trap after a
+/// start. Shared by every security model of a gateway (clones share it); locked only
+/// for a message from an engine its worker has not met, never for one it has.
+#[derive(Clone, Debug)]
+pub struct EngineBook(std::sync::Arc<std::sync::Mutex<Book>>);
+
+#[derive(Debug, Default)]
+struct Book {
+    by_user: HashMap<Box<[u8]>, Vec<Box<[u8]>>>,
+    len: usize,
+    capacity: usize,
+}
+
+impl Default for EngineBook {
+    fn default() -> EngineBook {
+        EngineBook::with_capacity(64)
+    }
+}
+
+impl EngineBook {
+    /// A book of at most `capacity` engines (more are not kept).
+    pub fn with_capacity(capacity: usize) -> EngineBook {
+        EngineBook(std::sync::Arc::new(std::sync::Mutex::new(Book {
+            capacity,
+            ..Book::default()
+        })))
+    }
+
+    fn book(&self) -> std::sync::MutexGuard<'_, Book> {
+        // A panic elsewhere while it was held leaves the set as it was: still a set.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether `engine` is known for `user`.
+    pub fn contains(&self, user: &[u8], engine: &[u8]) -> bool {
+        self.book()
+            .by_user
+            .get(user)
+            .is_some_and(|e| e.iter().any(|x| **x == *engine))
+    }
+
+    /// Takes `engine` as known for `user`; true if it was not yet.
+    pub fn insert(&self, user: &[u8], engine: &[u8]) -> bool {
+        let mut b = self.book();
+        if b.len >= b.capacity {
+            return false;
+        }
+        let list = b.by_user.entry(user.into()).or_default();
+        if list.iter().any(|x| **x == *engine) {
+            return false;
+        }
+        list.push(engine.into());
+        b.len += 1;
+        true
+    }
+
+    /// Every engine known, by user: (user, engine ID).
+    pub fn entries(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let b = self.book();
+        let mut all: Vec<(Vec<u8>, Vec<u8>)> = b
+            .by_user
+            .iter()
+            .flat_map(|(u, es)| es.iter().map(move |e| (u.to_vec(), e.to_vec())))
+            .collect();
+        all.sort();
+        all
+    }
+}
+
 /// Why a v3 message was not believed (RFC 3414's usmStats names, and two of RFC 3412's).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum UsmRefusal {
@@ -307,6 +387,10 @@ pub struct Usm {
     local: Option<Local>,
     /// The gateway's budget of Reports (shared with every other `Usm` it was given to).
     reports: ReportBudget,
+    /// The engines known to be the site's (shared likewise).
+    book: EngineBook,
+    /// Localizations left per source address, and when it was last refilled.
+    per_source: HashMap<std::net::IpAddr, (u32, Timestamp)>,
 }
 
 impl Default for Usm {
@@ -323,6 +407,8 @@ impl Default for Usm {
             refilled: Timestamp(0),
             local: None,
             reports: ReportBudget::default(),
+            book: EngineBook::default(),
+            per_source: HashMap::new(),
         }
     }
 }
@@ -351,7 +437,19 @@ impl Usm {
             refilled: Timestamp(0),
             local: None,
             reports: ReportBudget::for_site(site),
+            book: EngineBook::with_capacity(4 * sources + 64),
+            per_source: HashMap::new(),
         }
+    }
+
+    /// Knows the engines of `book` (the gateway's one book) rather than its own.
+    pub fn share_engines(&mut self, book: EngineBook) {
+        self.book = book;
+    }
+
+    /// The engines known to be the site's.
+    pub fn engines(&self) -> &EngineBook {
+        &self.book
     }
 
     /// Takes Reports from `budget` (the gateway's one budget) rather than its own.
@@ -411,6 +509,8 @@ impl Usm {
         next.tokens = self.tokens;
         next.refilled = self.refilled;
         next.reports = self.reports.clone();
+        next.book = self.book.clone();
+        next.per_source = std::mem::take(&mut self.per_source);
         if let Some(l) = self.local.take() {
             next.set_local(l.engine);
             if let Some(n) = next.local.as_mut() {
@@ -436,6 +536,35 @@ impl Usm {
             .ok_or(UsmRefusal::UnknownEngine)
     }
 
+    /// One localization for a message from `source` (if known) at `now`: from the
+    /// source's own budget (`LOCALIZE_PER_SOURCE`, one more a second), then the
+    /// security model's.
+    fn may_localize(&mut self, source: Option<std::net::IpAddr>, now: Timestamp) -> bool {
+        if let Some(ip) = source {
+            if self.per_source.len() >= 4 * self.capacity.max(1024) {
+                // Only the site's addresses come this far; more than this many is a
+                // table to start afresh, not to grow.
+                self.per_source.clear();
+            }
+            let (tokens, at) = self
+                .per_source
+                .entry(ip)
+                .or_insert((LOCALIZE_PER_SOURCE, now));
+            let earned = now.0.saturating_sub(at.0) / ns::SECOND;
+            if earned > 0 {
+                *tokens = (u64::from(*tokens) + earned).min(u64::from(LOCALIZE_PER_SOURCE)) as u32;
+                *at = now;
+            } else if now < *at {
+                *at = now;
+            }
+            if *tokens == 0 {
+                return false;
+            }
+            *tokens -= 1;
+        }
+        self.take_token(now)
+    }
+
     fn take_token(&mut self, now: Timestamp) -> bool {
         if now.0 >= self.refilled.0.saturating_add(ns::SECOND) || now < self.refilled {
             let seconds = now.0.saturating_sub(self.refilled.0) / ns::SECOND;
@@ -456,6 +585,18 @@ impl Usm {
     pub fn open<'a>(
         &mut self,
         buf: &'a [u8],
+        now: Timestamp,
+        arena: &'a Bump,
+    ) -> Result<Message<'a>, NotOpened> {
+        self.open_from(buf, None, now, arena)
+    }
+
+    /// `open`, for a message from `source` (where it is known): a new engine from it is
+    /// localized from that address's own budget first.
+    pub fn open_from<'a>(
+        &mut self,
+        buf: &'a [u8],
+        source: Option<std::net::IpAddr>,
         now: Timestamp,
         arena: &'a Bump,
     ) -> Result<Message<'a>, NotOpened> {
@@ -505,7 +646,9 @@ impl Usm {
         let keys = match known {
             Some(k) => k,
             None => {
-                if !self.take_token(now) {
+                // An engine the site knows (another worker heard it, the poller
+                // authenticated its card, a checkpoint kept it) is checked at once.
+                if !self.book.contains(h.user, h.engine_id) && !self.may_localize(source, now) {
                     return refused(UsmRefusal::UnknownEngine);
                 }
                 let user = &self.users[u];
@@ -538,6 +681,7 @@ impl Usm {
                     self.forget_oldest();
                 }
                 self.kept += 1;
+                self.book.insert(h.user, h.engine_id);
                 self.engines[u].insert(
                     h.engine_id.into(),
                     Engine {
@@ -1224,5 +1368,105 @@ engine_id = "0x8000000001020304"
         a.reload(Usm::new(&site()));
         assert_eq!(reported(&mut a, &probe, t(1)), None);
         assert!(reported(&mut a, &probe, t(2)).is_some());
+    }
+
+    #[test]
+    fn a_flood_of_new_engines_from_one_address_spends_that_addresss_budget_only() {
+        let mut usm = Usm::new(&site());
+        let guess = password_to_key(AuthProtocol::Sha1, b"guessing1");
+        let forger: std::net::IpAddr = "192.168.61.99".parse().unwrap();
+        let arena = Bump::new();
+        let mut localized = 0;
+        for i in 0..2_000u32 {
+            let engine = [0x80, 0, 0, 9, (i >> 16) as u8, (i >> 8) as u8, i as u8];
+            let forged = sealed(
+                b"upsv3user",
+                AuthProtocol::Sha1,
+                &guess,
+                None,
+                &engine,
+                1,
+                1,
+                Level::AuthNoPriv,
+            );
+            match usm.open_from(&forged, Some(forger), t(0), &arena) {
+                Err(NotOpened::Refused(UsmRefusal::WrongDigest)) => localized += 1,
+                Err(NotOpened::Refused(UsmRefusal::UnknownEngine)) => {}
+                other => panic!("{:?}", other.map(|m| m.pdu_type())),
+            }
+        }
+        assert_eq!(localized, LOCALIZE_PER_SOURCE as usize);
+        // The real card, at another address, is heard at once.
+        let ups: std::net::IpAddr = "192.168.61.250".parse().unwrap();
+        let real = good(b"\x80\x00\x1f\x88\x04card1", 1, 1);
+        assert!(usm.open_from(&real, Some(ups), t(0), &arena).is_ok());
+    }
+
+    #[test]
+    fn a_known_engine_is_heard_whatever_a_flood_from_its_own_address_spent() {
+        let card = b"\x80\x00\x1f\x88\x04card1";
+        let ups: std::net::IpAddr = "192.168.61.250".parse().unwrap();
+        let guess = password_to_key(AuthProtocol::Sha1, b"guessing1");
+        let arena = Bump::new();
+        let flood = |usm: &mut Usm| {
+            for i in 0..300u32 {
+                let engine = [0x80, 0, 0, 9, (i >> 8) as u8, i as u8];
+                let forged = sealed(
+                    b"upsv3user",
+                    AuthProtocol::Sha1,
+                    &guess,
+                    None,
+                    &engine,
+                    1,
+                    1,
+                    Level::AuthNoPriv,
+                );
+                let _ = usm.open_from(&forged, Some(ups), t(0), &arena);
+            }
+        };
+        // Spoofing the UPS's own address spends its budget: an engine nobody knows is
+        // refused until it refills.
+        let mut alone = Usm::new(&site());
+        flood(&mut alone);
+        assert_eq!(
+            alone
+                .open_from(&good(card, 1, 1), Some(ups), t(0), &arena)
+                .map(|m| m.pdu_type()),
+            Err(NotOpened::Refused(UsmRefusal::UnknownEngine))
+        );
+        // The site's book knows the card (the poller authenticated it, or a checkpoint
+        // kept it): heard at once, and by every security model sharing the book.
+        let mut worker = Usm::new(&site());
+        let book = worker.engines().clone();
+        book.insert(b"upsv3user", card);
+        flood(&mut worker);
+        assert!(
+            worker
+                .open_from(&good(card, 1, 1), Some(ups), t(0), &arena)
+                .is_ok()
+        );
+        // What one worker hears authentically, another knows.
+        let mut other = Usm::new(&site());
+        other.share_engines(book.clone());
+        let card2 = b"\x80\x00\x1f\x88\x04card2";
+        assert!(
+            worker
+                .open_from(
+                    &good(card2, 1, 1),
+                    Some("192.168.61.251".parse().unwrap()),
+                    t(0),
+                    &arena
+                )
+                .is_ok()
+        );
+        assert!(book.contains(b"upsv3user", card2));
+        flood(&mut other);
+        assert!(
+            other
+                .open_from(&good(card2, 1, 1), Some(ups), t(0), &arena)
+                .is_ok()
+        );
+        // Forged messages add nothing.
+        assert_eq!(book.entries().len(), 2);
     }
 }

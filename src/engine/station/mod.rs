@@ -304,6 +304,9 @@ pub struct Counts {
     /// Recorders heard from after they should have been down, their UPS on battery
     /// (the `did_not_shut_down` alerts).
     pub not_shut_down: u64,
+    /// NUT logouts after FSD of a recorder that had acknowledged already (counted, not
+    /// journaled).
+    pub nut_logouts_after_ack: u64,
 }
 
 /// The kind of the alert of a recorder heard from after it should have been down.
@@ -401,6 +404,24 @@ pub struct StationState {
     ledger: crate::engine::ledger::LedgerState,
     agent: crate::engine::agent::AgentState,
     unsent: Vec<(RecorderId, Timestamp)>,
+    /// The SNMPv3 engines known to be the site's: (user, engine ID in hex).
+    #[serde(default)]
+    engines: Vec<(String, String)>,
+}
+
+/// `bytes` in lower-case hex.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Hex back to bytes (None if it is not hex).
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len() / 2)
+        .map(|i| u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
 }
 
 /// The oids of the APC lowBattery trap a trap-relay recorder acts on, parsed once.
@@ -597,6 +618,16 @@ impl Station {
     /// recorders send to the virtual UPS and of the orders sent to them.
     pub fn set_local_engine(&mut self, engine: LocalEngine) {
         self.usm.set_local(engine);
+    }
+
+    /// Knows the site's SNMPv3 engines from `book`, the gateway's one book (the receive
+    /// workers read and fill it too).
+    /// What it knew already (a journal's) goes into `book`.
+    pub fn share_engines(&mut self, book: crate::engine::usm::EngineBook) {
+        for (user, engine) in self.usm.engines().entries() {
+            book.insert(&user, &engine);
+        }
+        self.usm.share_engines(book);
     }
 
     /// Takes the virtual UPS's SNMPv3 Reports from `budget`, the gateway's one budget
@@ -1001,11 +1032,19 @@ impl Station {
 
     /// Bytes from NUT connection `conn` at `now`: the answers, each client shown its own
     /// recorder's view (FSD once it is ordered down).
-    pub fn handle_nut_bytes(&mut self, now: Timestamp, conn: ConnId, bytes: &[u8]) -> Reply {
+    /// At most `budget` lines are answered (taken from it); the rest wait for a call
+    /// with no new bytes (`Reply::more`).
+    pub fn handle_nut_bytes(
+        &mut self,
+        now: Timestamp,
+        conn: ConnId,
+        bytes: &[u8],
+        budget: &mut usize,
+    ) -> Reply {
         let at = self.at(now);
         let (agent, site, decider) = (&self.agent, &self.site, &self.decider);
         let view = |r: RecorderId| status_view(agent, site, decider, at, r);
-        let reply = self.nut.received(conn, bytes, &view);
+        let reply = self.nut.received(conn, bytes, at, &view, budget);
         self.nut_events(at);
         reply
     }
@@ -1027,13 +1066,20 @@ impl Station {
         reply
     }
 
-    /// Bytes from NIS connection `conn` at `now`.
-    pub fn handle_nis_bytes(&mut self, now: Timestamp, conn: ConnId, bytes: &[u8]) -> Reply {
+    /// Bytes from NIS connection `conn` at `now`: at most `budget` requests answered
+    /// (taken from it), the rest for a call with no new bytes (`Reply::more`).
+    pub fn handle_nis_bytes(
+        &mut self,
+        now: Timestamp,
+        conn: ConnId,
+        bytes: &[u8],
+        budget: &mut usize,
+    ) -> Reply {
         let at = self.at(now);
         let (agent, site, decider) = (&self.agent, &self.site, &self.decider);
         let view = |r: RecorderId| status_view(agent, site, decider, at, r);
         let name = |r: RecorderId| site.recorders[r].name.clone();
-        let reply = self.nis.received(conn, bytes, &view, &name);
+        let reply = self.nis.received(conn, bytes, &view, &name, budget);
         while let Some(NisEvent::Fetched(r, forced)) = self.nis.poll_event() {
             self.counts.nis_requests += 1;
             // Up and polling: heard from (Back after an outage).
@@ -1108,11 +1154,19 @@ impl Station {
                     self.ledger.seen(at, r);
                 }
                 NutEvent::LeftAfterFsd(r) => {
+                    // The first logout after FSD is the acknowledgement, journaled; the
+                    // next ones (a client that knows the password, logging in and out)
+                    // are counted, never a record each.
+                    if self.ledger.has_acknowledged(r) {
+                        self.counts.nut_logouts_after_ack += 1;
+                        continue;
+                    }
                     let name = self.names.recorder(r);
                     self.input(at, Input::NutLeft { recorder: name });
                     self.decider.handle_ack(at, r);
                     self.decisions(at);
                 }
+                NutEvent::WrongPassword(peer) => self.refuse(at, Refusal::NutWrongPassword, peer),
                 NutEvent::Left(_) => {}
             }
         }
@@ -1137,7 +1191,7 @@ impl Station {
             return;
         };
         let engine_now = self.engine_now(at);
-        match self.usm.open(buf, engine_now, arena) {
+        match self.usm.open_from(buf, Some(from.ip()), engine_now, arena) {
             Ok(m) => {
                 let ours = self
                     .usm
@@ -1190,6 +1244,19 @@ impl Station {
         let at = self.at(now);
         match self.poller.handle_v3_response(at, from, buf, arena) {
             Ok(u) => {
+                // The card answered authentically: its engine is the site's, so its
+                // traps are checked at once whatever a flood of forged engine IDs
+                // spent (journaled the first time, for a restart).
+                if let Some(u) = u
+                    && let Some((user, engine)) = self.poller.card_engine(u)
+                    && self.usm.engines().insert(user, engine)
+                {
+                    let record = Input::EngineKnown {
+                        user: String::from_utf8_lossy(user).into(),
+                        engine_id: hex(engine),
+                    };
+                    self.input(at, record);
+                }
                 self.decisions(at);
                 Ok(u)
             }
@@ -1397,6 +1464,13 @@ impl Station {
                 ledger: self.ledger.state(),
                 agent: self.agent.state(),
                 unsent: self.unsent.iter().map(|(r, t)| (*r, *t)).collect(),
+                engines: self
+                    .usm
+                    .engines()
+                    .entries()
+                    .into_iter()
+                    .map(|(user, engine)| (String::from_utf8_lossy(&user).into(), hex(&engine)))
+                    .collect(),
             }),
         })
     }
@@ -1410,6 +1484,11 @@ impl Station {
         self.ledger.set_state(s.ledger);
         self.agent.set_state(s.agent);
         self.unsent = s.unsent.into_iter().collect();
+        for (user, engine) in &s.engines {
+            if let Some(id) = unhex(engine) {
+                self.usm.engines().insert(user.as_bytes(), &id);
+            }
+        }
         self.records.clear();
     }
 
@@ -1861,6 +1940,11 @@ impl Station {
                         let at = self.at(t);
                         self.decider.handle_ack(at, r);
                         self.decisions(at);
+                    }
+                }
+                Input::EngineKnown { user, engine_id } => {
+                    if let Some(id) = unhex(engine_id) {
+                        self.usm.engines().insert(user.as_bytes(), &id);
                     }
                 }
                 Input::Timeout => self.advance(t),

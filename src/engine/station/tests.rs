@@ -762,7 +762,7 @@ fn a_nut_client_fed_by_two_ups_sees_the_better_until_it_is_ordered_down() {
     let ask = |w: &mut World, s: f64| {
         let r = w
             .station
-            .handle_nut_bytes(t(s), 7, b"GET VAR ups ups.status\n");
+            .handle_nut_bytes(t(s), 7, b"GET VAR ups ups.status\n", &mut { usize::MAX });
         String::from_utf8(r.bytes).unwrap()
     };
     // ups-main on battery: ups-b carries it, and it sees ups-b: on line.
