@@ -110,6 +110,9 @@ pub struct NutTcp {
     listening: bool,
     /// Connections to serve, in turn: ready, or stopped at their budget last turn.
     queue: VecDeque<u64>,
+    /// Connections whose answer is held (a wrong password's delay), and until when:
+    /// few, so looked through every turn without looking at every connection.
+    held: Vec<(Instant, u64)>,
     /// When idle connections were last looked for.
     swept: Instant,
 }
@@ -153,6 +156,7 @@ impl NutTcp {
             },
             listening: false,
             queue: VecDeque::new(),
+            held: Vec::new(),
             swept: Instant::now(),
         })
     }
@@ -217,17 +221,17 @@ impl NutTcp {
     /// lets the held connections whose delay is over go on.
     pub fn tick(&mut self, registry: &Registry, now: Timestamp, station: &mut Station) {
         let instant = Instant::now();
-        let released: Vec<u64> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.held.is_some_and(|h| h <= instant))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in released {
-            if let Some(c) = self.conns.get_mut(&id) {
-                c.held = None;
+        if self.held.iter().any(|(until, _)| *until <= instant) {
+            let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
+                .into_iter()
+                .partition(|(until, _)| *until <= instant);
+            self.held = later;
+            for (_, id) in due {
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.held = None;
+                }
+                self.enqueue(id);
             }
-            self.enqueue(id);
         }
         if instant.duration_since(self.swept) < Duration::from_secs(1) {
             return;
@@ -249,7 +253,7 @@ impl NutTcp {
     /// When `tick` has something to do next: a held answer's time, or the next look for
     /// idle connections.
     pub fn next_due(&self) -> Option<Instant> {
-        let held = self.conns.values().filter_map(|c| c.held).min();
+        let held = self.held.iter().map(|(until, _)| *until).min();
         let sweep = (!self.conns.is_empty()).then(|| self.swept + Duration::from_secs(1));
         held.into_iter().chain(sweep).min()
     }
@@ -332,6 +336,9 @@ impl NutTcp {
             return;
         };
         let _ = registry.deregister(&mut c.stream);
+        if c.held.is_some() {
+            self.held.retain(|(_, x)| *x != id);
+        }
         if let Some(q) = self.by_peer.get_mut(&c.peer) {
             q.retain(|x| *x != id);
             if q.is_empty() {
@@ -379,6 +386,7 @@ impl NutTcp {
             // Its delay is not over: `tick` brings it back.
             return;
         }
+        let held = &mut self.held;
         let mut answer = |c: &mut Conn, bytes: &[u8], lines: &mut usize| {
             let reply = match service {
                 Service::Nut => station.handle_nut_bytes(now, id, bytes, lines),
@@ -388,7 +396,9 @@ impl NutTcp {
             c.closing |= reply.close;
             c.pending = reply.more;
             if reply.hold > 0 {
-                c.held = Some(Instant::now() + Duration::from_nanos(reply.hold));
+                let until = Instant::now() + Duration::from_nanos(reply.hold);
+                c.held = Some(until);
+                held.push((until, id));
             }
         };
         let mut gone = false;

@@ -13,7 +13,19 @@
 //! - `refused-traps`: lowBattery traps from every UPS's address, wrong community;
 //! - `getbulk`: GetBulk requests (50 names, 64 repetitions) to the virtual UPS from
 //!   every recorder's address, with the right community (a recorder gone mad);
-//! - `foreign`: traps from addresses that are not the site's.
+//! - `foreign`: traps from addresses that are not the site's;
+//! - `v3-reports`: reportable SNMPv3 discovery probes from every UPS's address (each
+//!   asks for a Report);
+//! - `v3-engines`: SNMPv3 traps of the site's user from every UPS's address, each
+//!   naming a new random engine ID, keyed with a guessed passphrase (each would cost
+//!   a key localization);
+//! - `nut-connections`, `nis-connections`: TCP connections to the NUT or the NIS server
+//!   from a recorder's own address, opened flat out and held (the oldest closed by the
+//!   flood when it holds 10,000);
+//! - `nut-logins`: 16 connections from the NUT recorder's address pipelining wrong
+//!   passwords;
+//! - `nis-status`: 16 connections from the apcupsd recorder's address pipelining
+//!   `status` requests, their answers read.
 //!
 //! After each phase it reads the gateway's /metrics and journal: what was sent, dropped
 //! by the kernel, refused by reason, and how many records the journal gained. At the end
@@ -58,14 +70,24 @@ struct Args {
     phases: Vec<String>,
 }
 
-const PHASES: [&str; 6] = [
+const PHASES: [&str; 12] = [
     "idle",
     "forged-answers",
     "forged-acks",
     "refused-traps",
     "getbulk",
     "foreign",
+    "v3-reports",
+    "v3-engines",
+    "nut-connections",
+    "nut-logins",
+    "nis-status",
+    "nis-connections",
 ];
+/// The NUT and the apcupsd recorder the TCP floods come from (on a UPS of their own,
+/// which never traps).
+const NUT_RECORDER: Ipv4Addr = Ipv4Addr::new(127, 12, 0, 1);
+const NIS_RECORDER: Ipv4Addr = Ipv4Addr::new(127, 12, 0, 2);
 /// The port the UPSes' cards answer polls on (not 161: no privilege needed).
 const CARD_PORT: u16 = 1161;
 
@@ -77,11 +99,19 @@ fn recorder_addr(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(127, 11, (i / 250) as u8, (i % 250) as u8 + 1)
 }
 
-fn site(recorder_ports: &[u16]) -> String {
-    let mut s = String::from(
-        "[gateway]\nlisten = [\"127.0.0.1:0\"]\nagent = \"127.0.0.1:0\"\ncommunity = \"public\"\n\n\
-         [policy]\ngrace = { 1 = \"1h\" }\nshutdown_below_charge = 30\nshutdown_below_runtime = \"5m\"\n\
-         confirm_by_poll = false\npoll_timeout = \"6s\"\nack_timeout = \"10m\"\n",
+fn site(recorder_ports: &[u16], nut: u16, nis: u16) -> String {
+    let mut s = format!(
+        "[gateway]\nlisten = [\"127.0.0.1:0\"]\nagent = \"127.0.0.1:0\"\ncommunity = \"public\"\n\
+         nut = \"127.0.0.1:{nut}\"\nnis = \"127.0.0.1:{nis}\"\n\n\
+         [policy]\ngrace = {{ 1 = \"1h\" }}\nshutdown_below_charge = 30\nshutdown_below_runtime = \"5m\"\n\
+         confirm_by_poll = false\npoll_timeout = \"6s\"\nack_timeout = \"10m\"\n\n\
+         [[usm_user]]\nname = \"upsv3user\"\nauth_protocol = \"SHA-256\"\nauth_passphrase = \"authpass123\"\n\n\
+         [[ups]]\nname = \"ups-tcp\"\naddress = \"127.12.0.100\"\ncommunity = \"public\"\nport = {CARD_PORT}\n\
+         vendor = \"apc\"\npoll_interval = \"1h\"\noutlet_off_delay = \"1h\"\n\n\
+         [[recorder]]\nname = \"nas-flood\"\naddress = \"{NUT_RECORDER}\"\nups = \"ups-tcp\"\ntier = 1\n\
+         shutdown_time = \"90s\"\nkind = \"nut\"\nnut_user = \"monuser\"\nnut_password = \"secret\"\nnut_ups = \"ups\"\n\n\
+         [[recorder]]\nname = \"srv-flood\"\naddress = \"{NIS_RECORDER}\"\nups = \"ups-tcp\"\ntier = 1\n\
+         shutdown_time = \"90s\"\nkind = \"apcupsd\"\n",
     );
     for (i, port) in recorder_ports.iter().enumerate() {
         s += &format!(
@@ -201,6 +231,210 @@ fn flood(
         }
         (sent, start.elapsed().as_secs_f64())
     })
+}
+
+/// A reportable SNMPv3 discovery probe (no engine, no user): what asks for a Report.
+fn discovery_probe() -> Vec<u8> {
+    use trapgate::wire::v3::{Level, Seal, seal};
+    let pdu = Message::pdu(Version::V3, b"", PduType::GET_REQUEST, 1, &[]).pdu;
+    let s = Seal {
+        msg_id: 1,
+        max_size: 65_507,
+        reportable: true,
+        engine_id: b"",
+        boots: 0,
+        time: 0,
+        user: b"",
+        level: Level::NoAuthNoPriv,
+        context_engine_id: b"",
+        context_name: b"",
+        salt: [0; 8],
+    };
+    let (mut scratch, mut out) = (Vec::new(), Vec::new());
+    seal(&pdu, &s, None, &mut scratch, &mut out);
+    out
+}
+
+/// A v3 lowBattery trap of the site's user from engine `engine`, keyed with a guessed
+/// passphrase: a new engine each, so each would cost a key localization.
+fn forged_v3(ku: &trapgate::wire::usm::Key, engine: &[u8]) -> Vec<u8> {
+    use trapgate::wire::usm::{AuthProtocol, Keys};
+    use trapgate::wire::v3::{Level, Seal, seal};
+    let keys = Keys::localized(AuthProtocol::Sha256, ku, None, engine);
+    let (name, low) = (oid("1.3.6.1.6.3.1.1.4.1.0"), oid("1.3.6.1.4.1.318.0.7"));
+    let vbs = [VarBind {
+        name: name.as_oid(),
+        value: Value::ObjectId(low.as_oid()),
+    }];
+    let pdu = Message::pdu(Version::V3, b"", PduType::SNMPV2_TRAP, 1, &vbs).pdu;
+    let s = Seal {
+        msg_id: 1,
+        max_size: 65_507,
+        reportable: false,
+        engine_id: engine,
+        boots: 1,
+        time: 1,
+        user: b"upsv3user",
+        level: Level::AuthNoPriv,
+        context_engine_id: engine,
+        context_name: b"",
+        salt: [0; 8],
+    };
+    let (mut scratch, mut out) = (Vec::new(), Vec::new());
+    seal(&pdu, &s, Some(&keys), &mut scratch, &mut out);
+    out
+}
+
+/// Forged v3 traps with a new engine ID each, from `sockets` in turn, flat out until
+/// `stop`, `count` or the time limit (a few thousand made ahead, their engine IDs
+/// patched in place).
+fn engine_flood(
+    sockets: Vec<UdpSocket>,
+    to: SocketAddr,
+    count: u64,
+    limit: Duration,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<(u64, f64)> {
+    std::thread::spawn(move || {
+        let ku = trapgate::wire::usm::password_to_key(
+            trapgate::wire::usm::AuthProtocol::Sha256,
+            b"a guess of the forger",
+        );
+        let made: Vec<Vec<u8>> = (0..4096u32)
+            .map(|n| {
+                forged_v3(
+                    &ku,
+                    &[0x80, 0, 0x1f, 0x88, 4, 0xf0, 0, (n >> 8) as u8, n as u8],
+                )
+            })
+            .collect();
+        // The engine ID's two middle octets, patched per round: new engines every time.
+        let at = made[0]
+            .windows(9)
+            .position(|w| w[..7] == [0x80, 0, 0x1f, 0x88, 4, 0xf0, 0])
+            .expect("the engine ID")
+            + 6;
+        let start = Instant::now();
+        let mut batch = SendBatch::new();
+        let (mut sent, mut turn, mut round) = (0u64, 0usize, 0u32);
+        let mut made = made;
+        while sent < count && start.elapsed() < limit && !stop.load(Ordering::Relaxed) {
+            for p in made.iter_mut().skip((turn * 64) % 4096).take(64) {
+                p[at] = round as u8;
+                batch.push(to, p);
+            }
+            let socket = &sockets[turn % sockets.len()];
+            let (n, _) = batch.flush(socket.as_raw_fd());
+            sent += n as u64;
+            turn += 1;
+            if (turn * 64) % 4096 == 0 {
+                round += 1;
+            }
+        }
+        (sent, start.elapsed().as_secs_f64())
+    })
+}
+
+/// A TCP connection to `to` from `from`, closed with a reset when dropped.
+fn connect_from(from: Ipv4Addr, to: SocketAddr) -> Option<std::net::TcpStream> {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).ok()?;
+    s.bind(&SocketAddr::new(from.into(), 0).into()).ok()?;
+    s.connect_timeout(&to.into(), Duration::from_secs(2)).ok()?;
+    s.set_linger(Some(Duration::ZERO)).ok()?;
+    Some(s.into())
+}
+
+/// A TCP flood from `from` to `to`: `what` is "connections" (opened flat out and held,
+/// the oldest closed at 10,000 held), or the bytes each of 16 connections writes again
+/// and again (their answers read and thrown away). Returns (connections or writes,
+/// seconds).
+fn tcp_flood(
+    from: Ipv4Addr,
+    to: SocketAddr,
+    what: Option<Vec<u8>>,
+    count: u64,
+    limit: Duration,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<(u64, f64)> {
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        let going = || start.elapsed() < limit && !stop.load(Ordering::Relaxed);
+        let Some(bytes) = what else {
+            let mut held = std::collections::VecDeque::new();
+            let mut made = 0u64;
+            while made < count && going() {
+                if let Some(c) = connect_from(from, to) {
+                    held.push_back(c);
+                    made += 1;
+                }
+                if held.len() > 10_000 {
+                    held.pop_front();
+                }
+            }
+            return (made, start.elapsed().as_secs_f64());
+        };
+        let writes = Arc::new(AtomicU64::new(0));
+        let writers: Vec<_> = (0..16)
+            .filter_map(|_| connect_from(from, to))
+            .map(|mut c| {
+                let (bytes, writes, stop) = (bytes.clone(), Arc::clone(&writes), Arc::clone(&stop));
+                let mut reader = c.try_clone().expect("clone");
+                std::thread::spawn(move || {
+                    let drain = std::thread::spawn(move || {
+                        let mut buf = [0u8; 65536];
+                        let _ = reader.set_read_timeout(Some(Duration::from_millis(200)));
+                        loop {
+                            match reader.read(&mut buf) {
+                                Ok(0) => break,
+                                Ok(_) => {}
+                                Err(e)
+                                    if e.kind() == std::io::ErrorKind::WouldBlock
+                                        || e.kind() == std::io::ErrorKind::TimedOut =>
+                                {
+                                    if stop.load(Ordering::Relaxed) {
+                                        break;
+                                    }
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                    });
+                    let _ = c.set_write_timeout(Some(Duration::from_millis(200)));
+                    while start.elapsed() < limit && writes.load(Ordering::Relaxed) < count {
+                        match c.write_all(&bytes) {
+                            Ok(()) => {
+                                writes.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(e)
+                                if e.kind() == std::io::ErrorKind::WouldBlock
+                                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+                            Err(_) => break,
+                        }
+                        if stop_flag(&writes, count) {
+                            break;
+                        }
+                    }
+                    let _ = c.shutdown(std::net::Shutdown::Both);
+                    let _ = drain.join();
+                })
+            })
+            .collect();
+        while going() && writes.load(Ordering::Relaxed) < count {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        stop.store(true, Ordering::Relaxed);
+        for w in writers {
+            let _ = w.join();
+        }
+        (
+            writes.load(Ordering::Relaxed),
+            start.elapsed().as_secs_f64(),
+        )
+    })
+}
+
+fn stop_flag(writes: &AtomicU64, count: u64) -> bool {
+    writes.load(Ordering::Relaxed) >= count
 }
 
 /// The UPSes' cards: every get-request answered with the objects asked, on line and
@@ -382,7 +616,16 @@ fn main() -> std::process::ExitCode {
     let dir = std::env::temp_dir().join(format!("trapflood-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a temp dir");
     let site_file = dir.join("site.toml");
-    std::fs::write(&site_file, site(&ports)).expect("write the site");
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port()
+    };
+    let (nut_port, nis_port) = (free_port(), free_port());
+    let nut_at: SocketAddr = SocketAddr::from(([127, 0, 0, 1], nut_port));
+    let nis_at: SocketAddr = SocketAddr::from(([127, 0, 0, 1], nis_port));
+    std::fs::write(&site_file, site(&ports, nut_port, nis_port)).expect("write the site");
     let journal = dir.join("journal");
     let mut child = Command::new(&args.trapgate)
         .args(["run", "--config"])
@@ -548,6 +791,54 @@ fn main() -> std::process::ExitCode {
                 limit,
                 Arc::clone(&stop),
             )),
+            "v3-reports" => Some(flood(
+                bind_all(ups_all(), 0),
+                traps,
+                discovery_probe(),
+                None,
+                args.count,
+                limit,
+                Arc::clone(&stop),
+            )),
+            "v3-engines" => Some(engine_flood(
+                bind_all(ups_all(), 0),
+                traps,
+                args.count,
+                limit,
+                Arc::clone(&stop),
+            )),
+            "nut-connections" => Some(tcp_flood(
+                NUT_RECORDER,
+                nut_at,
+                None,
+                args.count.min(100_000),
+                limit,
+                Arc::clone(&stop),
+            )),
+            "nis-connections" => Some(tcp_flood(
+                NIS_RECORDER,
+                nis_at,
+                None,
+                args.count.min(100_000),
+                limit,
+                Arc::clone(&stop),
+            )),
+            "nut-logins" => Some(tcp_flood(
+                NUT_RECORDER,
+                nut_at,
+                Some(b"USERNAME monuser\nPASSWORD guess\nLOGIN ups\n".repeat(64)),
+                args.count,
+                limit,
+                Arc::clone(&stop),
+            )),
+            "nis-status" => Some(tcp_flood(
+                NIS_RECORDER,
+                nis_at,
+                Some([0u8, 6, b's', b't', b'a', b't', b'u', b's'].repeat(64)),
+                args.count,
+                limit,
+                Arc::clone(&stop),
+            )),
             other => panic!("unknown phase {other}"),
         };
         if flooding.is_some() {
@@ -628,8 +919,15 @@ fn main() -> std::process::ExitCode {
         // gateway reads its sockets' counters), refused, answered (GetBulk) or dropped as
         // foreign. The poll socket also gets the cards' real answers: believed, or refused
         // when late (a retry's answer after the first was taken).
+        let reports =
+            delta("trapgate_usm_reports_total") + delta("trapgate_usm_reports_held_total");
         let accounted = match *phase {
             "idle" => true,
+            // A discovery probe is answered within the Reports' budget or held back: each
+            // counted one or the other.
+            "v3-reports" => reports + kernel == sent as f64,
+            // Not datagrams: connections and writes, shown in the table.
+            "nut-connections" | "nis-connections" | "nut-logins" | "nis-status" => true,
             "getbulk" => answered + refused + kernel == sent as f64,
             "foreign" => foreign + kernel == sent as f64,
             // The cards go on answering while the counts settle: their answers are
@@ -664,6 +962,33 @@ fn main() -> std::process::ExitCode {
         if missed > 0 {
             println!("   {missed} real traps were not acted on within 5 s");
             ok = false;
+        }
+        if *phase == "v3-reports" {
+            println!(
+                "   Reports sent {}, held back by their budget {}",
+                delta("trapgate_usm_reports_total"),
+                delta("trapgate_usm_reports_held_total")
+            );
+        }
+        if phase.starts_with("nut") || phase.starts_with("nis") {
+            let server = if phase.starts_with("nut") {
+                "nut"
+            } else {
+                "nis"
+            };
+            println!(
+                "   {server}: open now {}, evicted {}, wrong passwords {}, lines {}, requests {}",
+                after
+                    .get(&format!("trapgate_tcp_connections{{server=\"{server}\"}}"))
+                    .copied()
+                    .unwrap_or(0.0),
+                delta(&format!(
+                    "trapgate_tcp_connections_evicted_total{{server=\"{server}\"}}"
+                )),
+                delta("trapgate_refused_total{reason=\"nut_wrong_password\"}"),
+                delta("trapgate_nut_lines_total"),
+                delta("trapgate_nis_requests_total"),
+            );
         }
         if *phase != "idle" && *phase != "getbulk" {
             all_forged += sent;
