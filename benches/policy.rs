@@ -32,6 +32,7 @@ fn site() -> Site {
             restart: Restart::Auto,
             runtime: None,
             v3: None,
+            write: None,
         })
         .collect();
     let recorders = (0..UPSES * PER_UPS)
@@ -48,6 +49,8 @@ fn site() -> Site {
             kind: RecorderKind::TrapRelay,
             community: "public".into(),
             v3: None,
+            outlet: None,
+            wol: None,
         })
         .collect();
     Site {
@@ -76,6 +79,7 @@ fn site() -> Site {
             ack_timeout: Secs(10),
         },
         upses,
+        pdus: Vec::new(),
         recorders,
         rules: Vec::new(),
     }

@@ -409,6 +409,7 @@ pub fn replay_story(
     let mut log: Vec<(Timestamp, Record)> = Vec::new();
     let mut refusals = Refusals::default();
     let mut wire = WireWatch::default();
+    let mut commands = WireWatch::default();
     let mut foreign = 0u64;
     // Everything the station has: its records, and what it sends, as sent.
     let mut keep = |h: Happened<'_>| {
@@ -467,6 +468,33 @@ pub fn replay_story(
             }
             _ => return,
         };
+        let (from, to) = (
+            std::net::SocketAddr::new(d.src, d.src_port),
+            std::net::SocketAddr::new(d.dst, d.dst_port),
+        );
+        // The gateway's own commands to a card seen on the wire (a get or set to an
+        // outlet's card from an address that is not the site's, or any set): the card's
+        // answer counts as it does live, for the outlet whose request under way it
+        // answers (same endpoints, request id and write community).
+        if let Pdu::Request(q) = &m.pdu {
+            let own = trust.who(d.src).is_none() || q.kind == PduType::SET_REQUEST;
+            if own
+                && matches!(q.kind, PduType::GET_REQUEST | PduType::SET_REQUEST)
+                && s.is_outlet_card(to)
+            {
+                commands.request(r.time, from, to, q.request_id, m.community);
+                return;
+            }
+            // Another's answer goes on, to be refused as an answer to nothing asked.
+            if q.kind == PduType::RESPONSE
+                && s.is_outlet_card(from)
+                && commands.response(r.time, from, to, q.request_id, m.community)
+                && s.handle_wire_command_answer(r.time, from, m.community, q)
+            {
+                s.settle(&mut keep);
+                return;
+            }
+        }
         let Some(who) = trust.who(d.src) else {
             foreign += 1;
             return;
@@ -475,10 +503,6 @@ pub fn replay_story(
             refusals.add(why);
             s.handle_refused(r.time, why, 1, Some(d.src), event);
         };
-        let (from, to) = (
-            std::net::SocketAddr::new(d.src, d.src_port),
-            std::net::SocketAddr::new(d.dst, d.dst_port),
-        );
         let to_a_ups = matches!(trust.who(d.dst), Some(Who::Ups(_)));
         match (&m.pdu, class) {
             (_, Some(c)) => {

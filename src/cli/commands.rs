@@ -331,7 +331,27 @@ pub fn status(at: std::net::SocketAddr, out: &mut impl Write) -> Result<(), Stri
         ],
         rows,
     )
-    .map_err(w)
+    .map_err(w)?;
+    let outlets = v["outlets"].as_array().unwrap_or(&none);
+    if outlets.is_empty() {
+        return Ok(());
+    }
+    writeln!(out).map_err(w)?;
+    let rows = outlets
+        .iter()
+        .map(|o| {
+            vec![
+                str_of(&o["name"]),
+                str_of(&o["state"]).replace('_', " "),
+                short(&o["cut_at"]),
+                o["recorders"]
+                    .as_array()
+                    .map(|a| a.iter().map(str_of).collect::<Vec<_>>().join(","))
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
+    table(out, &["OUTLET", "STATE", "CUT AT", "RECORDERS"], rows).map_err(w)
 }
 
 /// Prints the verdict on a site file; Ok(false) when it has mistakes.

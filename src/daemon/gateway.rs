@@ -286,6 +286,9 @@ struct Outbox {
     polls: [SendBatch; 2],
     polls_for: [Vec<(Purpose, SocketAddr)>; 2],
     unsendable: Vec<Purpose>,
+    /// Wake-on-LAN magic packets (a few an outage): sent one by one from a socket that
+    /// may broadcast.
+    wol: Vec<(Purpose, SocketAddr, Vec<u8>)>,
 }
 
 impl Outbox {
@@ -302,8 +305,23 @@ impl Outbox {
                 self.agent.push(tx.to, bytes);
                 self.agent_for.push((tx.purpose, tx.to));
             }
+            Via::Wol => self.wol.push((tx.purpose, tx.to, bytes.to_vec())),
         });
     }
+}
+
+/// A socket that may broadcast, for Wake-on-LAN (opened each time: a few packets an
+/// outage).
+fn wol_socket(v6: bool) -> io::Result<std::net::UdpSocket> {
+    let s = if v6 {
+        std::net::UdpSocket::bind((Ipv6Addr::UNSPECIFIED, 0))?
+    } else {
+        std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?
+    };
+    if !v6 {
+        s.set_broadcast(true)?;
+    }
+    Ok(s)
 }
 
 impl PollSockets {
@@ -456,6 +474,7 @@ impl<R: FnMut(Timestamp, &serde_json::Value)> Driver<R> {
         let alert = Record::Decision(Decided::Alert {
             ups: None,
             recorder: None,
+            outlet: None,
             kind: "journal_failed".into(),
             reason: text,
         });
@@ -588,6 +607,21 @@ impl<R: FnMut(Timestamp, &serde_json::Value)> Driver<R> {
                 let t = self.clock.now();
                 let list = std::mem::take(&mut self.outbox.agent_for);
                 self.outbox.agent_for = self.handle_sent(t, list, &failed);
+            }
+            for (purpose, to, bytes) in std::mem::take(&mut self.outbox.wol) {
+                let sent = wol_socket(to.is_ipv6())
+                    .and_then(|s| s.send_to(&bytes, to))
+                    .map(|_| Some(to))
+                    .map_err(|e| e.to_string());
+                if let Err(e) = &sent {
+                    self.own.send_errors += 1;
+                    self.say(
+                        "wol",
+                        format!("a Wake-on-LAN packet to {to} could not be sent: {e}"),
+                    );
+                }
+                let t = self.clock.now();
+                self.station.handle_sent(t, purpose, sent);
             }
             while let Some(cmd) = self.station.poll_command() {
                 let purpose = Purpose::Order {
@@ -808,8 +842,12 @@ impl<R: FnMut(Timestamp, &serde_json::Value)> Driver<R> {
         }
     }
 
-    /// One datagram on a poll socket: believed only as the answer to our request.
+    /// One datagram on a poll socket: believed only as the answer to our request (a
+    /// poll's, or an outlet's card's).
     fn poll_datagram(&mut self, at: Timestamp, from: SocketAddr, payload: &[u8], arena: &Bump) {
+        if self.station.handle_command_answer(at, from, payload, arena) {
+            return;
+        }
         match Message::parse(payload, arena) {
             Ok(m) => {
                 let _ = self.station.handle_answer(at, from, &m);
@@ -1254,6 +1292,7 @@ fn apply_reload<R: FnMut(Timestamp, &serde_json::Value)>(
         let alert = Record::Decision(Decided::Alert {
             ups: None,
             recorder: None,
+            outlet: None,
             kind: "reload_refused".into(),
             reason: format!("the site file was not reloaded: {why}"),
         });

@@ -497,6 +497,7 @@ pub fn resume(
             Record::Decision(record::Decided::Alert {
                 ups: None,
                 recorder: None,
+                outlet: None,
                 kind: "journal_line_skipped".into(),
                 reason,
             }),
@@ -537,6 +538,7 @@ pub fn resume(
                     Record::Decision(record::Decided::Alert {
                         ups: None,
                         recorder: None,
+                        outlet: None,
                         kind: "reload_refused".into(),
                         reason: format!(
                             "the site file changed since the journal was written and was not taken: {why}; the journal's site runs"
@@ -574,6 +576,7 @@ mod tests {
         Record::Decision(Decided::Alert {
             ups: None,
             recorder: None,
+            outlet: None,
             kind: "site".into(),
             reason: reason.into(),
         })

@@ -83,6 +83,11 @@ id! {
     RecorderId
 }
 
+id! {
+    /// A switched PDU of the site: its place in `Site::pdus`.
+    PduId
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

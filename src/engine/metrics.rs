@@ -449,6 +449,21 @@ fn exposition(stats: &Stats, rows: Option<&StatusRows>) -> String {
             live.station.nut_logouts_after_ack,
         ),
         (
+            "outlet_sets",
+            "SET requests sent to outlets' cards, every try counted",
+            live.station.outlet_sets,
+        ),
+        (
+            "outlet_sets_refused",
+            "SET requests to outlets' cards refused (an error-status) or left unanswered",
+            live.station.outlet_sets_refused,
+        ),
+        (
+            "wakes",
+            "Wake-on-LAN magic packets sent",
+            live.station.wakes,
+        ),
+        (
             "recorders_not_shut_down",
             "Recorders heard from after they should have been down, their UPS still on battery (did_not_shut_down alerts)",
             live.station.not_shut_down,
@@ -679,6 +694,21 @@ fn site_gauges(registry: &mut Registry, rows: &StatusRows) {
             .map(|(s, n)| (l("state", *s), n))
             .collect(),
     }));
+    if !rows.outlets.is_empty() {
+        let names = crate::engine::power::Stage::NAMES;
+        let mut by_stage = [0u64; crate::engine::power::Stage::NAMES.len()];
+        for o in &rows.outlets {
+            if let Some(k) = names.iter().position(|n| *n == o.stage.name()) {
+                by_stage[k] += 1;
+            }
+        }
+        registry.register_collector(Box::new(Values {
+            name: "outlets",
+            help: "Outlets trapgate may cut, by where they stand: idle, due, reading, setting, checking, armed (the card has the cycle), off (a PDU's, until mains), switching_on, not_cut, done",
+            kind: MetricType::Gauge,
+            rows: names.iter().zip(by_stage).map(|(s, n)| (l("state", *s), n)).collect(),
+        }));
+    }
 }
 
 #[cfg(test)]

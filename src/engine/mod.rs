@@ -17,6 +17,7 @@ pub mod nut;
 pub mod pipeline;
 pub mod policy;
 pub mod poller;
+pub mod power;
 pub mod record;
 pub mod station;
 pub mod trust;

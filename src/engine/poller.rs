@@ -55,6 +55,10 @@ pub const NO_SUCH_NAME: i32 = 2;
 pub trait RequestIds: Send {
     /// A fresh request id, 1 to 2^31 − 1.
     fn next_id(&mut self) -> i32;
+
+    /// Another source of the same kind, for another machine's requests (the OS's
+    /// random ids; a sequence far from this one's).
+    fn another(&self) -> Box<dyn RequestIds>;
 }
 
 /// Request ids from the OS's CSPRNG (`getrandom`), one draw per request.
@@ -74,6 +78,10 @@ impl RequestIds for OsRandom {
         }
         (u32::from_le_bytes(b) & 0x7fff_ffff).max(1) as i32
     }
+
+    fn another(&self) -> Box<dyn RequestIds> {
+        Box::new(OsRandom)
+    }
 }
 
 /// Request ids counting up from a seed: for tests and replays, which must repeat.
@@ -84,6 +92,10 @@ impl RequestIds for Sequence {
     fn next_id(&mut self) -> i32 {
         self.0 = self.0.checked_add(1).unwrap_or(1).max(1);
         self.0
+    }
+
+    fn another(&self) -> Box<dyn RequestIds> {
+        Box::new(Sequence(self.0.wrapping_add(1 << 30) & 0x7fff_ffff))
     }
 }
 

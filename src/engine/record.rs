@@ -227,6 +227,16 @@ pub enum Decided {
         /// The recorder.
         recorder: Text,
     },
+    /// Every recorder on an outlet is ordered down: trapgate cuts it at `at` (each has
+    /// had its shutdown time by then), with a form that gives the power back by itself.
+    CycleOutlet {
+        /// The outlet ("ups-main/group 2", "ups-main", "pdu-a/outlet 7").
+        outlet: Text,
+        /// When it is cut.
+        at: Timestamp,
+        /// The recorders it feeds.
+        recorders: Vec<Text>,
+    },
     /// Something a person must know.
     Alert {
         /// The UPS concerned, if one.
@@ -235,6 +245,9 @@ pub enum Decided {
         /// The recorder concerned, if one ("did_not_shut_down").
         #[serde(default, skip_serializing_if = "Option::is_none")]
         recorder: Option<Text>,
+        /// The outlet concerned, if one ("outlet_not_cycled").
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        outlet: Option<Text>,
         /// Short kind: "on_battery", "not_confirmed", "journal_failed", …
         kind: String,
         /// The sentence.
@@ -246,6 +259,50 @@ pub enum Decided {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action")]
 pub enum Action {
+    /// A SET to an outlet's card left (a dry run's did not: `dry_run`).
+    OutletSet {
+        /// The outlet.
+        outlet: Text,
+        /// The form (the MIB's name of the value written).
+        form: Text,
+        /// What was written: `object.instance = name(value)`, ….
+        sets: String,
+        /// Which try.
+        attempt: u8,
+        /// Where.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<SocketAddr>,
+        /// Nothing was sent: a dry run.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        dry_run: bool,
+    },
+    /// An outlet's card answered a SET.
+    OutletAnswered {
+        /// The outlet.
+        outlet: Text,
+        /// The form.
+        form: Text,
+        /// RFC 3416's error-status by name ("noError": taken).
+        status: Text,
+    },
+    /// An outlet's state, read from its card before writing or after.
+    OutletRead {
+        /// The outlet.
+        outlet: Text,
+        /// `object.instance = name(value)`.
+        state: String,
+        /// A command is pending or under way: nothing is armed again.
+        busy: bool,
+    },
+    /// A Wake-on-LAN magic packet left for a recorder.
+    WakeSent {
+        /// The recorder.
+        recorder: Text,
+        /// Which packet.
+        attempt: u32,
+        /// Where.
+        to: SocketAddr,
+    },
     /// An order left (a trap handed to the kernel, or a command started).
     Sent {
         /// The recorder.
@@ -421,6 +478,14 @@ impl Record {
                 | A::CommandDone { recorder, .. },
             ) => (None, Some(recorder)),
             Record::Action(A::Polled { ups, .. }) => (Some(ups), None),
+            // An outlet is named where a UPS would be ("ups-main/group 2").
+            Record::Decision(D::CycleOutlet { outlet, .. })
+            | Record::Action(
+                A::OutletSet { outlet, .. }
+                | A::OutletAnswered { outlet, .. }
+                | A::OutletRead { outlet, .. },
+            ) => (Some(outlet), None),
+            Record::Action(A::WakeSent { recorder, .. }) => (None, Some(recorder)),
             Record::Action(A::Started { .. } | A::Reloaded { .. } | A::Refused { .. })
             | Record::Snapshot(_) => (None, None),
         }
@@ -441,7 +506,7 @@ impl Record {
             // The site's text is for the journal, not for the screen.
             for (k, v) in fields.into_iter().filter(|(k, _)| k != "site") {
                 let v = match (k.as_str(), &v) {
-                    ("deadline", Json::Number(n)) => n.as_u64().map_or(v.clone(), |ns| {
+                    ("deadline" | "at", Json::Number(n)) => n.as_u64().map_or(v.clone(), |ns| {
                         Json::String(Timestamp(ns).shifted(offset).utc().to_string())
                     }),
                     _ => v,
@@ -540,11 +605,11 @@ impl Record {
                 };
                 let keys: &[&str] = if kind.is_empty() {
                     &[
-                        "recorder", "ups", "attempt", "to", "after_s", "status", "reason", "count",
-                        "source", "event", "detail",
+                        "recorder", "ups", "outlet", "sets", "state", "attempt", "to", "after_s",
+                        "status", "reason", "count", "source", "event", "detail",
                     ]
                 } else {
-                    &["ups", "recorder", "tier", "percent", "kind"]
+                    &["ups", "outlet", "at", "recorder", "tier", "percent", "kind"]
                 };
                 for k in keys {
                     if let Some(x) = text(k) {
@@ -746,6 +811,7 @@ mod tests {
             Record::Decision(Decided::Alert {
                 ups: None,
                 recorder: None,
+                outlet: None,
                 kind: "site".into(),
                 reason: "a \"quoted\" reason".into(),
             }),

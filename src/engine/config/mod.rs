@@ -7,7 +7,7 @@
 //! seed's site is embedded and used when no file is given.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
@@ -18,10 +18,14 @@ use toml_span::{DeserError, Deserialize, Span, Spanned};
 use crate::classify::rules::{Ev, TrapRule};
 use crate::classify::{Classifier, Event};
 use crate::engine::forward;
-use crate::engine::id::{RecorderId, UpsId};
+use crate::engine::id::{PduId, RecorderId, UpsId};
 use crate::wire::OidBuf;
 
+mod power;
 mod usm;
+pub use power::{
+    Pdu, PduVendor, Plug, WOL_BROADCAST, Wol, Write, has_groups, has_output_control, parse_mac,
+};
 pub use usm::{MIN_PASSPHRASE, REDACTED, SecretAt, Secrets, UsmUser, V3Access, no_secrets};
 
 /// The embedded default site: the seed's APC UPS and its two NVRs.
@@ -151,6 +155,14 @@ impl Vendor {
         }
     }
 
+    /// Its name in the site file (`vendor = "..."`).
+    pub fn name(self) -> &'static str {
+        Vendor::NAMES
+            .iter()
+            .find(|(_, v)| *v == self)
+            .map_or("?", |(n, _)| n)
+    }
+
     const NAMES: [(&'static str, Vendor); 9] = [
         ("apc", Vendor::Apc),
         ("ups-mib", Vendor::UpsMib),
@@ -197,6 +209,8 @@ pub struct Ups {
     /// SNMPv3: the user and least level its traps must come with (None: a community
     /// UPS, v1 or v2c).
     pub v3: Option<V3Access>,
+    /// How trapgate writes to its card (the SETs that cycle its outlets), if it may.
+    pub write: Option<Write>,
 }
 
 /// How a recorder is told to shut down.
@@ -262,6 +276,10 @@ pub struct Recorder {
     /// SNMPv3: the user and least level of its polls and acknowledgements, and of the
     /// orders trapgate sends it (None: its community, v1/v2c).
     pub v3: Option<V3Access>,
+    /// The outlet that feeds it, where trapgate may cycle it.
+    pub outlet: Option<Plug>,
+    /// Its Wake-on-LAN, if it has one.
+    pub wol: Option<Wol>,
 }
 
 /// A checked site.
@@ -275,6 +293,8 @@ pub struct Site {
     pub upses: Vec<Ups>,
     /// The recorders.
     pub recorders: Vec<Recorder>,
+    /// The switched PDUs (`[[pdu]]`).
+    pub pdus: Vec<Pdu>,
     /// The SNMPv3 users.
     pub usm_users: Vec<UsmUser>,
     /// Extra trap rules, added to the built-in tables.
@@ -677,6 +697,14 @@ impl<T> Named<T> {
     }
 }
 
+/// Where a recorder's `ups` and `outlet` may point.
+struct Places<'a> {
+    upses: &'a HashMap<&'a str, UpsId>,
+    /// Each UPS's vendor and whether trapgate may write to its card (None: unread).
+    ups_power: &'a [Option<(Vendor, bool)>],
+    pdus: &'a HashMap<&'a str, PduId>,
+}
+
 impl Site {
     /// Reads and checks a site file. On failure, every mistake found, in file order.
     /// Passphrases must be inline (`parse_with` reads files and the environment).
@@ -742,6 +770,7 @@ impl Site {
             None => (None, BTreeMap::new()),
         };
         let ups_items = items(optional(&mut top, "ups"), m);
+        let pdu_items = items(optional(&mut top, "pdu"), m);
         let recorder_items = items(optional(&mut top, "recorder"), m);
         // Ids are 32-bit (`crate::engine::id`).
         for (kind, n) in [
@@ -789,8 +818,20 @@ impl Site {
         let users_read: Vec<(Span, UsmUser)> = users.iter().flatten().cloned().collect();
         let upses: Vec<Named<Ups>> = ups_items
             .into_iter()
-            .map(|mut v| Self::ups(&mut v, &users_read, m))
+            .map(|mut v| Self::ups(&mut v, &users_read, secrets, m))
             .collect();
+        let pdus: Vec<(Option<Spanned<String>>, Span, Option<Pdu>)> = pdu_items
+            .into_iter()
+            .map(|mut v| power::pdu(&mut v, &users_read, secrets, m))
+            .collect();
+        let mut pdu_index: HashMap<&str, PduId> = HashMap::with_capacity(pdus.len());
+        for (i, (name, _, _)) in PduId::enumerate(&pdus) {
+            if let Some(name) = name
+                && pdu_index.insert(name.value.as_str(), i).is_some()
+            {
+                m.add(name.span, format!("duplicate PDU name `{}`", name.value));
+            }
+        }
         if upses.is_empty() {
             m.add(
                 top_span,
@@ -829,9 +870,20 @@ impl Site {
         let community = gateway
             .as_ref()
             .map_or_else(|| Gateway::default().community, |g| g.community.clone());
+        // What a recorder's `outlet` needs of its UPS: its vendor, whether it may be
+        // written to.
+        let ups_power: Vec<Option<(Vendor, bool)>> = upses
+            .iter()
+            .map(|u| u.item.as_ref().map(|x| (x.vendor, x.write.is_some())))
+            .collect();
+        let places = Places {
+            upses: &ups_index,
+            ups_power: &ups_power,
+            pdus: &pdu_index,
+        };
         let recorders: Vec<Named<Recorder>> = recorder_items
             .into_iter()
-            .map(|mut v| Self::recorder(&mut v, &ups_index, &grace, &community, &users_read, m))
+            .map(|mut v| Self::recorder(&mut v, &places, &grace, &community, &users_read, m))
             .collect();
         let mut recorder_names: HashSet<&str> = HashSet::with_capacity(recorders.len());
         // An address is one recorder's, but for NUT clients: several behind one address
@@ -901,6 +953,7 @@ impl Site {
             gateway: gateway?,
             policy: policy?,
             upses: upses.into_iter().map(|u| u.item).collect::<Option<_>>()?,
+            pdus: pdus.into_iter().map(|(_, _, p)| p).collect::<Option<_>>()?,
             recorders: recorders
                 .into_iter()
                 .map(|r| r.item)
@@ -1079,7 +1132,12 @@ impl Site {
         (policy, grace)
     }
 
-    fn ups(v: &mut Value<'_>, users: &[(Span, UsmUser)], m: &mut Mistakes) -> Named<Ups> {
+    fn ups(
+        v: &mut Value<'_>,
+        users: &[(Span, UsmUser)],
+        secrets: Secrets<'_>,
+        m: &mut Mistakes,
+    ) -> Named<Ups> {
         let at = v.span;
         let Some(mut t) = table(v, m) else {
             return Named::unread(at);
@@ -1110,9 +1168,13 @@ impl Site {
             duration(v, m).map(Some)
         });
         let v3 = usm::access(&mut t, at, users, "UPS", m);
+        let write = v3
+            .as_ref()
+            .and_then(|v3| power::write(&mut t, v3.as_ref(), users, secrets, m));
         finish(t, m);
         let item = (|| {
             Some(Ups {
+                write: write?,
                 name: name.as_ref()?.value.clone(),
                 address: address?,
                 community: community?,
@@ -1130,7 +1192,7 @@ impl Site {
 
     fn recorder(
         v: &mut Value<'_>,
-        upses: &HashMap<&str, UpsId>,
+        places: &Places<'_>,
         grace: &BTreeMap<u8, Secs>,
         community: &str,
         users: &[(Span, UsmUser)],
@@ -1179,7 +1241,7 @@ impl Site {
         let mut feeds_ok = !ups_texts.is_empty();
         let mut feeds: Vec<UpsId> = Vec::with_capacity(ups_texts.len());
         for u in &ups_texts {
-            match upses.get(u.value.as_str()).copied() {
+            match places.upses.get(u.value.as_str()).copied() {
                 Some(id) if feeds.contains(&id) => {
                     m.add(u.span, format!("UPS `{}` is listed twice", u.value));
                     feeds_ok = false;
@@ -1278,9 +1340,46 @@ impl Site {
             _ => None,
         };
         let v3 = usm::access(&mut t, at, users, "recorder", m);
+        let outlet = power::outlet(
+            optional(&mut t, "outlet"),
+            places.upses,
+            &places
+                .ups_power
+                .iter()
+                .map(|p| p.map(|(v, _)| v))
+                .collect::<Vec<_>>(),
+            places.pdus,
+            m,
+        );
+        // The outlet's UPS feeds the recorder, and trapgate may write to its card.
+        let outlet = outlet.and_then(|o| match o {
+            Some(o) => {
+                let ups = match o.plug {
+                    Plug::Group { ups, .. } | Plug::Output(ups) => Some(ups),
+                    Plug::PduOutlet { .. } => None,
+                };
+                if let Some(u) = ups {
+                    if feeds_ok && !feeds.contains(&u) {
+                        m.add(o.at, "the outlet's UPS does not feed this recorder: its `ups` must list it");
+                        return None;
+                    }
+                    if places.ups_power.get(u.index()).copied().flatten().is_some_and(|(_, w)| !w) {
+                        m.add(o.at, "trapgate may not write to this UPS's card: give its [[ups]] `write_community` (or, for version \"3\", `write_user`) to let it cycle the outlet");
+                        return None;
+                    }
+                }
+                Some(Some(o.plug))
+            }
+            None => Some(None),
+        });
+        let wol_value = optional(&mut t, "wol");
+        let wol_to = optional(&mut t, "wol_to");
+        let wol = power::wol(wol_value, wol_to, m);
         finish(t, m);
         let item = (|| {
             Some(Recorder {
+                outlet: outlet?,
+                wol: wol?,
                 name: name.as_ref()?.value.clone(),
                 address: address?,
                 port: port?,
@@ -1491,6 +1590,43 @@ impl Site {
                     ));
                 }
             }
+        }
+        // An outlet shared by tiers is cut only once the last of them is shed (a
+        // running recorder is never cut off): an outage that ends before then leaves the
+        // earlier tiers halted on a live outlet, for Wake-on-LAN or a hand to start.
+        let mut on_plug: BTreeMap<Plug, Vec<&Recorder>> = BTreeMap::new();
+        for r in &self.recorders {
+            if let Some(p) = r.outlet {
+                on_plug.entry(p).or_default().push(r);
+            }
+        }
+        for (plug, on) in on_plug {
+            let tiers: BTreeSet<u8> = on.iter().map(|r| r.tier).collect();
+            if tiers.len() < 2 {
+                continue;
+            }
+            // The tier with the longest grace is shed last.
+            let grace = |t: u8| self.policy.grace.get(&t).map_or(0, |g| g.0);
+            let last = tiers
+                .iter()
+                .copied()
+                .max_by_key(|&t| (grace(t), t))
+                .unwrap_or(1);
+            let earlier: Vec<String> = on
+                .iter()
+                .filter(|r| r.tier != last)
+                .map(|r| format!("`{}` (tier {})", r.name, r.tier))
+                .collect();
+            out.push(format!(
+                "outlet `{}` feeds recorders of tiers {}: trapgate cycles it only once tier {last} is shed too, so an outage that ends before then leaves {} halted on a live outlet (give them `wol`, or an outlet of their own)",
+                self.plug_name(plug),
+                tiers
+                    .iter()
+                    .map(u8::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                earlier.join(", ")
+            ));
         }
         out
     }

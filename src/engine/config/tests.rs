@@ -631,3 +631,129 @@ fn a_forward_targets_name_is_resolved_outside_the_engine() {
     Site::parse_with(&text.replace("nms.example", "127.0.0.1"), &resolver).expect("valid");
     assert!(asked.borrow().is_empty());
 }
+
+#[test]
+fn outlets_pdus_write_access_and_wake_on_lan_are_read_and_checked() {
+    use crate::engine::id::PduId;
+    let good = DEFAULT_SITE
+        .replace(
+            "restart = \"auto\"",
+            "restart = \"auto\"\nwrite_community = \"private-rw\"",
+        )
+        .replace(
+            "kind = \"trap-relay\"",
+            "kind = \"trap-relay\"\noutlet = { ups = \"ups-main\", group = 2 }\nwol = \"00:11:22:aa:bb:cc\"",
+        )
+        + "\n[[pdu]]\nname = \"pdu-a\"\naddress = \"192.0.2.40\"\nvendor = \"apc-rpdu2\"\nwrite_community = \"pdu-rw\"\n\n\
+           [[recorder]]\nname = \"nvr-9\"\naddress = \"192.0.2.9\"\nups = \"ups-main\"\ntier = 1\nshutdown_time = \"60s\"\n\
+           outlet = { pdu = \"pdu-a\", outlet = 7 }\nwol = \"00-11-22-33-44-55\"\nwol_to = \"192.0.2.255:9\"\n";
+    let site = Site::parse(&good).expect("valid");
+    assert_eq!(
+        site.upses[0].write,
+        Some(Write::Community("private-rw".into()))
+    );
+    assert_eq!(
+        site.recorders[0].outlet,
+        Some(Plug::Group {
+            ups: UpsId(0),
+            group: 2
+        })
+    );
+    assert_eq!(
+        site.recorders[0].wol,
+        Some(Wol {
+            mac: [0, 0x11, 0x22, 0xaa, 0xbb, 0xcc],
+            to: WOL_BROADCAST
+        })
+    );
+    assert_eq!(
+        site.recorders[2].outlet,
+        Some(Plug::PduOutlet {
+            pdu: PduId(0),
+            outlet: 7
+        })
+    );
+    assert_eq!(site.pdus[0].vendor, PduVendor::ApcRpdu2);
+    assert_eq!(
+        site.recorders[2].wol.map(|w| w.to),
+        Some("192.0.2.255:9".parse().unwrap())
+    );
+    // The write communities are kept out of the text the journal keeps.
+    assert!(!site.text.contains("private-rw") && !site.text.contains("pdu-rw"));
+
+    let mistakes = |text: &str| -> Vec<String> {
+        Site::parse(text)
+            .unwrap_err()
+            .iter()
+            .map(|e| e.message.clone())
+            .collect()
+    };
+    let said = mistakes(&good.replace("vendor = \"apc\"", "vendor = \"ups-mib\""));
+    assert!(
+        said.iter()
+            .any(|m| m.contains("has no outlet groups trapgate can command")),
+        "{said:?}"
+    );
+    let said = mistakes(&good.replace("write_community = \"private-rw\"\n", ""));
+    assert!(
+        said.iter()
+            .any(|m| m.contains("trapgate may not write to this UPS's card")),
+        "{said:?}"
+    );
+    let said = mistakes(&good.replace("pdu = \"pdu-a\"", "pdu = \"pdu-b\""));
+    assert!(
+        said.iter()
+            .any(|m| m.contains("PDU `pdu-b` is not defined")),
+        "{said:?}"
+    );
+    let said = mistakes(&good.replace(", outlet = 7", ""));
+    assert!(
+        said.iter()
+            .any(|m| m.contains("a PDU's outlet needs its number")),
+        "{said:?}"
+    );
+    let said = mistakes(&good.replace("00-11-22-33-44-55", "00-11-22-33-44"));
+    assert!(
+        said.iter().any(|m| m.contains("is not a MAC address")),
+        "{said:?}"
+    );
+    let said = mistakes(&good.replace(
+        "write_community = \"pdu-rw\"",
+        "write_community = \"pdu-rw\"\nwrite_user = \"x\"",
+    ));
+    assert!(said.iter().any(|m| m.contains("not both")), "{said:?}");
+    let said = mistakes(&good.replace("write_community = \"pdu-rw\"\n", ""));
+    assert!(
+        said.iter().any(|m| m.contains("give it `write_community`")),
+        "{said:?}"
+    );
+    // An outlet of a UPS that does not feed the recorder.
+    let other = good.replace(
+        "outlet = { pdu = \"pdu-a\", outlet = 7 }",
+        "outlet = { ups = \"ups-b\" }",
+    ) + "\n[[ups]]\nname = \"ups-b\"\naddress = \"192.0.2.99\"\nvendor = \"eaton\"\noutlet_off_delay = \"3m\"\nwrite_community = \"rw\"\n";
+    let said = mistakes(&other);
+    assert!(
+        said.iter()
+            .any(|m| m.contains("the outlet's UPS does not feed this recorder")),
+        "{said:?}"
+    );
+    // The seed's two recorders, of tiers 1 and 2, share group 2: read, and the engineer
+    // told that the cycle waits for the tier shed last.
+    let said = site.warnings();
+    assert!(
+        said.iter().any(
+            |w| w.contains("outlet `ups-main/group 2` feeds recorders of tiers 1, 2")
+                && w.contains("only once tier 1 is shed too")
+                && w.contains(&format!("`{}` (tier 2)", site.recorders[0].name))
+        ),
+        "{said:?}"
+    );
+    let own = good.replacen(
+        "outlet = { ups = \"ups-main\", group = 2 }",
+        "outlet = { ups = \"ups-main\", group = 1 }",
+        1,
+    );
+    let said = Site::parse(&own).expect("valid").warnings();
+    assert!(said.is_empty(), "an outlet a tier of its own: {said:?}");
+}

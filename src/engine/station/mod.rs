@@ -64,8 +64,10 @@ pub struct Options {
 pub enum Via {
     /// The virtual UPS's: orders (the recorder's "UPS" tells it) and answers.
     Agent,
-    /// The poller's.
+    /// The poller's (also the outlets' cards' requests: their answers come there).
     Poll,
+    /// A socket that may broadcast (Wake-on-LAN).
+    Wol,
 }
 
 /// What a datagram is, for `handle_sent`.
@@ -85,6 +87,18 @@ pub enum Purpose {
     },
     /// The virtual UPS's answer to a recorder.
     Answer,
+    /// A request to an outlet's card (a SET, or a read of its state).
+    Command {
+        /// The outlet.
+        outlet: crate::engine::power::OutletId,
+    },
+    /// A Wake-on-LAN magic packet for a recorder.
+    Wake {
+        /// The recorder.
+        recorder: RecorderId,
+        /// Which packet.
+        attempt: u32,
+    },
 }
 
 /// A datagram to send.
@@ -307,7 +321,16 @@ pub struct Counts {
     /// NUT logouts after FSD of a recorder that had acknowledged already (counted, not
     /// journaled).
     pub nut_logouts_after_ack: u64,
+    /// SETs to outlets' cards sent, every try counted.
+    pub outlet_sets: u64,
+    /// SETs refused (an error-status) or left unanswered.
+    pub outlet_sets_refused: u64,
+    /// Wake-on-LAN magic packets sent.
+    pub wakes: u64,
 }
+
+/// The kind of the alert of an outlet trapgate did not cut (or switch on again).
+pub const OUTLET_NOT_CYCLED: &str = "outlet_not_cycled";
 
 /// The kind of the alert of a recorder heard from after it should have been down.
 pub const DID_NOT_SHUT_DOWN: &str = "did_not_shut_down";
@@ -407,6 +430,9 @@ pub struct StationState {
     /// The SNMPv3 engines known to be the site's: (user, engine ID in hex).
     #[serde(default)]
     engines: Vec<(String, String)>,
+    /// The outlets being cycled, the recorders being woken.
+    #[serde(default)]
+    power: Option<crate::engine::power::PowerState>,
 }
 
 /// `bytes` in lower-case hex.
@@ -511,6 +537,8 @@ pub struct Station {
     agent: Agent,
     poller: Poller,
     ledger: Ledger,
+    /// The outlets of what it shed, cycled; the recorders it wakes.
+    power: crate::engine::power::Power,
     relays: Relays,
     relay: RelayOids,
     /// The SNMPv3 security model as trapgate's own engine: what v3 recorders poll,
@@ -580,6 +608,7 @@ impl Station {
             names: Names::new(&site),
             trust: Trust::new(&site),
             agent: Agent::new(&site, now),
+            power: crate::engine::power::Power::new(&site, ids.another(), options.dry_run),
             poller: Poller::new(&site, now, ids),
             ledger: Ledger::new(&site),
             last_shown: vec![None; site.recorders.len()],
@@ -658,6 +687,7 @@ impl Station {
         c.agent_trimmed = self.agent.trimmed;
         c.agent_too_big = self.agent.too_big;
         c.nut_lines = self.nut.lines;
+        c.outlet_sets = self.power.sets;
         c.nut_too_long = self.nut.too_long;
         c.nut_logged_in = self.nut.logged_in() as u64;
         c
@@ -741,14 +771,15 @@ impl Station {
     pub fn poll_timeout(&mut self) -> Option<Timestamp> {
         // A journal being fed back polls no one: its polls' outcomes are in it, and the
         // polls start afresh when it is read (`resumed`).
-        let poller = if self.restoring {
-            None
+        let (poller, power) = if self.restoring {
+            (None, None)
         } else {
-            self.poller.poll_timeout()
+            (self.poller.poll_timeout(), self.power.poll_timeout())
         };
         [
             self.decider.poll_timeout(),
             poller,
+            power,
             self.ledger.poll_timeout(),
             self.refusal_log.poll_timeout(),
         ]
@@ -865,6 +896,9 @@ impl Station {
             if self.refusal_log.poll_timeout().is_some_and(|d| d <= due) {
                 self.refusal_log.handle_timeout(due);
                 self.refusal_summaries(due);
+            }
+            if !self.restoring && self.power.poll_timeout().is_some_and(|d| d <= due) {
+                self.power_timeout(due);
             }
         }
         self.floor = self.floor.max(to);
@@ -1130,6 +1164,15 @@ impl Station {
                 .collect(),
             standing: self.ledger.all().to_vec(),
             still_running: self.ledger.still_running().to_vec(),
+            outlets: self
+                .power
+                .outlets()
+                .map(|(o, name, stage)| status::OutletRow {
+                    name: name.to_string(),
+                    stage,
+                    recorders: self.power.members(o).to_vec(),
+                })
+                .collect(),
         }
     }
 
@@ -1229,6 +1272,78 @@ impl Station {
             }
             Err(crate::engine::usm::NotOpened::Malformed(_)) => {}
         }
+    }
+
+    /// A datagram on the poll socket from `from` at `now` that answers one of the
+    /// outlets' cards' requests (its request id, or msgID, is one out to that card):
+    /// checked and taken by the power machine (true), or not one (false: the poller's).
+    pub fn handle_command_answer(
+        &mut self,
+        now: Timestamp,
+        from: SocketAddr,
+        payload: &[u8],
+        arena: &bumpalo::Bump,
+    ) -> bool {
+        if !crate::engine::power::is_card(&self.power, from.ip()) {
+            return false;
+        }
+        let id = match Message::parse(payload, arena) {
+            Ok(m) => match m.pdu {
+                crate::wire::Pdu::Request(r) => Some(r.request_id),
+                crate::wire::Pdu::TrapV1(_) => None,
+            },
+            Err(e) if e.kind == crate::wire::ErrorKind::UnsupportedV3 => {
+                crate::wire::v3::Header::parse(payload)
+                    .ok()
+                    .map(|h| h.msg_id)
+            }
+            Err(_) => None,
+        };
+        if !id.is_some_and(|id| self.power.expects(from, id)) {
+            return false;
+        }
+        let at = self.at(now);
+        let decider = &self.decider;
+        let on_battery = |u: UpsId| decider.is_on_battery(u);
+        if let Err(why) = self
+            .power
+            .handle_answer(at, from, payload, arena, &on_battery)
+        {
+            self.refuse(at, why, from.ip());
+        }
+        self.power_outputs(at);
+        true
+    }
+
+    /// A card's answer seen on the wire from `card`, answering a request seen there (a
+    /// replay): it counts for the outlet whose request under way asks what it names.
+    /// False if it answers none (a poll's answer, perhaps).
+    pub fn handle_wire_command_answer(
+        &mut self,
+        now: Timestamp,
+        card: SocketAddr,
+        community: &[u8],
+        answer: &RequestPdu<'_>,
+    ) -> bool {
+        let at = self.at(now);
+        let decider = &self.decider;
+        let on_battery = |u: UpsId| decider.is_on_battery(u);
+        if self
+            .power
+            .handle_wire_answer(at, card, community, answer, &on_battery)
+            .is_none()
+        {
+            return false;
+        }
+        self.power_outputs(at);
+        self.decisions(at);
+        true
+    }
+
+    /// Whether `to` is the card of an outlet trapgate may cycle (a replay records the
+    /// requests seen on the wire to it).
+    pub fn is_outlet_card(&self, to: SocketAddr) -> bool {
+        crate::engine::power::is_card_at(&self.power, to)
     }
 
     /// An SNMPv3 datagram on the poll socket from `from` at `now` (`buf`, opened into
@@ -1372,7 +1487,23 @@ impl Station {
                 }
             }
             (Purpose::Poll { ups }, Err(_)) => self.poller.handle_send_failed(at, ups),
-            (Purpose::Answer, _) => {}
+            // A card's request that could not leave is tried again at its time.
+            (Purpose::Answer | Purpose::Command { .. }, _) => {}
+            (Purpose::Wake { recorder, attempt }, Ok(to)) => {
+                self.counts.wakes += 1;
+                let name = self.names.recorder(recorder);
+                if let Some(to) = to {
+                    self.record(
+                        at,
+                        Record::Action(Action::WakeSent {
+                            recorder: name,
+                            attempt,
+                            to,
+                        }),
+                    );
+                }
+            }
+            (Purpose::Wake { .. }, Err(_)) => {}
         }
         self.ledger_outputs(at);
     }
@@ -1427,6 +1558,7 @@ impl Station {
         self.usm.reload(Usm::new(&self.site));
         self.nut.reload(&self.site, &old.6);
         self.nis.reload(&self.site);
+        self.power.reload(&self.site, &old.6);
         let remap = &old.6;
         self.last_shown = remap.carry_recorders(&self.last_shown, None);
         self.last_answer = remap.carry_upses(&self.last_answer, None);
@@ -1471,6 +1603,7 @@ impl Station {
                     .into_iter()
                     .map(|(user, engine)| (String::from_utf8_lossy(&user).into(), hex(&engine)))
                     .collect(),
+                power: Some(self.power.state()),
             }),
         })
     }
@@ -1488,6 +1621,9 @@ impl Station {
             if let Some(id) = unhex(engine) {
                 self.usm.engines().insert(user.as_bytes(), &id);
             }
+        }
+        if let Some(p) = s.power {
+            self.power.set_state(p);
         }
         self.records.clear();
     }
@@ -1534,6 +1670,11 @@ impl Station {
                 self.follow(t, &d);
                 if let Decision::ShutdownRecorder { recorder, .. } = d {
                     self.order(t, recorder, 1);
+                    // Its outlet is cut once every recorder on it is down.
+                    let site = Arc::clone(&self.site);
+                    self.power
+                        .recorder_ordered(t, recorder, t, &|r| site.recorders[r].shutdown_time);
+                    self.power_outputs(t);
                 }
             }
             if !self.poll_outputs(t) {
@@ -1598,6 +1739,7 @@ impl Station {
             Decision::Alert { ups: u, kind, text } => Decided::Alert {
                 ups: u.map(ups),
                 recorder: None,
+                outlet: None,
                 kind: kind.to_string(),
                 reason: text.clone(),
             },
@@ -1616,8 +1758,130 @@ impl Station {
             }
             Decision::Poll { ups, .. } => self.poller.poll_now(t, ups),
             Decision::Acknowledged { recorder } => self.ledger.acknowledged(t, recorder),
-            Decision::PowerBack { ups } => self.ledger.power_back(t, ups),
+            Decision::PowerBack { ups } => {
+                self.ledger.power_back(t, ups);
+                let site = Arc::clone(&self.site);
+                self.power
+                    .power_back(t, ups, self.ledger.all(), &|r| site.recorders[r].ups);
+                self.power_outputs(t);
+            }
             _ => {}
+        }
+    }
+
+    /// The power machine's timers due at `t`: outlets to cut (none feeding a running
+    /// recorder), retries, magic packets.
+    fn power_timeout(&mut self, t: Timestamp) {
+        let (ledger, decider) = (&self.ledger, &self.decider);
+        let running = |r: RecorderId| {
+            ledger
+                .still_running()
+                .get(r.index())
+                .copied()
+                .unwrap_or(false)
+                || matches!(ledger.standing(r), Standing::Back { .. })
+        };
+        let on_battery = |u: UpsId| decider.is_on_battery(u);
+        self.power.handle_timeout(t, &running, &on_battery);
+        self.power_outputs(t);
+    }
+
+    /// What the power machine has: requests and packets to send, and records.
+    fn power_outputs(&mut self, t: Timestamp) {
+        use crate::engine::power::{PowerOutput, status_name};
+        while let Some(o) = self.power.poll_output() {
+            let record = match o {
+                PowerOutput::Send { outlet, to, bytes } => {
+                    if self.restoring {
+                        continue;
+                    }
+                    let start = self.bytes.len();
+                    self.bytes.extend_from_slice(self.power.wire(bytes));
+                    self.queued.push_back(Queued {
+                        transmit: Transmit {
+                            to,
+                            via: Via::Poll,
+                            purpose: Purpose::Command { outlet },
+                        },
+                        bytes: Some((start, self.bytes.len() - start)),
+                    });
+                    continue;
+                }
+                PowerOutput::Wake {
+                    recorder,
+                    attempt,
+                    to,
+                    bytes,
+                } => {
+                    if self.restoring {
+                        continue;
+                    }
+                    let start = self.bytes.len();
+                    self.bytes.extend_from_slice(self.power.wire(bytes));
+                    self.queued.push_back(Queued {
+                        transmit: Transmit {
+                            to,
+                            via: Via::Wol,
+                            purpose: Purpose::Wake { recorder, attempt },
+                        },
+                        bytes: Some((start, self.bytes.len() - start)),
+                    });
+                    continue;
+                }
+                PowerOutput::Committed { outlet, at } => Record::Decision(Decided::CycleOutlet {
+                    outlet: self.power.name(outlet).into(),
+                    at,
+                    recorders: self
+                        .power
+                        .members(outlet)
+                        .iter()
+                        .map(|r| self.names.recorder(*r))
+                        .collect(),
+                }),
+                PowerOutput::Commanded {
+                    outlet,
+                    form,
+                    sets,
+                    attempt,
+                    dry_run,
+                } => Record::Action(Action::OutletSet {
+                    outlet: self.power.name(outlet).into(),
+                    form: form.into(),
+                    sets,
+                    attempt,
+                    to: (!dry_run).then(|| self.power.card(outlet)),
+                    dry_run,
+                }),
+                PowerOutput::Answered {
+                    outlet,
+                    form,
+                    status,
+                } => {
+                    self.counts.outlet_sets_refused += u64::from(status != 0);
+                    Record::Action(Action::OutletAnswered {
+                        outlet: self.power.name(outlet).into(),
+                        form: form.into(),
+                        status: status_name(status).into(),
+                    })
+                }
+                PowerOutput::Read {
+                    outlet,
+                    state,
+                    busy,
+                } => Record::Action(Action::OutletRead {
+                    outlet: self.power.name(outlet).into(),
+                    state,
+                    busy,
+                }),
+                PowerOutput::NotCut { outlet, why } => Record::Decision(Decided::Alert {
+                    ups: None,
+                    recorder: None,
+                    outlet: Some(self.power.name(outlet).into()),
+                    kind: OUTLET_NOT_CYCLED.into(),
+                    reason: why,
+                }),
+            };
+            self.record(t, record);
         }
     }
 
@@ -1771,6 +2035,7 @@ impl Station {
         let alert = Decided::Alert {
             ups,
             recorder: None,
+            outlet: None,
             kind: kind.into(),
             reason,
         };
@@ -1817,11 +2082,14 @@ impl Station {
                     recorder,
                     after_s,
                     late,
-                } => Action::Back {
-                    recorder: rec(recorder),
-                    after_s: (after_s * 10.0).round() / 10.0,
-                    late,
-                },
+                } => {
+                    self.power.recorder_back(recorder);
+                    Action::Back {
+                        recorder: rec(recorder),
+                        after_s: (after_s * 10.0).round() / 10.0,
+                        late,
+                    }
+                }
                 LedgerOutput::StillRunning { recorder, late_s } => {
                     self.counts.not_shut_down += 1;
                     let r = &self.site.recorders[recorder];
@@ -1829,6 +2097,7 @@ impl Station {
                     let alert = Decided::Alert {
                         ups: Some(ups.as_str().into()),
                         recorder: Some(rec(recorder)),
+                        outlet: None,
                         kind: DID_NOT_SHUT_DOWN.into(),
                         reason: format!(
                             "recorder `{}` did not shut down: heard from {late_s:.0} s after it should have been down ({} s after its order or acknowledgement), while UPS `{ups}` is still on battery",
@@ -1977,8 +2246,23 @@ impl Station {
                     self.decider.handle_ups_event(t, u, event, rule);
                 }
                 match d {
+                    Decided::CycleOutlet { outlet, at, .. } => {
+                        if let Some(o) = self.power.outlet_named(outlet) {
+                            self.power.restore_committed(t, o, *at);
+                        }
+                    }
+                    Decided::Alert {
+                        outlet: Some(outlet),
+                        kind,
+                        ..
+                    } if kind == OUTLET_NOT_CYCLED => {
+                        if let Some(o) = self.power.outlet_named(outlet) {
+                            self.power.restore_not_cut(o);
+                        }
+                    }
                     Decided::ShutdownRecorder { recorder: name, .. } => {
                         if let Some(r) = recorder(self, name) {
+                            self.power.restore_ordered(r, t);
                             if self.decider.mark_told(t, r) {
                                 self.unsent.insert(r, t);
                             }
@@ -2059,6 +2343,17 @@ impl Station {
                             self.ledger.seen(t, r);
                         }
                     }
+                    // The card took it: not written again (nor read: it was armed).
+                    Action::OutletAnswered {
+                        outlet,
+                        form,
+                        status,
+                        ..
+                    } if &**status == "noError" => {
+                        if let Some(o) = self.power.outlet_named(outlet) {
+                            self.power.restore_taken(o, &**form == "immediateOn");
+                        }
+                    }
                     _ => {}
                 }
                 self.ledger_outputs(t);
@@ -2070,6 +2365,7 @@ impl Station {
         self.bytes.clear();
         self.commands.clear();
         while self.ledger.poll_output().is_some() {}
+        while self.power.poll_output().is_some() {}
         self.restoring = false;
     }
 

@@ -80,6 +80,20 @@ pub struct StatusRows {
     /// Which recorders were heard from after they should have been down, in this
     /// outage (`did_not_shut_down`).
     pub still_running: Vec<bool>,
+    /// The outlets trapgate may cut: name, where each stands (and when it is due), the
+    /// recorders each feeds.
+    pub outlets: Vec<OutletRow>,
+}
+
+/// One outlet trapgate may cut, as the status page shows it.
+#[derive(Clone, Debug)]
+pub struct OutletRow {
+    /// "ups-main/group 2", "ups-main", "pdu-a/outlet 7".
+    pub name: String,
+    /// Where it stands.
+    pub stage: crate::engine::power::Stage,
+    /// The recorders it feeds.
+    pub recorders: Vec<RecorderId>,
 }
 
 /// The site in one line.
@@ -242,12 +256,28 @@ impl StatusRows {
                 })
             })
             .collect();
+        let outlets: Vec<Value> = self
+            .outlets
+            .iter()
+            .map(|o| {
+                json!({
+                    "name": o.name,
+                    "state": o.stage.name(),
+                    "cut_at": match o.stage {
+                        crate::engine::power::Stage::Due { at } => Some(wall(at)),
+                        _ => None,
+                    },
+                    "recorders": o.recorders.iter().map(|r| site.recorders[*r].name.as_str()).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
         json!({
             "time": wall(now),
             "summary": summary(site.upses.len(), on_battery, &self.standing),
             "upses": upses,
             "outages": self.outages(&wall),
             "recorders": recorders,
+            "outlets": outlets,
         })
     }
 }

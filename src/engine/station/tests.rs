@@ -49,6 +49,10 @@ struct Seen {
     last_poll: Vec<u8>,
     /// The virtual UPS's last answer's bytes.
     last_answer: Vec<u8>,
+    /// Requests to outlets' cards that left: (time, to, bytes).
+    commands: Vec<(Timestamp, SocketAddr, Vec<u8>)>,
+    /// Magic packets that left: (time, recorder, to).
+    wakes: Vec<(Timestamp, RecorderId, SocketAddr)>,
 }
 
 impl Seen {
@@ -66,6 +70,8 @@ impl Seen {
                     self.last_poll = bytes.to_vec();
                 }
                 Purpose::Answer => self.last_answer = bytes.to_vec(),
+                Purpose::Command { .. } => self.commands.push((at, transmit.to, bytes.to_vec())),
+                Purpose::Wake { recorder, .. } => self.wakes.push((at, recorder, transmit.to)),
             },
             Happened::Command { at, command } => {
                 self.orders.push((at, command.recorder, command.attempt))
@@ -860,4 +866,186 @@ fn a_recorder_still_polling_after_its_shutdown_time_is_said_once_and_shown() {
         again.station.status(0)["recorders"][0]["still_running"],
         true
     );
+}
+
+/// The seed site with nvr-244 (tier 2) on APC outlet group 2 and nvr-251 (tier 1) on
+/// group 1, a write community, and Wake-on-LAN for nvr-244.
+fn outlet_site() -> Site {
+    let text = DEFAULT_SITE
+        .replace("confirm_by_poll = true", "confirm_by_poll = false")
+        .replace(
+            "restart = \"auto\"",
+            "restart = \"auto\"\nwrite_community = \"private\"",
+        )
+        .replacen(
+            "kind = \"trap-relay\"",
+            "kind = \"trap-relay\"\noutlet = { ups = \"ups-main\", group = 2 }\nwol = \"00:11:22:33:44:55\"\nwol_to = \"192.0.2.255:9\"",
+            1,
+        )
+        .replacen(
+            "tier = 1\nshutdown_time = \"90s\"\nkind = \"trap-relay\"",
+            "tier = 1\nshutdown_time = \"90s\"\nkind = \"trap-relay\"\noutlet = { ups = \"ups-main\", group = 1 }",
+            1,
+        );
+    Site::parse(&text).expect("valid")
+}
+
+impl World {
+    /// The card answers the last request to it: `value` for a read, taken for a SET.
+    fn card_answers(&mut self, s: f64, value: i64) {
+        let (_, _, request) = self.seen.commands.last().cloned().expect("a request");
+        let arena = bumpalo::Bump::new();
+        let m = Message::parse(&request, &arena).expect("our request");
+        let Pdu::Request(q) = m.pdu else {
+            panic!("a request")
+        };
+        let vbs: Vec<VarBind<'_>> = q
+            .varbinds
+            .iter()
+            .map(|vb| VarBind {
+                name: vb.name,
+                value: if q.kind == crate::wire::PduType::GET_REQUEST {
+                    Value::Integer(value)
+                } else {
+                    vb.value
+                },
+            })
+            .collect();
+        let a = encode::to_vec(&Message::pdu(
+            crate::wire::Version::V1,
+            b"private",
+            crate::wire::PduType::RESPONSE,
+            q.request_id,
+            &vbs,
+        ));
+        self.to(s);
+        let from = SocketAddr::new(UPS.parse().unwrap(), 161);
+        assert!(
+            self.station.handle_command_answer(t(s), from, &a, &arena),
+            "taken"
+        );
+        self.act();
+    }
+}
+
+#[test]
+fn power_back_mid_shedding_cycles_the_shed_tiers_outlet_and_wakes_its_recorder() {
+    let mut w = World::new(outlet_site());
+    w.trap(10.0, Event::OnBattery, "upsOnBattery");
+    // Tier 2's grace ends at 130 s: nvr-244 is told, and its group is committed for 220 s
+    // (its 90 s of shutdown time).
+    w.to(131.0);
+    let committed: Vec<String> = w
+        .shown()
+        .into_iter()
+        .filter(|l| l.contains("CycleOutlet"))
+        .collect();
+    assert_eq!(committed.len(), 1, "{committed:?}");
+    assert!(
+        committed[0].contains("ups-main/group 2") && committed[0].contains("nvr-244"),
+        "{committed:?}"
+    );
+    // Mains power returns at 150 s, before tier 1's grace: nvr-251's group is not touched,
+    // nvr-244's is cycled all the same (it halted on a live outlet).
+    w.trap(150.0, Event::PowerRestored, "powerRestored");
+    w.to(219.0);
+    assert!(
+        w.seen.commands.is_empty(),
+        "nothing before its shutdown time"
+    );
+    w.to(220.0);
+    assert_eq!(w.seen.commands.len(), 1, "the read before the write");
+    w.card_answers(220.1, 2);
+    w.card_answers(220.2, 0);
+    w.card_answers(220.3, 1);
+    let sets: Vec<String> = w
+        .shown()
+        .into_iter()
+        .filter(|l| {
+            l.contains("OutletSet") || l.contains("OutletAnswered") || l.contains("OutletRead")
+        })
+        .collect();
+    assert!(
+        sets.iter().any(|l| l
+            .contains("upsOutletGroupControlCommand.2 = upsOutletGroupImmediateRebootShutdown(9)")),
+        "{sets:#?}"
+    );
+    assert!(sets.iter().any(|l| l.contains("noError")), "{sets:#?}");
+    let status = w.station.status(0);
+    let outlets = status["outlets"].as_array().expect("outlets");
+    assert_eq!(outlets[0]["name"], "ups-main/group 1");
+    assert_eq!(
+        outlets[0]["state"], "idle",
+        "the running tier's group untouched"
+    );
+    assert_eq!(outlets[1]["state"], "armed", "{status}");
+    // Wake-on-LAN: from power back on, until nvr-244 is heard from.
+    assert!(
+        w.seen
+            .wakes
+            .iter()
+            .all(|(_, r, to)| *r == NVR_244 && *to == "192.0.2.255:9".parse().unwrap()),
+        "{:?}",
+        w.seen.wakes
+    );
+    // Down at 220 s; its outlet's cycle has two minutes; then woken, the spacing doubling.
+    w.to(500.0);
+    let when: Vec<f64> = w
+        .seen
+        .wakes
+        .iter()
+        .map(|(at, _, _)| at.since(t(0.0)))
+        .collect();
+    assert_eq!(when, [340.0, 350.0, 370.0, 410.0, 490.0]);
+    let before = w.seen.wakes.len();
+    w.recorder_asks(500.0, "1.3.6.1.2.1.33.1.2.4.0");
+    w.to(900.0);
+    assert_eq!(w.seen.wakes.len(), before, "no more once it is back");
+}
+
+#[test]
+fn a_restart_mid_cycle_reads_the_card_and_arms_nothing_twice() {
+    let mut w = World::new(outlet_site());
+    w.trap(10.0, Event::OnBattery, "upsOnBattery");
+    w.to(220.0);
+    // The read, then the SET left; the gateway dies before the card's answer.
+    w.card_answers(220.1, 2);
+    let journal = w.seen.journal.clone();
+    assert!(
+        journal
+            .iter()
+            .any(|(_, r)| matches!(r, Record::Action(Action::OutletSet { .. })))
+    );
+    let site = outlet_site();
+    let relays = relays(&site);
+    let mut again = World {
+        station: Station::new(
+            site,
+            Options::default(),
+            relays,
+            Box::new(Sequence(900)),
+            journal[0].0,
+        ),
+        seen: Seen::default(),
+    };
+    for (at, r) in &journal {
+        again.station.restore(*at, r);
+    }
+    again.station.resumed(t(230.0));
+    again.act();
+    again.to(231.0);
+    // It reads first: the card says the command is pending; nothing is written again.
+    assert_eq!(again.seen.commands.len(), 1);
+    let arena = bumpalo::Bump::new();
+    let m = Message::parse(&again.seen.commands[0].2, &arena).unwrap();
+    assert_eq!(m.pdu_type(), crate::wire::PduType::GET_REQUEST);
+    again.card_answers(231.1, 1);
+    again.to(300.0);
+    assert_eq!(
+        again.seen.commands.len(),
+        1,
+        "no SET over the pending command"
+    );
+    let status = again.station.status(0);
+    assert_eq!(status["outlets"][1]["state"], "armed", "{status}");
 }

@@ -1232,6 +1232,62 @@ fn polls_with_an_error() -> ([Vec<u8>; 2], [Vec<u8>; 2]) {
     )
 }
 
+/// The gateway's requests to the card and the card's answers, as a capture on the
+/// gateway sees them: from 192.168.61.10:40162 to the card's agent, with the write
+/// community `private`. `talk` is (time, request kind, request id, object, value asked
+/// or set, answer's error-status, answer's value).
+type CardTalk = (f64, PduType, i32, &'static str, V, i32, V);
+
+fn card_talk(talk: &[CardTalk], first_id: u16) -> Vec<(f64, Vec<u8>)> {
+    let mut frames = Vec::new();
+    for (n, (t, kind, id, object, asked, status, answer)) in talk.iter().enumerate() {
+        let ip_id = first_id + 2 * n as u16;
+        let request = snmp(
+            Version::V1,
+            "private",
+            P::Req {
+                kind: *kind,
+                id: *id,
+            },
+            &[(object, asked.clone())],
+        );
+        let response = snmp(
+            Version::V1,
+            "private",
+            P::Error {
+                id: *id,
+                status: *status,
+                index: i32::from(*status != 0),
+            },
+            &[(object, answer.clone())],
+        );
+        frames.push((
+            *t,
+            eth4(
+                MAC_UPS,
+                MAC_GW,
+                &ip4(GATEWAY, UPS, ip_id).udp(40162, 161, &request),
+            ),
+        ));
+        frames.push((
+            *t + 0.01,
+            eth4(
+                MAC_GW,
+                MAC_UPS,
+                &ip4(UPS, GATEWAY, ip_id + 1).udp(161, 40162, &response),
+            ),
+        ));
+    }
+    frames
+}
+
+/// APC's outlet group objects (PowerNet-MIB): group 2's pending command and control.
+const GROUP_2_PENDING: &str = "1.3.6.1.4.1.318.1.1.1.12.1.2.1.4.2";
+const GROUP_2_COMMAND: &str = "1.3.6.1.4.1.318.1.1.1.12.3.2.1.3.2";
+/// APC's whole UPS: upsBasicOutputStatus and upsAdvControlRebootShutdownUps.
+const OUTPUT_STATUS: &str = "1.3.6.1.4.1.318.1.1.1.4.1.1.0";
+const REBOOT_SHUTDOWN_UPS: &str = "1.3.6.1.4.1.318.1.1.1.6.2.2.0";
+
 const ON_BATTERY: &str = "UPS: On battery power in response to an input power problem.";
 const RESTORED: &str = "UPS: Utility power has been restored.";
 const LOW: &str = "UPS: The battery power is too low to continue to support the load.";
@@ -1353,6 +1409,150 @@ fn stories(dir: &Path) {
             (200.0, apc_frame(UPS, "public", 10, SELF_TEST, 2)),
         ],
     );
+    // Giving the power back (story-power-back-outlet.site.toml: each recorder on an
+    // outlet group of its own, the card's write community). Power back in the middle of
+    // the shedding as in story-power-back-mid-shedding, but nvr-244's group 2 is cycled:
+    // ordered at 120 s, it acknowledges; at 210 s (its 90 s of shutdown time) the
+    // gateway reads the group's pending command (none), sets ImmediateRebootShutdown,
+    // reads it pending; the group goes off, and on again once mains is back (300 s);
+    // nvr-244 boots (its coldStart at 420 s): Back. Group 1 (tier 1, spared) untouched.
+    let mut frames = vec![
+        (0.0, apc_frame(UPS, "public", 5, ON_BATTERY, 1)),
+        (60.0, apc_frame(UPS, "public", 5, ON_BATTERY, 2)),
+        (125.0, recorder_ack(NVR_244, 3)),
+        (300.0, apc_frame(UPS, "public", 9, RESTORED, 4)),
+        (420.0, cold_start(NVR_244, 5)),
+        (700.0, apc_frame(UPS, "public", 10, SELF_TEST, 6)),
+    ];
+    frames.extend(card_talk(
+        &[
+            (
+                210.001,
+                PduType::GET_REQUEST,
+                9101,
+                GROUP_2_PENDING,
+                V::Null,
+                0,
+                V::Int(2),
+            ),
+            (
+                210.021,
+                PduType::SET_REQUEST,
+                9102,
+                GROUP_2_COMMAND,
+                V::Int(9),
+                0,
+                V::Int(9),
+            ),
+            (
+                210.041,
+                PduType::GET_REQUEST,
+                9103,
+                GROUP_2_PENDING,
+                V::Null,
+                0,
+                V::Int(1),
+            ),
+        ],
+        0x5001,
+    ));
+    frames.sort_by(|a, b| a.0.total_cmp(&b.0));
+    write("story-power-back-outlet.pcap", &frames);
+    // A card that refuses (story-card-refuses.site.toml: the community it was given may
+    // only read, so every set is answered noSuchName): both forms of group 2 refused,
+    // an alert says the outlet is not cycled; once mains is back nvr-244 (with `wol`) is
+    // woken, and boots (its coldStart at 335 s): Back.
+    let mut frames = vec![
+        (0.0, apc_frame(UPS, "public", 5, ON_BATTERY, 1)),
+        (60.0, apc_frame(UPS, "public", 5, ON_BATTERY, 2)),
+        (125.0, recorder_ack(NVR_244, 3)),
+        (300.0, apc_frame(UPS, "public", 9, RESTORED, 4)),
+        (335.0, cold_start(NVR_244, 5)),
+        (700.0, apc_frame(UPS, "public", 10, SELF_TEST, 6)),
+    ];
+    frames.extend(card_talk(
+        &[
+            (
+                210.001,
+                PduType::GET_REQUEST,
+                9201,
+                GROUP_2_PENDING,
+                V::Null,
+                0,
+                V::Int(2),
+            ),
+            (
+                210.021,
+                PduType::SET_REQUEST,
+                9202,
+                GROUP_2_COMMAND,
+                V::Int(9),
+                2,
+                V::Int(9),
+            ),
+            (
+                210.041,
+                PduType::SET_REQUEST,
+                9203,
+                GROUP_2_COMMAND,
+                V::Int(10),
+                2,
+                V::Int(10),
+            ),
+        ],
+        0x5101,
+    ));
+    frames.sort_by(|a, b| a.0.total_cmp(&b.0));
+    write("story-card-refuses.pcap", &frames);
+    // A whole UPS cycled (story-whole-ups.site.toml: both recorders on the UPS's output):
+    // low battery, both ordered at 5 s (the confirming poll unanswered), both
+    // acknowledge; at 95 s their shutdown time has passed: the gateway reads the
+    // output's status (onBattery), sets rebootShutdownUps and reads it back (sleeping
+    // until power returns); mains returns at 200 s, the UPS switches its output on, both
+    // boot: Back.
+    let mut frames = vec![
+        (0.0, apc_frame(UPS, "public", 7, LOW, 1)),
+        (8.0, recorder_ack(NVR_251, 2)),
+        (9.0, recorder_ack(NVR_244, 3)),
+        (200.0, apc_frame(UPS, "public", 9, RESTORED, 4)),
+        (330.0, cold_start(NVR_244, 5)),
+        (340.0, recorder_polls_gateway(NVR_251, 6)),
+        (700.0, apc_frame(UPS, "public", 10, SELF_TEST, 7)),
+    ];
+    frames.extend(card_talk(
+        &[
+            (
+                95.001,
+                PduType::GET_REQUEST,
+                9301,
+                OUTPUT_STATUS,
+                V::Null,
+                0,
+                V::Int(3),
+            ),
+            (
+                95.021,
+                PduType::SET_REQUEST,
+                9302,
+                REBOOT_SHUTDOWN_UPS,
+                V::Int(2),
+                0,
+                V::Int(2),
+            ),
+            (
+                95.041,
+                PduType::GET_REQUEST,
+                9303,
+                OUTPUT_STATUS,
+                V::Null,
+                0,
+                V::Int(11),
+            ),
+        ],
+        0x5201,
+    ));
+    frames.sort_by(|a, b| a.0.total_cmp(&b.0));
+    write("story-whole-ups.pcap", &frames);
     // A UPS that does not answer the confirming poll, at a site that then ignores the trap
     // (story-unconfirmed-ignore.site.toml); the seed's trace shows the "shutdown" choice.
     write(

@@ -1,0 +1,654 @@
+//! Giving the power back, against a real agent: net-snmp's snmpd playing an APC card
+//! (`tests/fixtures/apc_card.py` behind its `pass_persist`: outlet groups with their
+//! state, pending command and control), so that trapgate's SETs are checked by a real
+//! agent, with a write community limited to the gateway's address (SNMPv1) and a v3 user
+//! with a write view at authPriv. A shed tier's outlet group is cycled; the tier still
+//! running is untouched; a card that refuses is an alert, and Wake-on-LAN takes over.
+//! Skips, saying so, where snmpd or python3 is missing (`bash .ci/run` installs snmpd).
+
+mod common;
+
+use std::net::UdpSocket;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use trapgate::wire::oid::oid;
+use trapgate::wire::{Message, encode};
+
+const CARD: &str = "127.0.8.1";
+
+fn have_python() -> bool {
+    let ok = std::process::Command::new("python3")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        trapgate::testing::skip(
+            "python3 is not installed: the card's pass_persist script needs it",
+        );
+    }
+    ok
+}
+
+/// snmpd as the APC card on 127.0.8.1:`port`, its SETs logged to `dir/sets.log`; `extra`
+/// adds access lines.
+fn apc_card(dir: &Path, port: u16, extra: &str) -> Option<std::process::Child> {
+    if !have_python() {
+        return None;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/apc_card.py");
+    let log = dir.join("sets.log");
+    let _ = std::fs::remove_file(&log);
+    snmpd_card(
+        dir,
+        &format!("udp:{CARD}:{port}"),
+        &format!(
+            "rocommunity public 127.0.0.0/8\n{extra}pass_persist .1.3.6.1.4.1.318 /usr/bin/env python3 {} {}\n",
+            script.display(),
+            log.display()
+        ),
+    )
+}
+
+fn free_port(ip: &str) -> u16 {
+    UdpSocket::bind((ip, 0))
+        .and_then(|s| s.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A site of the card's UPS (APC, polled every second) feeding nvr-a (tier 2, on outlet
+/// group 2, 2 s to shut down) and nvr-b (tier 1, on group 1), `ups_extra` added to the
+/// UPS and `extra` to the end.
+fn site(port: u16, ups_extra: &str, nvr_a_extra: &str, extra: &str) -> String {
+    format!(
+        r#"[gateway]
+listen = ["127.0.0.1:0"]
+agent = "127.0.0.1:0"
+
+[policy]
+grace = {{ 1 = "1h", 2 = "1s" }}
+shutdown_below_charge = 10
+shutdown_below_runtime = "1m"
+confirm_by_poll = false
+ack_timeout = "30s"
+{extra}
+[[ups]]
+name = "ups-card"
+address = "{CARD}"
+port = {port}
+vendor = "apc"
+poll_interval = "1s"
+outlet_off_delay = "10m"
+{ups_extra}
+
+[[recorder]]
+name = "nvr-a"
+address = "127.0.8.10"
+ups = "ups-card"
+tier = 2
+shutdown_time = "2s"
+outlet = {{ ups = "ups-card", group = 2 }}
+{nvr_a_extra}
+
+[[recorder]]
+name = "nvr-b"
+address = "127.0.8.11"
+ups = "ups-card"
+tier = 1
+shutdown_time = "2s"
+outlet = {{ ups = "ups-card", group = 1 }}
+"#
+    )
+}
+
+/// APC's v1 trap `specific` from the card's address.
+fn apc_trap(specific: i64) -> Vec<u8> {
+    encode::to_vec(&Message::trap_v1(
+        b"public",
+        oid("1.3.6.1.4.1.318").as_oid(),
+        [127, 0, 8, 1],
+        specific,
+        100,
+        &[],
+    ))
+}
+
+/// The card's log of SETs, once it holds `lines` (10 s at most).
+fn sets_logged(dir: &Path, lines: usize) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut text = String::new();
+    while Instant::now() < deadline {
+        text = std::fs::read_to_string(dir.join("sets.log")).unwrap_or_default();
+        if text.lines().count() >= lines {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    text
+}
+
+/// `snmpget -v1 -c public` of one object of the card.
+fn card_reads(port: u16, object: &str) -> String {
+    let out = net_snmp_cmd("snmpget")
+        .args(["-M", "/dev/null", "-On", "-Oqv", "-v1", "-c", "public"])
+        .arg(format!("{CARD}:{port}"))
+        .arg(object)
+        .output()
+        .expect("snmpget runs");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn a_shed_tiers_outlet_group_is_cycled_by_a_real_agents_set_and_the_running_tier_untouched() {
+    let port = free_port(CARD);
+    let text = site(port, "write_community = \"private\"", "", "");
+    let file = site_file("power-v1", &text);
+    let dir = file.parent().expect("dir").to_path_buf();
+    // The write community only from the gateway's address, as the README says to give it.
+    let Some(mut card) = apc_card(&dir, port, "rwcommunity private 127.0.0.1\n") else {
+        return;
+    };
+    let (child, out, err) = start(&["run", "--config", file.to_str().expect("UTF-8")]);
+    let traps = listening_on(&err);
+    std::thread::sleep(Duration::from_millis(500));
+    let ups = UdpSocket::bind((CARD, 0)).expect("the card's trap socket");
+    ups.send_to(&apc_trap(5), traps).expect("send");
+    // Tier 2 shed at 1 s; its group committed; cut 2 s later: read, SET, read back.
+    expect_line(
+        &out,
+        &["\"decision\":\"CycleOutlet\"", "ups-card/group 2", "nvr-a"],
+    );
+    let set = expect_line(&out, &["\"action\":\"OutletSet\"", "ups-card/group 2"]);
+    assert!(
+        set.contains("upsOutletGroupControlCommand.2 = upsOutletGroupImmediateRebootShutdown(9)"),
+        "{set}"
+    );
+    expect_line(&out, &["\"action\":\"OutletAnswered\"", "noError"]);
+    let read = expect_line(&out, &["\"action\":\"OutletRead\"", "\"busy\":true"]);
+    assert!(read.contains("upsOutletGroupCommandPending(1)"), "{read}");
+    let log = sets_logged(&dir, 1);
+    // The real agent's view: group 2 has its command pending, group 1 nothing.
+    let pending2 = card_reads(port, ".1.3.6.1.4.1.318.1.1.1.12.1.2.1.4.2");
+    let pending1 = card_reads(port, ".1.3.6.1.4.1.318.1.1.1.12.1.2.1.4.1");
+    terminate(&child);
+    let _ = card.kill();
+    let _ = card.wait();
+    assert_eq!(log.trim(), "set group 2 = 9", "the card's SETs: {log}");
+    assert_eq!(pending2, "1", "group 2's command pending");
+    assert_eq!(pending1, "2", "group 1 untouched");
+}
+
+#[test]
+fn a_v3_card_is_cycled_by_its_write_user_at_auth_priv() {
+    if which("snmptrap").is_none() {
+        trapgate::testing::skip(
+            "snmptrap is not installed (apt-get install snmp, or bash .ci/run)",
+        );
+        return;
+    }
+    let port = free_port(CARD);
+    let text = site(
+        port,
+        "version = \"3\"\nuser = \"upsv3user\"\nwrite_user = \"upsadmin\"",
+        "",
+        "\n[[usm_user]]\nname = \"upsv3user\"\nauth_protocol = \"SHA-256\"\nauth_passphrase = \"authpass123\"\npriv_protocol = \"AES\"\npriv_passphrase = \"privpass123\"\n\n[[usm_user]]\nname = \"upsadmin\"\nauth_protocol = \"SHA-256\"\nauth_passphrase = \"adminpass123\"\npriv_protocol = \"AES\"\npriv_passphrase = \"adminpriv123\"\n",
+    );
+    let file = site_file("power-v3", &text);
+    let dir = file.parent().expect("dir").to_path_buf();
+    let Some(mut card) = apc_card(
+        &dir,
+        port,
+        "createUser upsv3user SHA-256 authpass123 AES privpass123\nrouser upsv3user priv\n\
+         createUser upsadmin SHA-256 adminpass123 AES adminpriv123\nrwuser upsadmin priv\n\
+         exactEngineID 0x80001f8804617063636172643031\n",
+    ) else {
+        return;
+    };
+    let (child, out, err) = start(&["run", "--config", file.to_str().expect("UTF-8")]);
+    let traps = listening_on(&err);
+    std::thread::sleep(Duration::from_millis(500));
+    // The card's v3 onBattery, from its own engine and address.
+    let sent = net_snmp_cmd("snmptrap")
+        .args([
+            "-M",
+            "/dev/null",
+            "-v",
+            "3",
+            "-e",
+            "0x80001f8804617063636172643031",
+        ])
+        .args([
+            "-u",
+            "upsv3user",
+            "-l",
+            "authPriv",
+            "-a",
+            "SHA-256",
+            "-A",
+            "authpass123",
+        ])
+        .args([
+            "-x",
+            "AES",
+            "-X",
+            "privpass123",
+            &format!("--clientaddr={CARD}"),
+        ])
+        .arg(traps.to_string())
+        .args(["", "1.3.6.1.4.1.318.0.5"])
+        .output()
+        .expect("snmptrap runs");
+    assert!(sent.status.success(), "{sent:?}");
+    expect_line(
+        &out,
+        &[
+            "\"action\":\"OutletAnswered\"",
+            "ups-card/group 2",
+            "noError",
+        ],
+    );
+    let log = sets_logged(&dir, 1);
+    terminate(&child);
+    let _ = card.kill();
+    let _ = card.wait();
+    assert_eq!(log.trim(), "set group 2 = 9", "the card's SETs: {log}");
+}
+
+#[test]
+fn a_card_that_refuses_is_an_alert_and_wake_on_lan_takes_over() {
+    let port = free_port(CARD);
+    let wol = UdpSocket::bind("127.0.8.99:0").expect("the magic packet's catcher");
+    wol.set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    let text = site(
+        port,
+        // A community the card knows but only for reading: every SET is refused.
+        "write_community = \"public\"",
+        &format!(
+            "wol = \"00:11:22:33:44:55\"\nwol_to = \"{}\"",
+            wol.local_addr().expect("addr")
+        ),
+        "",
+    );
+    let file = site_file("power-refused", &text);
+    let dir = file.parent().expect("dir").to_path_buf();
+    let Some(mut card) = apc_card(&dir, port, "rwcommunity private 127.0.0.1\n") else {
+        return;
+    };
+    let (child, out, err) = start(&["run", "--config", file.to_str().expect("UTF-8")]);
+    let traps = listening_on(&err);
+    std::thread::sleep(Duration::from_millis(500));
+    let ups = UdpSocket::bind((CARD, 0)).expect("the card's trap socket");
+    ups.send_to(&apc_trap(5), traps).expect("send");
+    // Both forms refused (noSuchName in SNMPv1: the community may not write), then the
+    // alert.
+    let alert = expect_line(&out, &["\"kind\":\"outlet_not_cycled\""]);
+    assert!(
+        alert.contains("ups-card/group 2") && alert.contains("refused every form"),
+        "{alert}"
+    );
+    // Mains back: nvr-a, halted on a live outlet, is woken.
+    ups.send_to(&apc_trap(9), traps).expect("send");
+    let mut packet = [0u8; 200];
+    let (n, _) = wol.recv_from(&mut packet).expect("a magic packet");
+    expect_line(&out, &["\"action\":\"WakeSent\"", "nvr-a"]);
+    terminate(&child);
+    let _ = card.kill();
+    let _ = card.wait();
+    assert_eq!(n, 102);
+    assert_eq!(packet[..6], [0xff; 6]);
+    assert!(
+        packet[6..n]
+            .chunks(6)
+            .all(|c| c == [0, 0x11, 0x22, 0x33, 0x44, 0x55])
+    );
+    assert!(
+        std::fs::read_to_string(dir.join("sets.log"))
+            .unwrap_or_default()
+            .is_empty(),
+        "the card took nothing"
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// The stories of captures/, replayed: the gateway's own gets and sets seen on the wire,
+// and the card's answers, count as they do live; a forged answer does not.
+
+fn capture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("captures")
+        .join(name)
+}
+
+/// `trapgate replay CAPTURE --config SITE`'s lines.
+fn replayed(pcap: &Path, site: &Path) -> Vec<String> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trapgate"))
+        .args(["replay", pcap.to_str().expect("UTF-8")])
+        .args(["--config", site.to_str().expect("UTF-8")])
+        .output()
+        .expect("trapgate replay runs");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout)
+        .expect("UTF-8")
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn position(lines: &[String], want: &[&str]) -> usize {
+    lines
+        .iter()
+        .position(|l| want.iter().all(|w| l.contains(w)))
+        .unwrap_or_else(|| panic!("no line with {want:?} in\n{}", lines.join("\n")))
+}
+
+#[test]
+fn power_back_mid_shedding_with_an_outlet_group_ends_with_the_shed_recorder_back() {
+    let lines = replayed(
+        &capture("story-power-back-outlet.pcap"),
+        &capture("story-power-back-outlet.site.toml"),
+    );
+    let committed = position(
+        &lines,
+        &["\"decision\":\"CycleOutlet\"", "group 2", "nvr-244"],
+    );
+    let read = position(
+        &lines,
+        &[
+            "\"action\":\"OutletRead\"",
+            "NoCommandPending",
+            "\"busy\":false",
+        ],
+    );
+    let set = position(
+        &lines,
+        &["\"action\":\"OutletSet\"", "ImmediateRebootShutdown(9)"],
+    );
+    let taken = position(&lines, &["\"action\":\"OutletAnswered\"", "noError"]);
+    let pending = position(&lines, &["\"action\":\"OutletRead\"", "\"busy\":true"]);
+    let back = position(&lines, &["\"action\":\"Back\"", "nvr-244"]);
+    assert!(committed < read && read < set && set < taken && taken < pending && pending < back);
+    // The cut waits for nvr-244's 90 s of shutdown time after its order (08:02:00).
+    assert!(
+        lines[committed].contains("\"at\":\"2019-03-07T08:03:30.000000Z\""),
+        "{}",
+        lines[committed]
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("NotBack")),
+        "{}",
+        lines.join("\n")
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("group 1")),
+        "tier 1, spared, is not touched"
+    );
+}
+
+#[test]
+fn a_card_refusing_both_forms_is_an_alert_and_the_recorder_is_woken() {
+    let lines = replayed(
+        &capture("story-card-refuses.pcap"),
+        &capture("story-card-refuses.site.toml"),
+    );
+    let first = position(
+        &lines,
+        &[
+            "\"action\":\"OutletAnswered\"",
+            "ImmediateRebootShutdown",
+            "noSuchName",
+        ],
+    );
+    let second = position(
+        &lines,
+        &[
+            "\"action\":\"OutletAnswered\"",
+            "DelayedRebootShutdown",
+            "noSuchName",
+        ],
+    );
+    let alert = position(
+        &lines,
+        &["\"kind\":\"outlet_not_cycled\"", "ups-main/group 2"],
+    );
+    let woken = position(
+        &lines,
+        &["\"action\":\"WakeSent\"", "nvr-244", "192.168.61.255:9"],
+    );
+    let back = position(&lines, &["\"action\":\"Back\"", "nvr-244"]);
+    assert!(first < second && second < alert && alert < woken && woken < back);
+}
+
+#[test]
+fn a_whole_ups_is_cycled_only_after_every_recorder_it_feeds_had_its_shutdown_time() {
+    let lines = replayed(
+        &capture("story-whole-ups.pcap"),
+        &capture("story-whole-ups.site.toml"),
+    );
+    let acks = position(&lines, &["\"decision\":\"Acknowledged\"", "nvr-244"]);
+    let set = position(
+        &lines,
+        &[
+            "\"action\":\"OutletSet\"",
+            "upsAdvControlRebootShutdownUps.0 = rebootShutdownUps(2)",
+        ],
+    );
+    assert!(acks < set);
+    // Both were ordered at 08:00:05 with 90 s to shut down.
+    assert!(
+        lines[set].starts_with("{\"time\":\"2019-03-07T08:01:35"),
+        "{}",
+        lines[set]
+    );
+    position(&lines, &["\"action\":\"Back\"", "nvr-244"]);
+    position(&lines, &["\"action\":\"Back\"", "nvr-251"]);
+}
+
+/// `story-power-back-outlet.pcap` with every frame passed through `edit` (the frame's
+/// bytes; the UDP checksum is not checked by the replay, as tshark does not).
+fn edited(name: &str, edit: impl Fn(&mut Vec<u8>)) -> std::path::PathBuf {
+    use pcap_file::pcap::{PcapReader, PcapWriter};
+    let mut reader = PcapReader::new(
+        std::fs::File::open(capture("story-power-back-outlet.pcap")).expect("open"),
+    )
+    .expect("a pcap");
+    let path = std::env::temp_dir().join(format!("trapgate-{name}-{}.pcap", std::process::id()));
+    let mut writer = PcapWriter::with_header(
+        std::fs::File::create(&path).expect("create"),
+        reader.header(),
+    )
+    .expect("header");
+    while let Some(p) = reader.next_packet() {
+        let p = p.expect("a packet");
+        let mut data = p.data.to_vec();
+        edit(&mut data);
+        let mut q = p.into_owned();
+        q.data = data.into();
+        writer.write_packet(&q).expect("write");
+    }
+    path
+}
+
+/// Replaces `from` by `to` (same length) in a frame from the card's agent
+/// (192.168.61.250:161) that carries the write community.
+fn in_card_answers(frame: &mut [u8], from: &[u8], to: &[u8]) {
+    let from_card = frame.windows(4).any(|w| w == [192, 168, 61, 250])
+        && frame.windows(7).any(|w| w == b"private");
+    // The source address sits before the destination: the answers are from the card.
+    let src_is_card = frame.get(26..30) == Some(&[192, 168, 61, 250][..]);
+    if from_card
+        && src_is_card
+        && let Some(i) = frame.windows(from.len()).position(|w| w == from)
+    {
+        frame[i..i + from.len()].copy_from_slice(to);
+    }
+}
+
+#[test]
+fn forged_answers_in_a_capture_do_not_cycle_an_outlet() {
+    let site = capture("story-power-back-outlet.site.toml");
+    // The card's answers with another community (a forger who knows no write
+    // community), and from another port of the card's address.
+    let community = edited("forged-community", |f| {
+        in_card_answers(f, b"private", b"privatX")
+    });
+    let port = edited("forged-port", |f| {
+        if f.get(26..30) == Some(&[192, 168, 61, 250][..])
+            && f.get(34..36) == Some(&[0, 161][..])
+            && f.windows(7).any(|w| w == b"private")
+        {
+            f[34..36].copy_from_slice(&[0x04, 0x89]);
+        }
+    });
+    for forged in [community, port] {
+        let lines = replayed(&forged, &site);
+        let _ = std::fs::remove_file(&forged);
+        assert!(
+            !lines
+                .iter()
+                .any(|l| l.contains("\"action\":\"OutletRead\"") || l.contains("noError")),
+            "a forged answer counted: {}",
+            lines.join("\n")
+        );
+        // Unanswered, tried three times a form, then the operator is told.
+        position(
+            &lines,
+            &["\"kind\":\"outlet_not_cycled\"", "ups-main/group 2"],
+        );
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|l| l.contains("\"action\":\"OutletSet\""))
+                .count(),
+            6,
+            "{}",
+            lines.join("\n")
+        );
+    }
+}
+
+/// A card of the test's own on `sock`: answers each request with `answer(kind, value
+/// asked)` (the value answered) and returns the first set's bytes.
+fn card_catching_a_set(sock: &UdpSocket) -> Option<Vec<u8>> {
+    use trapgate::wire::{Pdu, PduType, RequestPdu, Value, VarBind};
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut buf = [0u8; 1500];
+    while Instant::now() < deadline {
+        let Ok((n, from)) = sock.recv_from(&mut buf) else {
+            continue;
+        };
+        let arena = bumpalo::Bump::new();
+        let Ok(m) = Message::parse(&buf[..n], &arena) else {
+            continue;
+        };
+        let Pdu::Request(q) = &m.pdu else { continue };
+        let value = match (q.kind, q.varbinds.first().map(|v| &v.value)) {
+            // Its pending command: none.
+            (PduType::GET_REQUEST, _) => Value::Integer(2),
+            (PduType::SET_REQUEST, Some(v)) => *v,
+            _ => continue,
+        };
+        let vbs = [VarBind {
+            name: q.varbinds[0].name,
+            value,
+        }];
+        let answer = encode::to_vec(&Message {
+            pdu: Pdu::Request(RequestPdu {
+                kind: PduType::RESPONSE,
+                request_id: q.request_id,
+                error_status: 0,
+                error_index: 0,
+                varbinds: &vbs,
+            }),
+            ..m
+        });
+        sock.send_to(&answer, from).expect("answer");
+        if q.kind == PduType::SET_REQUEST {
+            return Some(buf[..n].to_vec());
+        }
+    }
+    None
+}
+
+#[test]
+fn wireshark_dissects_the_set_trapgate_sends_as_the_mib_says() {
+    if which("tshark").is_none() || which("text2pcap").is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "tshark is not installed, and CI=true: .ci/run must install it"
+        );
+        trapgate::testing::skip("tshark is not installed: the captured SET was not dissected");
+        return;
+    }
+    let sock = UdpSocket::bind((CARD, 0)).expect("the card's socket");
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let port = sock.local_addr().expect("addr").port();
+    let text = site(port, "write_community = \"private\"", "", "");
+    let file = site_file("power-tshark", &text);
+    let (child, out, err) = start(&["run", "--config", file.to_str().expect("UTF-8")]);
+    let traps = listening_on(&err);
+    std::thread::sleep(Duration::from_millis(500));
+    UdpSocket::bind((CARD, 0))
+        .expect("the card's trap socket")
+        .send_to(&apc_trap(5), traps)
+        .expect("send");
+    let set = card_catching_a_set(&sock);
+    expect_line(&out, &["\"action\":\"OutletAnswered\"", "noError"]);
+    terminate(&child);
+    let set = set.expect("trapgate's set reached the card");
+    // The datagram as a capture holds it (text2pcap wraps it in UDP, IPv4 and Ethernet).
+    let dir = file.parent().expect("dir");
+    let hex: String = set
+        .chunks(16)
+        .enumerate()
+        .map(|(i, c)| {
+            let bytes: Vec<String> = c.iter().map(|b| format!("{b:02x}")).collect();
+            format!("{:06x} {}\n", i * 16, bytes.join(" "))
+        })
+        .collect();
+    std::fs::write(dir.join("set.txt"), hex).expect("write");
+    let pcap = dir.join("set.pcap");
+    let wrapped = std::process::Command::new("text2pcap")
+        .args([
+            "-q",
+            "-4",
+            "127.0.0.1,127.0.8.1",
+            "-u",
+            &format!("40162,{port}"),
+        ])
+        .arg(dir.join("set.txt"))
+        .arg(&pcap)
+        .output()
+        .expect("text2pcap runs");
+    assert!(wrapped.status.success(), "{wrapped:?}");
+    let out = std::process::Command::new("tshark")
+        .args([
+            "-r",
+            pcap.to_str().expect("UTF-8"),
+            "-d",
+            &format!("udp.port=={port},snmp"),
+        ])
+        .args(["-T", "fields", "-E", "separator=|"])
+        .args([
+            "-e",
+            "snmp.community",
+            "-e",
+            "snmp.data",
+            "-e",
+            "snmp.name",
+            "-e",
+            "snmp.value.int",
+        ])
+        .output()
+        .expect("tshark runs");
+    let fields = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    // community, PDU 3 (set-request), the group's control command, 9
+    // (upsOutletGroupImmediateRebootShutdown in PowerNet-MIB).
+    assert_eq!(
+        fields, "private|3|1.3.6.1.4.1.318.1.1.1.12.3.2.1.3.2|9",
+        "tshark's dissection: {out:?}"
+    );
+}
