@@ -41,6 +41,12 @@ enum Command {
     CheckConfig {
         /// The site file (site.toml).
         file: Option<PathBuf>,
+        /// Also read every UPS card and PDU of the site (GET and GETNEXT only, never a
+        /// SET) and hold its settings against the file: shutoff and low-battery delays,
+        /// outlet groups' off delays, the card's trap receivers. Exits 1 on any
+        /// disagreement or a card that does not answer.
+        #[arg(long, requires = "file")]
+        probe: bool,
     },
     /// Run the gateway: hear UPS traps and decide, until SIGINT or SIGTERM. Decisions are
     /// printed as JSON lines; a summary goes to stderr at the end.
@@ -277,7 +283,11 @@ fn main() -> ExitCode {
             let script = trapgate::cli::manual::completions(&mut Cli::command(), shell);
             out.write_all(&script).map_err(|e| e.to_string())
         }
-        Command::CheckConfig { file } => match check_config(file.as_deref(), &mut out) {
+        Command::CheckConfig { file, probe } => match check_config(file.as_deref(), &mut out)
+            .and_then(|ok| match (ok, probe, file.as_deref()) {
+                (true, true, Some(f)) => trapgate::cli::commands::probe_cards(f, &mut out),
+                _ => Ok(ok),
+            }) {
             Ok(true) => Ok(()),
             Ok(false) => {
                 let _ = out.flush();

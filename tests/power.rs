@@ -34,6 +34,12 @@ fn have_python() -> bool {
 /// snmpd as the APC card on 127.0.8.1:`port`, its SETs logged to `dir/sets.log`; `extra`
 /// adds access lines.
 fn apc_card(dir: &Path, port: u16, extra: &str) -> Option<std::process::Child> {
+    apc_card_set(dir, port, extra, "")
+}
+
+/// `apc_card` with the card's settings changed by `settings` (`shutoff=600 …`, as
+/// `tests/fixtures/apc_card.py` takes them).
+fn apc_card_set(dir: &Path, port: u16, extra: &str, settings: &str) -> Option<std::process::Child> {
     if !have_python() {
         return None;
     }
@@ -44,7 +50,7 @@ fn apc_card(dir: &Path, port: u16, extra: &str) -> Option<std::process::Child> {
         dir,
         &format!("udp:{CARD}:{port}"),
         &format!(
-            "rocommunity public 127.0.0.0/8\n{extra}pass_persist .1.3.6.1.4.1.318 /usr/bin/env python3 {} {}\n",
+            "rocommunity public 127.0.0.0/8\n{extra}pass_persist .1.3.6.1.4.1.318 /usr/bin/env python3 {} {} {settings}\n",
             script.display(),
             log.display()
         ),
@@ -650,5 +656,110 @@ fn wireshark_dissects_the_set_trapgate_sends_as_the_mib_says() {
     assert_eq!(
         fields, "private|3|1.3.6.1.4.1.318.1.1.1.12.3.2.1.3.2|9",
         "tshark's dissection: {out:?}"
+    );
+}
+
+/// `trapgate check-config --probe FILE`, once the card on `port` answers: its exit
+/// code and lines.
+fn probed(file: &Path, port: u16) -> (Option<i32>, String) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while port != 0
+        && card_reads(port, ".1.3.6.1.4.1.318.1.1.1.4.1.1.0").is_empty()
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trapgate"))
+        .args(["check-config", "--probe", file.to_str().expect("UTF-8")])
+        .output()
+        .expect("trapgate runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn the_probe_names_a_cards_wrong_delays_and_a_missing_trap_receiver_and_writes_nothing() {
+    let port = free_port(CARD);
+    // The site says the card cuts its outlets 3 min after its shutdown starts; the card
+    // says 10 min. Group 2's power-off delay is 1 s, under nvr-a's 2 s of shutdown. The
+    // card's only trap receiver is an old NMS.
+    let text = site(port, "write_community = \"private\"", "", "")
+        .replace("outlet_off_delay = \"10m\"", "outlet_off_delay = \"3m\"");
+    let file = site_file("probe-wrong", &text);
+    let dir = file.parent().expect("dir").to_path_buf();
+    let Some(mut card) = apc_card_set(&dir, port, "", "group2off=1") else {
+        return;
+    };
+    let (code, said) = probed(&file, port);
+    // `run` reads the same at its start: each disagreement an alert.
+    let (child, out, _err) = start(&["run", "--config", file.to_str().expect("UTF-8")]);
+    let alert = expect_line(
+        &out,
+        &[
+            "\"kind\":\"card_setting\"",
+            "upsOutletGroupConfigPowerOffDelay.2",
+        ],
+    );
+    expect_line(
+        &out,
+        &["\"kind\":\"card_setting\"", "not an enabled trap receiver"],
+    );
+    terminate(&child);
+    let _ = card.kill();
+    let _ = card.wait();
+    assert!(alert.contains("\"ups\":\"ups-card\""), "{alert}");
+    assert_eq!(code, Some(1), "{said}");
+    for want in [
+        "ups-card: disagreement: upsAdvConfigShutoffDelay.0 = 600 s on the card, but the site's outlet_off_delay = 180 s",
+        "ups-card: disagreement: upsOutletGroupConfigPowerOffDelay.2 = 1 s on the card (Outlet Group 2), but recorder `nvr-a` on that group needs 2 s to shut down",
+        "ups-card: disagreement: the gateway's address 127.0.0.1 is not an enabled trap receiver of the card (receiverAddr: 192.0.2.5 (enabled, powernet))",
+        "probe: 1 UPS and 0 PDU read, 3 disagreements",
+    ] {
+        assert!(said.contains(want), "{want:?} not in:\n{said}");
+    }
+    assert!(
+        std::fs::read_to_string(dir.join("sets.log"))
+            .unwrap_or_default()
+            .is_empty(),
+        "the probe wrote to the card"
+    );
+
+    // The card set as the site says, the gateway among its receivers: nothing to say.
+    let port = free_port(CARD);
+    let text = site(port, "write_community = \"private\"", "", "");
+    let file = site_file("probe-right", &text);
+    let dir = file.parent().expect("dir").to_path_buf();
+    let Some(mut card) = apc_card_set(&dir, port, "", "receiver=127.0.0.1") else {
+        return;
+    };
+    let (code, said) = probed(&file, port);
+    let _ = card.kill();
+    let _ = card.wait();
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.contains("receiverAddr 127.0.0.1 is an enabled trap receiver (both traps)")
+            && said.contains("upsAdvConfigLowBatteryRunTime.0 = 300 s")
+            && said.contains("0 disagreements"),
+        "{said}"
+    );
+}
+
+#[test]
+fn the_probe_says_which_card_does_not_answer() {
+    // Nothing listens on the card's port (a closed port on loopback).
+    let port = free_port(CARD);
+    let file = site_file(
+        "probe-silent",
+        &site(port, "write_community = \"private\"", "", ""),
+    );
+    let (code, said) = probed(&file, 0);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains(&format!(
+            "ups-card: disagreement: 127.0.8.1:{port}: nothing listens there"
+        )),
+        "{said}"
     );
 }

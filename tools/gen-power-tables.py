@@ -63,15 +63,20 @@ OBJECTS = [
     ("RFC1628_SHUTDOWN_AFTER_DELAY", "UPS-MIB.txt", "upsShutdownAfterDelay"),
     ("RFC1628_STARTUP_AFTER_DELAY", "UPS-MIB.txt", "upsStartupAfterDelay"),
     ("RFC1628_AUTO_RESTART", "UPS-MIB.txt", "upsAutoRestart"),
+    ("RFC1628_LOW_BATT_TIME", "UPS-MIB.txt", "upsConfigLowBattTime"),
     # Eaton XUPS-MIB: the whole UPS and its receptacles.
     ("EATON_LOAD_SHED_WITH_RESTART", "XUPS-MIB", "xupsLoadShedSecsWithRestart"),
     ("EATON_RECEP_SHED_WITH_RESTART", "XUPS-MIB", "xupsRecepShedSecsWithRestart"),
     ("EATON_RECEP_STATUS", "XUPS-MIB", "xupsRecepStatus"),
+    ("EATON_RECEP_AUTO_OFF_DELAY", "XUPS-MIB", "xupsRecepAutoOffDelay"),
+    ("EATON_RECEP_AUTO_ON_DELAY", "XUPS-MIB", "xupsRecepAutoOnDelay"),
     # CyberPower CPS-MIB: the whole UPS and its ePDUs.
     ("CPS_REBOOT_UPS", "CPS-MIB", "upsAdvanceControlRebootUps"),
     ("CPS_OUTPUT_STATUS", "CPS-MIB", "upsBaseOutputStatus"),
     ("CPS_SHUTOFF_DELAY", "CPS-MIB", "upsAdvanceConfigShutoffDelay"),
     ("CPS_RETURN_DELAY", "CPS-MIB", "upsAdvanceConfigReturnDelay"),
+    ("CPS_LOW_BATTERY_RUNTIME", "CPS-MIB", "upsAdvanceConfigLowBatteryRunTime"),
+    ("CPS_MIN_RETURN_CAPACITY", "CPS-MIB", "upsAdvanceConfigMinReturnCapacity"),
     ("CPS_EPDU_COMMAND", "CPS-MIB", "ePDUOutletControlOutletCommand"),
     ("CPS_EPDU_STATE", "CPS-MIB", "ePDUOutletStatusOutletState"),
 ]
@@ -116,6 +121,25 @@ def syntax(body):
     return (access.group(1) if access else "?"), (kind.group(1) if kind else "?"), values
 
 
+def units(body, kind):
+    """The unit of an object's value: its UNITS clause; for TimeTicks, hundredths of a
+    second (RFC 2578's definition, whatever the DESCRIPTION's prose says: APC's and
+    CyberPower's delays say "in seconds" and are TimeTicks on the wire, which NUT
+    divides by 100 too); else what the DESCRIPTION names ("(seconds)", "in seconds",
+    "percent"); else nothing."""
+    m = re.search(r'UNITS\s+"([^"]*)"', body)
+    if m:
+        return m.group(1)
+    if kind == "TimeTicks":
+        return "hundredths of a second"
+    text = " ".join(body.split())
+    if re.search(r"\(seconds\)|in seconds", text):
+        return "seconds"
+    if re.search(r"percent|\(100%\)", text):
+        return "percent"
+    return ""
+
+
 def main():
     mibs = {}
     for _, mib, _ in OBJECTS:
@@ -136,6 +160,7 @@ def main():
         w(f"    mib: \"{mib.replace('.txt', '')}\",\n")
         w(f"    arcs: &[{', '.join(map(str, arcs))}],\n")
         w(f"    writable: {'true' if access in ('read-write', 'write-only', 'read-create') else 'false'},\n")
+        w(f"    units: \"{units(blocks[name], kind)}\",\n")
         w("    values: &[")
         w(", ".join(f"(\"{v}\", {n})" for v, n in values))
         w("],\n};\n\n")

@@ -449,6 +449,36 @@ pub fn check_config(file: Option<&Path>, out: &mut impl Write) -> Result<bool, S
     }
 }
 
+/// `check-config --probe FILE`, once the file reads well: every card read and held
+/// against it (`daemon::probe`); Ok(false) on a disagreement or a card not answering.
+pub fn probe_cards(file: &Path, out: &mut impl Write) -> Result<bool, String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let site = Site::parse_with(&text, &crate::daemon::secrets::read)
+        .map_err(|_| format!("{}: not a good site file", file.display()))?;
+    let name = file.display();
+    let w = |e: io::Error| e.to_string();
+    let findings = crate::daemon::probe::probe(&site);
+    let mut bad = 0;
+    for f in &findings {
+        if f.fails() {
+            bad += 1;
+            writeln!(out, "{name}: {}: disagreement: {}", f.card, f.text).map_err(w)?;
+        } else {
+            writeln!(out, "{name}: {}: {}", f.card, f.text).map_err(w)?;
+        }
+    }
+    writeln!(
+        out,
+        "{name}: probe: {} UPS and {} PDU read, {bad} disagreement{}",
+        site.upses.len(),
+        site.pdus.len(),
+        if bad == 1 { "" } else { "s" }
+    )
+    .map_err(w)?;
+    Ok(bad == 0)
+}
+
 /// An engine ID as net-snmp writes it: 0x and hex.
 pub fn hex_id(id: &[u8]) -> String {
     let mut s = String::from("0x");

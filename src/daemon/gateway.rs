@@ -1075,6 +1075,9 @@ pub fn run(
 
     // Every socket bound, the journal resumed: systemd may count the gateway started.
     notifier.ready(d.station.status_line());
+    // The cards' own settings, read off the decision thread: disagreements are alerts.
+    let (probe_tx, probe_rx) = crossbeam_channel::unbounded();
+    probe_cards(Arc::clone(d.station.site()), &probe_tx, &d.waker);
 
     let mut events = Events::with_capacity(64);
     let mut arena = Bump::with_capacity(256 * 1024);
@@ -1173,9 +1176,17 @@ pub fn run(
                 let t = d.clock.now();
                 d.station.handle_command_done(t, done.end());
             }
+            while let Ok(found) = probe_rx.try_recv() {
+                let t = d.clock.now();
+                note_probe(&mut d.station, t, found);
+            }
             if let Some(read) = reloader.ready() {
                 let t = d.clock.now();
+                let generation = d.view.generation;
                 apply_reload(&mut d, &mut receivers, &reloader, t, read);
+                if d.view.generation != generation {
+                    probe_cards(Arc::clone(d.station.site()), &probe_tx, &d.waker);
+                }
                 if reloader.wanted_again() {
                     reloader.request(d.station.site());
                 } else {
@@ -1269,6 +1280,53 @@ pub fn run(
                 .map(|mut shared| std::mem::replace(&mut *shared, published));
             drop(old);
         }
+    }
+}
+
+/// Reads the cards' settings of `site` on a thread of its own (`daemon::probe`: GET
+/// and GETNEXT only, a card that does not answer takes seconds), at start and after
+/// each reload; the findings come back through `tell`.
+fn probe_cards(
+    site: Arc<Site>,
+    tell: &Sender<Vec<crate::daemon::probe::Finding>>,
+    waker: &Arc<Waker>,
+) {
+    let (tell, waker) = (tell.clone(), Arc::clone(waker));
+    let _ = std::thread::Builder::new()
+        .name("trapgate-probe".into())
+        .spawn(move || {
+            let found = crate::daemon::probe::probe(&site);
+            if tell.send(found).is_ok() {
+                let _ = waker.wake();
+            }
+        });
+}
+
+/// The cards' settings read: each that disagrees with the site is an `Alert`
+/// (`card_setting`). A card that could not be read is left to the poller, which says so
+/// (`ups_not_answering`).
+fn note_probe(station: &mut Station, t: Timestamp, found: Vec<crate::daemon::probe::Finding>) {
+    use crate::daemon::probe::Verdict;
+    for f in found {
+        if f.verdict != Verdict::Disagrees {
+            continue;
+        }
+        let is_ups = station.site().upses.iter().any(|u| u.name == f.card);
+        station.note(
+            t,
+            Record::Decision(Decided::Alert {
+                ups: is_ups.then(|| f.card.clone().into()),
+                recorder: None,
+                outlet: (!is_ups).then(|| f.card.clone().into()),
+                kind: "card_setting".into(),
+                reason: format!(
+                    "{} `{}`: {} (trapgate check-config --probe reads it again)",
+                    if is_ups { "UPS" } else { "PDU" },
+                    f.card,
+                    f.text
+                ),
+            }),
+        );
     }
 }
 

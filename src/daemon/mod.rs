@@ -14,6 +14,7 @@ pub mod http;
 pub mod journal;
 pub mod notify;
 pub mod nut;
+pub mod probe;
 pub mod receive;
 pub mod secrets;
 pub mod send;

@@ -26,6 +26,7 @@
 //! refused or unanswered SET is tried again (three tries, two seconds apart), then the
 //! next form; when none is left, the outlet is `NotCut` with what the operator must do.
 
+pub mod card;
 pub mod tables;
 
 use std::collections::VecDeque;
@@ -34,15 +35,13 @@ use std::ops::Range;
 
 use bumpalo::Bump;
 
-use crate::engine::config::{PduVendor, Plug, Site, Vendor, Write};
+use crate::engine::config::{PduVendor, Plug, Site, Vendor};
 use crate::engine::id::{RecorderId, UpsId};
 use crate::engine::ledger::Standing;
 use crate::engine::poller::RequestIds;
-use crate::time::{Timestamp, ns};
+use crate::time::Timestamp;
 use crate::wire::oid::OidBuf;
-use crate::wire::usm::Keys;
-use crate::wire::v3::{Data, Header, Level, Seal, seal};
-use crate::wire::{Message, Pdu, PduType, Value, VarBind, Version, encode};
+use crate::wire::{PduType, Value, VarBind};
 
 /// An object of a MIB, as `tables` holds it: read from the MIB file.
 #[derive(Debug)]
@@ -55,6 +54,9 @@ pub struct Object {
     pub arcs: &'static [u32],
     /// Whether the MIB lets it be written.
     pub writable: bool,
+    /// The unit of its value: the MIB's UNITS clause, "hundredths of a second" for
+    /// TimeTicks, or what its DESCRIPTION names ("seconds", "percent"); "" if none.
+    pub units: &'static str,
     /// Its named values.
     pub values: &'static [(&'static str, i64)],
 }
@@ -67,6 +69,19 @@ impl Object {
         arcs[..n].copy_from_slice(&self.arcs[..n]);
         arcs[n] = index;
         OidBuf::from_arcs(&arcs[..=n]).expect("a MIB's OID (tested)")
+    }
+
+    /// `v`, a value of it as the card gives it, in seconds: TimeTicks are hundredths
+    /// (whatever the unit the MIB's prose names), an integer is in the object's units
+    /// (minutes for RFC 1628's low-battery time). None for a value of another kind.
+    pub fn seconds(&self, v: &Value<'_>) -> Option<i64> {
+        match *v {
+            Value::TimeTicks(t) => Some(i64::from(t / 100)),
+            Value::Integer(i) if self.units == "minutes" => Some(i.saturating_mul(60)),
+            Value::Integer(i) => Some(i),
+            Value::Gauge32(g) => Some(i64::from(g)),
+            _ => None,
+        }
     }
 
     /// The name of `value`, if the MIB names it.
@@ -130,6 +145,7 @@ pub struct Control {
     pub readback: Option<Readback>,
 }
 
+use card::{Card, Credential, Opened};
 use tables::*;
 
 /// RFC 1628's countdowns: off after this (s), on again after that (s, longer: "if it
@@ -301,6 +317,19 @@ pdu_control!(APC_RPDU, APC_RPDU_COMMAND, APC_RPDU_STATE, 2, 1, 3, 2);
 pdu_control!(APC_RPDU2, APC_RPDU2_COMMAND, APC_RPDU2_STATE, 2, 1, 3, 1);
 pdu_control!(CPS_EPDU, CPS_EPDU_COMMAND, CPS_EPDU_STATE, 2, 1, 3, 2);
 
+/// The object a PDU of `vendor` reads an outlet's state from.
+pub fn pdu_state_object(vendor: PduVendor) -> &'static Object {
+    let c = match vendor {
+        PduVendor::ApcRpdu => &APC_RPDU,
+        PduVendor::ApcRpdu2 => &APC_RPDU2,
+        PduVendor::CyberPowerEpdu => &CPS_EPDU,
+    };
+    c.readback
+        .as_ref()
+        .expect("a PDU's control reads back")
+        .object
+}
+
 /// Every control, for the tests that hold them against the MIBs.
 pub static CONTROLS: [&Control; 9] = [
     &APC_GROUP,
@@ -342,43 +371,21 @@ pub fn control(plug: Plug, site: &Site) -> Option<&'static Control> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct OutletId(pub u32);
 
-/// How an outlet is written to.
-#[derive(Clone, Debug)]
-enum Credential {
-    Community(Vec<u8>),
-    User {
-        name: Vec<u8>,
-        level: Level,
-        auth: Option<(crate::wire::usm::AuthProtocol, crate::wire::usm::Key)>,
-        privacy: Option<(crate::wire::usm::PrivProtocol, crate::wire::usm::Key)>,
-    },
-}
-
 /// What trapgate knows of one outlet.
 #[derive(Debug)]
 struct Plan {
     /// Where it is (for the status page).
     plug: Plug,
     name: String,
-    to: SocketAddr,
+    /// Its card, asked with the write credential.
+    card: Card,
     control: &'static Control,
     /// The outlet's number (0 for a whole UPS's output).
     index: u32,
-    credential: Credential,
     /// The recorders it feeds (all of them must be down before it is cut).
     members: Vec<RecorderId>,
     /// The UPS whose mains state matters (a PDU's: its recorders' UPS).
     ups: UpsId,
-}
-
-/// A v3 card's engine, as discovered.
-#[derive(Clone, Debug)]
-struct Engine {
-    id: Vec<u8>,
-    keys: Keys,
-    boots: u32,
-    time: u32,
-    at: Timestamp,
 }
 
 /// A request out: its id (request-id and msgID alike), its tries, when it is tried again.
@@ -562,8 +569,6 @@ pub struct Power {
     plans: Vec<Plan>,
     stages: Vec<Stage>,
     out_req: Vec<Option<Out>>,
-    engines: Vec<Option<Engine>>,
-    salts: u64,
     /// Every outlet each recorder is on.
     of_recorder: Vec<Vec<OutletId>>,
     wol: Vec<Option<crate::engine::config::Wol>>,
@@ -593,22 +598,6 @@ impl core::fmt::Debug for Power {
             .field("sets", &self.sets)
             .finish()
     }
-}
-
-/// The credential a card is written with.
-fn credential(write: &Write, site: &Site) -> Option<Credential> {
-    Some(match write {
-        Write::Community(c) => Credential::Community(c.as_bytes().to_vec()),
-        Write::User(a) => {
-            let u = site.usm_users.iter().find(|u| u.name == a.user)?;
-            Credential::User {
-                name: a.user.as_bytes().to_vec(),
-                level: a.level,
-                auth: u.auth.clone(),
-                privacy: u.privacy.clone(),
-            }
-        }
-    })
 }
 
 impl Power {
@@ -660,7 +649,7 @@ impl Power {
                     )
                 }
             };
-            let Some(credential) = write.and_then(|w| credential(w, site)) else {
+            let Some(credential) = write.and_then(|w| Credential::of(w, site)) else {
                 continue;
             };
             // A whole output feeds every recorder it alone feeds, whatever outlet of it
@@ -674,10 +663,9 @@ impl Power {
             plans.push(Plan {
                 plug,
                 name,
-                to,
+                card: Card::new(to, credential),
                 control,
                 index,
-                credential,
                 members,
                 ups,
             });
@@ -693,8 +681,6 @@ impl Power {
             plans,
             stages: vec![Stage::Idle; n],
             out_req: vec![None; n],
-            engines: vec![None; n],
-            salts: 0,
             of_recorder,
             wol: site.recorders.iter().map(|r| r.wol).collect(),
             boot: site.recorders.iter().map(|r| r.boot_time).collect(),
@@ -1070,8 +1056,7 @@ impl Power {
             });
             return;
         }
-        let discovery = matches!(self.plans[i].credential, Credential::User { .. })
-            && self.engines[i].is_none();
+        let discovery = self.plans[i].card.discovering();
         self.out_req[i] = Some(Out {
             id: self.ids.next_id(),
             tries: 1,
@@ -1171,47 +1156,19 @@ impl Power {
                 },
             })
             .collect();
-        let p = &self.plans[i];
-        match &p.credential {
-            Credential::Community(c) => {
-                let msg = Message::pdu(Version::V1, c, kind, req.id, &vbs);
-                encode::encode(&msg, &mut self.wire);
-            }
-            Credential::User { name, level, .. } => {
-                self.salts = self.salts.wrapping_add(1);
-                let msg = Message::pdu(Version::V3, b"", kind, req.id, &vbs);
-                let (engine, boots, time, user, lvl, keys) = match (&self.engines[i], req.discovery)
-                {
-                    (Some(e), false) => (
-                        e.id.as_slice(),
-                        e.boots,
-                        (u64::from(e.time) + now.0.saturating_sub(e.at.0) / ns::SECOND)
-                            .min(i32::MAX as u64) as u32,
-                        name.as_slice(),
-                        *level,
-                        Some(&e.keys),
-                    ),
-                    _ => (&[][..], 0, 0, &[][..], Level::NoAuthNoPriv, None),
-                };
-                let s = Seal {
-                    msg_id: req.id,
-                    max_size: 65_507,
-                    reportable: true,
-                    engine_id: engine,
-                    boots,
-                    time,
-                    user,
-                    level: lvl,
-                    context_engine_id: engine,
-                    context_name: b"",
-                    salt: self.salts.to_be_bytes(),
-                };
-                seal(&msg.pdu, &s, keys, &mut self.scratch, &mut self.wire);
-            }
-        }
+        let p = &mut self.plans[i];
+        p.card.encode(
+            now,
+            kind,
+            req.id,
+            req.discovery,
+            &vbs,
+            &mut self.scratch,
+            &mut self.wire,
+        );
         self.out.push_back(PowerOutput::Send {
             outlet: o,
-            to: p.to,
+            to: p.card.to,
             bytes: start..self.wire.len(),
         });
     }
@@ -1222,7 +1179,7 @@ impl Power {
         self.plans
             .iter()
             .zip(&self.out_req)
-            .any(|(p, r)| p.to == from && r.is_some_and(|r| r.id == id))
+            .any(|(p, r)| p.card.to == from && r.is_some_and(|r| r.id == id))
     }
 
     /// An answer from `from` on the poll socket (v1/v2c `m`, or v3 `raw` opened here):
@@ -1237,64 +1194,22 @@ impl Power {
         on_battery: &dyn Fn(UpsId) -> bool,
     ) -> Result<OutletId, crate::engine::trust::Refusal> {
         use crate::engine::trust::Refusal;
-        let parsed = Message::parse(raw, arena);
-        let v3 = matches!(&parsed, Err(e) if e.kind == crate::wire::ErrorKind::UnsupportedV3);
-        let id = if v3 {
-            Header::parse(raw)
-                .map_err(|_| Refusal::AnswerNotResponse)?
-                .msg_id
-        } else {
-            match &parsed {
-                Ok(Message {
-                    pdu: Pdu::Request(r),
-                    ..
-                }) => r.request_id,
-                _ => return Err(Refusal::AnswerNotResponse),
-            }
-        };
+        let id = Card::id_of(raw, arena).ok_or(Refusal::AnswerNotResponse)?;
         let Some(i) = self
             .plans
             .iter()
             .zip(&self.out_req)
-            .position(|(p, r)| p.to == from && r.is_some_and(|r| r.id == id))
+            .position(|(p, r)| p.card.to == from && r.is_some_and(|r| r.id == id))
         else {
             return Err(Refusal::AnswerUnknownRequest);
         };
         let o = OutletId(i as u32);
         let req = self.out_req[i].expect("matched above");
-        let (status, values): (i32, Vec<i64>) = if v3 {
-            let Credential::User {
-                name,
-                auth,
-                privacy,
-                ..
-            } = self.plans[i].credential.clone()
-            else {
-                return Err(Refusal::WrongVersion);
-            };
-            let h = Header::parse(raw).map_err(|_| Refusal::AnswerNotResponse)?;
-            if req.discovery || self.engines[i].is_none() {
-                // Discovery's Report: the card's engine, boots and time.
-                let Data::Plain(p) = h.data else {
-                    return Err(Refusal::AnswerNotResponse);
-                };
-                let m = h
-                    .open(Level::NoAuthNoPriv, p, arena)
-                    .map_err(|_| Refusal::AnswerNotResponse)?;
-                if m.pdu_type() != PduType::REPORT || h.engine_id.is_empty() {
-                    return Err(Refusal::AnswerNotResponse);
-                }
-                let Some((a, ku)) = auth else {
-                    return Err(Refusal::UsmUnsupportedLevel);
-                };
-                let privacy = privacy.as_ref().map(|(p, k)| (*p, k));
-                self.engines[i] = Some(Engine {
-                    id: h.engine_id.to_vec(),
-                    keys: Keys::localized(a, &ku, privacy, h.engine_id),
-                    boots: h.boots,
-                    time: h.time,
-                    at: now,
-                });
+        let (status, values) = match self.plans[i]
+            .card
+            .open(now, raw, arena, id, req.discovery)?
+        {
+            Opened::Discovered => {
                 self.out_req[i] = Some(Out {
                     id: self.ids.next_id(),
                     tries: 1,
@@ -1304,62 +1219,11 @@ impl Power {
                 self.send(now, o);
                 return Ok(o);
             }
-            if *h.user != *name {
-                return Err(Refusal::WrongUser);
-            }
-            let e = self.engines[i].as_mut().expect("checked above");
-            let level = h.level().ok_or(Refusal::UsmInvalidFlags)?;
-            if level == Level::NoAuthNoPriv || h.engine_id != e.id.as_slice() {
-                return Err(Refusal::UsmUnsupportedLevel);
-            }
-            if !e.keys.verify(raw, h.auth_at, h.auth_params.len()) {
-                return Err(Refusal::UsmWrongDigest);
-            }
-            e.boots = h.boots;
-            e.time = h.time;
-            e.at = now;
-            let plain: &[u8] = match (level, h.data) {
-                (Level::AuthPriv, Data::Encrypted(x)) => {
-                    let b = arena.alloc_slice_copy(x);
-                    e.keys
-                        .decrypt(h.boots, h.time, h.priv_params, b)
-                        .map_err(|_| Refusal::UsmDecryptionError)?;
-                    b
-                }
-                (Level::AuthNoPriv, Data::Plain(p)) => p,
-                _ => return Err(Refusal::UsmInvalidFlags),
-            };
-            let m = h
-                .open(level, plain, arena)
-                .map_err(|_| Refusal::UsmDecryptionError)?;
-            if m.pdu_type() == PduType::REPORT {
-                // An authenticated Report (a stale time): the clock is set, asked again.
+            Opened::AskAgain => {
                 self.send(now, o);
                 return Ok(o);
             }
-            let Pdu::Request(r) = &m.pdu else {
-                return Err(Refusal::AnswerNotResponse);
-            };
-            if r.kind != PduType::RESPONSE || r.request_id != id {
-                return Err(Refusal::AnswerUnknownRequest);
-            }
-            (r.error_status, integers(r.varbinds))
-        } else {
-            let Ok(m) = parsed else {
-                return Err(Refusal::AnswerNotResponse);
-            };
-            let Pdu::Request(r) = &m.pdu else {
-                return Err(Refusal::AnswerNotResponse);
-            };
-            if r.kind != PduType::RESPONSE {
-                return Err(Refusal::AnswerNotResponse);
-            }
-            match &self.plans[i].credential {
-                Credential::Community(c) if *m.community == **c => {}
-                Credential::Community(_) => return Err(Refusal::AnswerWrongCommunity),
-                Credential::User { .. } => return Err(Refusal::WrongVersion),
-            }
-            (r.error_status, integers(r.varbinds))
+            Opened::Answer { status, varbinds } => (status, integers(varbinds)),
         };
         self.answered(now, o, status, &values, on_battery);
         Ok(o)
@@ -1379,8 +1243,8 @@ impl Power {
     ) -> Option<OutletId> {
         let first = answer.varbinds.first()?;
         let i = (0..self.plans.len()).find(|&i| {
-            self.plans[i].to == card
-                && matches!(&self.plans[i].credential, Credential::Community(c) if c.as_slice() == community)
+            self.plans[i].card.to == card
+                && self.plans[i].card.asked_with(community)
                 && self.out_req[i].is_some()
                 && self
                     .asks(i)
@@ -1621,12 +1485,12 @@ impl Power {
     pub fn reload(&mut self, site: &Site, remap: &crate::engine::config::Remap) {
         let ids = std::mem::replace(&mut self.ids, Box::new(crate::engine::poller::Sequence(0)));
         let mut next = Power::new(site, ids, self.dry_run);
-        for (i, plan) in next.plans.iter().enumerate() {
-            if let Some(o) = self.plans.iter().position(|p| p.name == plan.name) {
+        for i in 0..next.plans.len() {
+            if let Some(o) = self.plans.iter().position(|p| p.name == next.plans[i].name) {
                 next.stages[i] = self.stages[o];
                 next.settled[i] = self.settled[o];
                 next.out_req[i] = self.out_req[o];
-                next.engines[i] = self.engines[o].take();
+                next.plans[i].card.keep_engine_of(&mut self.plans[o].card);
             }
         }
         next.ordered = remap.carry_recorders(&self.ordered, None);
@@ -1639,7 +1503,7 @@ impl Power {
 
     /// The address and port of outlet `o`'s card.
     pub fn card(&self, o: OutletId) -> SocketAddr {
-        self.plans[o.0 as usize].to
+        self.plans[o.0 as usize].card.to
     }
 
     /// Outlet `o`'s place.
@@ -1725,12 +1589,12 @@ pub fn status_name(status: i32) -> &'static str {
 /// Whether `ip` is an address of an outlet's card (its answers are the power machine's
 /// to check).
 pub fn is_card(power: &Power, ip: IpAddr) -> bool {
-    power.plans.iter().any(|p| p.to.ip() == ip)
+    power.plans.iter().any(|p| p.card.to.ip() == ip)
 }
 
 /// Whether `at` is the agent of a card whose outlet trapgate may cycle.
 pub fn is_card_at(power: &Power, at: SocketAddr) -> bool {
-    power.plans.iter().any(|p| p.to == at)
+    power.plans.iter().any(|p| p.card.to == at)
 }
 
 #[cfg(test)]

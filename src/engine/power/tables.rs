@@ -10,6 +10,7 @@ pub const APC_GROUP_COMMAND: Object = Object {
     mib: "PowerNet-MIB",
     arcs: &[1, 3, 6, 1, 4, 1, 318, 1, 1, 1, 12, 3, 2, 1, 3],
     writable: true,
+    units: "",
     values: &[
         ("upsOutletGroupImmediateOn", 1),
         ("upsOutletGroupImmediateOff", 2),
@@ -30,6 +31,7 @@ pub const APC_GROUP_STATE: Object = Object {
     mib: "PowerNet-MIB",
     arcs: &[1, 3, 6, 1, 4, 1, 318, 1, 1, 1, 12, 1, 2, 1, 3],
     writable: false,
+    units: "",
     values: &[
         ("upsOutletGroupStatusOn", 1),
         ("upsOutletGroupStatusOff", 2),
@@ -43,6 +45,7 @@ pub const APC_GROUP_PENDING: Object = Object {
     mib: "PowerNet-MIB",
     arcs: &[1, 3, 6, 1, 4, 1, 318, 1, 1, 1, 12, 1, 2, 1, 4],
     writable: false,
+    units: "",
     values: &[
         ("upsOutletGroupCommandPending", 1),
         ("upsOutletGroupNoCommandPending", 2),
@@ -55,6 +58,7 @@ pub const APC_GROUP_NAME: Object = Object {
     mib: "PowerNet-MIB",
     arcs: &[1, 3, 6, 1, 4, 1, 318, 1, 1, 1, 12, 2, 2, 1, 2],
     writable: true,
+    units: "",
     values: &[],
 };
 
@@ -64,6 +68,7 @@ pub const APC_GROUP_ON_DELAY: Object = Object {
     mib: "PowerNet-MIB",
     arcs: &[1, 3, 6, 1, 4, 1, 318, 1, 1, 1, 12, 2, 2, 1, 3],
     writable: true,
+    units: "seconds",
     values: &[],
 };
 
@@ -73,6 +78,7 @@ pub const APC_GROUP_OFF_DELAY: Object = Object {
     mib: "PowerNet-MIB",
     arcs: &[1, 3, 6, 1, 4, 1, 318, 1, 1, 1, 12, 2, 2, 1, 4],
     writable: true,
+    units: "seconds",
     values: &[],
 };
 
@@ -82,6 +88,7 @@ pub const APC_GROUP_REBOOT_DURATION: Object = Object {
     mib: "PowerNet-MIB",
     arcs: &[1, 3, 6, 1, 4, 1, 318, 1, 1, 1, 12, 2, 2, 1, 5],
     writable: true,
+    units: "seconds",
     values: &[],
 };
 
@@ -91,6 +98,7 @@ pub const APC_REBOOT_SHUTDOWN_UPS: Object = Object {
     mib: "PowerNet-MIB",
     arcs: &[1, 3, 6, 1, 4, 1, 318, 1, 1, 1, 6, 2, 2],
     writable: true,
+    units: "",
     values: &[
         ("noRebootShutdownUps", 1),
         ("rebootShutdownUps", 2),
@@ -106,6 +114,7 @@ pub const APC_CONSERVE_BATTERY: Object = Object {
     mib: "PowerNet-MIB",
     arcs: &[1, 3, 6, 1, 4, 1, 318, 1, 1, 1, 6, 1, 1],
     writable: true,
+    units: "",
     values: &[("noTurnOffUps", 1), ("turnOffUpsToConserveBattery", 2)],
 };
 
@@ -115,6 +124,7 @@ pub const APC_OUTPUT_STATUS: Object = Object {
     mib: "PowerNet-MIB",
     arcs: &[1, 3, 6, 1, 4, 1, 318, 1, 1, 1, 4, 1, 1],
     writable: false,
+    units: "",
     values: &[
         ("unknown", 1),
         ("onLine", 2),
@@ -153,6 +163,7 @@ pub const APC_SHUTOFF_DELAY: Object = Object {
     mib: "PowerNet-MIB",
     arcs: &[1, 3, 6, 1, 4, 1, 318, 1, 1, 1, 5, 2, 10],
     writable: true,
+    units: "hundredths of a second",
     values: &[],
 };
 
@@ -162,6 +173,7 @@ pub const APC_RETURN_DELAY: Object = Object {
     mib: "PowerNet-MIB",
     arcs: &[1, 3, 6, 1, 4, 1, 318, 1, 1, 1, 5, 2, 9],
     writable: true,
+    units: "hundredths of a second",
     values: &[],
 };
 
@@ -171,6 +183,7 @@ pub const APC_LOW_BATTERY_RUNTIME: Object = Object {
     mib: "PowerNet-MIB",
     arcs: &[1, 3, 6, 1, 4, 1, 318, 1, 1, 1, 5, 2, 8],
     writable: true,
+    units: "hundredths of a second",
     values: &[],
 };
 
@@ -180,6 +193,7 @@ pub const APC_MIN_RETURN_CAPACITY: Object = Object {
     mib: "PowerNet-MIB",
     arcs: &[1, 3, 6, 1, 4, 1, 318, 1, 1, 1, 5, 2, 6],
     writable: true,
+    units: "percent",
     values: &[],
 };
 
@@ -189,6 +203,7 @@ pub const APC_TRAP_RECEIVER_ADDR: Object = Object {
     mib: "PowerNet-MIB",
     arcs: &[1, 3, 6, 1, 4, 1, 318, 2, 1, 2, 1, 2],
     writable: true,
+    units: "",
     values: &[],
 };
 
@@ -198,6 +213,7 @@ pub const APC_TRAP_RECEIVER_ACCEPT: Object = Object {
     mib: "PowerNet-MIB",
     arcs: &[1, 3, 6, 1, 4, 1, 318, 2, 1, 2, 1, 5],
     writable: true,
+    units: "",
     values: &[("yes", 1), ("no", 2)],
 };
 
@@ -207,6 +223,7 @@ pub const APC_TRAP_RECEIVER_TYPE: Object = Object {
     mib: "PowerNet-MIB",
     arcs: &[1, 3, 6, 1, 4, 1, 318, 2, 1, 2, 1, 6],
     writable: false,
+    units: "",
     values: &[("powernet", 1), ("ietf", 2), ("both", 3)],
 };
 
@@ -216,6 +233,7 @@ pub const APC_RPDU_COMMAND: Object = Object {
     mib: "PowerNet-MIB",
     arcs: &[1, 3, 6, 1, 4, 1, 318, 1, 1, 12, 3, 3, 1, 1, 4],
     writable: true,
+    units: "",
     values: &[
         ("immediateOn", 1),
         ("immediateOff", 2),
@@ -233,6 +251,7 @@ pub const APC_RPDU_STATE: Object = Object {
     mib: "PowerNet-MIB",
     arcs: &[1, 3, 6, 1, 4, 1, 318, 1, 1, 12, 3, 5, 1, 1, 4],
     writable: false,
+    units: "",
     values: &[("outletStatusOn", 1), ("outletStatusOff", 2)],
 };
 
@@ -242,6 +261,7 @@ pub const APC_RPDU2_COMMAND: Object = Object {
     mib: "PowerNet-MIB",
     arcs: &[1, 3, 6, 1, 4, 1, 318, 1, 1, 26, 9, 2, 4, 1, 5],
     writable: true,
+    units: "",
     values: &[
         ("immediateOn", 1),
         ("immediateOff", 2),
@@ -260,6 +280,7 @@ pub const APC_RPDU2_STATE: Object = Object {
     mib: "PowerNet-MIB",
     arcs: &[1, 3, 6, 1, 4, 1, 318, 1, 1, 26, 9, 2, 3, 1, 5],
     writable: false,
+    units: "",
     values: &[("off", 1), ("on", 2)],
 };
 
@@ -269,6 +290,7 @@ pub const RFC1628_SHUTDOWN_TYPE: Object = Object {
     mib: "UPS-MIB",
     arcs: &[1, 3, 6, 1, 2, 1, 33, 1, 8, 1],
     writable: true,
+    units: "",
     values: &[("output", 1), ("system", 2)],
 };
 
@@ -278,6 +300,7 @@ pub const RFC1628_SHUTDOWN_AFTER_DELAY: Object = Object {
     mib: "UPS-MIB",
     arcs: &[1, 3, 6, 1, 2, 1, 33, 1, 8, 2],
     writable: true,
+    units: "seconds",
     values: &[],
 };
 
@@ -287,6 +310,7 @@ pub const RFC1628_STARTUP_AFTER_DELAY: Object = Object {
     mib: "UPS-MIB",
     arcs: &[1, 3, 6, 1, 2, 1, 33, 1, 8, 3],
     writable: true,
+    units: "seconds",
     values: &[],
 };
 
@@ -296,7 +320,18 @@ pub const RFC1628_AUTO_RESTART: Object = Object {
     mib: "UPS-MIB",
     arcs: &[1, 3, 6, 1, 2, 1, 33, 1, 8, 5],
     writable: true,
+    units: "",
     values: &[("on", 1), ("off", 2)],
+};
+
+/// upsConfigLowBattTime (UPS-MIB.txt, 1.3.6.1.2.1.33.1.9.7), read-write, NonNegativeInteger.
+pub const RFC1628_LOW_BATT_TIME: Object = Object {
+    name: "upsConfigLowBattTime",
+    mib: "UPS-MIB",
+    arcs: &[1, 3, 6, 1, 2, 1, 33, 1, 9, 7],
+    writable: true,
+    units: "minutes",
+    values: &[],
 };
 
 /// xupsLoadShedSecsWithRestart (XUPS-MIB, 1.3.6.1.4.1.534.1.9.6), read-write, Integer32.
@@ -305,6 +340,7 @@ pub const EATON_LOAD_SHED_WITH_RESTART: Object = Object {
     mib: "XUPS-MIB",
     arcs: &[1, 3, 6, 1, 4, 1, 534, 1, 9, 6],
     writable: true,
+    units: "seconds",
     values: &[],
 };
 
@@ -314,6 +350,7 @@ pub const EATON_RECEP_SHED_WITH_RESTART: Object = Object {
     mib: "XUPS-MIB",
     arcs: &[1, 3, 6, 1, 4, 1, 534, 1, 12, 2, 1, 7],
     writable: true,
+    units: "seconds",
     values: &[],
 };
 
@@ -323,6 +360,7 @@ pub const EATON_RECEP_STATUS: Object = Object {
     mib: "XUPS-MIB",
     arcs: &[1, 3, 6, 1, 4, 1, 534, 1, 12, 2, 1, 2],
     writable: false,
+    units: "",
     values: &[
         ("on", 1),
         ("off", 2),
@@ -335,12 +373,33 @@ pub const EATON_RECEP_STATUS: Object = Object {
     ],
 };
 
+/// xupsRecepAutoOffDelay (XUPS-MIB, 1.3.6.1.4.1.534.1.12.2.1.5), read-write, Integer32.
+pub const EATON_RECEP_AUTO_OFF_DELAY: Object = Object {
+    name: "xupsRecepAutoOffDelay",
+    mib: "XUPS-MIB",
+    arcs: &[1, 3, 6, 1, 4, 1, 534, 1, 12, 2, 1, 5],
+    writable: true,
+    units: "seconds",
+    values: &[],
+};
+
+/// xupsRecepAutoOnDelay (XUPS-MIB, 1.3.6.1.4.1.534.1.12.2.1.6), read-write, Integer32.
+pub const EATON_RECEP_AUTO_ON_DELAY: Object = Object {
+    name: "xupsRecepAutoOnDelay",
+    mib: "XUPS-MIB",
+    arcs: &[1, 3, 6, 1, 4, 1, 534, 1, 12, 2, 1, 6],
+    writable: true,
+    units: "seconds",
+    values: &[],
+};
+
 /// upsAdvanceControlRebootUps (CPS-MIB, 1.3.6.1.4.1.3808.1.1.1.6.2.2), read-write, INTEGER.
 pub const CPS_REBOOT_UPS: Object = Object {
     name: "upsAdvanceControlRebootUps",
     mib: "CPS-MIB",
     arcs: &[1, 3, 6, 1, 4, 1, 3808, 1, 1, 1, 6, 2, 2],
     writable: true,
+    units: "",
     values: &[("noRebootUps", 1), ("rebootUps", 2)],
 };
 
@@ -350,6 +409,7 @@ pub const CPS_OUTPUT_STATUS: Object = Object {
     mib: "CPS-MIB",
     arcs: &[1, 3, 6, 1, 4, 1, 3808, 1, 1, 1, 4, 1, 1],
     writable: false,
+    units: "",
     values: &[
         ("unknown", 1),
         ("onLine", 2),
@@ -371,6 +431,7 @@ pub const CPS_SHUTOFF_DELAY: Object = Object {
     mib: "CPS-MIB",
     arcs: &[1, 3, 6, 1, 4, 1, 3808, 1, 1, 1, 5, 2, 10],
     writable: true,
+    units: "hundredths of a second",
     values: &[],
 };
 
@@ -380,6 +441,27 @@ pub const CPS_RETURN_DELAY: Object = Object {
     mib: "CPS-MIB",
     arcs: &[1, 3, 6, 1, 4, 1, 3808, 1, 1, 1, 5, 2, 9],
     writable: true,
+    units: "hundredths of a second",
+    values: &[],
+};
+
+/// upsAdvanceConfigLowBatteryRunTime (CPS-MIB, 1.3.6.1.4.1.3808.1.1.1.5.2.8), read-write, TimeTicks.
+pub const CPS_LOW_BATTERY_RUNTIME: Object = Object {
+    name: "upsAdvanceConfigLowBatteryRunTime",
+    mib: "CPS-MIB",
+    arcs: &[1, 3, 6, 1, 4, 1, 3808, 1, 1, 1, 5, 2, 8],
+    writable: true,
+    units: "hundredths of a second",
+    values: &[],
+};
+
+/// upsAdvanceConfigMinReturnCapacity (CPS-MIB, 1.3.6.1.4.1.3808.1.1.1.5.2.6), read-write, INTEGER.
+pub const CPS_MIN_RETURN_CAPACITY: Object = Object {
+    name: "upsAdvanceConfigMinReturnCapacity",
+    mib: "CPS-MIB",
+    arcs: &[1, 3, 6, 1, 4, 1, 3808, 1, 1, 1, 5, 2, 6],
+    writable: true,
+    units: "",
     values: &[],
 };
 
@@ -389,6 +471,7 @@ pub const CPS_EPDU_COMMAND: Object = Object {
     mib: "CPS-MIB",
     arcs: &[1, 3, 6, 1, 4, 1, 3808, 1, 1, 3, 3, 3, 1, 1, 4],
     writable: true,
+    units: "",
     values: &[
         ("immediateOn", 1),
         ("immediateOff", 2),
@@ -407,5 +490,6 @@ pub const CPS_EPDU_STATE: Object = Object {
     mib: "CPS-MIB",
     arcs: &[1, 3, 6, 1, 4, 1, 3808, 1, 1, 3, 3, 5, 1, 1, 4],
     writable: false,
+    units: "",
     values: &[("outletStatusOn", 1), ("outletStatusOff", 2)],
 };

@@ -3,6 +3,8 @@
 use super::*;
 use crate::engine::config::DEFAULT_SITE;
 use crate::engine::poller::Sequence;
+use crate::time::ns;
+use crate::wire::{Message, Pdu, Version, encode};
 
 const UPS: &str = "192.168.61.250";
 
