@@ -327,8 +327,11 @@ fn the_status_page_shows_the_outage_in_headless_chromium() {
     let ups = std::net::UdpSocket::bind("127.0.0.1:0").expect("the UPS");
     ups.send_to(&on_battery(), traps).expect("send");
     expect_line(&out, &["\"decision\":\"ShutdownRecorder\"", "nvr-244"]);
+    // Told, and the order sent (its attempt counted once it has left).
     status_until(http, |v| {
-        v["recorders"][0]["state"] != "idle" && v["upses"][0]["on_battery"] == true
+        v["recorders"][0]["state"] != "idle"
+            && v["recorders"][0]["attempts"] == 1
+            && v["upses"][0]["on_battery"] == true
     });
     let dir = file.parent().expect("dir").to_path_buf();
     let url = format!("http://{http}/");

@@ -266,7 +266,7 @@ pub enum Action {
         /// The form (the MIB's name of the value written).
         form: Text,
         /// What was written: `object.instance = name(value)`, ….
-        sets: String,
+        sets: Text,
         /// Which try.
         attempt: u8,
         /// Where.

@@ -44,7 +44,7 @@ use crate::wire::oid::OidBuf;
 use crate::wire::{PduType, Value, VarBind};
 
 /// An object of a MIB, as `tables` holds it: read from the MIB file.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Object {
     /// Its MIB name.
     pub name: &'static str,
@@ -376,7 +376,7 @@ pub struct OutletId(pub u32);
 struct Plan {
     /// Where it is (for the status page).
     plug: Plug,
-    name: String,
+    name: crate::engine::record::Text,
     /// Its card, asked with the write credential.
     card: Card,
     control: &'static Control,
@@ -386,6 +386,65 @@ struct Plan {
     members: Vec<RecorderId>,
     /// The UPS whose mains state matters (a PDU's: its recorders' UPS).
     ups: UpsId,
+    /// Its requests, made once: what a SET or read writes and asks (no allocation per
+    /// request).
+    requests: Requests,
+}
+
+/// An outlet's requests, made when the site is read: the read-back's object, and for
+/// each form of its control (cut forms, then on, then reboot) the objects and values it
+/// writes and the text it is journaled as.
+#[derive(Debug)]
+struct Requests {
+    readback: Option<[(OidBuf, i64); 1]>,
+    forms: Vec<Written>,
+}
+
+impl Requests {
+    fn new(control: &'static Control, index: u32) -> Requests {
+        let at = |inst: Instance| match inst {
+            Instance::Scalar => 0,
+            Instance::Outlet => index,
+        };
+        let forms = control
+            .cut
+            .iter()
+            .chain(control.on)
+            .chain(control.reboot)
+            .map(|f| {
+                let sets = f
+                    .sets
+                    .iter()
+                    .map(|(obj, inst, v)| (obj.oid(at(*inst)), *v))
+                    .collect();
+                (f, sets, describe(f, index).into())
+            })
+            .collect();
+        Requests {
+            readback: control
+                .readback
+                .as_ref()
+                .map(|rb| [(rb.object.oid(at(rb.instance)), 0)]),
+            forms,
+        }
+    }
+
+    /// Form `f`'s place among them.
+    fn of(&self, f: &'static Form) -> Option<usize> {
+        self.forms.iter().position(|(g, ..)| std::ptr::eq(*g, f))
+    }
+}
+
+/// A form as an outlet's request writes it: the form, each object's instance and
+/// value, and the text it is journaled as.
+type Written = (&'static Form, Vec<(OidBuf, i64)>, crate::engine::record::Text);
+
+/// What a stage's request is: a read of the pending state, or form `k` of `Requests`.
+#[derive(Clone, Copy, Debug)]
+enum Asks {
+    Read,
+    Form(usize),
+    Nothing,
 }
 
 /// A request out: its id (request-id and msgID alike), its tries, when it is tried again.
@@ -490,7 +549,7 @@ pub enum PowerOutput {
         /// The form's name.
         form: &'static str,
         /// `object.instance = value` …, as the journal shows them.
-        sets: String,
+        sets: crate::engine::record::Text,
         /// Which try.
         attempt: u8,
         /// Nothing was sent (a dry run).
@@ -509,8 +568,12 @@ pub enum PowerOutput {
     Read {
         /// The outlet.
         outlet: OutletId,
-        /// The object and its value as the MIB names it.
-        state: String,
+        /// The object read.
+        object: &'static Object,
+        /// Its instance (0 for a scalar).
+        index: u32,
+        /// Its value.
+        value: i64,
         /// A command is pending or under way.
         busy: bool,
     },
@@ -662,12 +725,13 @@ impl Power {
                 .collect();
             plans.push(Plan {
                 plug,
-                name,
+                name: name.into(),
                 card: Card::new(to, credential),
                 control,
                 index,
                 members,
                 ups,
+                requests: Requests::new(control, index),
             });
         }
         let mut of_recorder = vec![Vec::new(); site.recorders.len()];
@@ -704,20 +768,25 @@ impl Power {
             .iter()
             .zip(&self.stages)
             .enumerate()
-            .map(|(i, (p, s))| (OutletId(i as u32), p.name.as_str(), *s))
+            .map(|(i, (p, s))| (OutletId(i as u32), &*p.name, *s))
     }
 
     /// The outlet named `name` (as records name it).
     pub fn outlet_named(&self, name: &str) -> Option<OutletId> {
         self.plans
             .iter()
-            .position(|p| p.name == name)
+            .position(|p| &*p.name == name)
             .map(|i| OutletId(i as u32))
     }
 
     /// Outlet `o`'s name.
     pub fn name(&self, o: OutletId) -> &str {
         &self.plans[o.0 as usize].name
+    }
+
+    /// Its name as records hold it (shared, not copied).
+    pub fn name_text(&self, o: OutletId) -> crate::engine::record::Text {
+        self.plans[o.0 as usize].name.clone()
     }
 
     /// Where outlet `o` stands.
@@ -732,7 +801,13 @@ impl Power {
 
     /// The next output.
     pub fn poll_output(&mut self) -> Option<PowerOutput> {
-        self.out.pop_front()
+        let o = self.out.pop_front();
+        if o.is_none() {
+            // Every output taken (and its bytes read by the caller before it asked
+            // again): the buffer starts over, at the high-water mark of its capacity.
+            self.wire.clear();
+        }
+        o
     }
 
     /// What a checkpoint keeps.
@@ -796,8 +871,9 @@ impl Power {
             return;
         };
         *slot = Some(at);
-        for &o in &self.of_recorder[r.index()].clone() {
-            let i = o.0 as usize;
+        for k in 0..self.of_recorder[r.index()].len() {
+            let i = self.of_recorder[r.index()][k].0 as usize;
+            let o = OutletId(i as u32);
             if matches!(self.stages[i], Stage::Armed | Stage::Done | Stage::NotCut)
                 && at > self.settled[i]
             {
@@ -990,9 +1066,6 @@ impl Power {
             let Some(wol) = self.wol[r.index()] else {
                 continue;
             };
-            if self.out.is_empty() {
-                self.wire.clear();
-            }
             let start = self.wire.len();
             magic_packet(wol.mac, &mut self.wire);
             let sent = w.sent + 1;
@@ -1066,49 +1139,18 @@ impl Power {
         self.send(now, o);
     }
 
-    /// The bindings outlet `o`'s stage asks: a SET's, or the read-back's.
-    fn request(&self, i: usize) -> (PduType, Vec<(OidBuf, i64)>, Option<&'static Form>) {
+    /// What outlet `i`'s stage asks: a SET's form, or the read-back.
+    fn request(&self, i: usize) -> (PduType, Asks) {
         let p = &self.plans[i];
-        let at = |inst: Instance| match inst {
-            Instance::Scalar => 0,
-            Instance::Outlet => p.index,
+        let form = |f: Option<&'static Form>| {
+            f.and_then(|f| p.requests.of(f))
+                .map_or(Asks::Nothing, Asks::Form)
         };
         match self.stages[i] {
-            Stage::Reading | Stage::Checking { .. } => {
-                let rb = p
-                    .control
-                    .readback
-                    .as_ref()
-                    .expect("a stage that reads has a read-back");
-                (
-                    PduType::GET_REQUEST,
-                    vec![(rb.object.oid(at(rb.instance)), 0)],
-                    None,
-                )
-            }
-            Stage::Setting { form } => {
-                let f = self.form(i, form).expect("a stage's form exists");
-                (
-                    PduType::SET_REQUEST,
-                    f.sets
-                        .iter()
-                        .map(|(obj, inst, v)| (obj.oid(at(*inst)), *v))
-                        .collect(),
-                    Some(f),
-                )
-            }
-            Stage::SwitchingOn => {
-                let f = p.control.on.expect("a PDU's control has `on`");
-                (
-                    PduType::SET_REQUEST,
-                    f.sets
-                        .iter()
-                        .map(|(obj, inst, v)| (obj.oid(at(*inst)), *v))
-                        .collect(),
-                    Some(f),
-                )
-            }
-            _ => (PduType::GET_REQUEST, Vec::new(), None),
+            Stage::Reading | Stage::Checking { .. } => (PduType::GET_REQUEST, Asks::Read),
+            Stage::Setting { form: k } => (PduType::SET_REQUEST, form(self.form(i, k))),
+            Stage::SwitchingOn => (PduType::SET_REQUEST, form(p.control.on)),
+            _ => (PduType::GET_REQUEST, Asks::Nothing),
         }
     }
 
@@ -1117,14 +1159,16 @@ impl Power {
         let Some(req) = self.out_req[i] else {
             return;
         };
-        let (kind, bindings, form) = self.request(i);
-        if let Some(f) = form
+        let (kind, asks) = self.request(i);
+        if let Asks::Form(k) = asks
             && !req.discovery
         {
+            let (f, _, text) = &self.plans[i].requests.forms[k];
+            let f: &'static Form = f;
             self.out.push_back(PowerOutput::Commanded {
                 outlet: o,
                 form: f.name,
-                sets: describe(f, self.plans[i].index),
+                sets: text.clone(),
                 attempt: req.tries,
                 dry_run: self.dry_run,
             });
@@ -1141,34 +1185,44 @@ impl Power {
             self.after_read(now, o, false, &|_| true);
             return;
         }
-        if self.out.is_empty() {
-            self.wire.clear();
-        }
         let start = self.wire.len();
-        let vbs: Vec<VarBind<'_>> = bindings
-            .iter()
-            .map(|(oid, v)| VarBind {
+        let Plan { card, requests, .. } = &mut self.plans[i];
+        let bindings: &[(OidBuf, i64)] = match asks {
+            Asks::Read => requests.readback.as_ref().map_or(&[], |r| &r[..]),
+            Asks::Form(k) => &requests.forms[k].1,
+            Asks::Nothing => &[],
+        };
+        // At most three bindings (RFC 1628's), in place: nothing allocated per request.
+        let Some(first) = bindings.first() else {
+            return;
+        };
+        let mut vbs = [VarBind {
+            name: first.0.as_oid(),
+            value: Value::Null,
+        }; 3];
+        let n = bindings.len().min(vbs.len());
+        for (vb, (oid, v)) in vbs.iter_mut().zip(bindings) {
+            *vb = VarBind {
                 name: oid.as_oid(),
                 value: if kind == PduType::SET_REQUEST {
                     Value::Integer(*v)
                 } else {
                     Value::Null
                 },
-            })
-            .collect();
-        let p = &mut self.plans[i];
-        p.card.encode(
+            };
+        }
+        card.encode(
             now,
             kind,
             req.id,
             req.discovery,
-            &vbs,
+            &vbs[..n],
             &mut self.scratch,
             &mut self.wire,
         );
         self.out.push_back(PowerOutput::Send {
             outlet: o,
-            to: p.card.to,
+            to: card.to,
             bytes: start..self.wire.len(),
         });
     }
@@ -1223,9 +1277,9 @@ impl Power {
                 self.send(now, o);
                 return Ok(o);
             }
-            Opened::Answer { status, varbinds } => (status, integers(varbinds)),
+            Opened::Answer { status, varbinds } => (status, first_integer(varbinds)),
         };
-        self.answered(now, o, status, &values, on_battery);
+        self.answered(now, o, status, values, on_battery);
         Ok(o)
     }
 
@@ -1251,8 +1305,8 @@ impl Power {
                     .is_some_and(|oid| oid.as_bytes() == first.name.as_bytes())
         })?;
         let o = OutletId(i as u32);
-        let values = integers(answer.varbinds);
-        self.answered(now, o, answer.error_status, &values, on_battery);
+        let values = first_integer(answer.varbinds);
+        self.answered(now, o, answer.error_status, values, on_battery);
         Some(o)
     }
 
@@ -1287,7 +1341,7 @@ impl Power {
         now: Timestamp,
         o: OutletId,
         status: i32,
-        values: &[i64],
+        value: Option<i64>,
         on_battery: &dyn Fn(UpsId) -> bool,
     ) {
         let i = o.0 as usize;
@@ -1299,7 +1353,7 @@ impl Power {
                     .readback
                     .as_ref()
                     .expect("a stage that reads has a read-back");
-                let value = values.first().copied().filter(|_| status == 0);
+                let value = value.filter(|_| status == 0);
                 let busy = value.is_some_and(|v| {
                     if rb.countdown {
                         v >= 0
@@ -1310,17 +1364,12 @@ impl Power {
                 if let Some(v) = value {
                     self.out.push_back(PowerOutput::Read {
                         outlet: o,
-                        state: format!(
-                            "{}.{} = {}",
-                            rb.object.name,
-                            match rb.instance {
-                                Instance::Scalar => 0,
-                                Instance::Outlet => self.plans[i].index,
-                            },
-                            rb.object
-                                .named(v)
-                                .map_or_else(|| v.to_string(), |n| format!("{n}({v})"))
-                        ),
+                        object: rb.object,
+                        index: match rb.instance {
+                            Instance::Scalar => 0,
+                            Instance::Outlet => self.plans[i].index,
+                        },
+                        value: v,
                         busy,
                     });
                 }
@@ -1540,15 +1589,13 @@ fn describe(f: &Form, index: u32) -> String {
         .join(", ")
 }
 
-/// The integer values of `vbs` (others as 0).
-fn integers(vbs: &[VarBind<'_>]) -> Vec<i64> {
-    vbs.iter()
-        .map(|vb| match vb.value {
-            Value::Integer(i) => i,
-            Value::Gauge32(g) | Value::Counter32(g) | Value::TimeTicks(g) => i64::from(g),
-            _ => 0,
-        })
-        .collect()
+/// The first binding's integer value (another kind as 0).
+fn first_integer(vbs: &[VarBind<'_>]) -> Option<i64> {
+    vbs.first().map(|vb| match vb.value {
+        Value::Integer(i) => i,
+        Value::Gauge32(g) | Value::Counter32(g) | Value::TimeTicks(g) => i64::from(g),
+        _ => 0,
+    })
 }
 
 /// A Wake-on-LAN magic packet for `mac`: six 0xFF, then the MAC sixteen times.

@@ -1829,7 +1829,7 @@ impl Station {
                     continue;
                 }
                 PowerOutput::Committed { outlet, at } => Record::Decision(Decided::CycleOutlet {
-                    outlet: self.power.name(outlet).into(),
+                    outlet: self.power.name_text(outlet),
                     at,
                     recorders: self
                         .power
@@ -1845,7 +1845,7 @@ impl Station {
                     attempt,
                     dry_run,
                 } => Record::Action(Action::OutletSet {
-                    outlet: self.power.name(outlet).into(),
+                    outlet: self.power.name_text(outlet),
                     form: form.into(),
                     sets,
                     attempt,
@@ -1859,24 +1859,32 @@ impl Station {
                 } => {
                     self.counts.outlet_sets_refused += u64::from(status != 0);
                     Record::Action(Action::OutletAnswered {
-                        outlet: self.power.name(outlet).into(),
+                        outlet: self.power.name_text(outlet),
                         form: form.into(),
                         status: status_name(status).into(),
                     })
                 }
                 PowerOutput::Read {
                     outlet,
-                    state,
+                    object,
+                    index,
+                    value,
                     busy,
                 } => Record::Action(Action::OutletRead {
-                    outlet: self.power.name(outlet).into(),
-                    state,
+                    outlet: self.power.name_text(outlet),
+                    state: format!(
+                        "{}.{index} = {}",
+                        object.name,
+                        object
+                            .named(value)
+                            .map_or_else(|| value.to_string(), |n| format!("{n}({value})"))
+                    ),
                     busy,
                 }),
                 PowerOutput::NotCut { outlet, why } => Record::Decision(Decided::Alert {
                     ups: None,
                     recorder: None,
-                    outlet: Some(self.power.name(outlet).into()),
+                    outlet: Some(self.power.name_text(outlet)),
                     kind: OUTLET_NOT_CYCLED.into(),
                     reason: why,
                 }),

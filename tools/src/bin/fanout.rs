@@ -11,6 +11,13 @@
 //! the same sink. The modes take turns, trial by trial, so that a slow spell of this
 //! shared machine falls on all of them. Loopback only; each trial is bounded in time.
 //!
+//! With `--outlets N` (e.g. 500), a fourth mode: the same site with every recorder on
+//! one of N outlets of a switched PDU (shutdown time 0 s, so each outlet is cut as soon
+//! as its recorders are ordered), the PDU's card played by this binary (`--card`):
+//! it answers the read before write, the SET and the read-back, and records when the
+//! last SET and the last read-back came. The orders must still leave first and reach
+//! the last recorder as fast as without outlets; the SETs follow.
+//!
 //! Run: `cargo build --release && cargo run --release -p trapgate-tools --bin fanout`.
 
 use std::io::{BufRead, BufReader, Write};
@@ -39,9 +46,88 @@ struct Args {
     /// Trials of each mode.
     #[arg(long, default_value_t = 9)]
     trials: usize,
+    /// Outlets of a switched PDU the recorders are spread over (0: no outlets mode).
+    #[arg(long, default_value_t = 0)]
+    outlets: usize,
     /// (internal) Be the sink: PORT COUNT.
     #[arg(long, hide = true, num_args = 2, value_names = ["PORT", "COUNT"])]
     sink: Option<Vec<u64>>,
+    /// (internal) Be the PDU's card: PORT OUTLETS.
+    #[arg(long, hide = true, num_args = 2, value_names = ["PORT", "OUTLETS"])]
+    card: Option<Vec<u64>>,
+}
+
+const PDU: Ipv4Addr = Ipv4Addr::new(127, 13, 0, 2);
+
+/// The PDU's card: answers every get (an outlet on, then off once set) and set
+/// (noError) with the request's id and community, until each of `outlets` has been set
+/// and read back (15 s at most); prints the sets and read-backs seen and the kernel's
+/// receive time of the last of each, ns since the epoch.
+fn card(port: u16, outlets: u64) {
+    use trapgate::wire::{Pdu, PduType, RequestPdu};
+    let socket = bind_udp(SocketAddr::from((PDU, port))).expect("the card's port");
+    println!("ready");
+    let _ = std::io::stdout().flush();
+    let mut batch = RecvBatch::new();
+    let mut answers = SendBatch::new();
+    let mut off = std::collections::HashSet::new();
+    let (mut sets, mut readbacks, mut last_set, mut last_readback) = (0u64, 0u64, 0u64, 0u64);
+    let started = Instant::now();
+    while readbacks < outlets && started.elapsed() < Duration::from_secs(15) {
+        let n = match batch.recv(socket.as_raw_fd()) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_micros(50));
+                continue;
+            }
+            Err(e) => panic!("card: {e}"),
+        };
+        for i in 0..n {
+            let at = batch.arrival(i).unwrap_or_else(now_ns);
+            let Some((from, payload, _)) = batch.get(i) else {
+                continue;
+            };
+            let arena = bumpalo::Bump::new();
+            let Ok(m) = Message::parse(payload, &arena) else {
+                continue;
+            };
+            let Pdu::Request(q) = m.pdu else { continue };
+            let Some(vb) = q.varbinds.first() else {
+                continue;
+            };
+            let value = match q.kind {
+                PduType::SET_REQUEST => {
+                    sets += 1;
+                    last_set = last_set.max(at);
+                    off.insert(vb.name.as_bytes().last().copied());
+                    vb.value
+                }
+                _ if off.contains(&vb.name.as_bytes().last().copied()) => {
+                    readbacks += 1;
+                    last_readback = last_readback.max(at);
+                    Value::Integer(1)
+                }
+                _ => Value::Integer(2),
+            };
+            let vbs = [VarBind {
+                name: vb.name,
+                value,
+            }];
+            let answer = encode::to_vec(&Message {
+                pdu: Pdu::Request(RequestPdu {
+                    kind: PduType::RESPONSE,
+                    request_id: q.request_id,
+                    error_status: 0,
+                    error_index: 0,
+                    varbinds: &vbs,
+                }),
+                ..m
+            });
+            answers.push(from, &answer);
+        }
+        answers.flush(socket.as_raw_fd());
+    }
+    println!("{sets} {last_set} {readbacks} {last_readback}");
 }
 
 const UPS: Ipv4Addr = Ipv4Addr::new(127, 13, 0, 1);
@@ -145,6 +231,41 @@ impl Sink {
     }
 }
 
+/// `site`, with every recorder on one of `outlets` outlets of a PDU whose card listens
+/// on `pdu_port`, and 0 s of shutdown time (each outlet is cut as soon as its recorders
+/// are ordered).
+fn site_with_outlets(
+    listen: u16,
+    card: u16,
+    sink: u16,
+    n: usize,
+    pdu_port: u16,
+    outlets: usize,
+) -> String {
+    let mut t = String::new();
+    for (i, block) in site(listen, card, sink, n)
+        .split("[[recorder]]\n")
+        .enumerate()
+    {
+        if i == 0 {
+            t.push_str(block);
+            t.push_str(&format!(
+                "[[pdu]]\nname = \"pdu-a\"\naddress = \"{PDU}\"\nport = {pdu_port}\nvendor = \"apc-rpdu2\"\nwrite_community = \"private\"\n\n"
+            ));
+            continue;
+        }
+        t.push_str("[[recorder]]\n");
+        t.push_str(&block.replace(
+            "shutdown_time = \"90s\"\n",
+            &format!(
+                "shutdown_time = \"0s\"\noutlet = {{ pdu = \"pdu-a\", outlet = {} }}\n",
+                (i - 1) % outlets + 1
+            ),
+        ));
+    }
+    t
+}
+
 fn site(listen: u16, card: u16, sink: u16, n: usize) -> String {
     let mut t = format!(
         "[gateway]\nlisten = [\"127.0.0.1:{listen}\"]\nagent = \"127.0.0.1:0\"\ncommunity = \"public\"\n\n\
@@ -197,6 +318,78 @@ fn gateway_trial(
     (got == args.recorders as u64).then(|| last.saturating_sub(sent))
 }
 
+/// The PDU's card, in a process of its own (`--card`).
+struct PduCard {
+    child: Child,
+    out: BufReader<std::process::ChildStdout>,
+}
+
+impl PduCard {
+    fn start(me: &Path, port: u16, outlets: usize) -> PduCard {
+        let mut child = Command::new(me)
+            .args(["--card", &port.to_string(), &outlets.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the card starts");
+        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        out.read_line(&mut line).expect("the card is ready");
+        assert_eq!(line.trim(), "ready");
+        PduCard { child, out }
+    }
+
+    /// SETs seen, the last one's receipt, read-backs seen, the last one's receipt.
+    fn result(mut self) -> [u64; 4] {
+        let mut line = String::new();
+        self.out.read_line(&mut line).expect("the card's result");
+        let _ = self.child.wait();
+        let mut v = [0u64; 4];
+        for (slot, w) in v.iter_mut().zip(line.split_whitespace()) {
+            *slot = w.parse().unwrap_or(0);
+        }
+        v
+    }
+}
+
+/// One trial of trapgate with the recorders on the PDU's outlets (journal on): the
+/// last order's receipt after the trap, and the last read-back's receipt after the
+/// last order, ns; None if an order, a SET or a read-back is missing.
+fn outlets_trial(
+    args: &Args,
+    me: &Path,
+    site: &Path,
+    journal: &Path,
+    listen: u16,
+    sink_port: u16,
+    pdu_port: u16,
+) -> Option<(u64, u64)> {
+    let mut cmd = Command::new(&args.trapgate);
+    cmd.args(["run", "--config"]).arg(site);
+    let _ = std::fs::remove_file(journal);
+    cmd.arg("--journal").arg(journal);
+    let card = PduCard::start(me, pdu_port, args.outlets);
+    let mut child = spawn_listening(&mut cmd);
+    std::thread::sleep(Duration::from_millis(300));
+    let sink = Sink::start(me, sink_port, args.recorders);
+    let ups = UdpSocket::bind((UPS, 0)).expect("the UPS's socket");
+    let trap = low_battery(UPS.octets());
+    let sent = now_ns();
+    ups.send_to(&trap, ("127.0.0.1", listen))
+        .expect("send the trap");
+    let (got, last) = sink.result();
+    let [sets, _, readbacks, last_readback] = card.result();
+    stop(&mut child);
+    let all = got == args.recorders as u64
+        && sets >= args.outlets as u64
+        && readbacks >= args.outlets as u64;
+    all.then(|| {
+        (
+            last.saturating_sub(sent),
+            last_readback.saturating_sub(last),
+        )
+    })
+}
+
 /// One trial of the floor: fsync once, then every order in `sendmmsg` batches.
 fn floor_trial(args: &Args, me: &Path, file: &Path, sink_port: u16) -> Option<u64> {
     let sink = Sink::start(me, sink_port, args.recorders);
@@ -233,6 +426,10 @@ fn main() {
         sink(s[0] as u16, s[1]);
         return;
     }
+    if let Some(c) = &args.card {
+        card(c[0] as u16, c[1]);
+        return;
+    }
     assert!(
         args.trapgate.exists(),
         "{} is missing: cargo build --release first",
@@ -251,10 +448,51 @@ fn main() {
         args.recorders,
     );
     std::fs::write(&site_path, text).expect("site");
+    let pdu_port = free_port();
+    let outlets_path = dir.join("site-outlets.toml");
+    if args.outlets > 0 {
+        let text = site_with_outlets(
+            listen,
+            card.local_addr().expect("addr").port(),
+            sink_port,
+            args.recorders,
+            pdu_port,
+            args.outlets,
+        );
+        std::fs::write(&outlets_path, text).expect("site");
+    }
     let journal = dir.join("journal");
     let (mut floor, mut on, mut off) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut with_outlets, mut sets_after) = (Vec::new(), Vec::new());
     let mut lost = 0;
     for trial in 0..args.trials {
+        if args.outlets > 0 {
+            match outlets_trial(
+                &args,
+                &me,
+                &outlets_path,
+                &journal,
+                listen,
+                sink_port,
+                pdu_port,
+            ) {
+                Some((fan, after)) => {
+                    println!(
+                        "trial {trial} journal on, {} outlets: last of {} orders received after {:.2} ms, last read-back {:.2} ms after it",
+                        args.outlets,
+                        args.recorders,
+                        fan as f64 / 1e6,
+                        after as f64 / 1e6
+                    );
+                    with_outlets.push(fan);
+                    sets_after.push(after);
+                }
+                None => {
+                    println!("trial {trial} outlets: an order, a SET or a read-back missing");
+                    lost += 1;
+                }
+            }
+        }
         for (mode, out) in [
             ("floor", &mut floor),
             ("journal on", &mut on),
@@ -306,5 +544,16 @@ fn main() {
             String::new()
         }
     );
+    if args.outlets > 0 {
+        let (w, a) = (median(&mut with_outlets), median(&mut sets_after));
+        println!(
+            "with {} outlets (journal on): the last order after {w:.2} ms ({}), {:.3}× without outlets; every SET and read-back done {a:.2} ms after the last order ({}), {:.2}× the orders' own fan-out",
+            args.outlets,
+            range(&with_outlets),
+            w / n,
+            range(&sets_after),
+            a / n
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
