@@ -763,3 +763,225 @@ fn the_probe_says_which_card_does_not_answer() {
         "{said}"
     );
 }
+
+/// snmpd playing `mode` (`tests/fixtures/control_card.py`) under `subtree` on
+/// `address:port`, its SETs logged to `dir/sets.log`, with `access` lines.
+fn control_card(
+    dir: &Path,
+    address: &str,
+    port: u16,
+    mode: &str,
+    subtree: &str,
+    access: &str,
+) -> Option<std::process::Child> {
+    if !have_python() {
+        return None;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/control_card.py");
+    let log = dir.join("sets.log");
+    let _ = std::fs::remove_file(&log);
+    snmpd_card(
+        dir,
+        &format!("udp:{address}:{port}"),
+        &format!(
+            "{access}pass_persist {subtree} /usr/bin/env python3 {} {mode} {}\n",
+            script.display(),
+            log.display()
+        ),
+    )
+}
+
+/// `snmpget -v2c -c public` of `object` at `address:port`.
+fn reads_at(address: &str, port: u16, object: &str) -> String {
+    let out = net_snmp_cmd("snmpget")
+        .args(["-M", "/dev/null", "-On", "-Oqv", "-v2c", "-c", "public"])
+        .arg(format!("{address}:{port}"))
+        .arg(object)
+        .output()
+        .expect("snmpget runs");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn an_rfc1628_ups_output_is_cycled_with_a_longer_startup_countdown_in_one_set() {
+    if which("snmptrap").is_none() {
+        trapgate::testing::skip(
+            "snmptrap is not installed (apt-get install snmp, or bash .ci/run)",
+        );
+        return;
+    }
+    let port = free_port(CARD);
+    // Both recorders on the UPS's whole output, both in tier 2: the output is cut once
+    // both have had their shutdown time.
+    let text = site(port, "write_community = \"private\"", "", "")
+        .replace("vendor = \"apc\"", "vendor = \"ups-mib\"")
+        .replace(
+            "outlet = { ups = \"ups-card\", group = 2 }",
+            "outlet = { ups = \"ups-card\" }",
+        )
+        .replace(
+            "outlet = { ups = \"ups-card\", group = 1 }",
+            "outlet = { ups = \"ups-card\" }",
+        )
+        .replace("tier = 1", "tier = 2");
+    let file = site_file("power-rfc1628", &text);
+    let dir = file.parent().expect("dir").to_path_buf();
+    let Some(mut card) = control_card(
+        &dir,
+        CARD,
+        port,
+        "rfc1628",
+        ".1.3.6.1.2.1.33",
+        "rocommunity public 127.0.0.0/8\nrwcommunity private 127.0.0.1\n",
+    ) else {
+        return;
+    };
+    let (child, out, err) = start(&["run", "--config", file.to_str().expect("UTF-8")]);
+    let traps = listening_on(&err);
+    std::thread::sleep(Duration::from_millis(500));
+    // The card's upsTrapOnBattery, v2c, from its own address.
+    let sent = net_snmp_cmd("snmptrap")
+        .args([
+            "-M",
+            "/dev/null",
+            "-v",
+            "2c",
+            "-c",
+            "public",
+            &format!("--clientaddr={CARD}"),
+        ])
+        .arg(traps.to_string())
+        .args(["", "1.3.6.1.2.1.33.2.1"])
+        .output()
+        .expect("snmptrap runs");
+    assert!(sent.status.success(), "{sent:?}");
+    expect_line(
+        &out,
+        &[
+            "\"decision\":\"CycleOutlet\"",
+            "\"outlet\":\"ups-card\"",
+            "nvr-a",
+            "nvr-b",
+        ],
+    );
+    let set = expect_line(
+        &out,
+        &["\"action\":\"OutletSet\"", "\"outlet\":\"ups-card\""],
+    );
+    assert!(
+        set.contains("upsShutdownType.0 = output(1), upsStartupAfterDelay.0 = 90, upsShutdownAfterDelay.0 = 10"),
+        "{set}"
+    );
+    expect_line(&out, &["\"action\":\"OutletAnswered\"", "noError"]);
+    let read = expect_line(
+        &out,
+        &["\"action\":\"OutletRead\"", "upsShutdownAfterDelay.0"],
+    );
+    assert!(
+        read.contains("\"busy\":true"),
+        "a countdown under way: {read}"
+    );
+    let log = sets_logged(&dir, 3);
+    let left: i64 = reads_at(CARD, port, ".1.3.6.1.2.1.33.1.8.2.0")
+        .parse()
+        .unwrap_or(-1);
+    let startup = reads_at(CARD, port, ".1.3.6.1.2.1.33.1.8.3.0");
+    terminate(&child);
+    let _ = card.kill();
+    let _ = card.wait();
+    assert_eq!(
+        log.lines().collect::<Vec<_>>(),
+        [
+            "set .1.3.6.1.2.1.33.1.8.1.0 = 1",
+            "set .1.3.6.1.2.1.33.1.8.3.0 = 90",
+            "set .1.3.6.1.2.1.33.1.8.2.0 = 10",
+        ],
+        "one SET, the startup countdown before the shutdown one"
+    );
+    assert!(
+        (0..=10).contains(&left),
+        "the shutdown countdown runs: {left}"
+    );
+    assert_eq!(
+        startup, "90",
+        "the output comes back 90 s later, after mains"
+    );
+}
+
+#[test]
+fn a_pdu_outlet_is_switched_off_once_shed_and_on_again_when_mains_returns() {
+    let port = free_port("127.0.8.2");
+    // The UPS's card is not polled here (nothing answers on its port).
+    let text = site(free_port(CARD), "", "", "")
+        .replace(
+            "outlet = { ups = \"ups-card\", group = 2 }",
+            "outlet = { pdu = \"pdu-a\", outlet = 3 }",
+        )
+        .replace("outlet = { ups = \"ups-card\", group = 1 }\n", "")
+        + &format!(
+            "\n[[pdu]]\nname = \"pdu-a\"\naddress = \"127.0.8.2\"\nport = {port}\nvendor = \"apc-rpdu2\"\nwrite_community = \"private\"\n"
+        );
+    let file = site_file("power-pdu", &text);
+    let dir = file.parent().expect("dir").to_path_buf();
+    let Some(mut pdu) = control_card(
+        &dir,
+        "127.0.8.2",
+        port,
+        "rpdu2",
+        ".1.3.6.1.4.1.318",
+        "rocommunity public 127.0.0.0/8\nrwcommunity private 127.0.0.1\n",
+    ) else {
+        return;
+    };
+    let (child, out, err) = start(&["run", "--config", file.to_str().expect("UTF-8")]);
+    let traps = listening_on(&err);
+    std::thread::sleep(Duration::from_millis(500));
+    let ups = UdpSocket::bind((CARD, 0)).expect("the UPS's trap socket");
+    ups.send_to(&apc_trap(5), traps).expect("send");
+    let off = expect_line(&out, &["\"action\":\"OutletSet\"", "pdu-a/outlet 3"]);
+    assert!(
+        off.contains("rPDU2OutletSwitchedControlCommand.3 = immediateOff(2)"),
+        "{off}"
+    );
+    expect_line(
+        &out,
+        &[
+            "\"action\":\"OutletRead\"",
+            "pdu-a/outlet 3",
+            "off(1)",
+            "\"busy\":true",
+        ],
+    );
+    let state_off = reads_at("127.0.8.2", port, ".1.3.6.1.4.1.318.1.1.26.9.2.3.1.5.3");
+    // Mains back: the PDU has no battery to wait with; trapgate switches it on.
+    ups.send_to(&apc_trap(9), traps).expect("send");
+    let on = expect_line(
+        &out,
+        &[
+            "\"action\":\"OutletSet\"",
+            "pdu-a/outlet 3",
+            "immediateOn(1)",
+        ],
+    );
+    expect_line(
+        &out,
+        &["\"action\":\"OutletAnswered\"", "pdu-a/outlet 3", "noError"],
+    );
+    let log = sets_logged(&dir, 2);
+    let state_on = reads_at("127.0.8.2", port, ".1.3.6.1.4.1.318.1.1.26.9.2.3.1.5.3");
+    let other = reads_at("127.0.8.2", port, ".1.3.6.1.4.1.318.1.1.26.9.2.3.1.5.4");
+    terminate(&child);
+    let _ = pdu.kill();
+    let _ = pdu.wait();
+    assert!(on.contains("\"attempt\":1"), "{on}");
+    assert_eq!(state_off, "1", "outlet 3 off while on battery");
+    assert_eq!(state_on, "2", "outlet 3 on again");
+    assert_eq!(other, "2", "outlet 4 untouched");
+    assert_eq!(
+        log.lines().collect::<Vec<_>>(),
+        [
+            "set .1.3.6.1.4.1.318.1.1.26.9.2.4.1.5.3 = 2",
+            "set .1.3.6.1.4.1.318.1.1.26.9.2.4.1.5.3 = 1",
+        ]
+    );
+}

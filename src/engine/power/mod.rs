@@ -437,7 +437,11 @@ impl Requests {
 
 /// A form as an outlet's request writes it: the form, each object's instance and
 /// value, and the text it is journaled as.
-type Written = (&'static Form, Vec<(OidBuf, i64)>, crate::engine::record::Text);
+type Written = (
+    &'static Form,
+    Vec<(OidBuf, i64)>,
+    crate::engine::record::Text,
+);
 
 /// What a stage's request is: a read of the pending state, or form `k` of `Requests`.
 #[derive(Clone, Copy, Debug)]
