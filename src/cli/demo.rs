@@ -1068,14 +1068,15 @@ pub fn run(n: usize, speed: f64, v3: bool, out: &mut impl Write) -> Result<(), S
     let counts = Arc::new(Mutex::new(HashMap::<String, usize>::new()));
     let gw_counts = Arc::clone(&counts);
     let gateway = std::thread::spawn(move || {
+        let ready_clock = Arc::clone(&gw_clock);
         daemon::run(
             site,
             opts,
             |b| {
-                let _ = gw_clock.set(b.clock.clone());
+                let _ = ready_clock.set(b.clock.clone());
                 let _ = bound_tx.send((b.listen[0], b.agent, b.nut, b.nis));
             },
-            |at, r| {
+            move |at, r| {
                 let t = gw_clock
                     .get()
                     .map_or(t0.elapsed().as_secs_f64() * speed, |c| {

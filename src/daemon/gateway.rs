@@ -285,6 +285,9 @@ struct Outbox {
     agent_for: Vec<(Purpose, SocketAddr)>,
     polls: [SendBatch; 2],
     polls_for: [Vec<(Purpose, SocketAddr)>; 2],
+    /// The outlets' requests to their cards, from the poll sockets after the orders.
+    commands: [SendBatch; 2],
+    commands_for: [Vec<(Purpose, SocketAddr)>; 2],
     unsendable: Vec<Purpose>,
     /// Wake-on-LAN magic packets (a few an outage): sent one by one from a socket that
     /// may broadcast.
@@ -295,6 +298,15 @@ impl Outbox {
     /// Takes every datagram the station has (orders are encoded now).
     fn take(&mut self, station: &mut Station, polls: &PollSockets) {
         station.drain_transmits(|tx, bytes| match tx.via {
+            // A card's command (an outlet's read or SET) leaves after the orders.
+            Via::Poll
+                if polls.toward(tx.to).is_some()
+                    && matches!(tx.purpose, Purpose::Command { .. }) =>
+            {
+                let f = usize::from(tx.to.is_ipv6());
+                self.commands[f].push(tx.to, bytes);
+                self.commands_for[f].push((tx.purpose, tx.to));
+            }
             Via::Poll if polls.toward(tx.to).is_some() => {
                 let f = usize::from(tx.to.is_ipv6());
                 self.polls[f].push(tx.to, bytes);
@@ -365,11 +377,85 @@ fn own_drops(agent: &UdpSocket, polls: &PollSockets) -> Option<u64> {
     Some(sum)
 }
 
+/// Shows records on a thread of its own, in the order they are handed to it: each is
+/// formatted as `run` prints it (with its time as UTC), kept among the latest for the
+/// status page (with an HTTP endpoint), and given to `report`. Formatting a fan-out's
+/// thousands of records no longer takes the decision thread from the cards' answers.
+struct Shower {
+    tx: Option<Sender<(Timestamp, Record, bool, i64)>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    latest: Arc<std::sync::Mutex<std::collections::VecDeque<serde_json::Value>>>,
+}
+
+impl Shower {
+    fn start(
+        mut report: impl FnMut(Timestamp, &serde_json::Value) + Send + 'static,
+        keep_latest: bool,
+    ) -> Shower {
+        let (tx, rx) = crossbeam_channel::unbounded::<(Timestamp, Record, bool, i64)>();
+        let latest = Arc::new(std::sync::Mutex::new(
+            std::collections::VecDeque::with_capacity(LATEST),
+        ));
+        let kept = Arc::clone(&latest);
+        let thread = std::thread::Builder::new()
+            .name("trapgate-show".into())
+            .spawn(move || {
+                for (t, r, journaled, offset) in rx {
+                    let mut v = r.printed(t.shifted(offset), offset);
+                    if !journaled && let Some(o) = v.as_object_mut() {
+                        o.insert("journaled".into(), serde_json::Value::Bool(false));
+                    }
+                    if keep_latest && let Ok(mut l) = kept.lock() {
+                        if l.len() == LATEST {
+                            l.pop_front();
+                        }
+                        l.push_back(v.clone());
+                    }
+                    report(t.shifted(offset), &v);
+                }
+            })
+            .ok();
+        Shower {
+            tx: Some(tx),
+            thread,
+            latest,
+        }
+    }
+
+    /// Hands `r` (made at `t`, labelled with the wall clock's lead `offset`) over.
+    fn show(&self, t: Timestamp, r: Record, journaled: bool, offset: i64) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send((t, r, journaled, offset));
+        }
+    }
+
+    /// The latest records shown.
+    fn latest(&self) -> Vec<serde_json::Value> {
+        self.latest
+            .lock()
+            .map(|l| l.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Every record handed over is shown before this returns.
+    fn finish(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Shower {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
 /// The daemon's side of the station: its sockets' batches, the journal, the console.
-struct Driver<R: FnMut(Timestamp, &serde_json::Value)> {
-    /// The latest records shown, for the status page (kept only with an HTTP endpoint).
-    latest: std::collections::VecDeque<serde_json::Value>,
-    keep_latest: bool,
+struct Driver {
+    /// Shows the records.
+    shower: Shower,
     clock: Clock,
     station: Station,
     /// The site as the workers see it now, and the view before the last reload (to
@@ -403,10 +489,9 @@ struct Driver<R: FnMut(Timestamp, &serde_json::Value)> {
     noted: Refusals,
     /// When each kind of warning was last said, and how many were not said since.
     said: Vec<(&'static str, Timestamp, u64)>,
-    report: R,
 }
 
-impl<R: FnMut(Timestamp, &serde_json::Value)> Driver<R> {
+impl Driver {
     /// Says `text` on stderr, at most once every 10 s for one `kind`.
     fn say(&mut self, kind: &'static str, text: String) {
         let now = self.clock.now();
@@ -433,26 +518,15 @@ impl<R: FnMut(Timestamp, &serde_json::Value)> Driver<R> {
     /// it could not be journaled).
     fn show_now(&mut self, t: Timestamp, r: &Record, journaled: bool) {
         let offset = self.clock.label_offset();
-        self.show(t, r, journaled, offset);
+        self.show(t, r.clone(), journaled, offset);
     }
 
     /// Shows a record labelled with the wall clock's time as it was when the record was
     /// made (`offset`: the wall clock's lead on the monotonic one then).
-    fn show(&mut self, t: Timestamp, r: &Record, journaled: bool, offset: i64) {
-        if !r.shown() {
-            return;
+    fn show(&mut self, t: Timestamp, r: Record, journaled: bool, offset: i64) {
+        if r.shown() {
+            self.shower.show(t, r, journaled, offset);
         }
-        let mut v = r.printed(t.shifted(offset), offset);
-        if !journaled && let Some(o) = v.as_object_mut() {
-            o.insert("journaled".into(), serde_json::Value::Bool(false));
-        }
-        if self.keep_latest {
-            if self.latest.len() == LATEST {
-                self.latest.pop_front();
-            }
-            self.latest.push_back(v.clone());
-        }
-        (self.report)(t.shifted(offset), &v);
     }
 
     /// The journal could not be written: said once, shown as an alert (it cannot be
@@ -547,7 +621,7 @@ impl<R: FnMut(Timestamp, &serde_json::Value)> Driver<R> {
             .drain(..self.committed)
             .zip(labels.drain(..self.committed))
         {
-            self.show(t, &r, journaled, offset);
+            self.show(t, r, journaled, offset);
         }
         self.committed = 0;
         (self.unshown, self.labels) = (shown, labels);
@@ -608,6 +682,18 @@ impl<R: FnMut(Timestamp, &serde_json::Value)> Driver<R> {
                 let list = std::mem::take(&mut self.outbox.agent_for);
                 self.outbox.agent_for = self.handle_sent(t, list, &failed);
             }
+            // The outlets' commands once the orders have left: a fan-out's orders are
+            // not held behind 500 SETs.
+            for f in 0..2 {
+                if let Some(socket) = &polls.0[f]
+                    && !self.outbox.commands[f].is_empty()
+                {
+                    let (_, failed) = self.outbox.commands[f].flush(socket.as_raw_fd());
+                    let list = std::mem::take(&mut self.outbox.commands_for[f]);
+                    let t = self.clock.now();
+                    self.outbox.commands_for[f] = self.handle_sent(t, list, &failed);
+                }
+            }
             for (purpose, to, bytes) in std::mem::take(&mut self.outbox.wol) {
                 let sent = wol_socket(to.is_ipv6())
                     .and_then(|s| s.send_to(&bytes, to))
@@ -640,7 +726,9 @@ impl<R: FnMut(Timestamp, &serde_json::Value)> Driver<R> {
             // shown (it survives a kill -9), fsync'd with the next decisions.
             let sync = self.journal_records();
             self.commit(sync);
-            if !self.station.has_records() {
+            // Datagrams queued meanwhile (a timer that fell due as what left was
+            // reported: an outlet's read) go too, not at the next wake-up.
+            if !self.station.has_records() && self.station.transmits_waiting() == 0 {
                 break;
             }
         }
@@ -899,7 +987,7 @@ pub fn run(
     site: Site,
     opts: Options,
     ready: impl FnOnce(&Bound),
-    report: impl FnMut(Timestamp, &serde_json::Value),
+    report: impl FnMut(Timestamp, &serde_json::Value) + Send + 'static,
     reload: impl FnMut() -> Result<Site, String> + Send + 'static,
 ) -> Result<Stopped, StartError> {
     let listen = if opts.listen.is_empty() {
@@ -1052,9 +1140,7 @@ pub fn run(
         first_arrival: None,
         noted: Refusals::default(),
         said: Vec::new(),
-        report,
-        latest: std::collections::VecDeque::with_capacity(LATEST),
-        keep_latest: metrics_at.is_some(),
+        shower: Shower::start(report, metrics_at.is_some()),
         forwarder,
     };
     let mut notifier = crate::daemon::notify::Notifier::from_env();
@@ -1164,6 +1250,7 @@ pub fn run(
                 d.note_refusals(t, &tally);
                 d.station.flush_refusals(t);
                 d.act(&agent_socket, &poll_sockets);
+                d.shower.finish();
                 let own = own_drops(&agent_socket, &poll_sockets);
                 return Ok(Stopped {
                     stats: d.stats(&tally, own),
@@ -1272,7 +1359,7 @@ pub fn run(
             let published = Arc::new(crate::daemon::http::Published::new(
                 stats,
                 d.station.status_rows(d.clock.label_offset()),
-                d.latest.iter().cloned().collect(),
+                d.shower.latest(),
             ));
             // What it replaced is dropped after the lock, on this thread.
             let old = snapshot
@@ -1331,8 +1418,8 @@ fn note_probe(station: &mut Station, t: Timestamp, found: Vec<crate::daemon::pro
 }
 
 /// A site read for SIGHUP: taken, or refused with the reason (the running site kept).
-fn apply_reload<R: FnMut(Timestamp, &serde_json::Value)>(
-    d: &mut Driver<R>,
+fn apply_reload(
+    d: &mut Driver,
     receivers: &mut receive::Receivers,
     reloader: &Reloader,
     t: Timestamp,

@@ -645,6 +645,11 @@ pub struct Power {
     ordered: Vec<Option<Timestamp>>,
     /// Per outlet: when it was last committed; orders before it belong to a cycle done.
     settled: Vec<Timestamp>,
+    /// Outlets committed since the last timeout, and when: their `Committed` outputs
+    /// (the `CycleOutlet` decisions) wait for the next turn, so that a fan-out's orders
+    /// are journaled and leave without them.
+    announce: Vec<OutletId>,
+    announce_at: Option<Timestamp>,
     ids: Box<dyn RequestIds>,
     dry_run: bool,
     out: VecDeque<PowerOutput>,
@@ -755,6 +760,8 @@ impl Power {
             waking: vec![None; site.recorders.len()],
             ordered: vec![None; site.recorders.len()],
             settled: vec![Timestamp(0); n],
+            announce: Vec::with_capacity(n),
+            announce_at: None,
             ids,
             dry_run,
             out: VecDeque::new(),
@@ -851,6 +858,9 @@ impl Power {
 
     /// The earliest time `handle_timeout` must be called at.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
+        if self.announce_at.is_some() {
+            return self.announce_at;
+        }
         let stages = self.stages.iter().filter_map(|s| match s {
             Stage::Due { at } => Some(*at),
             _ => None,
@@ -883,25 +893,52 @@ impl Power {
             {
                 self.stages[i] = Stage::Idle;
             }
-            if self.stages[i] != Stage::Idle {
-                continue;
+            if self.stages[i] == Stage::Idle {
+                self.commit_if_all(now, o, shutdown);
             }
-            let since = self.settled[i];
-            let mut due = Timestamp(0);
-            let all = self.plans[i].members.iter().all(|m| {
-                match self.ordered[m.index()].filter(|t| *t > since) {
-                    Some(t) => {
-                        due = due.max(t.plus_secs(shutdown(*m).0));
-                        true
-                    }
-                    None => false,
+        }
+    }
+
+    /// Idle outlet `o` is committed if every recorder on it has been ordered since it
+    /// last cycled: due once the last of them has had its shutdown time.
+    fn commit_if_all(
+        &mut self,
+        now: Timestamp,
+        o: OutletId,
+        shutdown: &dyn Fn(RecorderId) -> crate::engine::config::Secs,
+    ) {
+        let i = o.0 as usize;
+        let since = self.settled[i];
+        let mut due = Timestamp(0);
+        let all = self.plans[i].members.iter().all(|m| {
+            match self.ordered[m.index()].filter(|t| *t > since) {
+                Some(t) => {
+                    due = due.max(t.plus_secs(shutdown(*m).0));
+                    true
                 }
-            });
-            if all {
-                let at = due.max(now);
-                self.stages[i] = Stage::Due { at };
-                self.settled[i] = now;
-                self.out.push_back(PowerOutput::Committed { outlet: o, at });
+                None => false,
+            }
+        });
+        if all {
+            let at = due.max(now);
+            self.stages[i] = Stage::Due { at };
+            self.settled[i] = now;
+            self.announce.push(o);
+            self.announce_at.get_or_insert(now);
+        }
+    }
+
+    /// After a journal is read: an outlet whose recorders it shows all ordered, but not
+    /// its commitment (the gateway stopped in the moment between them), is committed
+    /// now.
+    pub fn recommit(
+        &mut self,
+        now: Timestamp,
+        shutdown: &dyn Fn(RecorderId) -> crate::engine::config::Secs,
+    ) {
+        for i in 0..self.plans.len() {
+            if self.stages[i] == Stage::Idle {
+                self.commit_if_all(now, OutletId(i as u32), shutdown);
             }
         }
     }
@@ -1013,6 +1050,14 @@ impl Power {
         running: &dyn Fn(RecorderId) -> bool,
         on_battery: &dyn Fn(UpsId) -> bool,
     ) {
+        self.announce_at = None;
+        for k in 0..self.announce.len() {
+            let o = self.announce[k];
+            if let Stage::Due { at } = self.stages[o.0 as usize] {
+                self.out.push_back(PowerOutput::Committed { outlet: o, at });
+            }
+        }
+        self.announce.clear();
         for i in 0..self.plans.len() {
             let o = OutletId(i as u32);
             if let Stage::Due { at } = self.stages[i]

@@ -162,6 +162,10 @@ fn an_outlet_group_is_cut_once_its_recorders_have_had_their_shutdown_time_read_f
     let mut p = powered(&site);
     // nvr-244 (group 2) ordered at 10 s: due at 100 s; nvr-251's group waits for it.
     p.recorder_ordered(t(10), RecorderId(0), t(10), &ninety);
+    // Announced at the next turn, after the orders have left.
+    assert_eq!(drain(&mut p).1, []);
+    assert_eq!(p.poll_timeout(), Some(t(10)));
+    p.handle_timeout(t(10), &|_| false, &|_| true);
     let (_, said) = drain(&mut p);
     let g2 = p.outlet_named("ups-main/group 2").expect("group 2");
     assert_eq!(
@@ -560,6 +564,7 @@ fn an_outlet_cycled_in_one_outage_is_cycled_again_in_the_next() {
     let _ = drain(&mut p);
     // The next outage, an hour on.
     p.recorder_ordered(t(3_600), RecorderId(0), t(3_600), &ninety);
+    p.handle_timeout(t(3_600), &|_| false, &|_| true);
     let (_, said) = drain(&mut p);
     assert_eq!(
         said,
@@ -585,4 +590,28 @@ fn a_whole_output_waits_for_every_recorder_its_ups_alone_feeds() {
     assert_eq!(p.stage(out), Stage::Idle);
     p.recorder_ordered(t(200), RecorderId(1), t(200), &ninety);
     assert_eq!(p.stage(out), Stage::Due { at: t(290) });
+}
+
+#[test]
+fn a_journal_with_the_orders_but_not_the_commitment_commits_on_resume() {
+    // The gateway stopped between nvr-244's order (journaled) and its outlet's
+    // CycleOutlet (the next turn's): read back, the outlet is committed all the same.
+    let site = site("");
+    let mut p = powered(&site);
+    let g2 = p.outlet_named("ups-main/group 2").expect("group 2");
+    p.restore_ordered(RecorderId(0), t(10));
+    assert_eq!(p.stage(g2), Stage::Idle);
+    p.recommit(t(20), &ninety);
+    p.handle_timeout(t(20), &|_| false, &|_| true);
+    let (_, said) = drain(&mut p);
+    assert_eq!(
+        said,
+        [PowerOutput::Committed {
+            outlet: g2,
+            at: t(100)
+        }]
+    );
+    // Group 1's recorder was never ordered: nothing.
+    let g1 = p.outlet_named("ups-main/group 1").expect("group 1");
+    assert_eq!(p.stage(g1), Stage::Idle);
 }

@@ -567,6 +567,10 @@ pub struct Station {
     refusal_log: RefusalLog,
     records: VecDeque<(Timestamp, Record)>,
     queued: VecDeque<Queued>,
+    /// Orders queued and not yet reported sent (`handle_sent`): while any wait, the
+    /// outlets' timers wait too (a fan-out's orders are journaled and leave before its
+    /// outlets' commitments and reads).
+    orders_queued: usize,
     bytes: Vec<u8>,
     commands: VecDeque<Command>,
     /// A journal is being fed back in (`restore`): nothing decided goes out.
@@ -630,6 +634,7 @@ impl Station {
             refusal_log: RefusalLog::new(),
             records: VecDeque::new(),
             queued: VecDeque::new(),
+            orders_queued: 0,
             // Sized for a poll of every UPS and a burst of answers: it does not grow per packet.
             bytes: Vec::with_capacity(16 * 1024 + 128 * upses),
             commands: VecDeque::new(),
@@ -774,7 +779,7 @@ impl Station {
         let (poller, power) = if self.restoring {
             (None, None)
         } else {
-            (self.poller.poll_timeout(), self.power.poll_timeout())
+            (self.poller.poll_timeout(), self.power_timeout_due())
         };
         [
             self.decider.poll_timeout(),
@@ -897,11 +902,19 @@ impl Station {
                 self.refusal_log.handle_timeout(due);
                 self.refusal_summaries(due);
             }
-            if !self.restoring && self.power.poll_timeout().is_some_and(|d| d <= due) {
+            if !self.restoring && self.power_timeout_due().is_some_and(|d| d <= due) {
                 self.power_timeout(due);
             }
         }
         self.floor = self.floor.max(to);
+    }
+
+    /// When the power machine's timer is due: not while orders wait to leave.
+    fn power_timeout_due(&self) -> Option<Timestamp> {
+        if self.orders_queued > 0 {
+            return None;
+        }
+        self.power.poll_timeout()
     }
 
     /// A notification the trust layer admitted, received at `now`.
@@ -1437,6 +1450,9 @@ impl Station {
         purpose: Purpose,
         sent: Result<Option<SocketAddr>, String>,
     ) {
+        if matches!(purpose, Purpose::Order { .. }) {
+            self.orders_queued = self.orders_queued.saturating_sub(1);
+        }
         let at = self.at(now);
         match (purpose, sent) {
             (Purpose::Order { recorder, attempt }, Ok(to)) => {
@@ -1635,6 +1651,7 @@ impl Station {
         let old = self.handle_reload(t, p);
         self.records.clear();
         self.queued.clear();
+        self.orders_queued = 0;
         self.bytes.clear();
         self.commands.clear();
         self.restoring = false;
@@ -1914,17 +1931,20 @@ impl Station {
         }
         self.counts.orders_sent += 1;
         match &rec.kind {
-            RecorderKind::TrapRelay => self.queued.push_back(Queued {
-                transmit: Transmit {
-                    to: self.relays[r].0,
-                    via: Via::Agent,
-                    purpose: Purpose::Order {
-                        recorder: r,
-                        attempt,
+            RecorderKind::TrapRelay => {
+                self.orders_queued += 1;
+                self.queued.push_back(Queued {
+                    transmit: Transmit {
+                        to: self.relays[r].0,
+                        via: Via::Agent,
+                        purpose: Purpose::Order {
+                            recorder: r,
+                            attempt,
+                        },
                     },
-                },
-                bytes: None,
-            }),
+                    bytes: None,
+                })
+            }
             // A NUT or apcupsd client is told by what its status turns to (FSD, ONBATT
             // LOWBATT); nothing is sent.
             RecorderKind::Nut { .. } | RecorderKind::Apcupsd => {
@@ -2370,6 +2390,7 @@ impl Station {
         // History: nothing it decided goes out.
         self.records.clear();
         self.queued.clear();
+        self.orders_queued = 0;
         self.bytes.clear();
         self.commands.clear();
         while self.ledger.poll_output().is_some() {}
@@ -2389,6 +2410,9 @@ impl Station {
         // would otherwise leave, be forgotten here, and its answer refused as forged.
         self.poller.restart(self.floor);
         let at = self.at(now);
+        let site = Arc::clone(&self.site);
+        self.power
+            .recommit(at, &|r| site.recorders[r].shutdown_time);
         let mut unsent = 0;
         for (r, decided) in std::mem::take(&mut self.unsent) {
             if matches!(self.ledger.standing(r), Standing::Ordered { .. }) {

@@ -18,7 +18,8 @@
 //! last SET and the last read-back came. The orders must still leave first and reach
 //! the last recorder as fast as without outlets; the SETs follow.
 //!
-//! Run: `cargo build --release && cargo run --release -p trapgate-tools --bin fanout`.
+//! Run: `cargo build --release && cargo run --release -p trapgate-tools --bin fanout`
+//! (`FANOUT_KEEP=1` keeps its directory: the site files and the last trial's journal).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
@@ -555,5 +556,7 @@ fn main() {
             a / n
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    if std::env::var_os("FANOUT_KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
