@@ -88,15 +88,8 @@ fn upses(n: u8, extra: &str) -> String {
 #[test]
 fn reports_on_the_trap_port_are_few_and_cost_no_real_trap() {
     let file = site_file("doors-reports", &upses(11, ""));
-    let (child, out, err) = start(&[
-        "run",
-        "--config",
-        file.to_str().expect("UTF-8"),
-        "--http",
-        "127.0.0.1:0",
-    ]);
-    let traps = listening_on(&err);
-    let http = http_endpoint(&err).to_string();
+    let (child, out, _err, traps, http) = run_with_http(&file);
+    let http = http.to_string();
     let flooder = UdpSocket::bind("127.0.4.1:0").expect("the first UPS's address");
     // Naming another engine than trapgate's: no Report, however reportable.
     for i in 0..2_000 {
@@ -436,15 +429,8 @@ fn nis_status(from: &str, nis: SocketAddr) -> Result<String, String> {
 fn one_address_takes_its_share_of_the_nut_and_nis_servers_and_no_more() {
     let (nut_port, nis_port) = (free_tcp_port(), free_tcp_port());
     let file = site_file("doors-tcp", &tcp_site(nut_port, nis_port));
-    let (child, _out, err) = start(&[
-        "run",
-        "--config",
-        file.to_str().expect("UTF-8"),
-        "--http",
-        "127.0.0.1:0",
-    ]);
-    let _ = listening_on(&err);
-    let http = http_endpoint(&err).to_string();
+    let (child, _out, _err, _, http) = run_with_http(&file);
+    let http = http.to_string();
     let nut: SocketAddr = format!("127.0.0.1:{nut_port}").parse().expect("addr");
     let nis: SocketAddr = format!("127.0.0.1:{nis_port}").parse().expect("addr");
     // 2,000 idle connections from nas-1's address and 2,000 from srv-4's.
@@ -755,10 +741,7 @@ fn card_trap(engine: &str, from: &str, to: SocketAddr, specific: u32) -> std::pr
 /// it.
 #[test]
 fn a_v3_cards_first_trap_is_heard_under_a_flood_of_forged_engines_and_after_a_restart() {
-    if which("snmptrap").is_none() {
-        trapgate::testing::skip(
-            "snmptrap is not installed (apt-get install snmp, or bash .ci/run)",
-        );
+    if !have_snmptrap() {
         return;
     }
     let card_engine = "0x80001f8804636172642d7465737431";
@@ -875,15 +858,8 @@ shutdown_time = "90s"
 fn an_idle_nis_connection_is_closed() {
     let (nut_port, nis_port) = (free_tcp_port(), free_tcp_port());
     let file = site_file("doors-idle", &tcp_site(nut_port, nis_port));
-    let (child, _out, err) = start(&[
-        "run",
-        "--config",
-        file.to_str().expect("UTF-8"),
-        "--http",
-        "127.0.0.1:0",
-    ]);
-    let _ = listening_on(&err);
-    let http = http_endpoint(&err).to_string();
+    let (child, _out, _err, _, http) = run_with_http(&file);
+    let http = http.to_string();
     let nis: SocketAddr = format!("127.0.0.1:{nis_port}").parse().expect("addr");
     let mut quiet = connect_from("127.0.6.3", nis);
     quiet

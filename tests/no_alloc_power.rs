@@ -11,9 +11,10 @@ use bumpalo::Bump;
 use trapgate::engine::config::Site;
 use trapgate::engine::id::{RecorderId, UpsId};
 use trapgate::engine::poller::Sequence;
+use trapgate::engine::power::card::Card;
 use trapgate::engine::power::{Power, PowerOutput};
 use trapgate::time::{Timestamp, ns};
-use trapgate::wire::{Message, Pdu, PduType, RequestPdu, Value, VarBind, encode};
+use trapgate::wire::{Message, Pdu, PduType, Value, VarBind, encode};
 
 mod counting;
 use counting::ALLOCATIONS;
@@ -55,16 +56,13 @@ fn answer(request: &[u8], value: i64, out: &mut Vec<u8>) {
     }];
     out.clear();
     encode::encode(
-        &Message {
-            pdu: Pdu::Request(RequestPdu {
-                kind: PduType::RESPONSE,
-                request_id: q.request_id,
-                error_status: 0,
-                error_index: 0,
-                varbinds: &vbs,
-            }),
-            ..m
-        },
+        &Message::pdu(
+            m.version,
+            m.community,
+            PduType::RESPONSE,
+            q.request_id,
+            &vbs,
+        ),
         out,
     );
 }
@@ -74,7 +72,8 @@ fn ordering_reading_setting_and_reading_back_500_outlets_allocate_nothing() {
     let site = site();
     let recorders = site.recorders.len();
     let mut power = Power::new(&site, Box::new(Sequence(1)), false);
-    let (running, on_battery) = (|_: RecorderId| false, |_: UpsId| true);
+    // On battery, nobody running.
+    let facts = (|_: UpsId| true, |_: RecorderId| false);
     let shutdown = |_: RecorderId| trapgate::engine::config::Secs(0);
     let arena = Bump::with_capacity(64 * 1024);
     let mut arena = arena;
@@ -99,7 +98,7 @@ fn ordering_reading_setting_and_reading_back_500_outlets_allocate_nothing() {
         for r in 0..recorders {
             power.recorder_ordered(now, RecorderId::new(r), now, &shutdown);
         }
-        power.handle_timeout(now, &running, &on_battery);
+        power.handle_timeout(now, &facts);
         let mut outside = 0;
         // Three rounds: the read, the SET, the read-back; each answered in turn.
         for round in 0..3 {
@@ -132,8 +131,9 @@ fn ordering_reading_setting_and_reading_back_500_outlets_allocate_nothing() {
             outside += ALLOCATIONS.load(Ordering::SeqCst) - a;
             for (from, bytes) in &answers[..n] {
                 arena.reset();
+                let id = Card::id_of(bytes, &arena).expect("an id");
                 power
-                    .handle_answer(now, *from, bytes, &arena, &on_battery)
+                    .handle_answer(now, *from, id, bytes, &arena, &facts)
                     .expect("the card's answer");
             }
             if round == 1 {

@@ -40,21 +40,56 @@ fn apc_card(dir: &Path, port: u16, extra: &str) -> Option<std::process::Child> {
 /// `apc_card` with the card's settings changed by `settings` (`shutoff=600 …`, as
 /// `tests/fixtures/apc_card.py` takes them).
 fn apc_card_set(dir: &Path, port: u16, extra: &str, settings: &str) -> Option<std::process::Child> {
+    fixture_card(
+        dir,
+        (CARD, port),
+        &format!("rocommunity public 127.0.0.0/8\n{extra}"),
+        (".1.3.6.1.4.1.318", "apc_card.py"),
+        settings,
+    )
+}
+
+/// snmpd on `at` with `access` lines, playing the fixture `script` under `subtree`
+/// (`tests/fixtures/SCRIPT LOG ARGS`), its SETs logged to `dir/sets.log`.
+fn fixture_card(
+    dir: &Path,
+    at: (&str, u16),
+    access: &str,
+    (subtree, script): (&str, &str),
+    args: &str,
+) -> Option<std::process::Child> {
     if !have_python() {
         return None;
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/apc_card.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(script);
     let log = dir.join("sets.log");
     let _ = std::fs::remove_file(&log);
     snmpd_card(
         dir,
-        &format!("udp:{CARD}:{port}"),
+        &format!("udp:{}:{}", at.0, at.1),
         &format!(
-            "rocommunity public 127.0.0.0/8\n{extra}pass_persist .1.3.6.1.4.1.318 /usr/bin/env python3 {} {} {settings}\n",
+            "{access}pass_persist {subtree} /usr/bin/env python3 {} {} {args}\n",
             script.display(),
             log.display()
         ),
     )
+}
+
+/// `trapgate run` on `file`: (child, stdout, where its traps go), settled half a second
+/// (its first polls out).
+fn run_site(
+    file: &Path,
+) -> (
+    std::process::Child,
+    std::sync::mpsc::Receiver<String>,
+    std::net::SocketAddr,
+) {
+    let (child, out, err) = start(&["run", "--config", file.to_str().expect("UTF-8")]);
+    let traps = listening_on(&err);
+    std::thread::sleep(Duration::from_millis(500));
+    (child, out, traps)
 }
 
 fn free_port(ip: &str) -> u16 {
@@ -135,15 +170,9 @@ fn sets_logged(dir: &Path, lines: usize) -> String {
     text
 }
 
-/// `snmpget -v1 -c public` of one object of the card.
+/// `snmpget` of one object of the card.
 fn card_reads(port: u16, object: &str) -> String {
-    let out = net_snmp_cmd("snmpget")
-        .args(["-M", "/dev/null", "-On", "-Oqv", "-v1", "-c", "public"])
-        .arg(format!("{CARD}:{port}"))
-        .arg(object)
-        .output()
-        .expect("snmpget runs");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    reads_at(CARD, port, object)
 }
 
 #[test]
@@ -156,9 +185,7 @@ fn a_shed_tiers_outlet_group_is_cycled_by_a_real_agents_set_and_the_running_tier
     let Some(mut card) = apc_card(&dir, port, "rwcommunity private 127.0.0.1\n") else {
         return;
     };
-    let (child, out, err) = start(&["run", "--config", file.to_str().expect("UTF-8")]);
-    let traps = listening_on(&err);
-    std::thread::sleep(Duration::from_millis(500));
+    let (child, out, traps) = run_site(&file);
     let ups = UdpSocket::bind((CARD, 0)).expect("the card's trap socket");
     ups.send_to(&apc_trap(5), traps).expect("send");
     // Tier 2 shed at 1 s; its group committed; cut 2 s later: read, SET, read back.
@@ -188,10 +215,7 @@ fn a_shed_tiers_outlet_group_is_cycled_by_a_real_agents_set_and_the_running_tier
 
 #[test]
 fn a_v3_card_is_cycled_by_its_write_user_at_auth_priv() {
-    if which("snmptrap").is_none() {
-        trapgate::testing::skip(
-            "snmptrap is not installed (apt-get install snmp, or bash .ci/run)",
-        );
+    if !have_snmptrap() {
         return;
     }
     let port = free_port(CARD);
@@ -212,9 +236,7 @@ fn a_v3_card_is_cycled_by_its_write_user_at_auth_priv() {
     ) else {
         return;
     };
-    let (child, out, err) = start(&["run", "--config", file.to_str().expect("UTF-8")]);
-    let traps = listening_on(&err);
-    std::thread::sleep(Duration::from_millis(500));
+    let (child, out, traps) = run_site(&file);
     // The card's v3 onBattery, from its own engine and address.
     let sent = net_snmp_cmd("snmptrap")
         .args([
@@ -283,9 +305,7 @@ fn a_card_that_refuses_is_an_alert_and_wake_on_lan_takes_over() {
     let Some(mut card) = apc_card(&dir, port, "rwcommunity private 127.0.0.1\n") else {
         return;
     };
-    let (child, out, err) = start(&["run", "--config", file.to_str().expect("UTF-8")]);
-    let traps = listening_on(&err);
-    std::thread::sleep(Duration::from_millis(500));
+    let (child, out, traps) = run_site(&file);
     let ups = UdpSocket::bind((CARD, 0)).expect("the card's trap socket");
     ups.send_to(&apc_trap(5), traps).expect("send");
     // Both forms refused (noSuchName in SNMPv1: the community may not write), then the
@@ -518,19 +538,25 @@ fn forged_answers_in_a_capture_do_not_cycle_an_outlet() {
             "a forged answer counted: {}",
             lines.join("\n")
         );
-        // Unanswered, tried three times a form, then the operator is told.
+        // Unanswered: each form sent once, the card read (three tries, 2 s apart)
+        // before anything is written again, then the next form; then the operator is
+        // told. Due at 08:03:30: the read's three tries, the first SET at +6 s, the
+        // second 8 s later.
         position(
             &lines,
             &["\"kind\":\"outlet_not_cycled\"", "ups-main/group 2"],
         );
-        assert_eq!(
-            lines
-                .iter()
-                .filter(|l| l.contains("\"action\":\"OutletSet\""))
-                .count(),
-            6,
-            "{}",
-            lines.join("\n")
+        let sets: Vec<&String> = lines
+            .iter()
+            .filter(|l| l.contains("\"action\":\"OutletSet\""))
+            .collect();
+        assert_eq!(sets.len(), 2, "{}", lines.join("\n"));
+        assert!(
+            sets[0].starts_with("{\"time\":\"2019-03-07T08:03:36.000000Z\"")
+                && sets[0].contains("ImmediateRebootShutdown(9)")
+                && sets[1].starts_with("{\"time\":\"2019-03-07T08:03:44.000000Z\"")
+                && sets[1].contains("DelayedRebootShutdown(10)"),
+            "{sets:?}"
         );
     }
 }
@@ -538,7 +564,7 @@ fn forged_answers_in_a_capture_do_not_cycle_an_outlet() {
 /// A card of the test's own on `sock`: answers each request with `answer(kind, value
 /// asked)` (the value answered) and returns the first set's bytes.
 fn card_catching_a_set(sock: &UdpSocket) -> Option<Vec<u8>> {
-    use trapgate::wire::{Pdu, PduType, RequestPdu, Value, VarBind};
+    use trapgate::wire::{Pdu, PduType, Value, VarBind};
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut buf = [0u8; 1500];
     while Instant::now() < deadline {
@@ -560,16 +586,13 @@ fn card_catching_a_set(sock: &UdpSocket) -> Option<Vec<u8>> {
             name: q.varbinds[0].name,
             value,
         }];
-        let answer = encode::to_vec(&Message {
-            pdu: Pdu::Request(RequestPdu {
-                kind: PduType::RESPONSE,
-                request_id: q.request_id,
-                error_status: 0,
-                error_index: 0,
-                varbinds: &vbs,
-            }),
-            ..m
-        });
+        let answer = encode::to_vec(&Message::pdu(
+            m.version,
+            m.community,
+            PduType::RESPONSE,
+            q.request_id,
+            &vbs,
+        ));
         sock.send_to(&answer, from).expect("answer");
         if q.kind == PduType::SET_REQUEST {
             return Some(buf[..n].to_vec());
@@ -594,9 +617,7 @@ fn wireshark_dissects_the_set_trapgate_sends_as_the_mib_says() {
     let port = sock.local_addr().expect("addr").port();
     let text = site(port, "write_community = \"private\"", "", "");
     let file = site_file("power-tshark", &text);
-    let (child, out, err) = start(&["run", "--config", file.to_str().expect("UTF-8")]);
-    let traps = listening_on(&err);
-    std::thread::sleep(Duration::from_millis(500));
+    let (child, out, traps) = run_site(&file);
     UdpSocket::bind((CARD, 0))
         .expect("the card's trap socket")
         .send_to(&apc_trap(5), traps)
@@ -774,20 +795,12 @@ fn control_card(
     subtree: &str,
     access: &str,
 ) -> Option<std::process::Child> {
-    if !have_python() {
-        return None;
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/control_card.py");
-    let log = dir.join("sets.log");
-    let _ = std::fs::remove_file(&log);
-    snmpd_card(
+    fixture_card(
         dir,
-        &format!("udp:{address}:{port}"),
-        &format!(
-            "{access}pass_persist {subtree} /usr/bin/env python3 {} {mode} {}\n",
-            script.display(),
-            log.display()
-        ),
+        (address, port),
+        access,
+        (subtree, "control_card.py"),
+        mode,
     )
 }
 
@@ -804,10 +817,7 @@ fn reads_at(address: &str, port: u16, object: &str) -> String {
 
 #[test]
 fn an_rfc1628_ups_output_is_cycled_with_a_longer_startup_countdown_in_one_set() {
-    if which("snmptrap").is_none() {
-        trapgate::testing::skip(
-            "snmptrap is not installed (apt-get install snmp, or bash .ci/run)",
-        );
+    if !have_snmptrap() {
         return;
     }
     let port = free_port(CARD);
@@ -836,9 +846,7 @@ fn an_rfc1628_ups_output_is_cycled_with_a_longer_startup_countdown_in_one_set() 
     ) else {
         return;
     };
-    let (child, out, err) = start(&["run", "--config", file.to_str().expect("UTF-8")]);
-    let traps = listening_on(&err);
-    std::thread::sleep(Duration::from_millis(500));
+    let (child, out, traps) = run_site(&file);
     // The card's upsTrapOnBattery, v2c, from its own address.
     let sent = net_snmp_cmd("snmptrap")
         .args([
@@ -933,9 +941,7 @@ fn a_pdu_outlet_is_switched_off_once_shed_and_on_again_when_mains_returns() {
     ) else {
         return;
     };
-    let (child, out, err) = start(&["run", "--config", file.to_str().expect("UTF-8")]);
-    let traps = listening_on(&err);
-    std::thread::sleep(Duration::from_millis(500));
+    let (child, out, traps) = run_site(&file);
     let ups = UdpSocket::bind((CARD, 0)).expect("the UPS's trap socket");
     ups.send_to(&apc_trap(5), traps).expect("send");
     let off = expect_line(&out, &["\"action\":\"OutletSet\"", "pdu-a/outlet 3"]);
@@ -984,4 +990,70 @@ fn a_pdu_outlet_is_switched_off_once_shed_and_on_again_when_mains_returns() {
             "set .1.3.6.1.4.1.318.1.1.26.9.2.4.1.5.3 = 1",
         ]
     );
+}
+
+#[test]
+fn the_probe_believes_no_forged_answer() {
+    use trapgate::wire::{Pdu, PduType, Value, VarBind};
+    // A card of the test's own that answers every request twice, forged: under another
+    // request id, and with another community; then once from another port with
+    // everything right. None counts: the probe says the card did not answer.
+    let sock = UdpSocket::bind((CARD, 0)).expect("the card's socket");
+    let other = UdpSocket::bind((CARD, 0)).expect("another port of the card's address");
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let port = sock.local_addr().expect("addr").port();
+    let file = site_file(
+        "probe-forged",
+        &site(port, "write_community = \"private\"", "", ""),
+    );
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = std::sync::Arc::clone(&done);
+    let forger = std::thread::spawn(move || {
+        // Until the probe has ended (15 s at most).
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut buf = [0u8; 1500];
+        let mut seen = 0;
+        while Instant::now() < deadline && !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                continue;
+            };
+            let arena = bumpalo::Bump::new();
+            let Ok(m) = Message::parse(&buf[..n], &arena) else {
+                continue;
+            };
+            let Pdu::Request(q) = m.pdu else { continue };
+            seen += 1;
+            let vbs = [VarBind {
+                name: q.varbinds[0].name,
+                // 600 s: what the site says, were it believed.
+                value: Value::TimeTicks(60_000),
+            }];
+            let answer = |id: i32, community: &'static [u8]| {
+                encode::to_vec(&Message::pdu(
+                    m.version,
+                    community,
+                    PduType::RESPONSE,
+                    id,
+                    &vbs,
+                ))
+            };
+            let _ = sock.send_to(&answer(q.request_id.wrapping_add(1), b"public"), from);
+            let _ = sock.send_to(&answer(q.request_id, b"forged"), from);
+            let _ = other.send_to(&answer(q.request_id, b"public"), from);
+        }
+        seen
+    });
+    let (code, said) = probed(&file, 0);
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seen = forger.join().expect("the forger");
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains(&format!(
+            "ups-card: disagreement: 127.0.8.1:{port}: no answer in 3 tries"
+        )),
+        "{said}"
+    );
+    assert!(!said.contains("as the site says"), "{said}");
+    assert_eq!(seen, 3, "the first object asked three times, then no more");
 }

@@ -19,21 +19,6 @@ use trapgate::time::Timestamp;
 use trapgate::wire::PduType;
 use trapgate::wire::v3::Level;
 
-fn have_snmptrap() -> bool {
-    let ok = net_snmp_cmd("snmptrap")
-        .arg("-V")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !ok {
-        trapgate::testing::skip(
-            "snmptrap is not installed (apt-get install snmp, or bash .ci/run)",
-        );
-    }
-    ok
-}
-
 const AUTH: [&str; 6] = ["MD5", "SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512"];
 const PRIV: [&str; 4] = ["DES", "AES", "AES-192", "AES-256"];
 

@@ -145,6 +145,35 @@ impl Asking {
         })
     }
 
+    /// A card at `to` asked with its read community or v3 user; None (said) if it
+    /// cannot be.
+    fn of(
+        site: &Site,
+        to: SocketAddr,
+        community: &str,
+        v3: Option<&crate::engine::config::V3Access>,
+        say: &mut Say<'_>,
+    ) -> Option<Asking> {
+        let access = match v3 {
+            Some(a) => Write::User(a.clone()),
+            None => Write::Community(community.to_string()),
+        };
+        let Some(credential) = Credential::of(&access, site) else {
+            say(
+                "its v3 user is not a [[usm_user]]".into(),
+                Verdict::Unanswered,
+            );
+            return None;
+        };
+        match Asking::new(to, credential) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                say(format!("cannot ask {to}: {e}"), Verdict::Unanswered);
+                None
+            }
+        }
+    }
+
     /// The address the card sees the gateway's requests come from.
     fn local_ip(&self) -> Option<IpAddr> {
         self.sock.local_addr().ok().map(|a| a.ip())
@@ -228,8 +257,9 @@ impl Asking {
                         continue 'send;
                     }
                     Ok(Opened::AskAgain) => continue 'send,
-                    Ok(Opened::Answer { status, varbinds }) => {
-                        let Some(vb) = varbinds.first() else {
+                    Ok(Opened::Answer(r)) => {
+                        let status = r.error_status;
+                        let Some(vb) = r.varbinds.first() else {
                             return Err("an answer without its binding".into());
                         };
                         let name = vb.name.to_buf();
@@ -322,13 +352,6 @@ pub fn probe(site: &Site) -> Vec<Finding> {
     out
 }
 
-fn read_access(community: &str, v3: Option<&crate::engine::config::V3Access>) -> Write {
-    match v3 {
-        Some(a) => Write::User(a.clone()),
-        None => Write::Community(community.to_string()),
-    }
-}
-
 fn probe_ups(site: &Site, u: UpsId, ups: &Ups, out: &mut Vec<Finding>) {
     let mut say = |text: String, verdict: Verdict| {
         out.push(Finding {
@@ -338,20 +361,8 @@ fn probe_ups(site: &Site, u: UpsId, ups: &Ups, out: &mut Vec<Finding>) {
         })
     };
     let to = SocketAddr::new(ups.address, ups.port);
-    let Some(credential) = Credential::of(&read_access(&ups.community, ups.v3.as_ref()), site)
-    else {
-        say(
-            "its v3 user is not a [[usm_user]]".into(),
-            Verdict::Unanswered,
-        );
+    let Some(mut a) = Asking::of(site, to, &ups.community, ups.v3.as_ref(), &mut say) else {
         return;
-    };
-    let mut a = match Asking::new(to, credential) {
-        Ok(a) => a,
-        Err(e) => {
-            say(format!("cannot ask {to}: {e}"), Verdict::Unanswered);
-            return;
-        }
     };
     let slowest = slowest(site, u);
     let result = match ups.vendor {
@@ -661,20 +672,8 @@ fn probe_pdu(site: &Site, id: PduId, out: &mut Vec<Finding>, pdu: &crate::engine
         })
     };
     let to = SocketAddr::new(pdu.address, pdu.port);
-    let Some(credential) = Credential::of(&read_access(&pdu.community, pdu.v3.as_ref()), site)
-    else {
-        say(
-            "its v3 user is not a [[usm_user]]".into(),
-            Verdict::Unanswered,
-        );
+    let Some(mut a) = Asking::of(site, to, &pdu.community, pdu.v3.as_ref(), &mut say) else {
         return;
-    };
-    let mut a = match Asking::new(to, credential) {
-        Ok(a) => a,
-        Err(e) => {
-            say(format!("cannot ask {to}: {e}"), Verdict::Unanswered);
-            return;
-        }
     };
     let state = crate::engine::power::pdu_state_object(pdu.vendor);
     let mut outlets: Vec<u32> = site
@@ -690,13 +689,7 @@ fn probe_pdu(site: &Site, id: PduId, out: &mut Vec<Finding>, pdu: &crate::engine
     for n in outlets {
         match a.get(state, n) {
             Ok(Got::Int(v)) => say(
-                format!(
-                    "{}.{n} = {}",
-                    state.name,
-                    state
-                        .named(v)
-                        .map_or_else(|| v.to_string(), |s| format!("{s}({v})"))
-                ),
+                format!("{}.{n} = {}", state.name, state.value_text(v)),
                 Verdict::Agrees,
             ),
             Ok(_) => say(

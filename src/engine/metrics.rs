@@ -704,7 +704,7 @@ fn site_gauges(registry: &mut Registry, rows: &StatusRows) {
         }
         registry.register_collector(Box::new(Values {
             name: "outlets",
-            help: "Outlets trapgate may cut, by where they stand: idle, due, reading, setting, checking, armed (the card has the cycle), off (a PDU's, until mains), switching_on, not_cut, done",
+            help: "Outlets trapgate may cut, by where they stand: idle, due, reading, setting, checking, confirming (a SET's answer lost), armed (the card has the cycle), off (a PDU's, until mains), switching_on, not_cut, done",
             kind: MetricType::Gauge,
             rows: names.iter().zip(by_stage).map(|(s, n)| (l("state", *s), n)).collect(),
         }));

@@ -35,14 +35,12 @@ use std::ops::Range;
 
 use bumpalo::Bump;
 
-use crate::engine::config::{Remap, Site};
+use crate::engine::config::{Remap, Site, Write};
 use crate::engine::id::UpsId;
 use crate::engine::policy::{PollAnswer, PolledObject};
+use crate::engine::power::card::{Card, Credential, Opened};
 use crate::engine::trust::Refusal;
-use crate::engine::usm::TIME_WINDOW_S;
 use crate::time::{Timestamp, ns};
-use crate::wire::usm::{AuthProtocol, Key, Keys, PrivProtocol};
-use crate::wire::v3::{Data, Header, Level, Seal, seal};
 use crate::wire::{Message, Oid, Pdu, PduType, RequestPdu, Value, VarBind, Version, encode};
 
 /// Tries per poll (the first and two retries), as net-snmp's default of retries.
@@ -161,63 +159,13 @@ struct Outstanding {
     first_sent: Option<Timestamp>,
 }
 
-/// A v3 UPS's card as its poller knows it: its engine, once discovered.
-#[derive(Clone, Debug)]
-struct CardEngine {
-    id: Vec<u8>,
-    keys: Keys,
-    boots: u32,
-    /// Its time as last heard, and our time then.
-    time: u32,
-    at: Timestamp,
-}
-
-/// What polling a v3 UPS takes: its user, its keys, its level, its card's engine.
-#[derive(Clone, Debug)]
-struct V3Poll {
-    user: Vec<u8>,
-    level: Level,
-    auth: Option<(AuthProtocol, Key)>,
-    privacy: Option<(PrivProtocol, Key)>,
-    engine: Option<CardEngine>,
-    salt: u64,
-}
-
-impl V3Poll {
-    /// The card's time now, by its clock as last heard.
-    fn time(e: &CardEngine, now: Timestamp) -> u32 {
-        let elapsed = now.0.saturating_sub(e.at.0) / ns::SECOND;
-        (u64::from(e.time) + elapsed).min(i32::MAX as u64) as u32
-    }
-
-    /// The card's engine learnt from a message of it (a Report, or an answer).
-    fn learn(&mut self, id: &[u8], boots: u32, time: u32, now: Timestamp) {
-        if self.engine.as_ref().is_none_or(|e| e.id != id) {
-            let Some((auth, ku)) = &self.auth else {
-                return;
-            };
-            let privacy = self.privacy.as_ref().map(|(p, k)| (*p, k));
-            self.engine = Some(CardEngine {
-                id: id.to_vec(),
-                keys: Keys::localized(*auth, ku, privacy, id),
-                boots,
-                time,
-                at: now,
-            });
-        } else if let Some(e) = &mut self.engine {
-            e.boots = boots;
-            e.time = time;
-            e.at = now;
-        }
-    }
-}
-
 #[derive(Clone, Debug)]
 struct UpsPoll {
     to: SocketAddr,
     community: Vec<u8>,
-    /// For a v3 UPS: its user and card (polled over v3, not with `community`).
-    v3: Option<V3Poll>,
+    /// For a v3 UPS: its card as its user asks it (polled over v3, not with
+    /// `community`).
+    v3: Option<Card>,
     /// What it may be asked (`PollAnswer::polled`).
     objects: &'static [PolledObject],
     /// The objects it lacks (bit i: `objects[i]`), not asked any more.
@@ -278,15 +226,8 @@ impl Poller {
                 to: SocketAddr::new(u.address, u.port),
                 community: u.community.as_bytes().to_vec(),
                 v3: u.v3.as_ref().and_then(|a| {
-                    let user = site.usm_users.iter().find(|x| x.name == a.user)?;
-                    Some(V3Poll {
-                        user: a.user.as_bytes().to_vec(),
-                        level: a.level,
-                        auth: user.auth.clone(),
-                        privacy: user.privacy.clone(),
-                        engine: None,
-                        salt: 0,
-                    })
+                    let credential = Credential::of(&Write::User(a.clone()), site)?;
+                    Some(Card::new(SocketAddr::new(u.address, u.port), credential))
                 }),
                 objects: PollAnswer::polled(u.vendor),
                 missing: 0,
@@ -333,13 +274,8 @@ impl Poller {
             p.next_due = old.next_due;
             p.silent = old.silent;
             // The card's engine stays known to the same user with the same keys.
-            if let (Some(o), Some(n)) = (&old.v3, &mut p.v3)
-                && o.user == n.user
-                && o.auth == n.auth
-                && o.privacy == n.privacy
-            {
-                n.engine = o.engine.clone();
-                n.salt = o.salt;
+            if let (Some(o), Some(n)) = (&old.v3, &mut p.v3) {
+                n.keep_engine_of(o);
             }
             if std::ptr::eq(old.objects, p.objects) {
                 p.missing = old.missing;
@@ -359,9 +295,7 @@ impl Poller {
     /// UPS `u`'s card's engine as an authenticated answer showed it: (its user, its
     /// engine ID). None for a community UPS, or before a v3 one has answered.
     pub fn card_engine(&self, u: UpsId) -> Option<(&[u8], &[u8])> {
-        let v = self.ups.get(u.index())?.v3.as_ref()?;
-        let e = v.engine.as_ref()?;
-        Some((v.user.as_slice(), e.id.as_slice()))
+        self.ups.get(u.index())?.v3.as_ref()?.engine()
     }
 
     /// Starts afresh at `now` (a restart: the requests of before are history): every UPS
@@ -431,7 +365,7 @@ impl Poller {
         }
         let p = &mut self.ups[u];
         self.names.clear();
-        let discovering = p.v3.as_ref().is_some_and(|v| v.engine.is_none());
+        let discovering = p.v3.as_ref().is_some_and(Card::discovering);
         if !discovering {
             self.names.extend(Self::asked(p).map(|(_, o)| VarBind {
                 // The table's own constants: valid OIDs (a test decodes each).
@@ -449,35 +383,15 @@ impl Poller {
         let start = self.wire.len();
         match &mut p.v3 {
             None => encode::encode(&msg, &mut self.wire),
-            Some(v) => {
-                v.salt = v.salt.wrapping_add(1);
-                let (engine, boots, time, user, level, keys) = match &v.engine {
-                    // Discovery: no engine, no user, unauthenticated, reportable.
-                    None => (&[][..], 0, 0, &[][..], Level::NoAuthNoPriv, None),
-                    Some(e) => (
-                        e.id.as_slice(),
-                        e.boots,
-                        V3Poll::time(e, now),
-                        v.user.as_slice(),
-                        v.level,
-                        Some(&e.keys),
-                    ),
-                };
-                let s = Seal {
-                    msg_id: id,
-                    max_size: 65_507,
-                    reportable: true,
-                    engine_id: engine,
-                    boots,
-                    time,
-                    user,
-                    level,
-                    context_engine_id: engine,
-                    context_name: b"",
-                    salt: v.salt.to_be_bytes(),
-                };
-                seal(&msg.pdu, &s, keys, &mut self.scratch, &mut self.wire);
-            }
+            Some(card) => card.encode(
+                now,
+                PduType::GET_REQUEST,
+                id,
+                discovering,
+                &self.names,
+                &mut self.scratch,
+                &mut self.wire,
+            ),
         }
         let to = p.to;
         self.out.push_back(PollOutput::Send {
@@ -590,95 +504,23 @@ impl Poller {
     ) -> Result<Option<UpsId>, Refusal> {
         self.due.set(None);
         let u = *self.by_agent.get(&from).ok_or(Refusal::AnswerWrongSource)?;
-        let h = Header::parse(buf).map_err(|_| Refusal::AnswerNotResponse)?;
         let p = &mut self.ups[u];
-        let Some(v) = p.v3.as_mut() else {
+        let Some(card) = p.v3.as_mut() else {
             return Err(Refusal::WrongVersion);
         };
         let Some(o) = p.outstanding.as_ref() else {
             return Err(Refusal::AnswerUnknownRequest);
         };
-        if h.msg_id != o.id {
-            return Err(Refusal::AnswerUnknownRequest);
-        }
         let id = o.id;
-        let level = h.level().ok_or(Refusal::UsmInvalidFlags)?;
-        if v.engine.is_none() {
-            // Discovery's answer: an unauthenticated Report naming the card's engine.
-            let Data::Plain(plain) = h.data else {
-                return Err(Refusal::AnswerNotResponse);
-            };
-            let m = h
-                .open(Level::NoAuthNoPriv, plain, arena)
-                .map_err(|_| Refusal::AnswerNotResponse)?;
-            if m.pdu_type() != PduType::REPORT
-                || h.engine_id.is_empty()
-                || level != Level::NoAuthNoPriv
-            {
-                return Err(Refusal::AnswerNotResponse);
+        let discovery = card.discovering();
+        match card.open(now, buf, arena, id, discovery)? {
+            // The card's engine discovered, or its clock set again: asked again at once.
+            Opened::Discovered | Opened::AskAgain => {
+                self.send(now, u, id);
+                Ok(None)
             }
-            v.learn(h.engine_id, h.boots, h.time, now);
-            self.send(now, u, id);
-            return Ok(None);
+            Opened::Answer(r) => self.answered_with(now, u, &r).map(Some),
         }
-        if *h.user != *v.user {
-            return Err(Refusal::WrongUser);
-        }
-        let engine = v.engine.as_mut().expect("checked above");
-        if level == Level::NoAuthNoPriv || h.engine_id != engine.id.as_slice() {
-            return Err(Refusal::UsmUnsupportedLevel);
-        }
-        if !engine.keys.verify(buf, h.auth_at, h.auth_params.len()) {
-            return Err(Refusal::UsmWrongDigest);
-        }
-        // Timeliness (RFC 3414 §3.2 step 7b): the card is authoritative.
-        let local = u64::from(V3Poll::time(engine, now));
-        if h.boots > engine.boots || (h.boots == engine.boots && u64::from(h.time) > local) {
-            engine.boots = h.boots;
-            engine.time = h.time;
-            engine.at = now;
-        }
-        let plain: &[u8] = match (level, h.data) {
-            (Level::AuthPriv, Data::Encrypted(e)) => {
-                let b = arena.alloc_slice_copy(e);
-                engine
-                    .keys
-                    .decrypt(h.boots, h.time, h.priv_params, b)
-                    .map_err(|_| Refusal::UsmDecryptionError)?;
-                b
-            }
-            (Level::AuthNoPriv, Data::Plain(p)) => p,
-            _ => return Err(Refusal::UsmInvalidFlags),
-        };
-        let m = h
-            .open(level, plain, arena)
-            .map_err(|_| Refusal::UsmDecryptionError)?;
-        if m.pdu_type() == PduType::REPORT {
-            // Authentic: the card's clock, set again (a stale time, or it rebooted).
-            engine.boots = h.boots;
-            engine.time = h.time;
-            engine.at = now;
-            self.send(now, u, id);
-            return Ok(None);
-        }
-        if h.boots < engine.boots
-            || (h.boots == engine.boots && u64::from(h.time) + TIME_WINDOW_S < local)
-        {
-            return Err(Refusal::UsmNotInTimeWindow);
-        }
-        if level < v.level {
-            return Err(Refusal::UsmUnsupportedLevel);
-        }
-        let Pdu::Request(r) = &m.pdu else {
-            return Err(Refusal::AnswerNotResponse);
-        };
-        if r.kind != PduType::RESPONSE {
-            return Err(Refusal::AnswerNotResponse);
-        }
-        if r.request_id != id {
-            return Err(Refusal::AnswerUnknownRequest);
-        }
-        self.answered_with(now, u, r).map(Some)
     }
 
     /// UPS `u`'s outstanding request answered with `r` (its source, ids and credentials
@@ -740,6 +582,8 @@ mod tests {
     use super::*;
     use crate::engine::config::Vendor;
     use crate::wire::oid::oid;
+    use crate::wire::usm::{AuthProtocol, Keys, PrivProtocol};
+    use crate::wire::v3::{Header, Level, Seal, seal};
     use bumpalo::Bump;
 
     fn t(s: f64) -> Timestamp {

@@ -235,6 +235,18 @@ pub fn run_with_http(
     (child, out, err, traps, http)
 }
 
+/// Whether net-snmp's `snmptrap` is here; if not, the test says it skips.
+#[allow(dead_code)] // not every test binary sends with snmptrap
+pub fn have_snmptrap() -> bool {
+    let here = which("snmptrap").is_some();
+    if !here {
+        trapgate::testing::skip(
+            "snmptrap is not installed (apt-get install snmp, or bash .ci/run)",
+        );
+    }
+    here
+}
+
 /// A net-snmp command with a persistent directory of its own: net-snmp's tools keep
 /// state there (their engine's boots, users' keys by engine), and tests running at once
 /// must not share it.

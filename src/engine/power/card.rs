@@ -1,9 +1,10 @@
-//! One UPS card or PDU as trapgate's command generator talks to it: where it is, the
-//! credential it is asked with (a community, or an SNMPv3 user whose keys are localized
-//! to the card's engine once discovered, RFC 3414 §4), and the checks every answer
-//! passes: the request's id, the community or user, the engine, the MAC, the time.
-//! Sans-IO: requests are encoded into a buffer, answers opened from bytes. The power
-//! machine cycles outlets with a card's write credential; `check-config --probe` reads
+//! One UPS card or PDU as trapgate's command generator talks to it (RFC 3414's
+//! non-authoritative side): where it is, the credential it is asked with (a community,
+//! or an SNMPv3 user whose keys are localized to the card's engine once discovered),
+//! and the checks every answer passes: the request's id, the community or user, the
+//! engine, the MAC, the level, the time window. Sans-IO: requests are encoded into a
+//! buffer, answers opened from bytes. The poller polls a v3 UPS with it, the power
+//! machine cycles outlets with a card's write credential, `check-config --probe` reads
 //! a card's settings with its read credential.
 
 use std::net::SocketAddr;
@@ -12,13 +13,14 @@ use bumpalo::Bump;
 
 use crate::engine::config::{Site, Write};
 use crate::engine::trust::Refusal;
+use crate::engine::usm::TIME_WINDOW_S;
 use crate::time::{Timestamp, ns};
 use crate::wire::usm::{AuthProtocol, Key, Keys, PrivProtocol};
 use crate::wire::v3::{Data, Header, Level, Seal, seal};
-use crate::wire::{Message, Pdu, PduType, VarBind, Version, encode};
+use crate::wire::{Message, Pdu, PduType, RequestPdu, VarBind, Version, encode};
 
 /// How a card is asked.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Credential {
     /// SNMPv1 with this community.
     Community(Vec<u8>),
@@ -54,7 +56,8 @@ impl Credential {
     }
 }
 
-/// A v3 card's engine, as discovered.
+/// A v3 card's engine, as discovered: its ID, the user's keys localized to it, its
+/// boots and time as last heard, and our time then.
 #[derive(Clone, Debug)]
 struct Engine {
     id: Vec<u8>,
@@ -62,6 +65,21 @@ struct Engine {
     boots: u32,
     time: u32,
     at: Timestamp,
+}
+
+impl Engine {
+    /// Its time now, by its clock as last heard.
+    fn time(&self, now: Timestamp) -> u32 {
+        (u64::from(self.time) + now.0.saturating_sub(self.at.0) / ns::SECOND).min(i32::MAX as u64)
+            as u32
+    }
+
+    /// Its clock, as a message of it says.
+    fn set_clock(&mut self, boots: u32, time: u32, now: Timestamp) {
+        self.boots = boots;
+        self.time = time;
+        self.at = now;
+    }
 }
 
 /// A card: its agent's address, its credential, its engine once known.
@@ -83,13 +101,8 @@ pub enum Opened<'a> {
     Discovered,
     /// An authenticated Report (a stale time): the clock is set; ask again.
     AskAgain,
-    /// The answer to the request: its error-status and bindings.
-    Answer {
-        /// error-status.
-        status: i32,
-        /// The bindings.
-        varbinds: &'a [VarBind<'a>],
-    },
+    /// The answer to the request (a get-response of its request id).
+    Answer(RequestPdu<'a>),
 }
 
 impl Card {
@@ -108,14 +121,23 @@ impl Card {
         matches!(self.credential, Credential::User { .. }) && self.engine.is_none()
     }
 
-    /// Takes the engine another `Card` of the same agent and user learnt (a reload).
-    pub fn keep_engine_of(&mut self, old: &mut Card) {
-        if let (Credential::User { name: a, .. }, Credential::User { name: b, .. }) =
-            (&self.credential, &old.credential)
-            && a == b
+    /// Takes the engine `old`, the same agent asked with the same user and keys, learnt
+    /// (a reload).
+    pub fn keep_engine_of(&mut self, old: &Card) {
+        if matches!(self.credential, Credential::User { .. })
+            && self.credential == old.credential
             && self.to == old.to
         {
-            self.engine = old.engine.take();
+            self.engine = old.engine.clone();
+            self.salts = old.salts;
+        }
+    }
+
+    /// Its user and its engine's ID, once an authentic message has shown it.
+    pub fn engine(&self) -> Option<(&[u8], &[u8])> {
+        match (&self.credential, &self.engine) {
+            (Credential::User { name, .. }, Some(e)) => Some((name, &e.id)),
+            _ => None,
         }
     }
 
@@ -160,8 +182,7 @@ impl Card {
                     Some(e) if !discovery => (
                         e.id.as_slice(),
                         e.boots,
-                        (u64::from(e.time) + now.0.saturating_sub(e.at.0) / ns::SECOND)
-                            .min(i32::MAX as u64) as u32,
+                        e.time(now),
                         name.as_slice(),
                         *level,
                         Some(&e.keys),
@@ -203,9 +224,9 @@ impl Card {
         let v3 = matches!(&parsed, Err(e) if e.kind == crate::wire::ErrorKind::UnsupportedV3);
         let Credential::User {
             name,
+            level: min_level,
             auth,
             privacy,
-            ..
         } = &self.credential
         else {
             if v3 {
@@ -225,10 +246,7 @@ impl Card {
                 Credential::Community(c) if *m.community == **c => {}
                 _ => return Err(Refusal::AnswerWrongCommunity),
             }
-            return Ok(Opened::Answer {
-                status: r.error_status,
-                varbinds: r.varbinds,
-            });
+            return Ok(Opened::Answer(r));
         };
         if !v3 {
             return Err(Refusal::WrongVersion);
@@ -237,44 +255,55 @@ impl Card {
         if h.msg_id != id {
             return Err(Refusal::AnswerUnknownRequest);
         }
+        let level = h.level().ok_or(Refusal::UsmInvalidFlags)?;
         if discovery || self.engine.is_none() {
-            // Discovery's Report: the card's engine, boots and time.
+            // Discovery's answer: an unauthenticated Report naming the card's engine.
             let Data::Plain(p) = h.data else {
                 return Err(Refusal::AnswerNotResponse);
             };
             let m = h
                 .open(Level::NoAuthNoPriv, p, arena)
                 .map_err(|_| Refusal::AnswerNotResponse)?;
-            if m.pdu_type() != PduType::REPORT || h.engine_id.is_empty() {
+            if m.pdu_type() != PduType::REPORT
+                || h.engine_id.is_empty()
+                || level != Level::NoAuthNoPriv
+            {
                 return Err(Refusal::AnswerNotResponse);
             }
             let Some((a, ku)) = auth else {
                 return Err(Refusal::UsmUnsupportedLevel);
             };
-            let privacy = privacy.as_ref().map(|(p, k)| (*p, k));
-            self.engine = Some(Engine {
-                id: h.engine_id.to_vec(),
-                keys: Keys::localized(*a, ku, privacy, h.engine_id),
-                boots: h.boots,
-                time: h.time,
-                at: now,
-            });
+            match &mut self.engine {
+                Some(e) if e.id == h.engine_id => e.set_clock(h.boots, h.time, now),
+                _ => {
+                    let privacy = privacy.as_ref().map(|(p, k)| (*p, k));
+                    self.engine = Some(Engine {
+                        id: h.engine_id.to_vec(),
+                        keys: Keys::localized(*a, ku, privacy, h.engine_id),
+                        boots: h.boots,
+                        time: h.time,
+                        at: now,
+                    });
+                }
+            }
             return Ok(Opened::Discovered);
         }
         if *h.user != **name {
             return Err(Refusal::WrongUser);
         }
         let e = self.engine.as_mut().expect("checked above");
-        let level = h.level().ok_or(Refusal::UsmInvalidFlags)?;
         if level == Level::NoAuthNoPriv || h.engine_id != e.id.as_slice() {
             return Err(Refusal::UsmUnsupportedLevel);
         }
         if !e.keys.verify(raw, h.auth_at, h.auth_params.len()) {
             return Err(Refusal::UsmWrongDigest);
         }
-        e.boots = h.boots;
-        e.time = h.time;
-        e.at = now;
+        // Timeliness (RFC 3414 §3.2 step 7b): the card is authoritative; its clock moves
+        // ours only forward.
+        let local = u64::from(e.time(now));
+        if h.boots > e.boots || (h.boots == e.boots && u64::from(h.time) > local) {
+            e.set_clock(h.boots, h.time, now);
+        }
         let plain: &[u8] = match (level, h.data) {
             (Level::AuthPriv, Data::Encrypted(x)) => {
                 let b = arena.alloc_slice_copy(x);
@@ -290,7 +319,15 @@ impl Card {
             .open(level, plain, arena)
             .map_err(|_| Refusal::UsmDecryptionError)?;
         if m.pdu_type() == PduType::REPORT {
+            // Authentic: the card's clock, set again (a stale time, or it rebooted).
+            e.set_clock(h.boots, h.time, now);
             return Ok(Opened::AskAgain);
+        }
+        if h.boots < e.boots || (h.boots == e.boots && u64::from(h.time) + TIME_WINDOW_S < local) {
+            return Err(Refusal::UsmNotInTimeWindow);
+        }
+        if level < *min_level {
+            return Err(Refusal::UsmUnsupportedLevel);
         }
         let Pdu::Request(r) = m.pdu else {
             return Err(Refusal::AnswerNotResponse);
@@ -298,10 +335,7 @@ impl Card {
         if r.kind != PduType::RESPONSE || r.request_id != id {
             return Err(Refusal::AnswerUnknownRequest);
         }
-        Ok(Opened::Answer {
-            status: r.error_status,
-            varbinds: r.varbinds,
-        })
+        Ok(Opened::Answer(r))
     }
 
     /// Whether `community` is the one it is asked with (a replay's answers seen on the

@@ -14,7 +14,7 @@
 //! CyberPower's reboot; a switched PDU's outlet is switched off, then on once its
 //! recorders' UPS is back on mains (a PDU has no battery to wait with). An outlet with a
 //! recorder that is running (heard from after it should have been down, or back) is
-//! never cut.
+//! never cut: checked when it falls due and before every SET that cuts (`Facts`).
 //!
 //! Every request is checked like a poll: it goes to the card's address and port only,
 //! with the card's write community (or v3 write user, after discovering the card's
@@ -23,8 +23,10 @@
 //! is read (APC `upsOutletGroupStatusCommandPending`, RFC 1628 `upsShutdownAfterDelay`,
 //! Eaton `xupsRecepStatus`, …): a countdown already running (a restart, a re-send, a
 //! reload) is never armed again. After a SET the state is read back as confirmation. A
-//! refused or unanswered SET is tried again (three tries, two seconds apart), then the
-//! next form; when none is left, the outlet is `NotCut` with what the operator must do.
+//! refused SET moves to the next form; an unanswered one is not re-sent blind: the
+//! state is read first (`Confirming`), and the SET goes again (three at most, each under
+//! a new id) only if the card had not taken it; when no form is left, the outlet is
+//! `NotCut` with what the operator must do.
 
 pub mod card;
 pub mod tables;
@@ -84,6 +86,14 @@ impl Object {
         }
     }
 
+    /// `value` as the journal shows it: `name(value)` where the MIB names it.
+    pub fn value_text(&self, value: i64) -> String {
+        match self.named(value) {
+            Some(n) => format!("{n}({value})"),
+            None => value.to_string(),
+        }
+    }
+
     /// The name of `value`, if the MIB names it.
     pub fn named(&self, value: i64) -> Option<&'static str> {
         self.values
@@ -101,6 +111,16 @@ pub enum Instance {
     Scalar,
     /// `.N`, N the outlet's number.
     Outlet,
+}
+
+impl Instance {
+    /// Its index for the outlet numbered `outlet`: 0 for a scalar.
+    pub fn index(self, outlet: u32) -> u32 {
+        match self {
+            Instance::Scalar => 0,
+            Instance::Outlet => outlet,
+        }
+    }
 }
 
 /// One binding of a SET: an object, its instance, and the value written.
@@ -367,6 +387,27 @@ pub fn control(plug: Plug, site: &Site) -> Option<&'static Control> {
     }
 }
 
+/// What the power machine asks of the rest of the station when it decides: which UPSes
+/// are on battery (a form the card takes only then; a PDU's mains), and which recorders
+/// are running (heard from after they should have been down, or back): an outlet
+/// feeding one is never cut, checked before every SET that cuts.
+pub trait Facts {
+    /// Whether UPS `u` is on battery.
+    fn on_battery(&self, u: UpsId) -> bool;
+    /// Whether recorder `r` is running.
+    fn running(&self, r: RecorderId) -> bool;
+}
+
+/// `(on_battery, running)` as closures.
+impl<B: Fn(UpsId) -> bool, R: Fn(RecorderId) -> bool> Facts for (B, R) {
+    fn on_battery(&self, u: UpsId) -> bool {
+        (self.0)(u)
+    }
+    fn running(&self, r: RecorderId) -> bool {
+        (self.1)(r)
+    }
+}
+
 /// An outlet of the site that trapgate may cut: its place in `Power`'s list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct OutletId(pub u32);
@@ -402,10 +443,7 @@ struct Requests {
 
 impl Requests {
     fn new(control: &'static Control, index: u32) -> Requests {
-        let at = |inst: Instance| match inst {
-            Instance::Scalar => 0,
-            Instance::Outlet => index,
-        };
+        let at = |inst: Instance| inst.index(index);
         let forms = control
             .cut
             .iter()
@@ -483,6 +521,14 @@ pub enum Stage {
         /// The form that was taken.
         form: u8,
     },
+    /// The answer to a SET of `form` was lost (`tries` sent): reading whether the card
+    /// took it before anything is written again.
+    Confirming {
+        /// The form sent.
+        form: u8,
+        /// How many times it was sent.
+        tries: u8,
+    },
     /// The card has it: a cycle or countdown under way, or done.
     Armed,
     /// A PDU outlet off, waiting for mains to switch it on.
@@ -504,6 +550,7 @@ impl Stage {
             Stage::Reading => "reading",
             Stage::Setting { .. } => "setting",
             Stage::Checking { .. } => "checking",
+            Stage::Confirming { .. } => "confirming",
             Stage::Armed => "armed",
             Stage::Off => "off",
             Stage::SwitchingOn => "switching_on",
@@ -513,12 +560,13 @@ impl Stage {
     }
 
     /// Every stage's name, in the order `/metrics` lists them.
-    pub const NAMES: [&'static str; 10] = [
+    pub const NAMES: [&'static str; 11] = [
         "idle",
         "due",
         "reading",
         "setting",
         "checking",
+        "confirming",
         "armed",
         "off",
         "switching_on",
@@ -639,6 +687,8 @@ pub struct Power {
     /// Every outlet each recorder is on.
     of_recorder: Vec<Vec<OutletId>>,
     wol: Vec<Option<crate::engine::config::Wol>>,
+    /// Each recorder's name, for the alerts.
+    recorder_names: Vec<crate::engine::record::Text>,
     boot: Vec<crate::engine::config::Secs>,
     waking: Vec<Option<Waking>>,
     /// Each recorder's order, as the station last gave it.
@@ -659,8 +709,6 @@ pub struct Power {
     pub sets: u64,
     /// SETs answered with an error, or left unanswered.
     pub refused: u64,
-    /// Magic packets sent.
-    pub wakes: u64,
 }
 
 impl core::fmt::Debug for Power {
@@ -756,6 +804,11 @@ impl Power {
             out_req: vec![None; n],
             of_recorder,
             wol: site.recorders.iter().map(|r| r.wol).collect(),
+            recorder_names: site
+                .recorders
+                .iter()
+                .map(|r| r.name.as_str().into())
+                .collect(),
             boot: site.recorders.iter().map(|r| r.boot_time).collect(),
             waking: vec![None; site.recorders.len()],
             ordered: vec![None; site.recorders.len()],
@@ -769,7 +822,6 @@ impl Power {
             scratch: Vec::new(),
             sets: 0,
             refused: 0,
-            wakes: 0,
         }
     }
 
@@ -845,9 +897,10 @@ impl Power {
                 .stages
                 .into_iter()
                 .map(|st| match st {
-                    Stage::Reading | Stage::Setting { .. } | Stage::Checking { .. } => {
-                        Stage::Due { at: Timestamp(0) }
-                    }
+                    Stage::Reading
+                    | Stage::Setting { .. }
+                    | Stage::Checking { .. }
+                    | Stage::Confirming { .. } => Stage::Due { at: Timestamp(0) },
                     Stage::SwitchingOn => Stage::Off,
                     other => other,
                 })
@@ -1013,6 +1066,7 @@ impl Power {
                         | Stage::Reading
                         | Stage::Setting { .. }
                         | Stage::Checking { .. }
+                        | Stage::Confirming { .. }
                         | Stage::Armed
                 )
             });
@@ -1044,12 +1098,7 @@ impl Power {
     /// Fires what is due at `now`: outlets to cut (if none of their recorders runs:
     /// `running` says which do), retries, magic packets. `on_battery` says which UPSes
     /// are on battery.
-    pub fn handle_timeout(
-        &mut self,
-        now: Timestamp,
-        running: &dyn Fn(RecorderId) -> bool,
-        on_battery: &dyn Fn(UpsId) -> bool,
-    ) {
+    pub fn handle_timeout(&mut self, now: Timestamp, facts: &dyn Facts) {
         self.announce_at = None;
         for k in 0..self.announce.len() {
             let o = self.announce[k];
@@ -1063,31 +1112,40 @@ impl Power {
             if let Stage::Due { at } = self.stages[i]
                 && at <= now
             {
-                if let Some(r) = self.plans[i].members.iter().copied().find(|r| running(*r)) {
-                    self.stages[i] = Stage::NotCut;
-                    self.out.push_back(PowerOutput::NotCut {
-                        outlet: o,
-                        why: format!(
-                            "outlet {} is not cut: recorder #{} on it is running (heard from after it should have been down)",
-                            self.plans[i].name,
-                            r.index()
-                        ),
-                    });
+                if self.feeds_a_running_recorder(o, facts) {
                     continue;
                 }
                 // Read before write, where the card can say.
                 self.stages[i] = if self.plans[i].control.readback.is_some() {
                     Stage::Reading
                 } else {
-                    self.first_form(i, on_battery)
+                    self.first_form(i, facts)
                 };
-                self.start(now, o);
+                self.go(now, o, facts);
                 continue;
             }
             if let Some(req) = self.out_req[i]
                 && req.retry_at <= now
             {
+                // A SET unanswered: whether the card took it is read before it is sent
+                // again (a lost answer is not a refusal; a countdown is never re-armed).
+                if let Stage::Setting { form } = self.stages[i]
+                    && !req.discovery
+                    && self.plans[i].control.readback.is_some()
+                {
+                    self.stages[i] = Stage::Confirming {
+                        form,
+                        tries: req.tries,
+                    };
+                    self.start(now, o);
+                    continue;
+                }
                 if req.tries < TRIES {
+                    if matches!(self.stages[i], Stage::Setting { .. })
+                        && self.feeds_a_running_recorder(o, facts)
+                    {
+                        continue;
+                    }
                     self.out_req[i] = Some(Out {
                         tries: req.tries + 1,
                         retry_at: now.plus_secs(TRY_TIMEOUT_S),
@@ -1097,7 +1155,7 @@ impl Power {
                 } else {
                     // Silence: as a refusal, the next form (or the read skipped).
                     self.out_req[i] = None;
-                    self.unanswered(now, o, on_battery);
+                    self.unanswered(now, o, facts);
                 }
             }
         }
@@ -1124,7 +1182,6 @@ impl Power {
                 to: wol.to,
                 bytes: start..self.wire.len(),
             });
-            self.wakes += 1;
             self.waking[r.index()] = Some(Waking {
                 next: now.plus_secs(WAKE_EVERY_S << (sent - 1).min(8)),
                 sent,
@@ -1134,16 +1191,16 @@ impl Power {
     }
 
     /// The first form the card may take now (on battery or not).
-    fn first_form(&self, i: usize, on_battery: &dyn Fn(UpsId) -> bool) -> Stage {
-        self.form_from(i, 0, on_battery)
+    fn first_form(&self, i: usize, facts: &dyn Facts) -> Stage {
+        self.form_from(i, 0, facts)
             .map_or(Stage::NotCut, |form| Stage::Setting { form })
     }
 
     /// The first form from `from` on that the card may take now.
-    fn form_from(&self, i: usize, from: u8, on_battery: &dyn Fn(UpsId) -> bool) -> Option<u8> {
+    fn form_from(&self, i: usize, from: u8, facts: &dyn Facts) -> Option<u8> {
         let p = &self.plans[i];
         // A PDU whose recorders' mains is back already: off and on at once.
-        if p.control.on.is_some() && !on_battery(p.ups) {
+        if p.control.on.is_some() && !facts.on_battery(p.ups) {
             return (from == 0).then_some(REBOOT);
         }
         p.control
@@ -1151,7 +1208,7 @@ impl Power {
             .iter()
             .enumerate()
             .skip(usize::from(from))
-            .find(|(_, f)| !f.on_battery_only || on_battery(p.ups))
+            .find(|(_, f)| !f.on_battery_only || facts.on_battery(p.ups))
             .map(|(k, _)| k as u8)
     }
 
@@ -1163,6 +1220,51 @@ impl Power {
             REBOOT => c.reboot,
             k => c.cut.get(usize::from(k)),
         }
+    }
+
+    /// Where outlet `i` stands once its card has the cut: a PDU's outlet is off (until
+    /// mains), a UPS's cycle is armed.
+    fn cut(&self, i: usize) -> Stage {
+        if self.plans[i].control.on.is_some() {
+            Stage::Off
+        } else {
+            Stage::Armed
+        }
+    }
+
+    /// Whether outlet `o` feeds a running recorder: if so it is left as it is
+    /// (`NotCut`, said with the recorder's name), its request dropped.
+    fn feeds_a_running_recorder(&mut self, o: OutletId, facts: &dyn Facts) -> bool {
+        let i = o.0 as usize;
+        let Some(r) = self.plans[i]
+            .members
+            .iter()
+            .copied()
+            .find(|r| facts.running(*r))
+        else {
+            return false;
+        };
+        self.stages[i] = Stage::NotCut;
+        self.out_req[i] = None;
+        self.out.push_back(PowerOutput::NotCut {
+            outlet: o,
+            why: format!(
+                "outlet {} is not cut: recorder {} on it is running (heard from after it should have been down)",
+                self.plans[i].name, self.recorder_names[r.index()]
+            ),
+        });
+        true
+    }
+
+    /// Starts outlet `o`'s stage: a SET that cuts goes only while no recorder on it
+    /// runs.
+    fn go(&mut self, now: Timestamp, o: OutletId, facts: &dyn Facts) {
+        if matches!(self.stages[o.0 as usize], Stage::Setting { .. })
+            && self.feeds_a_running_recorder(o, facts)
+        {
+            return;
+        }
+        self.start(now, o);
     }
 
     /// Sends outlet `o`'s request of its stage, a new one under a fresh id.
@@ -1196,7 +1298,9 @@ impl Power {
                 .map_or(Asks::Nothing, Asks::Form)
         };
         match self.stages[i] {
-            Stage::Reading | Stage::Checking { .. } => (PduType::GET_REQUEST, Asks::Read),
+            Stage::Reading | Stage::Checking { .. } | Stage::Confirming { .. } => {
+                (PduType::GET_REQUEST, Asks::Read)
+            }
             Stage::Setting { form: k } => (PduType::SET_REQUEST, form(self.form(i, k))),
             Stage::SwitchingOn => (PduType::SET_REQUEST, form(p.control.on)),
             _ => (PduType::GET_REQUEST, Asks::Nothing),
@@ -1231,7 +1335,7 @@ impl Power {
         } else if self.dry_run {
             // A dry run reads nothing either: it goes on as if nothing were pending.
             self.out_req[i] = None;
-            self.after_read(now, o, false, &|_| true);
+            self.after_read(now, o, false, &(|_| true, |_| false));
             return;
         }
         let start = self.wire.len();
@@ -1285,19 +1389,19 @@ impl Power {
             .any(|(p, r)| p.card.to == from && r.is_some_and(|r| r.id == id))
     }
 
-    /// An answer from `from` on the poll socket (v1/v2c `m`, or v3 `raw` opened here):
-    /// believed only from the outlet's card, to its request's id, with its community or
-    /// user. `on_battery` says which UPSes are on battery (for the next form).
+    /// An answer from `from` on the poll socket, its request id (or msgID) `id`
+    /// (`Card::id_of`), opened here: believed only from the outlet's card, to its
+    /// request's id, with its community or user. `on_battery` says which UPSes are on battery (for the next form).
     pub fn handle_answer(
         &mut self,
         now: Timestamp,
         from: SocketAddr,
+        id: i32,
         raw: &[u8],
         arena: &Bump,
-        on_battery: &dyn Fn(UpsId) -> bool,
+        facts: &dyn Facts,
     ) -> Result<OutletId, crate::engine::trust::Refusal> {
         use crate::engine::trust::Refusal;
-        let id = Card::id_of(raw, arena).ok_or(Refusal::AnswerNotResponse)?;
         let Some(i) = self
             .plans
             .iter()
@@ -1326,9 +1430,9 @@ impl Power {
                 self.send(now, o);
                 return Ok(o);
             }
-            Opened::Answer { status, varbinds } => (status, first_integer(varbinds)),
+            Opened::Answer(r) => (r.error_status, first_integer(r.varbinds)),
         };
-        self.answered(now, o, status, values, on_battery);
+        self.answered(now, o, status, values, facts);
         Ok(o)
     }
 
@@ -1342,7 +1446,7 @@ impl Power {
         card: SocketAddr,
         community: &[u8],
         answer: &crate::wire::RequestPdu<'_>,
-        on_battery: &dyn Fn(UpsId) -> bool,
+        facts: &dyn Facts,
     ) -> Option<OutletId> {
         let first = answer.varbinds.first()?;
         let i = (0..self.plans.len()).find(|&i| {
@@ -1355,31 +1459,18 @@ impl Power {
         })?;
         let o = OutletId(i as u32);
         let values = first_integer(answer.varbinds);
-        self.answered(now, o, answer.error_status, values, on_battery);
+        self.answered(now, o, answer.error_status, values, facts);
         Some(o)
     }
 
-    /// The object the request under way of outlet `i` asks first.
-    fn asks(&self, i: usize) -> Option<OidBuf> {
-        let p = &self.plans[i];
-        let instance = |inst: Instance| match inst {
-            Instance::Scalar => 0,
-            Instance::Outlet => p.index,
-        };
-        match self.stages[i] {
-            Stage::Reading | Stage::Checking { .. } => {
-                let rb = p.control.readback.as_ref()?;
-                Some(rb.object.oid(instance(rb.instance)))
-            }
-            Stage::Setting { form } => {
-                let (object, inst, _) = self.form(i, form)?.sets.first()?;
-                Some(object.oid(instance(*inst)))
-            }
-            Stage::SwitchingOn => {
-                let (object, inst, _) = p.control.on?.sets.first()?;
-                Some(object.oid(instance(*inst)))
-            }
-            _ => None,
+    /// The object the request under way of outlet `i` asks first (as made once in its
+    /// `Requests`).
+    fn asks(&self, i: usize) -> Option<&OidBuf> {
+        let requests = &self.plans[i].requests;
+        match self.request(i).1 {
+            Asks::Read => requests.readback.as_ref().map(|r| &r[0].0),
+            Asks::Form(k) => requests.forms[k].1.first().map(|(oid, _)| oid),
+            Asks::Nothing => None,
         }
     }
 
@@ -1391,12 +1482,12 @@ impl Power {
         o: OutletId,
         status: i32,
         value: Option<i64>,
-        on_battery: &dyn Fn(UpsId) -> bool,
+        facts: &dyn Facts,
     ) {
         let i = o.0 as usize;
         self.out_req[i] = None;
         match self.stages[i] {
-            Stage::Reading | Stage::Checking { .. } => {
+            Stage::Reading | Stage::Checking { .. } | Stage::Confirming { .. } => {
                 let rb = self.plans[i]
                     .control
                     .readback
@@ -1414,15 +1505,12 @@ impl Power {
                     self.out.push_back(PowerOutput::Read {
                         outlet: o,
                         object: rb.object,
-                        index: match rb.instance {
-                            Instance::Scalar => 0,
-                            Instance::Outlet => self.plans[i].index,
-                        },
+                        index: rb.instance.index(self.plans[i].index),
                         value: v,
                         busy,
                     });
                 }
-                self.after_read(now, o, busy, on_battery);
+                self.after_read(now, o, busy, facts);
             }
             Stage::Setting { .. } | Stage::SwitchingOn => {
                 let f = match self.stages[i] {
@@ -1438,7 +1526,7 @@ impl Power {
                     self.taken(now, o, f);
                 } else {
                     self.refused += 1;
-                    self.next_form(now, o, on_battery);
+                    self.next_form(now, o, facts);
                 }
             }
             _ => {}
@@ -1447,32 +1535,44 @@ impl Power {
 
     /// What the card's state said: busy (nothing is written: a countdown already runs)
     /// or not (the SET goes, or, after one, it is armed all the same).
-    fn after_read(
-        &mut self,
-        now: Timestamp,
-        o: OutletId,
-        busy: bool,
-        on_battery: &dyn Fn(UpsId) -> bool,
-    ) {
+    fn after_read(&mut self, now: Timestamp, o: OutletId, busy: bool, facts: &dyn Facts) {
         let i = o.0 as usize;
         match self.stages[i] {
             Stage::Reading if busy => {
-                self.stages[i] = if self.plans[i].control.on.is_some() {
-                    Stage::Off
-                } else {
-                    Stage::Armed
-                };
+                self.stages[i] = self.cut(i);
             }
             Stage::Reading => {
-                self.stages[i] = self.first_form(i, on_battery);
-                self.start(now, o);
+                self.stages[i] = self.first_form(i, facts);
+                self.go(now, o, facts);
             }
             Stage::Checking { .. } => {
-                self.stages[i] = if self.plans[i].control.on.is_some() {
-                    Stage::Off
+                self.stages[i] = self.cut(i);
+            }
+            // It took the SET whose answer was lost.
+            Stage::Confirming { form, .. } if busy => {
+                self.stages[i] = if form == REBOOT {
+                    Stage::Done
                 } else {
-                    Stage::Armed
+                    self.cut(i)
                 };
+            }
+            // It did not: the same SET once more, or, after every try, the next form.
+            Stage::Confirming { form, tries } => {
+                self.stages[i] = Stage::Setting { form };
+                if self.feeds_a_running_recorder(o, facts) {
+                    return;
+                }
+                if tries < TRIES {
+                    self.out_req[i] = Some(Out {
+                        id: self.ids.next_id(),
+                        tries: tries + 1,
+                        retry_at: now.plus_secs(TRY_TIMEOUT_S),
+                        discovery: false,
+                    });
+                    self.send(now, o);
+                } else {
+                    self.unanswered(now, o, facts);
+                }
             }
             _ => {}
         }
@@ -1494,30 +1594,27 @@ impl Power {
             self.stages[i] = Stage::Checking { form };
             self.start(now, o);
         } else {
-            self.stages[i] = if c.on.is_some() {
-                Stage::Off
-            } else {
-                Stage::Armed
-            };
+            self.stages[i] = self.cut(i);
         }
     }
 
     /// A request unanswered after every try: a read is skipped (the SET goes), a SET
     /// counts as refused.
-    fn unanswered(&mut self, now: Timestamp, o: OutletId, on_battery: &dyn Fn(UpsId) -> bool) {
+    fn unanswered(&mut self, now: Timestamp, o: OutletId, facts: &dyn Facts) {
         let i = o.0 as usize;
         match self.stages[i] {
             Stage::Reading => {
-                self.stages[i] = self.first_form(i, on_battery);
-                self.start(now, o);
+                self.stages[i] = self.first_form(i, facts);
+                self.go(now, o, facts);
             }
             Stage::Checking { .. } => {
                 // It took the SET; its state could not be read back.
-                self.stages[i] = if self.plans[i].control.on.is_some() {
-                    Stage::Off
-                } else {
-                    Stage::Armed
-                };
+                self.stages[i] = self.cut(i);
+            }
+            // The SET unanswered and the card silent to the read: as a refusal.
+            Stage::Confirming { form, .. } => {
+                self.stages[i] = Stage::Setting { form };
+                self.unanswered(now, o, facts);
             }
             Stage::Setting { .. } | Stage::SwitchingOn => {
                 self.refused += 1;
@@ -1532,23 +1629,23 @@ impl Power {
                         status: -1,
                     });
                 }
-                self.next_form(now, o, on_battery);
+                self.next_form(now, o, facts);
             }
             _ => {}
         }
     }
 
     /// The form tried was refused (or unanswered): the next one, or the outlet is left.
-    fn next_form(&mut self, now: Timestamp, o: OutletId, on_battery: &dyn Fn(UpsId) -> bool) {
+    fn next_form(&mut self, now: Timestamp, o: OutletId, facts: &dyn Facts) {
         let i = o.0 as usize;
         let next = match self.stages[i] {
-            Stage::Setting { form } if form < ON => self.form_from(i, form + 1, on_battery),
+            Stage::Setting { form } if form < ON => self.form_from(i, form + 1, facts),
             _ => None,
         };
         match next {
             Some(form) => {
                 self.stages[i] = Stage::Setting { form };
-                self.start(now, o);
+                self.go(now, o, facts);
             }
             None => {
                 let switching_on = self.stages[i] == Stage::SwitchingOn;
@@ -1588,14 +1685,13 @@ impl Power {
                 next.stages[i] = self.stages[o];
                 next.settled[i] = self.settled[o];
                 next.out_req[i] = self.out_req[o];
-                next.plans[i].card.keep_engine_of(&mut self.plans[o].card);
+                next.plans[i].card.keep_engine_of(&self.plans[o].card);
             }
         }
         next.ordered = remap.carry_recorders(&self.ordered, None);
         next.waking = remap.carry_recorders(&self.waking, None);
         next.sets = self.sets;
         next.refused = self.refused;
-        next.wakes = self.wakes;
         *self = next;
     }
 
@@ -1625,14 +1721,12 @@ fn describe(f: &Form, index: u32) -> String {
     f.sets
         .iter()
         .map(|(obj, inst, v)| {
-            let at = match inst {
-                Instance::Scalar => 0,
-                Instance::Outlet => index,
-            };
-            match obj.named(*v) {
-                Some(n) => format!("{}.{at} = {n}({v})", obj.name),
-                None => format!("{}.{at} = {v}", obj.name),
-            }
+            format!(
+                "{}.{} = {}",
+                obj.name,
+                inst.index(index),
+                obj.value_text(*v)
+            )
         })
         .collect::<Vec<_>>()
         .join(", ")

@@ -68,17 +68,14 @@ fn answer_as(request: &[u8], community: &[u8], values: &[i64], error: i32, delta
             value: values.get(k).map_or(vb.value, |v| Value::Integer(*v)),
         })
         .collect();
-    let mut a = Message::pdu(
+    let a = Message::pdu(
         Version::V1,
         community,
         PduType::RESPONSE,
         q.request_id.wrapping_add(delta),
         &vbs,
-    );
-    if let Pdu::Request(r) = &mut a.pdu {
-        r.error_status = error;
-        r.error_index = i32::from(error != 0);
-    }
+    )
+    .with_error(error, i32::from(error != 0));
     encode::to_vec(&a)
 }
 
@@ -105,6 +102,39 @@ fn asked(request: &[u8]) -> (PduType, Vec<(String, Option<i64>)>) {
             })
             .collect(),
     )
+}
+
+/// Answers go in as the station hands them: with their request id read first.
+impl Power {
+    fn take(
+        &mut self,
+        now: Timestamp,
+        from: SocketAddr,
+        raw: &[u8],
+        arena: &Bump,
+        on_battery: &dyn Fn(UpsId) -> bool,
+    ) -> Result<OutletId, crate::engine::trust::Refusal> {
+        let id = card::Card::id_of(raw, arena).unwrap_or(0);
+        self.handle_answer(now, from, id, raw, arena, &(on_battery, |_| false))
+    }
+
+    /// The same, with recorder 0 (nvr-244) running: heard from since it was ordered.
+    fn take_while_running(
+        &mut self,
+        now: Timestamp,
+        raw: &[u8],
+    ) -> Result<OutletId, crate::engine::trust::Refusal> {
+        let arena = Bump::new();
+        let id = card::Card::id_of(raw, &arena).unwrap_or(0);
+        let running = |r: RecorderId| r == RecorderId(0);
+        self.handle_answer(now, card(), id, raw, &arena, &(|_| true, running))
+    }
+}
+
+/// The request id of one of trapgate's v1 requests.
+fn asked_id(request: &[u8]) -> i32 {
+    let arena = Bump::new();
+    card::Card::id_of(request, &arena).expect("a request id")
 }
 
 fn card() -> SocketAddr {
@@ -165,7 +195,7 @@ fn an_outlet_group_is_cut_once_its_recorders_have_had_their_shutdown_time_read_f
     // Announced at the next turn, after the orders have left.
     assert_eq!(drain(&mut p).1, []);
     assert_eq!(p.poll_timeout(), Some(t(10)));
-    p.handle_timeout(t(10), &|_| false, &|_| true);
+    p.handle_timeout(t(10), &(|_| true, |_| false));
     let (_, said) = drain(&mut p);
     let g2 = p.outlet_named("ups-main/group 2").expect("group 2");
     assert_eq!(
@@ -176,10 +206,10 @@ fn an_outlet_group_is_cut_once_its_recorders_have_had_their_shutdown_time_read_f
         }]
     );
     assert_eq!(p.poll_timeout(), Some(t(100)));
-    p.handle_timeout(t(99), &|_| false, &|_| true);
+    p.handle_timeout(t(99), &(|_| true, |_| false));
     assert!(drain(&mut p).0.is_empty(), "not before its shutdown time");
     // At 100 s: the pending state is read first.
-    p.handle_timeout(t(100), &|_| false, &|_| true);
+    p.handle_timeout(t(100), &(|_| true, |_| false));
     let (sent, _) = drain(&mut p);
     assert_eq!(sent.len(), 1);
     let (kind, vbs) = asked(&sent[0].1);
@@ -188,7 +218,7 @@ fn an_outlet_group_is_cut_once_its_recorders_have_had_their_shutdown_time_read_f
     assert_eq!(vbs[0].0, "1.3.6.1.4.1.318.1.1.1.12.1.2.1.4.2");
     // Nothing pending: the SET, ImmediateRebootShutdown on group 2.
     let arena = Bump::new();
-    p.handle_answer(
+    p.take(
         t(100),
         card(),
         &answer(&sent[0].1, b"private", &[2], 0),
@@ -217,7 +247,7 @@ fn an_outlet_group_is_cut_once_its_recorders_have_had_their_shutdown_time_read_f
         }
     )));
     // Taken; read back: pending.
-    p.handle_answer(
+    p.take(
         t(100),
         card(),
         &answer(&sent[0].1, b"private", &[], 0),
@@ -227,7 +257,7 @@ fn an_outlet_group_is_cut_once_its_recorders_have_had_their_shutdown_time_read_f
     .expect("believed");
     let (sent, _) = drain(&mut p);
     assert_eq!(asked(&sent[0].1).0, PduType::GET_REQUEST);
-    p.handle_answer(
+    p.take(
         t(100),
         card(),
         &answer(&sent[0].1, b"private", &[1], 0),
@@ -248,10 +278,10 @@ fn a_countdown_already_running_is_never_armed_again() {
     let g2 = p.outlet_named("ups-main/group 2").unwrap();
     // A restart: the journal said it was committed; the card says a command is pending.
     p.restore_committed(t(50), g2, t(100));
-    p.handle_timeout(t(200), &|_| false, &|_| true);
+    p.handle_timeout(t(200), &(|_| true, |_| false));
     let (sent, _) = drain(&mut p);
     let arena = Bump::new();
-    p.handle_answer(
+    p.take(
         t(200),
         card(),
         &answer(&sent[0].1, b"private", &[1], 0),
@@ -274,7 +304,7 @@ fn a_refused_form_is_followed_by_the_next_then_an_alert_and_forgeries_move_nothi
     let mut p = powered(&site);
     let g2 = p.outlet_named("ups-main/group 2").unwrap();
     p.restore_committed(t(50), g2, t(100));
-    p.handle_timeout(t(100), &|_| false, &|_| true);
+    p.handle_timeout(t(100), &(|_| true, |_| false));
     let (sent, _) = drain(&mut p);
     let arena = Bump::new();
     let ok = |sent: &[(SocketAddr, Vec<u8>)], values: &[i64], e: i32| {
@@ -284,11 +314,11 @@ fn a_refused_form_is_followed_by_the_next_then_an_alert_and_forgeries_move_nothi
     let read = sent.clone();
     let other_port = SocketAddr::new(UPS.parse().unwrap(), 1161);
     assert!(
-        p.handle_answer(t(100), other_port, &ok(&read, &[2], 0), &arena, &|_| true)
+        p.take(t(100), other_port, &ok(&read, &[2], 0), &arena, &|_| true)
             .is_err()
     );
     assert_eq!(
-        p.handle_answer(
+        p.take(
             t(100),
             card(),
             &answer(&read[0].1, b"public", &[2], 0),
@@ -299,16 +329,16 @@ fn a_refused_form_is_followed_by_the_next_then_an_alert_and_forgeries_move_nothi
     );
     let wrong_id = answer_as(&read[0].1, b"private", &[2], 0, 1);
     assert_eq!(
-        p.handle_answer(t(100), card(), &wrong_id, &arena, &|_| true),
+        p.take(t(100), card(), &wrong_id, &arena, &|_| true),
         Err(crate::engine::trust::Refusal::AnswerUnknownRequest)
     );
     assert_eq!(p.stage(g2), Stage::Reading, "no forgery moved it");
     // The real read: nothing pending; the first form refused (noAccess), then the
     // second (notWritable): the outlet is left, with what to do.
-    p.handle_answer(t(100), card(), &ok(&read, &[2], 0), &arena, &|_| true)
+    p.take(t(100), card(), &ok(&read, &[2], 0), &arena, &|_| true)
         .unwrap();
     let (sent, _) = drain(&mut p);
-    p.handle_answer(t(101), card(), &ok(&sent, &[], 6), &arena, &|_| true)
+    p.take(t(101), card(), &ok(&sent, &[], 6), &arena, &|_| true)
         .unwrap();
     let (sent, said) = drain(&mut p);
     assert!(said.contains(&PowerOutput::Answered {
@@ -321,7 +351,7 @@ fn a_refused_form_is_followed_by_the_next_then_an_alert_and_forgeries_move_nothi
         Some(10),
         "DelayedRebootShutdown next"
     );
-    p.handle_answer(t(102), card(), &ok(&sent, &[], 17), &arena, &|_| true)
+    p.take(t(102), card(), &ok(&sent, &[], 17), &arena, &|_| true)
         .unwrap();
     let (sent, said) = drain(&mut p);
     assert!(sent.is_empty());
@@ -340,35 +370,150 @@ fn a_refused_form_is_followed_by_the_next_then_an_alert_and_forgeries_move_nothi
     assert_eq!(p.refused, 2);
 }
 
+/// What went out, as (kind, first binding's value): `G` a get, `S(v)` a SET of v.
+fn kinds(sent: &[(SocketAddr, Vec<u8>)]) -> Vec<String> {
+    sent.iter()
+        .map(|(_, b)| match asked(b) {
+            (PduType::SET_REQUEST, vbs) => format!("S{}", vbs[0].1.unwrap_or(0)),
+            _ => "G".to_string(),
+        })
+        .collect()
+}
+
 #[test]
-fn an_unanswered_set_is_tried_again_then_the_next_form() {
+fn an_unanswered_set_is_read_before_it_goes_again_then_the_next_form() {
     let site = site("");
     let mut p = powered(&site);
     let g2 = p.outlet_named("ups-main/group 2").unwrap();
     p.restore_committed(t(50), g2, t(100));
-    p.handle_timeout(t(100), &|_| false, &|_| true);
+    p.handle_timeout(t(100), &(|_| true, |_| false));
     // The read is unanswered: after three tries the SET goes all the same.
     for s in [102, 104, 106] {
-        p.handle_timeout(t(s), &|_| false, &|_| true);
+        p.handle_timeout(t(s), &(|_| true, |_| false));
     }
-    let (sent, _) = drain(&mut p);
-    let kinds: Vec<PduType> = sent.iter().map(|(_, b)| asked(b).0).collect();
+    assert_eq!(kinds(&drain(&mut p).0), ["G", "G", "G", "S9"]);
+    // The SET unanswered: the card is read (three tries) before anything is written
+    // again; silent, the form counts as refused and the next one goes.
+    for s in [108, 110, 112, 114] {
+        p.handle_timeout(t(s), &(|_| true, |_| false));
+    }
+    let (sent, said) = drain(&mut p);
+    assert_eq!(kinds(&sent), ["G", "G", "G", "S10"]);
+    assert!(said.contains(&PowerOutput::Answered {
+        outlet: g2,
+        form: "upsOutletGroupImmediateRebootShutdown",
+        status: -1
+    }));
+    assert_eq!(p.refused, 1);
+}
+
+type Sent = Vec<(SocketAddr, Vec<u8>)>;
+
+/// Group 2 committed and due at 100 s, read as on, its SET sent and its answer lost: the
+/// read that confirms it goes at 102 s. Returns the SET and that read.
+fn a_set_unanswered(site: &Site) -> (Power, OutletId, Sent, Sent) {
+    let mut p = powered(site);
+    let arena = Bump::new();
+    let g2 = p.outlet_named("ups-main/group 2").unwrap();
+    p.restore_committed(t(50), g2, t(100));
+    p.handle_timeout(t(100), &(|_| true, |_| false));
+    let (read, _) = drain(&mut p);
+    p.take(
+        t(100),
+        card(),
+        &answer(&read[0].1, b"private", &[2], 0),
+        &arena,
+        &|_| true,
+    )
+    .expect("the read");
+    let (set, _) = drain(&mut p);
+    p.handle_timeout(t(102), &(|_| true, |_| false));
+    let (confirm, _) = drain(&mut p);
+    (p, g2, set, confirm)
+}
+
+#[test]
+fn a_set_whose_answer_is_lost_is_not_sent_again_when_the_card_took_it() {
+    let site = site("");
+    let arena = Bump::new();
+    let (mut p, g2, set, confirm) = a_set_unanswered(&site);
+    assert_eq!(kinds(&set), ["S9"]);
+    // Its answer is lost; the read that follows finds the command pending: armed, and
+    // no second SET, whatever answer comes late.
+    assert_eq!(kinds(&confirm), ["G"]);
+    assert!(matches!(
+        p.stage(g2),
+        Stage::Confirming { form: 0, tries: 1 }
+    ));
+    p.take(
+        t(102),
+        card(),
+        &answer(&confirm[0].1, b"private", &[1], 0),
+        &arena,
+        &|_| true,
+    )
+    .expect("the confirming read");
+    assert_eq!(p.stage(g2), Stage::Armed);
     assert_eq!(
-        kinds,
-        [
-            PduType::GET_REQUEST,
-            PduType::GET_REQUEST,
-            PduType::GET_REQUEST,
-            PduType::SET_REQUEST
-        ]
+        p.take(
+            t(103),
+            card(),
+            &answer(&set[0].1, b"private", &[], 0),
+            &arena,
+            &|_| true
+        ),
+        Err(crate::engine::trust::Refusal::AnswerUnknownRequest),
+        "the late answer to the SET moves nothing"
     );
-    // The SET unanswered three times: the next form.
-    for s in [108, 110, 112] {
-        p.handle_timeout(t(s), &|_| false, &|_| true);
+    for s in [104, 110, 200] {
+        p.handle_timeout(t(s), &(|_| true, |_| false));
     }
-    let (sent, _) = drain(&mut p);
-    let values: Vec<Option<i64>> = sent.iter().map(|(_, b)| asked(b).1[0].1).collect();
-    assert_eq!(values, [Some(9), Some(9), Some(10)]);
+    assert!(drain(&mut p).0.is_empty(), "nothing written again");
+    assert_eq!(p.sets, 1);
+    assert_eq!(p.refused, 0);
+
+    // The same with a card that had not taken it: the SET goes again, under a new id.
+    let (mut p, g2, set, confirm) = a_set_unanswered(&site);
+    p.take(
+        t(102),
+        card(),
+        &answer(&confirm[0].1, b"private", &[2], 0),
+        &arena,
+        &|_| true,
+    )
+    .expect("the confirming read");
+    let (again, said) = drain(&mut p);
+    assert_eq!(kinds(&again), ["S9"]);
+    assert!(
+        said.iter()
+            .any(|o| matches!(o, PowerOutput::Commanded { attempt: 2, .. }))
+    );
+    assert_ne!(
+        asked_id(&again[0].1),
+        asked_id(&set[0].1),
+        "a new request id"
+    );
+    // The first SET's answer, come late and repeated, is refused; the second's counts,
+    // once: a repeat of it is refused too.
+    assert!(
+        p.take(
+            t(103),
+            card(),
+            &answer(&set[0].1, b"private", &[], 0),
+            &arena,
+            &|_| true
+        )
+        .is_err()
+    );
+    let second = answer(&again[0].1, b"private", &[], 0);
+    p.take(t(103), card(), &second, &arena, &|_| true)
+        .expect("the second SET's answer");
+    assert_eq!(
+        p.take(t(103), card(), &second, &arena, &|_| true),
+        Err(crate::engine::trust::Refusal::AnswerUnknownRequest)
+    );
+    assert!(matches!(p.stage(g2), Stage::Checking { .. }));
+    assert_eq!(p.sets, 2);
 }
 
 #[test]
@@ -377,11 +522,36 @@ fn an_outlet_feeding_a_running_recorder_is_never_cut() {
     let mut p = powered(&site);
     let g2 = p.outlet_named("ups-main/group 2").unwrap();
     p.restore_committed(t(50), g2, t(100));
-    p.handle_timeout(t(100), &|r| r == RecorderId(0), &|_| true);
+    p.handle_timeout(t(100), &(|_| true, |r| r == RecorderId(0)));
     let (sent, said) = drain(&mut p);
     assert!(sent.is_empty());
-    assert!(matches!(said[..], [PowerOutput::NotCut { .. }]), "{said:?}");
+    assert!(
+        matches!(&said[..], [PowerOutput::NotCut { why, .. }] if why.contains("recorder nvr-244 on it is running")),
+        "{said:?}"
+    );
     assert_eq!(p.stage(g2), Stage::NotCut);
+
+    // Heard from while the card is read, after the cut fell due: no SET either.
+    let mut p = powered(&site);
+    p.restore_committed(t(50), g2, t(100));
+    p.handle_timeout(t(100), &(|_| true, |_| false));
+    let (read, _) = drain(&mut p);
+    assert_eq!(kinds(&read), ["G"]);
+    p.take_while_running(t(101), &answer(&read[0].1, b"private", &[2], 0))
+        .expect("the read");
+    let (sent, said) = drain(&mut p);
+    assert!(sent.is_empty(), "a SET went: {:?}", kinds(&sent));
+    assert!(said.iter().any(|o| matches!(o, PowerOutput::NotCut { .. })));
+    assert_eq!(p.stage(g2), Stage::NotCut);
+    assert_eq!(p.sets, 0);
+
+    // And before a SET whose answer was lost goes again.
+    let (mut p, g2, _, confirm) = a_set_unanswered(&site);
+    p.take_while_running(t(102), &answer(&confirm[0].1, b"private", &[2], 0))
+        .expect("the confirming read");
+    assert!(drain(&mut p).0.is_empty(), "no second SET");
+    assert_eq!(p.stage(g2), Stage::NotCut);
+    assert_eq!(p.sets, 1);
 }
 
 #[test]
@@ -394,12 +564,12 @@ fn a_pdu_outlet_goes_off_then_on_once_mains_is_back() {
     let o = p.outlet_named("pdu-a/outlet 7").expect("the PDU's outlet");
     let pdu: SocketAddr = "192.0.2.40:161".parse().unwrap();
     p.restore_committed(t(50), o, t(100));
-    p.handle_timeout(t(100), &|_| false, &|_| true);
+    p.handle_timeout(t(100), &(|_| true, |_| false));
     let arena = Bump::new();
     let (sent, _) = drain(&mut p);
     assert_eq!(sent[0].0, pdu);
     // Read: on (2); the SET immediateOff (2); read back: off (1).
-    p.handle_answer(
+    p.take(
         t(100),
         pdu,
         &answer(&sent[0].1, b"private", &[2], 0),
@@ -412,7 +582,7 @@ fn a_pdu_outlet_goes_off_then_on_once_mains_is_back() {
         asked(&sent[0].1).1,
         [("1.3.6.1.4.1.318.1.1.26.9.2.4.1.5.7".to_string(), Some(2))]
     );
-    p.handle_answer(
+    p.take(
         t(100),
         pdu,
         &answer(&sent[0].1, b"private", &[], 0),
@@ -421,7 +591,7 @@ fn a_pdu_outlet_goes_off_then_on_once_mains_is_back() {
     )
     .unwrap();
     let (sent, _) = drain(&mut p);
-    p.handle_answer(
+    p.take(
         t(100),
         pdu,
         &answer(&sent[0].1, b"private", &[1], 0),
@@ -435,7 +605,7 @@ fn a_pdu_outlet_goes_off_then_on_once_mains_is_back() {
     p.power_back(t(300), UpsId(0), &standing, &|_| UpsId(0));
     let (sent, _) = drain(&mut p);
     assert_eq!(asked(&sent[0].1).1[0].1, Some(1));
-    p.handle_answer(
+    p.take(
         t(300),
         pdu,
         &answer(&sent[0].1, b"private", &[], 0),
@@ -447,9 +617,9 @@ fn a_pdu_outlet_goes_off_then_on_once_mains_is_back() {
     // Due when mains is back already: off and on at once (immediateReboot).
     let mut p = powered(&site);
     p.restore_committed(t(50), o, t(100));
-    p.handle_timeout(t(100), &|_| false, &|_| false);
+    p.handle_timeout(t(100), &(|_| false, |_| false));
     let (sent, _) = drain(&mut p);
-    p.handle_answer(
+    p.take(
         t(100),
         pdu,
         &answer(&sent[0].1, b"private", &[2], 0),
@@ -467,7 +637,7 @@ fn recorders_with_wake_on_lan_are_woken_until_they_are_back() {
     let mut p = Power::new(&site, Box::new(Sequence(1)), true);
     // nvr-244's outlet group was cycled (a dry run's: armed at once).
     p.recorder_ordered(t(10), RecorderId(0), t(10), &ninety);
-    p.handle_timeout(t(100), &|_| false, &|_| true);
+    p.handle_timeout(t(100), &(|_| true, |_| false));
     let _ = drain(&mut p);
     let mut standing = vec![Standing::Idle; 2];
     standing[0] = Standing::Returning {
@@ -476,38 +646,30 @@ fn recorders_with_wake_on_lan_are_woken_until_they_are_back() {
         deadline: t(500),
     };
     p.power_back(t(200), UpsId(0), &standing, &|_| UpsId(0));
-    let mut packets = Vec::new();
-    for s in 200..=300 {
-        p.handle_timeout(t(s), &|_| false, &|_| false);
-        while let Some(o) = p.poll_output() {
-            if let PowerOutput::Wake {
-                recorder,
-                attempt,
-                to,
-                bytes,
-            } = o
-            {
-                packets.push((s, recorder, attempt, to, p.wire(bytes).to_vec()));
+    type Packet = (u64, RecorderId, u32, SocketAddr, Vec<u8>);
+    // The magic packets of every second in `seconds`.
+    fn wakes(p: &mut Power, packets: &mut Vec<Packet>, seconds: std::ops::RangeInclusive<u64>) {
+        for s in seconds {
+            p.handle_timeout(t(s), &(|_| false, |_| false));
+            while let Some(o) = p.poll_output() {
+                if let PowerOutput::Wake {
+                    recorder,
+                    attempt,
+                    to,
+                    bytes,
+                } = o
+                {
+                    packets.push((s, recorder, attempt, to, p.wire(bytes).to_vec()));
+                }
             }
         }
     }
+    let mut packets = Vec::new();
+    wakes(&mut p, &mut packets, 200..=300);
     let when: Vec<u64> = packets.iter().map(|x| x.0).collect();
     // Down since 200 s; its outlet's cycle has 120 s first.
     assert!(when.is_empty(), "{when:?}");
-    for s in 301..=500 {
-        p.handle_timeout(t(s), &|_| false, &|_| false);
-        while let Some(o) = p.poll_output() {
-            if let PowerOutput::Wake {
-                recorder,
-                attempt,
-                to,
-                bytes,
-            } = o
-            {
-                packets.push((s, recorder, attempt, to, p.wire(bytes).to_vec()));
-            }
-        }
-    }
+    wakes(&mut p, &mut packets, 301..=500);
     let when: Vec<u64> = packets.iter().map(|x| x.0).collect();
     assert_eq!(when, [320, 330, 350, 390, 470], "spacing doubles");
     let (_, r, _, to, bytes) = &packets[0];
@@ -522,14 +684,14 @@ fn recorders_with_wake_on_lan_are_woken_until_they_are_back() {
     );
     // Heard from: no more.
     p.recorder_back(RecorderId(0));
-    p.handle_timeout(t(700), &|_| false, &|_| false);
+    p.handle_timeout(t(700), &(|_| false, |_| false));
     assert!(p.poll_output().is_none());
     // An outlet not cut (the card refused): woken as soon as it is down.
     let mut p = powered(&site);
     let g2 = p.outlet_named("ups-main/group 2").unwrap();
     p.restore_not_cut(g2);
     p.power_back(t(200), UpsId(0), &standing, &|_| UpsId(0));
-    p.handle_timeout(t(200), &|_| false, &|_| false);
+    p.handle_timeout(t(200), &(|_| false, |_| false));
     assert!(matches!(
         drain(&mut p).1[..],
         [PowerOutput::Wake { attempt: 1, .. }]
@@ -542,7 +704,7 @@ fn a_dry_run_records_the_set_and_sends_nothing() {
     let mut p = Power::new(&site, Box::new(Sequence(1)), true);
     let g2 = p.outlet_named("ups-main/group 2").unwrap();
     p.restore_committed(t(50), g2, t(100));
-    p.handle_timeout(t(100), &|_| false, &|_| true);
+    p.handle_timeout(t(100), &(|_| true, |_| false));
     let (sent, said) = drain(&mut p);
     assert!(sent.is_empty(), "{sent:?}");
     assert!(
@@ -559,12 +721,12 @@ fn an_outlet_cycled_in_one_outage_is_cycled_again_in_the_next() {
     let mut p = Power::new(&site, Box::new(Sequence(1)), true);
     let g2 = p.outlet_named("ups-main/group 2").unwrap();
     p.recorder_ordered(t(10), RecorderId(0), t(10), &ninety);
-    p.handle_timeout(t(100), &|_| false, &|_| true);
+    p.handle_timeout(t(100), &(|_| true, |_| false));
     assert_eq!(p.stage(g2), Stage::Armed);
     let _ = drain(&mut p);
     // The next outage, an hour on.
     p.recorder_ordered(t(3_600), RecorderId(0), t(3_600), &ninety);
-    p.handle_timeout(t(3_600), &|_| false, &|_| true);
+    p.handle_timeout(t(3_600), &(|_| true, |_| false));
     let (_, said) = drain(&mut p);
     assert_eq!(
         said,
@@ -602,7 +764,7 @@ fn a_journal_with_the_orders_but_not_the_commitment_commits_on_resume() {
     p.restore_ordered(RecorderId(0), t(10));
     assert_eq!(p.stage(g2), Stage::Idle);
     p.recommit(t(20), &ninety);
-    p.handle_timeout(t(20), &|_| false, &|_| true);
+    p.handle_timeout(t(20), &(|_| true, |_| false));
     let (_, said) = drain(&mut p);
     assert_eq!(
         said,

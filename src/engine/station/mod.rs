@@ -163,6 +163,29 @@ pub struct Notification<'a> {
     pub rule: &'a str,
 }
 
+/// What the power machine asks of the station: which UPSes are on battery (the
+/// policy's view), which recorders run (heard from after they should have been down,
+/// or back after power returned).
+struct PowerFacts<'a> {
+    decider: &'a Decider,
+    ledger: &'a Ledger,
+}
+
+impl crate::engine::power::Facts for PowerFacts<'_> {
+    fn on_battery(&self, u: UpsId) -> bool {
+        self.decider.is_on_battery(u)
+    }
+
+    fn running(&self, r: RecorderId) -> bool {
+        self.ledger
+            .still_running()
+            .get(r.index())
+            .copied()
+            .unwrap_or(false)
+            || matches!(self.ledger.standing(r), Standing::Back { .. })
+    }
+}
+
 /// The site's names, shared by every record that names one (a reference count each,
 /// not a copy), and each UPS and recorder by its name.
 struct Names {
@@ -693,6 +716,7 @@ impl Station {
         c.agent_too_big = self.agent.too_big;
         c.nut_lines = self.nut.lines;
         c.outlet_sets = self.power.sets;
+        c.outlet_sets_refused = self.power.refused;
         c.nut_too_long = self.nut.too_long;
         c.nut_logged_in = self.nut.logged_in() as u64;
         c
@@ -1300,27 +1324,18 @@ impl Station {
         if !crate::engine::power::is_card(&self.power, from.ip()) {
             return false;
         }
-        let id = match Message::parse(payload, arena) {
-            Ok(m) => match m.pdu {
-                crate::wire::Pdu::Request(r) => Some(r.request_id),
-                crate::wire::Pdu::TrapV1(_) => None,
-            },
-            Err(e) if e.kind == crate::wire::ErrorKind::UnsupportedV3 => {
-                crate::wire::v3::Header::parse(payload)
-                    .ok()
-                    .map(|h| h.msg_id)
-            }
-            Err(_) => None,
-        };
-        if !id.is_some_and(|id| self.power.expects(from, id)) {
+        let id = crate::engine::power::card::Card::id_of(payload, arena);
+        let Some(id) = id.filter(|id| self.power.expects(from, *id)) else {
             return false;
-        }
+        };
         let at = self.at(now);
-        let decider = &self.decider;
-        let on_battery = |u: UpsId| decider.is_on_battery(u);
+        let facts = PowerFacts {
+            decider: &self.decider,
+            ledger: &self.ledger,
+        };
         if let Err(why) = self
             .power
-            .handle_answer(at, from, payload, arena, &on_battery)
+            .handle_answer(at, from, id, payload, arena, &facts)
         {
             self.refuse(at, why, from.ip());
         }
@@ -1339,11 +1354,13 @@ impl Station {
         answer: &RequestPdu<'_>,
     ) -> bool {
         let at = self.at(now);
-        let decider = &self.decider;
-        let on_battery = |u: UpsId| decider.is_on_battery(u);
+        let facts = PowerFacts {
+            decider: &self.decider,
+            ledger: &self.ledger,
+        };
         if self
             .power
-            .handle_wire_answer(at, card, community, answer, &on_battery)
+            .handle_wire_answer(at, card, community, answer, &facts)
             .is_none()
         {
             return false;
@@ -1789,17 +1806,11 @@ impl Station {
     /// The power machine's timers due at `t`: outlets to cut (none feeding a running
     /// recorder), retries, magic packets.
     fn power_timeout(&mut self, t: Timestamp) {
-        let (ledger, decider) = (&self.ledger, &self.decider);
-        let running = |r: RecorderId| {
-            ledger
-                .still_running()
-                .get(r.index())
-                .copied()
-                .unwrap_or(false)
-                || matches!(ledger.standing(r), Standing::Back { .. })
+        let facts = PowerFacts {
+            decider: &self.decider,
+            ledger: &self.ledger,
         };
-        let on_battery = |u: UpsId| decider.is_on_battery(u);
-        self.power.handle_timeout(t, &running, &on_battery);
+        self.power.handle_timeout(t, &facts);
         self.power_outputs(t);
     }
 
@@ -1807,44 +1818,41 @@ impl Station {
     fn power_outputs(&mut self, t: Timestamp) {
         use crate::engine::power::{PowerOutput, status_name};
         while let Some(o) = self.power.poll_output() {
-            let record = match o {
+            // A datagram: a card's request from the poll socket, a magic packet from
+            // one that may broadcast (nothing leaves while a journal is fed back).
+            let datagram = match &o {
                 PowerOutput::Send { outlet, to, bytes } => {
-                    if self.restoring {
-                        continue;
-                    }
-                    let start = self.bytes.len();
-                    self.bytes.extend_from_slice(self.power.wire(bytes));
-                    self.queued.push_back(Queued {
-                        transmit: Transmit {
-                            to,
-                            via: Via::Poll,
-                            purpose: Purpose::Command { outlet },
-                        },
-                        bytes: Some((start, self.bytes.len() - start)),
-                    });
-                    continue;
+                    Some((*to, Via::Poll, Purpose::Command { outlet: *outlet }, bytes))
                 }
                 PowerOutput::Wake {
                     recorder,
                     attempt,
                     to,
                     bytes,
-                } => {
-                    if self.restoring {
-                        continue;
-                    }
+                } => Some((
+                    *to,
+                    Via::Wol,
+                    Purpose::Wake {
+                        recorder: *recorder,
+                        attempt: *attempt,
+                    },
+                    bytes,
+                )),
+                _ => None,
+            };
+            if let Some((to, via, purpose, bytes)) = datagram {
+                if !self.restoring {
                     let start = self.bytes.len();
-                    self.bytes.extend_from_slice(self.power.wire(bytes));
+                    self.bytes.extend_from_slice(self.power.wire(bytes.clone()));
                     self.queued.push_back(Queued {
-                        transmit: Transmit {
-                            to,
-                            via: Via::Wol,
-                            purpose: Purpose::Wake { recorder, attempt },
-                        },
+                        transmit: Transmit { to, via, purpose },
                         bytes: Some((start, self.bytes.len() - start)),
                     });
-                    continue;
                 }
+                continue;
+            }
+            let record = match o {
+                PowerOutput::Send { .. } | PowerOutput::Wake { .. } => continue,
                 PowerOutput::Committed { outlet, at } => Record::Decision(Decided::CycleOutlet {
                     outlet: self.power.name_text(outlet),
                     at,
@@ -1873,14 +1881,11 @@ impl Station {
                     outlet,
                     form,
                     status,
-                } => {
-                    self.counts.outlet_sets_refused += u64::from(status != 0);
-                    Record::Action(Action::OutletAnswered {
-                        outlet: self.power.name_text(outlet),
-                        form: form.into(),
-                        status: status_name(status).into(),
-                    })
-                }
+                } => Record::Action(Action::OutletAnswered {
+                    outlet: self.power.name_text(outlet),
+                    form: form.into(),
+                    status: status_name(status).into(),
+                }),
                 PowerOutput::Read {
                     outlet,
                     object,
@@ -1889,13 +1894,7 @@ impl Station {
                     busy,
                 } => Record::Action(Action::OutletRead {
                     outlet: self.power.name_text(outlet),
-                    state: format!(
-                        "{}.{index} = {}",
-                        object.name,
-                        object
-                            .named(value)
-                            .map_or_else(|| value.to_string(), |n| format!("{n}({value})"))
-                    ),
+                    state: format!("{}.{index} = {}", object.name, object.value_text(value)),
                     busy,
                 }),
                 PowerOutput::NotCut { outlet, why } => Record::Decision(Decided::Alert {

@@ -1300,6 +1300,13 @@ fn stories(dir: &Path) {
         let frames: Vec<(u64, Vec<u8>)> = frames.iter().map(|(t, f)| (at(*t), f.clone())).collect();
         write_pcap(&dir.join(name), DataLink::ETHERNET, false, &frames);
     };
+    // A story with the gateway's talk with the card among its frames, in time order.
+    let write_with_card =
+        |name: &str, mut frames: Vec<(f64, Vec<u8>)>, talk: &[CardTalk], id: u16| {
+            frames.extend(card_talk(talk, id));
+            frames.sort_by(|a, b| a.0.total_cmp(&b.0));
+            write(name, &frames);
+        };
     // A short blip: power back before the first grace ends; a self-test later closes the capture.
     write(
         "story-blip.pcap",
@@ -1416,15 +1423,16 @@ fn stories(dir: &Path) {
     // gateway reads the group's pending command (none), sets ImmediateRebootShutdown,
     // reads it pending; the group goes off, and on again once mains is back (300 s);
     // nvr-244 boots (its coldStart at 420 s): Back. Group 1 (tier 1, spared) untouched.
-    let mut frames = vec![
-        (0.0, apc_frame(UPS, "public", 5, ON_BATTERY, 1)),
-        (60.0, apc_frame(UPS, "public", 5, ON_BATTERY, 2)),
-        (125.0, recorder_ack(NVR_244, 3)),
-        (300.0, apc_frame(UPS, "public", 9, RESTORED, 4)),
-        (420.0, cold_start(NVR_244, 5)),
-        (700.0, apc_frame(UPS, "public", 10, SELF_TEST, 6)),
-    ];
-    frames.extend(card_talk(
+    write_with_card(
+        "story-power-back-outlet.pcap",
+        vec![
+            (0.0, apc_frame(UPS, "public", 5, ON_BATTERY, 1)),
+            (60.0, apc_frame(UPS, "public", 5, ON_BATTERY, 2)),
+            (125.0, recorder_ack(NVR_244, 3)),
+            (300.0, apc_frame(UPS, "public", 9, RESTORED, 4)),
+            (420.0, cold_start(NVR_244, 5)),
+            (700.0, apc_frame(UPS, "public", 10, SELF_TEST, 6)),
+        ],
         &[
             (
                 210.001,
@@ -1455,22 +1463,21 @@ fn stories(dir: &Path) {
             ),
         ],
         0x5001,
-    ));
-    frames.sort_by(|a, b| a.0.total_cmp(&b.0));
-    write("story-power-back-outlet.pcap", &frames);
+    );
     // A card that refuses (story-card-refuses.site.toml: the community it was given may
     // only read, so every set is answered noSuchName): both forms of group 2 refused,
     // an alert says the outlet is not cycled; once mains is back nvr-244 (with `wol`) is
     // woken, and boots (its coldStart at 335 s): Back.
-    let mut frames = vec![
-        (0.0, apc_frame(UPS, "public", 5, ON_BATTERY, 1)),
-        (60.0, apc_frame(UPS, "public", 5, ON_BATTERY, 2)),
-        (125.0, recorder_ack(NVR_244, 3)),
-        (300.0, apc_frame(UPS, "public", 9, RESTORED, 4)),
-        (335.0, cold_start(NVR_244, 5)),
-        (700.0, apc_frame(UPS, "public", 10, SELF_TEST, 6)),
-    ];
-    frames.extend(card_talk(
+    write_with_card(
+        "story-card-refuses.pcap",
+        vec![
+            (0.0, apc_frame(UPS, "public", 5, ON_BATTERY, 1)),
+            (60.0, apc_frame(UPS, "public", 5, ON_BATTERY, 2)),
+            (125.0, recorder_ack(NVR_244, 3)),
+            (300.0, apc_frame(UPS, "public", 9, RESTORED, 4)),
+            (335.0, cold_start(NVR_244, 5)),
+            (700.0, apc_frame(UPS, "public", 10, SELF_TEST, 6)),
+        ],
         &[
             (
                 210.001,
@@ -1501,25 +1508,24 @@ fn stories(dir: &Path) {
             ),
         ],
         0x5101,
-    ));
-    frames.sort_by(|a, b| a.0.total_cmp(&b.0));
-    write("story-card-refuses.pcap", &frames);
+    );
     // A whole UPS cycled (story-whole-ups.site.toml: both recorders on the UPS's output):
     // low battery, both ordered at 5 s (the confirming poll unanswered), both
     // acknowledge; at 95 s their shutdown time has passed: the gateway reads the
     // output's status (onBattery), sets rebootShutdownUps and reads it back (sleeping
     // until power returns); mains returns at 200 s, the UPS switches its output on, both
     // boot: Back.
-    let mut frames = vec![
-        (0.0, apc_frame(UPS, "public", 7, LOW, 1)),
-        (8.0, recorder_ack(NVR_251, 2)),
-        (9.0, recorder_ack(NVR_244, 3)),
-        (200.0, apc_frame(UPS, "public", 9, RESTORED, 4)),
-        (330.0, cold_start(NVR_244, 5)),
-        (340.0, recorder_polls_gateway(NVR_251, 6)),
-        (700.0, apc_frame(UPS, "public", 10, SELF_TEST, 7)),
-    ];
-    frames.extend(card_talk(
+    write_with_card(
+        "story-whole-ups.pcap",
+        vec![
+            (0.0, apc_frame(UPS, "public", 7, LOW, 1)),
+            (8.0, recorder_ack(NVR_251, 2)),
+            (9.0, recorder_ack(NVR_244, 3)),
+            (200.0, apc_frame(UPS, "public", 9, RESTORED, 4)),
+            (330.0, cold_start(NVR_244, 5)),
+            (340.0, recorder_polls_gateway(NVR_251, 6)),
+            (700.0, apc_frame(UPS, "public", 10, SELF_TEST, 7)),
+        ],
         &[
             (
                 95.001,
@@ -1550,9 +1556,7 @@ fn stories(dir: &Path) {
             ),
         ],
         0x5201,
-    ));
-    frames.sort_by(|a, b| a.0.total_cmp(&b.0));
-    write("story-whole-ups.pcap", &frames);
+    );
     // A UPS that does not answer the confirming poll, at a site that then ignores the trap
     // (story-unconfirmed-ignore.site.toml); the seed's trace shows the "shutdown" choice.
     write(

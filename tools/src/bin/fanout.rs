@@ -65,7 +65,7 @@ const PDU: Ipv4Addr = Ipv4Addr::new(127, 13, 0, 2);
 /// and read back (15 s at most); prints the sets and read-backs seen and the kernel's
 /// receive time of the last of each, ns since the epoch.
 fn card(port: u16, outlets: u64) {
-    use trapgate::wire::{Pdu, PduType, RequestPdu};
+    use trapgate::wire::{Pdu, PduType};
     let socket = bind_udp(SocketAddr::from((PDU, port))).expect("the card's port");
     println!("ready");
     let _ = std::io::stdout().flush();
@@ -114,16 +114,13 @@ fn card(port: u16, outlets: u64) {
                 name: vb.name,
                 value,
             }];
-            let answer = encode::to_vec(&Message {
-                pdu: Pdu::Request(RequestPdu {
-                    kind: PduType::RESPONSE,
-                    request_id: q.request_id,
-                    error_status: 0,
-                    error_index: 0,
-                    varbinds: &vbs,
-                }),
-                ..m
-            });
+            let answer = encode::to_vec(&Message::pdu(
+                m.version,
+                m.community,
+                PduType::RESPONSE,
+                q.request_id,
+                &vbs,
+            ));
             answers.push(from, &answer);
         }
         answers.flush(socket.as_raw_fd());
