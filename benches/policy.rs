@@ -29,6 +29,7 @@ fn site() -> Site {
             vendor: Vendor::Apc,
             poll_interval: Secs(10),
             outlet_off_delay: Secs(300),
+            off_delay_from_card: false,
             restart: Restart::Auto,
             runtime: None,
             v3: None,

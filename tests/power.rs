@@ -768,6 +768,72 @@ fn the_probe_names_a_cards_wrong_delays_and_a_missing_trap_receiver_and_writes_n
 }
 
 #[test]
+fn a_shutoff_delay_the_site_leaves_out_is_read_from_the_card() {
+    let port = free_port(CARD);
+    let text = site(port, "write_community = \"private\"", "", "")
+        .replace("outlet_off_delay = \"10m\"\n", "");
+    let file = site_file("probe-taken", &text);
+    let dir = file.parent().expect("dir").to_path_buf();
+    let Some(mut card) = apc_card_set(&dir, port, "", "receiver=127.0.0.1") else {
+        return;
+    };
+    let (code, said) = probed(&file, port);
+    assert_eq!(code, Some(0), "{said}");
+    for want in [
+        "ups-card: upsAdvConfigShutoffDelay.0 = 600 s\n",
+        "ups-card: outlet_off_delay = 600 s, taken from the card\n",
+    ] {
+        assert!(said.contains(want), "{want:?} not in:\n{said}");
+    }
+    // `run` takes it at its start, journaled (a restart on the journal keeps it).
+    let journal = dir.join("journal");
+    let _ = std::fs::remove_file(&journal);
+    let (child, _out, _err) = start(&[
+        "run",
+        "--config",
+        file.to_str().expect("UTF-8"),
+        "--journal",
+        journal.to_str().expect("UTF-8"),
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut taken = Vec::new();
+    while taken.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        taken.clear();
+        let _ = trapgate::daemon::journal::read(&journal, |_, r| {
+            if let trapgate::engine::record::Record::Input(
+                trapgate::engine::record::Input::OffDelay { ups, seconds },
+            ) = r
+            {
+                taken.push((ups.to_string(), seconds));
+            }
+        });
+    }
+    terminate(&child);
+    let _ = card.kill();
+    let _ = card.wait();
+    assert_eq!(taken, [("ups-card".to_string(), 600)]);
+
+    // A card that would cut its outlets before its recorders are down says so.
+    let port = free_port(CARD);
+    let text = site(port, "write_community = \"private\"", "", "")
+        .replace("outlet_off_delay = \"10m\"\n", "");
+    let file = site_file("probe-taken-short", &text);
+    let dir = file.parent().expect("dir").to_path_buf();
+    let Some(mut card) = apc_card_set(&dir, port, "", "receiver=127.0.0.1 shutoff=1") else {
+        return;
+    };
+    let (code, said) = probed(&file, port);
+    let _ = card.kill();
+    let _ = card.wait();
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("ups-card: disagreement: upsAdvConfigShutoffDelay.0 = 1 s on the card (the site leaves outlet_off_delay to it), but recorder `nvr-b` needs 2 s to shut down"),
+        "{said}"
+    );
+}
+
+#[test]
 fn the_probe_says_which_card_does_not_answer() {
     // Nothing listens on the card's port (a closed port on loopback).
     let port = free_port(CARD);

@@ -172,8 +172,8 @@ pub const KEYS: &[Key] = &[
     k(
         "ups",
         "outlet_off_delay",
-        "required",
-        "How long after its shutdown starts it cuts its outlets.",
+        "required (apc, cyberpower: the card's)",
+        "How long after its shutdown starts it cuts its outlets. Left out for an APC or CyberPower UPS, the card's shutoff delay is read at start and after each reload (until then, the slowest shutdown_time of the recorders it feeds).",
     ),
     k(
         "ups",

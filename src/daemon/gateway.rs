@@ -1390,11 +1390,14 @@ fn probe_cards(
 }
 
 /// The cards' settings read: each that disagrees with the site is an `Alert`
-/// (`card_setting`). A card that could not be read is left to the poller, which says so
-/// (`ups_not_answering`).
+/// (`card_setting`); a shutoff delay the site leaves to the card is taken. A card that
+/// could not be read is left to the poller, which says so (`ups_not_answering`).
 fn note_probe(station: &mut Station, t: Timestamp, found: Vec<crate::daemon::probe::Finding>) {
     use crate::daemon::probe::Verdict;
     for f in found {
+        if let Some(seconds) = f.off_delay {
+            station.handle_off_delay(t, &f.card, seconds);
+        }
         if f.verdict != Verdict::Disagrees {
             continue;
         }

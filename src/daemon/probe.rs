@@ -51,6 +51,9 @@ pub struct Finding {
     pub text: String,
     /// Whether the card agrees with the site.
     pub verdict: Verdict,
+    /// A UPS whose site leaves `outlet_off_delay` out: the card's shutoff delay (s),
+    /// which `run` takes.
+    pub off_delay: Option<u32>,
 }
 
 /// What a finding says of the card.
@@ -358,6 +361,7 @@ fn probe_ups(site: &Site, u: UpsId, ups: &Ups, out: &mut Vec<Finding>) {
             card: ups.name.clone(),
             text,
             verdict,
+            off_delay: None,
         })
     };
     let to = SocketAddr::new(ups.address, ups.port);
@@ -369,7 +373,7 @@ fn probe_ups(site: &Site, u: UpsId, ups: &Ups, out: &mut Vec<Finding>) {
         Vendor::Apc => apc(site, u, ups, &mut a, slowest, &mut say),
         Vendor::CyberPower => cyberpower(ups, &mut a, slowest, &mut say),
         Vendor::UpsMib | Vendor::Eaton | Vendor::Mge => {
-            rfc1628(site, u, ups, &mut a, slowest, &mut say)
+            rfc1628(site, u, ups, &mut a, slowest, &mut say).map(|()| None)
         }
         other => {
             say(
@@ -379,18 +383,61 @@ fn probe_ups(site: &Site, u: UpsId, ups: &Ups, out: &mut Vec<Finding>) {
                 ),
                 Verdict::Agrees,
             );
-            Ok(())
+            Ok(None)
         }
     };
-    if let Err(e) = result {
-        say(format!("{to}: {e}"), Verdict::Unanswered);
+    match result {
+        Err(e) => say(format!("{to}: {e}"), Verdict::Unanswered),
+        Ok(Some(delay)) => out.push(Finding {
+            card: ups.name.clone(),
+            text: format!("outlet_off_delay = {delay} s, taken from the card"),
+            verdict: Verdict::Agrees,
+            off_delay: Some(delay),
+        }),
+        Ok(None) => {}
     }
 }
 
 type Say<'a> = dyn FnMut(String, Verdict) + 'a;
 
-/// The card's delay before it cuts its outlets, against the site's `outlet_off_delay`.
-fn shutoff(ups: &Ups, object: &Object, got: &Got, say: &mut Say<'_>) {
+/// The card's delay before it cuts its outlets, against the site's `outlet_off_delay`;
+/// where the site leaves it out, against the slowest shutdown of the recorders the UPS
+/// feeds, and returned (to be taken).
+fn shutoff(
+    ups: &Ups,
+    object: &Object,
+    got: &Got,
+    slowest: Option<(&str, u64)>,
+    say: &mut Say<'_>,
+) -> Option<u32> {
+    if ups.off_delay_from_card {
+        let Some(s) = got.seconds(object) else {
+            say(
+                format!(
+                    "{}.0: the card has none, and the site leaves outlet_off_delay out: write it",
+                    object.name
+                ),
+                Verdict::Disagrees,
+            );
+            return None;
+        };
+        let s = u32::try_from(s.max(0)).unwrap_or(u32::MAX);
+        match slowest {
+            Some((r, need)) if u64::from(s) < need => say(
+                format!(
+                    "{}.0 = {} on the card (the site leaves outlet_off_delay to it), but recorder `{r}` needs {need} s to shut down: it would lose power mid-write",
+                    object.name,
+                    seconds_text(i64::from(s))
+                ),
+                Verdict::Disagrees,
+            ),
+            _ => say(
+                format!("{}.0 = {}", object.name, seconds_text(i64::from(s))),
+                Verdict::Agrees,
+            ),
+        }
+        return Some(s);
+    }
     match got.seconds(object) {
         Some(s) if s != i64::from(ups.outlet_off_delay.0) => say(
             format!(
@@ -410,6 +457,7 @@ fn shutoff(ups: &Ups, object: &Object, got: &Got, say: &mut Say<'_>) {
             Verdict::Agrees,
         ),
     }
+    None
 }
 
 /// The runtime left when the card declares low battery, against the slowest shutdown.
@@ -444,9 +492,9 @@ fn apc(
     a: &mut Asking,
     slowest: Option<(&str, u64)>,
     say: &mut Say<'_>,
-) -> Result<(), String> {
+) -> Result<Option<u32>, String> {
     let got = a.get(&APC_SHUTOFF_DELAY, 0)?;
-    shutoff(ups, &APC_SHUTOFF_DELAY, &got, say);
+    let taken = shutoff(ups, &APC_SHUTOFF_DELAY, &got, slowest, say);
     let got = a.get(&APC_LOW_BATTERY_RUNTIME, 0)?;
     low_battery(&APC_LOW_BATTERY_RUNTIME, &got, slowest, say);
     let ret = a.get(&APC_RETURN_DELAY, 0)?;
@@ -500,7 +548,8 @@ fn apc(
             ),
         }
     }
-    receivers(site, a, say)
+    receivers(site, a, say)?;
+    Ok(taken)
 }
 
 /// The card's trap receiver table: the gateway's address among the enabled receivers.
@@ -573,9 +622,9 @@ fn cyberpower(
     a: &mut Asking,
     slowest: Option<(&str, u64)>,
     say: &mut Say<'_>,
-) -> Result<(), String> {
+) -> Result<Option<u32>, String> {
     let got = a.get(&CPS_SHUTOFF_DELAY, 0)?;
-    shutoff(ups, &CPS_SHUTOFF_DELAY, &got, say);
+    let taken = shutoff(ups, &CPS_SHUTOFF_DELAY, &got, slowest, say);
     let got = a.get(&CPS_LOW_BATTERY_RUNTIME, 0)?;
     low_battery(&CPS_LOW_BATTERY_RUNTIME, &got, slowest, say);
     let ret = a.get(&CPS_RETURN_DELAY, 0)?;
@@ -585,7 +634,7 @@ fn cyberpower(
             Verdict::Agrees,
         );
     }
-    Ok(())
+    Ok(taken)
 }
 
 fn rfc1628(
@@ -669,6 +718,7 @@ fn probe_pdu(site: &Site, id: PduId, out: &mut Vec<Finding>, pdu: &crate::engine
             card: pdu.name.clone(),
             text,
             verdict,
+            off_delay: None,
         })
     };
     let to = SocketAddr::new(pdu.address, pdu.port);

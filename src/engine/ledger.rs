@@ -163,6 +163,16 @@ impl Ledger {
         }
     }
 
+    /// UPS `u` cuts its outlets `delay` after its shutdown starts (read from its card):
+    /// the recorders it feeds first are told again until then, from their next order.
+    pub fn set_outlet_off(&mut self, u: UpsId, delay: Secs) {
+        for (r, ups) in self.ups_of.iter().enumerate() {
+            if *ups == u {
+                self.outlet_off[r] = delay;
+            }
+        }
+    }
+
     /// Takes a reloaded site: a recorder that stays (same name) keeps where it stands.
     pub fn reload(&mut self, site: &Site, remap: &Remap) {
         let _ = self.take_over(Ledger::new(site), remap);

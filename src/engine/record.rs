@@ -114,6 +114,14 @@ pub enum Input {
         /// Its engine ID, in hex.
         engine_id: String,
     },
+    /// A UPS card's shutoff delay, read at start or after a reload, taken as the UPS's
+    /// `outlet_off_delay` where the site leaves it out.
+    OffDelay {
+        /// The UPS.
+        ups: Text,
+        /// The card's delay, in seconds.
+        seconds: u32,
+    },
     /// Timers were due.
     Timeout,
 }
@@ -451,7 +459,10 @@ impl Record {
         match self {
             Record::Input(I::Event { ups, recorder, .. }) => (ups.as_deref(), recorder.as_deref()),
             Record::Input(
-                I::Poll { ups, .. } | I::PollUnanswered { ups, .. } | I::Silent { ups, .. },
+                I::Poll { ups, .. }
+                | I::PollUnanswered { ups, .. }
+                | I::Silent { ups, .. }
+                | I::OffDelay { ups, .. },
             ) => (Some(ups), None),
             Record::Input(I::Timeout | I::EngineKnown { .. }) => (None, None),
             Record::Input(I::NutLeft { recorder }) => (None, Some(recorder)),
@@ -575,6 +586,12 @@ impl Record {
                     let _ = write!(
                         w,
                         "recorder {recorder}'s NUT client logged out after it was shown FSD"
+                    );
+                }
+                Input::OffDelay { ups, seconds } => {
+                    let _ = write!(
+                        w,
+                        "UPS {ups}'s card cuts its outlets {seconds} s after its shutdown starts: taken as its outlet_off_delay"
                     );
                 }
                 Input::Silent { ups, silent } => {

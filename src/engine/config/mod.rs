@@ -202,6 +202,10 @@ pub struct Ups {
     pub poll_interval: Secs,
     /// How long after it starts shutting down it cuts its outlets.
     pub outlet_off_delay: Secs,
+    /// `outlet_off_delay` was left out: the card's shutoff delay is taken when trapgate
+    /// reads it (at start and at each reload; APC and CyberPower cards). Until then it
+    /// stands at the slowest `shutdown_time` of the recorders the UPS feeds.
+    pub off_delay_from_card: bool,
     /// Outlet behaviour when mains power returns.
     pub restart: Restart,
     /// Battery runtime at the site's load, if known.
@@ -947,17 +951,31 @@ impl Site {
             .into_iter()
             .map(|mut v| Self::forward(&mut v, secrets, m))
             .collect();
+        let mut upses: Vec<Ups> = upses.into_iter().map(|u| u.item).collect::<Option<_>>()?;
+        let recorders: Vec<Recorder> = recorders
+            .into_iter()
+            .map(|r| r.item)
+            .collect::<Option<_>>()?;
+        // A delay to be read from the card stands, until then, at the least it must be.
+        for (i, ups) in upses.iter_mut().enumerate() {
+            let u = UpsId::new(i);
+            if ups.off_delay_from_card {
+                ups.outlet_off_delay = recorders
+                    .iter()
+                    .filter(|r| r.feeds.contains(&u))
+                    .map(|r| r.shutdown_time)
+                    .max()
+                    .unwrap_or(Secs(0));
+            }
+        }
         Some(Site {
             forwarding: forward::Forwarding::new(forwards.into_iter().collect::<Option<_>>()?),
             text: "".into(),
             gateway: gateway?,
             policy: policy?,
-            upses: upses.into_iter().map(|u| u.item).collect::<Option<_>>()?,
+            upses,
             pdus: pdus.into_iter().map(|(_, _, p)| p).collect::<Option<_>>()?,
-            recorders: recorders
-                .into_iter()
-                .map(|r| r.item)
-                .collect::<Option<_>>()?,
+            recorders,
             usm_users: users
                 .into_iter()
                 .map(|u| u.map(|(_, u)| u))
@@ -1156,7 +1174,24 @@ impl Site {
         let poll_interval = or_default(optional(&mut t, "poll_interval"), Secs(10), |v| {
             duration(v, m)
         });
-        let outlet_off_delay = duration(required(&mut t, "outlet_off_delay", m), m);
+        // Left out, it is read from the card, where trapgate knows the card's object.
+        let outlet_off_delay = match optional(&mut t, "outlet_off_delay") {
+            Some(v) => duration(Some(v), m).map(Some),
+            None => match vendor {
+                Some(v) if power::off_delay_is_read(v) => Some(None),
+                Some(v) => {
+                    m.add(
+                        t.span,
+                        format!(
+                            "missing key `outlet_off_delay`: trapgate reads the shutoff delay of APC and CyberPower cards only; write it for this {} UPS as it is set on the UPS",
+                            v.name()
+                        ),
+                    );
+                    None
+                }
+                None => None,
+            },
+        };
         let restart = or_default(optional(&mut t, "restart"), Restart::Auto, |v| {
             one_of(
                 text(v, m),
@@ -1181,7 +1216,8 @@ impl Site {
                 port: port?,
                 vendor: vendor?,
                 poll_interval: poll_interval?,
-                outlet_off_delay: outlet_off_delay?,
+                outlet_off_delay: outlet_off_delay?.unwrap_or(Secs(0)),
+                off_delay_from_card: outlet_off_delay?.is_none(),
                 restart: restart?,
                 runtime: runtime?,
                 v3: v3?,
@@ -1562,7 +1598,7 @@ impl Site {
         for (i, ups) in UpsId::enumerate(&self.upses) {
             if let Some(slowest) = slowest[i] {
                 let need = slowest.shutdown_time.0 + confirm;
-                if need > ups.outlet_off_delay.0 {
+                if need > ups.outlet_off_delay.0 && !ups.off_delay_from_card {
                     out.push(format!(
                         "UPS `{}` cuts its outlets {} s after its shutdown starts, but recorder `{}` needs {} s to shut down{}: it would lose power mid-write",
                         ups.name,

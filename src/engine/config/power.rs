@@ -135,6 +135,12 @@ pub fn has_groups(vendor: Vendor) -> bool {
     matches!(vendor, Vendor::Apc | Vendor::Eaton)
 }
 
+/// Whether trapgate reads the card's shutoff delay (the site's `outlet_off_delay` may be
+/// left out): APC's `upsAdvConfigShutoffDelay`, CyberPower's `upsAdvanceConfigShutoffDelay`.
+pub fn off_delay_is_read(vendor: Vendor) -> bool {
+    matches!(vendor, Vendor::Apc | Vendor::CyberPower)
+}
+
 /// Whether trapgate can cycle `vendor`'s whole output with a form that returns by
 /// itself once mains is good.
 pub fn has_output_control(vendor: Vendor) -> bool {

@@ -757,3 +757,36 @@ fn outlets_pdus_write_access_and_wake_on_lan_are_read_and_checked() {
     let said = Site::parse(&own).expect("valid").warnings();
     assert!(said.is_empty(), "an outlet a tier of its own: {said:?}");
 }
+
+#[test]
+fn an_outlet_off_delay_left_out_is_the_cards_where_trapgate_reads_it() {
+    // APC: read from the card; until then the slowest shutdown of what the UPS feeds,
+    // and no warning against it (the card's value is held against that when read).
+    let apc = DEFAULT_SITE
+        .replace("outlet_off_delay = \"3m\"", "")
+        .replace("shutdown_time = \"90s\"", "shutdown_time = \"4m\"");
+    let site = Site::parse(&apc).expect("valid");
+    assert!(site.upses[0].off_delay_from_card);
+    assert_eq!(site.upses[0].outlet_off_delay, Secs(240));
+    assert!(
+        !site
+            .warnings()
+            .iter()
+            .any(|w| w.contains("lose power mid-write")),
+        "{:?}",
+        site.warnings()
+    );
+    assert!(!Site::default_site().upses[0].off_delay_from_card);
+    // Another vendor's card: a mistake naming the key, with the UPS's line.
+    let eaton = DEFAULT_SITE
+        .replace("outlet_off_delay = \"3m\"", "")
+        .replace("vendor = \"apc\"", "vendor = \"eaton\"");
+    let said = mistakes(&eaton);
+    let line = eaton.lines().position(|l| l == "[[ups]]").unwrap() + 1;
+    assert!(
+        said.iter().any(|m| m.starts_with(&format!("{line}:"))
+            && m.contains("missing key `outlet_off_delay`")
+            && m.contains("this eaton UPS")),
+        "{said:?}"
+    );
+}

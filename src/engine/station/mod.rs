@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use crate::classify::Event;
 use crate::engine::agent::{Agent, Answered};
-use crate::engine::config::{RecorderKind, Remap, Site};
+use crate::engine::config::{RecorderKind, Remap, Secs, Site};
 use crate::engine::id::{RecorderId, UpsId};
 use crate::engine::ledger::{Ledger, LedgerOutput, Standing};
 
@@ -456,6 +456,9 @@ pub struct StationState {
     /// The outlets being cycled, the recorders being woken.
     #[serde(default)]
     power: Option<crate::engine::power::PowerState>,
+    /// The shutoff delays read from cards: (UPS, seconds).
+    #[serde(default)]
+    off_delays: Vec<(String, u32)>,
 }
 
 /// `bytes` in lower-case hex.
@@ -583,6 +586,9 @@ pub struct Station {
     last_answer: Vec<Option<PollAnswer>>,
     /// Each UPS's last trap or inform the policy heard, and when (the status page's).
     last_trap: Vec<Option<(Timestamp, crate::classify::Event)>>,
+    /// Each UPS's shutoff delay read from its card, where the site leaves
+    /// `outlet_off_delay` to it.
+    off_delay: Vec<Option<Secs>>,
     /// The error-status each UPS last answered with, reported (None: a clean answer).
     poll_error: Vec<Option<i32>>,
     /// The objects each UPS was reported lacking.
@@ -641,6 +647,7 @@ impl Station {
             last_shown: vec![None; site.recorders.len()],
             last_answer: vec![None; site.upses.len()],
             last_trap: vec![None; site.upses.len()],
+            off_delay: vec![None; site.upses.len()],
             poll_error: vec![None; site.upses.len()],
             missing_said: vec![Vec::new(); site.upses.len()],
             decider: Decider::new(site.clone()),
@@ -1596,6 +1603,9 @@ impl Station {
         self.last_shown = remap.carry_recorders(&self.last_shown, None);
         self.last_answer = remap.carry_upses(&self.last_answer, None);
         self.last_trap = remap.carry_upses(&self.last_trap, None);
+        // A delay read from a card stays taken while the site still leaves it out.
+        self.off_delay = remap.carry_upses(&self.off_delay, None);
+        self.apply_off_delays();
         self.poll_error = remap.carry_upses(&self.poll_error, None);
         self.missing_said = remap.carry_upses(&self.missing_said, Vec::new());
         // Orders decided and not yet sent (a resume's) go to the same recorders.
@@ -1637,6 +1647,9 @@ impl Station {
                     .map(|(user, engine)| (String::from_utf8_lossy(&user).into(), hex(&engine)))
                     .collect(),
                 power: Some(self.power.state()),
+                off_delays: UpsId::enumerate(&self.off_delay)
+                    .filter_map(|(u, d)| Some((self.site.upses[u].name.clone(), (*d)?.0)))
+                    .collect(),
             }),
         })
     }
@@ -1658,7 +1671,53 @@ impl Station {
         if let Some(p) = s.power {
             self.power.set_state(p);
         }
+        for (ups, seconds) in &s.off_delays {
+            self.take_off_delay(ups, Secs(*seconds));
+        }
         self.records.clear();
+    }
+
+    /// UPS `ups`'s card was read at `now`: it cuts its outlets `seconds` after its
+    /// shutdown starts. Where the site leaves `outlet_off_delay` out, that is taken
+    /// (journaled when it changes): a recorder told to shut down is told again until
+    /// then. A UPS whose site names the delay keeps it (a disagreement is the probe's
+    /// `card_setting` alert).
+    pub fn handle_off_delay(&mut self, now: Timestamp, ups: &str, seconds: u32) {
+        let at = self.at(now);
+        let Some(u) = self.take_off_delay(ups, Secs(seconds)) else {
+            return;
+        };
+        self.input(
+            at,
+            Input::OffDelay {
+                ups: self.names.ups(u),
+                seconds,
+            },
+        );
+    }
+
+    /// Takes UPS `ups`'s card delay if the site leaves it out and it changed: which UPS.
+    fn take_off_delay(&mut self, ups: &str, delay: Secs) -> Option<UpsId> {
+        let Some(Who::Ups(u)) = self.names.get(ups).copied() else {
+            return None;
+        };
+        if !self.site.upses[u].off_delay_from_card || self.off_delay[u] == Some(delay) {
+            return None;
+        }
+        self.off_delay[u] = Some(delay);
+        self.apply_off_delays();
+        Some(u)
+    }
+
+    /// The delays read from cards, into the ledger (its own are the site's).
+    fn apply_off_delays(&mut self) {
+        for (u, d) in UpsId::enumerate(&self.off_delay) {
+            if let Some(d) = d
+                && self.site.upses[u].off_delay_from_card
+            {
+                self.ledger.set_outlet_off(u, *d);
+            }
+        }
     }
 
     /// A reload found in a journal being fed back (`restore`): taken as it was then,
@@ -2242,6 +2301,9 @@ impl Station {
                     if let Some(id) = unhex(engine_id) {
                         self.usm.engines().insert(user.as_bytes(), &id);
                     }
+                }
+                Input::OffDelay { ups, seconds } => {
+                    self.take_off_delay(ups, Secs(*seconds));
                 }
                 Input::Timeout => self.advance(t),
             },

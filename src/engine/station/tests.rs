@@ -1049,3 +1049,75 @@ fn a_restart_mid_cycle_reads_the_card_and_arms_nothing_twice() {
     let status = again.station.status(0);
     assert_eq!(status["outlets"][1]["state"], "armed", "{status}");
 }
+
+/// The seed site with its UPS's `outlet_off_delay` left to the card.
+fn site_leaving_the_delay_to_the_card() -> Site {
+    let text = DEFAULT_SITE
+        .replace("confirm_by_poll = true", "confirm_by_poll = false")
+        .replace("outlet_off_delay = \"3m\"", "");
+    Site::parse(&text).expect("valid")
+}
+
+/// When nvr-244, never acknowledging, is reported NotAcknowledged (seconds on the
+/// world's clock), its order at 5 s.
+fn not_acknowledged_at(w: &mut World) -> Option<f64> {
+    w.trap(5.0, Event::LowBattery, "lowBattery");
+    w.ack(6.0, NVR_251);
+    w.to(900.0);
+    w.seen
+        .journal
+        .iter()
+        .find(|(at, r)| r.printed(*at, 0).to_string().contains("NotAcknowledged"))
+        .map(|(at, _)| at.since(t(0.0)).round())
+}
+
+#[test]
+fn a_shutoff_delay_left_to_the_card_is_taken_once_read_and_kept_on_resume() {
+    // Unread, it stands at the slowest shutdown of the recorders the UPS feeds (90 s).
+    let left = site_leaving_the_delay_to_the_card();
+    assert!(left.upses[0].off_delay_from_card);
+    assert_eq!(left.upses[0].outlet_off_delay, Secs(90));
+    let mut w = World::new(left.clone());
+    assert_eq!(not_acknowledged_at(&mut w), Some(95.0));
+
+    // The card says 10 min: nvr-244 is told again until then, the delay journaled.
+    let mut w = World::new(left.clone());
+    w.station.handle_off_delay(t(1.0), "ups-main", 600);
+    w.act();
+    assert!(
+        w.seen.journal.iter().any(|(_, r)| matches!(
+            r,
+            Record::Input(Input::OffDelay { ups, seconds: 600 }) if &**ups == "ups-main"
+        )),
+        "{:#?}",
+        w.seen.journal
+    );
+    assert_eq!(not_acknowledged_at(&mut w), Some(605.0));
+    // Read again with the same value (a reload): nothing more journaled.
+    let records = w.seen.journal.len();
+    w.station.handle_off_delay(t(901.0), "ups-main", 600);
+    w.act();
+    assert_eq!(w.seen.journal.len(), records);
+
+    // A journal fed back keeps it.
+    let journal: Vec<_> = w
+        .seen
+        .journal
+        .iter()
+        .take_while(|(at, _)| *at <= t(1.0))
+        .cloned()
+        .collect();
+    let mut back = World::new(left);
+    for (at, r) in &journal {
+        back.station.restore(*at, r);
+    }
+    back.station.resumed(t(2.0));
+    back.act();
+    assert_eq!(not_acknowledged_at(&mut back), Some(605.0));
+
+    // A site that names its delay keeps it, whatever the card says.
+    let mut w = World::new(site(false));
+    w.station.handle_off_delay(t(1.0), "ups-main", 600);
+    w.act();
+    assert_eq!(not_acknowledged_at(&mut w), Some(185.0));
+}
