@@ -134,6 +134,11 @@ enum Command {
         /// Also take UDP on this port as SNMP (161 and 162 always are). Repeatable.
         #[arg(long = "port", value_name = "PORT")]
         ports: Vec<u16>,
+        /// Restart the gateway this many seconds after the capture's first frame, as a
+        /// crash and `run --journal` would: a fresh gateway reads the journal so far,
+        /// resumes, and takes the rest of the capture.
+        #[arg(long, value_name = "SECONDS", conflicts_with = "send")]
+        restart_at: Option<u32>,
     },
     /// Print the running gateway's status (its /status.json) as tables: every UPS and
     /// every recorder, for an engineer on SSH.
@@ -252,12 +257,14 @@ fn main() -> ExitCode {
             config,
             expect,
             ports,
+            restart_at,
             ..
         } => match replay_policy(
             &file,
             config.as_deref(),
             expect.as_deref(),
             &ports,
+            restart_at,
             &mut out,
         ) {
             Ok(true) => Ok(()),

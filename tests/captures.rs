@@ -50,9 +50,15 @@ fn with_site<'a>(command: &[&'a str], capture: &'a Path) -> Vec<&'a str> {
     args
 }
 
-/// `replay FILE [--config NAME.site.toml]`.
+/// `replay FILE [--config NAME.site.toml] [ARGS…]`, ARGS from `NAME.replay-args` where
+/// the story has one (`--restart-at 212`: the gateway restarted mid-capture).
 fn replay_args(capture: &Path) -> Vec<&str> {
-    with_site(&["replay"], capture)
+    let mut args = with_site(&["replay"], capture);
+    if let Ok(extra) = std::fs::read_to_string(capture.with_extension("replay-args")) {
+        let extra: &'static str = Box::leak(extra.into_boxed_str());
+        args.extend(extra.split_whitespace());
+    }
+    args
 }
 
 fn run(args: &[&str]) -> String {

@@ -350,9 +350,15 @@ fn capture(name: &str) -> std::path::PathBuf {
 
 /// `trapgate replay CAPTURE --config SITE`'s lines.
 fn replayed(pcap: &Path, site: &Path) -> Vec<String> {
+    replayed_with(pcap, site, &[])
+}
+
+/// The same, with `args` after.
+fn replayed_with(pcap: &Path, site: &Path, args: &[&str]) -> Vec<String> {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_trapgate"))
         .args(["replay", pcap.to_str().expect("UTF-8")])
         .args(["--config", site.to_str().expect("UTF-8")])
+        .args(args)
         .output()
         .expect("trapgate replay runs");
     assert!(out.status.success(), "{out:?}");
@@ -414,6 +420,66 @@ fn power_back_mid_shedding_with_an_outlet_group_ends_with_the_shed_recorder_back
 }
 
 #[test]
+fn a_gateway_restarted_mid_cycle_reads_the_card_and_sets_nothing_twice() {
+    // The SET of group 2 left at 08:03:30, its answer lost; the gateway dies and is
+    // restarted on its journal at 08:03:32.
+    let lines = replayed_with(
+        &capture("story-restart-mid-cycle.pcap"),
+        &capture("story-restart-mid-cycle.site.toml"),
+        &["--restart-at", "212"],
+    );
+    let set = position(
+        &lines,
+        &["\"action\":\"OutletSet\"", "ImmediateRebootShutdown(9)"],
+    );
+    let started = position(
+        &lines,
+        &[
+            "\"action\":\"Started\"",
+            "08:03:32",
+            "replay restarted",
+            "1 acknowledged",
+        ],
+    );
+    let pending = position(&lines, &["\"action\":\"OutletRead\"", "\"busy\":true"]);
+    let back = position(&lines, &["\"action\":\"Back\"", "nvr-244"]);
+    assert!(set < started && started < pending && pending < back);
+    let all = lines.join("\n");
+    assert_eq!(all.matches("\"action\":\"OutletSet\"").count(), 1, "{all}");
+    assert_eq!(
+        all.matches("\"decision\":\"CycleOutlet\"").count(),
+        1,
+        "the commitment is the journal's, not decided again: {all}"
+    );
+    assert!(
+        !all.contains("NotBack") && !all.contains("outlet_not_cycled"),
+        "{all}"
+    );
+    // The restarted gateway's read (request id 7715) answered by a forger who knows no
+    // write community: refused, so the command is never taken for pending on its word.
+    let forged = edited("story-restart-mid-cycle.pcap", "restart-forged", |f| {
+        if f.windows(4).any(|w| w == [2, 2, 0x1e, 0x23]) {
+            in_card_answers(f, b"private", b"privatX");
+        }
+    });
+    let lines = replayed_with(
+        &forged,
+        &capture("story-restart-mid-cycle.site.toml"),
+        &["--restart-at", "212"],
+    );
+    let _ = std::fs::remove_file(&forged);
+    let all = lines.join("\n");
+    let started = position(&lines, &["\"action\":\"Started\""]);
+    assert!(
+        !lines[started..]
+            .iter()
+            .any(|l| l.contains("\"action\":\"OutletRead\"")),
+        "a forged answer counted: {all}"
+    );
+    position(&lines, &["\"summary\"", "\"refused\":1"]);
+}
+
+#[test]
 fn a_card_refusing_both_forms_is_an_alert_and_the_recorder_is_woken() {
     let lines = replayed(
         &capture("story-card-refuses.pcap"),
@@ -472,14 +538,12 @@ fn a_whole_ups_is_cycled_only_after_every_recorder_it_feeds_had_its_shutdown_tim
     position(&lines, &["\"action\":\"Back\"", "nvr-251"]);
 }
 
-/// `story-power-back-outlet.pcap` with every frame passed through `edit` (the frame's
+/// Capture `source` with every frame passed through `edit` (the frame's
 /// bytes; the UDP checksum is not checked by the replay, as tshark does not).
-fn edited(name: &str, edit: impl Fn(&mut Vec<u8>)) -> std::path::PathBuf {
+fn edited(source: &str, name: &str, edit: impl Fn(&mut Vec<u8>)) -> std::path::PathBuf {
     use pcap_file::pcap::{PcapReader, PcapWriter};
-    let mut reader = PcapReader::new(
-        std::fs::File::open(capture("story-power-back-outlet.pcap")).expect("open"),
-    )
-    .expect("a pcap");
+    let mut reader =
+        PcapReader::new(std::fs::File::open(capture(source)).expect("open")).expect("a pcap");
     let path = std::env::temp_dir().join(format!("trapgate-{name}-{}.pcap", std::process::id()));
     let mut writer = PcapWriter::with_header(
         std::fs::File::create(&path).expect("create"),
@@ -495,6 +559,17 @@ fn edited(name: &str, edit: impl Fn(&mut Vec<u8>)) -> std::path::PathBuf {
         writer.write_packet(&q).expect("write");
     }
     path
+}
+
+/// A frame from the card's agent (192.168.61.250:161) with the write community comes
+/// from another port of its address (1161).
+fn from_another_port(f: &mut [u8]) {
+    if f.get(26..30) == Some(&[192, 168, 61, 250][..])
+        && f.get(34..36) == Some(&[0, 161][..])
+        && f.windows(7).any(|w| w == b"private")
+    {
+        f[34..36].copy_from_slice(&[0x04, 0x89]);
+    }
 }
 
 /// Replaces `from` by `to` (same length) in a frame from the card's agent
@@ -517,16 +592,11 @@ fn forged_answers_in_a_capture_do_not_cycle_an_outlet() {
     let site = capture("story-power-back-outlet.site.toml");
     // The card's answers with another community (a forger who knows no write
     // community), and from another port of the card's address.
-    let community = edited("forged-community", |f| {
+    let community = edited("story-power-back-outlet.pcap", "forged-community", |f| {
         in_card_answers(f, b"private", b"privatX")
     });
-    let port = edited("forged-port", |f| {
-        if f.get(26..30) == Some(&[192, 168, 61, 250][..])
-            && f.get(34..36) == Some(&[0, 161][..])
-            && f.windows(7).any(|w| w == b"private")
-        {
-            f[34..36].copy_from_slice(&[0x04, 0x89]);
-        }
+    let port = edited("story-power-back-outlet.pcap", "forged-port", |f| {
+        from_another_port(f)
     });
     for forged in [community, port] {
         let lines = replayed(&forged, &site);

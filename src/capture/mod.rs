@@ -368,6 +368,36 @@ fn client_step(
     }
 }
 
+/// A replay's restart at `at`: `old`'s timers run to then; a new station (`make` at the
+/// journal's first time) is fed every record so far (the journal), and resumed.
+fn restarted(
+    old: &mut crate::engine::station::Station,
+    at: Timestamp,
+    keep: &mut impl FnMut(crate::engine::station::Happened<'_>),
+    log: &std::cell::RefCell<Vec<(Timestamp, crate::engine::record::Record)>>,
+    make: &dyn Fn(Timestamp) -> crate::engine::station::Station,
+) -> crate::engine::station::Station {
+    use crate::engine::record::{Action, Record};
+    old.run_to(at, keep);
+    old.settle(keep);
+    let journal = log.borrow().clone();
+    let mut s = make(journal.first().map_or(at, |(t, _)| *t));
+    for (t, r) in &journal {
+        s.restore(*t, r);
+    }
+    let resumed = s.resumed(at);
+    let detail = format!(
+        "replay restarted: journal: {} records read, {} recorders waiting for their acknowledgement, {} acknowledged, {} orders not journaled as sent",
+        journal.len(),
+        resumed.waiting,
+        resumed.acknowledged,
+        resumed.unsent
+    );
+    s.note(at, Record::Action(Action::Started { detail, site: None }));
+    s.settle(keep);
+    s
+}
+
 /// How long past a capture's last frame a replay's timers may run: a day.
 pub const RUN_OUT_S: u32 = 86_400;
 
@@ -385,10 +415,16 @@ pub const RUN_OUT_S: u32 = 86_400;
 /// order, with its capture time. The story's timers still pending after the last frame
 /// run out (`Station::run_out`, `RUN_OUT_S` at most): a capture that stops mid-outage
 /// shows its re-sends, `NotAcknowledged`, `NotBack` as the live gateway would.
+///
+/// `restart_at` (seconds after the first frame) restarts the gateway then, as a crash
+/// and `trapgate run --journal` would: a fresh station is fed every record so far (the
+/// journal), resumed, and takes the rest of the capture; what the old one had under way
+/// and had not journaled is lost with it.
 pub fn replay_story(
     path: &Path,
     site: crate::engine::config::Site,
     ports: &[u16],
+    restart_at: Option<u32>,
 ) -> Result<(Vec<(Timestamp, crate::engine::record::Record)>, ReplayEnd), CaptureError> {
     use crate::engine::poller::Sequence;
     use crate::engine::record::Record;
@@ -404,9 +440,11 @@ pub fn replay_story(
     );
     let mut pipeline = Pipeline::new(site.classifier(), ports);
     pipeline.set_usm(crate::engine::usm::Usm::new(&site));
+    let first_site = site.clone();
     let mut site = Some(site);
     let mut station: Option<Station> = None;
-    let mut log: Vec<(Timestamp, Record)> = Vec::new();
+    let log: std::cell::RefCell<Vec<(Timestamp, Record)>> = Default::default();
+    let mut restart = restart_at;
     let mut refusals = Refusals::default();
     let mut wire = WireWatch::default();
     let mut commands = WireWatch::default();
@@ -414,33 +452,43 @@ pub fn replay_story(
     // Everything the station has: its records, and what it sends, as sent.
     let mut keep = |h: Happened<'_>| {
         if let Happened::Record(at, r) = h {
-            log.push((at, r));
+            log.borrow_mut().push((at, r));
         }
     };
+    // A station of the site: trapgate's SNMPv3 engine, for the orders to v3 recorders,
+    // is the site's, or one named for the replay (no host's name: a replay is the same
+    // anywhere); a restart's is booted once more, its request ids others.
+    let make = |site: crate::engine::config::Site, t: Timestamp, boots: u32| {
+        let engine = crate::engine::usm::LocalEngine {
+            id: site
+                .gateway
+                .engine_id
+                .clone()
+                .unwrap_or_else(|| crate::engine::usm::local_engine_id("replay")),
+            boots,
+        };
+        let mut s = Station::new(
+            site,
+            Options::default(),
+            relays.clone(),
+            Box::new(Sequence((boots as i32 - 1) * 10_000)),
+            t,
+        );
+        s.set_local_engine(engine);
+        s
+    };
     let mut last = Timestamp(0);
+    let mut origin = None;
     let end = replay(path, &mut pipeline, |p, r| {
-        let s = station.get_or_insert_with(|| {
-            let site = site.take().expect("made once");
-            // trapgate's SNMPv3 engine, for the orders to v3 recorders: the site's, or
-            // one named for the replay (no host's name: a replay is the same anywhere).
-            let engine = crate::engine::usm::LocalEngine {
-                id: site
-                    .gateway
-                    .engine_id
-                    .clone()
-                    .unwrap_or_else(|| crate::engine::usm::local_engine_id("replay")),
-                boots: 1,
-            };
-            let mut s = Station::new(
-                site,
-                Options::default(),
-                relays.clone(),
-                Box::new(Sequence(0)),
-                r.time,
-            );
-            s.set_local_engine(engine);
-            s
-        });
+        origin = Some(r.origin);
+        let s = station.get_or_insert_with(|| make(site.take().expect("made once"), r.time, 1));
+        if let Some(after) = restart
+            && r.time >= r.origin.plus_secs(after)
+        {
+            restart = None;
+            let at = r.origin.plus_secs(after);
+            *s = restarted(s, at, &mut keep, &log, &|t| make(first_site.clone(), t, 2));
+        }
         // Every timer due before the frame fires first, at its own time, and what it
         // decided is acted on then.
         s.run_to(r.time, &mut keep);
@@ -564,6 +612,14 @@ pub fn replay_story(
     })?;
     let counts = match station.as_mut() {
         Some(s) => {
+            // A restart after the last frame.
+            if let Some(after) = restart
+                && let Some(origin) = origin
+                && origin.plus_secs(after) <= last.plus_secs(RUN_OUT_S)
+            {
+                let at = origin.plus_secs(after);
+                *s = restarted(s, at, &mut keep, &log, &|t| make(first_site.clone(), t, 2));
+            }
             // The story's timers run out past the last frame (a day at most).
             s.run_out(last.plus_secs(RUN_OUT_S), &mut keep);
             s.flush_refusals(last);
@@ -573,7 +629,7 @@ pub fn replay_story(
         None => Default::default(),
     };
     Ok((
-        log,
+        log.into_inner(),
         ReplayEnd {
             read: end,
             counters: pipeline.counters().clone(),

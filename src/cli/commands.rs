@@ -511,10 +511,12 @@ pub fn replay_policy(
     config: Option<&Path>,
     expect: Option<&Path>,
     ports: &[u16],
+    restart_at: Option<u32>,
     out: &mut impl Write,
 ) -> Result<bool, String> {
     let site = load_site(config)?;
-    let (log, end) = replay::replay_story(file, site, ports).map_err(|e| e.to_string())?;
+    let (log, end) =
+        replay::replay_story(file, site, ports, restart_at).map_err(|e| e.to_string())?;
     let mut text = String::new();
     let mut decisions = 0;
     for (t, r) in log.iter().filter(|(_, r)| r.shown()) {

@@ -1003,6 +1003,12 @@ impl Power {
         if let Some(s) = self.stages.get_mut(i) {
             *s = Stage::Due { at };
             self.settled[i] = now;
+            // Its commitment, made again as the journal's orders were fed back, is the
+            // journal's: not announced a second time.
+            self.announce.retain(|a| *a != o);
+            if self.announce.is_empty() {
+                self.announce_at = None;
+            }
         }
     }
 

@@ -1048,6 +1048,16 @@ fn a_restart_mid_cycle_reads_the_card_and_arms_nothing_twice() {
     );
     let status = again.station.status(0);
     assert_eq!(status["outlets"][1]["state"], "armed", "{status}");
+    // Its commitment is the journal's: not decided a second time.
+    assert!(
+        !again
+            .seen
+            .journal
+            .iter()
+            .any(|(_, r)| matches!(r, Record::Decision(Decided::CycleOutlet { .. }))),
+        "{:#?}",
+        again.seen.journal
+    );
 }
 
 /// The seed site with its UPS's `outlet_off_delay` left to the card.

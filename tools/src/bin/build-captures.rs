@@ -1235,7 +1235,8 @@ fn polls_with_an_error() -> ([Vec<u8>; 2], [Vec<u8>; 2]) {
 /// The gateway's requests to the card and the card's answers, as a capture on the
 /// gateway sees them: from 192.168.61.10:40162 to the card's agent, with the write
 /// community `private`. `talk` is (time, request kind, request id, object, value asked
-/// or set, answer's error-status, answer's value).
+/// or set, answer's error-status, answer's value); an error-status of -1: the answer
+/// never came (no frame).
 type CardTalk = (f64, PduType, i32, &'static str, V, i32, V);
 
 fn card_talk(talk: &[CardTalk], first_id: u16) -> Vec<(f64, Vec<u8>)> {
@@ -1269,6 +1270,9 @@ fn card_talk(talk: &[CardTalk], first_id: u16) -> Vec<(f64, Vec<u8>)> {
                 &ip4(GATEWAY, UPS, ip_id).udp(40162, 161, &request),
             ),
         ));
+        if *status < 0 {
+            continue;
+        }
         frames.push((
             *t + 0.01,
             eth4(
@@ -1463,6 +1467,54 @@ fn stories(dir: &Path) {
             ),
         ],
         0x5001,
+    );
+    // A restart in the middle of a cycle (story-restart-mid-cycle.site.toml, the
+    // outlet story's site; replayed with `--restart-at 212`, story-restart-mid-cycle.replay-args):
+    // at 210 s the gateway reads group 2 (nothing pending) and sets
+    // ImmediateRebootShutdown; the card takes it, but its answer never reaches the
+    // gateway, which dies; restarted from its journal at 212 s, it reads the group before
+    // writing anything: the command is pending, so nothing is set again. Mains returns at
+    // 300 s, the group switches on, nvr-244 boots (its coldStart at 420 s): Back.
+    write_with_card(
+        "story-restart-mid-cycle.pcap",
+        vec![
+            (0.0, apc_frame(UPS, "public", 5, ON_BATTERY, 1)),
+            (60.0, apc_frame(UPS, "public", 5, ON_BATTERY, 2)),
+            (125.0, recorder_ack(NVR_244, 3)),
+            (300.0, apc_frame(UPS, "public", 9, RESTORED, 4)),
+            (420.0, cold_start(NVR_244, 5)),
+            (700.0, apc_frame(UPS, "public", 10, SELF_TEST, 6)),
+        ],
+        &[
+            (
+                210.001,
+                PduType::GET_REQUEST,
+                9301,
+                GROUP_2_PENDING,
+                V::Null,
+                0,
+                V::Int(2),
+            ),
+            (
+                210.021,
+                PduType::SET_REQUEST,
+                9302,
+                GROUP_2_COMMAND,
+                V::Int(9),
+                -1,
+                V::Null,
+            ),
+            (
+                212.051,
+                PduType::GET_REQUEST,
+                7715,
+                GROUP_2_PENDING,
+                V::Null,
+                0,
+                V::Int(1),
+            ),
+        ],
+        0x5201,
     );
     // A card that refuses (story-card-refuses.site.toml: the community it was given may
     // only read, so every set is answered noSuchName): both forms of group 2 refused,
