@@ -1311,6 +1311,19 @@ fn stories(dir: &Path) {
             frames.sort_by(|a, b| a.0.total_cmp(&b.0));
             write(name, &frames);
         };
+    // The outlet stories' outage: on battery at 0 s (and again at 60 s), nvr-244's
+    // acknowledgement of its order at 125 s, mains back at 300 s, nvr-244's coldStart at
+    // `boots`, a self-test closing the capture at 700 s.
+    let outlet_outage = |boots: f64| {
+        vec![
+            (0.0, apc_frame(UPS, "public", 5, ON_BATTERY, 1)),
+            (60.0, apc_frame(UPS, "public", 5, ON_BATTERY, 2)),
+            (125.0, recorder_ack(NVR_244, 3)),
+            (300.0, apc_frame(UPS, "public", 9, RESTORED, 4)),
+            (boots, cold_start(NVR_244, 5)),
+            (700.0, apc_frame(UPS, "public", 10, SELF_TEST, 6)),
+        ]
+    };
     // A short blip: power back before the first grace ends; a self-test later closes the capture.
     write(
         "story-blip.pcap",
@@ -1429,14 +1442,7 @@ fn stories(dir: &Path) {
     // nvr-244 boots (its coldStart at 420 s): Back. Group 1 (tier 1, spared) untouched.
     write_with_card(
         "story-power-back-outlet.pcap",
-        vec![
-            (0.0, apc_frame(UPS, "public", 5, ON_BATTERY, 1)),
-            (60.0, apc_frame(UPS, "public", 5, ON_BATTERY, 2)),
-            (125.0, recorder_ack(NVR_244, 3)),
-            (300.0, apc_frame(UPS, "public", 9, RESTORED, 4)),
-            (420.0, cold_start(NVR_244, 5)),
-            (700.0, apc_frame(UPS, "public", 10, SELF_TEST, 6)),
-        ],
+        outlet_outage(420.0),
         &[
             (
                 210.001,
@@ -1477,14 +1483,7 @@ fn stories(dir: &Path) {
     // 300 s, the group switches on, nvr-244 boots (its coldStart at 420 s): Back.
     write_with_card(
         "story-restart-mid-cycle.pcap",
-        vec![
-            (0.0, apc_frame(UPS, "public", 5, ON_BATTERY, 1)),
-            (60.0, apc_frame(UPS, "public", 5, ON_BATTERY, 2)),
-            (125.0, recorder_ack(NVR_244, 3)),
-            (300.0, apc_frame(UPS, "public", 9, RESTORED, 4)),
-            (420.0, cold_start(NVR_244, 5)),
-            (700.0, apc_frame(UPS, "public", 10, SELF_TEST, 6)),
-        ],
+        outlet_outage(420.0),
         &[
             (
                 210.001,
@@ -1522,14 +1521,7 @@ fn stories(dir: &Path) {
     // woken, and boots (its coldStart at 335 s): Back.
     write_with_card(
         "story-card-refuses.pcap",
-        vec![
-            (0.0, apc_frame(UPS, "public", 5, ON_BATTERY, 1)),
-            (60.0, apc_frame(UPS, "public", 5, ON_BATTERY, 2)),
-            (125.0, recorder_ack(NVR_244, 3)),
-            (300.0, apc_frame(UPS, "public", 9, RESTORED, 4)),
-            (335.0, cold_start(NVR_244, 5)),
-            (700.0, apc_frame(UPS, "public", 10, SELF_TEST, 6)),
-        ],
+        outlet_outage(335.0),
         &[
             (
                 210.001,
