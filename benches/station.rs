@@ -132,6 +132,7 @@ impl Run {
             v3: None,
             event,
             rule,
+            index: None,
         };
         self.station.handle_notification(at(s), &n);
         self.inputs += 1;

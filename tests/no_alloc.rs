@@ -84,6 +84,7 @@ fn decode_classify_check_and_decide_in_the_station_allocate_nothing_per_packet()
                             v3: None,
                             event,
                             rule: &rule,
+                            index: c.index,
                         };
                         station.handle_notification(Timestamp(now), &n);
                         station.settle(&mut settled);

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use trapgate::wire::oid::oid;
-use trapgate::wire::{Message, encode};
+use trapgate::wire::{Message, Value, VarBind, encode};
 
 const CARD: &str = "127.0.8.1";
 
@@ -156,6 +156,31 @@ fn apc_trap(specific: i64) -> Vec<u8> {
     ))
 }
 
+/// APC's v1 outlet group trap `specific` (298 on, 299 off, 732 command) for `group`,
+/// with `community`, as the card sends it: upsOutletGroupControlIndex, mtrapargsString.
+fn apc_group_trap(community: &[u8], specific: i64, group: i64) -> Vec<u8> {
+    let index = oid(&format!("1.3.6.1.4.1.318.1.1.1.12.3.2.1.1.{group}"));
+    let text = oid("1.3.6.1.4.1.318.2.3.3.0");
+    let vbs = [
+        VarBind {
+            name: index.as_oid(),
+            value: Value::Integer(group),
+        },
+        VarBind {
+            name: text.as_oid(),
+            value: Value::OctetString(b"UPS: Outlet Group turned off."),
+        },
+    ];
+    encode::to_vec(&Message::trap_v1(
+        community,
+        oid("1.3.6.1.4.1.318").as_oid(),
+        [127, 0, 8, 1],
+        specific,
+        100,
+        &vbs,
+    ))
+}
+
 /// The card's log of SETs, once it holds `lines` (10 s at most).
 fn sets_logged(dir: &Path, lines: usize) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -201,6 +226,27 @@ fn a_shed_tiers_outlet_group_is_cycled_by_a_real_agents_set_and_the_running_tier
     expect_line(&out, &["\"action\":\"OutletAnswered\"", "noError"]);
     let read = expect_line(&out, &["\"action\":\"OutletRead\"", "\"busy\":true"]);
     assert!(read.contains("upsOutletGroupCommandPending(1)"), "{read}");
+    // The card's own traps, as it sends them once it acts: group 2's recorded as
+    // trapgate's cut; group 1 turned off by the card itself (its load shedding), with
+    // nvr-b on it never told: an alert. A forger's (another community) first: refused.
+    ups.send_to(&apc_group_trap(b"forged", 299, 1), traps)
+        .expect("send");
+    ups.send_to(&apc_group_trap(b"public", 299, 2), traps)
+        .expect("send");
+    let reported = expect_line(&out, &["\"action\":\"OutletReported\""]);
+    assert!(
+        reported.contains("ups-card/group 2")
+            && reported.contains("upsOutletGroupTurnedOff")
+            && reported.contains("\"ours\":true"),
+        "the forged trap counted, or the card's did not: {reported}"
+    );
+    ups.send_to(&apc_group_trap(b"public", 299, 1), traps)
+        .expect("send");
+    let alert = expect_line(&out, &["\"kind\":\"outlet_cut_by_card\""]);
+    assert!(
+        alert.contains("ups-card/group 1") && alert.contains("nvr-b on it was not told"),
+        "{alert}"
+    );
     let log = sets_logged(&dir, 1);
     // The real agent's view: group 2 has its command pending, group 1 nothing.
     let pending2 = card_reads(port, ".1.3.6.1.4.1.318.1.1.1.12.1.2.1.4.2");
@@ -400,8 +446,27 @@ fn power_back_mid_shedding_with_an_outlet_group_ends_with_the_shed_recorder_back
     );
     let taken = position(&lines, &["\"action\":\"OutletAnswered\"", "noError"]);
     let pending = position(&lines, &["\"action\":\"OutletRead\"", "\"busy\":true"]);
+    // The card's own traps, recorded as trapgate's cut: off, then on again once mains
+    // is back (the cycle done).
+    let off = position(
+        &lines,
+        &[
+            "\"action\":\"OutletReported\"",
+            "upsOutletGroupTurnedOff",
+            "\"ours\":true",
+        ],
+    );
+    let on = position(
+        &lines,
+        &[
+            "\"action\":\"OutletReported\"",
+            "upsOutletGroupTurnedOn",
+            "\"state\":\"done\"",
+        ],
+    );
     let back = position(&lines, &["\"action\":\"Back\"", "nvr-244"]);
     assert!(committed < read && read < set && set < taken && taken < pending && pending < back);
+    assert!(pending < off && off < on && on < back);
     // The cut waits for nvr-244's 90 s of shutdown time after its order (08:02:00).
     assert!(
         lines[committed].contains("\"at\":\"2019-03-07T08:03:30.000000Z\""),

@@ -565,6 +565,7 @@ pub fn replay_story(
                             v3: m.v3.map(|s| s.level),
                             event,
                             rule: &rule,
+                            index: c.index,
                         };
                         s.handle_notification(r.time, &n);
                     }

@@ -38,6 +38,11 @@ pub enum Event {
     CommunicationLost,
     /// The card and the UPS talk again.
     CommunicationRestored,
+    /// The card turned an outlet group of its UPS off, or took a command for it (the
+    /// group's index in `Classification::index`): what trapgate's cut confirms by.
+    OutletOff,
+    /// The card turned an outlet group of its UPS on again.
+    OutletOn,
     /// A known notification that moves no decision.
     Informational,
     /// A recorder acknowledged a shutdown order.
@@ -48,7 +53,7 @@ pub enum Event {
 
 impl Event {
     /// Every event, in declaration order.
-    pub const ALL: [Event; 11] = [
+    pub const ALL: [Event; 13] = [
         Event::OnBattery,
         Event::LowBattery,
         Event::PowerRestored,
@@ -57,6 +62,8 @@ impl Event {
         Event::UpsOff,
         Event::CommunicationLost,
         Event::CommunicationRestored,
+        Event::OutletOff,
+        Event::OutletOn,
         Event::Informational,
         Event::RecorderAck,
         Event::Unknown,
@@ -79,6 +86,8 @@ impl Event {
             Event::UpsOff => "UpsOff",
             Event::CommunicationLost => "CommunicationLost",
             Event::CommunicationRestored => "CommunicationRestored",
+            Event::OutletOff => "OutletOff",
+            Event::OutletOn => "OutletOn",
             Event::Informational => "Informational",
             Event::RecorderAck => "RecorderAck",
             Event::Unknown => "Unknown",
@@ -111,6 +120,9 @@ pub struct Classification {
     pub rule: Option<u32>,
     /// Index of the alarm whose varbind decided the event (`Classifier::alarm`).
     pub alarm: Option<u32>,
+    /// For an outlet group's report (`OutletOff`, `OutletOn`): the group's index, the
+    /// value of the trap's `upsOutletGroupControlIndex` (its first INTEGER varbind).
+    pub index: Option<u32>,
 }
 
 /// Rule tables that name the same OID twice.
@@ -146,6 +158,7 @@ const UNKNOWN: Classification = Classification {
     event: Event::Unknown,
     rule: None,
     alarm: None,
+    index: None,
 };
 
 /// Which trap keys match a notification OID: the OID itself, or a rule's whole subtree.
@@ -255,10 +268,19 @@ impl Classifier {
             Ev::AlarmAdded => self.alarm_in(varbinds, false),
             Ev::AlarmRemoved => self.alarm_in(varbinds, true),
         };
+        // Only an outlet group's report reads its index: nothing more per trap.
+        let index = match event {
+            Event::OutletOff | Event::OutletOn => varbinds.iter().find_map(|vb| match vb.value {
+                Value::Integer(i) => u32::try_from(i).ok(),
+                _ => None,
+            }),
+            _ => None,
+        };
         Classification {
             event,
             rule: Some(rule),
             alarm,
+            index,
         }
     }
 
@@ -392,6 +414,51 @@ mod tests {
     fn builtin_tables_compile_without_duplicates() {
         let c = Classifier::builtin();
         assert!(c.rules().len() > 400, "{}", c.rules().len());
+    }
+
+    #[test]
+    fn an_outlet_groups_report_carries_its_group() {
+        let c = Classifier::builtin();
+        let group = oid("1.3.6.1.4.1.318.1.1.1.12.3.2.1.1.2");
+        let text = oid("1.3.6.1.4.1.318.2.3.3.0");
+        let vbs = [
+            VarBind {
+                name: group.as_oid(),
+                value: Value::Integer(2),
+            },
+            VarBind {
+                name: text.as_oid(),
+                value: Value::OctetString(b"UPS: Outlet Group 2 turned off."),
+            },
+        ];
+        for (trap, event, name) in [
+            (
+                "1.3.6.1.4.1.318.0.299",
+                Event::OutletOff,
+                "upsOutletGroupTurnedOff",
+            ),
+            (
+                "1.3.6.1.4.1.318.0.732",
+                Event::OutletOff,
+                "upsOutletGroupCommand",
+            ),
+            (
+                "1.3.6.1.4.1.318.0.298",
+                Event::OutletOn,
+                "upsOutletGroupTurnedOn",
+            ),
+        ] {
+            let r = c.classify(oid(trap).as_oid(), &vbs);
+            assert_eq!(
+                (r.event, c.rule(r.rule.unwrap()).name.as_str(), r.index),
+                (event, name, Some(2))
+            );
+            // Without its group (a card that sends none): no index.
+            assert_eq!(c.classify(oid(trap).as_oid(), &vbs[1..]).index, None);
+        }
+        // Another trap's integers are not read.
+        let r = c.classify(oid("1.3.6.1.4.1.318.0.5").as_oid(), &vbs);
+        assert_eq!((r.event, r.index), (Event::OnBattery, None));
     }
 
     #[test]

@@ -51,7 +51,7 @@ pub static VENDORS: &[VendorTable] = &[
             ),
             (28, "calibrationStart", Ev::Is(Event::Informational)),
             (29, "restartAgent", Ev::Is(Event::Informational)),
-            (30, "upsTurnedOn", Ev::Is(Event::Informational)),
+            (30, "upsTurnedOn", Ev::Is(Event::OutletOn)),
             (31, "smartAvrReducing", Ev::Is(Event::Informational)),
             (32, "codeAuthenticationDone", Ev::Is(Event::Informational)),
             (33, "upsOverloadCleared", Ev::Is(Event::Informational)),
@@ -61,8 +61,8 @@ pub static VENDORS: &[VendorTable] = &[
             (37, "calibrationEnd", Ev::Is(Event::Informational)),
             (38, "dischargeCleared", Ev::Is(Event::BatteryRestored)),
             (39, "gracefulShutdown", Ev::Is(Event::ShutdownPending)),
-            (298, "upsOutletGroupTurnedOn", Ev::Is(Event::Informational)),
-            (299, "upsOutletGroupTurnedOff", Ev::Is(Event::Informational)),
+            (298, "upsOutletGroupTurnedOn", Ev::Is(Event::OutletOn)),
+            (299, "upsOutletGroupTurnedOff", Ev::Is(Event::OutletOff)),
             (
                 353,
                 "upsInternalOverTemperature",
@@ -79,7 +79,7 @@ pub static VENDORS: &[VendorTable] = &[
                 "upsCalibrationStackChanged",
                 Ev::Is(Event::Informational),
             ),
-            (732, "upsOutletGroupCommand", Ev::Is(Event::Informational)),
+            (732, "upsOutletGroupCommand", Ev::Is(Event::OutletOff)),
             (
                 733,
                 "onbatterycommunicationLost",

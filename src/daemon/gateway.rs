@@ -873,6 +873,7 @@ impl Driver {
                     v3: *v3,
                     event,
                     rule: &rule,
+                    index: class.index,
                 };
                 self.station.handle_notification(at, &n);
                 // Arrival → decision ready (before it is journaled and acted on).

@@ -591,6 +591,7 @@ mod tests {
             security_level: None,
             event,
             rule: "lowBattery".into(),
+            index: None,
         })
     }
 
@@ -814,6 +815,7 @@ mod restart {
             v3: None,
             event: Event::OnBattery,
             rule: "upsOnBattery",
+            index: None,
         };
         s.handle_notification(at, &n);
     }

@@ -78,6 +78,9 @@ pub enum Input {
         event: Event,
         /// The rule (trap name) that classified it.
         rule: String,
+        /// For an outlet group's report: the group.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        index: Option<u32>,
     },
     /// A UPS's answer to a poll.
     Poll {
@@ -293,6 +296,18 @@ pub enum Action {
         /// RFC 3416's error-status by name ("noError": taken).
         status: Text,
     },
+    /// An outlet's card reported on it by a trap of its own: turned off or a command
+    /// taken (with trapgate's cut under way: its confirmation), turned on again.
+    OutletReported {
+        /// The outlet.
+        outlet: Text,
+        /// The card's trap.
+        trap: Text,
+        /// Where the outlet stands after it (`armed`, `done`, …).
+        state: Text,
+        /// Whether trapgate was cutting it (false: the card, or someone else, did).
+        ours: bool,
+    },
     /// An outlet's state, read from its card before writing or after.
     OutletRead {
         /// The outlet.
@@ -494,6 +509,7 @@ impl Record {
             | Record::Action(
                 A::OutletSet { outlet, .. }
                 | A::OutletAnswered { outlet, .. }
+                | A::OutletReported { outlet, .. }
                 | A::OutletRead { outlet, .. },
             ) => (Some(outlet), None),
             Record::Action(A::WakeSent { recorder, .. }) => (None, Some(recorder)),
@@ -541,8 +557,12 @@ impl Record {
                     security_level,
                     event,
                     rule,
+                    index,
                 } => {
                     let _ = write!(w, "heard {} from {source}", event.name());
+                    if let Some(g) = index {
+                        let _ = write!(w, " (outlet group {g})");
+                    }
                     if let Some(u) = ups {
                         let _ = write!(w, " (UPS {u})");
                     }
@@ -801,6 +821,7 @@ mod tests {
                 security_level: None,
                 event: Event::LowBattery,
                 rule: "lowBattery".into(),
+                index: None,
             }),
             Record::Input(Input::Timeout),
             Record::Input(Input::Poll {
@@ -853,6 +874,7 @@ mod tests {
                 security_level: Some(crate::wire::v3::Level::AuthPriv),
                 event: Event::OnBattery,
                 rule: "upsOnBattery".into(),
+                index: None,
             }),
             Record::Input(Input::NutLeft {
                 recorder: "nas-2".into(),

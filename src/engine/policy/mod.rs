@@ -620,7 +620,12 @@ impl Decider {
                     self.site.upses[u].name
                 ),
             ),
-            Event::Informational | Event::Unknown | Event::RecorderAck => {}
+            // An outlet group's report is the power machine's (the station gives it there).
+            Event::OutletOff
+            | Event::OutletOn
+            | Event::Informational
+            | Event::Unknown
+            | Event::RecorderAck => {}
         }
     }
 

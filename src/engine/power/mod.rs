@@ -629,6 +629,20 @@ pub enum PowerOutput {
         /// A command is pending or under way.
         busy: bool,
     },
+    /// The outlet's card reported on it by a trap of its own (`card_reported`).
+    Reported {
+        /// The outlet.
+        outlet: OutletId,
+        /// The trap's name.
+        trap: crate::engine::record::Text,
+        /// Where the outlet stands after it.
+        stage: Stage,
+        /// Whether trapgate's cut was under way (or done).
+        ours: bool,
+        /// Turned off by the card while trapgate had not cut it: the recorders on it
+        /// that were not told to shut down.
+        untold: Vec<RecorderId>,
+    },
     /// The outlet is not cut: why, and what the operator must do.
     NotCut {
         /// The outlet.
@@ -1085,6 +1099,62 @@ impl Power {
                 until: start.plus_secs(self.boot[r].0),
             });
         }
+    }
+
+    /// The card of UPS `u` reported on an outlet of its own by a trap (`rule`): outlet
+    /// group `index` turned off or a command taken (`OutletOff`), turned on
+    /// (`OutletOn`); for its whole output, a shutdown it announced (`ShutdownPending`,
+    /// `UpsOff`), its output on again (`OutletOn` without a group: APC `upsTurnedOn`). Recorded against trapgate's outlet, if it is one: with a cut under
+    /// way, its confirmation (the read-back still decides: a trap carries no request
+    /// id); a group on again after its cycle is done; a group turned off that trapgate
+    /// had not cut, with recorders on it never told to shut down, says which. False if
+    /// the report concerns none of trapgate's outlets.
+    pub fn card_reported(
+        &mut self,
+        u: UpsId,
+        index: Option<u32>,
+        event: crate::classify::Event,
+        rule: &str,
+    ) -> bool {
+        use crate::classify::Event;
+        let plug = match (event, index) {
+            (Event::OutletOff | Event::OutletOn, Some(group)) => Plug::Group { ups: u, group },
+            (Event::ShutdownPending | Event::UpsOff, _) | (Event::OutletOn, None) => {
+                Plug::Output(u)
+            }
+            _ => return false,
+        };
+        let Some(i) = self.plans.iter().position(|p| p.plug == plug) else {
+            return false;
+        };
+        let on = event == Event::OutletOn;
+        let stage = self.stages[i];
+        // A SET out, or taken: trapgate's cut.
+        let ours = !matches!(
+            stage,
+            Stage::Idle | Stage::Due { .. } | Stage::Reading | Stage::NotCut
+        );
+        if on && stage == Stage::Armed {
+            self.stages[i] = Stage::Done;
+        }
+        let untold = if on || ours {
+            Vec::new()
+        } else {
+            self.plans[i]
+                .members
+                .iter()
+                .copied()
+                .filter(|r| self.ordered[r.index()].is_none())
+                .collect()
+        };
+        self.out.push_back(PowerOutput::Reported {
+            outlet: OutletId(i as u32),
+            trap: rule.into(),
+            stage: self.stages[i],
+            ours,
+            untold,
+        });
+        true
     }
 
     /// Recorder `r` was heard from after power returned (`Back`): no more waking, and

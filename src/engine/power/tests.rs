@@ -752,6 +752,20 @@ fn a_whole_output_waits_for_every_recorder_its_ups_alone_feeds() {
     assert_eq!(p.stage(out), Stage::Idle);
     p.recorder_ordered(t(200), RecorderId(1), t(200), &ninety);
     assert_eq!(p.stage(out), Stage::Due { at: t(290) });
+    // Cut (a dry run takes the SET as taken): the UPS announcing its own shutdown is
+    // recorded as trapgate's.
+    p.handle_timeout(t(290), &(|_| true, |_| false));
+    assert_eq!(p.stage(out), Stage::Armed);
+    let _ = drain(&mut p);
+    use crate::classify::Event;
+    assert!(p.card_reported(UpsId(0), None, Event::ShutdownPending, "gracefulShutdown"));
+    assert!(matches!(
+        &drain(&mut p).1[..],
+        [PowerOutput::Reported { outlet, ours: true, stage: Stage::Armed, .. }] if *outlet == out
+    ));
+    // Its output on again (APC upsTurnedOn): the cycle is done.
+    assert!(p.card_reported(UpsId(0), None, Event::OutletOn, "upsTurnedOn"));
+    assert_eq!(p.stage(out), Stage::Done);
 }
 
 #[test]
@@ -776,4 +790,70 @@ fn a_journal_with_the_orders_but_not_the_commitment_commits_on_resume() {
     // Group 1's recorder was never ordered: nothing.
     let g1 = p.outlet_named("ups-main/group 1").expect("group 1");
     assert_eq!(p.stage(g1), Stage::Idle);
+}
+
+#[test]
+fn the_cards_own_outlet_traps_are_recorded_and_end_a_cycle_but_decide_no_cut() {
+    use crate::classify::Event;
+    let site = site("");
+    let (mut p, g2, _, confirm) = a_set_unanswered(&site);
+    let g1 = p.outlet_named("ups-main/group 1").unwrap();
+    let off = |p: &mut Power, group| {
+        p.card_reported(
+            UpsId(0),
+            Some(group),
+            Event::OutletOff,
+            "upsOutletGroupTurnedOff",
+        )
+    };
+    // Group 2's SET out (its answer lost): the card's word is recorded, the read decides.
+    assert!(off(&mut p, 2));
+    let said = drain(&mut p).1;
+    assert!(
+        matches!(&said[..], [PowerOutput::Reported { outlet, ours: true, untold, stage: Stage::Confirming { .. }, .. }] if *outlet == g2 && untold.is_empty()),
+        "{said:?}"
+    );
+    p.take(
+        t(102),
+        card(),
+        &answer(&confirm[0].1, b"private", &[1], 0),
+        &Bump::new(),
+        &|_| true,
+    )
+    .expect("the confirming read");
+    assert_eq!(p.stage(g2), Stage::Armed);
+    let _ = drain(&mut p);
+    // The group on again: its cycle is done.
+    assert!(p.card_reported(UpsId(0), Some(2), Event::OutletOn, "upsOutletGroupTurnedOn"));
+    let said = drain(&mut p).1;
+    assert!(
+        matches!(
+            &said[..],
+            [PowerOutput::Reported {
+                ours: true,
+                stage: Stage::Done,
+                ..
+            }]
+        ),
+        "{said:?}"
+    );
+    assert_eq!(p.stage(g2), Stage::Done);
+    // Group 1 turned off by the card itself, nvr-251 on it never told: said.
+    assert!(off(&mut p, 1));
+    let said = drain(&mut p).1;
+    assert!(
+        matches!(&said[..], [PowerOutput::Reported { outlet, ours: false, untold, .. }] if *outlet == g1 && untold == &[RecorderId(1)]),
+        "{said:?}"
+    );
+    assert_eq!(
+        p.stage(g1),
+        Stage::Idle,
+        "a trap cuts nothing of trapgate's"
+    );
+    // A group trapgate has no recorder on, an output report of a UPS it does not cut,
+    // a report without its group: none of trapgate's outlets.
+    assert!(!off(&mut p, 3));
+    assert!(!p.card_reported(UpsId(0), None, Event::OutletOff, "upsOutletGroupTurnedOff"));
+    assert!(!p.card_reported(UpsId(0), None, Event::ShutdownPending, "gracefulShutdown"));
+    assert!(drain(&mut p).1.is_empty());
 }

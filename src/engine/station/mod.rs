@@ -161,6 +161,8 @@ pub struct Notification<'a> {
     pub event: Event,
     /// The rule that classified it.
     pub rule: &'a str,
+    /// For an outlet group's report: the group (`Classification::index`).
+    pub index: Option<u32>,
 }
 
 /// What the power machine asks of the station: which UPSes are on battery (the
@@ -354,6 +356,10 @@ pub struct Counts {
 
 /// The kind of the alert of an outlet trapgate did not cut (or switch on again).
 pub const OUTLET_NOT_CYCLED: &str = "outlet_not_cycled";
+
+/// The kind of the alert of an outlet group the card turned off by itself, with
+/// recorders on it never told to shut down.
+pub const OUTLET_CUT_BY_CARD: &str = "outlet_cut_by_card";
 
 /// The kind of the alert of a recorder heard from after it should have been down.
 pub const DID_NOT_SHUT_DOWN: &str = "did_not_shut_down";
@@ -955,10 +961,15 @@ impl Station {
             Who::Recorder(r) => self.ledger.seen(at, r),
             Who::Ups(u) => self.last_trap[u] = Some((at, n.event)),
         }
+        // The card's word on an outlet of its own, for the power machine.
+        let reported = match n.who {
+            Who::Ups(u) => self.power.card_reported(u, n.index, n.event, n.rule),
+            Who::Recorder(_) => false,
+        };
         let before = self.decider.revision();
         self.decider.handle_notification(at, n.who, n.event, n.rule);
         // Journaled only if it moved something: repeats do not grow the journal.
-        if self.decider.revision() != before {
+        if self.decider.revision() != before || reported {
             let (ups, recorder) = match n.who {
                 Who::Ups(u) => (Some(self.names.ups(u)), None),
                 Who::Recorder(r) => (None, Some(self.names.recorder(r))),
@@ -973,11 +984,15 @@ impl Station {
                     security_level: n.v3,
                     event: n.event,
                     rule: n.rule.to_string(),
+                    index: n.index,
                 },
             );
         }
         self.decisions(at);
         self.ledger_outputs(at);
+        if reported {
+            self.power_outputs(at);
+        }
     }
 
     /// Recorder `r` was heard from at `now` (a well-formed message with its community).
@@ -1956,6 +1971,39 @@ impl Station {
                     state: format!("{}.{index} = {}", object.name, object.value_text(value)),
                     busy,
                 }),
+                PowerOutput::Reported {
+                    outlet,
+                    trap,
+                    stage,
+                    ours,
+                    untold,
+                } => {
+                    if !untold.is_empty() {
+                        let names: Vec<String> = untold
+                            .iter()
+                            .map(|r| self.names.recorder(*r).to_string())
+                            .collect();
+                        let alert = Record::Decision(Decided::Alert {
+                            ups: None,
+                            recorder: None,
+                            outlet: Some(self.power.name_text(outlet)),
+                            kind: OUTLET_CUT_BY_CARD.into(),
+                            reason: format!(
+                                "the card turned outlet {} off ({trap}) though trapgate had not cut it: {} on it {} not told to shut down and lost power; check the card's load shedding and outlet group settings",
+                                self.power.name(outlet),
+                                names.join(", "),
+                                if names.len() == 1 { "was" } else { "were" }
+                            ),
+                        });
+                        self.record(t, alert);
+                    }
+                    Record::Action(Action::OutletReported {
+                        outlet: self.power.name_text(outlet),
+                        trap,
+                        state: stage.name().into(),
+                        ours,
+                    })
+                }
                 PowerOutput::NotCut { outlet, why } => Record::Decision(Decided::Alert {
                     ups: None,
                     recorder: None,
@@ -2249,6 +2297,7 @@ impl Station {
                     security_level,
                     event,
                     rule,
+                    index,
                     ..
                 } => {
                     let cred = Credential {
@@ -2265,6 +2314,7 @@ impl Station {
                             v3: *security_level,
                             event: *event,
                             rule,
+                            index: *index,
                         };
                         self.handle_notification(t, &n);
                     }

@@ -115,6 +115,7 @@ impl World {
             v3: None,
             event,
             rule,
+            index: None,
         };
         self.station.handle_notification(t(s), &n);
         self.act();
@@ -129,6 +130,7 @@ impl World {
             v3: None,
             event: Event::RecorderAck,
             rule: "recorderAck",
+            index: None,
         };
         self.station.handle_notification(t(s), &n);
         self.act();
@@ -200,6 +202,7 @@ fn a_late_send_waits_its_whole_acknowledgement_time_from_when_it_left() {
         v3: None,
         event: Event::LowBattery,
         rule: "lowBattery",
+        index: None,
     };
     w.station.handle_notification(t(5.0), &n);
     // The driver is held up for 12 s before it can send (a journal on a slow disk).
@@ -785,6 +788,7 @@ fn a_nut_client_fed_by_two_ups_sees_the_better_until_it_is_ordered_down() {
         v3: None,
         event: Event::LowBattery,
         rule: "lowBattery",
+        index: None,
     };
     w.station.handle_notification(t(20.0), &n);
     w.act();

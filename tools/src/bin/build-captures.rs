@@ -1112,6 +1112,26 @@ fn apc_frame(ups: &str, community: &str, specific: i64, text: &str, id: u16) -> 
     )
 }
 
+/// An APC card's trap `specific` on outlet group `group` (298 turned on, 299 turned off,
+/// 732 command issued): upsOutletGroupControlIndex, then mtrapargsString.
+fn apc_group_frame(specific: i64, group: i64, text: &str, id: u16) -> Vec<u8> {
+    let agent: Ipv4Addr = UPS.parse().expect("address");
+    let index = format!("1.3.6.1.4.1.318.1.1.1.12.3.2.1.1.{group}");
+    let trap = v1_trap(
+        "public",
+        APC,
+        agent.octets(),
+        specific,
+        id as u32 * 100,
+        &[(&index, V::Int(group)), (MTRAPARGS_STRING_0, s(text))],
+    );
+    eth4(
+        MAC_GW,
+        MAC_UPS,
+        &ip4(UPS, "192.168.61.10", id).udp(161, 162, &trap),
+    )
+}
+
 const NVR_244: &str = "192.168.61.244";
 const NVR_251: &str = "192.168.61.251";
 
@@ -1440,9 +1460,26 @@ fn stories(dir: &Path) {
     // gateway reads the group's pending command (none), sets ImmediateRebootShutdown,
     // reads it pending; the group goes off, and on again once mains is back (300 s);
     // nvr-244 boots (its coldStart at 420 s): Back. Group 1 (tier 1, spared) untouched.
+    // The card says what it does, as APC cards do to their trap receivers: the command
+    // issued and group 2 off (210 s), group 2 on again two seconds after mains (302 s).
+    let mut outage = outlet_outage(420.0);
+    outage.extend([
+        (
+            210.061,
+            apc_group_frame(732, 2, "UPS: Outlet Group 2 command issued.", 7),
+        ),
+        (
+            210.071,
+            apc_group_frame(299, 2, "UPS: Outlet Group 2 turned off.", 8),
+        ),
+        (
+            302.0,
+            apc_group_frame(298, 2, "UPS: Outlet Group 2 turned on.", 9),
+        ),
+    ]);
     write_with_card(
         "story-power-back-outlet.pcap",
-        outlet_outage(420.0),
+        outage,
         &[
             (
                 210.001,

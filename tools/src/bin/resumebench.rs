@@ -124,6 +124,7 @@ fn write_journal(site: &Site, path: &Path, bytes: u64, history_only: bool) -> (u
             v3: None,
             event,
             rule,
+            index: None,
         };
         s.handle_notification(at, &n);
     };
