@@ -354,9 +354,21 @@ fn a_card_that_refuses_is_an_alert_and_wake_on_lan_takes_over() {
     let (child, out, traps) = run_site(&file);
     let ups = UdpSocket::bind((CARD, 0)).expect("the card's trap socket");
     ups.send_to(&apc_trap(5), traps).expect("send");
-    // Both forms refused (noSuchName in SNMPv1: the community may not write), then the
-    // alert.
-    let alert = expect_line(&out, &["\"kind\":\"outlet_not_cycled\""]);
+    // Both forms refused (noSuchName in SNMPv1: the community may not write), each sent
+    // three times (again 2 s, then 4 s after a refusal), then the alert.
+    let mut refused = 0;
+    let alert = loop {
+        let line = out
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the alert within 30 s");
+        if line.contains("\"action\":\"OutletAnswered\"") && line.contains("noSuchName") {
+            refused += 1;
+        }
+        if line.contains("\"kind\":\"outlet_not_cycled\"") {
+            break line;
+        }
+    };
+    assert_eq!(refused, 6, "each form three times");
     assert!(
         alert.contains("ups-card/group 2") && alert.contains("refused every form"),
         "{alert}"

@@ -497,6 +497,8 @@ struct Out {
     retry_at: Timestamp,
     /// A v3 discovery probe, not the request itself.
     discovery: bool,
+    /// A SET to send again once its back-off has passed (`retry_at`): nothing is out.
+    held: bool,
 }
 
 /// Where an outlet stands.
@@ -1203,6 +1205,19 @@ impl Power {
             if let Some(req) = self.out_req[i]
                 && req.retry_at <= now
             {
+                // A SET held for its back-off goes again (while no recorder on it runs).
+                if req.held {
+                    if self.feeds_a_running_recorder(o, facts) {
+                        continue;
+                    }
+                    self.out_req[i] = Some(Out {
+                        held: false,
+                        retry_at: now.plus_secs(TRY_TIMEOUT_S),
+                        ..req
+                    });
+                    self.send(now, o);
+                    continue;
+                }
                 // A SET unanswered: whether the card took it is read before it is sent
                 // again (a lost answer is not a refusal; a countdown is never re-armed).
                 if let Stage::Setting { form } = self.stages[i]
@@ -1362,6 +1377,7 @@ impl Power {
             tries: 1,
             retry_at: now.plus_secs(TRY_TIMEOUT_S),
             discovery,
+            held: false,
         });
         self.send(now, o);
     }
@@ -1462,7 +1478,7 @@ impl Power {
         self.plans
             .iter()
             .zip(&self.out_req)
-            .any(|(p, r)| p.card.to == from && r.is_some_and(|r| r.id == id))
+            .any(|(p, r)| p.card.to == from && r.is_some_and(|r| r.id == id && !r.held))
     }
 
     /// An answer from `from` on the poll socket, its request id (or msgID) `id`
@@ -1482,7 +1498,7 @@ impl Power {
             .plans
             .iter()
             .zip(&self.out_req)
-            .position(|(p, r)| p.card.to == from && r.is_some_and(|r| r.id == id))
+            .position(|(p, r)| p.card.to == from && r.is_some_and(|r| r.id == id && !r.held))
         else {
             return Err(Refusal::AnswerUnknownRequest);
         };
@@ -1498,6 +1514,7 @@ impl Power {
                     tries: 1,
                     retry_at: now.plus_secs(TRY_TIMEOUT_S),
                     discovery: false,
+                    held: false,
                 });
                 self.send(now, o);
                 return Ok(o);
@@ -1528,7 +1545,7 @@ impl Power {
         let i = (0..self.plans.len()).find(|&i| {
             self.plans[i].card.to == card
                 && self.plans[i].card.asked_with(community)
-                && self.out_req[i].is_some()
+                && self.out_req[i].is_some_and(|r| !r.held)
                 && self
                     .asks(i)
                     .is_some_and(|oid| oid.as_bytes() == first.name.as_bytes())
@@ -1561,6 +1578,7 @@ impl Power {
         facts: &dyn Facts,
     ) {
         let i = o.0 as usize;
+        let tries = self.out_req[i].map_or(TRIES, |r| r.tries);
         self.out_req[i] = None;
         match self.stages[i] {
             Stage::Reading | Stage::Checking { .. } | Stage::Confirming { .. } => {
@@ -1601,8 +1619,13 @@ impl Power {
                 if status == 0 {
                     self.taken(now, o, f);
                 } else {
+                    // Refused: the same SET again after its back-off, then the next form.
                     self.refused += 1;
-                    self.next_form(now, o, facts);
+                    if tries < TRIES {
+                        self.hold(now, i, tries);
+                    } else {
+                        self.next_form(now, o, facts);
+                    }
                 }
             }
             _ => {}
@@ -1639,19 +1662,25 @@ impl Power {
                     return;
                 }
                 if tries < TRIES {
-                    self.out_req[i] = Some(Out {
-                        id: self.ids.next_id(),
-                        tries: tries + 1,
-                        retry_at: now.plus_secs(TRY_TIMEOUT_S),
-                        discovery: false,
-                    });
-                    self.send(now, o);
+                    self.hold(now, i, tries);
                 } else {
                     self.unanswered(now, o, facts);
                 }
             }
             _ => {}
         }
+    }
+
+    /// Outlet `i`'s SET, sent `tries` times, goes again after its back-off (2 s, then
+    /// 4 s), under a new request id.
+    fn hold(&mut self, now: Timestamp, i: usize, tries: u8) {
+        self.out_req[i] = Some(Out {
+            id: self.ids.next_id(),
+            tries: tries + 1,
+            retry_at: now.plus_secs(TRY_TIMEOUT_S << tries.saturating_sub(1).min(3)),
+            discovery: false,
+            held: true,
+        });
     }
 
     /// The card took form `f`: its state is read back, or it is armed.

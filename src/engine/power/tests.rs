@@ -333,27 +333,43 @@ fn a_refused_form_is_followed_by_the_next_then_an_alert_and_forgeries_move_nothi
         Err(crate::engine::trust::Refusal::AnswerUnknownRequest)
     );
     assert_eq!(p.stage(g2), Stage::Reading, "no forgery moved it");
-    // The real read: nothing pending; the first form refused (noAccess), then the
-    // second (notWritable): the outlet is left, with what to do.
+    // The real read: nothing pending; the first form refused (noAccess) three times,
+    // sent again 2 s, then 4 s after each refusal under a new id; then the second
+    // (notWritable), the same: the outlet is left, with what to do.
     p.take(t(100), card(), &ok(&read, &[2], 0), &arena, &|_| true)
         .unwrap();
-    let (sent, _) = drain(&mut p);
-    p.take(t(101), card(), &ok(&sent, &[], 6), &arena, &|_| true)
-        .unwrap();
-    let (sent, said) = drain(&mut p);
-    assert!(said.contains(&PowerOutput::Answered {
-        outlet: g2,
-        form: "upsOutletGroupImmediateRebootShutdown",
-        status: 6
-    }));
-    assert_eq!(
-        asked(&sent[0].1).1[0].1,
-        Some(10),
-        "DelayedRebootShutdown next"
-    );
-    p.take(t(102), card(), &ok(&sent, &[], 17), &arena, &|_| true)
-        .unwrap();
-    let (sent, said) = drain(&mut p);
+    let (mut sent, mut said) = drain(&mut p);
+    let mut at = 100;
+    let mut ids = Vec::new();
+    for (value, status) in [(9, 6), (9, 6), (9, 6), (10, 17), (10, 17), (10, 17)] {
+        assert_eq!(kinds(&sent), [format!("S{value}")], "at {at} s");
+        ids.push(asked_id(&sent[0].1));
+        p.take(t(at), card(), &ok(&sent, &[], status), &arena, &|_| true)
+            .unwrap();
+        (sent, said) = drain(&mut p);
+        assert!(said.contains(&PowerOutput::Answered {
+            outlet: g2,
+            form: if value == 9 {
+                "upsOutletGroupImmediateRebootShutdown"
+            } else {
+                "upsOutletGroupDelayedRebootShutdown"
+            },
+            status
+        }));
+        if sent.is_empty() && p.stage(g2) != Stage::NotCut {
+            // Held for its back-off: nothing before it, the same SET after it.
+            let wait = p.poll_timeout().expect("a retry due").0 - t(at).0;
+            assert!(wait == 2_000_000_000 || wait == 4_000_000_000, "{wait}");
+            p.handle_timeout(t(at + 1), &(|_| true, |_| false));
+            assert!(drain(&mut p).0.is_empty(), "not before its back-off");
+            at += wait / 1_000_000_000;
+            p.handle_timeout(t(at), &(|_| true, |_| false));
+            (sent, _) = drain(&mut p);
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 6, "each SET under a new request id");
     assert!(sent.is_empty());
     let why = said
         .iter()
@@ -367,7 +383,7 @@ fn a_refused_form_is_followed_by_the_next_then_an_alert_and_forgeries_move_nothi
         "{why}"
     );
     assert_eq!(p.stage(g2), Stage::NotCut);
-    assert_eq!(p.refused, 2);
+    assert_eq!(p.refused, 6);
 }
 
 /// What went out, as (kind, first binding's value): `G` a get, `S(v)` a SET of v.
@@ -482,6 +498,8 @@ fn a_set_whose_answer_is_lost_is_not_sent_again_when_the_card_took_it() {
         &|_| true,
     )
     .expect("the confirming read");
+    assert!(drain(&mut p).0.is_empty(), "held for its back-off (2 s)");
+    p.handle_timeout(t(104), &(|_| true, |_| false));
     let (again, said) = drain(&mut p);
     assert_eq!(kinds(&again), ["S9"]);
     assert!(

@@ -1554,8 +1554,21 @@ fn stories(dir: &Path) {
     );
     // A card that refuses (story-card-refuses.site.toml: the community it was given may
     // only read, so every set is answered noSuchName): both forms of group 2 refused,
-    // an alert says the outlet is not cycled; once mains is back nvr-244 (with `wol`) is
+    // each sent three times (again 2 s, then 4 s after a refusal); an alert says the
+    // outlet is not cycled; once mains is back nvr-244 (with `wol`) is
     // woken, and boots (its coldStart at 335 s): Back.
+    // A SET of group 2's command to `value`, answered noSuchName (SNMPv1's refusal).
+    let refused = |t: f64, id: i32, value: i64| -> CardTalk {
+        (
+            t,
+            PduType::SET_REQUEST,
+            id,
+            GROUP_2_COMMAND,
+            V::Int(value),
+            2,
+            V::Int(value),
+        )
+    };
     write_with_card(
         "story-card-refuses.pcap",
         outlet_outage(335.0),
@@ -1569,24 +1582,12 @@ fn stories(dir: &Path) {
                 0,
                 V::Int(2),
             ),
-            (
-                210.021,
-                PduType::SET_REQUEST,
-                9202,
-                GROUP_2_COMMAND,
-                V::Int(9),
-                2,
-                V::Int(9),
-            ),
-            (
-                210.041,
-                PduType::SET_REQUEST,
-                9203,
-                GROUP_2_COMMAND,
-                V::Int(10),
-                2,
-                V::Int(10),
-            ),
+            refused(210.021, 9202, 9),
+            refused(212.041, 9203, 9),
+            refused(216.061, 9204, 9),
+            refused(216.081, 9205, 10),
+            refused(218.101, 9206, 10),
+            refused(222.121, 9207, 10),
         ],
         0x5101,
     );
