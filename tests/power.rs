@@ -181,6 +181,32 @@ fn apc_group_trap(community: &[u8], specific: i64, group: i64) -> Vec<u8> {
     ))
 }
 
+/// The card played by snmpd (read community `public`, write community `private` from
+/// the gateway's address only, as the README says to give it) and `trapgate run` on
+/// `text` (a site file `name`), the card's onBattery sent: (card, gateway, its stdout,
+/// the card's trap socket, where traps go, the site's folder).
+#[allow(clippy::type_complexity)]
+fn card_on_battery(
+    name: &str,
+    port: u16,
+    text: &str,
+) -> Option<(
+    std::process::Child,
+    std::process::Child,
+    std::sync::mpsc::Receiver<String>,
+    UdpSocket,
+    std::net::SocketAddr,
+    std::path::PathBuf,
+)> {
+    let file = site_file(name, text);
+    let dir = file.parent().expect("dir").to_path_buf();
+    let card = apc_card(&dir, port, "rwcommunity private 127.0.0.1\n")?;
+    let (child, out, traps) = run_site(&file);
+    let ups = UdpSocket::bind((CARD, 0)).expect("the card's trap socket");
+    ups.send_to(&apc_trap(5), traps).expect("send");
+    Some((card, child, out, ups, traps, dir))
+}
+
 /// The card's log of SETs, once it holds `lines` (10 s at most).
 fn sets_logged(dir: &Path, lines: usize) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -204,15 +230,10 @@ fn card_reads(port: u16, object: &str) -> String {
 fn a_shed_tiers_outlet_group_is_cycled_by_a_real_agents_set_and_the_running_tier_untouched() {
     let port = free_port(CARD);
     let text = site(port, "write_community = \"private\"", "", "");
-    let file = site_file("power-v1", &text);
-    let dir = file.parent().expect("dir").to_path_buf();
-    // The write community only from the gateway's address, as the README says to give it.
-    let Some(mut card) = apc_card(&dir, port, "rwcommunity private 127.0.0.1\n") else {
+    let Some((mut card, child, out, ups, traps, dir)) = card_on_battery("power-v1", port, &text)
+    else {
         return;
     };
-    let (child, out, traps) = run_site(&file);
-    let ups = UdpSocket::bind((CARD, 0)).expect("the card's trap socket");
-    ups.send_to(&apc_trap(5), traps).expect("send");
     // Tier 2 shed at 1 s; its group committed; cut 2 s later: read, SET, read back.
     expect_line(
         &out,
@@ -257,6 +278,37 @@ fn a_shed_tiers_outlet_group_is_cycled_by_a_real_agents_set_and_the_running_tier
     assert_eq!(log.trim(), "set group 2 = 9", "the card's SETs: {log}");
     assert_eq!(pending2, "1", "group 2's command pending");
     assert_eq!(pending1, "2", "group 1 untouched");
+}
+
+#[test]
+fn a_write_community_at_v2c_cycles_the_group_and_a_read_only_one_is_refused_by_name() {
+    // `public` is the card's read-only community.
+    for (write, cycled) in [("private", true), ("public", false)] {
+        let port = free_port(CARD);
+        let text = site(
+            port,
+            &format!("write_community = \"{write}\"\nwrite_version = \"2c\""),
+            "",
+            "",
+        );
+        let Some((mut card, child, out, _, _, dir)) = card_on_battery("power-v2c", port, &text)
+        else {
+            return;
+        };
+        let answered = expect_line(&out, &["\"action\":\"OutletAnswered\"", "ups-card/group 2"]);
+        let log = sets_logged(&dir, usize::from(cycled));
+        terminate(&child);
+        let _ = card.kill();
+        let _ = card.wait();
+        if cycled {
+            assert!(answered.contains("noError"), "{answered}");
+            assert_eq!(log.trim(), "set group 2 = 9", "the card's SETs: {log}");
+        } else {
+            // SNMPv2c's refusal by name (noAccess) where SNMPv1 says noSuchName; nothing set.
+            assert!(answered.contains("\"status\":\"noAccess\""), "{answered}");
+            assert!(log.is_empty(), "{log}");
+        }
+    }
 }
 
 #[test]
@@ -346,14 +398,11 @@ fn a_card_that_refuses_is_an_alert_and_wake_on_lan_takes_over() {
         ),
         "",
     );
-    let file = site_file("power-refused", &text);
-    let dir = file.parent().expect("dir").to_path_buf();
-    let Some(mut card) = apc_card(&dir, port, "rwcommunity private 127.0.0.1\n") else {
+    let Some((mut card, child, out, ups, traps, dir)) =
+        card_on_battery("power-refused", port, &text)
+    else {
         return;
     };
-    let (child, out, traps) = run_site(&file);
-    let ups = UdpSocket::bind((CARD, 0)).expect("the card's trap socket");
-    ups.send_to(&apc_trap(5), traps).expect("send");
     // Both forms refused (noSuchName in SNMPv1: the community may not write), each sent
     // three times (again 2 s, then 4 s after a refusal), then the alert.
     let mut refused = 0;

@@ -213,6 +213,12 @@ pub const KEYS: &[Key] = &[
     ),
     k(
         "ups",
+        "write_version",
+        "\"1\"",
+        "The SNMP version of write_community: \"1\" (every card takes it) or \"2c\" (its refusals say more: noAccess, notWritable, wrongValue).",
+    ),
+    k(
+        "ups",
         "write_community_file",
         "none",
         "The write community as the first line of this file.",
@@ -262,6 +268,12 @@ pub const KEYS: &[Key] = &[
         "write_community",
         "required unless write_user",
         "Its read-write community (SNMPv1), for switching its outlets.",
+    ),
+    k(
+        "pdu",
+        "write_version",
+        "\"1\"",
+        "The SNMP version of write_community: \"1\" (every card takes it) or \"2c\" (its refusals say more: noAccess, notWritable, wrongValue).",
     ),
     k(
         "pdu",

@@ -159,7 +159,10 @@ impl Asking {
     ) -> Option<Asking> {
         let access = match v3 {
             Some(a) => Write::User(a.clone()),
-            None => Write::Community(community.to_string()),
+            None => Write::Community {
+                community: community.to_string(),
+                v2c: false,
+            },
         };
         let Some(credential) = Credential::of(&access, site) else {
             say(

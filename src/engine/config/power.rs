@@ -32,8 +32,13 @@ use crate::engine::id::{PduId, UpsId};
 /// How trapgate writes to a card: the SET requests that cycle an outlet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Write {
-    /// SNMPv1 with this read-write community.
-    Community(String),
+    /// This read-write community, in SNMPv1 (or SNMPv2c: `write_version = "2c"`).
+    Community {
+        /// The community.
+        community: String,
+        /// SNMPv2c rather than SNMPv1.
+        v2c: bool,
+    },
     /// SNMPv3 as this user (one with a write view on the card), at its level.
     User(V3Access),
 }
@@ -215,6 +220,28 @@ pub(super) fn write(
         m,
     )?;
     let user = optional(t, "write_user").and_then(|v| text(Some(v), m));
+    // The community's SNMP version: "1" (every card takes it) or "2c" (its errors say
+    // more: noAccess, notWritable, wrongValue where SNMPv1 has noSuchName, badValue).
+    let version = optional(t, "write_version").and_then(|v| text(Some(v), m));
+    let v2c = match version.as_ref().map(|v| v.value.as_str()) {
+        None | Some("1") => false,
+        Some("2c") => true,
+        Some(other) => {
+            let at = version.as_ref().map_or(t.span, |v| v.span);
+            m.add(
+                at,
+                format!("`write_version` `{other}`: \"1\" or \"2c\" (a v3 card has `write_user`)"),
+            );
+            return None;
+        }
+    };
+    if let (Some(v), None) = (&version, &community) {
+        m.add(
+            v.span,
+            "`write_version` is the version of `write_community`: give that too, or remove it",
+        );
+        return None;
+    }
     match (community, user, v3) {
         (None, None, _) => Some(None),
         (Some(_), Some(u), _) => {
@@ -224,7 +251,7 @@ pub(super) fn write(
             );
             None
         }
-        (Some(c), None, None) => Some(Some(Write::Community(c))),
+        (Some(community), None, None) => Some(Some(Write::Community { community, v2c })),
         (Some(_), None, Some(_)) => {
             m.add(
                 t.span,

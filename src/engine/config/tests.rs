@@ -650,7 +650,10 @@ fn outlets_pdus_write_access_and_wake_on_lan_are_read_and_checked() {
     let site = Site::parse(&good).expect("valid");
     assert_eq!(
         site.upses[0].write,
-        Some(Write::Community("private-rw".into()))
+        Some(Write::Community {
+            community: "private-rw".into(),
+            v2c: false
+        })
     );
     assert_eq!(
         site.recorders[0].outlet,
@@ -787,6 +790,47 @@ fn an_outlet_off_delay_left_out_is_the_cards_where_trapgate_reads_it() {
         said.iter().any(|m| m.starts_with(&format!("{line}:"))
             && m.contains("missing key `outlet_off_delay`")
             && m.contains("this eaton UPS")),
+        "{said:?}"
+    );
+}
+
+#[test]
+fn a_write_community_is_v1_unless_its_version_says_2c() {
+    let with = |extra: &str| {
+        DEFAULT_SITE.replace(
+            "restart = \"auto\"",
+            &format!("restart = \"auto\"\nwrite_community = \"rw\"{extra}"),
+        )
+    };
+    let write = |text: &str| Site::parse(text).expect("valid").upses[0].write.clone();
+    assert_eq!(
+        write(&with("")),
+        Some(Write::Community {
+            community: "rw".into(),
+            v2c: false
+        })
+    );
+    assert_eq!(
+        write(&with("\nwrite_version = \"2c\"")),
+        Some(Write::Community {
+            community: "rw".into(),
+            v2c: true
+        })
+    );
+    let said = mistakes(&with("\nwrite_version = \"3\""));
+    assert!(
+        said.iter()
+            .any(|m| m.contains("`write_version` `3`: \"1\" or \"2c\"")),
+        "{said:?}"
+    );
+    let alone = DEFAULT_SITE.replace(
+        "restart = \"auto\"",
+        "restart = \"auto\"\nwrite_version = \"2c\"",
+    );
+    let said = mistakes(&alone);
+    assert!(
+        said.iter()
+            .any(|m| m.contains("`write_version` is the version of `write_community`")),
         "{said:?}"
     );
 }

@@ -22,8 +22,13 @@ use crate::wire::{Message, Pdu, PduType, RequestPdu, VarBind, Version, encode};
 /// How a card is asked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Credential {
-    /// SNMPv1 with this community.
-    Community(Vec<u8>),
+    /// This community, in SNMPv1 or SNMPv2c.
+    Community {
+        /// The community.
+        community: Vec<u8>,
+        /// SNMPv2c rather than SNMPv1.
+        v2c: bool,
+    },
     /// SNMPv3 as this user, at this level.
     User {
         /// The user's name.
@@ -42,7 +47,10 @@ impl Credential {
     /// site's `[[usm_user]]` keys; None for a user the site does not define.
     pub fn of(access: &Write, site: &Site) -> Option<Credential> {
         Some(match access {
-            Write::Community(c) => Credential::Community(c.as_bytes().to_vec()),
+            Write::Community { community, v2c } => Credential::Community {
+                community: community.as_bytes().to_vec(),
+                v2c: *v2c,
+            },
             Write::User(a) => {
                 let u = site.usm_users.iter().find(|u| u.name == a.user)?;
                 Credential::User {
@@ -172,8 +180,9 @@ impl Card {
         out: &mut Vec<u8>,
     ) {
         match &self.credential {
-            Credential::Community(c) => {
-                let msg = Message::pdu(Version::V1, c, kind, id, vbs);
+            Credential::Community { community, v2c } => {
+                let version = if *v2c { Version::V2c } else { Version::V1 };
+                let msg = Message::pdu(version, community, kind, id, vbs);
                 encode::encode(&msg, out);
             }
             Credential::User { name, level, .. } => {
@@ -243,7 +252,11 @@ impl Card {
                 return Err(Refusal::AnswerUnknownRequest);
             }
             match &self.credential {
-                Credential::Community(c) if *m.community == **c => {}
+                Credential::Community { community, v2c }
+                    if *m.community == **community && (m.version == Version::V2c) == *v2c => {}
+                Credential::Community { community, .. } if *m.community == **community => {
+                    return Err(Refusal::WrongVersion);
+                }
                 _ => return Err(Refusal::AnswerWrongCommunity),
             }
             return Ok(Opened::Answer(r));
@@ -341,6 +354,6 @@ impl Card {
     /// Whether `community` is the one it is asked with (a replay's answers seen on the
     /// wire carry it).
     pub fn asked_with(&self, community: &[u8]) -> bool {
-        matches!(&self.credential, Credential::Community(c) if c.as_slice() == community)
+        matches!(&self.credential, Credential::Community { community: c, .. } if c.as_slice() == community)
     }
 }

@@ -68,8 +68,9 @@ fn answer_as(request: &[u8], community: &[u8], values: &[i64], error: i32, delta
             value: values.get(k).map_or(vb.value, |v| Value::Integer(*v)),
         })
         .collect();
+    // In the request's version, as an agent answers.
     let a = Message::pdu(
-        Version::V1,
+        m.version,
         community,
         PduType::RESPONSE,
         q.request_id.wrapping_add(delta),
@@ -116,6 +117,19 @@ impl Power {
     ) -> Result<OutletId, crate::engine::trust::Refusal> {
         let id = card::Card::id_of(raw, arena).unwrap_or(0);
         self.handle_answer(now, from, id, raw, arena, &(on_battery, |_| false))
+    }
+
+    /// The card's answer to `request` with no error, `values` in its bindings, at
+    /// `at` s: believed.
+    fn answered_ok(&mut self, at: u64, request: &[u8], values: &[i64]) {
+        self.take(
+            t(at),
+            card(),
+            &answer(request, b"private", values, 0),
+            &Bump::new(),
+            &|_| true,
+        )
+        .expect("believed");
     }
 
     /// The same, with recorder 0 (nvr-244) running: heard from since it was ordered.
@@ -217,15 +231,7 @@ fn an_outlet_group_is_cut_once_its_recorders_have_had_their_shutdown_time_read_f
     assert_eq!(kind, PduType::GET_REQUEST);
     assert_eq!(vbs[0].0, "1.3.6.1.4.1.318.1.1.1.12.1.2.1.4.2");
     // Nothing pending: the SET, ImmediateRebootShutdown on group 2.
-    let arena = Bump::new();
-    p.take(
-        t(100),
-        card(),
-        &answer(&sent[0].1, b"private", &[2], 0),
-        &arena,
-        &|_| true,
-    )
-    .expect("believed");
+    p.answered_ok(100, &sent[0].1, &[2]);
     let (sent, said) = drain(&mut p);
     let (kind, vbs) = asked(&sent[0].1);
     assert_eq!(kind, PduType::SET_REQUEST);
@@ -247,24 +253,10 @@ fn an_outlet_group_is_cut_once_its_recorders_have_had_their_shutdown_time_read_f
         }
     )));
     // Taken; read back: pending.
-    p.take(
-        t(100),
-        card(),
-        &answer(&sent[0].1, b"private", &[], 0),
-        &arena,
-        &|_| true,
-    )
-    .expect("believed");
+    p.answered_ok(100, &sent[0].1, &[]);
     let (sent, _) = drain(&mut p);
     assert_eq!(asked(&sent[0].1).0, PduType::GET_REQUEST);
-    p.take(
-        t(100),
-        card(),
-        &answer(&sent[0].1, b"private", &[1], 0),
-        &arena,
-        &|_| true,
-    )
-    .expect("believed");
+    p.answered_ok(100, &sent[0].1, &[1]);
     assert_eq!(p.stage(g2), Stage::Armed);
     // Group 1 (nvr-251) is untouched: its recorder runs.
     let g1 = p.outlet_named("ups-main/group 1").expect("group 1");
@@ -280,15 +272,7 @@ fn a_countdown_already_running_is_never_armed_again() {
     p.restore_committed(t(50), g2, t(100));
     p.handle_timeout(t(200), &(|_| true, |_| false));
     let (sent, _) = drain(&mut p);
-    let arena = Bump::new();
-    p.take(
-        t(200),
-        card(),
-        &answer(&sent[0].1, b"private", &[1], 0),
-        &arena,
-        &|_| true,
-    )
-    .expect("believed");
+    p.answered_ok(200, &sent[0].1, &[1]);
     let (sent, said) = drain(&mut p);
     assert!(sent.is_empty(), "no SET over a running countdown");
     assert!(
@@ -429,19 +413,11 @@ type Sent = Vec<(SocketAddr, Vec<u8>)>;
 /// read that confirms it goes at 102 s. Returns the SET and that read.
 fn a_set_unanswered(site: &Site) -> (Power, OutletId, Sent, Sent) {
     let mut p = powered(site);
-    let arena = Bump::new();
     let g2 = p.outlet_named("ups-main/group 2").unwrap();
     p.restore_committed(t(50), g2, t(100));
     p.handle_timeout(t(100), &(|_| true, |_| false));
     let (read, _) = drain(&mut p);
-    p.take(
-        t(100),
-        card(),
-        &answer(&read[0].1, b"private", &[2], 0),
-        &arena,
-        &|_| true,
-    )
-    .expect("the read");
+    p.answered_ok(100, &read[0].1, &[2]);
     let (set, _) = drain(&mut p);
     p.handle_timeout(t(102), &(|_| true, |_| false));
     let (confirm, _) = drain(&mut p);
@@ -461,14 +437,7 @@ fn a_set_whose_answer_is_lost_is_not_sent_again_when_the_card_took_it() {
         p.stage(g2),
         Stage::Confirming { form: 0, tries: 1 }
     ));
-    p.take(
-        t(102),
-        card(),
-        &answer(&confirm[0].1, b"private", &[1], 0),
-        &arena,
-        &|_| true,
-    )
-    .expect("the confirming read");
+    p.answered_ok(102, &confirm[0].1, &[1]);
     assert_eq!(p.stage(g2), Stage::Armed);
     assert_eq!(
         p.take(
@@ -490,14 +459,7 @@ fn a_set_whose_answer_is_lost_is_not_sent_again_when_the_card_took_it() {
 
     // The same with a card that had not taken it: the SET goes again, under a new id.
     let (mut p, g2, set, confirm) = a_set_unanswered(&site);
-    p.take(
-        t(102),
-        card(),
-        &answer(&confirm[0].1, b"private", &[2], 0),
-        &arena,
-        &|_| true,
-    )
-    .expect("the confirming read");
+    p.answered_ok(102, &confirm[0].1, &[2]);
     assert!(drain(&mut p).0.is_empty(), "held for its back-off (2 s)");
     p.handle_timeout(t(104), &(|_| true, |_| false));
     let (again, said) = drain(&mut p);
@@ -874,4 +836,53 @@ fn the_cards_own_outlet_traps_are_recorded_and_end_a_cycle_but_decide_no_cut() {
     assert!(!p.card_reported(UpsId(0), None, Event::OutletOff, "upsOutletGroupTurnedOff"));
     assert!(!p.card_reported(UpsId(0), None, Event::ShutdownPending, "gracefulShutdown"));
     assert!(drain(&mut p).1.is_empty());
+}
+
+#[test]
+fn a_write_community_of_version_2c_is_asked_and_answered_in_v2c_only() {
+    let v2c = DEFAULT_SITE.replace(
+        "restart = \"auto\"",
+        "restart = \"auto\"\nwrite_community = \"private\"\nwrite_version = \"2c\"",
+    ) + "";
+    let site = Site::parse(&v2c.replacen(
+        "kind = \"trap-relay\"",
+        "kind = \"trap-relay\"\noutlet = { ups = \"ups-main\", group = 2 }",
+        1,
+    ))
+    .expect("valid");
+    let mut p = powered(&site);
+    let g2 = p.outlet_named("ups-main/group 2").unwrap();
+    p.restore_committed(t(50), g2, t(100));
+    p.handle_timeout(t(100), &(|_| true, |_| false));
+    let (read, _) = drain(&mut p);
+    let arena = Bump::new();
+    let m = Message::parse(&read[0].1, &arena).expect("our request");
+    assert_eq!((m.version, m.community), (Version::V2c, &b"private"[..]));
+    // The same answer in SNMPv1: not the answer to a v2c request.
+    let Pdu::Request(q) = m.pdu else {
+        panic!("a request")
+    };
+    let vbs = [VarBind {
+        name: q.varbinds[0].name,
+        value: Value::Integer(2),
+    }];
+    let v1 = encode::to_vec(&Message::pdu(
+        Version::V1,
+        b"private",
+        PduType::RESPONSE,
+        q.request_id,
+        &vbs,
+    ));
+    assert_eq!(
+        p.take(t(100), card(), &v1, &arena, &|_| true),
+        Err(crate::engine::trust::Refusal::WrongVersion)
+    );
+    assert_eq!(p.stage(g2), Stage::Reading);
+    p.answered_ok(100, &read[0].1, &[2]);
+    let (set, _) = drain(&mut p);
+    let m = Message::parse(&set[0].1, &arena).expect("our SET");
+    assert_eq!(
+        (m.version, m.pdu_type()),
+        (Version::V2c, PduType::SET_REQUEST)
+    );
 }
