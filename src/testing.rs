@@ -40,6 +40,26 @@ fn append(path: &std::path::Path, line: &str) {
     }
 }
 
+/// A v1 trap of `enterprise` (dotted) from `agent`, as a UPS card or a recorder sends it
+/// (sysUpTime one hundredth), encoded: the one trap builder of the tests and the tools.
+pub fn v1_trap(
+    community: &[u8],
+    enterprise: &str,
+    agent: [u8; 4],
+    specific: i64,
+    varbinds: &[crate::wire::VarBind<'_>],
+) -> Vec<u8> {
+    let e = crate::wire::oid::oid(enterprise);
+    crate::wire::encode::to_vec(&crate::wire::Message::trap_v1(
+        community,
+        e.as_oid(),
+        agent,
+        specific,
+        1,
+        varbinds,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -365,3 +365,50 @@ fn replay_takes_snmp_on_other_ports_with_port_as_decode_does() {
     assert_eq!(ported, original, "{}", diff(&original, &ported));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_reader_that_goes_away_is_not_an_error() {
+    // `trapgate decode big.pcap | head -1`: the seed's frames 2,000 times over (far past
+    // a pipe's buffer), the reader gone after its first line.
+    use pcap_file::pcap::{PcapReader, PcapWriter};
+    use std::io::{BufRead, BufReader};
+    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/seed-trace.pcap");
+    let mut reader = PcapReader::new(std::fs::File::open(&seed).expect("open")).expect("pcap");
+    let big = std::env::temp_dir().join(format!("trapgate-big-{}.pcap", std::process::id()));
+    let mut writer = PcapWriter::with_header(
+        std::fs::File::create(&big).expect("create"),
+        reader.header(),
+    )
+    .expect("header");
+    let mut frames = Vec::new();
+    while let Some(p) = reader.next_packet() {
+        frames.push(p.expect("a packet").into_owned());
+    }
+    for _ in 0..2000 {
+        for f in &frames {
+            writer.write_packet(f).expect("write");
+        }
+    }
+    drop(writer);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trapgate"))
+        .args(["decode", big.to_str().expect("UTF-8")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("trapgate runs");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("a line");
+    // The reader is dropped here: its end of the pipe closes.
+    let out = child.wait_with_output().expect("trapgate ends");
+    let _ = std::fs::remove_file(&big);
+    assert!(first.contains("trap"), "{first}");
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned()
+        ),
+        (Some(0), String::new())
+    );
+}

@@ -146,14 +146,7 @@ outlet = {{ ups = "ups-card", group = 1 }}
 
 /// APC's v1 trap `specific` from the card's address.
 fn apc_trap(specific: i64) -> Vec<u8> {
-    encode::to_vec(&Message::trap_v1(
-        b"public",
-        oid("1.3.6.1.4.1.318").as_oid(),
-        [127, 0, 8, 1],
-        specific,
-        100,
-        &[],
-    ))
+    trapgate::testing::v1_trap(b"public", "1.3.6.1.4.1.318", [127, 0, 8, 1], specific, &[])
 }
 
 /// APC's v1 outlet group trap `specific` (298 on, 299 off, 732 command) for `group`,
@@ -171,14 +164,7 @@ fn apc_group_trap(community: &[u8], specific: i64, group: i64) -> Vec<u8> {
             value: Value::OctetString(b"UPS: Outlet Group turned off."),
         },
     ];
-    encode::to_vec(&Message::trap_v1(
-        community,
-        oid("1.3.6.1.4.1.318").as_oid(),
-        [127, 0, 8, 1],
-        specific,
-        100,
-        &vbs,
-    ))
+    trapgate::testing::v1_trap(community, "1.3.6.1.4.1.318", [127, 0, 8, 1], specific, &vbs)
 }
 
 /// The card played by snmpd (read community `public`, write community `private` from

@@ -122,9 +122,7 @@ fn dissections(text: &str) -> BTreeMap<u64, Dissected> {
 }
 
 fn hex(s: &str) -> Vec<u8> {
-    (0..s.len() / 2)
-        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex"))
-        .collect()
+    trapgate::wire::hex::decode(s).expect("hex")
 }
 
 /// Frames where trapgate is stricter than tshark on purpose.

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use bumpalo::Bump;
 use common::*;
-use trapgate::wire::oid::oid;
 use trapgate::wire::{Message, Pdu, PduType, Value, VarBind, encode};
 
 fn have(tool: &str) -> bool {
@@ -315,15 +314,7 @@ fn net_snmp_plays_the_ups_a_recorder_and_a_polling_nvr() {
 
 /// The APC lowBattery and the recorder's acknowledgement, as bytes.
 fn v1_trap(enterprise: &str, specific: i64, agent: [u8; 4]) -> Vec<u8> {
-    let e = oid(enterprise);
-    encode::to_vec(&Message::trap_v1(
-        b"public",
-        e.as_oid(),
-        agent,
-        specific,
-        1,
-        &[],
-    ))
+    trapgate::testing::v1_trap(b"public", enterprise, agent, specific, &[])
 }
 
 /// Traps a recorder socket receives within `wait`.

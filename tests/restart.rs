@@ -19,9 +19,6 @@ use trapgate::engine::config::Site;
 use trapgate::engine::record::{Action, Decided, Record};
 use trapgate::engine::station::{Happened, Purpose, Station};
 use trapgate::time::Timestamp;
-use trapgate::wire::Message;
-use trapgate::wire::encode;
-use trapgate::wire::oid::oid;
 
 /// The UPS, on loopback: traps come from this address; its card's agent never answers.
 const UPS: &str = "127.0.0.250";
@@ -87,15 +84,7 @@ fn port(s: &UdpSocket) -> u16 {
 /// A v1 trap from `agent`: APC's upsOnBattery (318, 5) or a recorder's acknowledgement
 /// (50001, 200).
 fn v1_trap(enterprise: &str, specific: i64, agent: [u8; 4]) -> Vec<u8> {
-    let e = oid(enterprise);
-    encode::to_vec(&Message::trap_v1(
-        b"public",
-        e.as_oid(),
-        agent,
-        specific,
-        1,
-        &[],
-    ))
+    trapgate::testing::v1_trap(b"public", enterprise, agent, specific, &[])
 }
 
 /// A recorder on loopback: the times its orders arrive; it acknowledges each one to

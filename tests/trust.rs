@@ -63,28 +63,18 @@ fn bind(address: &str) -> UdpSocket {
 
 /// An APC v1 trap `specific` with `community`, as the UPS's card sends it.
 fn apc_trap(community: &[u8], specific: i64) -> Vec<u8> {
-    let e = oid("1.3.6.1.4.1.318");
-    encode::to_vec(&Message::trap_v1(
+    trapgate::testing::v1_trap(
         community,
-        e.as_oid(),
+        "1.3.6.1.4.1.318",
         [127, 0, 0, 250],
         specific,
-        1,
         &[],
-    ))
+    )
 }
 
 /// The recorder's acknowledgement (enterprise 1.3.6.1.4.1.50001), with `community`.
 fn ack(community: &[u8]) -> Vec<u8> {
-    let e = oid("1.3.6.1.4.1.50001");
-    encode::to_vec(&Message::trap_v1(
-        community,
-        e.as_oid(),
-        [127, 0, 0, 244],
-        200,
-        1,
-        &[],
-    ))
+    trapgate::testing::v1_trap(community, "1.3.6.1.4.1.50001", [127, 0, 0, 244], 200, &[])
 }
 
 /// PowerNet's poll objects, as a card answers them: upsBasicOutputStatus (3 = on

@@ -214,9 +214,7 @@ const SEED_TRAP: &str = "306302010004067075626c6963a45606072b06010401823e4004c0a
 6572792e20412073687574646f776e20697320696d6d696e656e742e";
 
 fn seed_trap() -> Vec<u8> {
-    (0..SEED_TRAP.len() / 2)
-        .map(|i| u8::from_str_radix(&SEED_TRAP[2 * i..2 * i + 2], 16).expect("hex"))
-        .collect()
+    trapgate::wire::hex::decode(SEED_TRAP).expect("hex")
 }
 
 proptest! {

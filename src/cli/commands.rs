@@ -481,11 +481,7 @@ pub fn probe_cards(file: &Path, out: &mut impl Write) -> Result<bool, String> {
 
 /// An engine ID as net-snmp writes it: 0x and hex.
 pub fn hex_id(id: &[u8]) -> String {
-    let mut s = String::from("0x");
-    for b in id {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
+    format!("0x{}", crate::wire::hex::encode(id))
 }
 
 /// Loads a site file, or the embedded default site; a broken file is an error naming

@@ -34,7 +34,7 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 use serde_json::Value as Json;
 
-use crate::daemon::server::now;
+use crate::daemon::clock::now;
 use crate::daemon::socket::raise_fd_limit;
 use crate::daemon::{self, Options};
 use crate::engine::config::{RecorderKind, Secs, Site, UsmUser, V3Access};

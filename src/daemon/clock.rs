@@ -14,6 +14,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::time::{Timestamp, ns};
 
+/// The wall clock now, from the OS: only sources read it.
+pub fn now() -> Timestamp {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp(d.as_nanos() as u64)
+}
+
 /// Where the clock reads the time: the OS, or a test's.
 pub trait TimeSource: Send + Sync {
     /// The wall clock, nanoseconds since the epoch.

@@ -30,9 +30,10 @@ use crossbeam_channel::{Receiver, Sender};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 
+use crate::daemon::random::OsRandom;
 use crate::daemon::socket::{BATCH, Fate, SendBatch};
 use crate::engine::forward::{self, Forwarding};
-use crate::engine::poller::{OsRandom, RequestIds};
+use crate::engine::poller::RequestIds;
 use crate::wire::{Message, Pdu, PduType};
 
 /// Batches in circulation between the workers and this thread.

@@ -22,8 +22,8 @@ use std::io::{self, BufRead, BufReader, BufWriter, Seek, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use crate::daemon::random::OsRandom;
 use crate::engine::config::Site;
-use crate::engine::poller::OsRandom;
 use crate::engine::record::{self, Action, LineError, Record};
 use crate::engine::station::{self, Relays, Station};
 use crate::time::Timestamp;

@@ -15,6 +15,7 @@ pub mod journal;
 pub mod notify;
 pub mod nut;
 pub mod probe;
+pub mod random;
 pub mod receive;
 pub mod secrets;
 pub mod send;

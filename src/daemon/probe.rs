@@ -28,9 +28,10 @@ use std::time::{Duration, Instant};
 
 use bumpalo::Bump;
 
+use crate::daemon::random::OsRandom;
 use crate::engine::config::{Plug, Restart, Site, Ups, Vendor, Write};
 use crate::engine::id::{PduId, UpsId};
-use crate::engine::poller::{OsRandom, RequestIds};
+use crate::engine::poller::RequestIds;
 use crate::engine::power::card::{Card, Credential, Opened};
 use crate::engine::power::{Object, tables::*};
 use crate::time::Timestamp;

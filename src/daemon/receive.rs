@@ -38,7 +38,8 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::classify::{Classification, Classifier, Event};
-use crate::daemon::server::{StartError, now};
+use crate::daemon::clock::now;
+use crate::daemon::server::StartError;
 use crate::daemon::socket::{BATCH, RecvBatch, SendBatch, bind_group, socket_drops};
 use crate::engine::config::Site;
 use crate::engine::id::RecorderId;

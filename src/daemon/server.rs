@@ -1,20 +1,10 @@
-//! The live source's parts that are not the event loop (`crate::daemon`): the OS
-//! clock, start errors, and what the gateway reports when it stops.
+//! The live source's parts that are not the event loop (`crate::daemon`): start
+//! errors, and what the gateway reports when it stops.
 
 use std::io;
 use std::net::SocketAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::engine::metrics::Stats;
-use crate::time::Timestamp;
-
-/// The time now, from the OS clock: only sources read it.
-pub fn now() -> Timestamp {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp(d.as_nanos() as u64)
-}
 
 /// Why the gateway could not start.
 #[derive(Debug)]

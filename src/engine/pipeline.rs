@@ -2,9 +2,11 @@
 //! classification, with every packet that stops on the way counted by reason. What a
 //! classified message may then do is the trust layer's to say (`crate::engine::trust`).
 //!
-//! A replay and the live receiver differ only in where frames and time come from; both
-//! call `Pipeline::process`. It borrows the packet, decodes into the caller's arena
-//! (reset per batch), allocates nothing and takes no lock.
+//! A replay and the live receiver differ only in where frames and time come from: a
+//! replay gives frames (`Pipeline::process_frame`), the receivers UDP payloads
+//! (`Pipeline::process_datagram`), and both go the same way from there. It borrows the
+//! packet, decodes into the caller's arena (reset per batch), allocates nothing and
+//! takes no lock.
 
 use bumpalo::Bump;
 

@@ -59,29 +59,6 @@ pub trait RequestIds: Send {
     fn another(&self) -> Box<dyn RequestIds>;
 }
 
-/// Request ids from the OS's CSPRNG (`getrandom`), one draw per request.
-#[derive(Debug, Default)]
-pub struct OsRandom;
-
-impl RequestIds for OsRandom {
-    fn next_id(&mut self) -> i32 {
-        let mut b = [0u8; 4];
-        // getrandom fails only where the OS has no random source at all; a poll id that
-        // is then the time's low bits is still better than no poll.
-        if getrandom::fill(&mut b).is_err() {
-            b = (std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.subsec_nanos()))
-            .to_le_bytes();
-        }
-        (u32::from_le_bytes(b) & 0x7fff_ffff).max(1) as i32
-    }
-
-    fn another(&self) -> Box<dyn RequestIds> {
-        Box::new(OsRandom)
-    }
-}
-
 /// Request ids counting up from a seed: for tests and replays, which must repeat.
 #[derive(Debug)]
 pub struct Sequence(pub i32);
@@ -872,20 +849,6 @@ mod tests {
         p.handle_timeout(t(10.2));
         let next = drain(&mut p);
         assert_ne!(sent_id(&p, &next[0]), id);
-    }
-
-    #[test]
-    fn request_ids_are_drawn_at_random() {
-        let mut ids = OsRandom;
-        let drawn: Vec<i32> = (0..1000).map(|_| ids.next_id()).collect();
-        assert!(drawn.iter().all(|&i| i > 0));
-        let distinct: std::collections::HashSet<i32> = drawn.iter().copied().collect();
-        assert!(distinct.len() > 990, "{} distinct of 1000", distinct.len());
-        let steps = drawn
-            .windows(2)
-            .filter(|w| w[1].wrapping_sub(w[0]) == 1)
-            .count();
-        assert!(steps < 3, "{steps} ids follow their predecessor");
     }
 
     #[test]

@@ -509,10 +509,7 @@ mod tests {
     use crate::wire::value::Value;
 
     fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
+        crate::wire::hex::decode(s).expect("hex")
     }
 
     /// rusticata snmp-parser assets/snmpv1_trap_coldstart.bin (also PROTOS c06 frame 1).

@@ -10,6 +10,7 @@ pub mod ber;
 pub mod encode;
 pub mod error;
 pub mod frame;
+pub mod hex;
 pub mod message;
 pub mod oid;
 mod shape;

@@ -202,9 +202,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn hex(s: &str) -> Vec<u8> {
-        (0..s.len() / 2)
-            .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex"))
-            .collect()
+        crate::wire::hex::decode(s).expect("hex")
     }
 
     /// The seed's APC lowBattery trap (captures/seed-trace.pcap).

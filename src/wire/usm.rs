@@ -491,10 +491,7 @@ mod tests {
     use super::*;
 
     fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
+        crate::wire::hex::decode(s).expect("hex")
     }
 
     /// RFC 3414 A.3's engine ID.

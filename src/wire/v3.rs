@@ -405,12 +405,10 @@ mod tests {
     use crate::wire::usm::{AuthProtocol, PrivProtocol, password_to_key};
     use crate::wire::value::{Value, VarBind};
 
+    /// Hex written with spaces between its groups.
     fn hex(s: &str) -> Vec<u8> {
         let s: String = s.split_whitespace().collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
+        crate::wire::hex::decode(&s).expect("hex")
     }
 
     #[test]

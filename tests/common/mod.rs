@@ -12,9 +12,7 @@ use std::time::{Duration, Instant};
 pub const SEED_TRAP: &str = "306302010004067075626c6963a45606072b06010401823e4004c0a83dfa02010602010743037a1200303a3038060b2b06010401823e0203030004295550533a204c6f7720626174746572792e20412073687574646f776e20697320696d6d696e656e742e";
 
 pub fn hex(s: &str) -> Vec<u8> {
-    (0..s.len() / 2)
-        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex"))
-        .collect()
+    trapgate::wire::hex::decode(s).expect("hex")
 }
 
 pub fn site_file(name: &str, text: &str) -> PathBuf {

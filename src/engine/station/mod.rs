@@ -467,21 +467,6 @@ pub struct StationState {
     off_delays: Vec<(String, u32)>,
 }
 
-/// `bytes` in lower-case hex.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Hex back to bytes (None if it is not hex).
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len() / 2)
-        .map(|i| u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok())
-        .collect()
-}
-
 /// The oids of the APC lowBattery trap a trap-relay recorder acts on, parsed once.
 #[derive(Debug)]
 struct RelayOids {
@@ -1420,7 +1405,7 @@ impl Station {
                 {
                     let record = Input::EngineKnown {
                         user: String::from_utf8_lossy(user).into(),
-                        engine_id: hex(engine),
+                        engine_id: crate::wire::hex::encode(engine),
                     };
                     self.input(at, record);
                 }
@@ -1659,7 +1644,12 @@ impl Station {
                     .engines()
                     .entries()
                     .into_iter()
-                    .map(|(user, engine)| (String::from_utf8_lossy(&user).into(), hex(&engine)))
+                    .map(|(user, engine)| {
+                        (
+                            String::from_utf8_lossy(&user).into(),
+                            crate::wire::hex::encode(&engine),
+                        )
+                    })
                     .collect(),
                 power: Some(self.power.state()),
                 off_delays: UpsId::enumerate(&self.off_delay)
@@ -1679,7 +1669,7 @@ impl Station {
         self.agent.set_state(s.agent);
         self.unsent = s.unsent.into_iter().collect();
         for (user, engine) in &s.engines {
-            if let Some(id) = unhex(engine) {
+            if let Some(id) = crate::wire::hex::decode(engine) {
                 self.usm.engines().insert(user.as_bytes(), &id);
             }
         }
@@ -2348,7 +2338,7 @@ impl Station {
                     }
                 }
                 Input::EngineKnown { user, engine_id } => {
-                    if let Some(id) = unhex(engine_id) {
+                    if let Some(id) = crate::wire::hex::decode(engine_id) {
                         self.usm.engines().insert(user.as_bytes(), &id);
                     }
                 }

@@ -92,13 +92,8 @@ fn noise_v3(v2c: &[u8]) -> Vec<u8> {
 }
 
 fn hex(s: &str) -> Result<Vec<u8>, String> {
-    let s = s.trim();
-    if !s.len().is_multiple_of(2) {
-        return Err("--event: odd number of hex digits".into());
-    }
-    (0..s.len() / 2)
-        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|e| format!("--event: {e}")))
-        .collect()
+    trapgate::wire::hex::decode(s.trim())
+        .ok_or_else(|| format!("--event: {s:?} is not hex (two digits a byte)"))
 }
 
 /// Sends `payloads` to `to` in one `sendmmsg` call; returns how many went.

@@ -128,15 +128,7 @@ fn site(recorder_ports: &[u16], nut: u16, nis: u16) -> String {
 }
 
 fn apc_trap(community: &[u8], specific: i64, agent: Ipv4Addr) -> Vec<u8> {
-    let e = oid("1.3.6.1.4.1.318");
-    encode::to_vec(&Message::trap_v1(
-        community,
-        e.as_oid(),
-        agent.octets(),
-        specific,
-        1,
-        &[],
-    ))
+    trapgate::testing::v1_trap(community, "1.3.6.1.4.1.318", agent.octets(), specific, &[])
 }
 
 /// A PowerNet card's answer, "on battery, charge 0, battery low", with request id
