@@ -550,7 +550,7 @@ impl Driver {
             ups: None,
             recorder: None,
             outlet: None,
-            kind: "journal_failed".into(),
+            kind: crate::engine::record::AlertKind::JournalFailed,
             reason: text,
         });
         self.show_now(t, &alert, false);
@@ -1410,7 +1410,7 @@ fn note_probe(station: &mut Station, t: Timestamp, found: Vec<crate::daemon::pro
                 ups: is_ups.then(|| f.card.clone().into()),
                 recorder: None,
                 outlet: (!is_ups).then(|| f.card.clone().into()),
-                kind: "card_setting".into(),
+                kind: crate::engine::record::AlertKind::CardSetting,
                 reason: format!(
                     "{} `{}`: {} (trapgate check-config --probe reads it again)",
                     if is_ups { "UPS" } else { "PDU" },
@@ -1437,23 +1437,18 @@ fn apply_reload(
             return;
         }
     };
-    if let Some(why) = d.station.reload_refusal(&prepared) {
-        console::warn(format!("trapgate: SIGHUP: keeping the running site: {why}"));
-        let alert = Record::Decision(Decided::Alert {
-            ups: None,
-            recorder: None,
-            outlet: None,
-            kind: "reload_refused".into(),
-            reason: format!("the site file was not reloaded: {why}"),
-        });
-        d.station.note(t, alert);
-        return;
-    }
     let said = format!(
         "trapgate: SIGHUP: site reloaded ({} UPS, {} recorders); outages under way go on",
         prepared.site.upses.len(),
         prepared.site.recorders.len()
     );
+    let replaced = match d.station.offer_site(t, prepared) {
+        Ok(replaced) => replaced,
+        Err(why) => {
+            console::warn(format!("trapgate: SIGHUP: keeping the running site: {why}"));
+            return;
+        }
+    };
     view.generation = d.view.generation + 1;
     // The targets' counts go on where a target stays.
     view.forward = Arc::new(crate::daemon::forward::Table::new(
@@ -1463,7 +1458,6 @@ fn apply_reload(
     let view = Arc::new(view);
     d.previous = Some(std::mem::replace(&mut d.view, Arc::clone(&view)));
     receivers.reload(view);
-    let replaced = d.station.handle_reload(t, prepared);
     reloader.discard(replaced);
     // Said once the station has the new site and the workers have been handed it (each
     // takes it before its next read of its sockets).

@@ -498,7 +498,7 @@ pub fn resume(
                 ups: None,
                 recorder: None,
                 outlet: None,
-                kind: "journal_line_skipped".into(),
+                kind: crate::engine::record::AlertKind::JournalLineSkipped,
                 reason,
             }),
         );
@@ -528,25 +528,13 @@ pub fn resume(
             relays(&site),
             Box::new(OsRandom),
         );
-        match station.reload_refusal(&p) {
-            Some(why) => {
+        match station.offer_site(now, p) {
+            Err(why) => {
                 crate::daemon::console::warn(format!(
                     "trapgate: the site file changed since the journal was written, and {why}: running the journal's site"
                 ));
-                station.note(
-                    now,
-                    Record::Decision(record::Decided::Alert {
-                        ups: None,
-                        recorder: None,
-                        outlet: None,
-                        kind: "reload_refused".into(),
-                        reason: format!(
-                            "the site file changed since the journal was written and was not taken: {why}; the journal's site runs"
-                        ),
-                    }),
-                );
             }
-            None => drop(station.handle_reload(now, p)),
+            Ok(replaced) => drop(replaced),
         }
     }
     Ok(Resume {
@@ -577,7 +565,7 @@ mod tests {
             ups: None,
             recorder: None,
             outlet: None,
-            kind: "site".into(),
+            kind: crate::engine::record::AlertKind::Site,
             reason: reason.into(),
         })
     }

@@ -224,7 +224,8 @@ pub enum Decided {
         /// Why.
         reason: String,
         /// The event to confirm.
-        event: Text,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        event: Option<Event>,
         /// Its rule.
         rule: Text,
     },
@@ -259,11 +260,86 @@ pub enum Decided {
         /// The outlet concerned, if one ("outlet_not_cycled").
         #[serde(default, skip_serializing_if = "Option::is_none")]
         outlet: Option<Text>,
-        /// Short kind: "on_battery", "not_confirmed", "journal_failed", …
-        kind: String,
+        /// What kind of alert (journaled by its snake_case name: "on_battery", …).
+        kind: AlertKind,
         /// The sentence.
         reason: String,
     },
+}
+
+/// The kinds of `Alert`, journaled and printed by their snake_case names. A restart
+/// rebuilds from these, never from an alert's sentence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// A UPS is on battery: the outage began, with its plan.
+    OnBattery,
+    /// An outage began another way (a shutdown trap, a poll).
+    Outage,
+    /// A shutdown trap the UPS did not confirm.
+    NotConfirmed,
+    /// The UPS's card lost contact with the UPS.
+    CommunicationLost,
+    /// The card talks to the UPS again.
+    CommunicationRestored,
+    /// A recorder whose UPS failed is carried by another feed.
+    CarriedByAnotherFeed,
+    /// A UPS leaves its polls unanswered.
+    UpsNotAnswering,
+    /// A UPS answers its polls again.
+    UpsAnswering,
+    /// A UPS lacks an object trapgate polls.
+    PollObjectMissing,
+    /// A UPS answers its poll with an error.
+    PollError,
+    /// What `check-config` warns of the site.
+    Site,
+    /// A recorder heard from after it should have been down.
+    DidNotShutDown,
+    /// An outlet trapgate did not cut (or switch on again).
+    OutletNotCycled,
+    /// An outlet group the card turned off by itself, recorders on it never told.
+    OutletCutByCard,
+    /// A card's setting disagrees with the site.
+    CardSetting,
+    /// A new site was not taken.
+    ReloadRefused,
+    /// The journal could not be written.
+    JournalFailed,
+    /// A journal line of another format was skipped.
+    JournalLineSkipped,
+}
+
+impl AlertKind {
+    /// Its name, as journaled and printed.
+    pub fn name(self) -> &'static str {
+        match self {
+            AlertKind::OnBattery => "on_battery",
+            AlertKind::Outage => "outage",
+            AlertKind::NotConfirmed => "not_confirmed",
+            AlertKind::CommunicationLost => "communication_lost",
+            AlertKind::CommunicationRestored => "communication_restored",
+            AlertKind::CarriedByAnotherFeed => "carried_by_another_feed",
+            AlertKind::UpsNotAnswering => "ups_not_answering",
+            AlertKind::UpsAnswering => "ups_answering",
+            AlertKind::PollObjectMissing => "poll_object_missing",
+            AlertKind::PollError => "poll_error",
+            AlertKind::Site => "site",
+            AlertKind::DidNotShutDown => "did_not_shut_down",
+            AlertKind::OutletNotCycled => "outlet_not_cycled",
+            AlertKind::OutletCutByCard => "outlet_cut_by_card",
+            AlertKind::CardSetting => "card_setting",
+            AlertKind::ReloadRefused => "reload_refused",
+            AlertKind::JournalFailed => "journal_failed",
+            AlertKind::JournalLineSkipped => "journal_line_skipped",
+        }
+    }
+}
+
+impl core::fmt::Display for AlertKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// What the gateway did.
@@ -411,7 +487,12 @@ pub enum Action {
         recorder: Text,
         /// Which sending it was.
         attempt: u32,
-        /// "exit 0", "killed: timed out", …
+        /// It did its job (exit 0): the recorder's acknowledgement. What a restart
+        /// rebuilds from (a journal of an earlier release, without it, reads as not
+        /// done: the order is sent once more).
+        #[serde(default)]
+        ok: bool,
+        /// "exit 0", "killed: timed out", … (for people).
         status: String,
         /// How long it ran.
         detail: String,
@@ -850,7 +931,7 @@ mod tests {
                 ups: None,
                 recorder: None,
                 outlet: None,
-                kind: "site".into(),
+                kind: AlertKind::Site,
                 reason: "a \"quoted\" reason".into(),
             }),
             Record::Action(Action::Sent {

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use crate::classify::Event;
 use crate::engine::config::{Remap, Secs, Site, Unconfirmed, Vendor};
 use crate::engine::id::{RecorderId, UpsId};
+use crate::engine::record::AlertKind;
 use crate::engine::trust::Who;
 use crate::time::Timestamp;
 use crate::wire::{Value, VarBind};
@@ -226,8 +227,8 @@ pub enum Decision {
     Alert {
         /// The UPS concerned, if one.
         ups: Option<UpsId>,
-        /// Short kind: "on_battery", "not_confirmed", "communication_lost", "site", ...
-        kind: &'static str,
+        /// What kind.
+        kind: AlertKind,
         /// The sentence.
         text: String,
     },
@@ -333,7 +334,7 @@ impl Decider {
         for text in d.site.warnings() {
             d.push(Decision::Alert {
                 ups: None,
-                kind: "site",
+                kind: AlertKind::Site,
                 text,
             });
         }
@@ -606,7 +607,7 @@ impl Decider {
             Event::PowerRestored | Event::BatteryRestored => self.mains_back(now, u),
             Event::CommunicationLost => self.alert(
                 Some(u),
-                "communication_lost",
+                AlertKind::CommunicationLost,
                 format!(
                     "UPS `{}`: its card lost contact with the UPS ({rule})",
                     self.site.upses[u].name
@@ -614,7 +615,7 @@ impl Decider {
             ),
             Event::CommunicationRestored => self.alert(
                 Some(u),
-                "communication_restored",
+                AlertKind::CommunicationRestored,
                 format!(
                     "UPS `{}`: its card talks to the UPS again ({rule})",
                     self.site.upses[u].name
@@ -671,7 +672,7 @@ impl Decider {
             }
             Unconfirmed::Ignore => self.alert(
                 Some(u),
-                "not_confirmed",
+                AlertKind::NotConfirmed,
                 format!("{} ignored: {why}", c.rule),
             ),
         }
@@ -730,7 +731,7 @@ impl Decider {
             } else {
                 self.alert(
                     Some(u),
-                    "not_confirmed",
+                    AlertKind::NotConfirmed,
                     format!("{} not confirmed: the UPS reports mains power and a normal battery; nothing shut down", c.rule),
                 );
             }
@@ -748,11 +749,14 @@ impl Decider {
         let name = &self.site.upses[u].name;
         let (kind, text) = if silent {
             (
-                "ups_not_answering",
+                AlertKind::UpsNotAnswering,
                 format!("UPS `{name}` does not answer polls: its values are not fresh"),
             )
         } else {
-            ("ups_answering", format!("UPS `{name}` answers polls again"))
+            (
+                AlertKind::UpsAnswering,
+                format!("UPS `{name}` answers polls again"),
+            )
         };
         self.alert(Some(u), kind, text);
     }
@@ -801,7 +805,7 @@ impl Decider {
         }
     }
 
-    fn alert(&mut self, ups: Option<UpsId>, kind: &'static str, text: String) {
+    fn alert(&mut self, ups: Option<UpsId>, kind: AlertKind, text: String) {
         self.push(Decision::Alert { ups, kind, text });
     }
 
@@ -843,7 +847,7 @@ impl Decider {
         };
         self.alert(
             Some(u),
-            "on_battery",
+            AlertKind::OnBattery,
             format!("UPS `{name}` on battery ({rule}): {plan}"),
         );
     }
@@ -883,7 +887,7 @@ impl Decider {
             let name = &self.site.upses[u].name;
             self.alert(
                 Some(u),
-                "outage",
+                AlertKind::Outage,
                 format!(
                     "UPS `{name}`: the outage starts here, with no OnBattery before it ({why})"
                 ),
@@ -943,7 +947,7 @@ impl Decider {
                         names.join(", "),
                         rec.needs
                     );
-                    self.alert(Some(u), "carried_by_another_feed", text);
+                    self.alert(Some(u), AlertKind::CarriedByAnotherFeed, text);
                     continue;
                 }
                 reason = format!(
@@ -986,7 +990,7 @@ impl Decider {
         if let Some(c) = state.confirming.take() {
             self.alert(
                 Some(u),
-                "not_confirmed",
+                AlertKind::NotConfirmed,
                 format!("{} dropped: mains power is back", c.cause.rule),
             );
         }

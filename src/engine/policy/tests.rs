@@ -1,5 +1,6 @@
 use super::*;
 use crate::engine::config::DEFAULT_SITE;
+use crate::engine::record::AlertKind;
 use crate::engine::trust::Trust;
 use crate::time::ns;
 use proptest::prelude::*;
@@ -139,7 +140,7 @@ fn an_unanswered_poll_follows_the_site_choice() {
     assert!(log.iter().any(|(_, x)| matches!(
         x,
         Decision::Alert {
-            kind: "not_confirmed",
+            kind: AlertKind::NotConfirmed,
             ..
         }
     )));
@@ -173,7 +174,7 @@ fn repeated_on_battery_traps_restart_nothing() {
             matches!(
                 x,
                 Decision::Alert {
-                    kind: "on_battery",
+                    kind: AlertKind::OnBattery,
                     ..
                 }
             )
@@ -190,7 +191,7 @@ fn the_on_battery_alert_says_the_plan_or_that_there_is_none() {
         log.into_iter()
             .find_map(|(_, x)| match x {
                 Decision::Alert {
-                    kind: "on_battery",
+                    kind: AlertKind::OnBattery,
                     text,
                     ..
                 } => Some(text),
@@ -398,7 +399,7 @@ proptest! {
         let check = |d: &mut Decider, told: &mut [u32; 2], outages: &mut u32| -> Result<(), TestCaseError> {
             while let Some(x) = d.poll_decision() {
                 match x {
-                    Decision::Alert { kind: "on_battery" | "outage", .. } => *outages += 1,
+                    Decision::Alert { kind: AlertKind::OnBattery | AlertKind::Outage, .. } => *outages += 1,
                     Decision::ShutdownRecorder { recorder, reason, cause, .. } => {
                         told[recorder] += 1;
                         prop_assert!(told[recorder] <= *outages, "recorder {} told {} times in {} outages", recorder, told[recorder], outages);
@@ -694,7 +695,7 @@ fn told_dual(d: &mut Decider) -> Vec<String> {
                 recorder, reason, ..
             } if recorder == dual => Some(format!("down: {reason}")),
             Decision::Alert {
-                kind: "carried_by_another_feed",
+                kind: AlertKind::CarriedByAnotherFeed,
                 text,
                 ..
             } => Some(format!("up: {text}")),

@@ -32,7 +32,7 @@ use crate::engine::nis::{NisEvent, NisServer};
 use crate::engine::nut::{ConnId, NutEvent, NutServer, NutView, Reply};
 use crate::engine::policy::{Cause, Decider, Decision, PollAnswer};
 use crate::engine::poller::{NO_SUCH_NAME, PollOutput, Poller, RequestIds};
-use crate::engine::record::{Action, Decided, Input, Percent, Record, Text};
+use crate::engine::record::{Action, AlertKind, Decided, Input, Percent, Record, Text};
 use crate::engine::trust::{Credential, Refusal, RefusalLog, Refusals, Trust, Who};
 use crate::engine::usm::{LocalEngine, Usm};
 use crate::time::Timestamp;
@@ -353,16 +353,6 @@ pub struct Counts {
     /// Wake-on-LAN magic packets sent.
     pub wakes: u64,
 }
-
-/// The kind of the alert of an outlet trapgate did not cut (or switch on again).
-pub const OUTLET_NOT_CYCLED: &str = "outlet_not_cycled";
-
-/// The kind of the alert of an outlet group the card turned off by itself, with
-/// recorders on it never told to shut down.
-pub const OUTLET_CUT_BY_CARD: &str = "outlet_cut_by_card";
-
-/// The kind of the alert of a recorder heard from after it should have been down.
-pub const DID_NOT_SHUT_DOWN: &str = "did_not_shut_down";
 
 /// What a NUT or apcupsd client of recorder `r` is shown at `at`: its UPS as trapgate
 /// knows it (on battery by its polls, or by its traps before a poll says so), the best
@@ -1557,6 +1547,7 @@ impl Station {
         let record = Action::CommandDone {
             recorder: self.names.recorder(end.recorder),
             attempt: end.attempt,
+            ok: end.succeeded,
             status: end.status,
             detail: end.took,
             stdout: end.stdout,
@@ -1567,6 +1558,27 @@ impl Station {
             self.decider.handle_ack(at, end.recorder);
             self.decisions(at);
         }
+    }
+
+    /// A new site offered at `now` (SIGHUP's; at a start, the file's against the
+    /// journal's): taken, or refused with why, the running site kept. One decision and
+    /// one alert (`reload_refused`), whoever offers it.
+    pub fn offer_site(&mut self, now: Timestamp, p: Prepared) -> Result<Replaced, String> {
+        if let Some(why) = self.reload_refusal(&p) {
+            let at = self.at(now);
+            self.note(
+                at,
+                Record::Decision(Decided::Alert {
+                    ups: None,
+                    recorder: None,
+                    outlet: None,
+                    kind: AlertKind::ReloadRefused,
+                    reason: format!("the site file was not taken: {why}; the running site goes on"),
+                }),
+            );
+            return Err(why);
+        }
+        Ok(self.handle_reload(now, p))
     }
 
     /// Why the prepared site cannot replace the running one (it would drop an outage).
@@ -1827,7 +1839,7 @@ impl Station {
             } => Decided::Poll {
                 ups: ups(*u),
                 reason: reason.clone(),
-                event: cause(c),
+                event: c.event,
                 rule: c.rule.clone(),
             },
             Decision::PowerBack { ups: u } => Decided::PowerBack { ups: ups(*u) },
@@ -1838,7 +1850,7 @@ impl Station {
                 ups: u.map(ups),
                 recorder: None,
                 outlet: None,
-                kind: kind.to_string(),
+                kind: *kind,
                 reason: text.clone(),
             },
         }
@@ -1977,7 +1989,7 @@ impl Station {
                             ups: None,
                             recorder: None,
                             outlet: Some(self.power.name_text(outlet)),
-                            kind: OUTLET_CUT_BY_CARD.into(),
+                            kind: AlertKind::OutletCutByCard,
                             reason: format!(
                                 "the card turned outlet {} off ({trap}) though trapgate had not cut it: {} on it {} not told to shut down and lost power; check the card's load shedding and outlet group settings",
                                 self.power.name(outlet),
@@ -1998,7 +2010,7 @@ impl Station {
                     ups: None,
                     recorder: None,
                     outlet: Some(self.power.name_text(outlet)),
-                    kind: OUTLET_NOT_CYCLED.into(),
+                    kind: AlertKind::OutletNotCycled,
                     reason: why,
                 }),
             };
@@ -2135,7 +2147,7 @@ impl Station {
             Err(object) => {
                 self.missing_said[ups].push(object);
                 (
-                    "poll_object_missing",
+                    AlertKind::PollObjectMissing,
                     format!(
                         "UPS `{name}` has no {object} (noSuchName): it is polled without it from now on; its other values count, and recorders asking for it get noSuchInstance"
                     ),
@@ -2147,7 +2159,7 @@ impl Station {
                 }
                 self.poll_error[ups] = Some(status);
                 (
-                    "poll_error",
+                    AlertKind::PollError,
                     format!(
                         "UPS `{name}` answers its poll with error-status {} ({status}): it is alive, its values unknown",
                         error_status_name(status)
@@ -2160,7 +2172,7 @@ impl Station {
             ups,
             recorder: None,
             outlet: None,
-            kind: kind.into(),
+            kind,
             reason,
         };
         self.record(t, Record::Decision(alert));
@@ -2222,7 +2234,7 @@ impl Station {
                         ups: Some(ups.as_str().into()),
                         recorder: Some(rec(recorder)),
                         outlet: None,
-                        kind: DID_NOT_SHUT_DOWN.into(),
+                        kind: AlertKind::DidNotShutDown,
                         reason: format!(
                             "recorder `{}` did not shut down: heard from {late_s:.0} s after it should have been down ({} s after its order or acknowledgement), while UPS `{ups}` is still on battery",
                             r.name, r.shutdown_time.0
@@ -2356,16 +2368,13 @@ impl Station {
                 let implied = match d {
                     Decided::Alert {
                         ups: Some(u), kind, ..
-                    } if kind == "on_battery" => Some((u, Event::OnBattery, "journal")),
+                    } if *kind == AlertKind::OnBattery => Some((u, Event::OnBattery, "journal")),
                     Decided::Poll {
                         ups: u,
                         event,
                         rule,
                         ..
-                    } => Event::ALL
-                        .iter()
-                        .find(|e| e.name() == &**event)
-                        .map(|e| (u, *e, &**rule)),
+                    } => event.map(|e| (u, e, &**rule)),
                     Decided::PowerBack { ups: u } => Some((u, Event::PowerRestored, "journal")),
                     _ => None,
                 };
@@ -2384,7 +2393,7 @@ impl Station {
                         outlet: Some(outlet),
                         kind,
                         ..
-                    } if kind == OUTLET_NOT_CYCLED => {
+                    } if *kind == AlertKind::OutletNotCycled => {
                         if let Some(o) = self.power.outlet_named(outlet) {
                             self.power.restore_not_cut(o);
                         }
@@ -2429,7 +2438,7 @@ impl Station {
                         recorder: Some(name),
                         kind,
                         ..
-                    } if kind == DID_NOT_SHUT_DOWN => {
+                    } if *kind == AlertKind::DidNotShutDown => {
                         if let Some(r) = recorder(self, name) {
                             self.ledger.said_still_running(r);
                         }
@@ -2459,9 +2468,9 @@ impl Station {
                     }
                     Action::CommandDone {
                         recorder: name,
-                        status,
+                        ok: true,
                         ..
-                    } if status == "exit 0" => {
+                    } => {
                         if let Some(r) = recorder(self, name) {
                             self.decider.handle_ack(t, r);
                             self.decisions(t);
