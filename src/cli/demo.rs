@@ -1182,7 +1182,7 @@ pub fn run(n: usize, speed: f64, v3: bool, out: &mut impl Write) -> Result<(), S
         "recorders: {all} ({n} NVRs, a NUT client, an apcupsd client); told: {}; acknowledged: {}; resent: {}; never acknowledged: {}; back after power returned: {}; not back: {}",
         told_at.iter().chain(&tcp_told).filter(|t| t.is_some()).count(),
         get("Acknowledged"),
-        stopped.stats.station.resends,
+        stopped.stats.tallies.get(crate::engine::tally::Counter::Resends),
         get("NotAcknowledged"),
         get("Back"),
         get("NotBack")
@@ -1192,7 +1192,7 @@ pub fn run(n: usize, speed: f64, v3: bool, out: &mut impl Write) -> Result<(), S
         out,
         "the UPS was polled {} times, by the gateway alone; the virtual UPS answered the recorders {} times",
         ups_polls.load(Ordering::Relaxed),
-        stopped.stats.station.agent_answers
+        stopped.stats.tallies.get(crate::engine::tally::Counter::AgentAnswers)
     )
     .map_err(w)?;
     let sent = low_battery_sent.load(Ordering::Relaxed);

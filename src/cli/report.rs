@@ -2,6 +2,7 @@
 //! JSON lines, and the summary of counts and drop reasons. Only for people and files;
 //! nothing here runs on the hot path.
 
+use crate::engine::tally::Counter;
 use core::fmt::Write as _;
 
 use serde_json::{Map, Value as Json, json};
@@ -476,13 +477,15 @@ pub fn stop_summary(stats: &crate::engine::metrics::Stats, signal: i32) -> Strin
     let mut counters = stats.counters.clone();
     counters.usm = Default::default();
     let mut out = summary_text(&counters, None);
+    let t = |c: Counter| stats.tallies.get(c);
     let kernel = stats
         .kernel_drops
         .map_or("unknown".to_string(), |n| n.to_string());
     let _ = writeln!(
         out,
         "   not from the site's UPSes or recorders: {}, truncated: {}, dropped by the kernel: {kernel}",
-        stats.foreign, stats.truncated
+        t(Counter::Foreign),
+        t(Counter::Truncated)
     );
     let refused: Vec<String> = stats
         .refused
@@ -499,27 +502,27 @@ pub fn stop_summary(stats: &crate::engine::metrics::Stats, signal: i32) -> Strin
             format!(" ({})", refused.join(", "))
         }
     );
-    if stats.reports != (0, 0) {
+    if t(Counter::UsmReports) + t(Counter::UsmReportsHeld) > 0 {
         let _ = writeln!(
             out,
             "   SNMPv3 Reports sent: {} (discovery, time, wrong keys); held back by their limit: {}",
-            stats.reports.0, stats.reports.1
+            t(Counter::UsmReports),
+            t(Counter::UsmReportsHeld)
         );
     }
-    let c = &stats.station;
     let _ = writeln!(
         out,
         "   decisions: {}; orders sent: {} ({} resent); polls sent: {}; virtual UPS answers: {} ({} trimmed, {} too big); journal errors: {}; not shown: {} stdout, {} stderr; stopped by signal {signal}",
-        c.decisions,
-        c.orders_sent,
-        c.resends,
-        c.polls_sent,
-        c.agent_answers,
-        c.agent_trimmed,
-        c.agent_too_big,
-        stats.journal_errors,
-        stats.console_dropped.0,
-        stats.console_dropped.1,
+        t(Counter::Decisions),
+        t(Counter::OrdersSent),
+        t(Counter::Resends),
+        t(Counter::PollsSent),
+        t(Counter::AgentAnswers),
+        t(Counter::AgentTrimmed),
+        t(Counter::AgentTooBig),
+        t(Counter::JournalErrors),
+        t(Counter::StdoutDropped),
+        t(Counter::StderrDropped),
     );
     for t in &stats.forward {
         let _ = writeln!(

@@ -45,6 +45,7 @@ use crate::engine::config::Site;
 use crate::engine::metrics::Stats;
 use crate::engine::record::{Decided, Record};
 use crate::engine::station::{self, Notification, Prepared, Purpose, Relays, Station, Via};
+use crate::engine::tally::Counter;
 use crate::engine::trust::{Credential, Refusal, Refusals};
 use crate::time::{Timestamp, ns};
 use crate::wire::Message;
@@ -533,7 +534,7 @@ impl Driver {
     /// The journal could not be written: said once, shown as an alert (it cannot be
     /// journaled), counted. Orders still go out.
     fn journal_failed(&mut self, t: Timestamp, what: &str, e: &io::Error) {
-        self.own.journal_errors += 1;
+        self.own.tallies.inc(Counter::JournalErrors);
         if self.journal_failing {
             return;
         }
@@ -701,7 +702,7 @@ impl Driver {
                     .map(|_| Some(to))
                     .map_err(|e| e.to_string());
                 if let Err(e) = &sent {
-                    self.own.send_errors += 1;
+                    self.own.tallies.inc(Counter::SendErrors);
                     self.say(
                         "wol",
                         format!("a Wake-on-LAN packet to {to} could not be sent: {e}"),
@@ -752,7 +753,7 @@ impl Driver {
                     match purpose {
                         Purpose::Poll { .. } => self.poll_failed(purpose, &e),
                         _ => {
-                            self.own.send_errors += 1;
+                            self.own.tallies.inc(Counter::SendErrors);
                             self.say("send", format!("cannot send to {to}: {e}"));
                         }
                     }
@@ -766,7 +767,7 @@ impl Driver {
 
     /// A poll could not leave: counted and said.
     fn poll_failed(&mut self, purpose: Purpose, e: &str) {
-        self.own.send_errors += 1;
+        self.own.tallies.inc(Counter::SendErrors);
         if let Purpose::Poll { ups } = purpose {
             let name = self.station.site().upses[ups].name.clone();
             self.say("poll", format!("cannot poll {name}: {e}"));
@@ -796,28 +797,34 @@ impl Driver {
     /// Everything counted and timed: this thread's own, the station's, and the workers'
     /// `tally`, with what the kernel dropped on this thread's sockets (`own_drops`).
     fn stats(&self, tally: &Tally, own_drops: Option<u64>) -> Stats {
+        use std::sync::atomic::Ordering::Relaxed;
         let mut stats = self.own.clone();
         stats.counters = tally.counters.clone();
         stats.station = self.station.counts();
-        stats.foreign += tally.foreign;
-        stats.foreign_decoded += tally.foreign_decoded;
-        stats.truncated += tally.truncated;
-        stats.send_errors += tally.send_errors;
+        // Every plain count, added up: the decision thread's own, the workers', the
+        // station's, forwarding's, the console's, the v3 Reports'.
+        stats.tallies.sum(&tally.tallies);
+        stats.tallies.sum(&stats.station.tallies);
+        let (stdout, stderr) = console::dropped();
+        let (reports, held) = self.view.usm_reports().counts();
+        for (c, v) in [
+            (Counter::StdoutDropped, stdout),
+            (Counter::StderrDropped, stderr),
+            (Counter::UsmReports, reports),
+            (Counter::UsmReportsHeld, held),
+            (Counter::ForwardLoops, self.forwarder.looped.load(Relaxed)),
+            (
+                Counter::ForwardRefused,
+                self.forwarder.refused.load(Relaxed),
+            ),
+        ] {
+            stats.tallies.set(c, v);
+        }
         stats.refused = tally.refusals;
         stats.refused.sum(&stats.station.refused);
         stats.kernel_drops = tally.kernel_drops.zip(own_drops).map(|(a, b)| a + b);
-        stats.console_dropped = console::dropped();
         stats.latency.add(&tally.latency);
         stats.forward = self.view.forward.rows();
-        stats.reports = self.view.usm_reports().counts();
-        stats.forward_looped = self
-            .forwarder
-            .looped
-            .load(std::sync::atomic::Ordering::Relaxed);
-        stats.forward_refused = self
-            .forwarder
-            .refused
-            .load(std::sync::atomic::Ordering::Relaxed);
         stats
     }
 
@@ -928,7 +935,7 @@ impl Driver {
             Err(e) if e.kind == crate::wire::ErrorKind::UnsupportedV3 => {
                 self.station.handle_v3_request(at, from, payload, arena)
             }
-            Err(_) => self.own.malformed_elsewhere += 1,
+            Err(_) => self.own.tallies.inc(Counter::MalformedElsewhere),
         }
     }
 
@@ -945,7 +952,7 @@ impl Driver {
             Err(e) if e.kind == crate::wire::ErrorKind::UnsupportedV3 => {
                 let _ = self.station.handle_v3_answer(at, from, payload, arena);
             }
-            Err(_) => self.own.malformed_elsewhere += 1,
+            Err(_) => self.own.tallies.inc(Counter::MalformedElsewhere),
         }
     }
 }

@@ -45,6 +45,7 @@ use crate::engine::config::Site;
 use crate::engine::id::RecorderId;
 use crate::engine::metrics::Latency;
 use crate::engine::pipeline::{Counters, Outcome, Pipeline};
+use crate::engine::tally::{Counter, Tallies};
 use crate::engine::trust::{Refusal, Refusals, Says, Trust, Who};
 use crate::engine::usm::{LocalEngine, Usm, local_engine_id};
 use crate::time::{Timestamp, ns};
@@ -207,18 +208,14 @@ pub type LastRefused = [(Option<IpAddr>, Option<Event>); Refusal::ALL.len()];
 pub struct Tally {
     /// The decode → classify counters.
     pub counters: Counters,
-    /// Datagrams from addresses that are not the site's.
-    pub foreign: u64,
-    /// Of those, the ones decoded for a `[[forward]]` of anyone's.
-    pub foreign_decoded: u64,
-    /// Datagrams cut by the receive buffer.
-    pub truncated: u64,
+    /// The plain counts (`crate::engine::tally`): datagrams from addresses that are not
+    /// the site's (and of those, the ones decoded for a `[[forward]]`), datagrams cut by
+    /// the receive buffer, answers to informs the kernel refused to send.
+    pub tallies: Tallies,
     /// Datagrams not believed, by reason.
     pub refusals: Refusals,
     /// The last refused of each reason.
     pub last_refused: LastRefused,
-    /// Datagrams the kernel refused to send (answers to informs).
-    pub send_errors: u64,
     /// What the kernel dropped on the workers' sockets (None: it does not say).
     pub kernel_drops: Option<u64>,
     /// Arrival → classified, for the notifications decided on the worker.
@@ -228,16 +225,13 @@ pub struct Tally {
 impl Tally {
     fn add(&mut self, o: &Tally) {
         self.counters.add(&o.counters);
-        self.foreign += o.foreign;
-        self.foreign_decoded += o.foreign_decoded;
-        self.truncated += o.truncated;
+        self.tallies.sum(&o.tallies);
         self.refusals.sum(&o.refusals);
         for (mine, theirs) in self.last_refused.iter_mut().zip(&o.last_refused) {
             if theirs.0.is_some() {
                 *mine = *theirs;
             }
         }
-        self.send_errors += o.send_errors;
         self.kernel_drops = match (self.kernel_drops, o.kernel_drops) {
             (Some(a), Some(b)) => Some(a + b),
             _ => None,
@@ -549,7 +543,9 @@ impl Worker {
                     self.n_decided = 0;
                     if !self.replies.is_empty() {
                         let (_, failed) = self.replies.flush(fd);
-                        self.own.send_errors += failed.len() as u64;
+                        self.own
+                            .tallies
+                            .add(Counter::SendErrors, failed.len() as u64);
                     }
                     self.forward();
                     self.forwarding.hand_if_due(&self.forward);
@@ -581,11 +577,11 @@ impl Worker {
         arena: &Bump,
     ) {
         if cut {
-            self.own.truncated += 1;
+            self.own.tallies.inc(Counter::Truncated);
             return;
         }
         let Some(who) = self.view.trust.who(src.ip()) else {
-            self.own.foreign += 1;
+            self.own.tallies.inc(Counter::Foreign);
             if self.view.forward.forwarding.takes_anyone() {
                 self.forward_foreign(local, src, payload, arena);
             }
@@ -688,7 +684,7 @@ impl Worker {
             payload,
         };
         // Counted by the pipeline as well as foreign: once in the datagrams' total.
-        self.own.foreign_decoded += 1;
+        self.own.tallies.inc(Counter::ForeignDecoded);
         if let Outcome::Message(_, m, _) = self.pipeline.process_datagram(d, arena, self.mono) {
             // An inform taken is answered, as snmptrapd with disableAuthorization
             // answers every one (else its sender sends it again, and the target gets
@@ -763,12 +759,9 @@ impl Worker {
     fn publish(&mut self) {
         if let Ok(mut t) = self.tally.lock() {
             t.counters = self.pipeline.counters().clone();
-            t.foreign = self.own.foreign;
-            t.foreign_decoded = self.own.foreign_decoded;
-            t.truncated = self.own.truncated;
+            t.tallies = self.own.tallies;
             t.refusals = self.own.refusals;
             t.last_refused = self.own.last_refused;
-            t.send_errors = self.own.send_errors;
             t.kernel_drops = self
                 .sockets
                 .iter()

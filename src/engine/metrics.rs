@@ -16,6 +16,7 @@ use crate::classify::Event;
 use crate::engine::pipeline::Counters;
 use crate::engine::station::Counts;
 use crate::engine::station::StatusRows;
+use crate::engine::tally::{Counter, Tallies};
 use crate::engine::trust::{Refusal, Refusals};
 use crate::wire::frame::FrameDrop;
 use crate::wire::{ErrorKind, PduType};
@@ -122,27 +123,17 @@ impl Latency {
 pub struct Stats {
     /// The decode → classify counters (the receive workers').
     pub counters: Counters,
-    /// What the station counted: decisions, orders, polls, the virtual UPS's answers.
+    /// What the station counted (its refusals are in `refused`, its plain counts in
+    /// `tallies`; the NUT clients logged in now).
     pub station: Counts,
-    /// Datagrams from addresses that are not the site's, dropped before decoding.
-    pub foreign: u64,
-    /// Of those, the ones decoded all the same for a `[[forward]]` of anyone's.
-    pub foreign_decoded: u64,
-    /// Datagrams cut by the receive buffer.
-    pub truncated: u64,
+    /// Every plain count, named once (`crate::engine::tally`): the workers', the
+    /// station's, forwarding's and the decision thread's, added up.
+    pub tallies: Tallies,
     /// Datagrams not believed, by reason (`crate::engine::trust`): the workers' and
     /// the station's.
     pub refused: Refusals,
     /// What the kernel dropped, where it tells.
     pub kernel_drops: Option<u64>,
-    /// Datagrams on the agent or poll socket that did not decode.
-    pub malformed_elsewhere: u64,
-    /// Datagrams that could not be sent, by the kernel's word.
-    pub send_errors: u64,
-    /// Journal appends and fsyncs that failed.
-    pub journal_errors: u64,
-    /// Lines not shown on stdout and on stderr (nobody read them fast enough).
-    pub console_dropped: (u64, u64),
     /// Arrival → decision ready, per event kind; arrival → last order sent.
     pub latency: Latency,
     /// TCP connections open now to the NUT and the NIS server.
@@ -157,13 +148,6 @@ pub struct Stats {
     pub tcp_idle_closed: [u64; 2],
     /// What was forwarded to each `[[forward]]` target.
     pub forward: Vec<ForwardRow>,
-    /// Datagrams on the forward sockets not believed.
-    pub forward_refused: u64,
-    /// v1 traps not forwarded again: they came back through another forwarder.
-    pub forward_looped: u64,
-    /// SNMPv3 Reports sent (discovery, time, a wrong key …), and held back by the
-    /// gateway's budget of them.
-    pub reports: (u64, u64),
 }
 
 /// One forward target's counts.
@@ -304,7 +288,10 @@ fn exposition(stats: &Stats, rows: Option<&StatusRows>) -> String {
         "UDP datagrams received on the trap port, every one (dropped for their source included)",
         vec![(
             Labels::new(),
-            counters.datagrams + live.foreign + live.truncated - live.foreign_decoded,
+            counters.datagrams
+                + live.tallies.get(Counter::Foreign)
+                + live.tallies.get(Counter::Truncated)
+                - live.tallies.get(Counter::ForeignDecoded),
         )],
     );
     let pdus = counters
@@ -339,8 +326,9 @@ fn exposition(stats: &Stats, rows: Option<&StatusRows>) -> String {
         )
         .collect();
     drops.push((l("reason", "udp_not_snmp_port"), counters.other_port));
-    drops.push((l("reason", "source_not_in_site"), live.foreign));
-    drops.push((l("reason", "datagram_truncated"), live.truncated));
+    for c in [Counter::Foreign, Counter::Truncated] {
+        drops.push((l("reason", c.name()), live.tallies.get(c)));
+    }
     if let Some(k) = live.kernel_drops {
         drops.push((l("reason", "kernel_receive_buffer"), k));
     }
@@ -349,12 +337,6 @@ fn exposition(stats: &Stats, rows: Option<&StatusRows>) -> String {
         "dropped",
         "Packets dropped, by reason",
         drops,
-    );
-    counter(
-        &mut registry,
-        "decisions",
-        "Decisions made by the policy",
-        vec![(Labels::new(), live.station.decisions)],
     );
     let refused = Refusal::ALL
         .iter()
@@ -366,125 +348,15 @@ fn exposition(stats: &Stats, rows: Option<&StatusRows>) -> String {
         "Datagrams not believed, by reason: they move no decision",
         refused,
     );
-    for (name, help, v) in [
-        (
-            "agent_answers",
-            "Requests the virtual UPS answered",
-            live.station.agent_answers,
-        ),
-        (
-            "agent_trimmed",
-            "GetBulk answers cut to fewer repetitions to stay within the maximum message size",
-            live.station.agent_trimmed,
-        ),
-        (
-            "agent_too_big",
-            "Requests answered tooBig, or dropped because not even that fits",
-            live.station.agent_too_big,
-        ),
-        (
-            "nut_lines",
-            "NUT command lines the NUT server answered",
-            live.station.nut_lines,
-        ),
-        (
-            "nut_lines_too_long",
-            "NUT connections closed for a line past the protocol's limit",
-            live.station.nut_too_long,
-        ),
-        (
-            "nis_requests",
-            "apcupsd status requests the NIS server answered",
-            live.station.nis_requests,
-        ),
-        (
-            "malformed_elsewhere",
-            "Datagrams on the agent or poll socket that did not decode",
-            live.malformed_elsewhere,
-        ),
-        (
-            "journal_errors",
-            "Journal appends and fsyncs that failed (orders still go out)",
-            live.journal_errors,
-        ),
-        (
-            "stdout_dropped",
-            "Records not shown on stdout because it was not read fast enough",
-            live.console_dropped.0,
-        ),
-        (
-            "stderr_dropped",
-            "Lines not shown on stderr because it was not read fast enough",
-            live.console_dropped.1,
-        ),
-        (
-            "orders_sent",
-            "Shutdown orders sent to recorders",
-            live.station.orders_sent,
-        ),
-        (
-            "resends",
-            "Orders sent again, unacknowledged",
-            live.station.resends,
-        ),
-        ("polls_sent", "Polls sent to UPSes", live.station.polls_sent),
-        (
-            "poll_answers",
-            "Answers believed: from the UPS's address and port, to an outstanding request id, with its community and the objects asked",
-            live.station.poll_answers,
-        ),
-        (
-            "send_errors",
-            "Datagrams the kernel refused to send",
-            live.send_errors,
-        ),
-        (
-            "forward_refused",
-            "Datagrams on the forward sockets not believed: not a target's answer to one of its outstanding informs",
-            live.forward_refused,
-        ),
-        (
-            "nut_logouts_after_acknowledgement",
-            "NUT logouts after FSD of a recorder that had acknowledged already (counted, not journaled)",
-            live.station.nut_logouts_after_ack,
-        ),
-        (
-            "outlet_sets",
-            "SET requests sent to outlets' cards, every try counted",
-            live.station.outlet_sets,
-        ),
-        (
-            "outlet_sets_refused",
-            "SET requests to outlets' cards refused (an error-status) or left unanswered",
-            live.station.outlet_sets_refused,
-        ),
-        (
-            "wakes",
-            "Wake-on-LAN magic packets sent",
-            live.station.wakes,
-        ),
-        (
-            "recorders_not_shut_down",
-            "Recorders heard from after they should have been down, their UPS still on battery (did_not_shut_down alerts)",
-            live.station.not_shut_down,
-        ),
-        (
-            "forward_loops",
-            "v1 traps not forwarded again: the same one was forwarded within 30 s (it came back through another forwarder)",
-            live.forward_looped,
-        ),
-        (
-            "usm_reports",
-            "SNMPv3 Reports sent: discovery, time synchronization, a wrong key or user (to the site's addresses only)",
-            live.reports.0,
-        ),
-        (
-            "usm_reports_held",
-            "SNMPv3 Reports not sent: the gateway's budget of them (64 a second after a burst) was spent",
-            live.reports.1,
-        ),
-    ] {
-        counter(&mut registry, name, help, vec![(Labels::new(), v)]);
+    // Every plain count, from its one table (those shown as `dropped` reasons above
+    // have no help of their own).
+    for c in Counter::ALL.iter().filter(|c| !c.help().is_empty()) {
+        counter(
+            &mut registry,
+            c.name(),
+            c.help(),
+            vec![(Labels::new(), live.tallies.get(*c))],
+        );
     }
     let per_target = |f: fn(&ForwardRow) -> u64| -> Vec<(Labels, u64)> {
         live.forward
@@ -734,13 +606,13 @@ mod tests {
             ..Counters::default()
         };
         c.events[Event::LowBattery as usize] = 1;
-        let stats = Stats {
+        let mut stats = Stats {
             counters: c,
-            foreign: 2,
             kernel_drops: Some(0),
             latency: l,
             ..Stats::default()
         };
+        stats.tallies.add(Counter::Foreign, 2);
         let p = stats.prometheus(None);
         for want in [
             // The two dropped for their source are datagrams received too.
@@ -764,6 +636,19 @@ mod tests {
             ),
         ] {
             assert!(p.contains(want), "missing {want} in\n{p}");
+        }
+        // Every plain count is on /metrics: as its own counter, or as a reason of
+        // `dropped`.
+        for c in Counter::ALL {
+            let want = if c.help().is_empty() {
+                format!("reason=\"{}\"", c.name())
+            } else {
+                format!("trapgate_{}_total ", c.name())
+            };
+            assert!(
+                p.contains(&want) || *c == Counter::ForeignDecoded,
+                "{c:?}: missing {want} in\n{p}"
+            );
         }
     }
 }

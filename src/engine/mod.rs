@@ -20,5 +20,6 @@ pub mod poller;
 pub mod power;
 pub mod record;
 pub mod station;
+pub mod tally;
 pub mod trust;
 pub mod usm;

@@ -33,6 +33,7 @@ use crate::engine::nut::{ConnId, NutEvent, NutServer, NutView, Reply};
 use crate::engine::policy::{Cause, Decider, Decision, PollAnswer};
 use crate::engine::poller::{NO_SUCH_NAME, PollOutput, Poller, RequestIds};
 use crate::engine::record::{Action, AlertKind, Decided, Input, Percent, Record, Text};
+use crate::engine::tally::{Counter, Tallies};
 use crate::engine::trust::{Credential, Refusal, RefusalLog, Refusals, Trust, Who};
 use crate::engine::usm::{LocalEngine, Usm};
 use crate::time::Timestamp;
@@ -311,47 +312,17 @@ pub enum Happened<'a> {
     },
 }
 
-/// What the station counted.
+/// What the station counted: its plain counts (`Tallies`: decisions, orders, polls,
+/// the virtual UPS's answers, NUT and NIS, outlets, wakes), its refusals, and the NUT
+/// clients logged in now.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
-    /// Decisions made.
-    pub decisions: u64,
-    /// Orders sent (traps and commands), re-sends included.
-    pub orders_sent: u64,
-    /// Orders sent again to recorders that had not acknowledged.
-    pub resends: u64,
-    /// Polls sent.
-    pub polls_sent: u64,
-    /// Answers that answered a poll.
-    pub poll_answers: u64,
-    /// Requests the virtual UPS answered.
-    pub agent_answers: u64,
-    /// GetBulk answers cut to fewer repetitions.
-    pub agent_trimmed: u64,
-    /// Requests answered tooBig, or not at all.
-    pub agent_too_big: u64,
+    /// The plain counts.
+    pub tallies: Tallies,
     /// Datagrams the station refused itself (the agent and poll sockets').
     pub refused: Refusals,
-    /// NUT command lines answered.
-    pub nut_lines: u64,
-    /// NUT connections closed for a line past the protocol's limit.
-    pub nut_too_long: u64,
     /// NUT clients logged in now.
     pub nut_logged_in: u64,
-    /// apcupsd NIS status requests answered.
-    pub nis_requests: u64,
-    /// Recorders heard from after they should have been down, their UPS on battery
-    /// (the `did_not_shut_down` alerts).
-    pub not_shut_down: u64,
-    /// NUT logouts after FSD of a recorder that had acknowledged already (counted, not
-    /// journaled).
-    pub nut_logouts_after_ack: u64,
-    /// SETs to outlets' cards sent, every try counted.
-    pub outlet_sets: u64,
-    /// SETs refused (an error-status) or left unanswered.
-    pub outlet_sets_refused: u64,
-    /// Wake-on-LAN magic packets sent.
-    pub wakes: u64,
 }
 
 /// What a NUT or apcupsd client of recorder `r` is shown at `at`: its UPS as trapgate
@@ -699,13 +670,17 @@ impl Station {
     /// What it counted.
     pub fn counts(&self) -> Counts {
         let mut c = self.counts;
-        c.poll_answers = self.poller.answered;
-        c.agent_trimmed = self.agent.trimmed;
-        c.agent_too_big = self.agent.too_big;
-        c.nut_lines = self.nut.lines;
-        c.outlet_sets = self.power.sets;
-        c.outlet_sets_refused = self.power.refused;
-        c.nut_too_long = self.nut.too_long;
+        for (counter, v) in [
+            (Counter::PollAnswers, self.poller.answered),
+            (Counter::AgentTrimmed, self.agent.trimmed),
+            (Counter::AgentTooBig, self.agent.too_big),
+            (Counter::NutLines, self.nut.lines),
+            (Counter::NutTooLong, self.nut.too_long),
+            (Counter::OutletSets, self.power.sets),
+            (Counter::OutletSetsRefused, self.power.refused),
+        ] {
+            c.tallies.set(counter, v);
+        }
         c.nut_logged_in = self.nut.logged_in() as u64;
         c
     }
@@ -1004,7 +979,7 @@ impl Station {
                     }
                     self.scratch = sealed;
                 }
-                self.counts.agent_answers += 1;
+                self.counts.tallies.inc(Counter::AgentAnswers);
                 self.ledger.seen(at, r);
                 let start = self.bytes.len();
                 self.bytes.extend_from_slice(&self.scratch);
@@ -1149,7 +1124,7 @@ impl Station {
         let name = |r: RecorderId| site.recorders[r].name.clone();
         let reply = self.nis.received(conn, bytes, &view, &name, budget);
         while let Some(NisEvent::Fetched(r, forced)) = self.nis.poll_event() {
-            self.counts.nis_requests += 1;
+            self.counts.tallies.inc(Counter::NisRequests);
             // Up and polling: heard from (Back after an outage).
             self.ledger.seen(at, r);
             if forced && !self.ledger.has_acknowledged(r) {
@@ -1235,7 +1210,7 @@ impl Station {
                     // next ones (a client that knows the password, logging in and out)
                     // are counted, never a record each.
                     if self.ledger.has_acknowledged(r) {
-                        self.counts.nut_logouts_after_ack += 1;
+                        self.counts.tallies.inc(Counter::NutLogoutsAfterAck);
                         continue;
                     }
                     let name = self.names.recorder(r);
@@ -1505,7 +1480,7 @@ impl Station {
                 );
             }
             (Purpose::Poll { ups }, Ok(_)) => {
-                self.counts.polls_sent += 1;
+                self.counts.tallies.inc(Counter::PollsSent);
                 self.poller.handle_sent(at, ups);
                 let before = self.decider.revision();
                 self.decider.handle_poll_sent(at, ups);
@@ -1520,7 +1495,7 @@ impl Station {
             // A card's request that could not leave is tried again at its time.
             (Purpose::Answer | Purpose::Command { .. }, _) => {}
             (Purpose::Wake { recorder, attempt }, Ok(to)) => {
-                self.counts.wakes += 1;
+                self.counts.tallies.inc(Counter::Wakes);
                 let name = self.names.recorder(recorder);
                 if let Some(to) = to {
                     self.record(
@@ -1774,7 +1749,7 @@ impl Station {
     fn decisions(&mut self, t: Timestamp) {
         loop {
             while let Some(d) = self.decider.poll_decision() {
-                self.counts.decisions += 1;
+                self.counts.tallies.inc(Counter::Decisions);
                 let r = self.decided(t, &d);
                 self.record(t, Record::Decision(r));
                 self.follow(t, &d);
@@ -2037,7 +2012,7 @@ impl Station {
             );
             return;
         }
-        self.counts.orders_sent += 1;
+        self.counts.tallies.inc(Counter::OrdersSent);
         match &rec.kind {
             RecorderKind::TrapRelay => {
                 self.orders_queued += 1;
@@ -2205,7 +2180,7 @@ impl Station {
             let rec = |r: RecorderId| self.names.recorder(r);
             let record = match o {
                 LedgerOutput::Resend { recorder, attempt } => {
-                    self.counts.resends += 1;
+                    self.counts.tallies.inc(Counter::Resends);
                     self.order(t, recorder, attempt);
                     continue;
                 }
@@ -2227,7 +2202,7 @@ impl Station {
                     }
                 }
                 LedgerOutput::StillRunning { recorder, late_s } => {
-                    self.counts.not_shut_down += 1;
+                    self.counts.tallies.inc(Counter::NotShutDown);
                     let r = &self.site.recorders[recorder];
                     let ups = &self.site.upses[r.ups].name;
                     let alert = Decided::Alert {

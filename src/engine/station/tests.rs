@@ -855,7 +855,13 @@ fn a_recorder_still_polling_after_its_shutdown_time_is_said_once_and_shown() {
         "{}",
         alerts[0]
     );
-    assert_eq!(w.station.counts().not_shut_down, 1);
+    assert_eq!(
+        w.station
+            .counts()
+            .tallies
+            .get(crate::engine::tally::Counter::NotShutDown),
+        1
+    );
     let status = w.station.status(0);
     assert_eq!(status["recorders"][0]["still_running"], true, "{status}");
     assert_eq!(status["recorders"][1]["still_running"], false);
