@@ -9,12 +9,11 @@
 //! and counted so (`dropped`): a worker never waits for forwarding.
 //!
 //! This thread writes each target's form (its community, its version) and sends them
-//! with `sendmmsg`, a batch at a time. An inform is forwarded as an inform under a
-//! request id of this thread's choosing (from the OS's CSPRNG), re-sent every
-//! `INFORM_TIMEOUT` up to `INFORM_RETRIES` times as net-snmp does (1 s, 5 retries), and
-//! taken as acknowledged only by a response from the target's address and port, to
-//! that request id, with the target's community; anything else on its socket is counted
-//! refused. At most `MAX_OUTSTANDING` informs wait per target; one more is dropped.
+//! with `sendmmsg`, a batch at a time. An inform is forwarded as an inform; which are
+//! out, their request ids (the OS's CSPRNG), their retries, the limit per target and
+//! the check of answers are the sans-IO machine's (`crate::engine::inform`), on this
+//! thread's monotonic clock; what it does not believe on a forward socket is counted
+//! refused, an inform it does not admit dropped.
 
 use std::collections::HashMap;
 use std::io;
@@ -33,8 +32,9 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use crate::daemon::random::OsRandom;
 use crate::daemon::socket::{BATCH, Fate, SendBatch};
 use crate::engine::forward::{self, Forwarding};
-use crate::engine::poller::RequestIds;
-use crate::wire::{Message, Pdu, PduType};
+use crate::engine::inform::Informs;
+use crate::time::Timestamp;
+use crate::wire::Message;
 
 /// Batches in circulation between the workers and this thread.
 const POOL: usize = 1024;
@@ -43,12 +43,6 @@ const POOL: usize = 1024;
 const LINGER: Duration = Duration::from_millis(5);
 /// How long a worker keeps a batch it is filling while this thread is at work.
 const HOLD: Duration = Duration::from_millis(1);
-/// How long a forwarded inform waits for its answer before it is sent again.
-pub const INFORM_TIMEOUT: Duration = Duration::from_secs(1);
-/// How many times it is sent again before it counts as unacknowledged.
-pub const INFORM_RETRIES: u32 = 5;
-/// Informs waiting for their answer, per target, at most.
-pub const MAX_OUTSTANDING: usize = 1024;
 /// Datagrams queued for a target while the kernel's send buffer is full, at most.
 pub const MAX_QUEUED: usize = 16_384;
 /// How long a v1 trap forwarded is remembered: the same one heard again within this is
@@ -316,15 +310,6 @@ impl Filling {
     }
 }
 
-/// An inform sent and not yet answered.
-struct Outstanding {
-    table: Arc<Table>,
-    target: usize,
-    bytes: Vec<u8>,
-    due: Instant,
-    retries: u32,
-}
-
 /// The running forward thread.
 pub struct Forwarder {
     handoff: Handoff,
@@ -380,14 +365,12 @@ impl Forwarder {
             full: full_rx,
             free: free_tx,
             stop: Arc::clone(&stop),
-            outstanding: HashMap::new(),
-            waiting: Vec::new(),
-            ids: OsRandom,
+            informs: Informs::new(Box::new(OsRandom)),
+            started: Instant::now(),
             segment: true,
             queued: Vec::new(),
             buf: Vec::with_capacity(2048),
             arena: Bump::with_capacity(64 * 1024),
-            spare: Vec::new(),
         };
         let handle = std::thread::Builder::new()
             .name("trapgate-fwd".into())
@@ -467,6 +450,9 @@ impl Out {
     }
 }
 
+/// A target: its site's table and its place there (its counts).
+type Whom = (Arc<Table>, usize);
+
 struct Thread {
     poll: Poll,
     /// The sockets: 0 and 1 on the host's choice of IPv4 and IPv6 address (1 absent
@@ -486,11 +472,10 @@ struct Thread {
     /// being the same.
     recent_v1: HashMap<u64, (Instant, IpAddr)>,
     asleep: Arc<AtomicBool>,
-    /// Outstanding informs by (target address, request id).
-    outstanding: HashMap<(SocketAddr, i32), Outstanding>,
-    /// Outstanding informs per target address.
-    waiting: Vec<(SocketAddr, usize)>,
-    ids: OsRandom,
+    /// The informs out: for each, its target.
+    informs: Informs<Whom>,
+    /// The origin of the informs' clock (monotonic).
+    started: Instant,
     /// Whether equal datagrams to one target go out in one segmented send (UDP GSO;
     /// cleared where the kernel has none).
     segment: bool,
@@ -498,20 +483,17 @@ struct Thread {
     queued: Vec<(SocketAddr, usize)>,
     buf: Vec<u8>,
     arena: Bump,
-    /// Buffers of answered informs, for the next ones.
-    spare: Vec<Vec<u8>>,
 }
 
 impl Thread {
     fn run(&mut self) {
         let mut events = Events::with_capacity(64);
         loop {
+            let now = self.now();
             let mut timeout = self
-                .outstanding
-                .values()
-                .map(|o| o.due)
-                .min()
-                .map(|d| d.saturating_duration_since(Instant::now()));
+                .informs
+                .poll_timeout()
+                .map(|d| Duration::from_nanos(d.0.saturating_sub(now.0)));
             // Asleep from here, unless batches are waiting already (a worker that hands
             // one over after this sees the flag and wakes the poll).
             self.asleep.store(true, Ordering::SeqCst);
@@ -540,7 +522,7 @@ impl Thread {
             while let Ok(b) = self.full.try_recv() {
                 self.forward(b);
             }
-            self.resend(Instant::now());
+            self.resend(self.now());
             self.flush();
             if self.stop.load(Ordering::Acquire) {
                 while let Ok(b) = self.full.try_recv() {
@@ -595,32 +577,24 @@ impl Thread {
                 let Some(m) = decoded.as_ref() else {
                     break;
                 };
-                let mut id = 0;
-                if inform {
-                    let waiting = slot(&mut self.waiting, t.to);
-                    if *waiting >= MAX_OUTSTANDING {
-                        b.table.counts[i].dropped.fetch_add(1, Ordering::Relaxed);
-                        continue;
+                let id = if inform {
+                    match self.informs.admit(t.to) {
+                        Some(id) => id,
+                        None => {
+                            b.table.counts[i].dropped.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
                     }
-                    *waiting += 1;
-                    id = self.ids.next_id();
-                }
+                } else {
+                    0
+                };
                 self.buf.clear();
                 forward::forwarded(m, t, id, &mut self.buf);
                 if inform {
-                    let mut kept = self.spare.pop().unwrap_or_default();
-                    kept.clear();
-                    kept.extend_from_slice(&self.buf);
-                    self.outstanding.insert(
-                        (t.to, id),
-                        Outstanding {
-                            table: Arc::clone(&b.table),
-                            target: i,
-                            bytes: kept,
-                            due: now + INFORM_TIMEOUT,
-                            retries: 0,
-                        },
-                    );
+                    let whom = (Arc::clone(&b.table), i);
+                    let at = self.now();
+                    self.informs
+                        .sent(at, t.to, id, whom, t.community.as_bytes(), &self.buf);
                 }
                 let bytes = std::mem::take(&mut self.buf);
                 self.queue(t.to, &bytes, (Arc::clone(&b.table), i));
@@ -666,7 +640,7 @@ impl Thread {
     /// The socket forwards to target `whom` leave from: its `source`, else the
     /// gateway's listen address (of its family), else the host's choice; opened the
     /// first time. None if that address cannot be bound (said once).
-    fn out_for(&mut self, whom: &(Arc<Table>, usize)) -> Option<usize> {
+    fn out_for(&mut self, whom: &Whom) -> Option<usize> {
         let t = &whom.0.forwarding.targets()[whom.1];
         let source = t
             .source
@@ -704,7 +678,7 @@ impl Thread {
 
     /// Queues `bytes` for target `whom`, unless its queue is full (then counted
     /// dropped) or it has no socket to leave from (counted failed).
-    fn queue(&mut self, to: SocketAddr, bytes: &[u8], whom: (Arc<Table>, usize)) {
+    fn queue(&mut self, to: SocketAddr, bytes: &[u8], whom: Whom) {
         let n = slot(&mut self.queued, to);
         if *n >= MAX_QUEUED {
             whom.0.counts[whom.1]
@@ -766,52 +740,30 @@ impl Thread {
         }
     }
 
+    /// The informs' clock: monotonic, from the thread's start.
+    fn now(&self) -> Timestamp {
+        Timestamp(self.started.elapsed().as_nanos() as u64)
+    }
+
     /// Re-sends the informs due; those out of retries count unacknowledged.
-    fn resend(&mut self, now: Instant) {
-        let due: Vec<(SocketAddr, i32)> = self
-            .outstanding
-            .iter()
-            .filter(|(_, o)| o.due <= now)
-            .map(|(k, _)| *k)
-            .collect();
-        for key in due {
-            let Some(o) = self.outstanding.get_mut(&key) else {
-                continue;
-            };
-            if o.retries >= INFORM_RETRIES {
-                if let Some(o) = self.outstanding.remove(&key) {
-                    o.table.counts[o.target]
-                        .unacknowledged
-                        .fetch_add(1, Ordering::Relaxed);
-                    self.done(key.0, o.bytes);
-                }
-                continue;
-            }
-            o.retries += 1;
-            o.due = now + INFORM_TIMEOUT;
-            let (bytes, whom) = (
-                std::mem::take(&mut o.bytes),
-                (Arc::clone(&o.table), o.target),
-            );
-            self.queue(key.0, &bytes, whom);
-            if let Some(o) = self.outstanding.get_mut(&key) {
-                o.bytes = bytes;
-            }
+    fn resend(&mut self, now: Timestamp) {
+        let mut again: Vec<(SocketAddr, Vec<u8>, Whom)> = Vec::new();
+        self.informs.handle_timeout(
+            now,
+            |to, bytes, whom| again.push((to, bytes.to_vec(), (Arc::clone(&whom.0), whom.1))),
+            |(table, target)| {
+                table.counts[target]
+                    .unacknowledged
+                    .fetch_add(1, Ordering::Relaxed);
+            },
+        );
+        for (to, bytes, whom) in again {
+            self.queue(to, &bytes, whom);
         }
     }
 
-    /// An inform to `to` is no longer outstanding.
-    fn done(&mut self, to: SocketAddr, bytes: Vec<u8>) {
-        if let Some((_, n)) = self.waiting.iter_mut().find(|(a, _)| *a == to) {
-            *n = n.saturating_sub(1);
-        }
-        if self.spare.len() < 256 {
-            self.spare.push(bytes);
-        }
-    }
-
-    /// Reads the answers on socket `k`: a response from a target's address and port,
-    /// to an outstanding request id, with that target's community.
+    /// Reads the answers on socket `k`: believed only as the machine's answer to an
+    /// inform out; anything else counted refused.
     fn answers(&mut self, k: usize) {
         let mut buf = [0u8; 2048];
         loop {
@@ -826,22 +778,13 @@ impl Thread {
                 Err(_) => continue,
             };
             self.arena.reset();
-            let believed = Message::parse(&buf[..n], &self.arena).ok().and_then(|m| {
-                let Pdu::Request(r) = m.pdu else { return None };
-                let key = (from, r.request_id);
-                let o = self.outstanding.get(&key)?;
-                let target = &o.table.forwarding.targets()[o.target];
-                (r.kind == PduType::RESPONSE && m.community == target.community.as_bytes())
-                    .then_some(key)
-            });
-            match believed.and_then(|k| self.outstanding.remove(&k).map(|o| (k, o))) {
-                Some((key, o)) => {
-                    o.table.counts[o.target]
+            match self.informs.handle_answer(from, &buf[..n], &self.arena) {
+                Ok((table, target)) => {
+                    table.counts[target]
                         .acknowledged
                         .fetch_add(1, Ordering::Relaxed);
-                    self.done(key.0, o.bytes);
                 }
-                None => {
+                Err(_) => {
                     self.refused.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -865,6 +808,7 @@ fn slot(counts: &mut Vec<(SocketAddr, usize)>, to: SocketAddr) -> &mut usize {
 mod tests {
     use super::*;
     use crate::engine::forward::{ForwardVersion, Match, Sources, Target};
+    use crate::wire::PduType;
     use crate::wire::encode;
     use crate::wire::oid::oid;
 

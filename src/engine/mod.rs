@@ -10,6 +10,7 @@ pub mod agent;
 pub mod config;
 pub mod forward;
 pub mod id;
+pub mod inform;
 pub mod ledger;
 pub mod metrics;
 pub mod nis;
