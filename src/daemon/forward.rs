@@ -32,7 +32,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use crate::daemon::random::OsRandom;
 use crate::daemon::socket::{BATCH, Fate, SendBatch};
 use crate::engine::forward::{self, Forwarding};
-use crate::engine::inform::Informs;
+use crate::engine::inform::{Informs, slot};
 use crate::time::Timestamp;
 use crate::wire::Message;
 
@@ -790,18 +790,6 @@ impl Thread {
             }
         }
     }
-}
-
-/// The count of `to` in `counts`, made 0 if it had none.
-fn slot(counts: &mut Vec<(SocketAddr, usize)>, to: SocketAddr) -> &mut usize {
-    let i = match counts.iter().position(|(a, _)| *a == to) {
-        Some(i) => i,
-        None => {
-            counts.push((to, 0));
-            counts.len() - 1
-        }
-    };
-    &mut counts[i].1
 }
 
 #[cfg(test)]

@@ -205,8 +205,9 @@ impl<K> Informs<K> {
     }
 }
 
-/// The count of `to` in `counts`, made 0 if it had none.
-fn slot(counts: &mut Vec<(SocketAddr, usize)>, to: SocketAddr) -> &mut usize {
+/// The count of `to` in `counts`, made 0 if it had none (per-target counts: the
+/// informs out here, the datagrams queued on the forward thread).
+pub fn slot(counts: &mut Vec<(SocketAddr, usize)>, to: SocketAddr) -> &mut usize {
     let i = match counts.iter().position(|(a, _)| *a == to) {
         Some(i) => i,
         None => {
