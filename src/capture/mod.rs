@@ -477,6 +477,8 @@ pub fn replay_story(
         s.set_local_engine(engine);
         s
     };
+    // The virtual UPS's requests, decoded again by the station's one entry for them.
+    let mut requests = bumpalo::Bump::new();
     let mut last = Timestamp(0);
     let mut origin = None;
     let end = replay(path, &mut pipeline, |p, r| {
@@ -590,7 +592,8 @@ pub fn replay_story(
                     }
                 } else {
                     // A recorder polling its virtual UPS.
-                    s.handle_request(r.time, from, m, d.payload.len());
+                    requests.reset();
+                    s.handle_agent_datagram(r.time, from, d.payload, &requests);
                 }
             }
             (Pdu::Request(q), None) if q.kind == PduType::RESPONSE => {

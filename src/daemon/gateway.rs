@@ -48,7 +48,6 @@ use crate::engine::station::{self, Notification, Prepared, Purpose, Relays, Stat
 use crate::engine::tally::Counter;
 use crate::engine::trust::{Credential, Refusal, Refusals};
 use crate::time::{Timestamp, ns};
-use crate::wire::Message;
 
 /// How the gateway runs, beyond its site.
 #[derive(Clone, Default)]
@@ -930,29 +929,16 @@ impl Driver {
 
     /// One datagram on the agent socket: a recorder's poll of its virtual UPS.
     fn agent_datagram(&mut self, at: Timestamp, from: SocketAddr, payload: &[u8], arena: &Bump) {
-        match Message::parse(payload, arena) {
-            Ok(m) => self.station.handle_request(at, from, &m, payload.len()),
-            Err(e) if e.kind == crate::wire::ErrorKind::UnsupportedV3 => {
-                self.station.handle_v3_request(at, from, payload, arena)
-            }
-            Err(_) => self.own.tallies.inc(Counter::MalformedElsewhere),
+        if !self.station.handle_agent_datagram(at, from, payload, arena) {
+            self.own.tallies.inc(Counter::MalformedElsewhere);
         }
     }
 
     /// One datagram on a poll socket: believed only as the answer to our request (a
     /// poll's, or an outlet's card's).
     fn poll_datagram(&mut self, at: Timestamp, from: SocketAddr, payload: &[u8], arena: &Bump) {
-        if self.station.handle_command_answer(at, from, payload, arena) {
-            return;
-        }
-        match Message::parse(payload, arena) {
-            Ok(m) => {
-                let _ = self.station.handle_answer(at, from, &m);
-            }
-            Err(e) if e.kind == crate::wire::ErrorKind::UnsupportedV3 => {
-                let _ = self.station.handle_v3_answer(at, from, payload, arena);
-            }
-            Err(_) => self.own.tallies.inc(Counter::MalformedElsewhere),
+        if !self.station.handle_poll_datagram(at, from, payload, arena) {
+            self.own.tallies.inc(Counter::MalformedElsewhere);
         }
     }
 }

@@ -952,15 +952,54 @@ impl Station {
         self.ledger_outputs(at);
     }
 
-    /// A request to the virtual UPS from `from` (`len` bytes on the wire) at `now`: its
-    /// answer is queued, or why it has none is counted.
-    pub fn handle_request(
+    /// A datagram on the agent socket (the virtual UPS) from `from` at `now`, in any
+    /// version: a recorder's request answered, anything else refused and counted.
+    /// False if it does not decode (the driver counts it malformed).
+    pub fn handle_agent_datagram(
         &mut self,
         now: Timestamp,
         from: SocketAddr,
-        m: &Message<'_>,
-        len: usize,
-    ) {
+        payload: &[u8],
+        arena: &bumpalo::Bump,
+    ) -> bool {
+        match Message::parse(payload, arena) {
+            Ok(m) => self.handle_request(now, from, &m, payload.len()),
+            Err(e) if e.kind == crate::wire::ErrorKind::UnsupportedV3 => {
+                self.handle_v3_request(now, from, payload, arena)
+            }
+            Err(_) => return false,
+        }
+        true
+    }
+
+    /// A datagram on a poll socket from `from` at `now`, in any version: believed only
+    /// as the answer to one of the gateway's requests (an outlet's card's, a UPS's
+    /// poll), else refused and counted. False if it does not decode.
+    pub fn handle_poll_datagram(
+        &mut self,
+        now: Timestamp,
+        from: SocketAddr,
+        payload: &[u8],
+        arena: &bumpalo::Bump,
+    ) -> bool {
+        if self.handle_command_answer(now, from, payload, arena) {
+            return true;
+        }
+        match Message::parse(payload, arena) {
+            Ok(m) => {
+                let _ = self.handle_answer(now, from, &m);
+            }
+            Err(e) if e.kind == crate::wire::ErrorKind::UnsupportedV3 => {
+                let _ = self.handle_v3_answer(now, from, payload, arena);
+            }
+            Err(_) => return false,
+        }
+        true
+    }
+
+    /// A request to the virtual UPS from `from` (`len` bytes on the wire) at `now`: its
+    /// answer is queued, or why it has none is counted.
+    fn handle_request(&mut self, now: Timestamp, from: SocketAddr, m: &Message<'_>, len: usize) {
         let at = self.at(now);
         self.scratch.clear();
         match self.agent.answer(at, from.ip(), m, len, &mut self.scratch) {
@@ -1043,7 +1082,7 @@ impl Station {
 
     /// A datagram on the poll socket from `from` at `now`: believed only as the answer
     /// to one of the poller's requests.
-    pub fn handle_answer(
+    fn handle_answer(
         &mut self,
         now: Timestamp,
         from: SocketAddr,
@@ -1228,7 +1267,7 @@ impl Station {
     /// An SNMPv3 datagram on the agent socket from `from` at `now` (`buf`, opened into
     /// `arena` by trapgate's engine): a recorder's discovery or stale time (answered
     /// with a Report), or its request of the virtual UPS.
-    pub fn handle_v3_request(
+    fn handle_v3_request(
         &mut self,
         now: Timestamp,
         from: SocketAddr,
@@ -1286,7 +1325,7 @@ impl Station {
     /// A datagram on the poll socket from `from` at `now` that answers one of the
     /// outlets' cards' requests (its request id, or msgID, is one out to that card):
     /// checked and taken by the power machine (true), or not one (false: the poller's).
-    pub fn handle_command_answer(
+    fn handle_command_answer(
         &mut self,
         now: Timestamp,
         from: SocketAddr,
@@ -1351,7 +1390,7 @@ impl Station {
     /// An SNMPv3 datagram on the poll socket from `from` at `now` (`buf`, opened into
     /// `arena`): a card's Report moving discovery on (the request goes again: Ok(None)),
     /// or its answer to one of the poller's requests.
-    pub fn handle_v3_answer(
+    fn handle_v3_answer(
         &mut self,
         now: Timestamp,
         from: SocketAddr,
