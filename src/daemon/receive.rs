@@ -6,11 +6,13 @@
 //! a socket by its source address (a classic BPF program, `bind_group`), so all the
 //! traps of one UPS reach one worker, in the order they came: no datagram is copied or
 //! handed between threads to shard them. A worker reads each socket with `recvmmsg`
-//! until it is empty, drops datagrams from addresses that are not the site's before
-//! decoding them, decodes into its `bumpalo` arena (reset per batch), classifies, checks
-//! what it may believe (`crate::engine::trust`: a UPS event from the UPS's address with its
-//! community, an acknowledgement from the recorder's with its), and answers informs
-//! with the right community from the socket they came to. Only what the policy acts on
+//! until it is empty and gives each datagram to the trap port's machine
+//! (`crate::engine::ingress`), which drops datagrams from addresses that are not the
+//! site's before decoding them, decodes into the worker's `bumpalo` arena (reset per
+//! batch), classifies, checks what it may believe (`crate::engine::trust`: a UPS event
+//! from the UPS's address with its community, an acknowledgement from the recorder's
+//! with its), and says which answer to send back (an inform's, with the right community,
+//! from the socket it came to) and where to forward. Only what the policy acts on
 //! and believes (UPS events, recorder acknowledgements, a recorder heard from, at most
 //! once a second each) goes to the decision thread, in batches over a bounded crossbeam
 //! channel, in buffers that come back through a return channel; everything refused is
@@ -42,16 +44,13 @@ use crate::daemon::clock::now;
 use crate::daemon::server::StartError;
 use crate::daemon::socket::{BATCH, RecvBatch, SendBatch, bind_group, socket_drops};
 use crate::engine::config::Site;
-use crate::engine::id::RecorderId;
+use crate::engine::ingress::Ingress;
 use crate::engine::metrics::Latency;
-use crate::engine::pipeline::{Counters, Outcome, Pipeline};
+use crate::engine::pipeline::{Counters, Pipeline};
 use crate::engine::tally::{Counter, Tallies};
-use crate::engine::trust::{Refusal, Refusals, Says, Trust, Who};
+use crate::engine::trust::{Refusal, Refusals, Trust};
 use crate::engine::usm::{LocalEngine, Usm, local_engine_id};
-use crate::time::{Timestamp, ns};
-use crate::wire::frame::Datagram;
-use crate::wire::v3::Level;
-use crate::wire::{Message, Pdu, PduType, Version, encode};
+use crate::time::Timestamp;
 
 /// Buffers of heard items in circulation between the workers and the decision thread.
 const POOL: usize = 256;
@@ -128,69 +127,7 @@ impl View {
     }
 }
 
-/// A community string carried to the decision thread: inline when short (always, in
-/// practice), so that a heard event allocates nothing.
-#[derive(Clone, Debug)]
-pub struct Community {
-    len: u8,
-    inline: [u8; 32],
-    long: Option<Box<[u8]>>,
-}
-
-impl Community {
-    fn new(bytes: &[u8]) -> Community {
-        let mut c = Community {
-            len: 0,
-            inline: [0; 32],
-            long: None,
-        };
-        match c.inline.get_mut(..bytes.len()) {
-            Some(room) => {
-                room.copy_from_slice(bytes);
-                c.len = bytes.len() as u8;
-            }
-            None => c.long = Some(bytes.into()),
-        }
-        c
-    }
-
-    /// The bytes.
-    pub fn as_bytes(&self) -> &[u8] {
-        match &self.long {
-            Some(b) => b,
-            None => &self.inline[..self.len as usize],
-        }
-    }
-}
-
-/// What a worker hands the decision thread: only what the trust layer admitted.
-#[derive(Clone, Debug)]
-pub enum Heard {
-    /// A notification the policy acts on, from a UPS or recorder of the site with its
-    /// community.
-    Event {
-        /// The kernel's receive time, ns since the epoch.
-        arrival: u64,
-        /// Its source.
-        source: IpAddr,
-        /// Who that is (indices into the batch's view of the site).
-        who: Who,
-        /// Its community, or its SNMPv3 user (journaled).
-        community: Community,
-        /// For SNMPv3, the level the security model checked.
-        v3: Option<Level>,
-        /// What it was classified as (rule indices into the batch's view).
-        class: Classification,
-    },
-    /// A recorder heard from: a well-formed message with its community (at most once a
-    /// second per worker; an acknowledgement is an event).
-    Seen {
-        /// The kernel's receive time.
-        arrival: u64,
-        /// The recorder.
-        recorder: RecorderId,
-    },
-}
+pub use crate::engine::ingress::{Community, Heard};
 
 /// A worker's batch: the items, and the generation of the view that made them.
 pub struct Batch {
@@ -309,10 +246,11 @@ pub fn start(
         let tally = Arc::new(Mutex::new(Tally::default()));
         let mut pipeline = Pipeline::new(view.classifier.clone(), &ports);
         pipeline.set_usm(view.usm.clone());
+        let ingress = Ingress::new(pipeline, view.recorders);
         let worker = Worker {
             started: Instant::now(),
             mono: Timestamp(0),
-            pipeline,
+            ingress,
             view: Arc::clone(&view),
             sockets: mine,
             views: views_rx,
@@ -324,10 +262,7 @@ pub fn start(
             out: Vec::with_capacity(BATCH),
             decided: [(Event::Unknown, 0); BATCH],
             n_decided: 0,
-            seen_at: vec![0; view.recorders],
             replies: SendBatch::new(),
-            buf: Vec::with_capacity(512),
-            scratch: Vec::with_capacity(512),
             own: Tally::default(),
             forward: forward.clone(),
             forwarding: crate::daemon::forward::Filling::default(),
@@ -448,7 +383,8 @@ struct Worker {
     started: Instant,
     mono: Timestamp,
     view: Arc<View>,
-    pipeline: Pipeline,
+    /// The trap port's machine: decode, classify, trust, answers, routes.
+    ingress: Ingress,
     sockets: Vec<(SocketAddr, UdpSocket)>,
     views: Receiver<Arc<View>>,
     stop: Arc<AtomicBool>,
@@ -461,12 +397,7 @@ struct Worker {
     /// (one clock read a batch).
     decided: [(Event, u64); BATCH],
     n_decided: usize,
-    /// When each recorder was last handed over as heard from (kernel time).
-    seen_at: Vec<u64>,
     replies: SendBatch,
-    buf: Vec<u8>,
-    /// Where a v3 scoped PDU is encrypted.
-    scratch: Vec<u8>,
     /// Counts and latencies since the last publication.
     own: Tally,
     /// Where notifications to forward go, and the batch being filled.
@@ -490,9 +421,10 @@ impl Worker {
                 break;
             }
             while let Ok(view) = self.views.try_recv() {
-                self.pipeline.set_classifier(view.classifier.clone());
-                self.pipeline.usm_mut().reload(view.usm.clone());
-                self.seen_at = vec![0; view.recorders];
+                let pipeline = self.ingress.pipeline_mut();
+                pipeline.set_classifier(view.classifier.clone());
+                pipeline.usm_mut().reload(view.usm.clone());
+                self.ingress.reload(view.recorders);
                 self.view = view;
             }
             if self.stop.load(Ordering::Acquire) {
@@ -565,8 +497,9 @@ impl Worker {
         self.own.last_refused[why.index()] = (Some(source), event);
     }
 
-    /// One datagram: dropped if foreign, else decoded, classified, checked, and kept for
-    /// the decision thread if the policy acts on it and believes it.
+    /// One datagram, decided by the trap port's machine (`Ingress`): its answer sent
+    /// back, its forwards handed over, what the station hears kept for the decision
+    /// thread, a refusal counted.
     fn datagram(
         &mut self,
         local: SocketAddr,
@@ -576,160 +509,40 @@ impl Worker {
         arrival: u64,
         arena: &Bump,
     ) {
-        if cut {
-            self.own.tallies.inc(Counter::Truncated);
-            return;
-        }
-        let Some(who) = self.view.trust.who(src.ip()) else {
-            self.own.tallies.inc(Counter::Foreign);
-            if self.view.forward.forwarding.takes_anyone() {
-                self.forward_foreign(local, src, payload, arena);
-            }
-            return;
-        };
-        let d = Datagram {
-            src: src.ip(),
-            dst: local.ip(),
-            src_port: src.port(),
-            dst_port: local.port(),
+        let took = self.ingress.handle(
+            &self.view.trust,
+            &self.view.forward.forwarding,
+            self.mono,
+            (local, src),
             payload,
-        };
-        let (m, class) = match self.pipeline.process_datagram(d, arena, self.mono) {
-            Outcome::Message(_, m, class) => (m, class),
-            Outcome::Refused(_, why) => {
-                // Discovery, or a stale time: the Report that lets the sender go on.
-                if self.pipeline.usm_mut().report(
-                    payload,
-                    why,
-                    self.mono,
-                    &mut self.scratch,
-                    &mut self.buf,
-                ) {
-                    self.replies.push(src, &self.buf);
-                }
-                if !crate::engine::usm::is_discovery(why, payload) {
-                    self.refuse(why.into(), src.ip(), None);
-                }
-                return;
-            }
-            _ => return,
-        };
-        let verdict = self
-            .view
-            .trust
-            .at_trap_port(who, &m, class.map(|c| c.event));
-        if verdict.answer {
-            self.answer_inform(&m, src);
+            cut,
+            arrival,
+            arena,
+        );
+        if took.reply {
+            self.replies.push(src, self.ingress.reply());
         }
-        // Forwarded: a site UPS's notification, believed; anyone's for a target that
-        // takes anyone's.
-        let believed = matches!(who, Who::Ups(_))
-            && matches!(
-                verdict.says,
-                Says::Event(Who::Ups(_), _) | Says::Believed(_)
-            );
-        if !self.view.forward.forwarding.is_empty() && m.pdu_type().is_notification() {
-            self.pass_on(payload, &m, src, believed);
-        }
-        match (verdict.says, class) {
-            (Says::Event(who, _), Some(c)) => {
-                self.out.push(Heard::Event {
-                    arrival,
-                    source: src.ip(),
-                    who,
-                    community: Community::new(m.community),
-                    v3: m.v3.map(|s| s.level),
-                    class: c,
-                });
-                return;
-            }
-            (Says::Believed(event), _) => {
-                if let Some(slot) = self.decided.get_mut(self.n_decided) {
-                    *slot = (event, arrival);
-                    self.n_decided += 1;
-                }
-            }
-            (Says::Refused(why, event), _) => self.refuse(why, src.ip(), event),
-            _ => {}
-        }
-        // Alive: a well-formed message with its community (a recorder's reboot trap,
-        // say), handed over at most once a second (by the kernel's wall-clock stamps: one
-        // earlier than the last, after the wall clock stepped back, is handed over too).
-        if let Some(r) = verdict.alive
-            && let Some(last) = self.seen_at.get_mut(r.index())
-            && (arrival < *last || arrival - *last >= ns::SECOND)
-        {
-            *last = arrival;
-            self.out.push(Heard::Seen {
-                arrival,
-                recorder: r,
-            });
-        }
-    }
-
-    /// A datagram from an address that is not the site's, for a target that takes
-    /// anyone's notifications: decoded, routed, never believed.
-    fn forward_foreign(
-        &mut self,
-        local: SocketAddr,
-        src: SocketAddr,
-        payload: &[u8],
-        arena: &Bump,
-    ) {
-        let d = Datagram {
-            src: src.ip(),
-            dst: local.ip(),
-            src_port: src.port(),
-            dst_port: local.port(),
-            payload,
-        };
-        // Counted by the pipeline as well as foreign: once in the datagrams' total.
-        self.own.tallies.inc(Counter::ForeignDecoded);
-        if let Outcome::Message(_, m, _) = self.pipeline.process_datagram(d, arena, self.mono) {
-            // An inform taken is answered, as snmptrapd with disableAuthorization
-            // answers every one (else its sender sends it again, and the target gets
-            // each copy as another inform).
-            if self.pass_on(payload, &m, src, false) && m.pdu_type() == PduType::INFORM_REQUEST {
-                self.answer_inform(&m, src);
-            }
-        }
-    }
-
-    /// Writes `m` (decoded from `payload`, heard from `src`) for the forward targets
-    /// that take it; false if none does.
-    fn pass_on(
-        &mut self,
-        payload: &[u8],
-        m: &Message<'_>,
-        src: SocketAddr,
-        believed: bool,
-    ) -> bool {
-        let mask = self.view.forward.forwarding.route(m, src.ip(), believed);
-        if mask != 0 {
+        if let Some((mask, m)) = &took.forward {
             self.forwarding.push(
                 &self.forward,
                 &self.view.forward,
                 payload,
                 m,
                 src.ip(),
-                mask,
+                *mask,
             );
         }
-        mask != 0
-    }
-
-    /// Answers the inform `m` to `src`, in its version (v3 through the security model).
-    fn answer_inform(&mut self, m: &Message<'_>, src: SocketAddr) {
-        let answered = match m.version {
-            Version::V3 => {
-                self.pipeline
-                    .usm_mut()
-                    .respond(m, self.mono, &mut self.scratch, &mut self.buf)
-            }
-            _ => inform_response(m, &mut self.buf),
-        };
-        if answered {
-            self.replies.push(src, &self.buf);
+        if let Some(event) = took.decided
+            && let Some(slot) = self.decided.get_mut(self.n_decided)
+        {
+            *slot = (event, arrival);
+            self.n_decided += 1;
+        }
+        if let Some((why, event)) = took.refused {
+            self.refuse(why, src.ip(), event);
+        }
+        if let Some(h) = took.heard {
+            self.out.push(h);
         }
     }
 
@@ -758,8 +571,9 @@ impl Worker {
     /// second, never per packet).
     fn publish(&mut self) {
         if let Ok(mut t) = self.tally.lock() {
-            t.counters = self.pipeline.counters().clone();
+            t.counters = self.ingress.pipeline().counters().clone();
             t.tallies = self.own.tallies;
+            t.tallies.sum(self.ingress.tallies());
             t.refusals = self.own.refusals;
             t.last_refused = self.own.last_refused;
             t.kernel_drops = self
@@ -824,22 +638,6 @@ pub fn boots_now() -> u32 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     now.saturating_sub(EPOCH_2026).clamp(1, i32::MAX as u64 - 1) as u32
-}
-
-fn inform_response(m: &Message<'_>, out: &mut Vec<u8>) -> bool {
-    let Pdu::Request(r) = &m.pdu else {
-        return false;
-    };
-    let response = Message::pdu(
-        m.version,
-        m.community,
-        PduType::RESPONSE,
-        r.request_id,
-        r.varbinds,
-    );
-    out.clear();
-    encode::encode(&response, out);
-    true
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod config;
 pub mod forward;
 pub mod id;
 pub mod inform;
+pub mod ingress;
 pub mod ledger;
 pub mod metrics;
 pub mod nis;
