@@ -412,3 +412,49 @@ fn a_reader_that_goes_away_is_not_an_error() {
         (Some(0), String::new())
     );
 }
+
+#[test]
+fn replay_shows_what_the_gateway_forwards_and_answers() {
+    // The seed's site with a [[forward]] target: the UPS's low-battery traps, believed,
+    // are forwarded; the recorder's acknowledgement, not a UPS's, is not.
+    let dir = std::env::temp_dir().join(format!("trapgate-fwd-replay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let site = dir.join("site.toml");
+    std::fs::write(
+        &site,
+        format!(
+            "{}\n[[forward]]\nto = \"192.0.2.50:162\"\nmatch = [\"*\"]\ncommunity = \"nms\"\n",
+            include_str!("../src/engine/config/default-site.toml")
+        ),
+    )
+    .expect("site");
+    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/seed-trace.pcap");
+    let story = run(&[
+        "replay",
+        seed.to_str().expect("UTF-8"),
+        "--config",
+        site.to_str().expect("UTF-8"),
+    ]);
+    let forwarded: Vec<&str> = story
+        .lines()
+        .filter(|l| l.contains("\"action\":\"Forwarded\""))
+        .collect();
+    assert_eq!(forwarded.len(), 2, "{story}");
+    assert!(
+        forwarded
+            .iter()
+            .all(|l| l.contains("\"from\":\"192.168.61.250:161\"")
+                && l.contains("\"to\":[\"192.0.2.50:162\"]")),
+        "{story}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    // An inform from the site's UPS is answered, as the live gateway answers it.
+    let v2c = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/ups-mib-v2c.pcapng");
+    let story = run(&replay_args(&v2c));
+    assert!(
+        story
+            .lines()
+            .any(|l| l.contains("\"action\":\"Replied\"") && l.contains("inform answered")),
+        "{story}"
+    );
+}

@@ -398,6 +398,18 @@ fn restarted(
     s
 }
 
+/// Whether a datagram in a capture is for the gateway's trap port: to 162, or a
+/// notification (a v1 or v2 trap, an inform) to a port the replay was given (`--port`:
+/// the agents' and the trap port's moved alike, which only the PDU tells apart).
+fn at_trap_port(d: &crate::wire::frame::Datagram<'_>, ports: &[u16]) -> bool {
+    d.dst_port == 162
+        || (ports.contains(&d.dst_port)
+            && matches!(
+                crate::engine::forward::pdu_tag(d.payload),
+                Some(0xa4 | 0xa6 | 0xa7)
+            ))
+}
+
 /// How long past a capture's last frame a replay's timers may run: a day.
 pub const RUN_OUT_S: u32 = 86_400;
 
@@ -429,7 +441,7 @@ pub fn replay_story(
     use crate::engine::poller::Sequence;
     use crate::engine::record::Record;
     use crate::engine::station::{Happened, Notification, Options, Station};
-    use crate::engine::trust::{Credential, Refusal, Refusals, Says, Trust, Who, WireWatch};
+    use crate::engine::trust::{Credential, Refusal, Refusals, Trust, Who, WireWatch};
     use crate::wire::{Pdu, PduType};
 
     let trust = Trust::new(&site);
@@ -440,6 +452,9 @@ pub fn replay_story(
     );
     let mut pipeline = Pipeline::new(site.classifier(), ports);
     pipeline.set_usm(crate::engine::usm::Usm::new(&site));
+    // The trap port, as the live workers decide it.
+    let mut ingress = crate::engine::ingress::Ingress::new(pipeline, site.recorders.len());
+    let forwarding = site.forwarding.clone();
     let first_site = site.clone();
     let mut site = Some(site);
     let mut station: Option<Station> = None;
@@ -481,20 +496,103 @@ pub fn replay_story(
     let mut requests = bumpalo::Bump::new();
     let mut last = Timestamp(0);
     let mut origin = None;
-    let end = replay(path, &mut pipeline, |p, r| {
-        origin = Some(r.origin);
-        let s = station.get_or_insert_with(|| make(site.take().expect("made once"), r.time, 1));
+    let mut arena = bumpalo::Bump::new();
+    let end = read_capture(path, |frame| {
+        arena.reset();
+        let time = Timestamp(frame.time_ns);
+        let first = *origin.get_or_insert(time);
+        let s = station.get_or_insert_with(|| make(site.take().expect("made once"), time, 1));
         if let Some(after) = restart
-            && r.time >= r.origin.plus_secs(after)
+            && time >= first.plus_secs(after)
         {
             restart = None;
-            let at = r.origin.plus_secs(after);
+            let at = first.plus_secs(after);
             *s = restarted(s, at, &mut keep, &log, &|t| make(first_site.clone(), t, 2));
         }
         // Every timer due before the frame fires first, at its own time, and what it
         // decided is acted on then.
-        s.run_to(r.time, &mut keep);
-        last = r.time;
+        s.run_to(time, &mut keep);
+        last = time;
+        let outcome = match ingress.pipeline_mut().frame(frame.link, frame.data) {
+            Err(drop) => Outcome::NoDatagram(drop),
+            // The trap port: decided as the live workers decide it.
+            Ok(d) if at_trap_port(&d, ports) => {
+                let (from, local) = (
+                    std::net::SocketAddr::new(d.src, d.src_port),
+                    std::net::SocketAddr::new(d.dst, d.dst_port),
+                );
+                let took = ingress.handle(
+                    &trust,
+                    &forwarding,
+                    time,
+                    (local, from),
+                    d.payload,
+                    false,
+                    time.0,
+                    &arena,
+                );
+                if let Some(detail) = took.reply {
+                    let r = crate::engine::record::Action::Replied {
+                        to: from,
+                        detail: detail.into(),
+                    };
+                    log.borrow_mut().push((time, Record::Action(r)));
+                }
+                if let Some((mask, _)) = &took.forward {
+                    let to = forwarding
+                        .targets()
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| mask & (1 << i) != 0)
+                        .map(|(_, t)| t.to_text.as_str().into())
+                        .collect();
+                    let r = crate::engine::record::Action::Forwarded { from, to };
+                    log.borrow_mut().push((time, Record::Action(r)));
+                }
+                if let Some((why, event)) = took.refused {
+                    refusals.add(why);
+                    s.handle_refused(time, why, 1, Some(from.ip()), event);
+                }
+                match took.heard {
+                    Some(crate::engine::ingress::Heard::Event {
+                        source,
+                        who,
+                        community,
+                        v3,
+                        class,
+                        ..
+                    }) => {
+                        let rule = ingress.pipeline().classifier().rule_name(class);
+                        let n = Notification {
+                            who,
+                            source,
+                            community: community.as_bytes(),
+                            v3,
+                            event: class.event,
+                            rule: &rule,
+                            index: class.index,
+                        };
+                        s.handle_notification(time, &n);
+                    }
+                    Some(crate::engine::ingress::Heard::Seen { recorder, .. }) => {
+                        s.handle_seen(time, recorder)
+                    }
+                    None => {}
+                }
+                s.settle(&mut keep);
+                return;
+            }
+            Ok(d) => ingress.pipeline_mut().process_datagram(d, &arena, time),
+        };
+        let r = Replayed {
+            frame: frame.number,
+            time,
+            origin: first,
+            len: frame.orig_len,
+            outcome,
+            link: frame.link,
+            data: frame.data,
+        };
         let (d, m, class) = match &r.outcome {
             Outcome::Message(d, m, class) => (d, m, class),
             Outcome::NoDatagram(crate::wire::frame::FrameDrop::NotUdp) => {
@@ -555,29 +653,8 @@ pub fn replay_story(
         };
         let to_a_ups = matches!(trust.who(d.dst), Some(Who::Ups(_)));
         match (&m.pdu, class) {
-            (_, Some(c)) => {
-                let v = trust.at_trap_port(who, m, Some(c.event));
-                match v.says {
-                    Says::Event(who, event) => {
-                        let rule = p.classifier().rule_name(*c);
-                        let n = Notification {
-                            who,
-                            source: d.src,
-                            community: m.community,
-                            v3: m.v3.map(|s| s.level),
-                            event,
-                            rule: &rule,
-                            index: c.index,
-                        };
-                        s.handle_notification(r.time, &n);
-                    }
-                    Says::Refused(why, event) => refuse(s, why, event),
-                    Says::Believed(_) | Says::Nothing => {}
-                }
-                if let Some(rec) = v.alive {
-                    s.handle_seen(r.time, rec);
-                }
-            }
+            // A notification off the trap port (to an agent's port): nothing, as live.
+            (_, Some(_)) => {}
             (Pdu::Request(q), None)
                 if matches!(
                     q.kind,
@@ -636,9 +713,12 @@ pub fn replay_story(
         log.into_inner(),
         ReplayEnd {
             read: end,
-            counters: pipeline.counters().clone(),
+            counters: ingress.pipeline().counters().clone(),
             refused: refusals,
-            foreign,
+            foreign: foreign
+                + ingress
+                    .tallies()
+                    .get(crate::engine::tally::Counter::Foreign),
             counts,
         },
     ))

@@ -519,7 +519,7 @@ impl Worker {
             arrival,
             arena,
         );
-        if took.reply {
+        if took.reply.is_some() {
             self.replies.push(src, self.ingress.reply());
         }
         if let Some((mask, m)) = &took.forward {

@@ -96,9 +96,9 @@ pub enum Heard {
 /// What one datagram at the trap port came to.
 #[derive(Debug, Default)]
 pub struct Took<'a> {
-    /// Send `Ingress::reply` back to the datagram's source: an inform's answer or a v3
-    /// Report.
-    pub reply: bool,
+    /// Send `Ingress::reply` back to the datagram's source: what it is ("inform
+    /// answered", "SNMPv3 Report").
+    pub reply: Option<&'static str>,
     /// The `[[forward]]` targets that take it (a mask), and the message as decoded.
     pub forward: Option<(u64, Message<'a>)>,
     /// What the station hears.
@@ -219,13 +219,11 @@ impl Ingress {
             Outcome::Message(_, m, class) => (m, class),
             Outcome::Refused(_, why) => {
                 // Discovery, or a stale time: the Report that lets the sender go on.
-                took.reply = self.pipeline.usm_mut().report(
-                    payload,
-                    why,
-                    now,
-                    &mut self.scratch,
-                    &mut self.reply,
-                );
+                took.reply = self
+                    .pipeline
+                    .usm_mut()
+                    .report(payload, why, now, &mut self.scratch, &mut self.reply)
+                    .then_some("SNMPv3 Report");
                 if !crate::engine::usm::is_discovery(why, payload) {
                     took.refused = Some((why.into(), None));
                 }
@@ -283,16 +281,17 @@ impl Ingress {
     }
 
     /// `m`'s answer, an inform's (sealed by trapgate's engine for a v3 one), into
-    /// `reply`; false if it has none.
-    fn answer_inform(&mut self, m: &Message<'_>, now: Timestamp) -> bool {
-        match m.version {
+    /// `reply`; None if it has none.
+    fn answer_inform(&mut self, m: &Message<'_>, now: Timestamp) -> Option<&'static str> {
+        let answered = match m.version {
             Version::V3 => {
                 self.pipeline
                     .usm_mut()
                     .respond(m, now, &mut self.scratch, &mut self.reply)
             }
             _ => inform_response(m, &mut self.reply),
-        }
+        };
+        answered.then_some("inform answered")
     }
 }
 
@@ -372,7 +371,7 @@ mod tests {
                 None => String::new(),
             };
             (
-                took.reply,
+                took.reply.is_some(),
                 took.forward.map_or(0, |(mask, _)| mask),
                 heard,
                 took.decided.is_some(),

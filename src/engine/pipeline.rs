@@ -161,14 +161,21 @@ impl Pipeline {
         arena: &'a Bump,
         now: Timestamp,
     ) -> Outcome<'a> {
-        self.counters.frames += 1;
-        match udp_datagram(link, frame) {
+        match self.frame(link, frame) {
             Ok(d) => self.process_datagram(d, arena, now),
-            Err(drop) => {
-                self.counters.no_datagram[drop.index()] += 1;
-                Outcome::NoDatagram(drop)
-            }
+            Err(drop) => Outcome::NoDatagram(drop),
         }
+    }
+
+    /// The UDP datagram in one captured frame, counted (a frame with none counted by
+    /// why): what a replay gives the trap port's machine or `process_datagram`.
+    pub fn frame<'a>(
+        &mut self,
+        link: LinkType,
+        frame: &'a [u8],
+    ) -> Result<Datagram<'a>, FrameDrop> {
+        self.counters.frames += 1;
+        udp_datagram(link, frame).inspect_err(|drop| self.counters.no_datagram[drop.index()] += 1)
     }
 
     /// Runs one UDP datagram (from a socket, or found in a frame), received at `now`,

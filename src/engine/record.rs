@@ -372,6 +372,21 @@ pub enum Action {
         /// RFC 3416's error-status by name ("noError": taken).
         status: Text,
     },
+    /// The trap port answered a datagram's sender (a replay shows it; live, it is
+    /// counted): an inform's answer, or a v3 Report.
+    Replied {
+        /// Where the answer went.
+        to: std::net::SocketAddr,
+        /// What it was.
+        detail: Text,
+    },
+    /// A notification forwarded (a replay shows it; live, it is counted per target).
+    Forwarded {
+        /// Where it came from.
+        from: std::net::SocketAddr,
+        /// The `[[forward]]` targets it went to, as the site file writes them.
+        to: Vec<Text>,
+    },
     /// An outlet's card reported on it by a trap of its own: turned off or a command
     /// taken (with trapgate's cut under way: its confirmation), turned on again.
     OutletReported {
@@ -594,6 +609,7 @@ impl Record {
                 | A::OutletRead { outlet, .. },
             ) => (Some(outlet), None),
             Record::Action(A::WakeSent { recorder, .. }) => (None, Some(recorder)),
+            Record::Action(A::Replied { .. } | A::Forwarded { .. }) => (None, None),
             Record::Action(A::Started { .. } | A::Reloaded { .. } | A::Refused { .. })
             | Record::Snapshot(_) => (None, None),
         }
