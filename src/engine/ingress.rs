@@ -172,6 +172,7 @@ impl Ingress {
     /// `arrival` (the kernel's stamp, ns) and handled at `now` (the security model's
     /// clock), decoded into `arena`; `trust` and `forwarding` are the site's.
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub fn handle<'a>(
         &mut self,
         trust: &Trust,
