@@ -250,6 +250,7 @@ fn main() -> ExitCode {
                 speed: 1.0,
                 workers,
                 time: None,
+                shutdown: None,
             };
             run_gateway(&config, opts)
         }

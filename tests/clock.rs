@@ -1,8 +1,8 @@
 //! The gateway's timers run on the monotonic clock: the wall clock stepped an hour
 //! forward, then two back, in the middle of an outage, fires nothing early and postpones
 //! nothing; it only changes the time printed on the records. The gateway runs in this
-//! process (its own test binary: it is stopped by signalling the process), with a clock
-//! whose wall time the test steps.
+//! process, stopped by its shutdown handle (no signal raised in the test's process),
+//! with a clock whose wall time the test steps.
 
 mod common;
 
@@ -78,9 +78,11 @@ shutdown_time = "90s"
         origin: Instant::now(),
         step: AtomicI64::new(0),
     });
+    let shutdown = trapgate::daemon::Shutdown::new();
     let opts = Options {
         speed: 1.0,
         time: Some(clock.clone()),
+        shutdown: Some(shutdown.clone()),
         ..Options::default()
     };
     let (bound_tx, bound_rx) = crossbeam_channel::bounded(1);
@@ -133,7 +135,7 @@ shutdown_time = "90s"
             }
         }
     }
-    signal_hook::low_level::raise(libc::SIGTERM).expect("stop the gateway");
+    shutdown.stop();
     gateway.join().expect("no panic").expect("a clean stop");
     assert_eq!(orders.len(), 2, "the order and its re-send: {orders:?}");
     // Tier 2's grace is 2 s of monotonic time: not at the forward step, not an hour late.

@@ -1058,9 +1058,11 @@ pub fn run(n: usize, speed: f64, v3: bool, out: &mut impl Write) -> Result<(), S
     let gw_say = Arc::clone(&say);
     // The gateway's monotonic clock counts from t0, as the story's lines do: a record's
     // own time places it among them (it is reported a little after it was made).
+    let shutdown = crate::daemon::Shutdown::new();
     let opts = Options {
         speed,
         time: Some(Arc::new(crate::daemon::clock::OsTime::since(t0))),
+        shutdown: Some(shutdown.clone()),
         ..Options::default()
     };
     let clock = Arc::new(std::sync::OnceLock::<crate::daemon::clock::Clock>::new());
@@ -1166,7 +1168,7 @@ pub fn run(n: usize, speed: f64, v3: bool, out: &mut impl Write) -> Result<(), S
     let tcp_told = tcp_thread
         .join()
         .map_err(|_| "the NUT and apcupsd clients' thread panicked".to_string())?;
-    signal_hook::low_level::raise(libc::SIGTERM).map_err(|e| e.to_string())?;
+    shutdown.stop();
     let stopped = gateway
         .join()
         .map_err(|_| "the gateway thread panicked".to_string())?

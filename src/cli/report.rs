@@ -512,7 +512,7 @@ pub fn stop_summary(stats: &crate::engine::metrics::Stats, signal: i32) -> Strin
     }
     let _ = writeln!(
         out,
-        "   decisions: {}; orders sent: {} ({} resent); polls sent: {}; virtual UPS answers: {} ({} trimmed, {} too big); journal errors: {}; not shown: {} stdout, {} stderr; stopped by signal {signal}",
+        "   decisions: {}; orders sent: {} ({} resent); polls sent: {}; virtual UPS answers: {} ({} trimmed, {} too big); journal errors: {}; not shown: {} stdout, {} stderr; stopped by {}",
         t(Counter::Decisions),
         t(Counter::OrdersSent),
         t(Counter::Resends),
@@ -523,6 +523,11 @@ pub fn stop_summary(stats: &crate::engine::metrics::Stats, signal: i32) -> Strin
         t(Counter::JournalErrors),
         t(Counter::StdoutDropped),
         t(Counter::StderrDropped),
+        if signal == 0 {
+            "its shutdown handle".to_string()
+        } else {
+            format!("signal {signal}")
+        },
     );
     for t in &stats.forward {
         let _ = writeln!(

@@ -69,6 +69,46 @@ pub struct Options {
     pub workers: Option<usize>,
     /// Where the clock reads the time (None: the OS; tests step a clock of their own).
     pub time: Option<Arc<dyn TimeSource>>,
+    /// A handle that stops it as SIGTERM does, from another thread (the demo, tests
+    /// that run the gateway in process).
+    pub shutdown: Option<Shutdown>,
+}
+
+/// Stops a gateway running in this process, as SIGINT or SIGTERM would (its workers'
+/// last batches decided, what it holds sent, its summary returned), without raising a
+/// signal in the process. Cloned freely; `stop` may come before the gateway has started.
+#[derive(Clone, Debug, Default)]
+pub struct Shutdown(Arc<ShutdownInner>);
+
+#[derive(Debug, Default)]
+struct ShutdownInner {
+    asked: AtomicBool,
+    waker: std::sync::OnceLock<Arc<Waker>>,
+}
+
+impl Shutdown {
+    /// A handle not yet asked.
+    pub fn new() -> Shutdown {
+        Shutdown::default()
+    }
+
+    /// Asks the gateway to stop, and wakes it.
+    pub fn stop(&self) {
+        self.0
+            .asked
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(w) = self.0.waker.get() {
+            let _ = w.wake();
+        }
+    }
+
+    fn asked(&self) -> bool {
+        self.0.asked.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn attach(&self, waker: &Arc<Waker>) {
+        let _ = self.0.waker.set(Arc::clone(waker));
+    }
 }
 
 impl core::fmt::Debug for Options {
@@ -997,6 +1037,11 @@ pub fn run(
     let agent_at = opts.agent.unwrap_or(site.gateway.agent);
     let mut poll = Poll::new().map_err(StartError::Setup)?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKE).map_err(StartError::Setup)?);
+    // Asked before now, it is seen at the loop's first turn.
+    let opts_shutdown = opts.shutdown.clone();
+    if let Some(s) = &opts_shutdown {
+        s.attach(&waker);
+    }
     let workers = receive::worker_count(opts.workers.unwrap_or(site.gateway.workers));
     let mut view = View::new(&site, 0, boots);
     view.forwarding_from(&listen);
@@ -1216,6 +1261,7 @@ pub fn run(
             return Err(StartError::Setup(e));
         }
         let (mut signalled, mut woken) = (false, false);
+        let stop_asked = opts_shutdown.as_ref().is_some_and(Shutdown::asked);
         let mut nut_ready = Vec::new();
         for event in events.iter() {
             match event.token() {
@@ -1228,6 +1274,7 @@ pub fn run(
                 _ => {}
             }
         }
+        let mut stopping = stop_asked.then_some(0);
         if signalled {
             for signal in signals.pending() {
                 if signal == libc::SIGHUP {
@@ -1235,23 +1282,27 @@ pub fn run(
                     reloader.request(d.station.site());
                     continue;
                 }
-                notifier.stopping();
-                // What the workers still hold is decided before the gateway goes.
-                let tally = receivers.stop(|g, items| d.heard_batch(g, items));
-                // What the workers handed over last is forwarded before the gateway goes.
-                d.forwarder.stop();
-                let t = d.clock.now();
-                d.station.handle_timeout(t);
-                d.note_refusals(t, &tally);
-                d.station.flush_refusals(t);
-                d.act(&agent_socket, &poll_sockets);
-                d.shower.finish();
-                let own = own_drops(&agent_socket, &poll_sockets);
-                return Ok(Stopped {
-                    stats: d.stats(&tally, own),
-                    signal,
-                });
+                stopping = Some(signal);
+                break;
             }
+        }
+        if let Some(signal) = stopping {
+            notifier.stopping();
+            // What the workers still hold is decided before the gateway goes.
+            let tally = receivers.stop(|g, items| d.heard_batch(g, items));
+            // What the workers handed over last is forwarded before the gateway goes.
+            d.forwarder.stop();
+            let t = d.clock.now();
+            d.station.handle_timeout(t);
+            d.note_refusals(t, &tally);
+            d.station.flush_refusals(t);
+            d.act(&agent_socket, &poll_sockets);
+            d.shower.finish();
+            let own = own_drops(&agent_socket, &poll_sockets);
+            return Ok(Stopped {
+                stats: d.stats(&tally, own),
+                signal,
+            });
         }
         if woken {
             while let Ok(done) = exec_rx.try_recv() {

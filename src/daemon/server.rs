@@ -45,6 +45,6 @@ impl std::error::Error for StartError {}
 pub struct Stopped {
     /// Everything it counted and timed.
     pub stats: Stats,
-    /// The signal that stopped it.
+    /// The signal that stopped it (0: its `Shutdown` handle).
     pub signal: i32,
 }
