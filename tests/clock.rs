@@ -174,3 +174,24 @@ shutdown_time = "90s"
         "labelled {label}, not an hour behind the real time"
     );
 }
+
+#[test]
+fn a_shutdown_handle_asked_before_the_start_stops_the_gateway_at_its_first_turn() {
+    let site = Site::parse(
+        &common::loopback_site()
+            .replace("listen = [\"0.0.0.0:162\"]", "listen = [\"127.0.0.1:0\"]"),
+    )
+    .expect("a valid site");
+    let shutdown = daemon::Shutdown::new();
+    shutdown.stop();
+    let opts = Options {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        shutdown: Some(shutdown),
+        ..Options::default()
+    };
+    let started = Instant::now();
+    let stopped = daemon::run(site, opts, |_| {}, |_, _| {}, || Err("no reload".into()))
+        .expect("a clean stop");
+    assert_eq!(stopped.signal, 0, "stopped by its handle, no signal");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
