@@ -16,6 +16,7 @@ use serde_json::Value as Json;
 use trapgate::daemon::clock::TimeSource;
 use trapgate::daemon::{self, Options};
 use trapgate::engine::config::Site;
+use trapgate::engine::record::{Decided, Record};
 use trapgate::wire::{Message, PduType};
 
 /// The real clocks, with a step the test adds to the wall clock.
@@ -86,7 +87,7 @@ shutdown_time = "90s"
         ..Options::default()
     };
     let (bound_tx, bound_rx) = crossbeam_channel::bounded(1);
-    let (record_tx, records) = crossbeam_channel::unbounded::<Json>();
+    let (record_tx, records) = crossbeam_channel::unbounded::<(Record, Json)>();
     let gateway = std::thread::spawn(move || {
         daemon::run(
             site,
@@ -94,8 +95,8 @@ shutdown_time = "90s"
             |b| {
                 let _ = bound_tx.send(b.listen[0]);
             },
-            move |_, v| {
-                let _ = record_tx.send(v.clone());
+            move |s| {
+                let _ = record_tx.send((s.record.clone(), s.printed.clone()));
             },
             || Err("no reload here".into()),
         )
@@ -151,10 +152,10 @@ shutdown_time = "90s"
         "re-sent {gap:?} after the order"
     );
     // The decision is labelled with the stepped wall clock's time, an hour behind.
-    let told: Vec<Json> = records.try_iter().collect();
-    let decided = told
+    let told: Vec<(Record, Json)> = records.try_iter().collect();
+    let (_, decided) = told
         .iter()
-        .find(|r| r["decision"] == "ShutdownRecorder")
+        .find(|(r, _)| matches!(r, Record::Decision(Decided::ShutdownRecorder { .. })))
         .expect("the decision");
     let label = decided["time"].as_str().expect("a time");
     let now = SystemTime::now()
@@ -190,8 +191,8 @@ fn a_shutdown_handle_asked_before_the_start_stops_the_gateway_at_its_first_turn(
         ..Options::default()
     };
     let started = Instant::now();
-    let stopped = daemon::run(site, opts, |_| {}, |_, _| {}, || Err("no reload".into()))
-        .expect("a clean stop");
+    let stopped =
+        daemon::run(site, opts, |_| {}, |_| {}, || Err("no reload".into())).expect("a clean stop");
     assert_eq!(stopped.signal, 0, "stopped by its handle, no signal");
     assert!(started.elapsed() < Duration::from_secs(10));
 }

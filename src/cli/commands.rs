@@ -674,8 +674,8 @@ pub fn run_gateway(config: &Path, opts: crate::daemon::Options) -> Result<(), St
                 ));
             }
         },
-        |_, v| {
-            console::out(v.to_string());
+        |s| {
+            console::out(s.printed.to_string());
         },
         move || load_site(Some(&config)),
     )

@@ -1078,7 +1078,8 @@ pub fn run(n: usize, speed: f64, v3: bool, out: &mut impl Write) -> Result<(), S
                 let _ = ready_clock.set(b.clock.clone());
                 let _ = bound_tx.send((b.listen[0], b.agent, b.nut, b.nis));
             },
-            move |at, r| {
+            move |shown| {
+                let (at, r) = (shown.at, shown.printed);
                 let t = gw_clock
                     .get()
                     .map_or(t0.elapsed().as_secs_f64() * speed, |c| {

@@ -422,6 +422,20 @@ fn own_drops(agent: &UdpSocket, polls: &PollSockets) -> Option<u64> {
 /// formatted as `run` prints it (with its time as UTC), kept among the latest for the
 /// status page (with an HTTP endpoint), and given to `report`. Formatting a fan-out's
 /// thousands of records no longer takes the decision thread from the cards' answers.
+/// A record the gateway shows (decisions and actions, as journaled): handed out typed,
+/// with its printed form (the JSON line `run` prints).
+#[derive(Debug)]
+pub struct Shown<'a> {
+    /// When, on the clock records are labelled by.
+    pub at: Timestamp,
+    /// The record.
+    pub record: &'a Record,
+    /// Whether the journal holds it (false: it could not be written).
+    pub journaled: bool,
+    /// As printed.
+    pub printed: &'a serde_json::Value,
+}
+
 struct Shower {
     tx: Option<Sender<(Timestamp, Record, bool, i64)>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -429,10 +443,7 @@ struct Shower {
 }
 
 impl Shower {
-    fn start(
-        mut report: impl FnMut(Timestamp, &serde_json::Value) + Send + 'static,
-        keep_latest: bool,
-    ) -> Shower {
+    fn start(mut report: impl FnMut(&Shown<'_>) + Send + 'static, keep_latest: bool) -> Shower {
         let (tx, rx) = crossbeam_channel::unbounded::<(Timestamp, Record, bool, i64)>();
         let latest = Arc::new(std::sync::Mutex::new(
             std::collections::VecDeque::with_capacity(LATEST),
@@ -452,7 +463,12 @@ impl Shower {
                         }
                         l.push_back(v.clone());
                     }
-                    report(t.shifted(offset), &v);
+                    report(&Shown {
+                        at: t.shifted(offset),
+                        record: &r,
+                        journaled,
+                        printed: &v,
+                    });
                 }
             })
             .ok();
@@ -1022,7 +1038,7 @@ pub fn run(
     site: Site,
     opts: Options,
     ready: impl FnOnce(&Bound),
-    report: impl FnMut(Timestamp, &serde_json::Value) + Send + 'static,
+    report: impl FnMut(&Shown<'_>) + Send + 'static,
     reload: impl FnMut() -> Result<Site, String> + Send + 'static,
 ) -> Result<Stopped, StartError> {
     let listen = if opts.listen.is_empty() {

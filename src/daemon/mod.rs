@@ -22,4 +22,4 @@ pub mod send;
 pub mod server;
 pub mod socket;
 
-pub use gateway::{Bound, Options, Resumed, Shutdown, run};
+pub use gateway::{Bound, Options, Resumed, Shown, Shutdown, run};
