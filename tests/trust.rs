@@ -237,41 +237,36 @@ fn traps_received(nvr: &UdpSocket, wait: Duration) -> usize {
     n
 }
 
+/// The gateway, in this test's process, stopped by its handle.
 struct Gateway {
-    child: std::process::Child,
     out: mpsc::Receiver<String>,
-    err: mpsc::Receiver<String>,
     traps: SocketAddr,
     agent: SocketAddr,
+    run: InProcess,
 }
 
 impl Gateway {
-    fn start(name: &str, text: &str, extra: &[&str]) -> Gateway {
-        let file = site_file(name, text);
-        let mut args = vec!["run", "--config", file.to_str().expect("UTF-8")];
-        args.extend_from_slice(extra);
-        let (child, out, err) = start(&args);
-        let line = listening_line(&err);
+    fn start(_name: &str, text: &str, journal: Option<std::path::PathBuf>) -> Gateway {
+        let mut run = InProcess::start(text, journal);
+        let out = std::mem::replace(&mut run.out, mpsc::channel().1);
         Gateway {
-            child,
             out,
-            err,
-            traps: address_in(&line),
-            agent: agent_of(&line),
+            traps: run.traps,
+            agent: run.agent,
+            run,
         }
     }
 
-    fn stop(mut self) -> String {
-        terminate(&self.child);
-        assert!(self.child.wait().expect("exit").success());
-        self.err.iter().collect::<Vec<_>>().join("\n")
+    /// Stops it; its stop summary.
+    fn stop(self) -> String {
+        self.run.stop()
     }
 }
 
 #[test]
 fn a_forged_get_response_on_the_trap_port_shuts_nothing_down() {
     let (_card, _nvr, text) = setup("confirm_by_poll = true");
-    let gw = Gateway::start("forged-trap-port", &text, &[]);
+    let gw = Gateway::start("forged-trap-port", &text, None);
     // From the UPS's own address and port 161's neighbour: "on battery, charge 0".
     let forger = bind(UPS);
     for id in [1, 2, 3, 12345, i32::MAX] {
@@ -295,7 +290,7 @@ fn a_forged_get_response_on_the_trap_port_shuts_nothing_down() {
 #[test]
 fn a_poll_answer_counts_only_from_the_port_polled_with_its_id_community_and_objects() {
     let (card, nvr, text) = setup("confirm_by_poll = true");
-    let gw = Gateway::start("forged-answers", &text, &[]);
+    let gw = Gateway::start("forged-answers", &text, None);
     let poll = next_poll(&card);
     let deadly = powernet_answer(true, 0);
     // Another port of the UPS's address, with everything else right.
@@ -353,7 +348,7 @@ fn a_poll_answer_counts_only_from_the_port_polled_with_its_id_community_and_obje
 #[test]
 fn a_forged_acknowledgement_does_not_stop_the_resends() {
     let (card, nvr, text) = setup("confirm_by_poll = false\nack_timeout = \"1s\"");
-    let gw = Gateway::start("forged-ack", &text, &[]);
+    let gw = Gateway::start("forged-ack", &text, None);
     card.send_to(&apc_trap(b"public", 7), gw.traps)
         .expect("send");
     expect_line(&gw.out, &["\"action\":\"Sent\"", "nvr-1"]);
@@ -373,7 +368,7 @@ fn a_forged_acknowledgement_does_not_stop_the_resends() {
 fn garbage_from_a_recorders_address_does_not_make_it_back() {
     let (card, nvr, text) = setup("confirm_by_poll = false");
     let text = text.replace("shutdown_time = \"90s\"", "shutdown_time = \"1s\"");
-    let gw = Gateway::start("garbage-back", &text, &[]);
+    let gw = Gateway::start("garbage-back", &text, None);
     card.send_to(&apc_trap(b"public", 7), gw.traps)
         .expect("send");
     expect_line(&gw.out, &["\"action\":\"Sent\"", "nvr-1"]);
@@ -405,7 +400,7 @@ fn garbage_from_a_recorders_address_does_not_make_it_back() {
 #[test]
 fn a_getbulk_answer_is_bounded() {
     let (_card, nvr, text) = setup("confirm_by_poll = false");
-    let gw = Gateway::start("bulk-bounded", &text, &[]);
+    let gw = Gateway::start("bulk-bounded", &text, None);
     for n in [50, 250] {
         let request = get_bulk(n);
         nvr.send_to(&request, gw.agent).expect("send");
@@ -472,7 +467,7 @@ fn flood(
 fn a_getbulk_flood_from_a_recorder_does_not_hold_a_real_decision() {
     let _flooding = one_flood_at_a_time();
     let (card, _nvr, text) = setup("confirm_by_poll = false");
-    let gw = Gateway::start("bulk-flood", &text, &[]);
+    let gw = Gateway::start("bulk-flood", &text, None);
     let flooding = flood(NVR, gw.agent, get_bulk(50), Duration::from_secs(4));
     std::thread::sleep(Duration::from_millis(1000));
     let sent = Instant::now();
@@ -494,11 +489,7 @@ fn a_flood_of_refused_traps_neither_holds_an_order_nor_fills_the_journal() {
     let (card, _nvr, text) = setup("confirm_by_poll = false");
     let journal = site_file("refused-flood", "").with_file_name("journal");
     let _ = std::fs::remove_file(&journal);
-    let gw = Gateway::start(
-        "refused-flood",
-        &text,
-        &["--journal", journal.to_str().expect("UTF-8")],
-    );
+    let gw = Gateway::start("refused-flood", &text, Some(journal.clone()));
     let flooding = flood(UPS, gw.traps, apc_trap(b"wrong", 7), Duration::from_secs(4));
     std::thread::sleep(Duration::from_millis(1000));
     let sent = Instant::now();
@@ -606,7 +597,7 @@ fn inform(community: &[u8], trap: &str) -> Vec<u8> {
 #[test]
 fn an_inform_with_the_wrong_community_is_not_answered() {
     let (_card, _nvr, text) = setup("confirm_by_poll = false");
-    let gw = Gateway::start("inform-community", &text, &[]);
+    let gw = Gateway::start("inform-community", &text, None);
     let answered = |s: &UdpSocket| -> bool {
         let mut buf = [0u8; 2048];
         let deadline = Instant::now() + Duration::from_millis(800);
@@ -645,7 +636,7 @@ fn no_other_socket_can_take_the_agent_port() {
     use socket2::{Domain, Protocol, Socket, Type};
     let card = bind(UPS);
     let text = site(card.local_addr().unwrap().port(), "", "");
-    let gw = Gateway::start("agent-port", &text, &[]);
+    let gw = Gateway::start("agent-port", &text, None);
     // A later process of the same user, with every reuse option it can ask for.
     let rival = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).expect("socket");
     rival.set_reuse_address(true).expect("SO_REUSEADDR");
@@ -756,7 +747,7 @@ fn a_ups_of_the_other_address_family_is_polled_and_believed() {
         &recorder("nvr-1", NVR, nvr.local_addr().unwrap().port(), ""),
     )
     .replace(&format!("address = \"{UPS}\""), "address = \"::1\"");
-    let gw = Gateway::start("ipv6-card", &text, &[]);
+    let gw = Gateway::start("ipv6-card", &text, None);
     let poll = next_poll(&card);
     assert!(poll.from.is_ipv6(), "polled from {}", poll.from);
     card.send_to(

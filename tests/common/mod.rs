@@ -317,3 +317,72 @@ pub fn snmpd_card(dir: &std::path::Path, listen: &str, conf: &str) -> Option<Chi
         .expect("snmpd starts");
     Some(child)
 }
+
+/// A gateway run in this test's process on a site's text (its `listen`, usually
+/// "127.0.0.1:0"), stopped by its shutdown handle: what the binary would print on
+/// stdout comes as lines (`out`), typed records too (`records`), and `stop` returns the
+/// summary the binary prints on stderr.
+pub struct InProcess {
+    /// Each record as `trapgate run` prints it.
+    pub out: mpsc::Receiver<String>,
+    /// Each record, typed.
+    pub records: mpsc::Receiver<trapgate::engine::record::Record>,
+    /// Where it hears traps.
+    pub traps: std::net::SocketAddr,
+    /// Its virtual UPS.
+    pub agent: std::net::SocketAddr,
+    shutdown: trapgate::daemon::Shutdown,
+    thread: std::thread::JoinHandle<
+        Result<trapgate::daemon::server::Stopped, trapgate::daemon::server::StartError>,
+    >,
+}
+
+impl InProcess {
+    /// Starts it on `text`, journaling to `journal` if given.
+    pub fn start(text: &str, journal: Option<PathBuf>) -> InProcess {
+        let site =
+            trapgate::engine::config::Site::parse_with(text, &trapgate::daemon::secrets::read)
+                .expect("a valid site");
+        let shutdown = trapgate::daemon::Shutdown::new();
+        let opts = trapgate::daemon::Options {
+            journal,
+            shutdown: Some(shutdown.clone()),
+            ..trapgate::daemon::Options::default()
+        };
+        let (bound_tx, bound_rx) = mpsc::channel();
+        let (out_tx, out) = mpsc::channel();
+        let (records_tx, records) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            trapgate::daemon::run(
+                site,
+                opts,
+                move |b| {
+                    let _ = bound_tx.send((b.listen[0], b.agent));
+                },
+                move |s| {
+                    let _ = out_tx.send(s.printed.to_string());
+                    let _ = records_tx.send(s.record.clone());
+                },
+                || Err("no reload in process".into()),
+            )
+        });
+        let (traps, agent) = bound_rx
+            .recv_timeout(Duration::from_secs(15))
+            .expect("the gateway listens");
+        InProcess {
+            out,
+            records,
+            traps,
+            agent,
+            shutdown,
+            thread,
+        }
+    }
+
+    /// Stops it with its handle; the summary `trapgate run` prints when it stops.
+    pub fn stop(self) -> String {
+        self.shutdown.stop();
+        let stopped = self.thread.join().expect("no panic").expect("a clean stop");
+        trapgate::cli::report::stop_summary(&stopped.stats, stopped.signal)
+    }
+}
