@@ -73,10 +73,19 @@ fn awaited(s: &UdpSocket, n: usize) -> Vec<(Vec<u8>, SocketAddr)> {
     got
 }
 
-/// The gateway on `site_text`: (child, trap address, HTTP endpoint as `scrape` takes it).
-fn gateway(site_text: &str, name: &str) -> (std::process::Child, SocketAddr, String) {
-    let (child, _out, _err, traps, http) = run_with_http(&site_file(name, site_text));
-    (child, traps, http.to_string())
+/// The gateway on `site_text`, in this process, listening on loopback with an HTTP
+/// endpoint: (the gateway, its trap address, the endpoint as `scrape` takes it).
+fn gateway(site_text: &str, _name: &str) -> (InProcess, SocketAddr, String) {
+    let gw = InProcess::with(
+        site_text,
+        trapgate::daemon::Options {
+            listen: vec!["127.0.0.1:0".parse().expect("an address")],
+            metrics: Some("127.0.0.1:0".parse().expect("an address")),
+            ..trapgate::daemon::Options::default()
+        },
+    );
+    let (traps, http) = (gw.traps, gw.http.expect("an HTTP endpoint").to_string());
+    (gw, traps, http)
 }
 
 fn v1_on_battery(community: &[u8]) -> Vec<u8> {
@@ -166,7 +175,7 @@ sources = "any"
 community = "nms-three"
 "#
     );
-    let (child, traps, metrics) = gateway(&site(&forwards), "forward-match");
+    let (gw, traps, metrics) = gateway(&site(&forwards), "forward-match");
     let ups = UdpSocket::bind((UPS, 0)).expect("the UPS");
     let arena = Bump::new();
 
@@ -274,7 +283,7 @@ community = "nms-three"
         page.contains(&format!("trapgate_forward_dropped_total{{to=\"{a2}\"}} 0")),
         "{page}"
     );
-    terminate(&child);
+    let _ = gw.stop();
 }
 
 #[test]
@@ -284,7 +293,7 @@ fn a_strangers_inform_a_target_takes_is_answered_and_one_no_target_takes_is_not(
     let forwards = format!(
         "\n[[forward]]\nto = \"{at}\"\nmatch = [\"{COLD_START}\"]\nsources = \"any\"\ncommunity = \"nms\"\n"
     );
-    let (child, traps, _metrics) = gateway(&site(&forwards), "forward-stranger-inform");
+    let (gw, traps, _metrics) = gateway(&site(&forwards), "forward-stranger-inform");
     let stranger = UdpSocket::bind("127.0.0.78:0").expect("a stranger");
     stranger
         .set_read_timeout(Some(Duration::from_secs(2)))
@@ -333,14 +342,14 @@ fn a_strangers_inform_a_target_takes_is_answered_and_one_no_target_takes_is_not(
         .filter(|v| v.contains("1.3.6.1.6.3.1.1.5.2"))
         .count();
     assert_eq!(forwarded, 0, "a warmStart nobody takes was forwarded");
-    terminate(&child);
+    let _ = gw.stop();
 }
 
 #[test]
 fn an_inform_is_answered_at_once_and_forwarded_with_retries_only_its_target_can_stop() {
     let (t, at) = target("127.0.0.4");
     let forwards = format!("\n[[forward]]\nto = \"{at}\"\nmatch = [\"*\"]\ncommunity = \"nms\"\n");
-    let (child, traps, metrics) = gateway(&site(&forwards), "forward-inform");
+    let (gw, traps, metrics) = gateway(&site(&forwards), "forward-inform");
     let ups = UdpSocket::bind((UPS, 0)).expect("the UPS");
     ups.set_read_timeout(Some(Duration::from_secs(2)))
         .expect("timeout");
@@ -406,14 +415,14 @@ fn an_inform_is_answered_at_once_and_forwarded_with_retries_only_its_target_can_
         t.recv_from(&mut buf).is_err(),
         "not sent again once answered"
     );
-    terminate(&child);
+    let _ = gw.stop();
 }
 
 #[test]
 fn an_inform_nobody_answers_counts_unacknowledged_after_its_retries() {
     let (t, at) = target("127.0.0.5");
     let forwards = format!("\n[[forward]]\nto = \"{at}\"\nmatch = [\"*\"]\n");
-    let (child, traps, metrics) = gateway(&site(&forwards), "forward-silent");
+    let (gw, traps, metrics) = gateway(&site(&forwards), "forward-silent");
     let ups = UdpSocket::bind((UPS, 0)).expect("the UPS");
     ups.send_to(&v2(PduType::INFORM_REQUEST, COLD_START, 7, &[]), traps)
         .expect("send");
@@ -435,7 +444,7 @@ fn an_inform_nobody_answers_counts_unacknowledged_after_its_retries() {
     );
     let got = awaited(&t, 6);
     assert_eq!(got.len(), 6, "{got:?}");
-    terminate(&child);
+    let _ = gw.stop();
 }
 
 #[test]
@@ -465,7 +474,7 @@ fn net_snmps_snmptrapd_receives_forwarded_traps_and_informs_with_their_origin() 
     let forwards = format!(
         "\n[[forward]]\nto = \"127.0.0.6:{port}\"\nmatch = [\"*\"]\nversion = \"2c\"\ncommunity = \"nms\"\n"
     );
-    let (child, traps, metrics) = gateway(&site(&forwards), "forward-trapd");
+    let (gw, traps, metrics) = gateway(&site(&forwards), "forward-trapd");
     std::thread::sleep(Duration::from_millis(500));
     let ups = UdpSocket::bind((UPS, 0)).expect("the UPS");
     ups.send_to(&v1_on_battery(b"public"), traps).expect("send");
@@ -523,7 +532,7 @@ fn net_snmps_snmptrapd_receives_forwarded_traps_and_informs_with_their_origin() 
             .any(|l| l.starts_with(key) && l.ends_with(" 1")),
         "{page}"
     );
-    terminate(&child);
+    let _ = gw.stop();
     let _ = nms.kill();
     let _ = nms.wait();
 }

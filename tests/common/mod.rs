@@ -331,6 +331,8 @@ pub struct InProcess {
     pub traps: std::net::SocketAddr,
     /// Its virtual UPS.
     pub agent: std::net::SocketAddr,
+    /// Its HTTP endpoint, if it was given one.
+    pub http: Option<std::net::SocketAddr>,
     shutdown: trapgate::daemon::Shutdown,
     thread: std::thread::JoinHandle<
         Result<trapgate::daemon::server::Stopped, trapgate::daemon::server::StartError>,
@@ -340,15 +342,22 @@ pub struct InProcess {
 impl InProcess {
     /// Starts it on `text`, journaling to `journal` if given.
     pub fn start(text: &str, journal: Option<PathBuf>) -> InProcess {
+        InProcess::with(
+            text,
+            trapgate::daemon::Options {
+                journal,
+                ..trapgate::daemon::Options::default()
+            },
+        )
+    }
+
+    /// Starts it on `text` with `opts` (its shutdown handle set here).
+    pub fn with(text: &str, mut opts: trapgate::daemon::Options) -> InProcess {
         let site =
             trapgate::engine::config::Site::parse_with(text, &trapgate::daemon::secrets::read)
                 .expect("a valid site");
         let shutdown = trapgate::daemon::Shutdown::new();
-        let opts = trapgate::daemon::Options {
-            journal,
-            shutdown: Some(shutdown.clone()),
-            ..trapgate::daemon::Options::default()
-        };
+        opts.shutdown = Some(shutdown.clone());
         let (bound_tx, bound_rx) = mpsc::channel();
         let (out_tx, out) = mpsc::channel();
         let (records_tx, records) = mpsc::channel();
@@ -357,7 +366,7 @@ impl InProcess {
                 site,
                 opts,
                 move |b| {
-                    let _ = bound_tx.send((b.listen[0], b.agent));
+                    let _ = bound_tx.send((b.listen[0], b.agent, b.metrics));
                 },
                 move |s| {
                     let _ = out_tx.send(s.printed.to_string());
@@ -366,7 +375,7 @@ impl InProcess {
                 || Err("no reload in process".into()),
             )
         });
-        let (traps, agent) = bound_rx
+        let (traps, agent, http) = bound_rx
             .recv_timeout(Duration::from_secs(15))
             .expect("the gateway listens");
         InProcess {
@@ -374,6 +383,7 @@ impl InProcess {
             records,
             traps,
             agent,
+            http,
             shutdown,
             thread,
         }
