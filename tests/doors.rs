@@ -88,7 +88,8 @@ fn upses(n: u8, extra: &str) -> String {
 #[test]
 fn reports_on_the_trap_port_are_few_and_cost_no_real_trap() {
     let file = site_file("doors-reports", &upses(11, ""));
-    let (child, out, _err, traps, http) = run_with_http(&file);
+    let (mut gw, traps, http) = in_process_with_http(&file);
+    let out = std::mem::replace(&mut gw.out, std::sync::mpsc::channel().1);
     let http = http.to_string();
     let flooder = UdpSocket::bind("127.0.4.1:0").expect("the first UPS's address");
     // Naming another engine than trapgate's: no Report, however reportable.
@@ -145,7 +146,7 @@ fn reports_on_the_trap_port_are_few_and_cost_no_real_trap() {
         }
     }
     let page = scrape(&http);
-    terminate(&child);
+    let _ = gw.stop();
     assert_eq!(
         decided.len(),
         10,
@@ -429,7 +430,7 @@ fn nis_status(from: &str, nis: SocketAddr) -> Result<String, String> {
 fn one_address_takes_its_share_of_the_nut_and_nis_servers_and_no_more() {
     let (nut_port, nis_port) = (free_tcp_port(), free_tcp_port());
     let file = site_file("doors-tcp", &tcp_site(nut_port, nis_port));
-    let (child, _out, _err, _, http) = run_with_http(&file);
+    let (gw, _, http) = in_process_with_http(&file);
     let http = http.to_string();
     let nut: SocketAddr = format!("127.0.0.1:{nut_port}").parse().expect("addr");
     let nis: SocketAddr = format!("127.0.0.1:{nis_port}").parse().expect("addr");
@@ -500,7 +501,7 @@ fn one_address_takes_its_share_of_the_nut_and_nis_servers_and_no_more() {
     for b in busy {
         let _ = b.join();
     }
-    terminate(&child);
+    let _ = gw.stop();
     assert!(answered.is_ok(), "{answered:?}");
     assert!(
         waited < Duration::from_secs(1),
@@ -858,7 +859,7 @@ shutdown_time = "90s"
 fn an_idle_nis_connection_is_closed() {
     let (nut_port, nis_port) = (free_tcp_port(), free_tcp_port());
     let file = site_file("doors-idle", &tcp_site(nut_port, nis_port));
-    let (child, _out, _err, _, http) = run_with_http(&file);
+    let (gw, _, http) = in_process_with_http(&file);
     let http = http.to_string();
     let nis: SocketAddr = format!("127.0.0.1:{nis_port}").parse().expect("addr");
     let mut quiet = connect_from("127.0.6.3", nis);
@@ -875,7 +876,7 @@ fn an_idle_nis_connection_is_closed() {
         std::thread::sleep(Duration::from_millis(100));
         page = scrape(&http);
     }
-    terminate(&child);
+    let _ = gw.stop();
     assert!(
         matches!(closed, Ok(0))
             || closed

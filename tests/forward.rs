@@ -75,17 +75,9 @@ fn awaited(s: &UdpSocket, n: usize) -> Vec<(Vec<u8>, SocketAddr)> {
 
 /// The gateway on `site_text`, in this process, listening on loopback with an HTTP
 /// endpoint: (the gateway, its trap address, the endpoint as `scrape` takes it).
-fn gateway(site_text: &str, _name: &str) -> (InProcess, SocketAddr, String) {
-    let gw = InProcess::with(
-        site_text,
-        trapgate::daemon::Options {
-            listen: vec!["127.0.0.1:0".parse().expect("an address")],
-            metrics: Some("127.0.0.1:0".parse().expect("an address")),
-            ..trapgate::daemon::Options::default()
-        },
-    );
-    let (traps, http) = (gw.traps, gw.http.expect("an HTTP endpoint").to_string());
-    (gw, traps, http)
+fn gateway(site_text: &str, name: &str) -> (InProcess, SocketAddr, String) {
+    let (gw, traps, http) = in_process_with_http(&site_file(name, site_text));
+    (gw, traps, http.to_string())
 }
 
 fn v1_on_battery(community: &[u8]) -> Vec<u8> {

@@ -396,3 +396,21 @@ impl InProcess {
         trapgate::cli::report::stop_summary(&stopped.stats, stopped.signal)
     }
 }
+
+/// The gateway on the site file `site` in this process, on loopback with an HTTP
+/// endpoint: (the gateway, its trap address, its endpoint).
+pub fn in_process_with_http(
+    site: &std::path::Path,
+) -> (InProcess, std::net::SocketAddr, std::net::SocketAddr) {
+    let text = std::fs::read_to_string(site).expect("the site file");
+    let gw = InProcess::with(
+        &text,
+        trapgate::daemon::Options {
+            listen: vec!["127.0.0.1:0".parse().expect("an address")],
+            metrics: Some("127.0.0.1:0".parse().expect("an address")),
+            ..trapgate::daemon::Options::default()
+        },
+    );
+    let (traps, http) = (gw.traps, gw.http.expect("an HTTP endpoint"));
+    (gw, traps, http)
+}
