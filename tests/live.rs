@@ -271,15 +271,10 @@ fn a_low_battery_trap_tells_hundreds_of_recorders_once_each_after_journaling_eve
     let site = site_file("fan-out", &fan_out_site(&ports));
     let journal = site.with_file_name("journal");
     let _ = std::fs::remove_file(&journal);
-    let (child, _out, err) = start(&[
-        "run",
-        "--config",
-        site.to_str().expect("UTF-8"),
-        "--journal",
-        journal.to_str().expect("UTF-8"),
-    ]);
-    let line = listening_line(&err);
-    let (listen, agent) = (address_in(&line), agent_of(&line));
+    // In this process (the journal read back below).
+    let text = std::fs::read_to_string(&site).expect("the site");
+    let gw = InProcess::start(&text, Some(journal.clone()));
+    let (listen, agent) = (gw.traps, gw.agent);
     let ups = UdpSocket::bind("127.13.0.1:0").expect("the UPS's address");
     ups.send_to(&hex(SEED_TRAP), listen).expect("send");
     // Orders leave from the virtual UPS's socket; each recorder's first datagram from
@@ -312,8 +307,7 @@ fn a_low_battery_trap_tells_hundreds_of_recorders_once_each_after_journaling_eve
             assert_ne!(from, agent, "nvr-{i} told twice");
         }
     }
-    terminate(&child);
-    let _ = err.iter().count();
+    let _ = gw.stop();
     let mut records = Vec::new();
     trapgate::daemon::journal::read(&journal, |_, r| records.push(r)).expect("the journal");
     let decided: Vec<usize> = (0..records.len())

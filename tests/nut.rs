@@ -182,15 +182,9 @@ nut_password = "pass1word"
     let file = site_file("nut", &site);
     let dir = file.parent().expect("dir").to_path_buf();
     let (down1, down2) = (dir.join("srv-1-down"), dir.join("srv-2-down"));
-    let (child, out, err) = start(&[
-        "run",
-        "--config",
-        file.to_str().expect("UTF-8"),
-        "--metrics",
-        "127.0.0.1:0",
-    ]);
-    let traps = listening_on(&err).to_string();
-    let metrics = http_endpoint(&err).to_string();
+    let (mut gw, traps, metrics) = in_process_with_http(&file);
+    let out = std::mem::replace(&mut gw.out, std::sync::mpsc::channel().1);
+    let (traps, metrics) = (traps.to_string(), metrics.to_string());
     let nut = format!("127.0.0.1:{port}");
     // Before the outage: on line, as the clients see it.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -264,7 +258,7 @@ nut_password = "pass1word"
         let _ = u.kill();
         let _ = u.wait();
     }
-    terminate(&child);
+    let _ = gw.stop();
 }
 
 #[test]
@@ -335,8 +329,9 @@ kind = "apcupsd"
         ),
     )
     .expect("apcupsd.conf");
-    let (child, out, err) = start(&["run", "--config", file.to_str().expect("UTF-8")]);
-    let traps = listening_on(&err).to_string();
+    let (mut gw, traps, _) = in_process_with_http(&file);
+    let out = std::mem::replace(&mut gw.out, std::sync::mpsc::channel().1);
+    let traps = traps.to_string();
     let status = || {
         let o = Command::new(apcaccess)
             .args(["-h", &format!("127.0.0.1:{port}"), "-p", "STATUS"])
@@ -382,7 +377,7 @@ kind = "apcupsd"
     }
     let _ = daemon.kill();
     let _ = daemon.wait();
-    terminate(&child);
+    let _ = gw.stop();
     assert!(down.exists(), "apcupsd ran its doshutdown");
 }
 
