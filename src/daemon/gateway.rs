@@ -515,12 +515,10 @@ struct Driver {
     shower: Shower,
     clock: Clock,
     station: Station,
-    /// The site as the workers see it now, and the view before the last reload (to
-    /// name what was classified just before it).
+    /// The site as the workers see it now (a batch carries the view that made it).
     view: Arc<View>,
     /// The forward thread.
     forwarder: crate::daemon::forward::Forwarder,
-    previous: Option<Arc<View>>,
     journal: Option<Journal>,
     journal_path: Option<PathBuf>,
     /// The journal's last append or fsync failed (an alert was raised).
@@ -884,7 +882,8 @@ impl Driver {
     }
 
     /// What a worker heard and believed.
-    fn heard(&mut self, generation: u32, h: &Heard) {
+    fn heard(&mut self, made_by: &View, h: &Heard) {
+        let current = made_by.generation == self.view.generation;
         match h {
             Heard::Event {
                 arrival,
@@ -902,7 +901,7 @@ impl Driver {
                 // Classified by a view older than the site's (a reload came between): its
                 // indices are not this site's; who it is, and whether to believe it, is
                 // asked again of the site now.
-                let who = if generation == self.view.generation {
+                let who = if current {
                     *who
                 } else {
                     let trust = self.station.trust();
@@ -921,14 +920,8 @@ impl Driver {
                     }
                 };
                 let at = self.arrival(arrival);
-                // Named by the view that classified it (this site's, or the one before
-                // the last reload); one older still, after two quick reloads, leaves it
-                // unnamed rather than named by another site's rule indices.
-                let rule = self
-                    .view
-                    .rule_name(generation, *class)
-                    .or_else(|| self.previous.as_ref()?.rule_name(generation, *class))
-                    .unwrap_or_default();
+                // Named by the view that classified it, which the batch carries.
+                let rule = made_by.rule_name(*class);
                 let n = Notification {
                     who,
                     source,
@@ -944,7 +937,7 @@ impl Driver {
                     .latency
                     .record(event, now().0.saturating_sub(arrival));
             }
-            Heard::Seen { .. } if generation != self.view.generation => {}
+            Heard::Seen { .. } if !current => {}
             Heard::Seen { arrival, recorder } => {
                 let at = self.arrival(*arrival);
                 self.station.handle_seen(at, *recorder);
@@ -953,9 +946,9 @@ impl Driver {
     }
 
     /// A worker's batch.
-    fn heard_batch(&mut self, generation: u32, items: &[Heard]) {
+    fn heard_batch(&mut self, made_by: &View, items: &[Heard]) {
         for h in items {
-            self.heard(generation, h);
+            self.heard(made_by, h);
         }
     }
 
@@ -1181,7 +1174,6 @@ pub fn run(
         clock,
         station,
         view,
-        previous: None,
         journal,
         journal_path: opts.journal.clone(),
         journal_failing: false,
@@ -1516,7 +1508,7 @@ fn apply_reload(
         Some(&d.view.forward),
     ));
     let view = Arc::new(view);
-    d.previous = Some(std::mem::replace(&mut d.view, Arc::clone(&view)));
+    d.view = Arc::clone(&view);
     receivers.reload(view);
     reloader.discard(replaced);
     // Said once the station has the new site and the workers have been handed it (each

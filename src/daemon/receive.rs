@@ -119,20 +119,20 @@ impl View {
         &self.classifier
     }
 
-    /// The name of the rule behind `class` if this view made it (a batch carries the
-    /// generation of the view that classified it): rule indices mean nothing in another
-    /// view's tables, whose site may list other rules.
-    pub fn rule_name(&self, generation: u32, class: Classification) -> Option<Cow<'_, str>> {
-        (generation == self.generation).then(|| self.classifier.rule_name(class))
+    /// The name of the rule behind `class`, which this view classified (a batch carries
+    /// the view that made it: rule indices mean nothing in another view's tables).
+    pub fn rule_name(&self, class: Classification) -> Cow<'_, str> {
+        self.classifier.rule_name(class)
     }
 }
 
 pub use crate::engine::ingress::{Community, Heard};
 
-/// A worker's batch: the items, and the generation of the view that made them.
+/// A worker's batch: the items, and the view that made them (its classifier named their
+/// rules, its trust admitted them).
 pub struct Batch {
-    /// The view's generation.
-    pub generation: u32,
+    /// The view.
+    pub view: Arc<View>,
     /// What was heard, in arrival order.
     pub items: Vec<Heard>,
 }
@@ -295,14 +295,14 @@ impl Receivers {
     }
 
     /// Hands every waiting batch to `f`, and its buffer back to the workers.
-    pub fn drain(&self, mut f: impl FnMut(u32, &[Heard])) {
+    pub fn drain(&self, mut f: impl FnMut(&View, &[Heard])) {
         while let Ok(b) = self.heard.try_recv() {
             self.hand(b, &mut f);
         }
     }
 
     /// Hands at most `budget` waiting batches to `f`; true if more are waiting.
-    pub fn drain_some(&self, budget: usize, mut f: impl FnMut(u32, &[Heard])) -> bool {
+    pub fn drain_some(&self, budget: usize, mut f: impl FnMut(&View, &[Heard])) -> bool {
         for _ in 0..budget {
             match self.heard.try_recv() {
                 Ok(b) => self.hand(b, &mut f),
@@ -313,8 +313,8 @@ impl Receivers {
     }
 
     /// Hands batch `b` to `f`, then its buffer back to the workers.
-    fn hand(&self, mut b: Batch, f: &mut impl FnMut(u32, &[Heard])) {
-        f(b.generation, &b.items);
+    fn hand(&self, mut b: Batch, f: &mut impl FnMut(&View, &[Heard])) {
+        f(&b.view, &b.items);
         b.items.clear();
         let _ = self.free.send(b.items);
     }
@@ -343,7 +343,7 @@ impl Receivers {
 
     /// Stops the workers once they have read what their sockets hold, handing `f` every
     /// batch until the last one; returns their final tally.
-    pub fn stop(&mut self, mut f: impl FnMut(u32, &[Heard])) -> Tally {
+    pub fn stop(&mut self, mut f: impl FnMut(&View, &[Heard])) -> Tally {
         self.stop.store(true, Ordering::Release);
         for w in &self.workers {
             let _ = w.waker.wake();
@@ -559,7 +559,7 @@ impl Worker {
         };
         let items = std::mem::replace(&mut self.out, next);
         let batch = Batch {
-            generation: self.view.generation,
+            view: Arc::clone(&self.view),
             items,
         };
         if self.heard.send(batch).is_ok() {
@@ -647,7 +647,7 @@ mod tests {
     use crate::wire::oid::oid;
 
     #[test]
-    fn a_view_names_only_what_it_classified() {
+    fn a_batch_is_named_by_the_view_that_classified_it() {
         let before = Site::default_site();
         let mut after = before.clone();
         after.rules.push(TrapRule {
@@ -661,15 +661,14 @@ mod tests {
         let trap = oid("1.3.6.1.4.1.99999.0.1");
         let class = new.classifier().classify(trap.as_oid(), &[]);
         assert_eq!(class.event, Event::LowBattery);
-        assert_eq!(new.rule_name(1, class).as_deref(), Some("siteLowBattery"));
-        // The site's own rule is past the end of the older view's tables.
+        assert_eq!(new.rule_name(class), "siteLowBattery");
+        // The site's own rule is past the end of the older view's tables: why a batch
+        // carries the view that made it, and is named by it alone.
         assert!(
             class
                 .rule
                 .is_some_and(|r| r as usize >= old.classifier().rules().len())
         );
-        assert_eq!(old.rule_name(1, class), None);
-        assert_eq!(new.rule_name(0, class), None);
     }
 }
 
