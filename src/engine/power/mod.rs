@@ -644,6 +644,9 @@ pub enum PowerOutput {
         /// Turned off by the card while trapgate had not cut it: the recorders on it
         /// that were not told to shut down.
         untold: Vec<RecorderId>,
+        /// The same: those told, but still within their shutdown time (they lost power
+        /// before they could finish).
+        early: Vec<RecorderId>,
     },
     /// The outlet is not cut: why, and what the operator must do.
     NotCut {
@@ -706,6 +709,8 @@ pub struct Power {
     /// Each recorder's name, for the alerts.
     recorder_names: Vec<crate::engine::record::Text>,
     boot: Vec<crate::engine::config::Secs>,
+    /// Each recorder's shutdown time (a card's own cut within it is said).
+    shutdown_time: Vec<crate::engine::config::Secs>,
     waking: Vec<Option<Waking>>,
     /// Each recorder's order, as the station last gave it.
     ordered: Vec<Option<Timestamp>>,
@@ -826,6 +831,7 @@ impl Power {
                 .map(|r| r.name.as_str().into())
                 .collect(),
             boot: site.recorders.iter().map(|r| r.boot_time).collect(),
+            shutdown_time: site.recorders.iter().map(|r| r.shutdown_time).collect(),
             waking: vec![None; site.recorders.len()],
             ordered: vec![None; site.recorders.len()],
             settled: vec![Timestamp(0); n],
@@ -1109,10 +1115,12 @@ impl Power {
     /// `UpsOff`), its output on again (`OutletOn` without a group: APC `upsTurnedOn`). Recorded against trapgate's outlet, if it is one: with a cut under
     /// way, its confirmation (the read-back still decides: a trap carries no request
     /// id); a group on again after its cycle is done; a group turned off that trapgate
-    /// had not cut, with recorders on it never told to shut down, says which. False if
-    /// the report concerns none of trapgate's outlets.
+    /// had not cut, with recorders on it never told to shut down or told less than their
+    /// shutdown time before `now`, says which. False if the report concerns none of
+    /// trapgate's outlets.
     pub fn card_reported(
         &mut self,
+        now: Timestamp,
         u: UpsId,
         index: Option<u32>,
         event: crate::classify::Event,
@@ -1139,22 +1147,25 @@ impl Power {
         if on && stage == Stage::Armed {
             self.stages[i] = Stage::Done;
         }
-        let untold = if on || ours {
-            Vec::new()
-        } else {
-            self.plans[i]
-                .members
-                .iter()
-                .copied()
-                .filter(|r| self.ordered[r.index()].is_none())
-                .collect()
-        };
+        let (mut untold, mut early) = (Vec::new(), Vec::new());
+        if !on && !ours {
+            for &r in &self.plans[i].members {
+                match self.ordered[r.index()] {
+                    None => untold.push(r),
+                    Some(at) if at.plus_secs(self.shutdown_time[r.index()].0) > now => {
+                        early.push(r)
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
         self.out.push_back(PowerOutput::Reported {
             outlet: OutletId(i as u32),
             trap: rule.into(),
             stage: self.stages[i],
             ours,
             untold,
+            early,
         });
         true
     }

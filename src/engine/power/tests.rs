@@ -738,13 +738,19 @@ fn a_whole_output_waits_for_every_recorder_its_ups_alone_feeds() {
     assert_eq!(p.stage(out), Stage::Armed);
     let _ = drain(&mut p);
     use crate::classify::Event;
-    assert!(p.card_reported(UpsId(0), None, Event::ShutdownPending, "gracefulShutdown"));
+    assert!(p.card_reported(
+        t(300),
+        UpsId(0),
+        None,
+        Event::ShutdownPending,
+        "gracefulShutdown"
+    ));
     assert!(matches!(
         &drain(&mut p).1[..],
         [PowerOutput::Reported { outlet, ours: true, stage: Stage::Armed, .. }] if *outlet == out
     ));
     // Its output on again (APC upsTurnedOn): the cycle is done.
-    assert!(p.card_reported(UpsId(0), None, Event::OutletOn, "upsTurnedOn"));
+    assert!(p.card_reported(t(300), UpsId(0), None, Event::OutletOn, "upsTurnedOn"));
     assert_eq!(p.stage(out), Stage::Done);
 }
 
@@ -780,6 +786,7 @@ fn the_cards_own_outlet_traps_are_recorded_and_end_a_cycle_but_decide_no_cut() {
     let g1 = p.outlet_named("ups-main/group 1").unwrap();
     let off = |p: &mut Power, group| {
         p.card_reported(
+            t(300),
             UpsId(0),
             Some(group),
             Event::OutletOff,
@@ -804,7 +811,13 @@ fn the_cards_own_outlet_traps_are_recorded_and_end_a_cycle_but_decide_no_cut() {
     assert_eq!(p.stage(g2), Stage::Armed);
     let _ = drain(&mut p);
     // The group on again: its cycle is done.
-    assert!(p.card_reported(UpsId(0), Some(2), Event::OutletOn, "upsOutletGroupTurnedOn"));
+    assert!(p.card_reported(
+        t(300),
+        UpsId(0),
+        Some(2),
+        Event::OutletOn,
+        "upsOutletGroupTurnedOn"
+    ));
     let said = drain(&mut p).1;
     assert!(
         matches!(
@@ -830,11 +843,41 @@ fn the_cards_own_outlet_traps_are_recorded_and_end_a_cycle_but_decide_no_cut() {
         Stage::Idle,
         "a trap cuts nothing of trapgate's"
     );
+    // Told at 250 s with 90 s to shut down: cut by the card at 300 s, too early, said;
+    // at 400 s, after its shutdown time, not.
+    p.recorder_ordered(t(250), RecorderId(1), t(250), &ninety);
+    let _ = drain(&mut p);
+    assert!(off(&mut p, 1));
+    assert!(
+        matches!(&drain(&mut p).1[..], [PowerOutput::Reported { untold, early, .. }] if untold.is_empty() && early == &[RecorderId(1)])
+    );
+    assert!(p.card_reported(
+        t(400),
+        UpsId(0),
+        Some(1),
+        Event::OutletOff,
+        "upsOutletGroupTurnedOff"
+    ));
+    assert!(
+        matches!(&drain(&mut p).1[..], [PowerOutput::Reported { untold, early, .. }] if untold.is_empty() && early.is_empty())
+    );
     // A group trapgate has no recorder on, an output report of a UPS it does not cut,
     // a report without its group: none of trapgate's outlets.
     assert!(!off(&mut p, 3));
-    assert!(!p.card_reported(UpsId(0), None, Event::OutletOff, "upsOutletGroupTurnedOff"));
-    assert!(!p.card_reported(UpsId(0), None, Event::ShutdownPending, "gracefulShutdown"));
+    assert!(!p.card_reported(
+        t(300),
+        UpsId(0),
+        None,
+        Event::OutletOff,
+        "upsOutletGroupTurnedOff"
+    ));
+    assert!(!p.card_reported(
+        t(300),
+        UpsId(0),
+        None,
+        Event::ShutdownPending,
+        "gracefulShutdown"
+    ));
     assert!(drain(&mut p).1.is_empty());
 }
 

@@ -913,7 +913,7 @@ impl Station {
         }
         // The card's word on an outlet of its own, for the power machine.
         let reported = match n.who {
-            Who::Ups(u) => self.power.card_reported(u, n.index, n.event, n.rule),
+            Who::Ups(u) => self.power.card_reported(at, u, n.index, n.event, n.rule),
             Who::Recorder(_) => false,
         };
         let before = self.decider.revision();
@@ -1993,22 +1993,38 @@ impl Station {
                     stage,
                     ours,
                     untold,
+                    early,
                 } => {
-                    if !untold.is_empty() {
-                        let names: Vec<String> = untold
-                            .iter()
-                            .map(|r| self.names.recorder(*r).to_string())
-                            .collect();
+                    if !untold.is_empty() || !early.is_empty() {
+                        let list = |rs: &[RecorderId], what: &str| -> Option<String> {
+                            let names: Vec<String> = rs
+                                .iter()
+                                .map(|r| self.names.recorder(*r).to_string())
+                                .collect();
+                            (!names.is_empty()).then(|| {
+                                format!(
+                                    "{} on it {} {what}",
+                                    names.join(", "),
+                                    if names.len() == 1 { "was" } else { "were" }
+                                )
+                            })
+                        };
+                        let said: Vec<String> = [
+                            list(&untold, "not told to shut down"),
+                            list(&early, "told, but had not had its shutdown time"),
+                        ]
+                        .into_iter()
+                        .flatten()
+                        .collect();
                         let alert = Record::Decision(Decided::Alert {
                             ups: None,
                             recorder: None,
                             outlet: Some(self.power.name_text(outlet)),
                             kind: AlertKind::OutletCutByCard,
                             reason: format!(
-                                "the card turned outlet {} off ({trap}) though trapgate had not cut it: {} on it {} not told to shut down and lost power; check the card's load shedding and outlet group settings",
+                                "the card turned outlet {} off ({trap}) though trapgate had not cut it: {}, and lost power mid-write; check the card's load shedding and outlet group settings",
                                 self.power.name(outlet),
-                                names.join(", "),
-                                if names.len() == 1 { "was" } else { "were" }
+                                said.join("; ")
                             ),
                         });
                         self.record(t, alert);
