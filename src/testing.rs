@@ -60,6 +60,41 @@ pub fn v1_trap(
     ))
 }
 
+/// An SNMPv3 lowBattery trap (APC's, as an SNMPv2 trap) of the user `upsv3user` from
+/// engine `engine`, authNoPriv with the key `ku` localized to it: with a guessed `ku`,
+/// what a forger sends (its MAC is wrong, which takes a key localization to learn).
+pub fn v3_low_battery_keyed(ku: &crate::wire::usm::Key, engine: &[u8]) -> Vec<u8> {
+    use crate::wire::usm::{AuthProtocol, Keys};
+    use crate::wire::v3::{Level, Seal, seal};
+    use crate::wire::{Message, PduType, Value, VarBind, Version};
+    let keys = Keys::localized(AuthProtocol::Sha256, ku, None, engine);
+    let (name, low) = (
+        crate::wire::oid::oid("1.3.6.1.6.3.1.1.4.1.0"),
+        crate::wire::oid::oid("1.3.6.1.4.1.318.0.7"),
+    );
+    let vbs = [VarBind {
+        name: name.as_oid(),
+        value: Value::ObjectId(low.as_oid()),
+    }];
+    let pdu = Message::pdu(Version::V3, b"", PduType::SNMPV2_TRAP, 1, &vbs).pdu;
+    let s = Seal {
+        msg_id: 1,
+        max_size: 65_507,
+        reportable: false,
+        engine_id: engine,
+        boots: 1,
+        time: 1,
+        user: b"upsv3user",
+        level: Level::AuthNoPriv,
+        context_engine_id: engine,
+        context_name: b"",
+        salt: [0; 8],
+    };
+    let (mut scratch, mut out) = (Vec::new(), Vec::new());
+    seal(&pdu, &s, Some(&keys), &mut scratch, &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -634,35 +634,6 @@ fn none_back(
     None
 }
 
-/// A forged SNMPv3 trap from `user` naming engine `engine`, keyed with a passphrase the
-/// forger guessed (authNoPriv: its MAC is wrong, which takes a localization to learn).
-fn forged_v3(ku: &trapgate::wire::usm::Key, engine: &[u8]) -> Vec<u8> {
-    use trapgate::wire::usm::{AuthProtocol, Keys};
-    let keys = Keys::localized(AuthProtocol::Sha256, ku, None, engine);
-    let (name, low) = (oid("1.3.6.1.6.3.1.1.4.1.0"), oid("1.3.6.1.4.1.318.0.7"));
-    let vbs = [trapgate::wire::VarBind {
-        name: name.as_oid(),
-        value: trapgate::wire::Value::ObjectId(low.as_oid()),
-    }];
-    let pdu = Message::pdu(Version::V3, b"", PduType::SNMPV2_TRAP, 1, &vbs).pdu;
-    let s = Seal {
-        msg_id: 1,
-        max_size: 65_507,
-        reportable: false,
-        engine_id: engine,
-        boots: 1,
-        time: 1,
-        user: b"upsv3user",
-        level: Level::AuthNoPriv,
-        context_engine_id: engine,
-        context_name: b"",
-        salt: [0; 8],
-    };
-    let (mut scratch, mut out) = (Vec::new(), Vec::new());
-    seal(&pdu, &s, Some(&keys), &mut scratch, &mut out);
-    out
-}
-
 /// Forged v3 traps with random engine IDs from `from` to `to`, `per_second` for `for_`.
 fn engine_flood(
     from: &str,
@@ -691,7 +662,7 @@ fn engine_flood(
                 (n >> 8) as u8,
                 n as u8,
             ];
-            let _ = socket.send_to(&forged_v3(&ku, &engine), to);
+            let _ = socket.send_to(&trapgate::testing::v3_low_battery_keyed(&ku, &engine), to);
             sent += 1;
             let due = start + Duration::from_secs_f64(sent as f64 / f64::from(per_second));
             if let Some(wait) = due.checked_duration_since(Instant::now()) {

@@ -489,22 +489,8 @@ impl RecordersV3 {
 
     /// A discovery probe (RFC 3414 §4): no engine, no user, unauthenticated, reportable.
     fn discovery() -> Vec<u8> {
-        let pdu = Message::pdu(Version::V3, b"", PduType::GET_REQUEST, 1, &[]).pdu;
-        let s = Seal {
-            msg_id: 1,
-            max_size: 1472,
-            reportable: true,
-            engine_id: b"",
-            boots: 0,
-            time: 0,
-            user: b"",
-            level: Level::NoAuthNoPriv,
-            context_engine_id: b"",
-            context_name: b"",
-            salt: [0; 8],
-        };
-        let (mut scratch, mut out) = (Vec::new(), Vec::new());
-        seal(&pdu, &s, None, &mut scratch, &mut out);
+        let mut out = Vec::new();
+        crate::wire::v3::discovery_probe(1, 1472, &mut out);
         out
     }
 

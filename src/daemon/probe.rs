@@ -347,6 +347,15 @@ fn seconds_text(s: i64) -> String {
     format!("{s} s")
 }
 
+/// An outlet's delay as the card gives it: -1 (any negative) is "never".
+fn delay_text(s: i64) -> String {
+    if s < 0 {
+        "never".to_string()
+    } else {
+        seconds_text(s)
+    }
+}
+
 /// Probes every card of `site` in turn.
 pub fn probe(site: &Site) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -542,11 +551,7 @@ fn apc(
                 format!(
                     "{}.{g} = {}{label}",
                     APC_GROUP_OFF_DELAY.name,
-                    if s < 0 {
-                        "never".to_string()
-                    } else {
-                        seconds_text(s)
-                    }
+                    delay_text(s)
                 ),
                 Verdict::Agrees,
             ),
@@ -695,11 +700,7 @@ fn rfc1628(
                     format!(
                         "{}.{g} = {}",
                         EATON_RECEP_AUTO_OFF_DELAY.name,
-                        if s < 0 {
-                            "never".to_string()
-                        } else {
-                            seconds_text(s)
-                        }
+                        delay_text(s)
                     ),
                     Verdict::Agrees,
                 ),

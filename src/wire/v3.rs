@@ -397,6 +397,36 @@ fn seal_in_place(seal: &Seal<'_>, keys: Option<&Keys>, scratch: &mut Vec<u8>, ou
     }
 }
 
+/// A discovery probe (RFC 3414 §4): a reportable get-request with no engine, no user,
+/// unauthenticated; what an agent answers with a Report naming its engine. Written into
+/// `out` (cleared first).
+pub fn discovery_probe(msg_id: i32, max_size: i32, out: &mut Vec<u8>) {
+    let pdu = crate::wire::Message::pdu(
+        crate::wire::Version::V3,
+        b"",
+        crate::wire::PduType::GET_REQUEST,
+        msg_id,
+        &[],
+    )
+    .pdu;
+    let s = Seal {
+        msg_id,
+        max_size,
+        reportable: true,
+        engine_id: b"",
+        boots: 0,
+        time: 0,
+        user: b"",
+        level: Level::NoAuthNoPriv,
+        context_engine_id: b"",
+        context_name: b"",
+        salt: [0; 8],
+    };
+    let mut scratch = Vec::new();
+    out.clear();
+    seal(&pdu, &s, None, &mut scratch, out);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -681,6 +681,18 @@ pub const WAKE_EVERY_S: u32 = 10;
 /// is woken as well.
 pub const WAKE_AFTER_CYCLE_S: u32 = 120;
 
+/// The card's reports of an outlet taken a minute, at most (a cycle sends three: the
+/// command, off, on).
+pub const REPORTS_A_MINUTE: u8 = 8;
+
+/// What was taken of a card's reports of one outlet.
+#[derive(Clone, Debug, Default)]
+struct Reports {
+    last: Option<(crate::classify::Event, crate::engine::record::Text)>,
+    taken: u8,
+    since: Timestamp,
+}
+
 /// A recorder to wake: its next packet's time and number, and until when.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Waking {
@@ -711,6 +723,9 @@ pub struct Power {
     boot: Vec<crate::engine::config::Secs>,
     /// Each recorder's shutdown time (a card's own cut within it is said).
     shutdown_time: Vec<crate::engine::config::Secs>,
+    /// Per outlet: the card's last report taken (its event and trap), how many were
+    /// taken in the minute since the first of them, and when that minute began.
+    reports: Vec<Reports>,
     waking: Vec<Option<Waking>>,
     /// Each recorder's order, as the station last gave it.
     ordered: Vec<Option<Timestamp>>,
@@ -832,6 +847,7 @@ impl Power {
                 .collect(),
             boot: site.recorders.iter().map(|r| r.boot_time).collect(),
             shutdown_time: site.recorders.iter().map(|r| r.shutdown_time).collect(),
+            reports: vec![Reports::default(); n],
             waking: vec![None; site.recorders.len()],
             ordered: vec![None; site.recorders.len()],
             settled: vec![Timestamp(0); n],
@@ -997,6 +1013,8 @@ impl Power {
         if all {
             let at = due.max(now);
             self.stages[i] = Stage::Due { at };
+            // A new cycle: the card's reports of the last one are not repeats.
+            self.reports[i] = Reports::default();
             self.settled[i] = now;
             self.announce.push(o);
             self.announce_at.get_or_insert(now);
@@ -1117,7 +1135,9 @@ impl Power {
     /// id); a group on again after its cycle is done; a group turned off that trapgate
     /// had not cut, with recorders on it never told to shut down or told less than their
     /// shutdown time before `now`, says which. False if the report concerns none of
-    /// trapgate's outlets.
+    /// trapgate's outlets, repeats the last one of its outlet (the same trap), or is past
+    /// the outlet's `REPORTS_A_MINUTE`: a card repeating its trap is recorded once, a
+    /// flood of them a few times a minute.
     pub fn card_reported(
         &mut self,
         now: Timestamp,
@@ -1137,6 +1157,25 @@ impl Power {
         let Some(i) = self.plans.iter().position(|p| p.plug == plug) else {
             return false;
         };
+        // The same report again (a card that repeats its trap), or past the budget of a
+        // minute (a forger with its community, alternating): nothing more to record.
+        let seen = &mut self.reports[i];
+        if seen
+            .last
+            .as_ref()
+            .is_some_and(|(e, r)| *e == event && **r == *rule)
+        {
+            return false;
+        }
+        if now >= seen.since.plus_secs(60) {
+            (seen.since, seen.taken) = (now, 0);
+        }
+        if seen.taken >= REPORTS_A_MINUTE {
+            return false;
+        }
+        let trap: crate::engine::record::Text = rule.into();
+        seen.taken += 1;
+        seen.last = Some((event, trap.clone()));
         let on = event == Event::OutletOn;
         let stage = self.stages[i];
         // A SET out, or taken: trapgate's cut.
@@ -1161,7 +1200,7 @@ impl Power {
         }
         self.out.push_back(PowerOutput::Reported {
             outlet: OutletId(i as u32),
-            trap: rule.into(),
+            trap,
             stage: self.stages[i],
             ours,
             untold,

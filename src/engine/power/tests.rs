@@ -750,7 +750,7 @@ fn a_whole_output_waits_for_every_recorder_its_ups_alone_feeds() {
         [PowerOutput::Reported { outlet, ours: true, stage: Stage::Armed, .. }] if *outlet == out
     ));
     // Its output on again (APC upsTurnedOn): the cycle is done.
-    assert!(p.card_reported(t(300), UpsId(0), None, Event::OutletOn, "upsTurnedOn"));
+    assert!(p.card_reported(t(302), UpsId(0), None, Event::OutletOn, "upsTurnedOn"));
     assert_eq!(p.stage(out), Stage::Done);
 }
 
@@ -784,17 +784,18 @@ fn the_cards_own_outlet_traps_are_recorded_and_end_a_cycle_but_decide_no_cut() {
     let site = site("");
     let (mut p, g2, _, confirm) = a_set_unanswered(&site);
     let g1 = p.outlet_named("ups-main/group 1").unwrap();
-    let off = |p: &mut Power, group| {
+    let report = |p: &mut Power, s, group, event| {
         p.card_reported(
-            t(300),
+            t(s),
             UpsId(0),
             Some(group),
-            Event::OutletOff,
+            event,
             "upsOutletGroupTurnedOff",
         )
     };
+    let off = |p: &mut Power, s, group| report(p, s, group, Event::OutletOff);
     // Group 2's SET out (its answer lost): the card's word is recorded, the read decides.
-    assert!(off(&mut p, 2));
+    assert!(off(&mut p, 300, 2));
     let said = drain(&mut p).1;
     assert!(
         matches!(&said[..], [PowerOutput::Reported { outlet, ours: true, untold, stage: Stage::Confirming { .. }, .. }] if *outlet == g2 && untold.is_empty()),
@@ -810,14 +811,13 @@ fn the_cards_own_outlet_traps_are_recorded_and_end_a_cycle_but_decide_no_cut() {
     .expect("the confirming read");
     assert_eq!(p.stage(g2), Stage::Armed);
     let _ = drain(&mut p);
+    // The same report again (a card repeating its trap, a flood of forgeries with its
+    // community): nothing more recorded.
+    assert!(!off(&mut p, 300, 2));
+    assert!(!off(&mut p, 305, 2));
+    assert!(drain(&mut p).1.is_empty());
     // The group on again: its cycle is done.
-    assert!(p.card_reported(
-        t(300),
-        UpsId(0),
-        Some(2),
-        Event::OutletOn,
-        "upsOutletGroupTurnedOn"
-    ));
+    assert!(report(&mut p, 302, 2, Event::OutletOn));
     let said = drain(&mut p).1;
     assert!(
         matches!(
@@ -832,7 +832,7 @@ fn the_cards_own_outlet_traps_are_recorded_and_end_a_cycle_but_decide_no_cut() {
     );
     assert_eq!(p.stage(g2), Stage::Done);
     // Group 1 turned off by the card itself, nvr-251 on it never told: said.
-    assert!(off(&mut p, 1));
+    assert!(off(&mut p, 300, 1));
     let said = drain(&mut p).1;
     assert!(
         matches!(&said[..], [PowerOutput::Reported { outlet, ours: false, untold, .. }] if *outlet == g1 && untold == &[RecorderId(1)]),
@@ -843,27 +843,24 @@ fn the_cards_own_outlet_traps_are_recorded_and_end_a_cycle_but_decide_no_cut() {
         Stage::Idle,
         "a trap cuts nothing of trapgate's"
     );
-    // Told at 250 s with 90 s to shut down: cut by the card at 300 s, too early, said;
-    // at 400 s, after its shutdown time, not.
+    // Told at 250 s with 90 s to shut down (its group committed: a new cycle, the
+    // last report forgotten): cut by the card at 300 s, too early, said; on again,
+    // then off at 400 s, after its shutdown time: not said.
     p.recorder_ordered(t(250), RecorderId(1), t(250), &ninety);
     let _ = drain(&mut p);
-    assert!(off(&mut p, 1));
+    assert!(off(&mut p, 300, 1));
     assert!(
         matches!(&drain(&mut p).1[..], [PowerOutput::Reported { untold, early, .. }] if untold.is_empty() && early == &[RecorderId(1)])
     );
-    assert!(p.card_reported(
-        t(400),
-        UpsId(0),
-        Some(1),
-        Event::OutletOff,
-        "upsOutletGroupTurnedOff"
-    ));
+    assert!(report(&mut p, 350, 1, Event::OutletOn));
+    let _ = drain(&mut p);
+    assert!(off(&mut p, 400, 1));
     assert!(
         matches!(&drain(&mut p).1[..], [PowerOutput::Reported { untold, early, .. }] if untold.is_empty() && early.is_empty())
     );
     // A group trapgate has no recorder on, an output report of a UPS it does not cut,
     // a report without its group: none of trapgate's outlets.
-    assert!(!off(&mut p, 3));
+    assert!(!off(&mut p, 500, 3));
     assert!(!p.card_reported(
         t(300),
         UpsId(0),

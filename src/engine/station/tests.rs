@@ -1216,3 +1216,84 @@ fn a_restart_rebuilds_from_kinds_and_fields_never_from_sentences() {
         assert_eq!(again, !ok, "ok = {ok}: {:?}", w.seen.orders);
     }
 }
+
+#[test]
+fn a_flood_of_a_cards_outlet_trap_is_journaled_once() {
+    // A forger with the UPS's community (or a card repeating itself): 1,000 reports of
+    // group 1 turned off, in two seconds.
+    let mut w = World::new(outlet_site());
+    for k in 0..1000 {
+        let s = 10.0 + f64::from(k) / 500.0;
+        w.to(s);
+        let n = Notification {
+            who: Who::Ups(UpsId(0)),
+            source: UPS.parse().unwrap(),
+            community: b"public",
+            v3: None,
+            event: Event::OutletOff,
+            rule: "upsOutletGroupTurnedOff",
+            index: Some(1),
+        };
+        w.station.handle_notification(t(s), &n);
+        w.act();
+    }
+    let count = |f: &dyn Fn(&Record) -> bool| w.seen.journal.iter().filter(|(_, r)| f(r)).count();
+    assert_eq!(
+        count(&|r| matches!(
+            r,
+            Record::Input(Input::Event {
+                event: Event::OutletOff,
+                ..
+            })
+        )),
+        1
+    );
+    assert_eq!(
+        count(&|r| matches!(r, Record::Action(Action::OutletReported { .. }))),
+        1
+    );
+    assert_eq!(
+        count(&|r| matches!(
+            r,
+            Record::Decision(Decided::Alert {
+                kind: AlertKind::OutletCutByCard,
+                ..
+            })
+        )),
+        1,
+        "{:#?}",
+        w.seen.journal
+    );
+    // Alternating off and on, as no card does: a few a minute recorded, no more.
+    let mut w = World::new(outlet_site());
+    for k in 0..1000u32 {
+        let s = 10.0 + f64::from(k) / 500.0;
+        w.to(s);
+        let (event, rule) = if k % 2 == 0 {
+            (Event::OutletOff, "upsOutletGroupTurnedOff")
+        } else {
+            (Event::OutletOn, "upsOutletGroupTurnedOn")
+        };
+        let n = Notification {
+            who: Who::Ups(UpsId(0)),
+            source: UPS.parse().unwrap(),
+            community: b"public",
+            v3: None,
+            event,
+            rule,
+            index: Some(1),
+        };
+        w.station.handle_notification(t(s), &n);
+        w.act();
+    }
+    let reported = w
+        .seen
+        .journal
+        .iter()
+        .filter(|(_, r)| matches!(r, Record::Action(Action::OutletReported { .. })))
+        .count();
+    assert_eq!(
+        reported,
+        usize::from(crate::engine::power::REPORTS_A_MINUTE)
+    );
+}

@@ -198,34 +198,38 @@ fn sink(port: u16, count: u64) {
     println!("{got} {last}");
 }
 
-struct Sink {
+/// A helper of this binary in a process of its own (`--sink`: the recorders, `--card`:
+/// the PDU's card): started, ready, and its one line of results read at the end.
+struct Helper {
     child: Child,
     out: BufReader<std::process::ChildStdout>,
 }
 
-impl Sink {
-    fn start(me: &Path, port: u16, count: usize) -> Sink {
+impl Helper {
+    fn start(me: &Path, mode: &str, port: u16, count: usize) -> Helper {
         let mut child = Command::new(me)
-            .args(["--sink", &port.to_string(), &count.to_string()])
+            .args([mode, &port.to_string(), &count.to_string()])
             .stdout(Stdio::piped())
             .spawn()
-            .expect("the sink starts");
+            .expect("the helper starts");
         let mut out = BufReader::new(child.stdout.take().expect("stdout"));
         let mut line = String::new();
-        out.read_line(&mut line).expect("the sink is ready");
+        out.read_line(&mut line).expect("the helper is ready");
         assert_eq!(line.trim(), "ready");
-        Sink { child, out }
+        Helper { child, out }
     }
 
-    /// How many orders came, and when the last did.
-    fn result(mut self) -> (u64, u64) {
+    /// Its results: the sink's orders seen and the last one's receipt; the card's SETs
+    /// seen, the last one's receipt, read-backs seen, the last one's receipt.
+    fn result<const N: usize>(mut self) -> [u64; N] {
         let mut line = String::new();
-        self.out.read_line(&mut line).expect("the sink's result");
+        self.out.read_line(&mut line).expect("the helper's result");
         let _ = self.child.wait();
-        let mut it = line
-            .split_whitespace()
-            .map(|w| w.parse::<u64>().unwrap_or(0));
-        (it.next().unwrap_or(0), it.next().unwrap_or(0))
+        let mut v = [0u64; N];
+        for (slot, w) in v.iter_mut().zip(line.split_whitespace()) {
+            *slot = w.parse().unwrap_or(0);
+        }
+        v
     }
 }
 
@@ -305,48 +309,15 @@ fn gateway_trial(
     let mut child = spawn_listening(&mut cmd);
     // Let it settle (its first poll, the journal's first records).
     std::thread::sleep(Duration::from_millis(300));
-    let sink = Sink::start(me, sink_port, args.recorders);
+    let sink = Helper::start(me, "--sink", sink_port, args.recorders);
     let ups = UdpSocket::bind((UPS, 0)).expect("the UPS's socket");
     let trap = low_battery(UPS.octets());
     let sent = now_ns();
     ups.send_to(&trap, ("127.0.0.1", listen))
         .expect("send the trap");
-    let (got, last) = sink.result();
+    let [got, last] = sink.result();
     stop(&mut child);
     (got == args.recorders as u64).then(|| last.saturating_sub(sent))
-}
-
-/// The PDU's card, in a process of its own (`--card`).
-struct PduCard {
-    child: Child,
-    out: BufReader<std::process::ChildStdout>,
-}
-
-impl PduCard {
-    fn start(me: &Path, port: u16, outlets: usize) -> PduCard {
-        let mut child = Command::new(me)
-            .args(["--card", &port.to_string(), &outlets.to_string()])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("the card starts");
-        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut line = String::new();
-        out.read_line(&mut line).expect("the card is ready");
-        assert_eq!(line.trim(), "ready");
-        PduCard { child, out }
-    }
-
-    /// SETs seen, the last one's receipt, read-backs seen, the last one's receipt.
-    fn result(mut self) -> [u64; 4] {
-        let mut line = String::new();
-        self.out.read_line(&mut line).expect("the card's result");
-        let _ = self.child.wait();
-        let mut v = [0u64; 4];
-        for (slot, w) in v.iter_mut().zip(line.split_whitespace()) {
-            *slot = w.parse().unwrap_or(0);
-        }
-        v
-    }
 }
 
 /// One trial of trapgate with the recorders on the PDU's outlets (journal on): the
@@ -365,16 +336,16 @@ fn outlets_trial(
     cmd.args(["run", "--config"]).arg(site);
     let _ = std::fs::remove_file(journal);
     cmd.arg("--journal").arg(journal);
-    let card = PduCard::start(me, pdu_port, args.outlets);
+    let card = Helper::start(me, "--card", pdu_port, args.outlets);
     let mut child = spawn_listening(&mut cmd);
     std::thread::sleep(Duration::from_millis(300));
-    let sink = Sink::start(me, sink_port, args.recorders);
+    let sink = Helper::start(me, "--sink", sink_port, args.recorders);
     let ups = UdpSocket::bind((UPS, 0)).expect("the UPS's socket");
     let trap = low_battery(UPS.octets());
     let sent = now_ns();
     ups.send_to(&trap, ("127.0.0.1", listen))
         .expect("send the trap");
-    let (got, last) = sink.result();
+    let [got, last] = sink.result();
     let [sets, _, readbacks, last_readback] = card.result();
     stop(&mut child);
     let all = got == args.recorders as u64
@@ -390,7 +361,7 @@ fn outlets_trial(
 
 /// One trial of the floor: fsync once, then every order in `sendmmsg` batches.
 fn floor_trial(args: &Args, me: &Path, file: &Path, sink_port: u16) -> Option<u64> {
-    let sink = Sink::start(me, sink_port, args.recorders);
+    let sink = Helper::start(me, "--sink", sink_port, args.recorders);
     let socket = UdpSocket::bind("127.0.0.1:0").expect("a socket");
     let order = low_battery([127, 0, 0, 1]);
     let mut batch = SendBatch::new();
@@ -406,7 +377,7 @@ fn floor_trial(args: &Args, me: &Path, file: &Path, sink_port: u16) -> Option<u6
         batch.push(SocketAddr::from((recorder(i), sink_port)), &order);
     }
     batch.flush(socket.as_raw_fd());
-    let (got, last) = sink.result();
+    let [got, last] = sink.result();
     (got == args.recorders as u64).then(|| last.saturating_sub(started))
 }
 

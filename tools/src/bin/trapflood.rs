@@ -227,53 +227,8 @@ fn flood(
 
 /// A reportable SNMPv3 discovery probe (no engine, no user): what asks for a Report.
 fn discovery_probe() -> Vec<u8> {
-    use trapgate::wire::v3::{Level, Seal, seal};
-    let pdu = Message::pdu(Version::V3, b"", PduType::GET_REQUEST, 1, &[]).pdu;
-    let s = Seal {
-        msg_id: 1,
-        max_size: 65_507,
-        reportable: true,
-        engine_id: b"",
-        boots: 0,
-        time: 0,
-        user: b"",
-        level: Level::NoAuthNoPriv,
-        context_engine_id: b"",
-        context_name: b"",
-        salt: [0; 8],
-    };
-    let (mut scratch, mut out) = (Vec::new(), Vec::new());
-    seal(&pdu, &s, None, &mut scratch, &mut out);
-    out
-}
-
-/// A v3 lowBattery trap of the site's user from engine `engine`, keyed with a guessed
-/// passphrase: a new engine each, so each would cost a key localization.
-fn forged_v3(ku: &trapgate::wire::usm::Key, engine: &[u8]) -> Vec<u8> {
-    use trapgate::wire::usm::{AuthProtocol, Keys};
-    use trapgate::wire::v3::{Level, Seal, seal};
-    let keys = Keys::localized(AuthProtocol::Sha256, ku, None, engine);
-    let (name, low) = (oid("1.3.6.1.6.3.1.1.4.1.0"), oid("1.3.6.1.4.1.318.0.7"));
-    let vbs = [VarBind {
-        name: name.as_oid(),
-        value: Value::ObjectId(low.as_oid()),
-    }];
-    let pdu = Message::pdu(Version::V3, b"", PduType::SNMPV2_TRAP, 1, &vbs).pdu;
-    let s = Seal {
-        msg_id: 1,
-        max_size: 65_507,
-        reportable: false,
-        engine_id: engine,
-        boots: 1,
-        time: 1,
-        user: b"upsv3user",
-        level: Level::AuthNoPriv,
-        context_engine_id: engine,
-        context_name: b"",
-        salt: [0; 8],
-    };
-    let (mut scratch, mut out) = (Vec::new(), Vec::new());
-    seal(&pdu, &s, Some(&keys), &mut scratch, &mut out);
+    let mut out = Vec::new();
+    trapgate::wire::v3::discovery_probe(1, 65_507, &mut out);
     out
 }
 
@@ -294,7 +249,7 @@ fn engine_flood(
         );
         let made: Vec<Vec<u8>> = (0..4096u32)
             .map(|n| {
-                forged_v3(
+                trapgate::testing::v3_low_battery_keyed(
                     &ku,
                     &[0x80, 0, 0x1f, 0x88, 4, 0xf0, 0, (n >> 8) as u8, n as u8],
                 )
