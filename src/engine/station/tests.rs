@@ -1217,26 +1217,33 @@ fn a_restart_rebuilds_from_kinds_and_fields_never_from_sentences() {
     }
 }
 
-#[test]
-fn a_flood_of_a_cards_outlet_trap_is_journaled_once() {
-    // A forger with the UPS's community (or a card repeating itself): 1,000 reports of
-    // group 1 turned off, in two seconds.
+/// 1,000 reports of group 1 by the card's address with its community, in two seconds
+/// (the `k`th's event and trap from `report`): a forger who has the community, or a
+/// card repeating itself.
+fn outlet_flood(report: impl Fn(u32) -> (Event, &'static str)) -> World {
     let mut w = World::new(outlet_site());
-    for k in 0..1000 {
+    for k in 0..1000u32 {
         let s = 10.0 + f64::from(k) / 500.0;
         w.to(s);
+        let (event, rule) = report(k);
         let n = Notification {
             who: Who::Ups(UpsId(0)),
             source: UPS.parse().unwrap(),
             community: b"public",
             v3: None,
-            event: Event::OutletOff,
-            rule: "upsOutletGroupTurnedOff",
+            event,
+            rule,
             index: Some(1),
         };
         w.station.handle_notification(t(s), &n);
         w.act();
     }
+    w
+}
+
+#[test]
+fn a_flood_of_a_cards_outlet_trap_is_journaled_once() {
+    let w = outlet_flood(|_| (Event::OutletOff, "upsOutletGroupTurnedOff"));
     let count = |f: &dyn Fn(&Record) -> bool| w.seen.journal.iter().filter(|(_, r)| f(r)).count();
     assert_eq!(
         count(&|r| matches!(
@@ -1265,27 +1272,13 @@ fn a_flood_of_a_cards_outlet_trap_is_journaled_once() {
         w.seen.journal
     );
     // Alternating off and on, as no card does: a few a minute recorded, no more.
-    let mut w = World::new(outlet_site());
-    for k in 0..1000u32 {
-        let s = 10.0 + f64::from(k) / 500.0;
-        w.to(s);
-        let (event, rule) = if k % 2 == 0 {
+    let w = outlet_flood(|k| {
+        if k % 2 == 0 {
             (Event::OutletOff, "upsOutletGroupTurnedOff")
         } else {
             (Event::OutletOn, "upsOutletGroupTurnedOn")
-        };
-        let n = Notification {
-            who: Who::Ups(UpsId(0)),
-            source: UPS.parse().unwrap(),
-            community: b"public",
-            v3: None,
-            event,
-            rule,
-            index: Some(1),
-        };
-        w.station.handle_notification(t(s), &n);
-        w.act();
-    }
+        }
+    });
     let reported = w
         .seen
         .journal
