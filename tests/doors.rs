@@ -180,8 +180,8 @@ fn probe_len() -> usize {
 #[test]
 fn the_agent_reflects_nothing_to_a_stranger_and_little_to_a_recorder() {
     let file = site_file("doors-agent", &upses(1, ""));
-    let (child, _out, err) = start(&["run", "--config", file.to_str().expect("UTF-8")]);
-    let agent = agent_of(&listening_line(&err));
+    let gw = InProcess::start(&std::fs::read_to_string(&file).expect("the site"), None);
+    let agent = gw.agent;
     let stranger = UdpSocket::bind("127.0.9.9:0").expect("a stranger's address");
     let recorder = UdpSocket::bind("127.0.4.200:0").expect("the recorder's address");
     let probe = reportable(b"", b"", 1);
@@ -191,7 +191,7 @@ fn the_agent_reflects_nothing_to_a_stranger_and_little_to_a_recorder() {
     }
     let (to_stranger, _) = count_received(&stranger);
     let (to_recorder, largest) = count_received(&recorder);
-    terminate(&child);
+    gw.stop();
     assert_eq!(to_stranger, 0, "the agent answered a stranger");
     assert!(
         (1..=60).contains(&to_recorder),
@@ -292,10 +292,11 @@ fn two_gateways_forwarding_to_each_other_pass_a_trap_on_once() {
         "doors-loop-b",
         &site(b_port, format!("127.0.5.1:{a_port}"), ""),
     );
-    let (ga, _oa, ea) = start(&["run", "--config", a.to_str().expect("UTF-8")]);
-    let (gb, _ob, eb) = start(&["run", "--config", b.to_str().expect("UTF-8")]);
-    let _ = listening_on(&ea);
-    let _ = listening_on(&eb);
+    let read = |f: &std::path::Path| std::fs::read_to_string(f).expect("the site");
+    let (ga, gb) = (
+        InProcess::start(&read(&a), None),
+        InProcess::start(&read(&b), None),
+    );
     let ups = UdpSocket::bind("127.0.4.1:0").expect("the UPS");
     let at_a: SocketAddr = format!("127.0.5.1:{a_port}").parse().expect("addr");
     // A v1 trap: A passes it to B and to its NMS; B passes it back to A, which knows it
@@ -329,8 +330,8 @@ fn two_gateways_forwarding_to_each_other_pass_a_trap_on_once() {
     ups.send_to(&v2, at_a).expect("send");
     std::thread::sleep(Duration::from_secs(1));
     let (v2c, _) = count_received(&nms_a);
-    terminate(&ga);
-    terminate(&gb);
+    ga.stop();
+    gb.stop();
     assert_eq!(v1, 1, "A's NMS got the v1 trap {v1} times: a bounce");
     assert_eq!(v2c, 1, "A's NMS got the v2c trap {v2c} times: a bounce");
 }
@@ -521,17 +522,16 @@ fn only_a_logged_in_nut_client_is_heard_and_guesses_are_slowed_and_counted() {
     let file = site_file("doors-nut-login", &tcp_site(nut_port, nis_port));
     let journal = file.with_file_name("journal");
     let _ = std::fs::remove_file(&journal);
-    let (child, out, err) = start(&[
-        "run",
-        "--config",
-        file.to_str().expect("UTF-8"),
-        "--http",
-        "127.0.0.1:0",
-        "--journal",
-        journal.to_str().expect("UTF-8"),
-    ]);
-    let traps = listening_on(&err);
-    let http = http_endpoint(&err).to_string();
+    let mut gw = InProcess::with(
+        &std::fs::read_to_string(&file).expect("the site"),
+        trapgate::daemon::Options {
+            metrics: Some("127.0.0.1:0".parse().expect("an address")),
+            journal: Some(journal.clone()),
+            ..trapgate::daemon::Options::default()
+        },
+    );
+    let (out, traps) = (gw.take_out(), gw.traps);
+    let http = gw.http.expect("an endpoint").to_string();
     let nut: SocketAddr = format!("127.0.0.1:{nut_port}").parse().expect("addr");
     // Guesses: five wrong passwords on one connection, each answer later than the last.
     let mut guess = BufReader::new(connect_from("127.0.6.2", nut));
@@ -595,7 +595,7 @@ fn only_a_logged_in_nut_client_is_heard_and_guesses_are_slowed_and_counted() {
     read_until(&mut anon, "VAR ups ups.status").expect("answered");
     let back = none_back(&out, "nas-2", Duration::from_millis(1_500));
     let page = scrape(&http);
-    terminate(&child);
+    gw.stop();
     assert!(back.is_none(), "nas-2 back without a login: {back:?}");
     let refused = page
         .lines()
@@ -774,18 +774,18 @@ shutdown_time = "90s"
     let journal = dir.join("journal");
     let _ = std::fs::remove_file(&journal);
     let run = || {
-        start(&[
-            "run",
-            "--config",
-            file.to_str().expect("UTF-8"),
-            "--journal",
-            journal.to_str().expect("UTF-8"),
-            "--workers",
-            "1",
-        ])
+        let mut gw = InProcess::with(
+            &std::fs::read_to_string(&file).expect("the site"),
+            trapgate::daemon::Options {
+                journal: Some(journal.clone()),
+                workers: Some(1),
+                ..trapgate::daemon::Options::default()
+            },
+        );
+        let (out, traps) = (gw.take_out(), gw.traps);
+        (gw, out, traps)
     };
-    let (child, out, err) = run();
-    let traps = listening_on(&err);
+    let (gw, out, traps) = run();
     // The poller authenticates the card's engine (journaled: EngineKnown); the card is
     // on battery.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -805,15 +805,12 @@ shutdown_time = "90s"
     let decided = expect_line(&out, &["\"decision\":\"ShutdownRecorder\"", "nvr-1"]);
     assert!(decided.contains("lowBattery"), "{decided}");
     let forged = flood.join().expect("the flood");
-    terminate(&child);
-    let mut child = child;
-    assert!(child.wait().expect("exit").success());
+    gw.stop();
     let _ = card.kill();
     let _ = card.wait();
     assert!(forged > 4_000, "{forged} forgeries sent");
     // A restart, the card's agent gone (no poll answers): the journal knows its engine.
-    let (child, out, err) = run();
-    let traps = address_in(&expect_line(&err, &["listening on"]));
+    let (gw, out, traps) = run();
     let flood = engine_flood("127.0.7.1", traps, 2_000, Duration::from_secs(3));
     std::thread::sleep(Duration::from_millis(500));
     let sent = card_trap(card_engine, "127.0.7.1", traps, 9);
@@ -821,7 +818,7 @@ shutdown_time = "90s"
     let back = expect_line(&out, &["\"decision\":\"PowerBack\""]);
     assert!(back.contains("ups-v3"), "{back}");
     let _ = flood.join();
-    terminate(&child);
+    gw.stop();
 }
 
 /// A connection that says nothing is closed: an apcupsd fetch is one request, so a NIS

@@ -570,7 +570,7 @@ fn an_snmpv3_trap_goes_on_as_v2c_with_the_targets_community_and_a_wrong_key_goes
         "name = \"ups-main\"\nversion = \"3\"\nuser = \"upsv3user\"",
         1,
     );
-    let (mut child, _out, err, traps, http) = run_with_http(&site_file("forward-v3", &text));
+    let (gw, traps, http) = in_process_with_http(&site_file("forward-v3", &text));
     let metrics = http.to_string();
     let ups = UdpSocket::bind((UPS, 0)).expect("the UPS");
     ups.send_to(&forged, traps).expect("send");
@@ -581,18 +581,15 @@ fn an_snmpv3_trap_goes_on_as_v2c_with_the_targets_community_and_a_wrong_key_goes
     ups.send_to(&good, traps).expect("send");
     let got = awaited(&t, 1);
     // If nothing came: whether the gateway runs, what it said, what it counted.
-    let mut why = || {
+    let why = || {
         std::thread::sleep(Duration::from_millis(1200));
         let counted: Vec<String> = scrape(&metrics)
             .lines()
             .filter(|l| !l.starts_with('#') && !l.ends_with(" 0"))
             .map(str::to_string)
             .collect();
-        let said: Vec<String> = err.try_iter().collect();
-        format!(
-            "gateway {:?}; stderr {said:?}; {counted:?}",
-            child.try_wait()
-        )
+        let said: Vec<String> = gw.out.try_iter().collect();
+        format!("printed {said:?}; {counted:?}")
     };
     assert_eq!(got.len(), 1, "{got:?}\n{}", why());
     let arena = Bump::new();
@@ -610,7 +607,7 @@ fn an_snmpv3_trap_goes_on_as_v2c_with_the_targets_community_and_a_wrong_key_goes
         binding(&m, "1.3.6.1.6.3.18.1.3.0"),
         Some(Value::IpAddress([127, 13, 0, 1]))
     );
-    terminate(&child);
+    gw.stop();
 }
 
 #[test]
@@ -622,15 +619,14 @@ fn an_ipv6_ups_trap_carries_its_sixteen_octets_as_the_forwarder_binding() {
     let (t, at) = target("127.0.0.9");
     let forwards = format!("\n[[forward]]\nto = \"{at}\"\nmatch = [\"*\"]\n");
     let text = site(&forwards).replace(&format!("address = \"{UPS}\""), "address = \"::1\"");
-    let file = site_file("forward-v6", &text);
-    let (child, _out, err) = start(&[
-        "run",
-        "--config",
-        file.to_str().expect("UTF-8"),
-        "--listen",
-        "[::1]:0",
-    ]);
-    let traps = listening_on(&err);
+    let gw = InProcess::with(
+        &text,
+        trapgate::daemon::Options {
+            listen: vec!["[::1]:0".parse().expect("an address")],
+            ..trapgate::daemon::Options::default()
+        },
+    );
+    let traps = gw.traps;
     ups.send_to(&v2(PduType::SNMPV2_TRAP, COLD_START, 3, &[]), traps)
         .expect("send");
     let got = awaited(&t, 1);
@@ -646,7 +642,7 @@ fn an_ipv6_ups_trap_carries_its_sixteen_octets_as_the_forwarder_binding() {
         None,
         "no IPv4 origin to give"
     );
-    terminate(&child);
+    gw.stop();
 }
 
 #[test]
@@ -692,15 +688,14 @@ fn forwards_leave_from_the_listen_address_or_the_targets_source() {
         "\n[[forward]]\nto = \"{nms_at}\"\n\n[[forward]]\nto = \"{other_at}\"\nsource = \"127.0.0.4\"\n"
     ))
     .replace("listen = [\"0.0.0.0:162\"]", "listen = [\"127.0.0.3:0\"]");
-    let file = site_file("forward-source", &text);
-    let (child, _out, err) = start(&["run", "--config", file.to_str().expect("UTF-8")]);
-    let traps = listening_on(&err);
+    let gw = InProcess::start(&text, None);
+    let traps = gw.traps;
     assert_eq!(traps.ip().to_string(), "127.0.0.3");
     let ups = UdpSocket::bind((UPS, 0)).expect("the UPS");
     ups.send_to(&v1_on_battery(b"public"), traps).expect("send");
     let to_nms = awaited(&nms, 1);
     let to_other = awaited(&other, 1);
-    terminate(&child);
+    gw.stop();
     assert_eq!(to_nms.len(), 1, "{to_nms:?}");
     assert_eq!(
         to_nms[0].1.ip().to_string(),

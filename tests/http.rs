@@ -34,21 +34,10 @@ fn request(at: SocketAddr, method: &str, path: &str) -> (u16, String, String) {
     (code, head.to_string(), body.to_string())
 }
 
-/// The gateway on the loopback site with its endpoint; (child, stdout, traps, http).
-fn gateway(
-    name: &str,
-) -> (
-    std::process::Child,
-    std::sync::mpsc::Receiver<String>,
-    SocketAddr,
-    SocketAddr,
-) {
-    let (child, out, err, traps, http) = run_with_http(&site_file(name, &loopback_site()));
-    expect_line(
-        &err,
-        &[&format!("status page on http://{http}/ (and /status.json)")],
-    );
-    (child, out, traps, http)
+/// The gateway on the loopback site with its endpoint, in this process; (gateway,
+/// traps, http).
+fn gateway(name: &str) -> (InProcess, SocketAddr, SocketAddr) {
+    in_process_with_http(&site_file(name, &loopback_site()))
 }
 
 /// The APC upsOnBattery v1 trap from the loopback site's UPS (127.0.0.1).
@@ -84,7 +73,7 @@ fn status_until(http: SocketAddr, ok: impl Fn(&serde_json::Value) -> bool) -> se
 
 #[test]
 fn the_endpoint_serves_the_page_the_status_and_the_metrics_and_nothing_else() {
-    let (child, out, traps, http) = gateway("http");
+    let (gw, traps, http) = gateway("http");
     let status = status_until(http, |v| {
         v["upses"].as_array().is_some_and(|u| !u.is_empty())
     });
@@ -108,7 +97,7 @@ fn the_endpoint_serves_the_page_the_status_and_the_metrics_and_nothing_else() {
     // An outage in progress: the UPS on battery, its trap, the alert among the records.
     let ups = std::net::UdpSocket::bind("127.0.0.1:0").expect("the UPS");
     ups.send_to(&on_battery(), traps).expect("send");
-    expect_line(&out, &["\"kind\":\"on_battery\""]);
+    expect_line(&gw.out, &["\"kind\":\"on_battery\""]);
     let status = status_until(http, |v| v["upses"][0]["on_battery"] == true);
     assert_eq!(status["upses"][0]["on_battery"], true, "{status}");
     assert_eq!(
@@ -180,9 +169,7 @@ fn the_endpoint_serves_the_page_the_status_and_the_metrics_and_nothing_else() {
     let (code, head, _) = request(http, "POST", "/");
     assert_eq!(code, 405);
     assert!(head.to_lowercase().contains("allow: get, head"), "{head}");
-    terminate(&child);
-    let mut child = child;
-    assert!(child.wait().expect("exit").success());
+    gw.stop();
     // Nobody there: said plainly.
     let gone = std::process::Command::new(env!("CARGO_BIN_EXE_trapgate"))
         .args(["status", "--http", &http.to_string()])
@@ -198,7 +185,7 @@ fn the_endpoint_serves_the_page_the_status_and_the_metrics_and_nothing_else() {
 
 #[test]
 fn idle_slow_and_huge_clients_are_closed_while_scrapes_are_answered_and_traps_decided() {
-    let (child, out, traps, http) = gateway("http-flood");
+    let (gw, traps, http) = gateway("http-flood");
     // 1,000 connections that say nothing.
     let idle: Vec<TcpStream> = (0..1_000)
         .filter_map(|_| TcpStream::connect_timeout(&http, Duration::from_secs(5)).ok())
@@ -244,7 +231,7 @@ fn idle_slow_and_huge_clients_are_closed_while_scrapes_are_answered_and_traps_de
     }
     let ups = std::net::UdpSocket::bind("127.0.0.1:0").expect("the UPS");
     ups.send_to(&on_battery(), traps).expect("send");
-    expect_line(&out, &["\"kind\":\"on_battery\""]);
+    expect_line(&gw.out, &["\"kind\":\"on_battery\""]);
     let answer = huge.join().expect("the huge client");
     assert!(
         answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
@@ -265,7 +252,7 @@ fn idle_slow_and_huge_clients_are_closed_while_scrapes_are_answered_and_traps_de
         .count();
     assert_eq!(closed, 1_000);
     assert_eq!(request(http, "GET", "/metrics").0, 200);
-    terminate(&child);
+    gw.stop();
 }
 
 /// Chromium's binary (Debian's package), if installed.
@@ -319,14 +306,10 @@ fn the_status_page_shows_the_outage_in_headless_chromium() {
     // Tier 2's grace of 2 s: nvr-244 is told within the test.
     let site = loopback_site().replace("2 = \"2m\"", "2 = \"2s\"");
     let file = site_file("http-page", &site);
-    let (child, out, err, traps, http) = run_with_http(&file);
-    expect_line(
-        &err,
-        &[&format!("status page on http://{http}/ (and /status.json)")],
-    );
+    let (gw, traps, http) = in_process_with_http(&file);
     let ups = std::net::UdpSocket::bind("127.0.0.1:0").expect("the UPS");
     ups.send_to(&on_battery(), traps).expect("send");
-    expect_line(&out, &["\"decision\":\"ShutdownRecorder\"", "nvr-244"]);
+    expect_line(&gw.out, &["\"decision\":\"ShutdownRecorder\"", "nvr-244"]);
     // Told, and the order sent (its attempt counted once it has left).
     status_until(http, |v| {
         v["recorders"][0]["state"] != "idle"
@@ -399,7 +382,7 @@ fn the_status_page_shows_the_outage_in_headless_chromium() {
         "{} bytes",
         png.len()
     );
-    terminate(&child);
+    gw.stop();
 }
 
 /// `/metrics` until `ok` says it shows what is awaited (10 s at most).
@@ -416,7 +399,7 @@ fn metrics_until(http: SocketAddr, ok: impl Fn(&str) -> bool) -> String {
 
 #[test]
 fn the_metrics_show_each_ups_and_the_recorders_by_state_and_pass_promtool() {
-    let (child, out, traps, http) = gateway("http-metrics");
+    let (gw, traps, http) = gateway("http-metrics");
     let page = metrics_until(http, |p| p.contains("trapgate_ups_on_battery{"));
     let ups = "{ups=\"ups-main\",address=\"127.0.0.1\"}";
     assert!(
@@ -436,7 +419,7 @@ fn the_metrics_show_each_ups_and_the_recorders_by_state_and_pass_promtool() {
     // its source and counted among the datagrams all the same.
     let sender = std::net::UdpSocket::bind("127.0.0.1:0").expect("the UPS");
     sender.send_to(&on_battery(), traps).expect("send");
-    expect_line(&out, &["\"kind\":\"on_battery\""]);
+    expect_line(&gw.out, &["\"kind\":\"on_battery\""]);
     let stranger = std::net::UdpSocket::bind("127.0.0.77:0").expect("a stranger");
     stranger.send_to(&on_battery(), traps).expect("send");
     let page = metrics_until(http, |p| {
@@ -483,5 +466,5 @@ fn the_metrics_show_each_ups_and_the_recorders_by_state_and_pass_promtool() {
             );
         }
     }
-    terminate(&child);
+    gw.stop();
 }

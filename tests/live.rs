@@ -38,6 +38,13 @@ fn hears_a_low_battery_trap_decides_and_stops_cleanly() {
         .and_then(|r| r.strip_suffix("/metrics"))
         .unwrap_or_else(|| panic!("no metrics address in {metrics_line:?}"))
         .to_string();
+    // And where the status page is: the same endpoint.
+    expect_line(
+        &err,
+        &[&format!(
+            "status page on http://{metrics_addr}/ (and /status.json)"
+        )],
+    );
     let ups = UdpSocket::bind("127.0.0.1:0").expect("bind");
     // The seed's trap with another community first: refused, counted by reason.
     let wrong = hex(SEED_TRAP).replace_community();
@@ -147,8 +154,8 @@ fn a_busy_port_a_broken_site_and_no_site_are_clear_errors() {
 
 #[test]
 fn replay_send_plays_the_seed_trace_into_the_live_gateway_from_the_sources_it_maps() {
-    let (_, mut child, out, err) = run_loopback("send", &[]);
-    let addr = listening_on(&err).to_string();
+    let gw = InProcess::on_loopback(&loopback_site());
+    let addr = gw.traps.to_string();
     let capture = concat!(env!("CARGO_MANIFEST_DIR"), "/captures/seed-trace.pcap");
     // The loopback site's UPS is 127.0.0.1 and nvr-251 127.0.0.251: the capture's
     // traps are sent from there, and nvr-251's acknowledgement is believed.
@@ -169,11 +176,9 @@ fn replay_send_plays_the_seed_trace_into_the_live_gateway_from_the_sources_it_ma
         .expect("replay --send runs");
     let said = String::from_utf8_lossy(&sent.stdout);
     assert!(said.contains("sent 3 SNMP notifications"), "{said}");
-    orders(&out, 2);
-    expect_line(&out, &["\"decision\":\"Acknowledged\"", "nvr-251"]);
-    terminate(&child);
-    assert!(child.wait().expect("exit").success());
-    let summary: String = err.iter().collect::<Vec<_>>().join("\n");
+    orders(&gw.out, 2);
+    expect_line(&gw.out, &["\"decision\":\"Acknowledged\"", "nvr-251"]);
+    let summary = gw.stop();
     assert!(summary.contains("-- 3 datagrams"), "{summary}");
     assert!(
         summary.contains("events: LowBattery 2, RecorderAck 1"),

@@ -473,15 +473,8 @@ nut_password = "secret"
         nvr.local_addr().expect("addr").port()
     );
     let file = site_file("nut-flood", &site);
-    let (child, out, err) = start(&[
-        "run",
-        "--config",
-        file.to_str().expect("UTF-8"),
-        "--metrics",
-        "127.0.0.1:0",
-    ]);
-    let traps = listening_on(&err);
-    let metrics = http_endpoint(&err).to_string();
+    let (gw, traps, http) = in_process_with_http(&file);
+    let metrics = http.to_string();
     let nut: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
     // The NAS is at 127.0.0.1: connections from it need no bind (a bind to port 0 per
     // connection searches the ports in use, and 10,000 of them exhaust one address's).
@@ -578,7 +571,7 @@ nut_password = "secret"
     // With all of that held open, a low-battery trap is decided and its order sent.
     let ups = std::net::UdpSocket::bind("127.0.0.17:0").expect("the UPS's address");
     ups.send_to(&hex(SEED_TRAP), traps).expect("send the trap");
-    expect_line(&out, &["\"decision\":\"ShutdownRecorder\"", "nvr-1"]);
+    expect_line(&gw.out, &["\"decision\":\"ShutdownRecorder\"", "nvr-1"]);
     nvr.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
     let mut buf = [0u8; 1500];
@@ -587,5 +580,5 @@ nut_password = "secret"
         .expect("the order reaches the recorder");
     assert!(n > 0 && buf[0] == 0x30, "an SNMP message");
     drop(idle);
-    terminate(&child);
+    gw.stop();
 }

@@ -77,19 +77,19 @@ fn fixture_card(
     )
 }
 
-/// `trapgate run` on `file`: (child, stdout, where its traps go), settled half a second
-/// (its first polls out).
+/// The gateway on the site file `file`, in this process: (it, what it prints, where its
+/// traps go), settled half a second (its first polls out).
 fn run_site(
     file: &Path,
 ) -> (
-    std::process::Child,
+    InProcess,
     std::sync::mpsc::Receiver<String>,
     std::net::SocketAddr,
 ) {
-    let (child, out, err) = start(&["run", "--config", file.to_str().expect("UTF-8")]);
-    let traps = listening_on(&err);
+    let mut gw = InProcess::start(&std::fs::read_to_string(file).expect("the site"), None);
+    let (out, traps) = (gw.take_out(), gw.traps);
     std::thread::sleep(Duration::from_millis(500));
-    (child, out, traps)
+    (gw, out, traps)
 }
 
 fn free_port(ip: &str) -> u16 {
@@ -178,7 +178,7 @@ fn card_on_battery(
     text: &str,
 ) -> Option<(
     std::process::Child,
-    std::process::Child,
+    InProcess,
     std::sync::mpsc::Receiver<String>,
     UdpSocket,
     std::net::SocketAddr,
@@ -187,10 +187,10 @@ fn card_on_battery(
     let file = site_file(name, text);
     let dir = file.parent().expect("dir").to_path_buf();
     let card = apc_card(&dir, port, "rwcommunity private 127.0.0.1\n")?;
-    let (child, out, traps) = run_site(&file);
+    let (gw, out, traps) = run_site(&file);
     let ups = UdpSocket::bind((CARD, 0)).expect("the card's trap socket");
     ups.send_to(&apc_trap(5), traps).expect("send");
-    Some((card, child, out, ups, traps, dir))
+    Some((card, gw, out, ups, traps, dir))
 }
 
 /// The card's log of SETs, once it holds `lines` (10 s at most).
@@ -216,7 +216,7 @@ fn card_reads(port: u16, object: &str) -> String {
 fn a_shed_tiers_outlet_group_is_cycled_by_a_real_agents_set_and_the_running_tier_untouched() {
     let port = free_port(CARD);
     let text = site(port, "write_community = \"private\"", "", "");
-    let Some((mut card, child, out, ups, traps, dir)) = card_on_battery("power-v1", port, &text)
+    let Some((mut card, gw, out, ups, traps, dir)) = card_on_battery("power-v1", port, &text)
     else {
         return;
     };
@@ -258,7 +258,7 @@ fn a_shed_tiers_outlet_group_is_cycled_by_a_real_agents_set_and_the_running_tier
     // The real agent's view: group 2 has its command pending, group 1 nothing.
     let pending2 = card_reads(port, ".1.3.6.1.4.1.318.1.1.1.12.1.2.1.4.2");
     let pending1 = card_reads(port, ".1.3.6.1.4.1.318.1.1.1.12.1.2.1.4.1");
-    terminate(&child);
+    gw.stop();
     let _ = card.kill();
     let _ = card.wait();
     assert_eq!(log.trim(), "set group 2 = 9", "the card's SETs: {log}");
@@ -277,13 +277,12 @@ fn a_write_community_at_v2c_cycles_the_group_and_a_read_only_one_is_refused_by_n
             "",
             "",
         );
-        let Some((mut card, child, out, _, _, dir)) = card_on_battery("power-v2c", port, &text)
-        else {
+        let Some((mut card, gw, out, _, _, dir)) = card_on_battery("power-v2c", port, &text) else {
             return;
         };
         let answered = expect_line(&out, &["\"action\":\"OutletAnswered\"", "ups-card/group 2"]);
         let log = sets_logged(&dir, usize::from(cycled));
-        terminate(&child);
+        gw.stop();
         let _ = card.kill();
         let _ = card.wait();
         if cycled {
@@ -320,7 +319,7 @@ fn a_v3_card_is_cycled_by_its_write_user_at_auth_priv() {
     ) else {
         return;
     };
-    let (child, out, traps) = run_site(&file);
+    let (gw, out, traps) = run_site(&file);
     // The card's v3 onBattery, from its own engine and address.
     let sent = net_snmp_cmd("snmptrap")
         .args([
@@ -362,7 +361,7 @@ fn a_v3_card_is_cycled_by_its_write_user_at_auth_priv() {
         ],
     );
     let log = sets_logged(&dir, 1);
-    terminate(&child);
+    gw.stop();
     let _ = card.kill();
     let _ = card.wait();
     assert_eq!(log.trim(), "set group 2 = 9", "the card's SETs: {log}");
@@ -384,8 +383,7 @@ fn a_card_that_refuses_is_an_alert_and_wake_on_lan_takes_over() {
         ),
         "",
     );
-    let Some((mut card, child, out, ups, traps, dir)) =
-        card_on_battery("power-refused", port, &text)
+    let Some((mut card, gw, out, ups, traps, dir)) = card_on_battery("power-refused", port, &text)
     else {
         return;
     };
@@ -413,7 +411,7 @@ fn a_card_that_refuses_is_an_alert_and_wake_on_lan_takes_over() {
     let mut packet = [0u8; 200];
     let (n, _) = wol.recv_from(&mut packet).expect("a magic packet");
     expect_line(&out, &["\"action\":\"WakeSent\"", "nvr-a"]);
-    terminate(&child);
+    gw.stop();
     let _ = card.kill();
     let _ = card.wait();
     assert_eq!(n, 102);
@@ -799,14 +797,14 @@ fn wireshark_dissects_the_set_trapgate_sends_as_the_mib_says() {
     let port = sock.local_addr().expect("addr").port();
     let text = site(port, "write_community = \"private\"", "", "");
     let file = site_file("power-tshark", &text);
-    let (child, out, traps) = run_site(&file);
+    let (gw, out, traps) = run_site(&file);
     UdpSocket::bind((CARD, 0))
         .expect("the card's trap socket")
         .send_to(&apc_trap(5), traps)
         .expect("send");
     let set = card_catching_a_set(&sock);
     expect_line(&out, &["\"action\":\"OutletAnswered\"", "noError"]);
-    terminate(&child);
+    gw.stop();
     let set = set.expect("trapgate's set reached the card");
     // The datagram as a capture holds it (text2pcap wraps it in UDP, IPv4 and Ethernet).
     let dir = file.parent().expect("dir");
@@ -897,7 +895,8 @@ fn the_probe_names_a_cards_wrong_delays_and_a_missing_trap_receiver_and_writes_n
     };
     let (code, said) = probed(&file, port);
     // `run` reads the same at its start: each disagreement an alert.
-    let (child, out, _err) = start(&["run", "--config", file.to_str().expect("UTF-8")]);
+    let mut gw = InProcess::start(&std::fs::read_to_string(&file).expect("the site"), None);
+    let out = gw.take_out();
     let alert = expect_line(
         &out,
         &[
@@ -909,7 +908,7 @@ fn the_probe_names_a_cards_wrong_delays_and_a_missing_trap_receiver_and_writes_n
         &out,
         &["\"kind\":\"card_setting\"", "not an enabled trap receiver"],
     );
-    terminate(&child);
+    gw.stop();
     let _ = card.kill();
     let _ = card.wait();
     assert!(alert.contains("\"ups\":\"ups-card\""), "{alert}");
@@ -970,13 +969,10 @@ fn a_shutoff_delay_the_site_leaves_out_is_read_from_the_card() {
     // `run` takes it at its start, journaled (a restart on the journal keeps it).
     let journal = dir.join("journal");
     let _ = std::fs::remove_file(&journal);
-    let (child, _out, _err) = start(&[
-        "run",
-        "--config",
-        file.to_str().expect("UTF-8"),
-        "--journal",
-        journal.to_str().expect("UTF-8"),
-    ]);
+    let gw = InProcess::start(
+        &std::fs::read_to_string(&file).expect("the site"),
+        Some(journal.clone()),
+    );
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut taken = Vec::new();
     while taken.is_empty() && Instant::now() < deadline {
@@ -991,7 +987,7 @@ fn a_shutoff_delay_the_site_leaves_out_is_read_from_the_card() {
             }
         });
     }
-    terminate(&child);
+    gw.stop();
     let _ = card.kill();
     let _ = card.wait();
     assert_eq!(taken, [("ups-card".to_string(), 600)]);
@@ -1094,7 +1090,7 @@ fn an_rfc1628_ups_output_is_cycled_with_a_longer_startup_countdown_in_one_set() 
     ) else {
         return;
     };
-    let (child, out, traps) = run_site(&file);
+    let (gw, out, traps) = run_site(&file);
     // The card's upsTrapOnBattery, v2c, from its own address.
     let sent = net_snmp_cmd("snmptrap")
         .args([
@@ -1142,7 +1138,7 @@ fn an_rfc1628_ups_output_is_cycled_with_a_longer_startup_countdown_in_one_set() 
         .parse()
         .unwrap_or(-1);
     let startup = reads_at(CARD, port, ".1.3.6.1.2.1.33.1.8.3.0");
-    terminate(&child);
+    gw.stop();
     let _ = card.kill();
     let _ = card.wait();
     assert_eq!(
@@ -1189,7 +1185,7 @@ fn a_pdu_outlet_is_switched_off_once_shed_and_on_again_when_mains_returns() {
     ) else {
         return;
     };
-    let (child, out, traps) = run_site(&file);
+    let (gw, out, traps) = run_site(&file);
     let ups = UdpSocket::bind((CARD, 0)).expect("the UPS's trap socket");
     ups.send_to(&apc_trap(5), traps).expect("send");
     let off = expect_line(&out, &["\"action\":\"OutletSet\"", "pdu-a/outlet 3"]);
@@ -1224,7 +1220,7 @@ fn a_pdu_outlet_is_switched_off_once_shed_and_on_again_when_mains_returns() {
     let log = sets_logged(&dir, 2);
     let state_on = reads_at("127.0.8.2", port, ".1.3.6.1.4.1.318.1.1.26.9.2.3.1.5.3");
     let other = reads_at("127.0.8.2", port, ".1.3.6.1.4.1.318.1.1.26.9.2.3.1.5.4");
-    terminate(&child);
+    gw.stop();
     let _ = pdu.kill();
     let _ = pdu.wait();
     assert!(on.contains("\"attempt\":1"), "{on}");

@@ -148,10 +148,8 @@ fn net_snmp_plays_the_ups_a_recorder_and_a_polling_nvr() {
         .spawn()
         .expect("snmptrapd starts");
     let trapd_out = lines(trapd.stdout.take().expect("stdout"));
-    let (mut child, out, err) = start(&["run", "--config", file.to_str().expect("UTF-8")]);
-    let first = listening_line(&err);
-    let traps = address_in(&first).to_string();
-    let agent = agent_of(&first).to_string();
+    let gw = InProcess::start(&std::fs::read_to_string(&file).expect("the site"), None);
+    let (traps, agent) = (gw.traps.to_string(), gw.agent.to_string());
 
     // An NVR polls its "UPS": the real UPS's charge, from the gateway's cache.
     // nvr-2's queries: from its address, one try of one second.
@@ -228,7 +226,7 @@ fn net_snmp_plays_the_ups_a_recorder_and_a_polling_nvr() {
         ],
     );
     assert!(sent.status.success(), "{sent:?}");
-    expect_line(&out, &["\"kind\":\"on_battery\""]);
+    expect_line(&gw.out, &["\"kind\":\"on_battery\""]);
     // ... a v1 APC lowBattery (the seed's trap) shuts both recorders down ...
     let sent = net_snmp(
         "snmptrap",
@@ -248,7 +246,7 @@ fn net_snmp_plays_the_ups_a_recorder_and_a_polling_nvr() {
         ],
     );
     assert!(sent.status.success(), "{sent:?}");
-    expect_line(&out, &["ShutdownRecorder", "nvr-1", "lowBattery"]);
+    expect_line(&gw.out, &["ShutdownRecorder", "nvr-1", "lowBattery"]);
     // ... and snmptrapd, playing nvr-1, decodes the relayed trap as an APC lowBattery.
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut relayed = Vec::new();
@@ -299,13 +297,11 @@ fn net_snmp_plays_the_ups_a_recorder_and_a_polling_nvr() {
         inform.status.success(),
         "the inform was answered: {inform:?}"
     );
-    expect_line(&out, &["\"decision\":\"PowerBack\""]);
+    expect_line(&gw.out, &["\"decision\":\"PowerBack\""]);
 
-    signal(&child, libc::SIGTERM);
-    assert!(child.wait().expect("exit").success());
+    let summary = gw.stop();
     let _ = trapd.kill();
     let _ = trapd.wait();
-    let summary: String = err.iter().collect::<Vec<_>>().join("\n");
     assert!(
         summary.contains("refused: 1 (agent_wrong_community 1)"),
         "{summary}"

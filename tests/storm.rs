@@ -48,8 +48,8 @@ fn apc(specific: i64) -> Vec<u8> {
 
 #[test]
 fn a_million_trap_storm_is_accounted_for_and_its_ups_events_decided() {
-    let (site, mut child, out, err) = common::run_loopback("storm", &[]);
-    let to = common::listening_on(&err);
+    let gw = common::InProcess::on_loopback(&common::loopback_site());
+    let to = gw.traps;
 
     let ups = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let noise = v2_cold_start();
@@ -74,10 +74,7 @@ fn a_million_trap_storm_is_accounted_for_and_its_ups_events_decided() {
     }
     assert_eq!(sent, TOTAL, "the sender was too slow here");
     std::thread::sleep(Duration::from_millis(500));
-    common::terminate(&child);
-    assert!(child.wait().expect("exit").success());
-    let summary: Vec<String> = err.iter().collect();
-    let summary = summary.join("\n");
+    let (summary, decisions) = gw.finish();
     let number_after = |text: &str, key: &str| -> u64 {
         text.split(key)
             .nth(1)
@@ -94,7 +91,6 @@ fn a_million_trap_storm_is_accounted_for_and_its_ups_events_decided() {
         sent,
         "every datagram accounted for:\n{summary}"
     );
-    let decisions: Vec<String> = out.iter().collect();
     assert!(
         decisions
             .iter()
@@ -113,9 +109,6 @@ fn a_million_trap_storm_is_accounted_for_and_its_ups_events_decided() {
         "storm: sent {sent} in {:.1} s; {summary}",
         start.elapsed().as_secs_f64()
     );
-    if let Some(dir) = site.parent() {
-        std::fs::remove_dir_all(dir).ok();
-    }
 }
 
 /// A site of `n` UPSes at 127.0.2.1… (one recorder each at 127.0.3.1…), acting on traps
@@ -140,25 +133,23 @@ fn many_ups_site(n: u8) -> String {
 #[test]
 fn with_two_workers_each_ups_is_decided_in_the_order_it_spoke() {
     const UPSES: u8 = 24;
-    let file = common::site_file("order", &many_ups_site(UPSES));
-    let (mut child, out, err) = common::start(&[
-        "run",
-        "--config",
-        file.to_str().expect("UTF-8"),
-        "--workers",
-        "2",
-        "--dry-run",
-    ]);
-    let said = common::listening_line(&err);
-    if said.contains("no source steering") {
-        trapgate::testing::skip(&format!(
-            "this kernel takes no reuseport steering program: {said}"
-        ));
-        common::terminate(&child);
-        let _ = child.wait();
+    let gw = common::InProcess::with(
+        &many_ups_site(UPSES),
+        trapgate::daemon::Options {
+            workers: Some(2),
+            dry_run: true,
+            ..trapgate::daemon::Options::default()
+        },
+    );
+    if !gw.bound.steered {
+        trapgate::testing::skip(
+            "this kernel takes no reuseport steering program: the two workers' sockets are spread by the kernel's hash",
+        );
+        gw.stop();
         return;
     }
-    let to = common::address_in(&said);
+    assert_eq!(gw.bound.workers, 2);
+    let to = gw.traps;
     // Each UPS: on battery, then mains back at once, each trap from a fresh source port,
     // so that only steering by address keeps the two on one worker, in order. Read the
     // other way round, the UPS would stay on battery.
@@ -171,10 +162,7 @@ fn with_two_workers_each_ups_is_decided_in_the_order_it_spoke() {
         }
     }
     std::thread::sleep(Duration::from_millis(500));
-    common::terminate(&child);
-    assert!(child.wait().expect("exit").success());
-    let decided: Vec<String> = out.iter().collect();
-    let summary: Vec<String> = err.iter().collect();
+    let (summary, decided) = gw.finish();
     for i in 1..=UPSES {
         let name = format!("\"ups\":\"ups-{i}\"");
         let mine: Vec<&String> = decided.iter().filter(|d| d.contains(&name)).collect();

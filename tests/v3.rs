@@ -272,31 +272,15 @@ fn net_snmps_v3_informs_discover_trapgates_engine_and_are_answered() {
     if !have_snmptrap() {
         return;
     }
-    let file = site_file("v3-inform", &v3_loopback("authPriv"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trapgate"))
-        .args([
-            "run",
-            "--config",
-            file.to_str().expect("UTF-8"),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .env("TRAPGATE_TEST_PRIV", "privpass123")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("trapgate starts");
-    let out = lines(child.stdout.take().expect("stdout"));
-    let err = lines(child.stderr.take().expect("stderr"));
-    let traps = format!("udp:{}", listening_on(&err));
-    // trapgate says its engine ID, which a sender may give instead of discovering it.
-    let engine_line = expect_line(&err, &["SNMPv3 engine ID 0x"]);
-    let engine = engine_line
-        .split("engine ID ")
-        .nth(1)
-        .and_then(|r| r.split(' ').next())
-        .expect("an engine ID")
-        .to_string();
+    // In this process: the passphrase in the site (the environment's is `run`'s, above).
+    let text = v3_loopback("authPriv").replace(
+        "priv_passphrase_env = \"TRAPGATE_TEST_PRIV\"",
+        "priv_passphrase = \"privpass123\"",
+    );
+    let gw = InProcess::on_loopback(&text);
+    let traps = format!("udp:{}", gw.traps);
+    // trapgate's engine ID, which a sender may give instead of discovering it.
+    let engine = format!("0x{}", trapgate::wire::hex::encode(&gw.bound.engine.id));
     let inform = |pass: &str, extra: &[&str]| {
         net_snmp_cmd("snmpinform")
             .args([
@@ -334,7 +318,7 @@ fn net_snmps_v3_informs_discover_trapgates_engine_and_are_answered() {
         answered.status.success(),
         "the inform was answered: {answered:?}"
     );
-    expect_line(&out, &["\"kind\":\"on_battery\"", "ups-main"]);
+    expect_line(&gw.out, &["\"kind\":\"on_battery\"", "ups-main"]);
     // Given the engine ID, without discovery: answered too.
     let given = inform("authpass123", &["-e", &engine]);
     assert!(given.status.success(), "{given:?}");
@@ -344,9 +328,7 @@ fn net_snmps_v3_informs_discover_trapgates_engine_and_are_answered() {
         !wrong.status.success(),
         "a wrong passphrase is not answered"
     );
-    terminate(&child);
-    assert!(child.wait().expect("exit").success());
-    let summary: String = err.iter().collect::<Vec<_>>().join("\n");
+    let summary = gw.stop();
     let refused = summary
         .lines()
         .find(|l| l.trim_start().starts_with("refused:"))
@@ -414,14 +396,7 @@ user = "upsv3user"
     };
     let journal = dir.join("journal.jsonl");
     let _ = std::fs::remove_file(&journal);
-    let (child, out, err) = start(&[
-        "run",
-        "--config",
-        file.to_str().expect("UTF-8"),
-        "--journal",
-        journal.to_str().expect("UTF-8"),
-    ]);
-    let _ = listening_on(&err);
+    let gw = InProcess::start(&text, Some(journal.clone()));
     // The card on battery, 87 %, 42 min: heard through its v3 answers.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let mut polled = String::new();
@@ -432,14 +407,14 @@ user = "upsv3user"
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    terminate(&child);
+    let (summary, printed) = gw.finish();
     let _ = card.kill();
     let _ = card.wait();
     let answer = polled
         .lines()
         .find(|l| l.contains("\"input\":\"poll\""))
         .unwrap_or_else(|| {
-            let said: Vec<String> = out.try_iter().chain(err.try_iter()).collect();
+            let said: Vec<String> = printed.into_iter().chain([summary]).collect();
             panic!("no poll answer journaled:\n{polled}\n{}", said.join("\n"))
         });
     assert!(answer.contains("87"), "{answer}");
@@ -513,10 +488,8 @@ user = "nvrv3"
         .spawn()
         .expect("snmptrapd starts");
     let trapd_out = lines(trapd.stdout.take().expect("stdout"));
-    let (child, out, err) = start(&["run", "--config", file.to_str().expect("UTF-8")]);
-    let first = listening_line(&err);
-    let traps = address_in(&first).to_string();
-    let agent = agent_of(&first).to_string();
+    let gw = InProcess::start(&text, None);
+    let (traps, agent) = (gw.traps.to_string(), gw.agent.to_string());
     let v3 = [
         "-v",
         "3",
@@ -633,7 +606,7 @@ user = "nvrv3"
         .output()
         .expect("snmptrap runs");
     assert!(sent.status.success());
-    expect_line(&out, &["\"action\":\"Sent\"", "nvr-v3", "SNMPv3"]);
+    expect_line(&gw.out, &["\"action\":\"Sent\"", "nvr-v3", "SNMPv3"]);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let mut told = Vec::new();
     while std::time::Instant::now() < deadline
@@ -664,11 +637,10 @@ user = "nvrv3"
         .output()
         .expect("snmptrap runs");
     assert!(ack.status.success(), "{ack:?}");
-    expect_line(&out, &["\"decision\":\"Acknowledged\"", "nvr-v3"]);
-    terminate(&child);
+    expect_line(&gw.out, &["\"decision\":\"Acknowledged\"", "nvr-v3"]);
+    let summary = gw.stop();
     let _ = trapd.kill();
     let _ = trapd.wait();
-    let summary: String = err.iter().collect::<Vec<_>>().join("\n");
     assert!(summary.contains("agent_wrong_community 1"), "{summary}");
     // Each refusal counted once, under refused: none of them also as a drop.
     assert!(summary.contains("usm_wrong_digest 1"), "{summary}");

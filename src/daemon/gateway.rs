@@ -509,16 +509,10 @@ impl Drop for Shower {
     }
 }
 
-/// The daemon's side of the station: its sockets' batches, the journal, the console.
-struct Driver {
+/// What is journaled and shown: the journal, the records waiting for it, the shower.
+struct Books {
     /// Shows the records.
     shower: Shower,
-    clock: Clock,
-    station: Station,
-    /// The site as the workers see it now (a batch carries the view that made it).
-    view: Arc<View>,
-    /// The forward thread.
-    forwarder: crate::daemon::forward::Forwarder,
     journal: Option<Journal>,
     journal_path: Option<PathBuf>,
     /// The journal's last append or fsync failed (an alert was raised).
@@ -533,24 +527,36 @@ struct Driver {
     labels: Vec<i64>,
     committed: usize,
     line: Vec<u8>,
-    outbox: Outbox,
-    exec_tx: Sender<Finished>,
-    waker: Arc<Waker>,
-    /// The decision thread's own counts and latencies (`stats` adds the others').
-    own: Stats,
-    /// Kernel arrival of the earliest datagram heard this turn.
-    first_arrival: Option<u64>,
-    /// The workers' refusals handed to the station so far.
-    noted: Refusals,
-    /// When each kind of warning was last said, and how many were not said since.
-    said: Vec<(&'static str, Timestamp, u64)>,
 }
 
-impl Driver {
+impl Books {
+    fn new(
+        journal: Option<Journal>,
+        journal_path: Option<PathBuf>,
+        report: impl FnMut(&Shown<'_>) + Send + 'static,
+        keep_latest: bool,
+    ) -> Books {
+        Books {
+            shower: Shower::start(report, keep_latest),
+            journal,
+            journal_path,
+            journal_failing: false,
+            unshown: Vec::new(),
+            labels: Vec::new(),
+            committed: 0,
+            line: Vec::with_capacity(512),
+        }
+    }
+}
+
+/// When each kind of warning was last said on stderr, and how many were not said since.
+#[derive(Default)]
+struct Said(Vec<(&'static str, Timestamp, u64)>);
+
+impl Said {
     /// Says `text` on stderr, at most once every 10 s for one `kind`.
-    fn say(&mut self, kind: &'static str, text: String) {
-        let now = self.clock.now();
-        match self.said.iter_mut().find(|(k, _, _)| *k == kind) {
+    fn say(&mut self, now: Timestamp, kind: &'static str, text: String) {
+        match self.0.iter_mut().find(|(k, _, _)| *k == kind) {
             Some((_, at, quiet)) if now.ns_since(*at) < SAY_EVERY => *quiet += 1,
             Some((_, at, quiet)) => {
                 let more = std::mem::take(quiet);
@@ -563,10 +569,39 @@ impl Driver {
                 console::warn(format!("trapgate: {text}{note}"));
             }
             None => {
-                self.said.push((kind, now, 0));
+                self.0.push((kind, now, 0));
                 console::warn(format!("trapgate: {text}"));
             }
         }
+    }
+}
+
+/// The daemon's side of the station: what it hears, what it journals and shows, what it
+/// sends.
+struct Driver {
+    clock: Clock,
+    station: Station,
+    /// The site as the workers see it now (a batch carries the view that made it).
+    view: Arc<View>,
+    /// The forward thread.
+    forwarder: crate::daemon::forward::Forwarder,
+    books: Books,
+    outbox: Outbox,
+    exec_tx: Sender<Finished>,
+    waker: Arc<Waker>,
+    /// The decision thread's own counts and latencies (`stats` adds the others').
+    own: Stats,
+    /// Kernel arrival of the earliest datagram heard this turn.
+    first_arrival: Option<u64>,
+    /// The workers' refusals handed to the station so far.
+    noted: Refusals,
+    said: Said,
+}
+
+impl Driver {
+    /// Says `text` on stderr, at most once every 10 s for one `kind`.
+    fn say(&mut self, kind: &'static str, text: String) {
+        self.said.say(self.clock.now(), kind, text);
     }
 
     /// Shows a record now, labelled with the wall clock's time (`journaled: false` when
@@ -580,7 +615,7 @@ impl Driver {
     /// made (`offset`: the wall clock's lead on the monotonic one then).
     fn show(&mut self, t: Timestamp, r: Record, journaled: bool, offset: i64) {
         if r.shown() {
-            self.shower.show(t, r, journaled, offset);
+            self.books.shower.show(t, r, journaled, offset);
         }
     }
 
@@ -588,11 +623,12 @@ impl Driver {
     /// journaled), counted. Orders still go out.
     fn journal_failed(&mut self, t: Timestamp, what: &str, e: &io::Error) {
         self.own.tallies.inc(Counter::JournalErrors);
-        if self.journal_failing {
+        if self.books.journal_failing {
             return;
         }
-        self.journal_failing = true;
+        self.books.journal_failing = true;
         let path = self
+            .books
             .journal_path
             .as_ref()
             .map_or(String::new(), |p| p.display().to_string());
@@ -617,8 +653,8 @@ impl Driver {
         let offset = self.clock.label_offset();
         while let Some((t, r)) = self.station.poll_record() {
             sync |= r.needs_sync();
-            self.unshown.push((t, r, true));
-            self.labels.push(offset);
+            self.books.unshown.push((t, r, true));
+            self.books.labels.push(offset);
         }
         sync
     }
@@ -627,17 +663,20 @@ impl Driver {
     /// hands them to the kernel (what was done); what the journal failed to hold is
     /// marked to be shown as not journaled.
     fn commit(&mut self, fsync: bool) {
-        if self.committed == self.unshown.len() {
+        if self.books.committed == self.books.unshown.len() {
             return;
         }
-        let Some(j) = &mut self.journal else {
-            self.committed = self.unshown.len();
+        let Some(j) = &mut self.books.journal else {
+            self.books.committed = self.books.unshown.len();
             return;
         };
-        let appended = j.append_all(&mut self.unshown[self.committed..], &mut self.line);
+        let appended = j.append_all(
+            &mut self.books.unshown[self.books.committed..],
+            &mut self.books.line,
+        );
         // A new file begins with a checkpoint: a restart reads from there.
         let written = match fsync {
-            true => j.commit(&self.station, &mut self.line),
+            true => j.commit(&self.station, &mut self.books.line),
             false => j.flush(),
         };
         self.committed_with(appended, written);
@@ -651,35 +690,35 @@ impl Driver {
             self.journal_failed(t, "append", &e);
         }
         match written {
-            Ok(()) if ok && self.journal_failing => {
-                self.journal_failing = false;
+            Ok(()) if ok && self.books.journal_failing => {
+                self.books.journal_failing = false;
                 self.say("journal", "journal: written again".into());
             }
             Ok(()) => {}
             Err(e) => {
                 self.journal_failed(t, "write or fsync", &e);
-                for (_, _, journaled) in &mut self.unshown[self.committed..] {
+                for (_, _, journaled) in &mut self.books.unshown[self.books.committed..] {
                     *journaled = false;
                 }
             }
         }
-        self.committed = self.unshown.len();
+        self.books.committed = self.books.unshown.len();
     }
 
     /// Shows the records committed so far.
     fn show_pending(&mut self) {
         let (mut shown, mut labels) = (
-            std::mem::take(&mut self.unshown),
-            std::mem::take(&mut self.labels),
+            std::mem::take(&mut self.books.unshown),
+            std::mem::take(&mut self.books.labels),
         );
         for ((t, r, journaled), offset) in shown
-            .drain(..self.committed)
-            .zip(labels.drain(..self.committed))
+            .drain(..self.books.committed)
+            .zip(labels.drain(..self.books.committed))
         {
             self.show(t, r, journaled, offset);
         }
-        self.committed = 0;
-        (self.unshown, self.labels) = (shown, labels);
+        self.books.committed = 0;
+        (self.books.unshown, self.books.labels) = (shown, labels);
     }
 
     /// Acts on what the station has: journal and fsync its decisions, then send what
@@ -687,15 +726,15 @@ impl Driver {
     fn act(&mut self, agent: &UdpSocket, polls: &PollSockets) {
         loop {
             let sync = self.journal_records();
-            match &mut self.journal {
+            match &mut self.books.journal {
                 // Many orders: encoded while the disk makes their decisions durable.
                 // Many orders: journaled and fsync'd on another thread while this one
                 // encodes them; none leaves before both are done.
                 Some(j) if sync && self.station.transmits_waiting() >= OVERLAP_AT => {
                     let outbox = &mut self.outbox;
-                    let records = &mut self.unshown[self.committed..];
+                    let records = &mut self.books.unshown[self.books.committed..];
                     let (appended, written, ()) =
-                        j.commit_while(records, &mut self.station, &mut self.line, |s| {
+                        j.commit_while(records, &mut self.station, &mut self.books.line, |s| {
                             outbox.take(s, polls)
                         });
                     self.committed_with(appended, written);
@@ -1022,11 +1061,12 @@ fn read_socket(
     Ok(true)
 }
 
-/// Runs the gateway for `site` until SIGINT or SIGTERM. `ready` learns where it
-/// listens; `report` gets every record shown (decisions and actions, as journaled,
-/// printed with their times as UTC) with its time, labelled by the wall clock; on
-/// SIGHUP `reload` (run on a thread of its own) gives the site to carry on with (a
-/// broken one, or one that would drop an outage, is reported and the running site kept).
+/// Runs the gateway for `site` until SIGINT, SIGTERM or its `Options::shutdown` handle:
+/// `start`, then `ready` learns where it listens, then `Gateway::run`. `report` gets
+/// every record shown (decisions and actions, as journaled) with its time, labelled by
+/// the wall clock; on SIGHUP `reload` (run on a thread of its own) gives the site to
+/// carry on with (a broken one, or one that would drop an outage, is reported and the
+/// running site kept).
 pub fn run(
     site: Site,
     opts: Options,
@@ -1034,6 +1074,41 @@ pub fn run(
     report: impl FnMut(&Shown<'_>) + Send + 'static,
     reload: impl FnMut() -> Result<Site, String> + Send + 'static,
 ) -> Result<Stopped, StartError> {
+    let gateway = start(site, opts, report, reload)?;
+    ready(gateway.bound());
+    gateway.run()
+}
+
+/// A gateway started and not yet running: every socket bound, the journal resumed, the
+/// workers and the endpoint's threads under way (the traps they hear wait for `run`).
+pub struct Gateway {
+    bound: Bound,
+    d: Driver,
+    poll: Poll,
+    signals: Signals,
+    shutdown: Option<Shutdown>,
+    receivers: receive::Receivers,
+    agent_socket: UdpSocket,
+    poll_sockets: PollSockets,
+    /// The NUT and apcupsd servers, where the site has them.
+    servers: Vec<crate::daemon::nut::NutTcp>,
+    reloader: Reloader,
+    /// What the HTTP endpoint serves, refreshed by the loop.
+    snapshot: crate::daemon::http::Snapshot,
+    /// The endpoint's thread (closed when the gateway stops).
+    endpoint: Option<crate::daemon::http::Endpoint>,
+    exec_rx: Receiver<Finished>,
+}
+
+/// Starts the gateway for `site`: binds its sockets (trap, agent, poll, NUT, NIS,
+/// HTTP), resumes from the journal, starts the receive workers and the forward and
+/// endpoint threads. Nothing is decided before `Gateway::run`.
+pub fn start(
+    site: Site,
+    opts: Options,
+    report: impl FnMut(&Shown<'_>) + Send + 'static,
+    reload: impl FnMut() -> Result<Site, String> + Send + 'static,
+) -> Result<Gateway, StartError> {
     let listen = if opts.listen.is_empty() {
         site.gateway.listen.clone()
     } else {
@@ -1044,18 +1119,16 @@ pub fn run(
     let boots = receive::boots_kept(opts.journal.as_deref());
     let engine = receive::local_engine(&site, boots);
     let agent_at = opts.agent.unwrap_or(site.gateway.agent);
-    let mut poll = Poll::new().map_err(StartError::Setup)?;
+    let poll = Poll::new().map_err(StartError::Setup)?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKE).map_err(StartError::Setup)?);
     // Asked before now, it is seen at the loop's first turn.
-    let opts_shutdown = opts.shutdown.clone();
-    if let Some(s) = &opts_shutdown {
+    if let Some(s) = &opts.shutdown {
         s.attach(&waker);
     }
     let workers = receive::worker_count(opts.workers.unwrap_or(site.gateway.workers));
     let mut view = View::new(&site, 0, boots);
     view.forwarding_from(&listen);
     let view = Arc::new(view);
-    // The NUT and apcupsd servers, where the site has them.
     let mut servers = Vec::new();
     for (at, service) in [
         (site.gateway.nut, crate::daemon::nut::Service::Nut),
@@ -1074,23 +1147,24 @@ pub fn run(
             .find(|n| n.owns(s.listen()))
             .and_then(|n| n.local_addr().ok())
     };
-    let nut_bound = bound_of(crate::daemon::nut::Service::Nut);
-    let nis_bound = bound_of(crate::daemon::nut::Service::Nis);
+    let (nut, nis) = (
+        bound_of(crate::daemon::nut::Service::Nut),
+        bound_of(crate::daemon::nut::Service::Nis),
+    );
     // The forward thread (`[[forward]]`), there whether the site forwards now or after a
     // reload.
     let forwarder = crate::daemon::forward::Forwarder::start(&listen).map_err(StartError::Setup)?;
-    let mut receivers = receive::start(
+    let receivers = receive::start(
         &listen,
         workers,
         Arc::clone(&view),
         Arc::clone(&waker),
         forwarder.handoff(),
     )?;
-    let bound = receivers.bound.clone();
     let mut agent_socket =
         UdpSocket::from_std(bind_udp(agent_at).map_err(|e| StartError::Bind(agent_at, e))?);
-    let agent_bound = agent_socket.local_addr().map_err(StartError::Setup)?;
-    let mut poll_sockets = PollSockets::bind(agent_bound.ip())?;
+    let agent = agent_socket.local_addr().map_err(StartError::Setup)?;
+    let mut poll_sockets = PollSockets::bind(agent.ip())?;
     poll.registry()
         .register(&mut agent_socket, AGENT, Interest::READABLE)
         .map_err(StartError::Setup)?;
@@ -1101,7 +1175,6 @@ pub fn run(
                 .map_err(StartError::Setup)?;
         }
     }
-    let polls_bound = poll_sockets.bound();
     let mut signals =
         Signals::new([libc::SIGINT, libc::SIGTERM, libc::SIGHUP]).map_err(StartError::Setup)?;
     poll.registry()
@@ -1111,58 +1184,25 @@ pub fn run(
     let _ = signal_hook::flag::register(libc::SIGXFSZ, Arc::new(AtomicBool::new(false)));
     // The HTTP endpoint (`--http`, else `[gateway] http`): /metrics, /status.json, /.
     let snapshot: crate::daemon::http::Snapshot = Arc::default();
-    let metrics_at = match opts.metrics.or(site.gateway.http) {
+    let (metrics, endpoint) = match opts.metrics.or(site.gateway.http) {
         Some(addr) => {
             let listener =
                 std::net::TcpListener::bind(addr).map_err(|e| StartError::Bind(addr, e))?;
             let at = listener.local_addr().map_err(StartError::Setup)?;
-            crate::daemon::http::serve(listener, Arc::clone(&snapshot))
+            let endpoint = crate::daemon::http::serve(listener, Arc::clone(&snapshot))
                 .map_err(StartError::Setup)?;
-            Some(at)
+            (Some(at), Some(endpoint))
         }
-        None => None,
+        None => (None, None),
     };
-    let mut reloader = Reloader::start(
-        reload,
-        agent_bound,
-        listen.clone(),
-        boots,
-        Arc::clone(&waker),
-    );
+    let reloader = Reloader::start(reload, agent, listen.clone(), boots, Arc::clone(&waker));
 
     let time: Arc<dyn TimeSource> = opts
         .time
         .clone()
         .unwrap_or_else(|| Arc::new(OsTime::default()));
     let clock = Clock::new(time, opts.speed);
-    let start = clock.now();
-    let (exec_tx, exec_rx): (Sender<Finished>, Receiver<Finished>) = crossbeam_channel::unbounded();
-    let options = station::Options {
-        dry_run: opts.dry_run,
-    };
-    let mut resumed = None;
-    let (station, journal) = match &opts.journal {
-        None => {
-            let relay_to = relays(&site, agent_bound);
-            (
-                Station::new(site, options, relay_to, Box::new(OsRandom), start),
-                None,
-            )
-        }
-        Some(path) => {
-            let toward = |s: &Site| relays(s, agent_bound);
-            let r = journal::resume(path, site, options, &toward, start)
-                .map_err(|e| StartError::Journal(path.clone(), e))?;
-            resumed = Some(Resumed {
-                records: r.records,
-                damaged: r.damaged,
-                waiting: r.resumed.waiting,
-                acknowledged: r.resumed.acknowledged,
-                unsent: r.resumed.unsent,
-            });
-            (r.station, Some(r.journal))
-        }
-    };
+    let (station, journal, resumed) = resume(site, &opts, agent, clock.now())?;
     let mut station = station;
     station.set_local_engine(engine.clone());
     // One budget of SNMPv3 Reports for the virtual UPS and every receive worker.
@@ -1170,257 +1210,351 @@ pub fn run(
     // One book of the site's SNMPv3 engines: what the journal kept, what the poller
     // authenticates and what any worker hears authentically.
     station.share_engines(view.usm_engines().clone());
-    let mut d = Driver {
+    let (exec_tx, exec_rx) = crossbeam_channel::unbounded();
+    let bound = Bound {
+        listen: receivers.bound.clone(),
+        agent,
+        polls: poll_sockets.bound(),
+        metrics,
+        workers: receivers.workers(),
+        steered: receivers.steered,
+        resumed,
+        engine,
+        nut,
+        nis,
+        clock: clock.clone(),
+    };
+    let d = Driver {
         clock,
         station,
         view,
-        journal,
-        journal_path: opts.journal.clone(),
-        journal_failing: false,
-        unshown: Vec::new(),
-        labels: Vec::new(),
-        committed: 0,
-        line: Vec::with_capacity(512),
+        books: Books::new(journal, opts.journal.clone(), report, metrics.is_some()),
         outbox: Outbox::default(),
         exec_tx,
         waker,
         own: Stats::default(),
         first_arrival: None,
         noted: Refusals::default(),
-        said: Vec::new(),
-        shower: Shower::start(report, metrics_at.is_some()),
+        said: Said::default(),
         forwarder,
     };
-    let mut notifier = crate::daemon::notify::Notifier::from_env();
-    let mut status_at = Instant::now();
-    ready(&Bound {
-        listen: bound.clone(),
-        agent: agent_bound,
-        polls: polls_bound,
-        metrics: metrics_at,
-        workers: receivers.workers(),
-        steered: receivers.steered,
-        resumed,
-        engine,
-        nut: nut_bound,
-        nis: nis_bound,
-        clock: d.clock.clone(),
-    });
+    Ok(Gateway {
+        bound,
+        d,
+        poll,
+        signals,
+        shutdown: opts.shutdown,
+        receivers,
+        agent_socket,
+        poll_sockets,
+        servers,
+        reloader,
+        snapshot,
+        endpoint,
+        exec_rx,
+    })
+}
 
-    // Every socket bound, the journal resumed: systemd may count the gateway started.
-    notifier.ready(d.station.status_line());
-    // The cards' own settings, read off the decision thread: disagreements are alerts.
-    let (probe_tx, probe_rx) = crossbeam_channel::unbounded();
-    probe_cards(Arc::clone(d.station.site()), &probe_tx, &d.waker);
+/// The station for `site`: new, or resumed from the journal `opts` names (with what the
+/// resume found).
+fn resume(
+    site: Site,
+    opts: &Options,
+    agent: SocketAddr,
+    start: Timestamp,
+) -> Result<(Station, Option<Journal>, Option<Resumed>), StartError> {
+    let options = station::Options {
+        dry_run: opts.dry_run,
+    };
+    let Some(path) = &opts.journal else {
+        let relay_to = relays(&site, agent);
+        let station = Station::new(site, options, relay_to, Box::new(OsRandom), start);
+        return Ok((station, None, None));
+    };
+    let toward = |s: &Site| relays(s, agent);
+    let r = journal::resume(path, site, options, &toward, start)
+        .map_err(|e| StartError::Journal(path.clone(), e))?;
+    let resumed = Resumed {
+        records: r.records,
+        damaged: r.damaged,
+        waiting: r.resumed.waiting,
+        acknowledged: r.resumed.acknowledged,
+        unsent: r.resumed.unsent,
+    };
+    Ok((r.station, Some(r.journal), Some(resumed)))
+}
 
-    let mut events = Events::with_capacity(64);
-    let mut arena = Bump::with_capacity(256 * 1024);
-    let mut agent_batch = RecvBatch::new();
-    let mut poll_batch = RecvBatch::new();
-    let mut published = Instant::now() - PUBLISH;
-    let mut tallied = start;
-    // Inputs that ran out of budget last turn: read again without waiting.
-    let (mut more_batches, mut more_answers, mut more_requests) = (false, [false; 2], false);
-    loop {
-        // Act on what the last turn decided: fsync the journal, then send.
-        d.act(&agent_socket, &poll_sockets);
-        d.first_arrival = None;
+/// Which inputs ran out of their budget last turn: read again without waiting.
+#[derive(Default)]
+struct More {
+    batches: bool,
+    answers: [bool; 2],
+    requests: bool,
+}
 
-        let more_tcp = servers.iter().any(|s| s.has_more());
-        let timeout = if more_batches || more_answers.contains(&true) || more_requests || more_tcp {
-            Some(Duration::ZERO)
-        } else {
-            let due = [d.station.poll_timeout(), Some(tallied.plus_ns(TALLY))]
-                .into_iter()
-                .flatten()
-                .min();
-            let wait = due.map(|t| d.clock.wait(t));
-            let wait = match (wait, metrics_at) {
-                (Some(w), Some(_)) => Some(w.min(PUBLISH)),
-                (None, Some(_)) => Some(PUBLISH),
-                (w, None) => w,
-            };
-            // systemd's status at most a second late.
-            let wait = match (wait, notifier.is_on()) {
-                (Some(w), true) => Some(w.min(PUBLISH)),
-                (None, true) => Some(PUBLISH),
-                (w, false) => w,
-            };
-            // A NUT client's held answer, and the look for idle connections, on time.
-            let wait = match servers.iter().filter_map(|s| s.next_due()).min() {
-                Some(due) => {
-                    let until = due.saturating_duration_since(Instant::now());
-                    Some(wait.map_or(until, |w| w.min(until)))
-                }
-                None => wait,
-            };
-            // systemd's watchdog: pinged from this thread, so never slept past.
-            match notifier.tick(Instant::now()) {
-                Some(ping) => {
-                    let until = ping.saturating_duration_since(Instant::now());
-                    Some(wait.map_or(until, |w| w.min(until)))
-                }
-                None => wait,
-            }
-        };
-        if let Err(e) = poll.poll(&mut events, timeout)
-            && e.kind() != io::ErrorKind::Interrupted
-        {
-            return Err(StartError::Setup(e));
-        }
-        let (mut signalled, mut woken) = (false, false);
-        let stop_asked = opts_shutdown.as_ref().is_some_and(Shutdown::asked);
-        let mut nut_ready = Vec::new();
-        for event in events.iter() {
-            match event.token() {
-                SIGNALS => signalled = true,
-                WAKE => woken = true,
-                AGENT => more_requests = true,
-                t if t == POLLS[0] => more_answers[0] = true,
-                t if t == POLLS[1] => more_answers[1] = true,
-                t if servers.iter().any(|s| s.owns(t)) => nut_ready.push(t),
-                _ => {}
-            }
-        }
-        let mut stopping = stop_asked.then_some(0);
-        if signalled {
-            for signal in signals.pending() {
-                if signal == libc::SIGHUP {
-                    notifier.reloading();
-                    reloader.request(d.station.site());
-                    continue;
-                }
-                stopping = Some(signal);
-                break;
-            }
-        }
-        if let Some(signal) = stopping {
-            notifier.stopping();
-            // What the workers still hold is decided before the gateway goes.
-            let tally = receivers.stop(|g, items| d.heard_batch(g, items));
-            // What the workers handed over last is forwarded before the gateway goes.
-            d.forwarder.stop();
-            let t = d.clock.now();
-            d.station.handle_timeout(t);
-            d.note_refusals(t, &tally);
-            d.station.flush_refusals(t);
-            d.act(&agent_socket, &poll_sockets);
-            d.shower.finish();
-            let own = own_drops(&agent_socket, &poll_sockets);
-            return Ok(Stopped {
-                stats: d.stats(&tally, own),
-                signal,
-            });
-        }
-        if woken {
-            while let Ok(done) = exec_rx.try_recv() {
-                let t = d.clock.now();
-                d.station.handle_command_done(t, done.end());
-            }
-            while let Ok(found) = probe_rx.try_recv() {
-                let t = d.clock.now();
-                note_probe(&mut d.station, t, found);
-            }
-            if let Some(read) = reloader.ready() {
-                let t = d.clock.now();
-                let generation = d.view.generation;
-                apply_reload(&mut d, &mut receivers, &reloader, t, read);
-                if d.view.generation != generation {
-                    probe_cards(Arc::clone(d.station.site()), &probe_tx, &d.waker);
-                }
-                if reloader.wanted_again() {
-                    reloader.request(d.station.site());
+impl Gateway {
+    /// Where it listens.
+    pub fn bound(&self) -> &Bound {
+        &self.bound
+    }
+
+    /// Runs the loop until SIGINT, SIGTERM or the shutdown handle; what it counted when
+    /// it stopped.
+    pub fn run(mut self) -> Result<Stopped, StartError> {
+        let mut notifier = crate::daemon::notify::Notifier::from_env();
+        // Every socket bound, the journal resumed: systemd may count the gateway started.
+        notifier.ready(self.d.station.status_line());
+        // The cards' own settings, read off the decision thread: disagreements are alerts.
+        let (probe_tx, probe_rx) = crossbeam_channel::unbounded();
+        probe_cards(Arc::clone(self.d.station.site()), &probe_tx, &self.d.waker);
+
+        let mut events = Events::with_capacity(64);
+        let mut arena = Bump::with_capacity(256 * 1024);
+        let (mut agent_batch, mut poll_batch) = (RecvBatch::new(), RecvBatch::new());
+        let mut published = Instant::now() - PUBLISH;
+        let mut status_at = Instant::now();
+        let mut tallied = self.d.clock.now();
+        let mut more = More::default();
+        loop {
+            // Act on what the last turn decided: fsync the journal, then send.
+            self.d.act(&self.agent_socket, &self.poll_sockets);
+            self.d.first_arrival = None;
+
+            let more_tcp = self.servers.iter().any(|s| s.has_more());
+            let timeout =
+                if more.batches || more.answers.contains(&true) || more.requests || more_tcp {
+                    Some(Duration::ZERO)
                 } else {
-                    // Taken or refused (the running site kept): ready again.
-                    notifier.reloaded(d.station.status_line());
+                    self.wait(&mut notifier, tallied)
+                };
+            if let Err(e) = self.poll.poll(&mut events, timeout)
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                return Err(StartError::Setup(e));
+            }
+            let (mut signalled, mut woken) = (false, false);
+            let mut nut_ready = Vec::new();
+            for event in events.iter() {
+                match event.token() {
+                    SIGNALS => signalled = true,
+                    WAKE => woken = true,
+                    AGENT => more.requests = true,
+                    t if t == POLLS[0] => more.answers[0] = true,
+                    t if t == POLLS[1] => more.answers[1] = true,
+                    t if self.servers.iter().any(|s| s.owns(t)) => nut_ready.push(t),
+                    _ => {}
                 }
             }
-            more_batches = true;
+            let asked = self.shutdown.as_ref().is_some_and(Shutdown::asked);
+            let mut stopping = asked.then_some(0);
+            if signalled {
+                for signal in self.signals.pending() {
+                    if signal == libc::SIGHUP {
+                        notifier.reloading();
+                        self.reloader.request(self.d.station.site());
+                        continue;
+                    }
+                    stopping = Some(signal);
+                    break;
+                }
+            }
+            if let Some(signal) = stopping {
+                notifier.stopping();
+                return Ok(self.stop(signal));
+            }
+            if woken {
+                self.woken(&mut notifier, &probe_tx, &probe_rx);
+                more.batches = true;
+            }
+            self.take_inputs(&mut more, &mut arena, &mut agent_batch, &mut poll_batch);
+            // The NUT and apcupsd clients last, within their budgets: a connection or line
+            // flood waits behind the traps of the same turn, never the other way round.
+            if !nut_ready.is_empty() || more_tcp {
+                self.serve_tcp(nut_ready);
+            }
+            if !self.servers.is_empty() {
+                let t = self.d.clock.now();
+                for s in self.servers.iter_mut() {
+                    s.tick(self.poll.registry(), t, &mut self.d.station);
+                    let i = (s.service() == crate::daemon::nut::Service::Nis) as usize;
+                    self.d.own.tcp_open[i] = s.open() as u64;
+                    self.d.own.tcp_refused[i] = s.refused;
+                    self.d.own.tcp_evicted[i] = s.evicted;
+                    self.d.own.tcp_idle_closed[i] = s.idle_closed;
+                }
+            }
+            let t = self.d.clock.now();
+            self.d.station.handle_timeout(t);
+            if t.ns_since(tallied) >= TALLY {
+                tallied = t;
+                let tally = self.receivers.tally();
+                self.d.note_refusals(t, &tally);
+            }
+            if notifier.is_on() && status_at.elapsed() >= PUBLISH {
+                status_at = Instant::now();
+                notifier.status(self.d.station.status_line());
+            }
+            if self.bound.metrics.is_some() && published.elapsed() >= PUBLISH / 2 {
+                published = Instant::now();
+                self.publish();
+            }
         }
-        // Each input within its budget: the workers' batches first (the UPSes' traps),
-        // then the UPSes' answers, then the recorders' requests.
-        if more_batches {
-            more_batches =
-                receivers.drain_some(BATCHES_PER_TURN, |g, items| d.heard_batch(g, items));
+    }
+
+    /// How long the loop may sleep: until the station's next timer or the next tally,
+    /// the endpoint's and systemd's refresh, a NUT client's held answer, the watchdog.
+    fn wait(
+        &mut self,
+        notifier: &mut crate::daemon::notify::Notifier,
+        tallied: Timestamp,
+    ) -> Option<Duration> {
+        let due = [self.d.station.poll_timeout(), Some(tallied.plus_ns(TALLY))]
+            .into_iter()
+            .flatten()
+            .min();
+        let mut wait = due.map(|t| self.d.clock.wait(t));
+        let at_most =
+            |wait: Option<Duration>, limit: Duration| Some(wait.map_or(limit, |w| w.min(limit)));
+        // The endpoint's snapshot, and systemd's status, at most a second late.
+        if self.bound.metrics.is_some() || notifier.is_on() {
+            wait = at_most(wait, PUBLISH);
         }
-        for (more, socket) in more_answers.iter_mut().zip(&poll_sockets.0) {
+        // A NUT client's held answer, and the look for idle connections, on time.
+        if let Some(due) = self.servers.iter().filter_map(|s| s.next_due()).min() {
+            wait = at_most(wait, due.saturating_duration_since(Instant::now()));
+        }
+        // systemd's watchdog: pinged from this thread, so never slept past.
+        if let Some(ping) = notifier.tick(Instant::now()) {
+            wait = at_most(wait, ping.saturating_duration_since(Instant::now()));
+        }
+        wait
+    }
+
+    /// Stops: what the workers still hold decided and forwarded, what the station holds
+    /// sent, the records shown; everything counted.
+    fn stop(mut self, signal: i32) -> Stopped {
+        let d = &mut self.d;
+        let tally = self.receivers.stop(|g, items| d.heard_batch(g, items));
+        d.forwarder.stop();
+        let t = d.clock.now();
+        d.station.handle_timeout(t);
+        d.note_refusals(t, &tally);
+        d.station.flush_refusals(t);
+        d.act(&self.agent_socket, &self.poll_sockets);
+        d.books.shower.finish();
+        // The endpoint closes with the gateway (in a process that goes on, too).
+        drop(self.endpoint.take());
+        let own = own_drops(&self.agent_socket, &self.poll_sockets);
+        Stopped {
+            stats: d.stats(&tally, own),
+            signal,
+        }
+    }
+
+    /// Woken by another thread: finished commands, the cards' settings read, a site
+    /// read for SIGHUP (or a worker's batch).
+    fn woken(
+        &mut self,
+        notifier: &mut crate::daemon::notify::Notifier,
+        probe_tx: &Sender<Vec<crate::daemon::probe::Finding>>,
+        probe_rx: &Receiver<Vec<crate::daemon::probe::Finding>>,
+    ) {
+        let d = &mut self.d;
+        while let Ok(done) = self.exec_rx.try_recv() {
+            let t = d.clock.now();
+            d.station.handle_command_done(t, done.end());
+        }
+        while let Ok(found) = probe_rx.try_recv() {
+            let t = d.clock.now();
+            note_probe(&mut d.station, t, found);
+        }
+        if let Some(read) = self.reloader.ready() {
+            let t = d.clock.now();
+            let generation = d.view.generation;
+            apply_reload(d, &mut self.receivers, &self.reloader, t, read);
+            if d.view.generation != generation {
+                probe_cards(Arc::clone(d.station.site()), probe_tx, &d.waker);
+            }
+            if self.reloader.wanted_again() {
+                self.reloader.request(d.station.site());
+            } else {
+                // Taken or refused (the running site kept): ready again.
+                notifier.reloaded(d.station.status_line());
+            }
+        }
+    }
+
+    /// Each input within its budget: the workers' batches first (the UPSes' traps), then
+    /// the UPSes' answers, then the recorders' requests.
+    fn take_inputs(
+        &mut self,
+        more: &mut More,
+        arena: &mut Bump,
+        agent_batch: &mut RecvBatch,
+        poll_batch: &mut RecvBatch,
+    ) {
+        let d = &mut self.d;
+        if more.batches {
+            more.batches = self
+                .receivers
+                .drain_some(BATCHES_PER_TURN, |g, items| d.heard_batch(g, items));
+        }
+        for (more, socket) in more.answers.iter_mut().zip(&self.poll_sockets.0) {
             if let (true, Some(socket)) = (*more, socket) {
                 *more = d.take(
                     socket,
-                    &mut poll_batch,
+                    poll_batch,
                     ANSWERS_PER_TURN,
-                    &mut arena,
+                    arena,
                     Driver::poll_datagram,
                 );
             }
         }
-        if more_requests {
-            more_requests = d.take(
-                &agent_socket,
-                &mut agent_batch,
+        if more.requests {
+            more.requests = d.take(
+                &self.agent_socket,
+                agent_batch,
                 REQUESTS_PER_TURN,
-                &mut arena,
+                arena,
                 Driver::agent_datagram,
             );
         }
-        // The NUT and apcupsd clients last, within their budgets: a connection or line
-        // flood waits behind the traps of the same turn, never the other way round.
-        if !nut_ready.is_empty() || more_tcp {
-            // What this turn decided is journaled (and its orders sent) before a NUT or
-            // apcupsd client is shown it.
-            d.act(&agent_socket, &poll_sockets);
-            let t = d.clock.now();
-            for token in nut_ready {
-                if let Some(s) = servers.iter_mut().find(|s| s.owns(token)) {
-                    s.ready(token);
-                }
-            }
-            // Each server's listener first, then its connections in turn, within one
-            // budget of lines for both.
-            let mut lines = crate::daemon::nut::LINES_PER_TURN;
-            for s in servers.iter_mut() {
-                s.serve(poll.registry(), t, &mut d.station, &mut lines);
+    }
+
+    /// The NUT and apcupsd servers' ready connections, within one budget of lines.
+    fn serve_tcp(&mut self, ready: Vec<Token>) {
+        // What this turn decided is journaled (and its orders sent) before a NUT or
+        // apcupsd client is shown it.
+        self.d.act(&self.agent_socket, &self.poll_sockets);
+        let t = self.d.clock.now();
+        for token in ready {
+            if let Some(s) = self.servers.iter_mut().find(|s| s.owns(token)) {
+                s.ready(token);
             }
         }
-        if !servers.is_empty() {
-            let t = d.clock.now();
-            for s in servers.iter_mut() {
-                s.tick(poll.registry(), t, &mut d.station);
-                let i = (s.service() == crate::daemon::nut::Service::Nis) as usize;
-                d.own.tcp_open[i] = s.open() as u64;
-                d.own.tcp_refused[i] = s.refused;
-                d.own.tcp_evicted[i] = s.evicted;
-                d.own.tcp_idle_closed[i] = s.idle_closed;
-            }
+        // Each server's listener first, then its connections in turn.
+        let mut lines = crate::daemon::nut::LINES_PER_TURN;
+        for s in self.servers.iter_mut() {
+            s.serve(self.poll.registry(), t, &mut self.d.station, &mut lines);
         }
-        let t = d.clock.now();
-        d.station.handle_timeout(t);
-        if t.ns_since(tallied) >= TALLY {
-            tallied = t;
-            let tally = receivers.tally();
-            d.note_refusals(t, &tally);
-        }
-        if notifier.is_on() && status_at.elapsed() >= PUBLISH {
-            status_at = Instant::now();
-            notifier.status(d.station.status_line());
-        }
-        if metrics_at.is_some() && published.elapsed() >= PUBLISH / 2 {
-            published = Instant::now();
-            let own = own_drops(&agent_socket, &poll_sockets);
-            let stats = d.stats(&receivers.tally(), own);
-            // A copy of the state: the JSON and the metrics text are made on the
-            // endpoint's thread.
-            let published = Arc::new(crate::daemon::http::Published::new(
-                stats,
-                d.station.status_rows(d.clock.label_offset()),
-                d.shower.latest(),
-            ));
-            // What it replaced is dropped after the lock, on this thread.
-            let old = snapshot
-                .lock()
-                .map(|mut shared| std::mem::replace(&mut *shared, published));
-            drop(old);
-        }
+    }
+
+    /// A fresh copy of the state for the HTTP endpoint (its JSON and metrics text are
+    /// made on the endpoint's thread).
+    fn publish(&mut self) {
+        let own = own_drops(&self.agent_socket, &self.poll_sockets);
+        let stats = self.d.stats(&self.receivers.tally(), own);
+        let published = Arc::new(crate::daemon::http::Published::new(
+            stats,
+            self.d.station.status_rows(self.d.clock.label_offset()),
+            self.d.books.shower.latest(),
+        ));
+        // What it replaced is dropped after the lock, on this thread.
+        let old = self
+            .snapshot
+            .lock()
+            .map(|mut shared| std::mem::replace(&mut *shared, published));
+        drop(old);
     }
 }
 

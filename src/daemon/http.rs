@@ -95,17 +95,44 @@ pub type Snapshot = Arc<Mutex<Arc<Published>>>;
 /// nothing fetched from anywhere else.
 const PAGE: &str = include_str!("status.html");
 
-/// Serves `snapshot` on `listener` from a thread of its own.
-pub fn serve(listener: TcpListener, snapshot: Snapshot) -> std::io::Result<()> {
+/// Serves `snapshot` on `listener` from a thread of its own, until the `Endpoint` is
+/// dropped.
+pub fn serve(listener: TcpListener, snapshot: Snapshot) -> std::io::Result<Endpoint> {
     listener.set_nonblocking(true)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
         .build()?;
-    std::thread::Builder::new()
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
         .name("trapgate-http".into())
-        .spawn(move || runtime.block_on(accept(listener, snapshot)))?;
-    Ok(())
+        .spawn(move || {
+            runtime.spawn(accept(listener, snapshot));
+            // Until the gateway stops (or drops its end); then the runtime goes, and
+            // with it the listener and every connection.
+            let _ = runtime.block_on(stopped);
+        })?;
+    Ok(Endpoint {
+        stop: Some(stop),
+        thread: Some(thread),
+    })
+}
+
+/// The endpoint's thread: dropped, it closes the listener and its connections.
+pub struct Endpoint {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 async fn accept(listener: TcpListener, snapshot: Snapshot) {

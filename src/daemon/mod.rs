@@ -22,4 +22,4 @@ pub mod send;
 pub mod server;
 pub mod socket;
 
-pub use gateway::{Bound, Options, Resumed, Shown, Shutdown, run};
+pub use gateway::{Bound, Gateway, Options, Resumed, Shown, Shutdown, run, start};

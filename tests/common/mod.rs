@@ -333,6 +333,8 @@ pub struct InProcess {
     pub agent: std::net::SocketAddr,
     /// Its HTTP endpoint, if it was given one.
     pub http: Option<std::net::SocketAddr>,
+    /// Everything it bound, as `start` said.
+    pub bound: trapgate::daemon::Bound,
     shutdown: trapgate::daemon::Shutdown,
     thread: std::thread::JoinHandle<
         Result<trapgate::daemon::server::Stopped, trapgate::daemon::server::StartError>,
@@ -351,6 +353,17 @@ impl InProcess {
         )
     }
 
+    /// Starts it on `text`, its traps heard on a free loopback port.
+    pub fn on_loopback(text: &str) -> InProcess {
+        InProcess::with(
+            text,
+            trapgate::daemon::Options {
+                listen: vec!["127.0.0.1:0".parse().expect("an address")],
+                ..trapgate::daemon::Options::default()
+            },
+        )
+    }
+
     /// Starts it on `text` with `opts` (its shutdown handle set here).
     pub fn with(text: &str, mut opts: trapgate::daemon::Options) -> InProcess {
         let site =
@@ -358,42 +371,59 @@ impl InProcess {
                 .expect("a valid site");
         let shutdown = trapgate::daemon::Shutdown::new();
         opts.shutdown = Some(shutdown.clone());
-        let (bound_tx, bound_rx) = mpsc::channel();
         let (out_tx, out) = mpsc::channel();
         let (records_tx, records) = mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            trapgate::daemon::run(
-                site,
-                opts,
-                move |b| {
-                    let _ = bound_tx.send((b.listen[0], b.agent, b.metrics));
-                },
-                move |s| {
-                    let _ = out_tx.send(s.printed.to_string());
-                    let _ = records_tx.send(s.record.clone());
-                },
-                || Err("no reload in process".into()),
-            )
-        });
-        let (traps, agent, http) = bound_rx
-            .recv_timeout(Duration::from_secs(15))
-            .expect("the gateway listens");
+        // Started here (a bind that fails, fails the test here), run on a thread of its
+        // own until its handle stops it.
+        let gateway = trapgate::daemon::start(
+            site,
+            opts,
+            move |s| {
+                let _ = out_tx.send(s.printed.to_string());
+                let _ = records_tx.send(s.record.clone());
+            },
+            || Err("no reload in process".into()),
+        )
+        .expect("the gateway starts");
+        let bound = gateway.bound().clone();
+        let (traps, agent, http) = (bound.listen[0], bound.agent, bound.metrics);
+        let thread = std::thread::spawn(move || gateway.run());
         InProcess {
             out,
             records,
             traps,
             agent,
             http,
+            bound,
             shutdown,
             thread,
         }
     }
 
+    /// Its printed records, taken to be read apart from it (what it prints from now on
+    /// goes there).
+    pub fn take_out(&mut self) -> mpsc::Receiver<String> {
+        std::mem::replace(&mut self.out, mpsc::channel().1)
+    }
+
     /// Stops it with its handle; the summary `trapgate run` prints when it stops.
     pub fn stop(self) -> String {
-        self.shutdown.stop();
-        let stopped = self.thread.join().expect("no panic").expect("a clean stop");
-        trapgate::cli::report::stop_summary(&stopped.stats, stopped.signal)
+        self.finish().0
+    }
+
+    /// Stops it with its handle: the summary, and every record printed that the test
+    /// had not read.
+    pub fn finish(self) -> (String, Vec<String>) {
+        let InProcess {
+            out,
+            shutdown,
+            thread,
+            ..
+        } = self;
+        shutdown.stop();
+        let stopped = thread.join().expect("no panic").expect("a clean stop");
+        let summary = trapgate::cli::report::stop_summary(&stopped.stats, stopped.signal);
+        (summary, out.iter().collect())
     }
 }
 
