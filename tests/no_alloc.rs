@@ -22,6 +22,7 @@ use counting::ALLOCATIONS;
 
 #[test]
 fn decode_classify_check_and_decide_in_the_station_allocate_nothing_per_packet() {
+    let _alone = counting::ONE_AT_A_TIME.lock();
     let frames = counting::corpus_frames();
     assert!(frames.len() > 60);
     let mut pipeline = Pipeline::new(Classifier::builtin(), &[]);
@@ -123,4 +124,25 @@ fn decode_classify_check_and_decide_in_the_station_allocate_nothing_per_packet()
         records.get() - warm.0,
         sent.get() - warm.1
     );
+}
+
+/// The latencies the workers and the decision thread record per packet: into their
+/// preallocated histograms, of every event kind for the first time too, no allocation.
+#[test]
+fn recording_a_latency_on_the_hot_path_allocates_nothing() {
+    let _alone = counting::ONE_AT_A_TIME.lock();
+    let mut latency = trapgate::engine::metrics::Latency::preallocated();
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    for (k, e) in Event::ALL.iter().enumerate() {
+        for ns in 1..100u64 {
+            latency.record(*e, ns * 1_000 + k as u64);
+            latency.record_counted(*e, ns * 7_000);
+        }
+    }
+    latency.record_fanout(5_000_000);
+    latency.reset();
+    latency.record(Event::LowBattery, 1_000);
+    let after = ALLOCATIONS.load(Ordering::SeqCst);
+    assert_eq!(after - before, 0, "allocations recording latencies");
+    assert_eq!(latency.of(Event::LowBattery).len(), 1);
 }

@@ -178,3 +178,76 @@ fn with_two_workers_each_ups_is_decided_in_the_order_it_spoke() {
         );
     }
 }
+
+/// What the policy ignores is decided on the receive worker: 20,000 coldStart traps
+/// from the site's UPS are counted and timed there (arrival → counted) and hand the
+/// decision thread nothing; the UPS's upsOnBattery among them crosses, and is timed
+/// arrival → decision ready.
+#[test]
+fn informational_traps_never_reach_the_decision_thread() {
+    let (gw, traps, http) = common::in_process_with_http(&common::site_file(
+        "informational",
+        &common::loopback_site(),
+    ));
+    let metric = |page: &str, key: &str| -> Option<f64> {
+        page.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.parse().ok())
+    };
+    let until = |key: &str, want: f64| -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let page = common::scrape(&http.to_string());
+            if metric(&page, key) == Some(want) || Instant::now() > deadline {
+                return page;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let ups = UdpSocket::bind("127.0.0.1:0").expect("the UPS");
+    let noise = v2_cold_start();
+    for k in 0..20_000 {
+        ups.send_to(&noise, traps).expect("send");
+        if k % 1000 == 999 {
+            // Within the socket's buffer.
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let counted = "trapgate_counted_latency_seconds_count{event=\"Informational\"}";
+    let page = until(counted, 20_000.0);
+    assert_eq!(metric(&page, counted), Some(20_000.0), "{page}");
+    assert_eq!(
+        metric(&page, "trapgate_worker_batches_total"),
+        Some(0.0),
+        "{page}"
+    );
+    assert_eq!(
+        metric(&page, "trapgate_worker_wakeups_total"),
+        Some(0.0),
+        "{page}"
+    );
+    assert_eq!(
+        metric(
+            &page,
+            "trapgate_decision_latency_seconds_count{event=\"Informational\"}"
+        ),
+        Some(0.0),
+        "{page}"
+    );
+    // A UPS event crosses, once.
+    ups.send_to(&apc(5), traps).expect("send");
+    // (The workers publish their counts twice a second.)
+    let page = until("trapgate_worker_batches_total", 1.0);
+    assert_eq!(
+        metric(&page, "trapgate_worker_batches_total"),
+        Some(1.0),
+        "{page}"
+    );
+    let decided = "trapgate_decision_latency_seconds_count{event=\"OnBattery\"}";
+    assert_eq!(metric(&page, decided), Some(1.0), "{page}");
+    assert_eq!(
+        metric(&page, "trapgate_worker_wakeups_total"),
+        Some(1.0),
+        "{page}"
+    );
+    gw.stop();
+}

@@ -11,7 +11,7 @@ V3=${V3:-1}
 BLAST=()
 cargo build --release -q -p trapgate-tools --bin trapblast --bin recvloop
 cargo build --release -q --bin trapgate
-BIN=target/release
+BIN=${CARGO_TARGET_DIR:-target}/release
 TCK=$(getconf CLK_TCK)
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"; pkill -P $$ 2>/dev/null || true' EXIT
@@ -41,7 +41,8 @@ sys_ticks() { awk '{print $15}' "/proc/$1/stat"; }
 
 # measure NAME PORT RATE COMMAND...: runs COMMAND, offers COUNT traps at RATE, prints
 # one line and sets SENT, LOST, OFFERED (the rate trapblast reached), US (CPU per trap),
-# US_SYS (its kernel part) and BLAST_SYS (the sender's kernel CPU per trap sent: what
+# US_SYS (its kernel part), P50 / P99 / P999 (kernel receive → read for recvloop,
+# arrival → decided or counted for trapgate, microseconds; n/a for snmptrapd) and BLAST_SYS (the sender's kernel CPU per trap sent: what
 # sending one datagram over loopback costs, its delivery included).
 measure() {
   local name=$1 port=$2 rate=$3; shift 3
@@ -65,10 +66,21 @@ measure() {
     snmptrapd) received=$(grep -c '^TRAP$' "$WORK/snmptrapd.log" || true); rm -f "$WORK/snmptrapd.log" ;;
   esac
   LOST=$((SENT - ${received:-0}))
+  local lat=/dev/null pattern='^latency'
+  case $name in
+    recvloop) lat=$WORK/$name.out ;;
+    trapgate*) lat=$WORK/$name.err; pattern='latency Informational counted' ;;
+  esac
+  read -r P50 P99 P999 < <(awk -v pattern="$pattern" '$0 ~ pattern && !done {
+      for (i = 1; i < NF; i++) {
+        if ($i == "p50") a = $(i + 1); if ($i == "p99") b = $(i + 1); if ($i == "p99.9") c = $(i + 1)
+      }
+      if (a != "") done = 1 }
+    END { if (done) print a, b, c; else print "n/a n/a n/a" }' "$lat")
   US=$(awk -v t="$((c1 - c0))" -v hz="$TCK" -v n="${received:-0}" 'BEGIN { if (n > 0) printf "%.2f", t / hz * 1e6 / n; else print "n/a" }')
   US_SYS=$(awk -v t="$((s1 - s0))" -v hz="$TCK" -v n="${received:-0}" 'BEGIN { if (n > 0) printf "%.2f", t / hz * 1e6 / n; else print "n/a" }')
   BLAST_SYS=$(awk -v t="$(tail -1 "$WORK/blast.time")" -v n="$SENT" 'BEGIN { if (n > 0) printf "%.2f", t * 1e6 / n; else print "n/a" }')
-  printf '%-10s offered %7s/s (asked %7s)  sent %8s  lost %7s  CPU %6s us/trap\n' \
-    "$name" "$OFFERED" "$rate" "$SENT" "$LOST" "$US"
+  printf '%-10s offered %7s/s (asked %7s)  sent %8s  lost %7s  CPU %6s us/trap  latency p50 %s p99 %s p99.9 %s us\n' \
+    "$name" "$OFFERED" "$rate" "$SENT" "$LOST" "$US" "$P50" "$P99" "$P999"
 }
 

@@ -38,7 +38,7 @@ use crate::daemon::console;
 use crate::daemon::exec::{self, Finished};
 use crate::daemon::journal::{self, Journal};
 use crate::daemon::random::OsRandom;
-use crate::daemon::receive::{self, Heard, Tally, View};
+use crate::daemon::receive::{self, Heard, LastRefused, Tally, View};
 use crate::daemon::server::{StartError, Stopped};
 use crate::daemon::socket::{RecvBatch, SendBatch, bind_udp, socket_drops};
 use crate::engine::config::Site;
@@ -875,15 +875,15 @@ impl Driver {
     }
 
     /// Hands the workers' refusals since the last call to the station's summaries.
-    fn note_refusals(&mut self, t: Timestamp, tally: &Tally) {
+    fn note_refusals(&mut self, t: Timestamp, refused: &Refusals, last: &LastRefused) {
         for r in Refusal::ALL {
-            let new = tally.refusals.get(r).saturating_sub(self.noted.get(r));
+            let new = refused.get(r).saturating_sub(self.noted.get(r));
             if new > 0 {
-                let (source, event) = tally.last_refused[r.index()];
+                let (source, event) = last[r.index()];
                 self.station.handle_refused(t, r, new, source, event);
             }
         }
-        self.noted = tally.refusals;
+        self.noted = *refused;
     }
 
     /// Everything counted and timed: this thread's own, the station's, and the workers'
@@ -1232,7 +1232,10 @@ pub fn start(
         outbox: Outbox::default(),
         exec_tx,
         waker,
-        own: Stats::default(),
+        own: Stats {
+            latency: crate::engine::metrics::Latency::preallocated(),
+            ..Stats::default()
+        },
         first_arrival: None,
         noted: Refusals::default(),
         said: Said::default(),
@@ -1387,8 +1390,8 @@ impl Gateway {
             self.d.station.handle_timeout(t);
             if t.ns_since(tallied) >= TALLY {
                 tallied = t;
-                let tally = self.receivers.tally();
-                self.d.note_refusals(t, &tally);
+                let (refused, last) = self.receivers.refusals();
+                self.d.note_refusals(t, &refused, &last);
             }
             if notifier.is_on() && status_at.elapsed() >= PUBLISH {
                 status_at = Instant::now();
@@ -1438,7 +1441,7 @@ impl Gateway {
         d.forwarder.stop();
         let t = d.clock.now();
         d.station.handle_timeout(t);
-        d.note_refusals(t, &tally);
+        d.note_refusals(t, &tally.refusals, &tally.last_refused);
         d.station.flush_refusals(t);
         d.act(&self.agent_socket, &self.poll_sockets);
         d.books.shower.finish();

@@ -54,6 +54,10 @@ use crate::time::Timestamp;
 
 /// Buffers of heard items in circulation between the workers and the decision thread.
 const POOL: usize = 256;
+/// Items a buffer holds: a worker fills one over several `recvmmsg` batches while its
+/// sockets have more, and hands it over when it cannot take another batch or the
+/// sockets are drained.
+const HELD: usize = 4 * BATCH;
 /// How often a worker publishes its counts and latencies.
 const PUBLISH: Duration = Duration::from_millis(500);
 const WAKE: Token = Token(usize::MAX);
@@ -194,6 +198,10 @@ pub struct Receivers {
     stop: Arc<AtomicBool>,
     heard: Receiver<Batch>,
     free: Sender<Vec<Heard>>,
+    /// A batch was handed over and the decision thread woken for it since it last
+    /// looked: the workers do not wake it again (one eventfd write per wake-up, not
+    /// per batch).
+    pending: Arc<AtomicBool>,
 }
 
 /// The number of workers for a setting of 0 (one per core) or more.
@@ -229,10 +237,11 @@ pub fn start(
     let ports: Vec<u16> = bound.iter().map(|a| a.port()).collect();
     let (free_tx, free_rx) = crossbeam_channel::bounded(POOL);
     for _ in 0..POOL {
-        let _ = free_tx.send(Vec::with_capacity(BATCH));
+        let _ = free_tx.send(Vec::with_capacity(HELD));
     }
     let (heard_tx, heard_rx) = crossbeam_channel::bounded(POOL);
     let stop = Arc::new(AtomicBool::new(false));
+    let pending = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::with_capacity(n);
     for (k, mut mine) in sockets.into_iter().enumerate() {
         let poll = Poll::new().map_err(StartError::Setup)?;
@@ -259,11 +268,15 @@ pub fn start(
             free: free_rx.clone(),
             wake: Arc::clone(&wake),
             tally: Arc::clone(&tally),
-            out: Vec::with_capacity(BATCH),
+            out: Vec::with_capacity(HELD),
+            pending: Arc::clone(&pending),
             decided: [(Event::Unknown, 0); BATCH],
             n_decided: 0,
             replies: SendBatch::new(),
-            own: Tally::default(),
+            own: Tally {
+                latency: Latency::preallocated(),
+                ..Tally::default()
+            },
             forward: forward.clone(),
             forwarding: crate::daemon::forward::Filling::default(),
         };
@@ -285,6 +298,7 @@ pub fn start(
         stop,
         heard: heard_rx,
         free: free_tx,
+        pending,
     })
 }
 
@@ -303,6 +317,8 @@ impl Receivers {
 
     /// Hands at most `budget` waiting batches to `f`; true if more are waiting.
     pub fn drain_some(&self, budget: usize, mut f: impl FnMut(&View, &[Heard])) -> bool {
+        // Looked at from here on: a batch handed over from now wakes the thread again.
+        self.pending.store(false, Ordering::SeqCst);
         for _ in 0..budget {
             match self.heard.try_recv() {
                 Ok(b) => self.hand(b, &mut f),
@@ -325,6 +341,23 @@ impl Receivers {
             let _ = w.views.send(Arc::clone(&view));
             let _ = w.waker.wake();
         }
+    }
+
+    /// What the workers refused so far, summed, and the last refused of each reason
+    /// (read twice a second: none of the latencies is copied).
+    pub fn refusals(&self) -> (Refusals, LastRefused) {
+        let mut sum = (Refusals::default(), LastRefused::default());
+        for w in &self.workers {
+            if let Ok(t) = w.tally.lock() {
+                sum.0.sum(&t.refusals);
+                for (mine, theirs) in sum.1.iter_mut().zip(&t.last_refused) {
+                    if theirs.0.is_some() {
+                        *mine = *theirs;
+                    }
+                }
+            }
+        }
+        sum
     }
 
     /// What the workers have published so far, summed.
@@ -393,6 +426,8 @@ struct Worker {
     wake: Arc<Waker>,
     tally: Arc<Mutex<Tally>>,
     out: Vec<Heard>,
+    /// Set when a batch is handed over and the decision thread woken; cleared by it.
+    pending: Arc<AtomicBool>,
     /// The batch's notifications decided on the worker, timed when the batch is done
     /// (one clock read a batch).
     decided: [(Event, u64); BATCH],
@@ -470,7 +505,9 @@ impl Worker {
                     }
                     let done = now().0;
                     for &(event, arrival) in &self.decided[..self.n_decided] {
-                        self.own.latency.record(event, done.saturating_sub(arrival));
+                        self.own
+                            .latency
+                            .record_counted(event, done.saturating_sub(arrival));
                     }
                     self.n_decided = 0;
                     if !self.replies.is_empty() {
@@ -479,7 +516,11 @@ impl Worker {
                             .tallies
                             .add(Counter::SendErrors, failed.len() as u64);
                     }
-                    self.forward();
+                    // Handed over when the next batch might not fit, else once the
+                    // sockets are drained: a burst crosses in few batches.
+                    if self.out.len() + BATCH > self.out.capacity() {
+                        self.forward();
+                    }
                     self.forwarding.hand_if_due(&self.forward);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -490,6 +531,7 @@ impl Worker {
                 }
             }
         }
+        self.forward();
     }
 
     fn refuse(&mut self, why: Refusal, source: IpAddr, event: Option<Event>) {
@@ -562,7 +604,13 @@ impl Worker {
             view: Arc::clone(&self.view),
             items,
         };
-        if self.heard.send(batch).is_ok() {
+        if self.heard.send(batch).is_err() {
+            return;
+        }
+        self.own.tallies.inc(Counter::WorkerBatches);
+        // Woken once until it looks: a thread already woken finds this batch too.
+        if !self.pending.swap(true, Ordering::SeqCst) {
+            self.own.tallies.inc(Counter::WorkerWakeups);
             let _ = self.wake.wake();
         }
     }

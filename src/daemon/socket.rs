@@ -214,6 +214,8 @@ pub struct RecvBatch {
     headers: Vec<libc::mmsghdr>,
     controls: Vec<u64>,
     received: usize,
+    /// Whether every header has been set up once.
+    armed: bool,
 }
 
 impl Default for RecvBatch {
@@ -234,16 +236,20 @@ impl RecvBatch {
             headers: vec![unsafe { zeroed() }; BATCH],
             controls: vec![0; BATCH * CONTROL_WORDS],
             received: 0,
+            armed: false,
         }
     }
 
     /// Receives up to `BATCH` datagrams from `fd` without blocking; `WouldBlock` when
     /// none is waiting.
     pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
+        // Every header is set up once; after that only those the kernel wrote in the
+        // last call (the datagrams it returned) are set again. The pointers point into
+        // this struct's heap buffers, which do not move.
+        let dirty = if self.armed { self.received } else { BATCH };
+        self.armed = true;
         self.received = 0;
-        // The pointers are set before every call: they point into this struct's heap
-        // buffers, which do not move, but setting them here keeps the call self-contained.
-        for i in 0..BATCH {
+        for i in 0..dirty {
             self.iovecs[i] = libc::iovec {
                 iov_base: self.bufs[i * MAX_DATAGRAM..].as_mut_ptr().cast(),
                 iov_len: MAX_DATAGRAM,

@@ -3,6 +3,7 @@
 //! text exposition format (version 0.0.4) for a scraper, or as a summary for people.
 
 use core::fmt::Write as _;
+use std::borrow::Cow;
 
 use hdrhistogram::Histogram;
 
@@ -21,11 +22,19 @@ use crate::engine::trust::{Refusal, Refusals};
 use crate::wire::frame::FrameDrop;
 use crate::wire::{ErrorKind, PduType};
 
-/// Arrival → decision-ready latency, nanoseconds, one histogram per event kind.
-#[derive(Clone, Debug)]
+/// Arrival → decision-ready latency, nanoseconds, one histogram per event kind; and
+/// arrival → counted for what a worker decides alone (what the policy ignores, which
+/// never reaches the decision thread).
+///
+/// A histogram of 1 ns to 60 s at 3 significant digits is 220 KB: a kind never seen
+/// has none, so that the copies the decision thread takes twice a second (the workers'
+/// shares, the metrics' snapshot) copy and zero only what was recorded. The hot path's
+/// own (`preallocated`) has every one, so that a record never allocates.
+#[derive(Debug)]
 pub struct Latency {
-    by_event: Vec<Histogram<u64>>,
-    fanout: Histogram<u64>,
+    by_event: Vec<Option<Histogram<u64>>>,
+    counted: Vec<Option<Histogram<u64>>>,
+    fanout: Option<Histogram<u64>>,
 }
 
 impl Default for Latency {
@@ -34,69 +43,153 @@ impl Default for Latency {
     }
 }
 
-impl Latency {
-    /// Empty histograms: 1 ns to 60 s at 3 significant digits.
-    pub fn new() -> Latency {
-        let h = Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds");
+/// A copy of what was recorded: an empty histogram, preallocated or not, is not copied.
+impl Clone for Latency {
+    fn clone(&self) -> Latency {
+        let keep = |h: &Option<Histogram<u64>>| h.as_ref().filter(|h| !h.is_empty()).cloned();
         Latency {
-            by_event: vec![h.clone(); Event::ALL.len()],
-            fanout: h,
+            by_event: self.by_event.iter().map(keep).collect(),
+            counted: self.counted.iter().map(keep).collect(),
+            fanout: keep(&self.fanout),
+        }
+    }
+}
+
+/// An empty histogram: 1 ns to 60 s at 3 significant digits.
+fn blank() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds")
+}
+
+/// What `Latency::of` gives for a kind never recorded.
+fn empty() -> &'static Histogram<u64> {
+    static EMPTY: std::sync::OnceLock<Histogram<u64>> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(blank)
+}
+
+impl Latency {
+    /// Nothing recorded, nothing allocated: the first record of a kind allocates its
+    /// histogram.
+    pub fn new() -> Latency {
+        Latency {
+            by_event: vec![None; Event::ALL.len()],
+            counted: vec![None; Event::ALL.len()],
+            fanout: None,
+        }
+    }
+
+    /// Every histogram allocated (their pages touched only as they are recorded into):
+    /// recording never allocates. For the receive workers and the decision thread.
+    pub fn preallocated() -> Latency {
+        let h = blank();
+        Latency {
+            by_event: vec![Some(h.clone()); Event::ALL.len()],
+            counted: vec![Some(h.clone()); Event::ALL.len()],
+            fanout: Some(h),
         }
     }
 
     /// Records the time from the arrival of what caused shutdown orders to the last of
     /// them sent.
     pub fn record_fanout(&mut self, nanos: u64) {
-        self.fanout.saturating_record(nanos.max(1));
+        record(&mut self.fanout, nanos);
     }
 
     /// Arrival → shutdown orders sent.
     pub fn fanout(&self) -> &Histogram<u64> {
-        &self.fanout
+        self.fanout.as_ref().unwrap_or_else(|| empty())
     }
 
     /// Adds what `other` recorded (a worker's share) to this one.
     pub fn add(&mut self, other: &Latency) {
-        for (mine, theirs) in self.by_event.iter_mut().zip(&other.by_event) {
-            if !theirs.is_empty() {
+        let mine = self
+            .by_event
+            .iter_mut()
+            .chain(self.counted.iter_mut())
+            .chain(core::iter::once(&mut self.fanout));
+        let theirs = other
+            .by_event
+            .iter()
+            .chain(&other.counted)
+            .chain(core::iter::once(&other.fanout));
+        for (mine, theirs) in mine.zip(theirs) {
+            if let Some(theirs) = theirs
+                && !theirs.is_empty()
+            {
                 // Same bounds on both sides: adding cannot fail.
-                let _ = mine.add(theirs);
+                let _ = mine.get_or_insert_with(blank).add(theirs);
             }
-        }
-        if !other.fanout.is_empty() {
-            let _ = self.fanout.add(&other.fanout);
         }
     }
 
-    /// Forgets everything recorded (the histograms keep their memory).
+    /// Forgets everything recorded (the histograms keep their memory; one never
+    /// recorded into is not touched).
     pub fn reset(&mut self) {
-        self.by_event.iter_mut().for_each(Histogram::reset);
-        self.fanout.reset();
+        let all = self
+            .by_event
+            .iter_mut()
+            .chain(self.counted.iter_mut())
+            .chain(core::iter::once(&mut self.fanout));
+        for h in all.flatten() {
+            if !h.is_empty() {
+                h.reset();
+            }
+        }
     }
 
     /// Whether nothing was recorded.
     pub fn is_empty(&self) -> bool {
-        self.fanout.is_empty() && self.by_event.iter().all(Histogram::is_empty)
+        self.by_event
+            .iter()
+            .chain(&self.counted)
+            .chain(core::iter::once(&self.fanout))
+            .flatten()
+            .all(Histogram::is_empty)
     }
 
     /// Records one notification's latency; no allocation.
     #[inline]
     pub fn record(&mut self, event: Event, nanos: u64) {
-        self.by_event[event as usize].saturating_record(nanos.max(1));
+        record(&mut self.by_event[event as usize], nanos);
+    }
+
+    /// Records the latency of one notification a worker decided alone (arrival →
+    /// counted); no allocation.
+    #[inline]
+    pub fn record_counted(&mut self, event: Event, nanos: u64) {
+        record(&mut self.counted[event as usize], nanos);
     }
 
     /// The histogram of one event kind.
     pub fn of(&self, event: Event) -> &Histogram<u64> {
-        &self.by_event[event as usize]
+        self.by_event[event as usize]
+            .as_ref()
+            .unwrap_or_else(|| empty())
     }
 
-    /// One line per event kind seen: count, p50, p99, p99.9, max, in microseconds.
+    /// The arrival → counted histogram of one event kind.
+    pub fn counted_of(&self, event: Event) -> &Histogram<u64> {
+        self.counted[event as usize]
+            .as_ref()
+            .unwrap_or_else(|| empty())
+    }
+
+    /// One line per event kind seen: count, p50, p99, p99.9, max, in microseconds (the
+    /// arrival → counted ones named "counted").
     pub fn summary_text(&self) -> String {
         let mut s = String::new();
         let named = Event::ALL
             .iter()
-            .map(|e| (e.name(), self.of(*e)))
-            .chain(core::iter::once(("shutdown orders sent", &self.fanout)));
+            .map(|e| (Cow::Borrowed(e.name()), self.of(*e)))
+            .chain(Event::ALL.iter().map(|e| {
+                (
+                    Cow::Owned(format!("{} counted", e.name())),
+                    self.counted_of(*e),
+                )
+            }))
+            .chain(core::iter::once((
+                Cow::Borrowed("shutdown orders sent"),
+                self.fanout(),
+            )));
         for (name, h) in named {
             if h.is_empty() {
                 continue;
@@ -115,6 +208,13 @@ impl Latency {
         }
         s
     }
+}
+
+/// Records `nanos` into `h`, allocated first if it is not (`Latency::preallocated` never
+/// needs it).
+#[inline]
+fn record(h: &mut Option<Histogram<u64>>, nanos: u64) {
+    h.get_or_insert_with(blank).saturating_record(nanos.max(1));
 }
 
 /// Everything the gateway counts and times, in one struct: `/metrics` serves it
@@ -217,6 +317,89 @@ struct Histograms {
     name: &'static str,
     help: &'static str,
     rows: Vec<(Labels, Buckets)>,
+}
+
+/// One family of latency histograms by event: which of `Latency`'s, and the names and
+/// helps of the histogram and of its p50, p99 and p99.9 gauges.
+struct LatencyFamily {
+    of: fn(&Latency, Event) -> &Histogram<u64>,
+    names: [(&'static str, &'static str); 4],
+}
+
+const DECISION_LATENCY: LatencyFamily = LatencyFamily {
+    of: Latency::of,
+    names: [
+        (
+            "decision_latency_seconds",
+            "Arrival to decision ready, by event",
+        ),
+        (
+            "decision_latency_p50_seconds",
+            "Arrival to decision ready, by event: the median since the start",
+        ),
+        (
+            "decision_latency_p99_seconds",
+            "Arrival to decision ready, by event: the 99th percentile since the start",
+        ),
+        (
+            "decision_latency_p999_seconds",
+            "Arrival to decision ready, by event: the 99.9th percentile since the start",
+        ),
+    ],
+};
+
+const COUNTED_LATENCY: LatencyFamily = LatencyFamily {
+    of: Latency::counted_of,
+    names: [
+        (
+            "counted_latency_seconds",
+            "Arrival to counted on a receive worker, for what the policy ignores (it never reaches the decision thread), by event",
+        ),
+        (
+            "counted_latency_p50_seconds",
+            "Arrival to counted on a receive worker, by event: the median since the start",
+        ),
+        (
+            "counted_latency_p99_seconds",
+            "Arrival to counted on a receive worker, by event: the 99th percentile since the start",
+        ),
+        (
+            "counted_latency_p999_seconds",
+            "Arrival to counted on a receive worker, by event: the 99.9th percentile since the start",
+        ),
+    ],
+};
+
+/// Registers `family`'s histograms of `latency`, and the quantiles their buckets are too
+/// coarse for as gauges (a summary's `quantile` label is for summaries alone).
+fn latency_histograms(registry: &mut Registry, latency: &Latency, family: &LatencyFamily) {
+    let l = |k: &'static str, v: &str| -> Labels { vec![(k, v.to_string())] };
+    let mut quantiles: [Vec<(Labels, f64)>; 3] = Default::default();
+    let mut histograms = Vec::new();
+    for e in Event::ALL {
+        let h = (family.of)(latency, e);
+        for (rows, q) in quantiles.iter_mut().zip([0.5, 0.99, 0.999]) {
+            rows.push((
+                l("event", e.name()),
+                crate::time::ns::as_secs_f64(h.value_at_quantile(q)),
+            ));
+        }
+        histograms.push((l("event", e.name()), buckets(h)));
+    }
+    let [(name, help), gauges @ ..] = family.names;
+    registry.register_collector(Box::new(Histograms {
+        name,
+        help,
+        rows: histograms,
+    }));
+    for ((name, help), rows) in gauges.into_iter().zip(quantiles) {
+        registry.register_collector(Box::new(Values {
+            name,
+            help,
+            kind: MetricType::Gauge,
+            rows,
+        }));
+    }
 }
 
 /// A histogram's buckets (upper bound, that bucket's own count), sum and count.
@@ -435,49 +618,8 @@ fn exposition(stats: &Stats, rows: Option<&StatusRows>) -> String {
     if let Some(rows) = rows {
         site_gauges(&mut registry, rows);
     }
-    let mut quantiles: [Vec<(Labels, f64)>; 3] = Default::default();
-    let mut histograms = Vec::new();
-    for e in Event::ALL {
-        let h = latency.of(e);
-        for (rows, q) in quantiles.iter_mut().zip([0.5, 0.99, 0.999]) {
-            rows.push((
-                l("event", e.name()),
-                crate::time::ns::as_secs_f64(h.value_at_quantile(q)),
-            ));
-        }
-        histograms.push((l("event", e.name()), buckets(h)));
-    }
-    registry.register_collector(Box::new(Histograms {
-        name: "decision_latency_seconds",
-        help: "Arrival to decision ready, by event",
-        rows: histograms,
-    }));
-    // The quantiles the histograms' buckets are too coarse for, as gauges (a summary's
-    // `quantile` label is for summaries alone).
-    let [p50, p99, p999] = quantiles;
-    for (name, help, rows) in [
-        (
-            "decision_latency_p50_seconds",
-            "Arrival to decision ready, by event: the median since the start",
-            p50,
-        ),
-        (
-            "decision_latency_p99_seconds",
-            "Arrival to decision ready, by event: the 99th percentile since the start",
-            p99,
-        ),
-        (
-            "decision_latency_p999_seconds",
-            "Arrival to decision ready, by event: the 99.9th percentile since the start",
-            p999,
-        ),
-    ] {
-        registry.register_collector(Box::new(Values {
-            name,
-            help,
-            kind: MetricType::Gauge,
-            rows,
-        }));
+    for table in [&DECISION_LATENCY, &COUNTED_LATENCY] {
+        latency_histograms(&mut registry, latency, table);
     }
 
     registry.register_collector(Box::new(Histograms {
@@ -586,6 +728,34 @@ fn site_gauges(registry: &mut Registry, rows: &StatusRows) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_copy_holds_only_what_was_recorded_and_adds_up() {
+        let mut hot = Latency::preallocated();
+        hot.record(Event::LowBattery, 2_000);
+        hot.record_counted(Event::Informational, 3_000);
+        let copy = hot.clone();
+        let held = |l: &Latency| {
+            l.by_event
+                .iter()
+                .chain(&l.counted)
+                .chain(core::iter::once(&l.fanout))
+                .filter(|h| h.is_some())
+                .count()
+        };
+        assert_eq!(held(&hot), 2 * Event::ALL.len() + 1);
+        assert_eq!(held(&copy), 2, "the two kinds recorded, nothing else");
+        let mut sum = Latency::new();
+        sum.add(&copy);
+        sum.add(&hot);
+        assert_eq!(held(&sum), 2);
+        assert_eq!(sum.of(Event::LowBattery).len(), 2);
+        assert_eq!(sum.counted_of(Event::Informational).len(), 2);
+        assert!(sum.of(Event::OnBattery).is_empty());
+        hot.reset();
+        assert!(hot.is_empty());
+        assert!(!sum.is_empty());
+    }
 
     #[test]
     fn latency_quantiles_and_prometheus_text() {

@@ -90,6 +90,10 @@ counters! {
     ForwardLoops => "forward_loops", "v1 traps not forwarded again: the same one was forwarded within 30 s (it came back through another forwarder)";
     /// SNMPv3 Reports sent.
     UsmReports => "usm_reports", "SNMPv3 Reports sent: discovery, time synchronization, a wrong key or user (to the site's addresses only)";
+    /// Batches the receive workers handed to the decision thread.
+    WorkerBatches => "worker_batches", "Batches of what can move a decision (UPS events, acknowledgements, recorders heard) the receive workers handed to the decision thread; what the policy ignores is counted on the workers and never crosses";
+    /// Times a worker woke the decision thread.
+    WorkerWakeups => "worker_wakeups", "Times a receive worker woke the decision thread for its batches (at most once until the thread looks)";
     /// SNMPv3 Reports held back by the gateway's budget of them.
     UsmReportsHeld => "usm_reports_held", "SNMPv3 Reports not sent: the gateway's budget of them (64 a second after a burst) was spent";
 }

@@ -9,6 +9,11 @@ pub struct Counting;
 /// Allocations and reallocations since the process started.
 pub static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
 
+/// Held by each test that counts, so that the tests of one binary (run on threads of
+/// one process) do not count each other's allocations.
+#[allow(dead_code)] // not every allocation test binary has two tests
+pub static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::SeqCst);

@@ -664,8 +664,7 @@ fn flood_and_measure(
         .unwrap_or(0);
     drop(idle);
     let q = |quantile: &str| {
-        let key =
-            format!("trapgate_decision_latency_{quantile}_seconds{{event=\"Informational\"}}");
+        let key = format!("trapgate_counted_latency_{quantile}_seconds{{event=\"Informational\"}}");
         page.lines()
             .find_map(|l| l.strip_prefix(key.as_str()))
             .and_then(|v| v.trim().parse::<f64>().ok())

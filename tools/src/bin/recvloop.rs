@@ -1,6 +1,9 @@
 //! recvloop: the floor for the receive-path benchmark. The same sockets and the same
 //! mio + `recvmmsg` loop as `trapgate run`, doing nothing with the datagrams but count
-//! them. Stops on SIGINT/SIGTERM and prints the count.
+//! them and time them: the kernel's receive time (SO_TIMESTAMPNS, as trapgate's) to the
+//! batch read, in the same histogram as trapgate's latencies. Stops on SIGINT/SIGTERM
+//! and prints the count, then the latency's p50, p99 and p99.9 in microseconds
+//! (`latency p50 … p99 … p99.9 …`).
 //!
 //! `recvloop --discard ADDR:PORT`: a sink that costs its machine nothing, standing in
 //! for a host of its own (the forwarding benchmark's NMS): its socket's buffer is the
@@ -47,6 +50,8 @@ fn main() -> std::process::ExitCode {
     let mut events = Events::with_capacity(8);
     let mut batch = RecvBatch::new();
     let mut count = 0u64;
+    let mut latency =
+        hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("bounds");
     if discard {
         let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(0);
         poll.registry().deregister(&mut socket).expect("deregister");
@@ -74,12 +79,29 @@ fn main() -> std::process::ExitCode {
         for event in events.iter() {
             if event.token() == Token(1) {
                 println!("received {count}");
+                let us = |q: f64| latency.value_at_quantile(q) as f64 / 1e3;
+                println!(
+                    "latency p50 {:.1} p99 {:.1} p99.9 {:.1} us (n={})",
+                    us(0.5),
+                    us(0.99),
+                    us(0.999),
+                    latency.len()
+                );
                 return std::process::ExitCode::SUCCESS;
             }
             loop {
                 match batch.recv(socket.as_raw_fd()) {
                     Ok(0) => break,
-                    Ok(n) => count += n as u64,
+                    Ok(n) => {
+                        count += n as u64;
+                        // Read: the batch's time, once, as trapgate's workers take it.
+                        let read = trapgate::daemon::clock::now().0;
+                        for k in 0..n {
+                            if let Some(kernel) = batch.arrival(k) {
+                                latency.saturating_record(read.saturating_sub(kernel).max(1));
+                            }
+                        }
+                    }
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                     Err(_) => break,
                 }
