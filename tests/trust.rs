@@ -514,9 +514,11 @@ fn a_flood_of_refused_traps_neither_holds_an_order_nor_fills_the_journal() {
         took < Duration::from_secs(2),
         "the order took {took:?} behind {n} refused traps"
     );
+    // Its records (the file is prepared ahead with blank lines).
     let lines = std::fs::read_to_string(&journal)
         .expect("journal")
         .lines()
+        .filter(|l| !l.is_empty())
         .count();
     assert!(
         lines < 40,

@@ -537,5 +537,6 @@ pub fn stop_summary(stats: &crate::engine::metrics::Stats, signal: i32) -> Strin
         );
     }
     out.push_str(&stats.latency.summary_text());
+    out.push_str(&stats.journal_sync.summary_text());
     out
 }

@@ -827,6 +827,18 @@ impl Driver {
             }
         }
         self.show_pending();
+        // Everything sent: the journal's next stretch, if it is due, is prepared now,
+        // off the next decision's path.
+        if let Some(j) = &mut self.books.journal
+            && let Err(e) = j.prepare_ahead()
+        {
+            // Said, not an alert: the records are still journaled, appended as they come
+            // (their fsyncs update the file's size too).
+            self.say(
+                "journal-prepare",
+                format!("journal: cannot prepare the file ahead ({e}); records are appended as they come"),
+            );
+        }
     }
 
     /// Tells the station what left at `t` of `list` (the datagrams of one flush) and what
@@ -917,6 +929,9 @@ impl Driver {
         stats.kernel_drops = tally.kernel_drops.zip(own_drops).map(|(a, b)| a + b);
         stats.latency.add(&tally.latency);
         stats.forward = self.view.forward.rows();
+        if let Some(j) = &self.books.journal {
+            stats.journal_sync = j.syncs.clone();
+        }
         stats
     }
 

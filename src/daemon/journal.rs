@@ -33,12 +33,24 @@ pub const ROTATE_AT: u64 = 64 * 1024 * 1024;
 /// Rotated files kept beside the journal (`FILE.1` is the newest), beyond those an
 /// outage under way still needs.
 pub const KEEP: usize = 4;
+/// The journal's file is written ahead of its records, this much at a time, with
+/// newlines (blank lines, which a reader skips): a record is then written over bytes
+/// the file already has, and its fsync flushes that data alone, no size or extent to
+/// update in the filesystem's own journal (`fdatasync`'s cheap case).
+pub const PREPARE: u64 = 4 * 1024 * 1024;
+/// How much of the file's end `open` reads to check its last line.
+const TAIL: u64 = 64 * 1024;
+/// A new stretch is prepared once less than this is left.
+const PREPARE_BELOW: u64 = 1024 * 1024;
 
 /// An open journal, appending.
 pub struct Journal {
     path: PathBuf,
     file: BufWriter<File>,
+    /// Where the records end (the next one is written there).
     size: u64,
+    /// How far the file is prepared (its length: blank lines after `size`).
+    prepared: u64,
     rotate_at: u64,
     /// The time of the last record appended.
     last: Timestamp,
@@ -48,6 +60,13 @@ pub struct Journal {
     keep_since: Option<Timestamp>,
     /// Records written since the journal was opened.
     pub written: u64,
+    /// Its syncs before acting: how long each took.
+    pub syncs: crate::engine::metrics::Syncs,
+    /// Where the records ended at the last sync.
+    synced: u64,
+    /// Why the file could not be prepared ahead, until `prepare_ahead` says it once:
+    /// it is not tried again until the next file.
+    unprepared: Option<io::Error>,
 }
 
 impl core::fmt::Debug for Journal {
@@ -133,6 +152,10 @@ fn read_files(files: &[PathBuf], mut each: impl FnMut(Timestamp, Record)) -> io:
             if line.last() == Some(&b'\n') {
                 line.pop();
             }
+            // A blank line: the file prepared ahead of its records (`PREPARE`).
+            if line.is_empty() {
+                continue;
+            }
             match record::read_line(&line) {
                 Ok((t, r)) => {
                     out.records += 1;
@@ -157,14 +180,46 @@ fn read_files(files: &[PathBuf], mut each: impl FnMut(Timestamp, Record)) -> io:
     Ok(out)
 }
 
+/// Where the records of a file of `len` bytes end: after its last byte that is not the
+/// newline the file was prepared with (read backwards, 64 KiB at a time).
+fn records_end(file: &File, len: u64) -> io::Result<u64> {
+    let mut block = vec![0u8; 64 * 1024];
+    let mut end = len;
+    while end > 0 {
+        let from = end.saturating_sub(block.len() as u64);
+        let chunk = &mut block[..(end - from) as usize];
+        file.read_exact_at(chunk, from)?;
+        if let Some(i) = chunk.iter().rposition(|&b| b != b'\n') {
+            // The record's own newline, if it has one, belongs to it.
+            let last = from + i as u64 + 1;
+            return Ok((last + 1).min(len));
+        }
+        end = from;
+    }
+    Ok(0)
+}
+
+/// Prepares `file` from `from` to `to` with newlines and makes that durable (its
+/// length and extents, once, so that the records written over them later need not).
+fn prepare(file: &File, from: u64, to: u64) -> io::Result<()> {
+    let block = vec![b'\n'; 256 * 1024];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(block.len() as u64) as usize;
+        file.write_all_at(&block[..n], at)?;
+        at += n as u64;
+    }
+    file.sync_all()
+}
+
 /// The time of the last whole record of a journal file (None: none can be read).
 fn last_time(path: &Path) -> Option<Timestamp> {
     let mut f = File::open(path).ok()?;
-    let size = f.metadata().ok()?.len();
+    let size = records_end(&f, f.metadata().ok()?.len()).ok()?;
     let from = size.saturating_sub(64 * 1024);
     f.seek(io::SeekFrom::Start(from)).ok()?;
     let mut tail = Vec::new();
-    io::Read::read_to_end(&mut f, &mut tail).ok()?;
+    io::Read::read_to_end(&mut io::Read::take(&mut f, size - from), &mut tail).ok()?;
     tail.split(|&b| b == b'\n')
         .rev()
         .find_map(|line| record::read_line(line).ok())
@@ -179,35 +234,90 @@ impl Journal {
         let mut file = OpenOptions::new()
             .create(true)
             .read(true)
-            .append(true)
+            .write(true)
+            .truncate(false)
             .open(path)?;
-        let mut size = file.metadata()?.len();
-        // A torn last line (no newline at the end): cut back to the last whole line, or
-        // a new record would glue onto it. Only then is the whole file read.
-        let mut last = [b'\n'];
-        if size > 0 {
-            file.read_exact_at(&mut last, size - 1)?;
+        let len = file.metadata()?.len();
+        let mut size = records_end(&file, len)?;
+        // A torn last line: cut back to the last whole line, or a new record would glue
+        // onto it; its bytes become blank again. Torn is a last line without its
+        // newline, or, in a prepared file (where the blank rest follows whatever was
+        // written), one that does not read: its checksum fails.
+        let tail_from = size - size.min(TAIL);
+        let mut tail = vec![0u8; (size - tail_from) as usize];
+        file.read_exact_at(&mut tail, tail_from)?;
+        let body = tail.strip_suffix(b"\n").unwrap_or(&tail);
+        let start = body.iter().rposition(|&b| b == b'\n').map(|i| i + 1);
+        let last_line = &body[start.unwrap_or(0)..];
+        let torn = !tail.ends_with(b"\n")
+            || (size < len && matches!(record::read_line(last_line), Err(LineError::Damaged(_))));
+        if torn && !tail.is_empty() {
+            let whole = match start {
+                Some(i) => tail_from + i as u64,
+                // The line is longer than the tail read: find its start in the file.
+                None => {
+                    let mut bytes = vec![0u8; size as usize];
+                    file.read_exact_at(&mut bytes, 0)?;
+                    let body = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+                    body.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) as u64
+                }
+            };
+            file.write_all_at(&vec![b'\n'; (size - whole) as usize], whole)?;
+            file.sync_data()?;
+            size = whole;
         }
-        if last[0] != b'\n' {
-            let mut bytes = Vec::new();
-            io::Read::read_to_end(&mut file, &mut bytes)?;
-            let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) as u64;
-            if whole < size {
-                file.set_len(whole)?;
-                file.seek(io::SeekFrom::End(0))?;
-                size = whole;
+        // Prepared ahead if it can be (a full disk or a file-size limit: the records
+        // are appended as they come, as an unprepared file takes them).
+        let mut prepared = len.max(size);
+        let mut unprepared = None;
+        if prepared < size + PREPARE_BELOW {
+            match prepare(&file, prepared, size + PREPARE) {
+                Ok(()) => prepared = size + PREPARE,
+                Err(e) => unprepared = Some(e),
             }
         }
+        file.seek(io::SeekFrom::Start(size))?;
         Ok(Journal {
             path: path.to_path_buf(),
             file: BufWriter::with_capacity(256 * 1024, file),
             size,
+            prepared,
             rotate_at: ROTATE_AT,
             last: last_time(path).unwrap_or_default(),
             rotated_last: rotated_files(path).iter().map(|p| last_time(p)).collect(),
             keep_since: None,
             written: 0,
+            syncs: Default::default(),
+            synced: size,
+            unprepared,
         })
+    }
+
+    /// Prepares the next stretch of the file (`PREPARE`) once less than
+    /// `PREPARE_BELOW` is left: called when the gateway has nothing to send, so that
+    /// the writes and the fsync of the metadata are off a decision's path. A record
+    /// written past the prepared end is still written (the file grows as it would
+    /// without).
+    pub fn prepare_ahead(&mut self) -> io::Result<()> {
+        if self.prepared == u64::MAX {
+            return Ok(());
+        }
+        if let Some(e) = self.unprepared.take() {
+            self.prepared = u64::MAX;
+            return Err(e);
+        }
+        if self.prepared >= self.size + PREPARE_BELOW {
+            return Ok(());
+        }
+        self.file.flush()?;
+        let to = self.size + PREPARE;
+        if let Err(e) = prepare(self.file.get_ref(), self.prepared.max(self.size), to) {
+            // Not tried again on this file: its records are appended as they come.
+            self.prepared = u64::MAX;
+            return Err(e);
+        }
+        self.prepared = to;
+        Ok(())
     }
 
     /// From `since` on, records are needed by a restart (the start of the oldest outage
@@ -246,8 +356,7 @@ impl Journal {
     /// size. True if it rotated: the new file's first record must be a checkpoint
     /// (`Station::snapshot`), so that a restart reads from there.
     pub fn sync(&mut self) -> io::Result<bool> {
-        self.file.flush()?;
-        self.file.get_ref().sync_data()?;
+        self.write_and_sync()?;
         if self.size >= self.rotate_at {
             self.rotate()?;
             return Ok(true);
@@ -260,9 +369,20 @@ impl Journal {
     /// begins the new one with the station's checkpoint (`line`: the caller's buffer).
     pub fn commit(&mut self, station: &Station, line: &mut Vec<u8>) -> io::Result<()> {
         self.keep_since(station.keep_since());
+        self.write_and_sync()?;
+        self.roll(station, line)
+    }
+
+    /// Writes what is buffered and `fdatasync`s it, timed (`syncs`).
+    fn write_and_sync(&mut self) -> io::Result<()> {
+        let started = std::time::Instant::now();
         self.file.flush()?;
         self.file.get_ref().sync_data()?;
-        self.roll(station, line)
+        let bytes = self.size.saturating_sub(self.synced);
+        self.synced = self.size;
+        self.syncs
+            .record(bytes, started.elapsed().as_nanos() as u64);
+        Ok(())
     }
 
     /// Once what was appended is durable: a file grown past its size rotates, and the
@@ -315,10 +435,7 @@ impl Journal {
             let (this, line) = (&mut *self, &mut *line);
             let journal = s.spawn(move || {
                 let appended = this.append_all(records, line);
-                let synced = this
-                    .file
-                    .flush()
-                    .and_then(|()| this.file.get_ref().sync_data());
+                let synced = this.write_and_sync();
                 (appended, synced)
             });
             let out = work(station);
@@ -335,6 +452,9 @@ impl Journal {
     /// FILE → FILE.1 → FILE.2 …; then the oldest files beyond `KEEP` go, unless their
     /// records reach past `keep_since`.
     fn rotate(&mut self) -> io::Result<()> {
+        // The file kept holds its records alone: its prepared rest goes.
+        self.file.flush()?;
+        self.file.get_ref().set_len(self.size)?;
         for n in (1..=self.rotated_last.len()).rev() {
             std::fs::rename(rotated(&self.path, n), rotated(&self.path, n + 1))?;
         }
@@ -342,10 +462,19 @@ impl Journal {
         self.rotated_last.insert(0, Some(self.last));
         let file = OpenOptions::new()
             .create(true)
-            .append(true)
+            .truncate(true)
+            .write(true)
             .open(&self.path)?;
+        self.prepared = match prepare(&file, 0, PREPARE) {
+            Ok(()) => PREPARE,
+            Err(e) => {
+                self.unprepared = Some(e);
+                0
+            }
+        };
         self.file = BufWriter::with_capacity(256 * 1024, file);
         self.size = 0;
+        self.synced = 0;
         // Files are in time order: once one is needed, every newer one is too.
         while self.rotated_last.len() > KEEP {
             let oldest = self.rotated_last.len();
@@ -599,6 +728,92 @@ mod tests {
     }
 
     #[test]
+    fn records_are_written_over_the_prepared_file_and_a_restart_finds_their_end() {
+        let d = dir("prepared");
+        let path = d.join("journal");
+        let mut line = Vec::new();
+        let mut j = Journal::open(&path).unwrap();
+        // Prepared ahead: the file's length is there before any record.
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), PREPARE);
+        for t in 1..=3 {
+            j.append(Timestamp(t), &alert("a"), &mut line).unwrap();
+        }
+        j.sync().unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            PREPARE,
+            "not grown"
+        );
+        drop(j);
+        // A crash in the middle of the fourth record: its bytes, then the blank rest.
+        let end = {
+            let f = File::open(&path).unwrap();
+            records_end(&f, PREPARE).unwrap()
+        };
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all_at(b"1234abcd {\"v\":1,\"t\":4,\"decis", end)
+            .unwrap();
+        drop(f);
+        let (records, r) = all(&path);
+        assert_eq!(records.len(), 3);
+        assert_eq!(r.damaged.len(), 1, "the torn record: {:?}", r.damaged);
+        // The restart writes where the records end, over the torn bytes.
+        let mut j = Journal::open(&path).unwrap();
+        j.append(Timestamp(5), &sent("nvr-1"), &mut line).unwrap();
+        j.sync().unwrap();
+        drop(j);
+        let (records, r) = all(&path);
+        assert_eq!(records.len(), 4);
+        assert_eq!(records[3], (Timestamp(5), sent("nvr-1")));
+        assert!(r.damaged.is_empty(), "{:?}", r.damaged);
+        // Near the prepared end, the next stretch is prepared (when the gateway is
+        // idle); a record past it is written all the same.
+        let mut j = Journal::open(&path).unwrap();
+        let big = alert(&"x".repeat(200_000));
+        let mut t = 10;
+        while std::fs::metadata(&path).unwrap().len() == PREPARE {
+            j.append(Timestamp(t), &big, &mut line).unwrap();
+            j.sync().unwrap();
+            j.prepare_ahead().unwrap();
+            t += 1;
+            assert!(t < 40, "prepared again before the end");
+        }
+        let len = std::fs::metadata(&path).unwrap().len();
+        assert!(len > PREPARE + PREPARE_BELOW, "{len}");
+        drop(j);
+        let (records, r) = all(&path);
+        assert_eq!(records.len(), 4 + (t - 10) as usize);
+        assert!(r.damaged.is_empty());
+    }
+
+    #[test]
+    fn a_journal_written_without_preparing_is_continued() {
+        // As the releases before wrote it: appended, its length its records'.
+        let d = dir("unprepared");
+        let path = d.join("journal");
+        let mut bytes = Vec::new();
+        for t in 1..=2 {
+            record::write_line(Timestamp(t), &alert("old"), &mut bytes);
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .unwrap()
+                .write_all(&bytes)
+                .unwrap();
+        }
+        let mut line = Vec::new();
+        let mut j = Journal::open(&path).unwrap();
+        j.append(Timestamp(3), &alert("new"), &mut line).unwrap();
+        j.sync().unwrap();
+        drop(j);
+        let (records, r) = all(&path);
+        let reasons: Vec<Timestamp> = records.iter().map(|(t, _)| *t).collect();
+        assert_eq!(reasons, [Timestamp(1), Timestamp(2), Timestamp(3)]);
+        assert!(r.damaged.is_empty());
+    }
+
+    #[test]
     fn records_come_back_in_order_and_a_torn_last_line_is_dropped_and_cut() {
         let d = dir("torn");
         let path = d.join("journal");
@@ -665,6 +880,9 @@ mod tests {
         drop(j);
         let newer = "{\"v\":2,\"t\":7,\"decision\":\"Acknowledged\",\"recorder\":\"nvr-1\"}";
         let mut bytes = std::fs::read(d.join("mixed")).unwrap();
+        // Written by hand after the records (an editor keeps no prepared blank lines).
+        let end = bytes.iter().rposition(|&b| b != b'\n').unwrap() + 2;
+        bytes.truncate(end);
         bytes.extend_from_slice(
             format!("{:08x} {newer}\n", crc32fast::hash(newer.as_bytes())).as_bytes(),
         );
@@ -1002,7 +1220,8 @@ mod restart {
         assert_eq!(every.len(), records.len() + 1, "{every:?}");
         assert!(matches!(every.last(), Some((_, Record::Snapshot(_)))));
         let newest = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(newest.lines().count(), 1, "{newest}");
+        let lines = newest.lines().filter(|l| !l.is_empty()).count();
+        assert_eq!(lines, 1, "{newest}");
         drop((s, j));
         // A restart reads the checkpoint only, and does not decide nvr-244 again.
         let r = resume(&path, site("2m"), Default::default(), &relays, t(210)).unwrap();

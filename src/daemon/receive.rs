@@ -58,6 +58,9 @@ const POOL: usize = 256;
 /// sockets have more, and hands it over when it cannot take another batch or the
 /// sockets are drained.
 const HELD: usize = 4 * BATCH;
+/// Reads (`recvmmsg` calls) a worker holds what it has for the decision thread while
+/// its sockets have more.
+const HOLD_READS: u32 = 4;
 /// How often a worker publishes its counts and latencies.
 const PUBLISH: Duration = Duration::from_millis(500);
 const WAKE: Token = Token(usize::MAX);
@@ -270,6 +273,7 @@ pub fn start(
             tally: Arc::clone(&tally),
             out: Vec::with_capacity(HELD),
             pending: Arc::clone(&pending),
+            held_reads: 0,
             decided: [(Event::Unknown, 0); BATCH],
             n_decided: 0,
             replies: SendBatch::new(),
@@ -428,6 +432,8 @@ struct Worker {
     out: Vec<Heard>,
     /// Set when a batch is handed over and the decision thread woken; cleared by it.
     pending: Arc<AtomicBool>,
+    /// Reads since `out` began to fill.
+    held_reads: u32,
     /// The batch's notifications decided on the worker, timed when the batch is done
     /// (one clock read a batch).
     decided: [(Event, u64); BATCH],
@@ -516,9 +522,15 @@ impl Worker {
                             .tallies
                             .add(Counter::SendErrors, failed.len() as u64);
                     }
-                    // Handed over when the next batch might not fit, else once the
+                    // Handed over when the next batch might not fit, or after
+                    // `HOLD_READS` reads (a flood of what does not cross never drains
+                    // the socket: what does must not wait for its end), else once the
                     // sockets are drained: a burst crosses in few batches.
-                    if self.out.len() + BATCH > self.out.capacity() {
+                    if !self.out.is_empty() {
+                        self.held_reads += 1;
+                    }
+                    if self.out.len() + BATCH > self.out.capacity() || self.held_reads >= HOLD_READS
+                    {
                         self.forward();
                     }
                     self.forwarding.hand_if_due(&self.forward);
@@ -590,6 +602,7 @@ impl Worker {
 
     /// Sends what this batch gave the policy to the decision thread, and wakes it.
     fn forward(&mut self) {
+        self.held_reads = 0;
         if self.out.is_empty() {
             return;
         }

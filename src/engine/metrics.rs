@@ -210,6 +210,48 @@ impl Latency {
     }
 }
 
+/// The journal's syncs before acting (write what is buffered, `fdatasync`): how long
+/// each took, and the largest in bytes.
+#[derive(Clone, Debug, Default)]
+pub struct Syncs {
+    times: Option<Histogram<u64>>,
+    /// The most bytes one sync made durable, and how long it took (ns).
+    pub largest: (u64, u64),
+}
+
+impl Syncs {
+    /// One sync of `bytes` that took `nanos`.
+    pub fn record(&mut self, bytes: u64, nanos: u64) {
+        record(&mut self.times, nanos);
+        if bytes >= self.largest.0 {
+            self.largest = (bytes, nanos);
+        }
+    }
+
+    /// How long they took.
+    pub fn times(&self) -> &Histogram<u64> {
+        self.times.as_ref().unwrap_or_else(|| empty())
+    }
+
+    /// The stop summary's line, if there was a sync.
+    pub fn summary_text(&self) -> String {
+        let h = self.times();
+        if h.is_empty() {
+            return String::new();
+        }
+        let ms = |ns: u64| ns as f64 / 1e6;
+        format!(
+            "   journal syncs n={:<9} p50 {:>8.3} ms  p99 {:>8.3} ms  max {:>8.3} ms; the largest {} bytes in {:.3} ms\n",
+            h.len(),
+            ms(h.value_at_quantile(0.5)),
+            ms(h.value_at_quantile(0.99)),
+            ms(h.max()),
+            self.largest.0,
+            ms(self.largest.1)
+        )
+    }
+}
+
 /// Records `nanos` into `h`, allocated first if it is not (`Latency::preallocated` never
 /// needs it).
 #[inline]
@@ -232,6 +274,8 @@ pub struct Stats {
     /// Datagrams not believed, by reason (`crate::engine::trust`): the workers' and
     /// the station's.
     pub refused: Refusals,
+    /// The journal's syncs.
+    pub journal_sync: Syncs,
     /// What the kernel dropped, where it tells.
     pub kernel_drops: Option<u64>,
     /// Arrival → decision ready, per event kind; arrival → last order sent.
@@ -626,6 +670,11 @@ fn exposition(stats: &Stats, rows: Option<&StatusRows>) -> String {
         name: "fanout_seconds",
         help: "Arrival of what caused shutdown orders to the last of them sent",
         rows: vec![(Labels::new(), buckets(latency.fanout()))],
+    }));
+    registry.register_collector(Box::new(Histograms {
+        name: "journal_sync_seconds",
+        help: "The journal's syncs before acting: what was buffered written and fdatasync'd",
+        rows: vec![(Labels::new(), buckets(stats.journal_sync.times()))],
     }));
     let mut text = String::with_capacity(16 * 1024);
     // Writing to a String cannot fail.

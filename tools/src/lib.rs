@@ -36,6 +36,12 @@ pub fn cold_start() -> Vec<u8> {
 /// Spawns `cmd` (a `trapgate run`), its stdout discarded, and returns once its first
 /// stderr line says it listens; the rest of its stderr is read and dropped.
 pub fn spawn_listening(cmd: &mut Command) -> Child {
+    spawn_listening_said(cmd).0
+}
+
+/// `spawn_listening`, with the rest of what it says on stderr (its stop summary among
+/// it) as lines.
+pub fn spawn_listening_said(cmd: &mut Command) -> (Child, std::sync::mpsc::Receiver<String>) {
     let mut child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -45,8 +51,13 @@ pub fn spawn_listening(cmd: &mut Command) -> Child {
     let mut line = String::new();
     let _ = err.read_line(&mut line);
     assert!(line.contains("listening on"), "trapgate: {line}");
-    std::thread::spawn(move || for _ in err.lines() {});
-    child
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in err.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (child, rx)
 }
 
 /// Stops `child` with SIGTERM, as a service manager would, and waits for it.

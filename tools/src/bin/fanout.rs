@@ -33,7 +33,7 @@ use trapgate::daemon::socket::{RecvBatch, SendBatch, bind_udp};
 use trapgate::wire::encode;
 use trapgate::wire::oid::oid;
 use trapgate::wire::{Message, Value, VarBind};
-use trapgate_tools::{spawn_listening, stop};
+use trapgate_tools::{spawn_listening, spawn_listening_said, stop};
 
 #[derive(Parser)]
 #[command(about = "Times a lowBattery trap's fan-out to every recorder, against the floor")]
@@ -291,7 +291,9 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// One trial of trapgate: from the trap's sending to the last order's receipt, ns.
+/// One trial of trapgate: from the trap's sending to the last order's receipt, ns; and
+/// with a journal, its largest sync (bytes, ns: the fan-out's decisions), as its stop
+/// summary says.
 fn gateway_trial(
     args: &Args,
     me: &Path,
@@ -299,14 +301,14 @@ fn gateway_trial(
     journal: Option<&Path>,
     listen: u16,
     sink_port: u16,
-) -> Option<u64> {
+) -> Option<(u64, Option<(u64, u64)>)> {
     let mut cmd = Command::new(&args.trapgate);
     cmd.args(["run", "--config"]).arg(site);
     if let Some(j) = journal {
         let _ = std::fs::remove_file(j);
         cmd.arg("--journal").arg(j);
     }
-    let mut child = spawn_listening(&mut cmd);
+    let (mut child, said) = spawn_listening_said(&mut cmd);
     // Let it settle (its first poll, the journal's first records).
     std::thread::sleep(Duration::from_millis(300));
     let sink = Helper::start(me, "--sink", sink_port, args.recorders);
@@ -317,7 +319,38 @@ fn gateway_trial(
         .expect("send the trap");
     let [got, last] = sink.result();
     stop(&mut child);
-    (got == args.recorders as u64).then(|| last.saturating_sub(sent))
+    let said: Vec<String> = said.try_iter().collect();
+    // Its own account of the trial: arrival → decided, arrival → the orders sent.
+    for l in said
+        .iter()
+        .filter(|l| l.contains("latency LowBattery") || l.contains("orders sent n="))
+    {
+        println!("  {}", l.trim());
+    }
+    // "journal syncs n=… the largest BYTES bytes in MS ms"
+    let largest = said.iter().find_map(|l| {
+        let rest = l.split("the largest ").nth(1)?;
+        let mut words = rest.split_whitespace();
+        let bytes = words.next()?.parse().ok()?;
+        let ms: f64 = words.nth(2)?.parse().ok()?;
+        Some((bytes, (ms * 1e6) as u64))
+    });
+    (got == args.recorders as u64).then(|| (last.saturating_sub(sent), largest))
+}
+
+/// The fsync's floor: `bytes` appended to a fresh file beside the journal (not timed),
+/// then one `fdatasync`, timed (ns).
+fn sync_floor(file: &Path, bytes: u64) -> u64 {
+    let _ = std::fs::remove_file(file);
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .expect("the sync floor's file");
+    f.write_all(&vec![b'x'; bytes as usize]).expect("write");
+    let started = Instant::now();
+    f.sync_data().expect("fdatasync");
+    started.elapsed().as_nanos() as u64
 }
 
 /// One trial of trapgate with the recorders on the PDU's outlets (journal on): the
@@ -432,6 +465,7 @@ fn main() {
     }
     let journal = dir.join("journal");
     let (mut floor, mut on, mut off) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut syncs, mut sync_floors) = (Vec::new(), Vec::new());
     let (mut with_outlets, mut sets_after) = (Vec::new(), Vec::new());
     let mut lost = 0;
     for trial in 0..args.trials {
@@ -470,9 +504,22 @@ fn main() {
             let r = match mode {
                 "floor" => floor_trial(&args, &me, &dir.join("floor"), sink_port),
                 "journal on" => {
-                    gateway_trial(&args, &me, &site_path, Some(&journal), listen, sink_port)
+                    let r =
+                        gateway_trial(&args, &me, &site_path, Some(&journal), listen, sink_port);
+                    if let Some((_, Some((bytes, ns)))) = r {
+                        let bare = sync_floor(&dir.join("sync-floor"), bytes);
+                        println!(
+                            "trial {trial} journal on: its largest sync {bytes} bytes in {:.3} ms; the bare append + fdatasync of as many {:.3} ms",
+                            ns as f64 / 1e6,
+                            bare as f64 / 1e6
+                        );
+                        syncs.push(ns);
+                        sync_floors.push(bare);
+                    }
+                    r.map(|(fan, _)| fan)
                 }
-                _ => gateway_trial(&args, &me, &site_path, None, listen, sink_port),
+                _ => gateway_trial(&args, &me, &site_path, None, listen, sink_port)
+                    .map(|(fan, _)| fan),
             };
             match r {
                 Some(ns) => {
@@ -513,6 +560,15 @@ fn main() {
             String::new()
         }
     );
+    if !syncs.is_empty() {
+        let (j, b) = (median(&mut syncs), median(&mut sync_floors));
+        println!(
+            "the journal's sync of the fan-out's decisions {j:.3} ms ({}); a bare append + fdatasync of the same bytes {b:.3} ms ({}): {:.2}× the floor",
+            range(&syncs),
+            range(&sync_floors),
+            j / b
+        );
+    }
     if args.outlets > 0 {
         let (w, a) = (median(&mut with_outlets), median(&mut sets_after));
         println!(
