@@ -701,6 +701,11 @@ struct Waking {
     until: Timestamp,
 }
 
+/// When the first of `waking` is due a packet.
+fn earliest_wake(waking: &[Option<Waking>]) -> Option<Timestamp> {
+    waking.iter().flatten().map(|w| w.next).min()
+}
+
 /// What a checkpoint keeps of the power machine.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PowerState {
@@ -727,6 +732,10 @@ pub struct Power {
     /// taken in the minute since the first of them, and when that minute began.
     reports: Vec<Reports>,
     waking: Vec<Option<Waking>>,
+    /// No recorder is due a Wake-on-LAN packet before this (None: none is waking): a
+    /// lower bound, exact after each timeout, so that neither `poll_timeout` nor
+    /// `handle_timeout` reads every recorder's entry while none is due.
+    wake_at: Option<Timestamp>,
     /// Each recorder's order, as the station last gave it.
     ordered: Vec<Option<Timestamp>>,
     /// Per outlet: when it was last committed; orders before it belong to a cycle done.
@@ -849,6 +858,7 @@ impl Power {
             shutdown_time: site.recorders.iter().map(|r| r.shutdown_time).collect(),
             reports: vec![Reports::default(); n],
             waking: vec![None; site.recorders.len()],
+            wake_at: None,
             ordered: vec![None; site.recorders.len()],
             settled: vec![Timestamp(0); n],
             announce: Vec::with_capacity(n),
@@ -944,6 +954,7 @@ impl Power {
                 })
                 .collect();
             self.waking = s.waking;
+            self.wake_at = earliest_wake(&self.waking);
         }
     }
 
@@ -957,8 +968,7 @@ impl Power {
             _ => None,
         });
         let requests = self.out_req.iter().flatten().map(|o| o.retry_at);
-        let wakes = self.waking.iter().flatten().map(|w| w.next);
-        stages.chain(requests).chain(wakes).min()
+        stages.chain(requests).chain(self.wake_at).min()
     }
 
     /// Recorder `r` was ordered down at `at` (its first order of an outage; `shutdown`
@@ -1124,6 +1134,7 @@ impl Power {
                 sent: 0,
                 until: start.plus_secs(self.boot[r].0),
             });
+            self.wake_at = Some(self.wake_at.map_or(start, |t| t.min(start)));
         }
     }
 
@@ -1300,6 +1311,9 @@ impl Power {
                 }
             }
         }
+        if self.wake_at.is_none_or(|t| t > now) {
+            return;
+        }
         for r in RecorderId::all(self.waking.len()) {
             let Some(w) = self.waking[r.index()] else {
                 continue;
@@ -1329,6 +1343,7 @@ impl Power {
                 until: w.until,
             });
         }
+        self.wake_at = earliest_wake(&self.waking);
     }
 
     /// The first form the card may take now (on battery or not).
@@ -1845,6 +1860,7 @@ impl Power {
         }
         next.ordered = remap.carry_recorders(&self.ordered, None);
         next.waking = remap.carry_recorders(&self.waking, None);
+        next.wake_at = earliest_wake(&next.waking);
         next.sets = self.sets;
         next.refused = self.refused;
         *self = next;
