@@ -5,8 +5,6 @@
 //! malformed packets) with the arena reset per batch makes no call to the global
 //! allocator. A counting allocator proves it.
 
-use std::sync::atomic::Ordering;
-
 use bumpalo::Bump;
 use trapgate::classify::{Classifier, Event};
 use trapgate::engine::config::Site;
@@ -18,11 +16,9 @@ use trapgate::time::Timestamp;
 use trapgate::wire::frame::udp_datagram;
 
 mod counting;
-use counting::ALLOCATIONS;
 
 #[test]
 fn decode_classify_check_and_decide_in_the_station_allocate_nothing_per_packet() {
-    let _alone = counting::ONE_AT_A_TIME.lock();
     let frames = counting::corpus_frames();
     assert!(frames.len() > 60);
     let mut pipeline = Pipeline::new(Classifier::builtin(), &[]);
@@ -104,11 +100,11 @@ fn decode_classify_check_and_decide_in_the_station_allocate_nothing_per_packet()
         run(&mut arena, &mut pipeline, &mut station);
     }
     let warm = (records.get(), sent.get());
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let before = counting::allocations_here();
     for _ in 0..100 {
         run(&mut arena, &mut pipeline, &mut station);
     }
-    let after = ALLOCATIONS.load(Ordering::SeqCst);
+    let after = counting::allocations_here();
     assert!(decoded > 120 * 40, "{decoded} notifications classified");
     assert!(decided > 120 * 13, "{decided} notifications decided on");
     assert!(refused.total() > 100, "{} refused", refused.total());
@@ -130,9 +126,8 @@ fn decode_classify_check_and_decide_in_the_station_allocate_nothing_per_packet()
 /// preallocated histograms, of every event kind for the first time too, no allocation.
 #[test]
 fn recording_a_latency_on_the_hot_path_allocates_nothing() {
-    let _alone = counting::ONE_AT_A_TIME.lock();
     let mut latency = trapgate::engine::metrics::Latency::preallocated();
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let before = counting::allocations_here();
     for (k, e) in Event::ALL.iter().enumerate() {
         for ns in 1..100u64 {
             latency.record(*e, ns * 1_000 + k as u64);
@@ -142,7 +137,7 @@ fn recording_a_latency_on_the_hot_path_allocates_nothing() {
     latency.record_fanout(5_000_000);
     latency.reset();
     latency.record(Event::LowBattery, 1_000);
-    let after = ALLOCATIONS.load(Ordering::SeqCst);
+    let after = counting::allocations_here();
     assert_eq!(after - before, 0, "allocations recording latencies");
     assert_eq!(latency.of(Event::LowBattery).len(), 1);
 }

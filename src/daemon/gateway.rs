@@ -1239,12 +1239,24 @@ pub fn start(
         nis,
         clock: clock.clone(),
     };
+    // A fan-out's orders and records fit from the start (the first outage's orders do
+    // not wait for their buffers to grow and their pages to be faulted in).
+    let recorders = station.site().recorders.len();
+    let mut outbox = Outbox::default();
+    let orders = station::fan_out_room(recorders, 1);
+    outbox.agent.reserve(orders, orders * 128);
+    outbox.agent_for.reserve(orders);
+    let mut books = Books::new(journal, opts.journal.clone(), report, metrics.is_some());
+    books.unshown.reserve(station::fan_out_room(recorders, 3));
+    books.labels.reserve(station::fan_out_room(recorders, 3));
+    crate::daemon::socket::touch(&mut books.unshown);
+    crate::daemon::socket::touch(&mut books.labels);
     let d = Driver {
         clock,
         station,
         view,
-        books: Books::new(journal, opts.journal.clone(), report, metrics.is_some()),
-        outbox: Outbox::default(),
+        books,
+        outbox,
         exec_tx,
         waker,
         own: Stats {

@@ -9,14 +9,28 @@ pub struct Counting;
 /// Allocations and reallocations since the process started.
 pub static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
 
-/// Held by each test that counts, so that the tests of one binary (run on threads of
-/// one process) do not count each other's allocations.
-#[allow(dead_code)] // not every allocation test binary has two tests
-pub static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+thread_local! {
+    /// Allocations and reallocations made on this thread.
+    static HERE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Allocations and reallocations made on the calling thread so far: what a test that
+/// runs its hot path on its own thread counts, whatever libtest's other threads (the
+/// other tests, the harness printing their results) allocate meanwhile.
+#[allow(dead_code)] // not every allocation test counts its own thread alone
+pub fn allocations_here() -> usize {
+    HERE.with(|c| c.get())
+}
+
+fn count() {
+    ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+    // Not during the thread's teardown, when its locals are gone.
+    let _ = HERE.try_with(|c| c.set(c.get() + 1));
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        count();
         // SAFETY: forwarded unchanged to the system allocator.
         unsafe { System.alloc(layout) }
     }
@@ -25,7 +39,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        count();
         // SAFETY: forwarded unchanged to the system allocator.
         unsafe { System.realloc(ptr, layout, new_size) }
     }

@@ -428,6 +428,13 @@ pub struct StationState {
     off_delays: Vec<(String, u32)>,
 }
 
+/// Room for `per` items a recorder of a site of `recorders`, made at start so that the
+/// first fan-out does not grow it (at most 20,000 recorders' worth: a larger site grows
+/// the rest when it needs it).
+pub fn fan_out_room(recorders: usize, per: usize) -> usize {
+    recorders.min(20_000) * per + 64
+}
+
 /// The oids of the APC lowBattery trap a trap-relay recorder acts on, parsed once.
 #[derive(Debug)]
 struct RelayOids {
@@ -563,6 +570,11 @@ pub struct Station {
     unsent: BTreeMap<RecorderId, Timestamp>,
     counts: Counts,
     scratch: Vec<u8>,
+    /// The last order encoded, and what its v1 trap was encoded for (its community,
+    /// agent-addr and uptime), so that the next order for the same is sent as it is: a
+    /// fan-out to thousands of recorders of one community encodes its trap once.
+    order_wire: Vec<u8>,
+    order_for: Option<(Vec<u8>, [u8; 4], u32)>,
     /// `settle`'s list of what it takes as sent.
     settling: Vec<(Purpose, Option<SocketAddr>)>,
 }
@@ -588,6 +600,7 @@ impl Station {
         now: Timestamp,
     ) -> Station {
         let upses = site.upses.len();
+        let recorders = site.recorders.len();
         let site_for_usm = site.clone();
         let mut s = Station {
             names: Names::new(&site),
@@ -614,8 +627,10 @@ impl Station {
             started: now,
             floor: now,
             refusal_log: RefusalLog::new(),
-            records: VecDeque::new(),
-            queued: VecDeque::new(),
+            // A fan-out's records (three a recorder) and orders fit from the start: the
+            // first outage does not grow them while its orders wait.
+            records: VecDeque::with_capacity(fan_out_room(recorders, 3)),
+            queued: VecDeque::with_capacity(fan_out_room(recorders, 1)),
             orders_queued: 0,
             // Sized for a poll of every UPS and a burst of answers: it does not grow per packet.
             bytes: Vec::with_capacity(16 * 1024 + 128 * upses),
@@ -624,6 +639,8 @@ impl Station {
             unsent: BTreeMap::new(),
             counts: Counts::default(),
             scratch: Vec::with_capacity(1500),
+            order_wire: Vec::with_capacity(1500),
+            order_for: None,
             settling: Vec::new(),
         };
         s.decisions(now);
@@ -725,15 +742,29 @@ impl Station {
                     let rec = &self.site.recorders[recorder];
                     let agent_addr = self.relays[recorder].1;
                     let ticks = self.floor.ticks_since(self.started);
-                    self.scratch.clear();
                     match &rec.v3 {
-                        None => self.relay.encode(
-                            rec.community.as_bytes(),
-                            agent_addr,
-                            ticks,
-                            &mut self.scratch,
-                        ),
+                        // The same trap as the last one encoded: sent as it is.
+                        None if self.order_for.as_ref().is_some_and(|(c, a, t)| {
+                            *c == rec.community.as_bytes() && *a == agent_addr && *t == ticks
+                        }) => {}
+                        None => {
+                            self.order_wire.clear();
+                            self.relay.encode(
+                                rec.community.as_bytes(),
+                                agent_addr,
+                                ticks,
+                                &mut self.order_wire,
+                            );
+                            let (c, a, t) = self
+                                .order_for
+                                .get_or_insert_with(|| (Vec::new(), [0; 4], 0));
+                            c.clear();
+                            c.extend_from_slice(rec.community.as_bytes());
+                            (*a, *t) = (agent_addr, ticks);
+                        }
                         Some(a) => {
+                            self.order_wire.clear();
+                            self.order_for = None;
                             let engine_now = Timestamp(self.floor.0.saturating_sub(self.started.0));
                             self.relay.encode_v3(
                                 &mut self.usm,
@@ -742,11 +773,11 @@ impl Station {
                                 ticks,
                                 engine_now,
                                 &mut self.sealing,
-                                &mut self.scratch,
+                                &mut self.order_wire,
                             );
                         }
                     }
-                    send(&q.transmit, &self.scratch);
+                    send(&q.transmit, &self.order_wire);
                 }
                 (None, _) => {}
             }

@@ -24,6 +24,19 @@ fn site(confirm: bool) -> Site {
     Site::parse(&text).expect("valid")
 }
 
+/// The seed UPS's notification of `event` by `rule`, with its community.
+fn from_ups(event: Event, rule: &str) -> Notification<'_> {
+    Notification {
+        who: Who::Ups(UpsId(0)),
+        source: UPS.parse().unwrap(),
+        community: b"public",
+        v3: None,
+        event,
+        rule,
+        index: None,
+    }
+}
+
 fn relays(site: &Site) -> Relays {
     site.recorders
         .iter()
@@ -108,16 +121,8 @@ impl World {
 
     fn trap(&mut self, s: f64, event: Event, rule: &str) {
         self.to(s);
-        let n = Notification {
-            who: Who::Ups(UpsId(0)),
-            source: UPS.parse().unwrap(),
-            community: b"public",
-            v3: None,
-            event,
-            rule,
-            index: None,
-        };
-        self.station.handle_notification(t(s), &n);
+        self.station
+            .handle_notification(t(s), &from_ups(event, rule));
         self.act();
     }
 
@@ -195,15 +200,7 @@ fn an_outage_goes_out_acknowledged_or_re_sent_until_the_outlets_go_off() {
 fn a_late_send_waits_its_whole_acknowledgement_time_from_when_it_left() {
     let mut w = World::new(site(false));
     w.to(5.0);
-    let n = Notification {
-        who: Who::Ups(UpsId(0)),
-        source: UPS.parse().unwrap(),
-        community: b"public",
-        v3: None,
-        event: Event::LowBattery,
-        rule: "lowBattery",
-        index: None,
-    };
+    let n = from_ups(Event::LowBattery, "lowBattery");
     w.station.handle_notification(t(5.0), &n);
     // The driver is held up for 12 s before it can send (a journal on a slow disk).
     while let Some(r) = w.station.poll_record() {
@@ -1227,13 +1224,8 @@ fn outlet_flood(report: impl Fn(u32) -> (Event, &'static str)) -> World {
         w.to(s);
         let (event, rule) = report(k);
         let n = Notification {
-            who: Who::Ups(UpsId(0)),
-            source: UPS.parse().unwrap(),
-            community: b"public",
-            v3: None,
-            event,
-            rule,
             index: Some(1),
+            ..from_ups(event, rule)
         };
         w.station.handle_notification(t(s), &n);
         w.act();
@@ -1289,4 +1281,55 @@ fn a_flood_of_a_cards_outlet_trap_is_journaled_once() {
         reported,
         usize::from(crate::engine::power::REPORTS_A_MINUTE)
     );
+}
+
+/// A fan-out encodes its trap once per community: every recorder still gets its own
+/// community, whatever the order of the recorders (one of another community between
+/// two of the site's).
+#[test]
+fn each_order_carries_its_recorders_community_when_the_trap_is_encoded_once() {
+    let text = DEFAULT_SITE.replace("confirm_by_poll = true", "confirm_by_poll = false")
+        + "\n[[recorder]]\nname = \"nvr-other\"\naddress = \"192.168.61.245\"\nups = \"ups-main\"\ntier = 1\nshutdown_time = \"60s\"\ncommunity = \"other\"\n\
+           \n[[recorder]]\nname = \"nvr-last\"\naddress = \"192.168.61.246\"\nups = \"ups-main\"\ntier = 1\nshutdown_time = \"60s\"\n";
+    let site = Site::parse(&text).expect("valid");
+    let mut station = Station::new(
+        site.clone(),
+        Options::default(),
+        relays(&site),
+        Box::new(Sequence(0)),
+        t(0.0),
+    );
+    station.settle(&mut |_| {});
+    let n = from_ups(Event::LowBattery, "lowBattery");
+    station.handle_notification(t(1.0), &n);
+    let mut sent = Vec::new();
+    while station.has_records() || station.transmits_waiting() > 0 {
+        while station.poll_record().is_some() {}
+        station.drain_transmits(|tx, bytes| {
+            if let Purpose::Order { recorder, .. } = tx.purpose {
+                sent.push((recorder, bytes.to_vec()));
+            }
+        });
+    }
+    assert_eq!(sent.len(), site.recorders.len(), "every recorder told");
+    let arena = bumpalo::Bump::new();
+    for (r, bytes) in &sent {
+        let m = crate::wire::Message::parse(bytes, &arena).expect("decodes");
+        assert_eq!(
+            m.community,
+            site.recorders[*r].community.as_bytes(),
+            "{}",
+            site.recorders[*r].name
+        );
+    }
+    // Those of one community are the same bytes.
+    let of = |name: &str| {
+        &sent
+            .iter()
+            .find(|(r, _)| site.recorders[*r].name == name)
+            .unwrap()
+            .1
+    };
+    assert_eq!(of("nvr-244"), of("nvr-last"));
+    assert_ne!(of("nvr-244"), of("nvr-other"));
 }
