@@ -896,10 +896,11 @@ fn story_line(r: &Json, many: bool) -> Option<String> {
         match d {
             "ShutdownRecorder" if many => return None,
             "ShutdownRecorder" => format!(
-                "gateway decides: {} shuts down now ({}; must be down by {})",
+                "gateway decides: {} shuts down now ({}; must be down by {}); {} shows it a charge of 0 %",
                 s("recorder"),
                 s("reason"),
-                s("deadline")
+                s("deadline"),
+                shown_by(&s("recorder")),
             ),
             "PresentCharge" if many => return None,
             "PresentCharge" => match r["percent"].as_u64() {

@@ -1,6 +1,6 @@
 //! The journal: every input that moved the policy, every decision, presented value,
 //! sent order and acknowledgement, appended one typed record a line
-//! (`crate::engine::record`: `crc32hex {"v":1,"t":…}`), written and fsync'd before a
+//! (`crate::engine::record`: `crc32hex {"v":2,"t":…}`), written and fsync'd before a
 //! decision is acted on, rotated by size.
 //!
 //! A restarted gateway reads it back (`resume`), a line at a time, and feeds each record
@@ -878,7 +878,7 @@ mod tests {
         }
         j.sync().unwrap();
         drop(j);
-        let newer = "{\"v\":2,\"t\":7,\"decision\":\"Acknowledged\",\"recorder\":\"nvr-1\"}";
+        let newer = "{\"v\":3,\"t\":7,\"decision\":\"Acknowledged\",\"recorder\":\"nvr-1\"}";
         let mut bytes = std::fs::read(d.join("mixed")).unwrap();
         // Written by hand after the records (an editor keeps no prepared blank lines).
         let end = bytes.iter().rposition(|&b| b != b'\n').unwrap() + 2;
@@ -895,7 +895,7 @@ mod tests {
         assert_eq!(r.other_format.len(), 1, "{:?}", r.other_format);
         assert_eq!(r.other_format[0].1, 3);
         assert!(
-            r.other_format[0].2.contains("journal format 2"),
+            r.other_format[0].2.contains("journal format 3"),
             "{:?}",
             r.other_format
         );
@@ -977,6 +977,14 @@ mod restart {
     use crate::engine::trust::Who;
     use std::net::SocketAddr;
 
+    /// An empty directory of the test's own.
+    fn fresh_dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("trapgate-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
     fn t(s: u64) -> Timestamp {
         Timestamp(crate::time::ns::secs(1_000 + s as u32))
     }
@@ -1026,11 +1034,68 @@ mod restart {
         s.handle_notification(at, &n);
     }
 
+    /// A journal of format 1 (the releases before: a `PresentCharge` after every
+    /// `ShutdownRecorder`) resumes as the same journal in format 2 does: nothing
+    /// damaged, the told recorder presented 0 %, the same orders after.
+    #[test]
+    fn a_journal_of_format_1_resumes_as_format_2_does() {
+        let d = fresh_dir("format1");
+        let now = d.join("journal-2");
+        // The live run: on battery at 10 s, tier 2 (nvr-244) told at 130 s; it dies at
+        // 140 s.
+        let r = resume(&now, site("2m"), Default::default(), &relays, t(0)).unwrap();
+        let (mut s, mut j) = (r.station, r.journal);
+        drive(&mut s, &mut j, t(10));
+        on_battery(&mut s, t(10));
+        let told = drive(&mut s, &mut j, t(140));
+        assert!(told.iter().any(|(_, r, _)| r == "nvr-244"), "{told:?}");
+        drop((s, j));
+        // The same records as format 1 wrote them.
+        let mut records = Vec::new();
+        read(&now, |t, r| records.push((t, r))).unwrap();
+        let mut old = Vec::new();
+        let mut line = Vec::new();
+        let mut v1 = |t: Timestamp, r: &Record, old: &mut Vec<u8>| {
+            record::write_line(t, r, &mut line);
+            let text = std::str::from_utf8(&line).unwrap();
+            let json = text[9..].trim_end().replacen("{\"v\":2,", "{\"v\":1,", 1);
+            old.extend_from_slice(
+                format!("{:08x} {json}\n", crc32fast::hash(json.as_bytes())).as_bytes(),
+            );
+        };
+        let mut charges = 0;
+        for (t, r) in &records {
+            v1(*t, r, &mut old);
+            if let Record::Decision(Decided::ShutdownRecorder { recorder, .. }) = r {
+                let present = Record::Decision(Decided::PresentCharge {
+                    recorder: recorder.clone(),
+                    percent: crate::engine::record::Percent::Value(0),
+                });
+                v1(*t, &present, &mut old);
+                charges += 1;
+            }
+        }
+        assert!(charges >= 1);
+        let then = d.join("journal-1");
+        std::fs::write(&then, &old).unwrap();
+        // Both resumed at 150 s, then driven to 400 s.
+        let mut after = Vec::new();
+        for path in [&now, &then] {
+            let r = resume(path, site("2m"), Default::default(), &relays, t(150)).unwrap();
+            assert_eq!(r.damaged, 0, "{}", path.display());
+            let (mut s, mut j) = (r.station, r.journal);
+            let nvr_244 = crate::engine::id::RecorderId(0);
+            assert_eq!(s.site().recorders[nvr_244].name, "nvr-244");
+            assert_eq!(s.presented_charge(nvr_244), Some(0), "{}", path.display());
+            after.push(drive(&mut s, &mut j, t(400)));
+        }
+        assert_eq!(after[0], after[1], "the same orders after either");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
     #[test]
     fn a_site_changed_between_runs_is_a_reload_and_backdates_nothing() {
-        let d = std::env::temp_dir().join(format!("trapgate-restart-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
+        let d = fresh_dir("restart");
         let path = d.join("journal");
         // The live run: tier 2's grace 2 min; on battery at 10 s; it dies at 40 s.
         let before = site("2m");
@@ -1078,9 +1143,7 @@ mod restart {
 
     #[test]
     fn a_timer_due_while_the_gateway_was_down_fires_at_the_restart_not_back_dated() {
-        let d = std::env::temp_dir().join(format!("trapgate-down-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
+        let d = fresh_dir("down");
         let path = d.join("journal");
         let r = resume(&path, site("2m"), Default::default(), &relays, t(0)).unwrap();
         let (mut s, mut j) = (r.station, r.journal);
@@ -1129,9 +1192,7 @@ mod restart {
 
     #[test]
     fn a_restart_reads_from_the_newest_checkpoint() {
-        let d = std::env::temp_dir().join(format!("trapgate-checkpoint-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
+        let d = fresh_dir("checkpoint");
         let path = d.join("journal");
         let r = resume(&path, site("2m"), Default::default(), &relays, t(0)).unwrap();
         let (mut s, mut j) = (r.station, r.journal);
@@ -1179,9 +1240,7 @@ mod restart {
     #[test]
     fn records_committed_while_orders_are_encoded_are_durable_and_a_new_file_starts_with_a_checkpoint()
      {
-        let d = std::env::temp_dir().join(format!("trapgate-commit-while-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
+        let d = fresh_dir("commit-while");
         let path = d.join("journal");
         let all = |p: &Path| {
             let mut v = Vec::new();

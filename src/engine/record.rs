@@ -24,8 +24,18 @@ use crate::time::Timestamp;
 /// of a tier): a reference count, not a copy per record.
 pub type Text = Arc<str>;
 
-/// The journal's format version, in every line.
-pub const FORMAT: u32 = 1;
+/// The journal's format version, in every line. Format 2 records a recorder's shutdown
+/// once: the 0 % its virtual UPS presents from then on is the `ShutdownRecorder`'s, not
+/// a `PresentCharge` of its own (format 1 wrote both; it is read as it was written).
+pub const FORMAT: u32 = 2;
+
+/// The formats this trapgate reads: its own, and format 1.
+pub const READS: [u32; 2] = [1, 2];
+
+/// Whether this trapgate reads format `v`.
+fn reads(v: Option<u64>) -> bool {
+    v.is_some_and(|v| READS.iter().any(|&f| u64::from(f) == v))
+}
 
 /// One record.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -184,7 +194,8 @@ impl From<Percent> for Option<u8> {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "decision")]
 pub enum Decided {
-    /// Tell a recorder to shut down.
+    /// Tell a recorder to shut down; its virtual UPS presents it 0 % from then on (in
+    /// format 1 a `PresentCharge` of its own said so).
     ShutdownRecorder {
         /// Its UPS.
         ups: Text,
@@ -779,11 +790,11 @@ impl core::fmt::Display for LineError {
             LineError::Damaged(why) => f.write_str(why),
             LineError::Version(Some(v)) => write!(
                 f,
-                "written in journal format {v}; this trapgate reads format {FORMAT}"
+                "written in journal format {v}; this trapgate reads formats 1 and {FORMAT}"
             ),
             LineError::Version(None) => write!(
                 f,
-                "written without a format version (a trapgate from before format {FORMAT}); this trapgate reads format {FORMAT}"
+                "written without a format version (a trapgate from before format 1); this trapgate reads formats 1 and {FORMAT}"
             ),
         }
     }
@@ -841,7 +852,7 @@ pub fn read_line(line: &[u8]) -> Result<(Timestamp, Record), LineError> {
     // The writer's own prefix, read by hand: `{"v":1,"t":<ns>,"<kind>":…`, the record
     // then read as its kind alone (no buffering of the whole line to guess its kind).
     if let Some((v, t, kind, rest)) = prefix(json)
-        && v == u64::from(FORMAT)
+        && reads(Some(v))
     {
         let record = SCRATCH.with_borrow_mut(|buf| {
             buf.clear();
@@ -874,12 +885,12 @@ pub fn read_line(line: &[u8]) -> Result<(Timestamp, Record), LineError> {
     }
     let version: Version =
         serde_json::from_str(json).map_err(|e| LineError::Damaged(format!("bad JSON: {e}")))?;
-    if version.v != Some(u64::from(FORMAT)) {
+    if !reads(version.v) {
         return Err(LineError::Version(version.v));
     }
     let e: Envelope = serde_json::from_str(json)
         .map_err(|e| LineError::Damaged(format!("not a record of format {FORMAT}: {e}")))?;
-    debug_assert_eq!(e.v, Some(u64::from(FORMAT)));
+    debug_assert!(reads(e.v));
     Ok((Timestamp(e.t), e.record))
 }
 
@@ -1000,11 +1011,11 @@ mod tests {
             read_line(&flipped[..flipped.len() - 1]),
             Err(LineError::Damaged(_))
         ));
-        let other = "{\"v\":2,\"t\":7,\"decision\":\"Acknowledged\",\"recorder\":\"nvr-1\"}";
+        let other = "{\"v\":3,\"t\":7,\"decision\":\"Acknowledged\",\"recorder\":\"nvr-1\"}";
         let line = format!("{:08x} {other}", crc32fast::hash(other.as_bytes()));
         let e = read_line(line.as_bytes()).unwrap_err();
-        assert_eq!(e, LineError::Version(Some(2)));
-        assert!(e.to_string().contains("journal format 2"), "{e}");
+        assert_eq!(e, LineError::Version(Some(3)));
+        assert!(e.to_string().contains("journal format 3"), "{e}");
         let old = "{\"t\":7,\"decision\":\"Acknowledged\",\"recorder\":\"nvr-1\"}";
         let line = format!("{:08x} {old}", crc32fast::hash(old.as_bytes()));
         assert_eq!(

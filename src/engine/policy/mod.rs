@@ -173,7 +173,8 @@ pub struct Cause {
 /// A decision, as data: what the drivers act on and the journal records.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
-    /// Tell a recorder to shut down (it must be down by `deadline`).
+    /// Tell a recorder to shut down (it must be down by `deadline`); its virtual UPS
+    /// presents it 0 % from then on.
     ShutdownRecorder {
         /// The UPS (index in the site).
         ups: UpsId,
@@ -962,6 +963,8 @@ impl Decider {
             let (tier, deadline) = (rec.tier, after(now, rec.shutdown_time));
             self.told[r] = Some((u, outage));
             self.acknowledged[r] = false;
+            // Its virtual UPS presents it 0 % from now on: the shutdown says so (one
+            // decision, not two).
             self.push(Decision::ShutdownRecorder {
                 ups: u,
                 recorder: r,
@@ -969,10 +972,6 @@ impl Decider {
                 deadline,
                 reason,
                 cause: cause.clone(),
-            });
-            self.push(Decision::PresentCharge {
-                recorder: r,
-                percent: Some(0),
             });
         }
     }

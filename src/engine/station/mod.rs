@@ -728,6 +728,12 @@ impl Station {
         !self.records.is_empty()
     }
 
+    /// The charge recorder `r`'s virtual UPS presents it in place of its UPS's (0 once
+    /// it is told to shut down; None: the UPS's own).
+    pub fn presented_charge(&self, r: RecorderId) -> Option<u8> {
+        self.agent.presented[r]
+    }
+
     /// How many datagrams wait (`drain_transmits`).
     pub fn transmits_waiting(&self) -> usize {
         self.queued.len()
@@ -1904,7 +1910,10 @@ impl Station {
     /// What a decision changes in the other machines.
     fn follow(&mut self, t: Timestamp, d: &Decision) {
         match *d {
+            // Told to shut down, it is presented 0 % from now on: the same record says
+            // both (a dry run presents the real values).
             Decision::ShutdownRecorder { recorder, .. } if !self.options.dry_run => {
+                self.agent.presented[recorder] = Some(0);
                 self.ledger.ordered(t, recorder)
             }
             // A dry run records what it would present, and presents the real values.
@@ -2461,6 +2470,12 @@ impl Station {
                     }
                     Decided::ShutdownRecorder { recorder: name, .. } => {
                         if let Some(r) = recorder(self, name) {
+                            // Told to shut down, it is presented 0 % (format 2 records
+                            // it once; format 1's `PresentCharge` that follows says so
+                            // again).
+                            if !self.options.dry_run {
+                                self.agent.presented[r] = Some(0);
+                            }
                             self.power.restore_ordered(r, t);
                             if self.decider.mark_told(t, r) {
                                 self.unsent.insert(r, t);
