@@ -38,7 +38,7 @@ pub const KEEP: usize = 4;
 /// the file already has, and its fsync flushes that data alone, no size or extent to
 /// update in the filesystem's own journal (`fdatasync`'s cheap case).
 pub const PREPARE: u64 = 4 * 1024 * 1024;
-/// How much of the file's end `open` reads to check its last line.
+/// How much of a file `open` reads at a time, backwards, to find where its records end.
 const TAIL: u64 = 64 * 1024;
 /// A new stretch is prepared once less than this is left.
 const PREPARE_BELOW: u64 = 1024 * 1024;
@@ -199,6 +199,24 @@ fn records_end(file: &File, len: u64) -> io::Result<u64> {
     Ok(0)
 }
 
+/// Where the last line of the first `end` bytes of `file` begins: after the newline
+/// before its own (read backwards, 64 KiB at a time: a checkpoint's line may be long).
+fn last_line_start(file: &File, end: u64) -> io::Result<u64> {
+    let mut block = vec![0u8; TAIL as usize];
+    // Its own newline, if it has one, is not the one before it.
+    let mut to = end.saturating_sub(1);
+    while to > 0 {
+        let from = to.saturating_sub(TAIL);
+        let chunk = &mut block[..(to - from) as usize];
+        file.read_exact_at(chunk, from)?;
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            return Ok(from + i as u64 + 1);
+        }
+        to = from;
+    }
+    Ok(0)
+}
+
 /// Prepares `file` from `from` to `to` with newlines and makes that durable (its
 /// length and extents, once, so that the records written over them later need not).
 fn prepare(file: &File, from: u64, to: u64) -> io::Result<()> {
@@ -243,28 +261,17 @@ impl Journal {
         // onto it; its bytes become blank again. Torn is a last line without its
         // newline, or, in a prepared file (where the blank rest follows whatever was
         // written), one that does not read: its checksum fails.
-        let tail_from = size - size.min(TAIL);
-        let mut tail = vec![0u8; (size - tail_from) as usize];
-        file.read_exact_at(&mut tail, tail_from)?;
-        let body = tail.strip_suffix(b"\n").unwrap_or(&tail);
-        let start = body.iter().rposition(|&b| b == b'\n').map(|i| i + 1);
-        let last_line = &body[start.unwrap_or(0)..];
-        let torn = !tail.ends_with(b"\n")
-            || (size < len && matches!(record::read_line(last_line), Err(LineError::Damaged(_))));
-        if torn && !tail.is_empty() {
-            let whole = match start {
-                Some(i) => tail_from + i as u64,
-                // The line is longer than the tail read: find its start in the file.
-                None => {
-                    let mut bytes = vec![0u8; size as usize];
-                    file.read_exact_at(&mut bytes, 0)?;
-                    let body = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
-                    body.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) as u64
-                }
-            };
-            file.write_all_at(&vec![b'\n'; (size - whole) as usize], whole)?;
+        let start = last_line_start(&file, size)?;
+        let mut line = vec![0u8; (size - start) as usize];
+        file.read_exact_at(&mut line, start)?;
+        let body = line.strip_suffix(b"\n").unwrap_or(&line);
+        let torn = !line.is_empty()
+            && (!line.ends_with(b"\n")
+                || (size < len && matches!(record::read_line(body), Err(LineError::Damaged(_)))));
+        if torn {
+            file.write_all_at(&vec![b'\n'; (size - start) as usize], start)?;
             file.sync_data()?;
-            size = whole;
+            size = start;
         }
         // Prepared ahead if it can be (a full disk or a file-size limit: the records
         // are appended as they come, as an unprepared file takes them).
@@ -784,6 +791,11 @@ mod tests {
         let (records, r) = all(&path);
         assert_eq!(records.len(), 4 + (t - 10) as usize);
         assert!(r.damaged.is_empty());
+        // A last record longer than what `open` reads at a time (a checkpoint's can be)
+        // is whole, and a restart keeps it.
+        drop(Journal::open(&path).unwrap());
+        let (again, _) = all(&path);
+        assert_eq!(again.len(), records.len(), "the long last record kept");
     }
 
     #[test]
