@@ -314,6 +314,7 @@ impl Receivers {
 
     /// Hands every waiting batch to `f`, and its buffer back to the workers.
     pub fn drain(&self, mut f: impl FnMut(&View, &[Heard])) {
+        self.pending.store(false, Ordering::SeqCst);
         while let Ok(b) = self.heard.try_recv() {
             self.hand(b, &mut f);
         }
