@@ -15,7 +15,10 @@
 //! from the socket it came to) and where to forward. Only what the policy acts on
 //! and believes (UPS events, recorder acknowledgements, a recorder heard from, at most
 //! once a second each) goes to the decision thread, in batches over a bounded crossbeam
-//! channel, in buffers that come back through a return channel; everything refused is
+//! channel, in buffers that come back through a return channel: a batch is handed over
+//! when its buffer is full, after four reads while the sockets still have more, or once
+//! they are drained, and the decision thread is woken once until it looks (what the
+//! policy ignores is counted and timed here, arrival → counted, and never crosses); everything refused is
 //! counted by reason here, so a flood of forgeries never reaches the decision thread
 //! (get-responses on the trap port among them: trapgate's polls are answered on their
 //! own socket). A worker takes no lock per packet: its counts and latencies are
