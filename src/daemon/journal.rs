@@ -1249,6 +1249,46 @@ mod restart {
         assert_eq!(decided, ["nvr-251"], "decided once, after the restart");
     }
 
+    /// Many records committed while the orders are encoded: every one read back, in
+    /// order, each once.
+    #[test]
+    fn many_records_committed_while_encoding_come_back_in_order() {
+        let d = fresh_dir("commit-many");
+        let path = d.join("journal");
+        let r = resume(&path, site("2m"), Default::default(), &relays, t(0)).unwrap();
+        let (mut s, mut j) = (r.station, r.journal);
+        let before = j.written;
+        let mut records: Vec<(Timestamp, Record, bool)> = (0..1_001u64)
+            .map(|i| {
+                let r = Record::Decision(Decided::Alert {
+                    ups: None,
+                    recorder: None,
+                    outlet: None,
+                    kind: crate::engine::record::AlertKind::Site,
+                    reason: format!("record {i}"),
+                });
+                (t(10).plus_ns(i), r, true)
+            })
+            .collect();
+        let mut line = Vec::new();
+        let (appended, written, ()) = j.commit_while(&mut records, &mut s, &mut line, |_| {});
+        appended.unwrap();
+        written.unwrap();
+        assert!(records.iter().all(|(_, _, journaled)| *journaled));
+        assert_eq!(j.written - before, 1_001);
+        drop((s, j));
+        let mut reasons = Vec::new();
+        read(&path, |_, r| {
+            if let Record::Decision(Decided::Alert { reason, .. }) = r
+                && let Some(n) = reason.strip_prefix("record ")
+            {
+                reasons.push(n.parse::<u64>().unwrap());
+            }
+        })
+        .unwrap();
+        assert_eq!(reasons, (0..1_001).collect::<Vec<u64>>());
+    }
+
     #[test]
     fn records_committed_while_orders_are_encoded_are_durable_and_a_new_file_starts_with_a_checkpoint()
      {
