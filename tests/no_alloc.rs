@@ -3,7 +3,8 @@
 //! deciding in the station (the policy, the ledger, the virtual UPS, the order encoder,
 //! settled as a driver that sends at once would) on a corpus of v1 and v2c traps (and
 //! malformed packets) with the arena reset per batch makes no call to the global
-//! allocator. A counting allocator proves it.
+//! allocator; nor does the receive worker's trap-port machine (`engine::ingress`), nor
+//! recording a latency. A counting allocator proves it.
 
 use bumpalo::Bump;
 use trapgate::classify::{Classifier, Event};
@@ -140,4 +141,70 @@ fn recording_a_latency_on_the_hot_path_allocates_nothing() {
     let after = counting::allocations_here();
     assert_eq!(after - before, 0, "allocations recording latencies");
     assert_eq!(latency.of(Event::LowBattery).len(), 1);
+}
+
+/// The receive worker's machine (`engine::ingress`): every frame of the corpus to the
+/// trap port, from its own source, through decoding, the trust layer, the inform
+/// answers and v3 Reports, the route to a `[[forward]]` target that takes anyone's and
+/// the "seen" limit, the arena reset per batch: after a warm-up, no allocation.
+#[test]
+fn the_trap_port_machine_allocates_nothing_per_packet() {
+    use trapgate::engine::ingress::{Heard, Ingress};
+    let frames = counting::corpus_frames();
+    let text = trapgate::engine::config::DEFAULT_SITE.to_string()
+        + "\n[[forward]]\nto = \"127.0.0.1:9162\"\nmatch = [\"*\"]\nsources = \"any\"\n";
+    let site = Site::parse(&text).expect("a site forwarding anyone's");
+    let mut pipeline = Pipeline::new(site.classifier(), &[]);
+    pipeline.set_usm(trapgate::engine::usm::Usm::new(&site));
+    let mut ingress = Ingress::new(pipeline, site.recorders.len());
+    let trust = Trust::new(&site);
+    let mut arena = Bump::with_capacity(64 * 1024);
+    let (mut heard, mut forwarded, mut replied, mut refused) = (0u64, 0u64, 0u64, 0u64);
+    let mut now = 0u64;
+    let mut run = |arena: &mut Bump, ingress: &mut Ingress| {
+        arena.reset();
+        for (link, data) in &frames {
+            let Ok(d) = udp_datagram(*link, data) else {
+                continue;
+            };
+            now += 1_000_000;
+            let took = ingress.handle(
+                &trust,
+                &site.forwarding,
+                Timestamp(now),
+                (
+                    std::net::SocketAddr::new(d.dst, 162),
+                    std::net::SocketAddr::new(d.src, d.src_port),
+                ),
+                d.payload,
+                false,
+                now,
+                arena,
+            );
+            heard += u64::from(matches!(took.heard, Some(Heard::Event { .. })));
+            forwarded += u64::from(took.forward.is_some());
+            replied += u64::from(took.reply.is_some());
+            refused += u64::from(took.refused.is_some());
+        }
+    };
+    for _ in 0..20 {
+        run(&mut arena, &mut ingress);
+    }
+    let before = counting::allocations_here();
+    for _ in 0..100 {
+        run(&mut arena, &mut ingress);
+    }
+    let after = counting::allocations_here();
+    // Each pass over the corpus: its site UPS's events heard, every notification
+    // forwarded, its inform answered, its forgeries refused.
+    assert!(heard >= 120 * 50, "{heard} events heard");
+    assert!(forwarded >= 120 * 100, "{forwarded} forwarded");
+    assert!(replied >= 120, "{replied} informs answered");
+    assert!(refused >= 120 * 25, "{refused} refused");
+    assert_eq!(
+        after - before,
+        0,
+        "allocations during {} datagrams",
+        100 * frames.len()
+    );
 }

@@ -435,6 +435,24 @@ pub fn fan_out_room(recorders: usize, per: usize) -> usize {
     recorders.min(20_000) * per + 64
 }
 
+/// A datagram on the agent or a poll socket, as the station takes it: decoded (SNMPv1
+/// or v2c), to be opened by the security model (SNMPv3), or neither.
+enum Arrived<'a> {
+    Community(Message<'a>),
+    V3,
+    Malformed,
+}
+
+impl<'a> Arrived<'a> {
+    fn read(payload: &'a [u8], arena: &'a bumpalo::Bump) -> Arrived<'a> {
+        match Message::parse(payload, arena) {
+            Ok(m) => Arrived::Community(m),
+            Err(e) if e.kind == crate::wire::ErrorKind::UnsupportedV3 => Arrived::V3,
+            Err(_) => Arrived::Malformed,
+        }
+    }
+}
+
 /// The oids of the APC lowBattery trap a trap-relay recorder acts on, parsed once.
 #[derive(Debug)]
 struct RelayOids {
@@ -729,8 +747,9 @@ impl Station {
     }
 
     /// The charge recorder `r`'s virtual UPS presents it in place of its UPS's (0 once
-    /// it is told to shut down; None: the UPS's own).
-    pub fn presented_charge(&self, r: RecorderId) -> Option<u8> {
+    /// it is told to shut down; None: the UPS's own). For the tests of resume.
+    #[cfg(test)]
+    pub(crate) fn presented_charge(&self, r: RecorderId) -> Option<u8> {
         self.agent.presented[r]
     }
 
@@ -999,12 +1018,10 @@ impl Station {
         payload: &[u8],
         arena: &bumpalo::Bump,
     ) -> bool {
-        match Message::parse(payload, arena) {
-            Ok(m) => self.handle_request(now, from, &m, payload.len()),
-            Err(e) if e.kind == crate::wire::ErrorKind::UnsupportedV3 => {
-                self.handle_v3_request(now, from, payload, arena)
-            }
-            Err(_) => return false,
+        match Arrived::read(payload, arena) {
+            Arrived::Community(m) => self.handle_request(now, from, &m, payload.len()),
+            Arrived::V3 => self.handle_v3_request(now, from, payload, arena),
+            Arrived::Malformed => return false,
         }
         true
     }
@@ -1022,14 +1039,14 @@ impl Station {
         if self.handle_command_answer(now, from, payload, arena) {
             return true;
         }
-        match Message::parse(payload, arena) {
-            Ok(m) => {
+        match Arrived::read(payload, arena) {
+            Arrived::Community(m) => {
                 let _ = self.handle_answer(now, from, &m);
             }
-            Err(e) if e.kind == crate::wire::ErrorKind::UnsupportedV3 => {
+            Arrived::V3 => {
                 let _ = self.handle_v3_answer(now, from, payload, arena);
             }
-            Err(_) => return false,
+            Arrived::Malformed => return false,
         }
         true
     }
