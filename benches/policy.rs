@@ -58,6 +58,7 @@ fn site() -> Site {
         text: "".into(),
         usm_users: Vec::new(),
         forwarding: Default::default(),
+        pair: None,
         gateway: Gateway {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 1162))],
             agent: SocketAddr::from(([127, 0, 0, 1], 1161)),

@@ -9,6 +9,8 @@
 
 use std::io::Write;
 
+pub mod netns;
+
 /// The environment variable naming the file skips are appended to.
 pub const SKIPS_FILE: &str = "TRAPGATE_SKIPS";
 

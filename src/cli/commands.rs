@@ -170,6 +170,21 @@ pub fn status(at: std::net::SocketAddr, out: &mut impl Write) -> Result<(), Stri
     let w = |e: io::Error| e.to_string();
     writeln!(out, "trapgate at {at}, as of {}", str_of(&v["time"])).map_err(w)?;
     writeln!(out, "{}\n", str_of(&v["summary"])).map_err(w)?;
+    if let Some(p) = v.get("pair").filter(|p| !p.is_null()) {
+        let peer = match (&p["peer_role"], p["peer_heard_s"].as_f64()) {
+            (serde_json::Value::Null, _) | (_, None) => "never heard".to_string(),
+            (role, Some(s)) => format!("{}, heard {s:.1} s ago", str_of(role)),
+        };
+        writeln!(
+            out,
+            "pair: {} since {} (address {}); peer {}: {peer}\n",
+            str_of(&p["role"]).to_uppercase(),
+            short(&p["since"]),
+            str_of(&p["address"]),
+            str_of(&p["peer"]),
+        )
+        .map_err(w)?;
+    }
     let table = |out: &mut dyn Write, head: &[&str], rows: Vec<Vec<String>>| -> io::Result<()> {
         let mut widths: Vec<usize> = head.iter().map(|h| h.len()).collect();
         for r in &rows {
@@ -659,6 +674,16 @@ pub fn run_gateway(config: &Path, opts: crate::daemon::Options) -> Result<(), St
             }
             if let Some(n) = b.nis {
                 console::warn(format!("trapgate: apcupsd NIS server on {n}"));
+            }
+            if let Some((me, peer, address, actor)) = b.pair {
+                console::warn(format!(
+                    "trapgate: pair channel on {me} to {peer}; {}",
+                    if actor {
+                        format!("the actor: holds {address}")
+                    } else {
+                        format!("the standby: {address} is not on this host (it decides and journals, and sends nothing to a recorder or an outlet)")
+                    }
+                ));
             }
             if v3 {
                 console::warn(format!(

@@ -10,7 +10,7 @@ use roff::{Roff, bold, italic, roman};
 
 /// One key of the site file: its table, name, default ("" for required) and meaning.
 pub struct Key {
-    /// `gateway`, `policy`, `ups`, `recorder`, `usm_user`, `rule` or `forward`.
+    /// `gateway`, `policy`, `ups`, `recorder`, `usm_user`, `rule`, `forward` or `pair`.
     pub table: &'static str,
     /// The key.
     pub key: &'static str,
@@ -534,6 +534,30 @@ pub const KEYS: &[Key] = &[
         "the gateway's listen address, where it listens on a single one; else the host's choice",
         "The address forwards to this target leave from, as snmptrapd's clientaddr: an address of this host, of the target's family (an NMS that filters by source sees the one configured).",
     ),
+    k(
+        "pair",
+        "self",
+        "required",
+        "One gateway's pair endpoint, ADDR:PORT (UDP). Both gateways run the same file: each takes as its own whichever of self and peer is an address of its host.",
+    ),
+    k(
+        "pair",
+        "peer",
+        "required",
+        "The other gateway's pair endpoint, ADDR:PORT (UDP): the only source its records are believed from.",
+    ),
+    k(
+        "pair",
+        "address",
+        "required",
+        "The address keepalived moves between the two: the recorders' \"UPS IP\". The gateway that holds it acts (answers the recorders there, orders them from there, commands the outlets); the other decides, journals and sends nothing. The virtual UPS, NUT and NIS servers listen on it.",
+    ),
+    k(
+        "pair",
+        "key_file",
+        "required",
+        "A file whose first line (16 bytes at least) is the secret both gateways share: every datagram of the pair channel carries its HMAC-SHA256.",
+    ),
 ];
 
 /// The tables, in the order of the page, with how they are written.
@@ -561,6 +585,11 @@ const TABLES: &[(&str, &str, &str)] = &[
         "forward",
         "[[forward]]",
         "Where the notifications heard are forwarded, as snmptrapd's forward with addForwarderInfo (optional): the sender kept in snmpTrapAddress.x (IPv4) or 1.3.6.1.4.1.8072.9999.9999.162.1.x (IPv6), informs forwarded as informs.",
+    ),
+    (
+        "pair",
+        "[pair]",
+        "Two gateways, one site, behind keepalived's address (optional): both hear every UPS and decide; the one that holds the address acts and ships what it did to the other.",
     ),
 ];
 

@@ -37,6 +37,7 @@ use crate::daemon::clock::{Clock, OsTime, TimeSource};
 use crate::daemon::console;
 use crate::daemon::exec::{self, Finished};
 use crate::daemon::journal::{self, Journal};
+use crate::daemon::pair::{FromPeer, PairLink};
 use crate::daemon::random::OsRandom;
 use crate::daemon::receive::{self, Heard, LastRefused, Tally, View};
 use crate::daemon::server::{StartError, Stopped};
@@ -151,6 +152,9 @@ pub struct Bound {
     pub nis: Option<SocketAddr>,
     /// The gateway's clock (the station's timeline: what the records' times are on).
     pub clock: Clock,
+    /// A pair's: this gateway's endpoint, its peer's, the pair's address, and whether it
+    /// acts at start.
+    pub pair: Option<(SocketAddr, SocketAddr, IpAddr, bool)>,
 }
 
 /// What a restart found in its journal.
@@ -180,6 +184,12 @@ const WAKE: Token = Token(usize::MAX - 1);
 const AGENT: Token = Token(usize::MAX - 2);
 /// The poll sockets, IPv4 and IPv6.
 const POLLS: [Token; 2] = [Token(usize::MAX - 3), Token(usize::MAX - 4)];
+/// A pair's channel, and the kernel's word on the host's addresses (`MAX - 5` and `MAX - 6`
+/// are the NUT and NIS servers' listeners).
+const PAIR: Token = Token(usize::MAX - 7);
+const PAIR_WATCH: Token = Token(usize::MAX - 8);
+/// Datagrams of the peer's read in one turn, at most.
+const PAIR_PER_TURN: usize = 256;
 
 /// What each input may take in one turn of the loop, so that none starves the others
 /// or the timers (quinn's work limiter): batches from the workers (up to 64 items
@@ -596,6 +606,8 @@ struct Driver {
     /// The workers' refusals handed to the station so far.
     noted: Refusals,
     said: Said,
+    /// This gateway's half of a pair (`[pair]`).
+    pair: Option<PairLink>,
 }
 
 impl Driver {
@@ -653,6 +665,13 @@ impl Driver {
         let offset = self.clock.label_offset();
         while let Some((t, r)) = self.station.poll_record() {
             sync |= r.needs_sync();
+            // What only the actor sees goes to the standby, once this turn's orders left.
+            if let Some(link) = &mut self.pair
+                && link.actor
+                && station::ships(&r)
+            {
+                link.to_ship.push((t.shifted(offset).0, r.clone()));
+            }
             self.books.unshown.push((t, r, true));
             self.books.labels.push(offset);
         }
@@ -826,6 +845,11 @@ impl Driver {
                 break;
             }
         }
+        if let Some(link) = &mut self.pair
+            && !link.to_ship.is_empty()
+        {
+            link.shipper.ship(std::mem::take(&mut link.to_ship));
+        }
         self.show_pending();
         // Everything sent: the journal's next stretch, if it is due, is prepared now,
         // off the next decision's path.
@@ -867,6 +891,159 @@ impl Driver {
             self.station.handle_sent(t, purpose, sent);
         }
         list
+    }
+
+    /// The line systemd and the status show: the site's, after the pair role.
+    fn status_line(&self) -> String {
+        match &self.pair {
+            Some(link) => format!(
+                "{} of a pair: {}",
+                if link.actor { "actor" } else { "standby" },
+                self.station.status_line()
+            ),
+            None => self.station.status_line(),
+        }
+    }
+
+    /// Whether this gateway of a pair holds the pair's address; a change of role (and
+    /// the role at start) is the station's and is said. The peer's silence is said once.
+    fn look(&mut self, start: bool) {
+        let Some(link) = &mut self.pair else { return };
+        link.looked = Instant::now();
+        link.look_now
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        if let Some(w) = &link.watch {
+            w.drain();
+        }
+        let holds = link.holds_address();
+        let t = self.clock.now();
+        let address = link.pair.address;
+        let mut said = Vec::new();
+        if start || holds != link.actor {
+            let text = match (holds, start) {
+                (true, true) => {
+                    let why = format!("holds the pair's address {address} at start");
+                    self.station.act_from_start(t, &why);
+                    why
+                }
+                (true, false) => {
+                    let why = format!("the pair's address {address} came to this host");
+                    let told = self.station.promote(t, &why);
+                    format!("{why}: acting, {told} recorder(s) told at once")
+                }
+                (false, _) => {
+                    let why = format!(
+                        "does not hold the pair's address {address}{}",
+                        if start { " at start" } else { " any more" }
+                    );
+                    self.station.demote(t, &why);
+                    why
+                }
+            };
+            link.actor = holds;
+            link.since = t;
+            link.since_ms = crate::daemon::pair::wall_ms();
+            link.shipper.role(link.hello());
+            // Every change of role is said (never held back as a repeat).
+            console::warn(format!("trapgate: pair: {text}"));
+        }
+        if link.peer_silent() && !link.silent_said {
+            link.silent_said = true;
+            said.push((
+                "pair-peer",
+                format!(
+                    "pair: the peer {} has not been heard for {} s (down, or the pair channel cut): what this gateway ships is not waited for",
+                    link.peer,
+                    crate::daemon::pair::SILENT_AFTER.as_secs()
+                ),
+            ));
+        }
+        for (kind, text) in said {
+            self.say(kind, text);
+        }
+    }
+
+    /// What the peer sent, within `budget` datagrams; true if more may wait.
+    fn peer_datagrams(&mut self, budget: usize) -> bool {
+        let Some(link) = &mut self.pair else {
+            return false;
+        };
+        let (mut left, mut more) = (budget, false);
+        let mut got = Vec::new();
+        while let Some(x) = link.receiving.next(&mut left, &mut more) {
+            got.push(x);
+        }
+        let (peer, address) = (link.peer, link.pair.address);
+        let counts = Arc::clone(&link.receiving.counts);
+        for x in got {
+            let t = self.clock.now();
+            match x {
+                FromPeer::Hello(h) => {
+                    let Some(link) = &mut self.pair else { break };
+                    if link.silent_said {
+                        link.silent_said = false;
+                        self.say("pair-peer", format!("pair: the peer {peer} is heard again"));
+                    }
+                    let Some(link) = &mut self.pair else { break };
+                    let both = h.actor && link.actor;
+                    if both && !link.split_said {
+                        link.split_said = true;
+                        let text = format!(
+                            "both gateways of the pair hold its address {address} (this one and {peer}): a split network, or keepalived's instances cannot hear each other; both act (orders twice are harmless to a recorder, and each reads an outlet before it writes)"
+                        );
+                        self.station.note(
+                            t,
+                            Record::Decision(Decided::Alert {
+                                ups: None,
+                                recorder: None,
+                                outlet: None,
+                                kind: crate::engine::record::AlertKind::PairSplit,
+                                reason: text.clone(),
+                            }),
+                        );
+                        self.say("pair-split", format!("pair: {text}"));
+                    } else if !both {
+                        link.split_said = false;
+                    }
+                }
+                FromPeer::Records(seq, records) => {
+                    for (wall, r) in records {
+                        let made = crate::time::Timestamp(wall).utc().to_string();
+                        let counter = if self.station.handle_peer_record(t, peer, seq, made, r) {
+                            &counts.received
+                        } else {
+                            &counts.unreadable
+                        };
+                        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+        more
+    }
+
+    /// The pair's row of the status page and `/metrics`.
+    fn pair_row(&self) -> Option<crate::engine::station::PairRow> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let link = self.pair.as_ref()?;
+        let c = &link.receiving.counts;
+        Some(crate::engine::station::PairRow {
+            actor: link.actor,
+            since: link.since,
+            address: link.pair.address.to_string(),
+            me: link.me.to_string(),
+            peer: link.peer.to_string(),
+            peer_actor: link.receiving.heard.map(|h| h.hello.actor),
+            peer_heard_ms: link
+                .receiving
+                .heard
+                .map(|h| h.at.elapsed().as_millis() as u64),
+            shipped: c.shipped.load(Relaxed),
+            received: c.received.load(Relaxed),
+            datagrams: c.datagrams.load(Relaxed),
+            send_failed: c.send_failed.load(Relaxed),
+            refused: c.refusals(),
+        })
     }
 
     /// A poll could not leave: counted and said.
@@ -1133,7 +1310,19 @@ pub fn start(
     // the journal, so that a clock set back does not make it go back).
     let boots = receive::boots_kept(opts.journal.as_deref());
     let engine = receive::local_engine(&site, boots);
-    let agent_at = opts.agent.unwrap_or(site.gateway.agent);
+    // A pair: the doors for the recorders (virtual UPS, NUT, NIS) are on the pair's
+    // address, bound before keepalived brings it (IP_FREEBIND); the polls and the
+    // outlets' commands leave from this host's own.
+    let pair_address = site.pair.as_ref().map(|p| p.address);
+    let on_pair = |at: SocketAddr| match pair_address {
+        Some(a) if at.ip().is_unspecified() => SocketAddr::new(a, at.port()),
+        _ => at,
+    };
+    let agent_at = on_pair(opts.agent.unwrap_or(site.gateway.agent));
+    let mut pair = match &site.pair {
+        Some(p) => Some(PairLink::open(p).map_err(StartError::Pair)?),
+        None => None,
+    };
     let poll = Poll::new().map_err(StartError::Setup)?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKE).map_err(StartError::Setup)?);
     // Asked before now, it is seen at the loop's first turn.
@@ -1149,10 +1338,15 @@ pub fn start(
         (site.gateway.nut, crate::daemon::nut::Service::Nut),
         (site.gateway.nis, crate::daemon::nut::Service::Nis),
     ] {
-        if let Some(at) = at {
+        if let Some(at) = at.map(on_pair) {
             servers.push(
-                crate::daemon::nut::NutTcp::bind(at, service, poll.registry())
-                    .map_err(|e| StartError::Bind(at, e))?,
+                crate::daemon::nut::NutTcp::bind(
+                    at,
+                    service,
+                    poll.registry(),
+                    pair_address.is_some(),
+                )
+                .map_err(|e| StartError::Bind(at, e))?,
             );
         }
     }
@@ -1176,10 +1370,29 @@ pub fn start(
         Arc::clone(&waker),
         forwarder.handoff(),
     )?;
+    let agent_bound = match pair_address {
+        Some(_) => crate::daemon::socket::bind_udp_free(agent_at),
+        None => bind_udp(agent_at),
+    };
     let mut agent_socket =
-        UdpSocket::from_std(bind_udp(agent_at).map_err(|e| StartError::Bind(agent_at, e))?);
+        UdpSocket::from_std(agent_bound.map_err(|e| StartError::Bind(agent_at, e))?);
     let agent = agent_socket.local_addr().map_err(StartError::Setup)?;
-    let mut poll_sockets = PollSockets::bind(agent.ip())?;
+    let polls_from = pair.as_ref().map_or(agent.ip(), |link| link.me.ip());
+    let mut poll_sockets = PollSockets::bind(polls_from)?;
+    if let Some(link) = &mut pair {
+        poll.registry()
+            .register(&mut link.receiving.socket, PAIR, Interest::READABLE)
+            .map_err(StartError::Setup)?;
+        if let Some(w) = &link.watch {
+            poll.registry()
+                .register(
+                    &mut mio::unix::SourceFd(&w.fd()),
+                    PAIR_WATCH,
+                    Interest::READABLE,
+                )
+                .map_err(StartError::Setup)?;
+        }
+    }
     poll.registry()
         .register(&mut agent_socket, AGENT, Interest::READABLE)
         .map_err(StartError::Setup)?;
@@ -1238,6 +1451,7 @@ pub fn start(
         nut,
         nis,
         clock: clock.clone(),
+        pair: None,
     };
     // A fan-out's orders and records fit from the start (the first outage's orders do
     // not wait for their buffers to grow and their pages to be faulted in).
@@ -1267,7 +1481,16 @@ pub fn start(
         noted: Refusals::default(),
         said: Said::default(),
         forwarder,
+        pair,
     };
+    let mut d = d;
+    // A pair's gateway starts in the role the host's addresses give it.
+    d.look(true);
+    let mut bound = bound;
+    bound.pair = d
+        .pair
+        .as_ref()
+        .map(|l| (l.me, l.peer, l.pair.address, l.actor));
     Ok(Gateway {
         bound,
         d,
@@ -1320,6 +1543,7 @@ struct More {
     batches: bool,
     answers: [bool; 2],
     requests: bool,
+    pair: bool,
 }
 
 impl Gateway {
@@ -1333,7 +1557,7 @@ impl Gateway {
     pub fn run(mut self) -> Result<Stopped, StartError> {
         let mut notifier = crate::daemon::notify::Notifier::from_env();
         // Every socket bound, the journal resumed: systemd may count the gateway started.
-        notifier.ready(self.d.station.status_line());
+        notifier.ready(self.d.status_line());
         // The cards' own settings, read off the decision thread: disagreements are alerts.
         let (probe_tx, probe_rx) = crossbeam_channel::unbounded();
         probe_cards(Arc::clone(self.d.station.site()), &probe_tx, &self.d.waker);
@@ -1351,24 +1575,30 @@ impl Gateway {
             self.d.first_arrival = None;
 
             let more_tcp = self.servers.iter().any(|s| s.has_more());
-            let timeout =
-                if more.batches || more.answers.contains(&true) || more.requests || more_tcp {
-                    Some(Duration::ZERO)
-                } else {
-                    self.wait(&mut notifier, tallied)
-                };
+            let timeout = if more.batches
+                || more.answers.contains(&true)
+                || more.requests
+                || more.pair
+                || more_tcp
+            {
+                Some(Duration::ZERO)
+            } else {
+                self.wait(&mut notifier, tallied)
+            };
             if let Err(e) = self.poll.poll(&mut events, timeout)
                 && e.kind() != io::ErrorKind::Interrupted
             {
                 return Err(StartError::Setup(e));
             }
-            let (mut signalled, mut woken) = (false, false);
+            let (mut signalled, mut woken, mut look) = (false, false, false);
             let mut nut_ready = Vec::new();
             for event in events.iter() {
                 match event.token() {
                     SIGNALS => signalled = true,
                     WAKE => woken = true,
                     AGENT => more.requests = true,
+                    PAIR => more.pair = true,
+                    PAIR_WATCH => look = true,
                     t if t == POLLS[0] => more.answers[0] = true,
                     t if t == POLLS[1] => more.answers[1] = true,
                     t if self.servers.iter().any(|s| s.owns(t)) => nut_ready.push(t),
@@ -1397,6 +1627,13 @@ impl Gateway {
                 more.batches = true;
             }
             self.take_inputs(&mut more, &mut arena, &mut agent_batch, &mut poll_batch);
+            // The pair's address came or went (or a second passed): the role, within
+            // this turn.
+            if let Some(link) = &self.d.pair
+                && (look || link.looked.elapsed() >= crate::daemon::pair::LOOK_EVERY)
+            {
+                self.d.look(false);
+            }
             // The NUT and apcupsd clients last, within their budgets: a connection or line
             // flood waits behind the traps of the same turn, never the other way round.
             if !nut_ready.is_empty() || more_tcp {
@@ -1422,7 +1659,7 @@ impl Gateway {
             }
             if notifier.is_on() && status_at.elapsed() >= PUBLISH {
                 status_at = Instant::now();
-                notifier.status(self.d.station.status_line());
+                notifier.status(self.d.status_line());
             }
             if self.bound.metrics.is_some() && published.elapsed() >= PUBLISH / 2 {
                 published = Instant::now();
@@ -1448,6 +1685,11 @@ impl Gateway {
         // The endpoint's snapshot, and systemd's status, at most a second late.
         if self.bound.metrics.is_some() || notifier.is_on() {
             wait = at_most(wait, PUBLISH);
+        }
+        // A pair's role is looked at every second, whatever the kernel says.
+        if let Some(link) = &self.d.pair {
+            let due = crate::daemon::pair::LOOK_EVERY.saturating_sub(link.looked.elapsed());
+            wait = at_most(wait, due);
         }
         // A NUT client's held answer, and the look for idle connections, on time.
         if let Some(due) = self.servers.iter().filter_map(|s| s.next_due()).min() {
@@ -1509,7 +1751,7 @@ impl Gateway {
                 self.reloader.request(d.station.site());
             } else {
                 // Taken or refused (the running site kept): ready again.
-                notifier.reloaded(d.station.status_line());
+                notifier.reloaded(d.status_line());
             }
         }
     }
@@ -1549,6 +1791,9 @@ impl Gateway {
                 Driver::agent_datagram,
             );
         }
+        if more.pair {
+            more.pair = d.peer_datagrams(PAIR_PER_TURN);
+        }
     }
 
     /// The NUT and apcupsd servers' ready connections, within one budget of lines.
@@ -1574,9 +1819,11 @@ impl Gateway {
     fn publish(&mut self) {
         let own = own_drops(&self.agent_socket, &self.poll_sockets);
         let stats = self.d.stats(&self.receivers.tally(), own);
+        let mut rows = self.d.station.status_rows(self.d.clock.label_offset());
+        rows.pair = self.d.pair_row();
         let published = Arc::new(crate::daemon::http::Published::new(
             stats,
-            self.d.station.status_rows(self.d.clock.label_offset()),
+            rows,
             self.d.books.shower.latest(),
         ));
         // What it replaced is dropped after the lock, on this thread.

@@ -2,7 +2,7 @@
 //! (`receive`) and the decision thread (`gateway`), the sockets and batch calls
 //! (`socket`, the only unsafe code), the monotonic clock (`clock`), stdout and stderr
 //! through bounded queues (`console`), exec recorders' commands (`exec`), the journal's
-//! files (`journal`), systemd's notify protocol (`notify`), the HTTP endpoint (`http`: metrics, status), the and the stop summary (`server`), and playing a
+//! files (`journal`), systemd's notify protocol (`notify`), the HTTP endpoint (`http`: metrics, status), the stop summary, a pair's role and channel (`pair`) (`server`), and playing a
 //! capture onto the network (`send`).
 
 pub mod clock;
@@ -14,6 +14,7 @@ pub mod http;
 pub mod journal;
 pub mod notify;
 pub mod nut;
+pub mod pair;
 pub mod probe;
 pub mod random;
 pub mod receive;

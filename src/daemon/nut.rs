@@ -119,7 +119,13 @@ pub struct NutTcp {
 
 impl NutTcp {
     /// Binds `at` for `service` and registers it with `registry`.
-    pub fn bind(at: SocketAddr, service: Service, registry: &Registry) -> io::Result<NutTcp> {
+    /// `free`: `at` need not be this host's yet (a pair's address, `IP_FREEBIND`).
+    pub fn bind(
+        at: SocketAddr,
+        service: Service,
+        registry: &Registry,
+        free: bool,
+    ) -> io::Result<NutTcp> {
         // A backlog for thousands of clients connecting at once (after a restart, or a
         // site's power coming back): the kernel caps it at net.core.somaxconn.
         let socket = socket2::Socket::new(
@@ -128,6 +134,9 @@ impl NutTcp {
             Some(socket2::Protocol::TCP),
         )?;
         socket.set_reuse_address(true)?;
+        if free {
+            crate::daemon::socket::set_freebind(&socket, at)?;
+        }
         socket.set_nonblocking(true)?;
         // A NUT or apcupsd client sends words, not data: a small receive buffer (taken
         // by every accepted connection) bounds what 10,000 connections may make the

@@ -27,6 +27,18 @@ impl RequestIds for OsRandom {
     }
 }
 
+/// A random 64-bit number (a pair channel's session: new at each start).
+pub fn session() -> u64 {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_err() {
+        b = (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64))
+        .to_le_bytes();
+    }
+    u64::from_le_bytes(b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,8 @@ pub enum StartError {
     Setup(io::Error),
     /// The journal could not be opened or read.
     Journal(std::path::PathBuf, io::Error),
+    /// The site's `[pair]` cannot be run on this host (the sentence says why).
+    Pair(String),
 }
 
 impl core::fmt::Display for StartError {
@@ -34,6 +36,7 @@ impl core::fmt::Display for StartError {
             }
             StartError::Setup(e) => write!(f, "cannot set up the event loop: {e}"),
             StartError::Journal(p, e) => write!(f, "cannot use the journal {}: {e}", p.display()),
+            StartError::Pair(why) => f.write_str(why),
         }
     }
 }

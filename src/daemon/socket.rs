@@ -28,17 +28,27 @@ pub const RCVBUF: usize = 8 * 1024 * 1024;
 /// (of any user) that binds the same address and port is refused, so it cannot take a
 /// share of the recorders' polls or of the UPSes' answers.
 pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
-    open_udp(addr, false)
+    open_udp(addr, false, false)
+}
+
+/// Opens a non-blocking UDP socket on `addr`, which need not be this host's yet
+/// (`IP_FREEBIND`): a pair's address, which keepalived brings to the actor. Until it
+/// comes, nothing arrives there and nothing can leave from it.
+pub fn bind_udp_free(addr: SocketAddr) -> io::Result<UdpSocket> {
+    open_udp(addr, false, true)
 }
 
 /// Opens a non-blocking UDP socket on `addr` in a SO_REUSEPORT group (the trap port's
 /// workers), ready for a trap storm.
 fn bind_shared(addr: SocketAddr) -> io::Result<UdpSocket> {
-    open_udp(addr, true)
+    open_udp(addr, true, false)
 }
 
-fn open_udp(addr: SocketAddr, shared: bool) -> io::Result<UdpSocket> {
+fn open_udp(addr: SocketAddr, shared: bool, free: bool) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if free {
+        set_freebind(&socket, addr)?;
+    }
     if shared {
         socket.set_reuse_port(true)?;
     }
@@ -65,6 +75,28 @@ fn open_udp(addr: SocketAddr, shared: bool) -> io::Result<UdpSocket> {
         return Err(io::Error::last_os_error());
     }
     Ok(socket.into())
+}
+
+/// Waits up to `timeout` for room to send on `fd` (a non-blocking socket whose send
+/// buffer is full); whether there is.
+pub fn wait_writable(fd: std::os::fd::RawFd, timeout: std::time::Duration) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one pollfd, valid for the call.
+    let n = unsafe { libc::poll(&mut p, 1, timeout.as_millis().min(i32::MAX as u128) as i32) };
+    n == 1 && p.revents & libc::POLLOUT != 0
+}
+
+/// Lets `socket` bind `addr` before the host has it (`IP_FREEBIND`).
+pub fn set_freebind(socket: &Socket, addr: SocketAddr) -> io::Result<()> {
+    if addr.is_ipv4() {
+        socket.set_freebind_v4(true)
+    } else {
+        socket.set_freebind_v6(true)
+    }
 }
 
 /// `SO_ATTACH_REUSEPORT_CBPF` (asm-generic/socket.h; not in every libc target).
@@ -736,6 +768,102 @@ fn to_socket_addr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
             Some(SocketAddr::new(IpAddr::V6(ip), u16::from_be(a.sin6_port)))
         }
         _ => None,
+    }
+}
+
+// --- The host's addresses (a pair's role) ---------------------------------------------
+
+/// Every address of this host's interfaces (`getifaddrs`).
+pub fn local_addresses() -> Vec<IpAddr> {
+    let mut found = Vec::new();
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs writes a list it allocates; it is walked read-only and freed
+    // once with freeifaddrs.
+    unsafe {
+        if libc::getifaddrs(&mut list) != 0 {
+            return found;
+        }
+        let mut at = list;
+        while !at.is_null() {
+            let a = (*at).ifa_addr;
+            if !a.is_null() {
+                match i32::from((*a).sa_family) {
+                    libc::AF_INET => {
+                        let sin = &*(a as *const libc::sockaddr_in);
+                        found.push(IpAddr::from(
+                            u32::from_be(sin.sin_addr.s_addr).to_be_bytes(),
+                        ));
+                    }
+                    libc::AF_INET6 => {
+                        let sin6 = &*(a as *const libc::sockaddr_in6);
+                        found.push(IpAddr::from(sin6.sin6_addr.s6_addr));
+                    }
+                    _ => {}
+                }
+            }
+            at = (*at).ifa_next;
+        }
+        libc::freeifaddrs(list);
+    }
+    found
+}
+
+/// A netlink socket told of every address added or removed on this host: readable when
+/// the pair's address may have moved.
+pub struct AddressWatch(std::os::fd::OwnedFd);
+
+impl AddressWatch {
+    /// Opens it (non-blocking).
+    pub fn open() -> io::Result<AddressWatch> {
+        // SAFETY: plain socket calls on a descriptor owned from here on.
+        unsafe {
+            let fd = libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                libc::NETLINK_ROUTE,
+            );
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let owned = <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd);
+            let mut sa: libc::sockaddr_nl = std::mem::zeroed();
+            sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+            sa.nl_groups = (libc::RTMGRP_IPV4_IFADDR | libc::RTMGRP_IPV6_IFADDR) as u32;
+            let bound = libc::bind(
+                fd,
+                (&sa as *const libc::sockaddr_nl).cast(),
+                size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+            );
+            if bound != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(AddressWatch(owned))
+        }
+    }
+
+    /// Reads what the kernel said (its content is not needed: the addresses are read
+    /// again whole).
+    pub fn drain(&self) {
+        let mut buf = [0u8; 8192];
+        loop {
+            // SAFETY: reads into a buffer of its length.
+            let n = unsafe {
+                libc::recv(
+                    self.0.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if n <= 0 {
+                return;
+            }
+        }
+    }
+
+    /// Its descriptor, for the loop.
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
     }
 }
 

@@ -311,6 +311,30 @@ impl Ledger {
         }
     }
 
+    /// Every recorder ordered and not acknowledged is told again at `now` (a pair's new
+    /// actor: it cannot know what the old one's last order reached); how many.
+    pub fn tell_now(&mut self, now: Timestamp) -> usize {
+        let ordered: Vec<(RecorderId, Standing)> = RecorderId::enumerate(&self.standing)
+            .filter(|(_, s)| matches!(s, Standing::Ordered { until, .. } if *until > now))
+            .map(|(r, s)| (r, *s))
+            .collect();
+        for (r, s) in &ordered {
+            if let Standing::Ordered {
+                at, sent, until, ..
+            } = *s
+            {
+                let again = Standing::Ordered {
+                    at,
+                    sent,
+                    retry_at: now,
+                    until,
+                };
+                self.set(*r, again);
+            }
+        }
+        ordered.len()
+    }
+
     /// The wait for an acknowledgement of sending number `attempt`: ack_timeout,
     /// doubling with each.
     fn wait(&self, attempt: u32) -> Secs {

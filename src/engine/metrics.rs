@@ -659,6 +659,9 @@ fn exposition(stats: &Stats, rows: Option<&StatusRows>) -> String {
             vec![(l("server", "nut"), v[0]), (l("server", "nis"), v[1])],
         );
     }
+    if let Some(p) = rows.and_then(|r| r.pair.as_ref().map(|p| (r, p))) {
+        pair_metrics(&mut registry, p.0, p.1, &counter, &gauge);
+    }
     if let Some(rows) = rows {
         site_gauges(&mut registry, rows);
     }
@@ -683,6 +686,81 @@ fn exposition(stats: &Stats, rows: Option<&StatusRows>) -> String {
 }
 
 /// Each UPS's gauges and the recorders by state.
+/// Registers a family of values (a counter's or a gauge's).
+type Family = dyn Fn(&mut Registry, &'static str, &'static str, Vec<(Labels, u64)>);
+
+/// A pair's role and channel.
+fn pair_metrics(
+    registry: &mut Registry,
+    rows: &StatusRows,
+    p: &crate::engine::station::PairRow,
+    counter: &Family,
+    gauge: &Family,
+) {
+    let one = |v: u64| vec![(Labels::new(), v)];
+    gauge(
+        registry,
+        "pair_actor",
+        "1 while this gateway of the pair holds its address and acts (orders, answers, commands), 0 while it is the standby",
+        one(p.actor as u64),
+    );
+    gauge(
+        registry,
+        "pair_role_seconds",
+        "Seconds this gateway has held its role (pair_actor)",
+        one(rows.time.ns_since(p.since) / crate::time::ns::SECOND),
+    );
+    if let Some(a) = p.peer_actor {
+        gauge(
+            registry,
+            "pair_peer_actor",
+            "1 if the peer last said it acts, 0 if it said it is the standby",
+            one(a as u64),
+        );
+    }
+    if let Some(ms) = p.peer_heard_ms {
+        gauge(
+            registry,
+            "pair_peer_heard_milliseconds",
+            "Milliseconds since the peer was last heard on the pair channel (it says its role every second)",
+            one(ms),
+        );
+    }
+    for (name, help, v) in [
+        (
+            "pair_records_shipped",
+            "Records shipped to the peer (orders sent, acknowledgements, commands' ends, outlets' answers)",
+            p.shipped,
+        ),
+        (
+            "pair_records_received",
+            "Records of the peer's applied here",
+            p.received,
+        ),
+        (
+            "pair_datagrams_sent",
+            "Datagrams sent to the peer, its hellos included",
+            p.datagrams,
+        ),
+        (
+            "pair_send_failed",
+            "Datagrams to the peer the kernel would not send",
+            p.send_failed,
+        ),
+    ] {
+        counter(registry, name, help, one(v));
+    }
+    counter(
+        registry,
+        "pair_refused",
+        "Datagrams on the pair socket not believed, by reason (bad_mac, replayed, stale, not_from_peer, ...)",
+        p.refused
+            .iter()
+            .map(|(reason, n)| (vec![("reason", reason.to_string())], *n))
+            .collect(),
+    );
+}
+
 fn site_gauges(registry: &mut Registry, rows: &StatusRows) {
     let site = &rows.site;
     let ups = |i: usize| {

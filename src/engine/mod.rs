@@ -16,6 +16,7 @@ pub mod ledger;
 pub mod metrics;
 pub mod nis;
 pub mod nut;
+pub mod pair;
 pub mod pipeline;
 pub mod policy;
 pub mod poller;

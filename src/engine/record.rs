@@ -319,6 +319,8 @@ pub enum AlertKind {
     JournalFailed,
     /// A journal line of another format was skipped.
     JournalLineSkipped,
+    /// Both gateways of a pair hold the pair's address (a split network): both act.
+    PairSplit,
 }
 
 impl AlertKind {
@@ -343,6 +345,7 @@ impl AlertKind {
             AlertKind::ReloadRefused => "reload_refused",
             AlertKind::JournalFailed => "journal_failed",
             AlertKind::JournalLineSkipped => "journal_line_skipped",
+            AlertKind::PairSplit => "pair_split",
         }
     }
 }
@@ -545,6 +548,27 @@ pub enum Action {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         site: Option<String>,
     },
+    /// This gateway of a pair became the actor (it holds the pair's address: it answers
+    /// the recorders, orders them and commands the outlets) or the standby (it decides,
+    /// journals and shows, and sends nothing to a recorder or an outlet).
+    Role {
+        /// "actor" or "standby".
+        role: Text,
+        /// Why, and what the take-over sent.
+        detail: String,
+    },
+    /// A record of the pair's actor, shipped over the pair channel and applied here (an
+    /// order it sent, an acknowledgement it heard, a command's end, an outlet's answer).
+    FromPeer {
+        /// The peer's pair endpoint.
+        peer: SocketAddr,
+        /// The shipping datagram's sequence number.
+        seq: u64,
+        /// The peer's wall clock when it made the record.
+        made: String,
+        /// The record as the peer journaled it.
+        record: Box<Record>,
+    },
     /// A summary of what was not believed.
     Refused {
         /// Why.
@@ -621,7 +645,10 @@ impl Record {
             ) => (Some(outlet), None),
             Record::Action(A::WakeSent { recorder, .. }) => (None, Some(recorder)),
             Record::Action(A::Replied { .. } | A::Forwarded { .. }) => (None, None),
-            Record::Action(A::Started { .. } | A::Reloaded { .. } | A::Refused { .. })
+            Record::Action(A::FromPeer { record, .. }) => record.names(),
+            Record::Action(
+                A::Started { .. } | A::Reloaded { .. } | A::Refused { .. } | A::Role { .. },
+            )
             | Record::Snapshot(_) => (None, None),
         }
     }
@@ -736,6 +763,17 @@ impl Record {
                 Input::Timeout => w.push_str("timers due"),
             },
             Record::Snapshot(_) => w.push_str("checkpoint of the station"),
+            Record::Action(Action::FromPeer {
+                peer,
+                seq,
+                made,
+                record,
+            }) => {
+                // The peer's record as it reads there, said to be the peer's.
+                let inner = record.readable(t);
+                let what = inner.split_once("  ").map_or(&*inner, |(_, w)| w);
+                let _ = write!(w, "from peer {peer} (#{seq}, made {made}): {what}");
+            }
             Record::Decision(_) | Record::Action(_) => {
                 let v = self.printed(t, 0);
                 let (kind, name) = match (v.get("decision"), v.get("action")) {
@@ -750,8 +788,8 @@ impl Record {
                 };
                 let keys: &[&str] = if kind.is_empty() {
                     &[
-                        "recorder", "ups", "outlet", "sets", "state", "attempt", "to", "after_s",
-                        "status", "reason", "count", "source", "event", "detail",
+                        "role", "recorder", "ups", "outlet", "sets", "state", "attempt", "to",
+                        "after_s", "status", "reason", "count", "source", "event", "detail",
                     ]
                 } else {
                     &["ups", "outlet", "at", "recorder", "tier", "percent", "kind"]
@@ -986,6 +1024,18 @@ mod tests {
             }),
             Record::Input(Input::NutLeft {
                 recorder: "nas-2".into(),
+            }),
+            Record::Action(Action::Role {
+                role: "actor".into(),
+                detail: "holds 192.0.2.100".into(),
+            }),
+            Record::Action(Action::FromPeer {
+                peer: "192.0.2.2:1620".parse().unwrap(),
+                seq: 7,
+                made: "2026-12-06T22:00:00.000Z".into(),
+                record: Box::new(Record::Decision(Decided::Acknowledged {
+                    recorder: "nvr-244".into(),
+                })),
             }),
         ]
     }

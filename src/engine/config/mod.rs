@@ -21,8 +21,10 @@ use crate::engine::forward;
 use crate::engine::id::{PduId, RecorderId, UpsId};
 use crate::wire::OidBuf;
 
+mod pair;
 mod power;
 mod usm;
+pub use pair::{MIN_PAIR_KEY, Pair, PairKey};
 pub use power::{
     Pdu, PduVendor, Plug, WOL_BROADCAST, Wol, Write, has_groups, has_output_control, parse_mac,
 };
@@ -305,6 +307,8 @@ pub struct Site {
     pub rules: Vec<TrapRule>,
     /// Where notifications are forwarded (`[[forward]]`).
     pub forwarding: crate::engine::forward::Forwarding,
+    /// The pair of gateways this one is half of (`[pair]`), if it is.
+    pub pair: Option<Pair>,
     /// The text it was read from, every inline passphrase replaced by `REDACTED`
     /// (journaled, so that a restart decides with the site the journal's decisions were
     /// made with); empty for a site built in code.
@@ -795,6 +799,8 @@ impl Site {
         let rule_items = items(optional(&mut top, "rule"), m);
         let user_items = items(optional(&mut top, "usm_user"), m);
         let forward_items = items(optional(&mut top, "forward"), m);
+        let pair_at =
+            optional(&mut top, "pair").map(|mut v| (v.span, pair::pair(&mut v, secrets, m)));
         let top_span = top.span;
         finish(top, m);
 
@@ -968,7 +974,48 @@ impl Site {
                     .unwrap_or(Secs(0));
             }
         }
+        let pair = match pair_at {
+            None => None,
+            Some((at, pair)) => {
+                let pair = pair?;
+                if let Some(g) = &gateway {
+                    pair::check_doors(
+                        &pair,
+                        &[("agent", Some(g.agent)), ("nut", g.nut), ("nis", g.nis)],
+                        at,
+                        m,
+                    );
+                }
+                for u in &upses {
+                    if [pair.this.ip(), pair.peer.ip(), pair.address].contains(&u.address) {
+                        m.add(
+                            at,
+                            format!(
+                                "[pair]: UPS `{}` has one of the pair's addresses ({})",
+                                u.name, u.address
+                            ),
+                        );
+                    }
+                }
+                for r in &recorders {
+                    if [pair.this.ip(), pair.peer.ip(), pair.address].contains(&r.address) {
+                        m.add(
+                            at,
+                            format!(
+                                "[pair]: recorder `{}` has one of the pair's addresses ({})",
+                                r.name, r.address
+                            ),
+                        );
+                    }
+                }
+                if !m.found.is_empty() {
+                    return None;
+                }
+                Some(pair)
+            }
+        };
         Some(Site {
+            pair,
             forwarding: forward::Forwarding::new(forwards.into_iter().collect::<Option<_>>()?),
             text: "".into(),
             gateway: gateway?,

@@ -834,3 +834,148 @@ fn a_write_community_is_v1_unless_its_version_says_2c() {
         "{said:?}"
     );
 }
+
+/// The seed site with `[pair]` and `gateway` lines of a test's.
+fn pair_site(pair: &str, gateway: &str) -> String {
+    let text = DEFAULT_SITE.replace("[gateway]\n", &format!("[gateway]\n{gateway}\n"));
+    let text = text.replace("agent = \"0.0.0.0:161\"", "");
+    format!("{text}\n[pair]\n{pair}\n")
+}
+
+const PAIR: &str = r#"self = "192.0.2.1:1620"
+peer = "192.0.2.2:1620"
+address = "192.0.2.100"
+key_file = "/etc/trapgate/pair.key""#;
+
+fn pair_key(at: SecretAt<'_>) -> Result<String, String> {
+    match at {
+        SecretAt::File("/etc/trapgate/pair.key") => Ok("0123456789abcdef0123".into()),
+        SecretAt::File("/etc/trapgate/short.key") => Ok("short".into()),
+        other => Err(format!("cannot read it: no {other:?}")),
+    }
+}
+
+fn pair_mistakes(text: &str) -> Vec<String> {
+    match Site::parse_with(text, &pair_key) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+#[test]
+fn a_pair_is_read_with_its_key_and_oriented_by_the_hosts_addresses() {
+    let site = Site::parse_with(&pair_site(PAIR, ""), &pair_key).expect("valid");
+    let pair = site.pair.expect("a pair");
+    assert_eq!(pair.address, "192.0.2.100".parse::<IpAddr>().unwrap());
+    assert_eq!(&*pair.key.0, b"0123456789abcdef0123");
+    assert!(
+        !format!("{pair:?}").contains("0123456789"),
+        "the key is never printed"
+    );
+    let (a, b): (SocketAddr, SocketAddr) = (
+        "192.0.2.1:1620".parse().unwrap(),
+        "192.0.2.2:1620".parse().unwrap(),
+    );
+    assert_eq!(pair.oriented(&[a.ip()]), Ok((a, b)));
+    assert_eq!(
+        pair.oriented(&[b.ip(), "127.0.0.1".parse().unwrap()]),
+        Ok((b, a))
+    );
+    let neither = pair.oriented(&["127.0.0.1".parse().unwrap()]).unwrap_err();
+    assert!(
+        neither.contains("neither self (192.0.2.1) nor peer (192.0.2.2)"),
+        "{neither}"
+    );
+    // Without a reader of files (the engine's own), the key file is named, not read.
+    let found = mistakes(&pair_site(PAIR, ""));
+    assert!(
+        found
+            .iter()
+            .any(|f| f.contains("`key_file` = \"/etc/trapgate/pair.key\"")),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn every_wrong_pair_is_a_mistake_naming_what_is_wrong() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            &PAIR.replace("192.0.2.2:1620", "192.0.2.1:1621"),
+            "",
+            "peer 192.0.2.1:1621 is on the same address as self",
+        ),
+        (
+            &PAIR.replace("192.0.2.100", "192.0.2.1"),
+            "",
+            "address 192.0.2.1 is self's own",
+        ),
+        (
+            &PAIR.replace("192.0.2.2:1620", "192.0.2.2:0"),
+            "",
+            "peer 192.0.2.2:0 has port 0",
+        ),
+        (
+            &PAIR.replace("192.0.2.100", "2001:db8::1"),
+            "",
+            "of two address families",
+        ),
+        (
+            &PAIR.replace("pair.key", "short.key"),
+            "",
+            "the pair's key needs at least 16",
+        ),
+        (
+            &PAIR.replace("pair.key", "absent.key"),
+            "",
+            "`key_file` = \"/etc/trapgate/absent.key\": cannot read it",
+        ),
+        (
+            &PAIR.replace("192.0.2.100", "not-an-address"),
+            "",
+            "`not-an-address` is not an IP address",
+        ),
+        (&format!("{PAIR}\nprio = 3"), "", "prio"),
+        (
+            PAIR,
+            "agent = \"192.0.2.7:161\"",
+            "[gateway] agent = \"192.0.2.7:161\" is not on the pair's address 192.0.2.100",
+        ),
+        (
+            PAIR,
+            "nut = \"192.0.2.7:3493\"",
+            "[gateway] nut = \"192.0.2.7:3493\"",
+        ),
+        (
+            &PAIR.replace("192.0.2.100", "192.168.61.244"),
+            "",
+            "recorder `nvr-244` has one of the pair's addresses",
+        ),
+        (
+            &PAIR.replace("peer = \"192.0.2.2:1620\"\n", ""),
+            "",
+            "missing key `peer`",
+        ),
+    ];
+    for (pair, gateway, want) in cases {
+        let found = pair_mistakes(&pair_site(pair, gateway));
+        assert!(
+            found.iter().any(|f| f.contains(want)),
+            "{want:?} not in {found:#?}"
+        );
+        assert!(
+            found.iter().all(|f| f.contains(':')),
+            "each with its line: {found:#?}"
+        );
+    }
+    // The doors on the address, or on every address, are right.
+    for gateway in [
+        "agent = \"192.0.2.100:161\"",
+        "agent = \"0.0.0.0:161\"\nnut = \"0.0.0.0:3493\"",
+    ] {
+        assert_eq!(
+            pair_mistakes(&pair_site(PAIR, gateway)),
+            Vec::<String>::new(),
+            "{gateway}"
+        );
+    }
+}

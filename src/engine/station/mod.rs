@@ -41,7 +41,7 @@ use crate::wire::message::{SNMP_TRAP_OID_0, SYS_UPTIME_0};
 use crate::wire::oid::oid;
 use crate::wire::v3::Level;
 use crate::wire::{Message, Oid, OidBuf, PduType, RequestPdu, Value, VarBind, Version, encode};
-pub use status::{STATES, StatusRows, state_index};
+pub use status::{PairRow, STATES, StatusRows, state_index};
 
 /// PowerNet `mtrapargsString.0`, the text varbind of APC traps.
 const MTRAPARGS_STRING_0: &str = "1.3.6.1.4.1.318.2.3.3.0";
@@ -257,6 +257,24 @@ impl Names {
         });
         Arc::clone(&self.events[i])
     }
+}
+
+/// Whether a pair's actor ships `record` to its standby: what only the actor can see or
+/// do (its orders and what they sent, acknowledgements, commands' ends, NUT logouts,
+/// recorders back, outlets' answers). What both hear (the UPSes' traps, their polls)
+/// each decides from on its own.
+pub fn ships(record: &Record) -> bool {
+    matches!(
+        record,
+        Record::Decision(Decided::ShutdownRecorder { .. } | Decided::Acknowledged { .. })
+            | Record::Action(
+                Action::Sent { .. }
+                    | Action::CommandDone { ok: true, .. }
+                    | Action::Back { .. }
+                    | Action::OutletAnswered { .. }
+            )
+            | Record::Input(Input::NutLeft { .. })
+    )
 }
 
 /// RFC 3416's name of an error-status, as net-snmp prints it.
@@ -584,8 +602,12 @@ pub struct Station {
     /// Every UPS and recorder by name (a journal names them), and the names records
     /// share.
     names: Names,
-    /// Orders decided in a restore and not journaled as sent: when each was decided.
+    /// Orders decided in a restore, or by a standby, and not known to be sent: when
+    /// each was decided.
     unsent: BTreeMap<RecorderId, Timestamp>,
+    /// The standby of a pair: it decides, journals and shows, and sends nothing to a
+    /// recorder or an outlet (the actor does, and ships what it did: `handle_peer_record`).
+    standby: bool,
     counts: Counts,
     scratch: Vec<u8>,
     /// The last order encoded, and what its v1 trap was encoded for (its community,
@@ -655,6 +677,7 @@ impl Station {
             commands: VecDeque::new(),
             restoring: false,
             unsent: BTreeMap::new(),
+            standby: false,
             counts: Counts::default(),
             scratch: Vec::with_capacity(1500),
             order_wire: Vec::with_capacity(1500),
@@ -819,10 +842,11 @@ impl Station {
     pub fn poll_timeout(&mut self) -> Option<Timestamp> {
         // A journal being fed back polls no one: its polls' outcomes are in it, and the
         // polls start afresh when it is read (`resumed`).
-        let (poller, power) = if self.restoring {
-            (None, None)
-        } else {
-            (self.poller.poll_timeout(), self.power_timeout_due())
+        let (poller, power) = match (self.restoring, self.standby) {
+            (true, _) => (None, None),
+            // A standby polls (it decides too) and commands no outlet.
+            (false, true) => (self.poller.poll_timeout(), None),
+            (false, false) => (self.poller.poll_timeout(), self.power_timeout_due()),
         };
         [
             self.decider.poll_timeout(),
@@ -945,7 +969,10 @@ impl Station {
                 self.refusal_log.handle_timeout(due);
                 self.refusal_summaries(due);
             }
-            if !self.restoring && self.power_timeout_due().is_some_and(|d| d <= due) {
+            if !self.restoring
+                && !self.standby
+                && self.power_timeout_due().is_some_and(|d| d <= due)
+            {
                 self.power_timeout(due);
             }
         }
@@ -1275,6 +1302,7 @@ impl Station {
                     recorders: self.power.members(o).to_vec(),
                 })
                 .collect(),
+            pair: None,
         }
     }
 
@@ -1988,7 +2016,7 @@ impl Station {
                 _ => None,
             };
             if let Some((to, via, purpose, bytes)) = datagram {
-                if !self.restoring {
+                if !self.restoring && !self.standby {
                     let start = self.bytes.len();
                     self.bytes.extend_from_slice(self.power.wire(bytes.clone()));
                     self.queued.push_back(Queued {
@@ -2109,6 +2137,11 @@ impl Station {
     fn order(&mut self, t: Timestamp, r: RecorderId, attempt: u32) {
         if self.restoring {
             self.unsent.insert(r, t);
+            return;
+        }
+        if self.standby {
+            // The actor tells it; what the actor ships says it did (`Sent`).
+            self.unsent.entry(r).or_insert(t);
             return;
         }
         let rec = &self.site.recorders[r];
@@ -2429,12 +2462,8 @@ impl Station {
                         self.decisions(at);
                     }
                 }
-                Input::NutLeft { recorder: name } => {
-                    if let Some(r) = recorder(self, name) {
-                        let at = self.at(t);
-                        self.decider.handle_ack(at, r);
-                        self.decisions(at);
-                    }
+                Input::NutLeft { .. } => {
+                    self.adopt(t, record);
                 }
                 Input::EngineKnown { user, engine_id } => {
                     if let Some(id) = crate::wire::hex::decode(engine_id) {
@@ -2470,122 +2499,54 @@ impl Station {
                 {
                     self.decider.handle_ups_event(t, u, event, rule);
                 }
-                match d {
-                    Decided::CycleOutlet { outlet, at, .. } => {
-                        if let Some(o) = self.power.outlet_named(outlet) {
-                            self.power.restore_committed(t, o, *at);
-                        }
-                    }
-                    Decided::Alert {
-                        outlet: Some(outlet),
-                        kind,
-                        ..
-                    } if *kind == AlertKind::OutletNotCycled => {
-                        if let Some(o) = self.power.outlet_named(outlet) {
-                            self.power.restore_not_cut(o);
-                        }
-                    }
-                    Decided::ShutdownRecorder { recorder: name, .. } => {
-                        if let Some(r) = recorder(self, name) {
-                            // Told to shut down, it is presented 0 % (format 2 records
-                            // it once; format 1's `PresentCharge` that follows says so
-                            // again).
-                            if !self.options.dry_run {
-                                self.agent.presented[r] = Some(0);
+                if !self.adopt(t, record) {
+                    match d {
+                        Decided::Alert {
+                            outlet: Some(outlet),
+                            kind,
+                            ..
+                        } if *kind == AlertKind::OutletNotCycled => {
+                            if let Some(o) = self.power.outlet_named(outlet) {
+                                self.power.restore_not_cut(o);
                             }
-                            self.power.restore_ordered(r, t);
-                            if self.decider.mark_told(t, r) {
-                                self.unsent.insert(r, t);
-                            }
-                            if matches!(self.ledger.standing(r), Standing::Idle)
+                        }
+                        Decided::PresentCharge {
+                            recorder: name,
+                            percent,
+                        } => {
+                            if let Some(r) = recorder(self, name)
                                 && !self.options.dry_run
                             {
-                                self.ledger.ordered(t, r);
+                                self.agent.presented[r] = (*percent).into();
                             }
                         }
-                    }
-                    Decided::Acknowledged { recorder: name } => {
-                        if let Some(r) = recorder(self, name) {
-                            self.decider.mark_acknowledged(r);
-                            if !self.ledger.has_acknowledged(r) {
-                                self.ledger.acknowledged(t, r);
+                        Decided::PowerBack { ups: name } => {
+                            if let Some(u) = ups(self, name) {
+                                self.ledger.power_back(t, u);
                             }
                         }
-                    }
-                    Decided::PresentCharge {
-                        recorder: name,
-                        percent,
-                    } => {
-                        if let Some(r) = recorder(self, name)
-                            && !self.options.dry_run
-                        {
-                            self.agent.presented[r] = (*percent).into();
+                        Decided::Alert {
+                            recorder: Some(name),
+                            kind,
+                            ..
+                        } if *kind == AlertKind::DidNotShutDown => {
+                            if let Some(r) = recorder(self, name) {
+                                self.ledger.said_still_running(r);
+                            }
                         }
+                        _ => {}
                     }
-                    Decided::PowerBack { ups: name } => {
-                        if let Some(u) = ups(self, name) {
-                            self.ledger.power_back(t, u);
-                        }
-                    }
-                    Decided::Alert {
-                        recorder: Some(name),
-                        kind,
-                        ..
-                    } if *kind == AlertKind::DidNotShutDown => {
-                        if let Some(r) = recorder(self, name) {
-                            self.ledger.said_still_running(r);
-                        }
-                    }
-                    _ => {}
                 }
                 self.decisions(t);
             }
             Record::Snapshot(_) => {}
             Record::Action(a) => {
                 self.advance(t);
-                match a {
-                    Action::Sent {
-                        recorder: name,
-                        attempt,
-                        ..
-                    } => {
-                        if let Some(r) = recorder(self, name) {
-                            self.unsent.remove(&r);
-                            self.ledger.sent(t, r, *attempt);
-                        }
-                    }
-                    Action::Polled { ups: name, .. } => {
-                        if let Some(u) = ups(self, name) {
-                            self.decider.handle_poll_sent(t, u);
-                        }
-                    }
-                    Action::CommandDone {
-                        recorder: name,
-                        ok: true,
-                        ..
-                    } => {
-                        if let Some(r) = recorder(self, name) {
-                            self.decider.handle_ack(t, r);
-                            self.decisions(t);
-                        }
-                    }
-                    Action::Back { recorder: name, .. } => {
-                        if let Some(r) = recorder(self, name) {
-                            self.ledger.seen(t, r);
-                        }
-                    }
-                    // The card took it: not written again (nor read: it was armed).
-                    Action::OutletAnswered {
-                        outlet,
-                        form,
-                        status,
-                        ..
-                    } if &**status == "noError" => {
-                        if let Some(o) = self.power.outlet_named(outlet) {
-                            self.power.restore_taken(o, &**form == "immediateOn");
-                        }
-                    }
-                    _ => {}
+                if !self.adopt(t, record)
+                    && let Action::Polled { ups: name, .. } = a
+                    && let Some(u) = ups(self, name)
+                {
+                    self.decider.handle_poll_sent(t, u);
                 }
                 self.ledger_outputs(t);
             }
@@ -2599,6 +2560,197 @@ impl Station {
         while self.ledger.poll_output().is_some() {}
         while self.power.poll_output().is_some() {}
         self.restoring = false;
+    }
+
+    /// A fact that a journal, or the pair's actor, says held (an order decided or sent,
+    /// an acknowledgement, a command's end, a NUT client's logout, a recorder back, an
+    /// outlet committed or taken by its card), made to hold here at `t`: nothing is
+    /// re-derived. False for any other record.
+    fn adopt(&mut self, t: Timestamp, record: &Record) -> bool {
+        let recorder = |s: &Station, name: &str| match s.names.get(name) {
+            Some(Who::Recorder(r)) => Some(*r),
+            _ => None,
+        };
+        match record {
+            Record::Decision(Decided::CycleOutlet { outlet, at, .. }) => {
+                if let Some(o) = self.power.outlet_named(outlet) {
+                    self.power.restore_committed(t, o, *at);
+                }
+            }
+            Record::Decision(Decided::ShutdownRecorder { recorder: name, .. }) => {
+                if let Some(r) = recorder(self, name) {
+                    // Told to shut down, it is presented 0 % (format 2 records it once;
+                    // format 1's `PresentCharge` that follows says so again).
+                    if !self.options.dry_run {
+                        self.agent.presented[r] = Some(0);
+                    }
+                    self.power.restore_ordered(r, t);
+                    if self.decider.mark_told(t, r) {
+                        self.unsent.insert(r, t);
+                    }
+                    if matches!(self.ledger.standing(r), Standing::Idle) && !self.options.dry_run {
+                        self.ledger.ordered(t, r);
+                    }
+                }
+            }
+            Record::Decision(Decided::Acknowledged { recorder: name }) => {
+                if let Some(r) = recorder(self, name) {
+                    self.decider.mark_acknowledged(r);
+                    if !self.ledger.has_acknowledged(r) {
+                        self.ledger.acknowledged(t, r);
+                    }
+                }
+            }
+            Record::Action(Action::Sent {
+                recorder: name,
+                attempt,
+                ..
+            }) => {
+                if let Some(r) = recorder(self, name) {
+                    self.unsent.remove(&r);
+                    self.ledger.sent(t, r, *attempt);
+                }
+            }
+            Record::Action(Action::CommandDone {
+                recorder: name,
+                ok: true,
+                ..
+            }) => {
+                if let Some(r) = recorder(self, name) {
+                    self.decider.handle_ack(t, r);
+                    self.decisions(t);
+                }
+            }
+            Record::Input(Input::NutLeft { recorder: name }) => {
+                if let Some(r) = recorder(self, name) {
+                    let at = self.at(t);
+                    self.decider.handle_ack(at, r);
+                    self.decisions(at);
+                }
+            }
+            Record::Action(Action::Back { recorder: name, .. }) => {
+                if let Some(r) = recorder(self, name) {
+                    self.ledger.seen(t, r);
+                }
+            }
+            // The card took it: not written again (nor read: it was armed).
+            Record::Action(Action::OutletAnswered {
+                outlet,
+                form,
+                status,
+                ..
+            }) if &**status == "noError" => {
+                if let Some(o) = self.power.outlet_named(outlet) {
+                    self.power.restore_taken(o, &**form == "immediateOn");
+                }
+            }
+            Record::Action(Action::FromPeer { record, .. }) => return self.adopt(t, record),
+            _ => return false,
+        }
+        true
+    }
+
+    // --- A pair of gateways ---------------------------------------------------------
+
+    /// Whether it is a pair's standby (it sends nothing to a recorder or an outlet).
+    pub fn is_standby(&self) -> bool {
+        self.standby
+    }
+
+    /// This gateway of a pair becomes the standby at `now` (`why`: it does not hold the
+    /// pair's address): it goes on deciding, journaling and showing, and sends no order
+    /// and no outlet command. Recorded as a `Role`.
+    pub fn demote(&mut self, now: Timestamp, why: &str) {
+        let at = self.at(now);
+        self.standby = true;
+        self.record(
+            at,
+            Record::Action(Action::Role {
+                role: "standby".into(),
+                detail: why.to_string(),
+            }),
+        );
+    }
+
+    /// This gateway of a pair starts as the actor (it holds the pair's address at start):
+    /// what its journal gave back goes on as a restart's does (`resumed`).
+    pub fn act_from_start(&mut self, now: Timestamp, why: &str) {
+        let at = self.at(now);
+        self.standby = false;
+        self.record(
+            at,
+            Record::Action(Action::Role {
+                role: "actor".into(),
+                detail: why.to_string(),
+            }),
+        );
+    }
+
+    /// This gateway of a pair becomes the actor at `now` (`why`: it holds the pair's
+    /// address). Every recorder it knows ordered and does not know acknowledged is told
+    /// now (the old actor's last orders may not have left, nor their acknowledgements
+    /// reached it); an acknowledged one never. The outlets' machine runs again and reads
+    /// each card before it writes (read before write: no countdown armed twice). How
+    /// many recorders it tells.
+    pub fn promote(&mut self, now: Timestamp, why: &str) -> usize {
+        let at = self.at(now);
+        self.standby = false;
+        self.unsent.clear();
+        let told = self.ledger.tell_now(at);
+        let site = Arc::clone(&self.site);
+        self.power
+            .recommit(at, &|r| site.recorders[r].shutdown_time);
+        self.record(
+            at,
+            Record::Action(Action::Role {
+                role: "actor".into(),
+                detail: format!(
+                    "{why}; {told} recorder(s) ordered and not known to have acknowledged told now"
+                ),
+            }),
+        );
+        self.advance(at);
+        self.power_outputs(at);
+        told
+    }
+
+    /// A record the pair's actor shipped (`ships`), received at `now` in datagram `seq`
+    /// from `peer`, made at `made` (the peer's wall clock): applied as the fact it is
+    /// (`adopt`; a standby adopts the actor's orders too, an actor only what recorders
+    /// did), and journaled as `FromPeer`. False for a record no actor ships (counted by
+    /// the caller, never applied).
+    pub fn handle_peer_record(
+        &mut self,
+        now: Timestamp,
+        peer: SocketAddr,
+        seq: u64,
+        made: String,
+        record: Record,
+    ) -> bool {
+        if !ships(&record) {
+            return false;
+        }
+        let at = self.at(now);
+        let orders = matches!(
+            record,
+            Record::Decision(Decided::ShutdownRecorder { .. })
+                | Record::Action(Action::Sent { .. })
+        );
+        if self.standby || !orders {
+            self.adopt(at, &record);
+        }
+        self.record(
+            at,
+            Record::Action(Action::FromPeer {
+                peer,
+                seq,
+                made,
+                record: Box::new(record),
+            }),
+        );
+        self.decisions(at);
+        self.ledger_outputs(at);
+        true
     }
 
     /// The journal is read: the orders decided and not journaled as sent go out once,

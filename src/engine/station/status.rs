@@ -83,6 +83,44 @@ pub struct StatusRows {
     /// The outlets trapgate may cut: name, where each stands (and when it is due), the
     /// recorders each feeds.
     pub outlets: Vec<OutletRow>,
+    /// This gateway's half of a pair (`[pair]`), if it is one.
+    pub pair: Option<PairRow>,
+}
+
+/// One gateway of a pair, as its status page, `trapgate status` and `/metrics` show it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PairRow {
+    /// It holds the pair's address: it answers, orders and commands.
+    pub actor: bool,
+    /// Since when (the station's time).
+    pub since: Timestamp,
+    /// The pair's address.
+    pub address: String,
+    /// This gateway's pair endpoint, and its peer's.
+    pub me: String,
+    /// The peer's.
+    pub peer: String,
+    /// The peer's role as it last said it (None: never heard).
+    pub peer_actor: Option<bool>,
+    /// Milliseconds since the peer was last heard.
+    pub peer_heard_ms: Option<u64>,
+    /// Records shipped to the peer, records of the peer's applied here.
+    pub shipped: u64,
+    /// Records of the peer's applied here.
+    pub received: u64,
+    /// Datagrams sent to the peer, and those the kernel would not send.
+    pub datagrams: u64,
+    /// Datagrams the kernel would not send to the peer.
+    pub send_failed: u64,
+    /// Datagrams refused on the pair socket, by reason.
+    pub refused: Vec<(&'static str, u64)>,
+}
+
+impl PairRow {
+    /// Its role's name.
+    pub fn role(&self) -> &'static str {
+        if self.actor { "actor" } else { "standby" }
+    }
 }
 
 /// One outlet trapgate may cut, as the status page shows it.
@@ -278,6 +316,17 @@ impl StatusRows {
             "outages": self.outages(&wall),
             "recorders": recorders,
             "outlets": outlets,
+            "pair": self.pair.as_ref().map(|p| json!({
+                "role": p.role(),
+                "since": wall(p.since),
+                "address": p.address,
+                "self": p.me,
+                "peer": p.peer,
+                "peer_role": p.peer_actor.map(|a| if a { "actor" } else { "standby" }),
+                "peer_heard_s": p.peer_heard_ms.map(|ms| ms as f64 / 1000.0),
+                "records_shipped": p.shipped,
+                "records_received": p.received,
+            })),
         })
     }
 }

@@ -1334,3 +1334,188 @@ fn each_order_carries_its_recorders_community_when_the_trap_is_encoded_once() {
     assert_eq!(of("nvr-244"), of("nvr-last"));
     assert_ne!(of("nvr-244"), of("nvr-other"));
 }
+
+// --- A pair of gateways ------------------------------------------------------------
+
+const PEER: &str = "192.0.2.2:1620";
+
+/// The records of `w`'s journal the pair's actor ships (`ships`), as it would.
+fn shipped(w: &World) -> Vec<Record> {
+    w.seen
+        .journal
+        .iter()
+        .filter(|(_, r)| ships(r))
+        .map(|(_, r)| r.clone())
+        .collect()
+}
+
+/// Hands `records` to the standby at `s`, in datagram 1.
+fn from_actor(w: &mut World, s: f64, records: Vec<Record>) {
+    w.to(s);
+    for r in records {
+        assert!(
+            w.station
+                .handle_peer_record(t(s), PEER.parse().unwrap(), 1, "made".into(), r),
+            "a record an actor ships is taken"
+        );
+    }
+    w.act();
+}
+
+#[test]
+fn a_standby_decides_and_journals_the_outage_and_sends_no_order_nor_re_send() {
+    let mut w = World::new(site(false));
+    w.station.demote(t(1.0), "does not hold the address");
+    w.trap(5.0, Event::LowBattery, "lowBattery");
+    w.to(400.0);
+    assert!(w.seen.orders.is_empty(), "{:?}", w.seen.orders);
+    let shown = w.shown();
+    for nvr in ["nvr-244", "nvr-251"] {
+        assert!(
+            shown
+                .iter()
+                .any(|l| l.contains("ShutdownRecorder") && l.contains(nvr)),
+            "the standby decides as the actor does: {shown:#?}"
+        );
+    }
+    assert!(
+        !shown.iter().any(|l| l.contains("\"action\":\"Sent\"")),
+        "{shown:#?}"
+    );
+}
+
+#[test]
+fn a_promoted_standby_tells_at_once_only_who_it_does_not_know_acknowledged() {
+    // The actor: the outage, nvr-251 acknowledges, nvr-244 does not.
+    let mut actor = World::new(site(false));
+    actor.trap(5.0, Event::LowBattery, "lowBattery");
+    actor.ack(6.0, NVR_251);
+    let records = shipped(&actor);
+    assert!(
+        records
+            .iter()
+            .any(|r| matches!(r, Record::Decision(Decided::Acknowledged { .. }))),
+        "{records:?}"
+    );
+    // The standby hears the same trap and takes what the actor shipped.
+    let mut standby = World::new(site(false));
+    standby.station.demote(t(1.0), "standby");
+    standby.trap(5.0, Event::LowBattery, "lowBattery");
+    from_actor(&mut standby, 6.5, records);
+    assert!(standby.seen.orders.is_empty());
+    let journaled: Vec<String> = standby.shown();
+    assert!(
+        journaled
+            .iter()
+            .any(|l| l.contains("FromPeer") && l.contains("Acknowledged") && l.contains("nvr-251")),
+        "{journaled:#?}"
+    );
+    // The actor dies; the standby takes the address at 8 s.
+    let told = standby.station.promote(t(8.0), "the address came");
+    standby.act();
+    assert_eq!(told, 1);
+    assert_eq!(standby.seen.orders, [(t(8.0), NVR_244, 2)]);
+    // Its re-sends go on from there; nvr-251 is never told.
+    standby.to(400.0);
+    assert!(standby.seen.orders.iter().all(|(_, r, _)| *r == NVR_244));
+    assert!(standby.seen.orders.len() > 2, "{:?}", standby.seen.orders);
+}
+
+#[test]
+fn a_promoted_standby_that_missed_the_trap_tells_what_the_actor_decided() {
+    let mut actor = World::new(site(false));
+    actor.trap(5.0, Event::LowBattery, "lowBattery");
+    let records = shipped(&actor);
+    // The trap never reached the standby; the actor's orders did.
+    let mut standby = World::new(site(false));
+    standby.station.demote(t(1.0), "standby");
+    from_actor(&mut standby, 5.1, records);
+    assert!(standby.seen.orders.is_empty());
+    standby.station.promote(t(9.0), "the address came");
+    standby.act();
+    let mut told: Vec<RecorderId> = standby.seen.orders.iter().map(|(_, r, _)| *r).collect();
+    told.sort();
+    assert_eq!(told, [NVR_244, NVR_251]);
+}
+
+#[test]
+fn what_no_actor_ships_is_refused_and_changes_nothing() {
+    let mut w = World::new(site(false));
+    w.station.demote(t(1.0), "standby");
+    w.to(2.0);
+    let before = w.seen.journal.len();
+    // A forged peer record that would start an outage, or move the policy.
+    for r in [
+        Record::Input(Input::Event {
+            source: UPS.parse().unwrap(),
+            ups: Some("ups-main".into()),
+            recorder: None,
+            community: "public".into(),
+            security_level: None,
+            event: Event::LowBattery,
+            rule: "lowBattery".into(),
+            index: None,
+        }),
+        Record::Decision(Decided::PowerBack {
+            ups: "ups-main".into(),
+        }),
+        Record::Decision(Decided::Alert {
+            ups: Some("ups-main".into()),
+            recorder: None,
+            outlet: None,
+            kind: AlertKind::OnBattery,
+            reason: "forged".into(),
+        }),
+        Record::Action(Action::FromPeer {
+            peer: PEER.parse().unwrap(),
+            seq: 1,
+            made: "x".into(),
+            record: Box::new(Record::Decision(Decided::Acknowledged {
+                recorder: "nvr-244".into(),
+            })),
+        }),
+    ] {
+        assert!(
+            !w.station
+                .handle_peer_record(t(2.0), PEER.parse().unwrap(), 1, "x".into(), r)
+        );
+    }
+    w.act();
+    assert_eq!(w.seen.journal.len(), before);
+    w.station.promote(t(3.0), "the address came");
+    w.trap(4.0, Event::LowBattery, "lowBattery");
+    assert_eq!(
+        w.seen.orders.len(),
+        2,
+        "an outage as ever: {:?}",
+        w.seen.orders
+    );
+}
+
+#[test]
+fn a_restarted_standby_keeps_what_its_peer_shipped() {
+    let mut actor = World::new(site(true));
+    actor.trap(10.0, Event::OnBattery, "upsOnBattery");
+    actor.trap(200.0, Event::LowBattery, "lowBattery");
+    actor.to(206.0);
+    actor.ack(207.0, NVR_251);
+    let records = shipped(&actor);
+    let mut standby = World::new(site(true));
+    standby.station.demote(t(1.0), "standby");
+    standby.trap(10.0, Event::OnBattery, "upsOnBattery");
+    standby.trap(200.0, Event::LowBattery, "lowBattery");
+    from_actor(&mut standby, 208.0, records);
+    standby.to(209.0);
+    // The standby restarts from its journal, then takes the address.
+    let mut w = restored(&standby.seen.journal, t(210.0));
+    w.station.resumed(t(210.0));
+    w.station.promote(t(210.0), "the address came");
+    w.act();
+    w.to(215.0);
+    let told: Vec<RecorderId> = w.seen.orders.iter().map(|(_, r, _)| *r).collect();
+    assert!(
+        !told.contains(&NVR_251),
+        "acknowledged to the actor: {told:?}"
+    );
+    assert!(told.contains(&NVR_244), "{told:?}");
+}
