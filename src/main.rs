@@ -82,8 +82,11 @@ enum Command {
     },
     /// Print a journal readably, optionally only what concerns one UPS or recorder.
     Journal {
-        /// The journal file (its rotated files FILE.1 … are read too).
-        file: PathBuf,
+        /// The journal file (its rotated files FILE.1 … are read too). Two or more (a
+        /// pair's two gateways'): one story, merged by time, each line labelled with its
+        /// file, a record one shipped to the other shown once.
+        #[arg(required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
         /// Only records about this UPS or recorder (by name). Repeatable.
         #[arg(long = "only", value_name = "NAME")]
         only: Vec<String>,
@@ -254,7 +257,7 @@ fn main() -> ExitCode {
             };
             run_gateway(&config, opts)
         }
-        Command::Journal { file, only, json } => print_journal(&file, &only, json, &mut out),
+        Command::Journal { files, only, json } => print_journal(&files, &only, json, &mut out),
         Command::Demo {
             recorders,
             speed,

@@ -422,6 +422,32 @@ fn a_pair_behind_keepalived_survives_the_loss_of_its_actor_mid_outage() {
             "{want:?} not in B's journal:\n{story}"
         );
     }
+    // Both journals, one story: each fact once, labelled with the gateway that made it.
+    let both = Command::new(env!("CARGO_BIN_EXE_trapgate"))
+        .arg("journal")
+        .args([&gateways[0].journal, &journal_b])
+        .output()
+        .expect("journal");
+    let both = String::from_utf8_lossy(&both.stdout);
+    let (la, lb) = (format!("[{a}.journal]"), format!("[{b}.journal]"));
+    let lines_with = |what: &[&str]| {
+        both.lines()
+            .filter(|l| what.iter().all(|w| l.contains(w)))
+            .count()
+    };
+    assert_eq!(lines_with(&[&la, "Sent recorder=nvr-t2"]), 1, "{both}");
+    assert_eq!(lines_with(&[&lb, "Sent recorder=nvr-t1"]), 1, "{both}");
+    assert_eq!(
+        lines_with(&["decided Acknowledged recorder=nvr-t2"]),
+        1,
+        "{both}"
+    );
+    assert_eq!(
+        lines_with(&["from peer"]),
+        0,
+        "A's journal has what it shipped: {both}"
+    );
+    assert_eq!(lines_with(&[&lb, "Role role=actor"]), 1, "{both}");
     let _ = std::io::stderr().flush();
     let _ = std::fs::remove_dir_all(&dir);
 }

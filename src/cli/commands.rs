@@ -587,47 +587,98 @@ pub fn replay_policy(
     Ok(false)
 }
 
-/// Prints a journal, all of it or what concerns the names in `only`.
+/// `trapgate journal FILE…`: the records of one journal as a person reads them (or as
+/// JSON lines), only those about `only` if given; of several (a pair's), one story merged
+/// by time, each line labelled with its file's name, and a record the actor shipped
+/// shown once (from the journal that made it: the standby's `FromPeer` copy is left out
+/// where the actor's own journal has the record).
 pub fn print_journal(
-    file: &Path,
+    files: &[std::path::PathBuf],
     only: &[String],
     json: bool,
     out: &mut impl Write,
 ) -> Result<(), String> {
-    if !file.exists() {
-        return Err(format!("{}: no such journal", file.display()));
-    }
+    use crate::engine::record::{Action, Record};
     let w = |e: io::Error| e.to_string();
-    let (mut shown, mut failed) = (0, None);
-    let found = crate::daemon::journal::read(file, |t, r| {
-        if failed.is_some() || (!only.is_empty() && !only.iter().any(|n| r.concerns(n))) {
-            return;
+    let mut all: Vec<(crate::time::Timestamp, usize, Record)> = Vec::new();
+    let (mut read, mut damaged, mut shown) = (0, 0, 0);
+    let one = files.len() == 1;
+    let mut failed = None;
+    for (i, file) in files.iter().enumerate() {
+        if !file.exists() {
+            return Err(format!("{}: no such journal", file.display()));
         }
-        shown += 1;
-        let line = if json {
-            r.printed(t, 0).to_string()
-        } else {
-            r.readable(t)
-        };
-        if let Err(e) = writeln!(out, "{line}") {
-            failed = Some(e);
+        let found = crate::daemon::journal::read(file, |t, r| {
+            if failed.is_some() || (!only.is_empty() && !only.iter().any(|n| r.concerns(n))) {
+                return;
+            }
+            if !one {
+                all.push((t, i, r));
+                return;
+            }
+            // One journal is printed as it is read (a year of it need not fit in memory).
+            shown += 1;
+            let line = if json {
+                r.printed(t, 0).to_string()
+            } else {
+                r.readable(t)
+            };
+            if let Err(e) = writeln!(out, "{line}") {
+                failed = Some(e);
+            }
+        })
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        for (f, line, why) in &found.damaged {
+            eprintln!("trapgate: {}:{line}: skipped: {why}", f.display());
         }
-    })
-    .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        for (f, line, what) in &found.other_format {
+            eprintln!("trapgate: {}:{line}: skipped: {what}", f.display());
+        }
+        read += found.records;
+        damaged += found.damaged.len();
+    }
     if let Some(e) = failed {
         return Err(w(e));
     }
-    for (f, line, why) in &found.damaged {
-        eprintln!("trapgate: {}:{line}: skipped: {why}", f.display());
+    // Several journals: the records each made itself, to leave out the copies shipped.
+    let own: std::collections::HashSet<String> = if !one {
+        all.iter()
+            .filter(|(_, _, r)| !matches!(r, Record::Action(Action::FromPeer { .. })))
+            .filter_map(|(_, _, r)| serde_json::to_string(r).ok())
+            .collect()
+    } else {
+        Default::default()
+    };
+    all.sort_by_key(|(t, i, _)| (*t, *i));
+    let label = |i: usize| {
+        files[i].file_name().map_or_else(
+            || files[i].display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        )
+    };
+    for (t, i, r) in &all {
+        if let Record::Action(Action::FromPeer { record, .. }) = r
+            && serde_json::to_string(record).is_ok_and(|j| own.contains(&j))
+        {
+            continue;
+        }
+        shown += 1;
+        let line = if json {
+            let mut v = r.printed(*t, 0);
+            if let Some(o) = v.as_object_mut() {
+                o.insert("journal".into(), label(*i).into());
+            }
+            v.to_string()
+        } else {
+            let text = r.readable(*t);
+            match text.split_once("  ") {
+                Some((at, what)) => format!("{at}  [{}] {what}", label(*i)),
+                None => text,
+            }
+        };
+        writeln!(out, "{line}").map_err(w)?;
     }
-    for (f, line, what) in &found.other_format {
-        eprintln!("trapgate: {}:{line}: skipped: {what}", f.display());
-    }
-    eprintln!(
-        "trapgate: {shown} of {} records shown, {} damaged lines skipped",
-        found.records,
-        found.damaged.len()
-    );
+    eprintln!("trapgate: {shown} of {read} records shown, {damaged} damaged lines skipped");
     Ok(())
 }
 

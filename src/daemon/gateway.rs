@@ -665,13 +665,6 @@ impl Driver {
         let offset = self.clock.label_offset();
         while let Some((t, r)) = self.station.poll_record() {
             sync |= r.needs_sync();
-            // What only the actor sees goes to the standby, once this turn's orders left.
-            if let Some(link) = &mut self.pair
-                && link.actor
-                && station::ships(&r)
-            {
-                link.to_ship.push((t.shifted(offset).0, r.clone()));
-            }
             self.books.unshown.push((t, r, true));
             self.books.labels.push(offset);
         }
@@ -845,10 +838,21 @@ impl Driver {
                 break;
             }
         }
+        // What only the actor sees goes to the standby, now that this turn's orders have
+        // left (copied here, not before they left: a fan-out's records are thousands).
         if let Some(link) = &mut self.pair
-            && !link.to_ship.is_empty()
+            && link.actor
         {
-            link.shipper.ship(std::mem::take(&mut link.to_ship));
+            let committed = self.books.committed;
+            let ship: Vec<(u64, Record)> = self.books.unshown[..committed]
+                .iter()
+                .zip(&self.books.labels)
+                .filter(|((_, r, _), _)| station::ships(r))
+                .map(|((t, r, _), offset)| (t.shifted(*offset).0, r.clone()))
+                .collect();
+            if !ship.is_empty() {
+                link.shipper.ship(ship);
+            }
         }
         self.show_pending();
         // Everything sent: the journal's next stretch, if it is due, is prepared now,
@@ -1905,6 +1909,13 @@ fn apply_reload(
         prepared.site.upses.len(),
         prepared.site.recorders.len()
     );
+    // The pair's sockets and role are the running process's: a change takes a restart.
+    if prepared.site.pair != d.station.site().pair {
+        console::warn(
+            "trapgate: SIGHUP: [pair] changed: the pair runs as it started until trapgate is restarted (the rest of the site is taken now)"
+                .to_string(),
+        );
+    }
     let replaced = match d.station.offer_site(t, prepared) {
         Ok(replaced) => replaced,
         Err(why) => {

@@ -318,8 +318,6 @@ pub struct PairLink {
     pub split_said: bool,
     /// The peer was said to be silent (said once until it is heard again).
     pub silent_said: bool,
-    /// Records of this turn to ship once its orders have left.
-    pub to_ship: Vec<(u64, Record)>,
     /// Set by the address watch's readiness.
     pub look_now: Arc<AtomicBool>,
     /// When it was opened (a peer never heard is silent from `SILENT_AFTER` on).
@@ -370,7 +368,6 @@ impl PairLink {
             looked: Instant::now(),
             split_said: false,
             silent_said: false,
-            to_ship: Vec::new(),
             look_now: Arc::new(AtomicBool::new(false)),
             opened: Instant::now(),
         })
