@@ -59,6 +59,7 @@ fn site() -> Site {
         usm_users: Vec::new(),
         forwarding: Default::default(),
         pair: None,
+        notify: Vec::new(),
         gateway: Gateway {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 1162))],
             agent: SocketAddr::from(([127, 0, 0, 1], 1161)),

@@ -10,7 +10,8 @@ use roff::{Roff, bold, italic, roman};
 
 /// One key of the site file: its table, name, default ("" for required) and meaning.
 pub struct Key {
-    /// `gateway`, `policy`, `ups`, `recorder`, `usm_user`, `rule`, `forward` or `pair`.
+    /// `gateway`, `policy`, `ups`, `recorder`, `usm_user`, `rule`, `forward`, `notify` or
+    /// `pair`.
     pub table: &'static str,
     /// The key.
     pub key: &'static str,
@@ -535,6 +536,78 @@ pub const KEYS: &[Key] = &[
         "The address forwards to this target leave from, as snmptrapd's clientaddr: an address of this host, of the target's family (an NMS that filters by source sees the one configured).",
     ),
     k(
+        "notify",
+        "kind",
+        "required",
+        "What is told: \"syslog\" (RFC 5424), \"webhook\" (an HTTP POST of each record as JSON), \"milestone\" (Milestone XProtect's generic events: a line on TCP to its event server).",
+    ),
+    k(
+        "notify",
+        "to",
+        "required (syslog, milestone)",
+        "host:port of the syslog server or of XProtect's event server (port 1234, or the generic-event data source's own).",
+    ),
+    k(
+        "notify",
+        "url",
+        "required (webhook)",
+        "The webhook's http:// or https:// URL.",
+    ),
+    k(
+        "notify",
+        "transport",
+        "\"udp\"",
+        "syslog: \"udp\" (RFC 5426) or \"tcp\" (RFC 6587, octet counting).",
+    ),
+    k(
+        "notify",
+        "facility",
+        "\"daemon\"",
+        "syslog: the facility (kern, user, mail, daemon, auth, syslog, lpr, news, uucp, cron, authpriv, ftp, local0 to local7).",
+    ),
+    k(
+        "notify",
+        "enterprise",
+        "32473",
+        "syslog: the structured data's SD-ID is trapgate@N (32473: RFC 5612's documentation number; a site may set its own).",
+    ),
+    k(
+        "notify",
+        "match",
+        "[\"decisions\", \"alerts\", \"failures\"]",
+        "What it is told: decisions, alerts, actions, failures, all, or record kinds by name (ShutdownRecorder, Sent, Back, NotBack, …).",
+    ),
+    k(
+        "notify",
+        "severity",
+        "\"debug\"",
+        "Nothing less severe than this: emerg, alert, crit, err, warning, notice, info, debug (an order is a notice, a shutdown decided a warning, a recorder that did not shut down an alert).",
+    ),
+    k(
+        "notify",
+        "header",
+        "\"Authorization\" (with \"Bearer TOKEN\")",
+        "webhook: the header the token goes in (as it is, in a header of another name).",
+    ),
+    k(
+        "notify",
+        "token",
+        "none",
+        "webhook: the token, inline; or token_file (its first line), or token_env.",
+    ),
+    k(
+        "notify",
+        "token_file",
+        "none",
+        "webhook: a file whose first line is the token.",
+    ),
+    k(
+        "notify",
+        "token_env",
+        "none",
+        "webhook: an environment variable holding the token.",
+    ),
+    k(
         "pair",
         "self",
         "required",
@@ -585,6 +658,11 @@ const TABLES: &[(&str, &str, &str)] = &[
         "forward",
         "[[forward]]",
         "Where the notifications heard are forwarded, as snmptrapd's forward with addForwarderInfo (optional): the sender kept in snmpTrapAddress.x (IPv4) or 1.3.6.1.4.1.8072.9999.9999.162.1.x (IPv6), informs forwarded as informs.",
+    ),
+    (
+        "notify",
+        "[[notify]]",
+        "The site's other systems, told of every decision as it is made (optional): a syslog server, a webhook, Milestone XProtect's event server; each on a queue and a thread of its own.",
     ),
     (
         "pair",

@@ -608,6 +608,8 @@ struct Driver {
     said: Said,
     /// This gateway's half of a pair (`[pair]`).
     pair: Option<PairLink>,
+    /// The site's other systems (`[[notify]]`), each told on a thread of its own.
+    tellers: crate::daemon::tell::Tellers,
 }
 
 impl Driver {
@@ -854,6 +856,16 @@ impl Driver {
                 link.shipper.ship(ship);
             }
         }
+        // The site's other systems, told the same (after the orders, never waited for).
+        if !self.tellers.is_empty() {
+            let committed = self.books.committed;
+            self.tellers.offer(
+                self.books.unshown[..committed]
+                    .iter()
+                    .zip(&self.books.labels)
+                    .map(|((t, r, _), offset)| (*t, *offset, r)),
+            );
+        }
         self.show_pending();
         // Everything sent: the journal's next stretch, if it is due, is prepared now,
         // off the next decision's path.
@@ -895,6 +907,21 @@ impl Driver {
             self.station.handle_sent(t, purpose, sent);
         }
         list
+    }
+
+    /// Journals, for each `[[notify]]` target that dropped records since it last said so,
+    /// how many (once a minute at most).
+    fn note_not_told(&mut self, t: Timestamp) {
+        for (target, dropped) in self.tellers.dropped_since() {
+            self.station.note(
+                t,
+                Record::Action(crate::engine::record::Action::NotTold {
+                    target,
+                    dropped,
+                    detail: "not told: its queue was full (it is slow or down), or every try to reach it failed".into(),
+                }),
+            );
+        }
     }
 
     /// The line systemd and the status show: the site's, after the pair role.
@@ -1323,6 +1350,7 @@ pub fn start(
         _ => at,
     };
     let agent_at = on_pair(opts.agent.unwrap_or(site.gateway.agent));
+    let tellers = crate::daemon::tell::Tellers::start(&site.notify);
     let mut pair = match &site.pair {
         Some(p) => Some(PairLink::open(p).map_err(StartError::Pair)?),
         None => None,
@@ -1486,6 +1514,7 @@ pub fn start(
         said: Said::default(),
         forwarder,
         pair,
+        tellers,
     };
     let mut d = d;
     // A pair's gateway starts in the role the host's addresses give it.
@@ -1660,6 +1689,7 @@ impl Gateway {
                 tallied = t;
                 let (refused, last) = self.receivers.refusals();
                 self.d.note_refusals(t, &refused, &last);
+                self.d.note_not_told(t);
             }
             if notifier.is_on() && status_at.elapsed() >= PUBLISH {
                 status_at = Instant::now();
@@ -1717,6 +1747,7 @@ impl Gateway {
         d.note_refusals(t, &tally.refusals, &tally.last_refused);
         d.station.flush_refusals(t);
         d.act(&self.agent_socket, &self.poll_sockets);
+        d.tellers.stop();
         d.books.shower.finish();
         // The endpoint closes with the gateway (in a process that goes on, too).
         drop(self.endpoint.take());
@@ -1825,6 +1856,7 @@ impl Gateway {
         let stats = self.d.stats(&self.receivers.tally(), own);
         let mut rows = self.d.station.status_rows(self.d.clock.label_offset());
         rows.pair = self.d.pair_row();
+        rows.notify = self.d.tellers.rows();
         let published = Arc::new(crate::daemon::http::Published::new(
             stats,
             rows,
@@ -1933,6 +1965,7 @@ fn apply_reload(
     d.view = Arc::clone(&view);
     receivers.reload(view);
     reloader.discard(replaced);
+    d.tellers.reload(&d.station.site().notify);
     // Said once the station has the new site and the workers have been handed it (each
     // takes it before its next read of its sockets).
     console::warn(said);

@@ -22,5 +22,6 @@ pub mod secrets;
 pub mod send;
 pub mod server;
 pub mod socket;
+pub mod tell;
 
 pub use gateway::{Bound, Gateway, Options, Resumed, Shown, Shutdown, run, start};

@@ -662,6 +662,45 @@ fn exposition(stats: &Stats, rows: Option<&StatusRows>) -> String {
     if let Some(p) = rows.and_then(|r| r.pair.as_ref().map(|p| (r, p))) {
         pair_metrics(&mut registry, p.0, p.1, &counter, &gauge);
     }
+    if let Some(rows) = rows.filter(|r| !r.notify.is_empty()) {
+        let per = |f: fn(&crate::engine::station::NotifyRow) -> u64| {
+            rows.notify
+                .iter()
+                .map(|n| (vec![("target", n.target.clone())], f(n)))
+                .collect::<Vec<_>>()
+        };
+        for (name, help, f) in [
+            (
+                "notify_sent",
+                "Messages a [[notify]] target took",
+                (|n| n.sent) as fn(&crate::engine::station::NotifyRow) -> u64,
+            ),
+            (
+                "notify_dropped",
+                "Records a [[notify]] target was never told: its queue full, or every try failed",
+                |n| n.dropped,
+            ),
+            (
+                "notify_failed",
+                "Tries to tell a [[notify]] target that failed (a connection refused, a send or POST that failed)",
+                |n| n.failed,
+            ),
+        ] {
+            counter(&mut registry, name, help, per(f));
+        }
+        gauge(
+            &mut registry,
+            "notify_queued",
+            "Records waiting for a [[notify]] target now",
+            per(|n| n.queued),
+        );
+        gauge(
+            &mut registry,
+            "notify_connected",
+            "1 while a [[notify]] target's connection is up (UDP: always)",
+            per(|n| n.connected as u64),
+        );
+    }
     if let Some(rows) = rows {
         site_gauges(&mut registry, rows);
     }

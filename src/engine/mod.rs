@@ -24,5 +24,6 @@ pub mod power;
 pub mod record;
 pub mod station;
 pub mod tally;
+pub mod tell;
 pub mod trust;
 pub mod usm;

@@ -569,6 +569,16 @@ pub enum Action {
         /// The record as the peer journaled it.
         record: Box<Record>,
     },
+    /// What a `[[notify]]` target could not take since the last such record (its queue
+    /// full, or its sends failed): at most one a target a minute.
+    NotTold {
+        /// The target (`syslog udp:127.0.0.1:514`, …).
+        target: String,
+        /// Records dropped (its queue full, or every try failed).
+        dropped: u64,
+        /// Why.
+        detail: String,
+    },
     /// A summary of what was not believed.
     Refused {
         /// Why.
@@ -647,9 +657,67 @@ impl Record {
             Record::Action(A::Replied { .. } | A::Forwarded { .. }) => (None, None),
             Record::Action(A::FromPeer { record, .. }) => record.names(),
             Record::Action(
-                A::Started { .. } | A::Reloaded { .. } | A::Refused { .. } | A::Role { .. },
+                A::Started { .. }
+                | A::Reloaded { .. }
+                | A::Refused { .. }
+                | A::Role { .. }
+                | A::NotTold { .. },
             )
             | Record::Snapshot(_) => (None, None),
+        }
+    }
+
+    /// Its kind's name, as journaled (`ShutdownRecorder`, `Sent`, …).
+    pub fn kind_name(&self) -> &'static str {
+        use Action as A;
+        use Decided as D;
+        use Input as I;
+        match self {
+            Record::Snapshot(_) => "Station",
+            Record::Input(i) => match i {
+                I::Event { .. } => "Event",
+                I::Poll { .. } => "Poll",
+                I::PollUnanswered { .. } => "PollUnanswered",
+                I::Silent { .. } => "Silent",
+                I::NutLeft { .. } => "NutLeft",
+                I::EngineKnown { .. } => "EngineKnown",
+                I::OffDelay { .. } => "OffDelay",
+                I::Timeout => "Timeout",
+            },
+            Record::Decision(d) => match d {
+                D::ShutdownRecorder { .. } => "ShutdownRecorder",
+                D::CancelShutdown { .. } => "CancelShutdown",
+                D::PresentCharge { .. } => "PresentCharge",
+                D::Poll { .. } => "Poll",
+                D::PowerBack { .. } => "PowerBack",
+                D::Acknowledged { .. } => "Acknowledged",
+                D::CycleOutlet { .. } => "CycleOutlet",
+                D::Alert { .. } => "Alert",
+            },
+            Record::Action(a) => match a {
+                A::OutletSet { .. } => "OutletSet",
+                A::OutletAnswered { .. } => "OutletAnswered",
+                A::Replied { .. } => "Replied",
+                A::Forwarded { .. } => "Forwarded",
+                A::OutletReported { .. } => "OutletReported",
+                A::OutletRead { .. } => "OutletRead",
+                A::WakeSent { .. } => "WakeSent",
+                A::Sent { .. } => "Sent",
+                A::SendFailed { .. } => "SendFailed",
+                A::WouldSend { .. } => "WouldSend",
+                A::Polled { .. } => "Polled",
+                A::Presented { .. } => "Presented",
+                A::NotAcknowledged { .. } => "NotAcknowledged",
+                A::Back { .. } => "Back",
+                A::NotBack { .. } => "NotBack",
+                A::CommandDone { .. } => "CommandDone",
+                A::Started { .. } => "Started",
+                A::Reloaded { .. } => "Reloaded",
+                A::Role { .. } => "Role",
+                A::FromPeer { .. } => "FromPeer",
+                A::NotTold { .. } => "NotTold",
+                A::Refused { .. } => "Refused",
+            },
         }
     }
 
@@ -788,8 +856,9 @@ impl Record {
                 };
                 let keys: &[&str] = if kind.is_empty() {
                     &[
-                        "role", "recorder", "ups", "outlet", "sets", "state", "attempt", "to",
-                        "after_s", "status", "reason", "count", "source", "event", "detail",
+                        "role", "target", "recorder", "ups", "outlet", "sets", "state", "attempt",
+                        "to", "after_s", "dropped", "status", "reason", "count", "source", "event",
+                        "detail",
                     ]
                 } else {
                     &["ups", "outlet", "at", "recorder", "tier", "percent", "kind"]

@@ -84,12 +84,17 @@ pub fn start_with_env(
 
 /// GET /metrics, as a scraper would.
 pub fn scrape(addr: &str) -> String {
+    scrape_path(addr, "/metrics")
+}
+
+/// GET `path` of the HTTP endpoint at `addr` (the whole answer, headers too).
+pub fn scrape_path(addr: &str, path: &str) -> String {
     use std::io::{Read, Write};
     let Ok(mut s) = std::net::TcpStream::connect(addr) else {
         return String::new();
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n");
+    let _ = write!(s, "GET {path} HTTP/1.0\r\n\r\n");
     let mut page = String::new();
     let _ = s.read_to_string(&mut page);
     page

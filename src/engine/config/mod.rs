@@ -21,6 +21,7 @@ use crate::engine::forward;
 use crate::engine::id::{PduId, RecorderId, UpsId};
 use crate::wire::OidBuf;
 
+mod notify;
 mod pair;
 mod power;
 mod usm;
@@ -29,6 +30,9 @@ pub use power::{
     Pdu, PduVendor, Plug, WOL_BROADCAST, Wol, Write, has_groups, has_output_control, parse_mac,
 };
 pub use usm::{MIN_PASSPHRASE, REDACTED, SecretAt, Secrets, UsmUser, V3Access, no_secrets};
+
+/// The most `[[notify]]` targets a site may have.
+pub const MAX_NOTIFY: usize = 16;
 
 /// The embedded default site: the seed's APC UPS and its two NVRs.
 pub const DEFAULT_SITE: &str = include_str!("default-site.toml");
@@ -309,6 +313,8 @@ pub struct Site {
     pub forwarding: crate::engine::forward::Forwarding,
     /// The pair of gateways this one is half of (`[pair]`), if it is.
     pub pair: Option<Pair>,
+    /// The site's other systems, told of its records (`[[notify]]`).
+    pub notify: Vec<crate::engine::tell::Target>,
     /// The text it was read from, every inline passphrase replaced by `REDACTED`
     /// (journaled, so that a restart decides with the site the journal's decisions were
     /// made with); empty for a site built in code.
@@ -801,6 +807,7 @@ impl Site {
         let forward_items = items(optional(&mut top, "forward"), m);
         let pair_at =
             optional(&mut top, "pair").map(|mut v| (v.span, pair::pair(&mut v, secrets, m)));
+        let notify_items = items(optional(&mut top, "notify"), m);
         let top_span = top.span;
         finish(top, m);
 
@@ -974,6 +981,19 @@ impl Site {
                     .unwrap_or(Secs(0));
             }
         }
+        if notify_items.len() > MAX_NOTIFY {
+            m.add(
+                top_span,
+                format!(
+                    "the site has {} [[notify]]: trapgate tells at most {MAX_NOTIFY}",
+                    notify_items.len()
+                ),
+            );
+        }
+        let notify: Vec<Option<crate::engine::tell::Target>> = notify_items
+            .into_iter()
+            .map(|mut v| notify::target(&mut v, secrets, m))
+            .collect();
         let pair = match pair_at {
             None => None,
             Some((at, pair)) => {
@@ -1015,6 +1035,7 @@ impl Site {
             }
         };
         Some(Site {
+            notify: notify.into_iter().collect::<Option<_>>()?,
             pair,
             forwarding: forward::Forwarding::new(forwards.into_iter().collect::<Option<_>>()?),
             text: "".into(),

@@ -979,3 +979,152 @@ fn every_wrong_pair_is_a_mistake_naming_what_is_wrong() {
         );
     }
 }
+
+fn notify_site(items: &str) -> String {
+    format!("{DEFAULT_SITE}\n{items}\n")
+}
+
+fn notify_secrets(at: SecretAt<'_>) -> Result<String, String> {
+    match at {
+        SecretAt::File("/etc/trapgate/hook.token") => Ok("t0ken".into()),
+        SecretAt::Host(h) if h.starts_with("127.0.0.1:") => Ok(h.to_string()),
+        SecretAt::Host(h) => Err(format!("{h} does not resolve")),
+        other => Err(format!("cannot read it: no {other:?}")),
+    }
+}
+
+#[test]
+fn notify_targets_are_read_with_their_defaults_and_token() {
+    let site = Site::parse_with(
+        &notify_site(
+            r#"[[notify]]
+kind = "syslog"
+to = "127.0.0.1:514"
+
+[[notify]]
+kind = "syslog"
+to = "127.0.0.1:6514"
+transport = "tcp"
+facility = "local3"
+match = ["all"]
+severity = "notice"
+
+[[notify]]
+kind = "webhook"
+url = "http://127.0.0.1:8080/hook"
+token_file = "/etc/trapgate/hook.token"
+match = ["ShutdownRecorder", "Back"]
+
+[[notify]]
+kind = "milestone"
+to = "127.0.0.1:1234"
+"#,
+        ),
+        &notify_secrets,
+    )
+    .expect("valid");
+    use crate::engine::tell::{Category, Kind, Severity, Transport};
+    let n = &site.notify;
+    assert_eq!(n.len(), 4);
+    assert_eq!(
+        n[0].kind,
+        Kind::Syslog {
+            transport: Transport::Udp,
+            facility: 3,
+            enterprise: 32473
+        }
+    );
+    assert_eq!(
+        n[0].wants.categories,
+        [Category::Decision, Category::Alert, Category::Failure]
+    );
+    assert_eq!(n[1].wants.at_least, Severity::Notice);
+    assert!(matches!(
+        n[1].kind,
+        Kind::Syslog {
+            facility: 19,
+            transport: Transport::Tcp,
+            ..
+        }
+    ));
+    assert_eq!(
+        n[2].kind,
+        Kind::Webhook {
+            url: "http://127.0.0.1:8080/hook".into(),
+            header: Some(("Authorization".into(), "Bearer t0ken".into()))
+        }
+    );
+    assert_eq!(n[2].wants.kinds, ["ShutdownRecorder", "Back"]);
+    assert!(
+        !format!("{:?}", n[2]).contains("t0ken"),
+        "the token is never printed"
+    );
+    assert_eq!(n[3].label(), "milestone 127.0.0.1:1234");
+}
+
+#[test]
+fn every_wrong_notify_target_is_a_mistake_naming_what_is_wrong() {
+    let cases = [
+        (
+            "kind = \"mqtt\"\nto = \"127.0.0.1:1883\"",
+            "`mqtt` is not a kind of [[notify]]",
+        ),
+        ("kind = \"syslog\"", "missing key `to`"),
+        ("kind = \"webhook\"", "missing key `url`"),
+        (
+            "kind = \"webhook\"\nurl = \"ftp://127.0.0.1/x\"",
+            "is not an http:// or https:// URL",
+        ),
+        (
+            "kind = \"syslog\"\nto = \"127.0.0.1:514\"\ntransport = \"tls\"",
+            "`tls` is not one of: udp, tcp",
+        ),
+        (
+            "kind = \"syslog\"\nto = \"127.0.0.1:514\"\nfacility = \"local9\"",
+            "`local9` is not one of",
+        ),
+        (
+            "kind = \"syslog\"\nto = \"127.0.0.1:514\"\nmatch = []",
+            "`match` is empty",
+        ),
+        (
+            "kind = \"syslog\"\nto = \"127.0.0.1:514\"\nmatch = [\"Orders\"]",
+            "`Orders` is not in what `match` takes",
+        ),
+        (
+            "kind = \"syslog\"\nto = \"127.0.0.1:514\"\nseverity = \"loud\"",
+            "`loud` is not a severity",
+        ),
+        (
+            "kind = \"milestone\"\nto = \"127.0.0.1:1234\"\ntransport = \"tcp\"",
+            "`transport` is for a syslog target, not a milestone one",
+        ),
+        (
+            "kind = \"syslog\"\nto = \"127.0.0.1:514\"\ntoken = \"x\"",
+            "a token is for a webhook target",
+        ),
+        (
+            "kind = \"webhook\"\nurl = \"http://127.0.0.1:1/\"\ntoken_file = \"/nope\"",
+            "`token_file` = \"/nope\": cannot read it",
+        ),
+        (
+            "kind = \"syslog\"\nto = \"nowhere.example:514\"",
+            "does not resolve",
+        ),
+        (
+            "kind = \"syslog\"\nto = \"127.0.0.1:514\"\ncolour = \"red\"",
+            "colour",
+        ),
+    ];
+    for (item, want) in cases {
+        let text = notify_site(&format!("[[notify]]\n{item}"));
+        let found = match Site::parse_with(&text, &notify_secrets) {
+            Ok(_) => panic!("accepted: {item}"),
+            Err(e) => e.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+        };
+        assert!(
+            found.iter().any(|f| f.contains(want)),
+            "{want:?} not in {found:#?}"
+        );
+    }
+}

@@ -41,7 +41,7 @@ use crate::wire::message::{SNMP_TRAP_OID_0, SYS_UPTIME_0};
 use crate::wire::oid::oid;
 use crate::wire::v3::Level;
 use crate::wire::{Message, Oid, OidBuf, PduType, RequestPdu, Value, VarBind, Version, encode};
-pub use status::{PairRow, STATES, StatusRows, state_index};
+pub use status::{NotifyRow, PairRow, STATES, StatusRows, state_index};
 
 /// PowerNet `mtrapargsString.0`, the text varbind of APC traps.
 const MTRAPARGS_STRING_0: &str = "1.3.6.1.4.1.318.2.3.3.0";
@@ -1303,6 +1303,7 @@ impl Station {
                 })
                 .collect(),
             pair: None,
+            notify: Vec::new(),
         }
     }
 

@@ -85,6 +85,25 @@ pub struct StatusRows {
     pub outlets: Vec<OutletRow>,
     /// This gateway's half of a pair (`[pair]`), if it is one.
     pub pair: Option<PairRow>,
+    /// Each `[[notify]]` target's counts.
+    pub notify: Vec<NotifyRow>,
+}
+
+/// One `[[notify]]` target, as `/metrics`, the status page and `trapgate status` show it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NotifyRow {
+    /// `syslog udp:127.0.0.1:514`, …
+    pub target: String,
+    /// Messages it took.
+    pub sent: u64,
+    /// Records it was never told (its queue full, or every try failed).
+    pub dropped: u64,
+    /// Tries that failed.
+    pub failed: u64,
+    /// Waiting now.
+    pub queued: u64,
+    /// Its connection up (UDP: always).
+    pub connected: bool,
 }
 
 /// One gateway of a pair, as its status page, `trapgate status` and `/metrics` show it.
@@ -316,6 +335,14 @@ impl StatusRows {
             "outages": self.outages(&wall),
             "recorders": recorders,
             "outlets": outlets,
+            "notify": self.notify.iter().map(|n| json!({
+                "target": n.target,
+                "sent": n.sent,
+                "dropped": n.dropped,
+                "failed": n.failed,
+                "queued": n.queued,
+                "connected": n.connected,
+            })).collect::<Vec<_>>(),
             "pair": self.pair.as_ref().map(|p| json!({
                 "role": p.role(),
                 "since": wall(p.since),

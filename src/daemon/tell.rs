@@ -1,0 +1,505 @@
+//! Telling the site's other systems (`[[notify]]`): each target has a bounded queue and
+//! a thread of its own, so that a slow, dead or unreachable one never holds up a
+//! decision or an order. The decision thread offers each record once the turn's orders
+//! have left (a shared reference, one copy of the record for all targets); a full
+//! queue drops it, counted. Each thread writes its kind's message
+//! (`crate::engine::tell`) and sends it: syslog over UDP or TCP (RFC 6587's octet
+//! counting), XProtect's event server a line on TCP, a webhook a POST (ureq), each
+//! connection made again with a back-off (0.5 s doubling to 30 s) when it fails.
+
+use std::io::Write as _;
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+
+use crate::engine::record::Record;
+use crate::engine::station::NotifyRow;
+use crate::engine::tell::{self, Kind, Target, Transport};
+use crate::time::Timestamp;
+
+/// Records waiting for one target, at most.
+pub const QUEUE: usize = 4096;
+/// A target's dropped records are journaled at most this often.
+pub const SUMMARY_EVERY: Duration = Duration::from_secs(60);
+/// A webhook's tries for one record.
+const WEBHOOK_TRIES: u32 = 5;
+
+/// What one target counted.
+#[derive(Debug, Default)]
+pub struct Counts {
+    /// Messages it took.
+    pub sent: AtomicU64,
+    /// Records it was never told: its queue full, or every try failed.
+    pub dropped: AtomicU64,
+    /// Sends or connections that failed (each try).
+    pub failed: AtomicU64,
+    /// Records waiting now.
+    pub queued: AtomicU64,
+    /// Whether its connection is up (UDP: always).
+    pub connected: AtomicBool,
+}
+
+/// One record to tell: its time on the station's timeline, the wall clock's lead then.
+#[derive(Clone)]
+struct Item {
+    at: Timestamp,
+    offset: i64,
+    record: Arc<Record>,
+}
+
+struct Running {
+    target: Target,
+    tx: Option<Sender<Item>>,
+    counts: Arc<Counts>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    /// When its drops were last journaled, and how many there were then.
+    said: (Instant, u64),
+}
+
+impl Running {
+    fn start(target: Target, host: &Arc<str>) -> Running {
+        let (tx, rx) = crossbeam_channel::bounded(QUEUE);
+        let counts = Arc::new(Counts::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (target, counts, stop, host) = (
+                target.clone(),
+                Arc::clone(&counts),
+                Arc::clone(&stop),
+                Arc::clone(host),
+            );
+            std::thread::Builder::new()
+                .name("trapgate-notify".into())
+                .spawn(move || serve(&target, &rx, &counts, &stop, &host))
+                .ok()
+        };
+        Running {
+            target,
+            tx: Some(tx),
+            counts,
+            stop,
+            thread,
+            said: (Instant::now(), 0),
+        }
+    }
+
+    fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Every target's thread.
+pub struct Tellers {
+    running: Vec<Running>,
+    host: Arc<str>,
+}
+
+impl Tellers {
+    /// A thread for each of `targets`.
+    pub fn start(targets: &[Target]) -> Tellers {
+        let host: Arc<str> = host_name().into();
+        Tellers {
+            running: targets
+                .iter()
+                .map(|t| Running::start(t.clone(), &host))
+                .collect(),
+            host,
+        }
+    }
+
+    /// Whether there is any target.
+    pub fn is_empty(&self) -> bool {
+        self.running.is_empty()
+    }
+
+    /// Offers `records` (each at its time, with the wall clock's lead then) to every
+    /// target that takes it; never waits.
+    pub fn offer<'a>(&self, records: impl Iterator<Item = (Timestamp, i64, &'a Record)>) {
+        for (at, offset, r) in records {
+            let mut shared: Option<Arc<Record>> = None;
+            for run in &self.running {
+                if !run.target.wants.takes(r) {
+                    continue;
+                }
+                let Some(tx) = &run.tx else { continue };
+                let record = Arc::clone(shared.get_or_insert_with(|| Arc::new(r.clone())));
+                match tx.try_send(Item { at, offset, record }) {
+                    Ok(()) => {
+                        run.counts.queued.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                        run.counts.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes the targets of a reloaded site: one that stays (the same kind, place and
+    /// settings) keeps its thread, its queue and its counts; one gone is stopped once
+    /// its queue is sent (or its tries spent); a new one starts.
+    pub fn reload(&mut self, targets: &[Target]) {
+        let mut old = std::mem::take(&mut self.running);
+        for t in targets {
+            match old.iter().position(|r| r.target == *t) {
+                Some(i) => self.running.push(old.swap_remove(i)),
+                None => self.running.push(Running::start(t.clone(), &self.host)),
+            }
+        }
+        for mut gone in old {
+            // Its thread sends what it holds, then ends (a dead target's tries are
+            // cut short by the stop).
+            drop(gone.tx.take());
+            std::thread::spawn(move || gone.stop());
+        }
+    }
+
+    /// Each target's counts.
+    pub fn rows(&self) -> Vec<NotifyRow> {
+        self.running
+            .iter()
+            .map(|r| NotifyRow {
+                target: r.target.label(),
+                sent: r.counts.sent.load(Ordering::Relaxed),
+                dropped: r.counts.dropped.load(Ordering::Relaxed),
+                failed: r.counts.failed.load(Ordering::Relaxed),
+                queued: r.counts.queued.load(Ordering::Relaxed),
+                connected: r.counts.connected.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
+    /// The targets that dropped records since they last said so, at most once a
+    /// minute each: (target, records dropped since).
+    pub fn dropped_since(&mut self) -> Vec<(String, u64)> {
+        let mut out = Vec::new();
+        for r in &mut self.running {
+            let dropped = r.counts.dropped.load(Ordering::Relaxed);
+            if dropped > r.said.1 && (r.said.1 == 0 || r.said.0.elapsed() >= SUMMARY_EVERY) {
+                out.push((r.target.label(), dropped - r.said.1));
+                r.said = (Instant::now(), dropped);
+            }
+        }
+        out
+    }
+
+    /// Stops every thread once it has sent what it holds (a dead target's at once).
+    pub fn stop(&mut self) {
+        for r in &mut self.running {
+            drop(r.tx.take());
+        }
+        // Half a second for the queues to empty, then stopped.
+        let until = Instant::now() + Duration::from_millis(500);
+        while Instant::now() < until
+            && self
+                .running
+                .iter()
+                .any(|r| r.counts.queued.load(Ordering::Relaxed) > 0)
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for r in &mut self.running {
+            r.stop();
+        }
+    }
+}
+
+impl Drop for Tellers {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// This host's name, as syslog's HOSTNAME.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// A connection to a stream target, made again when it fails, with a back-off.
+struct Stream {
+    to: SocketAddr,
+    conn: Option<TcpStream>,
+    /// No try before this (the back-off).
+    next_try: Instant,
+    backoff: Duration,
+}
+
+impl Stream {
+    fn new(to: SocketAddr) -> Stream {
+        Stream {
+            to,
+            conn: None,
+            next_try: Instant::now(),
+            backoff: Duration::from_millis(500),
+        }
+    }
+
+    /// Writes `bytes`, connecting first if need be; false if it could not (counted).
+    fn write(&mut self, bytes: &[u8], counts: &Counts) -> bool {
+        for _ in 0..2 {
+            if self.conn.is_none() {
+                if Instant::now() < self.next_try {
+                    return false;
+                }
+                match TcpStream::connect_timeout(&self.to, Duration::from_secs(2)) {
+                    Ok(c) => {
+                        let _ = c.set_write_timeout(Some(Duration::from_secs(5)));
+                        let _ = c.set_nodelay(true);
+                        self.conn = Some(c);
+                        self.backoff = Duration::from_millis(500);
+                        counts.connected.store(true, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        counts.failed.fetch_add(1, Ordering::Relaxed);
+                        self.next_try = Instant::now() + self.backoff;
+                        self.backoff = (self.backoff * 2).min(Duration::from_secs(30));
+                        return false;
+                    }
+                }
+            }
+            let c = self.conn.as_mut().expect("connected");
+            match c.write_all(bytes) {
+                Ok(()) => return true,
+                Err(_) => {
+                    // Broken: once more on a fresh connection.
+                    counts.failed.fetch_add(1, Ordering::Relaxed);
+                    counts.connected.store(false, Ordering::Relaxed);
+                    self.conn = None;
+                }
+            }
+        }
+        false
+    }
+}
+
+/// One target's thread: takes its queue until stopped.
+fn serve(target: &Target, rx: &Receiver<Item>, counts: &Counts, stop: &AtomicBool, host: &str) {
+    let pid = std::process::id();
+    let udp = match &target.kind {
+        Kind::Syslog {
+            transport: Transport::Udp,
+            ..
+        } => {
+            let any: SocketAddr = if target.to.is_ipv4() {
+                "0.0.0.0:0".parse().expect("an address")
+            } else {
+                "[::]:0".parse().expect("an address")
+            };
+            let s = UdpSocket::bind(any).ok();
+            counts.connected.store(s.is_some(), Ordering::Relaxed);
+            s
+        }
+        _ => None,
+    };
+    let mut stream = Stream::new(target.to);
+    let agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(5)))
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    // A record that could not be told waits here for the next try (a stream's
+    // back-off); the queue behind it keeps filling, and drops when full.
+    let mut held: Option<(Item, u32)> = None;
+    loop {
+        if stop.load(Ordering::Relaxed) && held.is_none() && rx.is_empty() {
+            return;
+        }
+        let (item, tries) = match held.take() {
+            Some(h) => h,
+            None => match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(i) => (i, 0),
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => return,
+            },
+        };
+        let done = |counts: &Counts, told: bool| {
+            counts.queued.fetch_sub(1, Ordering::Relaxed);
+            let c = if told { &counts.sent } else { &counts.dropped };
+            c.fetch_add(1, Ordering::Relaxed);
+        };
+        let r = &*item.record;
+        let told = match &target.kind {
+            Kind::Syslog {
+                transport,
+                facility,
+                enterprise,
+            } => {
+                let Some(m) = tell::syslog(
+                    r,
+                    (item.at, item.offset),
+                    (*facility, *enterprise),
+                    (host, pid),
+                ) else {
+                    done(counts, false);
+                    continue;
+                };
+                match transport {
+                    Transport::Udp => udp
+                        .as_ref()
+                        .is_some_and(|s| s.send_to(m.as_bytes(), target.to).is_ok()),
+                    Transport::Tcp => stream.write(format!("{} {m}", m.len()).as_bytes(), counts),
+                }
+            }
+            Kind::Milestone => match tell::milestone_line(r) {
+                Some(l) => stream.write(l.as_bytes(), counts),
+                None => false,
+            },
+            Kind::Webhook { url, header } => match tell::webhook_body(r, item.at, item.offset) {
+                Some(body) => {
+                    let mut req = agent.post(url).header("Content-Type", "application/json");
+                    if let Some((name, value)) = header {
+                        req = req.header(name, value);
+                    }
+                    matches!(req.send(&body[..]), Ok(resp) if resp.status().is_success())
+                }
+                None => false,
+            },
+        };
+        if told {
+            done(counts, true);
+            continue;
+        }
+        // A stream counts its own failures (a try within its back-off is none).
+        let stream_kind = matches!(
+            target.kind,
+            Kind::Milestone
+                | Kind::Syslog {
+                    transport: Transport::Tcp,
+                    ..
+                }
+        );
+        if !stream_kind {
+            counts.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        let tries = tries + 1;
+        let gave_up = stop.load(Ordering::Relaxed)
+            || match target.kind {
+                Kind::Webhook { .. } => tries >= WEBHOOK_TRIES,
+                // A datagram is not tried again.
+                Kind::Syslog {
+                    transport: Transport::Udp,
+                    ..
+                } => true,
+                // A stream waits for its connection as long as it runs (its queue,
+                // bounded, drops what comes meanwhile).
+                _ => false,
+            };
+        if gave_up {
+            done(counts, false);
+            continue;
+        }
+        // Wait before the next try: a webhook's back-off (1, 2, 4, 8 s), a stream's
+        // connection's.
+        let wait = match target.kind {
+            Kind::Webhook { .. } => Duration::from_secs(1 << (tries - 1).min(3)),
+            _ => stream.next_try.saturating_duration_since(Instant::now()),
+        };
+        let until = Instant::now() + wait.max(Duration::from_millis(10));
+        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(20).min(wait));
+        }
+        held = Some((item, tries));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::record::Decided;
+    use crate::engine::tell::Wants;
+
+    fn order(i: usize) -> Record {
+        Record::Decision(Decided::Acknowledged {
+            recorder: format!("nvr-{i}").into(),
+        })
+    }
+
+    fn syslog_to(to: SocketAddr) -> Target {
+        Target {
+            kind: Kind::Syslog {
+                transport: Transport::Udp,
+                facility: 3,
+                enterprise: 32473,
+            },
+            to_text: to.to_string(),
+            to,
+            wants: Wants::default(),
+        }
+    }
+
+    fn wait(what: &str, mut done: impl FnMut() -> bool) {
+        let until = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < until, "{what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn a_target_that_stays_keeps_its_thread_and_counts_across_a_reload() {
+        let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let first = syslog_to(sink.local_addr().unwrap());
+        let mut tellers = Tellers::start(std::slice::from_ref(&first));
+        let records: Vec<Record> = (0..3).map(order).collect();
+        tellers.offer(records.iter().map(|r| (Timestamp(0), 0, r)));
+        wait("three sent", || tellers.rows()[0].sent == 3);
+        let other = UdpSocket::bind("127.0.0.1:0").unwrap();
+        tellers.reload(&[syslog_to(other.local_addr().unwrap()), first.clone()]);
+        let rows = tellers.rows();
+        assert_eq!((rows[0].sent, rows[1].sent), (0, 3), "{rows:?}");
+        tellers.offer(records.iter().take(1).map(|r| (Timestamp(0), 0, r)));
+        wait("told both", || {
+            let r = tellers.rows();
+            r[0].sent == 1 && r[1].sent == 4
+        });
+        let mut buf = [0u8; 2048];
+        let n = other.recv(&mut buf).unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).contains("recorder=\"nvr-0\""));
+        // Removed: stopped; the one that stays goes on.
+        tellers.reload(std::slice::from_ref(&first));
+        assert_eq!(tellers.rows().len(), 1);
+        assert_eq!(tellers.rows()[0].sent, 4);
+    }
+
+    #[test]
+    fn a_dead_target_drops_what_its_queue_cannot_hold_and_says_so_once_a_minute() {
+        // Nothing listens there: every connection refused.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let to: SocketAddr = ([127, 0, 0, 1], port).into();
+        let mut tellers = Tellers::start(&[Target {
+            kind: Kind::Milestone,
+            to_text: to.to_string(),
+            to,
+            wants: Wants::default(),
+        }]);
+        let records: Vec<Record> = (0..QUEUE + 500).map(order).collect();
+        tellers.offer(records.iter().map(|r| (Timestamp(0), 0, r)));
+        let row = tellers.rows().remove(0);
+        assert!(!row.connected && row.sent == 0, "{row:?}");
+        // The queue and the one record its thread holds: the rest dropped at once.
+        assert!(row.dropped >= 499, "{row:?}");
+        wait("a refused connection counted", || {
+            tellers.rows()[0].failed >= 1
+        });
+        let said = tellers.dropped_since();
+        assert_eq!(said.len(), 1);
+        assert!(said[0].1 >= 499, "{said:?}");
+        tellers.offer(records.iter().take(10).map(|r| (Timestamp(0), 0, r)));
+        assert!(tellers.dropped_since().is_empty(), "once a minute at most");
+    }
+}

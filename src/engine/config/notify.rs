@@ -1,0 +1,338 @@
+//! `[[notify]]`: the site's other systems told of every decision (`crate::engine::tell`).
+//!
+//! ```toml
+//! [[notify]]
+//! kind = "syslog"                 # syslog, webhook, milestone
+//! to = "127.0.0.1:514"            # host:port (a webhook: url = "http://…")
+//! transport = "udp"               # syslog: udp or tcp (RFC 6587 octet counting)
+//! facility = "daemon"             # syslog: its facility
+//! enterprise = 32473              # syslog: the structured data's SD-ID, trapgate@N
+//! match = ["decisions", "alerts", "failures"]   # or "actions", "all", record kinds
+//! severity = "debug"              # nothing less severe than this
+//! ```
+
+use toml_span::Deserialize;
+use toml_span::Spanned;
+use toml_span::value::Value;
+
+use super::usm::{SecretAt, Secrets};
+use super::{Mistakes, finish, int_in, optional, or_default, required, resolve, table, text};
+use crate::engine::tell::{Kind, MATCH_WORDS, Severity, Target, Transport, Wants};
+
+/// syslog's facilities by name (RFC 5424's numbers).
+const FACILITIES: [(&str, u8); 20] = [
+    ("kern", 0),
+    ("user", 1),
+    ("mail", 2),
+    ("daemon", 3),
+    ("auth", 4),
+    ("syslog", 5),
+    ("lpr", 6),
+    ("news", 7),
+    ("uucp", 8),
+    ("cron", 9),
+    ("authpriv", 10),
+    ("ftp", 11),
+    ("local0", 16),
+    ("local1", 17),
+    ("local2", 18),
+    ("local3", 19),
+    ("local4", 20),
+    ("local5", 21),
+    ("local6", 22),
+    ("local7", 23),
+];
+
+/// The record kinds `match` may name.
+const KINDS: [&str; 25] = [
+    "ShutdownRecorder",
+    "CancelShutdown",
+    "PresentCharge",
+    "Poll",
+    "PowerBack",
+    "Acknowledged",
+    "CycleOutlet",
+    "Alert",
+    "OutletSet",
+    "OutletAnswered",
+    "OutletReported",
+    "OutletRead",
+    "WakeSent",
+    "Sent",
+    "SendFailed",
+    "WouldSend",
+    "Presented",
+    "NotAcknowledged",
+    "Back",
+    "NotBack",
+    "CommandDone",
+    "Started",
+    "Reloaded",
+    "Role",
+    "NotTold",
+];
+
+/// One `[[notify]]`. Every key is read whatever the kind (so that an unknown key is
+/// named with all the others); a key of another kind's is a mistake.
+pub(super) fn target(v: &mut Value<'_>, secrets: Secrets<'_>, m: &mut Mistakes) -> Option<Target> {
+    let at = v.span;
+    let mut t = table(v, m)?;
+    let kind_text = text(required(&mut t, "kind", m), m);
+    let to_text = optional(&mut t, "to").and_then(|v| text(Some(v), m));
+    let url_text = optional(&mut t, "url").and_then(|v| text(Some(v), m));
+    let transport = optional(&mut t, "transport").map(|v| (v.span, v));
+    let facility = optional(&mut t, "facility").map(|v| (v.span, v));
+    let enterprise = optional(&mut t, "enterprise").map(|v| (v.span, v));
+    let header = optional(&mut t, "header").and_then(|v| text(Some(v), m));
+    let token = token(&mut t, secrets, m);
+    let wants = wants(&mut t, m);
+    finish(t, m);
+    let kind_text = kind_text?;
+    let kind_name = kind_text.value.as_str();
+    if !["syslog", "webhook", "milestone"].contains(&kind_name) {
+        m.add(
+            kind_text.span,
+            format!("`{kind_name}` is not a kind of [[notify]] this trapgate has: syslog, webhook, milestone"),
+        );
+        return None;
+    }
+    // Keys of another kind's.
+    let syslog_only = [
+        ("transport", transport.as_ref().map(|x| x.0)),
+        ("facility", facility.as_ref().map(|x| x.0)),
+        ("enterprise", enterprise.as_ref().map(|x| x.0)),
+    ];
+    let webhook_only = [
+        ("url", url_text.as_ref().map(|x| x.span)),
+        ("header", header.as_ref().map(|x| x.span)),
+    ];
+    let mut ok = true;
+    for (keys, for_kind) in [(&syslog_only[..], "syslog"), (&webhook_only[..], "webhook")] {
+        for (key, span) in keys {
+            if let Some(span) = span
+                && kind_name != for_kind
+            {
+                m.add(
+                    *span,
+                    format!("`{key}` is for a {for_kind} target, not a {kind_name} one"),
+                );
+                ok = false;
+            }
+        }
+    }
+    if kind_name != "webhook" && token.is_some() {
+        m.add(
+            at,
+            format!("a token is for a webhook target, not a {kind_name} one"),
+        );
+        ok = false;
+    }
+    if kind_name == "webhook" && to_text.is_some() {
+        m.add(at, "a webhook target takes `url`, not `to`");
+        ok = false;
+    }
+    // Where: host:port, or a webhook's URL.
+    let (to_text, to) = if kind_name == "webhook" {
+        let Some(url) = url_text else {
+            m.add(at, "missing key `url`");
+            return None;
+        };
+        let hostport = url
+            .value
+            .strip_prefix("http://")
+            .map(|r| (r, 80))
+            .or_else(|| url.value.strip_prefix("https://").map(|r| (r, 443)))
+            .map(|(rest, port)| {
+                let host = rest.split('/').next().unwrap_or("");
+                if host.contains(':') && !host.ends_with(']') {
+                    host.to_string()
+                } else {
+                    format!("{host}:{port}")
+                }
+            });
+        let Some(hostport) = hostport.filter(|h| !h.starts_with(':')) else {
+            m.add(
+                url.span,
+                format!(
+                    "`url` {:?} is not an http:// or https:// URL with a host",
+                    url.value
+                ),
+            );
+            return None;
+        };
+        let to = match resolve(&hostport, secrets) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                m.add(url.span, format!("`url` {:?}: {e}", url.value));
+                None
+            }
+        };
+        (url.value, to)
+    } else {
+        let Some(s) = to_text else {
+            m.add(at, "missing key `to`");
+            return None;
+        };
+        let to = match resolve(&s.value, secrets) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                m.add(s.span, e);
+                None
+            }
+        };
+        (s.value, to)
+    };
+    let kind = match kind_name {
+        "syslog" => {
+            let transport = or_default(transport.map(|x| x.1), Transport::Udp, |v| {
+                super::one_of(
+                    text(v, m),
+                    &[("udp", Transport::Udp), ("tcp", Transport::Tcp)],
+                    m,
+                )
+            });
+            let facility = or_default(facility.map(|x| x.1), 3, |v| {
+                super::one_of(text(v, m), &FACILITIES, m)
+            });
+            let enterprise = or_default(enterprise.map(|x| x.1), 32473, |v| {
+                int_in(v, "enterprise", (1, i64::from(u32::MAX)), m)
+            });
+            Some(Kind::Syslog {
+                transport: transport?,
+                facility: facility?,
+                enterprise: enterprise?,
+            })
+        }
+        "webhook" => match token {
+            None => Some(Kind::Webhook {
+                url: to_text.clone(),
+                header: None,
+            }),
+            Some(Some(token)) => {
+                let (name, value) = match header {
+                    Some(h) => (h.value, token),
+                    None => ("Authorization".to_string(), format!("Bearer {token}")),
+                };
+                Some(Kind::Webhook {
+                    url: to_text.clone(),
+                    header: Some((name, value)),
+                })
+            }
+            Some(None) => None,
+        },
+        _ => Some(Kind::Milestone),
+    };
+    if !ok {
+        return None;
+    }
+    Some(Target {
+        kind: kind?,
+        to_text,
+        to: to?,
+        wants: wants?,
+    })
+}
+
+/// A webhook's token: inline, from a file or from the environment (None: no token;
+/// Some(None): a mistake noted).
+fn token(t: &mut super::Tbl<'_>, secrets: Secrets<'_>, m: &mut Mistakes) -> Option<Option<String>> {
+    let given: Vec<(&str, Option<Spanned<String>>)> = ["token", "token_file", "token_env"]
+        .into_iter()
+        .filter_map(|k| optional(t, k).map(|v| (k, text(Some(v), m))))
+        .collect();
+    let (key, value) = match given.as_slice() {
+        [] => return None,
+        [(key, Some(value))] => (*key, value.clone()),
+        [(_, None)] => return Some(None),
+        [.., (key, value)] => {
+            let span = value.as_ref().map_or(t.span, |v| v.span);
+            m.add(
+                span,
+                format!("`{key}`: give one of `token`, `token_file` and `token_env`, not several"),
+            );
+            return Some(None);
+        }
+    };
+    Some(match key {
+        "token" => {
+            m.secret_spans.push(value.span);
+            Some(value.value)
+        }
+        _ => {
+            let at = if key == "token_file" {
+                SecretAt::File(&value.value)
+            } else {
+                SecretAt::Env(&value.value)
+            };
+            match secrets(at) {
+                Ok(s) => Some(s),
+                Err(why) => {
+                    m.add(value.span, format!("`{key}` = \"{}\": {why}", value.value));
+                    None
+                }
+            }
+        }
+    })
+}
+
+/// `match` and `severity`.
+fn wants(t: &mut super::Tbl<'_>, m: &mut Mistakes) -> Option<Wants> {
+    let mut w = Wants::default();
+    if let Some(mut v) = optional(t, "match") {
+        let list = match Vec::<Spanned<String>>::deserialize(&mut v) {
+            Ok(list) if list.is_empty() => {
+                m.add(v.span, "`match` is empty: this target would be told nothing (leave it out for decisions, alerts and failures)");
+                return None;
+            }
+            Ok(list) => list,
+            Err(e) => {
+                m.absorb(e);
+                return None;
+            }
+        };
+        w.categories.clear();
+        let mut ok = true;
+        for s in list {
+            match MATCH_WORDS.iter().find(|(n, _)| *n == s.value) {
+                Some((_, Some(c))) => w.categories.push(*c),
+                Some((_, None)) => {
+                    for (_, c) in MATCH_WORDS.iter() {
+                        w.categories.extend(c.iter().copied());
+                    }
+                }
+                None if KINDS.contains(&s.value.as_str()) => w.kinds.push(s.value),
+                None => {
+                    m.add(
+                        s.span,
+                        format!(
+                            "`{}` is not in what `match` takes: decisions, alerts, actions, failures, all, or a record kind ({})",
+                            s.value,
+                            KINDS.join(", ")
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        if !ok {
+            return None;
+        }
+    }
+    if let Some(v) = optional(t, "severity") {
+        let s = text(Some(v), m)?;
+        match Severity::parse(&s.value) {
+            Some(sev) => w.at_least = sev,
+            None => {
+                m.add(
+                    s.span,
+                    format!(
+                        "`{}` is not a severity: emerg, alert, crit, err, warning, notice, info, debug",
+                        s.value
+                    ),
+                );
+                return None;
+            }
+        }
+    }
+    Some(w)
+}

@@ -1,0 +1,339 @@
+//! The site's other systems told (`[[notify]]`), by real programs on loopback: Debian's
+//! rsyslog receiving RFC 5424 over UDP and over TCP (octet counting), the structured
+//! data read back from its file output; a TCP listener standing for XProtect's event
+//! server; a local HTTP server for the webhook (503 first: the POST is tried again);
+//! and a dead target (nothing listens) that never holds up an order.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn free_port() -> u16 {
+    let p = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // The same port free for UDP too (rsyslog listens on both).
+    UdpSocket::bind(("127.0.0.1", p)).map_or_else(|_| free_port(), |_| p)
+}
+
+/// rsyslogd in the foreground on `udp` and `tcp`, writing each message as
+/// `MSGID STRUCTURED-DATA MSG` to `dir/out.log`.
+fn rsyslog(dir: &Path, udp: u16, tcp: u16) -> Option<Child> {
+    let Some(bin) = which("rsyslogd") else {
+        trapgate::testing::skip(
+            "rsyslog is not installed (apt-get install rsyslog, or bash .ci/run)",
+        );
+        return None;
+    };
+    let conf = dir.join("rsyslog.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"global(workDirectory="{dir}")
+module(load="imudp")
+module(load="imtcp")
+input(type="imudp" address="127.0.0.1" port="{udp}")
+input(type="imtcp" address="127.0.0.1" port="{tcp}")
+template(name="sd" type="string" string="%inputname% %syslogseverity-text% %msgid% %structured-data% %msg%\n")
+*.* action(type="omfile" file="{dir}/out.log" template="sd")
+"#,
+            dir = dir.display()
+        ),
+    )
+    .expect("rsyslog.conf");
+    let child = Command::new(bin)
+        .args(["-n", "-f"])
+        .arg(&conf)
+        .arg("-i")
+        .arg(dir.join("rsyslogd.pid"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("rsyslogd starts");
+    // Listening once its ports take connections.
+    let until = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", tcp)).is_err() {
+        assert!(Instant::now() < until, "rsyslogd never listened on {tcp}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(child)
+}
+
+/// A webhook receiver: answers 503 to the first POST, 200 to the others; each body
+/// (and the token header) comes through the channel.
+fn webhook() -> (u16, mpsc::Receiver<(String, String)>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for (n, conn) in listener.incoming().enumerate() {
+            let Ok(mut conn) = conn else { continue };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let (mut len, mut auth) = (0usize, String::new());
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                if lower.starts_with("authorization:") {
+                    auth = line["authorization:".len()..].trim().to_string();
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = reader.read_exact(&mut body);
+            let status = if n == 0 {
+                "503 Service Unavailable"
+            } else {
+                "200 OK"
+            };
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let _ = tx.send((auth, String::from_utf8_lossy(&body).into_owned()));
+        }
+    });
+    (port, rx)
+}
+
+/// XProtect's event server, played: every line received.
+fn event_server() -> (u16, mpsc::Receiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(conn).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
+        }
+    });
+    (port, rx)
+}
+
+fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let until = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < until, "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn rsyslog_xprotect_and_a_webhook_hear_every_decision_and_a_dead_target_holds_nothing_up() {
+    let dir = std::env::temp_dir().join(format!("trapgate-notify-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (udp, tcp) = (free_port(), free_port());
+    let Some(mut rsyslogd) = rsyslog(&dir, udp, tcp) else {
+        return;
+    };
+    let (hook, posted) = webhook();
+    let (xprotect, lines) = event_server();
+    let dead = free_port();
+    let token = dir.join("token");
+    std::fs::write(&token, "s3cret-token\n").unwrap();
+    let text = format!(
+        r#"{}
+[[notify]]
+kind = "syslog"
+to = "127.0.0.1:{udp}"
+
+[[notify]]
+kind = "syslog"
+to = "127.0.0.1:{tcp}"
+transport = "tcp"
+facility = "local3"
+match = ["all"]
+
+[[notify]]
+kind = "milestone"
+to = "127.0.0.1:{xprotect}"
+
+[[notify]]
+kind = "webhook"
+url = "http://127.0.0.1:{hook}/trapgate"
+token_file = "{}"
+match = ["ShutdownRecorder"]
+
+[[notify]]
+kind = "milestone"
+to = "127.0.0.1:{dead}"
+"#,
+        loopback_site(),
+        token.display()
+    );
+    let site = dir.join("site.toml");
+    std::fs::write(&site, &text).unwrap();
+    let (mut gw, traps, http) = in_process_with_http(&site);
+    let out = gw.take_out();
+    // The seed's lowBattery from the site's UPS: both recorders shut down.
+    let ups = UdpSocket::bind("127.0.0.1:0").unwrap();
+    ups.send_to(&hex(SEED_TRAP), traps).unwrap();
+    let told = orders(&out, 2);
+    assert_eq!(
+        told.len(),
+        2,
+        "the orders left, a dead target or not: {told:?}"
+    );
+
+    // rsyslog: over UDP the defaults (decisions, alerts, failures), over TCP everything.
+    let log = dir.join("out.log");
+    let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_until(
+        "rsyslog never wrote both orders over both transports",
+        Duration::from_secs(15),
+        || {
+            let l = read();
+            ["imudp", "imtcp"].iter().all(|i| {
+                l.lines()
+                    .filter(|x| x.starts_with(i) && x.contains("ShutdownRecorder"))
+                    .count()
+                    == 2
+            })
+        },
+    );
+    let l = read();
+    let udp_order = l
+        .lines()
+        .find(|x| x.starts_with("imudp") && x.contains("nvr-244"))
+        .expect("nvr-244's order over UDP");
+    assert!(
+        udp_order.starts_with("imudp warning ShutdownRecorder [trapgate@32473 "),
+        "{udp_order}"
+    );
+    for field in [
+        "ups=\"ups-main\"",
+        "recorder=\"nvr-244\"",
+        "tier=\"2\"",
+        "severity=\"warning\"",
+    ] {
+        assert!(udp_order.contains(field), "{field} not in {udp_order}");
+    }
+    assert!(
+        udp_order.contains("decided ShutdownRecorder ups=ups-main recorder=nvr-244"),
+        "{udp_order}"
+    );
+    // TCP took the actions too (match all): the orders sent, notices.
+    assert!(
+        l.lines()
+            .any(|x| x.starts_with("imtcp notice Sent ") && x.contains("recorder=\"nvr-251\"")),
+        "{l}"
+    );
+    assert!(
+        !l.lines()
+            .any(|x| x.starts_with("imudp") && x.contains(" Sent ")),
+        "{l}"
+    );
+
+    // XProtect's event server: a line per decision, naming the recorder.
+    let mut got = Vec::new();
+    while got
+        .iter()
+        .filter(|l: &&String| l.starts_with("trapgate ShutdownRecorder "))
+        .count()
+        < 2
+    {
+        got.push(
+            lines
+                .recv_timeout(Duration::from_secs(10))
+                .expect("XProtect's lines"),
+        );
+    }
+    assert!(
+        got.iter()
+            .any(|l| l.starts_with("trapgate ShutdownRecorder nvr-251: decided")),
+        "{got:?}"
+    );
+
+    // The webhook: refused once (503), posted again; the token as a bearer.
+    let mut bodies = Vec::new();
+    while bodies.len() < 3 {
+        bodies.push(
+            posted
+                .recv_timeout(Duration::from_secs(15))
+                .expect("the webhook's POSTs"),
+        );
+    }
+    assert!(
+        bodies.iter().all(|(auth, _)| auth == "Bearer s3cret-token"),
+        "{bodies:?}"
+    );
+    let recorders: Vec<String> = bodies
+        .iter()
+        .map(|(_, b)| {
+            serde_json::from_str::<serde_json::Value>(b).unwrap()["recorder"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        recorders.iter().filter(|r| *r == "nvr-244").count()
+            + recorders.iter().filter(|r| *r == "nvr-251").count(),
+        3
+    );
+
+    // The counts: the dead target failed and dropped nothing yet (its queue holds).
+    let value = |m: &str, name: &str| -> u64 {
+        m.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} not in:\n{m}"))
+    };
+    let dead_label = format!("milestone 127.0.0.1:{dead}");
+    let webhook_label = format!("webhook http://127.0.0.1:{hook}/trapgate");
+    let mut metrics = String::new();
+    wait_until("the counts never came", Duration::from_secs(10), || {
+        metrics = scrape(&http.to_string());
+        metrics.contains(&format!(
+            "trapgate_notify_sent_total{{target=\"{webhook_label}\"}} 2"
+        ))
+    });
+    assert!(
+        value(
+            &metrics,
+            &format!("trapgate_notify_failed_total{{target=\"{dead_label}\"}}")
+        ) >= 1,
+        "{metrics}"
+    );
+    assert_eq!(
+        value(
+            &metrics,
+            &format!("trapgate_notify_failed_total{{target=\"{webhook_label}\"}}")
+        ),
+        1,
+        "{metrics}"
+    );
+    assert_eq!(
+        value(
+            &metrics,
+            &format!("trapgate_notify_connected{{target=\"{dead_label}\"}}")
+        ),
+        0,
+        "{metrics}"
+    );
+    let status = scrape_path(&http.to_string(), "/status.json");
+    assert!(status.contains(&dead_label), "{status}");
+    gw.stop();
+    let _ = rsyslogd.kill();
+    let _ = rsyslogd.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
