@@ -201,12 +201,14 @@ to = "127.0.0.1:{dead}"
         Duration::from_secs(15),
         || {
             let l = read();
-            ["imudp", "imtcp"].iter().all(|i| {
-                l.lines()
-                    .filter(|x| x.starts_with(i) && x.contains("ShutdownRecorder"))
-                    .count()
-                    == 2
-            })
+            l.lines()
+                .any(|x| x.starts_with("imtcp notice Sent ") && x.contains("recorder=\"nvr-251\""))
+                && ["imudp", "imtcp"].iter().all(|i| {
+                    l.lines()
+                        .filter(|x| x.starts_with(i) && x.contains("ShutdownRecorder"))
+                        .count()
+                        == 2
+                })
         },
     );
     let l = read();
