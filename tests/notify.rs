@@ -339,3 +339,186 @@ to = "127.0.0.1:{dead}"
     let _ = rsyslogd.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// mosquitto on `port` of 127.0.0.1, with user `gw` / `brokerpass` (its password file
+/// made with mosquitto_passwd), anonymous clients refused.
+fn mosquitto(dir: &Path, port: u16) -> Option<Child> {
+    let (Some(bin), Some(passwd)) = (which("mosquitto"), which("mosquitto_passwd")) else {
+        trapgate::testing::skip(
+            "mosquitto is not installed (apt-get install mosquitto mosquitto-clients, or bash .ci/run)",
+        );
+        return None;
+    };
+    if which("mosquitto_sub").is_none() {
+        trapgate::testing::skip(
+            "mosquitto_sub is not installed (apt-get install mosquitto-clients)",
+        );
+        return None;
+    }
+    let pw = dir.join("passwd");
+    let made = Command::new(passwd)
+        .args(["-b", "-c"])
+        .arg(&pw)
+        .args(["gw", "brokerpass"])
+        .status()
+        .expect("mosquitto_passwd runs");
+    assert!(made.success());
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\npersistence false\n",
+            pw.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(bin)
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mosquitto starts");
+    wait_until("mosquitto never listened", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    Some(child)
+}
+
+/// `mosquitto_sub` on `topics` for `secs` seconds at most: the messages as `topic payload`.
+fn subscribe(port: u16, topics: &[&str], count: usize, secs: u32) -> Child {
+    let mut cmd = Command::new("mosquitto_sub");
+    cmd.args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-u",
+        "gw",
+        "-P",
+        "brokerpass",
+        "-v",
+    ])
+    .args(["-C", &count.to_string(), "-W", &secs.to_string()]);
+    for t in topics {
+        cmd.args(["-t", t]);
+    }
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mosquitto_sub runs")
+}
+
+fn messages(sub: Child) -> Vec<String> {
+    let out = sub.wait_with_output().expect("mosquitto_sub ends");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn mosquitto_holds_each_recorders_state_and_the_last_will_after_a_kill() {
+    let dir = std::env::temp_dir().join(format!("trapgate-mqtt-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = free_port();
+    let Some(mut broker) = mosquitto(&dir, port) else {
+        return;
+    };
+    let pass = dir.join("mqtt.pass");
+    std::fs::write(&pass, "brokerpass\n").unwrap();
+    let site = dir.join("site.toml");
+    std::fs::write(
+        &site,
+        format!(
+            r#"{}
+[[notify]]
+kind = "mqtt"
+to = "127.0.0.1:{port}"
+user = "gw"
+password_file = "{}"
+keep_alive = "5s"
+discovery = true
+"#,
+            loopback_site(),
+            pass.display()
+        ),
+    )
+    .unwrap();
+    let (mut gw, out, err) = start(&[
+        "run",
+        "--config",
+        site.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    let traps = listening_on(&err);
+    // The events, as they are published.
+    // The outage's alert and the two shutdowns.
+    let events = subscribe(port, &["trapgate/event"], 3, 20);
+    std::thread::sleep(Duration::from_millis(800));
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .send_to(&hex(SEED_TRAP), traps)
+        .unwrap();
+    assert_eq!(orders(&out, 2).len(), 2);
+    let events = messages(events);
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert!(
+        events.iter().all(|e| e.starts_with("trapgate/event {")),
+        "{events:?}"
+    );
+    for nvr in ["nvr-244", "nvr-251"] {
+        assert!(
+            events
+                .iter()
+                .any(|e| e.contains("\"decision\":\"ShutdownRecorder\"")
+                    && e.contains(&format!("\"recorder\":\"{nvr}\""))),
+            "{events:?}"
+        );
+    }
+    // The retained state, read by a client that comes later: the gateway online, each
+    // recorder told, the UPS, Home Assistant's devices.
+    let mut retained = Vec::new();
+    wait_until(
+        "the recorders' state never came retained",
+        Duration::from_secs(10),
+        || {
+            retained = messages(subscribe(port, &["trapgate/#", "homeassistant/#"], 100, 1));
+            retained.iter().any(|m| {
+                m.starts_with("trapgate/recorder/nvr-244 ") && m.contains("\"state\":\"told\"")
+            })
+        },
+    );
+    assert!(
+        retained.contains(&"trapgate/status online".to_string()),
+        "{retained:#?}"
+    );
+    assert!(
+        retained
+            .iter()
+            .any(|m| m.starts_with("trapgate/ups/ups-main {")),
+        "{retained:#?}"
+    );
+    assert!(
+        retained.iter().any(|m| m
+            .starts_with("homeassistant/sensor/trapgate_nvr_244/state/config ")
+            && m.contains("\"state_topic\":\"trapgate/recorder/nvr-244\"")),
+        "{retained:#?}"
+    );
+    assert!(
+        !retained.iter().any(|m| m.starts_with("trapgate/event")),
+        "events are not retained"
+    );
+    // kill -9: the broker says the last will, retained, once the keep-alive (5 s) and a
+    // half pass.
+    signal(&gw, libc::SIGKILL);
+    let _ = gw.wait();
+    wait_until("the last will never came", Duration::from_secs(20), || {
+        messages(subscribe(port, &["trapgate/status"], 1, 1)) == ["trapgate/status offline"]
+    });
+    let _ = broker.kill();
+    let _ = broker.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

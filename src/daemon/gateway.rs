@@ -924,6 +924,18 @@ impl Driver {
         }
     }
 
+    /// The site's state (the status page's JSON) to the targets that keep it retained
+    /// (MQTT), when records were told since (twice a second at most).
+    fn tell_state(&mut self) {
+        if self.tellers.state_due() {
+            let status = self
+                .station
+                .status_rows(self.clock.label_offset())
+                .to_json();
+            self.tellers.offer_state(status);
+        }
+    }
+
     /// The line systemd and the status show: the site's, after the pair role.
     fn status_line(&self) -> String {
         match &self.pair {
@@ -1690,6 +1702,7 @@ impl Gateway {
                 let (refused, last) = self.receivers.refusals();
                 self.d.note_refusals(t, &refused, &last);
                 self.d.note_not_told(t);
+                self.d.tell_state();
             }
             if notifier.is_on() && status_at.elapsed() >= PUBLISH {
                 status_at = Instant::now();

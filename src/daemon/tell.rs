@@ -51,9 +51,18 @@ struct Item {
     record: Arc<Record>,
 }
 
+/// What an MQTT target's thread takes: a record, or the site's state (the status page's
+/// JSON) to keep retained.
+enum MqttItem {
+    Record(Item),
+    State(Arc<serde_json::Value>),
+}
+
 struct Running {
     target: Target,
     tx: Option<Sender<Item>>,
+    /// An MQTT target's queue (its `tx` is None).
+    mqtt: Option<Sender<MqttItem>>,
     counts: Arc<Counts>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -63,24 +72,37 @@ struct Running {
 
 impl Running {
     fn start(target: Target, host: &Arc<str>) -> Running {
-        let (tx, rx) = crossbeam_channel::bounded(QUEUE);
         let counts = Arc::new(Counts::default());
         let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (target, counts, stop, host) = (
-                target.clone(),
-                Arc::clone(&counts),
-                Arc::clone(&stop),
-                Arc::clone(host),
-            );
+        let (target2, counts2, stop2, host2) = (
+            target.clone(),
+            Arc::clone(&counts),
+            Arc::clone(&stop),
+            Arc::clone(host),
+        );
+        let spawn = |f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
                 .name("trapgate-notify".into())
-                .spawn(move || serve(&target, &rx, &counts, &stop, &host))
+                .spawn(f)
                 .ok()
+        };
+        let (tx, mqtt, thread) = if matches!(target.kind, Kind::Mqtt { .. }) {
+            let (tx, rx) = crossbeam_channel::bounded(QUEUE);
+            let thread = spawn(Box::new(move || {
+                serve_mqtt(&target2, &rx, &counts2, &stop2, &host2)
+            }));
+            (None, Some(tx), thread)
+        } else {
+            let (tx, rx) = crossbeam_channel::bounded(QUEUE);
+            let thread = spawn(Box::new(move || {
+                serve(&target2, &rx, &counts2, &stop2, &host2)
+            }));
+            (Some(tx), None, thread)
         };
         Running {
             target,
-            tx: Some(tx),
+            tx,
+            mqtt,
             counts,
             stop,
             thread,
@@ -91,6 +113,7 @@ impl Running {
     fn stop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         drop(self.tx.take());
+        drop(self.mqtt.take());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -101,6 +124,8 @@ impl Running {
 pub struct Tellers {
     running: Vec<Running>,
     host: Arc<str>,
+    /// Records were offered since the state was last told (MQTT's retained state).
+    state_dirty: bool,
 }
 
 impl Tellers {
@@ -113,6 +138,25 @@ impl Tellers {
                 .map(|t| Running::start(t.clone(), &host))
                 .collect(),
             host,
+            state_dirty: true,
+        }
+    }
+
+    /// Whether a target keeps the site's state (MQTT) and it changed since it was told.
+    pub fn state_due(&self) -> bool {
+        self.state_dirty && self.running.iter().any(|r| r.mqtt.is_some())
+    }
+
+    /// Tells the targets that keep it (MQTT) the site's state: the status page's JSON.
+    pub fn offer_state(&mut self, status: serde_json::Value) {
+        self.state_dirty = false;
+        let status = Arc::new(status);
+        for run in &self.running {
+            if let Some(tx) = &run.mqtt
+                && tx.try_send(MqttItem::State(Arc::clone(&status))).is_err()
+            {
+                run.counts.dropped.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -123,23 +167,28 @@ impl Tellers {
 
     /// Offers `records` (each at its time, with the wall clock's lead then) to every
     /// target that takes it; never waits.
-    pub fn offer<'a>(&self, records: impl Iterator<Item = (Timestamp, i64, &'a Record)>) {
+    pub fn offer<'a>(&mut self, records: impl Iterator<Item = (Timestamp, i64, &'a Record)>) {
         for (at, offset, r) in records {
+            self.state_dirty = true;
             let mut shared: Option<Arc<Record>> = None;
             for run in &self.running {
                 if !run.target.wants.takes(r) {
                     continue;
                 }
-                let Some(tx) = &run.tx else { continue };
                 let record = Arc::clone(shared.get_or_insert_with(|| Arc::new(r.clone())));
-                match tx.try_send(Item { at, offset, record }) {
-                    Ok(()) => {
-                        run.counts.queued.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                        run.counts.dropped.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
+                let item = Item { at, offset, record };
+                let sent = match (&run.tx, &run.mqtt) {
+                    (Some(tx), _) => tx.try_send(item).map_err(|_| ()),
+                    (_, Some(tx)) => match tx.try_send(MqttItem::Record(item)) {
+                        Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => Err(()),
+                        Ok(()) => Ok(()),
+                    },
+                    _ => Err(()),
+                };
+                match sent {
+                    Ok(()) => run.counts.queued.fetch_add(1, Ordering::Relaxed),
+                    Err(()) => run.counts.dropped.fetch_add(1, Ordering::Relaxed),
+                };
             }
         }
     }
@@ -159,6 +208,7 @@ impl Tellers {
             // Its thread sends what it holds, then ends (a dead target's tries are
             // cut short by the stop).
             drop(gone.tx.take());
+            drop(gone.mqtt.take());
             std::thread::spawn(move || gone.stop());
         }
     }
@@ -196,6 +246,7 @@ impl Tellers {
     pub fn stop(&mut self) {
         for r in &mut self.running {
             drop(r.tx.take());
+            drop(r.mqtt.take());
         }
         // Half a second for the queues to empty, then stopped.
         let until = Instant::now() + Duration::from_millis(500);
@@ -355,6 +406,8 @@ fn serve(target: &Target, rx: &Receiver<Item>, counts: &Counts, stop: &AtomicBoo
                 Some(l) => stream.write(l.as_bytes(), counts),
                 None => false,
             },
+            // Served by `serve_mqtt`.
+            Kind::Mqtt { .. } => false,
             Kind::Webhook { url, header } => match tell::webhook_body(r, item.at, item.offset) {
                 Some(body) => {
                     let mut req = agent.post(url).header("Content-Type", "application/json");
@@ -411,6 +464,142 @@ fn serve(target: &Target, rx: &Receiver<Item>, counts: &Counts, stop: &AtomicBoo
         }
         held = Some((item, tries));
     }
+}
+
+/// An MQTT target's thread: the client (rumqttc) and, on a thread of its own, its
+/// connection (made again by rumqttc, after a back-off of ours); an event message per
+/// record, `PREFIX/status` `online` on each connection (the last will says `offline`),
+/// the site's state retained per UPS and recorder (only what changed), Home
+/// Assistant's discovery where asked.
+fn serve_mqtt(
+    target: &Target,
+    rx: &Receiver<MqttItem>,
+    counts: &Arc<Counts>,
+    stop: &Arc<AtomicBool>,
+    host: &str,
+) {
+    use rumqttc::{Client, Event, LastWill, MqttOptions, Packet, QoS};
+    let Kind::Mqtt {
+        prefix,
+        client_id,
+        login,
+        discovery,
+        keep_alive,
+    } = &target.kind
+    else {
+        return;
+    };
+    let id = if client_id.is_empty() {
+        format!("trapgate-{host}")
+    } else {
+        client_id.clone()
+    };
+    let status_topic = format!("{prefix}/status");
+    let mut opts = MqttOptions::new(id, target.to.ip().to_string(), target.to.port());
+    opts.set_keep_alive(Duration::from_secs(u64::from(*keep_alive)));
+    opts.set_last_will(LastWill::new(
+        &status_topic,
+        "offline",
+        QoS::AtLeastOnce,
+        true,
+    ));
+    if let Some((u, p)) = login {
+        opts.set_credentials(u, p);
+    }
+    let (client, mut connection) = Client::new(opts, 1024);
+    let (up_tx, up_rx) = crossbeam_channel::unbounded::<()>();
+    let driver = {
+        let (counts, stop) = (Arc::clone(counts), Arc::clone(stop));
+        std::thread::spawn(move || {
+            let mut backoff = Duration::from_millis(500);
+            for event in connection.iter() {
+                match event {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        backoff = Duration::from_millis(500);
+                        counts.connected.store(true, Ordering::Relaxed);
+                        let _ = up_tx.send(());
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        counts.connected.store(false, Ordering::Relaxed);
+                        counts.failed.fetch_add(1, Ordering::Relaxed);
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        std::thread::sleep(backoff);
+                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                    }
+                }
+            }
+        })
+    };
+    let mut state: Option<Arc<serde_json::Value>> = None;
+    let mut retained: std::collections::HashMap<String, String> = Default::default();
+    let publish_state =
+        |state: &serde_json::Value, retained: &mut std::collections::HashMap<String, String>| {
+            for (topic, payload) in tell::retained_state(prefix, state) {
+                if retained.get(&topic) != Some(&payload)
+                    && client
+                        .try_publish(&topic, QoS::AtLeastOnce, true, payload.clone())
+                        .is_ok()
+                {
+                    retained.insert(topic, payload);
+                }
+            }
+        };
+    loop {
+        // Each connection: online, the discovery and the whole state again.
+        while up_rx.try_recv().is_ok() {
+            let _ = client.try_publish(&status_topic, QoS::AtLeastOnce, true, "online");
+            retained.clear();
+            if let Some(s) = &state {
+                if *discovery {
+                    for (topic, config) in tell::discovery(prefix, s) {
+                        let _ = client.try_publish(topic, QoS::AtLeastOnce, true, config);
+                    }
+                }
+                publish_state(s, &mut retained);
+            }
+        }
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(MqttItem::Record(item)) => {
+                counts.queued.fetch_sub(1, Ordering::Relaxed);
+                let told =
+                    tell::webhook_body(&item.record, item.at, item.offset).is_some_and(|body| {
+                        client
+                            .try_publish(format!("{prefix}/event"), QoS::AtLeastOnce, false, body)
+                            .is_ok()
+                    });
+                let c = if told { &counts.sent } else { &counts.dropped };
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(MqttItem::State(s)) => {
+                if counts.connected.load(Ordering::Relaxed) {
+                    if *discovery && state.is_none() {
+                        for (topic, config) in tell::discovery(prefix, &s) {
+                            let _ = client.try_publish(topic, QoS::AtLeastOnce, true, config);
+                        }
+                    }
+                    publish_state(&s, &mut retained);
+                }
+                state = Some(s);
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if stop.load(Ordering::Relaxed) && rx.is_empty() {
+            break;
+        }
+    }
+    // A clean stop: offline, said (the broker keeps the last will for a death).
+    let _ = client.try_publish(&status_topic, QoS::AtLeastOnce, true, "offline");
+    std::thread::sleep(Duration::from_millis(100));
+    let _ = client.try_disconnect();
+    stop.store(true, Ordering::Relaxed);
+    // The connection's thread ends when its requests do (the client dropped); it is not
+    // waited for: a broker that does not answer must not hold up a stop.
+    drop(client);
+    drop(driver);
 }
 
 #[cfg(test)]

@@ -180,6 +180,110 @@ pub const MATCH_WORDS: [(&str, Option<Category>); 5] = [
     ("all", None),
 ];
 
+/// A topic level made of `name` (MQTT's wildcards and separators replaced).
+pub fn topic_level(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if matches!(c, '/' | '+' | '#') || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// Home Assistant's MQTT discovery for the site in `status` (the status page's JSON):
+/// each recorder a sensor of its state, each UPS a binary sensor (on battery) and a
+/// sensor of its charge, all one device each, available while `PREFIX/status` is
+/// `online`: (topic, retained configuration).
+pub fn discovery(prefix: &str, status: &Json) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let id = |s: &str| {
+        s.chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect::<String>()
+    };
+    let device = |name: &str| {
+        serde_json::json!({
+            "identifiers": [format!("trapgate_{}", id(name))],
+            "name": name,
+            "manufacturer": "trapgate",
+        })
+    };
+    let availability = format!("{prefix}/status");
+    for r in status["recorders"].as_array().into_iter().flatten() {
+        let Some(name) = r["name"].as_str() else {
+            continue;
+        };
+        let config = serde_json::json!({
+            "name": "shutdown state",
+            "unique_id": format!("trapgate_recorder_{}", id(name)),
+            "state_topic": format!("{prefix}/recorder/{}", topic_level(name)),
+            "value_template": "{{ value_json.state }}",
+            "availability_topic": availability,
+            "device": device(name),
+        });
+        out.push((
+            format!("homeassistant/sensor/trapgate_{}/state/config", id(name)),
+            config.to_string(),
+        ));
+    }
+    for u in status["upses"].as_array().into_iter().flatten() {
+        let Some(name) = u["name"].as_str() else {
+            continue;
+        };
+        let state = format!("{prefix}/ups/{}", topic_level(name));
+        out.push((
+            format!(
+                "homeassistant/binary_sensor/trapgate_{}/on_battery/config",
+                id(name)
+            ),
+            serde_json::json!({
+                "name": "on battery",
+                "unique_id": format!("trapgate_ups_{}_on_battery", id(name)),
+                "state_topic": state,
+                "value_template": "{{ 'ON' if value_json.on_battery else 'OFF' }}",
+                "availability_topic": availability,
+                "device": device(name),
+            })
+            .to_string(),
+        ));
+        out.push((
+            format!("homeassistant/sensor/trapgate_{}/charge/config", id(name)),
+            serde_json::json!({
+                "name": "charge",
+                "unique_id": format!("trapgate_ups_{}_charge", id(name)),
+                "state_topic": state,
+                "value_template": "{{ value_json.charge }}",
+                "unit_of_measurement": "%",
+                "device_class": "battery",
+                "availability_topic": availability,
+                "device": device(name),
+            })
+            .to_string(),
+        ));
+    }
+    out
+}
+
+/// The retained state messages of the site in `status` (the status page's JSON):
+/// `PREFIX/ups/NAME` and `PREFIX/recorder/NAME`, each the status page's row.
+pub fn retained_state(prefix: &str, status: &Json) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (list, level) in [("upses", "ups"), ("recorders", "recorder")] {
+        for row in status[list].as_array().into_iter().flatten() {
+            if let Some(name) = row["name"].as_str() {
+                out.push((
+                    format!("{prefix}/{level}/{}", topic_level(name)),
+                    row.to_string(),
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// Every record kind's name (`match` takes them).
 pub fn record_kind(record: &Record) -> &'static str {
     match record {
@@ -231,6 +335,21 @@ pub enum Kind {
     /// Milestone XProtect's generic events: a line on a TCP connection to its event
     /// server.
     Milestone,
+    /// An MQTT 3.1.1 broker: an event message per record, retained state per UPS and
+    /// recorder, a last will.
+    Mqtt {
+        /// The topics' prefix (`trapgate`).
+        prefix: String,
+        /// The client id (empty: `trapgate-HOSTNAME`).
+        client_id: String,
+        /// A user and its password.
+        login: Option<(String, String)>,
+        /// Home Assistant's MQTT discovery: each UPS and recorder a device.
+        discovery: bool,
+        /// MQTT's keep-alive: the broker sends the last will this long and a half after
+        /// the gateway went silent.
+        keep_alive: u32,
+    },
 }
 
 impl Kind {
@@ -240,6 +359,7 @@ impl Kind {
             Kind::Syslog { .. } => "syslog",
             Kind::Webhook { .. } => "webhook",
             Kind::Milestone => "milestone",
+            Kind::Mqtt { .. } => "mqtt",
         }
     }
 }

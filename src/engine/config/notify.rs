@@ -15,7 +15,8 @@ use toml_span::Deserialize;
 use toml_span::Spanned;
 use toml_span::value::Value;
 
-use super::usm::{SecretAt, Secrets};
+use super::power::secret;
+use super::usm::Secrets;
 use super::{Mistakes, finish, int_in, optional, or_default, required, resolve, table, text};
 use crate::engine::tell::{Kind, MATCH_WORDS, Severity, Target, Transport, Wants};
 
@@ -84,15 +85,27 @@ pub(super) fn target(v: &mut Value<'_>, secrets: Secrets<'_>, m: &mut Mistakes) 
     let facility = optional(&mut t, "facility").map(|v| (v.span, v));
     let enterprise = optional(&mut t, "enterprise").map(|v| (v.span, v));
     let header = optional(&mut t, "header").and_then(|v| text(Some(v), m));
-    let token = token(&mut t, secrets, m);
+    // Some(None): not given; None: a mistake, noted.
+    let token = secret(&mut t, ["token", "token_file", "token_env"], secrets, m);
+    let prefix = optional(&mut t, "prefix").and_then(|v| text(Some(v), m));
+    let client_id = optional(&mut t, "client_id").and_then(|v| text(Some(v), m));
+    let user = optional(&mut t, "user").and_then(|v| text(Some(v), m));
+    let password = secret(
+        &mut t,
+        ["password", "password_file", "password_env"],
+        secrets,
+        m,
+    );
+    let discovery = optional(&mut t, "discovery").map(|v| (v.span, v));
+    let keep_alive = optional(&mut t, "keep_alive").map(|v| (v.span, v));
     let wants = wants(&mut t, m);
     finish(t, m);
     let kind_text = kind_text?;
     let kind_name = kind_text.value.as_str();
-    if !["syslog", "webhook", "milestone"].contains(&kind_name) {
+    if !["syslog", "webhook", "milestone", "mqtt"].contains(&kind_name) {
         m.add(
             kind_text.span,
-            format!("`{kind_name}` is not a kind of [[notify]] this trapgate has: syslog, webhook, milestone"),
+            format!("`{kind_name}` is not a kind of [[notify]] this trapgate has: syslog, webhook, milestone, mqtt"),
         );
         return None;
     }
@@ -106,24 +119,46 @@ pub(super) fn target(v: &mut Value<'_>, secrets: Secrets<'_>, m: &mut Mistakes) 
         ("url", url_text.as_ref().map(|x| x.span)),
         ("header", header.as_ref().map(|x| x.span)),
     ];
+    let mqtt_only = [
+        ("prefix", prefix.as_ref().map(|x| x.span)),
+        ("client_id", client_id.as_ref().map(|x| x.span)),
+        ("user", user.as_ref().map(|x| x.span)),
+        ("discovery", discovery.as_ref().map(|x| x.0)),
+        ("keep_alive", keep_alive.as_ref().map(|x| x.0)),
+    ];
     let mut ok = true;
-    for (keys, for_kind) in [(&syslog_only[..], "syslog"), (&webhook_only[..], "webhook")] {
+    if kind_name != "mqtt" && password.as_ref().is_some_and(Option::is_some) {
+        m.add(
+            at,
+            format!("a password is for an mqtt target, not {} one", a(kind_name)),
+        );
+        ok = false;
+    }
+    for (keys, for_kind) in [
+        (&syslog_only[..], "syslog"),
+        (&webhook_only[..], "webhook"),
+        (&mqtt_only[..], "mqtt"),
+    ] {
         for (key, span) in keys {
             if let Some(span) = span
                 && kind_name != for_kind
             {
                 m.add(
                     *span,
-                    format!("`{key}` is for a {for_kind} target, not a {kind_name} one"),
+                    format!(
+                        "`{key}` is for {} target, not {} one",
+                        a(for_kind),
+                        a(kind_name)
+                    ),
                 );
                 ok = false;
             }
         }
     }
-    if kind_name != "webhook" && token.is_some() {
+    if kind_name != "webhook" && token.as_ref().is_some_and(Option::is_some) {
         m.add(
             at,
-            format!("a token is for a webhook target, not a {kind_name} one"),
+            format!("a token is for a webhook target, not {} one", a(kind_name)),
         );
         ok = false;
     }
@@ -204,7 +239,7 @@ pub(super) fn target(v: &mut Value<'_>, secrets: Secrets<'_>, m: &mut Mistakes) 
             })
         }
         "webhook" => match token {
-            None => Some(Kind::Webhook {
+            Some(None) => Some(Kind::Webhook {
                 url: to_text.clone(),
                 header: None,
             }),
@@ -218,8 +253,48 @@ pub(super) fn target(v: &mut Value<'_>, secrets: Secrets<'_>, m: &mut Mistakes) 
                     header: Some((name, value)),
                 })
             }
-            Some(None) => None,
+            None => None,
         },
+        "mqtt" => {
+            let discovery = or_default(discovery.map(|x| x.1), false, |v| super::flag(v, m));
+            let keep_alive = or_default(keep_alive.map(|x| x.1), super::Secs(30), |v| {
+                super::duration(v, m)
+            });
+            let login = match (user, password) {
+                (None, Some(None)) => Some(None),
+                (Some(u), Some(Some(p))) => Some(Some((u.value, p))),
+                (Some(u), Some(None)) => {
+                    m.add(
+                        u.span,
+                        "`user` without a password (`password`, `password_file` or `password_env`)",
+                    );
+                    None
+                }
+                (None, Some(Some(_))) => {
+                    m.add(at, "a password without `user`");
+                    None
+                }
+                (_, None) => None,
+            };
+            let keep_alive = keep_alive.and_then(|k| {
+                if (5..=65_535).contains(&k.0) {
+                    Some(k.0)
+                } else {
+                    m.add(
+                        at,
+                        format!("`keep_alive` {} s is out of range (5 s to 65535 s)", k.0),
+                    );
+                    None
+                }
+            });
+            Some(Kind::Mqtt {
+                prefix: prefix.map_or_else(|| "trapgate".to_string(), |p| p.value),
+                client_id: client_id.map(|c| c.value).unwrap_or_default(),
+                login: login?,
+                discovery: discovery?,
+                keep_alive: keep_alive?,
+            })
+        }
         _ => Some(Kind::Milestone),
     };
     if !ok {
@@ -233,46 +308,10 @@ pub(super) fn target(v: &mut Value<'_>, secrets: Secrets<'_>, m: &mut Mistakes) 
     })
 }
 
-/// A webhook's token: inline, from a file or from the environment (None: no token;
-/// Some(None): a mistake noted).
-fn token(t: &mut super::Tbl<'_>, secrets: Secrets<'_>, m: &mut Mistakes) -> Option<Option<String>> {
-    let given: Vec<(&str, Option<Spanned<String>>)> = ["token", "token_file", "token_env"]
-        .into_iter()
-        .filter_map(|k| optional(t, k).map(|v| (k, text(Some(v), m))))
-        .collect();
-    let (key, value) = match given.as_slice() {
-        [] => return None,
-        [(key, Some(value))] => (*key, value.clone()),
-        [(_, None)] => return Some(None),
-        [.., (key, value)] => {
-            let span = value.as_ref().map_or(t.span, |v| v.span);
-            m.add(
-                span,
-                format!("`{key}`: give one of `token`, `token_file` and `token_env`, not several"),
-            );
-            return Some(None);
-        }
-    };
-    Some(match key {
-        "token" => {
-            m.secret_spans.push(value.span);
-            Some(value.value)
-        }
-        _ => {
-            let at = if key == "token_file" {
-                SecretAt::File(&value.value)
-            } else {
-                SecretAt::Env(&value.value)
-            };
-            match secrets(at) {
-                Ok(s) => Some(s),
-                Err(why) => {
-                    m.add(value.span, format!("`{key}` = \"{}\": {why}", value.value));
-                    None
-                }
-            }
-        }
-    })
+/// `kind` with its article: "a syslog", "an mqtt".
+fn a(kind: &str) -> String {
+    let article = if kind == "mqtt" { "an" } else { "a" };
+    format!("{article} {kind}")
 }
 
 /// `match` and `severity`.

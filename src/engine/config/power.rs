@@ -157,7 +157,8 @@ pub fn has_output_control(vendor: Vendor) -> bool {
 
 /// A secret given inline (`key`, kept out of the journaled text), in a file
 /// (`key_file`, its first line) or in the environment (`key_env`): at most one.
-fn secret(
+/// Some(None): none given; None: a mistake, noted.
+pub(super) fn secret(
     t: &mut Tbl<'_>,
     keys: [&'static str; 3],
     secrets: Secrets<'_>,

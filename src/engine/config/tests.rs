@@ -1018,6 +1018,13 @@ match = ["ShutdownRecorder", "Back"]
 [[notify]]
 kind = "milestone"
 to = "127.0.0.1:1234"
+
+[[notify]]
+kind = "mqtt"
+to = "127.0.0.1:1883"
+user = "gw"
+password = "brokerpass"
+discovery = true
 "#,
         ),
         &notify_secrets,
@@ -1025,7 +1032,21 @@ to = "127.0.0.1:1234"
     .expect("valid");
     use crate::engine::tell::{Category, Kind, Severity, Transport};
     let n = &site.notify;
-    assert_eq!(n.len(), 4);
+    assert_eq!(n.len(), 5);
+    assert_eq!(
+        n[4].kind,
+        Kind::Mqtt {
+            prefix: "trapgate".into(),
+            client_id: String::new(),
+            login: Some(("gw".into(), "brokerpass".into())),
+            discovery: true,
+            keep_alive: 30
+        }
+    );
+    assert!(
+        !site.text.contains("brokerpass"),
+        "an inline password is not journaled"
+    );
     assert_eq!(
         n[0].kind,
         Kind::Syslog {
@@ -1066,8 +1087,24 @@ to = "127.0.0.1:1234"
 fn every_wrong_notify_target_is_a_mistake_naming_what_is_wrong() {
     let cases = [
         (
-            "kind = \"mqtt\"\nto = \"127.0.0.1:1883\"",
-            "`mqtt` is not a kind of [[notify]]",
+            "kind = \"smtp\"\nto = \"127.0.0.1:25\"",
+            "`smtp` is not a kind of [[notify]]",
+        ),
+        (
+            "kind = \"mqtt\"\nto = \"127.0.0.1:1883\"\nuser = \"gw\"",
+            "`user` without a password",
+        ),
+        (
+            "kind = \"mqtt\"\nto = \"127.0.0.1:1883\"\npassword = \"x\"",
+            "a password without `user`",
+        ),
+        (
+            "kind = \"mqtt\"\nto = \"127.0.0.1:1883\"\nkeep_alive = \"1s\"",
+            "`keep_alive` 1 s is out of range",
+        ),
+        (
+            "kind = \"syslog\"\nto = \"127.0.0.1:514\"\nprefix = \"x\"",
+            "`prefix` is for an mqtt target, not a syslog one",
         ),
         ("kind = \"syslog\"", "missing key `to`"),
         ("kind = \"webhook\"", "missing key `url`"),
