@@ -142,6 +142,11 @@ enum Command {
         /// resumes, and takes the rest of the capture.
         #[arg(long, value_name = "SECONDS", conflicts_with = "send")]
         restart_at: Option<u32>,
+        /// Print what each of the site's [[notify]] targets would have been told (its
+        /// syslog message, XProtect line, webhook JSON or MQTT event), one JSON line
+        /// each, instead of the decision log; nothing is sent.
+        #[arg(long, conflicts_with_all = ["send", "expect"])]
+        notify_dry: bool,
     },
     /// Print the running gateway's status (its /status.json) as tables: every UPS and
     /// every recorder, for an engineer on SSH.
@@ -289,6 +294,20 @@ fn main() -> ExitCode {
                 .map_err(|e| e.to_string())
             })
         }
+        Command::Replay {
+            file,
+            config,
+            ports,
+            restart_at,
+            notify_dry: true,
+            ..
+        } => trapgate::cli::commands::replay_notify(
+            &file,
+            config.as_deref(),
+            &ports,
+            restart_at,
+            &mut out,
+        ),
         Command::Replay {
             file,
             config,

@@ -522,3 +522,71 @@ discovery = true
     let _ = broker.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn replay_notify_dry_prints_what_each_target_would_have_been_told_of_the_seed() {
+    let dir = std::env::temp_dir().join(format!("trapgate-notify-dry-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let site = dir.join("site.toml");
+    std::fs::write(
+        &site,
+        format!(
+            "{}\n[[notify]]\nkind = \"milestone\"\nto = \"127.0.0.1:1234\"\n\n[[notify]]\nkind = \"syslog\"\nto = \"127.0.0.1:514\"\nmatch = [\"Acknowledged\"]\n",
+            trapgate::engine::config::DEFAULT_SITE
+        ),
+    )
+    .unwrap();
+    let capture = concat!(env!("CARGO_MANIFEST_DIR"), "/captures/seed-trace.pcap");
+    let run = |site: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_trapgate"))
+            .args(["replay", capture, "--notify-dry", "--config"])
+            .arg(site)
+            .output()
+            .expect("replay runs")
+    };
+    let out = run(&site);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let to = |target: &str, kind: &str| -> Vec<String> {
+        lines
+            .iter()
+            .filter(|l| l["notify"] == target && l["kind"] == kind)
+            .map(|l| l["message"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let xprotect = to("milestone 127.0.0.1:1234", "ShutdownRecorder");
+    assert_eq!(xprotect.len(), 2, "{lines:#?}");
+    assert!(
+        xprotect[0].starts_with("trapgate ShutdownRecorder nvr-244: decided"),
+        "{xprotect:?}"
+    );
+    let acks = to("syslog udp:127.0.0.1:514", "Acknowledged");
+    assert_eq!(acks.len(), 1, "{lines:#?}");
+    assert!(
+        acks[0].starts_with(
+            "<29>1 2019-03-07T08:21:22.318913Z - trapgate - Acknowledged [trapgate@32473 "
+        ) && acks[0].contains("recorder=\"nvr-251\""),
+        "{acks:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["notify"] != "syslog udp:127.0.0.1:514" || l["kind"] == "Acknowledged"),
+        "the syslog target takes only what it matches"
+    );
+    // The seed's own site has no target: said, not an empty output.
+    let bare = Command::new(env!("CARGO_BIN_EXE_trapgate"))
+        .args(["replay", capture, "--notify-dry"])
+        .output()
+        .unwrap();
+    assert!(!bare.status.success());
+    assert!(String::from_utf8_lossy(&bare.stderr).contains("the site has no [[notify]]"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -516,6 +516,46 @@ pub fn load_site(config: Option<&Path>) -> Result<Site, String> {
     })
 }
 
+/// `replay --notify-dry`: what each of the site's `[[notify]]` targets would have been
+/// told of the capture, one JSON line each (`{"notify": TARGET, "time": …, "kind": …,
+/// "message": …}`); nothing is sent.
+pub fn replay_notify(
+    file: &Path,
+    config: Option<&Path>,
+    ports: &[u16],
+    restart_at: Option<u32>,
+    out: &mut impl Write,
+) -> Result<(), String> {
+    let site = load_site(config)?;
+    if site.notify.is_empty() {
+        return Err(format!(
+            "{}: the site has no [[notify]]: nothing would be told (add the targets to check, or leave out --notify-dry)",
+            config.map_or_else(
+                || "the embedded site".to_string(),
+                |p| p.display().to_string()
+            )
+        ));
+    }
+    let targets = site.notify.clone();
+    let (log, _) =
+        replay::replay_story(file, site, ports, restart_at).map_err(|e| e.to_string())?;
+    let w = |e: io::Error| e.to_string();
+    for (t, r) in &log {
+        for target in &targets {
+            if let Some(message) = crate::engine::tell::dry(target, r, *t, 0) {
+                let line = serde_json::json!({
+                    "notify": target.label(),
+                    "time": t.utc().to_string(),
+                    "kind": crate::engine::tell::record_kind(r),
+                    "message": message,
+                });
+                writeln!(out, "{line}").map_err(w)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Prints the decision log of a capture; Ok(false) when it differs from `expect`.
 pub fn replay_policy(
     file: &Path,

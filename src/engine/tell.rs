@@ -441,6 +441,11 @@ pub fn syslog(
     let pri = u32::from(facility) * 8 + u32::from(severity.code());
     let mut out = String::with_capacity(256);
     let host = if host.is_empty() { "-" } else { host };
+    let pid = if pid == 0 {
+        "-".to_string()
+    } else {
+        pid.to_string()
+    };
     let _ = write!(
         out,
         "<{pri}>1 {} {host} trapgate {pid} {} [trapgate@{enterprise}",
@@ -500,6 +505,30 @@ pub fn milestone_line(record: &Record) -> Option<String> {
     line.retain(|c| c != '\r' && c != '\n');
     line.push_str("\r\n");
     Some(line)
+}
+
+/// What `target` is sent for `record` made at `at` (`offset`: the wall clock's lead
+/// then), as `replay --notify-dry` prints it: the syslog message, the XProtect line
+/// (without its line end), the webhook's JSON, an MQTT event as `TOPIC PAYLOAD`; None if
+/// the target does not take it. The host name and process id of syslog's header are
+/// its nil value: a replay's output does not depend on the machine.
+pub fn dry(target: &Target, record: &Record, at: Timestamp, offset: i64) -> Option<String> {
+    if !target.wants.takes(record) {
+        return None;
+    }
+    match &target.kind {
+        Kind::Syslog {
+            facility,
+            enterprise,
+            ..
+        } => syslog(record, (at, offset), (*facility, *enterprise), ("", 0)),
+        Kind::Milestone => milestone_line(record).map(|l| l.trim_end().to_string()),
+        Kind::Webhook { .. } => {
+            webhook_body(record, at, offset).map(|b| String::from_utf8_lossy(&b).into_owned())
+        }
+        Kind::Mqtt { prefix, .. } => webhook_body(record, at, offset)
+            .map(|b| format!("{prefix}/event {}", String::from_utf8_lossy(&b))),
+    }
 }
 
 #[cfg(test)]

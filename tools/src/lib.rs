@@ -42,6 +42,18 @@ pub fn spawn_listening(cmd: &mut Command) -> Child {
 /// `spawn_listening`, with the rest of what it says on stderr (its stop summary among
 /// it) as lines.
 pub fn spawn_listening_said(cmd: &mut Command) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let (child, _, rest) = spawn_listening_at(cmd);
+    (child, rest)
+}
+
+/// `spawn_listening_said`, with the first address it says it listens on (its trap port).
+pub fn spawn_listening_at(
+    cmd: &mut Command,
+) -> (
+    Child,
+    std::net::SocketAddr,
+    std::sync::mpsc::Receiver<String>,
+) {
     let mut child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -51,13 +63,19 @@ pub fn spawn_listening_said(cmd: &mut Command) -> (Child, std::sync::mpsc::Recei
     let mut line = String::new();
     let _ = err.read_line(&mut line);
     assert!(line.contains("listening on"), "trapgate: {line}");
+    let at = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|r| r.split([' ', ',']).next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in: {line}"));
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in err.lines().map_while(Result::ok) {
             let _ = tx.send(line);
         }
     });
-    (child, rx)
+    (child, at, rx)
 }
 
 /// Stops `child` with SIGTERM, as a service manager would, and waits for it.
