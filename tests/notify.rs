@@ -590,3 +590,186 @@ fn replay_notify_dry_prints_what_each_target_would_have_been_told_of_the_seed() 
     assert!(String::from_utf8_lossy(&bare.stderr).contains("the site has no [[notify]]"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A CA and a certificate for 127.0.0.1 it signed, made with openssl in `dir`:
+/// (ca.pem, srv.pem, srv.key); None, the test said skipped, without openssl.
+fn certificates(dir: &Path, ca: &str) -> Option<()> {
+    if which("openssl").is_none() {
+        trapgate::testing::skip(
+            "openssl is not installed: the TLS test makes its certificates with it",
+        );
+        return None;
+    }
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &format!("{ca}.key"),
+        "-out",
+        &format!("{ca}.pem"),
+        "-days",
+        "2",
+        "-subj",
+        &format!("/CN={ca}"),
+    ]);
+    if ca == "ca" {
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "srv.key",
+            "-out",
+            "srv.csr",
+            "-subj",
+            "/CN=localhost",
+        ]);
+        std::fs::write(
+            dir.join("ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "srv.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "srv.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext",
+        ]);
+    }
+    Some(())
+}
+
+#[test]
+fn rsyslog_over_tls_takes_a_target_that_trusts_its_ca_and_not_one_that_does_not() {
+    let ossl = [
+        "/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_ossl.so",
+        "/usr/lib/rsyslog/lmnsd_ossl.so",
+    ];
+    let Some(bin) = which("rsyslogd") else {
+        trapgate::testing::skip(
+            "rsyslog is not installed (apt-get install rsyslog rsyslog-openssl, or bash .ci/run)",
+        );
+        return;
+    };
+    if !ossl.iter().any(|p| Path::new(p).exists()) {
+        trapgate::testing::skip(
+            "rsyslog's OpenSSL driver is not installed (apt-get install rsyslog-openssl, or bash .ci/run)",
+        );
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("trapgate-notify-tls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    if certificates(&dir, "ca").is_none() || certificates(&dir, "other").is_none() {
+        return;
+    }
+    let port = free_port();
+    let conf = dir.join("rsyslog.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"global(workDirectory="{d}" DefaultNetstreamDriver="ossl" DefaultNetstreamDriverCAFile="{d}/ca.pem" DefaultNetstreamDriverCertFile="{d}/srv.pem" DefaultNetstreamDriverKeyFile="{d}/srv.key")
+module(load="imtcp" StreamDriver.Name="ossl" StreamDriver.Mode="1" StreamDriver.AuthMode="anon")
+input(type="imtcp" address="127.0.0.1" port="{port}")
+input(type="imtcp" address="127.0.0.2" port="{port}")
+template(name="sd" type="string" string="%msgid% %structured-data%\n")
+*.* action(type="omfile" file="{d}/out.log" template="sd")
+"#,
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    let mut rsyslogd = Command::new(bin)
+        .args(["-n", "-f"])
+        .arg(&conf)
+        .arg("-i")
+        .arg(dir.join("rsyslogd.pid"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("rsyslogd starts");
+    wait_until("rsyslogd never listened", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.2", port)).is_ok()
+    });
+    let site = dir.join("site.toml");
+    std::fs::write(
+        &site,
+        format!(
+            "{}\n[[notify]]\nkind = \"syslog\"\nto = \"127.0.0.1:{port}\"\ntransport = \"tls\"\nca_file = \"{d}/ca.pem\"\n\n[[notify]]\nkind = \"syslog\"\nto = \"127.0.0.2:{port}\"\ntransport = \"tls\"\nca_file = \"{d}/other.pem\"\nserver_name = \"localhost\"\nmatch = [\"all\"]\n",
+            loopback_site(),
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    let (mut gw, traps, http) = in_process_with_http(&site);
+    let out = gw.take_out();
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .send_to(&hex(SEED_TRAP), traps)
+        .unwrap();
+    assert_eq!(orders(&out, 2).len(), 2);
+    let log = dir.join("out.log");
+    wait_until(
+        "rsyslog never wrote both orders over TLS",
+        Duration::from_secs(15),
+        || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.starts_with("ShutdownRecorder [trapgate@32473"))
+                .count()
+                == 2
+        },
+    );
+    let mut metrics = String::new();
+    let untrusted =
+        format!("trapgate_notify_failed_total{{target=\"syslog tls:127.0.0.2:{port}\"}}");
+    wait_until(
+        "the untrusting target never failed",
+        Duration::from_secs(10),
+        || {
+            metrics = scrape(&http.to_string());
+            metrics
+                .lines()
+                .filter(|l| l.starts_with(&untrusted))
+                .any(|l| !l.ends_with(" 0"))
+        },
+    );
+    gw.stop();
+    // Only the trusting target's records reached it (the other's were all records).
+    let written = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        !written.lines().any(|l| l.starts_with("Sent ")),
+        "the untrusting target got through: {written}"
+    );
+    let _ = rsyslogd.kill();
+    let _ = rsyslogd.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -557,7 +557,7 @@ pub const KEYS: &[Key] = &[
         "notify",
         "transport",
         "\"udp\"",
-        "syslog: \"udp\" (RFC 5426) or \"tcp\" (RFC 6587, octet counting).",
+        "syslog: \"udp\" (RFC 5426), \"tcp\" (RFC 6587, octet counting) or \"tls\" (RFC 5425).",
     ),
     k(
         "notify",
@@ -570,6 +570,18 @@ pub const KEYS: &[Key] = &[
         "enterprise",
         "32473",
         "syslog: the structured data's SD-ID is trapgate@N (32473: RFC 5612's documentation number; a site may set its own).",
+    ),
+    k(
+        "notify",
+        "ca_file",
+        "\"/etc/ssl/certs/ca-certificates.crt\"",
+        "syslog over TLS: the PEM file of the certificate authorities the server's certificate must chain to.",
+    ),
+    k(
+        "notify",
+        "server_name",
+        "the host of `to`",
+        "syslog over TLS: the name (or address) the server's certificate must carry.",
     ),
     k(
         "notify",

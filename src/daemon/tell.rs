@@ -277,19 +277,59 @@ fn host_name() -> String {
         .unwrap_or_default()
 }
 
+/// A TLS client's settings for a target (RFC 5425): the CAs from its `ca_file`, the
+/// name its certificate must carry.
+struct TlsClient {
+    config: Arc<rustls::ClientConfig>,
+    name: rustls::pki_types::ServerName<'static>,
+}
+
+impl TlsClient {
+    fn new(trust: &tell::TlsTrust) -> Result<TlsClient, String> {
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        let certs = rustls::pki_types::CertificateDer::pem_file_iter(&trust.ca_file)
+            .map_err(|e| format!("{}: {e}", trust.ca_file))?;
+        for c in certs {
+            let c = c.map_err(|e| format!("{}: {e}", trust.ca_file))?;
+            roots
+                .add(c)
+                .map_err(|e| format!("{}: {e}", trust.ca_file))?;
+        }
+        // ring, as ureq's webhook client uses (aws-lc-rs would build its C and assembly
+        // with cmake); a syslog server's TLS needs no post-quantum key exchange.
+        #[allow(deprecated)]
+        let provider = rustls::crypto::ring::default_provider();
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = rustls::pki_types::ServerName::try_from(trust.server_name.clone())
+            .map_err(|e| format!("{:?}: {e}", trust.server_name))?;
+        Ok(TlsClient {
+            config: Arc::new(config),
+            name,
+        })
+    }
+}
+
 /// A connection to a stream target, made again when it fails, with a back-off.
 struct Stream {
     to: SocketAddr,
-    conn: Option<TcpStream>,
+    /// TLS over it, where the target asks.
+    tls: Option<TlsClient>,
+    conn: Option<Box<dyn std::io::Write + Send>>,
     /// No try before this (the back-off).
     next_try: Instant,
     backoff: Duration,
 }
 
 impl Stream {
-    fn new(to: SocketAddr) -> Stream {
+    fn new(to: SocketAddr, tls: Option<TlsClient>) -> Stream {
         Stream {
             to,
+            tls,
             conn: None,
             next_try: Instant::now(),
             backoff: Duration::from_millis(500),
@@ -306,8 +346,22 @@ impl Stream {
                 match TcpStream::connect_timeout(&self.to, Duration::from_secs(2)) {
                     Ok(c) => {
                         let _ = c.set_write_timeout(Some(Duration::from_secs(5)));
+                        let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
                         let _ = c.set_nodelay(true);
-                        self.conn = Some(c);
+                        self.conn = Some(match &self.tls {
+                            // The handshake is made with the first write.
+                            Some(t) => match rustls::ClientConnection::new(
+                                Arc::clone(&t.config),
+                                t.name.clone(),
+                            ) {
+                                Ok(session) => Box::new(rustls::StreamOwned::new(session, c)),
+                                Err(_) => {
+                                    counts.failed.fetch_add(1, Ordering::Relaxed);
+                                    return false;
+                                }
+                            },
+                            None => Box::new(c),
+                        });
                         self.backoff = Duration::from_millis(500);
                         counts.connected.store(true, Ordering::Relaxed);
                     }
@@ -320,7 +374,7 @@ impl Stream {
                 }
             }
             let c = self.conn.as_mut().expect("connected");
-            match c.write_all(bytes) {
+            match c.write_all(bytes).and_then(|()| c.flush()) {
                 Ok(()) => return true,
                 Err(_) => {
                     // Broken: once more on a fresh connection.
@@ -353,7 +407,22 @@ fn serve(target: &Target, rx: &Receiver<Item>, counts: &Counts, stop: &AtomicBoo
         }
         _ => None,
     };
-    let mut stream = Stream::new(target.to);
+    let tls = match &target.kind {
+        Kind::Syslog { tls: Some(t), .. } => match TlsClient::new(t) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                // Said once; every record is then counted not told.
+                crate::daemon::console::warn(format!(
+                    "trapgate: [[notify]] {}: cannot set up TLS: {e}",
+                    target.label()
+                ));
+                None
+            }
+        },
+        _ => None,
+    };
+    let tls_broken = matches!(&target.kind, Kind::Syslog { tls: Some(_), .. }) && tls.is_none();
+    let mut stream = Stream::new(target.to, tls);
     let agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(5)))
         .http_status_as_error(false)
@@ -381,10 +450,12 @@ fn serve(target: &Target, rx: &Receiver<Item>, counts: &Counts, stop: &AtomicBoo
         };
         let r = &*item.record;
         let told = match &target.kind {
+            Kind::Syslog { .. } if tls_broken => false,
             Kind::Syslog {
                 transport,
                 facility,
                 enterprise,
+                ..
             } => {
                 let Some(m) = tell::syslog(
                     r,
@@ -399,7 +470,9 @@ fn serve(target: &Target, rx: &Receiver<Item>, counts: &Counts, stop: &AtomicBoo
                     Transport::Udp => udp
                         .as_ref()
                         .is_some_and(|s| s.send_to(m.as_bytes(), target.to).is_ok()),
-                    Transport::Tcp => stream.write(format!("{} {m}", m.len()).as_bytes(), counts),
+                    Transport::Tcp | Transport::Tls => {
+                        stream.write(format!("{} {m}", m.len()).as_bytes(), counts)
+                    }
                 }
             }
             Kind::Milestone => match tell::milestone_line(r) {
@@ -428,10 +501,10 @@ fn serve(target: &Target, rx: &Receiver<Item>, counts: &Counts, stop: &AtomicBoo
             target.kind,
             Kind::Milestone
                 | Kind::Syslog {
-                    transport: Transport::Tcp,
+                    transport: Transport::Tcp | Transport::Tls,
                     ..
                 }
-        );
+        ) && !tls_broken;
         if !stream_kind {
             counts.failed.fetch_add(1, Ordering::Relaxed);
         }
@@ -444,6 +517,8 @@ fn serve(target: &Target, rx: &Receiver<Item>, counts: &Counts, stop: &AtomicBoo
                     transport: Transport::Udp,
                     ..
                 } => true,
+                // Nor what has no TLS to go in.
+                Kind::Syslog { .. } if tls_broken => true,
                 // A stream waits for its connection as long as it runs (its queue,
                 // bounded, drops what comes meanwhile).
                 _ => false,
@@ -620,6 +695,7 @@ mod tests {
                 transport: Transport::Udp,
                 facility: 3,
                 enterprise: 32473,
+                tls: None,
             },
             to_text: to.to_string(),
             to,

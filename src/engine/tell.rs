@@ -311,6 +311,17 @@ pub enum Transport {
     Udp,
     /// A stream, each message preceded by its length (RFC 6587's octet counting).
     Tcp,
+    /// The same stream in TLS (RFC 5425).
+    Tls,
+}
+
+/// How a TLS target is checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsTrust {
+    /// The PEM file of the certificate authorities its certificate must chain to.
+    pub ca_file: String,
+    /// The name its certificate must carry (a host name or an address).
+    pub server_name: String,
 }
 
 /// A target's kind and what it needs.
@@ -324,6 +335,8 @@ pub enum Kind {
         facility: u8,
         /// The structured data's enterprise number (SD-ID `trapgate@N`).
         enterprise: u32,
+        /// With TLS: what its certificate is checked against.
+        tls: Option<TlsTrust>,
     },
     /// An HTTP POST of each record as JSON.
     Webhook {
@@ -394,10 +407,10 @@ impl Target {
         match &self.kind {
             Kind::Syslog { transport, .. } => format!(
                 "syslog {}:{}",
-                if *transport == Transport::Udp {
-                    "udp"
-                } else {
-                    "tcp"
+                match transport {
+                    Transport::Udp => "udp",
+                    Transport::Tcp => "tcp",
+                    Transport::Tls => "tls",
                 },
                 self.to_text
             ),

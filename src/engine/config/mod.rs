@@ -992,7 +992,26 @@ impl Site {
         }
         let notify: Vec<Option<crate::engine::tell::Target>> = notify_items
             .into_iter()
-            .map(|mut v| notify::target(&mut v, secrets, m))
+            .map(|mut v| {
+                let at = v.span;
+                notify::target(&mut v, secrets, m).map(|t| (at, t))
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .scan(HashSet::new(), |seen, t| {
+                Some(t.and_then(|(at, t)| {
+                    // Its label names it on /metrics and in the journal: one each.
+                    if seen.insert(t.label()) {
+                        Some(t)
+                    } else {
+                        m.add(
+                            at,
+                            format!("another [[notify]] is the same target ({}): write one, with the `match` of both", t.label()),
+                        );
+                        None
+                    }
+                }))
+            })
             .collect();
         let pair = match pair_at {
             None => None,

@@ -18,7 +18,11 @@ use toml_span::value::Value;
 use super::power::secret;
 use super::usm::Secrets;
 use super::{Mistakes, finish, int_in, optional, or_default, required, resolve, table, text};
-use crate::engine::tell::{Kind, MATCH_WORDS, Severity, Target, Transport, Wants};
+use crate::engine::tell::{Kind, MATCH_WORDS, Severity, Target, TlsTrust, Transport, Wants};
+
+/// The CAs a TLS target's certificate is checked against unless `ca_file` says (Debian's
+/// ca-certificates).
+pub const DEFAULT_CA: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// syslog's facilities by name (RFC 5424's numbers).
 const FACILITIES: [(&str, u8); 20] = [
@@ -98,6 +102,8 @@ pub(super) fn target(v: &mut Value<'_>, secrets: Secrets<'_>, m: &mut Mistakes) 
     );
     let discovery = optional(&mut t, "discovery").map(|v| (v.span, v));
     let keep_alive = optional(&mut t, "keep_alive").map(|v| (v.span, v));
+    let ca_file = optional(&mut t, "ca_file").and_then(|v| text(Some(v), m));
+    let server_name = optional(&mut t, "server_name").and_then(|v| text(Some(v), m));
     let wants = wants(&mut t, m);
     finish(t, m);
     let kind_text = kind_text?;
@@ -114,6 +120,8 @@ pub(super) fn target(v: &mut Value<'_>, secrets: Secrets<'_>, m: &mut Mistakes) 
         ("transport", transport.as_ref().map(|x| x.0)),
         ("facility", facility.as_ref().map(|x| x.0)),
         ("enterprise", enterprise.as_ref().map(|x| x.0)),
+        ("ca_file", ca_file.as_ref().map(|x| x.span)),
+        ("server_name", server_name.as_ref().map(|x| x.span)),
     ];
     let webhook_only = [
         ("url", url_text.as_ref().map(|x| x.span)),
@@ -222,7 +230,11 @@ pub(super) fn target(v: &mut Value<'_>, secrets: Secrets<'_>, m: &mut Mistakes) 
             let transport = or_default(transport.map(|x| x.1), Transport::Udp, |v| {
                 super::one_of(
                     text(v, m),
-                    &[("udp", Transport::Udp), ("tcp", Transport::Tcp)],
+                    &[
+                        ("udp", Transport::Udp),
+                        ("tcp", Transport::Tcp),
+                        ("tls", Transport::Tls),
+                    ],
                     m,
                 )
             });
@@ -232,10 +244,46 @@ pub(super) fn target(v: &mut Value<'_>, secrets: Secrets<'_>, m: &mut Mistakes) 
             let enterprise = or_default(enterprise.map(|x| x.1), 32473, |v| {
                 int_in(v, "enterprise", (1, i64::from(u32::MAX)), m)
             });
+            let transport = transport?;
+            let tls = match transport {
+                Transport::Tls => {
+                    let ca = ca_file.map_or_else(|| DEFAULT_CA.to_string(), |c| c.value);
+                    if !std::path::Path::new(&ca).is_file() {
+                        m.add(
+                            at,
+                            format!("`ca_file` {ca:?}: no such file (the PEM file of the CAs the syslog server's certificate chains to)"),
+                        );
+                        return None;
+                    }
+                    // The name the server's certificate must carry: as written, else
+                    // the host of `to`.
+                    let host = to_text
+                        .rsplit_once(':')
+                        .map_or(to_text.as_str(), |(h, _)| h)
+                        .trim_matches(['[', ']']);
+                    Some(TlsTrust {
+                        ca_file: ca,
+                        server_name: server_name.map_or_else(|| host.to_string(), |n| n.value),
+                    })
+                }
+                _ => {
+                    for (key, given) in [
+                        ("ca_file", ca_file.is_some()),
+                        ("server_name", server_name.is_some()),
+                    ] {
+                        if given {
+                            m.add(at, format!("`{key}` is for transport = \"tls\""));
+                            return None;
+                        }
+                    }
+                    None
+                }
+            };
             Some(Kind::Syslog {
-                transport: transport?,
+                transport,
                 facility: facility?,
                 enterprise: enterprise?,
+                tls,
             })
         }
         "webhook" => match token {

@@ -1052,7 +1052,8 @@ discovery = true
         Kind::Syslog {
             transport: Transport::Udp,
             facility: 3,
-            enterprise: 32473
+            enterprise: 32473,
+            tls: None
         }
     );
     assert_eq!(
@@ -1103,6 +1104,18 @@ fn every_wrong_notify_target_is_a_mistake_naming_what_is_wrong() {
             "`keep_alive` 1 s is out of range",
         ),
         (
+            "kind = \"syslog\"\nto = \"127.0.0.1:6514\"\ntransport = \"tls\"\nca_file = \"/nonexistent/ca.pem\"",
+            "`ca_file` \"/nonexistent/ca.pem\": no such file",
+        ),
+        (
+            "kind = \"syslog\"\nto = \"127.0.0.1:514\"\nserver_name = \"logs\"",
+            "`server_name` is for transport = \"tls\"",
+        ),
+        (
+            "kind = \"milestone\"\nto = \"127.0.0.1:1234\"\n\n[[notify]]\nkind = \"milestone\"\nto = \"127.0.0.1:1234\"",
+            "another [[notify]] is the same target (milestone 127.0.0.1:1234)",
+        ),
+        (
             "kind = \"syslog\"\nto = \"127.0.0.1:514\"\nprefix = \"x\"",
             "`prefix` is for an mqtt target, not a syslog one",
         ),
@@ -1113,8 +1126,8 @@ fn every_wrong_notify_target_is_a_mistake_naming_what_is_wrong() {
             "is not an http:// or https:// URL",
         ),
         (
-            "kind = \"syslog\"\nto = \"127.0.0.1:514\"\ntransport = \"tls\"",
-            "`tls` is not one of: udp, tcp",
+            "kind = \"syslog\"\nto = \"127.0.0.1:514\"\ntransport = \"dtls\"",
+            "`dtls` is not one of: udp, tcp, tls",
         ),
         (
             "kind = \"syslog\"\nto = \"127.0.0.1:514\"\nfacility = \"local9\"",
