@@ -773,3 +773,97 @@ template(name="sd" type="string" string="%msgid% %structured-data%\n")
     let _ = rsyslogd.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn mosquitto_over_tls_keeps_the_state_for_a_gateway_that_trusts_its_ca() {
+    let dir = std::env::temp_dir().join(format!("trapgate-mqtt-tls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    if which("mosquitto").is_none() || which("mosquitto_sub").is_none() {
+        trapgate::testing::skip(
+            "mosquitto is not installed (apt-get install mosquitto mosquitto-clients, or bash .ci/run)",
+        );
+        return;
+    }
+    if certificates(&dir, "ca").is_none() {
+        return;
+    }
+    // mosquitto started as root reads its files as the user mosquitto: a test's key may
+    // be read by all.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.join("srv.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let port = free_port();
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\ncafile {d}/ca.pem\ncertfile {d}/srv.pem\nkeyfile {d}/srv.key\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    let mut broker = Command::new(which("mosquitto").unwrap())
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mosquitto starts");
+    wait_until("mosquitto never listened", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let site = dir.join("site.toml");
+    std::fs::write(
+        &site,
+        format!(
+            "{}\n[[notify]]\nkind = \"mqtt\"\nto = \"127.0.0.1:{port}\"\ntls = true\nca_file = \"{}/ca.pem\"\n",
+            loopback_site(),
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let (mut gw, traps, http) = in_process_with_http(&site);
+    let out = gw.take_out();
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .send_to(&hex(SEED_TRAP), traps)
+        .unwrap();
+    assert_eq!(orders(&out, 2).len(), 2);
+    let read = || {
+        let sub = Command::new("mosquitto_sub")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "--cafile"])
+            .arg(dir.join("ca.pem"))
+            .args(["-t", "trapgate/#", "-v", "-C", "100", "-W", "1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto_sub runs");
+        messages(sub)
+    };
+    let mut got = Vec::new();
+    wait_until(
+        "the state never came over TLS",
+        Duration::from_secs(10),
+        || {
+            got = read();
+            got.iter().any(|m| {
+                m.starts_with("trapgate/recorder/nvr-251 ") && m.contains("\"state\":\"told\"")
+            })
+        },
+    );
+    assert!(
+        got.contains(&"trapgate/status online".to_string()),
+        "{got:#?}"
+    );
+    let metrics = scrape(&http.to_string());
+    assert!(
+        metrics.contains(&format!(
+            "trapgate_notify_connected{{target=\"mqtt 127.0.0.1:{port}\"}} 1"
+        )),
+        "{metrics}"
+    );
+    gw.stop();
+    let _ = broker.kill();
+    let _ = broker.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -573,9 +573,15 @@ pub const KEYS: &[Key] = &[
     ),
     k(
         "notify",
+        "tls",
+        "false",
+        "mqtt: TLS to the broker (reached by the host of `to` as written, which its certificate must carry).",
+    ),
+    k(
+        "notify",
         "ca_file",
         "\"/etc/ssl/certs/ca-certificates.crt\"",
-        "syslog over TLS: the PEM file of the certificate authorities the server's certificate must chain to.",
+        "syslog or mqtt over TLS: the PEM file of the certificate authorities the server's certificate must chain to.",
     ),
     k(
         "notify",

@@ -286,32 +286,35 @@ struct TlsClient {
 
 impl TlsClient {
     fn new(trust: &tell::TlsTrust) -> Result<TlsClient, String> {
-        use rustls::pki_types::pem::PemObject;
-        let mut roots = rustls::RootCertStore::empty();
-        let certs = rustls::pki_types::CertificateDer::pem_file_iter(&trust.ca_file)
-            .map_err(|e| format!("{}: {e}", trust.ca_file))?;
-        for c in certs {
-            let c = c.map_err(|e| format!("{}: {e}", trust.ca_file))?;
-            roots
-                .add(c)
-                .map_err(|e| format!("{}: {e}", trust.ca_file))?;
-        }
-        // ring, as ureq's webhook client uses (aws-lc-rs would build its C and assembly
-        // with cmake); a syslog server's TLS needs no post-quantum key exchange.
-        #[allow(deprecated)]
-        let provider = rustls::crypto::ring::default_provider();
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
         let name = rustls::pki_types::ServerName::try_from(trust.server_name.clone())
             .map_err(|e| format!("{:?}: {e}", trust.server_name))?;
         Ok(TlsClient {
-            config: Arc::new(config),
+            config: client_config(&trust.ca_file)?,
             name,
         })
     }
+}
+
+/// A TLS client's configuration trusting the CAs of the PEM file `ca_file` (ring, as
+/// ureq's webhook client uses: aws-lc-rs would build its C and assembly with cmake; a
+/// syslog server or a broker needs no post-quantum key exchange).
+fn client_config(ca_file: &str) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = rustls::pki_types::CertificateDer::pem_file_iter(ca_file)
+        .map_err(|e| format!("{ca_file}: {e}"))?;
+    for c in certs {
+        let c = c.map_err(|e| format!("{ca_file}: {e}"))?;
+        roots.add(c).map_err(|e| format!("{ca_file}: {e}"))?;
+    }
+    #[allow(deprecated)]
+    let provider = rustls::crypto::ring::default_provider();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 /// A connection to a stream target, made again when it fails, with a back-off.
@@ -560,6 +563,7 @@ fn serve_mqtt(
         login,
         discovery,
         keep_alive,
+        tls,
     } = &target.kind
     else {
         return;
@@ -570,7 +574,36 @@ fn serve_mqtt(
         client_id.clone()
     };
     let status_topic = format!("{prefix}/status");
-    let mut opts = MqttOptions::new(id, target.to.ip().to_string(), target.to.port());
+    // Over TLS the broker is reached by the host of `to` as written (its certificate
+    // carries that name); in the clear at the address it resolved to.
+    let host = match tls {
+        Some(t) => t.server_name.clone(),
+        None => target.to.ip().to_string(),
+    };
+    let mut opts = MqttOptions::new(id, host, target.to.port());
+    if let Some(t) = tls {
+        match client_config(&t.ca_file) {
+            Ok(config) => {
+                opts.set_transport(rumqttc::Transport::Tls(rumqttc::TlsConfiguration::Rustls(
+                    config,
+                )));
+            }
+            Err(e) => {
+                crate::daemon::console::warn(format!(
+                    "trapgate: [[notify]] {}: cannot set up TLS: {e}; nothing is sent to it",
+                    target.label()
+                ));
+                // Every record counted not told, as a dead target's.
+                while let Ok(item) = rx.recv() {
+                    if let MqttItem::Record(_) = item {
+                        counts.queued.fetch_sub(1, Ordering::Relaxed);
+                        counts.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                return;
+            }
+        }
+    }
     opts.set_keep_alive(Duration::from_secs(u64::from(*keep_alive)));
     opts.set_last_will(LastWill::new(
         &status_topic,

@@ -362,6 +362,9 @@ pub enum Kind {
         /// MQTT's keep-alive: the broker sends the last will this long and a half after
         /// the gateway went silent.
         keep_alive: u32,
+        /// MQTT over TLS: what the broker's certificate is checked against (its name:
+        /// the host of `to`).
+        tls: Option<TlsTrust>,
     },
 }
 

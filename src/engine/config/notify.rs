@@ -103,6 +103,7 @@ pub(super) fn target(v: &mut Value<'_>, secrets: Secrets<'_>, m: &mut Mistakes) 
     let discovery = optional(&mut t, "discovery").map(|v| (v.span, v));
     let keep_alive = optional(&mut t, "keep_alive").map(|v| (v.span, v));
     let ca_file = optional(&mut t, "ca_file").and_then(|v| text(Some(v), m));
+    let tls_flag = optional(&mut t, "tls").map(|v| (v.span, v));
     let server_name = optional(&mut t, "server_name").and_then(|v| text(Some(v), m));
     let wants = wants(&mut t, m);
     finish(t, m);
@@ -120,7 +121,6 @@ pub(super) fn target(v: &mut Value<'_>, secrets: Secrets<'_>, m: &mut Mistakes) 
         ("transport", transport.as_ref().map(|x| x.0)),
         ("facility", facility.as_ref().map(|x| x.0)),
         ("enterprise", enterprise.as_ref().map(|x| x.0)),
-        ("ca_file", ca_file.as_ref().map(|x| x.span)),
         ("server_name", server_name.as_ref().map(|x| x.span)),
     ];
     let webhook_only = [
@@ -133,8 +133,22 @@ pub(super) fn target(v: &mut Value<'_>, secrets: Secrets<'_>, m: &mut Mistakes) 
         ("user", user.as_ref().map(|x| x.span)),
         ("discovery", discovery.as_ref().map(|x| x.0)),
         ("keep_alive", keep_alive.as_ref().map(|x| x.0)),
+        ("tls", tls_flag.as_ref().map(|x| x.0)),
     ];
+
     let mut ok = true;
+    if let Some(c) = &ca_file
+        && !matches!(kind_name, "syslog" | "mqtt")
+    {
+        m.add(
+            c.span,
+            format!(
+                "`ca_file` is for a syslog or an mqtt target over TLS, not {} one",
+                a(kind_name)
+            ),
+        );
+        ok = false;
+    }
     if kind_name != "mqtt" && password.as_ref().is_some_and(Option::is_some) {
         m.add(
             at,
@@ -257,10 +271,7 @@ pub(super) fn target(v: &mut Value<'_>, secrets: Secrets<'_>, m: &mut Mistakes) 
                     }
                     // The name the server's certificate must carry: as written, else
                     // the host of `to`.
-                    let host = to_text
-                        .rsplit_once(':')
-                        .map_or(to_text.as_str(), |(h, _)| h)
-                        .trim_matches(['[', ']']);
+                    let host = host_of(&to_text);
                     Some(TlsTrust {
                         ca_file: ca,
                         server_name: server_name.map_or_else(|| host.to_string(), |n| n.value),
@@ -335,7 +346,28 @@ pub(super) fn target(v: &mut Value<'_>, secrets: Secrets<'_>, m: &mut Mistakes) 
                     None
                 }
             });
+            let tls_on = or_default(tls_flag.map(|x| x.1), false, |v| super::flag(v, m));
+            let tls = match tls_on {
+                Some(true) => {
+                    let ca = ca_file.map_or_else(|| DEFAULT_CA.to_string(), |c| c.value);
+                    if !std::path::Path::new(&ca).is_file() {
+                        m.add(at, format!("`ca_file` {ca:?}: no such file (the PEM file of the CAs the broker's certificate chains to)"));
+                        return None;
+                    }
+                    Some(Some(TlsTrust {
+                        ca_file: ca,
+                        server_name: host_of(&to_text).to_string(),
+                    }))
+                }
+                Some(false) if ca_file.is_some() => {
+                    m.add(at, "`ca_file` is for tls = true");
+                    None
+                }
+                Some(false) => Some(None),
+                None => None,
+            };
             Some(Kind::Mqtt {
+                tls: tls?,
                 prefix: prefix.map_or_else(|| "trapgate".to_string(), |p| p.value),
                 client_id: client_id.map(|c| c.value).unwrap_or_default(),
                 login: login?,
@@ -354,6 +386,13 @@ pub(super) fn target(v: &mut Value<'_>, secrets: Secrets<'_>, m: &mut Mistakes) 
         to: to?,
         wants: wants?,
     })
+}
+
+/// The host of `host:port` (an IPv6 address without its brackets).
+fn host_of(to: &str) -> &str {
+    to.rsplit_once(':')
+        .map_or(to, |(h, _)| h)
+        .trim_matches(['[', ']'])
 }
 
 /// `kind` with its article: "a syslog", "an mqtt".

@@ -1040,7 +1040,8 @@ discovery = true
             client_id: String::new(),
             login: Some(("gw".into(), "brokerpass".into())),
             discovery: true,
-            keep_alive: 30
+            keep_alive: 30,
+            tls: None
         }
     );
     assert!(
@@ -1106,6 +1107,18 @@ fn every_wrong_notify_target_is_a_mistake_naming_what_is_wrong() {
         (
             "kind = \"syslog\"\nto = \"127.0.0.1:6514\"\ntransport = \"tls\"\nca_file = \"/nonexistent/ca.pem\"",
             "`ca_file` \"/nonexistent/ca.pem\": no such file",
+        ),
+        (
+            "kind = \"mqtt\"\nto = \"127.0.0.1:1883\"\nca_file = \"/etc/hostname\"",
+            "`ca_file` is for tls = true",
+        ),
+        (
+            "kind = \"webhook\"\nurl = \"http://127.0.0.1:1/\"\nca_file = \"/etc/hostname\"",
+            "`ca_file` is for a syslog or an mqtt target over TLS, not a webhook one",
+        ),
+        (
+            "kind = \"mqtt\"\nto = \"127.0.0.1:8883\"\ntls = true\nca_file = \"/nonexistent.pem\"",
+            "`ca_file` \"/nonexistent.pem\": no such file",
         ),
         (
             "kind = \"syslog\"\nto = \"127.0.0.1:514\"\nserver_name = \"logs\"",
