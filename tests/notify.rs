@@ -334,6 +334,19 @@ to = "127.0.0.1:{dead}"
     );
     let status = scrape_path(&http.to_string(), "/status.json");
     assert!(status.contains(&dead_label), "{status}");
+    let said = Command::new(env!("CARGO_BIN_EXE_trapgate"))
+        .args(["status", "--http", &http.to_string()])
+        .output()
+        .expect("status runs");
+    let said = String::from_utf8_lossy(&said.stdout);
+    assert!(
+        said.contains(&format!("notify {dead_label}: NOT CONNECTED, 0 sent")),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("notify {webhook_label}: connected, 2 sent")),
+        "{said}"
+    );
     gw.stop();
     let _ = rsyslogd.kill();
     let _ = rsyslogd.wait();
@@ -865,5 +878,118 @@ fn mosquitto_over_tls_keeps_the_state_for_a_gateway_that_trusts_its_ca() {
     gw.stop();
     let _ = broker.kill();
     let _ = broker.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An HTTPS webhook receiver (rustls, the certificate `dir/srv.pem` for 127.0.0.1):
+/// every POST's body, answered 200.
+fn https_webhook(dir: &Path) -> (u16, mpsc::Receiver<String>) {
+    use rustls::pki_types::pem::PemObject;
+    let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_file_iter(dir.join("srv.pem"))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(dir.join("srv.key")).unwrap();
+    #[allow(deprecated)]
+    let provider = rustls::crypto::ring::default_provider();
+    let config = std::sync::Arc::new(
+        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(provider))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let Ok(session) = rustls::ServerConnection::new(std::sync::Arc::clone(&config)) else {
+                continue;
+            };
+            let mut tls = rustls::StreamOwned::new(session, conn);
+            let mut reader = BufReader::new(&mut tls);
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; len];
+            // A handshake refused (the other target's) reads no request at all.
+            if len == 0 || reader.read_exact(&mut body).is_err() {
+                continue;
+            }
+            let _ = write!(
+                tls,
+                "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let _ = tls.flush();
+            let _ = tx.send(String::from_utf8_lossy(&body).into_owned());
+        }
+    });
+    (port, rx)
+}
+
+#[test]
+fn an_https_webhook_is_posted_to_when_its_certificate_chains_to_the_sites_ca() {
+    let dir = std::env::temp_dir().join(format!("trapgate-https-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    if certificates(&dir, "ca").is_none() || certificates(&dir, "other").is_none() {
+        return;
+    }
+    let (port, posted) = https_webhook(&dir);
+    let site = dir.join("site.toml");
+    std::fs::write(
+        &site,
+        format!(
+            "{}\n[[notify]]\nkind = \"webhook\"\nurl = \"https://127.0.0.1:{port}/hook\"\nca_file = \"{d}/ca.pem\"\nmatch = [\"ShutdownRecorder\"]\n\n[[notify]]\nkind = \"webhook\"\nurl = \"https://127.0.0.1:{port}/untrusting\"\nca_file = \"{d}/other.pem\"\nmatch = [\"ShutdownRecorder\"]\n",
+            loopback_site(),
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    let (mut gw, traps, http) = in_process_with_http(&site);
+    let out = gw.take_out();
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .send_to(&hex(SEED_TRAP), traps)
+        .unwrap();
+    assert_eq!(orders(&out, 2).len(), 2);
+    let mut bodies = Vec::new();
+    while bodies.len() < 2 {
+        bodies.push(
+            posted
+                .recv_timeout(Duration::from_secs(10))
+                .expect("the POSTs over TLS"),
+        );
+    }
+    assert!(
+        bodies
+            .iter()
+            .all(|b| b.contains("\"decision\":\"ShutdownRecorder\"")),
+        "{bodies:?}"
+    );
+    let untrusting = format!(
+        "trapgate_notify_failed_total{{target=\"webhook https://127.0.0.1:{port}/untrusting\"}}"
+    );
+    wait_until(
+        "the untrusting webhook never failed",
+        Duration::from_secs(10),
+        || {
+            scrape(&http.to_string())
+                .lines()
+                .any(|l| l.starts_with(&untrusting) && !l.ends_with(" 0"))
+        },
+    );
+    // Only the trusting target's two came.
+    assert!(posted.recv_timeout(Duration::from_millis(500)).is_err());
+    gw.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -170,6 +170,23 @@ pub fn status(at: std::net::SocketAddr, out: &mut impl Write) -> Result<(), Stri
     let w = |e: io::Error| e.to_string();
     writeln!(out, "trapgate at {at}, as of {}", str_of(&v["time"])).map_err(w)?;
     writeln!(out, "{}\n", str_of(&v["summary"])).map_err(w)?;
+    for n in v["notify"].as_array().into_iter().flatten() {
+        writeln!(
+            out,
+            "notify {}: {}, {} sent, {} waiting, {} not told, {} failed tries",
+            str_of(&n["target"]),
+            if n["connected"] == true {
+                "connected"
+            } else {
+                "NOT CONNECTED"
+            },
+            n["sent"],
+            n["queued"],
+            n["dropped"],
+            n["failed"]
+        )
+        .map_err(w)?;
+    }
     if let Some(p) = v.get("pair").filter(|p| !p.is_null()) {
         let peer = match (&p["peer_role"], p["peer_heard_s"].as_f64()) {
             (serde_json::Value::Null, _) | (_, None) => "never heard".to_string(),

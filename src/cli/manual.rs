@@ -581,7 +581,7 @@ pub const KEYS: &[Key] = &[
         "notify",
         "ca_file",
         "\"/etc/ssl/certs/ca-certificates.crt\"",
-        "syslog or mqtt over TLS: the PEM file of the certificate authorities the server's certificate must chain to.",
+        "syslog or mqtt over TLS, an https webhook: the PEM file of the certificate authorities the server's certificate must chain to (a webhook's default: Mozilla's roots).",
     ),
     k(
         "notify",

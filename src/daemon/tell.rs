@@ -410,6 +410,9 @@ fn serve(target: &Target, rx: &Receiver<Item>, counts: &Counts, stop: &AtomicBoo
         }
         _ => None,
     };
+    if matches!(target.kind, Kind::Webhook { .. }) {
+        counts.connected.store(true, Ordering::Relaxed);
+    }
     let tls = match &target.kind {
         Kind::Syslog { tls: Some(t), .. } => match TlsClient::new(t) {
             Ok(c) => Some(c),
@@ -426,11 +429,37 @@ fn serve(target: &Target, rx: &Receiver<Item>, counts: &Counts, stop: &AtomicBoo
     };
     let tls_broken = matches!(&target.kind, Kind::Syslog { tls: Some(_), .. }) && tls.is_none();
     let mut stream = Stream::new(target.to, tls);
-    let agent = ureq::Agent::config_builder()
+    let mut config = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(5)))
-        .http_status_as_error(false)
-        .build()
-        .new_agent();
+        .http_status_as_error(false);
+    if let Kind::Webhook {
+        ca_file: Some(ca), ..
+    } = &target.kind
+    {
+        // The site's own CAs for an https webhook (else Mozilla's roots).
+        let certs: Vec<ureq::tls::Certificate<'static>> = std::fs::read(ca)
+            .map(|pem| {
+                ureq::tls::parse_pem(&pem)
+                    .filter_map(|item| match item {
+                        Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if certs.is_empty() {
+            crate::daemon::console::warn(format!(
+                "trapgate: [[notify]] {}: no certificate in {ca}: its certificate cannot be checked, nothing is sent to it",
+                target.label()
+            ));
+        }
+        config = config.tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
+                .build(),
+        );
+    }
+    let agent = config.build().new_agent();
     // A record that could not be told waits here for the next try (a stream's
     // back-off); the queue behind it keeps filling, and drops when full.
     let mut held: Option<(Item, u32)> = None;
@@ -484,17 +513,23 @@ fn serve(target: &Target, rx: &Receiver<Item>, counts: &Counts, stop: &AtomicBoo
             },
             // Served by `serve_mqtt`.
             Kind::Mqtt { .. } => false,
-            Kind::Webhook { url, header } => match tell::webhook_body(r, item.at, item.offset) {
-                Some(body) => {
-                    let mut req = agent.post(url).header("Content-Type", "application/json");
-                    if let Some((name, value)) = header {
-                        req = req.header(name, value);
+            Kind::Webhook { url, header, .. } => {
+                match tell::webhook_body(r, item.at, item.offset) {
+                    Some(body) => {
+                        let mut req = agent.post(url).header("Content-Type", "application/json");
+                        if let Some((name, value)) = header {
+                            req = req.header(name, value);
+                        }
+                        matches!(req.send(&body[..]), Ok(resp) if resp.status().is_success())
                     }
-                    matches!(req.send(&body[..]), Ok(resp) if resp.status().is_success())
+                    None => false,
                 }
-                None => false,
-            },
+            }
         };
+        if matches!(target.kind, Kind::Webhook { .. }) {
+            // A webhook is "connected" while its last POST was taken.
+            counts.connected.store(told, Ordering::Relaxed);
+        }
         if told {
             done(counts, true);
             continue;

@@ -697,7 +697,7 @@ fn exposition(stats: &Stats, rows: Option<&StatusRows>) -> String {
         gauge(
             &mut registry,
             "notify_connected",
-            "1 while a [[notify]] target's connection is up (UDP: always)",
+            "1 while a [[notify]] target's connection is up (UDP: always; a webhook: its last POST was taken)",
             per(|n| n.connected as u64),
         );
     }

@@ -344,6 +344,9 @@ pub enum Kind {
         url: String,
         /// A header it sends with each (its name, its value: a token).
         header: Option<(String, String)>,
+        /// For https: the PEM file of the CAs its certificate must chain to (None:
+        /// Mozilla's roots, webpki-roots).
+        ca_file: Option<String>,
     },
     /// Milestone XProtect's generic events: a line on a TCP connection to its event
     /// server.

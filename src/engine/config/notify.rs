@@ -138,14 +138,11 @@ pub(super) fn target(v: &mut Value<'_>, secrets: Secrets<'_>, m: &mut Mistakes) 
 
     let mut ok = true;
     if let Some(c) = &ca_file
-        && !matches!(kind_name, "syslog" | "mqtt")
+        && kind_name == "milestone"
     {
         m.add(
             c.span,
-            format!(
-                "`ca_file` is for a syslog or an mqtt target over TLS, not {} one",
-                a(kind_name)
-            ),
+            "`ca_file` is for a target over TLS (syslog, mqtt, an https webhook), not a milestone one",
         );
         ok = false;
     }
@@ -297,23 +294,38 @@ pub(super) fn target(v: &mut Value<'_>, secrets: Secrets<'_>, m: &mut Mistakes) 
                 tls,
             })
         }
-        "webhook" => match token {
-            Some(None) => Some(Kind::Webhook {
-                url: to_text.clone(),
-                header: None,
-            }),
-            Some(Some(token)) => {
-                let (name, value) = match header {
-                    Some(h) => (h.value, token),
-                    None => ("Authorization".to_string(), format!("Bearer {token}")),
-                };
-                Some(Kind::Webhook {
+        "webhook" => {
+            let ca_file = match ca_file {
+                Some(c) if !to_text.starts_with("https://") => {
+                    m.add(c.span, "`ca_file` is for an https:// url");
+                    return None;
+                }
+                Some(c) if !std::path::Path::new(&c.value).is_file() => {
+                    m.add(c.span, format!("`ca_file` {:?}: no such file (the PEM file of the CAs the webhook's certificate chains to)", c.value));
+                    return None;
+                }
+                c => c.map(|c| c.value),
+            };
+            match token {
+                Some(None) => Some(Kind::Webhook {
                     url: to_text.clone(),
-                    header: Some((name, value)),
-                })
+                    header: None,
+                    ca_file,
+                }),
+                Some(Some(token)) => {
+                    let (name, value) = match header {
+                        Some(h) => (h.value, token),
+                        None => ("Authorization".to_string(), format!("Bearer {token}")),
+                    };
+                    Some(Kind::Webhook {
+                        url: to_text.clone(),
+                        header: Some((name, value)),
+                        ca_file,
+                    })
+                }
+                None => None,
             }
-            None => None,
-        },
+        }
         "mqtt" => {
             let discovery = or_default(discovery.map(|x| x.1), false, |v| super::flag(v, m));
             let keep_alive = or_default(keep_alive.map(|x| x.1), super::Secs(30), |v| {

@@ -1074,7 +1074,8 @@ discovery = true
         n[2].kind,
         Kind::Webhook {
             url: "http://127.0.0.1:8080/hook".into(),
-            header: Some(("Authorization".into(), "Bearer t0ken".into()))
+            header: Some(("Authorization".into(), "Bearer t0ken".into())),
+            ca_file: None
         }
     );
     assert_eq!(n[2].wants.kinds, ["ShutdownRecorder", "Back"]);
@@ -1114,7 +1115,7 @@ fn every_wrong_notify_target_is_a_mistake_naming_what_is_wrong() {
         ),
         (
             "kind = \"webhook\"\nurl = \"http://127.0.0.1:1/\"\nca_file = \"/etc/hostname\"",
-            "`ca_file` is for a syslog or an mqtt target over TLS, not a webhook one",
+            "`ca_file` is for an https:// url",
         ),
         (
             "kind = \"mqtt\"\nto = \"127.0.0.1:8883\"\ntls = true\nca_file = \"/nonexistent.pem\"",
