@@ -1,11 +1,13 @@
 //! Telling the site's other systems (`[[notify]]`): each target has a bounded queue and
 //! a thread of its own, so that a slow, dead or unreachable one never holds up a
 //! decision or an order. The decision thread offers each record once the turn's orders
-//! have left (a shared reference, one copy of the record for all targets); a full
-//! queue drops it, counted. Each thread writes its kind's message
-//! (`crate::engine::tell`) and sends it: syslog over UDP or TCP (RFC 6587's octet
-//! counting), XProtect's event server a line on TCP, a webhook a POST (ureq), each
-//! connection made again with a back-off (0.5 s doubling to 30 s) when it fails.
+//! have left (a shared reference, one copy of the record for all targets), a turn's
+//! records to a target in one hand-off (one wake-up); what a full queue has no room for
+//! is dropped, counted. Each thread writes its kind's message (`crate::engine::tell`)
+//! and sends it: syslog over UDP, TCP (RFC 6587's octet counting) or TLS (RFC 5425),
+//! XProtect's event server a line on TCP, a webhook a POST (ureq), an MQTT broker its
+//! event and retained state (rumqttc), each connection made again with a back-off
+//! (0.5 s doubling to 30 s) when it fails.
 
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpStream, UdpSocket};
@@ -54,13 +56,14 @@ struct Item {
 /// What an MQTT target's thread takes: a record, or the site's state (the status page's
 /// JSON) to keep retained.
 enum MqttItem {
-    Record(Item),
+    Records(Vec<Item>),
     State(Arc<serde_json::Value>),
 }
 
 struct Running {
     target: Target,
-    tx: Option<Sender<Item>>,
+    /// A turn's records at a time (one wake-up a turn), `QUEUE` records waiting at most.
+    tx: Option<Sender<Vec<Item>>>,
     /// An MQTT target's queue (its `tx` is None).
     mqtt: Option<Sender<MqttItem>>,
     counts: Arc<Counts>,
@@ -168,28 +171,41 @@ impl Tellers {
     /// Offers `records` (each at its time, with the wall clock's lead then) to every
     /// target that takes it; never waits.
     pub fn offer<'a>(&mut self, records: impl Iterator<Item = (Timestamp, i64, &'a Record)>) {
+        // Each target's share of this turn, handed over at once: one wake-up a target.
+        let mut batches: Vec<Vec<Item>> = vec![Vec::new(); self.running.len()];
         for (at, offset, r) in records {
             self.state_dirty = true;
             let mut shared: Option<Arc<Record>> = None;
-            for run in &self.running {
-                if !run.target.wants.takes(r) {
-                    continue;
+            for (run, batch) in self.running.iter().zip(&mut batches) {
+                if run.target.wants.takes(r) {
+                    let record = Arc::clone(shared.get_or_insert_with(|| Arc::new(r.clone())));
+                    batch.push(Item { at, offset, record });
                 }
-                let record = Arc::clone(shared.get_or_insert_with(|| Arc::new(r.clone())));
-                let item = Item { at, offset, record };
-                let sent = match (&run.tx, &run.mqtt) {
-                    (Some(tx), _) => tx.try_send(item).map_err(|_| ()),
-                    (_, Some(tx)) => match tx.try_send(MqttItem::Record(item)) {
-                        Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => Err(()),
-                        Ok(()) => Ok(()),
-                    },
-                    _ => Err(()),
-                };
-                match sent {
-                    Ok(()) => run.counts.queued.fetch_add(1, Ordering::Relaxed),
-                    Err(()) => run.counts.dropped.fetch_add(1, Ordering::Relaxed),
-                };
             }
+        }
+        for (run, mut batch) in self.running.iter().zip(batches) {
+            if batch.is_empty() {
+                continue;
+            }
+            // What the queue has no room for is dropped, counted.
+            let room = (QUEUE as u64).saturating_sub(run.counts.queued.load(Ordering::Relaxed));
+            let over = batch.len().saturating_sub(room as usize);
+            batch.truncate(batch.len() - over);
+            let n = batch.len() as u64;
+            let sent = n > 0
+                && match (&run.tx, &run.mqtt) {
+                    (Some(tx), _) => tx.try_send(batch).is_ok(),
+                    (_, Some(tx)) => !matches!(
+                        tx.try_send(MqttItem::Records(batch)),
+                        Err(TrySendError::Full(_) | TrySendError::Disconnected(_))
+                    ),
+                    _ => false,
+                };
+            if sent {
+                run.counts.queued.fetch_add(n, Ordering::Relaxed);
+            }
+            let dropped = over as u64 + if sent { 0 } else { n };
+            run.counts.dropped.fetch_add(dropped, Ordering::Relaxed);
         }
     }
 
@@ -392,7 +408,13 @@ impl Stream {
 }
 
 /// One target's thread: takes its queue until stopped.
-fn serve(target: &Target, rx: &Receiver<Item>, counts: &Counts, stop: &AtomicBool, host: &str) {
+fn serve(
+    target: &Target,
+    rx: &Receiver<Vec<Item>>,
+    counts: &Counts,
+    stop: &AtomicBool,
+    host: &str,
+) {
     let pid = std::process::id();
     let udp = match &target.kind {
         Kind::Syslog {
@@ -463,16 +485,24 @@ fn serve(target: &Target, rx: &Receiver<Item>, counts: &Counts, stop: &AtomicBoo
     // A record that could not be told waits here for the next try (a stream's
     // back-off); the queue behind it keeps filling, and drops when full.
     let mut held: Option<(Item, u32)> = None;
+    // The rest of the last batch taken.
+    let mut pending = std::collections::VecDeque::new();
     loop {
-        if stop.load(Ordering::Relaxed) && held.is_none() && rx.is_empty() {
+        if stop.load(Ordering::Relaxed) && held.is_none() && pending.is_empty() && rx.is_empty() {
             return;
         }
         let (item, tries) = match held.take() {
             Some(h) => h,
-            None => match rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(i) => (i, 0),
-                Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => return,
+            None => match pending.pop_front() {
+                Some(i) => (i, 0),
+                None => match rx.recv_timeout(Duration::from_millis(200)) {
+                    Ok(batch) => {
+                        pending.extend(batch);
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                },
             },
         };
         let done = |counts: &Counts, told: bool| {
@@ -630,9 +660,10 @@ fn serve_mqtt(
                 ));
                 // Every record counted not told, as a dead target's.
                 while let Ok(item) = rx.recv() {
-                    if let MqttItem::Record(_) = item {
-                        counts.queued.fetch_sub(1, Ordering::Relaxed);
-                        counts.dropped.fetch_add(1, Ordering::Relaxed);
+                    if let MqttItem::Records(items) = item {
+                        let n = items.len() as u64;
+                        counts.queued.fetch_sub(n, Ordering::Relaxed);
+                        counts.dropped.fetch_add(n, Ordering::Relaxed);
                     }
                 }
                 return;
@@ -705,16 +736,24 @@ fn serve_mqtt(
             }
         }
         match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(MqttItem::Record(item)) => {
-                counts.queued.fetch_sub(1, Ordering::Relaxed);
-                let told =
-                    tell::webhook_body(&item.record, item.at, item.offset).is_some_and(|body| {
-                        client
-                            .try_publish(format!("{prefix}/event"), QoS::AtLeastOnce, false, body)
-                            .is_ok()
-                    });
-                let c = if told { &counts.sent } else { &counts.dropped };
-                c.fetch_add(1, Ordering::Relaxed);
+            Ok(MqttItem::Records(items)) => {
+                for item in items {
+                    counts.queued.fetch_sub(1, Ordering::Relaxed);
+                    let told = tell::webhook_body(&item.record, item.at, item.offset).is_some_and(
+                        |body| {
+                            client
+                                .try_publish(
+                                    format!("{prefix}/event"),
+                                    QoS::AtLeastOnce,
+                                    false,
+                                    body,
+                                )
+                                .is_ok()
+                        },
+                    );
+                    let c = if told { &counts.sent } else { &counts.dropped };
+                    c.fetch_add(1, Ordering::Relaxed);
+                }
             }
             Ok(MqttItem::State(s)) => {
                 if counts.connected.load(Ordering::Relaxed) {
