@@ -453,8 +453,18 @@ user = "gw"
 password_file = "{}"
 keep_alive = "5s"
 discovery = true
+
+[[notify]]
+kind = "mqtt"
+to = "127.0.0.1:{port}"
+protocol = "5"
+prefix = "trapgate5"
+client_id = "trapgate-v5"
+user = "gw"
+password_file = "{}"
 "#,
             loopback_site(),
+            pass.display(),
             pass.display()
         ),
     )
@@ -498,15 +508,27 @@ discovery = true
         "the recorders' state never came retained",
         Duration::from_secs(10),
         || {
-            retained = messages(subscribe(port, &["trapgate/#", "homeassistant/#"], 100, 1));
-            retained.iter().any(|m| {
-                m.starts_with("trapgate/recorder/nvr-244 ") && m.contains("\"state\":\"told\"")
+            retained = messages(subscribe(
+                port,
+                &["trapgate/#", "trapgate5/#", "homeassistant/#"],
+                100,
+                1,
+            ));
+            ["trapgate", "trapgate5"].iter().all(|prefix| {
+                retained.iter().any(|m| {
+                    m.starts_with(&format!("{prefix}/recorder/nvr-244 "))
+                        && m.contains("\"state\":\"told\"")
+                })
             })
         },
     );
     assert!(
         retained.contains(&"trapgate/status online".to_string()),
         "{retained:#?}"
+    );
+    assert!(
+        retained.contains(&"trapgate5/status online".to_string()),
+        "the MQTT 5 client too: {retained:#?}"
     );
     assert!(
         retained
@@ -871,7 +893,7 @@ fn mosquitto_over_tls_keeps_the_state_for_a_gateway_that_trusts_its_ca() {
     let metrics = scrape(&http.to_string());
     assert!(
         metrics.contains(&format!(
-            "trapgate_notify_connected{{target=\"mqtt 127.0.0.1:{port}\"}} 1"
+            "trapgate_notify_connected{{target=\"mqtt 127.0.0.1:{port}/trapgate\"}} 1"
         )),
         "{metrics}"
     );

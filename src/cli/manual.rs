@@ -539,7 +539,7 @@ pub const KEYS: &[Key] = &[
         "notify",
         "kind",
         "required",
-        "What is told: \"syslog\" (RFC 5424), \"webhook\" (an HTTP POST of each record as JSON), \"milestone\" (Milestone XProtect's generic events: a line on TCP to its event server), \"mqtt\" (an MQTT 3.1.1 broker).",
+        "What is told: \"syslog\" (RFC 5424), \"webhook\" (an HTTP POST of each record as JSON), \"milestone\" (Milestone XProtect's generic events: a line on TCP to its event server), \"mqtt\" (an MQTT 3.1.1 or 5 broker).",
     ),
     k(
         "notify",
@@ -570,6 +570,12 @@ pub const KEYS: &[Key] = &[
         "enterprise",
         "32473",
         "syslog: the structured data's SD-ID is trapgate@N (32473: RFC 5612's documentation number; a site may set its own).",
+    ),
+    k(
+        "notify",
+        "protocol",
+        "\"3.1.1\"",
+        "mqtt: the protocol version, \"3.1.1\" or \"5\".",
     ),
     k(
         "notify",

@@ -609,89 +609,36 @@ fn serve(
     }
 }
 
-/// An MQTT target's thread: the client (rumqttc) and, on a thread of its own, its
-/// connection (made again by rumqttc, after a back-off of ours); an event message per
-/// record, `PREFIX/status` `online` on each connection (the last will says `offline`),
-/// the site's state retained per UPS and recorder (only what changed), Home
-/// Assistant's discovery where asked.
-fn serve_mqtt(
-    target: &Target,
-    rx: &Receiver<MqttItem>,
+/// An MQTT client of either protocol version, as the target's thread uses it: QoS 1
+/// publishes that never wait (false: rumqttc's queue is full), and a clean end.
+struct MqttClient {
+    publish: Box<dyn Fn(String, bool, Vec<u8>) -> bool + Send>,
+    disconnect: Box<dyn Fn() + Send>,
+}
+
+/// A connection's driver: rumqttc's event loop iterated on a thread of its own (it makes
+/// the connection again itself, after a back-off of ours); `up` hears each connection
+/// accepted (CONNACK).
+fn drive<E: 'static, I: Iterator<Item = Result<E, String>> + Send + 'static>(
+    events: I,
+    accepted: fn(&E) -> bool,
     counts: &Arc<Counts>,
     stop: &Arc<AtomicBool>,
-    host: &str,
+    up: crossbeam_channel::Sender<()>,
 ) {
-    use rumqttc::{Client, Event, LastWill, MqttOptions, Packet, QoS};
-    let Kind::Mqtt {
-        prefix,
-        client_id,
-        login,
-        discovery,
-        keep_alive,
-        tls,
-    } = &target.kind
-    else {
-        return;
-    };
-    let id = if client_id.is_empty() {
-        format!("trapgate-{host}")
-    } else {
-        client_id.clone()
-    };
-    let status_topic = format!("{prefix}/status");
-    // Over TLS the broker is reached by the host of `to` as written (its certificate
-    // carries that name); in the clear at the address it resolved to.
-    let host = match tls {
-        Some(t) => t.server_name.clone(),
-        None => target.to.ip().to_string(),
-    };
-    let mut opts = MqttOptions::new(id, host, target.to.port());
-    if let Some(t) = tls {
-        match client_config(&t.ca_file) {
-            Ok(config) => {
-                opts.set_transport(rumqttc::Transport::Tls(rumqttc::TlsConfiguration::Rustls(
-                    config,
-                )));
-            }
-            Err(e) => {
-                crate::daemon::console::warn(format!(
-                    "trapgate: [[notify]] {}: cannot set up TLS: {e}; nothing is sent to it",
-                    target.label()
-                ));
-                // Every record counted not told, as a dead target's.
-                while let Ok(item) = rx.recv() {
-                    if let MqttItem::Records(items) = item {
-                        let n = items.len() as u64;
-                        counts.queued.fetch_sub(n, Ordering::Relaxed);
-                        counts.dropped.fetch_add(n, Ordering::Relaxed);
-                    }
-                }
-                return;
-            }
-        }
-    }
-    opts.set_keep_alive(Duration::from_secs(u64::from(*keep_alive)));
-    opts.set_last_will(LastWill::new(
-        &status_topic,
-        "offline",
-        QoS::AtLeastOnce,
-        true,
-    ));
-    if let Some((u, p)) = login {
-        opts.set_credentials(u, p);
-    }
-    let (client, mut connection) = Client::new(opts, 1024);
-    let (up_tx, up_rx) = crossbeam_channel::unbounded::<()>();
-    let driver = {
-        let (counts, stop) = (Arc::clone(counts), Arc::clone(stop));
-        std::thread::spawn(move || {
+    let (counts, stop) = (Arc::clone(counts), Arc::clone(stop));
+    // Not joined: a broker that does not answer must not hold up a stop (the loop ends
+    // when the client's requests do).
+    let _ = std::thread::Builder::new()
+        .name("trapgate-mqtt".into())
+        .spawn(move || {
             let mut backoff = Duration::from_millis(500);
-            for event in connection.iter() {
+            for event in events {
                 match event {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    Ok(e) if accepted(&e) => {
                         backoff = Duration::from_millis(500);
                         counts.connected.store(true, Ordering::Relaxed);
-                        let _ = up_tx.send(());
+                        let _ = up.send(());
                     }
                     Ok(_) => {}
                     Err(_) => {
@@ -705,32 +652,177 @@ fn serve_mqtt(
                     }
                 }
             }
-        })
+        });
+}
+
+/// The client for `target` (MQTT 3.1.1 or 5), its connection driven: the client, and
+/// where each accepted connection is said.
+fn mqtt_client(
+    target: &Target,
+    id: String,
+    counts: &Arc<Counts>,
+    stop: &Arc<AtomicBool>,
+) -> Result<(MqttClient, Receiver<()>), String> {
+    let Kind::Mqtt {
+        prefix,
+        login,
+        keep_alive,
+        tls,
+        v5,
+        ..
+    } = &target.kind
+    else {
+        return Err("not an mqtt target".into());
     };
+    let status_topic = format!("{prefix}/status");
+    // Over TLS the broker is reached by the host of `to` as written (its certificate
+    // carries that name); in the clear at the address it resolved to.
+    let host = match tls {
+        Some(t) => t.server_name.clone(),
+        None => target.to.ip().to_string(),
+    };
+    let tls_config = match tls {
+        Some(t) => Some(client_config(&t.ca_file)?),
+        None => None,
+    };
+    let keep_alive = Duration::from_secs(u64::from(*keep_alive));
+    let (up_tx, up_rx) = crossbeam_channel::unbounded::<()>();
+    // rumqttc's two clients have the same shape and their own types: one body for both.
+    macro_rules! client {
+        ($client:ty, $options:ty, $event:path, $packet:path, $qos:path, $will:expr) => {{
+            use $event as Event;
+            use $packet as Packet;
+            use $qos as QoS;
+            let mut opts = <$options>::new(id, host, target.to.port());
+            if let Some(c) = tls_config {
+                opts.set_transport(rumqttc::Transport::Tls(rumqttc::TlsConfiguration::Rustls(
+                    c,
+                )));
+            }
+            opts.set_keep_alive(keep_alive);
+            opts.set_last_will($will);
+            if let Some((u, p)) = login {
+                opts.set_credentials(u, p);
+            }
+            let (client, mut connection) = <$client>::new(opts, 1024);
+            let events = std::iter::from_fn(move || {
+                Some(connection.recv().ok()?.map_err(|e| e.to_string()))
+            });
+            drive(
+                events,
+                |e| matches!(e, Event::Incoming(Packet::ConnAck(_))),
+                counts,
+                stop,
+                up_tx,
+            );
+            let c2 = client.clone();
+            MqttClient {
+                publish: Box::new(move |topic, retain, payload| {
+                    client
+                        .try_publish(topic, QoS::AtLeastOnce, retain, payload)
+                        .is_ok()
+                }),
+                disconnect: Box::new(move || {
+                    let _ = c2.try_disconnect();
+                }),
+            }
+        }};
+    }
+    let client = if *v5 {
+        use rumqttc::v5::mqttbytes::v5::LastWill;
+        client!(
+            rumqttc::v5::Client,
+            rumqttc::v5::MqttOptions,
+            rumqttc::v5::Event,
+            rumqttc::v5::mqttbytes::v5::Packet,
+            rumqttc::v5::mqttbytes::QoS,
+            LastWill::new(&status_topic, "offline", QoS::AtLeastOnce, true, None)
+        )
+    } else {
+        use rumqttc::LastWill;
+        client!(
+            rumqttc::Client,
+            rumqttc::MqttOptions,
+            rumqttc::Event,
+            rumqttc::Packet,
+            rumqttc::QoS,
+            LastWill::new(&status_topic, "offline", QoS::AtLeastOnce, true)
+        )
+    };
+    Ok((client, up_rx))
+}
+
+/// An MQTT target's thread: the client (rumqttc, MQTT 3.1.1 or 5) and its connection's
+/// driver; an event message per record, `PREFIX/status` `online` on each connection
+/// (the last will says `offline`), the site's state retained per UPS and recorder (only
+/// what changed), Home Assistant's discovery where asked.
+fn serve_mqtt(
+    target: &Target,
+    rx: &Receiver<MqttItem>,
+    counts: &Arc<Counts>,
+    stop: &Arc<AtomicBool>,
+    host: &str,
+) {
+    let Kind::Mqtt {
+        prefix,
+        client_id,
+        discovery,
+        ..
+    } = &target.kind
+    else {
+        return;
+    };
+    let id = if client_id.is_empty() {
+        format!("trapgate-{host}")
+    } else {
+        client_id.clone()
+    };
+    let status_topic = format!("{prefix}/status");
+    let (client, up_rx) = match mqtt_client(target, id, counts, stop) {
+        Ok(c) => c,
+        Err(e) => {
+            crate::daemon::console::warn(format!(
+                "trapgate: [[notify]] {}: cannot set up TLS: {e}; nothing is sent to it",
+                target.label()
+            ));
+            // Every record counted not told, as a dead target's.
+            while let Ok(item) = rx.recv() {
+                if let MqttItem::Records(items) = item {
+                    let n = items.len() as u64;
+                    counts.queued.fetch_sub(n, Ordering::Relaxed);
+                    counts.dropped.fetch_add(n, Ordering::Relaxed);
+                }
+            }
+            return;
+        }
+    };
+    let publish =
+        |topic: String, retain: bool, payload: Vec<u8>| (client.publish)(topic, retain, payload);
     let mut state: Option<Arc<serde_json::Value>> = None;
     let mut retained: std::collections::HashMap<String, String> = Default::default();
     let publish_state =
         |state: &serde_json::Value, retained: &mut std::collections::HashMap<String, String>| {
             for (topic, payload) in tell::retained_state(prefix, state) {
                 if retained.get(&topic) != Some(&payload)
-                    && client
-                        .try_publish(&topic, QoS::AtLeastOnce, true, payload.clone())
-                        .is_ok()
+                    && publish(topic.clone(), true, payload.clone().into_bytes())
                 {
                     retained.insert(topic, payload);
                 }
             }
         };
+    let discover = |s: &serde_json::Value| {
+        for (topic, config) in tell::discovery(prefix, s) {
+            let _ = publish(topic, true, config.into_bytes());
+        }
+    };
     loop {
         // Each connection: online, the discovery and the whole state again.
         while up_rx.try_recv().is_ok() {
-            let _ = client.try_publish(&status_topic, QoS::AtLeastOnce, true, "online");
+            let _ = publish(status_topic.clone(), true, b"online".to_vec());
             retained.clear();
             if let Some(s) = &state {
                 if *discovery {
-                    for (topic, config) in tell::discovery(prefix, s) {
-                        let _ = client.try_publish(topic, QoS::AtLeastOnce, true, config);
-                    }
+                    discover(s);
                 }
                 publish_state(s, &mut retained);
             }
@@ -739,18 +831,8 @@ fn serve_mqtt(
             Ok(MqttItem::Records(items)) => {
                 for item in items {
                     counts.queued.fetch_sub(1, Ordering::Relaxed);
-                    let told = tell::webhook_body(&item.record, item.at, item.offset).is_some_and(
-                        |body| {
-                            client
-                                .try_publish(
-                                    format!("{prefix}/event"),
-                                    QoS::AtLeastOnce,
-                                    false,
-                                    body,
-                                )
-                                .is_ok()
-                        },
-                    );
+                    let told = tell::webhook_body(&item.record, item.at, item.offset)
+                        .is_some_and(|body| publish(format!("{prefix}/event"), false, body));
                     let c = if told { &counts.sent } else { &counts.dropped };
                     c.fetch_add(1, Ordering::Relaxed);
                 }
@@ -758,9 +840,7 @@ fn serve_mqtt(
             Ok(MqttItem::State(s)) => {
                 if counts.connected.load(Ordering::Relaxed) {
                     if *discovery && state.is_none() {
-                        for (topic, config) in tell::discovery(prefix, &s) {
-                            let _ = client.try_publish(topic, QoS::AtLeastOnce, true, config);
-                        }
+                        discover(&s);
                     }
                     publish_state(&s, &mut retained);
                 }
@@ -774,14 +854,10 @@ fn serve_mqtt(
         }
     }
     // A clean stop: offline, said (the broker keeps the last will for a death).
-    let _ = client.try_publish(&status_topic, QoS::AtLeastOnce, true, "offline");
+    let _ = publish(status_topic, true, b"offline".to_vec());
     std::thread::sleep(Duration::from_millis(100));
-    let _ = client.try_disconnect();
+    (client.disconnect)();
     stop.store(true, Ordering::Relaxed);
-    // The connection's thread ends when its requests do (the client dropped); it is not
-    // waited for: a broker that does not answer must not hold up a stop.
-    drop(client);
-    drop(driver);
 }
 
 #[cfg(test)]

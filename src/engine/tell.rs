@@ -368,6 +368,8 @@ pub enum Kind {
         /// MQTT over TLS: what the broker's certificate is checked against (its name:
         /// the host of `to`).
         tls: Option<TlsTrust>,
+        /// MQTT 5 rather than 3.1.1.
+        v5: bool,
     },
 }
 
@@ -420,6 +422,8 @@ impl Target {
                 },
                 self.to_text
             ),
+            // One broker may take two prefixes (two sites, two dashboards).
+            Kind::Mqtt { prefix, .. } => format!("mqtt {}/{prefix}", self.to_text),
             k => format!("{} {}", k.name(), self.to_text),
         }
     }

@@ -104,6 +104,7 @@ pub(super) fn target(v: &mut Value<'_>, secrets: Secrets<'_>, m: &mut Mistakes) 
     let keep_alive = optional(&mut t, "keep_alive").map(|v| (v.span, v));
     let ca_file = optional(&mut t, "ca_file").and_then(|v| text(Some(v), m));
     let tls_flag = optional(&mut t, "tls").map(|v| (v.span, v));
+    let protocol = optional(&mut t, "protocol").map(|v| (v.span, v));
     let server_name = optional(&mut t, "server_name").and_then(|v| text(Some(v), m));
     let wants = wants(&mut t, m);
     finish(t, m);
@@ -134,6 +135,7 @@ pub(super) fn target(v: &mut Value<'_>, secrets: Secrets<'_>, m: &mut Mistakes) 
         ("discovery", discovery.as_ref().map(|x| x.0)),
         ("keep_alive", keep_alive.as_ref().map(|x| x.0)),
         ("tls", tls_flag.as_ref().map(|x| x.0)),
+        ("protocol", protocol.as_ref().map(|x| x.0)),
     ];
 
     let mut ok = true;
@@ -378,7 +380,11 @@ pub(super) fn target(v: &mut Value<'_>, secrets: Secrets<'_>, m: &mut Mistakes) 
                 Some(false) => Some(None),
                 None => None,
             };
+            let v5 = or_default(protocol.map(|x| x.1), false, |v| {
+                super::one_of(text(v, m), &[("3.1.1", false), ("5", true)], m)
+            });
             Some(Kind::Mqtt {
+                v5: v5?,
                 tls: tls?,
                 prefix: prefix.map_or_else(|| "trapgate".to_string(), |p| p.value),
                 client_id: client_id.map(|c| c.value).unwrap_or_default(),

@@ -1041,7 +1041,8 @@ discovery = true
             login: Some(("gw".into(), "brokerpass".into())),
             discovery: true,
             keep_alive: 30,
-            tls: None
+            tls: None,
+            v5: false
         }
     );
     assert!(
@@ -1120,6 +1121,10 @@ fn every_wrong_notify_target_is_a_mistake_naming_what_is_wrong() {
         (
             "kind = \"mqtt\"\nto = \"127.0.0.1:8883\"\ntls = true\nca_file = \"/nonexistent.pem\"",
             "`ca_file` \"/nonexistent.pem\": no such file",
+        ),
+        (
+            "kind = \"mqtt\"\nto = \"127.0.0.1:1883\"\nprotocol = \"4\"",
+            "`4` is not one of: 3.1.1, 5",
         ),
         (
             "kind = \"syslog\"\nto = \"127.0.0.1:514\"\nserver_name = \"logs\"",
