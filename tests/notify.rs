@@ -1015,3 +1015,60 @@ fn an_https_webhook_is_posted_to_when_its_certificate_chains_to_the_sites_ca() {
     gw.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_target_that_cannot_keep_up_drops_what_its_queue_cannot_hold_and_the_journal_says_so() {
+    // A webhook that takes connections and never answers: each POST waits out its 5 s.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let mut site =
+        loopback_site().replace("address = \"127.0.0.244\"", "address = \"127.0.0.244\"");
+    // 5,000 recorders more, tier 1, all shut down by the one lowBattery: 5,000 records
+    // for a queue of 4,096.
+    for i in 0..5000 {
+        site += &format!(
+            "\n[[recorder]]\nname = \"nvr-x{i}\"\naddress = \"127.2.{}.{}\"\nups = \"ups-main\"\ntier = 1\nshutdown_time = \"90s\"\n",
+            i / 250,
+            i % 250 + 1
+        );
+    }
+    site += &format!(
+        "\n[[notify]]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/never\"\nmatch = [\"ShutdownRecorder\"]\n"
+    );
+    let mut gw = InProcess::on_loopback(&site);
+    let out = gw.take_out();
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .send_to(&hex(SEED_TRAP), gw.traps)
+        .unwrap();
+    let mut seen = Vec::new();
+    let until = Instant::now() + Duration::from_secs(60);
+    let not_told = loop {
+        let line = out
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the gateway's records");
+        if line.contains("\"action\":\"NotTold\"") {
+            break line;
+        }
+        seen.push(line);
+        assert!(Instant::now() < until, "no NotTold record");
+    };
+    let v: serde_json::Value = serde_json::from_str(&not_told).unwrap();
+    assert_eq!(
+        v["target"],
+        format!("webhook http://127.0.0.1:{port}/never")
+    );
+    let dropped = v["dropped"].as_u64().unwrap();
+    // 5,002 shutdowns, the queue's 4,096 and the one its thread holds kept.
+    assert!((900..=906).contains(&dropped), "{not_told}");
+    let orders = seen
+        .iter()
+        .filter(|l| l.contains("\"decision\":\"ShutdownRecorder\""))
+        .count();
+    assert_eq!(
+        orders, 5002,
+        "every shutdown decided, the target's drops or not"
+    );
+    drop(silent);
+    gw.stop();
+}
