@@ -1021,8 +1021,7 @@ fn a_target_that_cannot_keep_up_drops_what_its_queue_cannot_hold_and_the_journal
     // A webhook that takes connections and never answers: each POST waits out its 5 s.
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
-    let mut site =
-        loopback_site().replace("address = \"127.0.0.244\"", "address = \"127.0.0.244\"");
+    let mut site = loopback_site();
     // 5,000 recorders more, tier 1, all shut down by the one lowBattery: 5,000 records
     // for a queue of 4,096.
     for i in 0..5000 {
