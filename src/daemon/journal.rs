@@ -1,6 +1,6 @@
 //! The journal: every input that moved the policy, every decision, presented value,
 //! sent order and acknowledgement, appended one typed record a line
-//! (`crate::engine::record`: `crc32hex {"v":2,"t":…}`), written and fsync'd before a
+//! (`crate::engine::record`: `crc32hex {"v":3,"t":…}`), written and fsync'd before a
 //! decision is acted on, rotated by size.
 //!
 //! A restarted gateway reads it back (`resume`), a line at a time, and feeds each record
@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use crate::daemon::random::OsRandom;
 use crate::engine::config::Site;
-use crate::engine::record::{self, Action, LineError, Record};
+use crate::engine::record::{self, Action, Decided, LineError, Record};
 use crate::engine::station::{self, Relays, Station};
 use crate::time::Timestamp;
 
@@ -157,6 +157,13 @@ fn read_files(files: &[PathBuf], mut each: impl FnMut(Timestamp, Record)) -> io:
                 continue;
             }
             match record::read_line(&line) {
+                // A tier's line: each recorder's shutdown, as the station decided it.
+                Ok((t, Record::Decision(d @ Decided::ShutdownTier { .. }))) => {
+                    for d in d.expanded() {
+                        out.records += 1;
+                        each(t, Record::Decision(d));
+                    }
+                }
                 Ok((t, r)) => {
                     out.records += 1;
                     each(t, r);
@@ -346,11 +353,7 @@ impl Journal {
     /// Appends `record` at `t` (`line`: the caller's buffer, reused).
     pub fn append(&mut self, t: Timestamp, r: &Record, line: &mut Vec<u8>) -> io::Result<()> {
         record::write_line(t, r, line);
-        self.file.write_all(line)?;
-        self.last = self.last.max(t);
-        self.size += line.len() as u64;
-        self.written += 1;
-        Ok(())
+        self.write_line(t, line)
     }
 
     /// Hands what is buffered to the kernel (it then outlives a kill -9 of the
@@ -407,21 +410,61 @@ impl Journal {
 
     /// Appends each of `records`; one whose append failed is marked not journaled (its
     /// `bool`). The first error, if any.
+    /// The shutdowns of one UPS's tier decided at once (consecutive `ShutdownRecorder`s
+    /// of one time and reason) are one `ShutdownTier` line (format 3).
     pub fn append_all(
         &mut self,
         records: &mut [(Timestamp, Record, bool)],
         line: &mut Vec<u8>,
     ) -> io::Result<()> {
         let mut first = Ok(());
-        for (t, r, journaled) in records {
-            if let Err(e) = self.append(*t, r, line) {
-                *journaled = false;
+        let mut i = 0;
+        while i < records.len() {
+            // The run of shutdowns that one line holds, from `i`.
+            let run = match &records[i].1 {
+                Record::Decision(d @ Decided::ShutdownRecorder { .. }) => records[i..]
+                    .iter()
+                    .take_while(|(t, r, _)| {
+                        *t == records[i].0
+                            && matches!(r, Record::Decision(other) if d.same_tier(other))
+                    })
+                    .count(),
+                _ => 1,
+            };
+            let t = records[i].0;
+            let appended = if run > 1 {
+                let tier: Vec<&Decided> = records[i..i + run]
+                    .iter()
+                    .filter_map(|(_, r, _)| match r {
+                        Record::Decision(d) => Some(d),
+                        _ => None,
+                    })
+                    .collect();
+                record::write_tier_line(t, &tier, line);
+                self.write_line(t, line)
+            } else {
+                self.append(t, &records[i].1, line)
+            };
+            if let Err(e) = appended {
+                for (_, _, journaled) in &mut records[i..i + run] {
+                    *journaled = false;
+                }
                 if first.is_ok() {
                     first = Err(e);
                 }
             }
+            i += run;
         }
         first
+    }
+
+    /// Appends a line already written (`record::write_line`) of a record at `t`.
+    fn write_line(&mut self, t: Timestamp, line: &[u8]) -> io::Result<()> {
+        self.file.write_all(line)?;
+        self.last = self.last.max(t);
+        self.size += line.len() as u64;
+        self.written += 1;
+        Ok(())
     }
 
     /// `append_all` then `commit`, done on another thread while this one does `work`
@@ -686,7 +729,7 @@ pub fn resume(
 mod tests {
     use super::*;
     use crate::classify::Event;
-    use crate::engine::record::{Decided, Input};
+    use crate::engine::record::Input;
 
     fn dir(name: &str) -> PathBuf {
         let d =
@@ -890,7 +933,7 @@ mod tests {
         }
         j.sync().unwrap();
         drop(j);
-        let newer = "{\"v\":3,\"t\":7,\"decision\":\"Acknowledged\",\"recorder\":\"nvr-1\"}";
+        let newer = "{\"v\":4,\"t\":7,\"decision\":\"Acknowledged\",\"recorder\":\"nvr-1\"}";
         let mut bytes = std::fs::read(d.join("mixed")).unwrap();
         // Written by hand after the records (an editor keeps no prepared blank lines).
         let end = bytes.iter().rposition(|&b| b != b'\n').unwrap() + 2;
@@ -907,7 +950,7 @@ mod tests {
         assert_eq!(r.other_format.len(), 1, "{:?}", r.other_format);
         assert_eq!(r.other_format[0].1, 3);
         assert!(
-            r.other_format[0].2.contains("journal format 3"),
+            r.other_format[0].2.contains("journal format 4"),
             "{:?}",
             r.other_format
         );
@@ -1070,7 +1113,7 @@ mod restart {
         let mut v1 = |t: Timestamp, r: &Record, old: &mut Vec<u8>| {
             record::write_line(t, r, &mut line);
             let text = std::str::from_utf8(&line).unwrap();
-            let json = text[9..].trim_end().replacen("{\"v\":2,", "{\"v\":1,", 1);
+            let json = text[9..].trim_end().replacen("{\"v\":3,", "{\"v\":1,", 1);
             old.extend_from_slice(
                 format!("{:08x} {json}\n", crc32fast::hash(json.as_bytes())).as_bytes(),
             );
@@ -1099,6 +1142,103 @@ mod restart {
             let nvr_244 = crate::engine::id::RecorderId(0);
             assert_eq!(s.site().recorders[nvr_244].name, "nvr-244");
             assert_eq!(s.presented_charge(nvr_244), Some(0), "{}", path.display());
+            after.push(drive(&mut s, &mut j, t(400)));
+        }
+        assert_eq!(after[0], after[1], "the same orders after either");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// The journal of `records` as a trapgate of format `v` wrote it: a line each.
+    fn written_in_format(records: &[(Timestamp, Record)], v: u32) -> Vec<u8> {
+        let (mut out, mut line) = (Vec::new(), Vec::new());
+        for (t, r) in records {
+            record::write_line(*t, r, &mut line);
+            let text = std::str::from_utf8(&line).unwrap();
+            let json = text[9..].trim_end().replacen(
+                &format!("{{\"v\":{},", record::FORMAT),
+                &format!("{{\"v\":{v},"),
+                1,
+            );
+            out.extend_from_slice(
+                format!("{:08x} {json}\n", crc32fast::hash(json.as_bytes())).as_bytes(),
+            );
+        }
+        out
+    }
+
+    /// A tier's shutdowns decided at once are one line; read back, each recorder's own
+    /// record, in order, with everything around them.
+    #[test]
+    fn a_tiers_shutdowns_are_one_line_and_read_back_as_each() {
+        let d = fresh_dir("tier");
+        let path = d.join("journal");
+        let shutdown = |i: usize, tier: u8| {
+            Record::Decision(Decided::ShutdownRecorder {
+                ups: "ups-main".into(),
+                recorder: format!("nvr-{i}").into(),
+                tier,
+                deadline: Timestamp(99),
+                reason: "lowBattery".into(),
+                event: "LowBattery".into(),
+                rule: "lowBattery".into(),
+            })
+        };
+        let alert = |why: &str| {
+            Record::Decision(Decided::Alert {
+                ups: None,
+                recorder: None,
+                outlet: None,
+                kind: crate::engine::record::AlertKind::Site,
+                reason: why.into(),
+            })
+        };
+        let mut records: Vec<(Timestamp, Record, bool)> = Vec::new();
+        records.push((Timestamp(1), alert("before"), true));
+        records.extend((0..1000).map(|i| (Timestamp(2), shutdown(i, 1), true)));
+        records.extend((1000..1500).map(|i| (Timestamp(2), shutdown(i, 2), true)));
+        records.push((Timestamp(2), shutdown(1500, 1), true));
+        records.push((Timestamp(3), alert("after"), true));
+        let mut line = Vec::new();
+        let mut j = Journal::open(&path).unwrap();
+        j.append_all(&mut records, &mut line).unwrap();
+        j.sync().unwrap();
+        drop(j);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+        // alert, tier 1's thousand, tier 2's five hundred, one more of tier 1, alert.
+        assert_eq!(lines.len(), 5, "{}", lines.len());
+        assert!(lines[1].contains("\"decision\":\"ShutdownTier\""));
+        assert!(lines[1].contains("\"nvr-999\"") && !lines[1].contains("\"nvr-1000\""));
+        let mut back = Vec::new();
+        let r = read(&path, |t, r| back.push((t, r))).unwrap();
+        assert_eq!(r.damaged.len(), 0);
+        let want: Vec<(Timestamp, Record)> = records.into_iter().map(|(t, r, _)| (t, r)).collect();
+        assert_eq!(back, want, "each recorder's record, in order");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// A journal of format 2 (a line each recorder's shutdown) resumes as the same
+    /// journal in format 3 does.
+    #[test]
+    fn a_journal_of_format_2_resumes_as_format_3_does() {
+        let d = fresh_dir("format2");
+        let now = d.join("journal-3");
+        let r = resume(&now, site("2m"), Default::default(), &relays, t(0)).unwrap();
+        let (mut s, mut j) = (r.station, r.journal);
+        drive(&mut s, &mut j, t(10));
+        on_battery(&mut s, t(10));
+        let told = drive(&mut s, &mut j, t(140));
+        assert!(told.iter().any(|(_, r, _)| r == "nvr-244"), "{told:?}");
+        drop((s, j));
+        let mut records = Vec::new();
+        read(&now, |t, r| records.push((t, r))).unwrap();
+        let then = d.join("journal-2");
+        std::fs::write(&then, written_in_format(&records, 2)).unwrap();
+        let mut after = Vec::new();
+        for path in [&now, &then] {
+            let r = resume(path, site("2m"), Default::default(), &relays, t(150)).unwrap();
+            assert_eq!(r.damaged, 0, "{}", path.display());
+            let (mut s, mut j) = (r.station, r.journal);
             after.push(drive(&mut s, &mut j, t(400)));
         }
         assert_eq!(after[0], after[1], "the same orders after either");

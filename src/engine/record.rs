@@ -27,10 +27,13 @@ pub type Text = Arc<str>;
 /// The journal's format version, in every line. Format 2 records a recorder's shutdown
 /// once: the 0 % its virtual UPS presents from then on is the `ShutdownRecorder`'s, not
 /// a `PresentCharge` of its own (format 1 wrote both; it is read as it was written).
-pub const FORMAT: u32 = 2;
+/// Format 3 journals the shutdowns one decision made of one UPS's tier as one line,
+/// `ShutdownTier`, naming its recorders (a fan-out to 5,000 is one line, not 5,000);
+/// read back, it is each recorder's `ShutdownRecorder` again.
+pub const FORMAT: u32 = 3;
 
-/// The formats this trapgate reads: its own, and format 1.
-pub const READS: [u32; 2] = [1, 2];
+/// The formats this trapgate reads: its own, and formats 1 and 2.
+pub const READS: [u32; 3] = [1, 2, 3];
 
 /// Whether this trapgate reads format `v`.
 fn reads(v: Option<u64>) -> bool {
@@ -208,6 +211,24 @@ pub enum Decided {
         /// Why, in a sentence.
         reason: Text,
         /// What caused it: an event's name, or "poll" for a UPS's answer.
+        event: Text,
+        /// The trap rule, poll or timer behind it.
+        rule: Text,
+    },
+    /// In the journal only (format 3): the `ShutdownRecorder` of each of `recorders`,
+    /// decided at once for one reason, as one line. Never shown; read back as each.
+    ShutdownTier {
+        /// Their UPS.
+        ups: Text,
+        /// The recorders, in the order they were decided.
+        recorders: Vec<Text>,
+        /// Their tier.
+        tier: u8,
+        /// When they must be down.
+        deadline: Timestamp,
+        /// Why, in a sentence.
+        reason: Text,
+        /// What caused it.
         event: Text,
         /// The trap rule, poll or timer behind it.
         rule: Text,
@@ -626,7 +647,10 @@ impl Record {
                 (Some(ups), Some(recorder))
             }
             Record::Decision(
-                D::CancelShutdown { ups, .. } | D::Poll { ups, .. } | D::PowerBack { ups },
+                D::CancelShutdown { ups, .. }
+                | D::Poll { ups, .. }
+                | D::PowerBack { ups }
+                | D::ShutdownTier { ups, .. },
             ) => (Some(ups), None),
             Record::Decision(D::PresentCharge { recorder, .. } | D::Acknowledged { recorder }) => {
                 (None, Some(recorder))
@@ -686,6 +710,7 @@ impl Record {
             },
             Record::Decision(d) => match d {
                 D::ShutdownRecorder { .. } => "ShutdownRecorder",
+                D::ShutdownTier { .. } => "ShutdownTier",
                 D::CancelShutdown { .. } => "CancelShutdown",
                 D::PresentCharge { .. } => "PresentCharge",
                 D::Poll { .. } => "Poll",
@@ -882,6 +907,105 @@ impl Record {
     }
 }
 
+impl Decided {
+    /// A `ShutdownTier`'s recorders' `ShutdownRecorder`s (each as it was decided); any
+    /// other decision as it is.
+    pub fn expanded(self) -> Vec<Decided> {
+        match self {
+            Decided::ShutdownTier {
+                ups,
+                recorders,
+                tier,
+                deadline,
+                reason,
+                event,
+                rule,
+            } => recorders
+                .into_iter()
+                .map(|recorder| Decided::ShutdownRecorder {
+                    ups: Arc::clone(&ups),
+                    recorder,
+                    tier,
+                    deadline,
+                    reason: Arc::clone(&reason),
+                    event: Arc::clone(&event),
+                    rule: Arc::clone(&rule),
+                })
+                .collect(),
+            d => vec![d],
+        }
+    }
+
+    /// Whether `self` and `other` are shutdowns of one UPS's tier decided at once for
+    /// one reason: one `ShutdownTier` line holds them both.
+    pub fn same_tier(&self, other: &Decided) -> bool {
+        match (self, other) {
+            (
+                Decided::ShutdownRecorder {
+                    ups,
+                    tier,
+                    deadline,
+                    reason,
+                    event,
+                    rule,
+                    ..
+                },
+                Decided::ShutdownRecorder {
+                    ups: u2,
+                    tier: t2,
+                    deadline: d2,
+                    reason: r2,
+                    event: e2,
+                    rule: l2,
+                    ..
+                },
+            ) => {
+                ups == u2
+                    && tier == t2
+                    && deadline == d2
+                    && reason == r2
+                    && event == e2
+                    && rule == l2
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Writes `records` (shutdowns of one UPS's tier decided at once, `Decided::same_tier`)
+/// as one `ShutdownTier` line at `t`.
+pub fn write_tier_line(t: Timestamp, records: &[&Decided], out: &mut Vec<u8>) {
+    let Some(Decided::ShutdownRecorder {
+        ups,
+        tier,
+        deadline,
+        reason,
+        event,
+        rule,
+        ..
+    }) = records.first()
+    else {
+        out.clear();
+        return;
+    };
+    let tier = Decided::ShutdownTier {
+        ups: Arc::clone(ups),
+        recorders: records
+            .iter()
+            .filter_map(|d| match d {
+                Decided::ShutdownRecorder { recorder, .. } => Some(Arc::clone(recorder)),
+                _ => None,
+            })
+            .collect(),
+        tier: *tier,
+        deadline: *deadline,
+        reason: Arc::clone(reason),
+        event: Arc::clone(event),
+        rule: Arc::clone(rule),
+    };
+    write_line(t, &Record::Decision(tier), out);
+}
+
 /// Why a journal line was not read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LineError {
@@ -897,11 +1021,11 @@ impl core::fmt::Display for LineError {
             LineError::Damaged(why) => f.write_str(why),
             LineError::Version(Some(v)) => write!(
                 f,
-                "written in journal format {v}; this trapgate reads formats 1 and {FORMAT}"
+                "written in journal format {v}; this trapgate reads formats 1 to {FORMAT}"
             ),
             LineError::Version(None) => write!(
                 f,
-                "written without a format version (a trapgate from before format 1); this trapgate reads formats 1 and {FORMAT}"
+                "written without a format version (a trapgate from before format 1); this trapgate reads formats 1 to {FORMAT}"
             ),
         }
     }
@@ -1130,11 +1254,12 @@ mod tests {
             read_line(&flipped[..flipped.len() - 1]),
             Err(LineError::Damaged(_))
         ));
-        let other = "{\"v\":3,\"t\":7,\"decision\":\"Acknowledged\",\"recorder\":\"nvr-1\"}";
+        let other = "{\"v\":4,\"t\":7,\"decision\":\"Acknowledged\",\"recorder\":\"nvr-1\"}";
         let line = format!("{:08x} {other}", crc32fast::hash(other.as_bytes()));
         let e = read_line(line.as_bytes()).unwrap_err();
-        assert_eq!(e, LineError::Version(Some(3)));
-        assert!(e.to_string().contains("journal format 3"), "{e}");
+        assert_eq!(e, LineError::Version(Some(4)));
+        assert!(e.to_string().contains("journal format 4"), "{e}");
+        assert!(e.to_string().contains("reads formats 1 to 3"), "{e}");
         let old = "{\"t\":7,\"decision\":\"Acknowledged\",\"recorder\":\"nvr-1\"}";
         let line = format!("{:08x} {old}", crc32fast::hash(old.as_bytes()));
         assert_eq!(

@@ -88,7 +88,9 @@ pub fn classify(record: &Record) -> Option<(Severity, Category)> {
     Some(match record {
         Record::Input(_) | Record::Snapshot(_) => return None,
         Record::Decision(d) => match d {
-            Decided::ShutdownRecorder { .. } => (S::Warning, C::Decision),
+            Decided::ShutdownRecorder { .. } | Decided::ShutdownTier { .. } => {
+                (S::Warning, C::Decision)
+            }
             Decided::CancelShutdown { .. } => (S::Notice, C::Decision),
             Decided::PowerBack { .. } => (S::Notice, C::Decision),
             Decided::Acknowledged { .. } => (S::Notice, C::Decision),
