@@ -488,7 +488,17 @@ fn serve(
     // The rest of the last batch taken.
     let mut pending = std::collections::VecDeque::new();
     loop {
-        if stop.load(Ordering::Relaxed) && held.is_none() && pending.is_empty() && rx.is_empty() {
+        // Stopped (the gateway gave the queues their half second): what is left is
+        // dropped, counted, not tried (a target that never answers would hold the stop
+        // five seconds a record).
+        if stop.load(Ordering::Relaxed) {
+            let mut left = u64::from(held.take().is_some()) + pending.len() as u64;
+            pending.clear();
+            while let Ok(batch) = rx.try_recv() {
+                left += batch.len() as u64;
+            }
+            counts.queued.fetch_sub(left, Ordering::Relaxed);
+            counts.dropped.fetch_add(left, Ordering::Relaxed);
             return;
         }
         let (item, tries) = match held.take() {
