@@ -135,6 +135,40 @@ fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// The loopback site with `notify` ([[notify]] tables) added, run in this process with
+/// an HTTP endpoint; the seed's lowBattery sent from its UPS and both orders seen left.
+/// (The gateway, its records from then on, its endpoint.)
+fn seed_outage(
+    dir: &Path,
+    notify: &str,
+) -> (InProcess, mpsc::Receiver<String>, std::net::SocketAddr) {
+    let site = dir.join("site.toml");
+    std::fs::write(&site, format!("{}\n{notify}", loopback_site())).unwrap();
+    let (mut gw, traps, http) = in_process_with_http(&site);
+    let out = gw.take_out();
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .send_to(&hex(SEED_TRAP), traps)
+        .unwrap();
+    let told = orders(&out, 2);
+    assert_eq!(
+        told.len(),
+        2,
+        "the orders left, whatever the targets: {told:?}"
+    );
+    (gw, out, http)
+}
+
+/// Waits until the target named `label` has counted a failed try on `/metrics`.
+fn wait_for_failure(http: std::net::SocketAddr, label: &str, what: &str) {
+    let failed = format!("trapgate_notify_failed_total{{target=\"{label}\"}}");
+    wait_until(what, Duration::from_secs(10), || {
+        scrape(&http.to_string())
+            .lines()
+            .any(|l| l.starts_with(&failed) && !l.ends_with(" 0"))
+    });
+}
+
 #[test]
 fn rsyslog_xprotect_and_a_webhook_hear_every_decision_and_a_dead_target_holds_nothing_up() {
     let dir = std::env::temp_dir().join(format!("trapgate-notify-{}", std::process::id()));
@@ -149,9 +183,8 @@ fn rsyslog_xprotect_and_a_webhook_hear_every_decision_and_a_dead_target_holds_no
     let dead = free_port();
     let token = dir.join("token");
     std::fs::write(&token, "s3cret-token\n").unwrap();
-    let text = format!(
-        r#"{}
-[[notify]]
+    let notify = format!(
+        r#"[[notify]]
 kind = "syslog"
 to = "127.0.0.1:{udp}"
 
@@ -176,22 +209,11 @@ match = ["ShutdownRecorder"]
 kind = "milestone"
 to = "127.0.0.1:{dead}"
 "#,
-        loopback_site(),
         token.display()
     );
-    let site = dir.join("site.toml");
-    std::fs::write(&site, &text).unwrap();
-    let (mut gw, traps, http) = in_process_with_http(&site);
-    let out = gw.take_out();
-    // The seed's lowBattery from the site's UPS: both recorders shut down.
-    let ups = UdpSocket::bind("127.0.0.1:0").unwrap();
-    ups.send_to(&hex(SEED_TRAP), traps).unwrap();
-    let told = orders(&out, 2);
-    assert_eq!(
-        told.len(),
-        2,
-        "the orders left, a dead target or not: {told:?}"
-    );
+    // The seed's lowBattery from the site's UPS: both recorders shut down, a dead
+    // target or not.
+    let (gw, _out, http) = seed_outage(&dir, &notify);
 
     // rsyslog: over UDP the defaults (decisions, alerts, failures), over TCP everything.
     let log = dir.join("out.log");
@@ -753,23 +775,13 @@ template(name="sd" type="string" string="%msgid% %structured-data%\n")
     wait_until("rsyslogd never listened", Duration::from_secs(10), || {
         std::net::TcpStream::connect(("127.0.0.2", port)).is_ok()
     });
-    let site = dir.join("site.toml");
-    std::fs::write(
-        &site,
-        format!(
-            "{}\n[[notify]]\nkind = \"syslog\"\nto = \"127.0.0.1:{port}\"\ntransport = \"tls\"\nca_file = \"{d}/ca.pem\"\n\n[[notify]]\nkind = \"syslog\"\nto = \"127.0.0.2:{port}\"\ntransport = \"tls\"\nca_file = \"{d}/other.pem\"\nserver_name = \"localhost\"\nmatch = [\"all\"]\n",
-            loopback_site(),
+    let (gw, _out, http) = seed_outage(
+        &dir,
+        &format!(
+            "[[notify]]\nkind = \"syslog\"\nto = \"127.0.0.1:{port}\"\ntransport = \"tls\"\nca_file = \"{d}/ca.pem\"\n\n[[notify]]\nkind = \"syslog\"\nto = \"127.0.0.2:{port}\"\ntransport = \"tls\"\nca_file = \"{d}/other.pem\"\nserver_name = \"localhost\"\nmatch = [\"all\"]\n",
             d = dir.display()
         ),
-    )
-    .unwrap();
-    let (mut gw, traps, http) = in_process_with_http(&site);
-    let out = gw.take_out();
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .send_to(&hex(SEED_TRAP), traps)
-        .unwrap();
-    assert_eq!(orders(&out, 2).len(), 2);
+    );
     let log = dir.join("out.log");
     wait_until(
         "rsyslog never wrote both orders over TLS",
@@ -783,19 +795,10 @@ template(name="sd" type="string" string="%msgid% %structured-data%\n")
                 == 2
         },
     );
-    let mut metrics = String::new();
-    let untrusted =
-        format!("trapgate_notify_failed_total{{target=\"syslog tls:127.0.0.2:{port}\"}}");
-    wait_until(
+    wait_for_failure(
+        http,
+        &format!("syslog tls:127.0.0.2:{port}"),
         "the untrusting target never failed",
-        Duration::from_secs(10),
-        || {
-            metrics = scrape(&http.to_string());
-            metrics
-                .lines()
-                .filter(|l| l.starts_with(&untrusted))
-                .any(|l| !l.ends_with(" 0"))
-        },
     );
     gw.stop();
     // Only the trusting target's records reached it (the other's were all records).
@@ -847,23 +850,13 @@ fn mosquitto_over_tls_keeps_the_state_for_a_gateway_that_trusts_its_ca() {
     wait_until("mosquitto never listened", Duration::from_secs(10), || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
-    let site = dir.join("site.toml");
-    std::fs::write(
-        &site,
-        format!(
-            "{}\n[[notify]]\nkind = \"mqtt\"\nto = \"127.0.0.1:{port}\"\ntls = true\nca_file = \"{}/ca.pem\"\n",
-            loopback_site(),
+    let (gw, _out, http) = seed_outage(
+        &dir,
+        &format!(
+            "[[notify]]\nkind = \"mqtt\"\nto = \"127.0.0.1:{port}\"\ntls = true\nca_file = \"{}/ca.pem\"\n",
             dir.display()
         ),
-    )
-    .unwrap();
-    let (mut gw, traps, http) = in_process_with_http(&site);
-    let out = gw.take_out();
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .send_to(&hex(SEED_TRAP), traps)
-        .unwrap();
-    assert_eq!(orders(&out, 2).len(), 2);
+    );
     let read = || {
         let sub = Command::new("mosquitto_sub")
             .args(["-h", "127.0.0.1", "-p", &port.to_string(), "--cafile"])
@@ -967,23 +960,13 @@ fn an_https_webhook_is_posted_to_when_its_certificate_chains_to_the_sites_ca() {
         return;
     }
     let (port, posted) = https_webhook(&dir);
-    let site = dir.join("site.toml");
-    std::fs::write(
-        &site,
-        format!(
-            "{}\n[[notify]]\nkind = \"webhook\"\nurl = \"https://127.0.0.1:{port}/hook\"\nca_file = \"{d}/ca.pem\"\nmatch = [\"ShutdownRecorder\"]\n\n[[notify]]\nkind = \"webhook\"\nurl = \"https://127.0.0.1:{port}/untrusting\"\nca_file = \"{d}/other.pem\"\nmatch = [\"ShutdownRecorder\"]\n",
-            loopback_site(),
+    let (gw, _out, http) = seed_outage(
+        &dir,
+        &format!(
+            "[[notify]]\nkind = \"webhook\"\nurl = \"https://127.0.0.1:{port}/hook\"\nca_file = \"{d}/ca.pem\"\nmatch = [\"ShutdownRecorder\"]\n\n[[notify]]\nkind = \"webhook\"\nurl = \"https://127.0.0.1:{port}/untrusting\"\nca_file = \"{d}/other.pem\"\nmatch = [\"ShutdownRecorder\"]\n",
             d = dir.display()
         ),
-    )
-    .unwrap();
-    let (mut gw, traps, http) = in_process_with_http(&site);
-    let out = gw.take_out();
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .send_to(&hex(SEED_TRAP), traps)
-        .unwrap();
-    assert_eq!(orders(&out, 2).len(), 2);
+    );
     let mut bodies = Vec::new();
     while bodies.len() < 2 {
         bodies.push(
@@ -998,17 +981,10 @@ fn an_https_webhook_is_posted_to_when_its_certificate_chains_to_the_sites_ca() {
             .all(|b| b.contains("\"decision\":\"ShutdownRecorder\"")),
         "{bodies:?}"
     );
-    let untrusting = format!(
-        "trapgate_notify_failed_total{{target=\"webhook https://127.0.0.1:{port}/untrusting\"}}"
-    );
-    wait_until(
+    wait_for_failure(
+        http,
+        &format!("webhook https://127.0.0.1:{port}/untrusting"),
         "the untrusting webhook never failed",
-        Duration::from_secs(10),
-        || {
-            scrape(&http.to_string())
-                .lines()
-                .any(|l| l.starts_with(&untrusting) && !l.ends_with(" 0"))
-        },
     );
     // Only the trusting target's two came.
     assert!(posted.recv_timeout(Duration::from_millis(500)).is_err());

@@ -452,15 +452,6 @@ fn a_pair_behind_keepalived_survives_the_loss_of_its_actor_mid_outage() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A free UDP port on `ip` (bound and let go).
-fn free_port(ip: &str) -> u16 {
-    UdpSocket::bind((ip, 0))
-        .expect("bind")
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Seals records as a pair's actor at `me` would, under `key`.
 fn records_datagram(
     sealer: &mut trapgate::engine::pair::Sealer,

@@ -92,13 +92,6 @@ fn run_site(
     (gw, out, traps)
 }
 
-fn free_port(ip: &str) -> u16 {
-    UdpSocket::bind((ip, 0))
-        .and_then(|s| s.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 /// A site of the card's UPS (APC, polled every second) feeding nvr-a (tier 2, on outlet
 /// group 2, 2 s to shut down) and nvr-b (tier 1, on group 1), `ups_extra` added to the
 /// UPS and `extra` to the end.

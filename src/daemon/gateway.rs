@@ -857,7 +857,8 @@ impl Driver {
             }
         }
         // The site's other systems, told the same (after the orders, never waited for).
-        if !self.tellers.is_empty() {
+        // (Only a turn that made records: most turns of a trap storm make none.)
+        if !self.tellers.is_empty() && self.books.committed > 0 {
             let committed = self.books.committed;
             self.tellers.offer(
                 self.books.unshown[..committed]

@@ -1062,9 +1062,11 @@ mod restart {
     fn drive(s: &mut Station, j: &mut Journal, to: Timestamp) -> Vec<(Timestamp, String, u32)> {
         let mut line = Vec::new();
         let mut orders = Vec::new();
+        // Journaled as the daemon journals them (`append_all`: a tier's shutdowns one line).
+        let mut records = Vec::new();
         let names: Vec<String> = s.site().recorders.iter().map(|r| r.name.clone()).collect();
         s.run_to(to, &mut |h| match h {
-            Happened::Record(at, r) => j.append(at, &r, &mut line).unwrap(),
+            Happened::Record(at, r) => records.push((at, r, true)),
             Happened::Sent { at, transmit, .. } => {
                 if let Purpose::Order { recorder, attempt } = transmit.purpose {
                     orders.push((at, names[recorder].clone(), attempt));
@@ -1072,6 +1074,7 @@ mod restart {
             }
             Happened::Command { .. } => {}
         });
+        j.append_all(&mut records, &mut line).unwrap();
         j.sync().unwrap();
         orders
     }
@@ -1089,54 +1092,27 @@ mod restart {
         s.handle_notification(at, &n);
     }
 
-    /// A journal of format 1 (the releases before: a `PresentCharge` after every
-    /// `ShutdownRecorder`) resumes as the same journal in format 2 does: nothing
-    /// damaged, the told recorder presented 0 %, the same orders after.
-    #[test]
-    fn a_journal_of_format_1_resumes_as_format_2_does() {
-        let d = fresh_dir("format1");
-        let now = d.join("journal-2");
-        // The live run: on battery at 10 s, tier 2 (nvr-244) told at 130 s; it dies at
-        // 140 s.
-        let r = resume(&now, site("2m"), Default::default(), &relays, t(0)).unwrap();
+    /// The live run of the format tests on `site`, journaled at `path`: on battery at
+    /// 10 s, tier 2 told at 130 s, dead at 140 s. Its records as read back.
+    fn live_run(path: &Path, site: &Site) -> Vec<(Timestamp, Record)> {
+        let r = resume(path, site.clone(), Default::default(), &relays, t(0)).unwrap();
         let (mut s, mut j) = (r.station, r.journal);
         drive(&mut s, &mut j, t(10));
         on_battery(&mut s, t(10));
         let told = drive(&mut s, &mut j, t(140));
         assert!(told.iter().any(|(_, r, _)| r == "nvr-244"), "{told:?}");
         drop((s, j));
-        // The same records as format 1 wrote them.
         let mut records = Vec::new();
-        read(&now, |t, r| records.push((t, r))).unwrap();
-        let mut old = Vec::new();
-        let mut line = Vec::new();
-        let mut v1 = |t: Timestamp, r: &Record, old: &mut Vec<u8>| {
-            record::write_line(t, r, &mut line);
-            let text = std::str::from_utf8(&line).unwrap();
-            let json = text[9..].trim_end().replacen("{\"v\":3,", "{\"v\":1,", 1);
-            old.extend_from_slice(
-                format!("{:08x} {json}\n", crc32fast::hash(json.as_bytes())).as_bytes(),
-            );
-        };
-        let mut charges = 0;
-        for (t, r) in &records {
-            v1(*t, r, &mut old);
-            if let Record::Decision(Decided::ShutdownRecorder { recorder, .. }) = r {
-                let present = Record::Decision(Decided::PresentCharge {
-                    recorder: recorder.clone(),
-                    percent: crate::engine::record::Percent::Value(0),
-                });
-                v1(*t, &present, &mut old);
-                charges += 1;
-            }
-        }
-        assert!(charges >= 1);
-        let then = d.join("journal-1");
-        std::fs::write(&then, &old).unwrap();
-        // Both resumed at 150 s, then driven to 400 s.
+        read(path, |t, r| records.push((t, r))).unwrap();
+        records
+    }
+
+    /// Each of `paths` resumed at 150 s on `site` (nothing damaged, nvr-244 presented
+    /// 0 %) and driven to 400 s: the same orders after each.
+    fn resume_alike(paths: &[&Path], site: &Site) {
         let mut after = Vec::new();
-        for path in [&now, &then] {
-            let r = resume(path, site("2m"), Default::default(), &relays, t(150)).unwrap();
+        for path in paths {
+            let r = resume(path, site.clone(), Default::default(), &relays, t(150)).unwrap();
             assert_eq!(r.damaged, 0, "{}", path.display());
             let (mut s, mut j) = (r.station, r.journal);
             let nvr_244 = crate::engine::id::RecorderId(0);
@@ -1144,7 +1120,40 @@ mod restart {
             assert_eq!(s.presented_charge(nvr_244), Some(0), "{}", path.display());
             after.push(drive(&mut s, &mut j, t(400)));
         }
-        assert_eq!(after[0], after[1], "the same orders after either");
+        assert!(
+            after.windows(2).all(|w| w[0] == w[1]),
+            "the same orders after each: {after:?}"
+        );
+    }
+
+    /// A journal of format 1 (the releases before: a `PresentCharge` after every
+    /// `ShutdownRecorder`) resumes as the same journal in this format does: nothing
+    /// damaged, the told recorder presented 0 %, the same orders after.
+    #[test]
+    fn a_journal_of_format_1_resumes_as_this_format_does() {
+        let d = fresh_dir("format1");
+        let (now, then) = (d.join("journal-now"), d.join("journal-1"));
+        let records = live_run(&now, &site("2m"));
+        // The same records as format 1 wrote them.
+        let mut old = Vec::new();
+        for (t, r) in records {
+            if let Record::Decision(Decided::ShutdownRecorder { recorder, .. }) = &r {
+                let present = Record::Decision(Decided::PresentCharge {
+                    recorder: recorder.clone(),
+                    percent: crate::engine::record::Percent::Value(0),
+                });
+                old.push((t, r));
+                old.push((t, present));
+            } else {
+                old.push((t, r));
+            }
+        }
+        assert!(
+            old.iter()
+                .any(|(_, r)| matches!(r, Record::Decision(Decided::PresentCharge { .. })))
+        );
+        std::fs::write(&then, written_in_format(&old, 1)).unwrap();
+        resume_alike(&[&now, &then], &site("2m"));
         let _ = std::fs::remove_dir_all(&d);
     }
 
@@ -1218,30 +1227,26 @@ mod restart {
     }
 
     /// A journal of format 2 (a line each recorder's shutdown) resumes as the same
-    /// journal in format 3 does.
+    /// journal in format 3 does (where tier 2's two shutdowns are one line).
     #[test]
     fn a_journal_of_format_2_resumes_as_format_3_does() {
         let d = fresh_dir("format2");
-        let now = d.join("journal-3");
-        let r = resume(&now, site("2m"), Default::default(), &relays, t(0)).unwrap();
-        let (mut s, mut j) = (r.station, r.journal);
-        drive(&mut s, &mut j, t(10));
-        on_battery(&mut s, t(10));
-        let told = drive(&mut s, &mut j, t(140));
-        assert!(told.iter().any(|(_, r, _)| r == "nvr-244"), "{told:?}");
-        drop((s, j));
-        let mut records = Vec::new();
-        read(&now, |t, r| records.push((t, r))).unwrap();
-        let then = d.join("journal-2");
+        let (now, then) = (d.join("journal-3"), d.join("journal-2"));
+        // A second recorder in tier 2: its shutdown and nvr-244's are decided at once.
+        let text = format!(
+            "{}\n[[recorder]]\nname = \"nvr-245\"\naddress = \"192.168.61.245\"\nups = \"ups-main\"\ntier = 2\nshutdown_time = \"90s\"\n",
+            DEFAULT_SITE.replace("confirm_by_poll = true", "confirm_by_poll = false")
+        );
+        let two = Site::parse(&text).unwrap();
+        let records = live_run(&now, &two);
+        let written = std::fs::read_to_string(&now).unwrap();
+        assert_eq!(
+            written.matches("\"decision\":\"ShutdownTier\"").count(),
+            1,
+            "tier 2's two shutdowns are one line of format 3"
+        );
         std::fs::write(&then, written_in_format(&records, 2)).unwrap();
-        let mut after = Vec::new();
-        for path in [&now, &then] {
-            let r = resume(path, site("2m"), Default::default(), &relays, t(150)).unwrap();
-            assert_eq!(r.damaged, 0, "{}", path.display());
-            let (mut s, mut j) = (r.station, r.journal);
-            after.push(drive(&mut s, &mut j, t(400)));
-        }
-        assert_eq!(after[0], after[1], "the same orders after either");
+        resume_alike(&[&now, &then], &two);
         let _ = std::fs::remove_dir_all(&d);
     }
 

@@ -655,13 +655,22 @@ impl Worker {
 }
 
 /// The response to an inform: the same request id and bindings.
+/// This host's name (the kernel's; empty if it cannot be read): its SNMPv3 engine ID's
+/// and syslog's HOSTNAME.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
 /// trapgate's SNMPv3 engine for `site`: the site's engine ID, or one made from the
 /// host's name (the same at every start), booted `boots` times.
 pub fn local_engine(site: &Site, boots: u32) -> LocalEngine {
-    let id = site.gateway.engine_id.clone().unwrap_or_else(|| {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-        local_engine_id(host.trim())
-    });
+    let id = site
+        .gateway
+        .engine_id
+        .clone()
+        .unwrap_or_else(|| local_engine_id(&host_name()));
     LocalEngine { id, boots }
 }
 

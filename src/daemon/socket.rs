@@ -60,21 +60,38 @@ fn open_udp(addr: SocketAddr, shared: bool, free: bool) -> io::Result<UdpSocket>
     socket.bind(&addr.into())?;
     socket.set_nonblocking(true)?;
     // The kernel's receive time of each datagram comes with it (SCM_TIMESTAMPNS).
-    let on: libc::c_int = 1;
-    // SAFETY: a valid socket, a valid option and a pointer to an int that outlives the call.
+    set_int_option(
+        socket.as_raw_fd(),
+        libc::SOL_SOCKET,
+        libc::SO_TIMESTAMPNS,
+        1,
+    )?;
+    Ok(socket.into())
+}
+
+/// Sets the int socket option `name` of `level` on `fd` to `value` (those socket2 does
+/// not name: SO_TIMESTAMPNS, SO_RCVBUFFORCE, SO_NO_CHECK).
+pub fn set_int_option(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: a pointer to an int that outlives the call, and its size; the kernel
+    // checks the descriptor and the option.
     let set = unsafe {
         libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_TIMESTAMPNS,
-            (&on as *const libc::c_int).cast(),
+            fd,
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
             size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
     if set != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(socket.into())
+    Ok(())
 }
 
 /// Waits up to `timeout` for room to send on `fd` (a non-blocking socket whose send
@@ -937,19 +954,8 @@ mod tests {
         // A socket without UDP checksums: the kernel refuses it every segmented send
         // (EINVAL), as it would on a device that cannot segment, and sends the single
         // datagrams before the first refused run.
-        let on: libc::c_int = 1;
-        // SAFETY: a valid socket, a valid option and a pointer to an int that outlives
-        // the call.
-        let set = unsafe {
-            libc::setsockopt(
-                tx.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_NO_CHECK,
-                (&on as *const libc::c_int).cast(),
-                size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        assert_eq!(set, 0, "SO_NO_CHECK: {}", io::Error::last_os_error());
+        set_int_option(tx.as_raw_fd(), libc::SOL_SOCKET, libc::SO_NO_CHECK, 1)
+            .expect("SO_NO_CHECK");
         let mut segment = true;
         let fate = batch.flush_some(tx.as_raw_fd(), &mut segment);
         assert!(fate.iter().all(|f| *f == Fate::Sent), "{fate:?}");

@@ -134,7 +134,7 @@ pub struct Tellers {
 impl Tellers {
     /// A thread for each of `targets`.
     pub fn start(targets: &[Target]) -> Tellers {
-        let host: Arc<str> = host_name().into();
+        let host: Arc<str> = crate::daemon::receive::host_name().into();
         Tellers {
             running: targets
                 .iter()
@@ -284,13 +284,6 @@ impl Drop for Tellers {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// This host's name, as syslog's HOSTNAME.
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default()
 }
 
 /// A TLS client's settings for a target (RFC 5425): the CAs from its `ca_file`, the

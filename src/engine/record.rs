@@ -939,35 +939,23 @@ impl Decided {
     /// Whether `self` and `other` are shutdowns of one UPS's tier decided at once for
     /// one reason: one `ShutdownTier` line holds them both.
     pub fn same_tier(&self, other: &Decided) -> bool {
-        match (self, other) {
-            (
-                Decided::ShutdownRecorder {
-                    ups,
-                    tier,
-                    deadline,
-                    reason,
-                    event,
-                    rule,
-                    ..
-                },
-                Decided::ShutdownRecorder {
-                    ups: u2,
-                    tier: t2,
-                    deadline: d2,
-                    reason: r2,
-                    event: e2,
-                    rule: l2,
-                    ..
-                },
-            ) => {
-                ups == u2
-                    && tier == t2
-                    && deadline == d2
-                    && reason == r2
-                    && event == e2
-                    && rule == l2
-            }
-            _ => false,
+        self.tier_key().is_some() && self.tier_key() == other.tier_key()
+    }
+
+    /// What a `ShutdownRecorder` shares with the rest of its tier's line (all but the
+    /// recorder).
+    fn tier_key(&self) -> Option<(&Text, u8, Timestamp, &Text, &Text, &Text)> {
+        match self {
+            Decided::ShutdownRecorder {
+                ups,
+                tier,
+                deadline,
+                reason,
+                event,
+                rule,
+                ..
+            } => Some((ups, *tier, *deadline, reason, event, rule)),
+            _ => None,
         }
     }
 }
@@ -975,15 +963,8 @@ impl Decided {
 /// Writes `records` (shutdowns of one UPS's tier decided at once, `Decided::same_tier`)
 /// as one `ShutdownTier` line at `t`.
 pub fn write_tier_line(t: Timestamp, records: &[&Decided], out: &mut Vec<u8>) {
-    let Some(Decided::ShutdownRecorder {
-        ups,
-        tier,
-        deadline,
-        reason,
-        event,
-        rule,
-        ..
-    }) = records.first()
+    let Some((ups, tier, deadline, reason, event, rule)) =
+        records.first().and_then(|d| d.tier_key())
     else {
         out.clear();
         return;
@@ -997,8 +978,8 @@ pub fn write_tier_line(t: Timestamp, records: &[&Decided], out: &mut Vec<u8>) {
                 _ => None,
             })
             .collect(),
-        tier: *tier,
-        deadline: *deadline,
+        tier,
+        deadline,
         reason: Arc::clone(reason),
         event: Arc::clone(event),
         rule: Arc::clone(rule),

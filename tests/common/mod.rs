@@ -82,6 +82,14 @@ pub fn start_with_env(
     (child, out, err)
 }
 
+/// A free UDP port on `ip` (bound and let go).
+pub fn free_port(ip: &str) -> u16 {
+    std::net::UdpSocket::bind((ip, 0))
+        .and_then(|s| s.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 /// GET /metrics, as a scraper would.
 pub fn scrape(addr: &str) -> String {
     scrape_path(addr, "/metrics")

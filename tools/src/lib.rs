@@ -86,3 +86,26 @@ pub fn stop(child: &mut Child) {
     }
     let _ = child.wait();
 }
+
+/// The wall clock, in ns since 1970 (the clock the kernel's receive times are on).
+pub fn wall_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// A sink's socket on `addr` (non-blocking, the kernel's receive time with each
+/// datagram), with room for a fan-out's every datagram at once whatever the default
+/// buffer (root may force it: 64 MiB).
+pub fn sink_socket(addr: std::net::SocketAddr) -> std::net::UdpSocket {
+    use std::os::fd::AsRawFd;
+    let socket = trapgate::daemon::socket::bind_udp(addr).expect("the sink's port");
+    // Refused without CAP_NET_ADMIN: the default buffer then, which the kernel caps.
+    let _ = trapgate::daemon::socket::set_int_option(
+        socket.as_raw_fd(),
+        libc::SOL_SOCKET,
+        libc::SO_RCVBUFFORCE,
+        64 * 1024 * 1024,
+    );
+    socket
+}

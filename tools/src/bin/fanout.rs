@@ -33,7 +33,7 @@ use trapgate::daemon::socket::{RecvBatch, SendBatch, bind_udp};
 use trapgate::wire::encode;
 use trapgate::wire::oid::oid;
 use trapgate::wire::{Message, Value, VarBind};
-use trapgate_tools::{spawn_listening, spawn_listening_said, stop};
+use trapgate_tools::{spawn_listening, spawn_listening_said, stop, wall_ns};
 
 #[derive(Parser)]
 #[command(about = "Times a lowBattery trap's fan-out to every recorder, against the floor")]
@@ -84,7 +84,7 @@ fn card(port: u16, outlets: u64) {
             Err(e) => panic!("card: {e}"),
         };
         for i in 0..n {
-            let at = batch.arrival(i).unwrap_or_else(now_ns);
+            let at = batch.arrival(i).unwrap_or_else(wall_ns);
             let Some((from, payload, _)) = batch.get(i) else {
                 continue;
             };
@@ -134,12 +134,6 @@ fn recorder(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(127, 14, (i / 250) as u8, (i % 250) as u8 + 1)
 }
 
-fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
-
 /// The APC lowBattery v1 trap, as the UPS sends it and as trapgate relays it.
 fn low_battery(agent: [u8; 4]) -> Vec<u8> {
     let enterprise = oid("1.3.6.1.4.1.318");
@@ -161,20 +155,8 @@ fn low_battery(agent: [u8; 4]) -> Vec<u8> {
 /// The sink: receives `count` datagrams on `port` (any 127.x address), then prints how
 /// many came and the kernel's receive time of the last, ns since the epoch.
 fn sink(port: u16, count: u64) {
-    let socket = bind_udp(SocketAddr::from(([0, 0, 0, 0], port))).expect("the sink's port");
-    // Room for every order at once, whatever the default buffer (root may force it).
-    let want: libc::c_int = 64 * 1024 * 1024;
-    // SAFETY: a valid socket, option and pointer to an int that outlives the call.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            (&want as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
+    // Room for every order at once, whatever the default buffer.
+    let socket = trapgate_tools::sink_socket(SocketAddr::from(([0, 0, 0, 0], port)));
     println!("ready");
     let _ = std::io::stdout().flush();
     let mut batch = RecvBatch::new();
@@ -186,7 +168,7 @@ fn sink(port: u16, count: u64) {
             Ok(n) => {
                 for i in 0..n {
                     got += 1;
-                    last = last.max(batch.arrival(i).unwrap_or_else(now_ns));
+                    last = last.max(batch.arrival(i).unwrap_or_else(wall_ns));
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -314,7 +296,7 @@ fn gateway_trial(
     let sink = Helper::start(me, "--sink", sink_port, args.recorders);
     let ups = UdpSocket::bind((UPS, 0)).expect("the UPS's socket");
     let trap = low_battery(UPS.octets());
-    let sent = now_ns();
+    let sent = wall_ns();
     ups.send_to(&trap, ("127.0.0.1", listen))
         .expect("send the trap");
     let [got, last] = sink.result();
@@ -375,7 +357,7 @@ fn outlets_trial(
     let sink = Helper::start(me, "--sink", sink_port, args.recorders);
     let ups = UdpSocket::bind((UPS, 0)).expect("the UPS's socket");
     let trap = low_battery(UPS.octets());
-    let sent = now_ns();
+    let sent = wall_ns();
     ups.send_to(&trap, ("127.0.0.1", listen))
         .expect("send the trap");
     let [got, last] = sink.result();
@@ -403,7 +385,7 @@ fn floor_trial(args: &Args, me: &Path, file: &Path, sink_port: u16) -> Option<u6
         .append(true)
         .open(file)
         .expect("the floor's file");
-    let started = now_ns();
+    let started = wall_ns();
     f.write_all(&[b'x'; 300]).expect("write");
     f.sync_data().expect("fsync");
     for i in 0..args.recorders {

@@ -29,6 +29,7 @@ use std::os::fd::AsRawFd;
 use clap::Parser;
 use hdrhistogram::Histogram;
 use trapgate::daemon::socket::{RecvBatch, bind_udp};
+use trapgate_tools::wall_ns;
 use trapgate_tools::{spawn_listening_at, stop};
 
 #[derive(Parser)]
@@ -105,12 +106,6 @@ fn reader(per_second: u32, done: Arc<AtomicBool>) -> u16 {
         }
     });
     port
-}
-
-fn wall_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 fn cpu_ticks(pid: u32) -> u64 {

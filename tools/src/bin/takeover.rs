@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use trapgate::daemon::socket::{RecvBatch, SendBatch, bind_udp};
 use trapgate::testing::netns::{self, in_namespace};
+use trapgate_tools::wall_ns;
 
 #[derive(Parser)]
 #[command(about = "Times a pair's take-over when its actor dies mid-outage")]
@@ -97,18 +98,7 @@ key_file = "{}"
 
 /// Every order's kernel receive time (ns since the epoch), until `n` came or `stop`.
 fn sink(n: usize, stop: Arc<AtomicBool>) -> Vec<u64> {
-    let socket = bind_udp(SocketAddr::from(([0, 0, 0, 0], 162))).expect("the sink's port");
-    let want: libc::c_int = 64 * 1024 * 1024;
-    // SAFETY: a valid socket, option and pointer to an int that outlives the call.
-    unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            (&want as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
+    let socket = trapgate_tools::sink_socket(SocketAddr::from(([0, 0, 0, 0], 162)));
     let mut batch = RecvBatch::new();
     let mut times = Vec::with_capacity(n);
     while times.len() < n && !stop.load(Ordering::Relaxed) {
@@ -122,12 +112,6 @@ fn sink(n: usize, stop: Arc<AtomicBool>) -> Vec<u64> {
         }
     }
     times
-}
-
-fn wall_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 fn low_battery() -> Vec<u8> {

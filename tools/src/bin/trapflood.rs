@@ -49,6 +49,7 @@ use trapgate::daemon::socket::SendBatch;
 use trapgate::wire::encode;
 use trapgate::wire::oid::oid;
 use trapgate::wire::{Message, PduType, Value, VarBind, Version};
+use trapgate_tools::wall_ns;
 
 #[derive(Parser)]
 #[command(about = "Floods a loopback trapgate while real UPS traps arrive, and measures them")]
@@ -538,12 +539,6 @@ fn journal_records(p: &PathBuf) -> Vec<(u64, String)> {
             Some((v["t"].as_u64()?, what))
         })
         .collect()
-}
-
-fn wall_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 fn main() -> std::process::ExitCode {
