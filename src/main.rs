@@ -76,7 +76,7 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
         /// Receive workers, each with its own socket on every listen address (default:
-        /// the site's [gateway] workers; 0 there means one per core).
+        /// the site's [gateway] workers; 0 there means one per core but one).
         #[arg(long, value_name = "N")]
         workers: Option<usize>,
     },

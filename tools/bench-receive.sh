@@ -16,7 +16,7 @@
 #      lossless ceiling (V3=0 skips it).
 # Environment: COUNT (500000), RATE (50000), LADDER ("50000 100000 200000 400000 0"),
 # ADDRESSES (1: every trap from 127.0.0.1; N: from 127.0.1.1 … N consecutive
-# addresses, each a UPS of the site), WORKERS (trapgate's --workers; default per core),
+# addresses, each a UPS of the site), WORKERS (trapgate's --workers; default one per core but one),
 # V3 (1).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -65,7 +65,7 @@ pub const KEYS: &[Key] = &[
         "gateway",
         "workers",
         "0",
-        "Receive workers, each with its own socket on every listen address; 0: one per CPU.",
+        "Receive workers, each with its own socket on every listen address; 0: one per CPU but one (left to the decision thread), one at least.",
     ),
     k(
         "gateway",

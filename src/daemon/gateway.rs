@@ -45,6 +45,7 @@ use crate::daemon::socket::{RecvBatch, SendBatch, bind_udp, socket_drops};
 use crate::engine::config::Site;
 use crate::engine::metrics::Stats;
 use crate::engine::record::{Decided, Record};
+use crate::engine::room;
 use crate::engine::station::{self, Notification, Prepared, Purpose, Relays, Station, Via};
 use crate::engine::tally::Counter;
 use crate::engine::trust::{Credential, Refusal, Refusals};
@@ -66,7 +67,7 @@ pub struct Options {
     /// How fast the policy's clock runs against the real one (1, or 0: real time; the
     /// demo runs the seed's minutes in seconds).
     pub speed: f64,
-    /// Receive workers (None: the site's `[gateway] workers`; 0: one per core).
+    /// Receive workers (None: the site's `[gateway] workers`; 0: one per core but one).
     pub workers: Option<usize>,
     /// Where the clock reads the time (None: the OS; tests step a clock of their own).
     pub time: Option<Arc<dyn TimeSource>>,
@@ -1502,14 +1503,15 @@ pub fn start(
     // not wait for their buffers to grow and their pages to be faulted in).
     let recorders = station.site().recorders.len();
     let mut outbox = Outbox::default();
-    let orders = station::fan_out_room(recorders, 1);
+    let orders = room::fan_out_room(recorders, 1);
     outbox.agent.reserve(orders, orders * 128);
     outbox.agent_for.reserve(orders);
+    room::touch(&mut outbox.agent_for);
     let mut books = Books::new(journal, opts.journal.clone(), report, metrics.is_some());
-    books.unshown.reserve(station::fan_out_room(recorders, 3));
-    books.labels.reserve(station::fan_out_room(recorders, 3));
-    crate::daemon::socket::touch(&mut books.unshown);
-    crate::daemon::socket::touch(&mut books.labels);
+    books.unshown.reserve(room::fan_out_room(recorders, 3));
+    books.labels.reserve(room::fan_out_room(recorders, 3));
+    room::touch(&mut books.unshown);
+    room::touch(&mut books.labels);
     let d = Driver {
         clock,
         station,

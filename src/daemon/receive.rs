@@ -210,10 +210,12 @@ pub struct Receivers {
     pending: Arc<AtomicBool>,
 }
 
-/// The number of workers for a setting of 0 (one per core) or more.
+/// The number of workers for a setting of 0 (one per core but one, which is left to the
+/// decision thread; one at least) or more. On two cores a second worker costs more CPU
+/// per trap than it gives (`README`, The receive path).
 pub fn worker_count(setting: usize) -> usize {
     match setting {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1)),
         n => n,
     }
 }
@@ -743,6 +745,17 @@ mod tests {
                 .rule
                 .is_some_and(|r| r as usize >= old.classifier().rules().len())
         );
+    }
+
+    #[test]
+    fn the_default_leaves_a_core_to_the_decision_thread() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let default = worker_count(0);
+        assert!(default >= 1, "at least one worker");
+        if cores > 1 {
+            assert_eq!(default, cores - 1, "{cores} cores");
+        }
+        assert_eq!(worker_count(3), 3, "a number chosen is taken as it is");
     }
 }
 

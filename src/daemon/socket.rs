@@ -428,14 +428,6 @@ pub struct SendBatch {
 // moving the batch to another thread (a receive worker's) moves everything they name.
 unsafe impl Send for SendBatch {}
 
-/// Writes zeros over `v`'s spare capacity, so that its pages are the process's before
-/// they are needed (nothing is constructed: the slots stay uninitialized to `Vec`).
-pub fn touch<T>(v: &mut Vec<T>) {
-    v.spare_capacity_mut()
-        .iter_mut()
-        .for_each(|slot| *slot = std::mem::MaybeUninit::zeroed());
-}
-
 /// Datagrams per `sendmmsg` call (the kernel's UIO_MAXIOV).
 const SEND_CHUNK: usize = 1024;
 
@@ -461,8 +453,8 @@ impl SendBatch {
     pub fn reserve(&mut self, datagrams: usize, bytes: usize) {
         self.data.reserve(bytes);
         self.items.reserve(datagrams);
-        touch(&mut self.data);
-        touch(&mut self.items);
+        crate::engine::room::touch(&mut self.data);
+        crate::engine::room::touch(&mut self.items);
     }
 
     /// Queues `payload` for `to`.

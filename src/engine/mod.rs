@@ -22,6 +22,7 @@ pub mod policy;
 pub mod poller;
 pub mod power;
 pub mod record;
+pub mod room;
 pub mod station;
 pub mod tally;
 pub mod tell;

@@ -55,7 +55,7 @@ pub struct Gateway {
     pub community: String,
     /// How long an `exec` recorder's command may run before it is killed.
     pub exec_timeout: Secs,
-    /// Receive workers (each with its own socket on every listen address); 0: one per core.
+    /// Receive workers (each with its own socket on every listen address); 0: one per core but one.
     pub workers: usize,
     /// The largest SNMP message the virtual UPS answers with (RFC 3416's maximum message
     /// size; net-snmp's default is 1472, one Ethernet datagram).

@@ -297,10 +297,23 @@ pub struct Decider {
     due: std::cell::Cell<Option<Option<Timestamp>>>,
     /// Whether each recorder acknowledged the order of the outage it was told in.
     acknowledged: Vec<bool>,
+    /// What a tier's shutdown reads of each recorder, side by side: a fan-out to
+    /// thousands reads this, not their settings (a gateway idle for hours meets its
+    /// trap with those out of the caches).
+    hot: Vec<Hot>,
     decisions: VecDeque<Decision>,
     /// Bumped by every change of state: a driver journals an input only if it moved
     /// something, so repeats and floods of admitted traffic do not grow the journal.
     revision: u64,
+}
+
+/// A recorder as a tier's shutdown reads it.
+#[derive(Clone, Copy, Debug)]
+struct Hot {
+    tier: u8,
+    /// Fed by several UPSes (its `feeds` are read then).
+    several_feeds: bool,
+    shutdown_time: Secs,
 }
 
 impl Decider {
@@ -310,7 +323,8 @@ impl Decider {
         for (r, rec) in RecorderId::enumerate(&site.recorders) {
             // A recorder fed by several UPSes is followed by each.
             for &u in rec.feeds.iter().chain(core::iter::once(&rec.ups)) {
-                if !recorders_of[u].contains(&r) {
+                // In order of `r`: a repeat can only be the last one pushed.
+                if recorders_of[u].last() != Some(&r) {
                     recorders_of[u].push(r);
                 }
             }
@@ -328,7 +342,20 @@ impl Decider {
             cannot_carry: vec![0; site.recorders.len()],
             due: std::cell::Cell::new(None),
             acknowledged: vec![false; site.recorders.len()],
-            decisions: VecDeque::new(),
+            hot: site
+                .recorders
+                .iter()
+                .map(|r| Hot {
+                    tier: r.tier,
+                    several_feeds: r.feeds.len() > 1,
+                    shutdown_time: r.shutdown_time,
+                })
+                .collect(),
+            // A tier's decisions (one a recorder) fit from the start.
+            decisions: crate::engine::room::touched_deque(crate::engine::room::fan_out_room(
+                site.recorders.len(),
+                1,
+            )),
             revision: 0,
             site,
         };
@@ -915,13 +942,14 @@ impl Decider {
         // Already in order: lower priority (higher tier number) first.
         for i in 0..self.recorders_of[u].len() {
             let r = self.recorders_of[u][i];
-            let rec = &self.site.recorders[r];
-            if tier.is_some_and(|t| rec.tier != t) || self.told_now(r) {
+            let hot = self.hot[r];
+            if tier.is_some_and(|t| hot.tier != t) || self.told_now(r) {
                 continue;
             }
             // Fed by several UPSes: down only when fewer than it needs can carry it.
             let mut reason = Arc::clone(&why);
-            if rec.feeds.len() > 1 {
+            if hot.several_feeds {
+                let rec = &self.site.recorders[r];
                 if let Some(k) = rec.feeds.iter().position(|&f| f == u) {
                     self.cannot_carry[r] |= 1 << k;
                 }
@@ -959,8 +987,7 @@ impl Decider {
                 )
                 .into();
             }
-            let rec = &self.site.recorders[r];
-            let (tier, deadline) = (rec.tier, after(now, rec.shutdown_time));
+            let (tier, deadline) = (hot.tier, after(now, hot.shutdown_time));
             self.told[r] = Some((u, outage));
             self.acknowledged[r] = false;
             // Its virtual UPS presents it 0 % from now on: the shutdown says so (one

@@ -33,6 +33,7 @@ use crate::engine::nut::{ConnId, NutEvent, NutServer, NutView, Reply};
 use crate::engine::policy::{Cause, Decider, Decision, PollAnswer};
 use crate::engine::poller::{NO_SUCH_NAME, PollOutput, Poller, RequestIds};
 use crate::engine::record::{Action, AlertKind, Decided, Input, Percent, Record, Text};
+use crate::engine::room::{fan_out_room, touched_deque};
 use crate::engine::tally::{Counter, Tallies};
 use crate::engine::trust::{Credential, Refusal, RefusalLog, Refusals, Trust, Who};
 use crate::engine::usm::{LocalEngine, Usm};
@@ -203,6 +204,28 @@ struct Names {
     nut_fsd: Text,
     nis_lowbatt: Text,
     command_started: Text,
+    /// How each recorder is told, side by side: a fan-out to thousands reads this, not
+    /// their settings (a gateway idle for hours meets its trap with those out of the
+    /// caches).
+    how: Vec<How>,
+    /// The distinct communities of the recorders told by a v1 trap (`How::community`).
+    communities: Vec<Vec<u8>>,
+}
+
+/// How a recorder is told to shut down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct How {
+    kind: HowKind,
+    /// Its community in `Names::communities`; None: it is sent SNMPv3.
+    community: Option<u32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HowKind {
+    Trap,
+    Nut,
+    Apcupsd,
+    Exec,
 }
 
 impl Names {
@@ -225,7 +248,30 @@ impl Names {
             .chain(["poll"])
             .map(Text::from)
             .collect();
+        let mut communities: Vec<Vec<u8>> = Vec::new();
+        let mut numbered: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+        let how = site
+            .recorders
+            .iter()
+            .map(|r| {
+                let kind = match r.kind {
+                    RecorderKind::TrapRelay => HowKind::Trap,
+                    RecorderKind::Nut { .. } => HowKind::Nut,
+                    RecorderKind::Apcupsd => HowKind::Apcupsd,
+                    RecorderKind::Exec(_) => HowKind::Exec,
+                };
+                let community = r.v3.is_none().then(|| {
+                    *numbered.entry(r.community.as_str()).or_insert_with(|| {
+                        communities.push(r.community.as_bytes().to_vec());
+                        (communities.len() - 1) as u32
+                    })
+                });
+                How { kind, community }
+            })
+            .collect();
         Names {
+            how,
+            communities,
             by_name,
             upses,
             recorders,
@@ -446,13 +492,6 @@ pub struct StationState {
     off_delays: Vec<(String, u32)>,
 }
 
-/// Room for `per` items a recorder of a site of `recorders`, made at start so that the
-/// first fan-out does not grow it (at most 20,000 recorders' worth: a larger site grows
-/// the rest when it needs it).
-pub fn fan_out_room(recorders: usize, per: usize) -> usize {
-    recorders.min(20_000) * per + 64
-}
-
 /// A datagram on the agent or a poll socket, as the station takes it: decoded (SNMPv1
 /// or v2c), to be opened by the security model (SNMPv3), or neither.
 enum Arrived<'a> {
@@ -610,11 +649,12 @@ pub struct Station {
     standby: bool,
     counts: Counts,
     scratch: Vec<u8>,
-    /// The last order encoded, and what its v1 trap was encoded for (its community,
-    /// agent-addr and uptime), so that the next order for the same is sent as it is: a
-    /// fan-out to thousands of recorders of one community encodes its trap once.
+    /// The last order encoded, and what its v1 trap was encoded for (its community, as
+    /// numbered in `names`, agent-addr and uptime), so that the next order for the same
+    /// is sent as it is: a fan-out to thousands of recorders of one community encodes its
+    /// trap once.
     order_wire: Vec<u8>,
-    order_for: Option<(Vec<u8>, [u8; 4], u32)>,
+    order_for: Option<(u32, [u8; 4], u32)>,
     /// `settle`'s list of what it takes as sent.
     settling: Vec<(Purpose, Option<SocketAddr>)>,
 }
@@ -669,8 +709,8 @@ impl Station {
             refusal_log: RefusalLog::new(),
             // A fan-out's records (three a recorder) and orders fit from the start: the
             // first outage does not grow them while its orders wait.
-            records: VecDeque::with_capacity(fan_out_room(recorders, 3)),
-            queued: VecDeque::with_capacity(fan_out_room(recorders, 1)),
+            records: touched_deque(fan_out_room(recorders, 3)),
+            queued: touched_deque(fan_out_room(recorders, 1)),
             orders_queued: 0,
             // Sized for a poll of every UPS and a burst of answers: it does not grow per packet.
             bytes: Vec::with_capacity(16 * 1024 + 128 * upses),
@@ -787,32 +827,27 @@ impl Station {
             match (q.bytes, q.transmit.purpose) {
                 (Some((start, len)), _) => send(&q.transmit, &self.bytes[start..start + len]),
                 (None, Purpose::Order { recorder, .. }) => {
-                    let rec = &self.site.recorders[recorder];
                     let agent_addr = self.relays[recorder].1;
                     let ticks = self.floor.ticks_since(self.started);
-                    match &rec.v3 {
+                    match self.names.how[recorder].community {
                         // The same trap as the last one encoded: sent as it is.
-                        None if self.order_for.as_ref().is_some_and(|(c, a, t)| {
-                            *c == rec.community.as_bytes() && *a == agent_addr && *t == ticks
-                        }) => {}
-                        None => {
+                        Some(c) if self.order_for == Some((c, agent_addr, ticks)) => {}
+                        Some(c) => {
                             self.order_wire.clear();
                             self.relay.encode(
-                                rec.community.as_bytes(),
+                                &self.names.communities[c as usize],
                                 agent_addr,
                                 ticks,
                                 &mut self.order_wire,
                             );
-                            let (c, a, t) = self
-                                .order_for
-                                .get_or_insert_with(|| (Vec::new(), [0; 4], 0));
-                            c.clear();
-                            c.extend_from_slice(rec.community.as_bytes());
-                            (*a, *t) = (agent_addr, ticks);
+                            self.order_for = Some((c, agent_addr, ticks));
                         }
-                        Some(a) => {
+                        None => {
                             self.order_wire.clear();
                             self.order_for = None;
+                            let Some(a) = &self.site.recorders[recorder].v3 else {
+                                continue;
+                            };
                             let engine_now = Timestamp(self.floor.0.saturating_sub(self.started.0));
                             self.relay.encode_v3(
                                 &mut self.usm,
@@ -1704,6 +1739,8 @@ impl Station {
         );
         self.trust = Trust::new(&self.site);
         self.names = Names::new(&self.site);
+        // Numbered anew with the names.
+        self.order_for = None;
         self.usm.reload(Usm::new(&self.site));
         self.nut.reload(&self.site, &old.6);
         self.nis.reload(&self.site);
@@ -2145,7 +2182,6 @@ impl Station {
             self.unsent.entry(r).or_insert(t);
             return;
         }
-        let rec = &self.site.recorders[r];
         if self.options.dry_run {
             let name = self.names.recorder(r);
             self.record(
@@ -2159,8 +2195,9 @@ impl Station {
             return;
         }
         self.counts.tallies.inc(Counter::OrdersSent);
-        match &rec.kind {
-            RecorderKind::TrapRelay => {
+        let kind = self.names.how[r].kind;
+        match kind {
+            HowKind::Trap => {
                 self.orders_queued += 1;
                 self.queued.push_back(Queued {
                     transmit: Transmit {
@@ -2176,7 +2213,7 @@ impl Station {
             }
             // A NUT or apcupsd client is told by what its status turns to (FSD, ONBATT
             // LOWBATT); nothing is sent.
-            RecorderKind::Nut { .. } | RecorderKind::Apcupsd => {
+            HowKind::Nut | HowKind::Apcupsd => {
                 self.ledger.sent(t, r, attempt);
                 let name = self.names.recorder(r);
                 self.record(
@@ -2185,7 +2222,7 @@ impl Station {
                         recorder: name,
                         attempt,
                         to: None,
-                        detail: if matches!(rec.kind, RecorderKind::Apcupsd) {
+                        detail: if kind == HowKind::Apcupsd {
                             Arc::clone(&self.names.nis_lowbatt)
                         } else {
                             Arc::clone(&self.names.nut_fsd)
@@ -2193,7 +2230,11 @@ impl Station {
                     }),
                 );
             }
-            RecorderKind::Exec(command) => {
+            HowKind::Exec => {
+                let rec = &self.site.recorders[r];
+                let RecorderKind::Exec(command) = &rec.kind else {
+                    return;
+                };
                 let ups = &self.site.upses[rec.ups];
                 self.commands.push_back(Command {
                     recorder: r,

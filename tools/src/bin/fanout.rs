@@ -305,7 +305,7 @@ fn gateway_trial(
     // Its own account of the trial: arrival → decided, arrival → the orders sent.
     for l in said
         .iter()
-        .filter(|l| l.contains("latency LowBattery") || l.contains("orders sent n="))
+        .filter(|l| l.contains("latency LowBattery") || l.contains("latency shutdown orders sent"))
     {
         println!("  {}", l.trim());
     }
