@@ -350,6 +350,81 @@ fn a_low_battery_trap_tells_hundreds_of_recorders_once_each_after_journaling_eve
     );
 }
 
+/// A gateway killed (SIGKILL) as the first order of a fan-out to 2,000 recorders
+/// arrives has journaled the decision behind every order that left: a restart knows
+/// whom it told.
+#[test]
+fn a_fan_out_killed_as_its_first_orders_arrive_has_journaled_every_order_that_left() {
+    use std::os::fd::AsRawFd;
+    use trapgate::engine::record::{Decided, Record};
+    const N: usize = 2000;
+    // One socket plays every recorder (each at its own 127.14.x.y, one port), with room
+    // for all of their orders.
+    let sink = trapgate::daemon::socket::bind_udp("0.0.0.0:0".parse().unwrap()).expect("sink");
+    let _ = trapgate::daemon::socket::set_int_option(
+        sink.as_raw_fd(),
+        libc::SOL_SOCKET,
+        libc::SO_RCVBUFFORCE,
+        64 * 1024 * 1024,
+    );
+    let port = sink.local_addr().expect("addr").port();
+    let site = site_file("fan-out-killed", &fan_out_site(&vec![port; N]));
+    let journal = site.with_file_name("journal");
+    let _ = std::fs::remove_file(&journal);
+    let (child, _out, err) = start(&[
+        "run",
+        "--config",
+        site.to_str().expect("UTF-8"),
+        "--journal",
+        journal.to_str().expect("UTF-8"),
+    ]);
+    let traps = listening_on(&err);
+    std::thread::sleep(Duration::from_millis(300));
+    let ups = UdpSocket::bind("127.13.0.1:0").expect("the UPS's address");
+    ups.send_to(&hex(SEED_TRAP), traps).expect("send");
+    let mut buf = [0u8; 1500];
+    let mut received = 0usize;
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    let mut killed_at = None;
+    loop {
+        match sink.recv_from(&mut buf) {
+            Ok(_) => {
+                received += 1;
+                if killed_at.is_none() {
+                    signal(&child, libc::SIGKILL);
+                    killed_at = Some(std::time::Instant::now());
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                // What left before the kill is in the buffer within this.
+                if killed_at.is_some_and(|k| k.elapsed() > Duration::from_millis(500)) {
+                    break;
+                }
+                assert!(std::time::Instant::now() < until, "no order within 30 s");
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            Err(e) => panic!("sink: {e}"),
+        }
+    }
+    let mut child = child;
+    let _ = child.wait();
+    let mut decided = 0usize;
+    trapgate::daemon::journal::read(&journal, |_, r| {
+        if matches!(r, Record::Decision(Decided::ShutdownRecorder { .. })) {
+            decided += 1;
+        }
+    })
+    .expect("the journal");
+    eprintln!(
+        "killed after the first order: {received} of {N} orders had left, {decided} shutdowns journaled"
+    );
+    assert!(received >= 1);
+    assert!(
+        decided >= received,
+        "{received} orders left, only {decided} of their decisions are in the journal"
+    );
+}
+
 #[test]
 fn a_gateway_whose_stderr_is_closed_goes_on_deciding_and_stops_cleanly() {
     use std::io::{BufRead, BufReader};
