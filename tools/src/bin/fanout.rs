@@ -11,6 +11,11 @@
 //! the same sink. The modes take turns, trial by trial, so that a slow spell of this
 //! shared machine falls on all of them. Loopback only; each trial is bounded in time.
 //!
+//! With `--against OTHER` (another trapgate binary, e.g. a build before a change), two
+//! more modes: OTHER with the journal on and off, in the same turns, so that two builds
+//! are compared in the same conditions (this machine's floor moves by half within an
+//! hour).
+//!
 //! With `--outlets N` (e.g. 500), a fourth mode: the same site with every recorder on
 //! one of N outlets of a switched PDU (shutdown time 0 s, so each outlet is cut as soon
 //! as its recorders are ordered), the PDU's card played by this binary (`--card`):
@@ -47,6 +52,10 @@ struct Args {
     /// Trials of each mode.
     #[arg(long, default_value_t = 9)]
     trials: usize,
+    /// Another trapgate binary (a build before a change) run trial by trial beside the
+    /// first, journal on and off: the two compared in the same conditions.
+    #[arg(long)]
+    against: Option<PathBuf>,
     /// Outlets of a switched PDU the recorders are spread over (0: no outlets mode).
     #[arg(long, default_value_t = 0)]
     outlets: usize,
@@ -278,13 +287,14 @@ fn free_port() -> u16 {
 /// summary says.
 fn gateway_trial(
     args: &Args,
+    binary: &Path,
     me: &Path,
     site: &Path,
     journal: Option<&Path>,
     listen: u16,
     sink_port: u16,
 ) -> Option<(u64, Option<(u64, u64)>)> {
-    let mut cmd = Command::new(&args.trapgate);
+    let mut cmd = Command::new(binary);
     cmd.args(["run", "--config"]).arg(site);
     if let Some(j) = journal {
         let _ = std::fs::remove_file(j);
@@ -447,6 +457,10 @@ fn main() {
     }
     let journal = dir.join("journal");
     let (mut floor, mut on, mut off) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut other_on, mut other_off) = (Vec::new(), Vec::new());
+    if let Some(b) = &args.against {
+        assert!(b.exists(), "{} is missing", b.display());
+    }
     let (mut syncs, mut sync_floors) = (Vec::new(), Vec::new());
     let (mut with_outlets, mut sets_after) = (Vec::new(), Vec::new());
     let mut lost = 0;
@@ -478,16 +492,43 @@ fn main() {
                 }
             }
         }
-        for (mode, out) in [
+        let mut modes = vec![
             ("floor", &mut floor),
             ("journal on", &mut on),
             ("journal off", &mut off),
-        ] {
+        ];
+        if args.against.is_some() {
+            modes.push(("against, journal on", &mut other_on));
+            modes.push(("against, journal off", &mut other_off));
+        }
+        for (mode, out) in modes {
+            let other = args.against.as_deref().unwrap_or(&args.trapgate);
             let r = match mode {
                 "floor" => floor_trial(&args, &me, &dir.join("floor"), sink_port),
+                "against, journal on" => gateway_trial(
+                    &args,
+                    other,
+                    &me,
+                    &site_path,
+                    Some(&journal),
+                    listen,
+                    sink_port,
+                )
+                .map(|(fan, _)| fan),
+                "against, journal off" => {
+                    gateway_trial(&args, other, &me, &site_path, None, listen, sink_port)
+                        .map(|(fan, _)| fan)
+                }
                 "journal on" => {
-                    let r =
-                        gateway_trial(&args, &me, &site_path, Some(&journal), listen, sink_port);
+                    let r = gateway_trial(
+                        &args,
+                        &args.trapgate,
+                        &me,
+                        &site_path,
+                        Some(&journal),
+                        listen,
+                        sink_port,
+                    );
                     if let Some((_, Some((bytes, ns)))) = r {
                         let bare = sync_floor(&dir.join("sync-floor"), bytes);
                         println!(
@@ -500,8 +541,16 @@ fn main() {
                     }
                     r.map(|(fan, _)| fan)
                 }
-                _ => gateway_trial(&args, &me, &site_path, None, listen, sink_port)
-                    .map(|(fan, _)| fan),
+                _ => gateway_trial(
+                    &args,
+                    &args.trapgate,
+                    &me,
+                    &site_path,
+                    None,
+                    listen,
+                    sink_port,
+                )
+                .map(|(fan, _)| fan),
             };
             match r {
                 Some(ns) => {
@@ -542,6 +591,19 @@ fn main() {
             String::new()
         }
     );
+    if let Some(b) = &args.against {
+        let (ao, af) = (median(&mut other_on), median(&mut other_off));
+        println!(
+            "against {}: journal on {ao:.2} ({}), {:.2}× the floor, {:.2}× this binary's; journal off {af:.2} ({}), {:.2}× the floor, {:.2}× this binary's",
+            b.display(),
+            range(&other_on),
+            ao / f,
+            ao / n,
+            range(&other_off),
+            af / f,
+            af / o
+        );
+    }
     if !syncs.is_empty() {
         let (j, b) = (median(&mut syncs), median(&mut sync_floors));
         println!(
