@@ -13,7 +13,8 @@
 //! The wait for an acknowledgement counts from when the order actually left (`sent`),
 //! not from when it was decided: a late send is not answered by an immediate re-send.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 
 use crate::engine::config::{Remap, Secs, Site};
 use crate::engine::id::{RecorderId, UpsId};
@@ -126,8 +127,13 @@ pub struct LedgerState {
 pub struct Ledger {
     standing: Vec<Standing>,
     /// Every recorder's next deadline, earliest first (the event loop asks at every
-    /// wake-up, and a site has thousands of recorders: no scan of them all).
-    timers: BTreeSet<(Timestamp, RecorderId)>,
+    /// wake-up, and a site has thousands of recorders: no scan of them all). A heap
+    /// whose entries leave lazily: one whose recorder is no longer due then (its
+    /// standing moved on) is stale, and dropped when it comes to the top; a live one
+    /// leaves only when it fires. A fan-out arms thousands of timers of one time in
+    /// recorder order, which a heap takes in constant time each (a tree walked and
+    /// split its nodes for every one).
+    timers: BinaryHeap<Reverse<(Timestamp, RecorderId)>>,
     /// When power came back for each recorder's UPS (for `Back`'s delay).
     power_back: Vec<Option<Timestamp>>,
     ack_timeout: Secs,
@@ -147,7 +153,10 @@ impl Ledger {
         let n = site.recorders.len();
         Ledger {
             standing: vec![Standing::Idle; n],
-            timers: BTreeSet::new(),
+            // A fan-out's timers (and the stale ones its sends leave) fit from the start.
+            timers: BinaryHeap::from(crate::engine::room::touched_vec(
+                crate::engine::room::fan_out_room(n, 3),
+            )),
             power_back: vec![None; n],
             ack_timeout: site.policy.ack_timeout,
             outlet_off: site
@@ -202,19 +211,33 @@ impl Ledger {
     }
 
     fn set(&mut self, r: RecorderId, s: Standing) {
-        if let Some(t) = Self::due(&self.standing[r]) {
-            self.timers.remove(&(t, r));
-        }
-        if let Some(t) = Self::due(&s) {
-            self.timers.insert((t, r));
+        let due = Self::due(&s);
+        // Due at the same time as before: its entry is still there, and still live.
+        if due != Self::due(&self.standing[r])
+            && let Some(t) = due
+        {
+            self.timers.push(Reverse((t, r)));
         }
         self.standing[r] = s;
+        // Stale entries wait for their time to come up: past four a recorder, they go.
+        if self.timers.len() > 4 * self.standing.len() + 64 {
+            self.rebuild_timers();
+        }
+    }
+
+    /// Whether the timer entry `(t, r)` is live: `r` is due at `t`.
+    fn live(&self, t: Timestamp, r: RecorderId) -> bool {
+        Self::due(&self.standing[r]) == Some(t)
     }
 
     fn rebuild_timers(&mut self) {
-        self.timers = RecorderId::enumerate(&self.standing)
-            .filter_map(|(r, s)| Self::due(s).map(|t| (t, r)))
-            .collect();
+        let mut entries = std::mem::take(&mut self.timers).into_vec();
+        entries.clear();
+        entries.extend(
+            RecorderId::enumerate(&self.standing)
+                .filter_map(|(r, s)| Self::due(s).map(|t| Reverse((t, r)))),
+        );
+        self.timers = BinaryHeap::from(entries);
     }
 
     /// What a checkpoint keeps: where each recorder stands, when power came back.
@@ -450,16 +473,28 @@ impl Ledger {
 
     /// The earliest time `handle_timeout` must be called at.
     pub fn poll_timeout(&mut self) -> Option<Timestamp> {
-        self.timers.first().map(|(t, _)| *t)
+        while let Some(&Reverse((t, r))) = self.timers.peek() {
+            if self.live(t, r) {
+                return Some(t);
+            }
+            self.timers.pop();
+        }
+        None
     }
 
     /// Fires what is due at `now`, earliest first: resends, and the reports of who never
     /// acknowledged or never came back.
     pub fn handle_timeout(&mut self, now: Timestamp) {
-        while let Some(&(due, r)) = self.timers.first() {
+        while let Some(&Reverse((due, r))) = self.timers.peek() {
             if due > now {
                 return;
             }
+            if !self.live(due, r) {
+                self.timers.pop();
+                continue;
+            }
+            // Each branch moves the standing on (to a later time or none): the entry at
+            // the top is stale then, and goes at the next turn of the loop.
             match self.standing[r] {
                 Standing::Ordered {
                     at, sent, until, ..
@@ -488,8 +523,9 @@ impl Ledger {
                     self.set(r, Standing::NotBack);
                     self.out.push_back(LedgerOutput::NotBack { recorder: r });
                 }
+                // Not due (live says it is): never here; dropped all the same.
                 _ => {
-                    self.timers.remove(&(due, r));
+                    self.timers.pop();
                 }
             }
         }
@@ -578,6 +614,48 @@ mod tests {
                 }
             ))
         );
+    }
+
+    /// A timer armed again and again leaves stale entries behind: none of them fires,
+    /// the live one fires once at its time, and the entries stay bounded however often
+    /// a recorder is re-armed.
+    #[test]
+    fn a_timer_armed_again_fires_once_at_its_last_time_and_stale_ones_never() {
+        let site = Site::default_site();
+        let mut l = Ledger::new(&site);
+        let (a, b) = (RecorderId(0), RecorderId(1));
+        // nvr-244: decided at 0, its order leaving at 1, 2, … 9 s (the same attempt
+        // reported sent again: each moves its wait for an acknowledgement on).
+        l.ordered(t(0), a);
+        for s in 1..10 {
+            l.sent(t(s), a, 1);
+        }
+        // nvr-251: ordered and acknowledged at once (no timer left).
+        order(&mut l, 0, b);
+        l.acknowledged(t(1), b);
+        assert_eq!(
+            l.poll_timeout(),
+            Some(t(9 + 10)),
+            "the last wait: 10 s from 9 s"
+        );
+        let got = run(&mut l, 0, 30);
+        let fired: Vec<(u64, &LedgerOutput)> = got.iter().map(|(s, o)| (*s, o)).collect();
+        assert_eq!(
+            fired,
+            vec![(
+                19,
+                &LedgerOutput::Resend {
+                    recorder: a,
+                    attempt: 2
+                }
+            )],
+            "one resend, at the last wait's end; none for nvr-251"
+        );
+        // 100,000 re-arms of one recorder: the stale entries are dropped as they pile up.
+        for i in 0..100_000u64 {
+            l.sent(t(31 + i / 1000), a, 2);
+        }
+        assert!(l.timers.len() <= 4 * 2 + 64, "{} entries", l.timers.len());
     }
 
     #[test]

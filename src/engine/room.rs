@@ -22,12 +22,17 @@ pub fn touch<T>(v: &mut Vec<T>) {
         .for_each(|slot| *slot = MaybeUninit::zeroed());
 }
 
+/// An empty vector with room for `n`, its pages touched.
+pub fn touched_vec<T>(n: usize) -> Vec<T> {
+    let mut v = Vec::with_capacity(n);
+    touch(&mut v);
+    v
+}
+
 /// An empty queue with room for `n`, its pages touched (a `Vec`'s buffer becomes the
 /// queue's as it is, its head at the start).
 pub fn touched_deque<T>(n: usize) -> VecDeque<T> {
-    let mut v = Vec::with_capacity(n);
-    touch(&mut v);
-    VecDeque::from(v)
+    VecDeque::from(touched_vec(n))
 }
 
 #[cfg(test)]
