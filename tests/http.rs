@@ -117,10 +117,7 @@ fn the_endpoint_serves_the_page_the_status_and_the_metrics_and_nothing_else() {
         "{records:?}"
     );
     // `trapgate status`: the same as tables.
-    let shown = std::process::Command::new(env!("CARGO_BIN_EXE_trapgate"))
-        .args(["status", "--http", &http.to_string()])
-        .output()
-        .expect("trapgate status runs");
+    let shown = trapgate_status(http);
     let table = String::from_utf8_lossy(&shown.stdout);
     assert!(shown.status.success(), "{shown:?}");
     let row = |name: &str| {
@@ -171,10 +168,7 @@ fn the_endpoint_serves_the_page_the_status_and_the_metrics_and_nothing_else() {
     assert!(head.to_lowercase().contains("allow: get, head"), "{head}");
     gw.stop();
     // Nobody there: said plainly.
-    let gone = std::process::Command::new(env!("CARGO_BIN_EXE_trapgate"))
-        .args(["status", "--http", &http.to_string()])
-        .output()
-        .expect("trapgate status runs");
+    let gone = trapgate_status(http);
     let said = String::from_utf8_lossy(&gone.stderr);
     assert_eq!(gone.status.code(), Some(2), "{said}");
     assert!(

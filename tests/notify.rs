@@ -34,11 +34,8 @@ fn rsyslog(dir: &Path, udp: u16, tcp: u16) -> Option<Child> {
         );
         return None;
     };
-    let conf = dir.join("rsyslog.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            r#"global(workDirectory="{dir}")
+    let conf = format!(
+        r#"global(workDirectory="{dir}")
 module(load="imudp")
 module(load="imtcp")
 input(type="imudp" address="127.0.0.1" port="{udp}")
@@ -46,26 +43,9 @@ input(type="imtcp" address="127.0.0.1" port="{tcp}")
 template(name="sd" type="string" string="%inputname% %syslogseverity-text% %msgid% %structured-data% %msg%\n")
 *.* action(type="omfile" file="{dir}/out.log" template="sd")
 "#,
-            dir = dir.display()
-        ),
-    )
-    .expect("rsyslog.conf");
-    let child = Command::new(bin)
-        .args(["-n", "-f"])
-        .arg(&conf)
-        .arg("-i")
-        .arg(dir.join("rsyslogd.pid"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("rsyslogd starts");
-    // Listening once its ports take connections.
-    let until = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", tcp)).is_err() {
-        assert!(Instant::now() < until, "rsyslogd never listened on {tcp}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Some(child)
+        dir = dir.display()
+    );
+    Some(rsyslogd(&bin, dir, &conf, ("127.0.0.1", tcp)))
 }
 
 /// A webhook receiver: answers 503 to the first POST, 200 to the others; each body
@@ -135,6 +115,44 @@ fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// `what` (rsyslogd, mosquitto) started quietly, once its TCP port at `at` takes
+/// connections (10 s at most).
+fn serving(mut cmd: Command, what: &str, at: (&str, u16)) -> Child {
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what} starts: {e}"));
+    wait_until(
+        &format!("{what} never listened on {}:{}", at.0, at.1),
+        Duration::from_secs(10),
+        || std::net::TcpStream::connect(at).is_ok(),
+    );
+    child
+}
+
+/// rsyslogd in the foreground with `conf` (written to `dir/rsyslog.conf`), serving once
+/// `at` takes connections.
+fn rsyslogd(bin: &Path, dir: &Path, conf: &str, at: (&str, u16)) -> Child {
+    let path = dir.join("rsyslog.conf");
+    std::fs::write(&path, conf).expect("rsyslog.conf");
+    let mut cmd = Command::new(bin);
+    cmd.args(["-n", "-f"])
+        .arg(&path)
+        .arg("-i")
+        .arg(dir.join("rsyslogd.pid"));
+    serving(cmd, "rsyslogd", at)
+}
+
+/// mosquitto with `conf` (written to `dir/mosquitto.conf`) on 127.0.0.1:`port`.
+fn mosquittod(dir: &Path, conf: &str, port: u16) -> Child {
+    let path = dir.join("mosquitto.conf");
+    std::fs::write(&path, conf).expect("mosquitto.conf");
+    let mut cmd = Command::new(which("mosquitto").expect("mosquitto"));
+    cmd.arg("-c").arg(&path);
+    serving(cmd, "mosquitto", ("127.0.0.1", port))
+}
+
 /// The loopback site with `notify` ([[notify]] tables) added, run in this process with
 /// an HTTP endpoint; the seed's lowBattery sent from its UPS and both orders seen left.
 /// (The gateway, its records from then on, its endpoint.)
@@ -175,7 +193,7 @@ fn rsyslog_xprotect_and_a_webhook_hear_every_decision_and_a_dead_target_holds_no
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let (udp, tcp) = (free_port(), free_port());
-    let Some(mut rsyslogd) = rsyslog(&dir, udp, tcp) else {
+    let Some(mut syslog) = rsyslog(&dir, udp, tcp) else {
         return;
     };
     let (hook, posted) = webhook();
@@ -356,10 +374,7 @@ to = "127.0.0.1:{dead}"
     );
     let status = scrape_path(&http.to_string(), "/status.json");
     assert!(status.contains(&dead_label), "{status}");
-    let said = Command::new(env!("CARGO_BIN_EXE_trapgate"))
-        .args(["status", "--http", &http.to_string()])
-        .output()
-        .expect("status runs");
+    let said = trapgate_status(http);
     let said = String::from_utf8_lossy(&said.stdout);
     assert!(
         said.contains(&format!("notify {dead_label}: NOT CONNECTED, 0 sent")),
@@ -370,15 +385,15 @@ to = "127.0.0.1:{dead}"
         "{said}"
     );
     gw.stop();
-    let _ = rsyslogd.kill();
-    let _ = rsyslogd.wait();
+    let _ = syslog.kill();
+    let _ = syslog.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// mosquitto on `port` of 127.0.0.1, with user `gw` / `brokerpass` (its password file
 /// made with mosquitto_passwd), anonymous clients refused.
 fn mosquitto(dir: &Path, port: u16) -> Option<Child> {
-    let (Some(bin), Some(passwd)) = (which("mosquitto"), which("mosquitto_passwd")) else {
+    let (Some(_), Some(passwd)) = (which("mosquitto"), which("mosquitto_passwd")) else {
         trapgate::testing::skip(
             "mosquitto is not installed (apt-get install mosquitto mosquitto-clients, or bash .ci/run)",
         );
@@ -398,26 +413,11 @@ fn mosquitto(dir: &Path, port: u16) -> Option<Child> {
         .status()
         .expect("mosquitto_passwd runs");
     assert!(made.success());
-    let conf = dir.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\npersistence false\n",
-            pw.display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new(bin)
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("mosquitto starts");
-    wait_until("mosquitto never listened", Duration::from_secs(10), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    Some(child)
+    let conf = format!(
+        "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\npersistence false\n",
+        pw.display()
+    );
+    Some(mosquittod(dir, &conf, port))
 }
 
 /// `mosquitto_sub` on `topics` for `secs` seconds at most: the messages as `topic payload`.
@@ -748,33 +748,17 @@ fn rsyslog_over_tls_takes_a_target_that_trusts_its_ca_and_not_one_that_does_not(
         return;
     }
     let port = free_port();
-    let conf = dir.join("rsyslog.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            r#"global(workDirectory="{d}" DefaultNetstreamDriver="ossl" DefaultNetstreamDriverCAFile="{d}/ca.pem" DefaultNetstreamDriverCertFile="{d}/srv.pem" DefaultNetstreamDriverKeyFile="{d}/srv.key")
+    let conf = format!(
+        r#"global(workDirectory="{d}" DefaultNetstreamDriver="ossl" DefaultNetstreamDriverCAFile="{d}/ca.pem" DefaultNetstreamDriverCertFile="{d}/srv.pem" DefaultNetstreamDriverKeyFile="{d}/srv.key")
 module(load="imtcp" StreamDriver.Name="ossl" StreamDriver.Mode="1" StreamDriver.AuthMode="anon")
 input(type="imtcp" address="127.0.0.1" port="{port}")
 input(type="imtcp" address="127.0.0.2" port="{port}")
 template(name="sd" type="string" string="%msgid% %structured-data%\n")
 *.* action(type="omfile" file="{d}/out.log" template="sd")
 "#,
-            d = dir.display()
-        ),
-    )
-    .unwrap();
-    let mut rsyslogd = Command::new(bin)
-        .args(["-n", "-f"])
-        .arg(&conf)
-        .arg("-i")
-        .arg(dir.join("rsyslogd.pid"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("rsyslogd starts");
-    wait_until("rsyslogd never listened", Duration::from_secs(10), || {
-        std::net::TcpStream::connect(("127.0.0.2", port)).is_ok()
-    });
+        d = dir.display()
+    );
+    let mut syslog = rsyslogd(&bin, &dir, &conf, ("127.0.0.2", port));
     let (gw, _out, http) = seed_outage(
         &dir,
         &format!(
@@ -807,8 +791,8 @@ template(name="sd" type="string" string="%msgid% %structured-data%\n")
         !written.lines().any(|l| l.starts_with("Sent ")),
         "the untrusting target got through: {written}"
     );
-    let _ = rsyslogd.kill();
-    let _ = rsyslogd.wait();
+    let _ = syslog.kill();
+    let _ = syslog.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -831,25 +815,11 @@ fn mosquitto_over_tls_keeps_the_state_for_a_gateway_that_trusts_its_ca() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir.join("srv.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
     let port = free_port();
-    let conf = dir.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\ncafile {d}/ca.pem\ncertfile {d}/srv.pem\nkeyfile {d}/srv.key\n",
-            d = dir.display()
-        ),
-    )
-    .unwrap();
-    let mut broker = Command::new(which("mosquitto").unwrap())
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("mosquitto starts");
-    wait_until("mosquitto never listened", Duration::from_secs(10), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
+    let conf = format!(
+        "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\ncafile {d}/ca.pem\ncertfile {d}/srv.pem\nkeyfile {d}/srv.key\n",
+        d = dir.display()
+    );
+    let mut broker = mosquittod(&dir, &conf, port);
     let (gw, _out, http) = seed_outage(
         &dir,
         &format!(

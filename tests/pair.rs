@@ -629,10 +629,7 @@ fn the_pair_channel_believes_only_its_peer_once_under_the_key() {
     assert_eq!(flood, 2_000, "{metrics}");
     assert_eq!(value("trapgate_pair_actor"), 0);
     // The status says the role, and the peer's silence (it never said hello).
-    let status = Command::new(env!("CARGO_BIN_EXE_trapgate"))
-        .args(["status", "--http", &http.to_string()])
-        .output()
-        .expect("status");
+    let status = trapgate_status(http);
     let status = String::from_utf8_lossy(&status.stdout);
     assert!(
         status.contains("pair: STANDBY since") && status.contains("never heard"),

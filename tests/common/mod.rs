@@ -90,6 +90,14 @@ pub fn free_port(ip: &str) -> u16 {
         .port()
 }
 
+/// `trapgate status --http HTTP`, as a user runs it.
+pub fn trapgate_status(http: std::net::SocketAddr) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_trapgate"))
+        .args(["status", "--http", &http.to_string()])
+        .output()
+        .expect("trapgate status runs")
+}
+
 /// GET /metrics, as a scraper would.
 pub fn scrape(addr: &str) -> String {
     scrape_path(addr, "/metrics")

@@ -1025,25 +1025,16 @@ impl Site {
                         m,
                     );
                 }
-                for u in &upses {
-                    if [pair.this.ip(), pair.peer.ip(), pair.address].contains(&u.address) {
+                let ours = [pair.this.ip(), pair.peer.ip(), pair.address];
+                let devices = upses
+                    .iter()
+                    .map(|u| ("UPS", &u.name, u.address))
+                    .chain(recorders.iter().map(|r| ("recorder", &r.name, r.address)));
+                for (what, name, address) in devices {
+                    if ours.contains(&address) {
                         m.add(
                             at,
-                            format!(
-                                "[pair]: UPS `{}` has one of the pair's addresses ({})",
-                                u.name, u.address
-                            ),
-                        );
-                    }
-                }
-                for r in &recorders {
-                    if [pair.this.ip(), pair.peer.ip(), pair.address].contains(&r.address) {
-                        m.add(
-                            at,
-                            format!(
-                                "[pair]: recorder `{}` has one of the pair's addresses ({})",
-                                r.name, r.address
-                            ),
+                            format!("[pair]: {what} `{name}` has one of the pair's addresses ({address})"),
                         );
                     }
                 }

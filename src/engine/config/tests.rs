@@ -951,6 +951,11 @@ fn every_wrong_pair_is_a_mistake_naming_what_is_wrong() {
             "recorder `nvr-244` has one of the pair's addresses",
         ),
         (
+            &PAIR.replace("192.0.2.2:1620", "192.168.61.250:1620"),
+            "",
+            "UPS `ups-main` has one of the pair's addresses (192.168.61.250)",
+        ),
+        (
             &PAIR.replace("peer = \"192.0.2.2:1620\"\n", ""),
             "",
             "missing key `peer`",

@@ -2704,12 +2704,18 @@ impl Station {
     /// and no outlet command. Recorded as a `Role`.
     pub fn demote(&mut self, now: Timestamp, why: &str) {
         let at = self.at(now);
-        self.standby = true;
+        self.take_role(at, false, why.to_string());
+    }
+
+    /// Acts (`actor`) or stands by from `at`, journaled with `detail`.
+    fn take_role(&mut self, at: Timestamp, actor: bool, detail: String) {
+        self.standby = !actor;
+        let role = if actor { "actor" } else { "standby" };
         self.record(
             at,
             Record::Action(Action::Role {
-                role: "standby".into(),
-                detail: why.to_string(),
+                role: role.into(),
+                detail,
             }),
         );
     }
@@ -2718,14 +2724,7 @@ impl Station {
     /// what its journal gave back goes on as a restart's does (`resumed`).
     pub fn act_from_start(&mut self, now: Timestamp, why: &str) {
         let at = self.at(now);
-        self.standby = false;
-        self.record(
-            at,
-            Record::Action(Action::Role {
-                role: "actor".into(),
-                detail: why.to_string(),
-            }),
-        );
+        self.take_role(at, true, why.to_string());
     }
 
     /// This gateway of a pair becomes the actor at `now` (`why`: it holds the pair's
@@ -2736,20 +2735,17 @@ impl Station {
     /// many recorders it tells.
     pub fn promote(&mut self, now: Timestamp, why: &str) -> usize {
         let at = self.at(now);
-        self.standby = false;
         self.unsent.clear();
         let told = self.ledger.tell_now(at);
         let site = Arc::clone(&self.site);
         self.power
             .recommit(at, &|r| site.recorders[r].shutdown_time);
-        self.record(
+        self.take_role(
             at,
-            Record::Action(Action::Role {
-                role: "actor".into(),
-                detail: format!(
-                    "{why}; {told} recorder(s) ordered and not known to have acknowledged told now"
-                ),
-            }),
+            true,
+            format!(
+                "{why}; {told} recorder(s) ordered and not known to have acknowledged told now"
+            ),
         );
         self.advance(at);
         self.power_outputs(at);
