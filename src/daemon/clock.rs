@@ -22,6 +22,28 @@ pub fn now() -> Timestamp {
     Timestamp(d.as_nanos() as u64)
 }
 
+/// The monotonic clock as the kernel last ticked it (CLOCK_MONOTONIC_COARSE, ns): a
+/// read of the vDSO's data page, no timer read, at the tick's resolution (1–10 ms).
+/// The receive workers' security-model clock: SNMPv3's time window is 150 s, its
+/// Reports' engine time whole seconds.
+#[allow(unsafe_code)]
+pub fn coarse_monotonic() -> u64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid timespec to write. A kernel without the coarse clock (none
+    // since 2.6.32) is read the fine way: the same clock, the same origin.
+    unsafe {
+        if libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut t) != 0 {
+            libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t);
+        }
+    }
+    (t.tv_sec as u64)
+        .saturating_mul(ns::SECOND)
+        .saturating_add(t.tv_nsec as u64)
+}
+
 /// Where the clock reads the time: the OS, or a test's.
 pub trait TimeSource: Send + Sync {
     /// The wall clock, nanoseconds since the epoch.
@@ -154,6 +176,23 @@ impl Clock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_coarse_clock_runs_with_the_monotonic_one_and_never_back() {
+        let (coarse0, fine0) = (coarse_monotonic(), Instant::now());
+        let mut last = coarse0;
+        while fine0.elapsed() < Duration::from_millis(60) {
+            let t = coarse_monotonic();
+            assert!(t >= last, "the coarse clock went back: {last} then {t}");
+            last = t;
+        }
+        // Behind the fine clock by at most a tick (10 ms at HZ=100, the coarsest).
+        let (moved, fine) = (last - coarse0, fine0.elapsed().as_nanos() as u64);
+        assert!(
+            moved + 20 * ns::MILLI >= fine && moved <= fine + 20 * ns::MILLI,
+            "the coarse clock moved {moved} ns while the fine one moved {fine} ns"
+        );
+    }
     use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
     /// A test's clocks: the monotonic clock moves only when told; the wall clock moves

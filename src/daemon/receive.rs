@@ -47,13 +47,14 @@ use crate::daemon::clock::now;
 use crate::daemon::server::StartError;
 use crate::daemon::socket::{BATCH, RecvBatch, SendBatch, bind_group, socket_drops};
 use crate::engine::config::Site;
-use crate::engine::ingress::Ingress;
+use crate::engine::ingress::{Ingress, Port};
 use crate::engine::metrics::Latency;
 use crate::engine::pipeline::{Counters, Pipeline};
 use crate::engine::tally::{Counter, Tallies};
 use crate::engine::trust::{Refusal, Refusals, Trust};
 use crate::engine::usm::{LocalEngine, Usm, local_engine_id};
 use crate::time::Timestamp;
+use crate::wire::Message;
 
 /// Buffers of heard items in circulation between the workers and the decision thread.
 const POOL: usize = 256;
@@ -265,7 +266,7 @@ pub fn start(
         pipeline.set_usm(view.usm.clone());
         let ingress = Ingress::new(pipeline, view.recorders);
         let worker = Worker {
-            started: Instant::now(),
+            started: crate::daemon::clock::coarse_monotonic(),
             mono: Timestamp(0),
             ingress,
             view: Arc::clone(&view),
@@ -422,8 +423,9 @@ impl Drop for Receivers {
 
 struct Worker {
     /// The origin of the security model's clock (monotonic: a wall-clock step must not
-    /// move an engine's time window), and that clock at the batch being read.
-    started: Instant,
+    /// move an engine's time window; coarse: a window of seconds needs no timer read),
+    /// and that clock at the batch being read.
+    started: u64,
     mono: Timestamp,
     view: Arc<View>,
     /// The trap port's machine: decode, classify, trust, answers, routes.
@@ -506,13 +508,16 @@ impl Worker {
                 Ok(0) => break,
                 Ok(n) => {
                     arena.reset();
-                    let real = now().0;
-                    self.mono = Timestamp(self.started.elapsed().as_nanos() as u64);
+                    self.mono = Timestamp(
+                        crate::daemon::clock::coarse_monotonic().saturating_sub(self.started),
+                    );
                     for k in 0..n {
                         let Some((src, payload, cut)) = batch.get(k) else {
                             continue;
                         };
-                        let arrival = batch.arrival(k).unwrap_or(real);
+                        // The kernel stamps every datagram (SO_TIMESTAMPNS); the clock
+                        // is read here only if it did not.
+                        let arrival = batch.arrival(k).unwrap_or_else(|| now().0);
                         self.datagram(local, src, payload, cut, arrival, arena);
                     }
                     let done = now().0;
@@ -552,14 +557,9 @@ impl Worker {
         self.forward();
     }
 
-    fn refuse(&mut self, why: Refusal, source: IpAddr, event: Option<Event>) {
-        self.own.refusals.add(why);
-        self.own.last_refused[why.index()] = (Some(source), event);
-    }
-
     /// One datagram, decided by the trap port's machine (`Ingress`): its answer sent
     /// back, its forwards handed over, what the station hears kept for the decision
-    /// thread, a refusal counted.
+    /// thread, a refusal counted, each as it is decided (nothing of it is moved).
     fn datagram(
         &mut self,
         local: SocketAddr,
@@ -569,7 +569,20 @@ impl Worker {
         arrival: u64,
         arena: &Bump,
     ) {
-        let took = self.ingress.handle(
+        let mut sinks = Sinks {
+            src,
+            payload,
+            arrival,
+            replies: &mut self.replies,
+            forwarding: &mut self.forwarding,
+            forward: &self.forward,
+            table: &self.view.forward,
+            decided: &mut self.decided,
+            n_decided: &mut self.n_decided,
+            own: &mut self.own,
+            out: &mut self.out,
+        };
+        self.ingress.handle_into(
             &self.view.trust,
             &self.view.forward.forwarding,
             self.mono,
@@ -578,32 +591,8 @@ impl Worker {
             cut,
             arrival,
             arena,
+            &mut sinks,
         );
-        if took.reply.is_some() {
-            self.replies.push(src, self.ingress.reply());
-        }
-        if let Some((mask, m)) = &took.forward {
-            self.forwarding.push(
-                &self.forward,
-                &self.view.forward,
-                payload,
-                m,
-                src.ip(),
-                *mask,
-            );
-        }
-        if let Some(event) = took.decided
-            && let Some(slot) = self.decided.get_mut(self.n_decided)
-        {
-            *slot = (event, arrival);
-            self.n_decided += 1;
-        }
-        if let Some((why, event)) = took.refused {
-            self.refuse(why, src.ip(), event);
-        }
-        if let Some(h) = took.heard {
-            self.out.push(h);
-        }
     }
 
     /// Sends what this batch gave the policy to the decision thread, and wakes it.
@@ -653,6 +642,55 @@ impl Worker {
                 self.own.latency.reset();
             }
         }
+    }
+}
+
+/// Where one datagram's parts go on a worker (`Ingress::handle_into`).
+struct Sinks<'w> {
+    src: SocketAddr,
+    payload: &'w [u8],
+    arrival: u64,
+    replies: &'w mut SendBatch,
+    forwarding: &'w mut crate::daemon::forward::Filling,
+    forward: &'w crate::daemon::forward::Handoff,
+    table: &'w Arc<crate::daemon::forward::Table>,
+    decided: &'w mut [(Event, u64); BATCH],
+    n_decided: &'w mut usize,
+    own: &'w mut Tally,
+    out: &'w mut Vec<Heard>,
+}
+
+impl<'a> Port<'a> for Sinks<'_> {
+    fn reply(&mut self, _: &'static str, bytes: &[u8]) {
+        self.replies.push(self.src, bytes);
+    }
+
+    fn forward(&mut self, mask: u64, m: &Message<'a>) {
+        self.forwarding.push(
+            self.forward,
+            self.table,
+            self.payload,
+            m,
+            self.src.ip(),
+            mask,
+        );
+    }
+
+    fn heard(&mut self, heard: Heard) {
+        self.out.push(heard);
+    }
+
+    /// Timed when the batch is done (one clock read a batch).
+    fn decided(&mut self, event: Event) {
+        if let Some(slot) = self.decided.get_mut(*self.n_decided) {
+            *slot = (event, self.arrival);
+            *self.n_decided += 1;
+        }
+    }
+
+    fn refused(&mut self, why: Refusal, event: Option<Event>) {
+        self.own.refusals.add(why);
+        self.own.last_refused[why.index()] = (Some(self.src.ip()), event);
     }
 }
 

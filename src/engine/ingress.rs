@@ -110,6 +110,40 @@ pub struct Took<'a> {
     pub refused: Option<(Refusal, Option<Event>)>,
 }
 
+/// Where the trap port's machine puts what a datagram came to, part by part, as it
+/// decides it (`Ingress::handle_into`).
+pub trait Port<'a> {
+    /// Send `bytes` back to the datagram's source: what they are ("inform answered",
+    /// "SNMPv3 Report").
+    fn reply(&mut self, what: &'static str, bytes: &[u8]);
+    /// Forward the datagram, decoded as `m`, to the `[[forward]]` targets of `mask`.
+    fn forward(&mut self, mask: u64, m: &Message<'a>);
+    /// What the station hears.
+    fn heard(&mut self, heard: Heard);
+    /// A notification believed and decided here (informational: the policy ignores it).
+    fn decided(&mut self, event: Event);
+    /// Not believed: why, and its event if a notification.
+    fn refused(&mut self, why: Refusal, event: Option<Event>);
+}
+
+impl<'a> Port<'a> for Took<'a> {
+    fn reply(&mut self, what: &'static str, _: &[u8]) {
+        self.reply = Some(what);
+    }
+    fn forward(&mut self, mask: u64, m: &Message<'a>) {
+        self.forward = Some((mask, *m));
+    }
+    fn heard(&mut self, heard: Heard) {
+        self.heard = Some(heard);
+    }
+    fn decided(&mut self, event: Event) {
+        self.decided = Some(event);
+    }
+    fn refused(&mut self, why: Refusal, event: Option<Event>) {
+        self.refused = Some((why, event));
+    }
+}
+
 /// The trap port's machine, one per receive worker (or replay).
 pub struct Ingress {
     pipeline: Pipeline,
@@ -170,10 +204,33 @@ impl Ingress {
 
     /// One datagram from `from` to `local` (`cut` by the receive buffer), received at
     /// `arrival` (the kernel's stamp, ns) and handled at `now` (the security model's
-    /// clock), decoded into `arena`; `trust` and `forwarding` are the site's.
+    /// clock), decoded into `arena`; `trust` and `forwarding` are the site's. What it
+    /// came to, collected (`handle_into` hands each part to a `Port` as it is decided).
+    #[allow(clippy::too_many_arguments)]
+    pub fn handle<'a>(
+        &mut self,
+        trust: &Trust,
+        forwarding: &Forwarding,
+        now: Timestamp,
+        ends: (SocketAddr, SocketAddr),
+        payload: &'a [u8],
+        cut: bool,
+        arrival: u64,
+        arena: &'a Bump,
+    ) -> Took<'a> {
+        let mut took = Took::default();
+        self.handle_into(
+            trust, forwarding, now, ends, payload, cut, arrival, arena, &mut took,
+        );
+        took
+    }
+
+    /// The same, each part handed to `port` as it is decided: the receive workers' way,
+    /// which moves nothing it can hand by reference (the decoded message is never moved
+    /// out of the pipeline's result, nor a result out of this function).
     #[allow(clippy::too_many_arguments)]
     #[inline]
-    pub fn handle<'a>(
+    pub fn handle_into<'a>(
         &mut self,
         trust: &Trust,
         forwarding: &Forwarding,
@@ -183,11 +240,11 @@ impl Ingress {
         cut: bool,
         arrival: u64,
         arena: &'a Bump,
-    ) -> Took<'a> {
-        let mut took = Took::default();
+        port: &mut impl Port<'a>,
+    ) {
         if cut {
             self.tallies.inc(Counter::Truncated);
-            return took;
+            return;
         }
         let d = Datagram {
             src: from.ip(),
@@ -201,40 +258,49 @@ impl Ingress {
             if forwarding.takes_anyone() {
                 // Counted by the pipeline as well as foreign: once in the datagrams' total.
                 self.tallies.inc(Counter::ForeignDecoded);
-                if let Outcome::Message(_, m, _) = self.pipeline.process_datagram(d, arena, now) {
-                    let mask = forwarding.route(&m, from.ip(), false);
+                if let Outcome::Message(_, m, _) = &self.pipeline.process_datagram(d, arena, now) {
+                    let mask = forwarding.route(m, from.ip(), false);
                     if mask != 0 {
                         // An inform taken is answered, as snmptrapd with
                         // disableAuthorization answers every one (else its sender sends it
                         // again, and the target gets each copy as another inform).
-                        if m.pdu_type() == PduType::INFORM_REQUEST {
-                            took.reply = self.answer_inform(&m, now);
+                        if m.pdu_type() == PduType::INFORM_REQUEST
+                            && let Some(what) = self.answer_inform(m, now)
+                        {
+                            port.reply(what, &self.reply);
                         }
-                        took.forward = Some((mask, m));
+                        port.forward(mask, m);
                     }
                 }
             }
-            return took;
+            return;
         };
-        let (m, class) = match self.pipeline.process_datagram(d, arena, now) {
-            Outcome::Message(_, m, class) => (m, class),
+        let outcome = self.pipeline.process_datagram(d, arena, now);
+        let (m, class) = match &outcome {
+            Outcome::Message(_, m, class) => (m, *class),
             Outcome::Refused(_, why) => {
                 // Discovery, or a stale time: the Report that lets the sender go on.
-                took.reply = self
-                    .pipeline
-                    .usm_mut()
-                    .report(payload, why, now, &mut self.scratch, &mut self.reply)
-                    .then_some("SNMPv3 Report");
-                if !crate::engine::usm::is_discovery(why, payload) {
-                    took.refused = Some((why.into(), None));
+                if self.pipeline.usm_mut().report(
+                    payload,
+                    *why,
+                    now,
+                    &mut self.scratch,
+                    &mut self.reply,
+                ) {
+                    port.reply("SNMPv3 Report", &self.reply);
                 }
-                return took;
+                if !crate::engine::usm::is_discovery(*why, payload) {
+                    port.refused((*why).into(), None);
+                }
+                return;
             }
-            _ => return took,
+            _ => return,
         };
-        let verdict = trust.at_trap_port(who, &m, class.map(|c| c.event));
-        if verdict.answer {
-            took.reply = self.answer_inform(&m, now);
+        let verdict = trust.at_trap_port(who, m, class.map(|c| c.event));
+        if verdict.answer
+            && let Some(what) = self.answer_inform(m, now)
+        {
+            port.reply(what, &self.reply);
         }
         // Forwarded: a site UPS's notification, believed; anyone's for a target that
         // takes anyone's.
@@ -244,14 +310,14 @@ impl Ingress {
                 Says::Event(Who::Ups(_), _) | Says::Believed(_)
             );
         if !forwarding.is_empty() && m.pdu_type().is_notification() {
-            let mask = forwarding.route(&m, from.ip(), believed);
+            let mask = forwarding.route(m, from.ip(), believed);
             if mask != 0 {
-                took.forward = Some((mask, m));
+                port.forward(mask, m);
             }
         }
         match (verdict.says, class) {
             (Says::Event(who, _), Some(c)) => {
-                took.heard = Some(Heard::Event {
+                port.heard(Heard::Event {
                     arrival,
                     source: from.ip(),
                     who,
@@ -259,10 +325,10 @@ impl Ingress {
                     v3: m.v3.map(|s| s.level),
                     class: c,
                 });
-                return took;
+                return;
             }
-            (Says::Believed(event), _) => took.decided = Some(event),
-            (Says::Refused(why, event), _) => took.refused = Some((why, event)),
+            (Says::Believed(event), _) => port.decided(event),
+            (Says::Refused(why, event), _) => port.refused(why, event),
             _ => {}
         }
         // Alive: a well-formed message with its community (a recorder's reboot trap,
@@ -273,12 +339,11 @@ impl Ingress {
             && (arrival < *last || arrival - *last >= ns::SECOND)
         {
             *last = arrival;
-            took.heard = Some(Heard::Seen {
+            port.heard(Heard::Seen {
                 arrival,
                 recorder: r,
             });
         }
-        took
     }
 
     /// `m`'s answer, an inform's (sealed by trapgate's engine for a v3 one), into
