@@ -312,7 +312,30 @@ fn a_low_battery_trap_tells_hundreds_of_recorders_once_each_after_journaling_eve
             assert_ne!(from, agent, "nvr-{i} told twice");
         }
     }
-    let _ = gw.stop();
+    let summary = gw.stop();
+    // The start's record (the site's whole text) was made durable at the start: the
+    // sync the orders waited for held the fan-out's decisions alone.
+    let bytes_after = |what: &str| -> u64 {
+        let rest = summary
+            .split(what)
+            .nth(1)
+            .unwrap_or_else(|| panic!("{what:?} in the stop summary: {summary}"));
+        rest.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    let (largest, before_orders) = (
+        bytes_after("; the largest "),
+        bytes_after("before orders left, the largest "),
+    );
+    assert!(
+        largest >= text.len() as u64,
+        "the start's sync holds the site ({} bytes): {summary}",
+        text.len()
+    );
+    assert!(
+        before_orders > 0 && before_orders < text.len() as u64 / 4,
+        "the orders waited for their decisions' sync alone, not the site's text ({} bytes): {summary}",
+        text.len()
+    );
     let mut records = Vec::new();
     trapgate::daemon::journal::read(&journal, |_, r| records.push(r)).expect("the journal");
     let decided: Vec<usize> = (0..records.len())

@@ -741,8 +741,10 @@ impl Driver {
     fn act(&mut self, agent: &UdpSocket, polls: &PollSockets) {
         loop {
             let sync = self.journal_records();
+            // A sync now that orders wait for: the one a fan-out's time includes.
+            let orders = self.station.orders_waiting();
+            let syncs = self.books.journal.as_ref().map_or(0, |j| j.syncs.count());
             match &mut self.books.journal {
-                // Many orders: encoded while the disk makes their decisions durable.
                 // Many orders: journaled and fsync'd on another thread while this one
                 // encodes them; none leaves before both are done.
                 Some(j) if sync && self.station.transmits_waiting() >= OVERLAP_AT => {
@@ -752,10 +754,16 @@ impl Driver {
                         j.commit_while(records, &mut self.station, &mut self.books.line, |s| {
                             outbox.take(s, polls)
                         });
+                    j.syncs.orders_waited(syncs);
                     self.committed_with(appended, written);
                 }
                 _ => {
                     self.commit(sync);
+                    if let Some(j) = &mut self.books.journal
+                        && orders
+                    {
+                        j.syncs.orders_waited(syncs);
+                    }
                     self.outbox.take(&mut self.station, polls);
                 }
             }

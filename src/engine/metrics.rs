@@ -211,12 +211,16 @@ impl Latency {
 }
 
 /// The journal's syncs before acting (write what is buffered, `fdatasync`): how long
-/// each took, and the largest in bytes.
+/// each took, and the largest in bytes, of all and of those orders waited for.
 #[derive(Clone, Debug, Default)]
 pub struct Syncs {
     times: Option<Histogram<u64>>,
-    /// The most bytes one sync made durable, and how long it took (ns).
+    /// The most bytes one sync made durable, and how long it took (ns): at a large
+    /// site's start, its `Started` record (the site's text).
     pub largest: (u64, u64),
+    /// The same of the syncs orders waited for: a fan-out's decisions.
+    pub largest_before_orders: (u64, u64),
+    last: (u64, u64),
 }
 
 impl Syncs {
@@ -225,6 +229,20 @@ impl Syncs {
         record(&mut self.times, nanos);
         if bytes >= self.largest.0 {
             self.largest = (bytes, nanos);
+        }
+        self.last = (bytes, nanos);
+    }
+
+    /// How many syncs so far.
+    pub fn count(&self) -> u64 {
+        self.times().len()
+    }
+
+    /// Orders waited for the syncs since there were `before` (`count`): the last of
+    /// them, if any, is one a fan-out's time includes.
+    pub fn orders_waited(&mut self, before: u64) {
+        if self.count() > before && self.last.0 >= self.largest_before_orders.0 {
+            self.largest_before_orders = self.last;
         }
     }
 
@@ -241,13 +259,15 @@ impl Syncs {
         }
         let ms = |ns: u64| ns as f64 / 1e6;
         format!(
-            "   journal syncs n={:<9} p50 {:>8.3} ms  p99 {:>8.3} ms  max {:>8.3} ms; the largest {} bytes in {:.3} ms\n",
+            "   journal syncs n={:<9} p50 {:>8.3} ms  p99 {:>8.3} ms  max {:>8.3} ms; the largest {} bytes in {:.3} ms; before orders left, the largest {} bytes in {:.3} ms\n",
             h.len(),
             ms(h.value_at_quantile(0.5)),
             ms(h.value_at_quantile(0.99)),
             ms(h.max()),
             self.largest.0,
-            ms(self.largest.1)
+            ms(self.largest.1),
+            self.largest_before_orders.0,
+            ms(self.largest_before_orders.1)
         )
     }
 }
@@ -894,6 +914,32 @@ fn site_gauges(registry: &mut Registry, rows: &StatusRows) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sync_a_fan_out_waited_for_is_told_apart_from_the_starts() {
+        let mut syncs = Syncs::default();
+        // The start's record (a large site's text), no order waiting.
+        let before = syncs.count();
+        syncs.record(670_000, 3_000_000);
+        assert_eq!(syncs.largest, (670_000, 3_000_000));
+        // The fan-out's decisions, its orders waiting.
+        let before_fan_out = syncs.count();
+        assert_eq!(before_fan_out, before + 1);
+        syncs.record(54_000, 900_000);
+        syncs.orders_waited(before_fan_out);
+        // Orders waiting but nothing synced since: the last sync is not theirs.
+        let now = syncs.count();
+        syncs.orders_waited(now);
+        syncs.record(200, 100_000);
+        syncs.orders_waited(now + 5);
+        assert_eq!(syncs.largest_before_orders, (54_000, 900_000));
+        assert_eq!(syncs.largest, (670_000, 3_000_000));
+        let line = syncs.summary_text();
+        assert!(
+            line.contains("the largest 670000 bytes in 3.000 ms; before orders left, the largest 54000 bytes in 0.900 ms"),
+            "{line}"
+        );
+    }
 
     #[test]
     fn a_copy_holds_only_what_was_recorded_and_adds_up() {

@@ -821,6 +821,13 @@ impl Station {
         self.queued.len()
     }
 
+    /// Whether a recorder's order is among them.
+    pub fn orders_waiting(&self) -> bool {
+        self.queued
+            .iter()
+            .any(|q| matches!(q.transmit.purpose, Purpose::Order { .. }))
+    }
+
     /// Hands every datagram waiting to `send`, with its bytes (orders are encoded now).
     pub fn drain_transmits(&mut self, mut send: impl FnMut(&Transmit, &[u8])) {
         while let Some(q) = self.queued.pop_front() {

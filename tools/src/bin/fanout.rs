@@ -283,7 +283,7 @@ fn free_port() -> u16 {
 }
 
 /// One trial of trapgate: from the trap's sending to the last order's receipt, ns; and
-/// with a journal, its largest sync (bytes, ns: the fan-out's decisions), as its stop
+/// with a journal, the largest sync its orders waited for (bytes, ns: the fan-out's decisions), as its stop
 /// summary says.
 fn gateway_trial(
     args: &Args,
@@ -319,9 +319,10 @@ fn gateway_trial(
     {
         println!("  {}", l.trim());
     }
-    // "journal syncs n=… the largest BYTES bytes in MS ms"
+    // "journal syncs n=… before orders left, the largest BYTES bytes in MS ms": the
+    // fan-out's decisions (the largest of all is the start's record, the site's text).
     let largest = said.iter().find_map(|l| {
-        let rest = l.split("the largest ").nth(1)?;
+        let rest = l.split("before orders left, the largest ").nth(1)?;
         let mut words = rest.split_whitespace();
         let bytes = words.next()?.parse().ok()?;
         let ms: f64 = words.nth(2)?.parse().ok()?;
@@ -330,8 +331,9 @@ fn gateway_trial(
     (got == args.recorders as u64).then(|| (last.saturating_sub(sent), largest))
 }
 
-/// The fsync's floor: `bytes` appended to a fresh file beside the journal (not timed),
-/// then one `fdatasync`, timed (ns).
+/// The fsync's floor: `bytes` appended to a fresh file beside the journal in one
+/// `write`, then one `fdatasync`, both timed (ns), as the journal's sync times the
+/// write of what it buffered and its `fdatasync`.
 fn sync_floor(file: &Path, bytes: u64) -> u64 {
     let _ = std::fs::remove_file(file);
     let mut f = std::fs::OpenOptions::new()
@@ -339,8 +341,9 @@ fn sync_floor(file: &Path, bytes: u64) -> u64 {
         .append(true)
         .open(file)
         .expect("the sync floor's file");
-    f.write_all(&vec![b'x'; bytes as usize]).expect("write");
+    let data = vec![b'x'; bytes as usize];
     let started = Instant::now();
+    f.write_all(&data).expect("write");
     f.sync_data().expect("fdatasync");
     started.elapsed().as_nanos() as u64
 }
@@ -532,7 +535,7 @@ fn main() {
                     if let Some((_, Some((bytes, ns)))) = r {
                         let bare = sync_floor(&dir.join("sync-floor"), bytes);
                         println!(
-                            "trial {trial} journal on: its largest sync {bytes} bytes in {:.3} ms; the bare append + fdatasync of as many {:.3} ms",
+                            "trial {trial} journal on: the sync its orders waited for, {bytes} bytes, in {:.3} ms; the bare append + fdatasync of as many {:.3} ms",
                             ns as f64 / 1e6,
                             bare as f64 / 1e6
                         );
