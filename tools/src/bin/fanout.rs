@@ -302,7 +302,7 @@ fn gateway_trial(
     }
     let (mut child, said) = spawn_listening_said(&mut cmd);
     // Let it settle (its first poll, the journal's first records).
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(SETTLE);
     let sink = Helper::start(me, "--sink", sink_port, args.recorders);
     let ups = UdpSocket::bind((UPS, 0)).expect("the UPS's socket");
     let trap = low_battery(UPS.octets());
@@ -331,9 +331,15 @@ fn gateway_trial(
     (got == args.recorders as u64).then(|| (last.saturating_sub(sent), largest))
 }
 
+/// How long a gateway waits for its trap after it started: its journal's last sync (the
+/// start's record) is as long before the fan-out's.
+const SETTLE: Duration = Duration::from_millis(300);
+
 /// The fsync's floor: `bytes` appended to a fresh file beside the journal in one
 /// `write`, then one `fdatasync`, both timed (ns), as the journal's sync times the
-/// write of what it buffered and its `fdatasync`.
+/// write of what it buffered and its `fdatasync`; after as long a wait with the disk
+/// idle as the gateway's sync had (`SETTLE`): on this machine a sync after 300 ms of
+/// quiet takes about twice one right after another.
 fn sync_floor(file: &Path, bytes: u64) -> u64 {
     let _ = std::fs::remove_file(file);
     let mut f = std::fs::OpenOptions::new()
@@ -342,6 +348,7 @@ fn sync_floor(file: &Path, bytes: u64) -> u64 {
         .open(file)
         .expect("the sync floor's file");
     let data = vec![b'x'; bytes as usize];
+    std::thread::sleep(SETTLE);
     let started = Instant::now();
     f.write_all(&data).expect("write");
     f.sync_data().expect("fdatasync");
@@ -366,7 +373,7 @@ fn outlets_trial(
     cmd.arg("--journal").arg(journal);
     let card = Helper::start(me, "--card", pdu_port, args.outlets);
     let mut child = spawn_listening(&mut cmd);
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(SETTLE);
     let sink = Helper::start(me, "--sink", sink_port, args.recorders);
     let ups = UdpSocket::bind((UPS, 0)).expect("the UPS's socket");
     let trap = low_battery(UPS.octets());
@@ -608,9 +615,18 @@ fn main() {
         );
     }
     if !syncs.is_empty() {
+        // Each trial's sync over the floor's timed right after it: this disk's latency
+        // moves between two levels (about 0.4 and 1.3 ms here) from one minute to the
+        // next, which a ratio of two medians takes as a difference.
+        let mut paired: Vec<u64> = syncs
+            .iter()
+            .zip(&sync_floors)
+            .map(|(j, b)| j * 1000 / (*b).max(1))
+            .collect();
+        let p = median(&mut paired) * 1e6 / 1000.0;
         let (j, b) = (median(&mut syncs), median(&mut sync_floors));
         println!(
-            "the journal's sync of the fan-out's decisions {j:.3} ms ({}); a bare append + fdatasync of the same bytes {b:.3} ms ({}): {:.2}× the floor",
+            "the journal's sync of the fan-out's decisions {j:.3} ms ({}); a bare append + fdatasync of the same bytes {b:.3} ms ({}): {:.2}× the floor; paired (the median of each trial's ratio) {p:.2}×",
             range(&syncs),
             range(&sync_floors),
             j / b
