@@ -258,7 +258,7 @@ impl Ingress {
             if forwarding.takes_anyone() {
                 // Counted by the pipeline as well as foreign: once in the datagrams' total.
                 self.tallies.inc(Counter::ForeignDecoded);
-                if let Outcome::Message(_, m, _) = &self.pipeline.process_datagram(d, arena, now) {
+                if let Outcome::Message(_, m, _) = &self.pipeline.process_snmp(d, arena, now) {
                     let mask = forwarding.route(m, from.ip(), false);
                     if mask != 0 {
                         // An inform taken is answered, as snmptrapd with
@@ -275,7 +275,7 @@ impl Ingress {
             }
             return;
         };
-        let outcome = self.pipeline.process_datagram(d, arena, now);
+        let outcome = self.pipeline.process_snmp(d, arena, now);
         let (m, class) = match &outcome {
             Outcome::Message(_, m, class) => (m, *class),
             Outcome::Refused(_, why) => {

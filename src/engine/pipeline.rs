@@ -188,11 +188,24 @@ impl Pipeline {
         arena: &'a Bump,
         now: Timestamp,
     ) -> Outcome<'a> {
-        self.counters.datagrams += 1;
         if !self.ports.contains(&d.dst_port) && !self.ports.contains(&d.src_port) {
+            self.counters.datagrams += 1;
             self.counters.other_port += 1;
             return Outcome::OtherPort(d);
         }
+        self.process_snmp(d, arena, now)
+    }
+
+    /// The same, for a datagram known to be SNMP by where it came (a trap port's socket,
+    /// a replayed frame to a trap port): no port check.
+    #[inline]
+    pub fn process_snmp<'a>(
+        &mut self,
+        d: Datagram<'a>,
+        arena: &'a Bump,
+        now: Timestamp,
+    ) -> Outcome<'a> {
+        self.counters.datagrams += 1;
         // Matched by reference: moving the message out of the Result just after it was
         // written would read it back across the stores that wrote it, and wait for them.
         let parsed = Message::parse(d.payload, arena);
