@@ -10,6 +10,8 @@
 //! that fsyncs once and `sendmmsg`s the same number of datagrams of the same size to
 //! the same sink. The modes take turns, trial by trial, so that a slow spell of this
 //! shared machine falls on all of them. Loopback only; each trial is bounded in time.
+//! With the journal on, the sync the orders waited for (the stop summary's) is set
+//! beside a bare append + `fdatasync` of as many bytes after the same wait.
 //!
 //! With `--against OTHER` (another trapgate binary, e.g. a build before a change), two
 //! more modes: OTHER with the journal on and off, in the same turns, so that two builds
