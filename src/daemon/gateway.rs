@@ -36,7 +36,7 @@ use crate::daemon::clock::now;
 use crate::daemon::clock::{Clock, OsTime, TimeSource};
 use crate::daemon::console;
 use crate::daemon::exec::{self, Finished};
-use crate::daemon::journal::{self, Journal};
+use crate::daemon::journal::{self, Hand, Journal};
 use crate::daemon::pair::{FromPeer, PairLink};
 use crate::daemon::random::OsRandom;
 use crate::daemon::receive::{self, Heard, LastRefused, Tally, View};
@@ -525,6 +525,9 @@ struct Books {
     /// Shows the records.
     shower: Shower,
     journal: Option<Journal>,
+    /// The journal's thread (with a journal): a fan-out's decisions are made durable
+    /// there while their orders are encoded.
+    hand: Option<Hand>,
     journal_path: Option<PathBuf>,
     /// The journal's last append or fsync failed (an alert was raised).
     journal_failing: bool,
@@ -547,9 +550,21 @@ impl Books {
         report: impl FnMut(&Shown<'_>) + Send + 'static,
         keep_latest: bool,
     ) -> Books {
+        // Without the thread (the system refused one), the appends and the sync run on
+        // the decision thread before the orders are encoded.
+        let hand = journal.as_ref().and_then(|_| match Hand::start() {
+            Ok(h) => Some(h),
+            Err(e) => {
+                crate::daemon::console::warn(format!(
+                    "trapgate: no thread for the journal ({e}): its syncs are not overlapped"
+                ));
+                None
+            }
+        });
         Books {
             shower: Shower::start(report, keep_latest),
             journal,
+            hand,
             journal_path,
             journal_failing: false,
             unshown: Vec::new(),
@@ -744,17 +759,26 @@ impl Driver {
             // A sync now that orders wait for: the one a fan-out's time includes.
             let orders = self.station.orders_waiting();
             let syncs = self.books.journal.as_ref().map_or(0, |j| j.syncs.count());
-            match &mut self.books.journal {
-                // Many orders: journaled and fsync'd on another thread while this one
-                // encodes them; none leaves before both are done.
-                Some(j) if sync && self.station.transmits_waiting() >= OVERLAP_AT => {
+            match &self.books.hand {
+                // Many orders: journaled and fsync'd on the journal's thread while this
+                // one encodes them; none leaves before both are done.
+                Some(hand)
+                    if self.books.journal.is_some()
+                        && sync
+                        && self.station.transmits_waiting() >= OVERLAP_AT =>
+                {
                     let outbox = &mut self.outbox;
-                    let records = &mut self.books.unshown[self.books.committed..];
-                    let (appended, written, ()) =
-                        j.commit_while(records, &mut self.station, &mut self.books.line, |s| {
-                            outbox.take(s, polls)
-                        });
-                    j.syncs.orders_waited(syncs);
+                    let (appended, written, ()) = hand.commit_while(
+                        &mut self.books.journal,
+                        &mut self.books.unshown,
+                        self.books.committed,
+                        &mut self.station,
+                        &mut self.books.line,
+                        |s| outbox.take(s, polls),
+                    );
+                    if let Some(j) = &mut self.books.journal {
+                        j.syncs.orders_waited(syncs);
+                    }
                     self.committed_with(appended, written);
                 }
                 _ => {
