@@ -1501,6 +1501,43 @@ mod restart {
     /// Many records committed while the orders are encoded: every one read back, in
     /// order, each once.
     #[test]
+    fn without_the_journals_thread_the_records_are_made_durable_before_the_work() {
+        let d = fresh_dir("commit-inline");
+        let path = d.join("journal");
+        let r = resume(&path, site("2m"), Default::default(), &relays, t(0)).unwrap();
+        let (mut s, mut j) = (r.station, Some(r.journal));
+        // A thread that could not be made (or is gone).
+        let hand = Hand {
+            jobs: None,
+            done: crossbeam_channel::never(),
+            thread: None,
+        };
+        let mut records = vec![(
+            t(10),
+            Record::Decision(Decided::PowerBack {
+                ups: "ups-x".into(),
+            }),
+            true,
+        )];
+        let mut line = Vec::new();
+        let (appended, written, synced_before) =
+            hand.commit_while(&mut j, &mut records, 0, &mut s, &mut line, |_| {
+                // The work sees the journal's sync done already.
+                std::fs::read_to_string(&path)
+                    .unwrap()
+                    .contains("PowerBack")
+            });
+        appended.unwrap();
+        written.unwrap();
+        assert!(
+            synced_before,
+            "the decision was written before the work ran"
+        );
+        assert!(j.is_some() && records.len() == 1 && records[0].2);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
     fn many_records_committed_while_encoding_come_back_in_order() {
         let d = fresh_dir("commit-many");
         let path = d.join("journal");
