@@ -35,7 +35,7 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bumpalo::Bump;
 use crossbeam_channel::{Receiver, Sender};
@@ -459,7 +459,7 @@ impl Worker {
         let mut events = Events::with_capacity(16);
         let mut batch = RecvBatch::new();
         let mut arena = Bump::with_capacity(256 * 1024);
-        let mut published = Instant::now();
+        let mut published = crate::daemon::clock::coarse_monotonic();
         loop {
             // A batch to forward is handed over within its linger.
             let wait = self.forwarding.due_in().map_or(PUBLISH, |d| d.min(PUBLISH));
@@ -469,7 +469,10 @@ impl Worker {
                 crate::daemon::console::warn(format!("trapgate: receive worker: {e}"));
                 break;
             }
-            while let Ok(view) = self.views.try_recv() {
+            // A new view comes with a wake-up (`Receivers::reload`): the channel is
+            // looked at then, not at every batch.
+            let woken = events.iter().any(|e| e.token() == WAKE);
+            while woken && let Ok(view) = self.views.try_recv() {
                 let pipeline = self.ingress.pipeline_mut();
                 pipeline.set_classifier(view.classifier.clone());
                 pipeline.usm_mut().reload(view.usm.clone());
@@ -491,8 +494,10 @@ impl Worker {
                 }
             }
             self.forwarding.hand_if_due(&self.forward);
-            if published.elapsed() >= PUBLISH {
-                published = Instant::now();
+            // Twice a second, by the coarse clock (no timer read per wake-up).
+            let now = crate::daemon::clock::coarse_monotonic();
+            if now.saturating_sub(published) >= PUBLISH.as_nanos() as u64 {
+                published = now;
                 self.publish();
             }
         }
