@@ -179,18 +179,31 @@ mod tests {
 
     #[test]
     fn the_coarse_clock_runs_with_the_monotonic_one_and_never_back() {
-        let (coarse0, fine0) = (coarse_monotonic(), Instant::now());
+        // Each coarse read between two fine ones: a pause of the test's thread anywhere
+        // widens the bounds with it, so none can fail the check.
+        let before0 = Instant::now();
+        let coarse0 = coarse_monotonic();
+        let after0 = Instant::now();
         let mut last = coarse0;
-        while fine0.elapsed() < Duration::from_millis(60) {
+        while before0.elapsed() < Duration::from_millis(60) {
             let t = coarse_monotonic();
             assert!(t >= last, "the coarse clock went back: {last} then {t}");
             last = t;
         }
-        // Behind the fine clock by at most a tick (10 ms at HZ=100, the coarsest).
-        let (moved, fine) = (last - coarse0, fine0.elapsed().as_nanos() as u64);
+        let before1 = Instant::now();
+        let coarse1 = coarse_monotonic();
+        let after1 = Instant::now();
+        assert!(coarse1 >= last, "the coarse clock went back");
+        // The coarse clock is the fine one as of its last tick (10 ms at HZ=100, the
+        // coarsest): it moved at least the fine clock's least span less a tick, at most
+        // its widest span plus a tick.
+        let moved = coarse1 - coarse0;
+        let least = before1.duration_since(after0).as_nanos() as u64;
+        let most = after1.duration_since(before0).as_nanos() as u64;
+        let tick = 20 * ns::MILLI;
         assert!(
-            moved + 20 * ns::MILLI >= fine && moved <= fine + 20 * ns::MILLI,
-            "the coarse clock moved {moved} ns while the fine one moved {fine} ns"
+            moved + tick >= least && moved <= most + tick,
+            "the coarse clock moved {moved} ns while the fine one moved {least}..{most} ns"
         );
     }
     use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};

@@ -776,20 +776,17 @@ impl Driver {
                         &mut self.books.line,
                         |s| outbox.take(s, polls),
                     );
-                    if let Some(j) = &mut self.books.journal {
-                        j.syncs.orders_waited(syncs);
-                    }
                     self.committed_with(appended, written);
                 }
                 _ => {
                     self.commit(sync);
-                    if let Some(j) = &mut self.books.journal
-                        && orders
-                    {
-                        j.syncs.orders_waited(syncs);
-                    }
                     self.outbox.take(&mut self.station, polls);
                 }
+            }
+            if let Some(j) = &mut self.books.journal
+                && orders
+            {
+                j.syncs.orders_waited(syncs);
             }
             let t = self.clock.now();
             // Polls first: a confirmation waits for its poll, and counts from when it left.

@@ -4,8 +4,8 @@
 //! and send with Linux `recvmmsg(2)` / `sendmmsg(2)`, and the kill of a command's whole
 //! process group.
 //!
-//! This is the module with `unsafe` (elsewhere only `engine::room::touch` and
-//! `daemon::clock::coarse_monotonic`, a function each): the `recvmmsg`, `sendmmsg`,
+//! This is the module with `unsafe` (elsewhere only `daemon::clock::coarse_monotonic`,
+//! and helpers of tests): the `recvmmsg`, `sendmmsg`,
 //! `setsockopt` and `kill` calls, the control-message walk for the kernel's receive
 //! timestamps, and the `sockaddr` conversions, each with its reason beside it.
 #![allow(unsafe_code)]
