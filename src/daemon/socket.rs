@@ -410,7 +410,14 @@ pub fn socket_drops(fd: RawFd) -> Option<u64> {
 #[derive(Default)]
 pub struct SendBatch {
     data: Vec<u8>,
-    items: Vec<(socket2::SockAddr, usize, usize)>,
+    /// Each datagram: where to, and its bytes in `data` (start, length). Datagrams of
+    /// the same bytes queued one after another share them (a fan-out's order, encoded
+    /// once per community, to each of thousands of recorders).
+    items: Vec<(SocketAddr, usize, usize)>,
+    /// The kernel's form of the addresses of the datagrams (or runs) of one
+    /// `sendmmsg`: made per call, so that the queue keeps 48 bytes a datagram, not a
+    /// `sockaddr_storage` each.
+    addrs: Vec<socket2::SockAddr>,
     iovecs: Vec<libc::iovec>,
     headers: Vec<libc::mmsghdr>,
     /// `flush_some`'s own, kept between flushes: the runs (first item, size, count,
@@ -424,7 +431,7 @@ pub struct SendBatch {
 }
 
 // SAFETY: the raw pointers in `iovecs` and `headers` point into this batch's own
-// `data` and `items`; they are written at the start of every `flush` chunk, read only by
+// `data` and `addrs`; they are written at the start of every `flush` chunk, read only by
 // the `sendmmsg` call that follows, and emptied when the flush ends. Nothing is shared:
 // moving the batch to another thread (a receive worker's) moves everything they name.
 unsafe impl Send for SendBatch {}
@@ -458,11 +465,18 @@ impl SendBatch {
         crate::engine::room::touch(&mut self.items);
     }
 
-    /// Queues `payload` for `to`.
+    /// Queues `payload` for `to`. The same bytes as the datagram queued just before
+    /// are not copied again: the two share them.
     pub fn push(&mut self, to: SocketAddr, payload: &[u8]) {
+        if let Some(&(_, start, len)) = self.items.last()
+            && self.data[start..start + len] == *payload
+        {
+            self.items.push((to, start, len));
+            return;
+        }
         let start = self.data.len();
         self.data.extend_from_slice(payload);
-        self.items.push((to.into(), start, payload.len()));
+        self.items.push((to, start, payload.len()));
     }
 
     /// Sends everything queued on `fd` (blocking the caller no longer than the kernel
@@ -476,13 +490,16 @@ impl SendBatch {
             let chunk = &self.items[next..(next + SEND_CHUNK).min(self.items.len())];
             self.iovecs.clear();
             self.headers.clear();
+            self.addrs.clear();
+            self.addrs
+                .extend(chunk.iter().map(|(to, _, _)| socket2::SockAddr::from(*to)));
             for (_, start, len) in chunk {
                 self.iovecs.push(libc::iovec {
                     iov_base: self.data[*start..].as_ptr() as *mut libc::c_void,
                     iov_len: *len,
                 });
             }
-            for (i, (addr, _, _)) in chunk.iter().enumerate() {
+            for (i, addr) in self.addrs.iter().enumerate() {
                 // SAFETY: an all-zero mmsghdr is a valid value; the fields that matter are set below.
                 let mut h: libc::mmsghdr = unsafe { zeroed() };
                 h.msg_hdr.msg_name = addr.as_ptr() as *mut libc::c_void;
@@ -492,7 +509,7 @@ impl SendBatch {
                 self.headers.push(h);
             }
             // SAFETY: `headers` holds chunk.len() initialised mmsghdr, each naming one
-            // iovec over `data` and one socket address in `items`; none of them is
+            // iovec over `data` and one socket address in `addrs`; none of them is
             // touched until the call returns. The kernel only reads them.
             let n = unsafe {
                 libc::sendmmsg(
@@ -508,9 +525,7 @@ impl SendBatch {
                     continue;
                 }
                 // The first datagram of the chunk failed: note it and go on after it.
-                if let Some(to) = chunk[0].0.as_socket() {
-                    failed.push((to, e));
-                }
+                failed.push((chunk[0].0, e));
                 next += 1;
                 continue;
             }
@@ -525,6 +540,7 @@ impl SendBatch {
         self.data.clear();
         self.iovecs.clear();
         self.headers.clear();
+        self.addrs.clear();
         (sent, failed)
     }
 }
@@ -566,28 +582,42 @@ impl SendBatch {
         while self.send_runs(fd, segment) {}
         self.iovecs.clear();
         self.headers.clear();
-        // Keep what is still queued, in order, its bytes at the front.
+        self.keep_queued();
+        &self.fate
+    }
+
+    /// Keeps the datagrams still queued (by `fate`), in order, their bytes at the front.
+    fn keep_queued(&mut self) {
         if self.fate.iter().all(|f| *f != Fate::Queued) {
             self.items.clear();
             self.data.clear();
         } else {
             let mut at = 0;
             let mut k = 0;
+            // The last bytes kept: where they were, where they are now. Datagrams that
+            // share bytes are next to each other; the bytes move once. Every move is
+            // toward the front, from bytes after all those moved before.
+            let mut moved: Option<(usize, usize)> = None;
             let fate = &self.fate;
             let data = &mut self.data;
             self.items.retain_mut(|item| {
                 let keep = fate[k] == Fate::Queued;
                 k += 1;
                 if keep {
-                    data.copy_within(item.1..item.1 + item.2, at);
-                    item.1 = at;
-                    at += item.2;
+                    match moved {
+                        Some((from, to)) if from == item.1 => item.1 = to,
+                        _ => {
+                            data.copy_within(item.1..item.1 + item.2, at);
+                            moved = Some((item.1, at));
+                            item.1 = at;
+                            at += item.2;
+                        }
+                    }
                 }
                 keep
             });
             self.data.truncate(at);
         }
-        &self.fate
     }
 
     /// Plans the datagrams still queued into runs (with `segment`, the equal ones to one
@@ -634,6 +664,12 @@ impl SendBatch {
             self.headers.clear();
             self.cmsgs.clear();
             self.cmsgs.resize(end - next, [0u64; 4]);
+            self.addrs.clear();
+            self.addrs.extend(
+                self.runs[next..end]
+                    .iter()
+                    .map(|&(first, _, _, _)| socket2::SockAddr::from(self.items[first].0)),
+            );
             for &(first, _, _, _) in &self.runs[next..end] {
                 let mut i = first;
                 while i != END {
@@ -646,8 +682,8 @@ impl SendBatch {
                 }
             }
             let mut iov = 0;
-            for (r, &(first, size, count, _)) in self.runs[next..end].iter().enumerate() {
-                let addr = &self.items[first].0;
+            for (r, &(_, size, count, _)) in self.runs[next..end].iter().enumerate() {
+                let addr = &self.addrs[r];
                 // SAFETY: an all-zero mmsghdr is a valid value; the fields that matter are set below.
                 let mut h: libc::mmsghdr = unsafe { zeroed() };
                 h.msg_hdr.msg_name = addr.as_ptr() as *mut libc::c_void;
@@ -674,7 +710,7 @@ impl SendBatch {
                 self.headers.push(h);
             }
             // SAFETY: `headers` holds end − next initialised mmsghdr, each naming its
-            // iovecs over `data`, one socket address in `items` and, segmented, its
+            // iovecs over `data`, one socket address in `addrs` and, segmented, its
             // control message in `cmsgs`; none of them is touched until the call
             // returns. The kernel only reads them.
             let sent = unsafe {
@@ -958,6 +994,95 @@ mod tests {
             "segmentation given up after the kernel refused it"
         );
         each_received(&sinks, &queued);
+    }
+
+    /// Three sinks on 127.0.0.`first` and the two addresses after it, and where they are.
+    fn sinks_from(first: u8) -> (Vec<UdpSocket>, Vec<SocketAddr>) {
+        let sinks: Vec<UdpSocket> = (first..first + 3)
+            .map(|k| UdpSocket::bind(format!("127.0.0.{k}:0")).unwrap())
+            .collect();
+        let to = sinks.iter().map(|s| s.local_addr().unwrap()).collect();
+        (sinks, to)
+    }
+
+    /// Receives what `sink` has (until 200 ms of nothing).
+    fn drain(sink: &UdpSocket) -> Vec<Vec<u8>> {
+        sink.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 2048];
+        while let Ok(n) = sink.recv(&mut buf) {
+            got.push(buf[..n].to_vec());
+        }
+        got
+    }
+
+    #[test]
+    fn equal_datagrams_queued_in_a_row_share_their_bytes_and_each_arrives_whole() {
+        let (sinks, to) = sinks_from(44);
+        let order = vec![0x30u8; 120];
+        let mut other = order.clone();
+        other[119] = 0x31;
+        let tx = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+        let mut batch = SendBatch::new();
+        // A fan-out's order to each sink, twice, with another datagram between, then a
+        // shorter one that matches the order's first bytes (not the same datagram).
+        for payload in [&order, &order, &order, &other, &order, &order, &order] {
+            for t in &to {
+                batch.push(*t, payload);
+            }
+        }
+        batch.push(to[0], &order[..60]);
+        assert_eq!(
+            batch.data.len(),
+            3 * 120 + 60,
+            "each run of equal datagrams is one copy of its bytes"
+        );
+        let (sent, failed) = batch.flush(tx.as_raw_fd());
+        assert_eq!((sent, failed.len()), (22, 0));
+        let mut want = vec![order.clone(); 7];
+        want[3] = other.clone();
+        for (k, sink) in sinks.iter().enumerate() {
+            if k == 0 {
+                want.push(order[..60].to_vec());
+            }
+            assert_eq!(drain(sink), want, "sink {k}");
+            if k == 0 {
+                want.pop();
+            }
+        }
+    }
+
+    #[test]
+    fn what_stays_queued_keeps_its_shared_bytes() {
+        let (sinks, to) = sinks_from(47);
+        let (a, b) = (vec![0xaau8; 70], vec![0xbbu8; 90]);
+        let mut batch = SendBatch::new();
+        for (t, p) in [(0, &a), (1, &a), (2, &a), (0, &b), (1, &b), (2, &b)] {
+            batch.push(to[t], p);
+        }
+        assert_eq!(batch.data.len(), 160);
+        // As if the send buffer filled: the first of each run sent, the rest still queued.
+        batch.fate = vec![
+            Fate::Sent,
+            Fate::Queued,
+            Fate::Queued,
+            Fate::Sent,
+            Fate::Queued,
+            Fate::Queued,
+        ];
+        batch.keep_queued();
+        assert_eq!(batch.len(), 4);
+        assert_eq!(batch.data.len(), 160, "each kept run's bytes once");
+        // More of the same bytes after what was kept still share them.
+        batch.push(to[0], &b);
+        assert_eq!(batch.data.len(), 160);
+        let tx = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+        let (sent, failed) = batch.flush(tx.as_raw_fd());
+        assert_eq!((sent, failed.len()), (5, 0));
+        assert_eq!(drain(&sinks[0]), vec![b.clone()]);
+        assert_eq!(drain(&sinks[1]), vec![a.clone(), b.clone()]);
+        assert_eq!(drain(&sinks[2]), vec![a.clone(), b.clone()]);
     }
 
     #[test]
