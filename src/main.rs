@@ -216,6 +216,13 @@ impl<W: Write> Write for Reader<W> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A gateway asks for huge pages: it starts again, as this process, with glibc's
+    // malloc asking for them (see `daemon::hugepages`), before anything else is done.
+    if matches!(cli.command, Command::Run { .. })
+        && let Some(e) = trapgate::daemon::hugepages::start_again_on_huge_pages()
+    {
+        eprintln!("trapgate: could not start again on huge pages ({e}): running on small pages");
+    }
     // `run` writes stdout from the console's own thread: it must not be locked here.
     let locked = !matches!(cli.command, Command::Run { .. });
     let stdout = io::stdout();

@@ -482,3 +482,63 @@ fn a_gateway_whose_stderr_is_closed_goes_on_deciding_and_stops_cleanly() {
     let status = child.wait().expect("exit");
     assert!(status.success(), "{status:?}");
 }
+
+/// A gateway asks for huge pages: on a kernel that gives them only to memory that asks
+/// (`madvise`), `trapgate run` starts again as the same process (its pid, its
+/// arguments) with glibc's malloc asking for them; a site's own `GLIBC_TUNABLES` are
+/// kept as they are.
+#[test]
+fn a_gateway_starts_again_on_huge_pages_as_the_same_process_unless_tunables_are_chosen() {
+    use trapgate::daemon::hugepages::{HUGE_PAGES, TUNABLES, mode_of};
+    let mode = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").ok();
+    if mode.as_deref().and_then(mode_of) != Some("madvise") {
+        trapgate::testing::skip(&format!(
+            "huge pages: this kernel's transparent huge pages are {:?}, not given only when asked (madvise): nothing to start again for",
+            mode.as_deref().map(str::trim)
+        ));
+        return;
+    }
+    let site = site_file("huge-pages", &loopback_site());
+    let args = [
+        "run",
+        "--config",
+        site.to_str().expect("UTF-8"),
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    for (chosen, want) in [
+        (None, HUGE_PAGES),
+        (Some("glibc.malloc.hugetlb=0"), "glibc.malloc.hugetlb=0"),
+    ] {
+        let (mut child, _out, err) = start_configured(&args, |c| {
+            match chosen {
+                Some(t) => c.env(TUNABLES, t),
+                None => c.env_remove(TUNABLES),
+            };
+        });
+        listening_on(&err);
+        let environ = std::fs::read(format!("/proc/{}/environ", child.id())).expect("environ");
+        let tunables: Vec<&[u8]> = environ
+            .split(|b| *b == 0)
+            .filter(|v| v.starts_with(format!("{TUNABLES}=").as_bytes()))
+            .collect();
+        assert_eq!(
+            tunables,
+            vec![format!("{TUNABLES}={want}").as_bytes()],
+            "the gateway started with {chosen:?}"
+        );
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.id())).expect("cmdline");
+        let argv: Vec<&[u8]> = cmdline
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .collect();
+        assert_eq!(
+            &argv[1..],
+            args.map(str::as_bytes),
+            "the same arguments, in the same process"
+        );
+        terminate(&child);
+        let status = child.wait().expect("the gateway stops");
+        assert!(status.success(), "{status:?}");
+    }
+}

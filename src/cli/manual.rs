@@ -815,6 +815,15 @@ const FILES: &[(&str, &str)] = &[
     ),
 ];
 
+const ENVIRONMENT: &[(&str, &str)] = &[(
+    "GLIBC_TUNABLES",
+    "Unset, `run` starts again at once as the same process (its pid and arguments) with \
+     GLIBC_TUNABLES=glibc.malloc.hugetlb=1 when the kernel gives transparent huge pages only to \
+     memory that asks (/sys/kernel/mm/transparent_hugepage/enabled says madvise): glibc's \
+     malloc then asks, and a fan-out after hours of quiet does not walk the page tables for \
+     every recorder. Set (to glibc.malloc.hugetlb=0, or to anything), it is kept as it is.",
+)];
+
 const EXAMPLES: &[(&str, &str)] = &[
     (
         "trapgate check-config /etc/trapgate/site.toml",
@@ -870,6 +879,12 @@ pub fn main_page(cmd: clap::Command) -> io::Result<Vec<u8>> {
     for (file, what) in FILES {
         r.control("TP", []);
         r.text([bold(*file)]);
+        r.text([roman(*what)]);
+    }
+    r.control("SH", ["ENVIRONMENT"]);
+    for (name, what) in ENVIRONMENT {
+        r.control("TP", []);
+        r.text([bold(*name)]);
         r.text([roman(*what)]);
     }
     r.control("SH", ["EXAMPLES"]);

@@ -11,6 +11,7 @@ pub mod exec;
 pub mod forward;
 pub mod gateway;
 pub mod http;
+pub mod hugepages;
 pub mod journal;
 pub mod notify;
 pub mod nut;

@@ -60,11 +60,21 @@ pub fn start_with_env(
     args: &[&str],
     env: &[(&str, &std::ffi::OsStr)],
 ) -> (Child, mpsc::Receiver<String>, mpsc::Receiver<String>) {
+    start_configured(args, |c| {
+        c.envs(env.iter().copied());
+    })
+}
+
+/// `start`, with its command set up by `configure` first (its environment).
+pub fn start_configured(
+    args: &[&str],
+    configure: impl FnOnce(&mut Command),
+) -> (Child, mpsc::Receiver<String>, mpsc::Receiver<String>) {
     use std::os::unix::process::CommandExt;
     let mut command = Command::new(env!("CARGO_BIN_EXE_trapgate"));
+    configure(&mut command);
     command
         .args(args)
-        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.

@@ -25,6 +25,11 @@
 //! last SET and the last read-back came. The orders must still leave first and reach
 //! the last recorder as fast as without outlets; the SETs follow.
 //!
+//! The floor and the gateways run on the same pages: this binary starts again on huge
+//! pages as `trapgate run` does (`trapgate::daemon::hugepages`), and what it starts
+//! inherits the tunable. `GLIBC_TUNABLES=glibc.malloc.hugetlb=0 fanout …` runs all of
+//! them on small pages.
+//!
 //! Run: `cargo build --release && cargo run --release -p trapgate-tools --bin fanout`
 //! (`FANOUT_KEEP=1` keeps its directory: the site files and the last trial's journal).
 
@@ -428,6 +433,12 @@ fn median(v: &mut [u64]) -> f64 {
 
 fn main() {
     let args = Args::parse();
+    // The floor runs in this process: on huge pages when the gateways are (they start
+    // again on them, `trapgate::daemon::hugepages`), so the two are compared alike.
+    // The sink, the card and the gateways inherit the tunable.
+    if let Some(e) = trapgate::daemon::hugepages::start_again_on_huge_pages() {
+        eprintln!("fanout: could not start again on huge pages ({e})");
+    }
     if let Some(s) = &args.sink {
         sink(s[0] as u16, s[1]);
         return;
@@ -601,6 +612,13 @@ fn main() {
             format!("; {lost} trials lost orders")
         } else {
             String::new()
+        }
+    );
+    println!(
+        "memory: {}",
+        match std::env::var(trapgate::daemon::hugepages::TUNABLES) {
+            Ok(t) => format!("GLIBC_TUNABLES={t}, the floor's and the gateways' alike"),
+            Err(_) => "glibc's defaults, the floor's and the gateways' alike".into(),
         }
     );
     if let Some(b) = &args.against {

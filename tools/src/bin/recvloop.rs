@@ -10,6 +10,9 @@
 //! smallest the kernel allows and it reads nothing until it stops; then it counts what
 //! arrived, the datagrams the kernel dropped for the full buffer (SK_MEMINFO_DROPS) and
 //! those still in it.
+//!
+//! It runs on the pages `trapgate run` runs on: it starts again on huge pages as the
+//! gateway does (`trapgate::daemon::hugepages`).
 
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -20,6 +23,11 @@ use signal_hook_mio::v1_0::Signals;
 use trapgate::daemon::socket::{RecvBatch, bind_udp};
 
 fn main() -> std::process::ExitCode {
+    // On the same pages as the gateway it is the floor of (`trapgate run` starts again
+    // on huge pages: `trapgate::daemon::hugepages`).
+    if let Some(e) = trapgate::daemon::hugepages::start_again_on_huge_pages() {
+        eprintln!("recvloop: could not start again on huge pages ({e})");
+    }
     let discard = std::env::args().nth(1).as_deref() == Some("--discard");
     let Some(listen) = std::env::args()
         .nth(1 + discard as usize)
