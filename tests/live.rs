@@ -489,7 +489,7 @@ fn a_gateway_whose_stderr_is_closed_goes_on_deciding_and_stops_cleanly() {
 /// kept as they are.
 #[test]
 fn a_gateway_starts_again_on_huge_pages_as_the_same_process_unless_tunables_are_chosen() {
-    use trapgate::daemon::hugepages::{HUGE_PAGES, TUNABLES, mode_of};
+    use trapgate::daemon::hugepages::{HUGE_PAGES, STARTED_AGAIN, TUNABLES, mode_of};
     let mode = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").ok();
     if mode.as_deref().and_then(mode_of) != Some("madvise") {
         trapgate::testing::skip(&format!(
@@ -499,18 +499,13 @@ fn a_gateway_starts_again_on_huge_pages_as_the_same_process_unless_tunables_are_
         return;
     }
     let site = site_file("huge-pages", &loopback_site());
-    let args = [
-        "run",
-        "--config",
-        site.to_str().expect("UTF-8"),
-        "--listen",
-        "127.0.0.1:0",
-    ];
+    let args = run_on_loopback(&site);
     for (chosen, want) in [
         (None, HUGE_PAGES),
         (Some("glibc.malloc.hugetlb=0"), "glibc.malloc.hugetlb=0"),
     ] {
         let (mut child, _out, err) = start_configured(&args, |c| {
+            c.env_remove(STARTED_AGAIN);
             match chosen {
                 Some(t) => c.env(TUNABLES, t),
                 None => c.env_remove(TUNABLES),
@@ -541,4 +536,83 @@ fn a_gateway_starts_again_on_huge_pages_as_the_same_process_unless_tunables_are_
         let status = child.wait().expect("the gateway stops");
         assert!(status.success(), "{status:?}");
     }
+}
+
+/// `run` of `site` on a free loopback port.
+fn run_on_loopback(site: &std::path::Path) -> [&str; 5] {
+    [
+        "run",
+        "--config",
+        site.to_str().expect("UTF-8"),
+        "--listen",
+        "127.0.0.1:0",
+    ]
+}
+
+/// The environment of process `pid`, as it was started.
+fn environ_of(pid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .expect("environ")
+        .split(|b| *b == 0)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect()
+}
+
+/// A gateway given the capability to bind port 162 without root (`setcap
+/// cap_net_bind_service=+ep`, as sites run it) starts, and starts again on huge pages
+/// once: glibc may erase the tunables of such a privileged start, which must not make
+/// it start again for ever.
+#[test]
+fn a_gateway_with_file_capabilities_starts_again_once_at_most() {
+    use trapgate::daemon::hugepages::{HUGE_PAGES, STARTED_AGAIN, TUNABLES, mode_of};
+    let mode = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").ok();
+    if mode.as_deref().and_then(mode_of) != Some("madvise") {
+        trapgate::testing::skip(
+            "file capabilities and huge pages: this kernel does not give huge pages only when asked (madvise)",
+        );
+        return;
+    }
+    let site = site_file("setcap", &loopback_site());
+    let copy = site.with_file_name("trapgate");
+    std::fs::copy(env!("CARGO_BIN_EXE_trapgate"), &copy).expect("a copy of trapgate");
+    let setcap = which("setcap").map(|s| {
+        Command::new(s)
+            .args(["cap_net_bind_service=+ep"])
+            .arg(&copy)
+            .output()
+    });
+    match setcap {
+        Some(Ok(o)) if o.status.success() => {}
+        Some(Ok(o)) => {
+            trapgate::testing::skip(&format!(
+                "file capabilities: setcap refused ({}), not root or a file system without them",
+                String::from_utf8_lossy(&o.stderr).trim()
+            ));
+            return;
+        }
+        _ => {
+            trapgate::testing::skip(
+                "file capabilities: no setcap (Debian: apt-get install libcap2-bin)",
+            );
+            return;
+        }
+    }
+    let args = run_on_loopback(&site);
+    let (mut child, _out, err) = start_program(&copy, &args, |c| {
+        c.env_remove(TUNABLES).env_remove(STARTED_AGAIN);
+    });
+    // One that started again for ever would never get this far.
+    listening_on(&err);
+    let environ = environ_of(child.id());
+    assert!(
+        environ.contains(&format!("{STARTED_AGAIN}=huge-pages")),
+        "started again once: {environ:?}"
+    );
+    assert!(
+        environ.contains(&format!("{TUNABLES}={HUGE_PAGES}")),
+        "{environ:?}"
+    );
+    terminate(&child);
+    let status = child.wait().expect("the gateway stops");
+    assert!(status.success(), "{status:?}");
 }

@@ -815,14 +815,21 @@ const FILES: &[(&str, &str)] = &[
     ),
 ];
 
-const ENVIRONMENT: &[(&str, &str)] = &[(
-    "GLIBC_TUNABLES",
-    "Unset, `run` starts again at once as the same process (its pid and arguments) with \
+const ENVIRONMENT: &[(&str, &str)] = &[
+    (
+        "GLIBC_TUNABLES",
+        "Unset, `run` starts again at once as the same process (its pid and arguments) with \
      GLIBC_TUNABLES=glibc.malloc.hugetlb=1 when the kernel gives transparent huge pages only to \
      memory that asks (/sys/kernel/mm/transparent_hugepage/enabled says madvise): glibc's \
      malloc then asks, and a fan-out after hours of quiet does not walk the page tables for \
      every recorder. Set (to glibc.malloc.hugetlb=0, or to anything), it is kept as it is.",
-)];
+    ),
+    (
+        "TRAPGATE_STARTED_AGAIN",
+        "Set by run in the environment it starts again with; while it is set, run does not start \
+         again (glibc may erase the tunables of a binary given file capabilities).",
+    ),
+];
 
 const EXAMPLES: &[(&str, &str)] = &[
     (

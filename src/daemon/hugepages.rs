@@ -38,11 +38,17 @@ pub fn mode_of(text: &str) -> Option<&str> {
     Some(&text[start..start + len])
 }
 
+/// Set in the environment of the program started again, beside the tunable: a program
+/// started with privileges (a binary given file capabilities, `setcap
+/// cap_net_bind_service=+ep`, or set-user-ID) may have its tunables erased by glibc
+/// before it reads its environment, and would otherwise start again for ever.
+pub const STARTED_AGAIN: &str = "TRAPGATE_STARTED_AGAIN";
+
 /// Whether to start again asking for huge pages: only when the kernel gives them to
-/// memory that asks (`madvise`; `always` gives them anyway, `never` never) and no one
-/// chose glibc's tunables.
-pub fn wanted(tunables: Option<&OsStr>, mode: Option<&str>) -> bool {
-    tunables.is_none() && mode == Some("madvise")
+/// memory that asks (`madvise`; `always` gives them anyway, `never` never), no one
+/// chose glibc's tunables, and this is not already the program started again.
+pub fn wanted(tunables: Option<&OsStr>, mode: Option<&str>, again: bool) -> bool {
+    tunables.is_none() && mode == Some("madvise") && !again
 }
 
 /// Starts this program again, as this process, with glibc's malloc asking for huge
@@ -51,16 +57,24 @@ pub fn wanted(tunables: Option<&OsStr>, mode: Option<&str>) -> bool {
 pub fn start_again_on_huge_pages() -> Option<io::Error> {
     let mode = std::fs::read_to_string(MODE).ok();
     let tunables = std::env::var_os(TUNABLES);
-    if !wanted(tunables.as_deref(), mode.as_deref().and_then(mode_of)) {
+    let mode = mode.as_deref().and_then(mode_of);
+    let again = std::env::var_os(STARTED_AGAIN).is_some();
+    if !wanted(tunables.as_deref(), mode, again) {
         return None;
     }
     use std::os::unix::process::CommandExt;
     let mut args = std::env::args_os();
-    let mut again = std::process::Command::new("/proc/self/exe");
+    let mut command = std::process::Command::new("/proc/self/exe");
     if let Some(name) = args.next() {
-        again.arg0(name);
+        command.arg0(name);
     }
-    Some(again.args(args).env(TUNABLES, HUGE_PAGES).exec())
+    Some(
+        command
+            .args(args)
+            .env(TUNABLES, HUGE_PAGES)
+            .env(STARTED_AGAIN, "huge-pages")
+            .exec(),
+    )
 }
 
 #[cfg(test)]
@@ -78,14 +92,28 @@ mod tests {
 
     #[test]
     fn only_a_kernel_that_waits_to_be_asked_and_no_chosen_tunables_start_again() {
-        assert!(wanted(None, Some("madvise")));
-        assert!(!wanted(None, Some("always")), "huge pages without asking");
-        assert!(!wanted(None, Some("never")), "none to ask for");
-        assert!(!wanted(None, None), "a kernel without them");
+        assert!(wanted(None, Some("madvise"), false));
         assert!(
-            !wanted(Some(OsStr::new("glibc.malloc.hugetlb=0")), Some("madvise")),
+            !wanted(None, Some("always"), false),
+            "huge pages without asking"
+        );
+        assert!(!wanted(None, Some("never"), false), "none to ask for");
+        assert!(!wanted(None, None, false), "a kernel without them");
+        assert!(
+            !wanted(
+                Some(OsStr::new("glibc.malloc.hugetlb=0")),
+                Some("madvise"),
+                false
+            ),
             "a site's own tunables are kept"
         );
-        assert!(!wanted(Some(OsStr::new(HUGE_PAGES)), Some("madvise")));
+        assert!(
+            !wanted(Some(OsStr::new(HUGE_PAGES)), Some("madvise"), false),
+            "started again already"
+        );
+        assert!(
+            !wanted(None, Some("madvise"), true),
+            "started again already, its tunables erased (a privileged start): not again"
+        );
     }
 }

@@ -70,8 +70,17 @@ pub fn start_configured(
     args: &[&str],
     configure: impl FnOnce(&mut Command),
 ) -> (Child, mpsc::Receiver<String>, mpsc::Receiver<String>) {
+    start_program(env!("CARGO_BIN_EXE_trapgate").as_ref(), args, configure)
+}
+
+/// `start_configured` of another copy of trapgate, at `program`.
+pub fn start_program(
+    program: &std::path::Path,
+    args: &[&str],
+    configure: impl FnOnce(&mut Command),
+) -> (Child, mpsc::Receiver<String>, mpsc::Receiver<String>) {
     use std::os::unix::process::CommandExt;
-    let mut command = Command::new(env!("CARGO_BIN_EXE_trapgate"));
+    let mut command = Command::new(program);
     configure(&mut command);
     command
         .args(args)
