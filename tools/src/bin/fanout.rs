@@ -11,7 +11,9 @@
 //! the same sink. The modes take turns, trial by trial, so that a slow spell of this
 //! shared machine falls on all of them. Loopback only; each trial is bounded in time.
 //! With the journal on, the sync the orders waited for (the stop summary's) is set
-//! beside a bare append + `fdatasync` of as many bytes after the same wait.
+//! beside a bare append + `fdatasync` of as many bytes after the same wait. Beside the
+//! ratio of the medians it prints the paired one: the median of each trial's gateway
+//! time over the floor of the same trial, which ran just before it.
 //!
 //! With `--against OTHER` (another trapgate binary, e.g. a build before a change), two
 //! more modes: OTHER with the journal on and off, in the same turns, so that two builds
@@ -487,6 +489,7 @@ fn main() {
     let (mut syncs, mut sync_floors) = (Vec::new(), Vec::new());
     let (mut with_outlets, mut sets_after) = (Vec::new(), Vec::new());
     let mut lost = 0;
+    let mut trials: Vec<[Option<u64>; 5]> = Vec::with_capacity(args.trials);
     for trial in 0..args.trials {
         if args.outlets > 0 {
             match outlets_trial(
@@ -524,7 +527,10 @@ fn main() {
             modes.push(("against, journal on", &mut other_on));
             modes.push(("against, journal off", &mut other_off));
         }
-        for (mode, out) in modes {
+        // This trial's times by mode (floor, on, off, against on, against off), for the
+        // paired ratios.
+        let mut this = [None; 5];
+        for (k, (mode, out)) in modes.into_iter().enumerate() {
             let other = args.against.as_deref().unwrap_or(&args.trapgate);
             let r = match mode {
                 "floor" => floor_trial(&args, &me, &dir.join("floor"), sink_port),
@@ -583,6 +589,7 @@ fn main() {
                         ns as f64 / 1e6
                     );
                     out.push(ns);
+                    this[k] = Some(ns);
                 }
                 None => {
                     println!("trial {trial} {mode}: not every order arrived (the sink's buffer?)");
@@ -590,7 +597,17 @@ fn main() {
                 }
             }
         }
+        trials.push(this);
     }
+    // Each trial's gateway over the floor of the same trial (they ran one after the
+    // other): a slow spell of this shared machine falls on both sides of each ratio.
+    let paired = |k: usize| {
+        let mut r: Vec<u64> = trials
+            .iter()
+            .filter_map(|t| Some(t[k]? * 1000 / t[0]?.max(1)))
+            .collect();
+        median(&mut r) * 1e6 / 1000.0
+    };
     let (f, n, o) = (median(&mut floor), median(&mut on), median(&mut off));
     let range = |v: &[u64]| {
         format!(
@@ -615,6 +632,11 @@ fn main() {
         }
     );
     println!(
+        "paired (the median of each trial's ratio to its own floor): journal on {:.2}×, journal off {:.2}×",
+        paired(1),
+        paired(2)
+    );
+    println!(
         "memory: {}",
         match std::env::var(trapgate::daemon::hugepages::TUNABLES) {
             Ok(t) => format!("GLIBC_TUNABLES={t}, the floor's and the gateways' alike"),
@@ -632,6 +654,12 @@ fn main() {
             range(&other_off),
             af / f,
             af / o
+        );
+        println!(
+            "against {}, paired: journal on {:.2}×, journal off {:.2}× the floor",
+            b.display(),
+            paired(3),
+            paired(4)
         );
     }
     if !syncs.is_empty() {
