@@ -535,7 +535,9 @@ struct Books {
     /// journal holds them, and after the orders they decided have left (showing
     /// thousands of records must not hold up one order). Those from `committed` on
     /// wait for the journal's next write.
-    unshown: Vec<(Timestamp, Record, bool)>,
+    unshown: Vec<(Timestamp, Record)>,
+    /// Whether each of `unshown` is in the journal, side by side.
+    journaled: Vec<bool>,
     /// The wall clock's lead when each of `unshown` was taken (its label: a clock
     /// stepped since does not relabel it).
     labels: Vec<i64>,
@@ -568,6 +570,7 @@ impl Books {
             journal_path,
             journal_failing: false,
             unshown: Vec::new(),
+            journaled: Vec::new(),
             labels: Vec::new(),
             committed: 0,
             line: Vec::with_capacity(512),
@@ -679,13 +682,12 @@ impl Driver {
     /// Takes the station's records, to journal (`commit`) and show (`show_pending`);
     /// true if one of them is a decision, to fsync before acting.
     fn journal_records(&mut self) -> bool {
-        let mut sync = false;
-        let offset = self.clock.label_offset();
-        while let Some((t, r)) = self.station.poll_record() {
-            sync |= r.needs_sync();
-            self.books.unshown.push((t, r, true));
-            self.books.labels.push(offset);
-        }
+        // Taken as a whole (the queue changes hands when nothing waits to be shown),
+        // not moved one by one: a fan-out's are thousands.
+        let sync = self.station.take_records(&mut self.books.unshown);
+        let n = self.books.unshown.len();
+        self.books.journaled.resize(n, true);
+        self.books.labels.resize(n, self.clock.label_offset());
         sync
     }
 
@@ -700,8 +702,10 @@ impl Driver {
             self.books.committed = self.books.unshown.len();
             return;
         };
+        let from = self.books.committed;
         let appended = j.append_all(
-            &mut self.books.unshown[self.books.committed..],
+            &self.books.unshown[from..],
+            &mut self.books.journaled[from..],
             &mut self.books.line,
         );
         // A new file begins with a checkpoint: a restart reads from there.
@@ -727,7 +731,7 @@ impl Driver {
             Ok(()) => {}
             Err(e) => {
                 self.journal_failed(t, "write or fsync", &e);
-                for (_, _, journaled) in &mut self.books.unshown[self.books.committed..] {
+                for journaled in &mut self.books.journaled[self.books.committed..] {
                     *journaled = false;
                 }
             }
@@ -737,18 +741,21 @@ impl Driver {
 
     /// Shows the records committed so far.
     fn show_pending(&mut self) {
-        let (mut shown, mut labels) = (
+        let (mut shown, mut journaled, mut labels) = (
             std::mem::take(&mut self.books.unshown),
+            std::mem::take(&mut self.books.journaled),
             std::mem::take(&mut self.books.labels),
         );
-        for ((t, r, journaled), offset) in shown
-            .drain(..self.books.committed)
-            .zip(labels.drain(..self.books.committed))
+        let committed = self.books.committed;
+        for (((t, r), journaled), offset) in shown
+            .drain(..committed)
+            .zip(journaled.drain(..committed))
+            .zip(labels.drain(..committed))
         {
             self.show(t, r, journaled, offset);
         }
         self.books.committed = 0;
-        (self.books.unshown, self.books.labels) = (shown, labels);
+        (self.books.unshown, self.books.journaled, self.books.labels) = (shown, journaled, labels);
     }
 
     /// Acts on what the station has: journal and fsync its decisions, then send what
@@ -770,7 +777,7 @@ impl Driver {
                     let outbox = &mut self.outbox;
                     let (appended, written, ()) = hand.commit_while(
                         &mut self.books.journal,
-                        &mut self.books.unshown,
+                        (&mut self.books.unshown, &mut self.books.journaled),
                         self.books.committed,
                         &mut self.station,
                         &mut self.books.line,
@@ -879,8 +886,8 @@ impl Driver {
             let ship: Vec<(u64, Record)> = self.books.unshown[..committed]
                 .iter()
                 .zip(&self.books.labels)
-                .filter(|((_, r, _), _)| station::ships(r))
-                .map(|((t, r, _), offset)| (t.shifted(*offset).0, r.clone()))
+                .filter(|((_, r), _)| station::ships(r))
+                .map(|((t, r), offset)| (t.shifted(*offset).0, r.clone()))
                 .collect();
             if !ship.is_empty() {
                 link.shipper.ship(ship);
@@ -894,7 +901,7 @@ impl Driver {
                 self.books.unshown[..committed]
                     .iter()
                     .zip(&self.books.labels)
-                    .map(|((t, r, _), offset)| (*t, *offset, r)),
+                    .map(|((t, r), offset)| (*t, *offset, r)),
             );
         }
         self.show_pending();
@@ -1538,8 +1545,10 @@ pub fn start(
     room::touch(&mut outbox.agent_for);
     let mut books = Books::new(journal, opts.journal.clone(), report, metrics.is_some());
     books.unshown.reserve(room::fan_out_room(recorders, 3));
+    books.journaled.reserve(room::fan_out_room(recorders, 3));
     books.labels.reserve(room::fan_out_room(recorders, 3));
     room::touch(&mut books.unshown);
+    room::touch(&mut books.journaled);
     room::touch(&mut books.labels);
     let d = Driver {
         clock,

@@ -409,12 +409,13 @@ impl Journal {
     }
 
     /// Appends each of `records`; one whose append failed is marked not journaled (its
-    /// `bool`). The first error, if any.
+    /// flag in `journaled`, side by side). The first error, if any.
     /// The shutdowns of one UPS's tier decided at once (consecutive `ShutdownRecorder`s
     /// of one time and reason) are one `ShutdownTier` line (format 3).
     pub fn append_all(
         &mut self,
-        records: &mut [(Timestamp, Record, bool)],
+        records: &[(Timestamp, Record)],
+        journaled: &mut [bool],
         line: &mut Vec<u8>,
     ) -> io::Result<()> {
         let mut first = Ok(());
@@ -424,7 +425,7 @@ impl Journal {
             let run = match &records[i].1 {
                 Record::Decision(d @ Decided::ShutdownRecorder { .. }) => records[i..]
                     .iter()
-                    .take_while(|(t, r, _)| {
+                    .take_while(|(t, r)| {
                         *t == records[i].0
                             && matches!(r, Record::Decision(other) if d.same_tier(other))
                     })
@@ -435,7 +436,7 @@ impl Journal {
             let appended = if run > 1 {
                 let tier: Vec<&Decided> = records[i..i + run]
                     .iter()
-                    .filter_map(|(_, r, _)| match r {
+                    .filter_map(|(_, r)| match r {
                         Record::Decision(d) => Some(d),
                         _ => None,
                     })
@@ -446,8 +447,8 @@ impl Journal {
                 self.append(t, &records[i].1, line)
             };
             if let Err(e) = appended {
-                for (_, _, journaled) in &mut records[i..i + run] {
-                    *journaled = false;
+                for j in journaled.iter_mut().skip(i).take(run) {
+                    *j = false;
                 }
                 if first.is_ok() {
                     first = Err(e);
@@ -698,7 +699,8 @@ pub fn resume(
 /// went.
 struct Job {
     journal: Journal,
-    records: Vec<(Timestamp, Record, bool)>,
+    records: Vec<(Timestamp, Record)>,
+    journaled: Vec<bool>,
     from: usize,
     line: Vec<u8>,
     appended: io::Result<()>,
@@ -708,10 +710,12 @@ struct Job {
 impl Job {
     /// Appends the records from `from` on and makes them durable.
     fn work(&mut self) {
-        let from = self.from.min(self.records.len());
-        self.appended = self
-            .journal
-            .append_all(&mut self.records[from..], &mut self.line);
+        let from = self.from.min(self.records.len()).min(self.journaled.len());
+        self.appended = self.journal.append_all(
+            &self.records[from..],
+            &mut self.journaled[from..],
+            &mut self.line,
+        );
         self.synced = self.journal.write_and_sync();
     }
 }
@@ -756,6 +760,7 @@ impl Hand {
     }
 
     /// Appends `records[from..]` to `journal` and makes them durable (`Journal::commit`)
+    /// (marking in `journaled`, side by side with them, those it could not append),
     /// on the journal's thread while this one does `work` (encoding the orders the
     /// records decided): both are over before this returns, so nothing leaves before the
     /// decisions are durable, and a fan-out to thousands of recorders does not wait for
@@ -766,7 +771,7 @@ impl Hand {
     pub fn commit_while<T>(
         &self,
         journal: &mut Option<Journal>,
-        records: &mut Vec<(Timestamp, Record, bool)>,
+        (records, journaled): (&mut Vec<(Timestamp, Record)>, &mut Vec<bool>),
         from: usize,
         station: &mut Station,
         line: &mut Vec<u8>,
@@ -779,6 +784,7 @@ impl Hand {
         let job = Job {
             journal: j,
             records: std::mem::take(records),
+            journaled: std::mem::take(journaled),
             from,
             line: std::mem::take(line),
             appended: Ok(()),
@@ -809,6 +815,7 @@ impl Hand {
         let synced = std::mem::replace(&mut job.synced, Ok(()))
             .and_then(|()| job.journal.roll(station, &mut job.line));
         *records = job.records;
+        *journaled = job.journaled;
         *line = job.line;
         *journal = Some(job.journal);
         (job.appended, synced, out)
@@ -1171,7 +1178,7 @@ mod restart {
         let mut records = Vec::new();
         let names: Vec<String> = s.site().recorders.iter().map(|r| r.name.clone()).collect();
         s.run_to(to, &mut |h| match h {
-            Happened::Record(at, r) => records.push((at, r, true)),
+            Happened::Record(at, r) => records.push((at, r)),
             Happened::Sent { at, transmit, .. } => {
                 if let Purpose::Order { recorder, attempt } = transmit.purpose {
                     orders.push((at, names[recorder].clone(), attempt));
@@ -1179,7 +1186,8 @@ mod restart {
             }
             Happened::Command { .. } => {}
         });
-        j.append_all(&mut records, &mut line).unwrap();
+        j.append_all(&records, &mut vec![true; records.len()], &mut line)
+            .unwrap();
         j.sync().unwrap();
         orders
     }
@@ -1306,15 +1314,16 @@ mod restart {
                 reason: why.into(),
             })
         };
-        let mut records: Vec<(Timestamp, Record, bool)> = Vec::new();
-        records.push((Timestamp(1), alert("before"), true));
-        records.extend((0..1000).map(|i| (Timestamp(2), shutdown(i, 1), true)));
-        records.extend((1000..1500).map(|i| (Timestamp(2), shutdown(i, 2), true)));
-        records.push((Timestamp(2), shutdown(1500, 1), true));
-        records.push((Timestamp(3), alert("after"), true));
+        let mut records: Vec<(Timestamp, Record)> = Vec::new();
+        records.push((Timestamp(1), alert("before")));
+        records.extend((0..1000).map(|i| (Timestamp(2), shutdown(i, 1))));
+        records.extend((1000..1500).map(|i| (Timestamp(2), shutdown(i, 2))));
+        records.push((Timestamp(2), shutdown(1500, 1)));
+        records.push((Timestamp(3), alert("after")));
         let mut line = Vec::new();
         let mut j = Journal::open(&path).unwrap();
-        j.append_all(&mut records, &mut line).unwrap();
+        j.append_all(&records, &mut vec![true; records.len()], &mut line)
+            .unwrap();
         j.sync().unwrap();
         drop(j);
         let text = std::fs::read_to_string(&path).unwrap();
@@ -1326,7 +1335,7 @@ mod restart {
         let mut back = Vec::new();
         let r = read(&path, |t, r| back.push((t, r))).unwrap();
         assert_eq!(r.damaged.len(), 0);
-        let want: Vec<(Timestamp, Record)> = records.into_iter().map(|(t, r, _)| (t, r)).collect();
+        let want: Vec<(Timestamp, Record)> = records;
         assert_eq!(back, want, "each recorder's record, in order");
         let _ = std::fs::remove_dir_all(&d);
     }
@@ -1518,23 +1527,29 @@ mod restart {
             Record::Decision(Decided::PowerBack {
                 ups: "ups-x".into(),
             }),
-            true,
         )];
+        let mut journaled = vec![true];
         let mut line = Vec::new();
-        let (appended, written, synced_before) =
-            hand.commit_while(&mut j, &mut records, 0, &mut s, &mut line, |_| {
+        let (appended, written, synced_before) = hand.commit_while(
+            &mut j,
+            (&mut records, &mut journaled),
+            0,
+            &mut s,
+            &mut line,
+            |_| {
                 // The work sees the journal's sync done already.
                 std::fs::read_to_string(&path)
                     .unwrap()
                     .contains("PowerBack")
-            });
+            },
+        );
         appended.unwrap();
         written.unwrap();
         assert!(
             synced_before,
             "the decision was written before the work ran"
         );
-        assert!(j.is_some() && records.len() == 1 && records[0].2);
+        assert!(j.is_some() && records.len() == 1 && journaled == [true]);
         let _ = std::fs::remove_dir_all(&d);
     }
 
@@ -1547,7 +1562,7 @@ mod restart {
         let r = resume(&path, site("2m"), Default::default(), &relays, t(0)).unwrap();
         let (mut s, mut j) = (r.station, Some(r.journal));
         let before = j.as_ref().unwrap().written;
-        let mut records: Vec<(Timestamp, Record, bool)> = (0..1_001u64)
+        let mut records: Vec<(Timestamp, Record)> = (0..1_001u64)
             .map(|i| {
                 let r = Record::Decision(Decided::Alert {
                     ups: None,
@@ -1556,7 +1571,7 @@ mod restart {
                     kind: crate::engine::record::AlertKind::Site,
                     reason: format!("record {i}"),
                 });
-                (t(10).plus_ns(i), r, true)
+                (t(10).plus_ns(i), r)
             })
             .collect();
         let mut line = Vec::new();
@@ -1568,16 +1583,22 @@ mod restart {
                 Record::Decision(Decided::PowerBack {
                     ups: "ups-x".into(),
                 }),
-                true,
             ),
         );
+        let mut journaled = vec![true; records.len()];
         let hand = Hand::start().unwrap();
-        let (appended, written, ()) =
-            hand.commit_while(&mut j, &mut records, 1, &mut s, &mut line, |_| {});
+        let (appended, written, ()) = hand.commit_while(
+            &mut j,
+            (&mut records, &mut journaled),
+            1,
+            &mut s,
+            &mut line,
+            |_| {},
+        );
         appended.unwrap();
         written.unwrap();
         assert_eq!(records.len(), 1_002, "the records come back");
-        assert!(records.iter().all(|(_, _, journaled)| *journaled));
+        assert!(journaled.len() == 1_002 && journaled.iter().all(|j| *j));
         assert_eq!(j.as_ref().unwrap().written - before, 1_001);
         drop((s, j));
         let mut reasons = Vec::new();
@@ -1609,28 +1630,35 @@ mod restart {
         let mut j = Some(j);
         on_battery(&mut s, t(10));
         s.handle_timeout(t(200));
-        let mut records: Vec<(Timestamp, Record, bool)> = Vec::new();
+        let mut records: Vec<(Timestamp, Record)> = Vec::new();
         while let Some((at, r)) = s.poll_record() {
-            records.push((at, r, true));
+            records.push((at, r));
         }
+        let mut journaled = vec![true; records.len()];
         let decided = records
             .iter()
-            .filter(|(_, r, _)| matches!(r, Record::Decision(Decided::ShutdownRecorder { .. })))
+            .filter(|(_, r)| matches!(r, Record::Decision(Decided::ShutdownRecorder { .. })))
             .count();
         assert_eq!(decided, 1, "nvr-244 decided at the end of its tier's grace");
         let mut line = Vec::new();
         let hand = Hand::start().unwrap();
-        let (appended, written, encoded) =
-            hand.commit_while(&mut j, &mut records, 0, &mut s, &mut line, |s| {
+        let (appended, written, encoded) = hand.commit_while(
+            &mut j,
+            (&mut records, &mut journaled),
+            0,
+            &mut s,
+            &mut line,
+            |s| {
                 let mut n = 0;
                 s.drain_transmits(|_, bytes| n += usize::from(!bytes.is_empty()));
                 n
-            });
+            },
+        );
         assert!(j.is_some(), "the journal comes back");
         appended.unwrap();
         written.unwrap();
         assert!(encoded >= 1, "the order was encoded meanwhile");
-        assert!(records.iter().all(|(_, _, journaled)| *journaled));
+        assert!(journaled.len() == records.len() && journaled.iter().all(|j| *j));
         // The records are in the file that rotated; the new file holds the checkpoint
         // alone (however small the rotation size).
         assert!(!rotated(&path, 2).exists(), "rotated once");

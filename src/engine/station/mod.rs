@@ -636,6 +636,8 @@ pub struct Station {
     missing_said: Vec<Vec<&'static str>>,
     refusal_log: RefusalLog,
     records: VecDeque<(Timestamp, Record)>,
+    /// Whether one of `records` is to be fsync'd as soon as it is journaled.
+    records_sync: bool,
     queued: VecDeque<Queued>,
     /// The orders `Queued::Orders` counts: each recorder, and which sending.
     orders: VecDeque<(RecorderId, u32)>,
@@ -719,6 +721,7 @@ impl Station {
             // A fan-out's records (three a recorder) and orders fit from the start: the
             // first outage does not grow them while its orders wait.
             records: touched_deque(fan_out_room(recorders, 3)),
+            records_sync: false,
             queued: VecDeque::with_capacity(1024),
             orders: touched_deque(fan_out_room(recorders, 1)),
             orders_queued: 0,
@@ -811,7 +814,26 @@ impl Station {
 
     /// The next record to journal (and show, `Record::shown`), with its time.
     pub fn poll_record(&mut self) -> Option<(Timestamp, Record)> {
-        self.records.pop_front()
+        let r = self.records.pop_front();
+        if self.records.is_empty() {
+            self.records_sync = false;
+        }
+        r
+    }
+
+    /// Takes every record waiting into `into` (after those it holds); true if one of
+    /// them is to be fsync'd as soon as it is journaled (`Record::needs_sync`). Into an
+    /// empty `into`, the queue itself changes hands and `into`'s room comes back here: a
+    /// fan-out's thousands of records are not moved one by one into memory a wait has
+    /// taken out of the caches.
+    pub fn take_records(&mut self, into: &mut Vec<(Timestamp, Record)>) -> bool {
+        if into.is_empty() {
+            let room = std::mem::take(into);
+            *into = Vec::from(std::mem::replace(&mut self.records, VecDeque::from(room)));
+        } else {
+            into.extend(self.records.drain(..));
+        }
+        std::mem::take(&mut self.records_sync)
     }
 
     /// Whether a record waits.
@@ -1863,6 +1885,7 @@ impl Station {
             self.take_off_delay(ups, Secs(*seconds));
         }
         self.records.clear();
+        self.records_sync = false;
     }
 
     /// UPS `ups`'s card was read at `now`: it cuts its outlets `seconds` after its
@@ -1914,6 +1937,7 @@ impl Station {
         self.restoring = true;
         let old = self.handle_reload(t, p);
         self.records.clear();
+        self.records_sync = false;
         self.queued.clear();
         self.orders.clear();
         self.orders_queued = 0;
@@ -1926,6 +1950,7 @@ impl Station {
     /// A record of the driver's own (an alert of the gateway's, its start), journaled
     /// and shown with the station's.
     pub fn note(&mut self, t: Timestamp, r: Record) {
+        self.records_sync |= r.needs_sync();
         self.records.push_back((t, r));
     }
 
@@ -1933,6 +1958,7 @@ impl Station {
 
     fn record(&mut self, t: Timestamp, r: Record) {
         if !self.restoring {
+            self.records_sync |= r.needs_sync();
             self.records.push_back((t, r));
         }
     }
@@ -2657,6 +2683,7 @@ impl Station {
         }
         // History: nothing it decided goes out.
         self.records.clear();
+        self.records_sync = false;
         self.queued.clear();
         self.orders.clear();
         self.orders_queued = 0;

@@ -1519,3 +1519,81 @@ fn a_restarted_standby_keeps_what_its_peer_shipped() {
     );
     assert!(told.contains(&NVR_244), "{told:?}");
 }
+
+/// A driver takes the records as a whole: into an empty buffer the queue changes hands
+/// (the buffer's room comes back to the station), into one that holds records they go
+/// after them; every record once, in order, with whether one is to be fsync'd at once.
+#[test]
+fn records_are_taken_whole_in_order_with_whether_one_needs_its_sync() {
+    let site = site(false);
+    let relays = relays(&site);
+    let mut s = Station::new(
+        site,
+        Options::default(),
+        relays,
+        Box::new(Sequence(0)),
+        t(0.0),
+    );
+    let decision = |why: &str| {
+        Record::Decision(Decided::Alert {
+            ups: None,
+            recorder: None,
+            outlet: None,
+            kind: crate::engine::record::AlertKind::Site,
+            reason: why.into(),
+        })
+    };
+    let done = Record::Action(Action::Back {
+        recorder: "nvr-244".into(),
+        after_s: 1.0,
+        late: false,
+    });
+    let mut taken: Vec<(Timestamp, Record)> = Vec::with_capacity(64);
+    let room = taken.capacity();
+    s.note(t(1.0), done.clone());
+    assert!(
+        !s.take_records(&mut taken),
+        "an action needs no sync of its own"
+    );
+    assert_eq!(taken, vec![(t(1.0), done.clone())]);
+    s.note(t(2.0), decision("a"));
+    s.note(t(3.0), done.clone());
+    assert!(s.take_records(&mut taken), "a decision among them");
+    assert_eq!(
+        taken,
+        vec![
+            (t(1.0), done.clone()),
+            (t(2.0), decision("a")),
+            (t(3.0), done.clone())
+        ]
+    );
+    assert!(
+        !s.take_records(&mut taken) && taken.len() == 3,
+        "nothing new, no sync"
+    );
+    // Shown and emptied by the driver: the next records change hands with the queue.
+    taken.clear();
+    for i in 0..10 {
+        s.note(t(4.0), decision(&format!("tier {i}")));
+    }
+    assert!(s.take_records(&mut taken));
+    assert_eq!(taken.len(), 10);
+    assert!(
+        taken
+            .iter()
+            .enumerate()
+            .all(|(i, (_, r))| *r == decision(&format!("tier {i}")))
+    );
+    assert!(!s.has_records());
+    // The buffer handed back is the station's queue now: it takes records as before.
+    for _ in 0..room {
+        s.note(t(5.0), done.clone());
+    }
+    let mut again = Vec::new();
+    assert!(!s.take_records(&mut again), "the sync was reset when taken");
+    assert_eq!(again.len(), room);
+    // One taken by `poll_record` to the last resets it too.
+    s.note(t(6.0), decision("b"));
+    assert!(s.poll_record().is_some());
+    assert!(!s.take_records(&mut again));
+}
