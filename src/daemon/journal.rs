@@ -1305,15 +1305,7 @@ mod restart {
                 rule: "lowBattery".into(),
             })
         };
-        let alert = |why: &str| {
-            Record::Decision(Decided::Alert {
-                ups: None,
-                recorder: None,
-                outlet: None,
-                kind: crate::engine::record::AlertKind::Site,
-                reason: why.into(),
-            })
-        };
+        let alert = Record::site_alert;
         let mut records: Vec<(Timestamp, Record)> = Vec::new();
         records.push((Timestamp(1), alert("before")));
         records.extend((0..1000).map(|i| (Timestamp(2), shutdown(i, 1))));

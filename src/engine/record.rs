@@ -618,6 +618,18 @@ pub enum Action {
 }
 
 impl Record {
+    /// A site alert with `reason` and nothing else (the tests' plain decision).
+    #[cfg(test)]
+    pub(crate) fn site_alert(reason: &str) -> Record {
+        Record::Decision(Decided::Alert {
+            ups: None,
+            recorder: None,
+            outlet: None,
+            kind: AlertKind::Site,
+            reason: reason.into(),
+        })
+    }
+
     /// Whether a person is shown it (inputs and checkpoints are only journaled).
     pub fn shown(&self) -> bool {
         !matches!(self, Record::Input(_) | Record::Snapshot(_))

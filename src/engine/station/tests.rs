@@ -1534,15 +1534,7 @@ fn records_are_taken_whole_in_order_with_whether_one_needs_its_sync() {
         Box::new(Sequence(0)),
         t(0.0),
     );
-    let decision = |why: &str| {
-        Record::Decision(Decided::Alert {
-            ups: None,
-            recorder: None,
-            outlet: None,
-            kind: crate::engine::record::AlertKind::Site,
-            reason: why.into(),
-        })
-    };
+    let decision = Record::site_alert;
     let done = Record::Action(Action::Back {
         recorder: "nvr-244".into(),
         after_s: 1.0,
