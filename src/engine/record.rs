@@ -978,7 +978,9 @@ impl Decided {
 }
 
 /// Writes `records` (shutdowns of one UPS's tier decided at once, `Decided::same_tier`)
-/// as one `ShutdownTier` line at `t`.
+/// as one `ShutdownTier` line at `t`: the line of `Decided::ShutdownTier`, written from
+/// the records as they are (a fan-out's 5,000 names are not taken, counted and let go
+/// again on the journal's thread to build one first).
 pub fn write_tier_line(t: Timestamp, records: &[&Decided], out: &mut Vec<u8>) {
     let Some((ups, tier, deadline, reason, event, rule)) =
         records.first().and_then(|d| d.tier_key())
@@ -986,22 +988,45 @@ pub fn write_tier_line(t: Timestamp, records: &[&Decided], out: &mut Vec<u8>) {
         out.clear();
         return;
     };
-    let tier = Decided::ShutdownTier {
-        ups: Arc::clone(ups),
-        recorders: records
-            .iter()
-            .filter_map(|d| match d {
-                Decided::ShutdownRecorder { recorder, .. } => Some(Arc::clone(recorder)),
-                _ => None,
-            })
-            .collect(),
-        tier,
-        deadline,
-        reason: Arc::clone(reason),
-        event: Arc::clone(event),
-        rule: Arc::clone(rule),
-    };
-    write_line(t, &Record::Decision(tier), out);
+    write_serialized(
+        t,
+        &TierLine {
+            ups,
+            recorders: TierNames(records),
+            tier,
+            deadline,
+            reason,
+            event,
+            rule,
+        },
+        out,
+    );
+}
+
+/// `Decided::ShutdownTier`, borrowed: the same fields, in the same order, under the same
+/// tag (`shutdown_tier_lines_are_the_owned_records_lines` holds the two to one line).
+#[derive(Serialize)]
+#[serde(tag = "decision", rename = "ShutdownTier")]
+struct TierLine<'a> {
+    ups: &'a str,
+    recorders: TierNames<'a>,
+    tier: u8,
+    deadline: Timestamp,
+    reason: &'a str,
+    event: &'a str,
+    rule: &'a str,
+}
+
+/// The recorders of a tier's shutdowns, as the list of their names.
+struct TierNames<'a>(&'a [&'a Decided]);
+
+impl Serialize for TierNames<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().filter_map(|d| match d {
+            Decided::ShutdownRecorder { recorder, .. } => Some(&**recorder),
+            _ => None,
+        }))
+    }
 }
 
 /// Why a journal line was not read.
@@ -1032,6 +1057,11 @@ impl core::fmt::Display for LineError {
 /// Writes `record` at `t` as one journal line into `out` (cleared first): the checksum,
 /// a space, the JSON, a newline.
 pub fn write_line(t: Timestamp, record: &Record, out: &mut Vec<u8>) {
+    write_serialized(t, record, out);
+}
+
+/// `write_line` of anything that serializes as a record does: an object with its tag.
+fn write_serialized<T: Serialize>(t: Timestamp, record: &T, out: &mut Vec<u8>) {
     out.clear();
     // Room for the checksum, filled in once the JSON is written.
     out.extend_from_slice(b"00000000 ");
@@ -1147,6 +1177,47 @@ fn prefix(json: &str) -> Option<(u64, u64, &str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The tier's line written from the records as they are is, byte for byte, the line
+    /// of the `ShutdownTier` record built from them (names with quotes and non-ASCII
+    /// letters included, as JSON escapes them).
+    #[test]
+    fn shutdown_tier_lines_are_the_owned_records_lines() {
+        let names = ["nvr-1", "nvr \"two\"", "caméra-3", "nvr\\4"];
+        let shutdowns: Vec<Decided> = names
+            .iter()
+            .map(|n| Decided::ShutdownRecorder {
+                ups: "ups-main".into(),
+                recorder: (*n).into(),
+                tier: 2,
+                deadline: Timestamp(1_700_000_090_000_000_000),
+                reason: "lowBattery: \"UPS: Low battery.\"".into(),
+                event: "LowBattery".into(),
+                rule: "lowBattery".into(),
+            })
+            .collect();
+        let tier: Vec<&Decided> = shutdowns.iter().collect();
+        let t = Timestamp(1_700_000_000_000_000_000);
+        let mut borrowed = Vec::new();
+        write_tier_line(t, &tier, &mut borrowed);
+        let owned = Record::Decision(Decided::ShutdownTier {
+            ups: "ups-main".into(),
+            recorders: names.iter().map(|n| (*n).into()).collect(),
+            tier: 2,
+            deadline: Timestamp(1_700_000_090_000_000_000),
+            reason: "lowBattery: \"UPS: Low battery.\"".into(),
+            event: "LowBattery".into(),
+            rule: "lowBattery".into(),
+        });
+        let mut line = Vec::new();
+        write_line(t, &owned, &mut line);
+        assert_eq!(
+            String::from_utf8_lossy(&borrowed),
+            String::from_utf8_lossy(&line)
+        );
+        let (at, back) = read_line(borrowed.trim_ascii_end()).expect("it reads back");
+        assert_eq!((at, back), (t, owned));
+    }
 
     fn samples() -> Vec<Record> {
         vec![
