@@ -1555,16 +1555,7 @@ mod restart {
         let (mut s, mut j) = (r.station, Some(r.journal));
         let before = j.as_ref().unwrap().written;
         let mut records: Vec<(Timestamp, Record)> = (0..1_001u64)
-            .map(|i| {
-                let r = Record::Decision(Decided::Alert {
-                    ups: None,
-                    recorder: None,
-                    outlet: None,
-                    kind: crate::engine::record::AlertKind::Site,
-                    reason: format!("record {i}"),
-                });
-                (t(10).plus_ns(i), r)
-            })
+            .map(|i| (t(10).plus_ns(i), Record::site_alert(&format!("record {i}"))))
             .collect();
         let mut line = Vec::new();
         // Records before `from` are the caller's, already journaled: left alone.

@@ -850,12 +850,11 @@ impl Station {
 
     /// How many datagrams wait (`drain_transmits`).
     pub fn transmits_waiting(&self) -> usize {
-        self.queued.len() + self.orders.len()
-            - self
-                .queued
-                .iter()
-                .filter(|q| matches!(q, Queued::Orders(_)))
-                .count()
+        let datagrams = self
+            .queued
+            .iter()
+            .filter(|q| matches!(q, Queued::Datagram { .. }));
+        datagrams.count() + self.orders.len()
     }
 
     /// Whether a recorder's order is among them.
@@ -1989,15 +1988,7 @@ impl Station {
                 };
                 // A fan-out's thousands: the sentence and the rule move into the record
                 // instead of being counted up here and down again with the decision.
-                let r = Decided::ShutdownRecorder {
-                    ups: self.names.ups(ups),
-                    recorder: self.names.recorder(recorder),
-                    tier,
-                    deadline,
-                    reason,
-                    event: self.names.event(cause.event),
-                    rule: cause.rule,
-                };
+                let r = self.shutdown_decided(ups, recorder, tier, deadline, reason, cause);
                 self.record(t, Record::Decision(r));
                 self.shutdown_ordered(t, recorder);
                 self.order(t, recorder, 1);
@@ -2015,11 +2006,31 @@ impl Station {
         }
     }
 
+    /// A shutdown as journaled: names for indices; the sentence and the rule taken.
+    fn shutdown_decided(
+        &self,
+        ups: UpsId,
+        recorder: RecorderId,
+        tier: u8,
+        deadline: Timestamp,
+        reason: Arc<str>,
+        cause: Cause,
+    ) -> Decided {
+        Decided::ShutdownRecorder {
+            ups: self.names.ups(ups),
+            recorder: self.names.recorder(recorder),
+            tier,
+            deadline,
+            reason,
+            event: self.names.event(cause.event),
+            rule: cause.rule,
+        }
+    }
+
     /// A decision as journaled: names for indices.
     fn decided(&self, t: Timestamp, d: &Decision) -> Decided {
         let ups = |u: UpsId| self.names.ups(u);
         let recorder = |r: RecorderId| self.names.recorder(r);
-        let cause = |c: &Cause| self.names.event(c.event);
         let _ = t;
         match d {
             Decision::ShutdownRecorder {
@@ -2029,15 +2040,7 @@ impl Station {
                 deadline,
                 reason,
                 cause: c,
-            } => Decided::ShutdownRecorder {
-                ups: ups(*u),
-                recorder: recorder(*r),
-                tier: *tier,
-                deadline: *deadline,
-                reason: reason.clone(),
-                event: cause(c),
-                rule: c.rule.clone(),
-            },
+            } => self.shutdown_decided(*u, *r, *tier, *deadline, reason.clone(), c.clone()),
             Decision::CancelShutdown {
                 ups: u,
                 tiers,

@@ -425,6 +425,15 @@ fn floor_trial(args: &Args, me: &Path, file: &Path, sink_port: u16) -> Option<u6
     (got == args.recorders as u64).then(|| last.saturating_sub(started))
 }
 
+/// The median of the ratios of pairs (a measure, its floor's in the same turn).
+fn paired_median(pairs: impl Iterator<Item = (u64, u64)>) -> f64 {
+    let mut ratios: Vec<f64> = pairs
+        .map(|(x, floor)| x as f64 / floor.max(1) as f64)
+        .collect();
+    ratios.sort_by(|a, b| a.total_cmp(b));
+    ratios.get(ratios.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 fn median(v: &mut [u64]) -> f64 {
     v.sort_unstable();
     if v.is_empty() {
@@ -601,13 +610,7 @@ fn main() {
     }
     // Each trial's gateway over the floor of the same trial (they ran one after the
     // other): a slow spell of this shared machine falls on both sides of each ratio.
-    let paired = |k: usize| {
-        let mut r: Vec<u64> = trials
-            .iter()
-            .filter_map(|t| Some(t[k]? * 1000 / t[0]?.max(1)))
-            .collect();
-        median(&mut r) * 1e6 / 1000.0
-    };
+    let paired = |k: usize| paired_median(trials.iter().filter_map(|t| Some((t[k]?, t[0]?))));
     let (f, n, o) = (median(&mut floor), median(&mut on), median(&mut off));
     let range = |v: &[u64]| {
         format!(
@@ -666,12 +669,7 @@ fn main() {
         // Each trial's sync over the floor's timed right after it: this disk's latency
         // moves between two levels (about 0.4 and 1.3 ms here) from one minute to the
         // next, which a ratio of two medians takes as a difference.
-        let mut paired: Vec<u64> = syncs
-            .iter()
-            .zip(&sync_floors)
-            .map(|(j, b)| j * 1000 / (*b).max(1))
-            .collect();
-        let p = median(&mut paired) * 1e6 / 1000.0;
+        let p = paired_median(syncs.iter().copied().zip(sync_floors.iter().copied()));
         let (j, b) = (median(&mut syncs), median(&mut sync_floors));
         println!(
             "the journal's sync of the fan-out's decisions {j:.3} ms ({}); a bare append + fdatasync of the same bytes {b:.3} ms ({}): {:.2}× the floor; paired (the median of each trial's ratio) {p:.2}×",
