@@ -8,6 +8,7 @@ LADDER=${LADDER:-"50000 100000 200000 400000 0"}
 ADDRESSES=${ADDRESSES:-1}
 WORKERS=${WORKERS:-0}
 V3=${V3:-1}
+ROUNDS=${ROUNDS:-3}
 BLAST=()
 cargo build --release -q -p trapgate-tools --bin trapblast --bin recvloop
 cargo build --release -q --bin trapgate
@@ -36,12 +37,15 @@ printf 'createUser -e 0x8000137005626c6173742d3031 upsv3user SHA authpass123 AES
 SITE=$WORK/site.toml
 TRAPD_CONF=$WORK/snmptrapd.conf
 
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# cpu_ns PID: the CPU time of all the process's threads, in nanoseconds (each thread's
+# time on a core from /proc/PID/task/*/schedstat: exact, not the 10 ms ticks of
+# /proc/PID/stat). Its threads live as long as it does, so none is missed.
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2> /dev/null | awk '{ t += $1 } END { printf "%d", t }'; }
 sys_ticks() { awk '{print $15}' "/proc/$1/stat"; }
 
 # measure NAME PORT RATE COMMAND...: runs COMMAND, offers COUNT traps at RATE, prints
-# one line and sets SENT, LOST, OFFERED (the rate trapblast reached), US (CPU per trap),
-# US_SYS (its kernel part), P50 / P99 / P999 (kernel receive → read for recvloop,
+# one line and sets SENT, LOST, OFFERED (the rate trapblast reached), US (CPU per trap, from each
+# thread's exact time on a core), US_SYS (its kernel part, in 10 ms ticks), P50 / P99 / P999 (kernel receive → read for recvloop,
 # arrival → decided or counted for trapgate, microseconds; n/a for snmptrapd) and BLAST_SYS (the sender's kernel CPU per trap sent: what
 # sending one datagram over loopback costs, its delivery included).
 measure() {
@@ -49,14 +53,14 @@ measure() {
   "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" &
   local pid=$!
   sleep 1
-  local c0; c0=$(cpu "$pid")
+  local c0; c0=$(cpu_ns "$pid")
   local s0; s0=$(sys_ticks "$pid")
   local said
   said=$( { TIMEFORMAT='%S'; time "$BIN/trapblast" --to "127.0.0.1:$port" --count "$COUNT" --rate "$rate" "${FROM[@]}" ${BLAST[@]+"${BLAST[@]}"}; } 2> "$WORK/blast.time")
   SENT=$(awk '{print $2}' <<< "$said")
   OFFERED=$(sed -E 's/.*: ([0-9]+)\/s.*/\1/' <<< "$said")
   sleep 1
-  local c1; c1=$(cpu "$pid")
+  local c1; c1=$(cpu_ns "$pid")
   local s1; s1=$(sys_ticks "$pid")
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
   local received
@@ -77,7 +81,7 @@ measure() {
       }
       if (a != "") done = 1 }
     END { if (done) print a, b, c; else print "n/a n/a n/a" }' "$lat")
-  US=$(awk -v t="$((c1 - c0))" -v hz="$TCK" -v n="${received:-0}" 'BEGIN { if (n > 0) printf "%.2f", t / hz * 1e6 / n; else print "n/a" }')
+  US=$(awk -v t="$((c1 - c0))" -v n="${received:-0}" 'BEGIN { if (n > 0) printf "%.3f", t / 1e3 / n; else print "n/a" }')
   US_SYS=$(awk -v t="$((s1 - s0))" -v hz="$TCK" -v n="${received:-0}" 'BEGIN { if (n > 0) printf "%.2f", t / hz * 1e6 / n; else print "n/a" }')
   BLAST_SYS=$(awk -v t="$(tail -1 "$WORK/blast.time")" -v n="$SENT" 'BEGIN { if (n > 0) printf "%.2f", t * 1e6 / n; else print "n/a" }')
   printf '%-10s offered %7s/s (asked %7s)  sent %8s  lost %7s  CPU %6s us/trap  latency p50 %s p99 %s p99.9 %s us\n' \

@@ -17,7 +17,9 @@
 # Environment: COUNT (500000), RATE (50000), LADDER ("50000 100000 200000 400000 0"),
 # ADDRESSES (1: every trap from 127.0.0.1; N: from 127.0.1.1 … N consecutive
 # addresses, each a UPS of the site), WORKERS (trapgate's --workers; default one per core but one),
-# V3 (1).
+# V3 (1), ROUNDS (3: parts 1 and 3 run the bare loop and trapgate by turns this many
+# times and give each round's ratio and their median; the floor moves between runs,
+# the paired ratio much less).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/bench-common.sh
@@ -43,14 +45,32 @@ ratios() {
 
 echo "machine: $(nproc) cores; $COUNT traps per run from $ADDRESSES source address(es)"
 echo
-echo "== 1. CPU per trap at $RATE/s"
-run_recvloop "$RATE"; bare=$US; floor=($P50 $P99 $P999)
-run_trapgate "$RATE"; gate=$US; ratios "${floor[@]}" "$P50" "$P99" "$P999"
+# median X...: the middle one (the mean of the two middle ones for an even count).
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# by_turns RATE: ROUNDS rounds of the bare loop then trapgate at RATE; prints each round's
+# CPU and p99 ratios and sets CPU_RATIOS and P99_RATIOS (one per round), BARE and GATE
+# (the median CPU per trap of each).
+by_turns() {
+  local rate=$1 round bares=() gates=()
+  CPU_RATIOS=(); P99_RATIOS=()
+  for round in $(seq 1 "$ROUNDS"); do
+    run_recvloop "$rate"; bares+=("$US"); local floor=("$P50" "$P99" "$P999")
+    run_trapgate "$rate"; gates+=("$US"); ratios "${floor[@]}" "$P50" "$P99" "$P999"
+    CPU_RATIOS+=("$(awk -v b="${bares[-1]}" -v g="$US" 'BEGIN { printf "%.3f", g / b }')")
+    P99_RATIOS+=("$(awk -v f="${floor[1]}" -v g="$P99" 'BEGIN { if (f > 0) printf "%.3f", g / f; else print "n/a" }')")
+    echo "round $round: CPU trapgate / bare loop ${CPU_RATIOS[-1]}x, p99 ${P99_RATIOS[-1]}x"
+  done
+  BARE=$(median "${bares[@]}"); GATE=$(median "${gates[@]}")
+}
+
+echo "== 1. CPU per trap at $RATE/s, $ROUNDS round(s) by turns"
+by_turns "$RATE"
 if have_snmptrapd; then run_snmptrapd "$RATE"; tuned=$US; else tuned=n/a; fi
-awk -v b="$bare" -v g="$gate" -v s="$tuned" 'BEGIN {
-  printf "trapgate / bare loop: %.2fx", g / b
+awk -v b="$BARE" -v g="$GATE" -v r="$(median "${CPU_RATIOS[@]}")" -v all="${CPU_RATIOS[*]}" -v s="$tuned" 'BEGIN {
+  printf "CPU per trap, medians: bare loop %s us, trapgate %s us; trapgate / bare loop, median of the rounds %.2fx (%s)", b, g, r, all
   if (s != "n/a") printf "; snmptrapd (tuned) / trapgate: %.1fx", s / g
   print "" }'
+gate=$GATE
 
 echo
 echo "== 2. Lossless ceiling ($COUNT traps per rate; 0 = flat out)"
@@ -71,8 +91,11 @@ for pct in 10 50 90; do
   rate=$((ceiling * pct / 100))
   [ "$rate" -gt 0 ] || continue
   echo "-- $pct %"
-  run_recvloop "$rate"; floor=($P50 $P99 $P999)
-  run_trapgate "$rate"; ratios "${floor[@]}" "$P50" "$P99" "$P999"
+  by_turns "$rate"
+  p99s=(); for r in "${P99_RATIOS[@]}"; do [ "$r" = n/a ] || p99s+=("$r"); done
+  if [ "${#p99s[@]}" -gt 0 ]; then
+    echo "p99 trapgate / bare loop at $pct %, median of the rounds: $(median "${p99s[@]}")x (${P99_RATIOS[*]})"
+  fi
 done
 
 [ "$V3" = 1 ] || exit 0

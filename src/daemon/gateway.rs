@@ -41,7 +41,7 @@ use crate::daemon::pair::{FromPeer, PairLink};
 use crate::daemon::random::OsRandom;
 use crate::daemon::receive::{self, Heard, LastRefused, Tally, View};
 use crate::daemon::server::{StartError, Stopped};
-use crate::daemon::socket::{RecvBatch, SendBatch, bind_udp, socket_drops};
+use crate::daemon::socket::{RecvBatch, SendBatch, Whole, bind_udp, socket_drops};
 use crate::engine::config::Site;
 use crate::engine::metrics::Stats;
 use crate::engine::record::{Decided, Record};
@@ -344,6 +344,10 @@ struct Outbox {
     /// Wake-on-LAN magic packets (a few an outage): sent one by one from a socket that
     /// may broadcast.
     wol: Vec<(Purpose, SocketAddr, Vec<u8>)>,
+    /// How the agent's and the poll sockets' batches leave (IPv4): a fan-out's orders
+    /// and SETs whole with IP ID 0, the agent's large answers fragmentable.
+    agent_whole: Whole,
+    polls_whole: [Whole; 2],
 }
 
 impl Outbox {
@@ -806,7 +810,8 @@ impl Driver {
                 if let Some(socket) = &polls.0[f]
                     && !self.outbox.polls[f].is_empty()
                 {
-                    let (_, failed) = self.outbox.polls[f].flush(socket.as_raw_fd());
+                    let (_, failed) = self.outbox.polls_whole[f]
+                        .flush(&mut self.outbox.polls[f], socket.as_raw_fd());
                     let list = std::mem::take(&mut self.outbox.polls_for[f]);
                     self.outbox.polls_for[f] = self.handle_sent(t, list, &failed);
                 }
@@ -817,7 +822,10 @@ impl Driver {
                     .agent_for
                     .iter()
                     .any(|(p, _)| matches!(p, Purpose::Order { .. }));
-                let (_, failed) = self.outbox.agent.flush(agent.as_raw_fd());
+                let (_, failed) = self
+                    .outbox
+                    .agent_whole
+                    .flush(&mut self.outbox.agent, agent.as_raw_fd());
                 if orders && let Some(first) = self.first_arrival {
                     self.own
                         .latency
@@ -833,7 +841,8 @@ impl Driver {
                 if let Some(socket) = &polls.0[f]
                     && !self.outbox.commands[f].is_empty()
                 {
-                    let (_, failed) = self.outbox.commands[f].flush(socket.as_raw_fd());
+                    let (_, failed) = self.outbox.polls_whole[f]
+                        .flush(&mut self.outbox.commands[f], socket.as_raw_fd());
                     let list = std::mem::take(&mut self.outbox.commands_for[f]);
                     let t = self.clock.now();
                     self.outbox.commands_for[f] = self.handle_sent(t, list, &failed);

@@ -8,7 +8,8 @@
 //! the kernel's receipt of the last order is measured: with the journal on (every
 //! decision fsync'd before its orders leave) and off, beside the floor: a bare program
 //! that fsyncs once and `sendmmsg`s the same number of datagrams of the same size to
-//! the same sink. The modes take turns, trial by trial, so that a slow spell of this
+//! the same sink, as the gateway sends them (`socket::Whole`: Don't Fragment and IP ID
+//! 0, which spares the kernel a hashed ID per destination). The modes take turns, trial by trial, so that a slow spell of this
 //! shared machine falls on all of them. Loopback only; each trial is bounded in time.
 //! With the journal on, the sync the orders waited for (the stop summary's) is set
 //! beside a bare append + `fdatasync` of as many bytes after the same wait. Beside the
@@ -43,7 +44,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use trapgate::daemon::socket::{RecvBatch, SendBatch, bind_udp};
+use trapgate::daemon::socket::{RecvBatch, SendBatch, Whole, bind_udp};
 use trapgate::wire::encode;
 use trapgate::wire::oid::oid;
 use trapgate::wire::{Message, Value, VarBind};
@@ -420,7 +421,9 @@ fn floor_trial(args: &Args, me: &Path, file: &Path, sink_port: u16) -> Option<u6
     for i in 0..args.recorders {
         batch.push(SocketAddr::from((recorder(i), sink_port)), &order);
     }
-    batch.flush(socket.as_raw_fd());
+    // Sent as the gateway sends its orders (`Whole`: Don't Fragment, IP ID 0), so that
+    // the floor is what this machine costs at best, not a cost the gateway avoids.
+    Whole::default().flush(&mut batch, socket.as_raw_fd());
     let [got, last] = sink.result();
     (got == args.recorders as u64).then(|| last.saturating_sub(started))
 }
