@@ -543,6 +543,10 @@ fn a_gateway_starts_again_on_huge_pages_as_the_same_process_unless_tunables_are_
             args.map(str::as_bytes),
             "the same arguments, in the same process"
         );
+        // What `ps`, `top`, `pgrep trapgate` and the journal's _COMM show: its name, not
+        // the `exe` of /proc/self/exe.
+        let comm = std::fs::read_to_string(format!("/proc/{}/comm", child.id())).expect("comm");
+        assert_eq!(comm.trim_end(), "trapgate", "the process keeps its name");
         terminate(&child);
         let status = child.wait().expect("the gateway stops");
         assert!(status.success(), "{status:?}");

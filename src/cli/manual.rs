@@ -818,7 +818,7 @@ const FILES: &[(&str, &str)] = &[
 const ENVIRONMENT: &[(&str, &str)] = &[
     (
         "GLIBC_TUNABLES",
-        "Unset, `run` starts again at once as the same process (its pid and arguments) with \
+        "Unset, `run` starts again at once as the same process (its pid, arguments and name) with \
      GLIBC_TUNABLES=glibc.malloc.hugetlb=1 when the kernel gives transparent huge pages only to \
      memory that asks (/sys/kernel/mm/transparent_hugepage/enabled says madvise): glibc's \
      malloc then asks, and a fan-out after hours of quiet does not walk the page tables for \

@@ -59,6 +59,9 @@ pub fn start_again_on_huge_pages() -> Option<io::Error> {
     let tunables = std::env::var_os(TUNABLES);
     let mode = mode.as_deref().and_then(mode_of);
     let again = std::env::var_os(STARTED_AGAIN).is_some();
+    if again {
+        keep_name();
+    }
     if !wanted(tunables.as_deref(), mode, again) {
         return None;
     }
@@ -75,6 +78,29 @@ pub fn start_again_on_huge_pages() -> Option<io::Error> {
             .env(STARTED_AGAIN, "huge-pages")
             .exec(),
     )
+}
+
+/// The program started again takes back its name. The kernel names a process after the
+/// file it runs, so `execve` of `/proc/self/exe` names it `exe`: what `ps`, `top`,
+/// `pgrep trapgate` and the system journal's `_COMM` would show. Its first start was
+/// named after its command's file name, `argv[0]`'s: that name again (the kernel keeps
+/// its first 15 bytes).
+#[allow(unsafe_code)]
+fn keep_name() {
+    use std::os::unix::ffi::OsStrExt;
+    let Some(arg0) = std::env::args_os().next() else {
+        return;
+    };
+    let Some(name) = std::path::Path::new(&arg0).file_name() else {
+        return;
+    };
+    let Ok(name) = std::ffi::CString::new(name.as_bytes()) else {
+        return;
+    };
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string (at most its first 16 bytes)
+    // from a pointer valid for the call, and names only the calling thread: here, the
+    // process's only one so far.
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
 }
 
 #[cfg(test)]
