@@ -226,7 +226,7 @@ fn a_stray_journal_line_of_another_format_is_skipped_with_an_alert() {
     terminate(&child);
     let mut child = child;
     assert!(child.wait().expect("exit").success());
-    let newer = "{\"v\":4,\"t\":7,\"decision\":\"Acknowledged\",\"recorder\":\"nvr-1\"}";
+    let newer = "{\"v\":5,\"t\":7,\"decision\":\"Acknowledged\",\"recorder\":\"nvr-1\"}";
     let stray = format!("{:08x} {newer}\n", crc32fast::hash(newer.as_bytes()));
     // Appended at the file's end, after the blank lines it was prepared with: named by
     // its line in the file, as an editor counts it.
@@ -239,11 +239,11 @@ fn a_stray_journal_line_of_another_format_is_skipped_with_an_alert() {
     f.write_all(stray.as_bytes()).expect("append");
     drop(f);
     let (child, out, err) = run(&journal);
-    let warned = expect_line(&err, &["journal format 4"]);
+    let warned = expect_line(&err, &["journal format 5"]);
     assert!(warned.contains(&format!("journal:{line}: ")), "{warned}");
     let _ = expect_line(&err, &["listening on"]);
     let alert = expect_line(&out, &["\"kind\":\"journal_line_skipped\""]);
-    assert!(alert.contains("journal format 4"), "{alert}");
+    assert!(alert.contains("journal format 5"), "{alert}");
     terminate(&child);
     // One that begins in another format: refused, saying so.
     let other = file.with_file_name("journal-other");
@@ -255,7 +255,7 @@ fn a_stray_journal_line_of_another_format_is_skipped_with_an_alert() {
     let said: Vec<String> = err.iter().collect();
     assert!(!status.success(), "{said:?}");
     assert!(
-        said.iter().any(|l| l.contains("journal format 4")),
+        said.iter().any(|l| l.contains("journal format 5")),
         "{said:?}"
     );
 }

@@ -589,6 +589,15 @@ fn a_gateway_with_file_capabilities_starts_again_once_at_most() {
     }
     let site = site_file("setcap", &loopback_site());
     let copy = site.with_file_name("trapgate");
+    // The copy is as large as the test build (its debug information): its directory
+    // goes when the test ends, whatever the outcome.
+    struct Gone(std::path::PathBuf);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _gone = Gone(site.parent().expect("the site's directory").to_path_buf());
     std::fs::copy(env!("CARGO_BIN_EXE_trapgate"), &copy).expect("a copy of trapgate");
     let setcap = which("setcap").map(|s| {
         Command::new(s)

@@ -1,6 +1,6 @@
 //! The journal: every input that moved the policy, every decision, presented value,
 //! sent order and acknowledgement, appended one typed record a line
-//! (`crate::engine::record`: `crc32hex {"v":3,"t":…}`), written and fsync'd before a
+//! (`crate::engine::record`: `crc32hex {"v":4,"t":…}`), written and fsync'd before a
 //! decision is acted on, rotated by size.
 //!
 //! A restarted gateway reads it back (`resume`), a line at a time, and feeds each record
@@ -164,6 +164,13 @@ fn read_files(files: &[PathBuf], mut each: impl FnMut(Timestamp, Record)) -> io:
                         each(t, Record::Decision(d));
                     }
                 }
+                // A batch's line: each recorder's trap sent, in the order they left.
+                Ok((t, Record::Action(a @ Action::SentBatch { .. }))) => {
+                    for a in a.expanded() {
+                        out.records += 1;
+                        each(t, Record::Action(a));
+                    }
+                }
                 Ok((t, r)) => {
                     out.records += 1;
                     each(t, r);
@@ -237,18 +244,25 @@ fn prepare(file: &File, from: u64, to: u64) -> io::Result<()> {
     file.sync_all()
 }
 
-/// The time of the last whole record of a journal file (None: none can be read).
+/// The time of the last whole record of a journal file (None: none of its last 64
+/// lines can be read). Its lines are read whole from the end, however long: a
+/// fan-out's line names thousands of recorders.
 fn last_time(path: &Path) -> Option<Timestamp> {
-    let mut f = File::open(path).ok()?;
-    let size = records_end(&f, f.metadata().ok()?.len()).ok()?;
-    let from = size.saturating_sub(64 * 1024);
-    f.seek(io::SeekFrom::Start(from)).ok()?;
-    let mut tail = Vec::new();
-    io::Read::read_to_end(&mut io::Read::take(&mut f, size - from), &mut tail).ok()?;
-    tail.split(|&b| b == b'\n')
-        .rev()
-        .find_map(|line| record::read_line(line).ok())
-        .map(|(t, _)| t)
+    let f = File::open(path).ok()?;
+    let mut end = records_end(&f, f.metadata().ok()?.len()).ok()?;
+    for _ in 0..64 {
+        if end == 0 {
+            return None;
+        }
+        let start = last_line_start(&f, end).ok()?;
+        let mut line = vec![0u8; (end - start) as usize];
+        f.read_exact_at(&mut line, start).ok()?;
+        if let Ok((t, _)) = record::read_line(line.trim_ascii_end()) {
+            return Some(t);
+        }
+        end = start;
+    }
+    None
 }
 
 impl Journal {
@@ -411,7 +425,9 @@ impl Journal {
     /// Appends each of `records`; one whose append failed is marked not journaled (its
     /// flag in `journaled`, side by side). The first error, if any.
     /// The shutdowns of one UPS's tier decided at once (consecutive `ShutdownRecorder`s
-    /// of one time and reason) are one `ShutdownTier` line (format 3).
+    /// of one time and reason) are one `ShutdownTier` line (format 3); the traps sent at
+    /// once (consecutive `Sent`s with an address, of one time, sending and kind) one
+    /// `SentBatch` line (format 4).
     pub fn append_all(
         &mut self,
         records: &[(Timestamp, Record)],
@@ -421,27 +437,48 @@ impl Journal {
         let mut first = Ok(());
         let mut i = 0;
         while i < records.len() {
-            // The run of shutdowns that one line holds, from `i`.
-            let run = match &records[i].1 {
-                Record::Decision(d @ Decided::ShutdownRecorder { .. }) => records[i..]
-                    .iter()
-                    .take_while(|(t, r)| {
-                        *t == records[i].0
-                            && matches!(r, Record::Decision(other) if d.same_tier(other))
-                    })
-                    .count(),
-                _ => 1,
-            };
+            // The run of shutdowns, or of traps sent, that one line holds, from `i`.
             let t = records[i].0;
-            let appended = if run > 1 {
-                let tier: Vec<&Decided> = records[i..i + run]
+            let alike = |same: &dyn Fn(&Record) -> bool| {
+                records[i..]
                     .iter()
-                    .filter_map(|(_, r)| match r {
-                        Record::Decision(d) => Some(d),
-                        _ => None,
-                    })
-                    .collect();
-                record::write_tier_line(t, &tier, line);
+                    .take_while(|(at, r)| *at == t && same(r))
+                    .count()
+            };
+            let run = match &records[i].1 {
+                Record::Decision(d @ Decided::ShutdownRecorder { .. }) => {
+                    alike(&|r| matches!(r, Record::Decision(o) if d.same_tier(o)))
+                }
+                Record::Action(a @ Action::Sent { to: Some(_), .. }) => {
+                    alike(&|r| matches!(r, Record::Action(o) if a.same_send(o)))
+                }
+                _ => 1,
+            }
+            .max(1);
+            let appended = if run > 1 {
+                let run = &records[i..i + run];
+                match &records[i].1 {
+                    Record::Decision(_) => {
+                        let tier: Vec<&Decided> = run
+                            .iter()
+                            .filter_map(|(_, r)| match r {
+                                Record::Decision(d) => Some(d),
+                                _ => None,
+                            })
+                            .collect();
+                        record::write_tier_line(t, &tier, line);
+                    }
+                    _ => {
+                        let sent: Vec<&Action> = run
+                            .iter()
+                            .filter_map(|(_, r)| match r {
+                                Record::Action(a) => Some(a),
+                                _ => None,
+                            })
+                            .collect();
+                        record::write_sent_line(t, &sent, line);
+                    }
+                }
                 self.write_line(t, line)
             } else {
                 self.append(t, &records[i].1, line)
@@ -1045,7 +1082,7 @@ mod tests {
         }
         j.sync().unwrap();
         drop(j);
-        let newer = "{\"v\":4,\"t\":7,\"decision\":\"Acknowledged\",\"recorder\":\"nvr-1\"}";
+        let newer = "{\"v\":5,\"t\":7,\"decision\":\"Acknowledged\",\"recorder\":\"nvr-1\"}";
         let mut bytes = std::fs::read(d.join("mixed")).unwrap();
         // Written by hand after the records (an editor keeps no prepared blank lines).
         let end = bytes.iter().rposition(|&b| b != b'\n').unwrap() + 2;
@@ -1062,7 +1099,7 @@ mod tests {
         assert_eq!(r.other_format.len(), 1, "{:?}", r.other_format);
         assert_eq!(r.other_format[0].1, 3);
         assert!(
-            r.other_format[0].2.contains("journal format 4"),
+            r.other_format[0].2.contains("journal format 5"),
             "{:?}",
             r.other_format
         );
@@ -1312,47 +1349,100 @@ mod restart {
         records.extend((1000..1500).map(|i| (Timestamp(2), shutdown(i, 2))));
         records.push((Timestamp(2), shutdown(1500, 1)));
         records.push((Timestamp(3), alert("after")));
-        let mut line = Vec::new();
-        let mut j = Journal::open(&path).unwrap();
-        j.append_all(&records, &mut vec![true; records.len()], &mut line)
-            .unwrap();
-        j.sync().unwrap();
-        drop(j);
-        let text = std::fs::read_to_string(&path).unwrap();
+        let text = appended_and_read_back(&path, &records);
         let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
         // alert, tier 1's thousand, tier 2's five hundred, one more of tier 1, alert.
         assert_eq!(lines.len(), 5, "{}", lines.len());
         assert!(lines[1].contains("\"decision\":\"ShutdownTier\""));
         assert!(lines[1].contains("\"nvr-999\"") && !lines[1].contains("\"nvr-1000\""));
-        let mut back = Vec::new();
-        let r = read(&path, |t, r| back.push((t, r))).unwrap();
-        assert_eq!(r.damaged.len(), 0);
-        let want: Vec<(Timestamp, Record)> = records;
-        assert_eq!(back, want, "each recorder's record, in order");
         let _ = std::fs::remove_dir_all(&d);
     }
 
-    /// A journal of format 2 (a line each recorder's shutdown) resumes as the same
-    /// journal in format 3 does (where tier 2's two shutdowns are one line).
+    /// Appends `records` to a new journal at `path` (`append_all`), syncs it, asserts
+    /// that it reads back as them, whole and in order; returns the file's text.
+    fn appended_and_read_back(path: &Path, records: &[(Timestamp, Record)]) -> String {
+        let mut line = Vec::new();
+        let mut j = Journal::open(path).unwrap();
+        j.append_all(records, &mut vec![true; records.len()], &mut line)
+            .unwrap();
+        j.sync().unwrap();
+        drop(j);
+        let mut back = Vec::new();
+        let r = read(path, |t, r| back.push((t, r))).unwrap();
+        assert_eq!(r.damaged.len(), 0);
+        assert_eq!(back, records, "each recorder's record, in order");
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    /// The traps sent at once, of one sending and one kind, are one line; read back,
+    /// each recorder's own record, in order, with everything around them. A journal
+    /// whose last line is longer than the 64 KiB read back at a time still gives its
+    /// last record's time when it is opened again.
     #[test]
-    fn a_journal_of_format_2_resumes_as_format_3_does() {
+    fn a_batchs_sends_are_one_line_and_read_back_as_each() {
+        let d = fresh_dir("batch");
+        let path = d.join("journal");
+        let sent = |i: usize, attempt: u32, to: bool| {
+            Record::Action(Action::Sent {
+                recorder: format!("nvr-{i}-with-a-longer-name").into(),
+                attempt,
+                to: to.then(|| SocketAddr::from(([192, 0, 2, (i % 250) as u8 + 1], 162))),
+                detail: "APC lowBattery v1 trap".into(),
+            })
+        };
+        let alert = Record::site_alert;
+        let mut records: Vec<(Timestamp, Record)> = Vec::new();
+        records.push((Timestamp(1), alert("before")));
+        records.extend((0..1000).map(|i| (Timestamp(2), sent(i, 1, true))));
+        records.extend((1000..1500).map(|i| (Timestamp(2), sent(i, 2, true))));
+        records.push((Timestamp(2), sent(1500, 2, false)));
+        records.push((Timestamp(2), sent(1501, 2, false)));
+        records.extend((1502..1504).map(|i| (Timestamp(3), sent(i, 2, true))));
+        records.push((Timestamp(4), alert("after")));
+        records.extend((0..3000).map(|i| (Timestamp(5), sent(i, 1, true))));
+        let text = appended_and_read_back(&path, &records);
+        let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+        // alert, the first sending's thousand, the second's five hundred, two commands
+        // (no address: a line each), two sent a moment later, alert, three thousand.
+        assert_eq!(lines.len(), 8, "{}", lines.len());
+        assert!(lines[1].contains("\"action\":\"SentBatch\""));
+        assert!(lines[1].contains("\"nvr-999-") && !lines[1].contains("\"nvr-1000-"));
+        assert!(lines[3].contains("\"action\":\"Sent\""));
+        assert!(lines[7].len() > 64 * 1024, "{}", lines[7].len());
+        let j = Journal::open(&path).unwrap();
+        assert_eq!(j.last, Timestamp(5), "the last line's time, read whole");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// A journal of format 2 (a line each recorder's shutdown) or of format 3 (a line
+    /// each trap sent) resumes as the same journal in format 4 does, where tier 2's two
+    /// shutdowns, decided at once, are one line, and so are its two orders, sent at once.
+    #[test]
+    fn journals_of_formats_2_and_3_resume_as_format_4_does() {
         let d = fresh_dir("format2");
-        let (now, then) = (d.join("journal-3"), d.join("journal-2"));
+        let now = d.join("journal-4");
         // A second recorder in tier 2: its shutdown and nvr-244's are decided at once.
         let text = format!(
             "{}\n[[recorder]]\nname = \"nvr-245\"\naddress = \"192.168.61.245\"\nups = \"ups-main\"\ntier = 2\nshutdown_time = \"90s\"\n",
             DEFAULT_SITE.replace("confirm_by_poll = true", "confirm_by_poll = false")
         );
-        let two = Site::parse(&text).unwrap();
-        let records = live_run(&now, &two);
+        let site = Site::parse(&text).unwrap();
+        let records = live_run(&now, &site);
         let written = std::fs::read_to_string(&now).unwrap();
         assert_eq!(
             written.matches("\"decision\":\"ShutdownTier\"").count(),
             1,
-            "tier 2's two shutdowns are one line of format 3"
+            "tier 2's two shutdowns are one line"
         );
-        std::fs::write(&then, written_in_format(&records, 2)).unwrap();
-        resume_alike(&[&now, &then], &two);
+        assert!(
+            written.contains("\"action\":\"SentBatch\""),
+            "tier 2's two orders are one line"
+        );
+        let (two, three) = (d.join("journal-2"), d.join("journal-3"));
+        std::fs::write(&two, written_in_format(&records, 2)).unwrap();
+        std::fs::write(&three, written_in_format(&records, 3)).unwrap();
+        // Each resumed once: a resume goes on writing into the journal it read.
+        resume_alike(&[&now, &two, &three], &site);
         let _ = std::fs::remove_dir_all(&d);
     }
 

@@ -29,11 +29,14 @@ pub type Text = Arc<str>;
 /// a `PresentCharge` of its own (format 1 wrote both; it is read as it was written).
 /// Format 3 journals the shutdowns one decision made of one UPS's tier as one line,
 /// `ShutdownTier`, naming its recorders (a fan-out to 5,000 is one line, not 5,000);
-/// read back, it is each recorder's `ShutdownRecorder` again.
-pub const FORMAT: u32 = 3;
+/// read back, it is each recorder's `ShutdownRecorder` again. Format 4 journals the
+/// orders one turn handed to the kernel together, of one sending and one kind, as one
+/// line, `SentBatch`, naming the recorders and where each went; read back, it is each
+/// recorder's `Sent` again.
+pub const FORMAT: u32 = 4;
 
-/// The formats this trapgate reads: its own, and formats 1 and 2.
-pub const READS: [u32; 3] = [1, 2, 3];
+/// The formats this trapgate reads: its own, and formats 1 to 3.
+pub const READS: [u32; 4] = [1, 2, 3, 4];
 
 /// Whether this trapgate reads format `v`.
 fn reads(v: Option<u64>) -> bool {
@@ -464,6 +467,19 @@ pub enum Action {
         /// What was sent.
         detail: Text,
     },
+    /// In the journal only (format 4): the `Sent` of each of `recorders`, each to its
+    /// address in `to`, of one sending and one kind, handed to the kernel at once (a
+    /// fan-out's 5,000 orders are one line, not 5,000). Never shown; read back as each.
+    SentBatch {
+        /// The recorders, in the order they were sent to.
+        recorders: Vec<Text>,
+        /// Which sending.
+        attempt: u32,
+        /// Where each one's trap went, in the same order.
+        to: Vec<SocketAddr>,
+        /// What was sent.
+        detail: Text,
+    },
     /// An order could not be sent.
     SendFailed {
         /// The recorder.
@@ -695,7 +711,9 @@ impl Record {
                 | A::OutletRead { outlet, .. },
             ) => (Some(outlet), None),
             Record::Action(A::WakeSent { recorder, .. }) => (None, Some(recorder)),
-            Record::Action(A::Replied { .. } | A::Forwarded { .. }) => (None, None),
+            Record::Action(A::Replied { .. } | A::Forwarded { .. } | A::SentBatch { .. }) => {
+                (None, None)
+            }
             Record::Action(A::FromPeer { record, .. }) => record.names(),
             Record::Action(
                 A::Started { .. }
@@ -745,6 +763,7 @@ impl Record {
                 A::OutletRead { .. } => "OutletRead",
                 A::WakeSent { .. } => "WakeSent",
                 A::Sent { .. } => "Sent",
+                A::SentBatch { .. } => "SentBatch",
                 A::SendFailed { .. } => "SendFailed",
                 A::WouldSend { .. } => "WouldSend",
                 A::Polled { .. } => "Polled",
@@ -974,6 +993,103 @@ impl Decided {
             } => Some((ups, *tier, *deadline, reason, event, rule)),
             _ => None,
         }
+    }
+}
+
+impl Action {
+    /// A `SentBatch`'s recorders' `Sent`s (each as it was sent); any other action as it
+    /// is.
+    pub fn expanded(self) -> Vec<Action> {
+        match self {
+            Action::SentBatch {
+                recorders,
+                attempt,
+                to,
+                detail,
+            } => recorders
+                .into_iter()
+                .zip(to)
+                .map(|(recorder, to)| Action::Sent {
+                    recorder,
+                    attempt,
+                    to: Some(to),
+                    detail: Arc::clone(&detail),
+                })
+                .collect(),
+            a => vec![a],
+        }
+    }
+
+    /// Whether `self` and `other` are traps of one sending and one kind (`Sent` with an
+    /// address): one `SentBatch` line holds them both.
+    pub fn same_send(&self, other: &Action) -> bool {
+        self.send_key().is_some() && self.send_key() == other.send_key()
+    }
+
+    /// What a trap's `Sent` shares with the rest of its batch's line.
+    fn send_key(&self) -> Option<(u32, &Text)> {
+        match self {
+            Action::Sent {
+                attempt,
+                to: Some(_),
+                detail,
+                ..
+            } => Some((*attempt, detail)),
+            _ => None,
+        }
+    }
+}
+
+/// Writes `records` (traps' `Sent`s of one sending and one kind, `Action::same_send`)
+/// as one `SentBatch` line at `t`, from the records as they are.
+pub fn write_sent_line(t: Timestamp, records: &[&Action], out: &mut Vec<u8>) {
+    let Some((attempt, detail)) = records.first().and_then(|a| a.send_key()) else {
+        out.clear();
+        return;
+    };
+    write_serialized(
+        t,
+        &SentLine {
+            recorders: SentField(records, |a| match a {
+                Action::Sent { recorder, .. } => Some(Sent::Name(recorder)),
+                _ => None,
+            }),
+            attempt,
+            to: SentField(records, |a| match a {
+                Action::Sent { to: Some(to), .. } => Some(Sent::To(*to)),
+                _ => None,
+            }),
+            detail,
+        },
+        out,
+    );
+}
+
+/// `Action::SentBatch`, borrowed: the same fields, in the same order, under the same tag
+/// (`sent_batch_lines_are_the_owned_records_lines` holds the two to one line).
+#[derive(Serialize)]
+#[serde(tag = "action", rename = "SentBatch")]
+struct SentLine<'a> {
+    recorders: SentField<'a>,
+    attempt: u32,
+    to: SentField<'a>,
+    detail: &'a str,
+}
+
+/// One field of each of a batch's `Sent`s, as a list.
+struct SentField<'a>(&'a [&'a Action], fn(&'a Action) -> Option<Sent<'a>>);
+
+/// A recorder's name, or where its trap went.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Sent<'a> {
+    Name(&'a str),
+    To(SocketAddr),
+}
+
+impl Serialize for SentField<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().filter_map(|a| (self.1)(a)))
     }
 }
 
@@ -1209,14 +1325,66 @@ mod tests {
             event: "LowBattery".into(),
             rule: "lowBattery".into(),
         });
+        assert_eq!(the_same_line(t, &borrowed, &owned), owned);
+    }
+
+    /// Asserts that `borrowed` is the line of `owned` at `t`, byte for byte, and reads
+    /// back as it; returns what it read.
+    fn the_same_line(t: Timestamp, borrowed: &[u8], owned: &Record) -> Record {
         let mut line = Vec::new();
-        write_line(t, &owned, &mut line);
+        write_line(t, owned, &mut line);
         assert_eq!(
-            String::from_utf8_lossy(&borrowed),
+            String::from_utf8_lossy(borrowed),
             String::from_utf8_lossy(&line)
         );
         let (at, back) = read_line(borrowed.trim_ascii_end()).expect("it reads back");
-        assert_eq!((at, back), (t, owned));
+        assert_eq!(at, t);
+        back
+    }
+
+    /// A batch's line written from the `Sent` records as they are is, byte for byte,
+    /// the line of the `SentBatch` record built from them, and reads back as it.
+    #[test]
+    fn sent_batch_lines_are_the_owned_records_lines() {
+        let names = ["nvr-1", "nvr \"two\"", "caméra-3"];
+        let to: Vec<SocketAddr> = ["192.0.2.1:162", "192.0.2.2:10162", "[2001:db8::3]:162"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        let sent: Vec<Action> = names
+            .iter()
+            .zip(&to)
+            .map(|(n, to)| Action::Sent {
+                recorder: (*n).into(),
+                attempt: 2,
+                to: Some(*to),
+                detail: "APC lowBattery v1 trap".into(),
+            })
+            .collect();
+        let batch: Vec<&Action> = sent.iter().collect();
+        let t = Timestamp(1_700_000_000_000_000_000);
+        let mut borrowed = Vec::new();
+        write_sent_line(t, &batch, &mut borrowed);
+        let owned = Record::Action(Action::SentBatch {
+            recorders: names.iter().map(|n| (*n).into()).collect(),
+            attempt: 2,
+            to: to.clone(),
+            detail: "APC lowBattery v1 trap".into(),
+        });
+        let back = the_same_line(t, &borrowed, &owned);
+        assert_eq!(back, owned);
+        let Record::Action(a) = back else {
+            unreachable!()
+        };
+        assert_eq!(a.expanded(), sent, "each recorder's Sent, in order");
+        // A command's `Sent` (no address) is not part of a batch's line.
+        let command = Action::Sent {
+            recorder: "srv-1".into(),
+            attempt: 2,
+            to: None,
+            detail: "APC lowBattery v1 trap".into(),
+        };
+        assert!(!sent[0].same_send(&command) && sent[0].same_send(&sent[2]));
     }
 
     fn samples() -> Vec<Record> {
@@ -1323,12 +1491,12 @@ mod tests {
             read_line(&flipped[..flipped.len() - 1]),
             Err(LineError::Damaged(_))
         ));
-        let other = "{\"v\":4,\"t\":7,\"decision\":\"Acknowledged\",\"recorder\":\"nvr-1\"}";
+        let other = "{\"v\":5,\"t\":7,\"decision\":\"Acknowledged\",\"recorder\":\"nvr-1\"}";
         let line = format!("{:08x} {other}", crc32fast::hash(other.as_bytes()));
         let e = read_line(line.as_bytes()).unwrap_err();
-        assert_eq!(e, LineError::Version(Some(4)));
-        assert!(e.to_string().contains("journal format 4"), "{e}");
-        assert!(e.to_string().contains("reads formats 1 to 3"), "{e}");
+        assert_eq!(e, LineError::Version(Some(5)));
+        assert!(e.to_string().contains("journal format 5"), "{e}");
+        assert!(e.to_string().contains("reads formats 1 to 4"), "{e}");
         let old = "{\"t\":7,\"decision\":\"Acknowledged\",\"recorder\":\"nvr-1\"}";
         let line = format!("{:08x} {old}", crc32fast::hash(old.as_bytes()));
         assert_eq!(

@@ -99,7 +99,7 @@ pub fn classify(record: &Record) -> Option<(Severity, Category)> {
             Decided::Alert { kind, .. } => (alert_severity(*kind), C::Alert),
         },
         Record::Action(a) => match a {
-            Action::Sent { .. } => (S::Notice, C::Action),
+            Action::Sent { .. } | Action::SentBatch { .. } => (S::Notice, C::Action),
             Action::SendFailed { .. } => (S::Error, C::Failure),
             Action::NotAcknowledged { .. } => (S::Error, C::Failure),
             Action::NotBack { .. } => (S::Error, C::Failure),
