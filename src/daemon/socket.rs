@@ -95,6 +95,27 @@ pub fn set_int_option(
     Ok(())
 }
 
+/// Reads the int socket option `name` of `level` on `fd`.
+pub fn int_option(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: a pointer to an int and its size, both valid for the call; the kernel
+    // writes at most `len` bytes and checks the descriptor and the option.
+    let got = unsafe {
+        libc::getsockopt(
+            fd,
+            level,
+            name,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if got != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(value)
+}
+
 /// Waits up to `timeout` for room to send on `fd` (a non-blocking socket whose send
 /// buffer is full); whether there is.
 pub fn wait_writable(fd: std::os::fd::RawFd, timeout: std::time::Duration) -> bool {
@@ -558,11 +579,15 @@ pub const WHOLE_ON_ANY_PATH: usize = 524;
 /// `IP_PMTUDISC_PROBE` instead: the same Don't Fragment on the wire, IP ID 0 (RFC 6864's
 /// atomic datagram), nothing drawn. A batch with a larger datagram
 /// (the virtual UPS's answers, up to `max_message_size`) goes the default way, so that
-/// a path that needs it still fragments it. IPv6 has no per-datagram ID: untouched.
+/// a path that needs it still fragments it, as the socket was first set (the kernel's
+/// default, `WANT`, or what `net.ipv4.ip_no_pmtu_disc` made it). IPv6 has no
+/// per-datagram ID: untouched.
 #[derive(Debug, Default)]
 pub struct Whole {
-    /// What the socket is set to (None: not yet set, the kernel's default).
+    /// What the socket is set to (None: as it was first, not yet changed).
     probe: Option<bool>,
+    /// How the socket was first set, read before the first change.
+    first: Option<libc::c_int>,
 }
 
 impl Whole {
@@ -577,12 +602,15 @@ impl Whole {
                 .items
                 .iter()
                 .all(|&(_, _, len)| len <= WHOLE_ON_ANY_PATH);
-            // Default: probe is None, the kernel's WANT; set only on a change. A socket
-            // that refuses keeps what it had (and is asked again next time).
+            // Set only on a change. A socket that refuses keeps what it had (and is
+            // asked again next time).
             if self.probe.unwrap_or(false) != small {
+                if self.first.is_none() {
+                    self.first = int_option(fd, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER).ok();
+                }
                 let mode = match small {
                     true => libc::IP_PMTUDISC_PROBE,
-                    false => libc::IP_PMTUDISC_WANT,
+                    false => self.first.unwrap_or(libc::IP_PMTUDISC_WANT),
                 };
                 let set = set_int_option(fd, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, mode);
                 self.probe = set.is_ok().then_some(small).or(self.probe);
@@ -1474,6 +1502,24 @@ mod tests {
                 let id = u16::from_be_bytes([header[4], header[5]]);
                 got.push((n, df, id));
             }
+            // A socket first set never to mark Don't Fragment (`net.ipv4.ip_no_pmtu_disc`)
+            // is set so again for a batch with a large datagram.
+            let dont = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+            let (fd, mtu) = (dont.as_raw_fd(), libc::IP_MTU_DISCOVER);
+            set_int_option(fd, libc::IPPROTO_IP, mtu, libc::IP_PMTUDISC_DONT).unwrap();
+            let mut whole = Whole::default();
+            let mut modes = Vec::new();
+            for len in [90, 1_400, 90] {
+                batch.push(to, &vec![0; len]);
+                sent.push(whole.flush(&mut batch, fd));
+                modes.push(int_option(fd, libc::IPPROTO_IP, mtu).unwrap());
+            }
+            let want = [libc::IP_PMTUDISC_PROBE, libc::IP_PMTUDISC_DONT];
+            assert_eq!(
+                modes,
+                [want[0], want[1], want[0]],
+                "as it was first for the large"
+            );
             (sent, got)
         });
         let (sent, got) = seen.join().unwrap();
