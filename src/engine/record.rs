@@ -1243,6 +1243,17 @@ pub fn read_line(line: &[u8]) -> Result<(Timestamp, Record), LineError> {
             Some(r)
         });
         match record {
+            // A batch's line names as many addresses as recorders, or it is not read:
+            // none of its sends is dropped or paired with another's address.
+            Some(Ok(Record::Action(Action::SentBatch { recorders, to, .. })))
+                if recorders.len() != to.len() =>
+            {
+                return Err(LineError::Damaged(format!(
+                    "a SentBatch of {} recorders and {} addresses",
+                    recorders.len(),
+                    to.len()
+                )));
+            }
             Some(Ok(r)) => return Ok((Timestamp(t), r)),
             Some(Err(e)) => {
                 return Err(LineError::Damaged(format!(
@@ -1328,11 +1339,17 @@ mod tests {
         assert_eq!(the_same_line(t, &borrowed, &owned), owned);
     }
 
+    /// The line of `record` at `t`.
+    fn line_of(t: Timestamp, record: &Record) -> Vec<u8> {
+        let mut line = Vec::new();
+        write_line(t, record, &mut line);
+        line
+    }
+
     /// Asserts that `borrowed` is the line of `owned` at `t`, byte for byte, and reads
     /// back as it; returns what it read.
     fn the_same_line(t: Timestamp, borrowed: &[u8], owned: &Record) -> Record {
-        let mut line = Vec::new();
-        write_line(t, owned, &mut line);
+        let line = line_of(t, owned);
         assert_eq!(
             String::from_utf8_lossy(borrowed),
             String::from_utf8_lossy(&line)
@@ -1377,6 +1394,18 @@ mod tests {
             unreachable!()
         };
         assert_eq!(a.expanded(), sent, "each recorder's Sent, in order");
+        // A line (checksum and all) whose lists differ in length is damage, not read.
+        let uneven = String::from_utf8(line_of(t, &owned))
+            .unwrap()
+            .replace(",\"[2001:db8::3]:162\"]", "]");
+        let json = uneven.split_once(' ').unwrap().1.trim_end();
+        let uneven = format!("{:08x} {json}", crc32fast::hash(json.as_bytes()));
+        assert_eq!(
+            read_line(uneven.as_bytes()),
+            Err(LineError::Damaged(
+                "a SentBatch of 3 recorders and 2 addresses".into()
+            ))
+        );
         // A command's `Sent` (no address) is not part of a batch's line.
         let command = Action::Sent {
             recorder: "srv-1".into(),
