@@ -458,26 +458,8 @@ impl Journal {
             let appended = if run > 1 {
                 let run = &records[i..i + run];
                 match &records[i].1 {
-                    Record::Decision(_) => {
-                        let tier: Vec<&Decided> = run
-                            .iter()
-                            .filter_map(|(_, r)| match r {
-                                Record::Decision(d) => Some(d),
-                                _ => None,
-                            })
-                            .collect();
-                        record::write_tier_line(t, &tier, line);
-                    }
-                    _ => {
-                        let sent: Vec<&Action> = run
-                            .iter()
-                            .filter_map(|(_, r)| match r {
-                                Record::Action(a) => Some(a),
-                                _ => None,
-                            })
-                            .collect();
-                        record::write_sent_line(t, &sent, line);
-                    }
+                    Record::Decision(_) => record::write_tier_line(t, run, line),
+                    _ => record::write_sent_line(t, run, line),
                 }
                 self.write_line(t, line)
             } else {

@@ -1040,23 +1040,26 @@ impl Action {
     }
 }
 
-/// Writes `records` (traps' `Sent`s of one sending and one kind, `Action::same_send`)
-/// as one `SentBatch` line at `t`, from the records as they are.
-pub fn write_sent_line(t: Timestamp, records: &[&Action], out: &mut Vec<u8>) {
-    let Some((attempt, detail)) = records.first().and_then(|a| a.send_key()) else {
+/// Writes `run` (traps' `Sent`s of one sending and one kind, `Action::same_send`, at
+/// `t`) as one `SentBatch` line, from the records as they are.
+pub fn write_sent_line(t: Timestamp, run: &[(Timestamp, Record)], out: &mut Vec<u8>) {
+    let Some((attempt, detail)) = run.first().and_then(|(_, r)| match r {
+        Record::Action(a) => a.send_key(),
+        _ => None,
+    }) else {
         out.clear();
         return;
     };
     write_serialized(
         t,
         &SentLine {
-            recorders: SentField(records, |a| match a {
-                Action::Sent { recorder, .. } => Some(Sent::Name(recorder)),
+            recorders: Listed(run, |r| match r {
+                Record::Action(Action::Sent { recorder, .. }) => Some(Item::Name(recorder)),
                 _ => None,
             }),
             attempt,
-            to: SentField(records, |a| match a {
-                Action::Sent { to: Some(to), .. } => Some(Sent::To(*to)),
+            to: Listed(run, |r| match r {
+                Record::Action(Action::Sent { to: Some(to), .. }) => Some(Item::To(*to)),
                 _ => None,
             }),
             detail,
@@ -1070,37 +1073,42 @@ pub fn write_sent_line(t: Timestamp, records: &[&Action], out: &mut Vec<u8>) {
 #[derive(Serialize)]
 #[serde(tag = "action", rename = "SentBatch")]
 struct SentLine<'a> {
-    recorders: SentField<'a>,
+    recorders: Listed<'a>,
     attempt: u32,
-    to: SentField<'a>,
+    to: Listed<'a>,
     detail: &'a str,
 }
 
-/// One field of each of a batch's `Sent`s, as a list.
-struct SentField<'a>(&'a [&'a Action], fn(&'a Action) -> Option<Sent<'a>>);
+/// One field of each record of a run, as a list: what a line that holds the run names
+/// of each (a recorder's name, where its trap went).
+struct Listed<'a>(
+    &'a [(Timestamp, Record)],
+    fn(&'a Record) -> Option<Item<'a>>,
+);
 
 /// A recorder's name, or where its trap went.
 #[derive(Serialize)]
 #[serde(untagged)]
-enum Sent<'a> {
+enum Item<'a> {
     Name(&'a str),
     To(SocketAddr),
 }
 
-impl Serialize for SentField<'_> {
+impl Serialize for Listed<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().filter_map(|a| (self.1)(a)))
+        s.collect_seq(self.0.iter().filter_map(|(_, r)| (self.1)(r)))
     }
 }
 
-/// Writes `records` (shutdowns of one UPS's tier decided at once, `Decided::same_tier`)
-/// as one `ShutdownTier` line at `t`: the line of `Decided::ShutdownTier`, written from
+/// Writes `run` (shutdowns of one UPS's tier decided at once, `Decided::same_tier`, at
+/// `t`) as one `ShutdownTier` line: the line of `Decided::ShutdownTier`, written from
 /// the records as they are (a fan-out's 5,000 names are not taken, counted and let go
 /// again on the journal's thread to build one first).
-pub fn write_tier_line(t: Timestamp, records: &[&Decided], out: &mut Vec<u8>) {
-    let Some((ups, tier, deadline, reason, event, rule)) =
-        records.first().and_then(|d| d.tier_key())
-    else {
+pub fn write_tier_line(t: Timestamp, run: &[(Timestamp, Record)], out: &mut Vec<u8>) {
+    let Some((ups, tier, deadline, reason, event, rule)) = run.first().and_then(|(_, r)| match r {
+        Record::Decision(d) => d.tier_key(),
+        _ => None,
+    }) else {
         out.clear();
         return;
     };
@@ -1108,7 +1116,12 @@ pub fn write_tier_line(t: Timestamp, records: &[&Decided], out: &mut Vec<u8>) {
         t,
         &TierLine {
             ups,
-            recorders: TierNames(records),
+            recorders: Listed(run, |r| match r {
+                Record::Decision(Decided::ShutdownRecorder { recorder, .. }) => {
+                    Some(Item::Name(recorder))
+                }
+                _ => None,
+            }),
             tier,
             deadline,
             reason,
@@ -1125,24 +1138,12 @@ pub fn write_tier_line(t: Timestamp, records: &[&Decided], out: &mut Vec<u8>) {
 #[serde(tag = "decision", rename = "ShutdownTier")]
 struct TierLine<'a> {
     ups: &'a str,
-    recorders: TierNames<'a>,
+    recorders: Listed<'a>,
     tier: u8,
     deadline: Timestamp,
     reason: &'a str,
     event: &'a str,
     rule: &'a str,
-}
-
-/// The recorders of a tier's shutdowns, as the list of their names.
-struct TierNames<'a>(&'a [&'a Decided]);
-
-impl Serialize for TierNames<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().filter_map(|d| match d {
-            Decided::ShutdownRecorder { recorder, .. } => Some(&**recorder),
-            _ => None,
-        }))
-    }
 }
 
 /// Why a journal line was not read.
@@ -1323,8 +1324,11 @@ mod tests {
                 rule: "lowBattery".into(),
             })
             .collect();
-        let tier: Vec<&Decided> = shutdowns.iter().collect();
         let t = Timestamp(1_700_000_000_000_000_000);
+        let tier: Vec<(Timestamp, Record)> = shutdowns
+            .into_iter()
+            .map(|d| (t, Record::Decision(d)))
+            .collect();
         let mut borrowed = Vec::new();
         write_tier_line(t, &tier, &mut borrowed);
         let owned = Record::Decision(Decided::ShutdownTier {
@@ -1378,8 +1382,11 @@ mod tests {
                 detail: "APC lowBattery v1 trap".into(),
             })
             .collect();
-        let batch: Vec<&Action> = sent.iter().collect();
         let t = Timestamp(1_700_000_000_000_000_000);
+        let batch: Vec<(Timestamp, Record)> = sent
+            .iter()
+            .map(|a| (t, Record::Action(a.clone())))
+            .collect();
         let mut borrowed = Vec::new();
         write_sent_line(t, &batch, &mut borrowed);
         let owned = Record::Action(Action::SentBatch {
