@@ -827,7 +827,8 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     (
         "TRAPGATE_STARTED_AGAIN",
         "Set by run in the environment it starts again with; while it is set, run does not start \
-         again (glibc may erase the tunables of a binary given file capabilities).",
+         again (glibc may erase the tunables of a binary given file capabilities). The commands \
+         of exec recorders inherit neither it nor the tunables it came with.",
     ),
 ];
 

@@ -134,7 +134,12 @@ pub fn run(cmd: &Command) -> Finished {
         stdout: Captured::default(),
         stderr: Captured::default(),
     };
-    let spawned = Process::new("/bin/sh")
+    let mut process = Process::new("/bin/sh");
+    // What the gateway's start on huge pages set is the gateway's too.
+    for name in crate::daemon::hugepages::set_by_the_start_again() {
+        process.env_remove(name);
+    }
+    let spawned = process
         .arg("-c")
         .arg(&cmd.command)
         .envs(cmd.env.iter().map(|(k, v)| (*k, v.as_str())))

@@ -44,6 +44,21 @@ pub fn mode_of(text: &str) -> Option<&str> {
 /// before it reads its environment, and would otherwise start again for ever.
 pub const STARTED_AGAIN: &str = "TRAPGATE_STARTED_AGAIN";
 
+/// `STARTED_AGAIN`'s value.
+const MARK: &str = "huge-pages";
+
+/// The variables of this process's environment that its start on huge pages set (none
+/// if it was not started again): the commands it runs do not inherit them, so that a
+/// shutdown script's programs run as the site's administrator set them up, on glibc's
+/// defaults.
+pub fn set_by_the_start_again() -> impl Iterator<Item = &'static str> {
+    let again = std::env::var_os(STARTED_AGAIN).is_some_and(|v| v == MARK);
+    let tunables = again && std::env::var_os(TUNABLES).is_some_and(|v| v == HUGE_PAGES);
+    [(STARTED_AGAIN, again), (TUNABLES, tunables)]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+}
+
 /// Whether to start again asking for huge pages: only when the kernel gives them to
 /// memory that asks (`madvise`; `always` gives them anyway, `never` never), no one
 /// chose glibc's tunables, and this is not already the program started again.
@@ -75,7 +90,7 @@ pub fn start_again_on_huge_pages() -> Option<io::Error> {
         command
             .args(args)
             .env(TUNABLES, HUGE_PAGES)
-            .env(STARTED_AGAIN, "huge-pages")
+            .env(STARTED_AGAIN, MARK)
             .exec(),
     )
 }
