@@ -9,10 +9,11 @@
 //! decision fsync'd before its orders leave) and off, beside the floor: a bare program
 //! that fsyncs once and `sendmmsg`s the same number of datagrams of the same size to
 //! the same sink, as the gateway sends them (`socket::Whole`: Don't Fragment and IP ID
-//! 0, which spares the kernel a hashed ID per destination). The modes take turns, trial by trial, so that a slow spell of this
-//! shared machine falls on all of them. Loopback only; each trial is bounded in time.
-//! With the journal on, the sync the orders waited for (the stop summary's) is set
-//! beside a bare append + `fdatasync` of as many bytes after the same wait. Beside the
+//! 0, which spares the kernel a hashed ID per destination). The modes take turns, trial
+//! by trial, so that a slow spell of this shared machine falls on all of them. Loopback
+//! only; each trial is bounded in time. With the journal on, the sync the orders waited
+//! for (the stop summary's) is set beside a bare append + `fdatasync` of as many bytes
+//! after the same wait. Beside the
 //! ratio of the medians it prints the paired one: the median of each trial's gateway
 //! time over the floor of the same trial, which ran just before it.
 //!
